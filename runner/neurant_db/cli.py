@@ -1,0 +1,325 @@
+"""The neurant-db command line: a thin click layer over the library modules."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .database import DatabaseTarget, resolve_target
+from .errors import NeurantError
+from .render import Migration, render_all, write_rendered
+from .settings import PROFILES, Settings, load_settings
+
+
+class Context:
+    def __init__(self, database_url: str | None, config: Path | None, profile: str | None,
+                 embedding_dimensions: int | None) -> None:
+        self.database_url = database_url
+        self.config = config
+        self.overrides = {"profile": profile, "embedding_dimensions": embedding_dimensions}
+        self._target: DatabaseTarget | None = None
+
+    def settings(self) -> Settings:
+        return load_settings(self.config, **self.overrides)
+
+    def migrations(self) -> list[Migration]:
+        return render_all(self.settings())
+
+    def target(self) -> DatabaseTarget:
+        if self._target is None:
+            self._target = resolve_target(self.database_url)
+        return self._target
+
+
+class NeurantGroup(click.Group):
+    """Prints NeurantError as a clear message (no traceback) and exits with its code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NeurantError as exc:
+            click.secho(f"error: {exc.message}", fg="red", err=True)
+            if exc.hint:
+                click.echo(f"hint: {exc.hint}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(cls=NeurantGroup)
+@click.version_option(__version__, prog_name="neurant-db")
+@click.option("--database-url", envvar="DATABASE_URL", metavar="URL",
+              help="Target database (default: DATABASE_URL, else the local embedded server).")
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Settings file (default: ./neurant-db.toml if present).")
+@click.option("--profile", type=click.Choice(PROFILES), default=None,
+              help="vanilla: create roles and auth schema; supabase: they already exist.")
+@click.option("--embedding-dimensions", type=int, default=None,
+              help="Dimension of document_chunks.embedding (default 1536).")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, config: Path | None, profile: str | None,
+        embedding_dimensions: int | None) -> None:
+    """neurant-db: NeurAnt's multi-tenant PostgreSQL schema and its migration runner.
+
+    \b
+    Example:
+      neurant-db migrate --dry-run
+      neurant-db --database-url postgresql://u:p@db:5432/app status --json
+    """
+    ctx.obj = Context(database_url, config, profile, embedding_dimensions)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Write NNNN_name.sql and .rollback.sql files here instead of printing.")
+@pass_ctx
+def render(c: Context, out: Path | None) -> None:
+    """Render the migrations with jinja2, in global version order.
+
+    \b
+    Example:
+      neurant-db --profile supabase render --out build/sql
+    """
+    migrations = c.migrations()
+    if out is not None:
+        files = write_rendered(migrations, out)
+        click.echo(f"wrote {len(files)} files ({len(migrations)} migrations) to {out}")
+        return
+    for m in migrations:
+        click.echo(f"-- ===== {m.id} =====")
+        click.echo(m.apply_sql.rstrip())
+        click.echo()
+
+
+def _progress(verb: str):  # type: ignore[no-untyped-def]
+    def report(kind: str, m: Migration) -> None:
+        click.echo(f"  {verb} {m.id}")
+
+    return report
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Print exactly the SQL that would run; change nothing.")
+@click.option("--to", "to_version", type=int, default=None, metavar="VERSION",
+              help="Stop after this version.")
+@click.option("--allow-drift", is_flag=True, help="Apply even if applied migrations changed.")
+@click.option("--lock-timeout", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for another run's migration lock.")
+@pass_ctx
+def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool,
+            lock_timeout: float) -> None:
+    """Apply pending migrations (each in one transaction, with its ledger row).
+
+    \b
+    Example:
+      neurant-db migrate --dry-run > plan.sql
+      neurant-db migrate --to 0400
+    """
+    from . import migrate as m
+
+    settings = c.settings()
+    migrations = render_all(settings)
+    target = c.target()
+    if not dry_run:
+        click.echo(f"migrating {target.redacted}")
+    result = m.migrate(target, migrations, settings, to_version=to_version, dry_run=dry_run,
+                       allow_drift=allow_drift, lock_timeout_s=lock_timeout,
+                       progress=None if dry_run else _progress("applying"))
+    if dry_run:
+        if not result.sql:
+            click.echo("-- nothing to apply")
+        for text in result.sql:
+            click.echo("begin;")
+            click.echo(text.rstrip())
+            click.echo("commit;\n")
+        return
+    if not result.applied:
+        click.echo("nothing to apply: the database is up to date")
+    else:
+        click.echo(f"applied {len(result.applied)} migration(s)")
+
+
+@cli.command()
+@click.option("--to", "to_version", type=int, default=None, metavar="VERSION",
+              help="Roll back every migration newer than VERSION (0: all).")
+@click.option("--steps", type=int, default=None, help="Roll back the last N migrations.")
+@click.option("--dry-run", is_flag=True, help="Print the rollback SQL; change nothing.")
+@click.option("--lock-timeout", type=float, default=30.0, show_default=True)
+@pass_ctx
+def rollback(c: Context, to_version: int | None, steps: int | None, dry_run: bool,
+             lock_timeout: float) -> None:
+    """Roll back applied migrations with their rollback files, newest first.
+
+    \b
+    Example:
+      neurant-db rollback --steps 1
+      neurant-db rollback --to 0    # everything
+    """
+    from . import migrate as m
+
+    settings = c.settings()
+    result = m.rollback(c.target(), render_all(settings), settings, to_version=to_version,
+                        steps=steps, dry_run=dry_run, lock_timeout_s=lock_timeout,
+                        progress=None if dry_run else _progress("rolling back"))
+    if dry_run:
+        for text in result.sql:
+            click.echo("begin;")
+            click.echo(text.rstrip())
+            click.echo("commit;\n")
+        if not result.sql:
+            click.echo("-- nothing to roll back")
+        return
+    click.echo(f"rolled back {len(result.rolled_back)} migration(s)")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def status(c: Context, as_json: bool) -> None:
+    """Show applied, pending, drifted and missing migrations (exit 5 on drift).
+
+    \b
+    Example:
+      neurant-db status --json | jq '.[] | select(.state != "applied")'
+    """
+    from . import migrate as m
+
+    states = m.status(c.target(), c.migrations())
+    if as_json:
+        click.echo(json.dumps([s.as_dict() for s in states], indent=2))
+    else:
+        width = max((len(s.id) for s in states), default=10)
+        for s in states:
+            colour = {"applied": "green", "pending": "yellow"}.get(s.state, "red")
+            when = s.applied_at or ""
+            click.echo(f"{s.id:<{width}}  " + click.style(f"{s.state:<8}", fg=colour) + f"  {when}")
+        counts = {k: sum(1 for s in states if s.state == k)
+                  for k in ("applied", "pending", "drifted", "missing")}
+        click.echo(", ".join(f"{v} {k}" for k, v in counts.items()))
+    if any(s.state in ("drifted", "missing") for s in states):
+        sys.exit(5)
+
+
+@cli.group()
+def server() -> None:
+    """Manage the local embedded PostgreSQL kept in .neurant/.
+
+    \b
+    Example:
+      neurant-db server start && psql "$(neurant-db server url)"
+    """
+
+
+@server.command("start")
+def server_start() -> None:
+    """Start the local server (no-op when it runs)."""
+    from .server import start_local
+
+    s = start_local()
+    click.echo(f"local PostgreSQL running: {s.url()}")
+
+
+@server.command("stop")
+def server_stop() -> None:
+    """Stop the local server."""
+    from .server import stop_local
+
+    click.echo("stopped" if stop_local() else "not running")
+
+
+@server.command("status")
+def server_status() -> None:
+    """Say whether the local server runs (exit 1 when not)."""
+    from .server import local_status
+
+    s = local_status()
+    if s is None:
+        click.echo("not running")
+        sys.exit(1)
+    click.echo(f"running: {s.url()} (data: {s.pgdata})")
+
+
+@server.command("url")
+def server_url() -> None:
+    """Print the local server's URL (starting it if needed)."""
+    from .server import start_local
+
+    click.echo(start_local().url())
+
+
+@cli.group()
+def pgtap() -> None:
+    """pgTAP for the test suites.
+
+    \b
+    Example:
+      neurant-db pgtap install
+    """
+
+
+@pgtap.command("install")
+def pgtap_install() -> None:
+    """Make pgTAP available to the embedded server (downloads postgresql-15-pgtap via apt)."""
+    from .pgtap import install_into_embedded
+    from .server import embedded_sharedir
+
+    source = install_into_embedded(embedded_sharedir())
+    click.echo(f"pgTAP available to the embedded server (from {source})")
+
+
+@cli.command("test")
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write a JUnit XML report here.")
+@click.option("-k", "keyword", default=None, help="Only tests matching this pytest expression.")
+@pass_ctx
+def test_cmd(c: Context, junit: Path | None, keyword: str | None) -> None:
+    """Run the pgTAP suites and the isolation matrix on a fresh database of the server.
+
+    With --database-url/DATABASE_URL a throwaway database is created on that
+    server (needs CREATEDB) and dropped afterwards; otherwise a throwaway
+    embedded server is used.
+
+    \b
+    Example:
+      neurant-db --database-url postgresql://ci@db/postgres test --junit report.xml
+    """
+    import os
+
+    import pytest
+
+    from .paths import sql_root
+
+    if c.database_url:
+        os.environ["DATABASE_URL"] = c.database_url
+    root = sql_root() / "tests"
+    args = [str(root / "pgtap"), str(root / "isolation" / "access_spec.toml"), "-q",
+            "-p", "no:cacheprovider", "--rootdir", str(root)]
+    if junit:
+        args += ["--junitxml", str(junit)]
+    if keyword:
+        args += ["-k", keyword]
+    sys.exit(int(pytest.main(args)))
+
+
+@cli.command()
+@pass_ctx
+def demo(c: Context) -> None:
+    """Print what exists in the database: tables, policies, tenants.
+
+    \b
+    Example:
+      neurant-db demo
+    """
+    from .summary import print_summary
+
+    print_summary(c.target(), click.echo)
+
+
+def main() -> None:
+    cli(prog_name="neurant-db")

@@ -1,0 +1,141 @@
+"""Find the versioned SQL files and render them with jinja2 in global version order."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from .errors import MigrationSourceError
+from .paths import MIGRATION_FOLDERS, sql_root
+from .settings import Settings
+
+FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
+ROLLBACK_SUFFIX = ".rollback.sql"
+
+
+@dataclass(frozen=True)
+class MigrationSource:
+    """One migration as found on disk (not rendered)."""
+
+    version: int
+    name: str
+    path: Path
+    rollback_path: Path
+
+    @property
+    def id(self) -> str:
+        return f"{self.version:04d}_{self.name}"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One migration rendered with a given set of settings."""
+
+    source: MigrationSource
+    apply_sql: str
+    rollback_sql: str
+
+    @property
+    def version(self) -> int:
+        return self.source.version
+
+    @property
+    def id(self) -> str:
+        return self.source.id
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of the rendered apply SQL: what drift detection compares."""
+        return hashlib.sha256(self.apply_sql.encode("utf-8")).hexdigest()
+
+
+def discover(root: Path | None = None) -> list[MigrationSource]:
+    """Every migration under the SQL folders, ordered by version; refuses inconsistencies."""
+    root = root or sql_root()
+    found: dict[int, MigrationSource] = {}
+    problems: list[str] = []
+    for folder in MIGRATION_FOLDERS:
+        directory = root / folder
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.glob("*.sql")):
+            rel = path.relative_to(root)
+            if path.name.startswith("_"):
+                continue
+            if path.name.endswith(ROLLBACK_SUFFIX):
+                apply_name = path.name[: -len(ROLLBACK_SUFFIX)] + ".sql"
+                if not (directory / apply_name).is_file():
+                    problems.append(f"{rel}: rollback without a migration ({apply_name} missing)")
+                continue
+            match = FILE_NAME.match(path.name)
+            if not match:
+                problems.append(f"{rel}: name must look like 0100_snake_case.sql")
+                continue
+            version = int(match["version"])
+            rollback = directory / (path.name[:-4] + ROLLBACK_SUFFIX)
+            if not rollback.is_file():
+                problems.append(
+                    f"{rel}: no rollback file ({rollback.name}); every migration needs one"
+                )
+            if version in found:
+                other = found[version].path.relative_to(root)
+                problems.append(f"{rel}: version {version:04d} already used by {other}")
+                continue
+            found[version] = MigrationSource(version, match["name"], path, rollback)
+    if problems:
+        raise MigrationSourceError(
+            "the migration files are inconsistent:\n  " + "\n  ".join(problems)
+        )
+    return [found[v] for v in sorted(found)]
+
+
+def _environment(root: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def _render_file(env: jinja2.Environment, root: Path, path: Path, settings: Settings) -> str:
+    rel = path.relative_to(root).as_posix()
+    try:
+        return env.get_template(rel).render(**settings.template_context())
+    except jinja2.TemplateSyntaxError as exc:
+        raise MigrationSourceError(f"{rel}:{exc.lineno}: template syntax error: {exc.message}") from None
+    except jinja2.UndefinedError as exc:
+        raise MigrationSourceError(
+            f"{rel}: template uses an unknown variable: {exc.message}",
+            hint="known variables: " + ", ".join(sorted(settings.template_context())),
+        ) from None
+
+
+def render_all(settings: Settings, root: Path | None = None) -> list[Migration]:
+    """Render every migration (apply and rollback) with the given settings."""
+    root = root or sql_root()
+    env = _environment(root)
+    return [
+        Migration(
+            source=src,
+            apply_sql=_render_file(env, root, src.path, settings),
+            rollback_sql=_render_file(env, root, src.rollback_path, settings),
+        )
+        for src in discover(root)
+    ]
+
+
+def write_rendered(migrations: list[Migration], out_dir: Path) -> list[Path]:
+    """Write rendered migrations as NNNN_name.sql / NNNN_name.rollback.sql into out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for m in migrations:
+        for suffix, text in ((".sql", m.apply_sql), (ROLLBACK_SUFFIX, m.rollback_sql)):
+            target = out_dir / f"{m.id}{suffix}"
+            target.write_text(text, encoding="utf-8")
+            written.append(target)
+    return written

@@ -1,0 +1,220 @@
+"""Run pgTAP SQL and parse its TAP output strictly.
+
+Each file gets a fresh connection and one transaction that is always rolled
+back: fixtures are loaded inside it, then the file's statements run one by one
+(a leading BEGIN and trailing ROLLBACK in the file are absorbed; COMMIT is an
+error). An SQL error fails the file but keeps the TAP produced before it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import sqlparse
+
+from .database import connect
+
+PLAN = re.compile(r"^1\.\.(\d+)(?:\s*#\s*(?i:skip)\b\s*(.*))?$")
+RESULT = re.compile(r"^(not )?ok\b(?:\s+(\d+))?\s*(?:-\s*)?(.*)$")
+DIRECTIVE = re.compile(r"(?<!\\)#\s*(TODO|SKIP)\b\s*(.*)$", re.IGNORECASE)
+
+
+@dataclass
+class TapAssertion:
+    number: int
+    ok: bool
+    description: str
+    directive: str | None = None  # "TODO" | "SKIP"
+    reason: str = ""
+    diagnostics: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """Only a `not ok` without TODO fails; a TODO that fails is expected."""
+        return not self.ok and self.directive != "TODO"
+
+
+@dataclass
+class TapResult:
+    name: str
+    plan: int | None = None
+    skip_all: str | None = None
+    assertions: list[TapAssertion] = field(default_factory=list)
+    diagnostics: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    error: str | None = None
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and not self.problems and not any(
+            a.failed for a in self.assertions
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "passed": sum(1 for a in self.assertions if a.ok and a.directive != "SKIP"),
+            "failed": sum(1 for a in self.assertions if a.failed),
+            "todo": sum(1 for a in self.assertions if a.directive == "TODO"),
+            "skipped": sum(1 for a in self.assertions if a.directive == "SKIP"),
+        }
+
+
+class TapParser:
+    """Feed TAP lines one at a time; call finish() to check the plan."""
+
+    def __init__(self, result: TapResult) -> None:
+        self.r = result
+        self._plan_seen_at: int | None = None
+
+    def feed(self, line: str) -> None:
+        self.r.output.append(line)
+        text = line.rstrip()
+        if not text.strip():
+            return
+        if text.startswith("#"):
+            diag = text[1:].strip()
+            if self.r.assertions:
+                self.r.assertions[-1].diagnostics.append(diag)
+            else:
+                self.r.diagnostics.append(diag)
+            return
+        plan = PLAN.match(text.strip())
+        if plan:
+            if self.r.plan is not None:
+                self.r.problems.append(f"more than one plan line ({text.strip()})")
+                return
+            self.r.plan = int(plan.group(1))
+            if plan.group(2) is not None:
+                self.r.skip_all = plan.group(2) or "skipped"
+            self._plan_seen_at = len(self.r.assertions)
+            return
+        res = RESULT.match(text.strip())
+        if res:
+            not_ok, number, rest = res.groups()
+            expected = len(self.r.assertions) + 1
+            num = int(number) if number else expected
+            if num != expected:
+                self.r.problems.append(f"test number {num} out of sequence (expected {expected})")
+            directive = reason = None
+            description = rest
+            d = DIRECTIVE.search(rest)
+            if d:
+                directive = d.group(1).upper()
+                reason = d.group(2).strip()
+                description = rest[: d.start()].rstrip()
+            self.r.assertions.append(
+                TapAssertion(num, not_ok is None, description.replace("\\#", "#").strip(),
+                             directive, reason or "")
+            )
+            return
+        self.r.diagnostics.append(text)
+
+    def finish(self) -> TapResult:
+        r = self.r
+        if r.error is None:
+            if r.plan is None:
+                r.problems.append("no plan: the file never called plan() or no_plan()/done_testing()")
+            elif r.plan != len(r.assertions):
+                r.problems.append(f"planned {r.plan} tests but ran {len(r.assertions)}")
+            elif (
+                self._plan_seen_at not in (0, len(r.assertions))
+            ):
+                r.problems.append("the plan line is neither at the start nor at the end")
+        return r
+
+
+def split_statements(sql: str) -> list[str]:
+    return [s for s in (part.strip() for part in sqlparse.split(sql)) if s and _has_code(s)]
+
+
+def _has_code(statement: str) -> bool:
+    return bool(re.sub(r"--[^\n]*|/\*.*?\*/|\s|;", "", statement, flags=re.S))
+
+
+def _keyword(statement: str) -> str:
+    code = re.sub(r"--[^\n]*|/\*.*?\*/", " ", statement, flags=re.S).strip().rstrip(";").strip()
+    return code.lower()
+
+
+def _rows_as_lines(cur: psycopg.Cursor) -> list[str]:
+    lines: list[str] = []
+    while True:
+        if cur.description is not None:
+            for row in cur.fetchall():
+                if row and row[0] is not None:
+                    lines.extend(str(row[0]).split("\n"))
+        if not cur.nextset():
+            break
+    return lines
+
+
+def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]]) -> TapResult:
+    """Run pgTAP SQL on a fresh connection inside one rolled-back transaction.
+
+    preamble: (label, sql) pairs run first in the same transaction (pgTAP, fixtures).
+    """
+    result = TapResult(name)
+    parser = TapParser(result)
+    statements = split_statements(sql)
+    if statements and _keyword(statements[0]) in ("begin", "start transaction"):
+        statements = statements[1:]
+    if statements and _keyword(statements[-1]) in ("rollback", "abort"):
+        statements = statements[:-1]
+    conn = connect(url, autocommit=True, purpose="pgtap")
+    notices: list[str] = []
+    conn.add_notice_handler(lambda d: notices.append(f"{d.severity}: {d.message_primary}"))
+    try:
+        conn.execute("begin")
+        for label, text in preamble:
+            try:
+                conn.execute(text.encode("utf-8"))
+            except psycopg.Error as exc:
+                result.error = f"setup {label} failed: {str(exc).strip()}"
+                return parser.finish()
+        line_of = _line_index(sql)
+        for index, statement in enumerate(statements, start=1):
+            if _keyword(statement) in ("commit", "end", "rollback", "begin"):
+                result.error = (
+                    f"statement {index} ({_keyword(statement).upper()}) would end the test "
+                    "transaction; the runner owns it: remove it"
+                )
+                break
+            try:
+                cur = conn.execute(statement.encode("utf-8"))
+                for line in _rows_as_lines(cur):
+                    parser.feed(line)
+            except psycopg.Error as exc:
+                where = line_of(statement)
+                diag = exc.diag
+                state = f"[{diag.sqlstate}] " if diag.sqlstate else ""
+                result.error = (
+                    f"SQL error in statement {index}{where}: {state}"
+                    f"{(diag.message_primary or str(exc)).strip()}"
+                    + (f"\n  detail: {diag.message_detail}" if diag.message_detail else "")
+                    + f"\n  statement: {statement[:300]}"
+                )
+                break
+    finally:
+        try:
+            conn.execute("rollback")
+        except psycopg.Error:
+            pass
+        conn.close()
+    result.diagnostics.extend(notices)
+    return parser.finish()
+
+
+def _line_index(sql: str):  # type: ignore[no-untyped-def]
+    def line_of(statement: str) -> str:
+        pos = sql.find(statement)
+        return f" (line {sql.count(chr(10), 0, pos) + 1})" if pos >= 0 else ""
+
+    return line_of
+
+
+def run_tap_file(url: str, path: Path, preamble: list[tuple[str, str]]) -> TapResult:
+    return run_tap_sql(url, str(path), path.read_text(encoding="utf-8"), preamble)

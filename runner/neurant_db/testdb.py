@@ -1,0 +1,98 @@
+"""Provision the database the test suites run against.
+
+Without DATABASE_URL: a throwaway embedded server (deleted at exit). With it:
+a fresh database `neurant_test_<random>` created on that server (dropped at
+exit), so tests never touch an existing database. Either way it is migrated
+from zero with the test settings, and pgTAP is made available.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from . import pgtap
+from .database import DatabaseTarget, connect, normalize_url
+from .migrate import migrate
+from .paths import sql_root
+from .render import Migration, render_all
+from .settings import Settings
+
+TEST_EMBEDDING_DIMENSIONS = 8
+
+
+def test_settings() -> Settings:
+    dims = int(os.environ.get("NEURANT_TEST_EMBEDDING_DIMENSIONS", TEST_EMBEDDING_DIMENSIONS))
+    profile = os.environ.get("NEURANT_TEST_PROFILE", "vanilla")
+    return Settings(profile=profile, embedding_dimensions=dims).validate()
+
+
+@dataclass
+class TestDatabase:
+    target: DatabaseTarget
+    settings: Settings
+    migrations: list[Migration]
+    embedded_sharedir: Path | None
+
+    @property
+    def url(self) -> str:
+        return self.target.url
+
+    def preamble(self) -> list[tuple[str, str]]:
+        """pgTAP + test helpers + fixtures, run inside every test transaction."""
+        parts = [(
+            "pgtap",
+            "create schema if not exists tap;\n"
+            "create extension if not exists pgtap schema tap;\n"
+            "set local search_path = public, tap, extensions;\n",
+        )]
+        for path in sorted((sql_root() / "tests" / "fixtures").glob("*.sql")):
+            parts.append((f"fixture {path.name}", path.read_text(encoding="utf-8")))
+        return parts
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def provision(database_url: str | None = None, *, migrate_schema: bool = True) -> TestDatabase:
+    settings = test_settings()
+    migrations = render_all(settings)
+    url = database_url or os.environ.get("DATABASE_URL")
+    sharedir: Path | None = None
+    if url:
+        base = normalize_url(url)
+        name = f"neurant_test_{secrets.token_hex(4)}"
+        with connect(base) as admin:
+            admin.execute(f'create database "{name}"')
+        target = DatabaseTarget(_with_database(base, name))
+
+        def drop() -> None:
+            try:
+                with connect(base) as admin:
+                    admin.execute(f'drop database if exists "{name}" with (force)')
+            except Exception:
+                pass
+
+        atexit.register(drop)
+    else:
+        from .server import embedded_sharedir, start_throwaway
+
+        target = DatabaseTarget(start_throwaway().url(), is_local=True)
+        sharedir = embedded_sharedir()
+    with connect(target.url) as conn:
+        pgtap.ensure_available(conn, embedded_sharedir=sharedir)
+    if migrate_schema:
+        migrate(target, migrations, settings)
+    return TestDatabase(target, settings, migrations, sharedir)
+
+
+def superuser_connection(db: TestDatabase) -> psycopg.Connection:
+    return connect(db.url, autocommit=True, purpose="tests")
