@@ -19,7 +19,8 @@ LEDGER = f"{META_SCHEMA}.schema_migrations"
 
 BOOTSTRAP_SQL = f"""
 create schema if not exists {META_SCHEMA};
-comment on schema {META_SCHEMA} is 'Bookkeeping of the neurant-db migration runner (ledger, yoyo tables). Not for applications.';
+comment on schema {META_SCHEMA} is
+    'Bookkeeping of the neurant-db migration runner (ledger, yoyo tables). Not for applications.';
 revoke all on schema {META_SCHEMA} from public;
 create table if not exists {LEDGER} (
     version integer primary key,

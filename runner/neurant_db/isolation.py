@@ -1,0 +1,189 @@
+"""Generate the tenant-isolation matrix as a pgTAP script.
+
+Inputs: the live catalog (every table in the exposed schemas) and the access
+spec (tests/isolation/access_spec.toml, the DESIGN.md matrix in TOML). Output:
+one pgTAP assertion per table check and per table x identity x command x target
+cell, each calling tests.check_cell() (tests/fixtures/0001_isolation_probe.sql).
+A table the spec does not know, a spec entry for a table that does not exist,
+RLS not enabled or not forced, or a table without a policy, each fail.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .database import connect
+from .ledger import sql_literal
+
+EXPOSED_SCHEMAS = ("public", "private", "archive")
+COMPANY_A = "aaaaaaaa-0000-0000-0000-000000000000"
+COMPANY_B = "bbbbbbbb-0000-0000-0000-000000000000"
+COMPANY_IDENTITIES = {
+    "owner": ("aaaaaaaa-0000-0000-0000-000000000001", "owner"),
+    "administrador": ("aaaaaaaa-0000-0000-0000-000000000002", "administrador"),
+    "supervisor": ("aaaaaaaa-0000-0000-0000-000000000003", "supervisor"),
+    "operador": ("aaaaaaaa-0000-0000-0000-000000000004", "operador"),
+}
+IDENTITIES = (*COMPANY_IDENTITIES, "no_company", "anon", "service_role")
+COMMANDS = ("select", "insert", "update", "delete")
+TABLE_KEYS = {"tenant_column", "update_set", "insert_overrides", "targets", "allow", "global",
+              "note"}
+
+
+class SpecError(ValueError):
+    pass
+
+
+@dataclass
+class TableSpec:
+    name: str
+    tenant_column: str = "company_id"
+    update_set: str | None = None
+    insert_overrides: dict[str, str] = field(default_factory=dict)
+    targets: dict[str, str] = field(default_factory=dict)
+    allow: dict[str, list[str]] = field(default_factory=dict)
+    is_global: bool = False
+
+    def expected(self, identity: str, command: str, target: str) -> str:
+        for entry in self.allow.get(command, []):
+            who, _, where = entry.partition("@")
+            if who != identity:
+                continue
+            if target == "other":
+                if identity == "service_role" and not where:
+                    return "allow"
+                continue
+            if not where or where == target:
+                return "allow"
+        return "deny"
+
+
+def load_spec(path: Path) -> dict[str, TableSpec]:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    tables: dict[str, Any] = data.get("table", {})
+    specs: dict[str, TableSpec] = {}
+    for name, raw in tables.items():
+        unknown = set(raw) - TABLE_KEYS
+        if unknown:
+            raise SpecError(f"{name}: unknown key(s) {sorted(unknown)}")
+        spec = TableSpec(
+            name=name,
+            tenant_column=raw.get("tenant_column", "company_id"),
+            update_set=raw.get("update_set"),
+            insert_overrides=dict(raw.get("insert_overrides", {})),
+            targets=dict(raw.get("targets", {})),
+            allow={k: list(v) for k, v in raw.get("allow", {}).items()},
+            is_global=bool(raw.get("global", False)),
+        )
+        for command, entries in spec.allow.items():
+            if command not in COMMANDS:
+                raise SpecError(f"{name}: unknown command {command!r} in allow")
+            for entry in entries:
+                who, _, where = entry.partition("@")
+                if who not in IDENTITIES:
+                    raise SpecError(f"{name}: unknown identity {who!r} in allow.{command}")
+                if where and where not in spec.targets:
+                    raise SpecError(f"{name}: unknown target {where!r} in allow.{command}")
+        specs[name] = spec
+    return specs
+
+
+def _catalog(url: str) -> dict[str, dict[str, Any]]:
+    with connect(url, purpose="isolation") as conn:
+        rows = conn.execute(
+            """
+            select n.nspname || '.' || c.relname, c.relrowsecurity, c.relforcerowsecurity,
+                   (select count(*) from pg_policy p where p.polrelid = c.oid)
+            from pg_class c join pg_namespace n on n.oid = c.relnamespace
+            where c.relkind in ('r', 'p') and n.nspname = any(%s)
+              and not c.relispartition
+            order by 1
+            """,
+            (list(EXPOSED_SCHEMAS),),
+        ).fetchall()
+    return {r[0]: {"rls": r[1], "force": r[2], "policies": r[3]} for r in rows}
+
+
+def _target_predicate(spec: TableSpec, target: str, identity: str) -> str:
+    user_id, role = COMPANY_IDENTITIES.get(identity, (None, None))
+    if spec.is_global:
+        base = "true"
+    elif target == "other":
+        return f"{spec.tenant_column} = '{COMPANY_B}'"
+    else:
+        base = f"{spec.tenant_column} = '{COMPANY_A}'"
+    if target == "own":
+        return base
+    pred = spec.targets[target]
+    uid = f"'{user_id}'::uuid" if user_id else "null::uuid"
+    rl = f"'{role}'::public.user_role" if role else "null::public.user_role"
+    pred = pred.replace("'{actor_user_id}'", uid).replace("{actor_user_id}", uid)
+    pred = pred.replace("'{actor_role}'", rl).replace("{actor_role}", rl)
+    return f"{base} and ({pred})"
+
+
+def cells(spec: TableSpec) -> list[tuple[str, str, str, str]]:
+    """(identity, command, target, expected) for every cell of one table."""
+    targets = list(spec.targets) or ["own"]
+    if not spec.is_global:
+        targets.append("other")
+    out = []
+    for identity in IDENTITIES:
+        for command in COMMANDS:
+            for target in targets:
+                if identity in ("no_company", "anon") and target == "other":
+                    continue  # they belong to no company: `own` already is someone else's
+                out.append((identity, command, target, spec.expected(identity, command, target)))
+    return out
+
+
+def generate_matrix_sql(url: str, spec_path: Path) -> str:
+    catalog = _catalog(url)
+    try:
+        specs = load_spec(spec_path)
+        spec_error = None
+    except (SpecError, tomllib.TOMLDecodeError) as exc:
+        specs, spec_error = {}, str(exc)
+    lines: list[str] = []
+    if spec_error:
+        lines.append(f"select fail({sql_literal('the access spec is valid: ' + spec_error)});")
+    for table, info in catalog.items():
+        lines.append(f"select ok({'true' if table in specs else 'false'}, "
+                     f"{sql_literal(table + ' is declared in the access spec')});")
+        lines.append(f"select ok({'true' if info['rls'] and info['force'] else 'false'}, "
+                     f"{sql_literal(table + ' has row level security enabled and forced')});")
+        lines.append(f"select ok({'true' if info['policies'] else 'false'}, "
+                     f"{sql_literal(table + ' has at least one policy')});")
+    for table in specs:
+        if table not in catalog:
+            lines.append(f"select fail({sql_literal(table + ' in the access spec exists in the database')});")
+    for table, spec in specs.items():
+        if table not in catalog:
+            continue
+        overrides = sql_literal(_json(spec.insert_overrides))
+        update_set = sql_literal(spec.update_set) if spec.update_set else "null"
+        for identity, command, target, expected in cells(spec):
+            verb = "may" if expected == "allow" else "cannot"
+            scope = {"own": "own company's rows", "other": "another company's rows"}.get(
+                target, f"own company's {target} rows")
+            desc = f"{identity} {verb} {command} {scope} of {table}"
+            pred = _target_predicate(spec, target, identity)
+            lines.append(
+                f"select tests.check_cell({sql_literal(expected)}, {sql_literal(desc)}, "
+                f"{sql_literal(identity)}, {sql_literal(command)}, {sql_literal(table)}::regclass, "
+                f"{sql_literal(pred)}, {update_set}, {overrides}::jsonb);"
+            )
+    return f"select plan({len(lines)});\n" + "\n".join(lines) + "\nselect * from finish();\n"
+
+
+def _json(value: dict[str, str]) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def matrix_size(spec_path: Path) -> int:
+    return sum(len(cells(s)) for s in load_spec(spec_path).values())

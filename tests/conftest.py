@@ -1,0 +1,62 @@
+"""Shared pytest fixtures: scratch databases on the session's test server and
+small migration trees for exercising the runner."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from neurant_db.testdb import TestDatabase
+
+
+def _with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+@pytest.fixture
+def scratch_db(neurant_server: TestDatabase) -> Iterator[str]:
+    """An empty database on the test server, dropped afterwards."""
+    name = f"scratch_{secrets.token_hex(4)}"
+    with psycopg.connect(neurant_server.url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    try:
+        yield _with_database(neurant_server.url, name)
+    finally:
+        with psycopg.connect(neurant_server.url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def sql_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A tiny migration tree (two folders, three migrations) the runner reads instead
+    of the real one."""
+    root = tmp_path / "sql"
+    (root / "schema").mkdir(parents=True)
+    (root / "functions").mkdir()
+    write(root, "schema/0010_widgets.sql",
+          "-- widgets\ncreate table public.widgets (id int primary key, name text);\n",
+          "drop table public.widgets;\n")
+    write(root, "functions/0020_widget_count.sql",
+          "-- a function with a dollar-quoted body containing ; and $x$\n"
+          "create function public.widget_count() returns bigint language plpgsql as $$\n"
+          "begin return (select count(*) from public.widgets); end; $$;\n",
+          "drop function public.widget_count();\n")
+    write(root, "schema/0030_gadgets.sql",
+          "-- dims {{ embedding_dimensions }}\n"
+          "create table public.gadgets (id int primary key, dims int default {{ embedding_dimensions }});\n",
+          "drop table public.gadgets;\n")
+    monkeypatch.setenv("NEURANT_SQL_ROOT", str(root))
+    monkeypatch.chdir(tmp_path)
+    return root
+
+
+def write(root: Path, rel: str, apply_sql: str, rollback_sql: str | None) -> None:
+    path = root / rel
+    path.write_text(apply_sql, encoding="utf-8")
+    if rollback_sql is not None:
+        path.with_name(path.name[:-4] + ".rollback.sql").write_text(rollback_sql, encoding="utf-8")

@@ -1,0 +1,201 @@
+"""The runner through its CLI: render, dry-run, migrate, status, drift, rollback,
+failures that leave nothing half-applied, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+from click.testing import CliRunner, Result
+
+from neurant_db.cli import cli
+
+from .conftest import write
+
+
+def run(url: str | None, *args: str) -> Result:
+    base = ["--database-url", url] if url else []
+    return CliRunner().invoke(cli, [*base, *args], catch_exceptions=False)
+
+
+def tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select tablename from pg_tables where schemaname = 'public'"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def ledger(url: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        if conn.execute("select to_regclass('neurant_meta.schema_migrations')").fetchone() == (None,):
+            return []
+        return [r[0] for r in conn.execute(
+            "select version from neurant_meta.schema_migrations order by 1").fetchall()]
+
+
+def test_render_lists_migrations_in_global_version_order_across_folders(sql_tree: Path) -> None:
+    result = run(None, "--embedding-dimensions", "42", "render")
+    assert result.exit_code == 0
+    order = [line for line in result.output.splitlines() if line.startswith("-- =====")]
+    assert order == ["-- ===== 0010_widgets =====", "-- ===== 0020_widget_count =====",
+                     "-- ===== 0030_gadgets ====="]
+    assert "dims int default 42" in result.output
+
+
+def test_render_out_writes_apply_and_rollback_files(sql_tree: Path, tmp_path: Path) -> None:
+    result = run(None, "render", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "0010_widgets.rollback.sql", "0010_widgets.sql", "0020_widget_count.rollback.sql",
+        "0020_widget_count.sql", "0030_gadgets.rollback.sql", "0030_gadgets.sql"]
+
+
+def test_a_migration_without_rollback_file_is_refused(sql_tree: Path) -> None:
+    write(sql_tree, "schema/0040_orphan.sql", "create table public.orphan (id int);\n", None)
+    result = run(None, "render")
+    assert result.exit_code == 2
+    assert "0040_orphan.sql: no rollback file" in result.output
+
+
+def test_two_files_with_one_version_are_refused(sql_tree: Path) -> None:
+    write(sql_tree, "functions/0010_clash.sql", "select 1;\n", "select 1;\n")
+    result = run(None, "render")
+    assert result.exit_code == 2
+    assert "version 0010 already used by schema/0010_widgets.sql" in result.output
+
+
+def test_an_unknown_template_variable_is_an_error_not_an_empty_string(sql_tree: Path) -> None:
+    write(sql_tree, "schema/0040_typo.sql", "select {{ embeding_dimensions }};\n", "select 1;\n")
+    result = run(None, "render")
+    assert result.exit_code == 2
+    assert "unknown variable" in result.output and "embeding_dimensions" in result.output
+
+
+def test_invalid_settings_are_rejected_before_rendering(sql_tree: Path) -> None:
+    (sql_tree.parent / "neurant-db.toml").write_text('embedding_dimensions = "1536; drop"\n')
+    result = run(None, "render")
+    assert result.exit_code == 2
+    assert "embedding_dimensions must be an integer" in result.output
+    (sql_tree.parent / "neurant-db.toml").write_text('colour = "blue"\n')
+    result = run(None, "render")
+    assert result.exit_code == 2 and "unknown setting(s): colour" in result.output
+
+
+def test_dry_run_prints_the_sql_and_changes_nothing(sql_tree: Path, scratch_db: str) -> None:
+    result = run(scratch_db, "migrate", "--dry-run")
+    assert result.exit_code == 0
+    assert "create table public.widgets" in result.output
+    assert "insert into neurant_meta.schema_migrations" in result.output
+    assert tables(scratch_db) == set()
+    with psycopg.connect(scratch_db) as conn:
+        assert conn.execute("select to_regnamespace('neurant_meta')").fetchone() == (None,)
+
+
+def test_migrate_applies_everything_and_status_shows_nothing_pending(
+        sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate").exit_code == 0
+    assert tables(scratch_db) == {"widgets", "gadgets"}
+    result = run(scratch_db, "status", "--json")
+    assert result.exit_code == 0
+    assert {s["state"] for s in json.loads(result.output)} == {"applied"}
+    again = run(scratch_db, "migrate")
+    assert again.exit_code == 0 and "nothing to apply" in again.output
+
+
+def test_migrate_to_stops_at_the_given_version(sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate", "--to", "20").exit_code == 0
+    assert ledger(scratch_db) == [10, 20]
+    assert run(scratch_db, "migrate", "--to", "25").exit_code == 1
+
+
+def test_an_edited_applied_migration_shows_as_drifted_and_blocks_migrate(
+        sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate", "--to", "20").exit_code == 0
+    path = sql_tree / "schema/0010_widgets.sql"
+    path.write_text(path.read_text() + "-- edited after release\n")
+    status = run(scratch_db, "status", "--json")
+    assert status.exit_code == 5
+    states = {s["id"]: s["state"] for s in json.loads(status.output)}
+    assert states == {"0010_widgets": "drifted", "0020_widget_count": "applied",
+                      "0030_gadgets": "pending"}
+    blocked = run(scratch_db, "migrate")
+    assert blocked.exit_code == 5 and "0010_widgets" in blocked.output
+    assert "gadgets" not in tables(scratch_db)
+    assert run(scratch_db, "migrate", "--allow-drift").exit_code == 0
+    assert "gadgets" in tables(scratch_db)
+
+
+def test_rollback_to_zero_then_migrate_again_works(sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate").exit_code == 0
+    result = run(scratch_db, "rollback", "--to", "0")
+    assert result.exit_code == 0, result.output
+    assert "rolled back 3 migration(s)" in result.output
+    assert tables(scratch_db) == set() and ledger(scratch_db) == []
+    assert run(scratch_db, "migrate").exit_code == 0
+    assert ledger(scratch_db) == [10, 20, 30]
+
+
+def test_rollback_steps_undoes_only_the_newest(sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate").exit_code == 0
+    assert run(scratch_db, "rollback", "--steps", "1").exit_code == 0
+    assert ledger(scratch_db) == [10, 20]
+    assert tables(scratch_db) == {"widgets"}
+
+
+def test_rollback_needs_to_or_steps(sql_tree: Path, scratch_db: str) -> None:
+    result = run(scratch_db, "rollback")
+    assert result.exit_code == 1 and "--to VERSION or --steps N" in result.output
+
+
+def test_a_rollback_that_does_nothing_is_an_error_not_a_silent_success(
+        sql_tree: Path, scratch_db: str) -> None:
+    write(sql_tree, "schema/0040_empty_rollback.sql", "create table public.e (id int);\n",
+          "-- nothing here\n")
+    result = run(scratch_db, "migrate")
+    assert result.exit_code == 2
+    assert "0040_empty_rollback" in result.output and "does nothing" in result.output
+    assert ledger(scratch_db) == []
+
+
+def test_a_failing_migration_leaves_nothing_of_itself_and_keeps_earlier_ones(
+        sql_tree: Path, scratch_db: str) -> None:
+    write(sql_tree, "schema/0040_broken.sql",
+          "-- creates a table, then fails\ncreate table public.half (id int);\n"
+          "insert into public.nope values (1);\n",
+          "drop table public.half;\n")
+    result = run(scratch_db, "migrate")
+    assert result.exit_code == 6
+    assert "apply of 0040_broken failed: [42P01]" in result.output
+    assert "line" in result.output and "public.nope" in result.output
+    assert "Traceback" not in result.output
+    assert "half" not in tables(scratch_db)
+    assert ledger(scratch_db) == [10, 20, 30]
+    with psycopg.connect(scratch_db) as conn:
+        yoyo = conn.execute("select count(*) from neurant_meta._yoyo_migration").fetchone()
+    assert yoyo == (3,)
+
+
+def test_a_crash_between_commit_and_yoyo_bookkeeping_is_reconciled(
+        sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate").exit_code == 0
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("delete from neurant_meta._yoyo_migration where migration_id = '0030_gadgets'")
+    result = run(scratch_db, "migrate")
+    assert result.exit_code == 0 and "nothing to apply" in result.output
+    assert run(scratch_db, "rollback", "--steps", "1").exit_code == 0
+    assert ledger(scratch_db) == [10, 20]
+
+
+def test_a_malformed_url_is_a_clear_error(sql_tree: Path) -> None:
+    result = run("mysql://root@localhost/db", "status")
+    assert result.exit_code == 3
+    assert "unsupported database URL" in result.output and "Traceback" not in result.output
+
+
+def test_an_unreachable_server_is_a_clear_error(sql_tree: Path) -> None:
+    result = run("postgresql://nobody:secret@127.0.0.1:1/nothing", "status")
+    assert result.exit_code == 3
+    assert "cannot connect to" in result.output
+    assert "secret" not in result.output and "Traceback" not in result.output

@@ -1,0 +1,73 @@
+"""Concurrent runs: one migration lock, held by a live session only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psycopg
+from click.testing import CliRunner
+
+from neurant_db.cli import cli
+from neurant_db.locking import LOCK_KEY
+
+from .conftest import write
+
+
+def test_a_held_lock_makes_migrate_fail_naming_the_holder(sql_tree: Path, scratch_db: str) -> None:
+    holder = psycopg.connect(scratch_db, autocommit=True, application_name="someone else")
+    try:
+        holder.execute("select pg_advisory_lock(%s, %s)", LOCK_KEY)
+        result = CliRunner().invoke(
+            cli, ["--database-url", scratch_db, "migrate", "--lock-timeout", "0.5"])
+        assert result.exit_code == 4
+        assert "holds the migration lock" in result.output
+        assert "someone else" in result.output
+    finally:
+        holder.close()
+    with psycopg.connect(scratch_db) as conn:
+        assert conn.execute("select to_regclass('public.widgets')").fetchone() == (None,)
+
+
+def test_a_crashed_holder_does_not_block_the_next_run(sql_tree: Path, scratch_db: str) -> None:
+    # A process that takes the lock and dies without releasing it.
+    code = (
+        f"import os, psycopg; c = psycopg.connect({scratch_db!r}, autocommit=True);"
+        f"c.execute('select pg_advisory_lock({LOCK_KEY[0]}, {LOCK_KEY[1]})'); os._exit(9)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 9
+    # A stale yoyo lock row, as a crashed plain-yoyo run leaves.
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("create schema neurant_meta")
+        conn.execute("create table neurant_meta.yoyo_lock (locked int default 1 primary key, "
+                     "ctime timestamp, pid int not null)")
+        conn.execute("insert into neurant_meta.yoyo_lock (pid, ctime) values (424242, now())")
+    result = CliRunner().invoke(
+        cli, ["--database-url", scratch_db, "migrate", "--lock-timeout", "10"])
+    assert result.exit_code == 0, result.output
+
+
+def test_two_migrate_runs_at_once_apply_each_migration_exactly_once(
+        sql_tree: Path, scratch_db: str) -> None:
+    write(sql_tree, "schema/0040_slow.sql",
+          "-- takes a while so the runs overlap\nselect pg_sleep(1);\n"
+          "create table public.slow (id int);\n", "drop table public.slow;\n")
+    outcomes: list[int] = []
+
+    def one() -> None:
+        r = CliRunner().invoke(cli, ["--database-url", scratch_db, "migrate", "--lock-timeout", "30"])
+        outcomes.append(r.exit_code)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == [0, 0]
+    with psycopg.connect(scratch_db) as conn:
+        rows = conn.execute(
+            "select version, count(*) from neurant_meta.schema_migrations group by 1 order by 1"
+        ).fetchall()
+    assert rows == [(10, 1), (20, 1), (30, 1), (40, 1)]
