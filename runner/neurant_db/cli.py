@@ -321,5 +321,36 @@ def demo(c: Context) -> None:
     print_summary(c.target(), click.echo)
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable findings.")
+@click.option("--all", "show_all", is_flag=True, help="Also print info findings.")
+@pass_ctx
+def doctor(c: Context, as_json: bool, show_all: bool) -> None:
+    """Check the live schema: RLS forced, policies, definer hygiene, FK indexes,
+    comments, tenant keys. Exit 1 on any error-level finding.
+
+    \b
+    Example:
+      neurant-db doctor --json > doctor.json
+    """
+    from .doctor import run_checks
+
+    with c.target().connect(purpose="doctor") as conn:
+        findings = run_checks(conn)
+    errors = [f for f in findings if f.level == "error"]
+    if as_json:
+        click.echo(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        for f in findings:
+            if f.level == "info" and not show_all:
+                continue
+            colour = {"error": "red", "warning": "yellow"}.get(f.level)
+            click.echo(click.style(f"{f.level.upper():<7}", fg=colour) + f" {f.check:<20} {f.object}: {f.message}")
+        infos = sum(1 for f in findings if f.level == "info")
+        click.echo(f"{len(errors)} error(s), {infos} info (use --all to list them)")
+    if errors:
+        sys.exit(1)
+
+
 def main() -> None:
     cli(prog_name="neurant-db")

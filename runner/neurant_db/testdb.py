@@ -35,6 +35,8 @@ def test_settings() -> Settings:
 
 @dataclass
 class TestDatabase:
+    __test__ = False  # not a pytest test class
+
     target: DatabaseTarget
     settings: Settings
     migrations: list[Migration]

@@ -1,0 +1,109 @@
+"""`neurant-db doctor`: the migrated schema is clean, and each weakness it
+exists to catch is caught (built on purpose in a scratch database)."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from neurant_db.cli import cli
+from neurant_db.doctor import run_checks
+from neurant_db.testdb import TestDatabase
+
+WEAK_SCHEMA = """
+create role doctor_probe_role nologin;
+create function public.get_user_company_id() returns uuid language sql stable as 'select null::uuid';
+comment on function public.get_user_company_id() is 'stand-in';
+create table public.companies (id uuid primary key);
+comment on table public.companies is 'tenant root';
+comment on column public.companies.id is 'id';
+alter table public.companies enable row level security;
+alter table public.companies force row level security;
+create policy select_all on public.companies for select to doctor_probe_role using (true);
+comment on policy select_all on public.companies is 'ok';
+
+create table public.leaky (
+  company_id uuid not null, id uuid not null, code text, parent_id uuid,
+  primary key (company_id, id), unique (code)
+);
+alter table public.leaky enable row level security;
+create policy per_row on public.leaky using (company_id = public.get_user_company_id());
+create table public.child (
+  company_id uuid, id uuid primary key, leaky_id uuid,
+  foreign key (company_id, leaky_id) references public.leaky (company_id, id)
+    on update cascade on delete set null
+);
+create table public.crossref (
+  company_id uuid not null, id uuid not null, leaky_id uuid,
+  primary key (company_id, id)
+);
+alter table public.crossref add foreign key (company_id, leaky_id) references public.leaky (company_id, id)
+  on delete cascade;
+alter table public.crossref add column other_company uuid;
+create unique index crossref_other_key on public.crossref (id);
+create function public.definer_no_path() returns int language sql security definer as 'select 1';
+create view public.owner_view as select 1 as one;
+"""
+
+
+def findings_for(url: str) -> set[tuple[str, str]]:
+    with psycopg.connect(url) as conn:
+        return {(f.check, f.object) for f in run_checks(conn) if f.level == "error"}
+
+
+def test_the_migrated_schema_has_no_doctor_errors(neurant_db: TestDatabase) -> None:
+    result = CliRunner().invoke(cli, ["--database-url", neurant_db.url, "doctor", "--json"])
+    errors = [f for f in json.loads(result.output) if f["level"] == "error"]
+    assert errors == [], "\n".join(f"{f['check']} {f['object']}: {f['message']}" for f in errors)
+    assert result.exit_code == 0
+
+
+@pytest.fixture
+def weak_db(scratch_db: str) -> str:
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("drop role if exists doctor_probe_role")
+        conn.execute(WEAK_SCHEMA)
+    yield scratch_db
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("drop owned by doctor_probe_role; drop role doctor_probe_role")
+
+
+@pytest.mark.parametrize(("check", "obj"), [
+    ("rls.forced", "public.leaky"),
+    ("rls.enabled", "public.child"),
+    ("rls.policy", "public.child"),
+    ("policy.roles", "public.leaky.per_row"),
+    ("policy.initplan", "public.leaky.per_row"),
+    ("definer.search_path", "definer_no_path()"),
+    ("definer.execute", "definer_no_path()"),
+    ("view.invoker", "public.owner_view"),
+    ("fk.index", "public.child.child_company_id_leaky_id_fkey"),
+    ("comment", "public.leaky"),
+    ("comment", "public.leaky.code"),
+    ("comment", "public.leaky.per_row"),
+    ("comment", "definer_no_path()"),
+    ("tenant.not_null", "public.child"),
+    ("tenant.unique", "public.leaky leaky_code_key"),
+    ("tenant.unique", "public.crossref crossref_other_key"),
+    ("tenant.fk_action", "public.child.child_company_id_leaky_id_fkey"),
+])
+def test_doctor_catches_each_weakness(weak_db: str, check: str, obj: str) -> None:
+    assert (check, obj) in findings_for(weak_db)
+
+
+def test_doctor_exits_non_zero_and_prints_one_line_per_finding(weak_db: str) -> None:
+    result = CliRunner().invoke(cli, ["--database-url", weak_db, "doctor"])
+    assert result.exit_code == 1
+    assert "rls.forced" in result.output and "Traceback" not in result.output
+
+
+def test_a_documented_global_unique_key_is_reported_as_info(weak_db: str) -> None:
+    with psycopg.connect(weak_db, autocommit=True) as conn:
+        conn.execute("comment on index public.crossref_other_key is "
+                     "'doctor: allow tenant.unique ids are globally unique by construction'")
+        infos = [f for f in run_checks(conn) if f.check == "tenant.unique" and f.level == "info"]
+    assert ("tenant.unique", "public.crossref crossref_other_key") not in findings_for(weak_db)
+    assert any("globally unique by construction" in f.message for f in infos)
