@@ -352,5 +352,37 @@ def doctor(c: Context, as_json: bool, show_all: bool) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.option("--companies", type=int, default=100, show_default=True)
+@click.option("--conversations", type=int, default=200, show_default=True,
+              help="Conversations per company.")
+@click.option("--messages", type=int, default=10, show_default=True,
+              help="Messages per conversation.")
+@click.option("--iterations", type=int, default=300, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def bench(c: Context, companies: int, conversations: int, messages: int, iterations: int,
+          as_json: bool) -> None:
+    """Measure hot queries under RLS against the same query without RLS, side by side.
+
+    Runs on a throwaway server (or a throwaway database on --database-url's server).
+
+    \b
+    Example:
+      neurant-db bench --companies 50 --iterations 500
+    """
+    from . import bench as b
+    from .testdb import provision
+
+    db = provision(c.database_url, migrate_schema=True, with_pgtap=False)
+    echo = (lambda _s: None) if as_json else click.echo
+    results = b.run(db.url, companies=companies, conversations=conversations, messages=messages,
+                    iterations=iterations, echo=echo)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        b.print_results(results, click.echo)
+
+
 def main() -> None:
     cli(prog_name="neurant-db")

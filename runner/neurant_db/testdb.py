@@ -69,7 +69,8 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + database))
 
 
-def provision(database_url: str | None = None, *, migrate_schema: bool = True) -> TestDatabase:
+def provision(database_url: str | None = None, *, migrate_schema: bool = True,
+              with_pgtap: bool = True) -> TestDatabase:
     settings = test_settings()
     migrations = render_all(settings)
     url = database_url or os.environ.get("DATABASE_URL")
@@ -94,8 +95,9 @@ def provision(database_url: str | None = None, *, migrate_schema: bool = True) -
 
         target = DatabaseTarget(start_throwaway().url(), is_local=True)
         sharedir = embedded_sharedir()
-    with connect(target.url) as conn:
-        pgtap.ensure_available(conn, embedded_sharedir=sharedir)
+    if with_pgtap:
+        with connect(target.url) as conn:
+            pgtap.ensure_available(conn, embedded_sharedir=sharedir)
     db = TestDatabase(target, settings, migrations, sharedir)
     if migrate_schema:
         db.migrate()

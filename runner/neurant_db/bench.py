@@ -1,0 +1,197 @@
+"""`neurant-db bench`: RLS cost measured side by side, in one run.
+
+Loads a multi-tenant data set (triggers off: this measures reads), then runs each
+hot query three ways on the same server, interleaved so drift hits all alike:
+  baseline  superuser, no RLS, explicit `company_id = $1`   (the reference)
+  rls+key   authenticated user under RLS, still sending `company_id = $1`
+  rls       authenticated user under RLS, no explicit tenant filter
+and prints medians and the ratios to baseline. The goal in DESIGN.md is
+rls+key <= 1.10x baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from .database import connect
+
+LOAD_SQL = """
+set session_replication_role = replica;
+insert into auth.users (id, email)
+select ('00000000-0000-4000-8000-' || lpad(to_hex(c * 10 + r), 12, '0'))::uuid,
+       format('u%%s_%%s@bench.test', c, r)
+from generate_series(1, %(companies)s) c, generate_series(1, 4) r;
+insert into public.companies (id, name, subscription_plan)
+select ('00000000-0000-4000-9000-' || lpad(to_hex(c), 12, '0'))::uuid, 'bench company ' || c, 'enterprise'
+from generate_series(1, %(companies)s) c;
+insert into public.users (company_id, id, auth_user_id, email, role)
+select ('00000000-0000-4000-9000-' || lpad(to_hex(c), 12, '0'))::uuid,
+       ('00000000-0000-4000-a000-' || lpad(to_hex(c * 10 + r), 12, '0'))::uuid,
+       ('00000000-0000-4000-8000-' || lpad(to_hex(c * 10 + r), 12, '0'))::uuid,
+       format('u%%s_%%s@bench.test', c, r),
+       (array['owner', 'administrador', 'supervisor', 'operador'])[r]::public.user_role
+from generate_series(1, %(companies)s) c, generate_series(1, 4) r;
+insert into public.chatbots (company_id, id, name, system_prompt)
+select ('00000000-0000-4000-9000-' || lpad(to_hex(c), 12, '0'))::uuid,
+       ('00000000-0000-4000-b000-' || lpad(to_hex(c * 10 + b), 12, '0'))::uuid,
+       'bot ' || b, 'You are helpful.'
+from generate_series(1, %(companies)s) c, generate_series(1, 4) b;
+insert into public.chatbot_operators (company_id, chatbot_id, user_id)
+select ('00000000-0000-4000-9000-' || lpad(to_hex(c), 12, '0'))::uuid,
+       ('00000000-0000-4000-b000-' || lpad(to_hex(c * 10 + 1), 12, '0'))::uuid,
+       ('00000000-0000-4000-a000-' || lpad(to_hex(c * 10 + 4), 12, '0'))::uuid
+from generate_series(1, %(companies)s) c;
+insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel, status,
+                                  last_message_at, closed_at, created_at)
+select ('00000000-0000-4000-9000-' || lpad(to_hex(c), 12, '0'))::uuid,
+       ('00000000-0000-4000-c000-' || lpad(to_hex(c * 100000 + v), 12, '0'))::uuid,
+       ('00000000-0000-4000-b000-' || lpad(to_hex(c * 10 + 1 + v %% 4), 12, '0'))::uuid,
+       'end-user-' || v, 'web',
+       (case when v %% 5 = 0 then 'closed' else 'active' end)::public.conversation_status,
+       now() - (v || ' minutes')::interval,
+       case when v %% 5 = 0 then now() end,
+       now() - (v || ' minutes')::interval
+from generate_series(1, %(companies)s) c, generate_series(1, %(conversations)s) v;
+insert into public.messages (company_id, conversation_id, chatbot_id, sender_type, content, created_at)
+select cv.company_id, cv.id, cv.chatbot_id,
+       (case when m %% 2 = 0 then 'bot' else 'end_user' end)::public.message_sender_type,
+       'message ' || m, cv.created_at + (m || ' seconds')::interval
+from public.conversations cv, generate_series(1, %(messages)s) m;
+set session_replication_role = origin;
+analyze;
+"""
+
+COMPANY = "00000000-0000-4000-9000-{:012x}"
+USER = "00000000-0000-4000-8000-{:012x}"  # auth.users ids
+ASSIGNED_BOT = "00000000-0000-4000-b000-{:012x}"
+CONVERSATION = "00000000-0000-4000-c000-{:012x}"
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    identity: int  # 1 owner, 4 operador
+    baseline: str  # run without RLS; %(company)s etc. bound
+    rls_keyed: str
+    rls_only: str
+
+
+QUERIES = [
+    Query("inbox: 50 latest conversations", 1,
+          "select id, status, last_message_at from public.conversations where company_id = %(company)s "
+          "order by last_message_at desc limit 50",
+          "select id, status, last_message_at from public.conversations where company_id = %(company)s "
+          "order by last_message_at desc limit 50",
+          "select id, status, last_message_at from public.conversations "
+          "order by last_message_at desc limit 50"),
+    Query("thread: 100 messages of a conversation", 1,
+          "select id, sender_type, content, created_at from public.messages where company_id = %(company)s "
+          "and conversation_id = %(conversation)s order by created_at desc limit 100",
+          "select id, sender_type, content, created_at from public.messages where company_id = %(company)s "
+          "and conversation_id = %(conversation)s order by created_at desc limit 100",
+          "select id, sender_type, content, created_at from public.messages "
+          "where conversation_id = %(conversation)s order by created_at desc limit 100"),
+    Query("count open conversations", 1,
+          "select count(*) from public.conversations where company_id = %(company)s and status <> 'closed'",
+          "select count(*) from public.conversations where company_id = %(company)s and status <> 'closed'",
+          "select count(*) from public.conversations where status <> 'closed'"),
+    Query("operador inbox (assigned chatbots only)", 4,
+          "select id, status, last_message_at from public.conversations where company_id = %(company)s "
+          "and chatbot_id = any(%(assigned)s) order by last_message_at desc limit 50",
+          "select id, status, last_message_at from public.conversations where company_id = %(company)s "
+          "order by last_message_at desc limit 50",
+          "select id, status, last_message_at from public.conversations "
+          "order by last_message_at desc limit 50"),
+    Query("messages this month (usage)", 1,
+          "select count(*) from public.messages where company_id = %(company)s "
+          "and created_at >= date_trunc('month', now())",
+          "select count(*) from public.messages where company_id = %(company)s "
+          "and created_at >= date_trunc('month', now())",
+          "select count(*) from public.messages where created_at >= date_trunc('month', now())"),
+]
+
+
+def load(conn: psycopg.Connection, companies: int, conversations: int, messages: int) -> None:
+    conn.execute(LOAD_SQL % {"companies": companies, "conversations": conversations,
+                             "messages": messages})
+
+
+def _as_user(url: str, company_no: int, role_no: int) -> psycopg.Connection:
+    conn = connect(url, autocommit=True, purpose="bench")
+    claims = json.dumps({"sub": USER.format(company_no * 10 + role_no), "role": "authenticated"})
+    conn.execute("select set_config('request.jwt.claims', %s, false)", (claims,))
+    conn.execute("set role authenticated")
+    return conn
+
+
+def _time(conn: psycopg.Connection, sql: str, params: dict[str, Any]) -> float:
+    start = time.perf_counter()
+    conn.execute(sql, params, prepare=True).fetchall()
+    return time.perf_counter() - start
+
+
+def run(url: str, *, companies: int, conversations: int, messages: int, iterations: int,
+        echo: Callable[[str], None]) -> list[dict[str, Any]]:
+    with connect(url, autocommit=True, purpose="bench-load") as conn:
+        t0 = time.perf_counter()
+        load(conn, companies, conversations, messages)
+        total = conn.execute("select count(*) from public.messages").fetchone()
+        echo(f"loaded {companies} companies, {companies * conversations} conversations, "
+             f"{total[0] if total else 0} messages in {time.perf_counter() - t0:.1f}s")
+    target = max(1, companies // 2)
+    params = {
+        "company": COMPANY.format(target),
+        "conversation": CONVERSATION.format(target * 100000 + 4),  # chatbot 1: assigned
+        "assigned": [ASSIGNED_BOT.format(target * 10 + 1)],
+    }
+    results = []
+    base = connect(url, autocommit=True, purpose="bench")
+    try:
+        for q in QUERIES:
+            user = _as_user(url, target, q.identity)
+            try:
+                rows_base = base.execute(q.baseline, params).fetchall()
+                rows_rls = user.execute(q.rls_keyed, params).fetchall()
+                rows_only = user.execute(q.rls_only, params).fetchall()
+                same = sorted(map(str, rows_base)) == sorted(map(str, rows_rls)) == sorted(
+                    map(str, rows_only))
+                samples: dict[str, list[float]] = {"baseline": [], "rls+key": [], "rls": []}
+                for i in range(iterations + 20):
+                    order = [("baseline", base, q.baseline), ("rls+key", user, q.rls_keyed),
+                             ("rls", user, q.rls_only)]
+                    if i % 2:
+                        order.reverse()
+                    for label, conn, sql in order:
+                        elapsed = _time(conn, sql, params)
+                        if i >= 20:  # warm-up discarded
+                            samples[label].append(elapsed)
+            finally:
+                user.close()
+            med = {k: statistics.median(v) * 1e6 for k, v in samples.items()}
+            results.append({
+                "query": q.name, "same_rows": same,
+                "baseline_us": round(med["baseline"], 1),
+                "rls_keyed_us": round(med["rls+key"], 1), "rls_us": round(med["rls"], 1),
+                "ratio_rls_keyed": round(med["rls+key"] / med["baseline"], 3),
+                "ratio_rls": round(med["rls"] / med["baseline"], 3),
+            })
+    finally:
+        base.close()
+    return results
+
+
+def print_results(results: list[dict[str, Any]], echo: Callable[[str], None]) -> None:
+    echo(f"{'query':<42} {'baseline':>10} {'rls+key':>10} {'ratio':>7} {'rls':>10} {'ratio':>7}  rows")
+    for r in results:
+        echo(f"{r['query']:<42} {r['baseline_us']:>8.0f}us {r['rls_keyed_us']:>8.0f}us "
+             f"{r['ratio_rls_keyed']:>6.2f}x {r['rls_us']:>8.0f}us {r['ratio_rls']:>6.2f}x  "
+             f"{'same' if r['same_rows'] else 'DIFFER'}")
+    worst = max(r["ratio_rls_keyed"] for r in results)
+    echo(f"worst rls+key ratio: {worst:.2f}x (goal <= 1.10x)")
