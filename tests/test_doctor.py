@@ -89,6 +89,7 @@ def weak_db(scratch_db: str) -> str:
     ("tenant.unique", "public.leaky leaky_code_key"),
     ("tenant.unique", "public.crossref crossref_other_key"),
     ("tenant.fk_action", "public.child.child_company_id_leaky_id_fkey"),
+    ("tenant.cascade", "public.leaky"),
 ])
 def test_doctor_catches_each_weakness(weak_db: str, check: str, obj: str) -> None:
     assert (check, obj) in findings_for(weak_db)

@@ -5,8 +5,9 @@ Each check reads pg_catalog and yields findings (level, check, object, message).
 suite runs it on the freshly migrated schema and expects no error.
 
 An exception is declared in the schema itself, never in code: a unique key
-that must stay global carries `doctor: allow tenant.unique <reason>` in its
-COMMENT and is reported as info with that reason.
+that must stay global, or a foreign key served by a wider index, carries
+`doctor: allow tenant.unique <reason>` / `doctor: allow fk.index <reason>` in
+its COMMENT and is reported as info with that reason.
 """
 
 from __future__ import annotations
@@ -147,8 +148,9 @@ def views_are_security_invoker(conn: psycopg.Connection) -> Iterator[Finding]:
 
 @check
 def foreign_keys_are_indexed(conn: psycopg.Connection) -> Iterator[Finding]:
-    for name, con, _cols in _rows(conn, """
-        select n.nspname || '.' || c.relname, k.conname, k.conkey
+    for name, con, note in _rows(conn, """
+        select n.nspname || '.' || c.relname, k.conname,
+               coalesce(obj_description(k.oid, 'pg_constraint'), '')
         from pg_constraint k join pg_class c on c.oid = k.conrelid
         join pg_namespace n on n.oid = c.relnamespace
         where k.contype = 'f' and n.nspname = any(%s)
@@ -156,6 +158,11 @@ def foreign_keys_are_indexed(conn: psycopg.Connection) -> Iterator[Finding]:
             select 1 from pg_index i where i.indrelid = k.conrelid
               and (i.indkey::int2[])[0:array_length(k.conkey, 1) - 1] @> k.conkey
               and (i.indkey::int2[])[0:array_length(k.conkey, 1) - 1] <@ k.conkey)"""):
+        allowed = re.search(r"doctor: allow fk\.index\b[:\s]*(.*)", note)
+        if allowed:
+            yield Finding("info", "fk.index", f"{name}.{con}",
+                          f"no exact index kept on purpose: {allowed.group(1).strip() or 'see comment'}")
+            continue
         yield Finding("error", "fk.index", f"{name}.{con}",
                       "foreign key has no index leading with its columns")
 
@@ -236,6 +243,27 @@ def tenant_keys(conn: psycopg.Connection) -> Iterator[Finding]:
             if dele in ("n", "d"):
                 yield Finding("error", "tenant.fk_action", f"{src}.{con}",
                               "ON DELETE SET NULL/DEFAULT on a key containing company_id (Citus rejects it)")
+
+
+@check
+def tenant_tables_cascade_from_company(conn: psycopg.Connection) -> Iterator[Finding]:
+    for oid, name, *_rest in _tenant_tables(conn):
+        if name == TENANT_ROOT:
+            continue
+        direct = conn.execute(
+            "select 1 from pg_constraint where conrelid = %s and contype = 'f' "
+            "and confrelid = %s::regclass and confdeltype = 'c'", (oid, TENANT_ROOT)).fetchone()
+        if direct:
+            continue
+        note_row = conn.execute("select coalesce(obj_description(%s, 'pg_class'), '')", (oid,)).fetchone()
+        allowed = re.search(r"doctor: allow tenant\.cascade\b[:\s]*(.*)", note_row[0] if note_row else "")
+        if allowed:
+            yield Finding("info", "tenant.cascade", name,
+                          f"no company FK on purpose: {allowed.group(1).strip() or 'see comment'}")
+        else:
+            yield Finding("error", "tenant.cascade", name,
+                          "no (company_id) -> companies FK with ON DELETE CASCADE: deleting a company "
+                          "would leave or block its rows")
 
 
 @check

@@ -118,10 +118,7 @@ def _target_predicate(spec: TableSpec, target: str, identity: str) -> str:
     if target == "own":
         return base
     pred = spec.targets[target]
-    uid = f"'{user_id}'::uuid" if user_id else "null::uuid"
-    rl = f"'{role}'::public.user_role" if role else "null::public.user_role"
-    pred = pred.replace("'{actor_user_id}'", uid).replace("{actor_user_id}", uid)
-    pred = pred.replace("'{actor_role}'", rl).replace("{actor_role}", rl)
+    pred = pred.replace("{actor_user_id}", user_id or "").replace("{actor_role}", role or "")
     return f"{base} and ({pred})"
 
 

@@ -57,6 +57,7 @@ class TestDatabase:
             "pgtap",
             "create schema if not exists tap;\n"
             "create extension if not exists pgtap schema tap;\n"
+            "grant usage on schema tap to public;\n"
             "set local search_path = public, tap, extensions;\n",
         )]
         for path in sorted((sql_root() / "tests" / "fixtures").glob("*.sql")):

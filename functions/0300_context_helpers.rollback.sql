@@ -1,0 +1,7 @@
+-- Undo 0300_context_helpers.
+revoke usage on schema private from authenticated, service_role;
+drop function private.caller_is_subject_to_rls();
+drop function public.get_user_role();
+drop function public.get_user_company_id();
+drop function public.get_current_user_id();
+drop function public.role_rank(public.user_role);

@@ -1,0 +1,3 @@
+-- Undo 0310_consume_quota.
+drop function private.effective_monthly_message_limit(uuid);
+drop function private.consume_quota(uuid, text, bigint);

@@ -1,0 +1,82 @@
+-- Why: credentials are write-only for company members. Owner/administrador
+-- store an already-encrypted envelope through these RPCs (security definer:
+-- members have no privilege on private.integration_credentials at all);
+-- nothing returns the envelope to anon/authenticated. The bot engine
+-- (service_role) reads private.integration_credentials and decrypts with the
+-- application-held KMS key named by key_id.
+
+create function public.set_integration_credentials(
+  p_integration_id uuid,
+  p_ciphertext bytea,
+  p_key_id text
+)
+returns timestamptz
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_company_id uuid := public.get_user_company_id();
+  v_role public.user_role := public.get_user_role();
+  v_updated_at timestamptz;
+begin
+  if v_company_id is null or v_role is null or v_role not in ('owner', 'administrador') then
+    raise exception using errcode = '42501',
+      message = 'only an owner or administrador can set integration credentials',
+      hint = 'Ask an owner or administrador of the company.';
+  end if;
+  if not exists (select 1 from public.integrations i
+                  where i.company_id = v_company_id and i.id = p_integration_id) then
+    raise exception using errcode = '42501',
+      message = format('integration %s does not exist in your company', p_integration_id),
+      hint = 'Pass the id of one of your company''s integrations.';
+  end if;
+  if p_ciphertext is null or octet_length(p_ciphertext) not between 30 and 65536
+     or get_byte(p_ciphertext, 0) <> 1 then
+    raise exception using errcode = '22023',
+      message = 'credentials must be an encrypted envelope v1 (0x01 || 12-byte nonce || ciphertext || 16-byte tag, 30 bytes to 64 kB)',
+      hint = 'Encrypt the credentials with the KMS data key in the application before sending them; never send plaintext.';
+  end if;
+
+  insert into private.integration_credentials as c (company_id, integration_id, ciphertext, key_id, updated_by)
+  values (v_company_id, p_integration_id, p_ciphertext, p_key_id, public.get_current_user_id())
+  on conflict (company_id, integration_id) do update
+     set ciphertext = excluded.ciphertext,
+         key_id = excluded.key_id,
+         updated_by = excluded.updated_by
+  returning c.updated_at into v_updated_at;
+  return v_updated_at;
+end;
+$$;
+comment on function public.set_integration_credentials(uuid, bytea, text) is
+  'Stores (or replaces) the encrypted credentials envelope of one of the caller''s integrations; owner/administrador only (42501 otherwise). Write-only: returns the new credentials_updated_at, never the secret.';
+
+create function public.clear_integration_credentials(p_integration_id uuid)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_company_id uuid := public.get_user_company_id();
+  v_role public.user_role := public.get_user_role();
+begin
+  if v_company_id is null or v_role is null or v_role not in ('owner', 'administrador') then
+    raise exception using errcode = '42501',
+      message = 'only an owner or administrador can clear integration credentials',
+      hint = 'Ask an owner or administrador of the company.';
+  end if;
+  delete from private.integration_credentials c
+   where c.company_id = v_company_id and c.integration_id = p_integration_id;
+  return found;
+end;
+$$;
+comment on function public.clear_integration_credentials(uuid) is
+  'Deletes the stored credentials of one of the caller''s integrations (owner/administrador only); true if there were any.';
+
+revoke execute on function public.set_integration_credentials(uuid, bytea, text) from public, anon;
+grant execute on function public.set_integration_credentials(uuid, bytea, text) to authenticated;
+revoke execute on function public.clear_integration_credentials(uuid) from public, anon;
+grant execute on function public.clear_integration_credentials(uuid) to authenticated;

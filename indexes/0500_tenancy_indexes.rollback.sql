@@ -1,0 +1,10 @@
+-- Undo 0500_tenancy_indexes.
+drop index public.user_invitations_pending_idx;
+drop index public.user_invitations_company_id_revoked_by_idx;
+drop index public.user_invitations_company_id_accepted_by_idx;
+drop index public.user_invitations_company_id_invited_by_idx;
+drop index public.users_active_operators_idx;
+drop index public.users_company_id_role_idx;
+drop index public.users_company_id_invited_by_idx;
+drop index public.companies_created_by_auth_user_id_idx;
+drop index public.companies_subscription_plan_idx;

@@ -1,0 +1,20 @@
+-- Why: undoes 1700_chatbot_conversation_indexes.
+comment on constraint messages_conversation_fkey on public.messages is null;
+drop index public.hitl_escalations_escalated_by_idx;
+drop index public.hitl_escalations_chatbot_time_idx;
+drop index public.hitl_escalations_conversation_idx;
+drop index public.message_reactions_created_by_idx;
+drop index public.message_reactions_chatbot_time_idx;
+drop index public.message_reactions_message_idx;
+drop index public.messages_sender_idx;
+drop index public.messages_chatbot_time_idx;
+drop index public.messages_conversation_time_idx;
+drop index public.conversations_assigned_operator_idx;
+drop index public.conversations_end_user_open_idx;
+drop index public.conversations_human_mode_idx;
+drop index public.conversations_open_idx;
+drop index public.conversations_chatbot_last_message_idx;
+drop index public.chatbot_operators_assigned_by_idx;
+drop index public.chatbot_operators_user_idx;
+drop index public.chatbots_template_code_idx;
+drop index public.chatbots_created_by_idx;

@@ -1,0 +1,104 @@
+-- Why: row level security and grants of the chatbot domain, per the access matrix of
+-- DESIGN.md: templates readable by every signed-in user; chatbots full for
+-- owner/administrador, read-all for supervisor, read-assigned for operador; operator
+-- assignments managed by owner/administrador/supervisor, an operador reads its own.
+-- Helper calls are wrapped in (select ...) so they run once per statement.
+
+-- chatbot_templates (global reference table) ------------------------------------------
+alter table public.chatbot_templates enable row level security;
+alter table public.chatbot_templates force row level security;
+revoke all on table public.chatbot_templates from public, anon, authenticated;
+grant select on table public.chatbot_templates to authenticated;
+grant all on table public.chatbot_templates to service_role;
+
+create policy select_all on public.chatbot_templates
+  for select to authenticated
+  using (true);
+comment on policy select_all on public.chatbot_templates is 'Every authenticated user reads the global chatbot presets; only service_role writes them.';
+
+-- chatbots -------------------------------------------------------------------------------
+alter table public.chatbots enable row level security;
+alter table public.chatbots force row level security;
+revoke all on table public.chatbots from public, anon, authenticated;
+grant select on table public.chatbots to authenticated;
+grant insert (company_id, name, description, system_prompt, template_code, channels, is_active,
+              hitl_enabled, hitl_keywords, hitl_human_request_phrases, hitl_max_bot_turns, hitl_low_rating_threshold)
+  on table public.chatbots to authenticated;
+grant update (name, description, system_prompt, channels, is_active,
+              hitl_enabled, hitl_keywords, hitl_human_request_phrases, hitl_max_bot_turns, hitl_low_rating_threshold)
+  on table public.chatbots to authenticated;
+grant delete on table public.chatbots to authenticated;
+grant all on table public.chatbots to service_role;
+
+create policy select_visible on public.chatbots
+  for select to authenticated
+  using (
+    company_id = (select public.get_user_company_id())
+    and ((select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
+         or id = any ((select public.get_assigned_chatbot_ids())::uuid[]))
+  );
+comment on policy select_visible on public.chatbots is
+  'Owner/administrador/supervisor read every chatbot of their company; an operador reads only the chatbots assigned to it.';
+
+create policy insert_as_admin on public.chatbots
+  for insert to authenticated
+  with check (
+    company_id = (select public.get_user_company_id())
+    and (select public.get_user_role()) in ('owner', 'administrador')
+  );
+comment on policy insert_as_admin on public.chatbots is 'Owner/administrador create chatbots in their company (within the plan''s chatbot limit).';
+
+create policy update_as_admin on public.chatbots
+  for update to authenticated
+  using (
+    company_id = (select public.get_user_company_id())
+    and (select public.get_user_role()) in ('owner', 'administrador')
+  )
+  with check (
+    company_id = (select public.get_user_company_id())
+    and (select public.get_user_role()) in ('owner', 'administrador')
+  );
+comment on policy update_as_admin on public.chatbots is 'Owner/administrador change chatbots of their company.';
+
+create policy delete_as_admin on public.chatbots
+  for delete to authenticated
+  using (
+    company_id = (select public.get_user_company_id())
+    and (select public.get_user_role()) in ('owner', 'administrador')
+  );
+comment on policy delete_as_admin on public.chatbots is 'Owner/administrador delete chatbots of their company (frees one unit of the plan''s chatbot limit).';
+
+-- chatbot_operators ----------------------------------------------------------------------
+alter table public.chatbot_operators enable row level security;
+alter table public.chatbot_operators force row level security;
+revoke all on table public.chatbot_operators from public, anon, authenticated;
+grant select on table public.chatbot_operators to authenticated;
+grant insert (company_id, chatbot_id, user_id) on table public.chatbot_operators to authenticated;
+grant delete on table public.chatbot_operators to authenticated;
+grant all on table public.chatbot_operators to service_role;
+
+create policy select_visible on public.chatbot_operators
+  for select to authenticated
+  using (
+    company_id = (select public.get_user_company_id())
+    and ((select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
+         or user_id = (select public.get_current_user_id()))
+  );
+comment on policy select_visible on public.chatbot_operators is
+  'Owner/administrador/supervisor read every assignment of their company; an operador reads its own assignments.';
+
+create policy insert_as_supervisor on public.chatbot_operators
+  for insert to authenticated
+  with check (
+    company_id = (select public.get_user_company_id())
+    and (select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
+  );
+comment on policy insert_as_supervisor on public.chatbot_operators is 'Owner/administrador/supervisor assign operadores of their company to its chatbots.';
+
+create policy delete_as_supervisor on public.chatbot_operators
+  for delete to authenticated
+  using (
+    company_id = (select public.get_user_company_id())
+    and (select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
+  );
+comment on policy delete_as_supervisor on public.chatbot_operators is 'Owner/administrador/supervisor unassign operadores of their company.';

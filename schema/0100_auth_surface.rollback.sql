@@ -1,0 +1,13 @@
+-- Undo 0100_auth_surface: drop the auth schema objects created for profile
+-- 'vanilla'. The roles anon / authenticated / service_role are cluster-wide and
+-- may be used by other databases of the server, so they are deliberately kept.
+{% if profile == 'vanilla' %}
+drop function auth.jwt();
+drop function auth.email();
+drop function auth.role();
+drop function auth.uid();
+drop table auth.users;
+drop schema auth;
+{% else %}
+-- profile '{{ profile }}': 0100 created nothing, nothing to undo.
+{% endif %}

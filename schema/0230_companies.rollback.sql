@@ -1,0 +1,2 @@
+-- Undo 0230_companies.
+drop table public.companies;

@@ -1,0 +1,2 @@
+-- Undo 0240_users.
+drop table public.users;

@@ -1,0 +1,2 @@
+-- Why: undoes 1010_chatbot_templates.
+drop table public.chatbot_templates;

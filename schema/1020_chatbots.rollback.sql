@@ -1,0 +1,6 @@
+-- Why: undoes 1020_chatbots. Dropping the table does not re-run the delete trigger, so
+-- the live counter is reset explicitly to keep companies consistent.
+drop table public.chatbots;
+drop function private.chatbots_count_quota();
+drop function private.chatbots_before_write();
+update public.companies set current_chatbot_count = 0 where current_chatbot_count <> 0;

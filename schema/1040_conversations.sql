@@ -1,0 +1,205 @@
+-- Why: chat sessions between an end user and a chatbot (seed section 3, "Conversations"),
+-- with the human-in-the-loop state machine. Status transitions are validated here so no
+-- client or service can put a conversation into an impossible state (closed is terminal:
+-- a returning end user starts a new conversation; resolved reopens to active).
+
+create table public.conversations (
+  company_id uuid not null,
+  id uuid not null default gen_random_uuid(),
+  chatbot_id uuid not null,
+  end_user_id text not null,
+  channel public.channel_type not null,
+  status public.conversation_status not null default 'active',
+  is_hitl_active boolean not null generated always as (status in ('waiting_human', 'human')) stored,
+  assigned_operator_id uuid,
+  hitl_escalated_at timestamptz,
+  bot_turns_without_resolution integer not null default 0,
+  last_message_at timestamptz,
+  closed_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint conversations_pkey primary key (company_id, id),
+  -- target of the messages FK that keeps messages.chatbot_id equal to the conversation's
+  constraint conversations_id_chatbot_key unique (company_id, id, chatbot_id),
+  constraint conversations_chatbot_fkey foreign key (company_id, chatbot_id)
+    references public.chatbots (company_id, id) on delete cascade,
+  constraint conversations_assigned_operator_fkey foreign key (company_id, assigned_operator_id)
+    references public.users (company_id, id) on delete no action,
+  constraint conversations_end_user_id_length_check check (char_length(end_user_id) between 1 and 255),
+  constraint conversations_bot_turns_without_resolution_check check (bot_turns_without_resolution >= 0),
+  constraint conversations_closed_at_check check ((status = 'closed') = (closed_at is not null))
+);
+
+comment on table public.conversations is
+  'Chat sessions of a chatbot with one end user on one channel (tenant table). Owner/administrador/supervisor: all of the company; '
+  'operador: conversations of assigned chatbots only. Status transitions validated by private.conversations_guard_transition().';
+comment on column public.conversations.company_id is 'Owning company (tenant key).';
+comment on column public.conversations.id is 'Conversation id, unique within the company.';
+comment on column public.conversations.chatbot_id is 'Chatbot handling the conversation; immutable.';
+comment on column public.conversations.end_user_id is 'Channel-specific identifier of the end user (phone number, widget visitor id, e-mail, ...), 1-255 characters; immutable.';
+comment on column public.conversations.channel is 'Channel of the conversation; must be one of the chatbot''s channels when created; immutable.';
+comment on column public.conversations.status is
+  'State: active (bot answers) -> waiting_human/human (HITL) -> resolved/closed. Allowed: active->{waiting_human,human,resolved,closed}; '
+  'waiting_human->{active,human,resolved,closed}; human->{active,waiting_human,resolved,closed}; resolved->{active,closed}; closed is terminal.';
+comment on column public.conversations.is_hitl_active is 'True while a human owns the conversation (status waiting_human or human); generated from status, never written directly.';
+comment on column public.conversations.assigned_operator_id is 'User handling the conversation in human mode; an operador must be assigned to the chatbot. Cleared when that user is deleted.';
+comment on column public.conversations.hitl_escalated_at is 'When the conversation last entered human mode.';
+comment on column public.conversations.bot_turns_without_resolution is 'Consecutive bot answers since the conversation was opened, resolved or handed back; compared with chatbots.hitl_max_bot_turns.';
+comment on column public.conversations.last_message_at is 'Time of the latest message, maintained by the messages trigger.';
+comment on column public.conversations.closed_at is 'When the conversation was closed; set exactly when status = closed.';
+comment on column public.conversations.created_at is 'Creation time.';
+comment on column public.conversations.updated_at is 'Last change, maintained by private.touch_updated_at().';
+
+-- The assignee must be an active member of the company; an operador additionally must be
+-- assigned to the conversation's chatbot.
+create function private.conversations_check_assignee(p_company_id uuid, p_chatbot_id uuid, p_user_id uuid)
+returns void
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_role public.user_role;
+  v_active boolean;
+begin
+  if p_user_id is null then
+    return;
+  end if;
+  select u.role, u.is_active into v_role, v_active
+    from public.users u where u.company_id = p_company_id and u.id = p_user_id;
+  if not found then
+    return; -- the foreign key reports it (23503)
+  end if;
+  if not v_active then
+    raise exception using errcode = '23514',
+      message = format('user %s is inactive and cannot handle conversations', p_user_id),
+      hint = 'Assign an active user.';
+  end if;
+  if v_role = 'operador' and not exists (
+       select from public.chatbot_operators co
+        where co.company_id = p_company_id and co.chatbot_id = p_chatbot_id and co.user_id = p_user_id) then
+    raise exception using errcode = '23514',
+      message = format('operador %s is not assigned to chatbot %s', p_user_id, p_chatbot_id),
+      hint = 'Assign the operador to the chatbot (public.chatbot_operators) first.';
+  end if;
+end
+$$;
+comment on function private.conversations_check_assignee(uuid, uuid, uuid) is
+  'Raises 23514 unless the user may handle conversations of the chatbot (active; operadores only on assigned chatbots).';
+revoke execute on function private.conversations_check_assignee(uuid, uuid, uuid) from public, anon, authenticated;
+
+create function private.conversation_transition_allowed(p_from public.conversation_status, p_to public.conversation_status)
+returns boolean
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select p_from = p_to or case p_from
+    when 'active'        then p_to in ('waiting_human', 'human', 'resolved', 'closed')
+    when 'waiting_human' then p_to in ('active', 'human', 'resolved', 'closed')
+    when 'human'         then p_to in ('active', 'waiting_human', 'resolved', 'closed')
+    when 'resolved'      then p_to in ('active', 'closed')
+    else false -- closed is terminal
+  end
+$$;
+comment on function private.conversation_transition_allowed(public.conversation_status, public.conversation_status) is
+  'The conversation state machine: true when a status may change from p_from to p_to (same status always allowed; closed is terminal).';
+
+create function private.conversations_guard_transition()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_chatbot record;
+  v_user_id uuid := public.get_current_user_id();
+  v_role public.user_role := public.get_user_role();
+begin
+  if tg_op = 'INSERT' then
+    select c.is_active, c.channels into v_chatbot
+      from public.chatbots c where c.company_id = new.company_id and c.id = new.chatbot_id;
+    if found then -- a missing chatbot is reported by the foreign key
+      if not v_chatbot.is_active then
+        raise exception using errcode = '22023',
+          message = format('chatbot %s is inactive and accepts no new conversations', new.chatbot_id),
+          hint = 'Activate the chatbot first.';
+      end if;
+      if not new.channel = any (v_chatbot.channels) then
+        raise exception using errcode = '22023',
+          message = format('channel %s is not enabled for chatbot %s (enabled: %s)', new.channel, new.chatbot_id, v_chatbot.channels),
+          hint = 'Add the channel to chatbots.channels or use an enabled one.';
+      end if;
+    end if;
+    if new.status in ('resolved', 'closed') then
+      raise exception using errcode = '22023',
+        message = format('a conversation cannot be created in status %s', new.status),
+        hint = 'Create it active (or waiting_human/human) and change its status afterwards.';
+    end if;
+    new.closed_at := null;
+    new.last_message_at := null;
+    new.bot_turns_without_resolution := 0;
+    new.hitl_escalated_at := case when new.status in ('waiting_human', 'human') then now() end;
+    perform private.conversations_check_assignee(new.company_id, new.chatbot_id, new.assigned_operator_id);
+    return new;
+  end if;
+
+  -- UPDATE
+  if new.company_id is distinct from old.company_id or new.chatbot_id is distinct from old.chatbot_id
+     or new.end_user_id is distinct from old.end_user_id or new.channel is distinct from old.channel
+     or new.created_at is distinct from old.created_at then
+    raise exception using errcode = '22023',
+      message = 'company_id, chatbot_id, end_user_id, channel and created_at of a conversation cannot change',
+      hint = 'Start a new conversation instead.';
+  end if;
+
+  if new.status is distinct from old.status then
+    if not private.conversation_transition_allowed(old.status, new.status) then
+      raise exception using errcode = '22023',
+        message = format('invalid conversation status transition: %s -> %s', old.status, new.status),
+        hint = case when old.status = 'closed'
+                    then 'A closed conversation is final; a returning end user starts a new conversation.'
+                    else 'Allowed: active->{waiting_human,human,resolved,closed}, waiting_human->{active,human,resolved,closed}, human->{active,waiting_human,resolved,closed}, resolved->{active,closed}.' end;
+    end if;
+    if new.status = 'closed' then
+      new.closed_at := now();
+    end if;
+    if new.status in ('waiting_human', 'human') and old.status not in ('waiting_human', 'human') then
+      new.hitl_escalated_at := now();
+    end if;
+    if new.status = 'waiting_human' and old.status = 'human' then
+      new.assigned_operator_id := null; -- released back to the queue
+    end if;
+    if new.status in ('active', 'resolved', 'waiting_human', 'human') and old.status is distinct from new.status
+       and not (new.status in ('waiting_human', 'human') and old.status in ('waiting_human', 'human')) then
+      new.bot_turns_without_resolution := 0;
+    end if;
+  end if;
+
+  if new.assigned_operator_id is distinct from old.assigned_operator_id then
+    if v_role = 'operador' and new.assigned_operator_id is distinct from v_user_id and new.assigned_operator_id is not null then
+      raise exception using errcode = '42501',
+        message = 'an operador can only assign a conversation to itself',
+        hint = 'Ask a supervisor to assign the conversation to someone else.';
+    end if;
+    perform private.conversations_check_assignee(new.company_id, new.chatbot_id, new.assigned_operator_id);
+  end if;
+  return new;
+end
+$$;
+comment on function private.conversations_guard_transition() is
+  'Trigger: validates new conversations (active chatbot, enabled channel, open status) and status transitions (22023); '
+  'maintains closed_at, hitl_escalated_at and the bot turn counter; validates the assigned operator.';
+revoke execute on function private.conversations_guard_transition() from public, anon, authenticated;
+
+create trigger conversations_guard_transition
+  before insert or update on public.conversations
+  for each row execute function private.conversations_guard_transition();
+comment on trigger conversations_guard_transition on public.conversations is 'Conversation state machine and invariants.';
+
+create trigger conversations_touch_updated_at
+  before update on public.conversations
+  for each row execute function private.touch_updated_at();
+comment on trigger conversations_touch_updated_at on public.conversations is 'Keeps updated_at current.';

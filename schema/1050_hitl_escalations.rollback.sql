@@ -1,0 +1,5 @@
+-- Why: undoes 1050_hitl_escalations.
+drop trigger conversations_log_escalation on public.conversations;
+drop function private.conversations_log_escalation();
+drop function private.escalate_conversation(uuid, uuid, public.hitl_escalation_reason, text);
+drop table public.hitl_escalations;

@@ -1,0 +1,4 @@
+-- Why: undoes 1070_messages.
+drop table public.messages;
+drop function private.messages_after_insert();
+drop function private.messages_before_insert();

@@ -1,0 +1,196 @@
+-- Why: the transcript of a conversation (seed section 3, "Messages"). Each insert, in its
+-- own transaction: counts usage against the plan (1060), enforces who may write what
+-- (staff write only operator messages, and only while the conversation is in human mode),
+-- keeps the conversation's activity/turn counters, and runs the per-chatbot HITL triggers.
+-- chatbot_id is denormalised so operador policies need no per-row subquery; the composite
+-- FK to conversations (company_id, id, chatbot_id) keeps it equal to the conversation's.
+
+create table public.messages (
+  company_id uuid not null,
+  id uuid not null default gen_random_uuid(),
+  conversation_id uuid not null,
+  chatbot_id uuid not null,
+  sender_type public.message_sender_type not null,
+  sender_id uuid,
+  content text not null,
+  processing_time_ms integer,
+  token_count integer,
+  created_at timestamptz not null default now(),
+  constraint messages_pkey primary key (company_id, id),
+  -- target of the message_reactions FK that pins a reaction's conversation/chatbot
+  constraint messages_id_conversation_key unique (company_id, id, conversation_id, chatbot_id),
+  constraint messages_conversation_fkey foreign key (company_id, conversation_id, chatbot_id)
+    references public.conversations (company_id, id, chatbot_id) on delete cascade,
+  constraint messages_sender_fkey foreign key (company_id, sender_id)
+    references public.users (company_id, id) on delete no action,
+  constraint messages_content_length_check check (char_length(content) between 1 and 32000),
+  constraint messages_sender_id_check check (sender_id is null or sender_type = 'operator'),
+  constraint messages_processing_time_ms_check check (processing_time_ms >= 0),
+  constraint messages_token_count_check check (token_count >= 0)
+);
+
+comment on table public.messages is
+  'Messages of conversations (tenant table, append-only for clients). Owner/administrador/supervisor read all of the company, operador those of assigned chatbots; '
+  'staff insert only operator messages, as themselves, while the conversation is in human mode. Bot messages count against the monthly plan limit.';
+comment on column public.messages.company_id is 'Owning company (tenant key).';
+comment on column public.messages.id is 'Message id.';
+comment on column public.messages.conversation_id is 'Conversation the message belongs to; must be open (not closed).';
+comment on column public.messages.chatbot_id is 'Chatbot of the conversation, filled from it when omitted; a mismatch is rejected by the foreign key.';
+comment on column public.messages.sender_type is 'Who wrote it: end_user, bot, operator or system. Authenticated users may only write operator messages.';
+comment on column public.messages.sender_id is 'The operator''s public.users.id for operator messages (forced to the caller for authenticated users); null for every other sender type.';
+comment on column public.messages.content is 'Message text, 1-32000 characters.';
+comment on column public.messages.processing_time_ms is 'Time the bot took to produce the answer, milliseconds (>= 0); null when not measured.';
+comment on column public.messages.token_count is 'Language-model tokens used for the message (>= 0); null when not applicable.';
+comment on column public.messages.created_at is 'When the message was written; its UTC month is the usage month.';
+
+create function private.messages_before_insert()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_user_id uuid := public.get_current_user_id();
+  v_role public.user_role;
+  v_conv record;
+begin
+  if v_user_id is not null then
+    -- an application user (authenticated): check tenancy and assignment before anything
+    -- else, so nothing about other tenants' or unassigned conversations leaks via errors
+    v_role := public.get_user_role();
+    if new.company_id is distinct from public.get_user_company_id() then
+      raise exception using errcode = '42501',
+        message = 'new row violates row-level security policy for table "messages"',
+        hint = 'Messages can only be written in conversations of your own company.';
+    end if;
+    if new.sender_type is distinct from 'operator' then
+      raise exception using errcode = '42501',
+        message = format('users can only write operator messages, not %s messages', new.sender_type),
+        hint = 'End-user, bot and system messages are written by the backend (service_role).';
+    end if;
+    new.sender_id := v_user_id;
+  end if;
+
+  select c.chatbot_id, c.status, c.is_hitl_active into v_conv
+    from public.conversations c
+   where c.company_id = new.company_id and c.id = new.conversation_id
+     for no key update; -- serialises messages of one conversation (turn counter, usage)
+  if not found then
+    raise exception using errcode = '23503',
+      message = format('conversation %s does not exist in company %s', new.conversation_id, new.company_id),
+      hint = 'A message must reference a conversation of the same company.';
+  end if;
+  new.chatbot_id := coalesce(new.chatbot_id, v_conv.chatbot_id);
+
+  if v_role = 'operador' and not (new.chatbot_id = any (public.get_assigned_chatbot_ids())) then
+    raise exception using errcode = '42501',
+      message = 'new row violates row-level security policy for table "messages"',
+      hint = 'An operador can only write in conversations of chatbots assigned to it.';
+  end if;
+
+  if v_conv.status = 'closed' then
+    raise exception using errcode = '22023',
+      message = format('conversation %s is closed and accepts no messages', new.conversation_id),
+      hint = 'A returning end user starts a new conversation.';
+  end if;
+
+  if new.sender_type = 'operator' and not v_conv.is_hitl_active then
+    raise exception using errcode = '42501',
+      message = format('operator messages can only be written while the conversation is in human mode (conversation %s is %s)',
+                       new.conversation_id, v_conv.status),
+      hint = 'Escalate the conversation first (set status to waiting_human or human).';
+  end if;
+
+  perform private.record_message_usage(new.company_id, new.created_at, new.sender_type = 'bot');
+  return new;
+end
+$$;
+comment on function private.messages_before_insert() is
+  'Trigger: authenticated callers may only write operator messages as themselves in their company/assigned chatbots (42501); '
+  'no messages in closed conversations (22023); operator messages only in human mode (42501); counts usage (NA001 at the plan limit).';
+revoke execute on function private.messages_before_insert() from public, anon, authenticated;
+
+create trigger messages_before_insert
+  before insert on public.messages
+  for each row execute function private.messages_before_insert();
+comment on trigger messages_before_insert on public.messages is 'Write rules and monthly usage of messages.';
+
+-- Conversation bookkeeping and automatic HITL escalation after a message is stored.
+create function private.messages_after_insert()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_conv record;
+  v_bot record;
+  v_match text;
+begin
+  select c.company_id, c.id, c.status, c.bot_turns_without_resolution into v_conv
+    from public.conversations c
+   where c.company_id = new.company_id and c.id = new.conversation_id;
+
+  select b.hitl_enabled, b.hitl_keywords, b.hitl_human_request_phrases, b.hitl_max_bot_turns into v_bot
+    from public.chatbots b
+   where b.company_id = new.company_id and b.id = new.chatbot_id;
+
+  if new.sender_type = 'end_user' then
+    update public.conversations c
+       set last_message_at = greatest(c.last_message_at, new.created_at),
+           status = case when c.status = 'resolved' then 'active' else c.status end -- the end user came back
+     where c.company_id = new.company_id and c.id = new.conversation_id
+    returning c.status into v_conv.status;
+    if v_bot.hitl_enabled and v_conv.status = 'active' then
+      v_match := private.match_phrase(new.content, v_bot.hitl_human_request_phrases);
+      if v_match is not null then
+        perform private.escalate_conversation(new.company_id, new.conversation_id, 'human_request',
+                                              format('end user asked for a human: "%s"', v_match));
+      else
+        v_match := private.match_phrase(new.content, v_bot.hitl_keywords);
+        if v_match is not null then
+          perform private.escalate_conversation(new.company_id, new.conversation_id, 'keyword',
+                                                format('keyword "%s" in end-user message', v_match));
+        end if;
+      end if;
+    end if;
+
+  elsif new.sender_type = 'bot' then
+    update public.conversations c
+       set last_message_at = greatest(c.last_message_at, new.created_at),
+           bot_turns_without_resolution = c.bot_turns_without_resolution
+                                          + case when c.status = 'active' then 1 else 0 end
+     where c.company_id = new.company_id and c.id = new.conversation_id
+    returning c.status, c.bot_turns_without_resolution into v_conv.status, v_conv.bot_turns_without_resolution;
+    if v_bot.hitl_enabled and v_conv.status = 'active' and v_bot.hitl_max_bot_turns is not null
+       and v_conv.bot_turns_without_resolution >= v_bot.hitl_max_bot_turns then
+      perform private.escalate_conversation(new.company_id, new.conversation_id, 'bot_turns',
+                                            format('%s bot turns without resolution (limit %s)',
+                                                   v_conv.bot_turns_without_resolution, v_bot.hitl_max_bot_turns));
+    end if;
+
+  elsif new.sender_type = 'operator' then
+    -- the first operator answer takes the conversation over
+    update public.conversations c
+       set last_message_at = greatest(c.last_message_at, new.created_at),
+           status = case when c.status = 'waiting_human' then 'human' else c.status end,
+           assigned_operator_id = coalesce(c.assigned_operator_id, new.sender_id)
+     where c.company_id = new.company_id and c.id = new.conversation_id;
+
+  else
+    update public.conversations c
+       set last_message_at = greatest(c.last_message_at, new.created_at)
+     where c.company_id = new.company_id and c.id = new.conversation_id;
+  end if;
+  return null;
+end
+$$;
+comment on function private.messages_after_insert() is
+  'Trigger: updates last_message_at; end-user message reopens a resolved conversation and escalates on a human-request phrase or keyword; '
+  'bot message counts a turn and escalates at hitl_max_bot_turns; operator message takes a waiting_human conversation to human.';
+revoke execute on function private.messages_after_insert() from public, anon, authenticated;
+
+create trigger messages_after_insert
+  after insert on public.messages
+  for each row execute function private.messages_after_insert();
+comment on trigger messages_after_insert on public.messages is 'Conversation bookkeeping and HITL escalation.';

@@ -1,0 +1,203 @@
+-- Why: the audit trail (architecture section 6, DESIGN "audit of security and
+-- configuration changes, credentials redacted"). public.audit_logs is
+-- append-only for every role, service_role included; rows are written by the
+-- generic row trigger private.audit_row_change() in the same transaction as
+-- the audited change (attached to the audited tables in 2040_audit_attach).
+
+create type public.audit_action as enum ('insert', 'update', 'delete', 'custom');
+comment on type public.audit_action is
+  'What an audit row records: a row insert/update/delete captured by trigger, or a custom event written by service_role (login, export, ownership transfer, ...).';
+
+create table public.audit_logs (
+  company_id      uuid not null,
+  id              uuid not null default gen_random_uuid(),
+  actor_user_id   uuid,
+  actor_auth_uid  uuid,
+  actor_role      text not null,
+  action          public.audit_action not null,
+  event_name      text,
+  table_schema    text,
+  table_name      text,
+  row_id          uuid,
+  row_pk          jsonb,
+  old_data        jsonb,
+  new_data        jsonb,
+  changed_columns text[],
+  transaction_id  bigint not null default txid_current(),
+  created_at      timestamptz not null default now(),
+  constraint audit_logs_pkey primary key (company_id, id),
+  constraint audit_logs_actor_role_length_check check (char_length(actor_role) between 1 and 63),
+  constraint audit_logs_event_name_check check (
+    (action = 'custom') = (event_name is not null)
+    and (event_name is null or event_name ~ '^[a-z][a-z0-9_.]{0,99}$')),
+  constraint audit_logs_row_change_shape_check check (
+    action = 'custom'
+    or (table_schema is not null and table_name is not null and row_pk is not null
+        and (action <> 'insert' or (old_data is null and new_data is not null))
+        and (action <> 'update' or (old_data is not null and new_data is not null))
+        and (action <> 'delete' or (old_data is not null and new_data is null)))),
+  constraint audit_logs_json_object_check check (
+    (row_pk is null or jsonb_typeof(row_pk) = 'object')
+    and (old_data is null or jsonb_typeof(old_data) = 'object')
+    and (new_data is null or jsonb_typeof(new_data) = 'object'))
+);
+
+comment on table public.audit_logs is
+  'Append-only audit trail of security and configuration changes, one row per changed row (or custom event). Secrets, credentials and token hashes are redacted. No FK to companies on purpose: the trail outlives the tenant rows it describes and must never be cascade-deleted. Readable by owner/administrador of the company. doctor: allow tenant.cascade the trail must outlive a deleted company.';
+comment on column public.audit_logs.company_id is 'Tenant the audited row belongs to.';
+comment on column public.audit_logs.id is 'Audit row id.';
+comment on column public.audit_logs.actor_user_id is 'public.users.id of the acting member (null for service_role, jobs and migrations).';
+comment on column public.audit_logs.actor_auth_uid is 'auth.uid() of the caller (JWT sub), if any.';
+comment on column public.audit_logs.actor_role is 'Database role that made the change (authenticated, service_role, or the session role when no SET ROLE was active).';
+comment on column public.audit_logs.action is 'insert / update / delete / custom (public.audit_action).';
+comment on column public.audit_logs.event_name is 'Name of a custom event (lowercase dotted); present if and only if action = custom.';
+comment on column public.audit_logs.table_schema is 'Schema of the audited table.';
+comment on column public.audit_logs.table_name is 'Name of the audited table.';
+comment on column public.audit_logs.row_id is 'The audited row''s id column when it has one.';
+comment on column public.audit_logs.row_pk is 'Primary key of the audited row as a JSON object.';
+comment on column public.audit_logs.old_data is 'Row before the change (update/delete), secrets redacted.';
+comment on column public.audit_logs.new_data is 'Row after the change (insert/update), secrets redacted.';
+comment on column public.audit_logs.changed_columns is 'Columns whose value changed (update only).';
+comment on column public.audit_logs.transaction_id is 'Id of the transaction that made the change (groups the rows of one operation).';
+comment on column public.audit_logs.created_at is 'Transaction start time of the change.';
+
+-- ---------------------------------------------------------------------------
+-- Append-only enforcement
+-- ---------------------------------------------------------------------------
+
+create function private.audit_logs_append_only() returns trigger
+  language plpgsql
+  volatile
+  set search_path = ''
+as $$
+begin
+  -- Retention purge hook (data lifecycle, 7 years): only the owner of the table
+  -- (migration/job role, never service_role or authenticated) may delete, and
+  -- only after setting neurant.audit_purge = 'on' for the transaction.
+  if tg_op = 'DELETE'
+     and coalesce(current_setting('neurant.audit_purge', true), '') = 'on'
+     and pg_catalog.pg_has_role(
+           current_user,
+           (select c.relowner from pg_catalog.pg_class c where c.oid = tg_relid),
+           'MEMBER') then
+    return old;
+  end if;
+  raise exception using errcode = '42501',
+    message = format('audit logs are append-only: %s is not allowed', lower(tg_op)),
+    hint = 'Audit rows can only be inserted; write a new row to record a correction.';
+end;
+$$;
+comment on function private.audit_logs_append_only() is
+  'Trigger: rejects UPDATE, DELETE and TRUNCATE on public.audit_logs for every role (retention purge by the table owner with neurant.audit_purge = on excepted).';
+
+create trigger audit_logs_append_only
+  before update or delete on public.audit_logs
+  for each row execute function private.audit_logs_append_only();
+create trigger audit_logs_no_truncate
+  before truncate on public.audit_logs
+  for each statement execute function private.audit_logs_append_only();
+comment on trigger audit_logs_append_only on public.audit_logs is 'Audit rows cannot be updated or deleted.';
+comment on trigger audit_logs_no_truncate on public.audit_logs is 'Audit logs cannot be truncated.';
+
+-- ---------------------------------------------------------------------------
+-- Redaction and the generic row trigger
+-- ---------------------------------------------------------------------------
+
+create function private.audit_redact(p_row jsonb) returns jsonb
+  language sql
+  immutable
+  parallel safe
+  set search_path = ''
+as $$
+  select case when p_row is null then null else coalesce(
+    (select pg_catalog.jsonb_object_agg(
+              e.key,
+              case
+                when e.value = 'null'::jsonb then e.value
+                when e.key ~* '^(token_hash|ciphertext|nonce|encrypted_.*|.*password.*|.*passwd.*|.*secret.*|.*api_?key.*|.*private_?key.*|.*access_?token.*|.*refresh_?token.*|.*_token|token)$'
+                  then to_jsonb('[REDACTED]'::text)
+                when pg_catalog.jsonb_typeof(e.value) = 'object' and private.jsonb_has_secret_keys(e.value)
+                  then to_jsonb('[REDACTED]'::text)
+                else e.value
+              end)
+       from pg_catalog.jsonb_each(p_row) e),
+    '{}'::jsonb) end;
+$$;
+comment on function private.audit_redact(jsonb) is
+  'Replaces the value of secret-looking columns (token_hash, ciphertext, nonce, *password*, *secret*, *api_key*, *_token, ...) and of JSON objects containing secret-looking keys with "[REDACTED]".';
+
+create function private.audit_row_change() returns trigger
+  language plpgsql
+  volatile
+  security definer
+  set search_path = ''
+as $$
+-- Trigger arguments:
+--   0: column holding the tenant id ('company_id', or 'id' for public.companies)
+--   1: comma-separated primary key columns ('' = read from the catalog)
+--   2: comma-separated columns whose change alone is not audited; a trailing
+--      '*' matches a prefix (e.g. 'updated_at,current_*'); optional
+declare
+  v_company_col text := coalesce(tg_argv[0], 'company_id');
+  v_pk_cols     text[] := string_to_array(nullif(tg_argv[1], ''), ',');
+  v_ignored     text[] := string_to_array(coalesce(tg_argv[2], ''), ',');
+  v_old         jsonb;
+  v_new         jsonb;
+  v_row         jsonb;
+  v_changed     text[];
+  v_role        text := coalesce(nullif(current_setting('role', true), 'none'), session_user);
+begin
+  if tg_op in ('UPDATE', 'DELETE') then
+    v_old := to_jsonb(old);
+  end if;
+  if tg_op in ('INSERT', 'UPDATE') then
+    v_new := to_jsonb(new);
+  end if;
+  v_row := coalesce(v_new, v_old);
+  if v_pk_cols is null then
+    select array_agg(a.attname::text order by k.ord) into v_pk_cols
+      from pg_catalog.pg_index i
+     cross join lateral unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
+      join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+     where i.indrelid = tg_relid and i.indisprimary;
+  end if;
+
+  if tg_op = 'UPDATE' then
+    select coalesce(array_agg(n.key order by n.key), '{}') into v_changed
+      from jsonb_each(v_new) n
+     where n.value is distinct from v_old -> n.key
+       and not exists (
+             select 1 from unnest(v_ignored) p
+              where p <> ''
+                and (n.key = p or (right(p, 1) = '*' and starts_with(n.key, left(p, -1)))));
+    if cardinality(v_changed) = 0 then
+      return null;  -- bookkeeping-only change (counters, updated_at): not audited
+    end if;
+  end if;
+
+  insert into public.audit_logs (
+    company_id, actor_user_id, actor_auth_uid, actor_role, action,
+    table_schema, table_name, row_id, row_pk, old_data, new_data, changed_columns)
+  values (
+    (v_row ->> v_company_col)::uuid,
+    public.get_current_user_id(),
+    auth.uid(),
+    v_role,
+    lower(tg_op)::public.audit_action,
+    tg_table_schema,
+    tg_table_name,
+    case when v_row ->> 'id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+         then (v_row ->> 'id')::uuid end,
+    (select jsonb_object_agg(k, v_row -> k) from unnest(v_pk_cols) k),
+    private.audit_redact(v_old),
+    private.audit_redact(v_new),
+    v_changed);
+  return null;
+end;
+$$;
+comment on function private.audit_row_change() is
+  'Generic AFTER ROW trigger: appends one redacted row to public.audit_logs in the same transaction (args: tenant column, pk columns, ignored columns). Updates touching only ignored columns are skipped.';
+
+revoke execute on function private.audit_logs_append_only() from public, anon, authenticated;
+revoke execute on function private.audit_redact(jsonb) from public, anon, authenticated;
+revoke execute on function private.audit_row_change() from public, anon, authenticated;
