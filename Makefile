@@ -28,7 +28,7 @@ demo: $(STAMP)
 	@$(BIN)/neurant-db demo
 
 test: $(STAMP) pgtap
-	@$(BIN)/python -m pytest -q -p no:randomly tests
+	@$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
 	@$(BIN)/ruff check runner tests
