@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import psycopg
 
 from . import __version__
 from .database import DatabaseTarget, resolve_target
@@ -47,6 +48,14 @@ class NeurantGroup(click.Group):
             if exc.hint:
                 click.echo(f"hint: {exc.hint}", err=True)
             ctx.exit(exc.exit_code)
+        except psycopg.Error as exc:
+            diag = exc.diag
+            state = f"[{diag.sqlstate}] " if diag.sqlstate else ""
+            click.secho(f"error: database error: {state}{(diag.message_primary or str(exc)).strip()}",
+                        fg="red", err=True)
+            if diag.message_hint:
+                click.echo(f"hint: {diag.message_hint}", err=True)
+            ctx.exit(1)
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -308,17 +317,26 @@ def test_cmd(c: Context, junit: Path | None, keyword: str | None) -> None:
 
 
 @cli.command()
+@click.option("--no-data", is_flag=True, help="Only print the summary; create no demo tenants.")
 @pass_ctx
-def demo(c: Context) -> None:
-    """Print what exists in the database: tables, policies, tenants.
+def demo(c: Context, no_data: bool) -> None:
+    """Create two demo tenants through the public API (idempotent) and print what
+    exists: tables, policies, tenants, and what each member sees under RLS.
 
     \b
     Example:
       neurant-db demo
     """
-    from .summary import print_summary
+    from .summary import load_demo_data, print_isolation_demo, print_summary
 
-    print_summary(c.target(), click.echo)
+    target = c.target()
+    if not no_data:
+        if c.settings().profile != "vanilla":
+            raise NeurantError("demo tenants are only created with profile vanilla (they write auth.users)",
+                               hint="use --no-data to print the summary only")
+        load_demo_data(target)
+    print_summary(target, click.echo)
+    print_isolation_demo(target, click.echo)
 
 
 @cli.command()

@@ -2,9 +2,47 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from .database import DatabaseTarget
+from .paths import sql_root
+
+
+def load_demo_data(target: DatabaseTarget) -> None:
+    """Create the demo tenants through the public API (idempotent; see seeds/_demo_data.sql)."""
+    sql = (sql_root() / "seeds" / "_demo_data.sql").read_text(encoding="utf-8")
+    with target.connect(autocommit=False, purpose="demo") as conn:
+        conn.execute(sql.encode("utf-8"))
+        conn.commit()
+
+
+def print_isolation_demo(target: DatabaseTarget, echo: Callable[[str], None]) -> None:
+    """Show what one member of each demo tenant sees under RLS, next to the totals."""
+    with target.connect(autocommit=False, purpose="demo") as conn:
+        totals = conn.execute(
+            "select (select count(*) from public.companies), (select count(*) from public.conversations), "
+            "(select count(*) from public.hitl_escalations)").fetchone()
+        members = conn.execute(
+            "select u.email, u.role::text, u.auth_user_id::text from public.users u "
+            "join public.companies c on c.id = u.company_id "
+            "where c.name in ('Acme Retail', 'Clinica Sol') order by c.name, u.role").fetchall()
+        if not members or totals is None:
+            return
+        echo(f"\nunder RLS (totals: {totals[0]} companies, {totals[1]} conversations, "
+             f"{totals[2]} HITL escalations):")
+        for email, role, auth_uid in members:
+            conn.execute("select set_config('request.jwt.claims', %s, true)",
+                         (json.dumps({"sub": auth_uid, "role": "authenticated", "email": email}),))
+            conn.execute("set local role authenticated")
+            seen = conn.execute(
+                "select (select string_agg(name, ', ') from public.companies), "
+                "(select count(*) from public.conversations), (select count(*) from public.hitl_escalations)"
+            ).fetchone()
+            conn.rollback()
+            if seen:
+                echo(f"  {email:<20} {role:<13} sees company {seen[0]!s:<12} "
+                     f"{seen[1]} conversation(s), {seen[2]} escalation(s)")
 
 
 def print_summary(target: DatabaseTarget, echo: Callable[[str], None]) -> None:

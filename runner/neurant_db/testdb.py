@@ -33,6 +33,9 @@ def test_settings() -> Settings:
     return Settings(profile=profile, embedding_dimensions=dims).validate()
 
 
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test
+
+
 @dataclass
 class TestDatabase:
     __test__ = False  # not a pytest test class
