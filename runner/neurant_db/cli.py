@@ -308,6 +308,7 @@ def test_cmd(c: Context, junit: Path | None, keyword: str | None) -> None:
         os.environ["DATABASE_URL"] = c.database_url
     root = sql_root() / "tests"
     args = [str(root / "pgtap"), str(root / "isolation" / "access_spec.toml"), "-q",
+            "-W", "ignore::pytest.PytestAssertRewriteWarning",
             "-p", "no:cacheprovider", "--rootdir", str(root)]
     if junit:
         args += ["--junitxml", str(junit)]
