@@ -403,5 +403,11 @@ def bench(c: Context, companies: int, conversations: int, messages: int, iterati
         b.print_results(results, click.echo)
 
 
+from .cli_lifecycle import archive, jobs  # noqa: E402
+
+cli.add_command(jobs)
+cli.add_command(archive)
+
+
 def main() -> None:
     cli(prog_name="neurant-db")

@@ -1,0 +1,24 @@
+-- Why: undoes 3100_lifecycle_jobs.sql (the lifecycle job procedures and their helpers).
+drop procedure public.job_metrics(bigint, boolean);
+drop procedure public.job_analytics(bigint, integer, date, date, boolean);
+drop procedure public.job_retention(bigint, integer, integer, boolean, timestamptz);
+drop procedure public.job_archive(bigint, integer, integer, boolean, timestamptz);
+drop function private.collect_system_metrics();
+drop function private.retention_preview(timestamptz);
+drop function private.retention_batch(timestamptz, integer);
+drop function private.purge_audit_logs(timestamptz, integer);
+drop function private.archive_preview(timestamptz);
+drop function private.archive_analytics_batch(timestamptz, integer);
+drop function private.archive_integration_logs_batch(timestamptz, integer);
+drop function private.archive_conversations_batch(timestamptz, integer);
+drop function private.cold_conversations(timestamptz);
+drop function private.archivable_conversations(timestamptz);
+drop function private.batch_rows(jsonb);
+drop function private.job_progress(bigint, text, jsonb, jsonb);
+drop function private.job_finish(bigint, text, text);
+drop function private.job_start(text, jsonb, boolean);
+drop function private.job_lock_key(text);
+drop function private.jsonb_add_counts(jsonb, jsonb);
+drop function private.conversation_is_held(uuid, uuid);
+drop function private.lifecycle_cutoffs(timestamptz);
+drop function private.lifecycle_require_privileges();

@@ -1,0 +1,18 @@
+-- Why: undoes 3300_lifecycle_indexes.sql.
+drop index archive.analytics_archived_day_idx;
+drop index archive.integration_logs_archived_created_at_idx;
+drop index archive.knowledge_queries_archived_chatbot_time_idx;
+drop index archive.knowledge_queries_archived_message_idx;
+drop index archive.hitl_escalations_archived_chatbot_time_idx;
+drop index archive.hitl_escalations_archived_conversation_idx;
+drop index archive.message_reactions_archived_chatbot_time_idx;
+drop index archive.message_reactions_archived_message_idx;
+drop index archive.messages_archived_chatbot_time_idx;
+drop index archive.messages_archived_conversation_idx;
+drop index archive.conversations_archived_chatbot_time_idx;
+drop index archive.conversations_archived_closed_at_idx;
+drop index private.cold_exports_job_run_idx;
+drop index private.job_runs_job_started_at_idx;
+drop index public.legal_holds_active_idx;
+drop index public.system_metrics_recorded_at_idx;
+drop index public.conversations_closed_at_idx;

@@ -1,0 +1,415 @@
+"""Cold storage: export archived rows to files, verify them, and only then delete them
+from the database; read an export back (restore).
+
+An export is one directory: `manifest.json` plus one gzip JSON-lines file per archive
+table (`<table>.jsonl.gz`, one `row_to_json` object per line). The manifest holds, per
+file, the row count, the sha256 of the compressed file and of its content. One export
+is one transaction (REPEATABLE READ): select the rows, write and fsync the files, read
+them back and compare, delete exactly those rows (the delete counts must equal the
+manifest's), record the export in private.cold_exports, commit. Any failure before the
+commit rolls the deletion back and removes the directory: the rows stay in the archive.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from .database import DatabaseTarget
+from .errors import NeurantError
+from .jobs import JobError, JobResult, Progress, _raise_for, fetch_run, job_connection
+
+FORMAT = "neurant-db cold export"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+# Export order = restore order (parents first); deletion runs in reverse.
+# (table, SQL selecting the keys' rows; the temp tables cold_conv / cold_logs / cold_days
+#  hold this export's keys)
+TABLES: list[tuple[str, str]] = [
+    ("archive.conversations_archived",
+     "select row_to_json(t)::text from archive.conversations_archived t "
+     "join cold_conv k on k.company_id = t.company_id and k.id = t.id order by t.company_id, t.id"),
+    ("archive.messages_archived",
+     "select row_to_json(t)::text from archive.messages_archived t "
+     "join cold_conv k on k.company_id = t.company_id and k.id = t.conversation_id order by t.company_id, t.id"),
+    ("archive.message_reactions_archived",
+     "select row_to_json(t)::text from archive.message_reactions_archived t "
+     "join archive.messages_archived m on m.company_id = t.company_id and m.id = t.message_id "
+     "join cold_conv k on k.company_id = m.company_id and k.id = m.conversation_id order by t.company_id, t.id"),
+    ("archive.hitl_escalations_archived",
+     "select row_to_json(t)::text from archive.hitl_escalations_archived t "
+     "join cold_conv k on k.company_id = t.company_id and k.id = t.conversation_id order by t.company_id, t.id"),
+    ("archive.knowledge_queries_archived",
+     "select row_to_json(t)::text from archive.knowledge_queries_archived t "
+     "join archive.messages_archived m on m.company_id = t.company_id and m.id = t.message_id "
+     "join cold_conv k on k.company_id = m.company_id and k.id = m.conversation_id order by t.company_id, t.id"),
+    ("archive.integration_logs_archived",
+     "select row_to_json(t)::text from archive.integration_logs_archived t "
+     "join cold_logs k on k.company_id = t.company_id and k.id = t.id order by t.company_id, t.id"),
+    ("archive.analytics_archived",
+     "select row_to_json(t)::text from archive.analytics_archived t "
+     "join cold_days k on k.company_id = t.company_id and k.chatbot_id = t.chatbot_id and k.day = t.day "
+     "order by t.company_id, t.chatbot_id, t.day"),
+]
+
+DELETES: dict[str, str] = {
+    "archive.message_reactions_archived":
+        "delete from archive.message_reactions_archived t using archive.messages_archived m, cold_conv k "
+        "where m.company_id = t.company_id and m.id = t.message_id and k.company_id = m.company_id "
+        "and k.id = m.conversation_id",
+    "archive.knowledge_queries_archived":
+        "delete from archive.knowledge_queries_archived t using archive.messages_archived m, cold_conv k "
+        "where m.company_id = t.company_id and m.id = t.message_id and k.company_id = m.company_id "
+        "and k.id = m.conversation_id",
+    "archive.hitl_escalations_archived":
+        "delete from archive.hitl_escalations_archived t using cold_conv k "
+        "where k.company_id = t.company_id and k.id = t.conversation_id",
+    "archive.messages_archived":
+        "delete from archive.messages_archived t using cold_conv k "
+        "where k.company_id = t.company_id and k.id = t.conversation_id",
+    "archive.conversations_archived":
+        "delete from archive.conversations_archived t using cold_conv k "
+        "where k.company_id = t.company_id and k.id = t.id",
+    "archive.integration_logs_archived":
+        "delete from archive.integration_logs_archived t using cold_logs k "
+        "where k.company_id = t.company_id and k.id = t.id",
+    "archive.analytics_archived":
+        "delete from archive.analytics_archived t using cold_days k "
+        "where k.company_id = t.company_id and k.chatbot_id = t.chatbot_id and k.day = t.day",
+}
+DELETE_ORDER = ["archive.message_reactions_archived", "archive.knowledge_queries_archived",
+                "archive.hitl_escalations_archived", "archive.messages_archived",
+                "archive.conversations_archived", "archive.integration_logs_archived",
+                "archive.analytics_archived"]
+
+KEYS_SQL = """
+create temp table cold_conv (company_id uuid, id uuid, primary key (company_id, id)) on commit drop;
+create temp table cold_logs (company_id uuid, id uuid, primary key (company_id, id)) on commit drop;
+create temp table cold_days (company_id uuid, chatbot_id uuid, day date,
+                             primary key (company_id, chatbot_id, day)) on commit drop;
+"""
+CLAIM_SQL = [
+    """insert into cold_conv
+       select c.company_id, c.id from archive.conversations_archived c
+         join (select e.company_id, e.id from private.cold_conversations(%(as_of)s) e limit %(limit)s) e
+           on e.company_id = c.company_id and e.id = c.id
+          for update of c""",
+    """insert into cold_logs
+       select l.company_id, l.id from private.lifecycle_cutoffs(%(as_of)s) k
+         join archive.integration_logs_archived l on l.company_id = k.company_id and l.created_at < k.cold_before
+        where not k.company_held limit %(limit)s for update of l""",
+    """insert into cold_days
+       select a.company_id, a.chatbot_id, a.day from private.lifecycle_cutoffs(%(as_of)s) k
+         join archive.analytics_archived a
+           on a.company_id = k.company_id and a.day < (k.cold_before at time zone 'UTC')::date
+        where not k.company_held limit %(limit)s for update of a""",
+]
+PREVIEW_SQL = """
+select (select count(*) from private.cold_conversations(%(as_of)s)),
+       (select count(*) from private.lifecycle_cutoffs(%(as_of)s) k
+          join archive.integration_logs_archived l on l.company_id = k.company_id and l.created_at < k.cold_before
+         where not k.company_held),
+       (select count(*) from private.lifecycle_cutoffs(%(as_of)s) k
+          join archive.analytics_archived a on a.company_id = k.company_id
+           and a.day < (k.cold_before at time zone 'UTC')::date
+         where not k.company_held)
+"""
+
+
+class ExportInvalid(NeurantError):
+    """An export directory is incomplete, altered or does not match its manifest."""
+
+    exit_code = 1
+
+
+@dataclass
+class ExportResult:
+    export_id: str
+    path: Path
+    rows: dict[str, int]
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+@dataclass
+class ColdRun:
+    job: JobResult
+    exports: list[ExportResult] = field(default_factory=list)
+
+
+def _file_name(table: str) -> str:
+    return table.split(".", 1)[1] + ".jsonl.gz"
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_table(conn: psycopg.Connection, query: str, path: Path) -> dict[str, Any]:
+    content = hashlib.sha256()
+    rows = 0
+    with path.open("wb") as raw:
+        with (gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+              conn.cursor(name=f"cold_{path.stem.replace('.', '_')}") as cur):
+            cur.itersize = 2000
+            cur.execute(query)
+            for (line,) in cur:
+                data = line.encode("utf-8") + b"\n"
+                gz.write(data)
+                content.update(data)
+                rows += 1
+        raw.flush()
+        os.fsync(raw.fileno())
+    return {"file": path.name, "rows": rows, "sha256": _sha256_file(path), "content_sha256": content.hexdigest()}
+
+
+def _iter_lines(path: Path) -> Iterator[bytes]:
+    with gzip.open(path, "rb") as gz:
+        yield from gz
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise ExportInvalid(f"{directory}: no {MANIFEST}", hint="point at one export directory")
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ExportInvalid(f"{path}: not valid JSON: {exc}") from None
+    if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+        raise ExportInvalid(f"{path}: not a {FORMAT} v{FORMAT_VERSION} manifest")
+    return manifest
+
+
+def verify_export(directory: Path) -> dict[str, int]:
+    """Check every file against the manifest (file sha256, content sha256, row count,
+    one JSON object per line). Returns rows per table; raises ExportInvalid."""
+    manifest = read_manifest(directory)
+    counts: dict[str, int] = {}
+    for table, entry in manifest["tables"].items():
+        path = directory / entry["file"]
+        if not path.is_file():
+            raise ExportInvalid(f"{directory}: {entry['file']} is missing")
+        if _sha256_file(path) != entry["sha256"]:
+            raise ExportInvalid(f"{path}: sha256 differs from the manifest (file altered or truncated)")
+        content = hashlib.sha256()
+        rows = 0
+        try:
+            for line in _iter_lines(path):
+                content.update(line)
+                if not isinstance(json.loads(line), dict):
+                    raise ExportInvalid(f"{path}: line {rows + 1} is not a JSON object")
+                rows += 1
+        except (OSError, EOFError, ValueError) as exc:
+            raise ExportInvalid(f"{path}: unreadable: {exc}") from None
+        if rows != entry["rows"] or content.hexdigest() != entry["content_sha256"]:
+            raise ExportInvalid(f"{path}: {rows} rows / content checksum differ from the manifest "
+                                f"({entry['rows']} rows)")
+        counts[table] = rows
+    return counts
+
+
+def preview(conn: psycopg.Connection, as_of: datetime) -> dict[str, int]:
+    row = conn.execute(PREVIEW_SQL, {"as_of": as_of}).fetchone()
+    assert row is not None
+    return {k: int(v) for k, v in zip(
+        ("archive.conversations_archived", "archive.integration_logs_archived", "archive.analytics_archived"),
+        row, strict=True) if v}
+
+
+def _export_one(conn: psycopg.Connection, out_dir: Path, as_of: datetime, limit: int, run_id: int,
+                total: dict[str, int]) -> ExportResult | None:
+    """One export = one transaction. Returns None when nothing is left to export."""
+    export_id = conn.execute("select gen_random_uuid()::text").fetchone()[0]  # type: ignore[index]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    directory = out_dir / f"{stamp}-{export_id[:8]}"
+    committed = False
+    try:
+        with conn.transaction():
+            conn.execute("set transaction isolation level repeatable read")
+            conn.execute(KEYS_SQL)
+            for claim in CLAIM_SQL:
+                conn.execute(claim, {"as_of": as_of, "limit": limit})
+            keyed = conn.execute(
+                "select (select count(*) from cold_conv) + (select count(*) from cold_logs) "
+                "+ (select count(*) from cold_days)").fetchone()
+            if not keyed or keyed[0] == 0:
+                return None
+            directory.mkdir(parents=True, exist_ok=False)
+            tables: dict[str, Any] = {}
+            for table, query in TABLES:
+                tables[table] = _write_table(conn, query, directory / _file_name(table))
+            companies = [r[0] for r in conn.execute(
+                "select distinct company_id::text from (select company_id from cold_conv union all "
+                "select company_id from cold_logs union all select company_id from cold_days) s order by 1")]
+            manifest = {
+                "format": FORMAT, "version": FORMAT_VERSION, "export_id": export_id,
+                "created_at": datetime.now(UTC).isoformat(), "as_of": as_of.isoformat(),
+                "job_run_id": run_id, "companies": companies, "tables": tables,
+                "restore": "neurant-db archive restore <this directory>",
+            }
+            manifest_path = directory / MANIFEST
+            manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
+            with manifest_path.open("wb") as f:
+                f.write(manifest_bytes)
+                f.flush()
+                os.fsync(f.fileno())
+            _fsync_dir(directory)
+            # read everything back before deleting anything
+            verified = verify_export(directory)
+            rows = {t: e["rows"] for t, e in tables.items()}
+            if verified != rows:
+                raise ExportInvalid(f"{directory}: read back {verified}, wrote {rows}")
+            for table in DELETE_ORDER:
+                cur = conn.execute(DELETES[table])
+                if cur.rowcount != rows[table]:
+                    raise ExportInvalid(
+                        f"{table}: deleted {cur.rowcount} rows but exported {rows[table]}; nothing was deleted",
+                        hint="the archive changed during the export; run it again")
+            counts = {t: n for t, n in rows.items() if n}
+            conn.execute(
+                "insert into private.cold_exports (id, job_run_id, location, manifest_sha256, row_counts) "
+                "values (%s, %s, %s, %s, %s)",
+                (export_id, run_id, str(directory.resolve()), hashlib.sha256(manifest_bytes).hexdigest(),
+                 json.dumps(counts)))
+            conn.execute("select private.job_progress(%s, 'export', %s::jsonb, %s::jsonb)",
+                         (run_id, json.dumps(counts), json.dumps(total)))
+        committed = True
+        return ExportResult(export_id, directory, counts)
+    finally:
+        if not committed and directory.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def cold_export(target: DatabaseTarget, out_dir: Path, *, as_of: datetime | None = None,
+                batch_size: int = 1000, max_batches: int | None = None, dry_run: bool = False,
+                on_progress: Callable[[Progress], None] | None = None) -> ColdRun:
+    """Export archived data past cold_after_days, verify it, then delete it: one export
+    directory (and one transaction) per batch of up to batch_size conversations."""
+    if batch_size < 1:
+        raise JobError("batch size must be at least 1")
+    conn = job_connection(target, "cold-export")
+    try:
+        when = as_of or conn.execute("select now()").fetchone()[0]  # type: ignore[index]
+        params = {"batch_size": batch_size, "max_batches": max_batches, "as_of": when.isoformat(),
+                  "out": str(out_dir)}
+        try:
+            run_id = int(conn.execute("select private.job_start('cold-export', %s::jsonb, %s)",
+                                      (json.dumps(params), dry_run)).fetchone()[0])  # type: ignore[index]
+        except psycopg.Error as exc:
+            _raise_for(exc, "cold-export")
+            raise
+        exports: list[ExportResult] = []
+        error: str | None = None
+        try:
+            total = preview(conn, when)
+            if dry_run:
+                conn.execute("update private.job_runs set rows_moved = %s::jsonb where id = %s",
+                             (json.dumps(total), run_id))
+            else:
+                if on_progress:
+                    on_progress(Progress("start", {}, total))
+                out_dir.mkdir(parents=True, exist_ok=True)
+                done: dict[str, int] = {}
+                while max_batches is None or len(exports) < max_batches:
+                    result = _export_one(conn, out_dir, when, batch_size, run_id, total)
+                    if result is None:
+                        break
+                    exports.append(result)
+                    for k, v in result.rows.items():
+                        done[k] = done.get(k, 0) + v
+                    if on_progress:
+                        on_progress(Progress("export", dict(done), total))
+        except (psycopg.Error, OSError, NeurantError) as exc:
+            error = exc.message if isinstance(exc, NeurantError) else str(exc).strip()
+        conn.execute("select private.job_finish(%s, %s, %s)",
+                     (run_id, "failed" if error else "succeeded", error))
+        job = fetch_run(conn, run_id)
+        assert job is not None
+        if error:
+            raise JobError(f"cold-export run {run_id} failed: {error}",
+                           hint="exports committed before the error are complete; the failed one was "
+                                "rolled back and its directory removed")
+        return ColdRun(job, exports)
+    finally:
+        conn.close()
+
+
+def restore_export(target: DatabaseTarget, directory: Path, *, dry_run: bool = False,
+                   allow_unrecorded: bool = False) -> dict[str, int]:
+    """Read an export back into the archive tables, all or nothing. Refuses an altered
+    export, one whose rows are already in the database, and (unless allow_unrecorded)
+    one that private.cold_exports does not list as deleted."""
+    counts = verify_export(directory)
+    manifest = read_manifest(directory)
+    conn = job_connection(target, "restore")
+    try:
+        state = conn.execute("select status from private.cold_exports where id = %s",
+                             (manifest["export_id"],)).fetchone()
+        if state is None and not allow_unrecorded:
+            raise ExportInvalid(
+                f"export {manifest['export_id']} is not recorded in private.cold_exports",
+                hint="an export whose deletion never committed still has its rows in the archive; "
+                     "pass --allow-unrecorded to restore it into another database")
+        if state is not None and state[0] == "restored":
+            raise ExportInvalid(f"export {manifest['export_id']} was already restored")
+        if dry_run:
+            return counts
+        try:
+            with conn.transaction():
+                for table, _query in TABLES:
+                    entry = manifest["tables"].get(table)
+                    if not entry or not entry["rows"]:
+                        continue
+                    batch: list[str] = []
+                    for line in _iter_lines(directory / entry["file"]):
+                        batch.append(line.decode("utf-8"))
+                        if len(batch) >= 1000:
+                            _insert(conn, table, batch)
+                            batch = []
+                    if batch:
+                        _insert(conn, table, batch)
+                conn.execute("update private.cold_exports set status = 'restored', restored_at = now() "
+                             "where id = %s", (manifest["export_id"],))
+        except psycopg.errors.UniqueViolation:
+            raise ExportInvalid(f"{directory}: some of its rows are already in the archive; nothing restored",
+                                hint="an export can be restored once") from None
+        except psycopg.Error as exc:
+            raise JobError(f"restore of {directory} failed: {exc.diag.message_primary or exc}; "
+                           "nothing restored") from None
+        return counts
+    finally:
+        conn.close()
+
+
+def _insert(conn: psycopg.Connection, table: str, lines: list[str]) -> None:
+    schema, name = table.split(".")
+    conn.execute(
+        psycopg.sql.SQL("insert into {t} select * from jsonb_populate_recordset(null::{t}, %s::jsonb)").format(
+            t=psycopg.sql.Identifier(schema, name)),
+        ("[" + ",".join(lines) + "]",))

@@ -1,0 +1,261 @@
+"""Counters on companies stay exact under concurrent inserts and deletes.
+
+N writers, each on its own connection and released together by a barrier,
+insert right at a plan limit: exactly `limit` succeed, every other one fails
+with SQLSTATE NA001, and the live counter on public.companies equals count(*)
+of the table afterwards - also while other sessions delete at the same time.
+Writers act like the dashboard (role authenticated + request.jwt.claims, so
+RLS and the column grants apply) or like the backend (service_role).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from neurant_db.database import DatabaseTarget
+from neurant_db.migrate import migrate
+from neurant_db.render import render_all
+from neurant_db.testdb import TestDatabase, test_settings
+
+WRITERS = 10
+HOLD = 0.05  # seconds each writer keeps its transaction open after writing
+
+
+@pytest.fixture(scope="module")
+def db(neurant_server: TestDatabase) -> Iterator[str]:
+    """A migrated scratch database shared by this module (each test makes its own company)."""
+    name = f"scratch_{secrets.token_hex(4)}"
+    with psycopg.connect(neurant_server.url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = urlunsplit(urlsplit(neurant_server.url)._replace(path="/" + name))
+    try:
+        settings = test_settings()
+        migrate(DatabaseTarget(url), render_all(settings), settings)
+        yield url
+    finally:
+        with psycopg.connect(neurant_server.url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def make_company(url: str, plan: str, **overrides: object) -> tuple[uuid.UUID, uuid.UUID]:
+    """A company on `plan` with its owner (as superuser); returns (company_id, owner auth uid)."""
+    company, owner_auth = uuid.uuid4(), uuid.uuid4()
+    email = f"owner-{owner_auth.hex[:8]}@example.com"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("insert into auth.users (id, email) values (%s, %s)", (owner_auth, email))
+        conn.execute("insert into public.companies (id, name, subscription_plan) values (%s, %s, %s)",
+                     (company, f"Co {company.hex[:8]}", plan))
+        conn.execute("insert into public.users (company_id, auth_user_id, email, role) values (%s, %s, %s, 'owner')",
+                     (company, owner_auth, email))
+        for column, value in overrides.items():
+            conn.execute(f"update public.companies set {column} = %s where id = %s", (value, company))
+    return company, owner_auth
+
+
+def as_member(conn: psycopg.Connection, auth_uid: uuid.UUID) -> None:
+    claims = json.dumps({"sub": str(auth_uid), "role": "authenticated", "aud": "authenticated"})
+    conn.execute("select set_config('request.jwt.claims', %s, false)", (claims,))
+    conn.execute("set role authenticated")
+
+
+def as_service(conn: psycopg.Connection) -> None:
+    conn.execute("""select set_config('request.jwt.claims', '{"role": "service_role"}', false)""")
+    conn.execute("set role service_role")
+
+
+def race(url: str, setup: Callable[[psycopg.Connection], None],
+         actions: list[Callable[[psycopg.Connection], object]]) -> list[str]:
+    """Run every action in its own thread and transaction, all released at once by a
+    barrier; each transaction stays open a moment after its write so they overlap.
+    Returns 'ok' or the SQLSTATE per action, in order."""
+    barrier = threading.Barrier(len(actions))
+    results: list[str] = ["not run"] * len(actions)
+
+    def worker(i: int) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            setup(conn)
+            barrier.wait(timeout=30)
+            try:
+                with conn.transaction():
+                    actions[i](conn)
+                    conn.execute("select pg_sleep(%s)", (HOLD,))
+                results[i] = "ok"
+            except psycopg.Error as exc:
+                results[i] = exc.sqlstate or repr(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(actions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def scalar(url: str, sql: str, *params: object) -> object:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(sql, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def plan_limit(url: str, plan: str, column: str) -> int:
+    value = scalar(url, f"select {column} from public.subscription_plans where code = %s", plan)
+    assert isinstance(value, int)
+    return value
+
+
+def test_parallel_chatbot_creators_at_the_limit_never_get_one_over_max_chatbots(db: str) -> None:
+    company, owner = make_company(db, "starter")
+    limit = plan_limit(db, "starter", "max_chatbots")
+    results = race(db, lambda c: as_member(c, owner), [
+        (lambda c, i=i: c.execute(
+            "insert into public.chatbots (company_id, name, system_prompt) values (%s, %s, 'p')",
+            (company, f"bot {i}")))
+        for i in range(WRITERS)])
+    assert Counter(results) == {"ok": limit, "NA001": WRITERS - limit}
+    assert scalar(db, "select count(*) from public.chatbots where company_id = %s", company) == limit
+    assert scalar(db, "select current_chatbot_count from public.companies where id = %s", company) == limit
+
+
+def test_parallel_document_uploads_at_the_limit_keep_document_and_storage_counters_exact(db: str) -> None:
+    company, owner = make_company(db, "free")
+    limit = plan_limit(db, "free", "max_documents")
+    with psycopg.connect(db, autocommit=True) as conn:  # fill up to three below the limit
+        for i in range(limit - 3):
+            conn.execute("insert into public.documents (company_id, title, mime_type, storage_path, size_bytes)"
+                         " values (%s, 'd', 'text/plain', %s, 1000)", (company, f"pre/{i}.txt"))
+    results = race(db, lambda c: as_member(c, owner), [
+        (lambda c, i=i: c.execute(
+            "insert into public.documents (company_id, title, mime_type, storage_path, size_bytes)"
+            " values (%s, 'd', 'text/plain', %s, 2000)", (company, f"race/{i}.txt")))
+        for i in range(WRITERS)])
+    assert Counter(results) == {"ok": 3, "NA001": WRITERS - 3}
+    assert scalar(db, "select count(*) from public.documents where company_id = %s", company) == limit
+    assert scalar(db, "select current_document_count from public.companies where id = %s", company) == limit
+    assert scalar(db, "select current_storage_bytes from public.companies where id = %s", company) == \
+        scalar(db, "select sum(size_bytes) from public.documents where company_id = %s", company)
+
+
+def test_parallel_integration_creators_at_the_limit_never_get_one_over_max_integrations(db: str) -> None:
+    company, owner = make_company(db, "starter")
+    limit = plan_limit(db, "starter", "max_integrations")
+    results = race(db, lambda c: as_member(c, owner), [
+        (lambda c, i=i: c.execute(
+            "insert into public.integrations (company_id, type, name) values (%s, 'webhook', %s)",
+            (company, f"hook {i}")))
+        for i in range(WRITERS)])
+    assert Counter(results) == {"ok": limit, "NA001": WRITERS - limit}
+    assert scalar(db, "select count(*) from public.integrations where company_id = %s", company) == limit
+    assert scalar(db, "select current_integration_count from public.companies where id = %s", company) == limit
+
+
+def test_parallel_invitations_never_hand_out_more_seats_than_max_users(db: str) -> None:
+    company, owner = make_company(db, "starter")
+    seats = plan_limit(db, "starter", "max_users") - 1  # the owner holds one seat
+    results = race(db, lambda c: as_member(c, owner), [
+        (lambda c, i=i: c.execute("select * from public.create_invitation(%s, 'operador')",
+                                  (f"invitee{i}@example.com",)))
+        for i in range(WRITERS)])
+    assert Counter(results) == {"ok": seats, "NA001": WRITERS - seats}
+    pending = scalar(db, "select count(*) from public.user_invitations where company_id = %s and status = 'pending'",
+                     company)
+    assert pending == seats
+    assert scalar(db, "select current_pending_invitation_count from public.companies where id = %s",
+                  company) == pending
+
+
+def test_parallel_bot_messages_never_exceed_the_monthly_message_limit(db: str) -> None:
+    limit = 5
+    company, _owner = make_company(db, "free", monthly_message_limit=limit)
+    with psycopg.connect(db, autocommit=True) as conn:
+        chatbot = conn.execute("insert into public.chatbots (company_id, name, system_prompt) values (%s, 'b', 'p')"
+                               " returning id", (company,)).fetchone()[0]  # type: ignore[index]
+        conversations = [
+            conn.execute("insert into public.conversations (company_id, chatbot_id, end_user_id, channel)"
+                         " values (%s, %s, %s, 'web') returning id", (company, chatbot, f"visitor {i}")).fetchone()[0]  # type: ignore[index]
+            for i in range(2)]
+    results = race(db, as_service, [
+        (lambda c, i=i: c.execute(
+            "insert into public.messages (company_id, conversation_id, sender_type, content)"
+            " values (%s, %s, 'bot', %s)",
+            (company, conversations[i % 2], f"answer {i}")))
+        for i in range(WRITERS + 2)])
+    assert Counter(results) == {"ok": limit, "NA001": WRITERS + 2 - limit}
+    bot_messages = scalar(db, "select count(*) from public.messages where company_id = %s and sender_type = 'bot'",
+                          company)
+    assert bot_messages == limit
+    assert scalar(db, "select sum(message_count) from public.company_message_usage where company_id = %s",
+                  company) == limit
+
+
+def test_concurrent_inserts_and_deletes_keep_every_counter_equal_to_the_row_count(db: str) -> None:
+    company, owner = make_company(db, "starter")
+    max_bots = plan_limit(db, "starter", "max_chatbots")
+    max_hooks = plan_limit(db, "starter", "max_integrations")
+    with psycopg.connect(db, autocommit=True) as conn:  # start exactly at the limits
+        bots = [conn.execute("insert into public.chatbots (company_id, name, system_prompt) values (%s, %s, 'p')"
+                             " returning id", (company, f"old bot {i}")).fetchone()[0] for i in range(max_bots)]  # type: ignore[index]
+        hooks = [conn.execute("insert into public.integrations (company_id, type, name) values (%s, 'webhook', %s)"
+                              " returning id", (company, f"old hook {i}")).fetchone()[0] for i in range(max_hooks)]  # type: ignore[index]
+        docs = [conn.execute("insert into public.documents (company_id, title, mime_type, storage_path, size_bytes)"
+                             " values (%s, 'd', 'text/plain', %s, %s) returning id",
+                             (company, f"old/{i}.txt", 100 * (i + 1))).fetchone()[0] for i in range(4)]  # type: ignore[index]
+
+    def delete(table: str, row_id: object) -> Callable[[psycopg.Connection], object]:
+        return lambda c: c.execute(f"delete from public.{table} where company_id = %s and id = %s", (company, row_id))
+
+    actions: list[Callable[[psycopg.Connection], object]] = []
+    actions += [delete("chatbots", b) for b in bots[:2]]
+    actions += [delete("integrations", h) for h in hooks[:2]]
+    actions += [delete("documents", d) for d in docs]
+    actions += [(lambda c, i=i: c.execute("insert into public.chatbots (company_id, name, system_prompt)"
+                                          " values (%s, %s, 'p')", (company, f"new bot {i}"))) for i in range(4)]
+    actions += [(lambda c, i=i: c.execute("insert into public.integrations (company_id, type, name)"
+                                          " values (%s, 'webhook', %s)", (company, f"new hook {i}"))) for i in range(4)]
+    actions += [(lambda c, i=i: c.execute("insert into public.documents (company_id, title, mime_type, storage_path,"
+                                          " size_bytes) values (%s, 'd', 'text/plain', %s, 7)",
+                                          (company, f"new/{i}.txt"))) for i in range(4)]
+    results = race(db, lambda c: as_member(c, owner), actions)
+    assert set(results) <= {"ok", "NA001"}, results
+    assert results[:8] == ["ok"] * 8, "every delete succeeds"
+
+    counts = scalar(db, """
+        select jsonb_build_object(
+          'chatbots', (select count(*) from public.chatbots where company_id = c.id) = c.current_chatbot_count,
+          'integrations', (select count(*) from public.integrations where company_id = c.id)
+                          = c.current_integration_count,
+          'documents', (select count(*) from public.documents where company_id = c.id) = c.current_document_count,
+          'storage', (select coalesce(sum(size_bytes), 0) from public.documents where company_id = c.id)
+                     = c.current_storage_bytes,
+          'within_limits', c.current_chatbot_count <= %s and c.current_integration_count <= %s)
+          from public.companies c where c.id = %s""", max_bots, max_hooks, company)
+    assert counts == {"chatbots": True, "integrations": True, "documents": True, "storage": True,
+                      "within_limits": True}
+
+
+def test_an_invitation_token_accepted_concurrently_is_used_exactly_once(db: str) -> None:
+    company, owner = make_company(db, "starter")
+    with psycopg.connect(db, autocommit=True) as conn:
+        as_member(conn, owner)
+        token = conn.execute("select token from public.create_invitation('twin@example.com', 'operador')").fetchone()[0]  # type: ignore[index]
+        conn.execute("reset role")
+        # several identities share the invited email (e.g. a re-created account)
+        twins = [uuid.uuid4() for _ in range(6)]
+        for twin in twins:
+            conn.execute("insert into auth.users (id, email) values (%s, 'twin@example.com')", (twin,))
+    results = race(db, lambda c: None, [
+        (lambda c, twin=twin: (as_member(c, twin), c.execute("select public.accept_invitation(%s)", (token,))))
+        for twin in twins])
+    assert Counter(results) == {"ok": 1, "22023": len(twins) - 1}
+    assert scalar(db, "select count(*) from public.users where company_id = %s and email = 'twin@example.com'",
+                  company) == 1
+    assert scalar(db, "select current_user_count from public.companies where id = %s", company) == 2
