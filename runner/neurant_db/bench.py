@@ -5,13 +5,17 @@ hot query three ways on the same server, interleaved so drift hits all alike:
   baseline  superuser, no RLS, explicit `company_id = $1`   (the reference)
   rls+key   authenticated user under RLS, still sending `company_id = $1`
   rls       authenticated user under RLS, no explicit tenant filter
-and prints medians and the ratios to baseline. The goal in DESIGN.md is
+and prints medians and the ratios to baseline. All variants run on one
+connection (role switched between blocks of queries, blocks shuffled per
+round): on a small machine, comparing two connections mostly measures which
+CPU their backends landed on. The goal in DESIGN.md is
 rls+key <= 1.10x baseline.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -123,22 +127,25 @@ def load(conn: psycopg.Connection, companies: int, conversations: int, messages:
                              "messages": messages})
 
 
-def _as_user(url: str, company_no: int, role_no: int) -> psycopg.Connection:
-    conn = connect(url, autocommit=True, purpose="bench")
+def _act_as(conn: psycopg.Connection, company_no: int, role_no: int) -> None:
     claims = json.dumps({"sub": USER.format(company_no * 10 + role_no), "role": "authenticated"})
     conn.execute("select set_config('request.jwt.claims', %s, false)", (claims,))
-    conn.execute("set role authenticated")
-    return conn
 
 
-def _time(conn: psycopg.Connection, sql: str, params: dict[str, Any]) -> float:
-    start = time.perf_counter()
-    conn.execute(sql, params, prepare=True).fetchall()
-    return time.perf_counter() - start
+def _block(conn: psycopg.Connection, sql: str, params: dict[str, Any], n: int, warmup: int) -> list[float]:
+    out = []
+    for i in range(warmup + n):
+        start = time.perf_counter()
+        conn.execute(sql, params, prepare=True).fetchall()
+        if i >= warmup:
+            out.append(time.perf_counter() - start)
+    return out
 
 
 def run(url: str, *, companies: int, conversations: int, messages: int, iterations: int,
-        echo: Callable[[str], None]) -> list[dict[str, Any]]:
+        echo: Callable[[str], None], rounds: int = 10, seed: int = 7) -> list[dict[str, Any]]:
+    """One connection for every variant (the role is switched between blocks), so
+    the comparison is not skewed by which CPU each backend process landed on."""
     with connect(url, autocommit=True, purpose="bench-load") as conn:
         t0 = time.perf_counter()
         load(conn, companies, conversations, messages)
@@ -151,29 +158,26 @@ def run(url: str, *, companies: int, conversations: int, messages: int, iteratio
         "conversation": CONVERSATION.format(target * 100000 + 4),  # chatbot 1: assigned
         "assigned": [ASSIGNED_BOT.format(target * 10 + 1)],
     }
+    rng = random.Random(seed)
+    per_block = max(10, iterations // rounds)
     results = []
-    base = connect(url, autocommit=True, purpose="bench")
-    try:
+    with connect(url, autocommit=True, purpose="bench") as conn:
         for q in QUERIES:
-            user = _as_user(url, target, q.identity)
-            try:
-                rows_base = base.execute(q.baseline, params).fetchall()
-                rows_rls = user.execute(q.rls_keyed, params).fetchall()
-                rows_only = user.execute(q.rls_only, params).fetchall()
-                same = sorted(map(str, rows_base)) == sorted(map(str, rows_rls)) == sorted(
-                    map(str, rows_only))
-                samples: dict[str, list[float]] = {"baseline": [], "rls+key": [], "rls": []}
-                for i in range(iterations + 20):
-                    order = [("baseline", base, q.baseline), ("rls+key", user, q.rls_keyed),
-                             ("rls", user, q.rls_only)]
-                    if i % 2:
-                        order.reverse()
-                    for label, conn, sql in order:
-                        elapsed = _time(conn, sql, params)
-                        if i >= 20:  # warm-up discarded
-                            samples[label].append(elapsed)
-            finally:
-                user.close()
+            _act_as(conn, target, q.identity)
+            variants = [("baseline", None, q.baseline), ("rls+key", "authenticated", q.rls_keyed),
+                        ("rls", "authenticated", q.rls_only)]
+            rows = {}
+            for label, role, sql in variants:
+                conn.execute("reset role" if role is None else f"set role {role}")
+                rows[label] = sorted(map(str, conn.execute(sql, params).fetchall()))
+            same = rows["baseline"] == rows["rls+key"] == rows["rls"]
+            samples: dict[str, list[float]] = {label: [] for label, _r, _s in variants}
+            for _ in range(rounds):
+                rng.shuffle(variants)
+                for label, role, sql in variants:
+                    conn.execute("reset role" if role is None else f"set role {role}")
+                    samples[label] += _block(conn, sql, params, per_block, warmup=5)
+            conn.execute("reset role")
             med = {k: statistics.median(v) * 1e6 for k, v in samples.items()}
             results.append({
                 "query": q.name, "same_rows": same,
@@ -182,8 +186,6 @@ def run(url: str, *, companies: int, conversations: int, messages: int, iteratio
                 "ratio_rls_keyed": round(med["rls+key"] / med["baseline"], 3),
                 "ratio_rls": round(med["rls"] / med["baseline"], 3),
             })
-    finally:
-        base.close()
     return results
 
 
