@@ -341,6 +341,30 @@ def demo(c: Context, no_data: bool) -> None:
 
 
 @cli.command()
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the Markdown here instead of printing it.")
+def matrix(out: Path | None) -> None:
+    """Print the access matrix (table x identity x command) the isolation suite checks.
+
+    \b
+    Example:
+      neurant-db matrix --out docs/access-matrix.md
+    """
+    from .isolation import SpecError, load_spec, render_matrix
+    from .paths import sql_root
+
+    try:
+        text = render_matrix(load_spec(sql_root() / "tests" / "isolation" / "access_spec.toml"))
+    except SpecError as exc:
+        raise NeurantError(f"access spec: {exc}") from None
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"wrote {out}")
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable findings.")
 @click.option("--all", "show_all", is_flag=True, help="Also print info findings.")
 @pass_ctx

@@ -184,3 +184,41 @@ def _json(value: dict[str, str]) -> str:
 
 def matrix_size(spec_path: Path) -> int:
     return sum(len(cells(s)) for s in load_spec(spec_path).values())
+
+
+def _cell_text(spec: TableSpec, identity: str, command: str) -> str:
+    targets = list(spec.targets) or ["own"]
+    allowed = [t for t in targets if spec.expected(identity, command, t) == "allow"]
+    if not allowed:
+        return "-"
+    text = "all" if len(allowed) == len(targets) else ", ".join(allowed)
+    if not spec.is_global and spec.expected(identity, command, "other") == "allow":
+        text += " +other"
+    return text
+
+
+def render_matrix(specs: dict[str, TableSpec]) -> str:
+    """The access spec as a readable Markdown matrix: table x identity x command."""
+    lines = [
+        "# Access matrix",
+        "",
+        "Generated from `tests/isolation/access_spec.toml` by `neurant-db matrix`; "
+        "`make test` checks every cell against the live database",
+        f"({sum(len(cells(s)) for s in specs.values())} cells). A cell lists the row sets of the "
+        "identity's own company it may act on (`all`, or named targets of that table); "
+        "`-` means denied; `+other` means another company's rows too (service_role only). "
+        "Every identity of a company is denied on every other company's rows.",
+        "",
+    ]
+    for name in sorted(specs):
+        spec = specs[name]
+        targets = ", ".join(f"`{t}`: {p}" for t, p in spec.targets.items())
+        lines += [f"## {name}" + (" (global)" if spec.is_global else ""), ""]
+        if targets:
+            lines += [f"Targets: {targets}", ""]
+        lines += ["| identity | select | insert | update | delete |", "|---|---|---|---|---|"]
+        for identity in IDENTITIES:
+            row = [_cell_text(spec, identity, c) for c in COMMANDS]
+            lines.append(f"| {identity} | " + " | ".join(row) + " |")
+        lines.append("")
+    return "\n".join(lines)
