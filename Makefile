@@ -27,7 +27,7 @@ demo: $(STAMP)
 	@$(BIN)/neurant-db migrate
 	@$(BIN)/neurant-db demo
 
-test: $(STAMP) pgtap
+test: $(STAMP)
 	@$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)

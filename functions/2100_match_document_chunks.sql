@@ -23,7 +23,7 @@
 -- cut-off into a scan of hnsw.max_scan_tuples rows.
 
 create function public.match_document_chunks(
-  p_query_embedding extensions.vector,
+  p_query_embedding {{ vector_schema }}.vector,
   p_match_count integer default 5,
   p_min_similarity double precision default 0
 )
@@ -51,7 +51,7 @@ $$;
 
 create function public.match_document_chunks_for_company(
   p_company_id uuid,
-  p_query_embedding extensions.vector,
+  p_query_embedding {{ vector_schema }}.vector,
   p_match_count integer default 5,
   p_min_similarity double precision default 0
 )
@@ -105,10 +105,10 @@ begin
   return query
   with nearest as materialized (
     select ch.id, ch.document_id, ch.chunk_index, ch.content, ch.metadata,
-           ch.embedding operator(extensions.<=>) p_query_embedding as distance
+           ch.embedding operator({{ vector_schema }}.<=>) p_query_embedding as distance
       from public.document_chunks ch
      where ch.company_id = p_company_id
-     order by ch.embedding operator(extensions.<=>) p_query_embedding
+     order by ch.embedding operator({{ vector_schema }}.<=>) p_query_embedding
      limit p_match_count
   )
   select n.id, n.document_id, d.title, n.chunk_index, n.content, n.metadata,
@@ -128,14 +128,14 @@ begin
 end;
 $$;
 
-comment on function public.match_document_chunks(extensions.vector, integer, double precision) is
+comment on function public.match_document_chunks({{ vector_schema }}.vector, integer, double precision) is
   'RAG top-k search in the caller''s company: the p_match_count chunks nearest (cosine) to p_query_embedding with similarity >= p_min_similarity, best first. Security invoker: RLS applies; returns nothing for callers without a company.';
-comment on function public.match_document_chunks_for_company(uuid, extensions.vector, integer, double precision) is
+comment on function public.match_document_chunks_for_company(uuid, {{ vector_schema }}.vector, integer, double precision) is
   'RAG top-k search in an explicit company (used by the bot engine as service_role, and by match_document_chunks): company-filtered HNSW scan (iterative scan where pgvector supports it), exact re-sort, similarity threshold. Security invoker: an authenticated caller still only sees its own company''s chunks through RLS.';
 
-revoke execute on function public.match_document_chunks(extensions.vector, integer, double precision) from public, anon;
-grant execute on function public.match_document_chunks(extensions.vector, integer, double precision) to authenticated, service_role;
+revoke execute on function public.match_document_chunks({{ vector_schema }}.vector, integer, double precision) from public, anon;
+grant execute on function public.match_document_chunks({{ vector_schema }}.vector, integer, double precision) to authenticated, service_role;
 -- Invoker function: the caller's own privileges and RLS decide what it reads,
 -- so authenticated may call it (another company's id simply matches nothing).
-revoke execute on function public.match_document_chunks_for_company(uuid, extensions.vector, integer, double precision) from public, anon;
-grant execute on function public.match_document_chunks_for_company(uuid, extensions.vector, integer, double precision) to authenticated, service_role;
+revoke execute on function public.match_document_chunks_for_company(uuid, {{ vector_schema }}.vector, integer, double precision) from public, anon;
+grant execute on function public.match_document_chunks_for_company(uuid, {{ vector_schema }}.vector, integer, double precision) to authenticated, service_role;

@@ -28,6 +28,26 @@ $$;
 comment on function private.lifecycle_require_privileges() is
   'Raises 42501 unless the current role bypasses RLS (superuser or BYPASSRLS, e.g. service_role): a job under RLS would silently move nothing.';
 
+create function private.lifecycle_clock(p_as_of timestamptz) returns timestamptz
+  language sql
+  stable
+  set search_path = ''
+as $$
+  -- A future "as of" would make recent data old enough to archive or delete. Only a
+  -- superuser session that has not switched role (a DBA replaying, the test suite)
+  -- may look forward; everyone else - service_role included - is clamped to now().
+  select case
+           when p_as_of <= pg_catalog.now() then p_as_of
+           when coalesce((select r.rolsuper from pg_catalog.pg_roles r where r.rolname = session_user), false)
+                and pg_catalog.current_setting('role') = 'none' then p_as_of
+           else pg_catalog.now()
+         end
+$$;
+comment on function private.lifecycle_clock(timestamptz) is
+  'The time lifecycle ages are measured from: p_as_of when it is not in the future, else now() - unless the session is a superuser that has not switched role (replays, tests).';
+revoke execute on function private.lifecycle_clock(timestamptz) from public, anon, authenticated;
+grant execute on function private.lifecycle_clock(timestamptz) to service_role;
+
 create function private.lifecycle_cutoffs(p_as_of timestamptz)
 returns table (company_id uuid, archive_before timestamptz, cold_before timestamptz,
                delete_before timestamptz, company_held boolean)
@@ -35,16 +55,16 @@ returns table (company_id uuid, archive_before timestamptz, cold_before timestam
   stable
 as $$
   select co.id,
-         p_as_of - pg_catalog.make_interval(days => p.archive_after_days),
-         p_as_of - pg_catalog.make_interval(days => p.cold_after_days),
-         p_as_of - pg_catalog.make_interval(days => p.delete_after_days),
+         private.lifecycle_clock(p_as_of) - pg_catalog.make_interval(days => p.archive_after_days),
+         private.lifecycle_clock(p_as_of) - pg_catalog.make_interval(days => p.cold_after_days),
+         private.lifecycle_clock(p_as_of) - pg_catalog.make_interval(days => p.delete_after_days),
          exists (select 1 from public.legal_holds h
                   where h.company_id = co.id and h.released_at is null and h.conversation_id is null)
     from public.companies co
     join public.subscription_plans p on p.code = co.subscription_plan
 $$;
 comment on function private.lifecycle_cutoffs(timestamptz) is
-  'Per company, as of p_as_of: the times before which data is archived, exported to cold storage and deleted (from its plan''s retention days), and whether a company-wide legal hold is active.';
+  'Per company, as of private.lifecycle_clock(p_as_of): the times before which data is archived, exported to cold storage and deleted (from its plan''s retention days), and whether a company-wide legal hold is active.';
 
 create function private.conversation_is_held(p_company_id uuid, p_conversation_id uuid) returns boolean
   language sql
@@ -405,7 +425,8 @@ declare
   n bigint;
 begin
   -- The purge hook of 2030_audit: only the table owner (this function's owner) with
-  -- neurant.audit_purge = on may delete. Never younger than 7 years (2555 days),
+  -- neurant.audit_purge = on may delete. Ages are measured from lifecycle_clock():
+  -- only a superuser session may move the clock forward. Never younger than 7 years (2555 days),
   -- whatever a plan says; a company-wide legal hold keeps the company's trail.
   perform pg_catalog.set_config('neurant.audit_purge', 'on', true);
   delete from public.audit_logs a
@@ -414,7 +435,7 @@ begin
        from public.audit_logs l
        left join public.companies co on co.id = l.company_id
        left join public.subscription_plans p on p.code = co.subscription_plan
-      where l.created_at < p_as_of - pg_catalog.make_interval(days => greatest(coalesce(p.delete_after_days, 2555), 2555))
+      where l.created_at < private.lifecycle_clock(p_as_of) - pg_catalog.make_interval(days => greatest(coalesce(p.delete_after_days, 2555), 2555))
         and not exists (select 1 from public.legal_holds h
                          where h.company_id = l.company_id and h.released_at is null and h.conversation_id is null)
       limit p_limit);

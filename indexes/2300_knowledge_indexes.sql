@@ -17,7 +17,7 @@ comment on index public.documents_pending_ingestion_idx is 'Ingestion work queue
 
 -- document_chunks (company_id, document_id) is covered by document_chunks_document_chunk_index_key.
 create index document_chunks_embedding_hnsw_idx
-  on public.document_chunks using hnsw (embedding extensions.vector_cosine_ops)
+  on public.document_chunks using hnsw (embedding {{ vector_schema }}.vector_cosine_ops)
   with (m = 16, ef_construction = 64);
 comment on index public.document_chunks_embedding_hnsw_idx is
   'HNSW (cosine) index for top-k search; combined with the company_id filter (iterative scan on pgvector >= 0.8).';

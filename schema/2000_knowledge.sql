@@ -66,7 +66,7 @@ create table public.document_chunks (
   chunk_index  integer not null,
   content      text not null,
   token_count  integer not null default 0,
-  embedding    extensions.vector({{ embedding_dimensions }}),
+  embedding    {{ vector_schema }}.vector({{ embedding_dimensions }}),
   metadata     jsonb not null default '{}'::jsonb,
   created_at   timestamptz not null default now(),
   constraint document_chunks_pkey primary key (company_id, id),
@@ -87,7 +87,7 @@ comment on column public.document_chunks.document_id is 'Document the chunk was 
 comment on column public.document_chunks.chunk_index is 'Zero-based position of the chunk inside its document; unique per document.';
 comment on column public.document_chunks.content is 'Chunk text, 1-100000 characters.';
 comment on column public.document_chunks.token_count is 'Tokens in content according to the embedding model tokenizer.';
-comment on column public.document_chunks.embedding is 'Embedding of content (extensions.vector, dimension fixed at build time); null until embedded, never returned by search while null.';
+comment on column public.document_chunks.embedding is 'Embedding of content ({{ vector_schema }}.vector, dimension fixed at build time); null until embedded, never returned by search while null.';
 comment on column public.document_chunks.metadata is 'Free-form JSON object (page, heading, offsets, ...).';
 comment on column public.document_chunks.created_at is 'When the chunk was stored.';
 

@@ -107,7 +107,9 @@ def test_migrate_applies_everything_and_status_shows_nothing_pending(
 def test_migrate_to_stops_at_the_given_version(sql_tree: Path, scratch_db: str) -> None:
     assert run(scratch_db, "migrate", "--to", "20").exit_code == 0
     assert ledger(scratch_db) == [10, 20]
-    assert run(scratch_db, "migrate", "--to", "25").exit_code == 1
+    unknown = run(scratch_db, "migrate", "--to", "25")
+    assert unknown.exit_code == 2 and "no migration has that version" in unknown.output
+    assert "migrating" not in unknown.output
 
 
 def test_an_edited_applied_migration_shows_as_drifted_and_blocks_migrate(
@@ -146,7 +148,53 @@ def test_rollback_steps_undoes_only_the_newest(sql_tree: Path, scratch_db: str) 
 
 def test_rollback_needs_to_or_steps(sql_tree: Path, scratch_db: str) -> None:
     result = run(scratch_db, "rollback")
-    assert result.exit_code == 1 and "--to VERSION or --steps N" in result.output
+    assert result.exit_code == 2 and "--to VERSION or --steps N" in result.output
+
+
+def test_rollback_to_a_version_that_was_never_applied_is_refused_not_read_as_zero(
+        sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate").exit_code == 0
+    result = run(scratch_db, "rollback", "--to", "2")  # a typo for 20
+    assert result.exit_code == 2 and "is not an applied migration" in result.output
+    assert ledger(scratch_db) == [10, 20, 30]
+
+
+def test_a_migration_that_commits_is_refused_before_anything_runs(sql_tree: Path, scratch_db: str) -> None:
+    write(sql_tree, "schema/0040_commits.sql",
+          "-- would leave itself half-applied\ncreate table public.half (id int);\ncommit;\nselect 1/0;\n",
+          "drop table public.half;\n")
+    result = run(scratch_db, "migrate")
+    assert result.exit_code == 2
+    assert "0040_commits: `commit` cannot run inside the migration's transaction" in result.output
+    assert tables(scratch_db) == set() and ledger(scratch_db) == []
+
+
+def test_a_dollar_quoted_body_with_begin_and_commit_words_is_not_transaction_control(
+        sql_tree: Path) -> None:
+    write(sql_tree, "functions/0040_procedure.sql",
+          "create procedure public.p() language plpgsql as $$\nbegin\n  commit;\nend $$;\n",
+          "drop procedure public.p();\n")
+    assert run(None, "render").exit_code == 0
+
+
+def test_an_edited_rollback_of_an_applied_migration_is_drift(sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate").exit_code == 0
+    (sql_tree / "schema/0010_widgets.rollback.sql").write_text("drop table public.widgets cascade;\n")
+    status = run(scratch_db, "status", "--json")
+    assert status.exit_code == 5
+    assert {s["id"]: s["state"] for s in json.loads(status.output)}["0010_widgets"] == "drifted"
+
+
+def test_a_new_migration_numbered_below_the_newest_applied_one_is_refused(
+        sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate").exit_code == 0
+    write(sql_tree, "schema/0015_late.sql", "create table public.late (id int);\n",
+          "drop table public.late;\n")
+    refused = run(scratch_db, "migrate")
+    assert refused.exit_code == 2 and "0015_late" in refused.output
+    assert "late" not in tables(scratch_db)
+    assert run(scratch_db, "migrate", "--allow-out-of-order").exit_code == 0
+    assert "late" in tables(scratch_db)
 
 
 def test_a_rollback_that_does_nothing_is_an_error_not_a_silent_success(

@@ -106,8 +106,13 @@ def render(c: Context, out: Path | None) -> None:
         click.echo()
 
 
-def _progress(verb: str):  # type: ignore[no-untyped-def]
+def _progress(verb: str, target: DatabaseTarget | None = None):  # type: ignore[no-untyped-def]
+    said: list[bool] = []
+
     def report(kind: str, m: Migration) -> None:
+        if not said and target is not None:
+            click.echo(f"{'migrating' if kind == 'apply' else 'rolling back'} {target.redacted}")
+            said.append(True)
         click.echo(f"  {verb} {m.id}")
 
     return report
@@ -118,11 +123,13 @@ def _progress(verb: str):  # type: ignore[no-untyped-def]
 @click.option("--to", "to_version", type=int, default=None, metavar="VERSION",
               help="Stop after this version.")
 @click.option("--allow-drift", is_flag=True, help="Apply even if applied migrations changed.")
+@click.option("--allow-out-of-order", is_flag=True,
+              help="Apply pending migrations numbered below the newest applied one.")
 @click.option("--lock-timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for another run's migration lock.")
 @pass_ctx
 def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool,
-            lock_timeout: float) -> None:
+            allow_out_of_order: bool, lock_timeout: float) -> None:
     """Apply pending migrations (each in one transaction, with its ledger row).
 
     \b
@@ -135,11 +142,10 @@ def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool
     settings = c.settings()
     migrations = render_all(settings)
     target = c.target()
-    if not dry_run:
-        click.echo(f"migrating {target.redacted}")
     result = m.migrate(target, migrations, settings, to_version=to_version, dry_run=dry_run,
-                       allow_drift=allow_drift, lock_timeout_s=lock_timeout,
-                       progress=None if dry_run else _progress("applying"))
+                       allow_drift=allow_drift, allow_out_of_order=allow_out_of_order,
+                       lock_timeout_s=lock_timeout,
+                       progress=None if dry_run else _progress("applying", target))
     if dry_run:
         if not result.sql:
             click.echo("-- nothing to apply")
@@ -227,7 +233,12 @@ def server() -> None:
 
 @server.command("start")
 def server_start() -> None:
-    """Start the local server (no-op when it runs)."""
+    """Start the local server (no-op when it runs).
+
+    \b
+    Example:
+      neurant-db server start
+    """
     from .server import start_local
 
     s = start_local()
@@ -236,7 +247,12 @@ def server_start() -> None:
 
 @server.command("stop")
 def server_stop() -> None:
-    """Stop the local server."""
+    """Stop the local server.
+
+    \b
+    Example:
+      neurant-db server stop
+    """
     from .server import stop_local
 
     click.echo("stopped" if stop_local() else "not running")
@@ -244,7 +260,12 @@ def server_stop() -> None:
 
 @server.command("status")
 def server_status() -> None:
-    """Say whether the local server runs (exit 1 when not)."""
+    """Say whether the local server runs (exit 1 when not).
+
+    \b
+    Example:
+      neurant-db server status
+    """
     from .server import local_status
 
     s = local_status()
@@ -256,7 +277,12 @@ def server_status() -> None:
 
 @server.command("url")
 def server_url() -> None:
-    """Print the local server's URL (starting it if needed)."""
+    """Print the local server's URL (starting it if needed).
+
+    \b
+    Example:
+      psql "$(neurant-db server url)"
+    """
     from .server import start_local
 
     click.echo(start_local().url())

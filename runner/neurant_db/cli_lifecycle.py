@@ -105,7 +105,8 @@ def jobs_list() -> None:
 @click.option("--max-batches", type=click.IntRange(1), default=None,
               help="Stop after this many batches (the next run continues).")
 @click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
-              help="Pretend it is this (UTC) time when computing ages (default: now).")
+              help="Compute ages as of this (UTC) time (default: now). A future time is only honoured "
+                   "for a superuser session; any other role is clamped to now.")
 @click.option("--days", type=click.IntRange(1, 3660), default=3, show_default=True,
               help="analytics: refresh this many days up to today.")
 @click.option("--from", "day_from", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,

@@ -23,6 +23,12 @@ class SettingsError(NeurantError):
     exit_code = 2
 
 
+class BadArgument(NeurantError):
+    """A command-line argument names something that does not exist or is unsafe."""
+
+    exit_code = 2
+
+
 class MigrationSourceError(NeurantError):
     """The SQL files themselves are inconsistent (missing rollback, duplicate version...)."""
 

@@ -37,6 +37,10 @@ comment on column {LEDGER}.checksum is 'sha256 of the rendered apply SQL; a diff
 comment on column {LEDGER}.applied_at is 'When the migration committed.';
 comment on column {LEDGER}.applied_by is 'Database role that applied it.';
 comment on column {LEDGER}.runner_version is 'neurant-db version that applied it.';
+alter table {LEDGER} add column if not exists rollback_checksum text
+    check (rollback_checksum ~ '^[0-9a-f]{{64}}$');
+comment on column {LEDGER}.rollback_checksum is
+    'sha256 of the rendered rollback SQL at apply time: a rollback edited since shows as drift.';
 """
 
 
@@ -47,6 +51,7 @@ class LedgerRow:
     checksum: str
     applied_at: datetime
     applied_by: str
+    rollback_checksum: str | None = None
 
 
 def bootstrap(conn: psycopg.Connection) -> None:
@@ -64,7 +69,7 @@ def read_ledger(conn: psycopg.Connection) -> dict[int, LedgerRow]:
     if not ledger_exists(conn):
         return {}
     rows = conn.execute(
-        f"select version, name, checksum, applied_at, applied_by from {LEDGER} order by version"
+        f"select version, name, checksum, applied_at, applied_by, rollback_checksum from {LEDGER} order by version"
     ).fetchall()
     return {r[0]: LedgerRow(*r) for r in rows}
 

@@ -22,7 +22,7 @@ import psycopg
 
 from . import __version__
 from .database import DatabaseTarget
-from .errors import DriftDetected, MigrationFailed, MigrationSourceError, NeurantError
+from .errors import BadArgument, DriftDetected, MigrationFailed, MigrationSourceError
 from .ledger import LEDGER, META_SCHEMA, LedgerRow, bootstrap, read_ledger, sql_literal
 from .locking import migration_lock
 from .render import Migration
@@ -85,8 +85,9 @@ def wrapped_apply(m: Migration, settings: Settings) -> str:
         "  end if;\nend $neurant_guard$;\n"
     )
     record = (
-        f"insert into {LEDGER} (version, name, checksum, runner_version) values "
-        f"({m.version}, {sql_literal(m.id)}, {sql_literal(m.checksum)}, {sql_literal(__version__)});\n"
+        f"insert into {LEDGER} (version, name, checksum, rollback_checksum, runner_version) values "
+        f"({m.version}, {sql_literal(m.id)}, {sql_literal(m.checksum)}, "
+        f"{sql_literal(m.rollback_checksum)}, {sql_literal(__version__)});\n"
     )
     return header(m, settings, "apply") + guard + m.apply_sql.rstrip() + "\n;\n" + record
 
@@ -122,7 +123,9 @@ def compute_status(migrations: list[Migration], ledger: dict[int, LedgerRow]) ->
         elif m is not None and row is None:
             states.append(MigrationState(version, m.id, "pending", None, m.checksum))
         elif m is not None and row is not None:
-            state = "applied" if row.checksum == m.checksum else "drifted"
+            rollback_changed = (row.rollback_checksum is not None
+                                and row.rollback_checksum != m.rollback_checksum)
+            state = "applied" if row.checksum == m.checksum and not rollback_changed else "drifted"
             states.append(
                 MigrationState(version, m.id, state, row.applied_at.isoformat(),
                                m.checksum, row.checksum)
@@ -216,13 +219,14 @@ def migrate(
     to_version: int | None = None,
     dry_run: bool = False,
     allow_drift: bool = False,
+    allow_out_of_order: bool = False,
     lock_timeout_s: float = 30.0,
     progress: Progress | None = None,
 ) -> RunResult:
     """Apply pending migrations (up to to_version) in version order."""
     check_rollbacks(migrations)
     if to_version is not None and to_version not in {m.version for m in migrations}:
-        raise NeurantError(f"--to {to_version:04d}: no migration has that version")
+        raise BadArgument(f"--to {to_version:04d}: no migration has that version")
     result = RunResult()
     with migration_lock(target, lock_timeout_s), target.connect(purpose="migrate") as conn:
         ledger = read_ledger(conn)
@@ -233,6 +237,15 @@ def migrate(
             m for m in migrations
             if m.version not in ledger and (to_version is None or m.version <= to_version)
         ]
+        newest = max(ledger, default=0)
+        behind = [m.id for m in pending if m.version < newest]
+        if behind and not allow_out_of_order:
+            raise MigrationSourceError(
+                f"pending migrations are older than the newest applied one ({ledger[newest].name}): "
+                + ", ".join(behind),
+                hint="give new migrations a higher number; pass --allow-out-of-order only if "
+                "you checked they do not depend on anything applied after them",
+            )
         if dry_run:
             result.sql = [wrapped_apply(m, settings) for m in pending]
             return result
@@ -270,15 +283,20 @@ def rollback(
 ) -> RunResult:
     """Roll back applied migrations newer than to_version (or the last `steps` ones)."""
     if (to_version is None) == (steps is None):
-        raise NeurantError("say what to roll back: --to VERSION or --steps N (one of them)")
+        raise BadArgument("say what to roll back: --to VERSION or --steps N (one of them)")
     if steps is not None and steps < 1:
-        raise NeurantError("--steps must be at least 1")
+        raise BadArgument("--steps must be at least 1")
     check_rollbacks(migrations)
     by_version = {m.version: m for m in migrations}
     result = RunResult()
     with migration_lock(target, lock_timeout_s), target.connect(purpose="rollback") as conn:
         ledger = read_ledger(conn)
         applied = sorted(ledger, reverse=True)
+        if to_version is not None and to_version != 0 and to_version not in ledger:
+            raise BadArgument(
+                f"--to {to_version:04d} is not an applied migration",
+                hint="name an applied version (see `neurant-db status`), or --to 0 to roll back everything",
+            )
         chosen = applied[:steps] if steps is not None else [v for v in applied if v > (to_version or 0)]
         missing = [ledger[v].name for v in chosen if v not in by_version]
         if missing:

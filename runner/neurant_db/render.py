@@ -52,6 +52,11 @@ class Migration:
         """sha256 of the rendered apply SQL: what drift detection compares."""
         return hashlib.sha256(self.apply_sql.encode("utf-8")).hexdigest()
 
+    @property
+    def rollback_checksum(self) -> str:
+        """sha256 of the rendered rollback SQL (an edited rollback is drift too)."""
+        return hashlib.sha256(self.rollback_sql.encode("utf-8")).hexdigest()
+
 
 def discover(root: Path | None = None) -> list[MigrationSource]:
     """Every migration under the SQL folders, ordered by version; refuses inconsistencies."""
@@ -115,11 +120,35 @@ def _render_file(env: jinja2.Environment, root: Path, path: Path, settings: Sett
         ) from None
 
 
+TRANSACTION_CONTROL = re.compile(
+    r"^(begin|start\s+transaction|commit|end|rollback|abort|savepoint|release|prepare\s+transaction|vacuum"
+    r"|create\s+(unique\s+)?index\s+concurrently|drop\s+index\s+concurrently|reindex\b.*\bconcurrently"
+    r"|create\s+database|drop\s+database|alter\s+system)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def transaction_control_statements(sql: str) -> list[str]:
+    """Top-level statements that would end or escape the migration's transaction."""
+    import sqlparse
+
+    found = []
+    for statement in sqlparse.split(sql):
+        code = re.sub(r"--[^\n]*|/\*.*?\*/", " ", statement, flags=re.S).strip()
+        if TRANSACTION_CONTROL.match(code):
+            found.append(" ".join(code.rstrip(";").split())[:60])
+    return found
+
+
 def render_all(settings: Settings, root: Path | None = None) -> list[Migration]:
-    """Render every migration (apply and rollback) with the given settings."""
+    """Render every migration (apply and rollback) with the given settings.
+
+    Refuses statements that end or escape the transaction the runner wraps each
+    migration in: with them a failing migration would be left half-applied.
+    """
     root = root or sql_root()
     env = _environment(root)
-    return [
+    migrations = [
         Migration(
             source=src,
             apply_sql=_render_file(env, root, src.path, settings),
@@ -127,6 +156,17 @@ def render_all(settings: Settings, root: Path | None = None) -> list[Migration]:
         )
         for src in discover(root)
     ]
+    problems = []
+    for m in migrations:
+        for label, text in (("", m.apply_sql), (" (rollback)", m.rollback_sql)):
+            for statement in transaction_control_statements(text):
+                problems.append(f"{m.id}{label}: `{statement}` cannot run inside the migration's transaction")
+    if problems:
+        raise MigrationSourceError(
+            "migrations must not control transactions:\n  " + "\n  ".join(problems),
+            hint="each migration runs in one transaction that the runner commits or rolls back as a whole",
+        )
+    return migrations
 
 
 def write_rendered(migrations: list[Migration], out_dir: Path) -> list[Path]:
