@@ -109,6 +109,17 @@ begin
             hint = 'an identity can be a member of one company only; leave the current company first';
     end if;
 
+    -- The grant is only as good as its grantor today: an inviter since removed,
+    -- deactivated or demoted to the invited rank or below can no longer hand it out.
+    if not exists (select 1 from public.users g
+                    where g.company_id = v_inv.company_id and g.id = v_inv.invited_by and g.is_active
+                      and public.role_rank(g.role) > public.role_rank(v_inv.role)) then
+        raise exception using
+            errcode = '42501',
+            message = 'the member who sent this invitation can no longer grant this role',
+            hint = 'ask an owner or administrador for a new invitation';
+    end if;
+
     insert into public.users (company_id, auth_user_id, email, full_name, role, invited_by)
     values (v_inv.company_id, v_auth_uid, v_email, nullif(btrim(v_meta ->> 'full_name'), ''), v_inv.role, v_inv.invited_by)
     returning id into v_user_id;

@@ -71,3 +71,34 @@ def test_two_migrate_runs_at_once_apply_each_migration_exactly_once(
             "select version, count(*) from neurant_meta.schema_migrations group by 1 order by 1"
         ).fetchall()
     assert rows == [(10, 1), (20, 1), (30, 1), (40, 1)]
+
+
+def test_a_connection_killed_mid_migration_is_reported_as_unknown_not_as_rolled_back(
+        sql_tree: Path, scratch_db: str) -> None:
+    write(sql_tree, "schema/0040_slow.sql",
+          "-- long enough to be killed\ncreate table public.slow (id int);\nselect pg_sleep(30);\n",
+          "drop table public.slow;\n")
+    outcome: list[str] = []
+
+    def run_migrate() -> None:
+        r = CliRunner().invoke(cli, ["--database-url", scratch_db, "migrate"])
+        outcome.append(f"{r.exit_code}\n{r.output}")
+
+    t = threading.Thread(target=run_migrate)
+    t.start()
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        for _ in range(200):
+            row = conn.execute("select pid from pg_stat_activity where query like '%%pg_sleep(30)%%' "
+                               "and pid <> pg_backend_pid()").fetchone()
+            if row:
+                conn.execute("select pg_terminate_backend(%s)", (row[0],))
+                break
+            threading.Event().wait(0.05)
+    t.join(timeout=60)
+    code, output = outcome[0].split("\n", 1)
+    assert code == "6"
+    assert "connection was lost during the apply of 0040_slow" in output
+    assert "Traceback" not in output
+    with psycopg.connect(scratch_db) as conn:
+        assert conn.execute("select to_regclass('public.slow')").fetchone() == (None,)
+        assert conn.execute("select max(version) from neurant_meta.schema_migrations").fetchone() == (30,)

@@ -178,6 +178,14 @@ def _yoyo_migrations(selected: list[Migration], settings: Settings, workdir: Pat
 
 def _migration_error(m: Migration, exc: psycopg.Error, direction: str, settings: Settings,
                      done: list[str]) -> MigrationFailed:
+    if isinstance(exc, psycopg.OperationalError) and not exc.diag.sqlstate:
+        # No server answer: the connection died, possibly during COMMIT.
+        return MigrationFailed(
+            f"the connection was lost during the {direction} of {m.id}: {str(exc).strip()}\n"
+            f"whether {m.id} committed is unknown; its ledger row says (the ledger is written "
+            "in the same transaction)",
+            hint="run `neurant-db status` to see whether it is applied, then run again",
+        )
     diag = exc.diag
     text = wrapped_apply(m, settings) if direction == "apply" else wrapped_rollback(m, settings)
     where = ""
