@@ -300,7 +300,12 @@ def pgtap() -> None:
 
 @pgtap.command("install")
 def pgtap_install() -> None:
-    """Make pgTAP available to the embedded server (downloads postgresql-15-pgtap via apt)."""
+    """Make pgTAP available to the embedded server (downloads postgresql-15-pgtap via apt).
+
+    \b
+    Example:
+      neurant-db pgtap install
+    """
     from .pgtap import install_into_embedded
     from .server import embedded_sharedir
 
