@@ -46,6 +46,10 @@ alter table public.crossref add column other_company uuid;
 create unique index crossref_other_key on public.crossref (id);
 create function public.definer_no_path() returns int language sql security definer as 'select 1';
 create view public.owner_view as select 1 as one;
+create type public.mood as enum ('ok', 'not ok');
+create function public.noop_trigger() returns trigger language plpgsql as 'begin return new; end';
+comment on function public.noop_trigger() is 'stand-in';
+create trigger leaky_noop before insert on public.leaky for each row execute function public.noop_trigger();
 """
 
 
@@ -85,6 +89,8 @@ def weak_db(scratch_db: str) -> str:
     ("comment", "public.leaky.code"),
     ("comment", "public.leaky.per_row"),
     ("comment", "definer_no_path()"),
+    ("comment", "public.mood"),
+    ("comment", "public.leaky.leaky_noop"),
     ("tenant.not_null", "public.child"),
     ("tenant.unique", "public.leaky leaky_code_key"),
     ("tenant.unique", "public.crossref crossref_other_key"),

@@ -190,7 +190,16 @@ def everything_has_a_comment(conn: psycopg.Connection) -> Iterator[Finding]:
         select 'policy', n.nspname || '.' || c.relname || '.' || p.polname from pg_policy p
         join pg_class c on c.oid = p.polrelid join pg_namespace n on n.oid = c.relnamespace
         where n.nspname = any(%s) and obj_description(p.oid, 'pg_policy') is null
-        order by 1, 2""", list(SCHEMAS), list(SCHEMAS), list(SCHEMAS)):
+        union all
+        select 'type', n.nspname || '.' || t.typname from pg_type t
+        join pg_namespace n on n.oid = t.typnamespace
+        where n.nspname = any(%s) and t.typtype in ('e', 'd') and obj_description(t.oid, 'pg_type') is null
+          and not exists (select 1 from pg_depend d where d.objid = t.oid and d.deptype = 'e')
+        union all
+        select 'trigger', n.nspname || '.' || c.relname || '.' || g.tgname from pg_trigger g
+        join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = any(%s) and not g.tgisinternal and obj_description(g.oid, 'pg_trigger') is null
+        order by 1, 2""", *[list(SCHEMAS)] * 5):
         yield Finding("error", "comment", obj, f"{kind} has no COMMENT ON")
 
 

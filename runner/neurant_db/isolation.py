@@ -182,10 +182,6 @@ def _json(value: dict[str, str]) -> str:
     return json.dumps(value)
 
 
-def matrix_size(spec_path: Path) -> int:
-    return sum(len(cells(s)) for s in load_spec(spec_path).values())
-
-
 def _cell_text(spec: TableSpec, identity: str, command: str) -> str:
     targets = list(spec.targets) or ["own"]
     allowed = [t for t in targets if spec.expected(identity, command, t) == "allow"]

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
-
 from . import pgtap
 from .database import DatabaseTarget, connect, normalize_url
 from .migrate import migrate
@@ -106,7 +104,3 @@ def provision(database_url: str | None = None, *, migrate_schema: bool = True,
     if migrate_schema:
         db.migrate()
     return db
-
-
-def superuser_connection(db: TestDatabase) -> psycopg.Connection:
-    return connect(db.url, autocommit=True, purpose="tests")
