@@ -127,3 +127,16 @@ comment on trigger chatbots_count_quota on public.chatbots is 'Plan chatbot limi
 
 revoke execute on function private.chatbots_before_write() from public, anon, authenticated;
 revoke execute on function private.chatbots_count_quota() from public, anon, authenticated;
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger chatbots_0_tenant_guard
+  before insert on public.chatbots
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger chatbots_0_tenant_guard on public.chatbots is
+  'Fires first: members insert only into their own company (RLS error otherwise), before any lookup trigger runs.';
+
+-- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
+create trigger chatbots_audit
+  after insert or update or delete on public.chatbots
+  for each row execute function private.audit_row_change('company_id', 'company_id,id', 'updated_at,current_*,last_*');
+comment on trigger chatbots_audit on public.chatbots is 'Audits chatbot configuration changes.';

@@ -9,6 +9,8 @@ create table public.chatbot_operators (
   assigned_by uuid,
   created_at timestamptz not null default now(),
   constraint chatbot_operators_pkey primary key (company_id, chatbot_id, user_id),
+  constraint chatbot_operators_company_fkey foreign key (company_id)
+    references public.companies (id) on delete cascade,
   constraint chatbot_operators_chatbot_fkey foreign key (company_id, chatbot_id)
     references public.chatbots (company_id, id) on delete cascade,
   constraint chatbot_operators_user_fkey foreign key (company_id, user_id)
@@ -72,3 +74,16 @@ create trigger chatbot_operators_before_write
   before insert or update on public.chatbot_operators
   for each row execute function private.chatbot_operators_before_write();
 comment on trigger chatbot_operators_before_write on public.chatbot_operators is 'Validates the assignee''s role; stamps assigned_by.';
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger chatbot_operators_0_tenant_guard
+  before insert on public.chatbot_operators
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger chatbot_operators_0_tenant_guard on public.chatbot_operators is
+  'Fires first: no assignment row of another company reaches chatbot_operators_before_write (it would reveal the user''s role).';
+
+-- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
+create trigger chatbot_operators_audit
+  after insert or update or delete on public.chatbot_operators
+  for each row execute function private.audit_row_change('company_id', '', 'updated_at');
+comment on trigger chatbot_operators_audit on public.chatbot_operators is 'Audits operator assignments.';

@@ -19,6 +19,8 @@ create table public.conversations (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   constraint conversations_pkey primary key (company_id, id),
+  constraint conversations_company_fkey foreign key (company_id)
+    references public.companies (id) on delete cascade,
   -- target of the messages FK that keeps messages.chatbot_id equal to the conversation's
   constraint conversations_id_chatbot_key unique (company_id, id, chatbot_id),
   constraint conversations_chatbot_fkey foreign key (company_id, chatbot_id)
@@ -203,3 +205,10 @@ create trigger conversations_touch_updated_at
   before update on public.conversations
   for each row execute function private.touch_updated_at();
 comment on trigger conversations_touch_updated_at on public.conversations is 'Keeps updated_at current.';
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger conversations_0_tenant_guard
+  before insert on public.conversations
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger conversations_0_tenant_guard on public.conversations is
+  'Fires first: no conversation of another company reaches conversations_guard_transition (it would reveal chatbot channels/state and assignments).';

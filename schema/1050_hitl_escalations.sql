@@ -13,6 +13,8 @@ create table public.hitl_escalations (
   escalated_by uuid,
   created_at timestamptz not null default now(),
   constraint hitl_escalations_pkey primary key (company_id, id),
+  constraint hitl_escalations_company_fkey foreign key (company_id)
+    references public.companies (id) on delete cascade,
   constraint hitl_escalations_conversation_fkey foreign key (company_id, conversation_id, chatbot_id)
     references public.conversations (company_id, id, chatbot_id) on delete cascade,
   constraint hitl_escalations_escalated_by_fkey foreign key (company_id, escalated_by)
@@ -68,20 +70,24 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_reason text := coalesce(pg_catalog.current_setting('neurant.hitl_reason', true), '');
+  -- Trusted only when set by private.escalate_conversation() (a nested trigger).
+  v_reason text := case when pg_catalog.pg_trigger_depth() > 1
+                        then coalesce(pg_catalog.current_setting('neurant.hitl_reason', true), '')
+                        else '' end;
 begin
   if new.is_hitl_active and (tg_op = 'INSERT' or not old.is_hitl_active) then
     insert into public.hitl_escalations (company_id, conversation_id, chatbot_id, reason, detail, escalated_by)
     values (new.company_id, new.id, new.chatbot_id,
             coalesce(nullif(v_reason, ''), 'manual')::public.hitl_escalation_reason,
-            pg_catalog.left(coalesce(pg_catalog.current_setting('neurant.hitl_detail', true), ''), 500),
+            case when v_reason = '' then ''
+                 else pg_catalog.left(coalesce(pg_catalog.current_setting('neurant.hitl_detail', true), ''), 500) end,
             case when v_reason = '' then public.get_current_user_id() end);
   end if;
   return null;
 end
 $$;
 comment on function private.conversations_log_escalation() is
-  'Trigger: records a public.hitl_escalations row whenever a conversation enters human mode (reason from escalate_conversation, else manual).';
+  'Trigger: records a public.hitl_escalations row whenever a conversation enters human mode. The reason/detail set by private.escalate_conversation are honoured only from a nested trigger (pg_trigger_depth() > 1); a direct status change is always logged as manual, by the calling user (a session cannot forge the reason).';
 revoke execute on function private.conversations_log_escalation() from public, anon, authenticated;
 
 create trigger conversations_log_escalation

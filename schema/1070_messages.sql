@@ -17,6 +17,8 @@ create table public.messages (
   token_count integer,
   created_at timestamptz not null default now(),
   constraint messages_pkey primary key (company_id, id),
+  constraint messages_company_fkey foreign key (company_id)
+    references public.companies (id) on delete cascade,
   -- target of the message_reactions FK that pins a reaction's conversation/chatbot
   constraint messages_id_conversation_key unique (company_id, id, conversation_id, chatbot_id),
   constraint messages_conversation_fkey foreign key (company_id, conversation_id, chatbot_id)
@@ -194,3 +196,10 @@ create trigger messages_after_insert
   after insert on public.messages
   for each row execute function private.messages_after_insert();
 comment on trigger messages_after_insert on public.messages is 'Conversation bookkeeping and HITL escalation.';
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger messages_0_tenant_guard
+  before insert on public.messages
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger messages_0_tenant_guard on public.messages is
+  'Fires first: no message of another company reaches messages_before_insert (it would reveal a conversation''s existence and status).';

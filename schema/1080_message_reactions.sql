@@ -15,6 +15,8 @@ create table public.message_reactions (
   created_by uuid,
   created_at timestamptz not null default now(),
   constraint message_reactions_pkey primary key (company_id, id),
+  constraint message_reactions_company_fkey foreign key (company_id)
+    references public.companies (id) on delete cascade,
   constraint message_reactions_message_fkey foreign key (company_id, message_id, conversation_id, chatbot_id)
     references public.messages (company_id, id, conversation_id, chatbot_id) on delete cascade,
   constraint message_reactions_created_by_fkey foreign key (company_id, created_by)
@@ -120,3 +122,10 @@ create trigger message_reactions_after_insert
   after insert on public.message_reactions
   for each row execute function private.message_reactions_after_insert();
 comment on trigger message_reactions_after_insert on public.message_reactions is 'Low-rating HITL escalation.';
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger message_reactions_0_tenant_guard
+  before insert on public.message_reactions
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger message_reactions_0_tenant_guard on public.message_reactions is
+  'Fires first: members react only inside their own company.';

@@ -70,6 +70,8 @@ create table public.document_chunks (
   metadata     jsonb not null default '{}'::jsonb,
   created_at   timestamptz not null default now(),
   constraint document_chunks_pkey primary key (company_id, id),
+  constraint document_chunks_company_fkey foreign key (company_id)
+    references public.companies (id) on delete cascade,
   constraint document_chunks_document_chunk_index_key unique (company_id, document_id, chunk_index),
   constraint document_chunks_document_fkey foreign key (company_id, document_id)
     references public.documents (company_id, id) on delete cascade,
@@ -103,6 +105,8 @@ create table public.knowledge_queries (
   rank            smallint not null,
   created_at      timestamptz not null default now(),
   constraint knowledge_queries_pkey primary key (company_id, id),
+  constraint knowledge_queries_company_fkey foreign key (company_id)
+    references public.companies (id) on delete cascade,
   constraint knowledge_queries_message_rank_key unique (company_id, message_id, rank),
   constraint knowledge_queries_message_fkey foreign key (company_id, message_id, conversation_id, chatbot_id)
     references public.messages (company_id, id, conversation_id, chatbot_id) on delete cascade,
@@ -327,3 +331,23 @@ revoke execute on function private.document_chunks_count() from public, anon, au
 revoke execute on function private.document_chunks_before_update() from public, anon, authenticated;
 revoke execute on function private.knowledge_queries_before_write() from public, anon, authenticated;
 revoke execute on function private.clear_user_references() from public, anon, authenticated;
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger documents_0_tenant_guard
+  before insert on public.documents
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger documents_0_tenant_guard on public.documents is
+  'Fires first: members upload only into their own company.';
+
+-- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
+create trigger documents_audit
+  after insert or update or delete on public.documents
+  for each row execute function private.audit_row_change('company_id', 'company_id,id', 'updated_at,chunk_count,processed_at');
+comment on trigger documents_audit on public.documents is 'Audits document uploads, edits and deletions.';
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger document_chunks_0_tenant_guard
+  before insert on public.document_chunks
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger document_chunks_0_tenant_guard on public.document_chunks is
+  'Fires first: members add chunks only inside their own company.';

@@ -8,7 +8,6 @@ drop function if exists private.integration_credentials_sync();
 drop function if exists private.integration_credentials_before_write();
 drop function if exists private.integrations_quota();
 drop function if exists private.integrations_before_write();
-drop function if exists private.jsonb_has_secret_keys(jsonb);
 drop type if exists public.integration_log_status;
 drop type if exists public.integration_direction;
 drop type if exists public.integration_status;

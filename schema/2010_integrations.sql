@@ -23,21 +23,6 @@ create type public.integration_log_status as enum ('success', 'error', 'timeout'
 comment on type public.integration_log_status is
   'Outcome of a logged integration call: success, error (remote or local failure), timeout, rate_limited (429 / quota), rejected (signature or validation failed).';
 
-create function private.jsonb_has_secret_keys(p_value jsonb) returns boolean
-  language sql
-  immutable
-  strict
-  parallel safe
-  set search_path = ''
-as $$
-  select pg_catalog.jsonb_path_exists(
-    p_value,
-    'strict $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "(token|secret|passw|pwd|api[_-]?key|apikey|private[_-]?key|access[_-]?key|signing[_-]?key|credential|authorization|bearer|cookie|session[_-]?id)" flag "i")'
-  );
-$$;
-comment on function private.jsonb_has_secret_keys(jsonb) is
-  'True if any object key at any depth looks like a secret (token, secret, password, api_key, private_key, credential, authorization, ...). Used to keep secrets out of integrations.config.';
-
 create table public.integrations (
   company_id             uuid not null,
   id                     uuid not null default gen_random_uuid(),
@@ -86,6 +71,8 @@ create table private.integration_credentials (
   updated_at     timestamptz not null default now(),
   updated_by     uuid,
   constraint integration_credentials_pkey primary key (company_id, integration_id),
+  constraint integration_credentials_company_fkey foreign key (company_id)
+    references public.companies (id) on delete cascade,
   constraint integration_credentials_integration_fkey foreign key (company_id, integration_id)
     references public.integrations (company_id, id) on delete cascade,
   constraint integration_credentials_updated_by_fkey foreign key (company_id, updated_by)
@@ -119,6 +106,8 @@ create table public.integration_logs (
   request_id     text,
   created_at     timestamptz not null default now(),
   constraint integration_logs_pkey primary key (company_id, id),
+  constraint integration_logs_company_fkey foreign key (company_id)
+    references public.companies (id) on delete cascade,
   constraint integration_logs_integration_fkey foreign key (company_id, integration_id)
     references public.integrations (company_id, id) on delete cascade,
   constraint integration_logs_operation_length_check check (char_length(operation) between 1 and 120),
@@ -288,11 +277,27 @@ comment on trigger integration_credentials_before_write on private.integration_c
 comment on trigger integration_credentials_sync on private.integration_credentials is 'Mirrors has_credentials / credentials_updated_at into public.integrations.';
 comment on trigger users_clear_integration_references on public.users is 'Clears integration references to a user before it is deleted.';
 
--- The check constraint runs with the inserting role's privileges: it must be able to execute it.
-revoke execute on function private.jsonb_has_secret_keys(jsonb) from public, anon;
-grant execute on function private.jsonb_has_secret_keys(jsonb) to authenticated, service_role;
 revoke execute on function private.integrations_before_write() from public, anon, authenticated;
 revoke execute on function private.integrations_quota() from public, anon, authenticated;
 revoke execute on function private.integration_credentials_before_write() from public, anon, authenticated;
 revoke execute on function private.integration_credentials_sync() from public, anon, authenticated;
 revoke execute on function private.clear_user_integration_references() from public, anon, authenticated;
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger integrations_0_tenant_guard
+  before insert on public.integrations
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger integrations_0_tenant_guard on public.integrations is
+  'Fires first: members create integrations only in their own company.';
+
+-- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
+create trigger integrations_audit
+  after insert or update or delete on public.integrations
+  for each row execute function private.audit_row_change('company_id', 'company_id,id', 'updated_at,credentials_updated_at,has_credentials');
+comment on trigger integrations_audit on public.integrations is 'Audits integration configuration changes.';
+
+-- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
+create trigger integration_credentials_audit
+  after insert or update or delete on private.integration_credentials
+  for each row execute function private.audit_row_change('company_id', 'company_id,integration_id', '');
+comment on trigger integration_credentials_audit on private.integration_credentials is 'Audits credential writes (ciphertext redacted; key_id and times kept).';

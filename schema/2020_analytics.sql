@@ -20,6 +20,8 @@ create table public.analytics_daily (
   knowledge_queries_count   integer not null default 0,
   refreshed_at              timestamptz not null default now(),
   constraint analytics_daily_pkey primary key (company_id, chatbot_id, day),
+  constraint analytics_daily_company_fkey foreign key (company_id)
+    references public.companies (id) on delete cascade,
   constraint analytics_daily_chatbot_fkey foreign key (company_id, chatbot_id)
     references public.chatbots (company_id, id) on delete cascade,
   constraint analytics_daily_counts_range_check check (

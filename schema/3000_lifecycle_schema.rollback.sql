@@ -1,5 +1,5 @@
 -- Why: undoes 3000_lifecycle_schema.sql (archive schema and its tables, legal holds,
--- job and export ledgers, retention columns of the plans). Archived rows are dropped
+-- job and export ledgers). Archived rows are dropped
 -- with their tables: export them first (`neurant-db jobs run cold-export`).
 drop table archive.analytics_archived;
 drop table archive.integration_logs_archived;
@@ -20,11 +20,3 @@ drop trigger conversations_legal_hold on public.conversations;
 drop function private.legal_hold_block_delete();
 drop table public.legal_holds;
 drop function private.legal_holds_guard();
-
-alter table public.subscription_plans
-  drop constraint subscription_plans_delete_after_days_check,
-  drop constraint subscription_plans_cold_after_days_check,
-  drop constraint subscription_plans_archive_after_days_check,
-  drop column delete_after_days,
-  drop column cold_after_days,
-  drop column archive_after_days;

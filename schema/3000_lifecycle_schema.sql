@@ -1,7 +1,6 @@
 -- Why: the data lifecycle of DESIGN.md ("Active (1 year) -> archive tables -> cold
 -- storage export (3 years) -> compliance retention (7 years) -> secure deletion, unless
--- a legal hold applies"). This migration holds the data side: retention periods per
--- plan (data, not render-time settings), legal holds, the job-run ledger, the cold
+-- a legal hold applies"). This migration holds the data side: legal holds, the job-run ledger, the cold
 -- export ledger and the archive tables (schema `archive`, same tenant keys as the live
 -- tables). The jobs that move rows are in functions/3100_lifecycle_jobs.sql.
 
@@ -11,24 +10,6 @@ comment on schema archive is
   'owner/administrador read their company''s archive, only the lifecycle jobs (service_role) write it.';
 revoke all on schema archive from public;
 grant usage on schema archive to authenticated, service_role;
-
--- ---------------------------------------------------------------------------
--- Retention periods: per plan, with the platform defaults as column defaults
--- ---------------------------------------------------------------------------
-alter table public.subscription_plans
-  add column archive_after_days integer not null default 365,
-  add column cold_after_days integer not null default 1095,
-  add column delete_after_days integer not null default 2555,
-  add constraint subscription_plans_archive_after_days_check check (archive_after_days between 1 and 36500),
-  add constraint subscription_plans_cold_after_days_check check (cold_after_days > archive_after_days and cold_after_days <= 36500),
-  add constraint subscription_plans_delete_after_days_check check (delete_after_days > cold_after_days and delete_after_days <= 36500);
-comment on column public.subscription_plans.archive_after_days is
-  'Lifecycle: a closed conversation (and integration logs, daily analytics) older than this many days is moved to the archive schema by public.job_archive(). Default 365 (1 year).';
-comment on column public.subscription_plans.cold_after_days is
-  'Lifecycle: archived data older than this many days is exported to files and removed from the database by `neurant-db jobs run cold-export`. Default 1095 (3 years); greater than archive_after_days.';
-comment on column public.subscription_plans.delete_after_days is
-  'Lifecycle: data older than this many days is deleted wherever it still is in the database by public.job_retention() (compliance retention). Default 2555 (7 years); greater than cold_after_days. '
-  'Audit logs are never purged before 2555 days whatever the plan says.';
 
 -- ---------------------------------------------------------------------------
 -- Legal holds

@@ -15,7 +15,7 @@ from neurant_db.settings import Settings
 
 def test_profile_supabase_creates_no_roles_and_no_auth_schema() -> None:
     migrations = {m.id: m for m in render_all(Settings(profile="supabase").validate())}
-    auth = migrations["0100_auth_surface"]
+    auth = migrations["0010_auth_surface"]
     for text in (auth.apply_sql, auth.rollback_sql):
         code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
         assert code.strip() == "", code
@@ -25,7 +25,7 @@ def test_profile_supabase_migrates_onto_an_existing_auth_surface(scratch_db: str
     # What Supabase provides before our first migration: the vanilla auth surface.
     vanilla = {m.id: m for m in render_all(Settings(profile="vanilla").validate())}
     with psycopg.connect(scratch_db, autocommit=True) as conn:
-        conn.execute(vanilla["0100_auth_surface"].apply_sql.encode())
+        conn.execute(vanilla["0010_auth_surface"].apply_sql.encode())
         conn.execute("comment on function auth.uid() is 'provided by the platform'")
         conn.execute("create schema extensions; grant usage on schema extensions to anon, authenticated, service_role")
     args = ["--database-url", scratch_db, "--profile", "supabase", "--embedding-dimensions", "1536"]

@@ -63,3 +63,9 @@ comment on trigger user_invitations_touch_updated_at on public.user_invitations 
 comment on constraint user_invitations_token_hash_key on public.user_invitations is
   'A token hash identifies one invitation across all companies. '
   'doctor: allow tenant.unique accept_invitation() finds the invitation from the token alone, before the company is known; 244 random bits make collisions impossible.';
+
+-- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
+create trigger user_invitations_audit
+  after insert or update or delete on public.user_invitations
+  for each row execute function private.audit_row_change('company_id', 'company_id,id', 'updated_at');
+comment on trigger user_invitations_audit on public.user_invitations is 'Audits invitations (token_hash redacted).';

@@ -28,3 +28,14 @@ comment on index public.user_invitations_company_id_revoked_by_idx is 'FK user_i
 
 create index user_invitations_pending_idx on public.user_invitations (company_id, expires_at) where status = 'pending';
 comment on index public.user_invitations_pending_idx is 'Pending invitations of a company by expiry (listing, expiry sweep).';
+
+-- audit_logs: a company's trail newest first, one row's history, one member's actions.
+create index audit_logs_company_created_at_idx
+  on public.audit_logs (company_id, created_at desc);
+comment on index public.audit_logs_company_created_at_idx is 'Audit trail of a company, newest first; retention by age.';
+create index audit_logs_company_table_row_idx
+  on public.audit_logs (company_id, table_name, row_id, created_at desc);
+comment on index public.audit_logs_company_table_row_idx is 'History of one row.';
+create index audit_logs_company_actor_created_at_idx
+  on public.audit_logs (company_id, actor_user_id, created_at desc) where actor_user_id is not null;
+comment on index public.audit_logs_company_actor_created_at_idx is 'What one member did.';

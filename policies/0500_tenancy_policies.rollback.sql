@@ -1,5 +1,10 @@
--- Undo 0400_tenancy_rls: drop the policies, disable RLS and take back the
+-- Undo 0500_tenancy_policies: drop the policies, disable RLS and take back the
 -- grants (tables return to their owner-only state).
+drop policy select_as_admin on public.audit_logs;
+revoke all on table public.audit_logs from anon, authenticated, service_role;
+alter table public.audit_logs no force row level security;
+alter table public.audit_logs disable row level security;
+
 drop policy select_as_admin on public.user_invitations;
 revoke all on table public.user_invitations from anon, authenticated, service_role;
 alter table public.user_invitations no force row level security;

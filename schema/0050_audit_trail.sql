@@ -103,6 +103,26 @@ comment on trigger audit_logs_no_truncate on public.audit_logs is 'Audit logs ca
 -- Redaction and the generic row trigger
 -- ---------------------------------------------------------------------------
 
+create function private.jsonb_has_secret_keys(p_value jsonb) returns boolean
+  language sql
+  immutable
+  strict
+  parallel safe
+  set search_path = ''
+as $$
+  select pg_catalog.jsonb_path_exists(
+    p_value,
+    'strict $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "(token|secret|passw|pwd|api[_-]?key|apikey|private[_-]?key|access[_-]?key|signing[_-]?key|credential|authorization|bearer|cookie|session[_-]?id)" flag "i")'
+  );
+$$;
+comment on function private.jsonb_has_secret_keys(jsonb) is
+  'True if any object key at any depth looks like a secret (token, secret, password, api_key, private_key, credential, authorization, ...). Used to keep secrets out of integrations.config.';
+
+-- The check constraint on integrations.config runs with the inserting role's privileges:
+-- it must be able to execute it.
+revoke execute on function private.jsonb_has_secret_keys(jsonb) from public, anon;
+grant execute on function private.jsonb_has_secret_keys(jsonb) to authenticated, service_role;
+
 create function private.audit_redact(p_row jsonb) returns jsonb
   language sql
   immutable

@@ -103,3 +103,19 @@ create policy select_as_admin on public.user_invitations
            and (select public.get_user_role()) in ('owner', 'administrador'));
 comment on policy select_as_admin on public.user_invitations is
     'Owner and administrador read their company''s invitations (created, accepted and revoked only through create_invitation / accept_invitation / revoke_invitation).';
+
+-- audit_logs -----------------------------------------------------------------
+-- Append-only for everyone: service_role may only select/insert; the trigger
+-- private.audit_logs_append_only rejects update/delete/truncate for all.
+alter table public.audit_logs enable row level security;
+alter table public.audit_logs force row level security;
+revoke all on table public.audit_logs from public, anon, authenticated, service_role;
+grant select on table public.audit_logs to authenticated;
+grant select, insert on table public.audit_logs to service_role;
+
+create policy select_as_admin on public.audit_logs
+    for select to authenticated
+    using (company_id = (select public.get_user_company_id())
+           and (select public.get_user_role()) in ('owner', 'administrador'));
+comment on policy select_as_admin on public.audit_logs is
+    'Owner/administrador read their company''s audit trail; nobody updates or deletes it.';

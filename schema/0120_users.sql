@@ -55,3 +55,9 @@ comment on trigger users_touch_updated_at on public.users is 'Keeps updated_at e
 comment on constraint users_auth_user_id_key on public.users is
   'One company membership per auth user: get_user_company_id() resolves the tenant from auth.uid() alone. '
   'doctor: allow tenant.unique the membership is looked up before the company is known; on Citus this key moves to a reference table of memberships.';
+
+-- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
+create trigger users_audit
+  after insert or update or delete on public.users
+  for each row execute function private.audit_row_change('company_id', 'company_id,id', 'updated_at,last_*');
+comment on trigger users_audit on public.users is 'Audits membership and role changes.';

@@ -1,6 +1,6 @@
--- Why: indexes of integrations, analytics and audit: FK columns with
--- company_id first and the time-series access paths (latest log lines of an
--- integration, latest audit events of a company).
+-- Why: indexes of integrations and analytics: FK columns with company_id first
+-- and the time-series access paths (latest log lines of an integration, a
+-- company's dashboards over a date range, one metric's series).
 
 create index integrations_company_created_by_idx
   on public.integrations (company_id, created_by) where created_by is not null;
@@ -20,16 +20,6 @@ comment on index public.integration_logs_company_created_at_idx is 'Latest calls
 create index analytics_daily_company_day_idx
   on public.analytics_daily (company_id, day desc);
 comment on index public.analytics_daily_company_day_idx is 'Company-wide dashboards over a date range (the primary key serves per-chatbot ranges).';
-
-create index audit_logs_company_created_at_idx
-  on public.audit_logs (company_id, created_at desc);
-comment on index public.audit_logs_company_created_at_idx is 'Audit trail of a company, newest first; retention by age.';
-create index audit_logs_company_table_row_idx
-  on public.audit_logs (company_id, table_name, row_id, created_at desc);
-comment on index public.audit_logs_company_table_row_idx is 'History of one row.';
-create index audit_logs_company_actor_created_at_idx
-  on public.audit_logs (company_id, actor_user_id, created_at desc) where actor_user_id is not null;
-comment on index public.audit_logs_company_actor_created_at_idx is 'What one member did.';
 
 create index system_metrics_metric_name_recorded_at_idx
   on public.system_metrics (metric_name, recorded_at desc);

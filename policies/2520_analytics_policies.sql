@@ -1,25 +1,17 @@
--- Why: RLS and grants of analytics and audit (DESIGN access matrix):
--- analytics_daily - every role of the company reads, operador only its
--- assigned chatbots, only service_role jobs write; audit_logs - owner/
--- administrador read, append-only for everyone (service_role may only
--- select/insert; the trigger rejects update/delete/truncate for all);
--- system_metrics - platform-wide, service_role only.
+-- Why: RLS and grants of analytics (DESIGN access matrix): analytics_daily -
+-- every role of the company reads, operador only its assigned chatbots, only
+-- service_role jobs write; system_metrics - platform-wide, service_role only.
 
 alter table public.analytics_daily enable row level security;
 alter table public.analytics_daily force row level security;
-alter table public.audit_logs enable row level security;
-alter table public.audit_logs force row level security;
 alter table public.system_metrics enable row level security;
 alter table public.system_metrics force row level security;
 
-revoke all on table public.analytics_daily, public.audit_logs, public.system_metrics
+revoke all on table public.analytics_daily, public.system_metrics
   from public, anon, authenticated, service_role;
 
 grant select on table public.analytics_daily to authenticated;
 grant all on table public.analytics_daily to service_role;
-
-grant select on table public.audit_logs to authenticated;
-grant select, insert on table public.audit_logs to service_role;
 
 grant all on table public.system_metrics to service_role;
 grant usage, select on sequence public.system_metrics_id_seq to service_role;
@@ -31,13 +23,6 @@ create policy select_own_company_by_role on public.analytics_daily
               or chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[])));
 comment on policy select_own_company_by_role on public.analytics_daily is
   'Owner/administrador/supervisor read all of the company''s analytics; operador only rows of assigned chatbots. Writes: service_role jobs only.';
-
-create policy select_as_admin on public.audit_logs
-  for select to authenticated
-  using (company_id = (select public.get_user_company_id())
-         and (select public.get_user_role()) in ('owner', 'administrador'));
-comment on policy select_as_admin on public.audit_logs is
-  'Owner/administrador read their company''s audit trail; nobody updates or deletes it.';
 
 -- public.system_metrics: RLS enabled and forced with no policy: anon and
 -- authenticated see nothing even if a grant slipped in; service_role bypasses.

@@ -1,7 +1,8 @@
--- Why: undoes 2030_audit.sql. Dropping the table discards the audit trail: only
+-- Why: undoes 0050_audit_trail.sql. Dropping the table discards the audit trail: only
 -- run this on a database whose audit history is not needed (or exported).
 drop table if exists public.audit_logs;
 drop function if exists private.audit_row_change();
 drop function if exists private.audit_redact(jsonb);
+drop function if exists private.jsonb_has_secret_keys(jsonb);
 drop function if exists private.audit_logs_append_only();
 drop type if exists public.audit_action;

@@ -1,4 +1,7 @@
--- Undo 0500_tenancy_indexes.
+-- Undo 0700_tenancy_indexes.
+drop index public.audit_logs_company_actor_created_at_idx;
+drop index public.audit_logs_company_table_row_idx;
+drop index public.audit_logs_company_created_at_idx;
 drop index public.user_invitations_pending_idx;
 drop index public.user_invitations_company_id_revoked_by_idx;
 drop index public.user_invitations_company_id_accepted_by_idx;

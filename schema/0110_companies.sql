@@ -54,3 +54,9 @@ create trigger companies_touch_updated_at
     before update on public.companies
     for each row execute function private.touch_updated_at();
 comment on trigger companies_touch_updated_at on public.companies is 'Keeps updated_at exact.';
+
+-- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
+create trigger companies_audit
+  after insert or update or delete on public.companies
+  for each row execute function private.audit_row_change('id', 'id', 'updated_at,current_*,last_*');
+comment on trigger companies_audit on public.companies is 'Audits company changes (counters and updated_at alone are not audited).';

@@ -1,8 +1,5 @@
--- Why: undoes 2310_integrations_analytics_audit_indexes.sql.
+-- Why: undoes 2710_integrations_analytics_indexes.sql.
 drop index if exists public.system_metrics_metric_name_recorded_at_idx;
-drop index if exists public.audit_logs_company_actor_created_at_idx;
-drop index if exists public.audit_logs_company_table_row_idx;
-drop index if exists public.audit_logs_company_created_at_idx;
 drop index if exists public.analytics_daily_company_day_idx;
 drop index if exists public.integration_logs_company_created_at_idx;
 drop index if exists public.integration_logs_company_integration_created_at_idx;

@@ -1,9 +1,11 @@
--- Why: the daily roll-up must give the same numbers before and after the archive job moves
--- a day's conversations out of the live tables (DESIGN: an idempotent, eventually consistent
--- roll-up; the lifecycle moves lose nothing). Same procedure as 2120, reading live and
--- archived rows, and leaving days already archived (archive.analytics_archived) alone.
+-- Why: the daily analytics roll-up (DESIGN "Daily analytics are an idempotent, eventually
+-- consistent roll-up"). public.refresh_analytics_daily recomputes one UTC day for every
+-- chatbot from the live AND archived source rows and upserts it, so running it twice,
+-- re-running after late messages, or running it after the archive job moved the day's
+-- conversations gives the same numbers; a (chatbot, day) already moved to
+-- archive.analytics_archived is frozen. public.job_analytics runs it per day.
 
-create or replace procedure public.refresh_analytics_daily(p_day date)
+create procedure public.refresh_analytics_daily(p_day date)
 language plpgsql
 security invoker
 set search_path = ''
@@ -140,5 +142,64 @@ $$;
 comment on procedure public.refresh_analytics_daily(date) is
   'Job (service_role / pg_cron, or public.job_analytics): recomputes public.analytics_daily for one UTC day and every chatbot from messages, conversations, hitl_escalations, message_reactions and knowledge_queries, live and archived (archival never changes a day''s numbers); idempotent (upsert, stale rows of the day removed). A (chatbot, day) already moved to archive.analytics_archived is frozen and not rewritten.';
 
+create procedure public.job_analytics(
+  inout p_run_id bigint default null,
+  p_days integer default 3,
+  p_from date default null,
+  p_to date default null,
+  p_dry_run boolean default false)
+  language plpgsql
+as $$
+declare
+  v_to date := coalesce(p_to, (pg_catalog.now() at time zone 'UTC')::date);
+  v_from date;
+  v_day date;
+  v_rows bigint;
+  v_err text;
+begin
+  if p_days is null or p_days < 1 or p_days > 3660 then
+    raise exception using errcode = '22023', message = format('p_days must be 1..3660, not %s', p_days);
+  end if;
+  v_from := coalesce(p_from, v_to - (p_days - 1));
+  if v_from > v_to then
+    raise exception using errcode = '22023', message = format('p_from (%s) is after p_to (%s)', v_from, v_to);
+  end if;
+  p_run_id := private.job_start('analytics', pg_catalog.jsonb_build_object('from', v_from, 'to', v_to), p_dry_run);
+  commit;
+  if p_dry_run then
+    update private.job_runs set rows_moved = pg_catalog.jsonb_build_object('days', v_to - v_from + 1) where id = p_run_id;
+    perform private.job_finish(p_run_id, 'succeeded');
+    commit;
+    return;
+  end if;
+  v_day := v_from;
+  while v_day <= v_to loop
+    begin
+      call public.refresh_analytics_daily(v_day);
+      select count(*) into v_rows from public.analytics_daily a where a.day = v_day;
+    exception when others then
+      v_err := format('%s: %s', v_day, sqlerrm);
+    end;
+    exit when v_err is not null;
+    perform private.job_progress(p_run_id, v_day::text,
+                                 pg_catalog.jsonb_build_object('days', 1, 'analytics_daily', v_rows),
+                                 pg_catalog.jsonb_build_object('days', v_to - v_from + 1));
+    commit;
+    v_day := v_day + 1;
+  end loop;
+  perform private.job_finish(p_run_id, case when v_err is null then 'succeeded' else 'failed' end, v_err);
+  commit;
+  if v_err is not null then
+    raise exception using errcode = 'P0001', message = format('analytics job run %s failed on %s', p_run_id, v_err);
+  end if;
+end;
+$$;
+comment on procedure public.job_analytics(bigint, integer, date, date, boolean) is
+  'Job "analytics": refreshes public.analytics_daily for each UTC day from p_from to p_to (default: the last p_days days, today included), one '
+  'transaction per day. Idempotent: re-running a day gives the same numbers; late data is picked up by re-running its day.';
+
+-- Privileges: the jobs are for service_role (and the owner / pg_cron).
 revoke execute on procedure public.refresh_analytics_daily(date) from public, anon, authenticated;
 grant execute on procedure public.refresh_analytics_daily(date) to service_role;
+revoke execute on procedure public.job_analytics(bigint, integer, date, date, boolean) from public, anon, authenticated;
+grant execute on procedure public.job_analytics(bigint, integer, date, date, boolean) to service_role;

@@ -1,0 +1,31 @@
+-- Why: BEFORE ROW triggers run before the RLS WITH CHECK of an INSERT, and several of
+-- them are security definer and look rows up by the *proposed* company_id. Without a
+-- guard, a member could propose another company's id and learn about its rows from a
+-- trigger's error instead of getting the RLS refusal (a chatbot's channels and state,
+-- a user's role, a conversation's status). This generic guard fires FIRST on every
+-- tenant table that authenticated may insert into (trigger names sort before every
+-- other trigger of the table: "<table>_0_tenant_guard", created in each table's file)
+-- and refuses a row of another company with exactly the error RLS would give, before
+-- any lookup happens; the outcome is then the same whether or not the referenced rows
+-- exist (tests: hardening assertions of each domain's pgTAP file).
+
+create function private.reject_other_tenant_insert()
+returns trigger
+language plpgsql
+volatile
+security invoker -- must run as the caller: caller_is_subject_to_rls() looks at current_user
+set search_path = ''
+as $$
+begin
+  if private.caller_is_subject_to_rls()
+     and new.company_id is distinct from public.get_user_company_id() then
+    raise exception using errcode = '42501',
+      message = format('new row violates row-level security policy for table "%s"', tg_table_name),
+      hint = 'Rows can only be written in your own company.';
+  end if;
+  return new;
+end;
+$$;
+comment on function private.reject_other_tenant_insert() is
+  'Trigger (before insert, fires first): a caller subject to RLS (authenticated) may only propose rows of its own company; anything else fails with the RLS error (42501) before any other trigger can look at, or report on, another company''s rows. Security invoker on purpose.';
+revoke execute on function private.reject_other_tenant_insert() from public, anon, authenticated;
