@@ -33,6 +33,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	@$(BIN)/ruff check runner tests
 	@$(BIN)/mypy
+	@$(BIN)/neurant-db lint
 
 bench: $(STAMP)
 	@$(BIN)/neurant-db bench

@@ -1,4 +1,4 @@
--- Undo 0300_context_helpers.
+-- Why: undoes 0300_context_helpers.sql.
 revoke usage on schema private from authenticated, service_role;
 drop function private.caller_is_subject_to_rls();
 drop function public.get_user_role();

@@ -9,84 +9,84 @@
 -- BYPASSRLS); refuse to install them otherwise instead of returning nulls.
 do $$
 begin
-    if not exists (select 1 from pg_catalog.pg_roles
-                    where rolname = current_user and (rolsuper or rolbypassrls)) then
-        raise exception using
-            errcode = '42501',
-            message = format('role %I must be superuser or have BYPASSRLS to own the tenant-context helpers', current_user),
-            hint = 'apply the migrations as the database owner role (postgres on Supabase)';
-    end if;
+  if not exists (select 1 from pg_catalog.pg_roles
+          where rolname = current_user and (rolsuper or rolbypassrls)) then
+    raise exception using
+      errcode = '42501',
+      message = format('role %I must be superuser or have BYPASSRLS to own the tenant-context helpers', current_user),
+      hint = 'Apply the migrations as the database owner role (postgres on Supabase).';
+  end if;
 end
 $$;
 
 create function public.role_rank(p_role public.user_role) returns integer
-    language sql immutable parallel safe
+  language sql immutable parallel safe
 as $$
-    select case p_role
-        when 'owner' then 4
-        when 'administrador' then 3
-        when 'supervisor' then 2
-        when 'operador' then 1
-    end
+  select case p_role
+    when 'owner' then 4
+    when 'administrador' then 3
+    when 'supervisor' then 2
+    when 'operador' then 1
+  end
 $$;
 comment on function public.role_rank(public.user_role) is
-    'Rank of a role: owner 4 > administrador 3 > supervisor 2 > operador 1 (null for null). Immutable, inlinable into policies.';
+  'Rank of a role: owner 4 > administrador 3 > supervisor 2 > operador 1 (null for null). Immutable, inlinable into policies.';
 
 create function public.get_current_user_id() returns uuid
-    language sql stable security definer
-    set search_path = ''
+  language sql stable security definer
+  set search_path = ''
 as $$
-    select u.id
-      from public.users u
-     where u.auth_user_id = auth.uid()
-       and u.is_active
+  select u.id
+    from public.users u
+   where u.auth_user_id = auth.uid()
+     and u.is_active
 $$;
 comment on function public.get_current_user_id() is
-    'The caller''s public.users.id (active members only), from auth.uid(); null otherwise. Wrap in (select ...) in policies.';
+  'The caller''s public.users.id (active members only), from auth.uid(); null otherwise. Wrap in (select ...) in policies.';
 
 create function public.get_user_company_id() returns uuid
-    language sql stable security definer
-    set search_path = ''
+  language sql stable security definer
+  set search_path = ''
 as $$
-    select u.company_id
-      from public.users u
-     where u.auth_user_id = auth.uid()
-       and u.is_active
+  select u.company_id
+    from public.users u
+   where u.auth_user_id = auth.uid()
+     and u.is_active
 $$;
 comment on function public.get_user_company_id() is
-    'The caller''s company (public.companies.id) if they are an active member; null otherwise. Wrap in (select ...) in policies.';
+  'The caller''s company (public.companies.id) if they are an active member; null otherwise. Wrap in (select ...) in policies.';
 
 create function public.get_user_role() returns public.user_role
-    language sql stable security definer
-    set search_path = ''
+  language sql stable security definer
+  set search_path = ''
 as $$
-    select u.role
-      from public.users u
-     where u.auth_user_id = auth.uid()
-       and u.is_active
+  select u.role
+    from public.users u
+   where u.auth_user_id = auth.uid()
+     and u.is_active
 $$;
 comment on function public.get_user_role() is
-    'The caller''s role in their company if they are an active member; null otherwise. Wrap in (select ...) in policies.';
+  'The caller''s role in their company if they are an active member; null otherwise. Wrap in (select ...) in policies.';
 
 revoke execute on function public.role_rank(public.user_role) from public;
 grant execute on function public.role_rank(public.user_role) to anon, authenticated, service_role;
 revoke execute on function public.get_current_user_id(), public.get_user_company_id(), public.get_user_role() from public, anon;
 grant execute on function public.get_current_user_id(), public.get_user_company_id(), public.get_user_role()
-    to authenticated, service_role;
+  to authenticated, service_role;
 
 -- Who is subject to the tenant rules enforced in triggers: any role without
 -- RLS bypass (authenticated, anon, ...). service_role, the migration owner and
 -- security definer functions of this package are trusted.
 create function private.caller_is_subject_to_rls() returns boolean
-    language sql stable
-    set search_path = ''
+  language sql stable
+  set search_path = ''
 as $$
-    select coalesce((select not (r.rolsuper or r.rolbypassrls)
-                       from pg_catalog.pg_roles r
-                      where r.rolname = current_user), true)
+  select coalesce((select not (r.rolsuper or r.rolbypassrls)
+             from pg_catalog.pg_roles r
+            where r.rolname = current_user), true)
 $$;
 comment on function private.caller_is_subject_to_rls() is
-    'True when the current role is subject to RLS (an end user: authenticated/anon); false for service_role, superusers and inside security definer functions owned by the migration owner.';
+  'True when the current role is subject to RLS (an end user: authenticated/anon); false for service_role, superusers and inside security definer functions owned by the migration owner.';
 revoke execute on function private.caller_is_subject_to_rls() from public;
 -- Invoker trigger functions (running as the end user) call it: the schema
 -- usage exposes nothing else, every other private function stays without

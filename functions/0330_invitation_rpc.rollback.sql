@@ -1,4 +1,4 @@
--- Undo 0340_invitation_rpc.
+-- Why: undoes 0330_invitation_rpc.sql.
 drop function public.revoke_invitation(uuid);
 drop function public.accept_invitation(text);
 drop function public.create_invitation(text, public.user_role);

@@ -1,2 +1,2 @@
--- Why: undoes 1035_chatbot_access_helpers.
+-- Why: undoes 1300_chatbot_access_helpers.sql.
 drop function public.get_assigned_chatbot_ids();

@@ -1,2 +1,2 @@
--- Why: undoes 1200_create_chatbot_from_template.
+-- Why: undoes 1310_create_chatbot_from_template.sql.
 drop function public.create_chatbot_from_template(text, text);

@@ -15,7 +15,7 @@ as $$
 declare
   n bigint;
 begin
-  -- The purge hook of 2030_audit: only the table owner (this function's owner) with
+  -- The purge hook of 0050_audit_trail: only the table owner (this function's owner) with
   -- neurant.audit_purge = on may delete. Ages are measured from lifecycle_clock():
   -- only a superuser session may move the clock forward. Never younger than 7 years (2555 days),
   -- whatever a plan says; a company-wide legal hold keeps the company's trail.

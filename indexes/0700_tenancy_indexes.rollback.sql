@@ -1,4 +1,4 @@
--- Undo 0700_tenancy_indexes.
+-- Why: undoes 0700_tenancy_indexes.sql.
 drop index public.audit_logs_company_actor_created_at_idx;
 drop index public.audit_logs_company_table_row_idx;
 drop index public.audit_logs_company_created_at_idx;

@@ -1,6 +1,6 @@
 -- Indexes of the tenancy tables: every foreign key and every column a policy
 -- or a hot lookup filters on, company_id first. (Primary keys, unique keys and
--- the rule indexes of 0240/0250 already cover users(company_id, id),
+-- the rule indexes of 0120/0130 already cover users(company_id, id),
 -- users(auth_user_id), users(company_id, email), user_invitations(token_hash).)
 create index companies_subscription_plan_idx on public.companies (subscription_plan);
 comment on index public.companies_subscription_plan_idx is 'FK companies -> subscription_plans (plan deletes, per-plan reports).';

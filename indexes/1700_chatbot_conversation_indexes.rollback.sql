@@ -1,4 +1,4 @@
--- Why: undoes 1700_chatbot_conversation_indexes.
+-- Why: undoes 1700_chatbot_conversation_indexes.sql.
 comment on constraint messages_conversation_fkey on public.messages is null;
 drop index public.hitl_escalations_escalated_by_idx;
 drop index public.hitl_escalations_chatbot_time_idx;

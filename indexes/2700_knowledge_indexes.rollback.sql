@@ -1,4 +1,4 @@
--- Why: undoes 2300_knowledge_indexes.sql.
+-- Why: undoes 2700_knowledge_indexes.sql.
 drop index if exists public.knowledge_queries_company_document_created_at_idx;
 drop index if exists public.knowledge_queries_company_chunk_idx;
 drop index if exists public.knowledge_queries_company_chatbot_created_at_idx;

@@ -1,4 +1,4 @@
--- Why: undoes 3300_lifecycle_indexes.sql.
+-- Why: undoes 3700_lifecycle_indexes.sql.
 drop index archive.analytics_archived_day_idx;
 drop index archive.integration_logs_archived_created_at_idx;
 drop index archive.knowledge_queries_archived_chatbot_time_idx;

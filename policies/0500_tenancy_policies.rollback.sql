@@ -1,4 +1,4 @@
--- Undo 0500_tenancy_policies: drop the policies, disable RLS and take back the
+-- Why: undoes 0500_tenancy_policies.sql: drop the policies, disable RLS and take back the
 -- grants (tables return to their owner-only state).
 drop policy select_as_admin on public.audit_logs;
 revoke all on table public.audit_logs from anon, authenticated, service_role;

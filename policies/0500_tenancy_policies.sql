@@ -10,17 +10,17 @@ grant select on table public.subscription_plans to anon, authenticated;
 grant all on table public.subscription_plans to service_role;
 
 create policy select_public_plans on public.subscription_plans
-    for select to anon, authenticated
-    using (is_public);
+  for select to anon, authenticated
+  using (is_public);
 comment on policy select_public_plans on public.subscription_plans is
-    'Everyone (anon included) reads the public plans.';
+  'Everyone (anon included) reads the public plans.';
 
 create policy select_own_plan on public.subscription_plans
-    for select to authenticated
-    using (code = (select c.subscription_plan from public.companies c
-                    where c.id = (select public.get_user_company_id())));
+  for select to authenticated
+  using (code = (select c.subscription_plan from public.companies c
+          where c.id = (select public.get_user_company_id())));
 comment on policy select_own_plan on public.subscription_plans is
-    'Members also read their company''s plan when it is not public (custom deal).';
+  'Members also read their company''s plan when it is not public (custom deal).';
 
 -- companies ------------------------------------------------------------------
 alter table public.companies enable row level security;
@@ -31,19 +31,19 @@ grant update (name, industry) on table public.companies to authenticated;
 grant all on table public.companies to service_role;
 
 create policy select_own_company on public.companies
-    for select to authenticated
-    using (id = (select public.get_user_company_id()));
+  for select to authenticated
+  using (id = (select public.get_user_company_id()));
 comment on policy select_own_company on public.companies is
-    'Every member reads their own company.';
+  'Every member reads their own company.';
 
 create policy update_own_company_as_admin on public.companies
-    for update to authenticated
-    using (id = (select public.get_user_company_id())
-           and (select public.get_user_role()) in ('owner', 'administrador'))
-    with check (id = (select public.get_user_company_id())
-                and (select public.get_user_role()) in ('owner', 'administrador'));
+  for update to authenticated
+  using (id = (select public.get_user_company_id())
+       and (select public.get_user_role()) in ('owner', 'administrador'))
+  with check (id = (select public.get_user_company_id())
+        and (select public.get_user_role()) in ('owner', 'administrador'));
 comment on policy update_own_company_as_admin on public.companies is
-    'Owner and administrador update their company''s profile (name, industry: column grants + companies_guard_update); plan and billing only via service_role.';
+  'Owner and administrador update their company''s profile (name, industry: column grants + companies_guard_update); plan and billing only via service_role.';
 
 -- users ----------------------------------------------------------------------
 alter table public.users enable row level security;
@@ -55,37 +55,37 @@ grant delete on table public.users to authenticated;
 grant all on table public.users to service_role;
 
 create policy select_same_company on public.users
-    for select to authenticated
-    using (company_id = (select public.get_user_company_id()));
+  for select to authenticated
+  using (company_id = (select public.get_user_company_id()));
 comment on policy select_same_company on public.users is
-    'Every member reads all members of their company.';
+  'Every member reads all members of their company.';
 
 create policy update_self on public.users
-    for update to authenticated
-    using (company_id = (select public.get_user_company_id())
-           and id = (select public.get_current_user_id()))
-    with check (company_id = (select public.get_user_company_id())
-                and id = (select public.get_current_user_id()));
+  for update to authenticated
+  using (company_id = (select public.get_user_company_id())
+       and id = (select public.get_current_user_id()))
+  with check (company_id = (select public.get_user_company_id())
+        and id = (select public.get_current_user_id()));
 comment on policy update_self on public.users is
-    'A member updates their own row; users_guard_update limits it to full_name (no own role/active changes).';
+  'A member updates their own row; users_guard_update limits it to full_name (no own role/active changes).';
 
 create policy update_lower_rank on public.users
-    for update to authenticated
-    using (company_id = (select public.get_user_company_id())
-           and (select public.get_user_role()) in ('owner', 'administrador')
-           and public.role_rank(role) < public.role_rank((select public.get_user_role())))
-    with check (company_id = (select public.get_user_company_id())
-                and public.role_rank(role) < public.role_rank((select public.get_user_role())));
+  for update to authenticated
+  using (company_id = (select public.get_user_company_id())
+       and (select public.get_user_role()) in ('owner', 'administrador')
+       and public.role_rank(role) < public.role_rank((select public.get_user_role())))
+  with check (company_id = (select public.get_user_company_id())
+        and public.role_rank(role) < public.role_rank((select public.get_user_role())));
 comment on policy update_lower_rank on public.users is
-    'Owner and administrador update members of a lower rank (full_name, role, is_active), never to a role at or above their own.';
+  'Owner and administrador update members of a lower rank (full_name, role, is_active), never to a role at or above their own.';
 
 create policy delete_lower_rank on public.users
-    for delete to authenticated
-    using (company_id = (select public.get_user_company_id())
-           and (select public.get_user_role()) in ('owner', 'administrador')
-           and public.role_rank(role) < public.role_rank((select public.get_user_role())));
+  for delete to authenticated
+  using (company_id = (select public.get_user_company_id())
+       and (select public.get_user_role()) in ('owner', 'administrador')
+       and public.role_rank(role) < public.role_rank((select public.get_user_role())));
 comment on policy delete_lower_rank on public.users is
-    'Owner and administrador remove members of a lower rank.';
+  'Owner and administrador remove members of a lower rank.';
 
 -- user_invitations -----------------------------------------------------------
 alter table public.user_invitations enable row level security;
@@ -93,16 +93,16 @@ alter table public.user_invitations force row level security;
 revoke all on table public.user_invitations from public, anon, authenticated;
 -- token_hash is deliberately not readable by clients.
 grant select (company_id, id, email, role, invited_by, status, accepted_at, accepted_by,
-              revoked_at, revoked_by, expires_at, created_at, updated_at)
-    on table public.user_invitations to authenticated;
+        revoked_at, revoked_by, expires_at, created_at, updated_at)
+  on table public.user_invitations to authenticated;
 grant all on table public.user_invitations to service_role;
 
 create policy select_as_admin on public.user_invitations
-    for select to authenticated
-    using (company_id = (select public.get_user_company_id())
-           and (select public.get_user_role()) in ('owner', 'administrador'));
+  for select to authenticated
+  using (company_id = (select public.get_user_company_id())
+       and (select public.get_user_role()) in ('owner', 'administrador'));
 comment on policy select_as_admin on public.user_invitations is
-    'Owner and administrador read their company''s invitations (created, accepted and revoked only through create_invitation / accept_invitation / revoke_invitation).';
+  'Owner and administrador read their company''s invitations (created, accepted and revoked only through create_invitation / accept_invitation / revoke_invitation).';
 
 -- audit_logs -----------------------------------------------------------------
 -- Append-only for everyone: service_role may only select/insert; the trigger
@@ -114,8 +114,8 @@ grant select on table public.audit_logs to authenticated;
 grant select, insert on table public.audit_logs to service_role;
 
 create policy select_as_admin on public.audit_logs
-    for select to authenticated
-    using (company_id = (select public.get_user_company_id())
-           and (select public.get_user_role()) in ('owner', 'administrador'));
+  for select to authenticated
+  using (company_id = (select public.get_user_company_id())
+       and (select public.get_user_role()) in ('owner', 'administrador'));
 comment on policy select_as_admin on public.audit_logs is
-    'Owner/administrador read their company''s audit trail; nobody updates or deletes it.';
+  'Owner/administrador read their company''s audit trail; nobody updates or deletes it.';

@@ -1,4 +1,4 @@
--- Why: undoes 1500_chatbot_policies (policies, grants, RLS of the chatbot domain tables).
+-- Why: undoes 1500_chatbot_policies.sql (policies, grants, RLS of the chatbot domain tables).
 drop policy delete_as_supervisor on public.chatbot_operators;
 drop policy insert_as_supervisor on public.chatbot_operators;
 drop policy select_visible on public.chatbot_operators;

@@ -1,4 +1,4 @@
--- Why: undoes 1510_conversation_policies (policies, grants, RLS of the conversation domain tables).
+-- Why: undoes 1510_conversation_policies.sql (policies, grants, RLS of the conversation domain tables).
 
 drop policy select_as_supervisor on public.company_message_usage;
 revoke all on table public.company_message_usage from authenticated, service_role;

@@ -1,4 +1,4 @@
--- Why: undoes 2200_knowledge_policies.sql (policies, grants, RLS flags).
+-- Why: undoes 2500_knowledge_policies.sql (policies, grants, RLS flags).
 drop policy if exists select_own_company_by_role on public.knowledge_queries;
 drop policy if exists delete_as_admin on public.document_chunks;
 drop policy if exists update_as_admin on public.document_chunks;

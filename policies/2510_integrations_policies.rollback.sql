@@ -1,4 +1,4 @@
--- Why: undoes 2210_integrations_policies.sql (policies, grants, RLS flags).
+-- Why: undoes 2510_integrations_policies.sql (policies, grants, RLS flags).
 drop policy if exists deny_members on private.integration_credentials;
 drop policy if exists select_as_admin on public.integration_logs;
 drop policy if exists delete_as_admin on public.integrations;

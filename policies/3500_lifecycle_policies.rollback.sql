@@ -1,4 +1,4 @@
--- Why: undoes 3200_lifecycle_policies.sql (policies, RLS flags and grants of the lifecycle tables).
+-- Why: undoes 3500_lifecycle_policies.sql (policies, RLS flags and grants of the lifecycle tables).
 revoke all on sequence private.job_runs_id_seq from service_role;
 drop policy deny_members on private.cold_exports;
 revoke all on table private.cold_exports from service_role;

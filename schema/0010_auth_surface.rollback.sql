@@ -1,4 +1,4 @@
--- Undo 0100_auth_surface: drop the auth schema objects created for profile
+-- Why: undoes 0010_auth_surface.sql: drop the auth schema objects created for profile
 -- 'vanilla'. The roles anon / authenticated / service_role are cluster-wide and
 -- may be used by other databases of the server, so they are deliberately kept.
 {% if profile == 'vanilla' %}

@@ -10,41 +10,41 @@
 -- of this database.
 do $$
 begin
-    if not exists (select 1 from pg_catalog.pg_roles where rolname = 'anon') then
-        create role anon nologin noinherit;
-    end if;
-    if not exists (select 1 from pg_catalog.pg_roles where rolname = 'authenticated') then
-        create role authenticated nologin noinherit;
-    end if;
-    if not exists (select 1 from pg_catalog.pg_roles where rolname = 'service_role') then
-        create role service_role nologin noinherit bypassrls;
-    end if;
+  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'anon') then
+    create role anon nologin noinherit;
+  end if;
+  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'authenticated') then
+    create role authenticated nologin noinherit;
+  end if;
+  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'service_role') then
+    create role service_role nologin noinherit bypassrls;
+  end if;
 end
 $$;
 
 create schema auth;
 comment on schema auth is
-    'Supabase-compatible authentication schema, provided by neurant-db on plain PostgreSQL (profile vanilla). On Supabase the real one is used.';
+  'Supabase-compatible authentication schema, provided by neurant-db on plain PostgreSQL (profile vanilla). On Supabase the real one is used.';
 
 create table auth.users (
-    id uuid not null default gen_random_uuid(),
-    aud text,
-    role text,
-    email text,
-    email_confirmed_at timestamptz,
-    phone text,
-    raw_app_meta_data jsonb not null default '{}'::jsonb,
-    raw_user_meta_data jsonb not null default '{}'::jsonb,
-    is_anonymous boolean not null default false,
-    last_sign_in_at timestamptz,
-    banned_until timestamptz,
-    deleted_at timestamptz,
-    created_at timestamptz not null default now(),
-    updated_at timestamptz not null default now(),
-    constraint users_pkey primary key (id)
+  id uuid not null default gen_random_uuid(),
+  aud text,
+  role text,
+  email text,
+  email_confirmed_at timestamptz,
+  phone text,
+  raw_app_meta_data jsonb not null default '{}'::jsonb,
+  raw_user_meta_data jsonb not null default '{}'::jsonb,
+  is_anonymous boolean not null default false,
+  last_sign_in_at timestamptz,
+  banned_until timestamptz,
+  deleted_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint users_pkey primary key (id)
 );
 comment on table auth.users is
-    'Minimal stand-in for Supabase''s auth.users (one row per identity that can sign in). Only the columns neurant-db reads are guaranteed.';
+  'Minimal stand-in for Supabase''s auth.users (one row per identity that can sign in). Only the columns neurant-db reads are guaranteed.';
 comment on column auth.users.id is 'Identity id; the JWT ''sub'' claim and auth.uid().';
 comment on column auth.users.aud is 'JWT audience the identity signs in for (Supabase: ''authenticated'').';
 comment on column auth.users.role is 'Database role the identity''s JWT carries (Supabase: ''authenticated'').';
@@ -61,55 +61,55 @@ comment on column auth.users.created_at is 'When the identity was created.';
 comment on column auth.users.updated_at is 'When the identity was last changed.';
 
 create function auth.uid() returns uuid
-    language sql stable
+  language sql stable
 as $$
-    select coalesce(
-        nullif(current_setting('request.jwt.claim.sub', true), ''),
-        (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
-    )::uuid
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.sub', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+  )::uuid
 $$;
 comment on function auth.uid() is
-    'The caller''s auth.users.id from the JWT ''sub'' claim (request.jwt.claims, legacy request.jwt.claim.sub); null when anonymous. Same definition as Supabase.';
+  'The caller''s auth.users.id from the JWT ''sub'' claim (request.jwt.claims, legacy request.jwt.claim.sub); null when anonymous. Same definition as Supabase.';
 
 create function auth.role() returns text
-    language sql stable
+  language sql stable
 as $$
-    select coalesce(
-        nullif(current_setting('request.jwt.claim.role', true), ''),
-        (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
-    )::text
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.role', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
+  )::text
 $$;
 comment on function auth.role() is
-    'The JWT ''role'' claim (anon, authenticated, service_role); null without a JWT. Same definition as Supabase.';
+  'The JWT ''role'' claim (anon, authenticated, service_role); null without a JWT. Same definition as Supabase.';
 
 create function auth.email() returns text
-    language sql stable
+  language sql stable
 as $$
-    select coalesce(
-        nullif(current_setting('request.jwt.claim.email', true), ''),
-        (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email')
-    )::text
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.email', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email')
+  )::text
 $$;
 comment on function auth.email() is
-    'The JWT ''email'' claim; null without a JWT or email. Same definition as Supabase.';
+  'The JWT ''email'' claim; null without a JWT or email. Same definition as Supabase.';
 
 create function auth.jwt() returns jsonb
-    language sql stable
+  language sql stable
 as $$
-    select coalesce(
-        nullif(current_setting('request.jwt.claim', true), ''),
-        nullif(current_setting('request.jwt.claims', true), '')
-    )::jsonb
+  select coalesce(
+    nullif(current_setting('request.jwt.claim', true), ''),
+    nullif(current_setting('request.jwt.claims', true), '')
+  )::jsonb
 $$;
 comment on function auth.jwt() is
-    'All JWT claims as jsonb (request.jwt.claims); null without a JWT. Same definition as Supabase.';
+  'All JWT claims as jsonb (request.jwt.claims); null without a JWT. Same definition as Supabase.';
 
 grant usage on schema auth to anon, authenticated, service_role;
 revoke all on table auth.users from public, anon, authenticated;
 grant all on table auth.users to service_role;
 revoke execute on function auth.uid(), auth.role(), auth.email(), auth.jwt() from public;
 grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
-    to anon, authenticated, service_role;
+  to anon, authenticated, service_role;
 {% else %}
 -- profile '{{ profile }}': the platform provides the roles, the auth schema and
 -- its functions; nothing to create.

@@ -1,4 +1,4 @@
--- Undo 0110_extensions: drop the private schema and, on vanilla, pgvector and
+-- Why: undoes 0020_extensions.sql: drop the private schema and, on vanilla, pgvector and
 -- its schema. On Supabase the extension is left installed (it may have been
 -- enabled from the dashboard before this package).
 drop schema private;

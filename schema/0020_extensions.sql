@@ -9,18 +9,18 @@ grant usage on schema {{ vector_schema }} to anon, authenticated, service_role;
 
 do $$
 declare
-    v_schema text;
+  v_schema text;
 begin
-    select n.nspname into v_schema
-      from pg_catalog.pg_extension e
-      join pg_catalog.pg_namespace n on n.oid = e.extnamespace
-     where e.extname = 'vector';
-    if v_schema is not null and v_schema <> '{{ vector_schema }}' then
-        raise exception using
-            errcode = '55000',
-            message = format('extension vector is installed in schema %I, expected {{ vector_schema }}', v_schema),
-            hint = 'run: alter extension vector set schema {{ vector_schema }}';
-    end if;
+  select n.nspname into v_schema
+    from pg_catalog.pg_extension e
+    join pg_catalog.pg_namespace n on n.oid = e.extnamespace
+   where e.extname = 'vector';
+  if v_schema is not null and v_schema <> '{{ vector_schema }}' then
+    raise exception using
+      errcode = '55000',
+      message = format('extension vector is installed in schema %I, expected {{ vector_schema }}', v_schema),
+      hint = 'Run: alter extension vector set schema {{ vector_schema }}.';
+  end if;
 end
 $$;
 
@@ -28,5 +28,5 @@ create extension if not exists vector with schema {{ vector_schema }};
 
 create schema private;
 comment on schema private is
-    'Internal helpers and trigger functions of neurant-db. Not exposed: no privileges for anon/authenticated.';
+  'Internal helpers and trigger functions of neurant-db. Not exposed: no privileges for anon/authenticated.';
 revoke all on schema private from public;

@@ -1,4 +1,4 @@
--- Undo 0200_tenancy_types.
+-- Why: undoes 0030_tenancy_types.sql.
 drop type public.invitation_status;
 drop type public.subscription_status;
 drop type public.user_role;

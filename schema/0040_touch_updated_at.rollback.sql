@@ -1,2 +1,2 @@
--- Undo 0210_touch_updated_at.
+-- Why: undoes 0040_touch_updated_at.sql.
 drop function private.touch_updated_at();

@@ -2,7 +2,7 @@
 -- configuration changes, credentials redacted"). public.audit_logs is
 -- append-only for every role, service_role included; rows are written by the
 -- generic row trigger private.audit_row_change() in the same transaction as
--- the audited change (attached to the audited tables in 2040_audit_attach).
+-- the audited change (attached by each audited table's own file).
 
 create type public.audit_action as enum ('insert', 'update', 'delete', 'custom');
 comment on type public.audit_action is

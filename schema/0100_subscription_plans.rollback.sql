@@ -1,2 +1,2 @@
--- Undo 0220_subscription_plans.
+-- Why: undoes 0100_subscription_plans.sql.
 drop table public.subscription_plans;

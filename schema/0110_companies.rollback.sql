@@ -1,2 +1,2 @@
--- Undo 0230_companies.
+-- Why: undoes 0110_companies.sql.
 drop table public.companies;

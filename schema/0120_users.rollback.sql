@@ -1,2 +1,2 @@
--- Undo 0240_users.
+-- Why: undoes 0120_users.sql.
 drop table public.users;

@@ -1,34 +1,34 @@
 -- Users: the members of a company (one membership per auth identity), their
 -- role in the company's hierarchy and the one-owner-per-company key.
 create table public.users (
-    company_id uuid not null,
-    id uuid not null default gen_random_uuid(),
-    auth_user_id uuid not null,
-    email text not null,
-    full_name text,
-    role public.user_role not null default 'operador',
-    is_owner boolean generated always as (role = 'owner') stored,
-    is_active boolean not null default true,
-    invited_by uuid,
-    last_seen_at timestamptz,
-    created_at timestamptz not null default now(),
-    updated_at timestamptz not null default now(),
-    constraint users_pkey primary key (company_id, id),
-    constraint users_auth_user_id_key unique (auth_user_id),
-    constraint users_company_id_email_key unique (company_id, email),
-    constraint users_company_id_fkey foreign key (company_id)
-        references public.companies (id) on delete cascade,
-    constraint users_auth_user_id_fkey foreign key (auth_user_id)
-        references auth.users (id) on delete restrict,
-    constraint users_invited_by_fkey foreign key (company_id, invited_by)
-        references public.users (company_id, id) on delete no action,
-    constraint users_email_format_check check (email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$' and char_length(email) <= 320),
-    constraint users_email_lowercase_check check (email = lower(email)),
-    constraint users_full_name_length_check check (char_length(full_name) <= 200),
-    constraint users_invited_by_not_self_check check (invited_by <> id)
+  company_id uuid not null,
+  id uuid not null default gen_random_uuid(),
+  auth_user_id uuid not null,
+  email text not null,
+  full_name text,
+  role public.user_role not null default 'operador',
+  is_owner boolean generated always as (role = 'owner') stored,
+  is_active boolean not null default true,
+  invited_by uuid,
+  last_seen_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint users_pkey primary key (company_id, id),
+  constraint users_auth_user_id_key unique (auth_user_id),
+  constraint users_company_id_email_key unique (company_id, email),
+  constraint users_company_fkey foreign key (company_id)
+    references public.companies (id) on delete cascade,
+  constraint users_auth_user_fkey foreign key (auth_user_id)
+    references auth.users (id) on delete restrict,
+  constraint users_invited_by_fkey foreign key (company_id, invited_by)
+    references public.users (company_id, id) on delete no action,
+  constraint users_email_format_check check (email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$' and char_length(email) <= 320),
+  constraint users_email_lowercase_check check (email = lower(email)),
+  constraint users_full_name_length_check check (char_length(full_name) <= 200),
+  constraint users_invited_by_not_self_check check (invited_by <> id)
 );
 comment on table public.users is
-    'Members of a company. One row per auth identity (auth_user_id is unique: one membership per user). Rows are created by create_company_with_owner / accept_invitation (or service_role); removed by owner/administrador for lower ranks.';
+  'Members of a company. One row per auth identity (auth_user_id is unique: one membership per user). Rows are created by create_company_with_owner / accept_invitation (or service_role); removed by owner/administrador for lower ranks.';
 comment on column public.users.company_id is 'Tenant key (companies.id).';
 comment on column public.users.id is 'Member id, unique within the company; what get_current_user_id() returns.';
 comment on column public.users.auth_user_id is 'The auth.users identity of this member; unique across companies (one membership per identity). Note: a global unique key, so under Citus this table stays local/reference-like for the lookup.';
@@ -48,8 +48,8 @@ create unique index users_one_owner_per_company_key on public.users (company_id)
 comment on index public.users_one_owner_per_company_key is 'Rule: a company can never have two owners.';
 
 create trigger users_touch_updated_at
-    before update on public.users
-    for each row execute function private.touch_updated_at();
+  before update on public.users
+  for each row execute function private.touch_updated_at();
 comment on trigger users_touch_updated_at on public.users is 'Keeps updated_at exact.';
 
 comment on constraint users_auth_user_id_key on public.users is

@@ -1,2 +1,2 @@
--- Undo 0250_user_invitations.
+-- Why: undoes 0130_user_invitations.sql.
 drop table public.user_invitations;

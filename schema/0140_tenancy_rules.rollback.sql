@@ -1,4 +1,4 @@
--- Undo 0320_tenancy_rules.
+-- Why: undoes 0140_tenancy_rules.sql.
 drop trigger user_invitations_count_pending on public.user_invitations;
 drop function private.user_invitations_count_pending();
 drop trigger user_invitations_guard_update on public.user_invitations;

@@ -6,268 +6,268 @@
 -- companies ------------------------------------------------------------------
 
 create function private.companies_guard_update() returns trigger
-    language plpgsql
-    set search_path = ''
+  language plpgsql
+  set search_path = ''
 as $$
 begin
-    if new.id is distinct from old.id then
-        raise exception using errcode = '22023', message = 'the id of a company cannot change';
-    end if;
-    if private.caller_is_subject_to_rls()
-       and (to_jsonb(new) - array['name', 'industry', 'updated_at'])
-           is distinct from (to_jsonb(old) - array['name', 'industry', 'updated_at']) then
-        raise exception using
-            errcode = '42501',
-            message = 'only the company profile (name, industry) can be changed by members',
-            hint = 'plan, billing and usage counters are managed by the backend (service_role)';
-    end if;
-    return new;
+  if new.id is distinct from old.id then
+    raise exception using errcode = '22023', message = 'the id of a company cannot change';
+  end if;
+  if private.caller_is_subject_to_rls()
+     and (to_jsonb(new) - array['name', 'industry', 'updated_at'])
+       is distinct from (to_jsonb(old) - array['name', 'industry', 'updated_at']) then
+    raise exception using
+      errcode = '42501',
+      message = 'only the company profile (name, industry) can be changed by members',
+      hint = 'Plan, billing and usage counters are managed by the backend (service_role).';
+  end if;
+  return new;
 end
 $$;
 comment on function private.companies_guard_update() is
-    'Trigger function (before update on companies): end users (roles subject to RLS) may change only the profile columns name and industry; the id never changes. Defence in depth behind the column grants.';
+  'Trigger function (before update on companies): end users (roles subject to RLS) may change only the profile columns name and industry; the id never changes. Defence in depth behind the column grants.';
 
 create trigger companies_guard_update
-    before update on public.companies
-    for each row execute function private.companies_guard_update();
+  before update on public.companies
+  for each row execute function private.companies_guard_update();
 comment on trigger companies_guard_update on public.companies is
-    'Rule: members change only the profile; plan, billing and counters belong to service_role.';
+  'Rule: members change only the profile; plan, billing and counters belong to service_role.';
 
 -- users ----------------------------------------------------------------------
 
 create function private.users_guard_update() returns trigger
-    language plpgsql
-    set search_path = ''
+  language plpgsql
+  set search_path = ''
 as $$
 declare
-    v_caller_id uuid;
-    v_caller_role public.user_role;
+  v_caller_id uuid;
+  v_caller_role public.user_role;
 begin
-    if new.company_id is distinct from old.company_id then
-        raise exception using
-            errcode = '42501',
-            message = 'a member cannot be moved to another company',
-            hint = 'remove the member and invite them to the other company';
-    end if;
-    if not private.caller_is_subject_to_rls() then
-        return new;
-    end if;
+  if new.company_id is distinct from old.company_id then
+    raise exception using
+      errcode = '42501',
+      message = 'a member cannot be moved to another company',
+      hint = 'Remove the member and invite them to the other company.';
+  end if;
+  if not private.caller_is_subject_to_rls() then
+    return new;
+  end if;
 
-    v_caller_id := public.get_current_user_id();
-    v_caller_role := public.get_user_role();
-    if new.auth_user_id is distinct from old.auth_user_id or new.email is distinct from old.email then
-        raise exception using
-            errcode = '42501',
-            message = 'the identity (auth_user_id, email) of a member cannot be changed',
-            hint = 'remove the member and send a new invitation';
-    end if;
-    if v_caller_id is not null and old.id = v_caller_id then
-        if (to_jsonb(new) - array['full_name', 'last_seen_at', 'updated_at', 'is_owner'])
-           is distinct from (to_jsonb(old) - array['full_name', 'last_seen_at', 'updated_at', 'is_owner']) then
-            raise exception using
-                errcode = '42501',
-                message = 'you cannot change your own role, company or active state',
-                hint = 'use transfer_ownership to hand over ownership; other changes are made by a higher-ranked member';
-        end if;
-        return new;
-    end if;
-    if v_caller_role is null or public.role_rank(old.role) >= public.role_rank(v_caller_role) then
-        raise exception using
-            errcode = '42501',
-            message = format('a %s cannot change a member of rank %s', coalesce(v_caller_role::text, 'non-member'), old.role),
-            hint = 'only members of a lower rank can be changed';
-    end if;
-    if new.role is distinct from old.role and public.role_rank(new.role) >= public.role_rank(v_caller_role) then
-        raise exception using
-            errcode = '42501',
-            message = format('a %s cannot grant the role %s (at or above their own)', v_caller_role, new.role),
-            hint = 'use transfer_ownership to hand over ownership; only roles below your own can be granted';
+  v_caller_id := public.get_current_user_id();
+  v_caller_role := public.get_user_role();
+  if new.auth_user_id is distinct from old.auth_user_id or new.email is distinct from old.email then
+    raise exception using
+      errcode = '42501',
+      message = 'the identity (auth_user_id, email) of a member cannot be changed',
+      hint = 'Remove the member and send a new invitation.';
+  end if;
+  if v_caller_id is not null and old.id = v_caller_id then
+    if (to_jsonb(new) - array['full_name', 'last_seen_at', 'updated_at', 'is_owner'])
+       is distinct from (to_jsonb(old) - array['full_name', 'last_seen_at', 'updated_at', 'is_owner']) then
+      raise exception using
+        errcode = '42501',
+        message = 'you cannot change your own role, company or active state',
+        hint = 'Use transfer_ownership to hand over ownership; other changes are made by a higher-ranked member.';
     end if;
     return new;
+  end if;
+  if v_caller_role is null or public.role_rank(old.role) >= public.role_rank(v_caller_role) then
+    raise exception using
+      errcode = '42501',
+      message = format('a %s cannot change a member of rank %s', coalesce(v_caller_role::text, 'non-member'), old.role),
+      hint = 'Only members of a lower rank can be changed.';
+  end if;
+  if new.role is distinct from old.role and public.role_rank(new.role) >= public.role_rank(v_caller_role) then
+    raise exception using
+      errcode = '42501',
+      message = format('a %s cannot grant the role %s (at or above their own)', v_caller_role, new.role),
+      hint = 'Use transfer_ownership to hand over ownership; only roles below your own can be granted.';
+  end if;
+  return new;
 end
 $$;
 comment on function private.users_guard_update() is
-    'Trigger function (before update on users): company_id never changes; end users may change only their own full_name, may change members of lower rank only, and never grant a role at or above their own (42501, hint: use transfer_ownership).';
+  'Trigger function (before update on users): company_id never changes; end users may change only their own full_name, may change members of lower rank only, and never grant a role at or above their own (42501, hint: use transfer_ownership).';
 
 create trigger users_guard_update
-    before update on public.users
-    for each row execute function private.users_guard_update();
+  before update on public.users
+  for each row execute function private.users_guard_update();
 comment on trigger users_guard_update on public.users is
-    'Rule: nobody changes their own role/company/active state or grants a role at or above their own.';
+  'Rule: nobody changes their own role/company/active state or grants a role at or above their own.';
 
 create function private.users_clear_references() returns trigger
-    language plpgsql
-    security definer
-    set search_path = ''
+  language plpgsql
+  security definer
+  set search_path = ''
 as $$
 begin
-    -- When the whole company is being deleted everything cascades: nothing to clear.
-    if not exists (select 1 from public.companies c where c.id = old.company_id) then
-        return old;
-    end if;
-    update public.users set invited_by = null
-     where company_id = old.company_id and invited_by = old.id;
-    update public.user_invitations set invited_by = null
-     where company_id = old.company_id and invited_by = old.id;
-    update public.user_invitations set accepted_by = null
-     where company_id = old.company_id and accepted_by = old.id;
-    update public.user_invitations set revoked_by = null
-     where company_id = old.company_id and revoked_by = old.id;
+  -- When the whole company is being deleted everything cascades: nothing to clear.
+  if not exists (select 1 from public.companies c where c.id = old.company_id) then
     return old;
+  end if;
+  update public.users set invited_by = null
+   where company_id = old.company_id and invited_by = old.id;
+  update public.user_invitations set invited_by = null
+   where company_id = old.company_id and invited_by = old.id;
+  update public.user_invitations set accepted_by = null
+   where company_id = old.company_id and accepted_by = old.id;
+  update public.user_invitations set revoked_by = null
+   where company_id = old.company_id and revoked_by = old.id;
+  return old;
 end
 $$;
 comment on function private.users_clear_references() is
-    'Trigger function (before delete on users): clears invited_by / accepted_by / revoked_by that point at the removed member (company-scoped FKs cannot use ON DELETE SET NULL). Limitation: deleting an inviter and a member they invited in the same statement raises 27000; delete them in two statements.';
+  'Trigger function (before delete on users): clears invited_by / accepted_by / revoked_by that point at the removed member (company-scoped FKs cannot use ON DELETE SET NULL). Limitation: deleting an inviter and a member they invited in the same statement raises 27000; delete them in two statements.';
 
 create trigger users_clear_references
-    before delete on public.users
-    for each row execute function private.users_clear_references();
+  before delete on public.users
+  for each row execute function private.users_clear_references();
 comment on trigger users_clear_references on public.users is
-    'Clears references to a removed member before the row goes.';
+  'Clears references to a removed member before the row goes.';
 
 create function private.users_count_members() returns trigger
-    language plpgsql
-    security definer
-    set search_path = ''
+  language plpgsql
+  security definer
+  set search_path = ''
 as $$
 begin
-    if tg_op = 'INSERT' then
-        perform private.consume_quota(new.company_id, 'current_user_count', 1);
-        return new;
-    end if;
-    perform private.consume_quota(old.company_id, 'current_user_count', -1);
-    return old;
+  if tg_op = 'INSERT' then
+    perform private.consume_quota(new.company_id, 'current_user_count', 1);
+    return new;
+  end if;
+  perform private.consume_quota(old.company_id, 'current_user_count', -1);
+  return old;
 end
 $$;
 comment on function private.users_count_members() is
-    'Trigger function (after insert/delete on users): keeps companies.current_user_count exact and enforces the plan''s max_users (NA001 "user limit reached for plan X: n of m").';
+  'Trigger function (after insert/delete on users): keeps companies.current_user_count exact and enforces the plan''s max_users (NA001 "user limit reached for plan X: n of m").';
 
 create trigger users_count_members
-    after insert or delete on public.users
-    for each row execute function private.users_count_members();
+  after insert or delete on public.users
+  for each row execute function private.users_count_members();
 comment on trigger users_count_members on public.users is
-    'Rule: the user limit of the plan cannot be exceeded; the member counter stays exact.';
+  'Rule: the user limit of the plan cannot be exceeded; the member counter stays exact.';
 
 create function private.users_require_owner() returns trigger
-    language plpgsql
-    security definer
-    set search_path = ''
+  language plpgsql
+  security definer
+  set search_path = ''
 as $$
 declare
-    v_company_id uuid;
+  v_company_id uuid;
 begin
-    select o.company_id into v_company_id
-      from (select distinct company_id from old_rows where role = 'owner') o
-     where exists (select 1 from public.companies c where c.id = o.company_id)
-       and not exists (select 1 from public.users u where u.company_id = o.company_id and u.role = 'owner')
-     limit 1;
-    if v_company_id is not null then
-        raise exception using
-            errcode = '42501',
-            message = format('company %s would be left without an owner', v_company_id),
-            hint = 'use transfer_ownership to hand over ownership first, or delete the company';
-    end if;
-    return null;
+  select o.company_id into v_company_id
+    from (select distinct company_id from old_rows where role = 'owner') o
+   where exists (select 1 from public.companies c where c.id = o.company_id)
+     and not exists (select 1 from public.users u where u.company_id = o.company_id and u.role = 'owner')
+   limit 1;
+  if v_company_id is not null then
+    raise exception using
+      errcode = '42501',
+      message = format('company %s would be left without an owner', v_company_id),
+      hint = 'Use transfer_ownership to hand over ownership first, or delete the company.';
+  end if;
+  return null;
 end
 $$;
 comment on function private.users_require_owner() is
-    'Trigger function (after update / after delete on users, for each statement): a company that still exists never ends a statement without an owner (42501).';
+  'Trigger function (after update / after delete on users, for each statement): a company that still exists never ends a statement without an owner (42501).';
 
 create trigger users_require_owner_on_update
-    after update on public.users
-    referencing old table as old_rows
-    for each statement execute function private.users_require_owner();
+  after update on public.users
+  referencing old table as old_rows
+  for each statement execute function private.users_require_owner();
 comment on trigger users_require_owner_on_update on public.users is
-    'Rule: a company always has exactly one owner (never zero after an update).';
+  'Rule: a company always has exactly one owner (never zero after an update).';
 
 create trigger users_require_owner_on_delete
-    after delete on public.users
-    referencing old table as old_rows
-    for each statement execute function private.users_require_owner();
+  after delete on public.users
+  referencing old table as old_rows
+  for each statement execute function private.users_require_owner();
 comment on trigger users_require_owner_on_delete on public.users is
-    'Rule: the owner cannot be deleted while the company exists.';
+  'Rule: the owner cannot be deleted while the company exists.';
 
 -- user_invitations -----------------------------------------------------------
 
 create function private.user_invitations_guard_update() returns trigger
-    language plpgsql
-    set search_path = ''
+  language plpgsql
+  set search_path = ''
 as $$
 begin
-    if new.company_id is distinct from old.company_id or new.email is distinct from old.email
-       or new.role is distinct from old.role or new.token_hash is distinct from old.token_hash then
-        raise exception using
-            errcode = '22023',
-            message = 'the company, email, role and token of an invitation cannot change',
-            hint = 'revoke it and create a new invitation';
-    end if;
-    if old.status <> 'pending' and new.status is distinct from old.status then
-        raise exception using
-            errcode = '22023',
-            message = format('invitation is already %s', old.status),
-            hint = 'accepted, revoked and expired invitations are final; create a new invitation';
-    end if;
-    return new;
+  if new.company_id is distinct from old.company_id or new.email is distinct from old.email
+     or new.role is distinct from old.role or new.token_hash is distinct from old.token_hash then
+    raise exception using
+      errcode = '22023',
+      message = 'the company, email, role and token of an invitation cannot change',
+      hint = 'Revoke it and create a new invitation.';
+  end if;
+  if old.status <> 'pending' and new.status is distinct from old.status then
+    raise exception using
+      errcode = '22023',
+      message = format('invitation is already %s', old.status),
+      hint = 'Accepted, revoked and expired invitations are final; create a new invitation.';
+  end if;
+  return new;
 end
 $$;
 comment on function private.user_invitations_guard_update() is
-    'Trigger function (before update on user_invitations): the company, email, role and token hash never change; only a pending invitation changes status (accepted, revoked and expired are final).';
+  'Trigger function (before update on user_invitations): the company, email, role and token hash never change; only a pending invitation changes status (accepted, revoked and expired are final).';
 
 create trigger user_invitations_guard_update
-    before update on public.user_invitations
-    for each row execute function private.user_invitations_guard_update();
+  before update on public.user_invitations
+  for each row execute function private.user_invitations_guard_update();
 comment on trigger user_invitations_guard_update on public.user_invitations is
-    'Rule: an invitation is single use; final states never change.';
+  'Rule: an invitation is single use; final states never change.';
 
 create function private.user_invitations_count_pending() returns trigger
-    language plpgsql
-    security definer
-    set search_path = ''
+  language plpgsql
+  security definer
+  set search_path = ''
 as $$
 declare
-    v_delta integer;
-    v_company_id uuid;
-    v_plan text;
-    v_users bigint;
-    v_pending bigint;
-    v_max_users bigint;
+  v_delta integer;
+  v_company_id uuid;
+  v_plan text;
+  v_users bigint;
+  v_pending bigint;
+  v_max_users bigint;
 begin
-    v_delta := case when tg_op <> 'DELETE' and new.status = 'pending' then 1 else 0 end
-             - case when tg_op <> 'INSERT' and old.status = 'pending' then 1 else 0 end;
-    v_company_id := case when tg_op = 'DELETE' then old.company_id else new.company_id end;
-    if v_delta = 0 then
-        return null;
-    end if;
-    perform private.consume_quota(v_company_id, 'current_pending_invitation_count', v_delta);
-    if v_delta > 0 then
-        -- A pending invitation holds a seat: members + pending <= max_users.
-        select c.subscription_plan, c.current_user_count, c.current_pending_invitation_count, p.max_users
-          into v_plan, v_users, v_pending, v_max_users
-          from public.companies c
-          join public.subscription_plans p on p.code = c.subscription_plan
-         where c.id = v_company_id;
-        if v_max_users is not null and v_users + v_pending > v_max_users then
-            raise exception using
-                errcode = 'NA001',
-                message = format('user limit reached for plan %s: %s of %s (%s members + %s pending invitations)',
-                                 v_plan, v_users + v_pending - 1, v_max_users, v_users, v_pending - 1),
-                hint = 'upgrade the plan, remove a user or revoke a pending invitation';
-        end if;
-    end if;
+  v_delta := case when tg_op <> 'DELETE' and new.status = 'pending' then 1 else 0 end
+       - case when tg_op <> 'INSERT' and old.status = 'pending' then 1 else 0 end;
+  v_company_id := case when tg_op = 'DELETE' then old.company_id else new.company_id end;
+  if v_delta = 0 then
     return null;
+  end if;
+  perform private.consume_quota(v_company_id, 'current_pending_invitation_count', v_delta);
+  if v_delta > 0 then
+    -- A pending invitation holds a seat: members + pending <= max_users.
+    select c.subscription_plan, c.current_user_count, c.current_pending_invitation_count, p.max_users
+      into v_plan, v_users, v_pending, v_max_users
+      from public.companies c
+      join public.subscription_plans p on p.code = c.subscription_plan
+     where c.id = v_company_id;
+    if v_max_users is not null and v_users + v_pending > v_max_users then
+      raise exception using
+        errcode = 'NA001',
+        message = format('user limit reached for plan %s: %s of %s (%s members + %s pending invitations)',
+                 v_plan, v_users + v_pending - 1, v_max_users, v_users, v_pending - 1),
+        hint = 'Upgrade the plan, remove a user or revoke a pending invitation.';
+    end if;
+  end if;
+  return null;
 end
 $$;
 comment on function private.user_invitations_count_pending() is
-    'Trigger function (after insert/update/delete on user_invitations): keeps companies.current_pending_invitation_count exact, enforces max_pending_invitations and that members + pending invitations never exceed max_users (NA001).';
+  'Trigger function (after insert/update/delete on user_invitations): keeps companies.current_pending_invitation_count exact, enforces max_pending_invitations and that members + pending invitations never exceed max_users (NA001).';
 
 create trigger user_invitations_count_pending
-    after insert or update of status or delete on public.user_invitations
-    for each row execute function private.user_invitations_count_pending();
+  after insert or update of status or delete on public.user_invitations
+  for each row execute function private.user_invitations_count_pending();
 comment on trigger user_invitations_count_pending on public.user_invitations is
-    'Rule: pending invitations are limited by the plan and hold a seat of max_users; the counter stays exact.';
+  'Rule: pending invitations are limited by the plan and hold a seat of max_users; the counter stays exact.';
 
 revoke execute on function
-    private.companies_guard_update(), private.users_guard_update(), private.users_clear_references(),
-    private.users_count_members(), private.users_require_owner(),
-    private.user_invitations_guard_update(), private.user_invitations_count_pending()
-    from public;
+  private.companies_guard_update(), private.users_guard_update(), private.users_clear_references(),
+  private.users_count_members(), private.users_require_owner(),
+  private.user_invitations_guard_update(), private.user_invitations_count_pending()
+  from public;

@@ -1,4 +1,4 @@
--- Why: undoes 1000_chatbot_conversation_types (shared enums and validation helpers of the chatbot/conversation domains).
+-- Why: undoes 1000_chatbot_conversation_types.sql (shared enums and validation helpers of the chatbot/conversation domains).
 drop function private.channel_list_is_valid(public.channel_type[]);
 drop function private.phrase_list_is_valid(text[]);
 drop function private.match_phrase(text, text[]);

@@ -1,2 +1,2 @@
--- Why: undoes 1010_chatbot_templates.
+-- Why: undoes 1010_chatbot_templates.sql.
 drop table public.chatbot_templates;

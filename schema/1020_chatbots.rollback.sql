@@ -1,4 +1,4 @@
--- Why: undoes 1020_chatbots. Dropping the table does not re-run the delete trigger, so
+-- Why: undoes 1020_chatbots.sql. Dropping the table does not re-run the delete trigger, so
 -- the live counter is reset explicitly to keep companies consistent.
 drop table public.chatbots;
 drop function private.chatbots_count_quota();

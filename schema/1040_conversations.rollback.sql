@@ -1,4 +1,4 @@
--- Why: undoes 1040_conversations.
+-- Why: undoes 1040_conversations.sql.
 drop table public.conversations;
 drop function private.conversations_guard_transition();
 drop function private.conversation_transition_allowed(public.conversation_status, public.conversation_status);

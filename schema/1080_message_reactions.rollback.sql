@@ -1,4 +1,4 @@
--- Why: undoes 1080_message_reactions.
+-- Why: undoes 1080_message_reactions.sql.
 drop table public.message_reactions;
 drop function private.message_reactions_after_insert();
 drop function private.message_reactions_before_insert();

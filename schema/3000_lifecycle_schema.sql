@@ -2,7 +2,7 @@
 -- storage export (3 years) -> compliance retention (7 years) -> secure deletion, unless
 -- a legal hold applies"). This migration holds the data side: legal holds, the job-run ledger, the cold
 -- export ledger and the archive tables (schema `archive`, same tenant keys as the live
--- tables). The jobs that move rows are in functions/3100_lifecycle_jobs.sql.
+-- tables). The jobs that move rows are in functions/3300-3340.
 
 create schema archive;
 comment on schema archive is

@@ -1,3 +1,3 @@
--- Undo 0900_subscription_plans: remove the seeded plans (fails, on purpose,
+-- Why: undoes 0900_subscription_plans.sql: remove the seeded plans (fails, on purpose,
 -- while a company is still on one of them).
 delete from public.subscription_plans where code in ('free', 'starter', 'professional', 'enterprise');

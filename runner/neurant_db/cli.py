@@ -397,6 +397,32 @@ def matrix(out: Path | None) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable findings.")
+def lint(as_json: bool) -> None:
+    """Check the SQL files against the authoring style of CONVENTIONS.md (exit 1 on findings).
+
+    Numbering by domain and layer, leading comments, rollback headers, two-space
+    indentation, named foreign keys with ON DELETE, hints as sentences. Needs no database.
+
+    \b
+    Example:
+      neurant-db lint
+      neurant-db lint --json | jq '.[].rule'
+    """
+    from .sql_style import check_tree
+
+    findings = check_tree()
+    if as_json:
+        click.echo(json.dumps([f.__dict__ for f in findings], indent=2))
+    else:
+        for finding in findings:
+            click.echo(str(finding))
+        click.echo(f"{len(findings)} style finding(s)")
+    if findings:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable findings.")
 @click.option("--all", "show_all", is_flag=True, help="Also print info findings.")
 @pass_ctx
 def doctor(c: Context, as_json: bool, show_all: bool) -> None:
