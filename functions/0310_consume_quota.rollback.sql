@@ -1,3 +1,2 @@
 -- Why: undoes 0310_consume_quota.sql.
-drop function private.effective_monthly_message_limit(uuid);
 drop function private.consume_quota(uuid, text, bigint);

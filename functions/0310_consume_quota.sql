@@ -76,16 +76,3 @@ $$;
 comment on function private.consume_quota(uuid, text, bigint) is
   'Moves a live counter of public.companies by p_delta; a positive delta fails with NA001 when the plan limit (current_user_count->max_users, current_chatbot_count->max_chatbots, current_document_count->max_documents, current_storage_bytes->max_storage_bytes, current_integration_count->max_integrations, current_pending_invitation_count->max_pending_invitations; null = unlimited) would be exceeded. A delta <= 0 never fails (clamped at 0; no-op if the company is gone). Locks the company row until commit. Returns the new value. Security invoker: call it from security definer trigger functions.';
 revoke execute on function private.consume_quota(uuid, text, bigint) from public;
-
-create function private.effective_monthly_message_limit(p_company_id uuid) returns integer
-  language sql stable
-  set search_path = ''
-as $$
-  select coalesce(c.monthly_message_limit, p.monthly_message_limit)
-    from public.companies c
-    join public.subscription_plans p on p.code = c.subscription_plan
-   where c.id = p_company_id
-$$;
-comment on function private.effective_monthly_message_limit(uuid) is
-  'Monthly message limit that applies to a company: its override (companies.monthly_message_limit) or else its plan''s; null = unlimited.';
-revoke execute on function private.effective_monthly_message_limit(uuid) from public;

@@ -95,35 +95,43 @@ create trigger users_guard_update
 comment on trigger users_guard_update on public.users is
   'Rule: nobody changes their own role/company/active state or grants a role at or above their own.';
 
-create function private.users_clear_references() returns trigger
+create function private.clear_user_reference() returns trigger
   language plpgsql
   security definer
   set search_path = ''
 as $$
+declare
+  v_column text;
 begin
-  -- When the whole company is being deleted everything cascades: nothing to clear.
+  -- When the whole company is being deleted everything cascades: nothing to clear (an
+  -- UPDATE here would re-check its FKs against the company already gone).
   if not exists (select 1 from public.companies c where c.id = old.company_id) then
     return old;
   end if;
-  update public.users set invited_by = null
-   where company_id = old.company_id and invited_by = old.id;
-  update public.user_invitations set invited_by = null
-   where company_id = old.company_id and invited_by = old.id;
-  update public.user_invitations set accepted_by = null
-   where company_id = old.company_id and accepted_by = old.id;
-  update public.user_invitations set revoked_by = null
-   where company_id = old.company_id and revoked_by = old.id;
+  -- tg_argv[0]: the referencing table (schema-qualified); tg_argv[1..]: its columns that
+  -- point at public.users (company_id, id). Both come from the trigger definition, never
+  -- from the caller.
+  foreach v_column in array tg_argv[1:] loop
+    execute pg_catalog.format('update %s set %I = null where company_id = $1 and %I = $2',
+                              tg_argv[0]::regclass, v_column, v_column)
+      using old.company_id, old.id;
+  end loop;
   return old;
 end
 $$;
-comment on function private.users_clear_references() is
-  'Trigger function (before delete on users): clears invited_by / accepted_by / revoked_by that point at the removed member (company-scoped FKs cannot use ON DELETE SET NULL). Limitation: deleting an inviter and a member they invited in the same statement raises 27000; delete them in two statements.';
+comment on function private.clear_user_reference() is
+  'Trigger function (before delete on public.users, one trigger per referencing table, created in that table''s file: users_clear_<table>_references): sets the table''s columns named in the trigger arguments to null where they point at the removed member, so history stays while the member goes (company-scoped FKs cannot use ON DELETE SET NULL; CONVENTIONS). Limitation: deleting an inviter and a member they invited in the same statement raises 27000; delete them in two statements.';
 
-create trigger users_clear_references
+create trigger users_clear_users_references
   before delete on public.users
-  for each row execute function private.users_clear_references();
-comment on trigger users_clear_references on public.users is
-  'Clears references to a removed member before the row goes.';
+  for each row execute function private.clear_user_reference('public.users', 'invited_by');
+comment on trigger users_clear_users_references on public.users is
+  'Clears users.invited_by pointing at a removed member.';
+create trigger users_clear_user_invitations_references
+  before delete on public.users
+  for each row execute function private.clear_user_reference('public.user_invitations', 'invited_by', 'accepted_by', 'revoked_by');
+comment on trigger users_clear_user_invitations_references on public.users is
+  'Clears user_invitations.invited_by / accepted_by / revoked_by pointing at a removed member.';
 
 create function private.users_count_members() returns trigger
   language plpgsql
@@ -267,7 +275,7 @@ comment on trigger user_invitations_count_pending on public.user_invitations is
   'Rule: pending invitations are limited by the plan and hold a seat of max_users; the counter stays exact.';
 
 revoke execute on function
-  private.companies_guard_update(), private.users_guard_update(), private.users_clear_references(),
+  private.companies_guard_update(), private.users_guard_update(), private.clear_user_reference(),
   private.users_count_members(), private.users_require_owner(),
   private.user_invitations_guard_update(), private.user_invitations_count_pending()
   from public;

@@ -140,3 +140,10 @@ create trigger chatbots_audit
   after insert or update or delete on public.chatbots
   for each row execute function private.audit_row_change('company_id', 'company_id,id', 'updated_at,current_*,last_*');
 comment on trigger chatbots_audit on public.chatbots is 'Audits chatbot configuration changes.';
+
+-- A member can be removed while the history stays (private.clear_user_reference).
+create trigger users_clear_chatbots_references
+  before delete on public.users
+  for each row execute function private.clear_user_reference('public.chatbots', 'created_by');
+comment on trigger users_clear_chatbots_references on public.users is
+  'Clears chatbots.created_by (creator) before a member is deleted.';

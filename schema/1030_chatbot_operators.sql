@@ -87,3 +87,10 @@ create trigger chatbot_operators_audit
   after insert or update or delete on public.chatbot_operators
   for each row execute function private.audit_row_change('company_id', '', 'updated_at');
 comment on trigger chatbot_operators_audit on public.chatbot_operators is 'Audits operator assignments.';
+
+-- A member can be removed while the history stays (private.clear_user_reference).
+create trigger users_clear_chatbot_operators_references
+  before delete on public.users
+  for each row execute function private.clear_user_reference('public.chatbot_operators', 'assigned_by');
+comment on trigger users_clear_chatbot_operators_references on public.users is
+  'Clears chatbot_operators.assigned_by (who assigned) before a member is deleted.';

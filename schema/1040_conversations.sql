@@ -212,3 +212,10 @@ create trigger conversations_0_tenant_guard
   for each row execute function private.reject_other_tenant_insert();
 comment on trigger conversations_0_tenant_guard on public.conversations is
   'Fires first: no conversation of another company reaches conversations_guard_transition (it would reveal chatbot channels/state and assignments).';
+
+-- A member can be removed while the history stays (private.clear_user_reference).
+create trigger users_clear_conversations_references
+  before delete on public.users
+  for each row execute function private.clear_user_reference('public.conversations', 'assigned_operator_id');
+comment on trigger users_clear_conversations_references on public.users is
+  'Clears conversations.assigned_operator_id (the conversation goes back to unassigned) before a member is deleted.';

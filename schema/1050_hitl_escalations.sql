@@ -94,3 +94,10 @@ create trigger conversations_log_escalation
   after insert or update of status on public.conversations
   for each row execute function private.conversations_log_escalation();
 comment on trigger conversations_log_escalation on public.conversations is 'Logs every entry into human mode in public.hitl_escalations.';
+
+-- A member can be removed while the history stays (private.clear_user_reference).
+create trigger users_clear_hitl_escalations_references
+  before delete on public.users
+  for each row execute function private.clear_user_reference('public.hitl_escalations', 'escalated_by');
+comment on trigger users_clear_hitl_escalations_references on public.users is
+  'Clears hitl_escalations.escalated_by (the escalation stays in the log) before a member is deleted.';

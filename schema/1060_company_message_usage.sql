@@ -35,6 +35,19 @@ comment on column public.company_message_usage.total_message_count is 'All messa
 comment on column public.company_message_usage.created_at is 'When the first message of the month was counted.';
 comment on column public.company_message_usage.updated_at is 'When the latest message of the month was counted.';
 
+create function private.effective_monthly_message_limit(p_company_id uuid) returns integer
+  language sql stable
+  set search_path = ''
+as $$
+  select coalesce(c.monthly_message_limit, p.monthly_message_limit)
+    from public.companies c
+    join public.subscription_plans p on p.code = c.subscription_plan
+   where c.id = p_company_id
+$$;
+comment on function private.effective_monthly_message_limit(uuid) is
+  'Monthly message limit that applies to a company: its override (companies.monthly_message_limit) or else its plan''s; null = unlimited.';
+revoke execute on function private.effective_monthly_message_limit(uuid) from public;
+
 create function private.record_message_usage(p_company_id uuid, p_at timestamptz, p_billable boolean)
 returns void
 language plpgsql

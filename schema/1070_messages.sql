@@ -203,3 +203,10 @@ create trigger messages_0_tenant_guard
   for each row execute function private.reject_other_tenant_insert();
 comment on trigger messages_0_tenant_guard on public.messages is
   'Fires first: no message of another company reaches messages_before_insert (it would reveal a conversation''s existence and status).';
+
+-- A member can be removed while the history stays (private.clear_user_reference).
+create trigger users_clear_messages_references
+  before delete on public.users
+  for each row execute function private.clear_user_reference('public.messages', 'sender_id');
+comment on trigger users_clear_messages_references on public.users is
+  'Clears messages.sender_id (the message stays, authorless) before a member is deleted.';

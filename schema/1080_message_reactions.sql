@@ -129,3 +129,10 @@ create trigger message_reactions_0_tenant_guard
   for each row execute function private.reject_other_tenant_insert();
 comment on trigger message_reactions_0_tenant_guard on public.message_reactions is
   'Fires first: members react only inside their own company.';
+
+-- A member can be removed while the history stays (private.clear_user_reference).
+create trigger users_clear_message_reactions_references
+  before delete on public.users
+  for each row execute function private.clear_user_reference('public.message_reactions', 'created_by');
+comment on trigger users_clear_message_reactions_references on public.users is
+  'Clears message_reactions.created_by (the review stays) before a member is deleted.';

@@ -258,26 +258,6 @@ $$;
 comment on function private.knowledge_queries_before_write() is
   'Trigger: fills conversation_id/chatbot_id from the message when omitted and derives document_id from the chunk.';
 
-create function private.clear_user_references() returns trigger
-  language plpgsql
-  volatile
-  security definer
-  set search_path = ''
-as $$
-begin
-  -- While the whole company is being deleted its rows go by cascade anyway; an
-  -- UPDATE here would re-check their FK against the company already gone.
-  if not exists (select 1 from public.companies where id = old.company_id) then
-    return old;
-  end if;
-  update public.documents set uploaded_by = null
-   where company_id = old.company_id and uploaded_by = old.id;
-  return old;
-end;
-$$;
-comment on function private.clear_user_references() is
-  'Trigger on public.users (before delete): clears nullable knowledge-domain references to the user (FKs that include company_id may not use SET NULL).';
-
 create trigger documents_before_write
   before insert or update on public.documents
   for each row execute function private.documents_before_write();
@@ -310,9 +290,9 @@ create trigger knowledge_queries_before_write
   before insert or update on public.knowledge_queries
   for each row execute function private.knowledge_queries_before_write();
 
-create trigger users_clear_knowledge_references
+create trigger users_clear_documents_references
   before delete on public.users
-  for each row execute function private.clear_user_references();
+  for each row execute function private.clear_user_reference('public.documents', 'uploaded_by');
 
 comment on trigger documents_before_write on public.documents is 'See private.documents_before_write().';
 comment on trigger documents_touch_updated_at on public.documents is 'Maintains updated_at.';
@@ -323,14 +303,13 @@ comment on trigger document_chunks_before_update on public.document_chunks is 'C
 comment on trigger document_chunks_count_insert on public.document_chunks is 'Adds inserted chunks to documents.chunk_count.';
 comment on trigger document_chunks_count_delete on public.document_chunks is 'Subtracts deleted chunks from documents.chunk_count.';
 comment on trigger knowledge_queries_before_write on public.knowledge_queries is 'Fills conversation_id/chatbot_id/document_id.';
-comment on trigger users_clear_knowledge_references on public.users is 'Clears documents.uploaded_by before a user is deleted.';
+comment on trigger users_clear_documents_references on public.users is 'Clears documents.uploaded_by before a member is deleted (private.clear_user_reference).';
 
 revoke execute on function private.documents_before_write() from public, anon, authenticated;
 revoke execute on function private.documents_quota() from public, anon, authenticated;
 revoke execute on function private.document_chunks_count() from public, anon, authenticated;
 revoke execute on function private.document_chunks_before_update() from public, anon, authenticated;
 revoke execute on function private.knowledge_queries_before_write() from public, anon, authenticated;
-revoke execute on function private.clear_user_references() from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger documents_0_tenant_guard

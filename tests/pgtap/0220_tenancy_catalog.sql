@@ -25,7 +25,7 @@ select is(
                                'create_company_with_owner', 'create_invitation', 'accept_invitation', 'revoke_invitation',
                                'transfer_ownership', 'consume_quota', 'effective_monthly_message_limit', 'touch_updated_at',
                                'caller_is_subject_to_rls', 'companies_guard_update', 'users_guard_update',
-                               'users_clear_references', 'users_count_members', 'users_require_owner',
+                               'clear_user_reference', 'users_count_members', 'users_require_owner',
                                'user_invitations_guard_update', 'user_invitations_count_pending')
              and obj_description(p.oid, 'pg_proc') is null order by 1),
     '{}'::text[], 'every tenancy function has a comment');

@@ -26,7 +26,7 @@ select is(array(select p.oid::regprocedure::text from pg_proc p
                                      'conversations_guard_transition', 'escalate_conversation', 'conversations_log_escalation',
                                      'record_message_usage', 'messages_before_insert', 'messages_after_insert',
                                      'message_reactions_before_insert', 'message_reactions_after_insert',
-                                     'users_clear_chatbot_references', 'create_chatbot_from_template')
+                                     'create_chatbot_from_template')
                    and obj_description(p.oid, 'pg_proc') is null order by 1),
     '{}'::text[], 'every chatbot/conversation function has a comment');
 
