@@ -44,7 +44,8 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for folder in ("schema", "tests/fixtures"):
         (root / folder).mkdir(parents=True)
     write(root, "schema/0010_widgets.sql",
-          "-- widgets\ncreate table public.widgets (id int primary key, name text, legacy text);\n",
+          "-- widgets\ncreate table public.widgets (id int primary key, name text, legacy text,"
+          " updated_at timestamptz not null default now());\n",
           "drop table public.widgets;\n")
     (root / "tests/fixtures/0100_widgets.sql").write_text(
         "insert into public.widgets (id, name) values (1, 'one'), (2, 'two'), (3, 'three');\n", encoding="utf-8")
@@ -117,16 +118,16 @@ def test_dropping_a_column_with_data_is_a_loss_but_a_column_without_data_is_not(
     assert report.tables[0].details == ("column legacy dropped (it held no data)",)
 
 
-def test_changed_values_fail_unless_the_migration_declares_the_rewrite(
+def test_changed_values_fail_unless_the_migration_declares_the_rewrite_which_covers_updated_at(
         neurant_server: TestDatabase, repo: Path) -> None:
-    body = "update public.widgets set name = upper(name);\n"
+    body = "update public.widgets set name = upper(name), updated_at = updated_at + interval '1 day';\n"
     write(repo, "schema/0020_upper.sql", "-- shout\n" + body, "update public.widgets set name = lower(name);\n")
     result = cli_check(neurant_server, "--from", "v1", "--json")
     assert result.exit_code == 1
     report = json.loads(result.output)
     assert report["ok"] is False
     assert report["tables"][0]["status"] == "changed"
-    assert report["tables"][0]["details"] == ["3 rows changed in name (no migration declares it)"]
+    assert report["tables"][0]["details"] == ["3 rows changed in name, updated_at (no migration declares it)"]
 
     (repo / "schema/0020_upper.sql").write_text(
         "-- shout\n-- upgrade: rewrites public.widgets.name\n" + body, encoding="utf-8")
@@ -137,7 +138,7 @@ def test_changed_values_fail_unless_the_migration_declares_the_rewrite(
 
 def test_a_dropped_table_is_lost_unless_declared(neurant_server: TestDatabase, repo: Path) -> None:
     write(repo, "schema/0020_no_widgets.sql", "-- gone\ndrop table public.widgets;\n",
-          "create table public.widgets (id int primary key, name text, legacy text);\n")
+          "create table public.widgets (id int primary key, name text, legacy text, updated_at timestamptz);\n")
     assert status_of(check(neurant_server, repo)) == {"public.widgets": (3, None, "lost")}
     (repo / "schema/0020_no_widgets.sql").write_text(
         "-- gone\n-- upgrade: drops public.widgets\ndrop table public.widgets;\n", encoding="utf-8")

@@ -16,7 +16,7 @@
    data lost, and the values of the columns both sides have unchanged, unless one
    of the newly applied migrations declares the change in its opening comment:
 
-       -- upgrade: rewrites public.conversations.status   (its values may change)
+       -- upgrade: rewrites public.conversations.status   (its values, and updated_at, may change)
        -- upgrade: rewrites public.analytics_daily        (the whole table may change)
        -- upgrade: drops public.users.legacy_flag         (the column may go)
        -- upgrade: drops public.old_table                 (the table may go)
@@ -60,6 +60,7 @@ DECLARATION = re.compile(r"^--\s*upgrade:\s*(?P<rest>.*?)\s*$")
 DECLARED = re.compile(r"^(?P<verb>rewrites|drops)\s+(?P<target>[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*"
                       r"(\.[a-z_][a-z0-9_]*)?)$")
 FAILING = ("lost", "changed")
+TOUCHED = "updated_at"  # set by private.touch_updated_at() on every update
 
 Progress = Callable[[str], None]
 
@@ -288,6 +289,8 @@ def compare_table(name: str, before: TableSnapshot, after: TableSnapshot, declar
     else:
         rewritten = [c for c in before.columns if c in after.columns and declared.rewritten(name, c)]
         details += [f"column {c} rewritten (declared by {declared.rewritten(name, c)})" for c in rewritten]
+        if rewritten and TOUCHED in before.columns and TOUCHED in after.columns and TOUCHED not in rewritten:
+            rewritten.append(TOUCHED)  # the rows rewritten got a new updated_at from the touch trigger
         common = [c for c in before.columns if c in after.columns and c not in rewritten]
         missing = sum((before.project(common) - after.project(common)).values())
         shrunk = max(0, before.count - after.count)
