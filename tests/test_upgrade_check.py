@@ -91,6 +91,15 @@ def test_a_working_tree_adding_a_column_and_a_table_keeps_every_row(
     assert databases(neurant_server) == before, "the scratch database is dropped"
 
 
+def test_an_upgrade_applying_nothing_reports_identical_order_independent_table_hashes(
+        neurant_server: TestDatabase, repo: Path) -> None:
+    report = check(neurant_server, repo)
+    assert report.ok and report.applied == []
+    [widgets] = report.tables
+    assert widgets.hash_before == widgets.hash_after
+    assert widgets.hash_before is not None and len(widgets.hash_before) == 64
+
+
 def test_a_migration_deleting_rows_is_reported_as_a_loss_and_exits_non_zero(
         neurant_server: TestDatabase, repo: Path) -> None:
     write(repo, "schema/0020_purge.sql", "-- purge\ndelete from public.widgets where id > 1;\n", "select 1;\n")

@@ -72,12 +72,20 @@ class UpgradeCheckError(NeurantError):
 # --- git ------------------------------------------------------------------------
 
 
-def _git(repo: Path, *args: str) -> bytes:
+def _git_executable() -> str:
     git = shutil.which("git")
     if git is None:
         raise UpgradeCheckError("git is not available on PATH; the upgrade check reads the old release from git",
                                 hint="install git (apt-get install git)")
-    done = subprocess.run([git, "-C", str(repo), *args], capture_output=True, check=False)
+    return git
+
+
+def _run_git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([_git_executable(), "-C", str(repo), *args], capture_output=True, check=False)
+
+
+def _git(repo: Path, *args: str) -> bytes:
+    done = _run_git(repo, *args)
     if done.returncode != 0:
         raise UpgradeCheckError(f"git {' '.join(args)} failed: "
                                 f"{done.stderr.decode(errors='replace').strip() or done.returncode}")
@@ -86,26 +94,19 @@ def _git(repo: Path, *args: str) -> bytes:
 
 def git_location(root: Path) -> tuple[Path, str]:
     """The git work tree holding root, and root's path inside it ('' or 'sub/dir/')."""
-    try:
-        top = _git(root, "rev-parse", "--show-toplevel").decode().strip()
-        prefix = _git(root, "rev-parse", "--show-prefix").decode().strip()
-    except UpgradeCheckError as exc:
-        if "git is not available" in exc.message:
-            raise
+    done = _run_git(root, "rev-parse", "--show-toplevel", "--show-prefix")
+    if done.returncode != 0 or not root.is_dir():
         raise UpgradeCheckError(f"the SQL root {root} is not inside a git work tree",
-                                hint="run the upgrade check from a clone of neurant-db") from None
-    return Path(top), prefix
+                                hint="run the upgrade check from a clone of neurant-db")
+    top, _, prefix = done.stdout.decode().partition("\n")
+    return Path(top.strip()), prefix.strip()
 
 
 def resolve_ref(repo: Path, ref: str) -> str:
     """The commit ref names, or BadArgument."""
     if not ref or ref.startswith("-"):
         raise BadArgument(f"--from {ref!r}: not a git ref")
-    git = shutil.which("git")
-    if git is None:
-        _git(repo, "--version")  # raises the clear "git is not available" error
-    done = subprocess.run([str(git), "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-                          capture_output=True, check=False)
+    done = _run_git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if done.returncode != 0:
         raise BadArgument(f"--from {ref}: no such git ref (tag, branch or commit) in {repo}",
                           hint="list the releases with `git tag --list 'v*'`")
@@ -253,6 +254,8 @@ class TableReport:
     rows_after: int | None
     status: str  # ok | new | dropped (declared) | changed | lost
     details: tuple[str, ...] = ()
+    hash_before: str | None = None  # TableSnapshot.digest
+    hash_after: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -260,7 +263,8 @@ class TableReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"table": self.table, "rows_before": self.rows_before, "rows_after": self.rows_after,
-                "status": self.status, "details": list(self.details)}
+                "status": self.status, "details": list(self.details),
+                "hash_before": self.hash_before, "hash_after": self.hash_after}
 
 
 def _plural(n: int, word: str) -> str:
@@ -308,7 +312,7 @@ def compare_table(name: str, before: TableSnapshot, after: TableSnapshot, declar
     if before.count == 0:
         details.append("empty before the upgrade: not covered by the data")
     status = "lost" if lost else "changed" if changed else "ok"
-    return TableReport(name, before.count, after.count, status, tuple(details))
+    return TableReport(name, before.count, after.count, status, tuple(details), before.digest, after.digest)
 
 
 def compare(before: dict[str, TableSnapshot], after: dict[str, TableSnapshot],
@@ -317,14 +321,14 @@ def compare(before: dict[str, TableSnapshot], after: dict[str, TableSnapshot],
     for name in sorted(set(before) | set(after)):
         old, new = before.get(name), after.get(name)
         if old is None and new is not None:
-            reports.append(TableReport(name, None, new.count, "new"))
+            reports.append(TableReport(name, None, new.count, "new", hash_after=new.digest))
         elif old is not None and new is None:
             by = declared.dropped(name)
             if by:
-                reports.append(TableReport(name, old.count, None, "dropped", (f"declared by {by}",)))
+                reports.append(TableReport(name, old.count, None, "dropped", (f"declared by {by}",), old.digest))
             else:
                 reports.append(TableReport(name, old.count, None, "lost",
-                                           (f"table dropped with {_plural(old.count, 'row')}",)))
+                                           (f"table dropped with {_plural(old.count, 'row')}",), old.digest))
         elif old is not None and new is not None:
             reports.append(compare_table(name, old, new, declared))
     return reports
@@ -372,8 +376,12 @@ def scratch_database(server: DatabaseTarget, prefix: str = "neurant_upgrade") ->
     try:
         yield DatabaseTarget(with_database(server.url, name))
     finally:
-        with connect(server.url, purpose="upgrade-check") as admin:
-            admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        try:
+            with connect(server.url, purpose="upgrade-check") as admin:
+                admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        except (NeurantError, psycopg.Error) as exc:
+            raise UpgradeCheckError(f"could not drop the scratch database {name}: {exc}",
+                                    hint=f"drop it by hand: drop database {name} with (force)") from None
 
 
 def load_fixtures(conn: psycopg.Connection, root: Path) -> list[str]:
