@@ -200,4 +200,5 @@ def test_the_upgrade_from_the_newest_release_of_this_repository_loses_nothing(
     report = run_upgrade_check(neurant_server.target, tag, test_settings())
     failed = [t.as_dict() for t in report.tables if t.failed]
     assert report.ok, failed
-    assert all(t.rows_before for t in report.tables if t.status != "new"), "the fixtures fill every table"
+    empty = [t.table for t in report.tables if t.status != "new" and not t.rows_before]
+    assert not empty, f"the release's fixtures leave these tables empty, so their upgrade is untested: {empty}"
