@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench pgtap clean server-stop
+.PHONY: demo test lint bench pgtap clean server-stop upgrade-check
 
 $(STAMP): pyproject.toml
 	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
@@ -34,6 +34,12 @@ lint: $(STAMP)
 	@$(BIN)/ruff check runner tests
 	@$(BIN)/mypy
 	@$(BIN)/neurant-db lint
+
+# The upgrade path from the newest v* release tag (or FROM=REF) to the working tree.
+upgrade-check: $(STAMP)
+	@ref="$${FROM:-$$(git tag --list 'v*' --sort=-v:refname | head -n 1)}"; \
+	if [ -z "$$ref" ]; then echo "no release tag yet (the upgrade path is tested from 0.1.0 on); use FROM=REF"; exit 0; fi; \
+	$(BIN)/neurant-db upgrade-check --from "$$ref"
 
 bench: $(STAMP)
 	@$(BIN)/neurant-db bench

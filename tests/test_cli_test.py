@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def test_neurant_db_test_writes_junit_and_drops_its_database(
         neurant_server: TestDatabase, tmp_path: Path) -> None:
     url = _server_url(neurant_server)
     before = _databases(url)
-    exe = shutil.which("neurant-db") or str(Path(os.sys.executable).parent / "neurant-db")
+    exe = shutil.which("neurant-db") or str(Path(sys.executable).parent / "neurant-db")
     report = tmp_path / "junit.xml"
     result = subprocess.run(
         [exe, "--database-url", url, "test", "-k", "tenancy_rules", "--junit", str(report)],
@@ -55,7 +56,7 @@ def test_neurant_db_test_fails_when_a_pgtap_assertion_fails(
         "select plan(2);\nselect ok(true, 'this rule holds');\n"
         "select is(1, 2, 'this rule is broken on purpose');\nselect * from finish();\n")
     env = {**os.environ, "NEURANT_SQL_ROOT": str(root)}
-    exe = shutil.which("neurant-db") or str(Path(os.sys.executable).parent / "neurant-db")
+    exe = shutil.which("neurant-db") or str(Path(sys.executable).parent / "neurant-db")
     result = subprocess.run(
         [exe, "--database-url", _server_url(neurant_server), "test", "-k", "broken"],
         capture_output=True, text=True, check=False, cwd=tmp_path, env=env, timeout=300)

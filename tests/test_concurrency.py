@@ -72,8 +72,15 @@ def as_service(conn: psycopg.Connection) -> None:
     conn.execute("set role service_role")
 
 
-def race(url: str, setup: Callable[[psycopg.Connection], None],
-         actions: list[Callable[[psycopg.Connection], object]]) -> list[str]:
+Action = Callable[[psycopg.Connection], object]
+
+
+def execute(sql: str, params: tuple[object, ...]) -> Action:
+    """An action running one statement with parameters bound now (not when it runs)."""
+    return lambda c: c.execute(sql, params)
+
+
+def race(url: str, setup: Callable[[psycopg.Connection], None], actions: list[Action]) -> list[str]:
     """Run every action in its own thread and transaction, all released at once by a
     barrier; each transaction stays open a moment after its write so they overlap.
     Returns 'ok' or the SQLSTATE per action, in order."""
@@ -117,7 +124,7 @@ def test_parallel_chatbot_creators_at_the_limit_never_get_one_over_max_chatbots(
     company, owner = make_company(db, "starter")
     limit = plan_limit(db, "starter", "max_chatbots")
     results = race(db, lambda c: as_member(c, owner), [
-        (lambda c, i=i: c.execute(
+        (execute(
             "insert into public.chatbots (company_id, name, system_prompt) values (%s, %s, 'p')",
             (company, f"bot {i}")))
         for i in range(WRITERS)])
@@ -134,7 +141,7 @@ def test_parallel_document_uploads_at_the_limit_keep_document_and_storage_counte
             conn.execute("insert into public.documents (company_id, title, mime_type, storage_path, size_bytes)"
                          " values (%s, 'd', 'text/plain', %s, 1000)", (company, f"pre/{i}.txt"))
     results = race(db, lambda c: as_member(c, owner), [
-        (lambda c, i=i: c.execute(
+        (execute(
             "insert into public.documents (company_id, title, mime_type, storage_path, size_bytes)"
             " values (%s, 'd', 'text/plain', %s, 2000)", (company, f"race/{i}.txt")))
         for i in range(WRITERS)])
@@ -149,7 +156,7 @@ def test_parallel_integration_creators_at_the_limit_never_get_one_over_max_integ
     company, owner = make_company(db, "starter")
     limit = plan_limit(db, "starter", "max_integrations")
     results = race(db, lambda c: as_member(c, owner), [
-        (lambda c, i=i: c.execute(
+        (execute(
             "insert into public.integrations (company_id, type, name) values (%s, 'webhook', %s)",
             (company, f"hook {i}")))
         for i in range(WRITERS)])
@@ -162,7 +169,7 @@ def test_parallel_invitations_never_hand_out_more_seats_than_max_users(db: str) 
     company, owner = make_company(db, "starter")
     seats = plan_limit(db, "starter", "max_users") - 1  # the owner holds one seat
     results = race(db, lambda c: as_member(c, owner), [
-        (lambda c, i=i: c.execute("select * from public.create_invitation(%s, 'operador')",
+        (execute("select * from public.create_invitation(%s, 'operador')",
                                   (f"invitee{i}@example.com",)))
         for i in range(WRITERS)])
     assert Counter(results) == {"ok": seats, "NA001": WRITERS - seats}
@@ -184,7 +191,7 @@ def test_parallel_bot_messages_never_exceed_the_monthly_message_limit(db: str) -
                          " values (%s, %s, %s, 'web') returning id", (company, chatbot, f"visitor {i}")).fetchone()[0]  # type: ignore[index]
             for i in range(2)]
     results = race(db, as_service, [
-        (lambda c, i=i: c.execute(
+        (execute(
             "insert into public.messages (company_id, conversation_id, sender_type, content)"
             " values (%s, %s, 'bot', %s)",
             (company, conversations[i % 2], f"answer {i}")))
@@ -217,11 +224,11 @@ def test_concurrent_inserts_and_deletes_keep_every_counter_equal_to_the_row_coun
     actions += [delete("chatbots", b) for b in bots[:2]]
     actions += [delete("integrations", h) for h in hooks[:2]]
     actions += [delete("documents", d) for d in docs]
-    actions += [(lambda c, i=i: c.execute("insert into public.chatbots (company_id, name, system_prompt)"
+    actions += [(execute("insert into public.chatbots (company_id, name, system_prompt)"
                                           " values (%s, %s, 'p')", (company, f"new bot {i}"))) for i in range(4)]
-    actions += [(lambda c, i=i: c.execute("insert into public.integrations (company_id, type, name)"
+    actions += [(execute("insert into public.integrations (company_id, type, name)"
                                           " values (%s, 'webhook', %s)", (company, f"new hook {i}"))) for i in range(4)]
-    actions += [(lambda c, i=i: c.execute("insert into public.documents (company_id, title, mime_type, storage_path,"
+    actions += [(execute("insert into public.documents (company_id, title, mime_type, storage_path,"
                                           " size_bytes) values (%s, 'd', 'text/plain', %s, 7)",
                                           (company, f"new/{i}.txt"))) for i in range(4)]
     results = race(db, lambda c: as_member(c, owner), actions)
@@ -252,9 +259,14 @@ def test_an_invitation_token_accepted_concurrently_is_used_exactly_once(db: str)
         twins = [uuid.uuid4() for _ in range(6)]
         for twin in twins:
             conn.execute("insert into auth.users (id, email) values (%s, 'twin@example.com')", (twin,))
-    results = race(db, lambda c: None, [
-        (lambda c, twin=twin: (as_member(c, twin), c.execute("select public.accept_invitation(%s)", (token,))))
-        for twin in twins])
+
+    def accept_as(twin: uuid.UUID) -> Action:
+        def action(c: psycopg.Connection) -> object:
+            as_member(c, twin)
+            return c.execute("select public.accept_invitation(%s)", (token,))
+        return action
+
+    results = race(db, lambda c: None, [accept_as(twin) for twin in twins])
     assert Counter(results) == {"ok": 1, "22023": len(twins) - 1}
     assert scalar(db, "select count(*) from public.users where company_id = %s and email = 'twin@example.com'",
                   company) == 1

@@ -4,6 +4,7 @@ exists to catch is caught (built on purpose in a scratch database)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -66,7 +67,7 @@ def test_the_migrated_schema_has_no_doctor_errors(neurant_db: TestDatabase) -> N
 
 
 @pytest.fixture
-def weak_db(scratch_db: str) -> str:
+def weak_db(scratch_db: str) -> Iterator[str]:
     with psycopg.connect(scratch_db, autocommit=True) as conn:
         conn.execute("drop role if exists doctor_probe_role")
         conn.execute(WEAK_SCHEMA)

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+import pytest
 from click.testing import CliRunner
 
 from neurant_db.cli import cli
@@ -43,7 +44,7 @@ def _leftovers(url: str) -> list[str]:
 
 
 def test_rolling_everything_back_leaves_nothing_and_rebuilding_gives_the_same_schema(
-        scratch_db: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        scratch_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     run = CliRunner().invoke
     args = ["--database-url", scratch_db, "--embedding-dimensions", "8"]

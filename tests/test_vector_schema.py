@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+import pytest
 from click.testing import CliRunner
 
 from neurant_db.cli import cli
 
 
 def test_pgvector_in_a_custom_schema_builds_the_whole_schema(
-        scratch_db: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        scratch_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "neurant-db.toml").write_text('vector_schema = "vec"\nembedding_dimensions = 4\n')
     result = CliRunner().invoke(cli, ["--database-url", scratch_db, "migrate"])

@@ -56,6 +56,15 @@ def normalize_url(url: str) -> str:
     return urlunsplit(parts._replace(scheme="postgresql"))
 
 
+def with_database(url: str, database: str) -> str:
+    """The same server URL naming another database."""
+    return urlunsplit(urlsplit(url)._replace(path="/" + database))
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
 def resolve_target(database_url: str | None) -> DatabaseTarget:
     """--database-url, else DATABASE_URL, else the local embedded server (started on demand)."""
     url = database_url or os.environ.get("DATABASE_URL")

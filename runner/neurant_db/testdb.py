@@ -13,10 +13,9 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from . import pgtap
-from .database import DatabaseTarget, connect, normalize_url
+from .database import DatabaseTarget, connect, normalize_url, with_database
 from .migrate import migrate
 from .paths import sql_root
 from .render import Migration, render_all
@@ -66,11 +65,6 @@ class TestDatabase:
         return parts
 
 
-def _with_database(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + database))
-
-
 def provision(database_url: str | None = None, *, migrate_schema: bool = True,
               with_pgtap: bool = True) -> TestDatabase:
     settings = test_settings()
@@ -82,7 +76,7 @@ def provision(database_url: str | None = None, *, migrate_schema: bool = True,
         name = f"neurant_test_{secrets.token_hex(4)}"
         with connect(base) as admin:
             admin.execute(f'create database "{name}"')
-        target = DatabaseTarget(_with_database(base, name))
+        target = DatabaseTarget(with_database(base, name))
 
         def drop() -> None:
             try:
