@@ -20,11 +20,9 @@ begin
       message = 'only an owner or administrador can invite members',
       hint = 'Ask an owner or administrador of your company.';
   end if;
-  if p_role is null or public.role_rank(p_role) >= public.role_rank(v_caller.role) then
-    raise exception using
-      errcode = '42501',
-      message = format('a %s cannot invite a %s: the role must be below your own', v_caller.role, coalesce(p_role::text, 'null role')),
-      hint = 'Invite a lower role; ownership is handed over with transfer_ownership.';
+  -- The role ceiling itself is private.guard_role_grant (schema/0140), on the insert below.
+  if p_role is null then
+    raise exception using errcode = '22023', message = 'an invitation needs a role', hint = 'Pass one of operador, supervisor, administrador.';
   end if;
   if v_email is null or v_email !~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$' or char_length(v_email) > 320 then
     raise exception using errcode = '22023', message = format('invalid email %L', p_email);
@@ -109,11 +107,10 @@ begin
       hint = 'An identity can be a member of one company only; leave the current company first.';
   end if;
 
-  -- The grant is only as good as its grantor today: an inviter since removed,
-  -- deactivated or demoted to the invited rank or below can no longer hand it out.
-  if not exists (select 1 from public.users g
-          where g.company_id = v_inv.company_id and g.id = v_inv.invited_by and g.is_active
-            and public.role_rank(g.role) > public.role_rank(v_inv.role)) then
+  -- The grant is only as good as its grantor today: private.guard_role_grant
+  -- (schema/0140) refuses the insert below when the inviter has since been removed,
+  -- deactivated or demoted to the invited rank or below.
+  if v_inv.invited_by is null then
     raise exception using
       errcode = '42501',
       message = 'the member who sent this invitation can no longer grant this role',

@@ -95,6 +95,58 @@ create trigger users_guard_update
 comment on trigger users_guard_update on public.users is
   'Rule: nobody changes their own role/company/active state or grants a role at or above their own.';
 
+-- The grant ceiling, for every path a role reaches a member (an invitation created,
+-- an invitation accepted; role changes are users_guard_update above), whoever writes
+-- the row, service_role included: the granting member must be active and rank above
+-- the role granted, at the moment of the grant. RLS (policies/0500) and the RPCs
+-- (functions/0330) only decide who may call; this is where the ceiling holds.
+create function private.guard_role_grant() returns trigger
+  language plpgsql
+  security definer
+  set search_path = ''
+as $$
+declare
+  v_grantor_role public.user_role;
+begin
+  if new.invited_by is null then
+    return new;  -- no member grants it: a company's first owner, or the backend
+  end if;
+  select case when g.is_active then g.role end into v_grantor_role
+    from public.users g
+   where g.company_id = new.company_id and g.id = new.invited_by;
+  if not found then
+    return new;  -- not a member of this company: the foreign key refuses it (23503)
+  end if;
+  if v_grantor_role is null or public.role_rank(new.role) >= public.role_rank(v_grantor_role) then
+    if tg_table_name = 'users' then
+      raise exception using
+        errcode = '42501',
+        message = 'the member who sent this invitation can no longer grant this role',
+        hint = 'Ask an owner or administrador for a new invitation.';
+    end if;
+    raise exception using
+      errcode = '42501',
+      message = format('a %s cannot invite a %s: the role must be below your own',
+                       coalesce(v_grantor_role::text, 'inactive member'), new.role),
+      hint = 'Invite a lower role; ownership is handed over with transfer_ownership.';
+  end if;
+  return new;
+end
+$$;
+comment on function private.guard_role_grant() is
+  'Trigger function (before insert on user_invitations and users): nobody grants a role at or above their own. The inviting member (invited_by) must be active and outrank the role, when the invitation is created and again when it is accepted (a sender since removed, deactivated or demoted can no longer hand it out); 42501 otherwise. Rows without invited_by (first owner, backend) are not grants by a member.';
+
+create trigger user_invitations_guard_grant
+  before insert on public.user_invitations
+  for each row execute function private.guard_role_grant();
+comment on trigger user_invitations_guard_grant on public.user_invitations is
+  'Rule: an invitation grants only a role below the inviting member''s own.';
+create trigger users_guard_grant
+  before insert on public.users
+  for each row execute function private.guard_role_grant();
+comment on trigger users_guard_grant on public.users is
+  'Rule: a member joins through an invitation only while its sender still outranks the role.';
+
 create function private.clear_user_reference() returns trigger
   language plpgsql
   security definer
@@ -275,7 +327,7 @@ comment on trigger user_invitations_count_pending on public.user_invitations is
   'Rule: pending invitations are limited by the plan and hold a seat of max_users; the counter stays exact.';
 
 revoke execute on function
-  private.companies_guard_update(), private.users_guard_update(), private.clear_user_reference(),
+  private.companies_guard_update(), private.users_guard_update(), private.guard_role_grant(), private.clear_user_reference(),
   private.users_count_members(), private.users_require_owner(),
   private.user_invitations_guard_update(), private.user_invitations_count_pending()
   from public;
