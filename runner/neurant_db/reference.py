@@ -71,6 +71,14 @@ def function_in_words(f: Function) -> list[str]:
     return lines
 
 
+def _note(comment: str | None) -> str:
+    return f" — {_sentence(comment)}" if comment else ""
+
+
+def _listing(title: str, items: list[str]) -> list[str]:
+    return [title, "", *(f"- {item}" for item in items), ""] if items else []
+
+
 def _table(t: Table) -> list[str]:
     out = [f'<a id="{anchor(t.qualified)}"></a>', "", f"#### `{t.qualified}`", ""]
     if t.kind != "table":
@@ -84,23 +92,12 @@ def _table(t: Table) -> list[str]:
         out.append(f"| `{c.name}` | `{_cell(c.type)}` | {'' if c.not_null else 'yes'} | {default} "
                    f"| {_cell(c.comment)} |")
     out.append("")
-    if t.constraints:
-        out += ["Keys and checks:", ""]
-        for k in t.constraints:
-            note = f" — {_sentence(k.comment)}" if k.comment else ""
-            out.append(f"- `{k.name}` ({CONSTRAINT_KIND.get(k.kind, k.kind)}): {_code(k.definition)}{note}")
-        out.append("")
-    if t.indexes:
-        out += ["Indexes:", ""]
-        for i in t.indexes:
-            note = f" — {_sentence(i.comment)}" if i.comment else ""
-            out.append(f"- `{i.name}`: {_code(i.definition)}{note}")
-        out.append("")
-    if t.triggers:
-        out += ["Triggers:", ""]
-        for tr in t.triggers:
-            out.append(f"- `{tr.name}`: {_sentence(tr.comment)} {_code(tr.definition)}")
-        out.append("")
+    out += _listing("Keys and checks:", [
+        f"`{k.name}` ({CONSTRAINT_KIND.get(k.kind, k.kind)}): {_code(k.definition)}{_note(k.comment)}"
+        for k in t.constraints])
+    out += _listing("Indexes:", [f"`{i.name}`: {_code(i.definition)}{_note(i.comment)}" for i in t.indexes])
+    out += _listing("Triggers:", [f"`{tr.name}`: {_sentence(tr.comment)} {_code(tr.definition)}"
+                                  for tr in t.triggers])
     out += ["Grants:", ""]
     out += [f"- {grant_in_words(g)}" for g in t.grants] or ["- none (only the owner)"]
     out.append("")
