@@ -25,6 +25,7 @@ PANEL_TITLES = {("public", "auth"): "public and auth: tenant tables, reference t
 COLOURS = {"public": "#2b6cb0", "auth": "#6b46c1", "private": "#b7791f", "archive": "#4a5568"}
 FONT = "DejaVu Sans Mono, Menlo, Consolas, monospace"
 CHAR_W = 7.3  # width of one 12px monospace character
+BOLD_FACTOR = 1.12  # bold glyphs of the table name are wider
 LINE_H = 17
 HEAD_H = 24
 PAD = 10
@@ -69,8 +70,9 @@ def _box(t: Table) -> Box:
             marker = " ".join(m for m, on in (("PK", col.name in pk), ("FK", col.name in fk)) if on)
             lines.append((marker, col.name))
     extra = len(t.columns) - len(lines)
-    texts = [t.qualified] + [f"{m:<5} {c}" for m, c in lines] + ([f"+ {extra} more columns"] if extra else [])
-    width = max(len(s) for s in texts) * CHAR_W + 2 * PAD
+    texts = [f"{m:<5} {c}" for m, c in lines] + ([f"+ {extra} more columns"] if extra else [])
+    widest = max([len(s) for s in texts] + [len(t.qualified) * BOLD_FACTOR])
+    width = widest * CHAR_W + 2 * PAD
     height = HEAD_H + LINE_H * (len(lines) + (1 if extra else 0)) + PAD
     return Box(t, lines, extra, round(max(width, 150.0)), height)
 
@@ -156,7 +158,47 @@ def _panel(schema: str) -> tuple[str, ...]:
     return next((key for band in BANDS for key in band if schema in key), (schema,))
 
 
-def _edge_paths(boxes: dict[str, Box]) -> list[str]:
+Point = tuple[float, float]
+
+
+def _route(start: Point, end: Point, rows: list[list[Box]], used: dict[tuple[int, int], int]) -> list[Point]:
+    """Points from start to end that cross each row of boxes in between through a gap
+    (the one nearest the straight line), spreading edges that share a gap."""
+    y1, (x2, y2) = start[1], end
+    lo, hi = min(y1, y2), max(y1, y2)
+    spans = [(min(b.y for b in r), max(b.y + b.height for b in r), r) for r in rows]
+    between = sorted((s for s in spans if s[0] > lo and s[1] < hi), key=lambda s: s[0], reverse=y2 < y1)
+    points = [start]
+    for top, bottom, row in between:
+        ordered = sorted(row, key=lambda b: b.x)
+        gaps = [ordered[0].x - GAP_X / 2] + [b.x + b.width + GAP_X / 2 for b in ordered]
+        cx, cy = points[-1]
+        want = cx + (x2 - cx) * ((top + bottom) / 2 - cy) / (y2 - cy)
+        gap = min(range(len(gaps)), key=lambda i: (abs(gaps[i] - want), i))
+        k = used.get((int(top), gap), 0)
+        used[(int(top), gap)] = k + 1
+        shift = min(GAP_X / 2 - 4, 5.0 * ((k + 1) // 2)) * (1 if k % 2 else -1)
+        gx = gaps[gap] + shift
+        points += [(gx, bottom + 8), (gx, top - 8)] if y2 < y1 else [(gx, top - 8), (gx, bottom + 8)]
+    points.append(end)
+    return points
+
+
+def _smooth(points: list[Point]) -> str:
+    """A path through the points: vertical lines where x stays, S-curves with vertical ends elsewhere."""
+    (x, y), rest = points[0], points[1:]
+    d = f"M{x:.0f},{y:.0f}"
+    for nx, ny in rest:
+        if abs(nx - x) < 0.5:
+            d += f" L{nx:.0f},{ny:.0f}"
+        else:
+            mid = (y + ny) / 2
+            d += f" C{x:.0f},{mid:.0f} {nx:.0f},{mid:.0f} {nx:.0f},{ny:.0f}"
+        x, y = nx, ny
+    return d
+
+
+def _edge_paths(boxes: dict[str, Box], rows: list[list[Box]]) -> list[str]:
     edges = sorted({(b.name, k.references) for b in boxes.values() for k in b.table.foreign_keys
                     if k.references in boxes and k.references is not None
                     and (k.references != TENANT_ROOT or _panel(b.table.schema) == _panel("public"))})
@@ -184,6 +226,7 @@ def _edge_paths(boxes: dict[str, Box]) -> list[str]:
         in_x.update(spots(boxes[name], ends, 0))
 
     faint, strong = [], []
+    used: dict[tuple[int, int], int] = {}
     for child, parent in edges:
         c, p = boxes[child], boxes[parent]
         if child == parent:
@@ -192,14 +235,8 @@ def _edge_paths(boxes: dict[str, Box]) -> list[str]:
         else:
             x1 = out_x[(child, parent)]
             x2 = in_x[(child, parent)]
-            if p.y < c.y:
-                y1, y2 = c.y, p.y + p.height
-            else:
-                y1, y2 = c.y + c.height, p.y
-            bend = max(40.0, abs(y1 - y2) / 2.5)
-            sign = -1 if y2 < y1 else 1
-            d = (f"M{x1:.0f},{y1:.0f} C{x1:.0f},{y1 + sign * bend:.0f} {x2:.0f},{y2 - sign * bend:.0f} "
-                 f"{x2:.0f},{y2:.0f}")
+            y1, y2 = (c.y, p.y + p.height) if p.y < c.y else (c.y + c.height, p.y)
+            d = _smooth(_route((x1, y1), (x2, y2), rows, used) if parent != TENANT_ROOT else [(x1, y1), (x2, y2)])
         if parent == TENANT_ROOT:
             faint.append(f'<path class="tenant" d="{d}"/>')
         else:
@@ -256,7 +293,7 @@ def render_erd(catalog: Catalog, header: str) -> str:
         out.append(f'<rect x="{f.x}" y="{f.y}" width="{f.width}" height="{f.height}" '
                    'rx="8" fill="#f7fafc" stroke="#e2e8f0"/>')
         out.append(f'<text x="{f.x + PANEL_PAD}" y="{f.y + 22}" class="panel">{escape(f.title)}</text>')
-    out += _edge_paths(boxes)
+    out += _edge_paths(boxes, [row for band in bands for _, rows in band for row in rows])
     for name in sorted(boxes):
         out += _draw_box(boxes[name])
     out.append(f'<text x="{MARGIN:.0f}" y="{legend_y + 10:.0f}">PK primary key column, FK foreign key column; '
