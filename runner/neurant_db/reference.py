@@ -13,8 +13,8 @@ SCHEMA_NOTES = {
     "public": "Tenant tables, enum types, reference tables and the functions (RPC) services and clients call.",
     "private": "Trigger functions, internal helpers and backend-only tables; not granted to clients.",
     "archive": "Archived tenant rows, moved out of the live tables by the lifecycle jobs.",
-    "auth": "The Supabase-compatible auth surface. Created by this package only with profile vanilla; "
-            "on Supabase it is Supabase's own and is not documented here.",
+    "auth": "The Supabase-compatible auth surface, created by this package with profile vanilla only; "
+            "on Supabase the schema is Supabase's own.",
 }
 
 
