@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -26,12 +26,10 @@ from neurant_db.render import render_all
 from neurant_db.settings import Settings
 from neurant_db.testdb import TestDatabase
 
+from .conftest import _with_database
+
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 REGENERATE = "regenerate on a freshly migrated default-settings database: neurant-db migrate && neurant-db docs"
-
-
-def _database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 def _create(server_url: str, template: str | None = None) -> str:
@@ -50,7 +48,7 @@ def _drop(server_url: str, name: str) -> None:
 def default_db(neurant_server: TestDatabase) -> Iterator[str]:
     """A scratch database migrated with the default settings (what the committed docs describe)."""
     name = _create(neurant_server.url)
-    url = _database(neurant_server.url, name)
+    url = _with_database(neurant_server.url, name)
     try:
         settings = Settings()
         migrate(DatabaseTarget(url), render_all(settings), settings)
@@ -127,7 +125,7 @@ def test_the_freshness_check_reports_every_file_of_a_changed_schema_as_stale(
 
     copy = _create(neurant_server.url, template=urlsplit(default_db).path.strip("/"))
     try:
-        url = _database(neurant_server.url, copy)
+        url = _with_database(neurant_server.url, copy)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("alter table public.legal_holds add column docs_probe integer")
             conn.execute("comment on column public.legal_holds.docs_probe is 'added by the docs test'")
