@@ -4,7 +4,6 @@ byte-for-byte the first (pg_dump --schema-only), and nothing is left between."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import psycopg
@@ -12,17 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from neurant_db.cli import cli
-from neurant_db.server import embedded_sharedir
-
-
-def _dump(url: str) -> str:
-    pg_dump = embedded_sharedir().parent / "bin" / "pg_dump"
-    out = subprocess.run([str(pg_dump), "--schema-only", "--no-owner", "--no-privileges",
-                          "--exclude-schema=neurant_meta", "--dbname", url],
-                         capture_output=True, text=True, check=True).stdout
-    lines = [line for line in out.splitlines()
-             if not line.startswith(("-- Dumped", "\\restrict", "\\unrestrict"))]
-    return "\n".join(lines)
+from neurant_db.docs import dump_schema
 
 
 def _leftovers(url: str) -> list[str]:
@@ -49,11 +38,11 @@ def test_rolling_everything_back_leaves_nothing_and_rebuilding_gives_the_same_sc
     run = CliRunner().invoke
     args = ["--database-url", scratch_db, "--embedding-dimensions", "8"]
     assert run(cli, [*args, "migrate"]).exit_code == 0
-    first = _dump(scratch_db)
+    first = dump_schema(scratch_db)
     status = run(cli, [*args, "status", "--json"])
     assert status.exit_code == 0 and '"pending"' not in status.output
     back = run(cli, [*args, "rollback", "--to", "0"])
     assert back.exit_code == 0, back.output
     assert _leftovers(scratch_db) == []
     assert run(cli, [*args, "migrate"]).exit_code == 0
-    assert _dump(scratch_db) == first
+    assert dump_schema(scratch_db) == first

@@ -453,6 +453,43 @@ def doctor(c: Context, as_json: bool, show_all: bool) -> None:
 
 
 @cli.command()
+@click.option("--check", is_flag=True,
+              help="Write nothing; exit 1 listing the files that differ from a fresh build.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("docs"),
+              show_default=True, help="Folder of schema.sql, schema.md and erd.svg.")
+@pass_ctx
+def docs(c: Context, check: bool, out: Path) -> None:
+    """Generate the schema dump (schema.sql), the reference (schema.md) and the ER
+    diagram (erd.svg) from a fully migrated database. The committed files describe
+    the default settings (profile vanilla, embedding_dimensions 1536).
+
+    \b
+    Example:
+      neurant-db migrate && neurant-db docs
+      neurant-db --database-url postgresql://ci@db/fresh docs --check
+    """
+    from .docs import build, require_migrated, stale_files, write_docs
+
+    settings = c.settings()
+    target = c.target()
+    require_migrated(target, render_all(settings))
+    generated = build(target, settings)
+    if not check:
+        for path in write_docs(out, generated):
+            click.echo(f"wrote {path}")
+        return
+    stale = stale_files(out, generated)
+    if not stale:
+        click.echo(f"docs are fresh: {', '.join(sorted(generated))} in {out}")
+        return
+    for s in stale:
+        click.secho(f"stale: {out / s.name}", fg="red")
+        click.echo(s.diff)
+    click.echo(f"{len(stale)} stale file(s); regenerate with: neurant-db docs --out {out}")
+    sys.exit(1)
+
+
+@cli.command()
 @click.option("--companies", type=int, default=100, show_default=True)
 @click.option("--conversations", type=int, default=200, show_default=True,
               help="Conversations per company.")
