@@ -374,10 +374,10 @@ COMMENT ON TYPE public.user_role IS 'Role of a member inside their company, high
 CREATE FUNCTION auth.email() RETURNS text
     LANGUAGE sql STABLE
     AS $$
-    select coalesce(
-        nullif(current_setting('request.jwt.claim.email', true), ''),
-        (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email')
-    )::text
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.email', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email')
+  )::text
 $$;
 
 
@@ -395,10 +395,10 @@ COMMENT ON FUNCTION auth.email() IS 'The JWT ''email'' claim; null without a JWT
 CREATE FUNCTION auth.jwt() RETURNS jsonb
     LANGUAGE sql STABLE
     AS $$
-    select coalesce(
-        nullif(current_setting('request.jwt.claim', true), ''),
-        nullif(current_setting('request.jwt.claims', true), '')
-    )::jsonb
+  select coalesce(
+    nullif(current_setting('request.jwt.claim', true), ''),
+    nullif(current_setting('request.jwt.claims', true), '')
+  )::jsonb
 $$;
 
 
@@ -416,10 +416,10 @@ COMMENT ON FUNCTION auth.jwt() IS 'All JWT claims as jsonb (request.jwt.claims);
 CREATE FUNCTION auth.role() RETURNS text
     LANGUAGE sql STABLE
     AS $$
-    select coalesce(
-        nullif(current_setting('request.jwt.claim.role', true), ''),
-        (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
-    )::text
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.role', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
+  )::text
 $$;
 
 
@@ -437,10 +437,10 @@ COMMENT ON FUNCTION auth.role() IS 'The JWT ''role'' claim (anon, authenticated,
 CREATE FUNCTION auth.uid() RETURNS uuid
     LANGUAGE sql STABLE
     AS $$
-    select coalesce(
-        nullif(current_setting('request.jwt.claim.sub', true), ''),
-        (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
-    )::uuid
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.sub', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+  )::uuid
 $$;
 
 
@@ -860,9 +860,9 @@ CREATE FUNCTION private.caller_is_subject_to_rls() RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-    select coalesce((select not (r.rolsuper or r.rolbypassrls)
-                       from pg_catalog.pg_roles r
-                      where r.rolname = current_user), true)
+  select coalesce((select not (r.rolsuper or r.rolbypassrls)
+             from pg_catalog.pg_roles r
+            where r.rolname = current_user), true)
 $$;
 
 
@@ -1043,31 +1043,39 @@ COMMENT ON FUNCTION private.clear_user_integration_references() IS 'Trigger on p
 
 
 --
--- Name: clear_user_references(); Type: FUNCTION; Schema: private; Owner: -
+-- Name: clear_user_reference(); Type: FUNCTION; Schema: private; Owner: -
 --
 
-CREATE FUNCTION private.clear_user_references() RETURNS trigger
+CREATE FUNCTION private.clear_user_reference() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
-    AS $$
+    AS $_$
+declare
+  v_column text;
 begin
-  -- While the whole company is being deleted its rows go by cascade anyway; an
-  -- UPDATE here would re-check their FK against the company already gone.
-  if not exists (select 1 from public.companies where id = old.company_id) then
+  -- When the whole company is being deleted everything cascades: nothing to clear (an
+  -- UPDATE here would re-check its FKs against the company already gone).
+  if not exists (select 1 from public.companies c where c.id = old.company_id) then
     return old;
   end if;
-  update public.documents set uploaded_by = null
-   where company_id = old.company_id and uploaded_by = old.id;
+  -- tg_argv[0]: the referencing table (schema-qualified); tg_argv[1..]: its columns that
+  -- point at public.users (company_id, id). Both come from the trigger definition, never
+  -- from the caller.
+  foreach v_column in array tg_argv[1:] loop
+    execute pg_catalog.format('update %s set %I = null where company_id = $1 and %I = $2',
+                              tg_argv[0]::regclass, v_column, v_column)
+      using old.company_id, old.id;
+  end loop;
   return old;
-end;
-$$;
+end
+$_$;
 
 
 --
--- Name: FUNCTION clear_user_references(); Type: COMMENT; Schema: private; Owner: -
+-- Name: FUNCTION clear_user_reference(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.clear_user_references() IS 'Trigger on public.users (before delete): clears nullable knowledge-domain references to the user (FKs that include company_id may not use SET NULL).';
+COMMENT ON FUNCTION private.clear_user_reference() IS 'Trigger function (before delete on public.users, one trigger per referencing table, created in that table''s file: users_clear_<table>_references): sets the table''s columns named in the trigger arguments to null where they point at the removed member, so history stays while the member goes (company-scoped FKs cannot use ON DELETE SET NULL; CONVENTIONS). Limitation: deleting an inviter and a member they invited in the same statement raises 27000; delete them in two statements.';
 
 
 --
@@ -1168,18 +1176,18 @@ CREATE FUNCTION private.companies_guard_update() RETURNS trigger
     SET search_path TO ''
     AS $$
 begin
-    if new.id is distinct from old.id then
-        raise exception using errcode = '22023', message = 'the id of a company cannot change';
-    end if;
-    if private.caller_is_subject_to_rls()
-       and (to_jsonb(new) - array['name', 'industry', 'updated_at'])
-           is distinct from (to_jsonb(old) - array['name', 'industry', 'updated_at']) then
-        raise exception using
-            errcode = '42501',
-            message = 'only the company profile (name, industry) can be changed by members',
-            hint = 'plan, billing and usage counters are managed by the backend (service_role)';
-    end if;
-    return new;
+  if new.id is distinct from old.id then
+    raise exception using errcode = '22023', message = 'the id of a company cannot change';
+  end if;
+  if private.caller_is_subject_to_rls()
+     and (to_jsonb(new) - array['name', 'industry', 'updated_at'])
+       is distinct from (to_jsonb(old) - array['name', 'industry', 'updated_at']) then
+    raise exception using
+      errcode = '42501',
+      message = 'only the company profile (name, industry) can be changed by members',
+      hint = 'Plan, billing and usage counters are managed by the backend (service_role).';
+  end if;
+  return new;
 end
 $$;
 
@@ -1226,71 +1234,71 @@ CREATE FUNCTION private.consume_quota(p_company_id uuid, p_counter text, p_delta
     SET search_path TO ''
     AS $_$
 declare
-    v_limit_column text;
-    v_what text;
-    v_hint text;
-    v_new bigint;
-    v_plan text;
-    v_used bigint;
-    v_limit bigint;
+  v_limit_column text;
+  v_what text;
+  v_hint text;
+  v_new bigint;
+  v_plan text;
+  v_used bigint;
+  v_limit bigint;
 begin
-    case p_counter
-        when 'current_user_count' then
-            v_limit_column := 'max_users'; v_what := 'user'; v_hint := 'upgrade the plan or remove a user';
-        when 'current_chatbot_count' then
-            v_limit_column := 'max_chatbots'; v_what := 'chatbot'; v_hint := 'upgrade the plan or remove a chatbot';
-        when 'current_document_count' then
-            v_limit_column := 'max_documents'; v_what := 'document'; v_hint := 'upgrade the plan or remove a document';
-        when 'current_storage_bytes' then
-            v_limit_column := 'max_storage_bytes'; v_what := 'storage'; v_hint := 'upgrade the plan or remove documents to free storage';
-        when 'current_integration_count' then
-            v_limit_column := 'max_integrations'; v_what := 'integration'; v_hint := 'upgrade the plan or remove an integration';
-        when 'current_pending_invitation_count' then
-            v_limit_column := 'max_pending_invitations'; v_what := 'pending invitation'; v_hint := 'upgrade the plan or revoke a pending invitation';
-        else
-            raise exception using
-                errcode = '22023',
-                message = format('unknown quota counter %L', p_counter),
-                hint = 'use one of current_user_count, current_chatbot_count, current_document_count, current_storage_bytes, current_integration_count, current_pending_invitation_count';
-    end case;
-    if p_company_id is null or p_delta is null then
-        raise exception using errcode = '22023', message = 'consume_quota needs a company id and a delta';
-    end if;
+  case p_counter
+    when 'current_user_count' then
+      v_limit_column := 'max_users'; v_what := 'user'; v_hint := 'upgrade the plan or remove a user';
+    when 'current_chatbot_count' then
+      v_limit_column := 'max_chatbots'; v_what := 'chatbot'; v_hint := 'upgrade the plan or remove a chatbot';
+    when 'current_document_count' then
+      v_limit_column := 'max_documents'; v_what := 'document'; v_hint := 'upgrade the plan or remove a document';
+    when 'current_storage_bytes' then
+      v_limit_column := 'max_storage_bytes'; v_what := 'storage'; v_hint := 'upgrade the plan or remove documents to free storage';
+    when 'current_integration_count' then
+      v_limit_column := 'max_integrations'; v_what := 'integration'; v_hint := 'upgrade the plan or remove an integration';
+    when 'current_pending_invitation_count' then
+      v_limit_column := 'max_pending_invitations'; v_what := 'pending invitation'; v_hint := 'upgrade the plan or revoke a pending invitation';
+    else
+      raise exception using
+        errcode = '22023',
+        message = format('unknown quota counter %L', p_counter),
+        hint = 'Use one of current_user_count, current_chatbot_count, current_document_count, current_storage_bytes, current_integration_count, current_pending_invitation_count.';
+  end case;
+  if p_company_id is null or p_delta is null then
+    raise exception using errcode = '22023', message = 'consume_quota needs a company id and a delta';
+  end if;
 
-    if p_delta <= 0 then
-        -- Releasing never fails; a missing company (deleted in this statement) is a no-op.
-        execute format('update public.companies set %1$I = greatest(%1$I + $2, 0) where id = $1 returning %1$I', p_counter)
-           into v_new using p_company_id, p_delta;
-        return v_new;
-    end if;
-
-    execute format(
-        'update public.companies c set %1$I = c.%1$I + $2'
-        ' from public.subscription_plans p'
-        ' where c.id = $1 and p.code = c.subscription_plan'
-        ' and (p.%2$I is null or c.%1$I + $2 <= p.%2$I)'
-        ' returning c.%1$I', p_counter, v_limit_column)
+  if p_delta <= 0 then
+    -- Releasing never fails; a missing company (deleted in this statement) is a no-op.
+    execute format('update public.companies set %1$I = greatest(%1$I + $2, 0) where id = $1 returning %1$I', p_counter)
        into v_new using p_company_id, p_delta;
-    if v_new is not null then
-        return v_new;
-    end if;
+    return v_new;
+  end if;
 
-    execute format(
-        'select c.subscription_plan, c.%1$I, p.%2$I from public.companies c'
-        ' join public.subscription_plans p on p.code = c.subscription_plan where c.id = $1', p_counter, v_limit_column)
-       into v_plan, v_used, v_limit using p_company_id;
-    if v_plan is null then
-        raise exception using
-            errcode = '23503',
-            message = format('company %s does not exist', p_company_id);
-    end if;
+  execute format(
+    'update public.companies c set %1$I = c.%1$I + $2'
+    ' from public.subscription_plans p'
+    ' where c.id = $1 and p.code = c.subscription_plan'
+    ' and (p.%2$I is null or c.%1$I + $2 <= p.%2$I)'
+    ' returning c.%1$I', p_counter, v_limit_column)
+     into v_new using p_company_id, p_delta;
+  if v_new is not null then
+    return v_new;
+  end if;
+
+  execute format(
+    'select c.subscription_plan, c.%1$I, p.%2$I from public.companies c'
+    ' join public.subscription_plans p on p.code = c.subscription_plan where c.id = $1', p_counter, v_limit_column)
+     into v_plan, v_used, v_limit using p_company_id;
+  if v_plan is null then
     raise exception using
-        errcode = 'NA001',
-        message = case when p_delta = 1
-            then format('%s limit reached for plan %s: %s of %s', v_what, v_plan, v_used, v_limit)
-            else format('%s limit reached for plan %s: %s + %s exceeds %s', v_what, v_plan, v_used, p_delta, v_limit)
-        end,
-        hint = v_hint;
+      errcode = '23503',
+      message = format('company %s does not exist', p_company_id);
+  end if;
+  raise exception using
+    errcode = 'NA001',
+    message = case when p_delta = 1
+      then format('%s limit reached for plan %s: %s of %s', v_what, v_plan, v_used, v_limit)
+      else format('%s limit reached for plan %s: %s + %s exceeds %s', v_what, v_plan, v_used, p_delta, v_limit)
+    end,
+    hint = v_hint;
 end
 $_$;
 
@@ -1656,10 +1664,10 @@ CREATE FUNCTION private.effective_monthly_message_limit(p_company_id uuid) RETUR
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-    select coalesce(c.monthly_message_limit, p.monthly_message_limit)
-      from public.companies c
-      join public.subscription_plans p on p.code = c.subscription_plan
-     where c.id = p_company_id
+  select coalesce(c.monthly_message_limit, p.monthly_message_limit)
+    from public.companies c
+    join public.subscription_plans p on p.code = c.subscription_plan
+   where c.id = p_company_id
 $$;
 
 
@@ -1699,6 +1707,51 @@ $$;
 --
 
 COMMENT ON FUNCTION private.escalate_conversation(p_company_id uuid, p_conversation_id uuid, p_reason public.hitl_escalation_reason, p_detail text) IS 'Hands a bot-mode (active) conversation to a human (status waiting_human) and records the reason; false when it was not in bot mode.';
+
+
+--
+-- Name: guard_role_grant(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.guard_role_grant() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_grantor_role public.user_role;
+begin
+  if new.invited_by is null then
+    return new;  -- no member grants it: a company's first owner, or the backend
+  end if;
+  select case when g.is_active then g.role end into v_grantor_role
+    from public.users g
+   where g.company_id = new.company_id and g.id = new.invited_by;
+  if not found then
+    return new;  -- not a member of this company: the foreign key refuses it (23503)
+  end if;
+  if v_grantor_role is null or public.role_rank(new.role) >= public.role_rank(v_grantor_role) then
+    if tg_table_name = 'users' then
+      raise exception using
+        errcode = '42501',
+        message = 'the member who sent this invitation can no longer grant this role',
+        hint = 'Ask an owner or administrador for a new invitation.';
+    end if;
+    raise exception using
+      errcode = '42501',
+      message = format('a %s cannot invite a %s: the role must be below your own',
+                       coalesce(v_grantor_role::text, 'inactive member'), new.role),
+      hint = 'Invite a lower role; ownership is handed over with transfer_ownership.';
+  end if;
+  return new;
+end
+$$;
+
+
+--
+-- Name: FUNCTION guard_role_grant(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.guard_role_grant() IS 'Trigger function (before insert on user_invitations and users): nobody grants a role at or above their own. The inviting member (invited_by) must be active and outrank the role, when the invitation is created and again when it is accepted (a sender since removed, deactivated or demoted can no longer hand it out); 42501 otherwise. Rows without invited_by (first owner, backend) are not grants by a member.';
 
 
 --
@@ -2496,7 +2549,7 @@ CREATE FUNCTION private.purge_audit_logs(p_as_of timestamp with time zone, p_lim
 declare
   n bigint;
 begin
-  -- The purge hook of 2030_audit: only the table owner (this function's owner) with
+  -- The purge hook of 0050_audit_trail: only the table owner (this function's owner) with
   -- neurant.audit_purge = on may delete. Ages are measured from lifecycle_clock():
   -- only a superuser session may move the clock forward. Never younger than 7 years (2555 days),
   -- whatever a plan says; a company-wide legal hold keeps the company's trail.
@@ -2778,8 +2831,8 @@ CREATE FUNCTION private.touch_updated_at() RETURNS trigger
     SET search_path TO ''
     AS $$
 begin
-    new.updated_at := now();
-    return new;
+  new.updated_at := now();
+  return new;
 end
 $$;
 
@@ -2800,36 +2853,36 @@ CREATE FUNCTION private.user_invitations_count_pending() RETURNS trigger
     SET search_path TO ''
     AS $$
 declare
-    v_delta integer;
-    v_company_id uuid;
-    v_plan text;
-    v_users bigint;
-    v_pending bigint;
-    v_max_users bigint;
+  v_delta integer;
+  v_company_id uuid;
+  v_plan text;
+  v_users bigint;
+  v_pending bigint;
+  v_max_users bigint;
 begin
-    v_delta := case when tg_op <> 'DELETE' and new.status = 'pending' then 1 else 0 end
-             - case when tg_op <> 'INSERT' and old.status = 'pending' then 1 else 0 end;
-    v_company_id := case when tg_op = 'DELETE' then old.company_id else new.company_id end;
-    if v_delta = 0 then
-        return null;
-    end if;
-    perform private.consume_quota(v_company_id, 'current_pending_invitation_count', v_delta);
-    if v_delta > 0 then
-        -- A pending invitation holds a seat: members + pending <= max_users.
-        select c.subscription_plan, c.current_user_count, c.current_pending_invitation_count, p.max_users
-          into v_plan, v_users, v_pending, v_max_users
-          from public.companies c
-          join public.subscription_plans p on p.code = c.subscription_plan
-         where c.id = v_company_id;
-        if v_max_users is not null and v_users + v_pending > v_max_users then
-            raise exception using
-                errcode = 'NA001',
-                message = format('user limit reached for plan %s: %s of %s (%s members + %s pending invitations)',
-                                 v_plan, v_users + v_pending - 1, v_max_users, v_users, v_pending - 1),
-                hint = 'upgrade the plan, remove a user or revoke a pending invitation';
-        end if;
-    end if;
+  v_delta := case when tg_op <> 'DELETE' and new.status = 'pending' then 1 else 0 end
+       - case when tg_op <> 'INSERT' and old.status = 'pending' then 1 else 0 end;
+  v_company_id := case when tg_op = 'DELETE' then old.company_id else new.company_id end;
+  if v_delta = 0 then
     return null;
+  end if;
+  perform private.consume_quota(v_company_id, 'current_pending_invitation_count', v_delta);
+  if v_delta > 0 then
+    -- A pending invitation holds a seat: members + pending <= max_users.
+    select c.subscription_plan, c.current_user_count, c.current_pending_invitation_count, p.max_users
+      into v_plan, v_users, v_pending, v_max_users
+      from public.companies c
+      join public.subscription_plans p on p.code = c.subscription_plan
+     where c.id = v_company_id;
+    if v_max_users is not null and v_users + v_pending > v_max_users then
+      raise exception using
+        errcode = 'NA001',
+        message = format('user limit reached for plan %s: %s of %s (%s members + %s pending invitations)',
+                 v_plan, v_users + v_pending - 1, v_max_users, v_users, v_pending - 1),
+        hint = 'Upgrade the plan, remove a user or revoke a pending invitation.';
+    end if;
+  end if;
+  return null;
 end
 $$;
 
@@ -2850,20 +2903,20 @@ CREATE FUNCTION private.user_invitations_guard_update() RETURNS trigger
     SET search_path TO ''
     AS $$
 begin
-    if new.company_id is distinct from old.company_id or new.email is distinct from old.email
-       or new.role is distinct from old.role or new.token_hash is distinct from old.token_hash then
-        raise exception using
-            errcode = '22023',
-            message = 'the company, email, role and token of an invitation cannot change',
-            hint = 'revoke it and create a new invitation';
-    end if;
-    if old.status <> 'pending' and new.status is distinct from old.status then
-        raise exception using
-            errcode = '22023',
-            message = format('invitation is already %s', old.status),
-            hint = 'accepted, revoked and expired invitations are final; create a new invitation';
-    end if;
-    return new;
+  if new.company_id is distinct from old.company_id or new.email is distinct from old.email
+     or new.role is distinct from old.role or new.token_hash is distinct from old.token_hash then
+    raise exception using
+      errcode = '22023',
+      message = 'the company, email, role and token of an invitation cannot change',
+      hint = 'Revoke it and create a new invitation.';
+  end if;
+  if old.status <> 'pending' and new.status is distinct from old.status then
+    raise exception using
+      errcode = '22023',
+      message = format('invitation is already %s', old.status),
+      hint = 'Accepted, revoked and expired invitations are final; create a new invitation.';
+  end if;
+  return new;
 end
 $$;
 
@@ -2876,77 +2929,6 @@ COMMENT ON FUNCTION private.user_invitations_guard_update() IS 'Trigger function
 
 
 --
--- Name: users_clear_chatbot_references(); Type: FUNCTION; Schema: private; Owner: -
---
-
-CREATE FUNCTION private.users_clear_chatbot_references() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-  -- While the whole company is being deleted its rows go by cascade anyway; an
-  -- UPDATE here would re-check their FK against the company already gone.
-  if not exists (select 1 from public.companies where id = old.company_id) then
-    return old;
-  end if;
-  update public.chatbots set created_by = null
-   where company_id = old.company_id and created_by = old.id;
-  update public.chatbot_operators set assigned_by = null
-   where company_id = old.company_id and assigned_by = old.id;
-  update public.conversations set assigned_operator_id = null
-   where company_id = old.company_id and assigned_operator_id = old.id;
-  update public.messages set sender_id = null
-   where company_id = old.company_id and sender_id = old.id;
-  update public.message_reactions set created_by = null
-   where company_id = old.company_id and created_by = old.id;
-  update public.hitl_escalations set escalated_by = null
-   where company_id = old.company_id and escalated_by = old.id;
-  return old;
-end
-$$;
-
-
---
--- Name: FUNCTION users_clear_chatbot_references(); Type: COMMENT; Schema: private; Owner: -
---
-
-COMMENT ON FUNCTION private.users_clear_chatbot_references() IS 'Trigger: before a user is deleted, clears the nullable references to it in chatbots, chatbot_operators, conversations, messages, message_reactions and hitl_escalations.';
-
-
---
--- Name: users_clear_references(); Type: FUNCTION; Schema: private; Owner: -
---
-
-CREATE FUNCTION private.users_clear_references() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-    -- When the whole company is being deleted everything cascades: nothing to clear.
-    if not exists (select 1 from public.companies c where c.id = old.company_id) then
-        return old;
-    end if;
-    update public.users set invited_by = null
-     where company_id = old.company_id and invited_by = old.id;
-    update public.user_invitations set invited_by = null
-     where company_id = old.company_id and invited_by = old.id;
-    update public.user_invitations set accepted_by = null
-     where company_id = old.company_id and accepted_by = old.id;
-    update public.user_invitations set revoked_by = null
-     where company_id = old.company_id and revoked_by = old.id;
-    return old;
-end
-$$;
-
-
---
--- Name: FUNCTION users_clear_references(); Type: COMMENT; Schema: private; Owner: -
---
-
-COMMENT ON FUNCTION private.users_clear_references() IS 'Trigger function (before delete on users): clears invited_by / accepted_by / revoked_by that point at the removed member (company-scoped FKs cannot use ON DELETE SET NULL). Limitation: deleting an inviter and a member they invited in the same statement raises 27000; delete them in two statements.';
-
-
---
 -- Name: users_count_members(); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -2955,12 +2937,12 @@ CREATE FUNCTION private.users_count_members() RETURNS trigger
     SET search_path TO ''
     AS $$
 begin
-    if tg_op = 'INSERT' then
-        perform private.consume_quota(new.company_id, 'current_user_count', 1);
-        return new;
-    end if;
-    perform private.consume_quota(old.company_id, 'current_user_count', -1);
-    return old;
+  if tg_op = 'INSERT' then
+    perform private.consume_quota(new.company_id, 'current_user_count', 1);
+    return new;
+  end if;
+  perform private.consume_quota(old.company_id, 'current_user_count', -1);
+  return old;
 end
 $$;
 
@@ -2981,50 +2963,50 @@ CREATE FUNCTION private.users_guard_update() RETURNS trigger
     SET search_path TO ''
     AS $$
 declare
-    v_caller_id uuid;
-    v_caller_role public.user_role;
+  v_caller_id uuid;
+  v_caller_role public.user_role;
 begin
-    if new.company_id is distinct from old.company_id then
-        raise exception using
-            errcode = '42501',
-            message = 'a member cannot be moved to another company',
-            hint = 'remove the member and invite them to the other company';
-    end if;
-    if not private.caller_is_subject_to_rls() then
-        return new;
-    end if;
+  if new.company_id is distinct from old.company_id then
+    raise exception using
+      errcode = '42501',
+      message = 'a member cannot be moved to another company',
+      hint = 'Remove the member and invite them to the other company.';
+  end if;
+  if not private.caller_is_subject_to_rls() then
+    return new;
+  end if;
 
-    v_caller_id := public.get_current_user_id();
-    v_caller_role := public.get_user_role();
-    if new.auth_user_id is distinct from old.auth_user_id or new.email is distinct from old.email then
-        raise exception using
-            errcode = '42501',
-            message = 'the identity (auth_user_id, email) of a member cannot be changed',
-            hint = 'remove the member and send a new invitation';
-    end if;
-    if v_caller_id is not null and old.id = v_caller_id then
-        if (to_jsonb(new) - array['full_name', 'last_seen_at', 'updated_at', 'is_owner'])
-           is distinct from (to_jsonb(old) - array['full_name', 'last_seen_at', 'updated_at', 'is_owner']) then
-            raise exception using
-                errcode = '42501',
-                message = 'you cannot change your own role, company or active state',
-                hint = 'use transfer_ownership to hand over ownership; other changes are made by a higher-ranked member';
-        end if;
-        return new;
-    end if;
-    if v_caller_role is null or public.role_rank(old.role) >= public.role_rank(v_caller_role) then
-        raise exception using
-            errcode = '42501',
-            message = format('a %s cannot change a member of rank %s', coalesce(v_caller_role::text, 'non-member'), old.role),
-            hint = 'only members of a lower rank can be changed';
-    end if;
-    if new.role is distinct from old.role and public.role_rank(new.role) >= public.role_rank(v_caller_role) then
-        raise exception using
-            errcode = '42501',
-            message = format('a %s cannot grant the role %s (at or above their own)', v_caller_role, new.role),
-            hint = 'use transfer_ownership to hand over ownership; only roles below your own can be granted';
+  v_caller_id := public.get_current_user_id();
+  v_caller_role := public.get_user_role();
+  if new.auth_user_id is distinct from old.auth_user_id or new.email is distinct from old.email then
+    raise exception using
+      errcode = '42501',
+      message = 'the identity (auth_user_id, email) of a member cannot be changed',
+      hint = 'Remove the member and send a new invitation.';
+  end if;
+  if v_caller_id is not null and old.id = v_caller_id then
+    if (to_jsonb(new) - array['full_name', 'last_seen_at', 'updated_at', 'is_owner'])
+       is distinct from (to_jsonb(old) - array['full_name', 'last_seen_at', 'updated_at', 'is_owner']) then
+      raise exception using
+        errcode = '42501',
+        message = 'you cannot change your own role, company or active state',
+        hint = 'Use transfer_ownership to hand over ownership; other changes are made by a higher-ranked member.';
     end if;
     return new;
+  end if;
+  if v_caller_role is null or public.role_rank(old.role) >= public.role_rank(v_caller_role) then
+    raise exception using
+      errcode = '42501',
+      message = format('a %s cannot change a member of rank %s', coalesce(v_caller_role::text, 'non-member'), old.role),
+      hint = 'Only members of a lower rank can be changed.';
+  end if;
+  if new.role is distinct from old.role and public.role_rank(new.role) >= public.role_rank(v_caller_role) then
+    raise exception using
+      errcode = '42501',
+      message = format('a %s cannot grant the role %s (at or above their own)', v_caller_role, new.role),
+      hint = 'Use transfer_ownership to hand over ownership; only roles below your own can be granted.';
+  end if;
+  return new;
 end
 $$;
 
@@ -3045,20 +3027,20 @@ CREATE FUNCTION private.users_require_owner() RETURNS trigger
     SET search_path TO ''
     AS $$
 declare
-    v_company_id uuid;
+  v_company_id uuid;
 begin
-    select o.company_id into v_company_id
-      from (select distinct company_id from old_rows where role = 'owner') o
-     where exists (select 1 from public.companies c where c.id = o.company_id)
-       and not exists (select 1 from public.users u where u.company_id = o.company_id and u.role = 'owner')
-     limit 1;
-    if v_company_id is not null then
-        raise exception using
-            errcode = '42501',
-            message = format('company %s would be left without an owner', v_company_id),
-            hint = 'use transfer_ownership to hand over ownership first, or delete the company';
-    end if;
-    return null;
+  select o.company_id into v_company_id
+    from (select distinct company_id from old_rows where role = 'owner') o
+   where exists (select 1 from public.companies c where c.id = o.company_id)
+     and not exists (select 1 from public.users u where u.company_id = o.company_id and u.role = 'owner')
+   limit 1;
+  if v_company_id is not null then
+    raise exception using
+      errcode = '42501',
+      message = format('company %s would be left without an owner', v_company_id),
+      hint = 'Use transfer_ownership to hand over ownership first, or delete the company.';
+  end if;
+  return null;
 end
 $$;
 
@@ -3079,66 +3061,65 @@ CREATE FUNCTION public.accept_invitation(p_token text) RETURNS uuid
     SET search_path TO ''
     AS $$
 declare
-    v_auth_uid uuid := auth.uid();
-    v_email text;
-    v_meta jsonb;
-    v_inv public.user_invitations%rowtype;
-    v_user_id uuid;
+  v_auth_uid uuid := auth.uid();
+  v_email text;
+  v_meta jsonb;
+  v_inv public.user_invitations%rowtype;
+  v_user_id uuid;
 begin
-    if v_auth_uid is null then
-        raise exception using errcode = '42501', message = 'not authenticated', hint = 'sign in with the invited email first';
-    end if;
-    if p_token is null or btrim(p_token) = '' then
-        raise exception using errcode = '22023', message = 'invitation token is missing';
-    end if;
-    select * into v_inv from public.user_invitations i
-     where i.token_hash = sha256(convert_to(btrim(p_token), 'UTF8'))
-       for update;
-    if not found then
-        raise exception using errcode = '22023', message = 'invitation not found', hint = 'check the link or ask for a new invitation';
-    end if;
-    if v_inv.status = 'accepted' then
-        raise exception using errcode = '22023', message = 'invitation has already been used', hint = 'an invitation can be accepted once; ask for a new one';
-    elsif v_inv.status = 'revoked' then
-        raise exception using errcode = '22023', message = 'invitation has been revoked', hint = 'ask for a new invitation';
-    elsif v_inv.status = 'expired' or v_inv.expires_at <= now() then
-        raise exception using errcode = '22023', message = 'invitation has expired', hint = 'ask for a new invitation';
-    end if;
+  if v_auth_uid is null then
+    raise exception using errcode = '42501', message = 'not authenticated', hint = 'Sign in with the invited email first.';
+  end if;
+  if p_token is null or btrim(p_token) = '' then
+    raise exception using errcode = '22023', message = 'invitation token is missing';
+  end if;
+  select * into v_inv from public.user_invitations i
+   where i.token_hash = sha256(convert_to(btrim(p_token), 'UTF8'))
+     for update;
+  if not found then
+    raise exception using errcode = '22023', message = 'invitation not found', hint = 'Check the link or ask for a new invitation.';
+  end if;
+  if v_inv.status = 'accepted' then
+    raise exception using errcode = '22023', message = 'invitation has already been used', hint = 'An invitation can be accepted once; ask for a new one.';
+  elsif v_inv.status = 'revoked' then
+    raise exception using errcode = '22023', message = 'invitation has been revoked', hint = 'Ask for a new invitation.';
+  elsif v_inv.status = 'expired' or v_inv.expires_at <= now() then
+    raise exception using errcode = '22023', message = 'invitation has expired', hint = 'Ask for a new invitation.';
+  end if;
 
-    select lower(coalesce(auth.email(), u.email)), u.raw_user_meta_data into v_email, v_meta
-      from auth.users u where u.id = v_auth_uid;
-    if not found or v_email is distinct from v_inv.email then
-        raise exception using
-            errcode = '42501',
-            message = 'invitation was issued to another email address',
-            hint = 'sign in with the invited email';
-    end if;
-    if exists (select 1 from public.users m where m.auth_user_id = v_auth_uid) then
-        raise exception using
-            errcode = '42501',
-            message = 'caller already belongs to a company',
-            hint = 'an identity can be a member of one company only; leave the current company first';
-    end if;
+  select lower(coalesce(auth.email(), u.email)), u.raw_user_meta_data into v_email, v_meta
+    from auth.users u where u.id = v_auth_uid;
+  if not found or v_email is distinct from v_inv.email then
+    raise exception using
+      errcode = '42501',
+      message = 'invitation was issued to another email address',
+      hint = 'Sign in with the invited email.';
+  end if;
+  if exists (select 1 from public.users m where m.auth_user_id = v_auth_uid) then
+    raise exception using
+      errcode = '42501',
+      message = 'caller already belongs to a company',
+      hint = 'An identity can be a member of one company only; leave the current company first.';
+  end if;
 
-    -- The grant is only as good as its grantor today: an inviter since removed,
-    -- deactivated or demoted to the invited rank or below can no longer hand it out.
-    if not exists (select 1 from public.users g
-                    where g.company_id = v_inv.company_id and g.id = v_inv.invited_by and g.is_active
-                      and public.role_rank(g.role) > public.role_rank(v_inv.role)) then
-        raise exception using
-            errcode = '42501',
-            message = 'the member who sent this invitation can no longer grant this role',
-            hint = 'ask an owner or administrador for a new invitation';
-    end if;
+  -- The grant is only as good as its grantor today: private.guard_role_grant
+  -- (schema/0140) refuses the insert below when the inviter has since been removed,
+  -- deactivated or demoted to the invited rank or below.
+  if v_inv.invited_by is null then
+    raise exception using
+      errcode = '42501',
+      message = 'the member who sent this invitation can no longer grant this role',
+      hint = 'Ask an owner or administrador for a new invitation.';
+  end if;
 
-    insert into public.users (company_id, auth_user_id, email, full_name, role, invited_by)
-    values (v_inv.company_id, v_auth_uid, v_email, nullif(btrim(v_meta ->> 'full_name'), ''), v_inv.role, v_inv.invited_by)
-    returning id into v_user_id;
+  insert into public.users (company_id, auth_user_id, email, full_name, role, invited_by)
+  values (v_inv.company_id, v_auth_uid, v_email, nullif(btrim(v_meta ->> 'full_name'), ''), v_inv.role, v_inv.invited_by)
+  returning id into v_user_id;
 
-    update public.user_invitations i
-       set status = 'accepted', accepted_at = now(), accepted_by = v_user_id
-     where i.company_id = v_inv.company_id and i.id = v_inv.id;
-    return v_user_id;
+  update public.user_invitations i
+     set status = 'accepted', accepted_at = now(), accepted_by = v_user_id
+   where i.company_id = v_inv.company_id and i.id = v_inv.id;
+  return v_user_id;
 end
 $$;
 
@@ -3232,60 +3213,60 @@ CREATE FUNCTION public.create_company_with_owner(p_name text, p_industry text DE
     SET search_path TO ''
     AS $$
 declare
-    v_auth_uid uuid := auth.uid();
-    v_email text;
-    v_meta jsonb;
-    v_plan public.subscription_plans%rowtype;
-    v_company_id uuid;
+  v_auth_uid uuid := auth.uid();
+  v_email text;
+  v_meta jsonb;
+  v_plan public.subscription_plans%rowtype;
+  v_company_id uuid;
 begin
-    if v_auth_uid is null then
-        raise exception using errcode = '42501', message = 'not authenticated', hint = 'sign in before creating a company';
-    end if;
-    select lower(coalesce(auth.email(), u.email)), u.raw_user_meta_data
-      into v_email, v_meta
-      from auth.users u
-     where u.id = v_auth_uid;
-    if not found then
-        raise exception using errcode = '42501', message = 'unknown auth identity', hint = 'sign in again';
-    end if;
-    if exists (select 1 from public.users m where m.auth_user_id = v_auth_uid) then
-        raise exception using
-            errcode = '42501',
-            message = 'caller already belongs to a company',
-            hint = 'an identity can be a member of one company only; leave it or ask its owner to remove you first';
-    end if;
-    if v_email is null then
-        raise exception using errcode = '22023', message = 'the identity has no email', hint = 'add an email to the account first';
-    end if;
-    if p_name is null or char_length(btrim(p_name)) not between 1 and 200 then
-        raise exception using errcode = '22023', message = 'company name must have 1 to 200 characters';
-    end if;
-    select * into v_plan from public.subscription_plans p where p.code = coalesce(p_plan, 'free') and p.is_public;
-    if not found then
-        raise exception using
-            errcode = '22023',
-            message = format('unknown plan %L', p_plan),
-            hint = 'choose a public plan from public.subscription_plans';
-    end if;
+  if v_auth_uid is null then
+    raise exception using errcode = '42501', message = 'not authenticated', hint = 'Sign in before creating a company.';
+  end if;
+  select lower(coalesce(auth.email(), u.email)), u.raw_user_meta_data
+    into v_email, v_meta
+    from auth.users u
+   where u.id = v_auth_uid;
+  if not found then
+    raise exception using errcode = '42501', message = 'unknown auth identity', hint = 'Sign in again.';
+  end if;
+  if exists (select 1 from public.users m where m.auth_user_id = v_auth_uid) then
+    raise exception using
+      errcode = '42501',
+      message = 'caller already belongs to a company',
+      hint = 'An identity can be a member of one company only; leave it or ask its owner to remove you first.';
+  end if;
+  if v_email is null then
+    raise exception using errcode = '22023', message = 'the identity has no email', hint = 'Add an email to the account first.';
+  end if;
+  if p_name is null or char_length(btrim(p_name)) not between 1 and 200 then
+    raise exception using errcode = '22023', message = 'company name must have 1 to 200 characters';
+  end if;
+  select * into v_plan from public.subscription_plans p where p.code = coalesce(p_plan, 'free') and p.is_public;
+  if not found then
+    raise exception using
+      errcode = '22023',
+      message = format('unknown plan %L', p_plan),
+      hint = 'Choose a public plan from public.subscription_plans.';
+  end if;
 
-    insert into public.companies (name, industry, subscription_plan, subscription_status, created_by_auth_user_id)
-    values (btrim(p_name), nullif(btrim(p_industry), ''), v_plan.code,
-            case when coalesce(v_plan.monthly_price_cents, 1) = 0 then 'active' else 'trialing' end::public.subscription_status,
-            v_auth_uid)
-    returning id into v_company_id;
+  insert into public.companies (name, industry, subscription_plan, subscription_status, created_by_auth_user_id)
+  values (btrim(p_name), nullif(btrim(p_industry), ''), v_plan.code,
+      case when coalesce(v_plan.monthly_price_cents, 1) = 0 then 'active' else 'trialing' end::public.subscription_status,
+      v_auth_uid)
+  returning id into v_company_id;
 
-    begin
-        insert into public.users (company_id, auth_user_id, email, full_name, role)
-        values (v_company_id, v_auth_uid, v_email,
-                coalesce(nullif(btrim(p_full_name), ''), nullif(btrim(v_meta ->> 'full_name'), '')), 'owner');
-    exception when unique_violation then
-        -- A concurrent call for the same identity won the race.
-        raise exception using
-            errcode = '42501',
-            message = 'caller already belongs to a company',
-            hint = 'an identity can be a member of one company only';
-    end;
-    return v_company_id;
+  begin
+    insert into public.users (company_id, auth_user_id, email, full_name, role)
+    values (v_company_id, v_auth_uid, v_email,
+        coalesce(nullif(btrim(p_full_name), ''), nullif(btrim(v_meta ->> 'full_name'), '')), 'owner');
+  exception when unique_violation then
+    -- A concurrent call for the same identity won the race.
+    raise exception using
+      errcode = '42501',
+      message = 'caller already belongs to a company',
+      hint = 'An identity can be a member of one company only.';
+  end;
+  return v_company_id;
 end
 $$;
 
@@ -3306,56 +3287,54 @@ CREATE FUNCTION public.create_invitation(p_email text, p_role public.user_role) 
     SET search_path TO ''
     AS $_$
 declare
-    v_caller public.users%rowtype;
-    v_email text := lower(btrim(p_email));
-    v_token text;
-    v_id uuid;
+  v_caller public.users%rowtype;
+  v_email text := lower(btrim(p_email));
+  v_token text;
+  v_id uuid;
 begin
-    select * into v_caller from public.users u where u.auth_user_id = auth.uid() and u.is_active;
-    if not found or v_caller.role not in ('owner', 'administrador') then
-        raise exception using
-            errcode = '42501',
-            message = 'only an owner or administrador can invite members',
-            hint = 'ask an owner or administrador of your company';
-    end if;
-    if p_role is null or public.role_rank(p_role) >= public.role_rank(v_caller.role) then
-        raise exception using
-            errcode = '42501',
-            message = format('a %s cannot invite a %s: the role must be below your own', v_caller.role, coalesce(p_role::text, 'null role')),
-            hint = 'invite a lower role; ownership is handed over with transfer_ownership';
-    end if;
-    if v_email is null or v_email !~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$' or char_length(v_email) > 320 then
-        raise exception using errcode = '22023', message = format('invalid email %L', p_email);
-    end if;
-    if exists (select 1 from public.users u where u.company_id = v_caller.company_id and u.email = v_email) then
-        raise exception using
-            errcode = '22023',
-            message = format('%s is already a member of the company', v_email),
-            hint = 'change the member''s role instead';
-    end if;
+  select * into v_caller from public.users u where u.auth_user_id = auth.uid() and u.is_active;
+  if not found or v_caller.role not in ('owner', 'administrador') then
+    raise exception using
+      errcode = '42501',
+      message = 'only an owner or administrador can invite members',
+      hint = 'Ask an owner or administrador of your company.';
+  end if;
+  -- The role ceiling itself is private.guard_role_grant (schema/0140), on the insert below.
+  if p_role is null then
+    raise exception using errcode = '22023', message = 'an invitation needs a role', hint = 'Pass one of operador, supervisor, administrador.';
+  end if;
+  if v_email is null or v_email !~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$' or char_length(v_email) > 320 then
+    raise exception using errcode = '22023', message = format('invalid email %L', p_email);
+  end if;
+  if exists (select 1 from public.users u where u.company_id = v_caller.company_id and u.email = v_email) then
+    raise exception using
+      errcode = '22023',
+      message = format('%s is already a member of the company', v_email),
+      hint = 'Change the member''s role instead.';
+  end if;
 
-    -- Pending invitations past their expiry stop holding a seat.
-    update public.user_invitations i
-       set status = 'expired'
-     where i.company_id = v_caller.company_id and i.status = 'pending' and i.expires_at <= now();
+  -- Pending invitations past their expiry stop holding a seat.
+  update public.user_invitations i
+     set status = 'expired'
+   where i.company_id = v_caller.company_id and i.status = 'pending' and i.expires_at <= now();
 
-    if exists (select 1 from public.user_invitations i
-                where i.company_id = v_caller.company_id and lower(i.email) = v_email and i.status = 'pending') then
-        raise exception using
-            errcode = '23505',
-            message = format('a pending invitation for %s already exists', v_email),
-            hint = 'revoke it first (revoke_invitation) or wait for it to be accepted';
-    end if;
+  if exists (select 1 from public.user_invitations i
+        where i.company_id = v_caller.company_id and lower(i.email) = v_email and i.status = 'pending') then
+    raise exception using
+      errcode = '23505',
+      message = format('a pending invitation for %s already exists', v_email),
+      hint = 'Revoke it first (revoke_invitation) or wait for it to be accepted.';
+  end if;
 
-    -- 2 x 122 random bits of gen_random_uuid(): 244 bits, 64 hex characters.
-    v_token := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
-    insert into public.user_invitations (company_id, email, role, token_hash, invited_by)
-    values (v_caller.company_id, v_email, p_role, sha256(convert_to(v_token, 'UTF8')), v_caller.id)
-    returning id into v_id;
+  -- 2 x 122 random bits of gen_random_uuid(): 244 bits, 64 hex characters.
+  v_token := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+  insert into public.user_invitations (company_id, email, role, token_hash, invited_by)
+  values (v_caller.company_id, v_email, p_role, sha256(convert_to(v_token, 'UTF8')), v_caller.id)
+  returning id into v_id;
 
-    invitation_id := v_id;
-    token := v_token;
-    return next;
+  invitation_id := v_id;
+  token := v_token;
+  return next;
 end
 $_$;
 
@@ -3397,10 +3376,10 @@ CREATE FUNCTION public.get_current_user_id() RETURNS uuid
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
-    select u.id
-      from public.users u
-     where u.auth_user_id = auth.uid()
-       and u.is_active
+  select u.id
+    from public.users u
+   where u.auth_user_id = auth.uid()
+     and u.is_active
 $$;
 
 
@@ -3419,10 +3398,10 @@ CREATE FUNCTION public.get_user_company_id() RETURNS uuid
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
-    select u.company_id
-      from public.users u
-     where u.auth_user_id = auth.uid()
-       and u.is_active
+  select u.company_id
+    from public.users u
+   where u.auth_user_id = auth.uid()
+     and u.is_active
 $$;
 
 
@@ -3441,10 +3420,10 @@ CREATE FUNCTION public.get_user_role() RETURNS public.user_role
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
-    select u.role
-      from public.users u
-     where u.auth_user_id = auth.uid()
-       and u.is_active
+  select u.role
+    from public.users u
+   where u.auth_user_id = auth.uid()
+     and u.is_active
 $$;
 
 
@@ -3929,37 +3908,37 @@ CREATE FUNCTION public.revoke_invitation(p_invitation_id uuid) RETURNS void
     SET search_path TO ''
     AS $$
 declare
-    v_caller public.users%rowtype;
-    v_inv public.user_invitations%rowtype;
+  v_caller public.users%rowtype;
+  v_inv public.user_invitations%rowtype;
 begin
-    select * into v_caller from public.users u where u.auth_user_id = auth.uid() and u.is_active;
-    if not found or v_caller.role not in ('owner', 'administrador') then
-        raise exception using
-            errcode = '42501',
-            message = 'only an owner or administrador can revoke invitations',
-            hint = 'ask an owner or administrador of your company';
-    end if;
-    select * into v_inv from public.user_invitations i
-     where i.company_id = v_caller.company_id and i.id = p_invitation_id
-       for update;
-    if not found then
-        raise exception using errcode = '22023', message = 'invitation not found';
-    end if;
-    if public.role_rank(v_inv.role) >= public.role_rank(v_caller.role) then
-        raise exception using
-            errcode = '42501',
-            message = format('a %s cannot revoke an invitation for a %s', v_caller.role, v_inv.role),
-            hint = 'ask a higher-ranked member';
-    end if;
-    if v_inv.status <> 'pending' then
-        raise exception using
-            errcode = '22023',
-            message = format('invitation is already %s', v_inv.status),
-            hint = 'only a pending invitation can be revoked';
-    end if;
-    update public.user_invitations i
-       set status = 'revoked', revoked_at = now(), revoked_by = v_caller.id
-     where i.company_id = v_inv.company_id and i.id = v_inv.id;
+  select * into v_caller from public.users u where u.auth_user_id = auth.uid() and u.is_active;
+  if not found or v_caller.role not in ('owner', 'administrador') then
+    raise exception using
+      errcode = '42501',
+      message = 'only an owner or administrador can revoke invitations',
+      hint = 'Ask an owner or administrador of your company.';
+  end if;
+  select * into v_inv from public.user_invitations i
+   where i.company_id = v_caller.company_id and i.id = p_invitation_id
+     for update;
+  if not found then
+    raise exception using errcode = '22023', message = 'invitation not found';
+  end if;
+  if public.role_rank(v_inv.role) >= public.role_rank(v_caller.role) then
+    raise exception using
+      errcode = '42501',
+      message = format('a %s cannot revoke an invitation for a %s', v_caller.role, v_inv.role),
+      hint = 'Ask a higher-ranked member.';
+  end if;
+  if v_inv.status <> 'pending' then
+    raise exception using
+      errcode = '22023',
+      message = format('invitation is already %s', v_inv.status),
+      hint = 'Only a pending invitation can be revoked.';
+  end if;
+  update public.user_invitations i
+     set status = 'revoked', revoked_at = now(), revoked_by = v_caller.id
+   where i.company_id = v_inv.company_id and i.id = v_inv.id;
 end
 $$;
 
@@ -3978,12 +3957,12 @@ COMMENT ON FUNCTION public.revoke_invitation(p_invitation_id uuid) IS 'RPC: an o
 CREATE FUNCTION public.role_rank(p_role public.user_role) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-    select case p_role
-        when 'owner' then 4
-        when 'administrador' then 3
-        when 'supervisor' then 2
-        when 'operador' then 1
-    end
+  select case p_role
+    when 'owner' then 4
+    when 'administrador' then 3
+    when 'supervisor' then 2
+    when 'operador' then 1
+  end
 $$;
 
 
@@ -4053,43 +4032,43 @@ CREATE FUNCTION public.transfer_ownership(p_new_owner_user_id uuid) RETURNS void
     SET search_path TO ''
     AS $$
 declare
-    v_caller public.users%rowtype;
-    v_updated integer;
+  v_caller public.users%rowtype;
+  v_updated integer;
 begin
-    select * into v_caller from public.users u where u.auth_user_id = auth.uid() and u.is_active;
-    if not found or v_caller.role <> 'owner' then
-        raise exception using
-            errcode = '42501',
-            message = 'only the owner can transfer ownership',
-            hint = 'ask the owner of your company';
-    end if;
-    if p_new_owner_user_id is null or p_new_owner_user_id = v_caller.id
-       or not exists (select 1 from public.users u
-                       where u.company_id = v_caller.company_id and u.id = p_new_owner_user_id and u.is_active) then
-        raise exception using
-            errcode = '22023',
-            message = 'the new owner must be another active member of your company',
-            hint = 'pass the public.users.id of an active member';
-    end if;
-    -- One statement: the old owner is demoted (CTE, run first because the
-    -- main update waits for its row count) before the new owner is promoted,
-    -- so neither users_one_owner_per_company_key nor the "never zero owners"
-    -- statement check is violated at any point.
-    with demoted as (
-        update public.users
-           set role = 'administrador'
-         where company_id = v_caller.company_id and id = v_caller.id
-        returning id
-    )
+  select * into v_caller from public.users u where u.auth_user_id = auth.uid() and u.is_active;
+  if not found or v_caller.role <> 'owner' then
+    raise exception using
+      errcode = '42501',
+      message = 'only the owner can transfer ownership',
+      hint = 'Ask the owner of your company.';
+  end if;
+  if p_new_owner_user_id is null or p_new_owner_user_id = v_caller.id
+     or not exists (select 1 from public.users u
+             where u.company_id = v_caller.company_id and u.id = p_new_owner_user_id and u.is_active) then
+    raise exception using
+      errcode = '22023',
+      message = 'the new owner must be another active member of your company',
+      hint = 'Pass the public.users.id of an active member.';
+  end if;
+  -- One statement: the old owner is demoted (CTE, run first because the
+  -- main update waits for its row count) before the new owner is promoted,
+  -- so neither users_one_owner_per_company_key nor the "never zero owners"
+  -- statement check is violated at any point.
+  with demoted as (
     update public.users
-       set role = 'owner'
-     where company_id = v_caller.company_id
-       and id = p_new_owner_user_id
-       and (select count(*) from demoted) = 1;
-    get diagnostics v_updated = row_count;
-    if v_updated <> 1 then
-        raise exception using errcode = 'P0001', message = 'ownership transfer failed';
-    end if;
+       set role = 'administrador'
+     where company_id = v_caller.company_id and id = v_caller.id
+    returning id
+  )
+  update public.users
+     set role = 'owner'
+   where company_id = v_caller.company_id
+     and id = p_new_owner_user_id
+     and (select count(*) from demoted) = 1;
+  get diagnostics v_updated = row_count;
+  if v_updated <> 1 then
+    raise exception using errcode = 'P0001', message = 'ownership transfer failed';
+  end if;
 end
 $$;
 
@@ -9698,6 +9677,20 @@ COMMENT ON TRIGGER user_invitations_count_pending ON public.user_invitations IS 
 
 
 --
+-- Name: user_invitations user_invitations_guard_grant; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER user_invitations_guard_grant BEFORE INSERT ON public.user_invitations FOR EACH ROW EXECUTE FUNCTION private.guard_role_grant();
+
+
+--
+-- Name: TRIGGER user_invitations_guard_grant ON user_invitations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER user_invitations_guard_grant ON public.user_invitations IS 'Rule: an invitation grants only a role below the inviting member''s own.';
+
+
+--
 -- Name: user_invitations user_invitations_guard_update; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -9740,17 +9733,73 @@ COMMENT ON TRIGGER users_audit ON public.users IS 'Audits membership and role ch
 
 
 --
--- Name: users users_clear_chatbot_references; Type: TRIGGER; Schema: public; Owner: -
+-- Name: users users_clear_chatbot_operators_references; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER users_clear_chatbot_references BEFORE DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION private.users_clear_chatbot_references();
+CREATE TRIGGER users_clear_chatbot_operators_references BEFORE DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION private.clear_user_reference('public.chatbot_operators', 'assigned_by');
 
 
 --
--- Name: TRIGGER users_clear_chatbot_references ON users; Type: COMMENT; Schema: public; Owner: -
+-- Name: TRIGGER users_clear_chatbot_operators_references ON users; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER users_clear_chatbot_references ON public.users IS 'Clears chatbot/conversation references to the deleted user (no SET NULL FKs on tenant keys).';
+COMMENT ON TRIGGER users_clear_chatbot_operators_references ON public.users IS 'Clears chatbot_operators.assigned_by (who assigned) before a member is deleted.';
+
+
+--
+-- Name: users users_clear_chatbots_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER users_clear_chatbots_references BEFORE DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION private.clear_user_reference('public.chatbots', 'created_by');
+
+
+--
+-- Name: TRIGGER users_clear_chatbots_references ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER users_clear_chatbots_references ON public.users IS 'Clears chatbots.created_by (creator) before a member is deleted.';
+
+
+--
+-- Name: users users_clear_conversations_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER users_clear_conversations_references BEFORE DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION private.clear_user_reference('public.conversations', 'assigned_operator_id');
+
+
+--
+-- Name: TRIGGER users_clear_conversations_references ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER users_clear_conversations_references ON public.users IS 'Clears conversations.assigned_operator_id (the conversation goes back to unassigned) before a member is deleted.';
+
+
+--
+-- Name: users users_clear_documents_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER users_clear_documents_references BEFORE DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION private.clear_user_reference('public.documents', 'uploaded_by');
+
+
+--
+-- Name: TRIGGER users_clear_documents_references ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER users_clear_documents_references ON public.users IS 'Clears documents.uploaded_by before a member is deleted (private.clear_user_reference).';
+
+
+--
+-- Name: users users_clear_hitl_escalations_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER users_clear_hitl_escalations_references BEFORE DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION private.clear_user_reference('public.hitl_escalations', 'escalated_by');
+
+
+--
+-- Name: TRIGGER users_clear_hitl_escalations_references ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER users_clear_hitl_escalations_references ON public.users IS 'Clears hitl_escalations.escalated_by (the escalation stays in the log) before a member is deleted.';
 
 
 --
@@ -9768,31 +9817,59 @@ COMMENT ON TRIGGER users_clear_integration_references ON public.users IS 'Clears
 
 
 --
--- Name: users users_clear_knowledge_references; Type: TRIGGER; Schema: public; Owner: -
+-- Name: users users_clear_message_reactions_references; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER users_clear_knowledge_references BEFORE DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION private.clear_user_references();
-
-
---
--- Name: TRIGGER users_clear_knowledge_references ON users; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TRIGGER users_clear_knowledge_references ON public.users IS 'Clears documents.uploaded_by before a user is deleted.';
+CREATE TRIGGER users_clear_message_reactions_references BEFORE DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION private.clear_user_reference('public.message_reactions', 'created_by');
 
 
 --
--- Name: users users_clear_references; Type: TRIGGER; Schema: public; Owner: -
+-- Name: TRIGGER users_clear_message_reactions_references ON users; Type: COMMENT; Schema: public; Owner: -
 --
 
-CREATE TRIGGER users_clear_references BEFORE DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION private.users_clear_references();
+COMMENT ON TRIGGER users_clear_message_reactions_references ON public.users IS 'Clears message_reactions.created_by (the review stays) before a member is deleted.';
 
 
 --
--- Name: TRIGGER users_clear_references ON users; Type: COMMENT; Schema: public; Owner: -
+-- Name: users users_clear_messages_references; Type: TRIGGER; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER users_clear_references ON public.users IS 'Clears references to a removed member before the row goes.';
+CREATE TRIGGER users_clear_messages_references BEFORE DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION private.clear_user_reference('public.messages', 'sender_id');
+
+
+--
+-- Name: TRIGGER users_clear_messages_references ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER users_clear_messages_references ON public.users IS 'Clears messages.sender_id (the message stays, authorless) before a member is deleted.';
+
+
+--
+-- Name: users users_clear_user_invitations_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER users_clear_user_invitations_references BEFORE DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION private.clear_user_reference('public.user_invitations', 'invited_by', 'accepted_by', 'revoked_by');
+
+
+--
+-- Name: TRIGGER users_clear_user_invitations_references ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER users_clear_user_invitations_references ON public.users IS 'Clears user_invitations.invited_by / accepted_by / revoked_by pointing at a removed member.';
+
+
+--
+-- Name: users users_clear_users_references; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER users_clear_users_references BEFORE DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION private.clear_user_reference('public.users', 'invited_by');
+
+
+--
+-- Name: TRIGGER users_clear_users_references ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER users_clear_users_references ON public.users IS 'Clears users.invited_by pointing at a removed member.';
 
 
 --
@@ -9807,6 +9884,20 @@ CREATE TRIGGER users_count_members AFTER INSERT OR DELETE ON public.users FOR EA
 --
 
 COMMENT ON TRIGGER users_count_members ON public.users IS 'Rule: the user limit of the plan cannot be exceeded; the member counter stays exact.';
+
+
+--
+-- Name: users users_guard_grant; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER users_guard_grant BEFORE INSERT ON public.users FOR EACH ROW EXECUTE FUNCTION private.guard_role_grant();
+
+
+--
+-- Name: TRIGGER users_guard_grant ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER users_guard_grant ON public.users IS 'Rule: a member joins through an invitation only while its sender still outranks the role.';
 
 
 --
@@ -10297,11 +10388,11 @@ ALTER TABLE ONLY public.user_invitations
 
 
 --
--- Name: user_invitations user_invitations_company_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+-- Name: user_invitations user_invitations_company_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.user_invitations
-    ADD CONSTRAINT user_invitations_company_id_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
+    ADD CONSTRAINT user_invitations_company_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
 
 
 --
@@ -10321,19 +10412,19 @@ ALTER TABLE ONLY public.user_invitations
 
 
 --
--- Name: users users_auth_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+-- Name: users users_auth_user_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.users
-    ADD CONSTRAINT users_auth_user_id_fkey FOREIGN KEY (auth_user_id) REFERENCES auth.users(id) ON DELETE RESTRICT;
+    ADD CONSTRAINT users_auth_user_fkey FOREIGN KEY (auth_user_id) REFERENCES auth.users(id) ON DELETE RESTRICT;
 
 
 --
--- Name: users users_company_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+-- Name: users users_company_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.users
-    ADD CONSTRAINT users_company_id_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
+    ADD CONSTRAINT users_company_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
 
 
 --
@@ -11511,10 +11602,10 @@ REVOKE ALL ON FUNCTION private.clear_user_integration_references() FROM PUBLIC;
 
 
 --
--- Name: FUNCTION clear_user_references(); Type: ACL; Schema: private; Owner: -
+-- Name: FUNCTION clear_user_reference(); Type: ACL; Schema: private; Owner: -
 --
 
-REVOKE ALL ON FUNCTION private.clear_user_references() FROM PUBLIC;
+REVOKE ALL ON FUNCTION private.clear_user_reference() FROM PUBLIC;
 
 
 --
@@ -11623,6 +11714,13 @@ REVOKE ALL ON FUNCTION private.effective_monthly_message_limit(p_company_id uuid
 --
 
 REVOKE ALL ON FUNCTION private.escalate_conversation(p_company_id uuid, p_conversation_id uuid, p_reason public.hitl_escalation_reason, p_detail text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION guard_role_grant(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.guard_role_grant() FROM PUBLIC;
 
 
 --
@@ -11832,20 +11930,6 @@ REVOKE ALL ON FUNCTION private.user_invitations_count_pending() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION private.user_invitations_guard_update() FROM PUBLIC;
-
-
---
--- Name: FUNCTION users_clear_chatbot_references(); Type: ACL; Schema: private; Owner: -
---
-
-REVOKE ALL ON FUNCTION private.users_clear_chatbot_references() FROM PUBLIC;
-
-
---
--- Name: FUNCTION users_clear_references(); Type: ACL; Schema: private; Owner: -
---
-
-REVOKE ALL ON FUNCTION private.users_clear_references() FROM PUBLIC;
 
 
 --
