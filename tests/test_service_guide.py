@@ -395,6 +395,23 @@ def test_the_ingestion_worker_sequence_makes_a_document_ready_with_its_chunks(en
     assert row == ("ready", 1, True)
 
 
+def test_a_retried_document_gets_a_fresh_processed_at(env: Env) -> None:
+    document = str(uuid.uuid4())
+    with psycopg.connect(env.admin_url, autocommit=True) as conn:
+        conn.execute("insert into public.documents (company_id, id, title, mime_type, storage_path, size_bytes,"
+                     " status, error_message, processed_at)"
+                     " values (%s, %s, 'Retry me', 'text/plain', %s, 10,"
+                     "         'failed', 'timeout', now() - interval '1 day')",
+                     (COMPANY_A, document, f"docs/{document}.txt"))
+    with env.connect("ingest") as conn:
+        run_block(conn, sql_block("ingestion-worker"), {
+            1: COMPANY_A, 2: document, 3: "Second try.", 4: env.vector(3)})
+    with psycopg.connect(env.admin_url) as conn:
+        row = conn.execute("select status::text, error_message, processed_at > now() - interval '1 hour'"
+                           " from public.documents where company_id = %s and id = %s", (COMPANY_A, document)).fetchone()
+    assert row == ("ready", None, True)
+
+
 def test_the_jobs_session_runs_a_job_as_the_jobs_login(env: Env) -> None:
     with env.connect("jobs") as conn:
         run_block(conn, sql_block("jobs-session"), {})
