@@ -358,6 +358,19 @@ def test_the_bot_engine_session_answers_in_the_given_company_only(env: Env) -> N
     assert sorted(rows) == [(COMPANY_A, "bot"), (COMPANY_A, "end_user")]
 
 
+def test_a_bot_engine_session_carrying_a_members_sub_is_refused_bot_messages(env: Env) -> None:
+    conversation = str(uuid.uuid4())
+    with psycopg.connect(env.admin_url, autocommit=True) as conn:
+        conn.execute("insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel)"
+                     " values (%s, %s, %s, 'guide-test-sub', 'whatsapp')", (COMPANY_A, conversation, CHATBOT_A1))
+    block = sql_block("bot-engine-session").replace(
+        """'{"role": "service_role"}'""", "'" + claims(OWNER_A_AUTH, "owner.a@example.com") + "'")
+    assert block != sql_block("bot-engine-session")
+    with env.connect("bot") as conn, pytest.raises(psycopg.Error) as info:
+        run_block(conn, block, {1: COMPANY_A, 2: conversation, 3: "hi", 4: env.vector(1), 5: "hello"})
+    assert info.value.sqlstate == "42501"
+
+
 def test_match_document_chunks_without_a_company_argument_returns_nothing_for_service_role(env: Env) -> None:
     with env.connect("bot") as conn:
         row = conn.execute("select count(*) from public.match_document_chunks(%s::extensions.vector)",
@@ -412,6 +425,22 @@ def test_a_retried_document_gets_a_fresh_processed_at(env: Env) -> None:
     assert row == ("ready", None, True)
 
 
+def test_unique_violations_name_their_constraint_except_the_pending_invitation_check(env: Env) -> None:
+    """The error table's rule: map 23505 by constraint name - and its documented exception."""
+    with env.connect("dashboard") as conn:
+        with pytest.raises(psycopg.Error) as info, conn.transaction():
+            conn.execute("set local role authenticated")
+            conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(json_example()),))
+            conn.execute("insert into public.chatbots (company_id, name, system_prompt)"
+                         " select company_id, name, system_prompt from public.chatbots where id = %s", (CHATBOT_A1,))
+        assert (info.value.sqlstate, info.value.diag.constraint_name) == ("23505", "chatbots_company_name_key")
+        with pytest.raises(psycopg.Error) as info, conn.transaction():
+            conn.execute("set local role authenticated")
+            conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(json_example()),))
+            conn.execute("select * from public.create_invitation('invitee.a@example.com', 'operador')")
+        assert (info.value.sqlstate, info.value.diag.constraint_name) == ("23505", None)
+
+
 def test_the_jobs_session_runs_a_job_as_the_jobs_login(env: Env) -> None:
     with env.connect("jobs") as conn:
         run_block(conn, sql_block("jobs-session"), {})
@@ -430,18 +459,23 @@ def test_authenticated_cannot_run_the_jobs(env: Env) -> None:
 # The RPC contract and the error table cover the schema (sections 8-9)
 # ---------------------------------------------------------------------------
 
+def catalog_grants(conn: psycopg.Connection[Any]) -> dict[str, set[str]]:
+    """public functions executable by authenticated or service_role -> the API roles that may execute them."""
+    conn.execute("set search_path = pg_catalog")
+    return {
+        sig: set(roles)
+        for sig, roles in conn.execute(
+            "select p.oid::regprocedure::text,"
+            "  array(select r from unnest(%s::text[]) r where has_function_privilege(r, p.oid, 'execute'))"
+            " from pg_proc p where p.pronamespace = 'public'::regnamespace"
+            "  and (has_function_privilege('authenticated', p.oid, 'execute')"
+            "       or has_function_privilege('service_role', p.oid, 'execute'))", (list(API_ROLES),))
+    }
+
+
 def test_every_public_function_executable_by_authenticated_or_service_role_is_in_the_rpc_contract(env: Env) -> None:
     with psycopg.connect(env.admin_url) as conn:
-        conn.execute("set search_path = pg_catalog")
-        granted = {
-            sig: set(roles)
-            for sig, roles in conn.execute(
-                "select p.oid::regprocedure::text,"
-                "  array(select r from unnest(%s::text[]) r where has_function_privilege(r, p.oid, 'execute'))"
-                " from pg_proc p where p.pronamespace = 'public'::regnamespace"
-                "  and (has_function_privilege('authenticated', p.oid, 'execute')"
-                "       or has_function_privilege('service_role', p.oid, 'execute'))", (list(API_ROLES),))
-        }
+        granted = catalog_grants(conn)
     documented = documented_rpcs()
     assert sorted(set(granted) - set(documented)) == [], "undocumented RPCs: add them to docs/services.md section 8"
     assert sorted(set(documented) - set(granted)) == [], \
@@ -450,6 +484,25 @@ def test_every_public_function_executable_by_authenticated_or_service_role_is_in
         assert status in ("stable", "internal", "job"), f"{sig}: status must be stable, internal or job"
         assert roles == granted[sig], \
             f"{sig}: the guide says granted to {sorted(roles)}, the catalog {sorted(granted[sig])}"
+
+
+def test_with_supabase_default_privileges_anon_gains_nothing_and_service_role_only_the_member_rpcs(
+        neurant_server: TestDatabase) -> None:
+    """Supabase grants EXECUTE on new public functions to anon/authenticated/service_role by
+    default; the migrations' revokes must still leave anon with nothing beyond section 8."""
+    with scratch_database(neurant_server.url) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("alter default privileges in schema public"
+                         " grant all on functions to anon, authenticated, service_role")
+        settings = test_settings()
+        migrate(DatabaseTarget(url), render_all(settings), settings)
+        with psycopg.connect(url) as conn:
+            granted = catalog_grants(conn)
+    for sig, (_, roles) in documented_rpcs().items():
+        extra = granted[sig] - roles
+        assert extra <= {"service_role"}, f"{sig}: default privileges leave {sorted(extra)} with EXECUTE"
+        if "authenticated" in roles:
+            assert "service_role" in granted[sig]
 
 
 def _raised_sqlstates(settings: Settings) -> set[str]:
