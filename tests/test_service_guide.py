@@ -371,6 +371,12 @@ def test_a_bot_engine_session_carrying_a_members_sub_is_refused_bot_messages(env
     assert info.value.sqlstate == "42501"
 
 
+def test_create_chatbot_from_template_always_refuses_service_role(env: Env) -> None:
+    with env.connect("bot") as conn:
+        code = sqlstate_of(conn, "select public.create_chatbot_from_template('any', 'Bot from the backend')")
+    assert code == "42501"
+
+
 def test_match_document_chunks_without_a_company_argument_returns_nothing_for_service_role(env: Env) -> None:
     with env.connect("bot") as conn:
         row = conn.execute("select count(*) from public.match_document_chunks(%s::extensions.vector)",
