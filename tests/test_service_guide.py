@@ -212,6 +212,14 @@ def sqlstate_of(conn: psycopg.Connection[Any], sql: str) -> str | None:
     return None
 
 
+def test_every_sql_block_of_the_guide_is_named_and_executed_here() -> None:
+    unnamed = [m["body"][:60] for m in _BLOCK.finditer(guide_text()) if m["lang"] == "sql" and not m["name"]]
+    assert unnamed == [], "name every ```sql block of docs/services.md so this module can run it"
+    assert set(named_blocks("sql")) == {
+        "vanilla-login-roles", "dashboard-session", "bot-engine-session", "ingestion-worker", "jobs-session",
+    }, "a new ```sql <name>``` block in docs/services.md needs a test here that runs it"
+
+
 # ---------------------------------------------------------------------------
 # Login roles (section 2)
 # ---------------------------------------------------------------------------
