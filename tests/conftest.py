@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,17 +19,24 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """An empty database on the server of `server_url` (its URL), dropped afterwards."""
+    name = f"scratch_{secrets.token_hex(4)}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    try:
+        yield _with_database(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
 @pytest.fixture
 def scratch_db(neurant_server: TestDatabase) -> Iterator[str]:
     """An empty database on the test server, dropped afterwards."""
-    name = f"scratch_{secrets.token_hex(4)}"
-    with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    try:
-        yield _with_database(neurant_server.url, name)
-    finally:
-        with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+    with scratch_database(neurant_server.url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,12 +11,10 @@ RLS and the column grants apply) or like the backend (service_role).
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -26,6 +24,8 @@ from neurant_db.migrate import migrate
 from neurant_db.render import render_all
 from neurant_db.testdb import TestDatabase, test_settings
 
+from .conftest import scratch_database
+
 WRITERS = 10
 HOLD = 0.05  # seconds each writer keeps its transaction open after writing
 
@@ -33,17 +33,10 @@ HOLD = 0.05  # seconds each writer keeps its transaction open after writing
 @pytest.fixture(scope="module")
 def db(neurant_server: TestDatabase) -> Iterator[str]:
     """A migrated scratch database shared by this module (each test makes its own company)."""
-    name = f"scratch_{secrets.token_hex(4)}"
-    with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = urlunsplit(urlsplit(neurant_server.url)._replace(path="/" + name))
-    try:
+    with scratch_database(neurant_server.url) as url:
         settings = test_settings()
         migrate(DatabaseTarget(url), render_all(settings), settings)
         yield url
-    finally:
-        with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 def make_company(url: str, plan: str, **overrides: object) -> tuple[uuid.UUID, uuid.UUID]:
