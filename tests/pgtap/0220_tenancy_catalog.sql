@@ -68,15 +68,16 @@ select is(
     array['industry', 'name'],
     'members may update only the company profile columns');
 
-do $$ begin perform set_config('request.jwt.claim.sub', 'a1aaaaaa-0000-0000-0000-000000000001', true); end $$;
-select is(auth.uid(), 'a1aaaaaa-0000-0000-0000-000000000001'::uuid, 'auth.uid() reads the legacy request.jwt.claim.sub');
+do $$ begin perform set_config('request.jwt.claim.sub', tests.auth_id('A', 'owner')::text, true); end $$;
+select is(auth.uid(), tests.auth_id('A', 'owner'), 'auth.uid() reads the legacy request.jwt.claim.sub');
 do $$ begin
     perform set_config('request.jwt.claim.sub', '', true);
-    perform set_config('request.jwt.claims', '{"sub": "b1bbbbbb-0000-0000-0000-000000000001", "role": "authenticated", "email": "owner.b@example.com"}', true);
+    perform set_config('request.jwt.claims', jsonb_build_object('sub', tests.auth_id('B', 'owner'), 'role', 'authenticated',
+                                                  'email', 'owner.b@example.com')::text, true);
 end $$;
 select results_eq(
     $$ select auth.uid()::text, auth.role(), auth.email(), auth.jwt() ->> 'email' $$,
-    $$ values ('b1bbbbbb-0000-0000-0000-000000000001', 'authenticated', 'owner.b@example.com', 'owner.b@example.com') $$,
+    $$ values (tests.auth_id('B', 'owner')::text, 'authenticated', 'owner.b@example.com', 'owner.b@example.com') $$,
     'auth.uid(), auth.role(), auth.email() and auth.jwt() read request.jwt.claims');
 
 select * from finish();

@@ -3,11 +3,9 @@
 begin;
 select plan(3);
 
-insert into auth.users (id, email) values
-  ('d1dddddd-0000-0000-0000-000000000001', 'grantor.kept@example.com'),
-  ('d1dddddd-0000-0000-0000-000000000002', 'grantor.demoted@example.com');
+select tests.new_auth_user('grantor.kept@example.com'), tests.new_auth_user('grantor.demoted@example.com');
 
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000002');  -- administrador of A
+select tests.act_as('A', 'administrador');  -- administrador of A
 create temp table tokens as
   select 'kept' as k, token from public.create_invitation('grantor.kept@example.com', 'supervisor')
   union all
@@ -15,16 +13,16 @@ create temp table tokens as
 select tests.act_as_superuser();
 grant select on tokens to authenticated;
 
-select tests.act_as_auth('d1dddddd-0000-0000-0000-000000000001');
+select tests.act_as_email('grantor.kept@example.com');
 select lives_ok($$ select public.accept_invitation((select token from tokens where k = 'kept')) $$,
   'an invitation is accepted while its sender may still grant the role');
 
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000001');  -- owner demotes the administrador
-update public.users set role = 'supervisor' where id = 'aaaaaaaa-0000-0000-0000-000000000002';
-select is((select role::text from public.users where id = 'aaaaaaaa-0000-0000-0000-000000000002'), 'supervisor',
+select tests.act_as('A', 'owner');  -- owner demotes the administrador
+update public.users set role = 'supervisor' where id = tests.user_id('A', 'administrador');
+select is((select role::text from public.users where id = tests.user_id('A', 'administrador')), 'supervisor',
   'the owner demoted the administrador who sent the invitation');
 
-select tests.act_as_auth('d1dddddd-0000-0000-0000-000000000002');
+select tests.act_as_email('grantor.demoted@example.com');
 select throws_ok($$ select public.accept_invitation((select token from tokens where k = 'demoted')) $$,
   '42501', 'the member who sent this invitation can no longer grant this role',
   'an invitation from a member since demoted to the invited rank no longer grants that role');

@@ -27,7 +27,7 @@ begin
             order by 1
   loop
     execute format('select md5(coalesce(string_agg(to_jsonb(t)::text, '','' order by to_jsonb(t)::text), '''')) from %s t where %I = %L',
-                   r.rel, r.col, 'bbbbbbbb-0000-0000-0000-000000000000') into v;
+                   r.rel, r.col, tests.company_id('B')) into v;
     acc := acc || r.rel::text || ':' || v || ';';
   end loop;
   return md5(acc);
@@ -85,85 +85,85 @@ end $$;
 
 -- Unique keys ------------------------------------------------------------------------
 select is(pg_temp.outcome('administrador', $$ insert into public.chatbots (company_id, name, system_prompt)
-    values ('aaaaaaaa-0000-0000-0000-000000000000', 'Sales bot 2', 'p'), ('aaaaaaaa-0000-0000-0000-000000000000', 'Support bot B', 'p')
+    values (tests.company_id('A'), 'Sales bot 2', 'p'), (tests.company_id('A'), 'Support bot B', 'p')
     returning 1 $$) || ' / ' ||
   pg_temp.outcome('administrador', $$ insert into public.integrations (company_id, id, type, name)
-    values ('aaaaaaaa-0000-0000-0000-000000000000', 'bbbbbbbb-0000-0000-0023-000000000001', 'telegram', 'Telegram bot') returning 1 $$),
+    values (tests.company_id('A'), tests.integration_id('B', 'with credentials'), 'telegram', 'Telegram bot') returning 1 $$),
   'ok: 1 / ok: 1',
   'a unique-key error does not reveal that another company''s row exists (names and ids are unique per company only)');
 select is(
   pg_temp.outcome('administrador', $$ insert into public.chatbots (company_id, name, system_prompt)
-    values ('bbbbbbbb-0000-0000-0000-000000000000', 'Support bot', 'p') on conflict do nothing returning 1 $$) || ' / ' ||
+    values (tests.company_id('B'), 'Support bot', 'p') on conflict do nothing returning 1 $$) || ' / ' ||
   pg_temp.outcome('administrador', $$ insert into public.chatbots (company_id, name, system_prompt)
-    values ('bbbbbbbb-0000-0000-0000-000000000000', 'No such bot anywhere', 'p') on conflict do nothing returning 1 $$),
+    values (tests.company_id('B'), 'No such bot anywhere', 'p') on conflict do nothing returning 1 $$),
   '42501: new row violates row-level security policy for table "chatbots" / 42501: new row violates row-level security policy for table "chatbots"',
   'ON CONFLICT cannot be used to test another company''s unique keys');
 select is(
   pg_temp.outcome('administrador', $$ insert into public.documents (company_id, title, mime_type, storage_path)
-    values ('bbbbbbbb-0000-0000-0000-000000000000', 't', 'application/pdf', 'docs/account-fees.pdf') $$) || ' / ' ||
+    values (tests.company_id('B'), 't', 'application/pdf', 'docs/account-fees.pdf') $$) || ' / ' ||
   pg_temp.outcome('administrador', $$ insert into public.documents (company_id, title, mime_type, storage_path)
-    values ('bbbbbbbb-0000-0000-0000-000000000000', 't', 'application/pdf', 'docs/nothing-here.pdf') $$),
+    values (tests.company_id('B'), 't', 'application/pdf', 'docs/nothing-here.pdf') $$),
   '42501: new row violates row-level security policy for table "documents" / 42501: new row violates row-level security policy for table "documents"',
   'inserting into another company fails identically whether or not the unique key exists there');
 
 -- Triggers that look rows up (finding H-1, fixed by 4000_hardening_tenant_insert_guard) -
 select is(pg_temp.same_either_way('administrador', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel)
-    values ('bbbbbbbb-0000-0000-0000-000000000000', $1, 'probe', 'telegram') $$, array['bbbbbbbb-0000-0000-0001-000000000001'::uuid]),
+    values (tests.company_id('B'), $1, 'probe', 'telegram') $$, array[tests.chatbot_id('B', 'assigned')]),
   'same: 42501: new row violates row-level security policy for table "conversations"',
   'a conversation proposed in another company does not reveal that company''s chatbot or its channels');
 select is(pg_temp.same_either_way('administrador', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel)
-    values ('bbbbbbbb-0000-0000-0000-000000000000', $1, 'probe', 'web') $$, array['cccccccc-0000-0000-0001-000000000003'::uuid]),
+    values (tests.company_id('B'), $1, 'probe', 'web') $$, array[tests.chatbot_id('B', 'spare')]),
   'same: 42501: new row violates row-level security policy for table "conversations"',
   'a conversation proposed in another company does not reveal whether that company''s chatbot is active');
 select is(pg_temp.same_either_way('supervisor', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel, assigned_operator_id)
-    values ('bbbbbbbb-0000-0000-0000-000000000000', 'bbbbbbbb-0000-0000-0001-000000000002', 'probe', 'web', $1) $$,
-    array['bbbbbbbb-0000-0000-0000-000000000004'::uuid]),
+    values (tests.company_id('B'), tests.chatbot_id('B', 'unassigned'), 'probe', 'web', $1) $$,
+    array[tests.user_id('B', 'operador')]),
   'same: 42501: new row violates row-level security policy for table "conversations"',
   'a conversation proposed in another company does not reveal that company''s members or their assignments');
 select is(pg_temp.same_either_way('supervisor', $$ insert into public.chatbot_operators (company_id, chatbot_id, user_id)
-    values ('bbbbbbbb-0000-0000-0000-000000000000', $1, $2) $$,
-    array['bbbbbbbb-0000-0000-0001-000000000002'::uuid, 'bbbbbbbb-0000-0000-0000-000000000003'::uuid]),
+    values (tests.company_id('B'), $1, $2) $$,
+    array[tests.chatbot_id('B', 'unassigned'), tests.user_id('B', 'supervisor')]),
   'same: 42501: new row violates row-level security policy for table "chatbot_operators"',
   'an assignment proposed in another company does not reveal that company''s members or their roles');
 select is(pg_temp.same_either_way('no_company', $$ insert into public.messages (company_id, conversation_id, sender_type, content)
-    values ('bbbbbbbb-0000-0000-0000-000000000000', $1, 'operator', 'probe') $$, array['bbbbbbbb-0000-0000-0003-000000000002'::uuid]),
+    values (tests.company_id('B'), $1, 'operator', 'probe') $$, array[tests.conversation_id('B', 'assigned-closed')]),
   'same: 42501: new row violates row-level security policy for table "messages"',
   'an identity without a company cannot learn whether a conversation exists or is closed');
 select is(pg_temp.same_either_way('no_company', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel)
-    values ('bbbbbbbb-0000-0000-0000-000000000000', $1, 'probe', 'telegram') $$, array['bbbbbbbb-0000-0000-0001-000000000001'::uuid]),
+    values (tests.company_id('B'), $1, 'probe', 'telegram') $$, array[tests.chatbot_id('B', 'assigned')]),
   'same: 42501: new row violates row-level security policy for table "conversations"',
   'an identity without a company cannot learn anything about a chatbot');
 
 -- Foreign keys inside the caller's company -----------------------------------------
 select is(pg_temp.same_either_way('administrador', $$ insert into public.messages (company_id, conversation_id, sender_type, content)
-    values ('aaaaaaaa-0000-0000-0000-000000000000', $1, 'operator', 'probe') $$, array['bbbbbbbb-0000-0000-0003-000000000001'::uuid]),
+    values (tests.company_id('A'), $1, 'operator', 'probe') $$, array[tests.conversation_id('B', 'assigned-human')]),
   'same: 23503: conversation <id> does not exist in company <id>',
   'a message pointing at another company''s conversation fails exactly like one pointing at no conversation');
 select is(pg_temp.same_either_way('administrador', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel)
-    values ('aaaaaaaa-0000-0000-0000-000000000000', $1, 'probe', 'web') $$, array['bbbbbbbb-0000-0000-0001-000000000001'::uuid]),
+    values (tests.company_id('A'), $1, 'probe', 'web') $$, array[tests.chatbot_id('B', 'assigned')]),
   'same: 23503: insert or update on table "conversations" violates foreign key constraint "conversations_chatbot_fkey"',
   'a conversation pointing at another company''s chatbot fails exactly like one pointing at no chatbot');
 select is(pg_temp.same_either_way('supervisor', $$ update public.conversations set assigned_operator_id = $1
-    where id = 'aaaaaaaa-0000-0000-0003-000000000001' $$, array['bbbbbbbb-0000-0000-0000-000000000004'::uuid]),
+    where id = tests.conversation_id('A', 'assigned-human') $$, array[tests.user_id('B', 'operador')]),
   'same: 23503: insert or update on table "conversations" violates foreign key constraint "conversations_assigned_operator_fkey"',
   'assigning a conversation to another company''s member fails exactly like assigning it to nobody known');
 select is(pg_temp.same_either_way('supervisor', $$ insert into public.chatbot_operators (company_id, chatbot_id, user_id)
-    values ('aaaaaaaa-0000-0000-0000-000000000000', 'aaaaaaaa-0000-0000-0001-000000000002', $1) $$,
-    array['bbbbbbbb-0000-0000-0000-000000000003'::uuid]),
+    values (tests.company_id('A'), tests.chatbot_id('A', 'unassigned'), $1) $$,
+    array[tests.user_id('B', 'supervisor')]),
   'same: 23503: insert or update on table "chatbot_operators" violates foreign key constraint "chatbot_operators_user_fkey"',
   'assigning another company''s member to a chatbot fails exactly like assigning an unknown user');
 select is(pg_temp.same_either_way('administrador', $$ insert into public.message_reactions (company_id, message_id, reaction)
-    values ('aaaaaaaa-0000-0000-0000-000000000000', $1, 'thumbs_up') $$, array['bbbbbbbb-0000-0000-0004-000000000002'::uuid]),
+    values (tests.company_id('A'), $1, 'thumbs_up') $$, array[tests.message_id('B', 'assigned-human/bot')]),
   'same: 23502: null value in column "conversation_id" of relation "message_reactions" violates not-null constraint',
   'reacting to another company''s message fails exactly like reacting to no message');
 select is(pg_temp.same_either_way('owner', $$ insert into public.document_chunks (company_id, document_id, chunk_index, content)
-    values ('aaaaaaaa-0000-0000-0000-000000000000', $1, 0, 'probe') $$, array['bbbbbbbb-0000-0000-0020-000000000001'::uuid]),
+    values (tests.company_id('A'), $1, 0, 'probe') $$, array[tests.document_id('B', 'account fees')]),
   'same: 23503: insert or update on table "document_chunks" violates foreign key constraint "document_chunks_document_fkey"',
   'a chunk pointing at another company''s document fails exactly like one pointing at no document');
 
 -- Planner statistics ---------------------------------------------------------------------
 analyze public.chatbots, public.users, public.messages, public.documents, public.user_invitations, private.integration_credentials;
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000001');
+select tests.act_as('A', 'owner');
 select is((select count(*)::int from pg_stats where schemaname in ('public', 'private')), 0,
   'planner statistics (pg_stats) show members no values of row-secured tables');
 select tests.act_as_superuser();
@@ -232,10 +232,10 @@ declare
   b text;
 begin
   for k in select * from (values
-      ('$company', 'bbbbbbbb-0000-0000-0000-000000000000'), ('$invitation', 'bbbbbbbb-0000-0000-0002-000000000001'),
-      ('$integration', 'bbbbbbbb-0000-0000-0023-000000000001'), ('$chatbot', 'bbbbbbbb-0000-0000-0001-000000000001'),
-      ('$conversation', 'bbbbbbbb-0000-0000-0003-000000000001'), ('$message', 'bbbbbbbb-0000-0000-0004-000000000002'),
-      ('$document', 'bbbbbbbb-0000-0000-0020-000000000001'), ('$user', 'bbbbbbbb-0000-0000-0000-000000000002')) v(ph, id) loop
+      ('$company', tests.company_id('B')), ('$invitation', tests.invitation_id('B', 'pending')),
+      ('$integration', tests.integration_id('B', 'with credentials')), ('$chatbot', tests.chatbot_id('B', 'assigned')),
+      ('$conversation', tests.conversation_id('B', 'assigned-human')), ('$message', tests.message_id('B', 'assigned-human/bot')),
+      ('$document', tests.document_id('B', 'account fees')), ('$user', tests.user_id('B', 'administrador'))) v(ph, id) loop
     v_real := replace(v_real, k.ph, quote_literal(k.id) || '::uuid');
     v_guess := replace(v_guess, k.ph, quote_literal(gen_random_uuid()) || '::uuid');
   end loop;

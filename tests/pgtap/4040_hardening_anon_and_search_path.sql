@@ -97,11 +97,11 @@ begin
   end loop;
 end $$;
 insert into pg_temp.users (company_id, id, auth_user_id, email, role)
-values ('bbbbbbbb-0000-0000-0000-000000000000', 'bbbbbbbb-0000-0000-0000-000000000001', 'a1aaaaaa-0000-0000-0000-000000000002', 'admin.a@example.com', 'owner');
+values (tests.company_id('B'), tests.user_id('B', 'owner'), tests.auth_id('A', 'administrador'), 'admin.a@example.com', 'owner');
 insert into pg_temp.chatbot_operators (company_id, chatbot_id, user_id)
-values ('aaaaaaaa-0000-0000-0000-000000000000', 'aaaaaaaa-0000-0000-0001-000000000002', 'aaaaaaaa-0000-0000-0000-000000000004');
+values (tests.company_id('A'), tests.chatbot_id('A', 'unassigned'), tests.user_id('A', 'operador'));
 insert into pg_temp.user_invitations (company_id, id, email, role, token_hash, status, expires_at)
-values ('bbbbbbbb-0000-0000-0000-000000000000', gen_random_uuid(), 'nocompany@example.com', 'administrador',
+values (tests.company_id('B'), gen_random_uuid(), 'nocompany@example.com', 'administrador',
         sha256(convert_to('shadow-token', 'UTF8')), 'pending', now() + interval '1 day');
 grant all on all tables in schema pg_temp to public;
 
@@ -112,20 +112,20 @@ create function shadow.lower(text) returns text language sql immutable as $$ sel
 create function shadow.now() returns timestamptz language sql stable as $$ select '2000-01-01'::timestamptz $$;
 grant usage on schema shadow to public;
 
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000002');
+select tests.act_as('A', 'administrador');
 select set_config('search_path', 'pg_temp, shadow, pg_catalog, public, tap, extensions', true);
 select is(array[public.get_user_company_id()::text, public.get_user_role()::text, public.get_current_user_id()::text],
-  array['aaaaaaaa-0000-0000-0000-000000000000', 'administrador', 'aaaaaaaa-0000-0000-0000-000000000002'],
+  array[tests.company_id('A')::text, 'administrador', tests.user_id('A', 'administrador')::text],
   'the tenant-context helpers ignore temp tables and functions that shadow their objects');
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000004');
+select tests.act_as('A', 'operador');
 select set_config('search_path', 'pg_temp, shadow, pg_catalog, public, tap, extensions', true);
-select is(public.get_assigned_chatbot_ids(), array['aaaaaaaa-0000-0000-0001-000000000001'::uuid],
+select is(public.get_assigned_chatbot_ids(), array[tests.chatbot_id('A', 'assigned')],
   'get_assigned_chatbot_ids ignores a shadowing chatbot_operators temp table');
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000002');
+select tests.act_as('A', 'administrador');
 select set_config('search_path', 'pg_temp, shadow, pg_catalog, public, tap, extensions', true);
 select throws_ok($$ select * from public.create_invitation('peer@example.com', 'administrador') $$, '42501', null,
   'a security definer function ignores a caller''s search_path that shadows public objects (role still from public.users)');
-select tests.act_as_auth('c1cccccc-0000-0000-0000-000000000001');
+select tests.act_as_no_company();
 select set_config('search_path', 'shadow, pg_catalog, pg_temp, public, tap, extensions', true);
 select throws_ok($$ select public.accept_invitation('shadow-token') $$, '22023', 'invitation not found',
   'accept_invitation hashes with pg_catalog.sha256 and reads public.user_invitations whatever the caller''s search_path');

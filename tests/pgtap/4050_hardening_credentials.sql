@@ -65,20 +65,20 @@ select is(array(select format_type(p.prorettype, null) || coalesce(' ' || array_
   'those RPCs return a uuid, a boolean, (invitation id, fresh token) or a timestamp - never a stored secret');
 
 -- Behaviour -------------------------------------------------------------------------------
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000001');
-select set_integration_credentials('00000000-0000-0000-0023-000000000099', tests.fake_envelope('hardening-secret'), 'kms:neurant/integrations/v1');
+select tests.act_as('A', 'owner');
+select set_integration_credentials(tests.integration_id('A', 'without credentials'), tests.fake_envelope('hardening-secret'), 'kms:neurant/integrations/v1');
 select throws_ok($$ select ciphertext from private.integration_credentials $$, '42501', null,
   'the owner cannot read the credentials table');
 select throws_ok($$ update public.integrations set name = name
-                     where id = '00000000-0000-0000-0023-000000000099'
+                     where id = tests.integration_id('A', 'without credentials')
                  returning (select c.ciphertext from private.integration_credentials c limit 1) $$,
   '42501', null, 'credentials are not readable through RETURNING of an integrations update');
 select throws_ok($$ insert into private.integration_credentials (company_id, integration_id, ciphertext, key_id)
-                    values ('aaaaaaaa-0000-0000-0000-000000000000', '00000000-0000-0000-0023-000000000099', tests.fake_envelope('x'), 'k')
+                    values (tests.company_id('A'), tests.integration_id('A', 'without credentials'), tests.fake_envelope('x'), 'k')
                     returning ciphertext $$,
   '42501', null, 'members cannot insert (and read back through RETURNING) credentials directly');
 select is((select array_agg(k order by k) from public.integrations i, jsonb_object_keys(to_jsonb(i)) k
-            where i.id = '00000000-0000-0000-0023-000000000099') @> array['has_credentials']
+            where i.id = tests.integration_id('A', 'without credentials')) @> array['has_credentials']
           and not exists (select 1 from public.integrations i, jsonb_each_text(to_jsonb(i)) e
                            where e.value ~ encode(tests.fake_envelope('hardening-secret'), 'hex')),
   true, 'integrations rows show only that credentials exist, never the envelope');
@@ -97,7 +97,7 @@ select ok(not exists (select 1 from public.audit_logs a
                            where coalesce(a.new_data::text, '') || coalesce(a.old_data::text, '') ~ encode(i.token_hash, 'hex')),
   'no audit row of any company carries a stored ciphertext or token hash');
 analyze private.integration_credentials, public.user_invitations;
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000001');
+select tests.act_as('A', 'owner');
 select is((select count(*)::int from pg_stats
             where (schemaname, tablename) in (('private', 'integration_credentials'), ('public', 'user_invitations'))),
   0, 'credentials and token hashes are not readable through planner statistics');
