@@ -1,7 +1,9 @@
--- Business rules of companies and members: one owner, role hierarchy,
--- atomic company creation, ownership transfer, profile vs plan columns.
+-- Business rules of companies and members: atomic company creation, exactly one
+-- owner, isolation of companies (including probing and planner statistics), own
+-- profile only, members never change company, company profile vs plan/billing.
+-- Who may grant which role is 0205_role_hierarchy.sql.
 begin;
-select plan(41);
+select plan(36);
 
 -- Company creation ---------------------------------------------------------
 select tests.act_as_anon();
@@ -51,8 +53,6 @@ select is((select count(*)::int from public.users where company_id <> tests.comp
 -- Own profile only -----------------------------------------------------------------
 select is(tests.affected_rows($$ update public.users set full_name = 'Oscar O.' where id = tests.user_id('A', 'operador') $$), 1::bigint,
     'an operador can update their own full_name');
-select throws_ok($$ update public.users set role = 'supervisor' where id = tests.user_id('A', 'operador') $$,
-    '42501', null, 'an operador cannot change their own role');
 select throws_ok($$ update public.users set is_active = false where id = tests.user_id('A', 'operador') $$,
     '42501', null, 'a member cannot change their own active state');
 select throws_ok($$ update public.users set email = 'other@example.com' where id = tests.user_id('A', 'operador') $$,
@@ -62,38 +62,20 @@ select is(tests.affected_rows($$ update public.users set full_name = 'x' where i
 select is(tests.affected_rows($$ delete from public.users where id = tests.user_id('A', 'operador') $$), 0::bigint,
     'an operador cannot remove members, not even themselves');
 
--- Rank rules ------------------------------------------------------------------------
+-- Own company_id -----------------------------------------------------------------
+select tests.act_as('A', 'administrador');
+select throws_ok($$ update public.users set company_id = tests.company_id('B')
+                     where id = tests.user_id('A', 'administrador') $$,
+  '42501', null, 'an administrador cannot change their own company_id');
 select tests.act_as('A', 'owner');
-select throws_ok($$ update public.users set role = 'administrador' where id = tests.user_id('A', 'owner') $$,
-    '42501', null, 'the owner cannot change their own role (use transfer_ownership)');
-
-select tests.act_as('A', 'administrador');
-select throws_ok($$ update public.users set role = 'administrador' where id = tests.user_id('A', 'supervisor') $$,
-    '42501', null, 'an administrador cannot grant a role at or above their own');
-select is(tests.affected_rows($$ update public.users set role = 'supervisor' where id = tests.user_id('A', 'operador') $$), 1::bigint,
-    'an administrador can change the role of a lower-ranked member');
-select is(tests.affected_rows($$ update public.users set full_name = 'x' where id = tests.user_id('A', 'owner') $$), 0::bigint,
-    'an administrador cannot update the owner');
-select is(tests.affected_rows($$ delete from public.users where id = tests.user_id('A', 'owner') $$), 0::bigint,
-    'an administrador cannot remove the owner');
-
-select tests.act_as('A', 'supervisor');
-select is(tests.affected_rows($$ delete from public.users where id = tests.user_id('A', 'operador') $$), 0::bigint,
-    'a supervisor cannot remove members');
-
-select tests.act_as('A', 'administrador');
-select is(tests.affected_rows($$ update public.users set is_active = false where id = tests.user_id('A', 'operador') $$), 1::bigint,
-    'an administrador can deactivate a lower-ranked member');
-select tests.act_as_auth(tests.auth_id('A', 'operador'));
-select ok((select public.get_user_company_id()) is null and (select count(*) from public.users) = 0,
-    'a deactivated member loses all access at once');
-
-select tests.act_as('A', 'administrador');
-select is(tests.affected_rows($$ delete from public.users where id = tests.user_id('A', 'operador') $$), 1::bigint,
-    'an administrador can remove a lower-ranked member');
-select tests.act_as_superuser();
-select is((select current_user_count from public.companies where id = tests.company_id('A')), 3,
-    'removing a member frees its seat (current_user_count stays exact)');
+select throws_ok($$ update public.users set company_id = tests.company_id('B')
+                     where id = tests.user_id('A', 'operador') $$,
+  '42501', null, 'an owner cannot move a member into another company');
+select tests.act_as_service();
+select throws_ok($$ update public.users set company_id = tests.company_id('B')
+                     where company_id = tests.company_id('A') and id = tests.user_id('A', 'operador') $$,
+  '42501', 'a member cannot be moved to another company',
+  'a member cannot be moved to another company, even by service_role');
 
 select tests.act_as_service();
 select throws_ok($$ update public.users set company_id = tests.company_id('B') where id = tests.user_id('A', 'supervisor') $$,
@@ -114,26 +96,57 @@ select tests.act_as_service();
 select is(tests.affected_rows($$ update public.companies set subscription_plan = 'professional', subscription_status = 'past_due' where id = tests.company_id('A') $$), 1::bigint,
     'service_role changes plan and billing');
 
--- Ownership transfer --------------------------------------------------------------------
-select tests.act_as('A', 'administrador');
-select throws_ok($$ select public.transfer_ownership(tests.user_id('A', 'administrador')) $$, '42501', null,
-    'only the owner can transfer ownership');
+-- Company plan, billing and usage counters -------------------------------------------
 select tests.act_as('A', 'owner');
-select throws_ok($$ select public.transfer_ownership(tests.user_id('B', 'administrador')) $$, '22023', null,
-    'ownership cannot be transferred to a member of another company');
-select lives_ok($$ select public.transfer_ownership(tests.user_id('A', 'supervisor')) $$,
-    'the owner can transfer ownership to another member');
+select is(
+  array[tests.attempt($$ update public.companies set subscription_plan = 'free' where id = tests.company_id('A') $$),
+        tests.attempt($$ update public.companies set subscription_status = 'active' where id = tests.company_id('A') $$),
+        tests.attempt($$ update public.companies set monthly_message_limit = 999999999 where id = tests.company_id('A') $$)],
+  array['42501: permission denied for table companies', '42501: permission denied for table companies', '42501: permission denied for table companies'],
+  'the owner cannot change the plan, the billing status or the message allowance of the company');
+select throws_ok($$ update public.companies set id = tests.company_id('B') where id = tests.company_id('A') $$,
+  '42501', null, 'the owner cannot re-key the company');
+-- Cross-company references and probing --------------------------------------------------
+select is(tests.attempt_as('service_role', $$ insert into public.users (company_id, auth_user_id, email, role, invited_by)
+  values (tests.company_id('A'), tests.no_company_auth_id(), 'nocompany@example.com', 'operador', tests.user_id('B', 'owner')) $$),
+  '23503: insert or update on table "users" violates foreign key constraint "users_invited_by_fkey"',
+  'a member cannot be recorded as invited by another company''s member, even for service_role');
+select is(tests.attempt_as('no_company', $$ insert into public.message_reactions (company_id, message_id, reaction)
+  values (tests.company_id('B'), tests.message_id('B', 'assigned-human/bot'), 'thumbs_up') $$),
+  '42501: new row violates row-level security policy for table "message_reactions"',
+  'an identity without a company cannot write a row into any company');
+
+-- Unique keys ------------------------------------------------------------------------
+select is(tests.outcome_as('administrador', $$ insert into public.chatbots (company_id, name, system_prompt)
+    values (tests.company_id('A'), 'Sales bot 2', 'p'), (tests.company_id('A'), 'Support bot B', 'p')
+    returning 1 $$) || ' / ' ||
+  tests.outcome_as('administrador', $$ insert into public.integrations (company_id, id, type, name)
+    values (tests.company_id('A'), tests.integration_id('B', 'with credentials'), 'telegram', 'Telegram bot') returning 1 $$),
+  'ok: 1 / ok: 1',
+  'a unique-key error does not reveal that another company''s row exists (names and ids are unique per company only)');
+select is(
+  tests.outcome_as('administrador', $$ insert into public.chatbots (company_id, name, system_prompt)
+    values (tests.company_id('B'), 'Support bot', 'p') on conflict do nothing returning 1 $$) || ' / ' ||
+  tests.outcome_as('administrador', $$ insert into public.chatbots (company_id, name, system_prompt)
+    values (tests.company_id('B'), 'No such bot anywhere', 'p') on conflict do nothing returning 1 $$),
+  '42501: new row violates row-level security policy for table "chatbots" / 42501: new row violates row-level security policy for table "chatbots"',
+  'ON CONFLICT cannot be used to test another company''s unique keys');
+select is(
+  tests.outcome_as('administrador', $$ insert into public.documents (company_id, title, mime_type, storage_path)
+    values (tests.company_id('B'), 't', 'application/pdf', 'docs/account-fees.pdf') $$) || ' / ' ||
+  tests.outcome_as('administrador', $$ insert into public.documents (company_id, title, mime_type, storage_path)
+    values (tests.company_id('B'), 't', 'application/pdf', 'docs/nothing-here.pdf') $$),
+  '42501: new row violates row-level security policy for table "documents" / 42501: new row violates row-level security policy for table "documents"',
+  'inserting into another company fails identically whether or not the unique key exists there');
+
+-- Planner statistics ---------------------------------------------------------------------
+analyze public.chatbots, public.users, public.messages, public.documents, public.user_invitations, private.integration_credentials;
+select tests.act_as('A', 'owner');
+select is((select count(*)::int from pg_stats where schemaname in ('public', 'private')), 0,
+  'planner statistics (pg_stats) show members no values of row-secured tables');
 select tests.act_as_superuser();
-select results_eq(
-    $$ select id::text, role::text from public.users where company_id = tests.company_id('A')
-        and role in ('owner', 'administrador') order by id $$,
-    $$ values (tests.user_id('A', 'owner')::text, 'administrador'),
-              (tests.user_id('A', 'administrador')::text, 'administrador'),
-              (tests.user_id('A', 'supervisor')::text, 'owner') $$,
-    'transfer_ownership makes the new member owner and the old owner administrador, atomically');
+-- Internal helpers are not callable by clients -------------------------------------
 select tests.act_as('A', 'owner');
-select throws_ok($$ select public.transfer_ownership(tests.user_id('A', 'administrador')) $$, '42501', null,
-    'a former owner can no longer transfer ownership');
 
 -- Internal helpers are not callable by clients -------------------------------------
 select throws_ok($$ select private.consume_quota(tests.company_id('A'), 'current_user_count', -100) $$,

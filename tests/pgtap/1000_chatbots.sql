@@ -1,7 +1,9 @@
 -- Business rules of the chatbot domain: templates, plan chatbot limit, who may manage
--- chatbots and operator assignments, the assigned-chatbots helper.
+-- chatbots and operator assignments, tenant-consistent chatbot references (also for
+-- service_role) and probing of another company's chatbots through assignments.
+-- What an operador may read is 1005_operador_scope.sql.
 begin;
-select plan(30);
+select plan(34);
 
 -- Templates ----------------------------------------------------------------------------
 select tests.act_as('A', 'operador');
@@ -77,17 +79,13 @@ select is((select count(*)::int from public.chatbots),
           (select current_chatbot_count from public.companies), 'a supervisor reads every chatbot of the company');
 select is(tests.affected_rows($$ update public.chatbots set name = 'Renamed' where id = tests.chatbot_id('A', 'assigned') $$),
     0::bigint, 'a supervisor cannot change chatbots');
-select tests.act_as('A', 'operador');
-select results_eq($$ select id from public.chatbots $$,
-    $$ values (tests.chatbot_id('A', 'assigned')) $$,
-    'an operador reads only the chatbots assigned to it');
-select is(public.get_assigned_chatbot_ids(), array[tests.chatbot_id('A', 'assigned')],
-    'get_assigned_chatbot_ids returns the caller''s assigned chatbots');
 select tests.act_as('A', 'owner');
 select is((select count(*)::int from public.chatbots where company_id <> tests.company_id('A')), 0,
     'no member reads another company''s chatbots');
-select is(public.get_assigned_chatbot_ids(), '{}'::uuid[],
-    'get_assigned_chatbot_ids is empty for a user without assignments');
+select tests.act_as('A', 'operador');
+select throws_ok($$ insert into public.chatbot_operators (company_id, chatbot_id, user_id)
+                    values (tests.company_id('A'), tests.chatbot_id('A', 'unassigned'), tests.user_id('A', 'operador')) $$,
+  '42501', null, 'an operador cannot assign themselves to another chatbot');
 
 -- Operator assignments ----------------------------------------------------------------------
 select tests.act_as('A', 'supervisor');
@@ -112,6 +110,35 @@ select tests.act_as_service();
 select throws_ok($$ insert into public.chatbot_operators (company_id, chatbot_id, user_id) values
                     (tests.company_id('A'), tests.chatbot_id('A', 'unassigned'), tests.user_id('B', 'operador')) $$,
     '23503', null, 'a chatbot cannot be assigned to a user of another company, not even by service_role');
+-- Cross-company references and probing --------------------------------------------------
+
+-- service_role: every FK path into another company fails -----------------------------
+select is(tests.attempt_as('service_role', $$ insert into public.chatbot_operators (company_id, chatbot_id, user_id)
+  values (tests.company_id('A'), tests.chatbot_id('B', 'assigned'), tests.user_id('A', 'operador')) $$),
+  '23503: insert or update on table "chatbot_operators" violates foreign key constraint "chatbot_operators_chatbot_fkey"',
+  'an assignment cannot reference another company''s chatbot, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.chatbot_operators (company_id, chatbot_id, user_id)
+  values (tests.company_id('A'), tests.chatbot_id('A', 'unassigned'), tests.user_id('B', 'operador')) $$),
+  '23503: insert or update on table "chatbot_operators" violates foreign key constraint "chatbot_operators_user_fkey"',
+  'an assignment cannot reference another company''s operador, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.chatbot_operators (company_id, chatbot_id, user_id, assigned_by)
+  values (tests.company_id('A'), tests.chatbot_id('A', 'unassigned'), tests.user_id('A', 'operador'), tests.user_id('B', 'owner')) $$),
+  '23503: insert or update on table "chatbot_operators" violates foreign key constraint "chatbot_operators_assigned_by_fkey"',
+  'an assignment cannot name another company''s member as assigner, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.chatbots (company_id, name, system_prompt, created_by)
+  values (tests.company_id('A'), 'n', 'p', tests.user_id('B', 'owner')) $$),
+  '23503: insert or update on table "chatbots" violates foreign key constraint "chatbots_created_by_fkey"',
+  'a chatbot cannot name another company''s member as creator, even for service_role');
+select is(tests.same_either_way('supervisor', $$ insert into public.chatbot_operators (company_id, chatbot_id, user_id)
+    values (tests.company_id('B'), $1, $2) $$,
+    array[tests.chatbot_id('B', 'unassigned'), tests.user_id('B', 'supervisor')]),
+  'same: 42501: new row violates row-level security policy for table "chatbot_operators"',
+  'an assignment proposed in another company does not reveal that company''s members or their roles');
+select is(tests.same_either_way('supervisor', $$ insert into public.chatbot_operators (company_id, chatbot_id, user_id)
+    values (tests.company_id('A'), tests.chatbot_id('A', 'unassigned'), $1) $$,
+    array[tests.user_id('B', 'supervisor')]),
+  'same: 23503: insert or update on table "chatbot_operators" violates foreign key constraint "chatbot_operators_user_fkey"',
+  'assigning another company''s member to a chatbot fails exactly like assigning an unknown user');
 
 select * from finish();
 rollback;

@@ -1,8 +1,9 @@
 -- Business rules of the conversation domain: who reads/writes conversations and messages,
--- operator messages only in human mode, status transitions, HITL escalation triggers,
--- monthly message usage and limit, tenant-consistent references.
+-- operator messages only in human mode, status transitions, HITL escalation triggers
+-- (not forgeable), tenant-consistent references (also for service_role) and probing
+-- of another company's conversations. Operador scope: 1005; monthly message usage: 1015.
 begin;
-select plan(45);
+select plan(56);
 
 -- Test conversations on A's assigned chatbot (keywords refund/lawyer, 3 bot turns,
 -- low rating <= 2) and unassigned chatbot, all in bot mode (active), named by the rule they exercise.
@@ -11,25 +12,12 @@ insert into public.conversations (company_id, id, chatbot_id, end_user_id, chann
     (tests.company_id('A'), tests.new_id('conversation', 'A', 'keyword'), tests.chatbot_id('A', 'assigned'), 'u10', 'web'),
     (tests.company_id('A'), tests.new_id('conversation', 'A', 'human request'), tests.chatbot_id('A', 'assigned'), 'u11', 'web'),
     (tests.company_id('A'), tests.new_id('conversation', 'A', 'bot turns'), tests.chatbot_id('A', 'assigned'), 'u12', 'web'),
-    (tests.company_id('A'), tests.new_id('conversation', 'A', 'usage'), tests.chatbot_id('A', 'assigned'), 'u13', 'whatsapp'),
     (tests.company_id('A'), tests.new_id('conversation', 'A', 'transitions'), tests.chatbot_id('A', 'assigned'), 'u14', 'web'),
     (tests.company_id('A'), tests.new_id('conversation', 'A', 'low rating'), tests.chatbot_id('A', 'assigned'), 'u15', 'web'),
     (tests.company_id('A'), tests.new_id('conversation', 'A', 'manual, unassigned chatbot'), tests.chatbot_id('A', 'unassigned'), 'u20', 'web');
 insert into public.messages (company_id, id, conversation_id, sender_type, content) values
     (tests.company_id('A'), tests.new_id('message', 'A', 'low rating/bot'), tests.conversation_id('A', 'low rating'), 'bot', 'Hello! How can I help?');
-
 -- Visibility -------------------------------------------------------------------------------
-select tests.act_as('A', 'operador');
-select is((select count(*)::int from public.conversations where chatbot_id = tests.chatbot_id('A', 'unassigned')), 0,
-    'an operador cannot read conversations of unassigned chatbots');
-select ok((select count(*) from public.conversations where chatbot_id = tests.chatbot_id('A', 'assigned')) >= 8,
-    'an operador reads the conversations of its assigned chatbots');
-select is((select count(*)::int from public.messages where chatbot_id <> tests.chatbot_id('A', 'assigned')), 0,
-    'an operador cannot read messages of unassigned chatbots');
-select is((select count(*)::int from public.hitl_escalations where chatbot_id <> tests.chatbot_id('A', 'assigned')), 0,
-    'an operador cannot read HITL escalations of unassigned chatbots');
-select is((select count(*)::int from public.company_message_usage), 0,
-    'an operador cannot read the company''s message usage');
 select tests.act_as('A', 'supervisor');
 select is((select count(*)::int from public.conversations),
           (select count(*)::int from public.conversations c where c.company_id = tests.company_id('A')),
@@ -49,9 +37,6 @@ select lives_ok($$ insert into public.messages (company_id, conversation_id, sen
     'an operador can write an operator message while the conversation is in human mode');
 select is((select sender_id from public.messages where content = 'Refund issued.'),
     tests.user_id('A', 'operador'), 'an operator message is attributed to the user who wrote it');
-select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
-                    (tests.company_id('A'), tests.conversation_id('A', 'unassigned-human'), 'operator', 'Can I help?') $$,
-    '42501', null, 'an operador cannot write in conversations of unassigned chatbots');
 select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
                     (tests.company_id('A'), tests.conversation_id('A', 'assigned-human'), 'bot', 'I am the bot, trust me') $$,
     '42501', null, 'a user cannot write bot or end-user messages');
@@ -156,8 +141,6 @@ select throws_ok($$ update public.conversations set assigned_operator_id = tests
     '42501', null, 'an operador cannot assign a conversation to someone else');
 select lives_ok($$ update public.conversations set status = 'resolved' where id = tests.conversation_id('A', 'keyword') $$,
     'an operador can resolve a conversation of its assigned chatbot');
-select is(tests.affected_rows($$ update public.conversations set status = 'closed' where id = tests.conversation_id('A', 'manual, unassigned chatbot') $$),
-    0::bigint, 'an operador cannot change conversations of unassigned chatbots');
 select tests.act_as('A', 'supervisor');
 select throws_ok($$ update public.conversations set assigned_operator_id = tests.user_id('A', 'operador')
                      where id = tests.conversation_id('A', 'manual, unassigned chatbot') $$,
@@ -167,36 +150,117 @@ select results_eq($$ select reason::text, escalated_by from public.hitl_escalati
     $$ values ('manual', tests.user_id('A', 'supervisor')) $$,
     'a manual escalation is logged with the user who made it');
 
--- Monthly message usage ----------------------------------------------------------------------
+-- The HITL log cannot be forged (finding H-2, fixed by 4010_hardening_escalation_reason) ---
+select tests.act_as('A', 'supervisor');
+update public.conversations set status = 'active' where id = tests.conversation_id('A', 'unassigned-human');
+select set_config('neurant.hitl_reason', 'keyword', true);
+select set_config('neurant.hitl_detail', 'keyword "lawyer" in end-user message', true);
+update public.conversations set status = 'waiting_human' where id = tests.conversation_id('A', 'unassigned-human');
 select tests.act_as_superuser();
-create temp table usage_before on commit drop as
-select message_count, total_message_count from public.company_message_usage
- where company_id = tests.company_id('A') and month = date_trunc('month', now() at time zone 'UTC')::date;
-grant select on usage_before to authenticated;
+select results_eq(
+  $$ select reason::text, detail, escalated_by from public.hitl_escalations
+      where conversation_id = tests.conversation_id('A', 'unassigned-human') and reason <> 'human_request' $$,
+  $$ values ('manual', '', tests.user_id('A', 'supervisor')) $$,
+  'a member cannot forge the reason or hide the author of an escalation by setting neurant.hitl_reason');
+
+-- ... while the automatic escalations of the triggers keep their reason.
 select tests.act_as_service();
-insert into public.messages (company_id, conversation_id, sender_type, content) values
-    (tests.company_id('A'), tests.conversation_id('A', 'usage'), 'bot', 'Counted answer');
-select tests.act_as('A', 'owner');
-select results_eq($$ select u.message_count - b.message_count, u.total_message_count - b.total_message_count
-                      from public.company_message_usage u, usage_before b
-                     where u.month = date_trunc('month', now() at time zone 'UTC')::date $$,
-    $$ values (1::bigint, 1::bigint) $$,
-    'each message is counted in the company''s monthly usage in the same transaction (bot messages are billable)');
+update public.conversations set status = 'active' where company_id = tests.company_id('A') and id = tests.conversation_id('A', 'assigned-human');
+insert into public.messages (company_id, conversation_id, sender_type, content)
+values (tests.company_id('A'), tests.conversation_id('A', 'assigned-human'), 'end_user', 'I will call my lawyer');
 select tests.act_as_superuser();
-update public.companies set monthly_message_limit =
-       (select message_count from public.company_message_usage
-         where company_id = tests.company_id('A') and month = date_trunc('month', now() at time zone 'UTC')::date)
- where id = tests.company_id('A');
-select tests.act_as_service();
-select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
-                    (tests.company_id('A'), tests.conversation_id('A', 'usage'), 'bot', 'Over the limit') $$,
-    'NA001', null, 'the monthly message limit cannot be exceeded');
-select lives_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
-                   (tests.company_id('A'), tests.conversation_id('A', 'usage'), 'end_user', 'Hello? Anyone?') $$,
-    'end-user messages are still accepted when the monthly allowance is used up');
-select lives_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
-                   (tests.company_id('B'), tests.conversation_id('B', 'assigned-human'), 'bot', 'B is not limited') $$,
-    'one company''s message limit does not affect another company');
+select results_eq(
+  $$ select reason::text, detail, escalated_by from public.hitl_escalations
+      where conversation_id = tests.conversation_id('A', 'assigned-human') and detail like '%lawyer%' $$,
+  $$ values ('keyword', 'keyword "lawyer" in end-user message', null::uuid) $$,
+  'automatic escalations raised by the message triggers still record their reason');
+-- Cross-company references (service_role bypasses RLS: only the keys stop it) ----------------
+select is(tests.attempt_as('service_role', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel)
+  values (tests.company_id('A'), tests.chatbot_id('B', 'assigned'), 'x', 'web') $$),
+  '23503: insert or update on table "conversations" violates foreign key constraint "conversations_chatbot_fkey"',
+  'a conversation cannot reference another company''s chatbot, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel, assigned_operator_id)
+  values (tests.company_id('A'), tests.chatbot_id('A', 'assigned'), 'x', 'web', tests.user_id('B', 'administrador')) $$),
+  '23503: insert or update on table "conversations" violates foreign key constraint "conversations_assigned_operator_fkey"',
+  'a conversation cannot be assigned to another company''s member, even for service_role');
+select is(tests.attempt_as('service_role', $$ update public.conversations set assigned_operator_id = tests.user_id('B', 'supervisor')
+   where company_id = tests.company_id('A') and id = tests.conversation_id('A', 'assigned-human') $$),
+  '23503: insert or update on table "conversations" violates foreign key constraint "conversations_assigned_operator_fkey"',
+  'a conversation cannot be re-assigned to another company''s member, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.messages (company_id, conversation_id, sender_type, content)
+  values (tests.company_id('A'), tests.conversation_id('B', 'assigned-human'), 'bot', 'x') $$),
+  '23503: conversation <id> does not exist in company <id>',
+  'a message cannot reference another company''s conversation, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.messages (company_id, conversation_id, chatbot_id, sender_type, content)
+  values (tests.company_id('A'), tests.conversation_id('A', 'assigned-human'), tests.chatbot_id('B', 'assigned'), 'end_user', 'x') $$),
+  '23503: insert or update on table "messages" violates foreign key constraint "messages_conversation_fkey"',
+  'a message cannot carry another company''s chatbot_id, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.messages (company_id, conversation_id, sender_type, sender_id, content)
+  values (tests.company_id('A'), tests.conversation_id('A', 'assigned-human'), 'operator', tests.user_id('B', 'operador'), 'x') $$),
+  '23503: insert or update on table "messages" violates foreign key constraint "messages_sender_fkey"',
+  'a message cannot name another company''s member as sender, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.message_reactions (company_id, message_id, conversation_id, chatbot_id, reaction)
+  values (tests.company_id('A'), tests.message_id('B', 'assigned-human/bot'), tests.conversation_id('B', 'assigned-human'), tests.chatbot_id('B', 'assigned'), 'thumbs_up') $$),
+  '23503: insert or update on table "message_reactions" violates foreign key constraint "message_reactions_message_fkey"',
+  'a reaction cannot reference another company''s message, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.message_reactions (company_id, message_id, reaction)
+  values (tests.company_id('A'), tests.message_id('B', 'assigned-human/bot'), 'thumbs_up') $$),
+  '23502: null value in column "conversation_id" of relation "message_reactions" violates not-null constraint',
+  'a reaction''s keys are never filled from another company''s message');
+select is(tests.attempt_as('service_role', $$ insert into public.message_reactions (company_id, message_id, reaction, created_by)
+  values (tests.company_id('A'), tests.message_id('A', 'assigned-human/bot'), 'thumbs_up', tests.user_id('B', 'supervisor')) $$),
+  '23503: insert or update on table "message_reactions" violates foreign key constraint "message_reactions_created_by_fkey"',
+  'a reaction cannot name another company''s member as author, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.hitl_escalations (company_id, conversation_id, chatbot_id, reason)
+  values (tests.company_id('A'), tests.conversation_id('B', 'assigned-human'), tests.chatbot_id('B', 'assigned'), 'manual') $$),
+  '23503: insert or update on table "hitl_escalations" violates foreign key constraint "hitl_escalations_conversation_fkey"',
+  'an escalation cannot reference another company''s conversation, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.hitl_escalations (company_id, conversation_id, chatbot_id, reason, escalated_by)
+  values (tests.company_id('A'), tests.conversation_id('A', 'assigned-human'), tests.chatbot_id('A', 'assigned'), 'manual', tests.user_id('B', 'supervisor')) $$),
+  '23503: insert or update on table "hitl_escalations" violates foreign key constraint "hitl_escalations_escalated_by_fkey"',
+  'an escalation cannot name another company''s member, even for service_role');
+-- Probing another company's conversations ------------------------------------------------------
+
+-- Triggers that look rows up (finding H-1, fixed by 4000_hardening_tenant_insert_guard) -
+select is(tests.same_either_way('administrador', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel)
+    values (tests.company_id('B'), $1, 'probe', 'telegram') $$, array[tests.chatbot_id('B', 'assigned')]),
+  'same: 42501: new row violates row-level security policy for table "conversations"',
+  'a conversation proposed in another company does not reveal that company''s chatbot or its channels');
+select is(tests.same_either_way('administrador', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel)
+    values (tests.company_id('B'), $1, 'probe', 'web') $$, array[tests.chatbot_id('B', 'spare')]),
+  'same: 42501: new row violates row-level security policy for table "conversations"',
+  'a conversation proposed in another company does not reveal whether that company''s chatbot is active');
+select is(tests.same_either_way('supervisor', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel, assigned_operator_id)
+    values (tests.company_id('B'), tests.chatbot_id('B', 'unassigned'), 'probe', 'web', $1) $$,
+    array[tests.user_id('B', 'operador')]),
+  'same: 42501: new row violates row-level security policy for table "conversations"',
+  'a conversation proposed in another company does not reveal that company''s members or their assignments');
+select is(tests.same_either_way('no_company', $$ insert into public.messages (company_id, conversation_id, sender_type, content)
+    values (tests.company_id('B'), $1, 'operator', 'probe') $$, array[tests.conversation_id('B', 'assigned-closed')]),
+  'same: 42501: new row violates row-level security policy for table "messages"',
+  'an identity without a company cannot learn whether a conversation exists or is closed');
+select is(tests.same_either_way('no_company', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel)
+    values (tests.company_id('B'), $1, 'probe', 'telegram') $$, array[tests.chatbot_id('B', 'assigned')]),
+  'same: 42501: new row violates row-level security policy for table "conversations"',
+  'an identity without a company cannot learn anything about a chatbot');
+
+-- Foreign keys inside the caller's company -----------------------------------------
+select is(tests.same_either_way('administrador', $$ insert into public.messages (company_id, conversation_id, sender_type, content)
+    values (tests.company_id('A'), $1, 'operator', 'probe') $$, array[tests.conversation_id('B', 'assigned-human')]),
+  'same: 23503: conversation <id> does not exist in company <id>',
+  'a message pointing at another company''s conversation fails exactly like one pointing at no conversation');
+select is(tests.same_either_way('administrador', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel)
+    values (tests.company_id('A'), $1, 'probe', 'web') $$, array[tests.chatbot_id('B', 'assigned')]),
+  'same: 23503: insert or update on table "conversations" violates foreign key constraint "conversations_chatbot_fkey"',
+  'a conversation pointing at another company''s chatbot fails exactly like one pointing at no chatbot');
+select is(tests.same_either_way('supervisor', $$ update public.conversations set assigned_operator_id = $1
+    where id = tests.conversation_id('A', 'assigned-human') $$, array[tests.user_id('B', 'operador')]),
+  'same: 23503: insert or update on table "conversations" violates foreign key constraint "conversations_assigned_operator_fkey"',
+  'assigning a conversation to another company''s member fails exactly like assigning it to nobody known');
+select is(tests.same_either_way('administrador', $$ insert into public.message_reactions (company_id, message_id, reaction)
+    values (tests.company_id('A'), $1, 'thumbs_up') $$, array[tests.message_id('B', 'assigned-human/bot')]),
+  'same: 23502: null value in column "conversation_id" of relation "message_reactions" violates not-null constraint',
+  'reacting to another company''s message fails exactly like reacting to no message');
 
 -- User deletion keeps the history -------------------------------------------------------------
 select tests.act_as_superuser();

@@ -1,10 +1,10 @@
 -- Business rules of the knowledge, integrations, analytics and audit domains
 -- (migrations 2000-2999): plan limits on documents/storage/integrations,
--- tenant-scoped top-k search on the HNSW index, write-only encrypted
--- credentials, secret-free config, role-scoped reads, the idempotent roll-up
--- and the append-only, redacted audit trail.
+-- tenant-scoped top-k search on the HNSW index, secret-free config, role-scoped
+-- reads, tenant-consistent references (also for service_role), the idempotent
+-- roll-up and the append-only, redacted audit trail. Credentials: 2010.
 begin;
-select plan(61);
+select plan(59);
 
 -- Documents: access ------------------------------------------------------------
 select tests.act_as('A', 'operador');
@@ -125,12 +125,6 @@ select cmp_ok(pg_stat_get_xact_numscans('public.document_chunks_embedding_hnsw_i
     'match_document_chunks scans the HNSW index');
 reset enable_seqscan;
 reset enable_sort;
-
--- Knowledge queries ----------------------------------------------------------------------
-select tests.act_as('A', 'operador');
-select results_eq($$ select chatbot_id from public.knowledge_queries $$,
-    $$ values (tests.chatbot_id('A', 'assigned')) $$,
-    'an operador reads knowledge queries of assigned chatbots only');
 select tests.act_as('A', 'supervisor');
 select is((select count(*)::int from public.knowledge_queries), 2,
     'a supervisor reads every knowledge query of their company');
@@ -154,37 +148,6 @@ select throws_ok($$ update public.integrations set config = '{"auth": {"Client-S
                      where id = tests.integration_id('A', 'without credentials') $$,
     '23514', null, 'config must not contain secrets at any depth');
 
-select throws_ok($$ select * from private.integration_credentials $$,
-    '42501', null, 'integration credentials are not readable by an administrador');
-select lives_ok($$ select public.set_integration_credentials(tests.integration_id('A', 'without credentials'),
-                                                            tests.fake_envelope('A-webhook-v2'), 'kms:neurant/integrations/v2') $$,
-    'an administrador can set integration credentials (write-only RPC)');
-select ok((select has_credentials and credentials_updated_at is not null from public.integrations
-            where id = tests.integration_id('A', 'without credentials')),
-    'integrations.has_credentials shows that credentials are stored, without revealing them');
-select throws_ok($$ select public.set_integration_credentials(tests.integration_id('A', 'without credentials'),
-                                                             convert_to('{"api_key": "plaintext"}', 'UTF8'), 'kms:x') $$,
-    '22023', null, 'credentials must be an encrypted envelope, never plaintext');
-select throws_ok($$ select public.set_integration_credentials(tests.integration_id('B', 'with credentials'),
-                                                             tests.fake_envelope('evil'), 'kms:x') $$,
-    '42501', null, 'an administrador cannot set credentials of another company''s integration');
-select is((select count(*)::int from pg_catalog.pg_proc p
-            where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace)
-              and p.prorettype = 'bytea'::regtype
-              and has_function_privilege('authenticated', p.oid, 'execute')), 0,
-    'no function callable by authenticated returns credential bytes');
-
-select tests.act_as('A', 'supervisor');
-select throws_ok($$ select public.set_integration_credentials(tests.integration_id('A', 'with credentials'),
-                                                             tests.fake_envelope('sup'), 'kms:x') $$,
-    '42501', null, 'a supervisor cannot set integration credentials');
-select tests.act_as_anon();
-select throws_ok($$ select * from private.integration_credentials $$,
-    '42501', null, 'integration credentials are not readable by anon');
-select tests.act_as_service();
-select is((select count(*)::int from private.integration_credentials), 3,
-    'service_role (the bot engine) reads the encrypted credentials to decrypt them with its key');
-
 select tests.act_as_superuser();
 update public.companies set subscription_plan = 'free' where id = tests.company_id('A');
 select tests.act_as('A', 'owner');
@@ -203,12 +166,6 @@ select throws_ok($$ insert into public.integration_logs (company_id, integration
 select tests.act_as('A', 'supervisor');
 select is((select count(*)::int from public.integration_logs), 0,
     'a supervisor cannot read integration logs');
-
--- Analytics ---------------------------------------------------------------------------------
-select tests.act_as('A', 'operador');
-select results_eq($$ select chatbot_id from public.analytics_daily $$,
-    $$ values (tests.chatbot_id('A', 'assigned')) $$,
-    'an operador reads analytics of assigned chatbots only');
 select tests.act_as('A', 'supervisor');
 select is((select count(*)::int from public.analytics_daily), 2,
     'a supervisor reads all analytics of their company');
@@ -231,6 +188,52 @@ select set_eq(
          from public.analytics_daily where day = (now() at time zone 'UTC')::date $$,
     $$ select company_id, chatbot_id, messages_count, bot_messages_count, conversations_count, knowledge_queries_count from t_rollup $$,
     'the daily roll-up is idempotent (running it twice gives the same rows)');
+-- Cross-company references (service_role bypasses RLS: only the keys stop it) ----------------
+select is(tests.attempt_as('service_role', $$ insert into public.documents (company_id, title, mime_type, storage_path, uploaded_by)
+  values (tests.company_id('A'), 't', 'text/plain', 'x/y.txt', tests.user_id('B', 'administrador')) $$),
+  '23503: insert or update on table "documents" violates foreign key constraint "documents_uploaded_by_fkey"',
+  'a document cannot name another company''s member as uploader, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.document_chunks (company_id, document_id, chunk_index, content)
+  values (tests.company_id('A'), tests.document_id('B', 'account fees'), 9, 'x') $$),
+  '23503: insert or update on table "document_chunks" violates foreign key constraint "document_chunks_document_fkey"',
+  'a chunk cannot reference another company''s document, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.knowledge_queries (company_id, message_id, conversation_id, chatbot_id, chunk_id, similarity, rank)
+  values (tests.company_id('A'), tests.message_id('B', 'assigned-human/bot'), tests.conversation_id('B', 'assigned-human'),
+          tests.chatbot_id('B', 'assigned'), tests.chunk_id('A', 'returns policy #0'), 0.5, 7) $$),
+  '23503: insert or update on table "knowledge_queries" violates foreign key constraint "knowledge_queries_message_fkey"',
+  'a knowledge query cannot reference another company''s message, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.knowledge_queries (company_id, message_id, chunk_id, similarity, rank)
+  values (tests.company_id('A'), tests.message_id('A', 'assigned-human/bot'), tests.chunk_id('B', 'account fees #0'), 0.5, 7) $$),
+  '23502: null value in column "document_id" of relation "knowledge_queries" violates not-null constraint',
+  'a knowledge query cannot reference another company''s chunk, even for service_role');
+select tests.act_as_service();
+insert into public.knowledge_queries (company_id, id, message_id, chunk_id, document_id, similarity, rank)
+values (tests.company_id('A'), tests.new_id('knowledge_query', 'A', 'foreign document'), tests.message_id('A', 'assigned-human/bot'),
+        tests.chunk_id('A', 'returns policy #0'), tests.document_id('B', 'account fees'), 0.5, 7);
+select tests.act_as_superuser();
+select is((select document_id from public.knowledge_queries where id = tests.knowledge_query_id('A', 'foreign document')),
+  tests.document_id('A', 'returns policy'),
+  'a knowledge query''s document is always its chunk''s: another company''s document_id is replaced, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.integration_logs (company_id, integration_id, direction, operation, status)
+  values (tests.company_id('A'), tests.integration_id('B', 'with credentials'), 'inbound', 'x', 'success') $$),
+  '23503: insert or update on table "integration_logs" violates foreign key constraint "integration_logs_integration_fkey"',
+  'an integration log cannot reference another company''s integration, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.analytics_daily (company_id, chatbot_id, day)
+  values (tests.company_id('A'), tests.chatbot_id('B', 'assigned'), '2026-11-01') $$),
+  '23503: insert or update on table "analytics_daily" violates foreign key constraint "analytics_daily_chatbot_fkey"',
+  'analytics cannot reference another company''s chatbot, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.integrations (company_id, type, name, created_by)
+  values (tests.company_id('A'), 'webhook', 'n', tests.user_id('B', 'owner')) $$),
+  '23503: insert or update on table "integrations" violates foreign key constraint "integrations_created_by_fkey"',
+  'an integration cannot name another company''s member as creator, even for service_role');
+select is(tests.attempt_as('owner', $$ insert into public.document_chunks (company_id, document_id, chunk_index, content)
+  values (tests.company_id('A'), tests.document_id('B', 'account fees'), 9, 'x') $$),
+  '23503: insert or update on table "document_chunks" violates foreign key constraint "document_chunks_document_fkey"',
+  'an owner cannot add a chunk to another company''s document');
+select is(tests.same_either_way('owner', $$ insert into public.document_chunks (company_id, document_id, chunk_index, content)
+    values (tests.company_id('A'), $1, 0, 'probe') $$, array[tests.document_id('B', 'account fees')]),
+  'same: 23503: insert or update on table "document_chunks" violates foreign key constraint "document_chunks_document_fkey"',
+  'a chunk pointing at another company''s document fails exactly like one pointing at no document');
 
 -- Audit ----------------------------------------------------------------------------------------
 select tests.act_as_superuser();
@@ -241,12 +244,6 @@ select results_eq(
         where table_name = 'users' and action = 'update' and row_id = tests.user_id('A', 'supervisor') $$,
     $$ values ('supervisor', 'administrador', true) $$,
     'changing a user''s role writes an audit row with old and new role');
-select results_eq(
-    $$ select actor_user_id, actor_role, new_data ->> 'ciphertext', new_data ->> 'key_id'
-         from public.audit_logs
-        where table_name = 'integration_credentials' and row_pk ->> 'integration_id' = tests.integration_id('A', 'without credentials')::text $$,
-    $$ values (tests.user_id('A', 'administrador'), 'authenticated', '[REDACTED]', 'kms:neurant/integrations/v2') $$,
-    'setting credentials is audited with the acting member, in the same transaction, ciphertext redacted');
 select is((select count(*)::int from public.audit_logs
             where coalesce(new_data ->> 'ciphertext', '[REDACTED]') <> '[REDACTED]'
                or coalesce(old_data ->> 'ciphertext', '[REDACTED]') <> '[REDACTED]'
