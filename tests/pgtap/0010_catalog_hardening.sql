@@ -53,8 +53,8 @@ select is_empty($$
              and (t.tgtype & 2) <> 0 and (t.tgtype & 4) <> 0 and (t.tgtype & 1) <> 0  -- before, insert, row
            order by t.tgname limit 1) is distinct from 'private.reject_other_tenant_insert()'::regprocedure $$,
   'every tenant table members may insert into runs the tenant guard as its first BEFORE INSERT trigger');
--- Security definer functions ---------------------------------------------------------
 
+-- Security definer functions ---------------------------------------------------------
 select is(
     array(select p.oid::regprocedure::text from pg_proc p
            where p.prosecdef and p.pronamespace in ('public'::regnamespace, 'private'::regnamespace)
@@ -140,6 +140,7 @@ select is_empty($$
    where n.nspname in ('public', 'private', 'auth') and p.prosecdef
      and not coalesce(p.proconfig @> array['search_path=""'], false) $$,
   'every security definer function pins search_path to the empty path');
+
 -- Secrets: no path to credentials or token hashes through references, views or functions
 select is_empty($$
   select r || ' ' || c.oid::regclass::text

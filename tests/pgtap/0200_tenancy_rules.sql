@@ -106,6 +106,7 @@ select is(
   'the owner cannot change the plan, the billing status or the message allowance of the company');
 select throws_ok($$ update public.companies set id = tests.company_id('B') where id = tests.company_id('A') $$,
   '42501', null, 'the owner cannot re-key the company');
+
 -- Cross-company references and probing --------------------------------------------------
 select is(tests.attempt_as('service_role', $$ insert into public.users (company_id, auth_user_id, email, role, invited_by)
   values (tests.company_id('A'), tests.no_company_auth_id(), 'nocompany@example.com', 'operador', tests.user_id('B', 'owner')) $$),
@@ -145,6 +146,7 @@ select tests.act_as('A', 'owner');
 select is((select count(*)::int from pg_stats where schemaname in ('public', 'private')), 0,
   'planner statistics (pg_stats) show members no values of row-secured tables');
 select tests.act_as_superuser();
+
 -- Internal helpers are not callable by clients -------------------------------------
 select tests.act_as('A', 'owner');
 

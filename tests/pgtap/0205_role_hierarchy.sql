@@ -76,7 +76,6 @@ select is(
         tests.affected_rows($$ update public.users set role = 'supervisor' where id = tests.user_id('A', 'operador') $$)::text],
   array['0', '0', '42501: only an owner or administrador can invite members', '0'],
   'a deactivated administrador reads nothing and can invite or change no one (its token is still valid)');
--- Invitations grant only lower ranks --------------------------------------------------
 
 -- Who may invite whom ----------------------------------------------------------
 select tests.act_as('A', 'administrador');
@@ -102,12 +101,14 @@ select throws_ok($$ insert into public.user_invitations (company_id, email, role
                     values (tests.company_id('A'), 'x@example.com', 'owner', sha256('x'::bytea)) $$,
     '23514', null, 'an invitation can never grant the owner role');
 
+-- Revoking follows the same ranks -----------------------------------------------------
 select tests.act_as('A', 'supervisor');
 select throws_ok($$ select public.revoke_invitation(tests.invitation_id('A', 'pending')) $$, '42501', null,
     'a supervisor cannot revoke invitations');
 select tests.act_as('A', 'administrador');
 select throws_ok($$ select public.revoke_invitation((select invitation_id from t_tokens where label = 'adm')) $$, '42501', null,
     'an administrador cannot revoke an invitation for an administrador');
+
 -- An invitation grants a role on behalf of the member who sent it; that member must
 -- still be able to grant it when the invitation is accepted (a dedicated sender, so
 -- the administrador of A keeps their rank for the rank rules below).
@@ -119,7 +120,6 @@ insert into public.users (company_id, id, auth_user_id, email, role) values
 select tests.new_auth_user('grantor.kept@example.com'), tests.new_auth_user('grantor.demoted@example.com');
 
 select tests.act_as('A', 'inviting administrador');
-  -- administrador of A
 create temp table tokens as
   select 'kept' as k, token from public.create_invitation('grantor.kept@example.com', 'supervisor')
   union all
@@ -132,7 +132,7 @@ select lives_ok($$ select public.accept_invitation((select token from tokens whe
   'an invitation is accepted while its sender may still grant the role');
 
 select tests.act_as('A', 'owner');
-  -- owner demotes the administrador
+-- the owner demotes the administrador who sent the invitation
 update public.users set role = 'supervisor' where id = tests.user_id('A', 'inviting administrador');
 select is((select role::text from public.users where id = tests.user_id('A', 'inviting administrador')), 'supervisor',
   'the owner demoted the administrador who sent the invitation');
@@ -141,6 +141,7 @@ select tests.act_as_email('grantor.demoted@example.com');
 select throws_ok($$ select public.accept_invitation((select token from tokens where k = 'demoted')) $$,
   '42501', 'the member who sent this invitation can no longer grant this role',
   'an invitation from a member since demoted to the invited rank no longer grants that role');
+
 -- The rank rules below count seats: remove the members this file added.
 select tests.act_as_superuser();
 delete from public.users where company_id = tests.company_id('A')

@@ -10,8 +10,8 @@ grant all on t_tokens to public;
 select tests.new_auth_user('New.Operator@Example.com', '{"full_name": "Nora New"}'), tests.new_auth_user('expired.invitee@example.com'),
        tests.new_auth_user('free.owner@example.com'), tests.new_auth_user('free.member@example.com'),
        tests.new_auth_user('tiny.owner@example.com');
--- Token hashes are not readable (privileges) ---------------------------------------------
 
+-- Token hashes are not readable (privileges) ---------------------------------------------
 select ok(not has_column_privilege('authenticated', 'public.user_invitations', 'token_hash', 'select'),
     'token hashes are not readable by authenticated');
 select is_empty($$
@@ -23,20 +23,17 @@ select is(tests.attempt_as('service_role', $$ insert into public.user_invitation
   values (tests.company_id('A'), 'z@example.com', 'operador', sha256('zz'::bytea), tests.user_id('B', 'owner')) $$),
   '23503: insert or update on table "user_invitations" violates foreign key constraint "user_invitations_invited_by_fkey"',
   'an invitation cannot name another company''s member as inviter, even for service_role');
--- Token attacks (own invitations, cleaned up afterwards) ---------------------------------
 
+-- Token attacks (own invitations, cleaned up afterwards) ---------------------------------
 create temp table t_tok (label text primary key, invitation_id uuid, token text);
 grant all on t_tok to public;
 -- Two identities share the joiner's email, so they are named here rather than by email.
 create temp table t_who (label text primary key, auth_id uuid);
 grant all on t_who to public;
 insert into t_who values ('joiner', tests.new_auth_user('joiner@example.com')),
-                         ('second joiner', tests.new_auth_user('joiner@example.com'));
-  -- same email, another identity
+                         ('second joiner', tests.new_auth_user('joiner@example.com'));  -- same email, another identity
 select tests.new_auth_user('late.joiner@example.com'), tests.new_auth_user('revoked.joiner@example.com'),
-       tests.new_auth_user('invitee.b@example.com');
-  -- B's invitee, already a member of A below
-
+       tests.new_auth_user('invitee.b@example.com');  -- B's invitee, already a member of A below
 select tests.act_as('A', 'administrador');
 insert into t_tok select 'join', * from public.create_invitation('joiner@example.com', 'operador');
 insert into t_tok select 'late', * from public.create_invitation('late.joiner@example.com', 'operador');
@@ -102,14 +99,14 @@ select throws_ok($$ select public.revoke_invitation(tests.invitation_id('B', 'pe
 select tests.act_as_superuser();
 select is((select status::text from public.user_invitations where id = tests.invitation_id('B', 'pending')), 'pending',
   'another company''s invitation stays pending after every attack above');
+
 -- Remove what the attacks above created, so the counts below start from the fixtures.
 select tests.act_as_superuser();
 delete from public.users where company_id = tests.company_id('A') and email = 'invitee.b@example.com';
 delete from public.user_invitations where id in (select invitation_id from t_tok);
 delete from auth.users where email in ('invitee.b@example.com', 'joiner@example.com', 'late.joiner@example.com', 'revoked.joiner@example.com');
--- Invitations of the flow below ----------------------------------------------------------
 
--- Who may invite whom ----------------------------------------------------------
+-- Invitations of the flow below (who may invite whom: 0205_role_hierarchy.sql) ----
 select tests.act_as('A', 'administrador');
 insert into t_tokens select 'sup', * from public.create_invitation(' New.Operator@Example.com ', 'supervisor');
 select tests.act_as('A', 'owner');

@@ -110,8 +110,8 @@ select tests.act_as_service();
 select throws_ok($$ insert into public.chatbot_operators (company_id, chatbot_id, user_id) values
                     (tests.company_id('A'), tests.chatbot_id('A', 'unassigned'), tests.user_id('B', 'operador')) $$,
     '23503', null, 'a chatbot cannot be assigned to a user of another company, not even by service_role');
--- Cross-company references and probing --------------------------------------------------
 
+-- Cross-company references and probing --------------------------------------------------
 -- service_role: every FK path into another company fails -----------------------------
 select is(tests.attempt_as('service_role', $$ insert into public.chatbot_operators (company_id, chatbot_id, user_id)
   values (tests.company_id('A'), tests.chatbot_id('B', 'assigned'), tests.user_id('A', 'operador')) $$),

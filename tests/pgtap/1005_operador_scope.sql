@@ -15,6 +15,7 @@ select is(public.get_assigned_chatbot_ids(), array[tests.chatbot_id('A', 'assign
 select tests.act_as('A', 'owner');
 select is(public.get_assigned_chatbot_ids(), '{}'::uuid[],
     'get_assigned_chatbot_ids is empty for a user without assignments');
+
 select tests.act_as_superuser();
 create temp table t_assigned as
 select count(*) as conversations from public.conversations where chatbot_id = tests.chatbot_id('A', 'assigned');

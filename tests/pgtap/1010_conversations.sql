@@ -17,6 +17,7 @@ insert into public.conversations (company_id, id, chatbot_id, end_user_id, chann
     (tests.company_id('A'), tests.new_id('conversation', 'A', 'manual, unassigned chatbot'), tests.chatbot_id('A', 'unassigned'), 'u20', 'web');
 insert into public.messages (company_id, id, conversation_id, sender_type, content) values
     (tests.company_id('A'), tests.new_id('message', 'A', 'low rating/bot'), tests.conversation_id('A', 'low rating'), 'bot', 'Hello! How can I help?');
+
 -- Visibility -------------------------------------------------------------------------------
 select tests.act_as('A', 'supervisor');
 select is((select count(*)::int from public.conversations),
@@ -174,6 +175,7 @@ select results_eq(
       where conversation_id = tests.conversation_id('A', 'assigned-human') and detail like '%lawyer%' $$,
   $$ values ('keyword', 'keyword "lawyer" in end-user message', null::uuid) $$,
   'automatic escalations raised by the message triggers still record their reason');
+
 -- Cross-company references (service_role bypasses RLS: only the keys stop it) ----------------
 select is(tests.attempt_as('service_role', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel)
   values (tests.company_id('A'), tests.chatbot_id('B', 'assigned'), 'x', 'web') $$),
@@ -219,8 +221,8 @@ select is(tests.attempt_as('service_role', $$ insert into public.hitl_escalation
   values (tests.company_id('A'), tests.conversation_id('A', 'assigned-human'), tests.chatbot_id('A', 'assigned'), 'manual', tests.user_id('B', 'supervisor')) $$),
   '23503: insert or update on table "hitl_escalations" violates foreign key constraint "hitl_escalations_escalated_by_fkey"',
   'an escalation cannot name another company''s member, even for service_role');
--- Probing another company's conversations ------------------------------------------------------
 
+-- Probing another company's conversations ------------------------------------------------------
 -- Triggers that look rows up (finding H-1, fixed by 4000_hardening_tenant_insert_guard) -
 select is(tests.same_either_way('administrador', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel)
     values (tests.company_id('B'), $1, 'probe', 'telegram') $$, array[tests.chatbot_id('B', 'assigned')]),

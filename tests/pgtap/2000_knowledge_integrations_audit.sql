@@ -188,6 +188,7 @@ select set_eq(
          from public.analytics_daily where day = (now() at time zone 'UTC')::date $$,
     $$ select company_id, chatbot_id, messages_count, bot_messages_count, conversations_count, knowledge_queries_count from t_rollup $$,
     'the daily roll-up is idempotent (running it twice gives the same rows)');
+
 -- Cross-company references (service_role bypasses RLS: only the keys stop it) ----------------
 select is(tests.attempt_as('service_role', $$ insert into public.documents (company_id, title, mime_type, storage_path, uploaded_by)
   values (tests.company_id('A'), 't', 'text/plain', 'x/y.txt', tests.user_id('B', 'administrador')) $$),
