@@ -31,6 +31,8 @@ select is((select count(*)::int from public.messages where chatbot_id <> tests.c
     'an operador cannot read messages of unassigned chatbots');
 select is((select count(*)::int from public.hitl_escalations where chatbot_id <> tests.chatbot_id('A', 'assigned')), 0,
     'an operador cannot read HITL escalations of unassigned chatbots');
+
+-- Writing ----------------------------------------------------------------------------------
 select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
                     (tests.company_id('A'), tests.conversation_id('A', 'unassigned-human'), 'operator', 'Can I help?') $$,
     '42501', null, 'an operador cannot write in conversations of unassigned chatbots');
@@ -43,7 +45,7 @@ select results_eq($$ select chatbot_id from public.analytics_daily $$,
     $$ values (tests.chatbot_id('A', 'assigned')) $$,
     'an operador reads analytics of assigned chatbots only');
 
--- Members of A: the same paths fail for them too -------------------------------------
+-- Not by naming an assigned chatbot_id either (the keys stop it) ----------------------
 select is(tests.attempt_as('operador', $$ insert into public.messages (company_id, conversation_id, chatbot_id, sender_type, content)
   values (tests.company_id('A'), tests.conversation_id('A', 'unassigned-human'), tests.chatbot_id('A', 'assigned'), 'operator', 'x') $$),
   '23503: insert or update on table "messages" violates foreign key constraint "messages_conversation_fkey"',
