@@ -3,7 +3,7 @@
 -- token, case folding, cross-company use); exact pending counters and the plan's
 -- user / pending-invitation limits. Who may invite which role is 0205_role_hierarchy.sql.
 begin;
-select plan(50);
+select plan(51);
 
 create temp table t_tokens (label text primary key, invitation_id uuid, token text);
 grant all on t_tokens to public;
@@ -129,6 +129,8 @@ select ok(not exists (select 1 from public.user_invitations i, t_tokens t where 
     'the plaintext token is stored nowhere in user_invitations');
 select ok((select bool_and(token ~ '^[0-9a-f]{64}$') from t_tokens),
     'tokens carry 244 random bits (two uuids, 64 hex characters)');
+select ok(exists (select 1 from public.audit_logs where table_name = 'user_invitations' and new_data ->> 'token_hash' = '[REDACTED]'),
+    'invitation audit rows keep the row but redact the token hash');
 select is((select current_pending_invitation_count from public.companies where id = tests.company_id('A')), 3,
     'pending invitations are counted exactly');
 select tests.act_as('A', 'owner');

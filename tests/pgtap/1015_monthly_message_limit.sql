@@ -1,9 +1,9 @@
 -- Monthly message usage and limit: every message is counted per company per month in
 -- the same transaction; billable messages beyond the limit are refused (NA001), end-user
 -- messages are still accepted, other companies are unaffected; members neither read
--- nor reset the usage.
+-- nor reset the usage, nor raise the company's allowance.
 begin;
-select plan(6);
+select plan(7);
 
 select tests.act_as_service();
 insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
@@ -47,6 +47,12 @@ select lives_ok($$ insert into public.messages (company_id, conversation_id, sen
 
 -- Company plan, billing and usage counters -------------------------------------------
 select tests.act_as('A', 'owner');
+select is(
+  array[tests.attempt($$ update public.companies set subscription_plan = 'free' where id = tests.company_id('A') $$),
+        tests.attempt($$ update public.companies set subscription_status = 'active' where id = tests.company_id('A') $$),
+        tests.attempt($$ update public.companies set monthly_message_limit = 999999999 where id = tests.company_id('A') $$)],
+  array['42501: permission denied for table companies', '42501: permission denied for table companies', '42501: permission denied for table companies'],
+  'the owner cannot change the plan, the billing status or the message allowance of the company');
 select is(
   array[tests.attempt($$ update public.companies set current_chatbot_count = 0 where id = tests.company_id('A') $$),
         tests.attempt($$ update public.company_message_usage set message_count = 0 where company_id = tests.company_id('A') $$),

@@ -4,7 +4,7 @@
 -- reads, tenant-consistent references (also for service_role), the idempotent
 -- roll-up and the append-only, redacted audit trail. Credentials: 2010.
 begin;
-select plan(59);
+select plan(58);
 
 -- Documents: access ------------------------------------------------------------
 select tests.act_as('A', 'operador');
@@ -251,8 +251,6 @@ select is((select count(*)::int from public.audit_logs
                or coalesce(new_data ->> 'token_hash', '[REDACTED]') <> '[REDACTED]'
                or coalesce(old_data ->> 'token_hash', '[REDACTED]') <> '[REDACTED]'), 0,
     'audit rows never contain credentials or token hashes');
-select ok(exists (select 1 from public.audit_logs where table_name = 'user_invitations' and new_data ->> 'token_hash' = '[REDACTED]'),
-    'invitation audit rows keep the row but redact the token hash');
 select is((select count(*)::int from public.audit_logs
             where table_name = 'companies' and action = 'update'
               and changed_columns <@ array['current_document_count', 'current_storage_bytes', 'current_integration_count', 'updated_at']), 0,
