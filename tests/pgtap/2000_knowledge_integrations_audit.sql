@@ -1,119 +1,119 @@
 -- Business rules of the knowledge, integrations, analytics and audit domains
 -- (migrations 2000-2999): plan limits on documents/storage/integrations,
--- tenant-scoped top-k search on the HNSW index, write-only encrypted
--- credentials, secret-free config, role-scoped reads, the idempotent roll-up
--- and the append-only, redacted audit trail.
+-- tenant-scoped top-k search on the HNSW index, secret-free config, role-scoped
+-- reads, tenant-consistent references (also for service_role), the idempotent
+-- roll-up and the append-only, redacted audit trail. Credentials: 2010.
 begin;
-select plan(61);
+select plan(58);
 
 -- Documents: access ------------------------------------------------------------
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000004');
+select tests.act_as('A', 'operador');
 select is((select count(*)::int from public.documents), 2,
     'an operador reads the documents of their company');
 select is((select count(*)::int from public.document_chunks), 3,
     'an operador reads the chunks of their company and none of another company');
 select throws_ok($$ insert into public.documents (company_id, title, mime_type, storage_path, size_bytes)
-                    values ('aaaaaaaa-0000-0000-0000-000000000000', 'x', 'text/plain', 'docs/x.txt', 1) $$,
+                    values (tests.company_id('A'), 'x', 'text/plain', 'docs/x.txt', 1) $$,
     '42501', null, 'an operador cannot upload documents');
 
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000003');
+select tests.act_as('A', 'supervisor');
 select is(tests.affected_rows($$ update public.documents set title = 'changed' $$), 0::bigint,
     'a supervisor cannot edit documents');
 
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000002');
+select tests.act_as('A', 'administrador');
 select lives_ok($$ insert into public.documents (company_id, id, title, mime_type, storage_path, size_bytes)
-                   values ('aaaaaaaa-0000-0000-0000-000000000000', 'aaaaaaaa-0000-0000-0020-000000000010',
+                   values (tests.company_id('A'), tests.new_id('document', 'A', 'warranty'),
                            'Warranty', 'application/pdf', 'docs/warranty.pdf', 1000) $$,
     'an administrador can upload a document');
-select is((select uploaded_by from public.documents where id = 'aaaaaaaa-0000-0000-0020-000000000010'),
-    'aaaaaaaa-0000-0000-0000-000000000002'::uuid,
+select is((select uploaded_by from public.documents where id = tests.document_id('A', 'warranty')),
+    tests.user_id('A', 'administrador'),
     'uploaded_by is the uploading member');
 select throws_ok($$ insert into public.documents (company_id, title, mime_type, storage_path, size_bytes)
-                    values ('bbbbbbbb-0000-0000-0000-000000000000', 'x', 'text/plain', 'docs/x.txt', 1) $$,
+                    values (tests.company_id('B'), 'x', 'text/plain', 'docs/x.txt', 1) $$,
     '42501', null, 'an administrador cannot upload a document into another company');
 
 -- Documents: plan limits and exact counters ----------------------------------------
 select tests.act_as_superuser();
 create temporary table t_counters as
-  select current_document_count, current_storage_bytes from public.companies where id = 'aaaaaaaa-0000-0000-0000-000000000000';
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000001');
+  select current_document_count, current_storage_bytes from public.companies where id = tests.company_id('A');
+select tests.act_as('A', 'owner');
 insert into public.documents (company_id, id, title, mime_type, storage_path, size_bytes)
-values ('aaaaaaaa-0000-0000-0000-000000000000', 'aaaaaaaa-0000-0000-0020-000000000011', 'Sizes', 'text/plain', 'docs/sizes.txt', 700),
-       ('aaaaaaaa-0000-0000-0000-000000000000', 'aaaaaaaa-0000-0000-0020-000000000012', 'Sizes 2', 'text/plain', 'docs/sizes2.txt', 300);
+values (tests.company_id('A'), tests.new_id('document', 'A', 'sizes'), 'Sizes', 'text/plain', 'docs/sizes.txt', 700),
+       (tests.company_id('A'), tests.new_id('document', 'A', 'sizes 2'), 'Sizes 2', 'text/plain', 'docs/sizes2.txt', 300);
 select tests.act_as_service();
-update public.documents set size_bytes = 1500 where id = 'aaaaaaaa-0000-0000-0020-000000000011';
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000001');
-delete from public.documents where id = 'aaaaaaaa-0000-0000-0020-000000000012';
+update public.documents set size_bytes = 1500 where id = tests.document_id('A', 'sizes');
+select tests.act_as('A', 'owner');
+delete from public.documents where id = tests.document_id('A', 'sizes 2');
 select tests.act_as_superuser();
 select results_eq(
     $$ select c.current_document_count - t.current_document_count, c.current_storage_bytes - t.current_storage_bytes
-         from public.companies c, t_counters t where c.id = 'aaaaaaaa-0000-0000-0000-000000000000' $$,
+         from public.companies c, t_counters t where c.id = tests.company_id('A') $$,
     $$ values (1, 1500::bigint) $$,
     'storage bytes are counted exactly (insert, size change and delete)');
-select is((select current_document_count::bigint from public.companies where id = 'aaaaaaaa-0000-0000-0000-000000000000'),
-          (select count(*) from public.documents where company_id = 'aaaaaaaa-0000-0000-0000-000000000000'),
+select is((select current_document_count::bigint from public.companies where id = tests.company_id('A')),
+          (select count(*) from public.documents where company_id = tests.company_id('A')),
     'the document counter equals the number of documents');
 
-update public.companies set subscription_plan = 'free' where id = 'aaaaaaaa-0000-0000-0000-000000000000';
-update public.companies set current_document_count = 20 where id = 'aaaaaaaa-0000-0000-0000-000000000000';
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000002');
+update public.companies set subscription_plan = 'free' where id = tests.company_id('A');
+update public.companies set current_document_count = 20 where id = tests.company_id('A');
+select tests.act_as('A', 'administrador');
 select throws_ok($$ insert into public.documents (company_id, title, mime_type, storage_path, size_bytes)
-                    values ('aaaaaaaa-0000-0000-0000-000000000000', 'One too many', 'text/plain', 'docs/too-many.txt', 10) $$,
+                    values (tests.company_id('A'), 'One too many', 'text/plain', 'docs/too-many.txt', 10) $$,
     'NA001', null, 'the document limit of the plan cannot be exceeded');
 select tests.act_as_superuser();
-update public.companies set current_document_count = 0 where id = 'aaaaaaaa-0000-0000-0000-000000000000';
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000002');
+update public.companies set current_document_count = 0 where id = tests.company_id('A');
+select tests.act_as('A', 'administrador');
 select throws_ok($$ insert into public.documents (company_id, title, mime_type, storage_path, size_bytes)
-                    values ('aaaaaaaa-0000-0000-0000-000000000000', 'Huge', 'video/mp4', 'docs/huge.mp4', 60::bigint * 1024 * 1024) $$,
+                    values (tests.company_id('A'), 'Huge', 'video/mp4', 'docs/huge.mp4', 60::bigint * 1024 * 1024) $$,
     'NA001', null, 'the storage limit of the plan cannot be exceeded');
 select tests.act_as_service();
-select throws_ok($$ update public.documents set size_bytes = 60::bigint * 1024 * 1024 where id = 'aaaaaaaa-0000-0000-0020-000000000011' $$,
+select throws_ok($$ update public.documents set size_bytes = 60::bigint * 1024 * 1024 where id = tests.document_id('A', 'sizes') $$,
     'NA001', null, 'growing a document beyond the storage limit is refused');
 select tests.act_as_superuser();
-update public.companies set subscription_plan = 'enterprise' where id = 'aaaaaaaa-0000-0000-0000-000000000000';
+update public.companies set subscription_plan = 'enterprise' where id = tests.company_id('A');
 
 -- Chunks ---------------------------------------------------------------------------
-select is((select chunk_count from public.documents where id = 'aaaaaaaa-0000-0000-0020-000000000001'), 3,
+select is((select chunk_count from public.documents where id = tests.document_id('A', 'returns policy')), 3,
     'documents.chunk_count equals the number of its chunks');
 select tests.act_as_service();
 select throws_ok($$ insert into public.document_chunks (company_id, document_id, chunk_index, content)
-                    values ('bbbbbbbb-0000-0000-0000-000000000000', 'aaaaaaaa-0000-0000-0020-000000000001', 9, 'x') $$,
+                    values (tests.company_id('B'), tests.document_id('A', 'returns policy'), 9, 'x') $$,
     '23503', null, 'a chunk can never belong to a document of another company, even for service_role');
 
 -- Top-k search ------------------------------------------------------------------------
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000004');
+select tests.act_as('A', 'operador');
 select is((select array_agg(chunk_id order by similarity desc)
              from public.match_document_chunks(tests.axis_embedding(1), 10)),
-    array['aaaaaaaa-0000-0000-0021-000000000001', 'aaaaaaaa-0000-0000-0021-000000000002',
-          'aaaaaaaa-0000-0000-0021-000000000003']::uuid[],
+    array[tests.chunk_id('A', 'returns policy #0'), tests.chunk_id('A', 'returns policy #1'),
+          tests.chunk_id('A', 'returns policy #2')]::uuid[],
     'top-k search only returns chunks of the caller''s company, nearest first');
 select is((select count(*)::int from public.match_document_chunks(tests.axis_embedding(1), 10, 0.95)), 1,
     'top-k search drops chunks below the similarity threshold');
 select is((select count(*)::int from public.match_document_chunks(tests.axis_embedding(1), 2)), 2,
     'top-k search returns at most p_match_count chunks');
 select is((select count(*)::int
-             from public.match_document_chunks_for_company('bbbbbbbb-0000-0000-0000-000000000000', tests.axis_embedding(1), 10)), 0,
+             from public.match_document_chunks_for_company(tests.company_id('B'), tests.axis_embedding(1), 10)), 0,
     'an authenticated caller cannot search another company''s chunks by passing its id');
 select throws_ok($$ select * from public.match_document_chunks(tests.axis_embedding(1), 0) $$,
     '22023', null, 'top-k search refuses a match count outside 1..100');
 
-select tests.act_as_auth('c1cccccc-0000-0000-0000-000000000001');
+select tests.act_as_no_company();
 select is((select count(*)::int from public.match_document_chunks(tests.axis_embedding(1), 10)), 0,
     'top-k search returns nothing to a user without a company');
 
 select tests.act_as_service();
 select is((select array_agg(chunk_id)
-             from public.match_document_chunks_for_company('bbbbbbbb-0000-0000-0000-000000000000', tests.axis_embedding(1), 10)),
-    array['bbbbbbbb-0000-0000-0021-000000000001']::uuid[],
+             from public.match_document_chunks_for_company(tests.company_id('B'), tests.axis_embedding(1), 10)),
+    array[tests.chunk_id('B', 'account fees #0')]::uuid[],
     'the bot engine (service_role) searches exactly one company');
 
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000002');
+select tests.act_as('A', 'administrador');
 set local enable_seqscan = off;
 set local enable_sort = off;
 select matches(
     (select string_agg(p, E'\n') from tests.explain_lines(
        $$ select ch.id from public.document_chunks ch
-           where ch.company_id = 'aaaaaaaa-0000-0000-0000-000000000000'
+           where ch.company_id = tests.company_id('A')
            order by ch.embedding operator(extensions.<=>) tests.axis_embedding(2) limit 5 $$) p),
     'Index Scan using document_chunks_embedding_hnsw_idx',
     'the HNSW index is used for top-k search within a company');
@@ -125,94 +125,51 @@ select cmp_ok(pg_stat_get_xact_numscans('public.document_chunks_embedding_hnsw_i
     'match_document_chunks scans the HNSW index');
 reset enable_seqscan;
 reset enable_sort;
-
--- Knowledge queries ----------------------------------------------------------------------
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000004');
-select results_eq($$ select chatbot_id from public.knowledge_queries $$,
-    $$ values ('aaaaaaaa-0000-0000-0001-000000000001'::uuid) $$,
-    'an operador reads knowledge queries of assigned chatbots only');
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000003');
+select tests.act_as('A', 'supervisor');
 select is((select count(*)::int from public.knowledge_queries), 2,
     'a supervisor reads every knowledge query of their company');
 select tests.act_as_service();
 select throws_ok($$ insert into public.knowledge_queries (company_id, message_id, conversation_id, chatbot_id, chunk_id, similarity, rank)
-                    select k.company_id, k.message_id, k.conversation_id, 'aaaaaaaa-0000-0000-0001-000000000002', k.chunk_id, 0.5, 9
-                      from public.knowledge_queries k where k.id = 'aaaaaaaa-0000-0000-0022-000000000001' $$,
+                    select k.company_id, k.message_id, k.conversation_id, tests.chatbot_id('A', 'unassigned'), k.chunk_id, 0.5, 9
+                      from public.knowledge_queries k where k.id = tests.knowledge_query_id('A', 'assigned') $$,
     '23503', null, 'a knowledge query''s chatbot must be the chatbot of its message');
 
 -- Integrations --------------------------------------------------------------------------
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000003');
+select tests.act_as('A', 'supervisor');
 select is((select count(*)::int from public.integrations), 0,
     'a supervisor cannot read integration configuration');
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000002');
+select tests.act_as('A', 'administrador');
 select is((select count(*)::int from public.integrations), 2,
     'an administrador reads the integrations of their company');
 select throws_ok($$ insert into public.integrations (company_id, type, name, config)
-                    values ('aaaaaaaa-0000-0000-0000-000000000000', 'slack', 'Slack', '{"channel": "#support", "bot_token": "xoxb-1"}') $$,
+                    values (tests.company_id('A'), 'slack', 'Slack', '{"channel": "#support", "bot_token": "xoxb-1"}') $$,
     '23514', null, 'config must not contain secrets');
 select throws_ok($$ update public.integrations set config = '{"auth": {"Client-Secret": "s3cr3t"}}'
-                     where id = '00000000-0000-0000-0023-000000000099' $$,
+                     where id = tests.integration_id('A', 'without credentials') $$,
     '23514', null, 'config must not contain secrets at any depth');
 
-select throws_ok($$ select * from private.integration_credentials $$,
-    '42501', null, 'integration credentials are not readable by an administrador');
-select lives_ok($$ select public.set_integration_credentials('00000000-0000-0000-0023-000000000099',
-                                                            tests.fake_envelope('A-webhook-v2'), 'kms:neurant/integrations/v2') $$,
-    'an administrador can set integration credentials (write-only RPC)');
-select ok((select has_credentials and credentials_updated_at is not null from public.integrations
-            where id = '00000000-0000-0000-0023-000000000099'),
-    'integrations.has_credentials shows that credentials are stored, without revealing them');
-select throws_ok($$ select public.set_integration_credentials('00000000-0000-0000-0023-000000000099',
-                                                             convert_to('{"api_key": "plaintext"}', 'UTF8'), 'kms:x') $$,
-    '22023', null, 'credentials must be an encrypted envelope, never plaintext');
-select throws_ok($$ select public.set_integration_credentials('bbbbbbbb-0000-0000-0023-000000000001',
-                                                             tests.fake_envelope('evil'), 'kms:x') $$,
-    '42501', null, 'an administrador cannot set credentials of another company''s integration');
-select is((select count(*)::int from pg_catalog.pg_proc p
-            where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace)
-              and p.prorettype = 'bytea'::regtype
-              and has_function_privilege('authenticated', p.oid, 'execute')), 0,
-    'no function callable by authenticated returns credential bytes');
-
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000003');
-select throws_ok($$ select public.set_integration_credentials('aaaaaaaa-0000-0000-0023-000000000001',
-                                                             tests.fake_envelope('sup'), 'kms:x') $$,
-    '42501', null, 'a supervisor cannot set integration credentials');
-select tests.act_as_anon();
-select throws_ok($$ select * from private.integration_credentials $$,
-    '42501', null, 'integration credentials are not readable by anon');
-select tests.act_as_service();
-select is((select count(*)::int from private.integration_credentials), 3,
-    'service_role (the bot engine) reads the encrypted credentials to decrypt them with its key');
-
 select tests.act_as_superuser();
-update public.companies set subscription_plan = 'free' where id = 'aaaaaaaa-0000-0000-0000-000000000000';
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000001');
-select throws_ok($$ insert into public.integrations (company_id, type, name) values ('aaaaaaaa-0000-0000-0000-000000000000', 'email', 'Mailbox') $$,
+update public.companies set subscription_plan = 'free' where id = tests.company_id('A');
+select tests.act_as('A', 'owner');
+select throws_ok($$ insert into public.integrations (company_id, type, name) values (tests.company_id('A'), 'email', 'Mailbox') $$,
     'NA001', null, 'the integration limit of the plan cannot be exceeded');
 select tests.act_as_superuser();
-update public.companies set subscription_plan = 'enterprise' where id = 'aaaaaaaa-0000-0000-0000-000000000000';
+update public.companies set subscription_plan = 'enterprise' where id = tests.company_id('A');
 
 -- Integration logs ------------------------------------------------------------------------
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000001');
+select tests.act_as('A', 'owner');
 select is((select count(*)::int from public.integration_logs), 2,
     'an owner reads the integration logs of their company');
 select throws_ok($$ insert into public.integration_logs (company_id, integration_id, direction, operation, status)
-                    values ('aaaaaaaa-0000-0000-0000-000000000000', 'aaaaaaaa-0000-0000-0023-000000000001', 'outbound', 'x', 'success') $$,
+                    values (tests.company_id('A'), tests.integration_id('A', 'with credentials'), 'outbound', 'x', 'success') $$,
     '42501', null, 'integration logs are written only by service_role');
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000003');
+select tests.act_as('A', 'supervisor');
 select is((select count(*)::int from public.integration_logs), 0,
     'a supervisor cannot read integration logs');
-
--- Analytics ---------------------------------------------------------------------------------
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000004');
-select results_eq($$ select chatbot_id from public.analytics_daily $$,
-    $$ values ('aaaaaaaa-0000-0000-0001-000000000001'::uuid) $$,
-    'an operador reads analytics of assigned chatbots only');
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000003');
+select tests.act_as('A', 'supervisor');
 select is((select count(*)::int from public.analytics_daily), 2,
     'a supervisor reads all analytics of their company');
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000001');
+select tests.act_as('A', 'owner');
 select throws_ok($$ update public.analytics_daily set messages_count = 0 $$,
     '42501', null, 'analytics are written only by service_role jobs');
 
@@ -232,29 +189,68 @@ select set_eq(
     $$ select company_id, chatbot_id, messages_count, bot_messages_count, conversations_count, knowledge_queries_count from t_rollup $$,
     'the daily roll-up is idempotent (running it twice gives the same rows)');
 
+-- Cross-company references (service_role bypasses RLS: only the keys stop it) ----------------
+select is(tests.attempt_as('service_role', $$ insert into public.documents (company_id, title, mime_type, storage_path, uploaded_by)
+  values (tests.company_id('A'), 't', 'text/plain', 'x/y.txt', tests.user_id('B', 'administrador')) $$),
+  '23503: insert or update on table "documents" violates foreign key constraint "documents_uploaded_by_fkey"',
+  'a document cannot name another company''s member as uploader, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.document_chunks (company_id, document_id, chunk_index, content)
+  values (tests.company_id('A'), tests.document_id('B', 'account fees'), 9, 'x') $$),
+  '23503: insert or update on table "document_chunks" violates foreign key constraint "document_chunks_document_fkey"',
+  'a chunk cannot reference another company''s document, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.knowledge_queries (company_id, message_id, conversation_id, chatbot_id, chunk_id, similarity, rank)
+  values (tests.company_id('A'), tests.message_id('B', 'assigned-human/bot'), tests.conversation_id('B', 'assigned-human'),
+          tests.chatbot_id('B', 'assigned'), tests.chunk_id('A', 'returns policy #0'), 0.5, 7) $$),
+  '23503: insert or update on table "knowledge_queries" violates foreign key constraint "knowledge_queries_message_fkey"',
+  'a knowledge query cannot reference another company''s message, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.knowledge_queries (company_id, message_id, chunk_id, similarity, rank)
+  values (tests.company_id('A'), tests.message_id('A', 'assigned-human/bot'), tests.chunk_id('B', 'account fees #0'), 0.5, 7) $$),
+  '23502: null value in column "document_id" of relation "knowledge_queries" violates not-null constraint',
+  'a knowledge query cannot reference another company''s chunk, even for service_role');
+select tests.act_as_service();
+insert into public.knowledge_queries (company_id, id, message_id, chunk_id, document_id, similarity, rank)
+values (tests.company_id('A'), tests.new_id('knowledge_query', 'A', 'foreign document'), tests.message_id('A', 'assigned-human/bot'),
+        tests.chunk_id('A', 'returns policy #0'), tests.document_id('B', 'account fees'), 0.5, 7);
+select tests.act_as_superuser();
+select is((select document_id from public.knowledge_queries where id = tests.knowledge_query_id('A', 'foreign document')),
+  tests.document_id('A', 'returns policy'),
+  'a knowledge query''s document is always its chunk''s: another company''s document_id is replaced, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.integration_logs (company_id, integration_id, direction, operation, status)
+  values (tests.company_id('A'), tests.integration_id('B', 'with credentials'), 'inbound', 'x', 'success') $$),
+  '23503: insert or update on table "integration_logs" violates foreign key constraint "integration_logs_integration_fkey"',
+  'an integration log cannot reference another company''s integration, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.analytics_daily (company_id, chatbot_id, day)
+  values (tests.company_id('A'), tests.chatbot_id('B', 'assigned'), '2026-11-01') $$),
+  '23503: insert or update on table "analytics_daily" violates foreign key constraint "analytics_daily_chatbot_fkey"',
+  'analytics cannot reference another company''s chatbot, even for service_role');
+select is(tests.attempt_as('service_role', $$ insert into public.integrations (company_id, type, name, created_by)
+  values (tests.company_id('A'), 'webhook', 'n', tests.user_id('B', 'owner')) $$),
+  '23503: insert or update on table "integrations" violates foreign key constraint "integrations_created_by_fkey"',
+  'an integration cannot name another company''s member as creator, even for service_role');
+select is(tests.attempt_as('owner', $$ insert into public.document_chunks (company_id, document_id, chunk_index, content)
+  values (tests.company_id('A'), tests.document_id('B', 'account fees'), 9, 'x') $$),
+  '23503: insert or update on table "document_chunks" violates foreign key constraint "document_chunks_document_fkey"',
+  'an owner cannot add a chunk to another company''s document');
+select is(tests.same_either_way('owner', $$ insert into public.document_chunks (company_id, document_id, chunk_index, content)
+    values (tests.company_id('A'), $1, 0, 'probe') $$, array[tests.document_id('B', 'account fees')]),
+  'same: 23503: insert or update on table "document_chunks" violates foreign key constraint "document_chunks_document_fkey"',
+  'a chunk pointing at another company''s document fails exactly like one pointing at no document');
+
 -- Audit ----------------------------------------------------------------------------------------
 select tests.act_as_superuser();
-update public.users set role = 'administrador' where id = 'aaaaaaaa-0000-0000-0000-000000000003';
+update public.users set role = 'administrador' where id = tests.user_id('A', 'supervisor');
 select results_eq(
     $$ select old_data ->> 'role', new_data ->> 'role', 'role' = any (changed_columns)
          from public.audit_logs
-        where table_name = 'users' and action = 'update' and row_id = 'aaaaaaaa-0000-0000-0000-000000000003' $$,
+        where table_name = 'users' and action = 'update' and row_id = tests.user_id('A', 'supervisor') $$,
     $$ values ('supervisor', 'administrador', true) $$,
     'changing a user''s role writes an audit row with old and new role');
-select results_eq(
-    $$ select actor_user_id, actor_role, new_data ->> 'ciphertext', new_data ->> 'key_id'
-         from public.audit_logs
-        where table_name = 'integration_credentials' and row_pk ->> 'integration_id' = '00000000-0000-0000-0023-000000000099' $$,
-    $$ values ('aaaaaaaa-0000-0000-0000-000000000002'::uuid, 'authenticated', '[REDACTED]', 'kms:neurant/integrations/v2') $$,
-    'setting credentials is audited with the acting member, in the same transaction, ciphertext redacted');
 select is((select count(*)::int from public.audit_logs
             where coalesce(new_data ->> 'ciphertext', '[REDACTED]') <> '[REDACTED]'
                or coalesce(old_data ->> 'ciphertext', '[REDACTED]') <> '[REDACTED]'
                or coalesce(new_data ->> 'token_hash', '[REDACTED]') <> '[REDACTED]'
                or coalesce(old_data ->> 'token_hash', '[REDACTED]') <> '[REDACTED]'), 0,
     'audit rows never contain credentials or token hashes');
-select ok(exists (select 1 from public.audit_logs where table_name = 'user_invitations' and new_data ->> 'token_hash' = '[REDACTED]'),
-    'invitation audit rows keep the row but redact the token hash');
 select is((select count(*)::int from public.audit_logs
             where table_name = 'companies' and action = 'update'
               and changed_columns <@ array['current_document_count', 'current_storage_bytes', 'current_integration_count', 'updated_at']), 0,
@@ -271,11 +267,11 @@ select throws_ok($$ update public.audit_logs set actor_role = 'x' $$,
 select throws_ok($$ truncate public.audit_logs $$,
     '42501', null, 'audit logs cannot be truncated');
 
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000004');
+select tests.act_as('A', 'operador');
 select is((select count(*)::int from public.audit_logs), 0,
     'an operador cannot read audit logs');
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000001');
-select ok((select count(*) > 0 and bool_and(company_id = 'aaaaaaaa-0000-0000-0000-000000000000') from public.audit_logs),
+select tests.act_as('A', 'owner');
+select ok((select count(*) > 0 and bool_and(company_id = tests.company_id('A')) from public.audit_logs),
     'an owner reads the audit trail of their own company only');
 
 -- System metrics ----------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ update public.subscription_plans set archive_after_days = 365, cold_after_days =
 
 -- A legal hold on one conversation keeps it live -------------------------------------
 insert into public.legal_holds (company_id, conversation_id, reason, set_by)
-values ('aaaaaaaa-0000-0000-0000-000000000000', 'aaaaaaaa-0000-0000-0003-000000000001', 'Litigation 2026-17', 'legal@a.example');
+values (tests.company_id('A'), tests.conversation_id('A', 'assigned-human'), 'Litigation 2026-17', 'legal@a.example');
 
 create temp table first_move as select private.archive_conversations_batch(now() + interval '2 years', 1000) as moved;
 
@@ -58,7 +58,7 @@ select is((select count(*) from public.knowledge_queries) + (select count(*) fro
 select is((select count(*) from public.hitl_escalations) + (select count(*) from archive.hitl_escalations_archived),
           (select b.esc + b.esc_a from before_counts b),
     'hitl escalations: live + archived count is the same before and after the move');
-select is((select count(*) from public.messages m where m.conversation_id <> 'aaaaaaaa-0000-0000-0003-000000000001'), 0::bigint,
+select is((select count(*) from public.messages m where m.conversation_id <> tests.conversation_id('A', 'assigned-human')), 0::bigint,
     'no message of an archived conversation is left in the live table');
 select is((select count(*) from message_fingerprint f
             where f.fp is distinct from coalesce(
@@ -92,50 +92,50 @@ select is((select count(*) from public.analytics_daily where day = date '2024-03
     'an archived analytics day is frozen: re-running its roll-up writes nothing to analytics_daily');
 
 -- Legal holds block every deletion path -------------------------------------------------
-select throws_ok($$ delete from public.conversations where id = 'aaaaaaaa-0000-0000-0003-000000000001' $$,
+select throws_ok($$ delete from public.conversations where id = tests.conversation_id('A', 'assigned-human') $$,
     '42501', null, 'a held live conversation cannot be deleted, not even by the superuser');
 insert into public.legal_holds (company_id, conversation_id, reason, set_by)
-values ('aaaaaaaa-0000-0000-0000-000000000000', 'aaaaaaaa-0000-0000-0030-000000000001', 'Litigation 2026-18', 'legal@a.example');
-select throws_ok($$ delete from archive.conversations_archived where id = 'aaaaaaaa-0000-0000-0030-000000000001' $$,
+values (tests.company_id('A'), tests.archived_conversation_id('A', 'assigned'), 'Litigation 2026-18', 'legal@a.example');
+select throws_ok($$ delete from archive.conversations_archived where id = tests.archived_conversation_id('A', 'assigned') $$,
     '42501', null, 'a held archived conversation cannot be deleted');
-select throws_ok($$ delete from archive.messages_archived where conversation_id = 'aaaaaaaa-0000-0000-0030-000000000001' $$,
+select throws_ok($$ delete from archive.messages_archived where conversation_id = tests.archived_conversation_id('A', 'assigned') $$,
     '42501', null, 'messages of a held archived conversation cannot be deleted');
-select throws_ok($$ delete from public.companies where id = 'aaaaaaaa-0000-0000-0000-000000000000' $$,
+select throws_ok($$ delete from public.companies where id = tests.company_id('A') $$,
     '42501', null, 'a company with an active legal hold cannot be deleted');
-select throws_ok($$ delete from public.legal_holds where company_id = 'aaaaaaaa-0000-0000-0000-000000000000' and released_at is null $$,
+select throws_ok($$ delete from public.legal_holds where company_id = tests.company_id('A') and released_at is null $$,
     '42501', null, 'an active legal hold cannot be deleted (release it first)');
-select throws_ok($$ update public.legal_holds set conversation_id = null where company_id = 'aaaaaaaa-0000-0000-0000-000000000000' and released_at is null $$,
+select throws_ok($$ update public.legal_holds set conversation_id = null where company_id = tests.company_id('A') and released_at is null $$,
     '22023', null, 'what a legal hold covers cannot be changed');
 
 -- Retention: 10 years later everything unheld is gone, held rows stay ---------------------
 create temp table retention_run as select private.retention_batch(now() + interval '10 years', 100000) as deleted;
-select is((select count(*) from archive.conversations_archived where company_id = 'bbbbbbbb-0000-0000-0000-000000000000'), 0::bigint,
+select is((select count(*) from archive.conversations_archived where company_id = tests.company_id('B')), 0::bigint,
     'retention deletes archived conversations past delete_after_days');
-select is((select count(*) from archive.messages_archived where company_id = 'bbbbbbbb-0000-0000-0000-000000000000')
-        + (select count(*) from archive.message_reactions_archived where company_id = 'bbbbbbbb-0000-0000-0000-000000000000')
-        + (select count(*) from archive.knowledge_queries_archived where company_id = 'bbbbbbbb-0000-0000-0000-000000000000')
-        + (select count(*) from archive.hitl_escalations_archived where company_id = 'bbbbbbbb-0000-0000-0000-000000000000'), 0::bigint,
+select is((select count(*) from archive.messages_archived where company_id = tests.company_id('B'))
+        + (select count(*) from archive.message_reactions_archived where company_id = tests.company_id('B'))
+        + (select count(*) from archive.knowledge_queries_archived where company_id = tests.company_id('B'))
+        + (select count(*) from archive.hitl_escalations_archived where company_id = tests.company_id('B')), 0::bigint,
     'retention deletes the messages, reactions, knowledge queries and escalations of those conversations');
-select ok((select count(*) from archive.conversations_archived where id = 'aaaaaaaa-0000-0000-0030-000000000001') = 1
-          and (select count(*) from archive.messages_archived where conversation_id = 'aaaaaaaa-0000-0000-0030-000000000001') = 1
-          and (select count(*) from public.conversations where id = 'aaaaaaaa-0000-0000-0003-000000000001') = 1,
+select ok((select count(*) from archive.conversations_archived where id = tests.archived_conversation_id('A', 'assigned')) = 1
+          and (select count(*) from archive.messages_archived where conversation_id = tests.archived_conversation_id('A', 'assigned')) = 1
+          and (select count(*) from public.conversations where id = tests.conversation_id('A', 'assigned-human')) = 1,
     'a legal hold blocks retention deletion of the held conversations, live and archived');
-select is((select count(*) from public.audit_logs where company_id = 'bbbbbbbb-0000-0000-0000-000000000000'), 0::bigint,
+select is((select count(*) from public.audit_logs where company_id = tests.company_id('B')), 0::bigint,
     'retention purges audit rows older than 7 years through the audit purge hook');
 
 insert into public.legal_holds (company_id, reason, set_by)
-values ('bbbbbbbb-0000-0000-0000-000000000000', 'Regulator request 2026-02', 'dpo@b.example');
+values (tests.company_id('B'), 'Regulator request 2026-02', 'dpo@b.example');
 insert into public.audit_logs (company_id, actor_role, action, event_name, created_at)
-values ('bbbbbbbb-0000-0000-0000-000000000000', 'service_role', 'custom', 'data.export', now() - interval '9 years');
+values (tests.company_id('B'), 'service_role', 'custom', 'data.export', now() - interval '9 years');
 select is(private.purge_audit_logs(now(), 1000), 0::bigint,
     'a company-wide legal hold keeps the company''s audit trail past 7 years');
 
 -- Who may read the archive -----------------------------------------------------------------
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000002');
+select tests.act_as('A', 'administrador');
 select ok((select count(*) from archive.conversations_archived) > 0
-          and (select count(*) from archive.conversations_archived where company_id <> 'aaaaaaaa-0000-0000-0000-000000000000') = 0,
+          and (select count(*) from archive.conversations_archived where company_id <> tests.company_id('A')) = 0,
     'an administrador reads the archive of their own company only');
-select tests.act_as('aaaaaaaa-0000-0000-0000-000000000003');
+select tests.act_as('A', 'supervisor');
 select is((select count(*) from archive.messages_archived), 0::bigint,
     'a supervisor cannot read the archive');
 select throws_ok($$ select private.archive_conversations_batch(now(), 10) $$,

@@ -1,0 +1,323 @@
+-- Catalog-wide hardening: rules that hold for every table, key, function or schema
+-- at once (catalog-driven, so a new object is covered): tenant-consistent keys and the
+-- tenant insert guard, what anon may execute, search_path of security definer
+-- functions and shadowing, no path to secrets through references, views or
+-- functions, and every RPC probed with another company's ids. Rules of one domain
+-- live in that domain's file (see CONVENTIONS.md, Tests).
+begin;
+select plan(18 + (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                    where n.nspname in ('public', 'private') and p.prokind in ('f', 'p')
+                      and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e'))
+                + 2 * (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                        where n.nspname = 'public' and p.prokind = 'f' and p.prorettype <> 'trigger'::regtype
+                          and has_function_privilege('authenticated', p.oid, 'EXECUTE')
+                          and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')));
+
+-- Structure: the keys make a cross-tenant row impossible by construction ------------
+select is_empty($$
+  select format('%s.%s', k.conrelid::regclass, k.conname)
+    from pg_constraint k
+   where k.contype = 'f'
+     and exists (select 1 from pg_attribute a where a.attrelid = k.conrelid and a.attname = 'company_id' and not a.attisdropped)
+     and exists (select 1 from pg_attribute a where a.attrelid = k.confrelid and a.attname = 'company_id' and not a.attisdropped)
+     and not exists (
+       select 1 from unnest(k.conkey, k.confkey) as m(src, dst)
+         join pg_attribute sa on sa.attrelid = k.conrelid and sa.attnum = m.src
+         join pg_attribute da on da.attrelid = k.confrelid and da.attnum = m.dst
+        where sa.attname = 'company_id' and da.attname = 'company_id') $$,
+  'every foreign key between two tenant tables maps company_id to company_id (a row can only point inside its own company)');
+
+select is(array(
+  select (i.indrelid::regclass::text || '.' || c.relname::text) collate "C" as k
+    from pg_index i join pg_class c on c.oid = i.indexrelid
+    join pg_class t on t.oid = i.indrelid join pg_namespace n on n.oid = t.relnamespace
+   where n.nspname in ('public', 'private') and i.indisunique
+     and exists (select 1 from pg_attribute a where a.attrelid = i.indrelid and a.attname = 'company_id' and not a.attisdropped)
+     and not exists (select 1 from pg_attribute a where a.attrelid = i.indrelid and a.attname = 'company_id'
+                      and a.attnum = any (i.indkey::int2[]))
+   order by k),
+  array['user_invitations.user_invitations_token_hash_key', 'users.users_auth_user_id_key'] collate "C",
+  'the only unique keys of tenant tables without company_id are the auth identity and the invitation token hash (neither writable by members)');
+
+-- The tenant guard (finding H-1, fixed by 4000_hardening_tenant_insert_guard) ----------
+select is_empty($$
+  select c.oid::regclass::text
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname in ('public', 'private') and c.relkind in ('r', 'p')
+     and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'company_id' and not a.attisdropped)
+     and (has_table_privilege('authenticated', c.oid, 'INSERT')
+          or exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+                      and has_column_privilege('authenticated', c.oid, a.attnum, 'INSERT')))
+     and (select t.tgfoid from pg_trigger t
+           where t.tgrelid = c.oid and not t.tgisinternal
+             and (t.tgtype & 2) <> 0 and (t.tgtype & 4) <> 0 and (t.tgtype & 1) <> 0  -- before, insert, row
+           order by t.tgname limit 1) is distinct from 'private.reject_other_tenant_insert()'::regprocedure $$,
+  'every tenant table members may insert into runs the tenant guard as its first BEFORE INSERT trigger');
+
+-- Security definer functions ---------------------------------------------------------
+select is(
+    array(select p.oid::regprocedure::text from pg_proc p
+           where p.prosecdef and p.pronamespace in ('public'::regnamespace, 'private'::regnamespace)
+             and not coalesce(p.proconfig @> array['search_path=""'], false) order by 1),
+    '{}'::text[], 'every security definer function pins search_path to empty');
+
+select is(
+    array(select p.oid::regprocedure::text from pg_proc p
+           where p.prosecdef and p.pronamespace = 'public'::regnamespace
+             and has_function_privilege('anon', p.oid, 'execute') order by 1),
+    '{}'::text[], 'anon cannot execute any security definer function');
+
+-- anon ----------------------------------------------------------------------------------
+-- Justified exception: public.role_rank(user_role) is an immutable pure mapping
+-- (owner 4 .. operador 1), inlined into policies; it reads no data.
+select is_empty($$
+  select p.oid::regprocedure::text
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+   where n.nspname in ('public', 'private')
+     and has_function_privilege('anon', p.oid, 'EXECUTE') and has_schema_privilege('anon', n.oid, 'USAGE')
+     and p.oid <> 'public.role_rank(public.user_role)'::regprocedure
+     and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e') $$,
+  'anon can execute no function in public or private (except the pure public.role_rank)');
+select is((select provolatile::text || prosecdef::text from pg_proc where oid = 'public.role_rank(public.user_role)'::regprocedure),
+  'ifalse', 'the one function anon may call is immutable and not security definer');
+
+-- Every function and procedure, called by anon with null arguments, is refused
+-- before it runs (permission denied for the function or for its schema).
+create function pg_temp.anon_call(p_fn regprocedure) returns text
+language plpgsql as $$
+declare
+  v_args text;
+  v_kind "char";
+begin
+  select string_agg('null::' || t::regtype::text, ', ' order by o), min(p.prokind)
+    into v_args, v_kind
+    from pg_proc p left join lateral unnest(p.proargtypes::oid[]) with ordinality as a(t, o) on true
+   where p.oid = p_fn;
+  perform tests.act_as_anon();
+  begin
+    if v_kind = 'p' then
+      execute format('call %s.%I(%s)', (select pronamespace::regnamespace from pg_proc where oid = p_fn),
+                     (select proname from pg_proc where oid = p_fn), coalesce(v_args, ''));
+    else
+      execute format('select %s.%I(%s)', (select pronamespace::regnamespace from pg_proc where oid = p_fn),
+                     (select proname from pg_proc where oid = p_fn), coalesce(v_args, ''));
+    end if;
+    perform tests.act_as_superuser();
+    return 'ran';
+  exception when others then
+    perform tests.act_as_superuser();
+    return sqlstate;
+  end;
+end $$;
+
+select is(pg_temp.anon_call(p.oid),
+          case when p.oid = 'public.role_rank(public.user_role)'::regprocedure then 'ran' else '42501' end,
+          format('anon cannot call %s', p.oid::regprocedure))
+  from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname in ('public', 'private') and p.prokind in ('f', 'p')
+   and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
+ order by p.oid::regprocedure::text;
+
+select is_empty($$
+  select c.oid::regclass::text || ' ' || pr.p
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   cross join unnest(array['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) pr(p)
+   where n.nspname in ('public', 'private', 'auth') and c.relkind in ('r', 'p', 'v', 'm', 'f')
+     and has_table_privilege('anon', c.oid, pr.p)
+     and not (c.oid = 'public.subscription_plans'::regclass and pr.p = 'SELECT') $$,
+  'anon holds no table privilege except reading the plan catalogue');
+
+-- No client role can create objects that could shadow ours -------------------------------
+select is_empty($$
+  select r || ' ' || n.nspname
+    from pg_namespace n cross join unnest(array['anon', 'authenticated', 'service_role']) r
+   where n.nspname not like 'pg\_%' and n.nspname <> 'information_schema'
+     and has_schema_privilege(r, n.oid, 'CREATE') $$,
+  'anon, authenticated and service_role cannot create objects in any schema');
+select is_empty($$
+  select p.oid::regprocedure::text
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+   where n.nspname in ('public', 'private', 'auth') and p.prosecdef
+     and not coalesce(p.proconfig @> array['search_path=""'], false) $$,
+  'every security definer function pins search_path to the empty path');
+
+-- Secrets: no path to credentials or token hashes through references, views or functions
+select is_empty($$
+  select r || ' ' || c.oid::regclass::text
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace cross join unnest(array['anon', 'authenticated']) r
+   where n.nspname in ('public', 'private', 'auth') and c.relkind in ('r', 'p', 'v', 'm')
+     and (has_table_privilege(r, c.oid, 'REFERENCES')
+          or exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+                      and has_column_privilege(r, c.oid, a.attnum, 'REFERENCES'))) $$,
+  'no client role may reference our tables from a foreign key of its own (no existence probing through temp-table FKs)');
+
+-- Views and functions (catalog) ------------------------------------------------------------
+select is_empty($$
+  select distinct v.oid::regclass::text
+    from pg_rewrite w join pg_class v on v.oid = w.ev_class
+    join pg_depend d on d.objid = w.oid and d.classid = 'pg_rewrite'::regclass and d.refclassid = 'pg_class'::regclass
+   where v.relkind in ('v', 'm') and v.oid <> d.refobjid
+     and (has_table_privilege('anon', v.oid, 'SELECT') or has_table_privilege('authenticated', v.oid, 'SELECT'))
+     and (d.refobjid = 'private.integration_credentials'::regclass
+          or (d.refobjid = 'public.user_invitations'::regclass
+              and d.refobjsubid = (select attnum from pg_attribute where attrelid = 'public.user_invitations'::regclass and attname = 'token_hash'))) $$,
+  'no view readable by anon or authenticated exposes credentials or token hashes');
+select is_empty($$
+  select p.oid::regprocedure::text
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+   where n.nspname in ('public', 'private', 'auth')
+     and (has_function_privilege('anon', p.oid, 'EXECUTE') or has_function_privilege('authenticated', p.oid, 'EXECUTE'))
+     and (p.prosrc ~* 'integration_credentials|token_hash'
+          or 'bytea'::regtype = any (coalesce(p.proallargtypes, array[]::oid[]) || p.prorettype))
+     and p.oid not in ('public.set_integration_credentials(uuid, bytea, text)'::regprocedure,
+                       'public.clear_integration_credentials(uuid)'::regprocedure,
+                       'public.create_invitation(text, public.user_role)'::regprocedure,
+                       'public.accept_invitation(text)'::regprocedure) $$,
+  'no function callable by clients reads credentials or token hashes, or returns bytea, except the write-only credential RPCs and the invitation RPCs');
+select is(array(select format_type(p.prorettype, null) || coalesce(' ' || array_to_string(p.proargmodes::text[], ''), '')
+                  from pg_proc p
+                 where p.oid in ('public.set_integration_credentials(uuid, bytea, text)'::regprocedure,
+                                 'public.clear_integration_credentials(uuid)'::regprocedure,
+                                 'public.create_invitation(text, public.user_role)'::regprocedure,
+                                 'public.accept_invitation(text)'::regprocedure)
+                 order by p.oid::regprocedure::text),
+  array['uuid', 'boolean', 'record iitt', 'timestamp with time zone'],
+  'those RPCs return a uuid, a boolean, (invitation id, fresh token) or a timestamp - never a stored secret');
+
+-- Every RPC, called with company B's ids (catalog-driven: a new function is covered) ---
+-- Arguments by type; uuid arguments by name: add a kind here when a new parameter
+-- name appears (the test fails until then).
+create temp table rpc_calls as
+with fns as (
+  select p.oid, p.oid::regprocedure::text as sig, p.proname, p.prorettype, p.pronargs,
+         coalesce(p.proallargtypes, p.proargtypes::oid[]) as types,
+         coalesce(p.proargmodes, array_fill('i'::"char", array[p.pronargs])) as modes,
+         coalesce(p.proargnames, array_fill(''::text, array[coalesce(array_length(p.proallargtypes, 1), p.pronargs)])) as names
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+   where n.nspname = 'public' and p.prokind = 'f' and p.prorettype <> 'trigger'::regtype
+     and has_function_privilege('authenticated', p.oid, 'EXECUTE')
+     and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
+), args as (
+  select f.oid, a.ord, a.name, a.type::regtype as type,
+         case
+           when a.type = 'uuid'::regtype then
+             case when a.name ~ 'company' then '$company'
+                  when a.name ~ 'invitation' then '$invitation'
+                  when a.name ~ 'integration' then '$integration'
+                  when a.name ~ 'chatbot' then '$chatbot'
+                  when a.name ~ 'conversation' then '$conversation'
+                  when a.name ~ 'message' then '$message'
+                  when a.name ~ 'document' then '$document'
+                  when a.name ~ '(user|owner|member)' then '$user'
+             end
+           when a.type = 'text'::regtype then
+             case when a.name ~ 'token' then quote_literal('fixture-token-company-b')
+                  when a.name ~ 'email' then quote_literal('invitee.b@example.com')
+                  when a.name ~ 'plan' then quote_literal('free')
+                  when a.name ~ 'template' then quote_literal('customer_support')
+                  else quote_literal('hardening probe') end
+           when a.type = 'public.user_role'::regtype then quote_literal('operador') || '::public.user_role'
+           when a.type = 'bytea'::regtype then 'tests.fake_envelope(''hardening'')'
+           when a.type = 'extensions.vector'::regtype then 'tests.axis_embedding(1)'
+           when a.type in ('integer'::regtype, 'smallint'::regtype, 'bigint'::regtype) then '5'
+           when a.type in ('double precision'::regtype, 'real'::regtype, 'numeric'::regtype) then '0'
+           when a.type = 'boolean'::regtype then 'true'
+           when a.type = 'date'::regtype then 'current_date'
+           when a.type = 'timestamp with time zone'::regtype then 'now()'
+         end as expr
+    from fns f
+    cross join lateral unnest(f.types, f.modes, f.names) with ordinality as a(type, mode, name, ord)
+   where a.mode in ('i', 'b', 'v')
+)
+select f.sig,
+       bool_and(a.expr is not null) or count(a.ord) = 0 as covered,
+       string_agg(a.name || ' ' || a.type::text, ', ') filter (where a.expr is null) as uncovered,
+       format('select coalesce(jsonb_agg(to_jsonb(r))::text, ''[]'') from public.%I(%s) r', f.proname,
+              coalesce(string_agg(a.expr, ', ' order by a.ord), '')) as call
+  from fns f left join args a on a.oid = f.oid
+ group by f.oid, f.sig, f.proname;
+
+-- The B ids each placeholder stands for (a guessed id for the control call).
+create function pg_temp.rpc_outcomes(p_identity text, p_call text) returns text
+language plpgsql as $$
+declare
+  v_real text := p_call;
+  v_guess text := p_call;
+  k record;
+  a text;
+  b text;
+begin
+  for k in select * from (values
+      ('$company', tests.company_id('B')), ('$invitation', tests.invitation_id('B', 'pending')),
+      ('$integration', tests.integration_id('B', 'with credentials')), ('$chatbot', tests.chatbot_id('B', 'assigned')),
+      ('$conversation', tests.conversation_id('B', 'assigned-human')), ('$message', tests.message_id('B', 'assigned-human/bot')),
+      ('$document', tests.document_id('B', 'account fees')), ('$user', tests.user_id('B', 'administrador'))) v(ph, id) loop
+    v_real := replace(v_real, k.ph, quote_literal(k.id) || '::uuid');
+    v_guess := replace(v_guess, k.ph, quote_literal(gen_random_uuid()) || '::uuid');
+  end loop;
+  a := tests.outcome_as(p_identity, v_real);
+  b := tests.outcome_as(p_identity, v_guess);
+  if a like 'CHANGED%' or a ~ 'bbbbbbbb|Company B|Beatriz|Bruno|Blanca|Benito|account fee' then
+    return 'LEAK: ' || a;
+  end if;
+  return case when a = b then 'same' else format('DIFFERENT: with B''s ids [%s], with guessed ids [%s]', a, b) end;
+end $$;
+
+select is(case when c.covered then pg_temp.rpc_outcomes('owner', c.call) else 'no B id for: ' || c.uncovered end, 'same',
+          format('%s called by an owner with another company''s ids changes and returns nothing of it, and answers as for unknown ids', c.sig))
+  from rpc_calls c order by c.sig;
+select is(case when c.covered then pg_temp.rpc_outcomes('no_company', c.call) else 'no B id for: ' || c.uncovered end, 'same',
+          format('%s called by an identity without a company with another company''s ids changes and returns nothing of it', c.sig))
+  from rpc_calls c order by c.sig;
+
+-- Shadowing attack: temp tables named like every table of ours (catalog-driven),
+-- poisoned so that a name resolved through the caller's path would make the
+-- administrador of A the owner of company B; plus a schema that shadows
+-- pg_catalog functions (sha256, lower, now) placed before pg_catalog.
+do $$
+declare
+  r record;
+begin
+  for r in select distinct on (c.relname) c.relname, c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace
+            where n.nspname in ('public', 'private', 'auth') and c.relkind in ('r', 'p')
+            order by c.relname, n.nspname <> 'public'
+  loop
+    execute format('create temp table %I (like %s including defaults)', r.relname, r.oid::regclass);
+  end loop;
+end $$;
+insert into pg_temp.users (company_id, id, auth_user_id, email, role)
+values (tests.company_id('B'), tests.user_id('B', 'owner'), tests.auth_id('A', 'administrador'), 'admin.a@example.com', 'owner');
+insert into pg_temp.chatbot_operators (company_id, chatbot_id, user_id)
+values (tests.company_id('A'), tests.chatbot_id('A', 'unassigned'), tests.user_id('A', 'operador'));
+insert into pg_temp.user_invitations (company_id, id, email, role, token_hash, status, expires_at)
+values (tests.company_id('B'), gen_random_uuid(), 'nocompany@example.com', 'administrador',
+        sha256(convert_to('shadow-token', 'UTF8')), 'pending', now() + interval '1 day');
+grant all on all tables in schema pg_temp to public;
+
+create schema shadow;
+create function shadow.sha256(bytea) returns bytea language sql immutable
+  as $$ select pg_catalog.sha256(pg_catalog.convert_to('fixture-token-company-b', 'UTF8')) $$;
+create function shadow.lower(text) returns text language sql immutable as $$ select 'invitee.b@example.com'::text $$;
+create function shadow.now() returns timestamptz language sql stable as $$ select '2000-01-01'::timestamptz $$;
+grant usage on schema shadow to public;
+
+select tests.act_as('A', 'administrador');
+select set_config('search_path', 'pg_temp, shadow, pg_catalog, public, tap, extensions', true);
+select is(array[public.get_user_company_id()::text, public.get_user_role()::text, public.get_current_user_id()::text],
+  array[tests.company_id('A')::text, 'administrador', tests.user_id('A', 'administrador')::text],
+  'the tenant-context helpers ignore temp tables and functions that shadow their objects');
+select tests.act_as('A', 'operador');
+select set_config('search_path', 'pg_temp, shadow, pg_catalog, public, tap, extensions', true);
+select is(public.get_assigned_chatbot_ids(), array[tests.chatbot_id('A', 'assigned')],
+  'get_assigned_chatbot_ids ignores a shadowing chatbot_operators temp table');
+select tests.act_as('A', 'administrador');
+select set_config('search_path', 'pg_temp, shadow, pg_catalog, public, tap, extensions', true);
+select throws_ok($$ select * from public.create_invitation('peer@example.com', 'administrador') $$, '42501', null,
+  'a security definer function ignores a caller''s search_path that shadows public objects (role still from public.users)');
+select tests.act_as_no_company();
+select set_config('search_path', 'shadow, pg_catalog, pg_temp, public, tap, extensions', true);
+select throws_ok($$ select public.accept_invitation('shadow-token') $$, '22023', 'invitation not found',
+  'accept_invitation hashes with pg_catalog.sha256 and reads public.user_invitations whatever the caller''s search_path');
+
+select * from finish();
+rollback;

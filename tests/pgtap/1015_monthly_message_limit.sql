@@ -1,0 +1,65 @@
+-- Monthly message usage and limit: every message is counted per company per month in
+-- the same transaction; billable messages beyond the limit are refused (NA001), end-user
+-- messages are still accepted, other companies are unaffected; members neither read
+-- nor reset the usage, nor raise the company's allowance.
+begin;
+select plan(7);
+
+select tests.act_as_service();
+insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'usage'), tests.chatbot_id('A', 'assigned'), 'u13', 'whatsapp');
+
+-- Visibility -------------------------------------------------------------------------------
+select tests.act_as('A', 'operador');
+select is((select count(*)::int from public.company_message_usage), 0,
+    'an operador cannot read the company''s message usage');
+
+-- Monthly message usage ----------------------------------------------------------------------
+select tests.act_as_superuser();
+create temp table usage_before on commit drop as
+select message_count, total_message_count from public.company_message_usage
+ where company_id = tests.company_id('A') and month = date_trunc('month', now() at time zone 'UTC')::date;
+grant select on usage_before to authenticated;
+select tests.act_as_service();
+insert into public.messages (company_id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.conversation_id('A', 'usage'), 'bot', 'Counted answer');
+select tests.act_as('A', 'owner');
+select results_eq($$ select u.message_count - b.message_count, u.total_message_count - b.total_message_count
+                      from public.company_message_usage u, usage_before b
+                     where u.month = date_trunc('month', now() at time zone 'UTC')::date $$,
+    $$ values (1::bigint, 1::bigint) $$,
+    'each message is counted in the company''s monthly usage in the same transaction (bot messages are billable)');
+select tests.act_as_superuser();
+update public.companies set monthly_message_limit =
+       (select message_count from public.company_message_usage
+         where company_id = tests.company_id('A') and month = date_trunc('month', now() at time zone 'UTC')::date)
+ where id = tests.company_id('A');
+select tests.act_as_service();
+select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
+                    (tests.company_id('A'), tests.conversation_id('A', 'usage'), 'bot', 'Over the limit') $$,
+    'NA001', null, 'the monthly message limit cannot be exceeded');
+select lives_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
+                   (tests.company_id('A'), tests.conversation_id('A', 'usage'), 'end_user', 'Hello? Anyone?') $$,
+    'end-user messages are still accepted when the monthly allowance is used up');
+select lives_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
+                   (tests.company_id('B'), tests.conversation_id('B', 'assigned-human'), 'bot', 'B is not limited') $$,
+    'one company''s message limit does not affect another company');
+
+-- Company plan, billing and usage counters -------------------------------------------
+select tests.act_as('A', 'owner');
+select is(
+  array[tests.attempt($$ update public.companies set subscription_plan = 'free' where id = tests.company_id('A') $$),
+        tests.attempt($$ update public.companies set subscription_status = 'active' where id = tests.company_id('A') $$),
+        tests.attempt($$ update public.companies set monthly_message_limit = 999999999 where id = tests.company_id('A') $$)],
+  array['42501: permission denied for table companies', '42501: permission denied for table companies', '42501: permission denied for table companies'],
+  'the owner cannot change the plan, the billing status or the message allowance of the company');
+select is(
+  array[tests.attempt($$ update public.companies set current_chatbot_count = 0 where id = tests.company_id('A') $$),
+        tests.attempt($$ update public.company_message_usage set message_count = 0 where company_id = tests.company_id('A') $$),
+        tests.attempt($$ delete from public.company_message_usage where company_id = tests.company_id('A') $$)],
+  array['42501: permission denied for table companies', '42501: permission denied for table company_message_usage',
+        '42501: permission denied for table company_message_usage'],
+  'the owner cannot reset the usage counters the plan limits are checked against');
+
+select * from finish();
+rollback;
