@@ -7,7 +7,7 @@
 -- other trigger of the table: "<table>_0_tenant_guard", created in each table's file)
 -- and refuses a row of another company with exactly the error RLS would give, before
 -- any lookup happens; the outcome is then the same whether or not the referenced rows
--- exist (tests: hardening assertions of each domain's pgTAP file).
+-- exist (tests: tests/pgtap/0010_catalog_hardening.sql and each domain's file).
 
 create function private.reject_other_tenant_insert()
 returns trigger
