@@ -152,9 +152,10 @@ begin
   v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.analytics_archived', n));
 
   v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.audit_logs', private.purge_audit_logs(p_as_of, p_limit)));
-  -- platform samples are kept 400 days (no tenant, no hold)
+  -- platform samples are kept 400 days (no tenant, no hold), aged by the lifecycle clock
   delete from public.system_metrics s using (
-    select s.id from public.system_metrics s where s.recorded_at < p_as_of - interval '400 days' limit p_limit) b
+    select s.id from public.system_metrics s
+     where s.recorded_at < private.lifecycle_clock(p_as_of) - interval '400 days' limit p_limit) b
    where s.id = b.id;
   get diagnostics n = row_count;
   v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.system_metrics', n));

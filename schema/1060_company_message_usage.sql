@@ -10,6 +10,12 @@
 -- override, else its plan's; null = unlimited). End-user, operator and system messages are always accepted - a customer's
 -- message is never lost and humans can still answer when the AI allowance is used up - and
 -- are counted in total_message_count for reporting.
+--
+-- Which month (decision): the server's. A message is counted in the UTC month of the
+-- transaction that writes it (now()), never in the month of messages.created_at: that
+-- column is the time the sender reports (the backend may fill it from the channel) and a
+-- caller-chosen date two months back or a century ahead would land in a bucket whose
+-- allowance is untouched. record_message_usage therefore takes no time argument.
 
 create table public.company_message_usage (
   company_id uuid not null,
@@ -29,7 +35,7 @@ create table public.company_message_usage (
 comment on table public.company_message_usage is
   'Messages per company per calendar month (UTC), maintained in the message''s own transaction. message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan).';
 comment on column public.company_message_usage.company_id is 'Company (tenant key).';
-comment on column public.company_message_usage.month is 'First day of the month (UTC) the messages were created in.';
+comment on column public.company_message_usage.month is 'First day of the month (UTC, server clock: the writing transaction''s now()) the messages were counted in; never taken from messages.created_at.';
 comment on column public.company_message_usage.message_count is 'Billable messages of the month = bot messages; never exceeds private.effective_monthly_message_limit() (companies.monthly_message_limit, else the plan''s).';
 comment on column public.company_message_usage.total_message_count is 'All messages of the month (every sender type), for reporting; not limited.';
 comment on column public.company_message_usage.created_at is 'When the first message of the month was counted.';
@@ -48,14 +54,15 @@ comment on function private.effective_monthly_message_limit(uuid) is
   'Monthly message limit that applies to a company: its override (companies.monthly_message_limit) or else its plan''s; null = unlimited.';
 revoke execute on function private.effective_monthly_message_limit(uuid) from public;
 
-create function private.record_message_usage(p_company_id uuid, p_at timestamptz, p_billable boolean)
+create function private.record_message_usage(p_company_id uuid, p_billable boolean)
 returns void
 language plpgsql
 security definer
 set search_path = ''
 as $$
 declare
-  v_month date := pg_catalog.date_trunc('month', p_at at time zone 'UTC')::date;
+  -- the server clock (transaction time), never a time the caller chose
+  v_month date := pg_catalog.date_trunc('month', pg_catalog.now() at time zone 'UTC')::date;
   v_limit bigint;
   v_plan text;
   v_count bigint;
@@ -85,6 +92,6 @@ begin
     hint = 'Upgrade the subscription plan, or wait for the next month (the allowance resets on the 1st, UTC). End-user and operator messages are still accepted.';
 end
 $$;
-comment on function private.record_message_usage(uuid, timestamptz, boolean) is
-  'Counts one message in company_message_usage for its UTC month; a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free.';
-revoke execute on function private.record_message_usage(uuid, timestamptz, boolean) from public, anon, authenticated;
+comment on function private.record_message_usage(uuid, boolean) is
+  'Counts one message in company_message_usage for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free.';
+revoke execute on function private.record_message_usage(uuid, boolean) from public, anon, authenticated;

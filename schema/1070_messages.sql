@@ -43,7 +43,7 @@ comment on column public.messages.sender_id is 'The operator''s public.users.id 
 comment on column public.messages.content is 'Message text, 1-32000 characters.';
 comment on column public.messages.processing_time_ms is 'Time the bot took to produce the answer, milliseconds (>= 0); null when not measured.';
 comment on column public.messages.token_count is 'Language-model tokens used for the message (>= 0); null when not applicable.';
-comment on column public.messages.created_at is 'When the message was written; its UTC month is the usage month.';
+comment on column public.messages.created_at is 'When the message was written, as reported by the writer (default now(); the backend may set the channel''s time). Reported time only: nothing billed, limited or deleted is timed by it (usage is counted in the server''s current month, retention ages conversations by closed_at); analytics days group by it.';
 
 create function private.messages_before_insert()
 returns trigger
@@ -103,7 +103,7 @@ begin
       hint = 'Escalate the conversation first (set status to waiting_human or human).';
   end if;
 
-  perform private.record_message_usage(new.company_id, new.created_at, new.sender_type = 'bot');
+  perform private.record_message_usage(new.company_id, new.sender_type = 'bot');
   return new;
 end
 $$;

@@ -3,7 +3,7 @@
 -- messages are still accepted, other companies are unaffected; members neither read
 -- nor reset the usage, nor raise the company's allowance.
 begin;
-select plan(7);
+select plan(10);
 
 select tests.act_as_service();
 insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
@@ -38,6 +38,34 @@ select tests.act_as_service();
 select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
                     (tests.company_id('A'), tests.conversation_id('A', 'usage'), 'bot', 'Over the limit') $$,
     'NA001', null, 'the monthly message limit cannot be exceeded');
+-- Caller-chosen time: the usage month is the server's (transaction time), never the
+-- message's created_at, which the backend may set (the channel's reported time).
+select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content, created_at) values
+                    (tests.company_id('A'), tests.conversation_id('A', 'usage'), 'bot', 'Dated last month',
+                     now() - interval '2 months') $$,
+    'NA001', null, 'a bot message dated months back is counted in the current month and refused when its allowance is used up');
+select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content, created_at) values
+                    (tests.company_id('A'), tests.conversation_id('A', 'usage'), 'bot', 'Dated next century',
+                     now() + interval '100 years') $$,
+    'NA001', null, 'a bot message dated a century ahead is counted in the current month and refused when its allowance is used up');
+select tests.act_as_superuser();
+create temp table usage_backdated on commit drop as
+select (select coalesce(sum(total_message_count), 0)::bigint from public.company_message_usage
+         where company_id = tests.company_id('A') and month = date_trunc('month', now() at time zone 'UTC')::date) as this_month,
+       (select count(*) from public.company_message_usage
+         where company_id = tests.company_id('A') and month <> date_trunc('month', now() at time zone 'UTC')::date) as other_months;
+select tests.act_as_service();
+insert into public.messages (company_id, conversation_id, sender_type, content, created_at) values
+    (tests.company_id('A'), tests.conversation_id('A', 'usage'), 'end_user', 'Reported as sent last year', now() - interval '1 year');
+select tests.act_as_superuser();
+select results_eq($$ select (select total_message_count from public.company_message_usage
+                              where company_id = tests.company_id('A') and month = date_trunc('month', now() at time zone 'UTC')::date) - b.this_month,
+                            (select count(*) from public.company_message_usage
+                              where company_id = tests.company_id('A') and month <> date_trunc('month', now() at time zone 'UTC')::date) - b.other_months
+                       from usage_backdated b $$,
+    $$ values (1::bigint, 0::bigint) $$,
+    'a backdated message is counted in the month it is written, not in the month of its reported created_at');
+select tests.act_as_service();
 select lives_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
                    (tests.company_id('A'), tests.conversation_id('A', 'usage'), 'end_user', 'Hello? Anyone?') $$,
     'end-user messages are still accepted when the monthly allowance is used up');

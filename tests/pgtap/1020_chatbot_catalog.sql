@@ -97,7 +97,7 @@ select is(array(select con.conname::text from pg_constraint con join my_tables t
     array['messages_conversation_fkey'],
     'every foreign key has an index leading with its columns (messages -> conversations is served by the time-series index)');
 
-select ok(not has_function_privilege('authenticated', 'private.record_message_usage(uuid, timestamptz, boolean)', 'execute')
+select ok(not has_function_privilege('authenticated', 'private.record_message_usage(uuid, boolean)', 'execute')
           and not has_function_privilege('authenticated', 'private.escalate_conversation(uuid, uuid, public.hitl_escalation_reason, text)', 'execute'),
     'users cannot bump message usage or escalate conversations by calling the internal functions');
 
