@@ -20,7 +20,7 @@ begin
   if v_auth_uid is null then
     raise exception using errcode = '42501', message = 'not authenticated', hint = 'Sign in before creating a company.';
   end if;
-  select lower(coalesce(auth.email(), u.email)), u.raw_user_meta_data
+  select lower(u.email), u.raw_user_meta_data -- the identity's record, never the JWT email claim
     into v_email, v_meta
     from auth.users u
    where u.id = v_auth_uid;

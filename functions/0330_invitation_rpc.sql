@@ -68,6 +68,7 @@ as $$
 declare
   v_auth_uid uuid := auth.uid();
   v_email text;
+  v_confirmed_at timestamptz;
   v_meta jsonb;
   v_inv public.user_invitations%rowtype;
   v_user_id uuid;
@@ -92,13 +93,22 @@ begin
     raise exception using errcode = '22023', message = 'invitation has expired', hint = 'Ask for a new invitation.';
   end if;
 
-  select lower(coalesce(auth.email(), u.email)), u.raw_user_meta_data into v_email, v_meta
+  -- Bound to the identity's own record, never to the JWT: the email claim is whatever
+  -- the token says (and a token can outlive an email change), auth.users.email is what
+  -- the auth service verified; only a confirmed address proves the invitee holds it.
+  select lower(u.email), u.email_confirmed_at, u.raw_user_meta_data into v_email, v_confirmed_at, v_meta
     from auth.users u where u.id = v_auth_uid;
   if not found or v_email is distinct from v_inv.email then
     raise exception using
       errcode = '42501',
       message = 'invitation was issued to another email address',
       hint = 'Sign in with the invited email.';
+  end if;
+  if v_confirmed_at is null then
+    raise exception using
+      errcode = '42501',
+      message = 'the invited email address is not confirmed',
+      hint = 'Confirm the email address (the link in the sign-up email), then accept the invitation again.';
   end if;
   if exists (select 1 from public.users m where m.auth_user_id = v_auth_uid) then
     raise exception using
@@ -128,7 +138,7 @@ begin
 end
 $$;
 comment on function public.accept_invitation(text) is
-  'RPC: the invited identity (its email must match, case-insensitively) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / already a member; 22023 unknown, used, revoked or expired token; NA001 user limit.';
+  'RPC: the invited identity (its auth.users email - not the JWT email claim - must match, case-insensitively, and be confirmed) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / email not confirmed / already a member; 22023 unknown, used, revoked or expired token; NA001 user limit.';
 
 create function public.revoke_invitation(p_invitation_id uuid) returns void
   language plpgsql volatile security definer

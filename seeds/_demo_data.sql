@@ -25,8 +25,8 @@ begin
        'healthcare_appointments', 'max@clinica.test', 'Max Operador')
     ) as t(name, industry, plan, owner_email, owner_name, template, op_email, op_name)
   loop
-    insert into auth.users (id, email) values (gen_random_uuid(), v_spec.owner_email) returning id into v_owner;
-    insert into auth.users (id, email) values (gen_random_uuid(), v_spec.op_email) returning id into v_op;
+    insert into auth.users (id, email, email_confirmed_at) values (gen_random_uuid(), v_spec.owner_email, now()) returning id into v_owner;
+    insert into auth.users (id, email, email_confirmed_at) values (gen_random_uuid(), v_spec.op_email, now()) returning id into v_op;
 
     -- the owner signs up and creates the company
     perform set_config('request.jwt.claims', json_build_object('sub', v_owner, 'role', 'authenticated',

@@ -3,7 +3,7 @@
 -- profile only, members never change company, company profile vs plan/billing.
 -- Who may grant which role is 0205_role_hierarchy.sql.
 begin;
-select plan(35);
+select plan(36);
 
 -- Company creation ---------------------------------------------------------
 select tests.act_as_anon();
@@ -150,6 +150,18 @@ select throws_ok($$ select private.consume_quota(tests.company_id('A'), 'current
 select tests.act_as_superuser();
 select throws_ok($$ select private.consume_quota(tests.company_id('A'), 'max_users', 1) $$,
     '22023', null, 'consume_quota accepts only the known counters');
+
+-- The owner's email is the identity's auth.users email, never the JWT's email claim ------
+select tests.act_as_superuser();
+select tests.new_auth_user('signup.real@example.com');
+select tests.act_as_email('signup.real@example.com');
+select set_config('request.jwt.claims', jsonb_set(current_setting('request.jwt.claims')::jsonb, '{email}',
+                  '"ceo@bank.example.com"')::text, true);
+select public.create_company_with_owner('Claimed Email Co');
+select tests.act_as_superuser();
+select is((select u.email from public.users u where u.auth_user_id = tests.auth_id_of('signup.real@example.com')),
+    'signup.real@example.com',
+    'create_company_with_owner records the identity''s auth.users email, not a forged JWT email claim');
 
 select * from finish();
 rollback;

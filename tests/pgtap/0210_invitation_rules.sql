@@ -3,7 +3,7 @@
 -- token, case folding, cross-company use); exact pending counters and the plan's
 -- user / pending-invitation limits. Who may invite which role is 0205_role_hierarchy.sql.
 begin;
-select plan(51);
+select plan(54);
 
 create temp table t_tokens (label text primary key, invitation_id uuid, token text);
 grant all on t_tokens to public;
@@ -215,6 +215,27 @@ select isnt(public.create_company_with_owner('Tiny Co', null, 'tiny_test'), null
 select lives_ok($$ select * from public.create_invitation('one@example.com', 'operador') $$, 'the first pending invitation fits the plan');
 select throws_ok($$ select * from public.create_invitation('two@example.com', 'operador') $$, 'NA001',
     'pending invitation limit reached for plan tiny_test: 1 of 1', 'the pending-invitation limit of the plan cannot be exceeded');
+
+-- Bound to the identity's confirmed auth.users email, never to the JWT's email claim ------
+select tests.new_auth_user('claimed.invitee@example.com'), tests.new_auth_user('mallory@example.com'),
+       tests.new_auth_user('unconfirmed.invitee@example.com', '{}', false), tests.new_auth_user('confirmed.invitee@example.com');
+select tests.act_as('A', 'administrador');
+insert into t_tokens select 'claimed', * from public.create_invitation('claimed.invitee@example.com', 'operador');
+insert into t_tokens select 'unconfirmed', * from public.create_invitation('unconfirmed.invitee@example.com', 'operador');
+insert into t_tokens select 'confirmed', * from public.create_invitation('confirmed.invitee@example.com', 'operador');
+select tests.act_as_email('mallory@example.com');
+select set_config('request.jwt.claims', jsonb_set(current_setting('request.jwt.claims')::jsonb, '{email}',
+                  '"claimed.invitee@example.com"')::text, true);
+select throws_ok($$ select public.accept_invitation((select token from t_tokens where label = 'claimed')) $$, '42501',
+    'invitation was issued to another email address',
+    'a JWT whose email claim names the invitee cannot accept the invitation when the identity''s auth.users email differs');
+select tests.act_as_email('unconfirmed.invitee@example.com');
+select throws_ok($$ select public.accept_invitation((select token from t_tokens where label = 'unconfirmed')) $$, '42501',
+    'the invited email address is not confirmed',
+    'an identity whose email is not confirmed (auth.users.email_confirmed_at null) cannot accept an invitation to it');
+select tests.act_as_email('confirmed.invitee@example.com');
+select lives_ok($$ select public.accept_invitation((select token from t_tokens where label = 'confirmed')) $$,
+    'an identity whose auth.users email is the invited one and confirmed accepts the invitation');
 
 select * from finish();
 rollback;
