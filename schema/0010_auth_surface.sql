@@ -1,8 +1,17 @@
 -- Supabase-compatible auth surface for plain PostgreSQL (profile 'vanilla'):
 -- the roles anon / authenticated / service_role, the schema auth with a minimal
 -- auth.users table and the claim readers auth.uid(), auth.role(), auth.email()
--- and auth.jwt(), defined exactly as Supabase defines them, so that every
--- policy of this package runs unchanged on Supabase and on vanilla Postgres.
+-- and auth.jwt(), read the way Supabase reads them, so that every policy of this
+-- package runs unchanged on Supabase and on vanilla Postgres.
+--
+-- One deliberate difference (pooled sessions): Supabase's readers prefer the legacy
+-- per-claim settings (request.jwt.claim.sub, ...) over request.jwt.claims. Through a
+-- transaction pooler a session-level legacy value left by one client would then decide
+-- the identity of every later request on that server connection, whatever claims that
+-- request sets. Here the current request.jwt.claims win whenever they are set; the
+-- legacy settings are read only when no request.jwt.claims is set at all (old PostgREST).
+-- Profile supabase keeps the platform's own definitions: there the pooler must reset
+-- the session between clients (docs/services.md, "Pooled connections").
 {% if profile == 'vanilla' %}
 -- Roles are cluster-wide (shared by every database of the server): create them
 -- only when missing, never alter or drop an existing one. The rollback of this
@@ -63,46 +72,49 @@ comment on column auth.users.updated_at is 'When the identity was last changed.'
 create function auth.uid() returns uuid
   language sql stable
 as $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.sub', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
-  )::uuid
+  select case
+           when nullif(current_setting('request.jwt.claims', true), '') is not null
+             then (current_setting('request.jwt.claims', true)::jsonb ->> 'sub')
+           else nullif(current_setting('request.jwt.claim.sub', true), '')
+         end::uuid
 $$;
 comment on function auth.uid() is
-  'The caller''s auth.users.id from the JWT ''sub'' claim (request.jwt.claims, legacy request.jwt.claim.sub); null when anonymous. Same definition as Supabase.';
+  'The caller''s auth.users.id from the JWT ''sub'' claim of request.jwt.claims; the legacy request.jwt.claim.sub only when request.jwt.claims is not set (unlike Supabase, so a stale session-level legacy value cannot override a request''s claims); null when anonymous.';
 
 create function auth.role() returns text
   language sql stable
 as $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.role', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
-  )::text
+  select case
+           when nullif(current_setting('request.jwt.claims', true), '') is not null
+             then (current_setting('request.jwt.claims', true)::jsonb ->> 'role')
+           else nullif(current_setting('request.jwt.claim.role', true), '')
+         end::text
 $$;
 comment on function auth.role() is
-  'The JWT ''role'' claim (anon, authenticated, service_role); null without a JWT. Same definition as Supabase.';
+  'The JWT ''role'' claim (anon, authenticated, service_role) of request.jwt.claims; the legacy request.jwt.claim.role only when request.jwt.claims is not set; null without a JWT.';
 
 create function auth.email() returns text
   language sql stable
 as $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.email', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email')
-  )::text
+  select case
+           when nullif(current_setting('request.jwt.claims', true), '') is not null
+             then (current_setting('request.jwt.claims', true)::jsonb ->> 'email')
+           else nullif(current_setting('request.jwt.claim.email', true), '')
+         end::text
 $$;
 comment on function auth.email() is
-  'The JWT ''email'' claim; null without a JWT or email. Same definition as Supabase.';
+  'The JWT ''email'' claim of request.jwt.claims (the legacy request.jwt.claim.email only when request.jwt.claims is not set); null without a JWT or email. Informative only: neurant-db binds identities to auth.users.email, never to this claim.';
 
 create function auth.jwt() returns jsonb
   language sql stable
 as $$
   select coalesce(
-    nullif(current_setting('request.jwt.claim', true), ''),
-    nullif(current_setting('request.jwt.claims', true), '')
+    nullif(current_setting('request.jwt.claims', true), ''),
+    nullif(current_setting('request.jwt.claim', true), '')
   )::jsonb
 $$;
 comment on function auth.jwt() is
-  'All JWT claims as jsonb (request.jwt.claims); null without a JWT. Same definition as Supabase.';
+  'All JWT claims as jsonb (request.jwt.claims; the legacy request.jwt.claim only when request.jwt.claims is not set); null without a JWT.';
 
 grant usage on schema auth to anon, authenticated, service_role;
 revoke all on table auth.users from public, anon, authenticated;

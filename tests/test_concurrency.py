@@ -44,7 +44,8 @@ def make_company(url: str, plan: str, **overrides: object) -> tuple[uuid.UUID, u
     company, owner_auth = uuid.uuid4(), uuid.uuid4()
     email = f"owner-{owner_auth.hex[:8]}@example.com"
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("insert into auth.users (id, email, email_confirmed_at) values (%s, %s, now())", (owner_auth, email))
+        conn.execute("insert into auth.users (id, email, email_confirmed_at) values (%s, %s, now())",
+                     (owner_auth, email))
         conn.execute("insert into public.companies (id, name, subscription_plan) values (%s, %s, %s)",
                      (company, f"Co {company.hex[:8]}", plan))
         conn.execute("insert into public.users (company_id, auth_user_id, email, role) values (%s, %s, %s, 'owner')",
@@ -251,8 +252,8 @@ def test_an_invitation_token_accepted_concurrently_is_used_exactly_once(db: str)
         # several identities share the invited email (e.g. a re-created account)
         twins = [uuid.uuid4() for _ in range(6)]
         for twin in twins:
-            conn.execute("insert into auth.users (id, email, email_confirmed_at) values (%s, 'twin@example.com', now())",
-                         (twin,))
+            conn.execute("insert into auth.users (id, email, email_confirmed_at)"
+                         " values (%s, 'twin@example.com', now())", (twin,))
 
     def accept_as(twin: uuid.UUID) -> Action:
         def action(c: psycopg.Connection) -> object:

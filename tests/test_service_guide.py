@@ -217,6 +217,7 @@ def test_every_sql_block_of_the_guide_is_named_and_executed_here() -> None:
     assert unnamed == [], "name every ```sql block of docs/services.md so this module can run it"
     assert set(named_blocks("sql")) == {
         "vanilla-login-roles", "dashboard-session", "bot-engine-session", "ingestion-worker", "jobs-session",
+        "pooled-request", "pooler-reset",  # run by tests/test_pooled_sessions.py
     }, "a new ```sql <name>``` block in docs/services.md needs a test here that runs it"
 
 
@@ -336,11 +337,12 @@ def test_claims_set_with_is_local_false_leak_into_the_next_transaction(env: Env)
         assert row == (json_example()["sub"], 1), "the next request on this connection would act as the previous user"
 
 
-def test_a_stale_legacy_claim_sub_overrides_request_jwt_claims(env: Env) -> None:
+def test_a_stale_legacy_claim_sub_does_not_override_request_jwt_claims(env: Env) -> None:
+    """Profile vanilla: the current request.jwt.claims win over a session-level legacy sub."""
     with env.connect("dashboard") as conn:
         conn.execute("select set_config('request.jwt.claim.sub', %s, false)", (OWNER_B_AUTH,))
         companies, _ = run_block(conn, sql_block("dashboard-session"), {1: json.dumps(json_example()), 2: COMPANY_A})
-        assert companies == [], "owner A's claims lost against the stale legacy setting"
+        assert [str(r[0]) for r in companies] == [COMPANY_A], "owner A's claims lost against the stale legacy setting"
 
 
 # ---------------------------------------------------------------------------
