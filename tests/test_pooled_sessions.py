@@ -23,19 +23,15 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from neurant_db.database import DatabaseTarget
-from neurant_db.migrate import migrate
-from neurant_db.render import render_all
-from neurant_db.testdb import TestDatabase, test_settings
+from neurant_db.testdb import TestDatabase
 
-from .conftest import scratch_database
 from .test_service_guide import (
     COMPANY_A,
     COMPANY_B,
     OWNER_A_AUTH,
     OWNER_B_AUTH,
-    ROOT,
     claims,
+    migrated_with_fixtures,
     sql_block,
     statements,
 )
@@ -62,12 +58,7 @@ class Pool:
 @pytest.fixture(scope="module")
 def pool(neurant_server: TestDatabase) -> Iterator[Pool]:
     login, password = f"neurant_api_{secrets.token_hex(3)}", secrets.token_hex(12)
-    with scratch_database(neurant_server.url) as url:
-        settings = test_settings()
-        migrate(DatabaseTarget(url), render_all(settings), settings)
-        with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
-            for path in sorted((ROOT / "tests" / "fixtures").glob("*.sql")):
-                conn.execute(path.read_text(encoding="utf-8"))
+    with migrated_with_fixtures(neurant_server.url) as (url, _settings):
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f'create role "{login}" login noinherit password \'{password}\'')

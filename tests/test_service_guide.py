@@ -15,6 +15,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,18 +175,25 @@ def claims(auth_uid: str, email: str) -> str:
     return json.dumps({"sub": auth_uid, "role": "authenticated", "email": email, "aud": "authenticated"})
 
 
+@contextmanager
+def migrated_with_fixtures(server_url: str) -> Iterator[tuple[str, Settings]]:
+    """A scratch database on that server, migrated, holding the committed test fixtures."""
+    with scratch_database(server_url) as url:
+        settings = test_settings()
+        migrate(DatabaseTarget(url), render_all(settings), settings)
+        with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+            for path in sorted((ROOT / "tests" / "fixtures").glob("*.sql")):
+                conn.execute(path.read_text(encoding="utf-8"))
+        yield url, settings
+
+
 @pytest.fixture(scope="module")
 def env(neurant_server: TestDatabase) -> Iterator[Env]:
     """Migrated scratch database + committed fixtures + the guide's login roles."""
     suffix = secrets.token_hex(3)
     logins = {s: f"neurant_{s}_{suffix}" for s in SERVICES}
     passwords = {s: secrets.token_hex(12) for s in SERVICES}
-    with scratch_database(neurant_server.url) as url:
-        settings = test_settings()
-        migrate(DatabaseTarget(url), render_all(settings), settings)
-        with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
-            for path in sorted((ROOT / "tests" / "fixtures").glob("*.sql")):
-                conn.execute(path.read_text(encoding="utf-8"))
+    with migrated_with_fixtures(neurant_server.url) as (url, settings):
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 block = fill(renamed(sql_block("vanilla-login-roles"), logins),
