@@ -115,3 +115,33 @@ def test_a_documented_global_unique_key_is_reported_as_info(weak_db: str) -> Non
         infos = [f for f in run_checks(conn) if f.check == "tenant.unique" and f.level == "info"]
     assert ("tenant.unique", "public.crossref crossref_other_key") not in findings_for(weak_db)
     assert any("globally unique by construction" in f.message for f in infos)
+
+
+# Hostile sessions (issue 9): time and identity a caller chooses ---------------------------
+CALLER_CHOSEN = """
+create schema private;
+create function public.weak_email_claim() returns text language plpgsql stable as
+  $$ begin return lower(auth.email()); end $$;
+create function public.weak_email_jwt() returns text language plpgsql stable as
+  $$ begin return auth.jwt() ->> 'email'; end $$;
+create function public.weak_as_of(p_as_of timestamptz) returns bigint language sql stable as
+  $$ select count(*) from pg_class where now() > p_as_of - interval '400 days' $$;
+create function private.lifecycle_clock(p_as_of timestamptz) returns timestamptz language sql stable as
+  $$ select least(p_as_of, now()) $$;
+create function public.clamped_as_of(p_as_of timestamptz) returns bigint language sql stable as
+  $$ select count(*) from pg_class
+      where now() > private.lifecycle_clock(coalesce(p_as_of, now())) - interval '1 day' $$;
+"""
+
+
+@pytest.mark.parametrize(("check", "obj", "caught"), [
+    ("identity.email_claim", "weak_email_claim()", True),
+    ("identity.email_claim", "weak_email_jwt()", True),
+    ("clock.as_of", "weak_as_of(timestamp with time zone)", True),
+    ("clock.as_of", "clamped_as_of(timestamp with time zone)", False),
+    ("clock.as_of", "private.lifecycle_clock(timestamp with time zone)", False),
+])
+def test_doctor_catches_caller_chosen_time_and_identity(scratch_db: str, check: str, obj: str, caught: bool) -> None:
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(CALLER_CHOSEN)
+    assert ((check, obj) in findings_for(scratch_db)) is caught

@@ -283,6 +283,84 @@ def reference_tables(conn: psycopg.Connection) -> Iterator[Finding]:
                           "global table (no company_id): a reference table on Citus")
 
 
+ROUTINES = """
+select p.oid::regprocedure::text, n.nspname || '.' || p.proname, p.prosrc, coalesce(p.proargnames, '{}')
+from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+where n.nspname = any(%s) and p.prolang in (select oid from pg_language where lanname in ('sql', 'plpgsql'))
+  and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
+order by 1
+"""
+
+EMAIL_CLAIM = re.compile(r"\bauth\.email\s*\(|request\.jwt\.claim\.email|auth\.jwt\s*\(\s*\)\s*->>?\s*'email'", re.I)
+
+
+@check
+def identity_not_from_email_claim(conn: psycopg.Connection) -> Iterator[Finding]:
+    """The JWT email claim is whatever the token says: who an identity is (its email, for
+    invitations and owners) comes from auth.users of auth.uid(), confirmed."""
+    for sig, _name, src, _args in _rows(conn, ROUTINES):
+        if EMAIL_CLAIM.search(_code(src, keep_strings=True)):
+            yield Finding("error", "identity.email_claim", sig,
+                          "reads the JWT email claim: take the email from auth.users of auth.uid() "
+                          "(with email_confirmed_at set) instead")
+
+
+AS_OF = "p_as_of"
+LIFECYCLE_CLOCK = "private.lifecycle_clock"
+_CALL = re.compile(r"([A-Za-z_][\w]*)\s*\.\s*([A-Za-z_][\w]*)\s*$|([A-Za-z_][\w]*)\s*$")
+
+
+def _code(src: str, keep_strings: bool = False) -> str:
+    """Routine source without -- comments and (unless keep_strings) the text of string
+    literals, scanned in one pass so that an apostrophe in a comment opens no string."""
+    def sub(m: re.Match[str]) -> str:
+        return "" if m[0].startswith("--") else (m[0] if keep_strings else "''")
+    return re.sub(r"'(?:[^']|'')*'|--[^\n]*", sub, src)
+
+
+def _enclosing_call(code: str, pos: int) -> str | None:
+    """The function name whose argument list holds position `pos` as a bare argument, or
+    None when the text there is part of an expression (arithmetic, a comparison, ...)."""
+    before, after = code[:pos].rstrip(), code[pos + len(AS_OF):].lstrip()
+    if not before.endswith(("(", ",")) or not after.startswith((")", ",")):
+        return None
+    depth, i = 0, len(before) - 1
+    while i >= 0:
+        ch = before[i]
+        if ch == ")":
+            depth += 1
+        elif ch == "(":
+            if depth == 0:
+                m = _CALL.search(before[:i])
+                if not m:
+                    return None
+                return f"{m[1]}.{m[2]}".lower() if m[1] else (m[3] or "").lower()
+            depth -= 1
+        i -= 1
+    return None
+
+
+@check
+def as_of_goes_through_the_lifecycle_clock(conn: psycopg.Connection) -> Iterator[Finding]:
+    """A caller-chosen "as of" must never age data by itself: a routine taking p_as_of may
+    only pass it on, as a bare argument, to another routine of the package (which is held to
+    the same rule, down to private.lifecycle_clock, which clamps it to the server clock), or
+    to coalesce() for a default."""
+    for sig, name, src, args in _rows(conn, ROUTINES):
+        if AS_OF not in args or name == LIFECYCLE_CLOCK:
+            continue
+        code = _code(src)
+        for m in re.finditer(rf"\b{AS_OF}\b", code):
+            call = _enclosing_call(code, m.start())
+            if call == "coalesce" or (call and call.split(".")[0] in SCHEMAS and "." in call):
+                continue
+            yield Finding("error", "clock.as_of", sig,
+                          f"uses {AS_OF} in an expression, not as an argument: age data by "
+                          f"{LIFECYCLE_CLOCK}({AS_OF}) (or private.lifecycle_cutoffs), which clamps a future "
+                          "as-of to the server clock")
+            break
+
+
 def run_checks(conn: psycopg.Connection) -> list[Finding]:
     findings: list[Finding] = []
     for fn in CHECKS:
