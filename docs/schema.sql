@@ -374,10 +374,11 @@ COMMENT ON TYPE public.user_role IS 'Role of a member inside their company, high
 CREATE FUNCTION auth.email() RETURNS text
     LANGUAGE sql STABLE
     AS $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.email', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email')
-  )::text
+  select case
+           when nullif(current_setting('request.jwt.claims', true), '') is not null
+             then (current_setting('request.jwt.claims', true)::jsonb ->> 'email')
+           else nullif(current_setting('request.jwt.claim.email', true), '')
+         end::text
 $$;
 
 
@@ -385,7 +386,7 @@ $$;
 -- Name: FUNCTION email(); Type: COMMENT; Schema: auth; Owner: -
 --
 
-COMMENT ON FUNCTION auth.email() IS 'The JWT ''email'' claim; null without a JWT or email. Same definition as Supabase.';
+COMMENT ON FUNCTION auth.email() IS 'The JWT ''email'' claim of request.jwt.claims (the legacy request.jwt.claim.email only when request.jwt.claims is not set); null without a JWT or email. Informative only: neurant-db binds identities to auth.users.email, never to this claim.';
 
 
 --
@@ -396,8 +397,8 @@ CREATE FUNCTION auth.jwt() RETURNS jsonb
     LANGUAGE sql STABLE
     AS $$
   select coalesce(
-    nullif(current_setting('request.jwt.claim', true), ''),
-    nullif(current_setting('request.jwt.claims', true), '')
+    nullif(current_setting('request.jwt.claims', true), ''),
+    nullif(current_setting('request.jwt.claim', true), '')
   )::jsonb
 $$;
 
@@ -406,7 +407,7 @@ $$;
 -- Name: FUNCTION jwt(); Type: COMMENT; Schema: auth; Owner: -
 --
 
-COMMENT ON FUNCTION auth.jwt() IS 'All JWT claims as jsonb (request.jwt.claims); null without a JWT. Same definition as Supabase.';
+COMMENT ON FUNCTION auth.jwt() IS 'All JWT claims as jsonb (request.jwt.claims; the legacy request.jwt.claim only when request.jwt.claims is not set); null without a JWT.';
 
 
 --
@@ -416,10 +417,11 @@ COMMENT ON FUNCTION auth.jwt() IS 'All JWT claims as jsonb (request.jwt.claims);
 CREATE FUNCTION auth.role() RETURNS text
     LANGUAGE sql STABLE
     AS $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.role', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
-  )::text
+  select case
+           when nullif(current_setting('request.jwt.claims', true), '') is not null
+             then (current_setting('request.jwt.claims', true)::jsonb ->> 'role')
+           else nullif(current_setting('request.jwt.claim.role', true), '')
+         end::text
 $$;
 
 
@@ -427,7 +429,7 @@ $$;
 -- Name: FUNCTION role(); Type: COMMENT; Schema: auth; Owner: -
 --
 
-COMMENT ON FUNCTION auth.role() IS 'The JWT ''role'' claim (anon, authenticated, service_role); null without a JWT. Same definition as Supabase.';
+COMMENT ON FUNCTION auth.role() IS 'The JWT ''role'' claim (anon, authenticated, service_role) of request.jwt.claims; the legacy request.jwt.claim.role only when request.jwt.claims is not set; null without a JWT.';
 
 
 --
@@ -437,10 +439,11 @@ COMMENT ON FUNCTION auth.role() IS 'The JWT ''role'' claim (anon, authenticated,
 CREATE FUNCTION auth.uid() RETURNS uuid
     LANGUAGE sql STABLE
     AS $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.sub', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
-  )::uuid
+  select case
+           when nullif(current_setting('request.jwt.claims', true), '') is not null
+             then (current_setting('request.jwt.claims', true)::jsonb ->> 'sub')
+           else nullif(current_setting('request.jwt.claim.sub', true), '')
+         end::uuid
 $$;
 
 
@@ -448,7 +451,7 @@ $$;
 -- Name: FUNCTION uid(); Type: COMMENT; Schema: auth; Owner: -
 --
 
-COMMENT ON FUNCTION auth.uid() IS 'The caller''s auth.users.id from the JWT ''sub'' claim (request.jwt.claims, legacy request.jwt.claim.sub); null when anonymous. Same definition as Supabase.';
+COMMENT ON FUNCTION auth.uid() IS 'The caller''s auth.users.id from the JWT ''sub'' claim of request.jwt.claims; the legacy request.jwt.claim.sub only when request.jwt.claims is not set (unlike Supabase, so a stale session-level legacy value cannot override a request''s claims); null when anonymous.';
 
 
 --
@@ -2480,7 +2483,7 @@ begin
       hint = 'Escalate the conversation first (set status to waiting_human or human).';
   end if;
 
-  perform private.record_message_usage(new.company_id, new.created_at, new.sender_type = 'bot');
+  perform private.record_message_usage(new.company_id, new.sender_type = 'bot');
   return new;
 end
 $$;
@@ -2579,15 +2582,16 @@ COMMENT ON FUNCTION private.purge_audit_logs(p_as_of timestamp with time zone, p
 
 
 --
--- Name: record_message_usage(uuid, timestamp with time zone, boolean); Type: FUNCTION; Schema: private; Owner: -
+-- Name: record_message_usage(uuid, boolean); Type: FUNCTION; Schema: private; Owner: -
 --
 
-CREATE FUNCTION private.record_message_usage(p_company_id uuid, p_at timestamp with time zone, p_billable boolean) RETURNS void
+CREATE FUNCTION private.record_message_usage(p_company_id uuid, p_billable boolean) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 declare
-  v_month date := pg_catalog.date_trunc('month', p_at at time zone 'UTC')::date;
+  -- the server clock (transaction time), never a time the caller chose
+  v_month date := pg_catalog.date_trunc('month', pg_catalog.now() at time zone 'UTC')::date;
   v_limit bigint;
   v_plan text;
   v_count bigint;
@@ -2620,10 +2624,10 @@ $$;
 
 
 --
--- Name: FUNCTION record_message_usage(p_company_id uuid, p_at timestamp with time zone, p_billable boolean); Type: COMMENT; Schema: private; Owner: -
+-- Name: FUNCTION record_message_usage(p_company_id uuid, p_billable boolean); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.record_message_usage(p_company_id uuid, p_at timestamp with time zone, p_billable boolean) IS 'Counts one message in company_message_usage for its UTC month; a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free.';
+COMMENT ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable boolean) IS 'Counts one message in company_message_usage for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free.';
 
 
 --
@@ -2769,9 +2773,10 @@ begin
   v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.analytics_archived', n));
 
   v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.audit_logs', private.purge_audit_logs(p_as_of, p_limit)));
-  -- platform samples are kept 400 days (no tenant, no hold)
+  -- platform samples are kept 400 days (no tenant, no hold), aged by the lifecycle clock
   delete from public.system_metrics s using (
-    select s.id from public.system_metrics s where s.recorded_at < p_as_of - interval '400 days' limit p_limit) b
+    select s.id from public.system_metrics s
+     where s.recorded_at < private.lifecycle_clock(p_as_of) - interval '400 days' limit p_limit) b
    where s.id = b.id;
   get diagnostics n = row_count;
   v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.system_metrics', n));
@@ -3063,6 +3068,7 @@ CREATE FUNCTION public.accept_invitation(p_token text) RETURNS uuid
 declare
   v_auth_uid uuid := auth.uid();
   v_email text;
+  v_confirmed_at timestamptz;
   v_meta jsonb;
   v_inv public.user_invitations%rowtype;
   v_user_id uuid;
@@ -3087,13 +3093,22 @@ begin
     raise exception using errcode = '22023', message = 'invitation has expired', hint = 'Ask for a new invitation.';
   end if;
 
-  select lower(coalesce(auth.email(), u.email)), u.raw_user_meta_data into v_email, v_meta
+  -- Bound to the identity's own record, never to the JWT: the email claim is whatever
+  -- the token says (and a token can outlive an email change), auth.users.email is what
+  -- the auth service verified; only a confirmed address proves the invitee holds it.
+  select lower(u.email), u.email_confirmed_at, u.raw_user_meta_data into v_email, v_confirmed_at, v_meta
     from auth.users u where u.id = v_auth_uid;
   if not found or v_email is distinct from v_inv.email then
     raise exception using
       errcode = '42501',
       message = 'invitation was issued to another email address',
       hint = 'Sign in with the invited email.';
+  end if;
+  if v_confirmed_at is null then
+    raise exception using
+      errcode = '42501',
+      message = 'the invited email address is not confirmed',
+      hint = 'Confirm the email address (the link in the sign-up email), then accept the invitation again.';
   end if;
   if exists (select 1 from public.users m where m.auth_user_id = v_auth_uid) then
     raise exception using
@@ -3128,7 +3143,7 @@ $$;
 -- Name: FUNCTION accept_invitation(p_token text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.accept_invitation(p_token text) IS 'RPC: the invited identity (its email must match, case-insensitively) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / already a member; 22023 unknown, used, revoked or expired token; NA001 user limit.';
+COMMENT ON FUNCTION public.accept_invitation(p_token text) IS 'RPC: the invited identity (its auth.users email - not the JWT email claim - must match, case-insensitively, and be confirmed) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / email not confirmed / already a member; 22023 unknown, used, revoked or expired token; NA001 user limit.';
 
 
 --
@@ -3222,7 +3237,7 @@ begin
   if v_auth_uid is null then
     raise exception using errcode = '42501', message = 'not authenticated', hint = 'Sign in before creating a company.';
   end if;
-  select lower(coalesce(auth.email(), u.email)), u.raw_user_meta_data
+  select lower(u.email), u.raw_user_meta_data -- the identity's record, never the JWT email claim
     into v_email, v_meta
     from auth.users u
    where u.id = v_auth_uid;
@@ -4873,7 +4888,7 @@ COMMENT ON COLUMN archive.messages_archived.token_count IS 'As public.messages.t
 -- Name: COLUMN messages_archived.created_at; Type: COMMENT; Schema: archive; Owner: -
 --
 
-COMMENT ON COLUMN archive.messages_archived.created_at IS 'As public.messages.created_at: When the message was written; its UTC month is the usage month.';
+COMMENT ON COLUMN archive.messages_archived.created_at IS 'As public.messages.created_at: When the message was written, as reported by the writer (default now(); the backend may set the channel''s time). Reported time only: nothing billed, limited or deleted is timed by it (usage is counted in the server''s current month, retention ages conversations by closed_at); analytics days group by it.';
 
 
 --
@@ -6108,7 +6123,7 @@ COMMENT ON COLUMN public.company_message_usage.company_id IS 'Company (tenant ke
 -- Name: COLUMN company_message_usage.month; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.company_message_usage.month IS 'First day of the month (UTC) the messages were created in.';
+COMMENT ON COLUMN public.company_message_usage.month IS 'First day of the month (UTC, server clock: the writing transaction''s now()) the messages were counted in; never taken from messages.created_at.';
 
 
 --
@@ -7183,7 +7198,7 @@ COMMENT ON COLUMN public.messages.token_count IS 'Language-model tokens used for
 -- Name: COLUMN messages.created_at; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.messages.created_at IS 'When the message was written; its UTC month is the usage month.';
+COMMENT ON COLUMN public.messages.created_at IS 'When the message was written, as reported by the writer (default now(); the backend may set the channel''s time). Reported time only: nothing billed, limited or deleted is timed by it (usage is counted in the server''s current month, retention ages conversations by closed_at); analytics days group by it.';
 
 
 --
@@ -11882,10 +11897,10 @@ GRANT ALL ON FUNCTION private.purge_audit_logs(p_as_of timestamp with time zone,
 
 
 --
--- Name: FUNCTION record_message_usage(p_company_id uuid, p_at timestamp with time zone, p_billable boolean); Type: ACL; Schema: private; Owner: -
+-- Name: FUNCTION record_message_usage(p_company_id uuid, p_billable boolean); Type: ACL; Schema: private; Owner: -
 --
 
-REVOKE ALL ON FUNCTION private.record_message_usage(p_company_id uuid, p_at timestamp with time zone, p_billable boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable boolean) FROM PUBLIC;
 
 
 --
