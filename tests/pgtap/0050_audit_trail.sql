@@ -21,11 +21,12 @@ select is((select count(*)::int from public.audit_logs
     'audit rows never contain credentials or token hashes');
 update public.chatbots
    set system_prompt = 'Call the API with sk_live_51HqTrVAbCdEfGhIjKlMnOp when asked.', name = name || ' (audited)'
- where id = tests.chatbot_id('A', 'spare');
+ where company_id = tests.company_id('A') and id = tests.chatbot_id('A', 'spare');
 select is(
-    (select string_agg(distinct format('%s / %s', new_data ->> 'system_prompt', new_data ->> 'name' like '%(audited)'), ', ')
+    (select string_agg(format('%s / %s', new_data ->> 'system_prompt', new_data ->> 'name' like '%(audited)'), ', ')
        from public.audit_logs
-      where table_name = 'chatbots' and action = 'update' and row_id = tests.chatbot_id('A', 'spare')
+      where table_name = 'chatbots' and action = 'update' and company_id = tests.company_id('A')
+        and row_id = tests.chatbot_id('A', 'spare')
         and 'system_prompt' = any (changed_columns)),
     '[REDACTED] / t',
     'audit rows redact values shaped like secrets whatever the column is called, and keep ordinary values');

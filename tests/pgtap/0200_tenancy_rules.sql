@@ -236,7 +236,8 @@ select is(tests.attempt_as('owner', $$ update public.chatbots set name = name wh
     'a past_due company keeps writing (grace period while billing retries)');
 select tests.act_as_service();
 update public.companies set subscription_status = 'suspended' where id = tests.company_id('A');
-select is(tests.attempt($$ update public.chatbots set name = name || ' (backend)' where id = tests.chatbot_id('A', 'spare') $$), 'ok',
+select is(tests.attempt($$ update public.chatbots set name = name || ' (backend)'
+                            where company_id = tests.company_id('A') and id = tests.chatbot_id('A', 'spare') $$), 'ok',
     'service_role still writes to a suspended company (billing and the backend are unaffected)');
 update public.companies set subscription_status = 'active' where id = tests.company_id('A');
 select tests.act_as_superuser();
