@@ -162,7 +162,8 @@ select is((select string_agg(c.label, ', ' order by c.label)
                ('bearer header', '{"headers": {"X-Auth": "Bearer abcdef0123456789abcdef"}}'),
                ('url with userinfo', '{"endpoint": "https://admin:hunter2@api.example.com/v1"}'),
                ('long hex', '{"hmac": "4f3c2a1b9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a291807f6e5d4c3b2a19080"}'),
-               ('long base64', '{"blob": "Zm9vYmFyQmF6UXV4MTIzNDU2Nzg5MGFiY2RlZg=="}')
+               ('long base64', '{"blob": "Zm9vYmFyQmF6UXV4MTIzNDU2Nzg5MGFiY2RlZg=="}'),
+               ('long base64url', '{"k": ["x", ["y", "q8Xv_2LmP0zR7tY-wK3nB5sD9fG1hJ4c"]]}')
              ) c(label, cfg)
             where tests.attempt_as('administrador', format(
                     'update public.integrations set config = %L::jsonb where id = %L',
@@ -176,7 +177,8 @@ select is((select string_agg(c.label, ', ' order by c.label)
                ('hex colors', '{"theme": {"primary": "#1f6feb", "accent": "#FFAA00"}}'),
                ('uuid', json_build_object('workspace_id', gen_random_uuid())::text),
                ('long words', '{"label": "customer_support_escalations_channel_main", "greeting": "Hola, ¿en qué podemos ayudarte hoy con tu pedido?"}'),
-               ('email and numbers', '{"reply_to": "soporte@example.com", "retries": 3, "timeout_ms": 15000, "enabled": true}')
+               ('email and numbers', '{"reply_to": "soporte@example.com", "retries": 3, "timeout_ms": 15000, "enabled": true}'),
+               ('paths', '{"folder": "Company/Shared/Knowledge/Returns2024/Drafts", "file": "manuals/ReturnsPolicy-v2.pdf"}')
              ) c(label, cfg)
             where tests.attempt_as('administrador', format(
                     'update public.integrations set config = %L::jsonb where id = %L',
