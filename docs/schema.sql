@@ -2922,9 +2922,10 @@ CREATE FUNCTION private.text_looks_like_secret(p_value text) RETURNS boolean
     or p_value ~* '^\s*(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}\s*$'
     -- credentials in a URL: scheme://user[:password]@host
     or p_value ~* '^[a-z][a-z0-9+.-]*://[^/?#@\s]+@'
-    -- long high-entropy strings without spaces: hex (>= 32) or base64/base64url (>= 32)
+    -- long high-entropy strings without spaces (>= 32): hex, base64url, or standard
+    -- base64 (with its + or = padding, so that slash-separated paths pass)
     or (p_value ~ '^[0-9A-Fa-f]{32,}$' and p_value ~ '[0-9]' and p_value ~ '[A-Fa-f]')
-    or (p_value ~ '^[A-Za-z0-9+/_-]{32,}={0,2}$'
+    or ((p_value ~ '^[A-Za-z0-9_-]{32,}$' or (p_value ~ '^[A-Za-z0-9+/]{32,}={0,2}$' and p_value ~ '[+=]'))
         and p_value ~ '[0-9]' and p_value ~ '[a-z]' and p_value ~ '[A-Z]')
 $_$;
 
