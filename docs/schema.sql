@@ -743,6 +743,9 @@ CREATE FUNCTION private.audit_redact(p_row jsonb) RETURNS jsonb
                   then to_jsonb('[REDACTED]'::text)
                 when pg_catalog.jsonb_typeof(e.value) = 'object' and private.jsonb_has_secret_keys(e.value)
                   then to_jsonb('[REDACTED]'::text)
+                when pg_catalog.jsonb_typeof(e.value) in ('string', 'object', 'array')
+                     and private.jsonb_has_secret_values(e.value)
+                  then to_jsonb('[REDACTED]'::text)
                 else e.value
               end)
        from pg_catalog.jsonb_each(p_row) e),
@@ -754,7 +757,7 @@ $_$;
 -- Name: FUNCTION audit_redact(p_row jsonb); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.audit_redact(p_row jsonb) IS 'Replaces the value of secret-looking columns (token_hash, ciphertext, nonce, *password*, *secret*, *api_key*, *_token, ...) and of JSON objects containing secret-looking keys with "[REDACTED]".';
+COMMENT ON FUNCTION private.audit_redact(p_row jsonb) IS 'Replaces with "[REDACTED]" the value of secret-looking columns (token_hash, ciphertext, nonce, *password*, *secret*, *api_key*, *_token, ...), of JSON objects containing secret-looking keys, and of any value (text, object, array) holding a string shaped like a secret (private.jsonb_has_secret_values), whatever its column is called.';
 
 
 --
@@ -2047,6 +2050,29 @@ COMMENT ON FUNCTION private.jsonb_has_secret_keys(p_value jsonb) IS 'True if any
 
 
 --
+-- Name: jsonb_has_secret_values(jsonb); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.jsonb_has_secret_values(p_value jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO ''
+    AS $_$
+  select exists (
+    select 1
+      from pg_catalog.jsonb_path_query(p_value, 'strict $.** ? (@.type() == "string")') s(v)
+     where private.text_looks_like_secret(s.v #>> '{}')
+  );
+$_$;
+
+
+--
+-- Name: FUNCTION jsonb_has_secret_values(p_value jsonb); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.jsonb_has_secret_values(p_value jsonb) IS 'True if any string value at any depth (objects and arrays, under any key) looks like a secret (private.text_looks_like_secret). Used with jsonb_has_secret_keys to keep secrets out of integrations.config and out of the audit trail.';
+
+
+--
 -- Name: knowledge_queries_before_write(); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -2658,6 +2684,55 @@ COMMENT ON FUNCTION private.reject_other_tenant_insert() IS 'Trigger (before ins
 
 
 --
+-- Name: require_company_writable(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.require_company_writable() RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select private.require_company_writable(public.get_user_company_id())
+$$;
+
+
+--
+-- Name: FUNCTION require_company_writable(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.require_company_writable() IS 'private.require_company_writable(uuid) for the caller''s own company (true for a caller without one: the other policies deny). The check of the restrictive *_while_writable policies; wrap it in (select ...) so it runs once per statement.';
+
+
+--
+-- Name: require_company_writable(uuid); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.require_company_writable(p_company_id uuid) RETURNS boolean
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_status public.subscription_status;
+begin
+  select c.subscription_status into v_status from public.companies c where c.id = p_company_id;
+  if v_status in ('suspended', 'canceled') then
+    raise exception using
+      errcode = 'NA002',
+      message = format('company is read-only: its subscription is %s', v_status),
+      hint = 'Reactivate the subscription to make changes; reading and exporting the company''s data still work.';
+  end if;
+  return true;
+end
+$$;
+
+
+--
+-- Name: FUNCTION require_company_writable(p_company_id uuid); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.require_company_writable(p_company_id uuid) IS 'True when company p_company_id accepts writes by its members (subscription trialing, active or past_due; also for null or unknown ids: nothing to guard); raises NA002 "company is read-only" when it is suspended or canceled. Called by the write RPCs that run as security definer.';
+
+
+--
 -- Name: retention_batch(timestamp with time zone, integer); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -2825,6 +2900,46 @@ $$;
 --
 
 COMMENT ON FUNCTION private.retention_preview(p_as_of timestamp with time zone) IS 'What public.job_retention() would delete as of p_as_of (conversations and messages live/archived, logs, analytics; audit rows not counted): its dry run and progress total.';
+
+
+--
+-- Name: text_looks_like_secret(text); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.text_looks_like_secret(p_value text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO ''
+    AS $_$
+  select
+    -- JWT / JWS: base64url header starting {"..., payload, signature
+    p_value ~ 'eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*'
+    -- vendor key prefixes: Stripe, OpenAI, Slack, GitHub, AWS access key ids
+    or p_value ~ '(^|[^A-Za-z0-9])(sk|rk|pk)_live_[A-Za-z0-9]{8,}'
+    or p_value ~ '(^|[^A-Za-z0-9])(sk|rk)_test_[A-Za-z0-9]{8,}'
+    or p_value ~ '(^|[^A-Za-z0-9])whsec_[A-Za-z0-9]{16,}'
+    or p_value ~ '(^|[^A-Za-z0-9])sk-[A-Za-z0-9_-]{20,}'
+    or p_value ~ '(^|[^A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,}'
+    or p_value ~ '(^|[^A-Za-z0-9])(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})'
+    or p_value ~ '(^|[^A-Za-z0-9])(AKIA|ASIA)[0-9A-Z]{16}([^A-Za-z0-9]|$)'
+    -- PEM private keys of any kind
+    or p_value ~ '-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----'
+    -- an HTTP Authorization value
+    or p_value ~* '^\s*(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}\s*$'
+    -- credentials in a URL: scheme://user[:password]@host
+    or p_value ~* '^[a-z][a-z0-9+.-]*://[^/?#@\s]+@'
+    -- long high-entropy strings without spaces (>= 32): hex, base64url, or standard
+    -- base64 (with its + or = padding, so that slash-separated paths pass)
+    or (p_value ~ '^[0-9A-Fa-f]{32,}$' and p_value ~ '[0-9]' and p_value ~ '[A-Fa-f]')
+    or ((p_value ~ '^[A-Za-z0-9_-]{32,}$' or (p_value ~ '^[A-Za-z0-9+/]{32,}={0,2}$' and p_value ~ '[+=]'))
+        and p_value ~ '[0-9]' and p_value ~ '[a-z]' and p_value ~ '[A-Z]')
+$_$;
+
+
+--
+-- Name: FUNCTION text_looks_like_secret(p_value text); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.text_looks_like_secret(p_value text) IS 'True if a string has the shape of a secret: a JWT, a vendor key (sk_live_, sk-, xox[abposr]-, ghp_, AKIA...), a PEM private key, an Authorization value (Bearer/Basic/Token ...), a URL with userinfo (scheme://user:pass@), or a hex/base64 run of 32+ characters without spaces mixing letters and digits. Ordinary text, URLs without credentials, phone numbers, channel ids, UUIDs and colours pass.';
 
 
 --
@@ -3127,6 +3242,7 @@ begin
       hint = 'Ask an owner or administrador for a new invitation.';
   end if;
 
+  perform private.require_company_writable(v_inv.company_id);
   insert into public.users (company_id, auth_user_id, email, full_name, role, invited_by)
   values (v_inv.company_id, v_auth_uid, v_email, nullif(btrim(v_meta ->> 'full_name'), ''), v_inv.role, v_inv.invited_by)
   returning id into v_user_id;
@@ -3143,7 +3259,7 @@ $$;
 -- Name: FUNCTION accept_invitation(p_token text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.accept_invitation(p_token text) IS 'RPC: the invited identity (its auth.users email - not the JWT email claim - must match, case-insensitively, and be confirmed) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / email not confirmed / already a member; 22023 unknown, used, revoked or expired token; NA001 user limit.';
+COMMENT ON FUNCTION public.accept_invitation(p_token text) IS 'RPC: the invited identity (its auth.users email - not the JWT email claim - must match, case-insensitively, and be confirmed) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / email not confirmed / already a member; NA002 the company is read-only (suspended/canceled); 22023 unknown, used, revoked or expired token; NA001 user limit.';
 
 
 --
@@ -3163,6 +3279,7 @@ begin
       message = 'only an owner or administrador can clear integration credentials',
       hint = 'Ask an owner or administrador of the company.';
   end if;
+  perform private.require_company_writable(v_company_id);
   delete from private.integration_credentials c
    where c.company_id = v_company_id and c.integration_id = p_integration_id;
   return found;
@@ -3174,7 +3291,7 @@ $$;
 -- Name: FUNCTION clear_integration_credentials(p_integration_id uuid); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.clear_integration_credentials(p_integration_id uuid) IS 'Deletes the stored credentials of one of the caller''s integrations (owner/administrador only); true if there were any.';
+COMMENT ON FUNCTION public.clear_integration_credentials(p_integration_id uuid) IS 'Deletes the stored credentials of one of the caller''s integrations (owner/administrador only; NA002 while the company is suspended or canceled); true if there were any.';
 
 
 --
@@ -3263,11 +3380,18 @@ begin
       message = format('unknown plan %L', p_plan),
       hint = 'Choose a public plan from public.subscription_plans.';
   end if;
+  -- Self-service is free: nobody pays at signup, so nobody picks a paid (or
+  -- custom-priced: null) plan or a trial here. The backend (service_role) changes
+  -- subscription_plan/subscription_status after checkout.
+  if v_plan.monthly_price_cents is distinct from 0 then
+    raise exception using
+      errcode = '42501',
+      message = 'self-service signup starts on the free plan',
+      hint = 'Create the company on a free plan; a paid plan or a trial is set by the backend (service_role) after checkout.';
+  end if;
 
   insert into public.companies (name, industry, subscription_plan, subscription_status, created_by_auth_user_id)
-  values (btrim(p_name), nullif(btrim(p_industry), ''), v_plan.code,
-      case when coalesce(v_plan.monthly_price_cents, 1) = 0 then 'active' else 'trialing' end::public.subscription_status,
-      v_auth_uid)
+  values (btrim(p_name), nullif(btrim(p_industry), ''), v_plan.code, 'active', v_auth_uid)
   returning id into v_company_id;
 
   begin
@@ -3290,7 +3414,7 @@ $$;
 -- Name: FUNCTION create_company_with_owner(p_name text, p_industry text, p_plan text, p_full_name text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.create_company_with_owner(p_name text, p_industry text, p_plan text, p_full_name text) IS 'RPC: an authenticated identity without a company creates a company on a public plan (free plans start active, paid ones trialing) and becomes its owner, atomically. Returns the company id. Errors: 42501 not authenticated / already a member; 22023 bad name, unknown plan, no email.';
+COMMENT ON FUNCTION public.create_company_with_owner(p_name text, p_industry text, p_plan text, p_full_name text) IS 'RPC: an authenticated identity without a company creates a company on a free public plan (monthly_price_cents = 0; default free), active, and becomes its owner, atomically. Returns the company id. Self-service never picks a paid or custom-priced plan nor a trial: the backend (service_role) sets subscription_plan/subscription_status after checkout. Errors: 42501 not authenticated / already a member / paid or custom-priced plan; 22023 bad name, unknown plan, no email. doctor: allow definer.read_only it creates a new company, which has no subscription state to honour yet.';
 
 
 --
@@ -3314,6 +3438,7 @@ begin
       message = 'only an owner or administrador can invite members',
       hint = 'Ask an owner or administrador of your company.';
   end if;
+  perform private.require_company_writable(v_caller.company_id);
   -- The role ceiling itself is private.guard_role_grant (schema/0140), on the insert below.
   if p_role is null then
     raise exception using errcode = '22023', message = 'an invitation needs a role', hint = 'Pass one of operador, supervisor, administrador.';
@@ -3358,7 +3483,7 @@ $_$;
 -- Name: FUNCTION create_invitation(p_email text, p_role public.user_role); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.create_invitation(p_email text, p_role public.user_role) IS 'RPC: an owner/administrador invites an email with a role strictly below their own. Returns the invitation id and the token (shown once; only sha256(token) is stored). Limited by max_pending_invitations and max_users (members + pending). Errors: 42501 caller/role not allowed; 22023 bad email or already a member; 23505 pending invitation exists; NA001 plan limit.';
+COMMENT ON FUNCTION public.create_invitation(p_email text, p_role public.user_role) IS 'RPC: an owner/administrador invites an email with a role strictly below their own. Returns the invitation id and the token (shown once; only sha256(token) is stored). Limited by max_pending_invitations and max_users (members + pending). Errors: 42501 caller/role not allowed; NA002 company read-only (suspended/canceled); 22023 bad email or already a member; 23505 pending invitation exists; NA001 plan limit.';
 
 
 --
@@ -3933,6 +4058,7 @@ begin
       message = 'only an owner or administrador can revoke invitations',
       hint = 'Ask an owner or administrador of your company.';
   end if;
+  perform private.require_company_writable(v_caller.company_id);
   select * into v_inv from public.user_invitations i
    where i.company_id = v_caller.company_id and i.id = p_invitation_id
      for update;
@@ -3962,7 +4088,7 @@ $$;
 -- Name: FUNCTION revoke_invitation(p_invitation_id uuid); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.revoke_invitation(p_invitation_id uuid) IS 'RPC: an owner/administrador revokes a pending invitation of their company for a role below their own; it can no longer be accepted and frees its seat. Errors: 42501 caller not allowed; 22023 not found / not pending.';
+COMMENT ON FUNCTION public.revoke_invitation(p_invitation_id uuid) IS 'RPC: an owner/administrador revokes a pending invitation of their company for a role below their own; it can no longer be accepted and frees its seat. Errors: 42501 caller not allowed; NA002 company read-only (suspended/canceled); 22023 not found / not pending.';
 
 
 --
@@ -4006,6 +4132,7 @@ begin
       message = 'only an owner or administrador can set integration credentials',
       hint = 'Ask an owner or administrador of the company.';
   end if;
+  perform private.require_company_writable(v_company_id);
   if not exists (select 1 from public.integrations i
                   where i.company_id = v_company_id and i.id = p_integration_id) then
     raise exception using errcode = '42501',
@@ -4035,7 +4162,7 @@ $$;
 -- Name: FUNCTION set_integration_credentials(p_integration_id uuid, p_ciphertext bytea, p_key_id text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.set_integration_credentials(p_integration_id uuid, p_ciphertext bytea, p_key_id text) IS 'Stores (or replaces) the encrypted credentials envelope of one of the caller''s integrations; owner/administrador only (42501 otherwise). Write-only: returns the new credentials_updated_at, never the secret.';
+COMMENT ON FUNCTION public.set_integration_credentials(p_integration_id uuid, p_ciphertext bytea, p_key_id text) IS 'Stores (or replaces) the encrypted credentials envelope of one of the caller''s integrations; owner/administrador only (42501 otherwise; NA002 while the company is suspended or canceled). Write-only: returns the new credentials_updated_at, never the secret.';
 
 
 --
@@ -4057,6 +4184,7 @@ begin
       message = 'only the owner can transfer ownership',
       hint = 'Ask the owner of your company.';
   end if;
+  perform private.require_company_writable(v_caller.company_id);
   if p_new_owner_user_id is null or p_new_owner_user_id = v_caller.id
      or not exists (select 1 from public.users u
              where u.company_id = v_caller.company_id and u.id = p_new_owner_user_id and u.is_active) then
@@ -4092,7 +4220,7 @@ $$;
 -- Name: FUNCTION transfer_ownership(p_new_owner_user_id uuid); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.transfer_ownership(p_new_owner_user_id uuid) IS 'RPC: the owner hands ownership to another active member of the company (p_new_owner_user_id = public.users.id); the new owner becomes owner and the old one administrador, atomically. Errors: 42501 caller is not the owner; 22023 bad target.';
+COMMENT ON FUNCTION public.transfer_ownership(p_new_owner_user_id uuid) IS 'RPC: the owner hands ownership to another active member of the company (p_new_owner_user_id = public.users.id); the new owner becomes owner and the old one administrador, atomically. Errors: 42501 caller is not the owner; NA002 company read-only (suspended/canceled); 22023 bad target.';
 
 
 SET default_tablespace = '';
@@ -6723,7 +6851,7 @@ CREATE TABLE public.integrations (
     created_by uuid,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT integrations_config_no_secrets_check CHECK ((NOT private.jsonb_has_secret_keys(config))),
+    CONSTRAINT integrations_config_no_secrets_check CHECK (((NOT private.jsonb_has_secret_keys(config)) AND (NOT private.jsonb_has_secret_values(config)))),
     CONSTRAINT integrations_config_object_check CHECK (((jsonb_typeof(config) = 'object'::text) AND (pg_column_size(config) <= 65536))),
     CONSTRAINT integrations_credentials_consistency_check CHECK ((has_credentials = (credentials_updated_at IS NOT NULL))),
     CONSTRAINT integrations_name_length_check CHECK (((char_length(btrim(name)) >= 1) AND (char_length(btrim(name)) <= 120)))
@@ -6771,7 +6899,7 @@ COMMENT ON COLUMN public.integrations.name IS 'Display name, 1-120 characters, u
 -- Name: COLUMN integrations.config; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.integrations.config IS 'Non-secret settings as a JSON object (<= 64 kB); keys that look like secrets (token, secret, password, api_key, ...) are rejected at any depth.';
+COMMENT ON COLUMN public.integrations.config IS 'Non-secret settings as a JSON object (<= 64 kB); keys that look like secrets (token, secret, password, api_key, ...) and values shaped like secrets (JWTs, vendor keys, PEM keys, Bearer values, URLs with user:password@, long high-entropy strings) are rejected at any depth, arrays included.';
 
 
 --
@@ -10463,10 +10591,206 @@ ALTER TABLE archive.analytics_archived ENABLE ROW LEVEL SECURITY;
 ALTER TABLE archive.conversations_archived ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: analytics_archived delete_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON archive.analytics_archived AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON analytics_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON archive.analytics_archived IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: conversations_archived delete_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON archive.conversations_archived AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON conversations_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON archive.conversations_archived IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: hitl_escalations_archived delete_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON archive.hitl_escalations_archived AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON hitl_escalations_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON archive.hitl_escalations_archived IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: integration_logs_archived delete_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON archive.integration_logs_archived AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON integration_logs_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON archive.integration_logs_archived IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: knowledge_queries_archived delete_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON archive.knowledge_queries_archived AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON knowledge_queries_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON archive.knowledge_queries_archived IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: message_reactions_archived delete_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON archive.message_reactions_archived AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON message_reactions_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON archive.message_reactions_archived IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: messages_archived delete_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON archive.messages_archived AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON messages_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON archive.messages_archived IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
 -- Name: hitl_escalations_archived; Type: ROW SECURITY; Schema: archive; Owner: -
 --
 
 ALTER TABLE archive.hitl_escalations_archived ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: analytics_archived insert_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON archive.analytics_archived AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON analytics_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON archive.analytics_archived IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: conversations_archived insert_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON archive.conversations_archived AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON conversations_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON archive.conversations_archived IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: hitl_escalations_archived insert_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON archive.hitl_escalations_archived AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON hitl_escalations_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON archive.hitl_escalations_archived IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: integration_logs_archived insert_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON archive.integration_logs_archived AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON integration_logs_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON archive.integration_logs_archived IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: knowledge_queries_archived insert_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON archive.knowledge_queries_archived AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON knowledge_queries_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON archive.knowledge_queries_archived IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: message_reactions_archived insert_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON archive.message_reactions_archived AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON message_reactions_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON archive.message_reactions_archived IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: messages_archived insert_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON archive.messages_archived AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON messages_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON archive.messages_archived IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
 
 --
 -- Name: integration_logs_archived; Type: ROW SECURITY; Schema: archive; Owner: -
@@ -10588,6 +10912,104 @@ CREATE POLICY select_as_admin ON archive.messages_archived FOR SELECT TO authent
 --
 
 COMMENT ON POLICY select_as_admin ON archive.messages_archived IS 'Owner/administrador read their company''s archive; supervisors, operadores and other companies see nothing. Writes: service_role only.';
+
+
+--
+-- Name: analytics_archived update_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY update_while_writable ON archive.analytics_archived AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON analytics_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON archive.analytics_archived IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: conversations_archived update_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY update_while_writable ON archive.conversations_archived AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON conversations_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON archive.conversations_archived IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: hitl_escalations_archived update_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY update_while_writable ON archive.hitl_escalations_archived AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON hitl_escalations_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON archive.hitl_escalations_archived IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: integration_logs_archived update_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY update_while_writable ON archive.integration_logs_archived AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON integration_logs_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON archive.integration_logs_archived IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: knowledge_queries_archived update_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY update_while_writable ON archive.knowledge_queries_archived AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON knowledge_queries_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON archive.knowledge_queries_archived IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: message_reactions_archived update_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY update_while_writable ON archive.message_reactions_archived AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON message_reactions_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON archive.message_reactions_archived IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: messages_archived update_while_writable; Type: POLICY; Schema: archive; Owner: -
+--
+
+CREATE POLICY update_while_writable ON archive.messages_archived AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON messages_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON archive.messages_archived IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
 
 
 --
@@ -10825,6 +11247,258 @@ COMMENT ON POLICY delete_lower_rank ON public.users IS 'Owner and administrador 
 
 
 --
+-- Name: analytics_daily delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.analytics_daily AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON analytics_daily; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.analytics_daily IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: audit_logs delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.audit_logs AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON audit_logs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.audit_logs IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: chatbot_operators delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.chatbot_operators AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON chatbot_operators; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.chatbot_operators IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: chatbots delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.chatbots AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON chatbots; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.chatbots IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: companies delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.companies AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON companies; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.companies IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: company_message_usage delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.company_message_usage AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON company_message_usage; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.company_message_usage IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: conversations delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.conversations AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON conversations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.conversations IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: document_chunks delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.document_chunks AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON document_chunks; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.document_chunks IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: documents delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.documents AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON documents; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.documents IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: hitl_escalations delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.hitl_escalations AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON hitl_escalations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.hitl_escalations IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: integration_logs delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.integration_logs AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON integration_logs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.integration_logs IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: integrations delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.integrations AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON integrations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.integrations IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: knowledge_queries delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.knowledge_queries AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON knowledge_queries; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.knowledge_queries IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: legal_holds delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.legal_holds AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON legal_holds; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.legal_holds IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: message_reactions delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.message_reactions AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON message_reactions; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.message_reactions IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: messages delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.messages AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON messages; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.messages IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: user_invitations delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.user_invitations AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON user_invitations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.user_invitations IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: users delete_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY delete_while_writable ON public.users AS RESTRICTIVE FOR DELETE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY delete_while_writable ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY delete_while_writable ON public.users IS 'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
 -- Name: system_metrics deny_members; Type: POLICY; Schema: public; Owner: -
 --
 
@@ -10966,6 +11640,258 @@ CREATE POLICY insert_visible ON public.message_reactions FOR INSERT TO authentic
 --
 
 COMMENT ON POLICY insert_visible ON public.message_reactions IS 'Users who see a message may review it, as themselves (operador: assigned chatbots only).';
+
+
+--
+-- Name: analytics_daily insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.analytics_daily AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON analytics_daily; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.analytics_daily IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: audit_logs insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.audit_logs AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON audit_logs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.audit_logs IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: chatbot_operators insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.chatbot_operators AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON chatbot_operators; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.chatbot_operators IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: chatbots insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.chatbots AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON chatbots; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.chatbots IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: companies insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.companies AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON companies; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.companies IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: company_message_usage insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.company_message_usage AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON company_message_usage; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.company_message_usage IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: conversations insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.conversations AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON conversations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.conversations IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: document_chunks insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.document_chunks AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON document_chunks; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.document_chunks IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: documents insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.documents AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON documents; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.documents IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: hitl_escalations insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.hitl_escalations AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON hitl_escalations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.hitl_escalations IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: integration_logs insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.integration_logs AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON integration_logs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.integration_logs IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: integrations insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.integrations AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON integrations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.integrations IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: knowledge_queries insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.knowledge_queries AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON knowledge_queries; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.knowledge_queries IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: legal_holds insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.legal_holds AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON legal_holds; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.legal_holds IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: message_reactions insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.message_reactions AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON message_reactions; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.message_reactions IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: messages insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.messages AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON messages; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.messages IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: user_invitations insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.user_invitations AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON user_invitations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.user_invitations IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: users insert_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY insert_while_writable ON public.users AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY insert_while_writable ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY insert_while_writable ON public.users IS 'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
 
 
 --
@@ -11425,6 +12351,258 @@ COMMENT ON POLICY update_visible ON public.conversations IS 'Whoever sees a conv
 
 
 --
+-- Name: analytics_daily update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.analytics_daily AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON analytics_daily; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.analytics_daily IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: audit_logs update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.audit_logs AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON audit_logs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.audit_logs IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: chatbot_operators update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.chatbot_operators AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON chatbot_operators; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.chatbot_operators IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: chatbots update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.chatbots AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON chatbots; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.chatbots IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: companies update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.companies AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON companies; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.companies IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: company_message_usage update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.company_message_usage AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON company_message_usage; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.company_message_usage IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: conversations update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.conversations AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON conversations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.conversations IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: document_chunks update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.document_chunks AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON document_chunks; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.document_chunks IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: documents update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.documents AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON documents; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.documents IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: hitl_escalations update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.hitl_escalations AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON hitl_escalations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.hitl_escalations IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: integration_logs update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.integration_logs AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON integration_logs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.integration_logs IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: integrations update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.integrations AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON integrations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.integrations IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: knowledge_queries update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.knowledge_queries AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON knowledge_queries; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.knowledge_queries IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: legal_holds update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.legal_holds AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON legal_holds; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.legal_holds IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: message_reactions update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.message_reactions AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON message_reactions; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.message_reactions IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: messages update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.messages AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON messages; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.messages IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: user_invitations update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.user_invitations AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON user_invitations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.user_invitations IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
+-- Name: users update_while_writable; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY update_while_writable ON public.users AS RESTRICTIVE FOR UPDATE TO authenticated USING (( SELECT private.require_company_writable() AS require_company_writable)) WITH CHECK (( SELECT private.require_company_writable() AS require_company_writable));
+
+
+--
+-- Name: POLICY update_while_writable ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON POLICY update_while_writable ON public.users IS 'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
+
+
+--
 -- Name: user_invitations; Type: ROW SECURITY; Schema: public; Owner: -
 --
 
@@ -11816,6 +12994,15 @@ GRANT ALL ON FUNCTION private.jsonb_has_secret_keys(p_value jsonb) TO service_ro
 
 
 --
+-- Name: FUNCTION jsonb_has_secret_values(p_value jsonb); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.jsonb_has_secret_values(p_value jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.jsonb_has_secret_values(p_value jsonb) TO authenticated;
+GRANT ALL ON FUNCTION private.jsonb_has_secret_values(p_value jsonb) TO service_role;
+
+
+--
 -- Name: FUNCTION knowledge_queries_before_write(); Type: ACL; Schema: private; Owner: -
 --
 
@@ -11911,6 +13098,24 @@ REVOKE ALL ON FUNCTION private.reject_other_tenant_insert() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION require_company_writable(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.require_company_writable() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.require_company_writable() TO authenticated;
+GRANT ALL ON FUNCTION private.require_company_writable() TO service_role;
+
+
+--
+-- Name: FUNCTION require_company_writable(p_company_id uuid); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.require_company_writable(p_company_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.require_company_writable(p_company_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION private.require_company_writable(p_company_id uuid) TO service_role;
+
+
+--
 -- Name: FUNCTION retention_batch(p_as_of timestamp with time zone, p_limit integer); Type: ACL; Schema: private; Owner: -
 --
 
@@ -11924,6 +13129,15 @@ GRANT ALL ON FUNCTION private.retention_batch(p_as_of timestamp with time zone, 
 
 REVOKE ALL ON FUNCTION private.retention_preview(p_as_of timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.retention_preview(p_as_of timestamp with time zone) TO service_role;
+
+
+--
+-- Name: FUNCTION text_looks_like_secret(p_value text); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.text_looks_like_secret(p_value text) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.text_looks_like_secret(p_value text) TO authenticated;
+GRANT ALL ON FUNCTION private.text_looks_like_secret(p_value text) TO service_role;
 
 
 --

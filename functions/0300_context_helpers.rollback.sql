@@ -1,4 +1,6 @@
 -- Why: undoes 0300_context_helpers.sql.
+drop function private.require_company_writable();
+drop function private.require_company_writable(uuid);
 revoke usage on schema private from authenticated, service_role;
 drop function private.caller_is_subject_to_rls();
 drop function public.get_user_role();

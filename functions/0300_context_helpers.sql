@@ -93,3 +93,44 @@ revoke execute on function private.caller_is_subject_to_rls() from public;
 -- execute grants.
 grant usage on schema private to authenticated, service_role;
 grant execute on function private.caller_is_subject_to_rls() to authenticated, service_role;
+
+-- Read-only tenants: a company whose subscription is suspended or canceled keeps
+-- reading (and exporting) its data but writes nothing, by any end-user path. The
+-- restrictive policies insert/update/delete_while_writable on every tenant table
+-- (policies/_read_only.sql) call the no-argument form once per statement; the write
+-- RPCs that run past RLS (security definer) call the company form themselves.
+-- trialing, active and past_due (billing retries: a grace period) stay writable.
+-- service_role and the jobs are not end users: billing reactivates a company by
+-- updating companies.subscription_status as service_role.
+create function private.require_company_writable(p_company_id uuid) returns boolean
+  language plpgsql stable security definer
+  set search_path = ''
+as $$
+declare
+  v_status public.subscription_status;
+begin
+  select c.subscription_status into v_status from public.companies c where c.id = p_company_id;
+  if v_status in ('suspended', 'canceled') then
+    raise exception using
+      errcode = 'NA002',
+      message = format('company is read-only: its subscription is %s', v_status),
+      hint = 'Reactivate the subscription to make changes; reading and exporting the company''s data still work.';
+  end if;
+  return true;
+end
+$$;
+comment on function private.require_company_writable(uuid) is
+  'True when company p_company_id accepts writes by its members (subscription trialing, active or past_due; also for null or unknown ids: nothing to guard); raises NA002 "company is read-only" when it is suspended or canceled. Called by the write RPCs that run as security definer.';
+
+create function private.require_company_writable() returns boolean
+  language sql stable security definer
+  set search_path = ''
+as $$
+  select private.require_company_writable(public.get_user_company_id())
+$$;
+comment on function private.require_company_writable() is
+  'private.require_company_writable(uuid) for the caller''s own company (true for a caller without one: the other policies deny). The check of the restrictive *_while_writable policies; wrap it in (select ...) so it runs once per statement.';
+
+revoke execute on function private.require_company_writable(uuid), private.require_company_writable() from public, anon;
+grant execute on function private.require_company_writable(uuid), private.require_company_writable()
+  to authenticated, service_role;

@@ -46,11 +46,18 @@ begin
       message = format('unknown plan %L', p_plan),
       hint = 'Choose a public plan from public.subscription_plans.';
   end if;
+  -- Self-service is free: nobody pays at signup, so nobody picks a paid (or
+  -- custom-priced: null) plan or a trial here. The backend (service_role) changes
+  -- subscription_plan/subscription_status after checkout.
+  if v_plan.monthly_price_cents is distinct from 0 then
+    raise exception using
+      errcode = '42501',
+      message = 'self-service signup starts on the free plan',
+      hint = 'Create the company on a free plan; a paid plan or a trial is set by the backend (service_role) after checkout.';
+  end if;
 
   insert into public.companies (name, industry, subscription_plan, subscription_status, created_by_auth_user_id)
-  values (btrim(p_name), nullif(btrim(p_industry), ''), v_plan.code,
-      case when coalesce(v_plan.monthly_price_cents, 1) = 0 then 'active' else 'trialing' end::public.subscription_status,
-      v_auth_uid)
+  values (btrim(p_name), nullif(btrim(p_industry), ''), v_plan.code, 'active', v_auth_uid)
   returning id into v_company_id;
 
   begin
@@ -68,7 +75,7 @@ begin
 end
 $$;
 comment on function public.create_company_with_owner(text, text, text, text) is
-  'RPC: an authenticated identity without a company creates a company on a public plan (free plans start active, paid ones trialing) and becomes its owner, atomically. Returns the company id. Errors: 42501 not authenticated / already a member; 22023 bad name, unknown plan, no email.';
+  'RPC: an authenticated identity without a company creates a company on a free public plan (monthly_price_cents = 0; default free), active, and becomes its owner, atomically. Returns the company id. Self-service never picks a paid or custom-priced plan nor a trial: the backend (service_role) sets subscription_plan/subscription_status after checkout. Errors: 42501 not authenticated / already a member / paid or custom-priced plan; 22023 bad name, unknown plan, no email. doctor: allow definer.read_only it creates a new company, which has no subscription state to honour yet.';
 
 create function public.transfer_ownership(p_new_owner_user_id uuid) returns void
   language plpgsql volatile security definer
@@ -85,6 +92,7 @@ begin
       message = 'only the owner can transfer ownership',
       hint = 'Ask the owner of your company.';
   end if;
+  perform private.require_company_writable(v_caller.company_id);
   if p_new_owner_user_id is null or p_new_owner_user_id = v_caller.id
      or not exists (select 1 from public.users u
              where u.company_id = v_caller.company_id and u.id = p_new_owner_user_id and u.is_active) then
@@ -115,7 +123,7 @@ begin
 end
 $$;
 comment on function public.transfer_ownership(uuid) is
-  'RPC: the owner hands ownership to another active member of the company (p_new_owner_user_id = public.users.id); the new owner becomes owner and the old one administrador, atomically. Errors: 42501 caller is not the owner; 22023 bad target.';
+  'RPC: the owner hands ownership to another active member of the company (p_new_owner_user_id = public.users.id); the new owner becomes owner and the old one administrador, atomically. Errors: 42501 caller is not the owner; NA002 company read-only (suspended/canceled); 22023 bad target.';
 
 revoke execute on function public.create_company_with_owner(text, text, text, text) from public, anon;
 revoke execute on function public.transfer_ownership(uuid) from public, anon;

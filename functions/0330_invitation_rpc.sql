@@ -20,6 +20,7 @@ begin
       message = 'only an owner or administrador can invite members',
       hint = 'Ask an owner or administrador of your company.';
   end if;
+  perform private.require_company_writable(v_caller.company_id);
   -- The role ceiling itself is private.guard_role_grant (schema/0140), on the insert below.
   if p_role is null then
     raise exception using errcode = '22023', message = 'an invitation needs a role', hint = 'Pass one of operador, supervisor, administrador.';
@@ -59,7 +60,7 @@ begin
 end
 $$;
 comment on function public.create_invitation(text, public.user_role) is
-  'RPC: an owner/administrador invites an email with a role strictly below their own. Returns the invitation id and the token (shown once; only sha256(token) is stored). Limited by max_pending_invitations and max_users (members + pending). Errors: 42501 caller/role not allowed; 22023 bad email or already a member; 23505 pending invitation exists; NA001 plan limit.';
+  'RPC: an owner/administrador invites an email with a role strictly below their own. Returns the invitation id and the token (shown once; only sha256(token) is stored). Limited by max_pending_invitations and max_users (members + pending). Errors: 42501 caller/role not allowed; NA002 company read-only (suspended/canceled); 22023 bad email or already a member; 23505 pending invitation exists; NA001 plan limit.';
 
 create function public.accept_invitation(p_token text) returns uuid
   language plpgsql volatile security definer
@@ -127,6 +128,7 @@ begin
       hint = 'Ask an owner or administrador for a new invitation.';
   end if;
 
+  perform private.require_company_writable(v_inv.company_id);
   insert into public.users (company_id, auth_user_id, email, full_name, role, invited_by)
   values (v_inv.company_id, v_auth_uid, v_email, nullif(btrim(v_meta ->> 'full_name'), ''), v_inv.role, v_inv.invited_by)
   returning id into v_user_id;
@@ -138,7 +140,7 @@ begin
 end
 $$;
 comment on function public.accept_invitation(text) is
-  'RPC: the invited identity (its auth.users email - not the JWT email claim - must match, case-insensitively, and be confirmed) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / email not confirmed / already a member; 22023 unknown, used, revoked or expired token; NA001 user limit.';
+  'RPC: the invited identity (its auth.users email - not the JWT email claim - must match, case-insensitively, and be confirmed) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / email not confirmed / already a member; NA002 the company is read-only (suspended/canceled); 22023 unknown, used, revoked or expired token; NA001 user limit.';
 
 create function public.revoke_invitation(p_invitation_id uuid) returns void
   language plpgsql volatile security definer
@@ -155,6 +157,7 @@ begin
       message = 'only an owner or administrador can revoke invitations',
       hint = 'Ask an owner or administrador of your company.';
   end if;
+  perform private.require_company_writable(v_caller.company_id);
   select * into v_inv from public.user_invitations i
    where i.company_id = v_caller.company_id and i.id = p_invitation_id
      for update;
@@ -179,7 +182,7 @@ begin
 end
 $$;
 comment on function public.revoke_invitation(uuid) is
-  'RPC: an owner/administrador revokes a pending invitation of their company for a role below their own; it can no longer be accepted and frees its seat. Errors: 42501 caller not allowed; 22023 not found / not pending.';
+  'RPC: an owner/administrador revokes a pending invitation of their company for a role below their own; it can no longer be accepted and frees its seat. Errors: 42501 caller not allowed; NA002 company read-only (suspended/canceled); 22023 not found / not pending.';
 
 revoke execute on function public.create_invitation(text, public.user_role) from public, anon;
 revoke execute on function public.accept_invitation(text) from public, anon;

@@ -26,6 +26,7 @@ begin
       message = 'only an owner or administrador can set integration credentials',
       hint = 'Ask an owner or administrador of the company.';
   end if;
+  perform private.require_company_writable(v_company_id);
   if not exists (select 1 from public.integrations i
                   where i.company_id = v_company_id and i.id = p_integration_id) then
     raise exception using errcode = '42501',
@@ -50,7 +51,7 @@ begin
 end;
 $$;
 comment on function public.set_integration_credentials(uuid, bytea, text) is
-  'Stores (or replaces) the encrypted credentials envelope of one of the caller''s integrations; owner/administrador only (42501 otherwise). Write-only: returns the new credentials_updated_at, never the secret.';
+  'Stores (or replaces) the encrypted credentials envelope of one of the caller''s integrations; owner/administrador only (42501 otherwise; NA002 while the company is suspended or canceled). Write-only: returns the new credentials_updated_at, never the secret.';
 
 create function public.clear_integration_credentials(p_integration_id uuid)
 returns boolean
@@ -68,13 +69,14 @@ begin
       message = 'only an owner or administrador can clear integration credentials',
       hint = 'Ask an owner or administrador of the company.';
   end if;
+  perform private.require_company_writable(v_company_id);
   delete from private.integration_credentials c
    where c.company_id = v_company_id and c.integration_id = p_integration_id;
   return found;
 end;
 $$;
 comment on function public.clear_integration_credentials(uuid) is
-  'Deletes the stored credentials of one of the caller''s integrations (owner/administrador only); true if there were any.';
+  'Deletes the stored credentials of one of the caller''s integrations (owner/administrador only; NA002 while the company is suspended or canceled); true if there were any.';
 
 revoke execute on function public.set_integration_credentials(uuid, bytea, text) from public, anon;
 grant execute on function public.set_integration_credentials(uuid, bytea, text) to authenticated;

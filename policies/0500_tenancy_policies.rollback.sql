@@ -1,5 +1,11 @@
 -- Why: undoes 0500_tenancy_policies.sql: drop the policies, disable RLS and take back the
 -- grants (tables return to their owner-only state).
+{% from 'policies/_read_only.sql' import drop_read_only_when_inactive %}
+{{ drop_read_only_when_inactive('public.audit_logs') }}
+{{ drop_read_only_when_inactive('public.user_invitations') }}
+{{ drop_read_only_when_inactive('public.users') }}
+{{ drop_read_only_when_inactive('public.companies') }}
+
 drop policy select_as_admin on public.audit_logs;
 revoke all on table public.audit_logs from anon, authenticated, service_role;
 alter table public.audit_logs no force row level security;

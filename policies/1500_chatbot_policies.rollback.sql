@@ -1,4 +1,8 @@
 -- Why: undoes 1500_chatbot_policies.sql (policies, grants, RLS of the chatbot domain tables).
+{% from 'policies/_read_only.sql' import drop_read_only_when_inactive %}
+{{ drop_read_only_when_inactive('public.chatbot_operators') }}
+{{ drop_read_only_when_inactive('public.chatbots') }}
+
 drop policy delete_as_supervisor on public.chatbot_operators;
 drop policy insert_as_supervisor on public.chatbot_operators;
 drop policy select_visible on public.chatbot_operators;

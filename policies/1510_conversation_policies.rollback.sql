@@ -1,4 +1,11 @@
 -- Why: undoes 1510_conversation_policies.sql (policies, grants, RLS of the conversation domain tables).
+{% from 'policies/_read_only.sql' import drop_read_only_when_inactive %}
+{{ drop_read_only_when_inactive('public.company_message_usage') }}
+{{ drop_read_only_when_inactive('public.hitl_escalations') }}
+{{ drop_read_only_when_inactive('public.message_reactions') }}
+{{ drop_read_only_when_inactive('public.messages') }}
+{{ drop_read_only_when_inactive('public.conversations') }}
+
 
 drop policy select_as_supervisor on public.company_message_usage;
 revoke all on table public.company_message_usage from authenticated, service_role;

@@ -1,4 +1,8 @@
 -- Why: undoes 2510_integrations_policies.sql (policies, grants, RLS flags).
+{% from 'policies/_read_only.sql' import drop_read_only_when_inactive %}
+{{ drop_read_only_when_inactive('public.integration_logs') }}
+{{ drop_read_only_when_inactive('public.integrations') }}
+
 drop policy if exists deny_members on private.integration_credentials;
 drop policy if exists select_as_admin on public.integration_logs;
 drop policy if exists delete_as_admin on public.integrations;

@@ -1,4 +1,14 @@
 -- Why: undoes 3500_lifecycle_policies.sql (policies, RLS flags and grants of the lifecycle tables).
+{% from 'policies/_read_only.sql' import drop_read_only_when_inactive %}
+{{ drop_read_only_when_inactive('public.legal_holds') }}
+{{ drop_read_only_when_inactive('archive.analytics_archived') }}
+{{ drop_read_only_when_inactive('archive.integration_logs_archived') }}
+{{ drop_read_only_when_inactive('archive.knowledge_queries_archived') }}
+{{ drop_read_only_when_inactive('archive.hitl_escalations_archived') }}
+{{ drop_read_only_when_inactive('archive.message_reactions_archived') }}
+{{ drop_read_only_when_inactive('archive.messages_archived') }}
+{{ drop_read_only_when_inactive('archive.conversations_archived') }}
+
 revoke all on sequence private.job_runs_id_seq from service_role;
 drop policy deny_members on private.cold_exports;
 revoke all on table private.cold_exports from service_role;

@@ -3,6 +3,8 @@
 drop table if exists public.audit_logs;
 drop function if exists private.audit_row_change();
 drop function if exists private.audit_redact(jsonb);
+drop function if exists private.jsonb_has_secret_values(jsonb);
+drop function if exists private.text_looks_like_secret(text);
 drop function if exists private.jsonb_has_secret_keys(jsonb);
 drop function if exists private.audit_logs_append_only();
 drop type if exists public.audit_action;

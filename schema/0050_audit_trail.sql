@@ -123,6 +123,63 @@ comment on function private.jsonb_has_secret_keys(jsonb) is
 revoke execute on function private.jsonb_has_secret_keys(jsonb) from public, anon;
 grant execute on function private.jsonb_has_secret_keys(jsonb) to authenticated, service_role;
 
+-- Secrets by value: the key a secret sits under proves nothing ("note", "x"), so a
+-- string is also judged by its shape. Whole-string shapes (long high-entropy runs)
+-- need a letter/digit mix so that ordinary words, ids, UUIDs, phone numbers and
+-- colours pass; the token shapes match anywhere in the string.
+create function private.text_looks_like_secret(p_value text) returns boolean
+  language sql
+  immutable
+  strict
+  parallel safe
+  set search_path = ''
+as $$
+  select
+    -- JWT / JWS: base64url header starting {"..., payload, signature
+    p_value ~ 'eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*'
+    -- vendor key prefixes: Stripe, OpenAI, Slack, GitHub, AWS access key ids
+    or p_value ~ '(^|[^A-Za-z0-9])(sk|rk|pk)_live_[A-Za-z0-9]{8,}'
+    or p_value ~ '(^|[^A-Za-z0-9])(sk|rk)_test_[A-Za-z0-9]{8,}'
+    or p_value ~ '(^|[^A-Za-z0-9])whsec_[A-Za-z0-9]{16,}'
+    or p_value ~ '(^|[^A-Za-z0-9])sk-[A-Za-z0-9_-]{20,}'
+    or p_value ~ '(^|[^A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,}'
+    or p_value ~ '(^|[^A-Za-z0-9])(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})'
+    or p_value ~ '(^|[^A-Za-z0-9])(AKIA|ASIA)[0-9A-Z]{16}([^A-Za-z0-9]|$)'
+    -- PEM private keys of any kind
+    or p_value ~ '-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----'
+    -- an HTTP Authorization value
+    or p_value ~* '^\s*(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}\s*$'
+    -- credentials in a URL: scheme://user[:password]@host
+    or p_value ~* '^[a-z][a-z0-9+.-]*://[^/?#@\s]+@'
+    -- long high-entropy strings without spaces (>= 32): hex, base64url, or standard
+    -- base64 (with its + or = padding, so that slash-separated paths pass)
+    or (p_value ~ '^[0-9A-Fa-f]{32,}$' and p_value ~ '[0-9]' and p_value ~ '[A-Fa-f]')
+    or ((p_value ~ '^[A-Za-z0-9_-]{32,}$' or (p_value ~ '^[A-Za-z0-9+/]{32,}={0,2}$' and p_value ~ '[+=]'))
+        and p_value ~ '[0-9]' and p_value ~ '[a-z]' and p_value ~ '[A-Z]')
+$$;
+comment on function private.text_looks_like_secret(text) is
+  'True if a string has the shape of a secret: a JWT, a vendor key (sk_live_, sk-, xox[abposr]-, ghp_, AKIA...), a PEM private key, an Authorization value (Bearer/Basic/Token ...), a URL with userinfo (scheme://user:pass@), or a hex/base64 run of 32+ characters without spaces mixing letters and digits. Ordinary text, URLs without credentials, phone numbers, channel ids, UUIDs and colours pass.';
+
+create function private.jsonb_has_secret_values(p_value jsonb) returns boolean
+  language sql
+  immutable
+  strict
+  parallel safe
+  set search_path = ''
+as $$
+  select exists (
+    select 1
+      from pg_catalog.jsonb_path_query(p_value, 'strict $.** ? (@.type() == "string")') s(v)
+     where private.text_looks_like_secret(s.v #>> '{}')
+  );
+$$;
+comment on function private.jsonb_has_secret_values(jsonb) is
+  'True if any string value at any depth (objects and arrays, under any key) looks like a secret (private.text_looks_like_secret). Used with jsonb_has_secret_keys to keep secrets out of integrations.config and out of the audit trail.';
+
+revoke execute on function private.text_looks_like_secret(text), private.jsonb_has_secret_values(jsonb) from public, anon;
+grant execute on function private.text_looks_like_secret(text), private.jsonb_has_secret_values(jsonb)
+  to authenticated, service_role;
+
 create function private.audit_redact(p_row jsonb) returns jsonb
   language sql
   immutable
@@ -138,13 +195,16 @@ as $$
                   then to_jsonb('[REDACTED]'::text)
                 when pg_catalog.jsonb_typeof(e.value) = 'object' and private.jsonb_has_secret_keys(e.value)
                   then to_jsonb('[REDACTED]'::text)
+                when pg_catalog.jsonb_typeof(e.value) in ('string', 'object', 'array')
+                     and private.jsonb_has_secret_values(e.value)
+                  then to_jsonb('[REDACTED]'::text)
                 else e.value
               end)
        from pg_catalog.jsonb_each(p_row) e),
     '{}'::jsonb) end;
 $$;
 comment on function private.audit_redact(jsonb) is
-  'Replaces the value of secret-looking columns (token_hash, ciphertext, nonce, *password*, *secret*, *api_key*, *_token, ...) and of JSON objects containing secret-looking keys with "[REDACTED]".';
+  'Replaces with "[REDACTED]" the value of secret-looking columns (token_hash, ciphertext, nonce, *password*, *secret*, *api_key*, *_token, ...), of JSON objects containing secret-looking keys, and of any value (text, object, array) holding a string shaped like a secret (private.jsonb_has_secret_values), whatever its column is called.';
 
 create function private.audit_row_change() returns trigger
   language plpgsql

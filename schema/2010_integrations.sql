@@ -44,7 +44,8 @@ create table public.integrations (
   constraint integrations_name_length_check check (char_length(btrim(name)) between 1 and 120),
   constraint integrations_config_object_check
     check (jsonb_typeof(config) = 'object' and pg_column_size(config) <= 65536),
-  constraint integrations_config_no_secrets_check check (not private.jsonb_has_secret_keys(config)),
+  constraint integrations_config_no_secrets_check
+    check (not private.jsonb_has_secret_keys(config) and not private.jsonb_has_secret_values(config)),
   constraint integrations_credentials_consistency_check
     check (has_credentials = (credentials_updated_at is not null))
 );
@@ -55,7 +56,7 @@ comment on column public.integrations.company_id is 'Tenant owning the integrati
 comment on column public.integrations.id is 'Integration id (unique within the company).';
 comment on column public.integrations.type is 'Kind of external system (public.integration_type).';
 comment on column public.integrations.name is 'Display name, 1-120 characters, unique per company.';
-comment on column public.integrations.config is 'Non-secret settings as a JSON object (<= 64 kB); keys that look like secrets (token, secret, password, api_key, ...) are rejected at any depth.';
+comment on column public.integrations.config is 'Non-secret settings as a JSON object (<= 64 kB); keys that look like secrets (token, secret, password, api_key, ...) and values shaped like secrets (JWTs, vendor keys, PEM keys, Bearer values, URLs with user:password@, long high-entropy strings) are rejected at any depth, arrays included.';
 comment on column public.integrations.status is 'Lifecycle state (public.integration_status).';
 comment on column public.integrations.has_credentials is 'True while encrypted credentials are stored for this integration (maintained by trigger on private.integration_credentials).';
 comment on column public.integrations.credentials_updated_at is 'When the credentials were last set; null without credentials.';

@@ -32,7 +32,11 @@ begin
     perform set_config('request.jwt.claims', json_build_object('sub', v_owner, 'role', 'authenticated',
                        'email', v_spec.owner_email)::text, true);
     set local role authenticated;
-    v_company := public.create_company_with_owner(v_spec.name, v_spec.industry, v_spec.plan, v_spec.owner_name);
+    v_company := public.create_company_with_owner(v_spec.name, v_spec.industry, 'free', v_spec.owner_name);
+    reset role;
+    -- signup is free; the backend (service_role) sets the paid plan after checkout
+    update public.companies set subscription_plan = v_spec.plan where id = v_company;
+    set local role authenticated;
     select i.token into v_token from public.create_invitation(v_spec.op_email, 'operador') i;
     v_bot := public.create_chatbot_from_template(v_spec.template, v_spec.name || ' assistant');
     reset role;

@@ -51,6 +51,8 @@ create type public.mood as enum ('ok', 'not ok');
 create function public.noop_trigger() returns trigger language plpgsql as 'begin return new; end';
 comment on function public.noop_trigger() is 'stand-in';
 create trigger leaky_noop before insert on public.leaky for each row execute function public.noop_trigger();
+create function public.definer_writes() returns void language sql security definer set search_path = ''
+  as 'delete from public.leaky';
 """
 
 
@@ -97,6 +99,8 @@ def weak_db(scratch_db: str) -> Iterator[str]:
     ("tenant.unique", "public.crossref crossref_other_key"),
     ("tenant.fk_action", "public.child.child_company_id_leaky_id_fkey"),
     ("tenant.cascade", "public.leaky"),
+    ("policy.read_only", "public.leaky"),
+    ("definer.read_only", "definer_writes()"),
 ])
 def test_doctor_catches_each_weakness(weak_db: str, check: str, obj: str) -> None:
     assert (check, obj) in findings_for(weak_db)
@@ -145,3 +149,25 @@ def test_doctor_catches_caller_chosen_time_and_identity(scratch_db: str, check: 
     with psycopg.connect(scratch_db, autocommit=True) as conn:
         conn.execute(CALLER_CHOSEN)
     assert ((check, obj) in findings_for(scratch_db)) is caught
+
+
+def test_a_tenant_table_without_its_read_only_policy_fails_doctor(neurant_db: TestDatabase) -> None:
+    """The real schema, one restrictive policy dropped inside a rolled-back transaction."""
+    with psycopg.connect(neurant_db.url) as conn:
+        assert ("policy.read_only", "public.chatbots") not in {
+            (f.check, f.object) for f in run_checks(conn) if f.level == "error"}
+        conn.execute("drop policy update_while_writable on public.chatbots")
+        found = [f for f in run_checks(conn) if f.check == "policy.read_only" and f.level == "error"]
+        conn.rollback()
+    assert [(f.object, "update" in f.message) for f in found] == [("public.chatbots", True)]
+
+
+def test_a_write_rpc_without_the_read_only_check_fails_doctor(neurant_db: TestDatabase) -> None:
+    with psycopg.connect(neurant_db.url) as conn:
+        conn.execute("""
+            create or replace function public.revoke_invitation(p_invitation_id uuid) returns void
+              language sql security definer set search_path = ''
+              as 'update public.user_invitations set status = ''revoked'' where id = p_invitation_id'""")
+        found = [f.object for f in run_checks(conn) if f.check == "definer.read_only" and f.level == "error"]
+        conn.rollback()
+    assert found == ["revoke_invitation(uuid)"]

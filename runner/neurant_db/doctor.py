@@ -23,7 +23,10 @@ SCHEMAS = ("public", "private", "archive")
 TENANT_KEY = "company_id"
 TENANT_ROOT = "public.companies"
 CONTEXT_FUNCTIONS = ("get_user_company_id", "get_current_user_id", "get_user_role",
-                     "get_assigned_chatbot_ids", "uid", "jwt", "role", "email")
+                     "get_assigned_chatbot_ids", "require_company_writable", "uid", "jwt", "role",
+                     "email")
+WRITABLE_CHECK = "require_company_writable"
+END_USER_ROLE = "authenticated"
 
 
 @dataclass(frozen=True)
@@ -359,6 +362,66 @@ def as_of_goes_through_the_lifecycle_clock(conn: psycopg.Connection) -> Iterator
                           f"{LIFECYCLE_CLOCK}({AS_OF}) (or private.lifecycle_cutoffs), which clamps a future "
                           "as-of to the server clock")
             break
+
+
+@check
+def tenant_tables_read_only_when_inactive(conn: psycopg.Connection) -> Iterator[Finding]:
+    """A suspended or canceled company writes nothing: every tenant table carries a
+    restrictive insert/update/delete policy for authenticated that calls
+    require_company_writable() (policies/_read_only.sql), or denies outright."""
+    role = conn.execute("select oid from pg_roles where rolname = %s", (END_USER_ROLE,)).fetchone()
+    if not role:
+        return
+    for oid, name, *_rest in _tenant_tables(conn):
+        policies = conn.execute("""
+            select p.polcmd, coalesce(pg_get_expr(p.polqual, p.polrelid), ''),
+                   coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
+            from pg_policy p
+            where p.polrelid = %s and not p.polpermissive
+              and (%s = any(p.polroles) or 0 = any(p.polroles))""", (oid, role[0])).fetchall()
+
+        def guards(expr: str) -> bool:
+            return WRITABLE_CHECK + "(" in expr or expr.strip("() ") == "false"
+
+        missing = [
+            command for command, letter, column in (("insert", "a", 2), ("update", "w", 1),
+                                                    ("delete", "d", 1))
+            if not any(cmd in (letter, "*") and guards(row[column]) for row in policies
+                       for cmd in [row[0]])
+        ]
+        if missing:
+            yield Finding("error", "policy.read_only", name,
+                          f"no restrictive {'/'.join(missing)} policy for {END_USER_ROLE} calling "
+                          f"(select private.{WRITABLE_CHECK}()): a suspended company could still write "
+                          "(use read_only_when_inactive of policies/_read_only.sql)")
+
+
+@check
+def definer_writes_check_writable(conn: psycopg.Connection) -> Iterator[Finding]:
+    """A security definer function members call runs past RLS, so the restrictive
+    read-only policies do not stop its writes: it must call require_company_writable
+    itself, or say in its COMMENT why not (doctor: allow definer.read_only <reason>)."""
+    writes = re.compile(r"\b(insert\s+into|update\s+[\w.]+(\s+(as\s+)?\w+)?\s+set|delete\s+from)\b",
+                        re.I)
+    if not conn.execute("select 1 from pg_roles where rolname = %s", (END_USER_ROLE,)).fetchone():
+        return
+    for sig, src, note in _rows(conn, """
+        select p.oid::regprocedure::text, p.prosrc, coalesce(obj_description(p.oid, 'pg_proc'), '')
+        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where n.nspname = any(%s) and p.prosecdef and p.prorettype <> 'trigger'::regtype
+          and has_function_privilege(%s, p.oid, 'execute')
+          and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
+        order by 1""", END_USER_ROLE):
+        if not writes.search(src) or WRITABLE_CHECK + "(" in src:
+            continue
+        allowed = re.search(r"doctor: allow definer\.read_only\b[:\s]*(.*)", note)
+        if allowed:
+            yield Finding("info", "definer.read_only", sig,
+                          f"writes without the read-only check on purpose: {allowed.group(1).strip()}")
+        else:
+            yield Finding("error", "definer.read_only", sig,
+                          f"security definer function writes past RLS without calling "
+                          f"private.{WRITABLE_CHECK}(company): a suspended company could still write")
 
 
 def run_checks(conn: psycopg.Connection) -> list[Finding]:

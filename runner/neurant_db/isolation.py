@@ -6,6 +6,12 @@ one pgTAP assertion per table check and per table x identity x command x target
 cell, each calling tests.check_cell() (tests/fixtures/0001_isolation_probe.sql).
 A table the spec does not know, a spec entry for a table that does not exist,
 RLS not enabled or not forced, or a table without a policy, each fail.
+
+A deny cell also asserts why it was denied: by RLS (no row visible or affected,
+or "new row violates row-level security policy") or by a missing grant
+("permission denied for ..."). A cell stopped by anything else (a trigger, a
+check, another 42501) fails unless the spec declares it under `deny_by_rule`
+with the rule's message pattern, so a business rule cannot hide a missing policy.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ COMPANY_IDENTITIES = {
 IDENTITIES = (*COMPANY_IDENTITIES, "no_company", "anon", "service_role")
 COMMANDS = ("select", "insert", "update", "delete")
 TABLE_KEYS = {"tenant_column", "update_set", "insert_overrides", "targets", "allow", "global",
-              "note"}
+              "note", "deny_by_rule"}
+RULE_PREFIX = "deny: rule "
 
 
 class SpecError(ValueError):
@@ -46,6 +53,21 @@ class TableSpec:
     targets: dict[str, str] = field(default_factory=dict)
     allow: dict[str, list[str]] = field(default_factory=dict)
     is_global: bool = False
+    # "command identity[@target]" -> regex over "<sqlstate>: <message>"
+    deny_by_rule: dict[str, str] = field(default_factory=dict)
+
+    def rule_for(self, identity: str, command: str, target: str) -> str | None:
+        """The declared business rule that denies this cell, if any."""
+        exact = self.deny_by_rule.get(f"{command} {identity}@{target}")
+        if exact is not None or target == "other":
+            return exact
+        return self.deny_by_rule.get(f"{command} {identity}")
+
+    def expectation(self, identity: str, command: str, target: str) -> str:
+        """What the probe must report: allow, deny (RLS or grant) or deny: rule <regex>."""
+        verdict = self.expected(identity, command, target)
+        rule = self.rule_for(identity, command, target) if verdict == "deny" else None
+        return verdict if rule is None else RULE_PREFIX + rule
 
     def expected(self, identity: str, command: str, target: str) -> str:
         for entry in self.allow.get(command, []):
@@ -77,6 +99,7 @@ def load_spec(path: Path) -> dict[str, TableSpec]:
             targets=dict(raw.get("targets", {})),
             allow={k: list(v) for k, v in raw.get("allow", {}).items()},
             is_global=bool(raw.get("global", False)),
+            deny_by_rule=dict(raw.get("deny_by_rule", {})),
         )
         for command, entries in spec.allow.items():
             if command not in COMMANDS:
@@ -87,6 +110,18 @@ def load_spec(path: Path) -> dict[str, TableSpec]:
                     raise SpecError(f"{name}: unknown identity {who!r} in allow.{command}")
                 if where and where not in spec.targets:
                     raise SpecError(f"{name}: unknown target {where!r} in allow.{command}")
+        for key, pattern in spec.deny_by_rule.items():
+            command, _, cell = key.partition(" ")
+            who, _, where = cell.partition("@")
+            if command not in COMMANDS or who not in IDENTITIES:
+                raise SpecError(f"{name}: deny_by_rule key {key!r} is not 'command identity[@target]'")
+            if where and where != "other" and where not in (spec.targets or {"own": ""}):
+                raise SpecError(f"{name}: unknown target {where!r} in deny_by_rule {key!r}")
+            if not isinstance(pattern, str) or not pattern:
+                raise SpecError(f"{name}: deny_by_rule {key!r} needs the rule's message pattern")
+            targets = [where] if where else (list(spec.targets) or ["own"])
+            if any(spec.expected(who, command, t) == "allow" for t in targets):
+                raise SpecError(f"{name}: deny_by_rule {key!r} names a cell the spec allows")
         specs[name] = spec
     return specs
 
@@ -123,7 +158,7 @@ def _target_predicate(spec: TableSpec, target: str, identity: str) -> str:
 
 
 def cells(spec: TableSpec) -> list[tuple[str, str, str, str]]:
-    """(identity, command, target, expected) for every cell of one table."""
+    """(identity, command, target, expectation) for every cell of one table."""
     targets = list(spec.targets) or ["own"]
     if not spec.is_global:
         targets.append("other")
@@ -133,7 +168,7 @@ def cells(spec: TableSpec) -> list[tuple[str, str, str, str]]:
             for target in targets:
                 if identity in ("no_company", "anon") and target == "other":
                     continue  # they belong to no company: `own` already is someone else's
-                out.append((identity, command, target, spec.expected(identity, command, target)))
+                out.append((identity, command, target, spec.expectation(identity, command, target)))
     return out
 
 
@@ -166,7 +201,8 @@ def generate_matrix_sql(url: str, spec_path: Path) -> str:
             verb = "may" if expected == "allow" else "cannot"
             scope = {"own": "own company's rows", "other": "another company's rows"}.get(
                 target, f"own company's {target} rows")
-            desc = f"{identity} {verb} {command} {scope} of {table}"
+            why = {"allow": "", "deny": " (RLS or grant)"}.get(expected, " (business rule)")
+            desc = f"{identity} {verb} {command} {scope} of {table}{why}"
             pred = _target_predicate(spec, target, identity)
             lines.append(
                 f"select tests.check_cell({sql_literal(expected)}, {sql_literal(desc)}, "
@@ -204,6 +240,9 @@ def render_matrix(specs: dict[str, TableSpec]) -> str:
         "identity's own company it may act on (`all`, or named targets of that table); "
         "`-` means denied; `+other` means another company's rows too (service_role only). "
         "Every identity of a company is denied on every other company's rows.",
+        "A denied cell is denied by RLS or a missing grant, except the cells listed under "
+        "*Denied by a business rule* (the rule's SQLSTATE and message pattern), which the "
+        "suite checks were stopped by that rule and nothing else.",
         "",
     ]
     for name in sorted(specs):
@@ -217,4 +256,8 @@ def render_matrix(specs: dict[str, TableSpec]) -> str:
             row = [_cell_text(spec, identity, c) for c in COMMANDS]
             lines.append(f"| {identity} | " + " | ".join(row) + " |")
         lines.append("")
+        if spec.deny_by_rule:
+            lines += ["Denied by a business rule (not RLS or a grant):", ""]
+            lines += [f"- {key}: `{pattern}`" for key, pattern in spec.deny_by_rule.items()]
+            lines.append("")
     return "\n".join(lines)

@@ -3,7 +3,7 @@
 -- readable by owner/administrador of the company only, and append-only for every
 -- role, service_role and the table owner included.
 begin;
-select plan(9);
+select plan(10);
 
 select tests.act_as_superuser();
 update public.users set role = 'administrador' where id = tests.user_id('A', 'supervisor');
@@ -19,6 +19,17 @@ select is((select count(*)::int from public.audit_logs
                or coalesce(new_data ->> 'token_hash', '[REDACTED]') <> '[REDACTED]'
                or coalesce(old_data ->> 'token_hash', '[REDACTED]') <> '[REDACTED]'), 0,
     'audit rows never contain credentials or token hashes');
+update public.chatbots
+   set system_prompt = 'Call the API with sk_live_51HqTrVAbCdEfGhIjKlMnOp when asked.', name = name || ' (audited)'
+ where company_id = tests.company_id('A') and id = tests.chatbot_id('A', 'spare');
+select is(
+    (select string_agg(format('%s / %s', new_data ->> 'system_prompt', new_data ->> 'name' like '%(audited)'), ', ')
+       from public.audit_logs
+      where table_name = 'chatbots' and action = 'update' and company_id = tests.company_id('A')
+        and row_id = tests.chatbot_id('A', 'spare')
+        and 'system_prompt' = any (changed_columns)),
+    '[REDACTED] / t',
+    'audit rows redact values shaped like secrets whatever the column is called, and keep ordinary values');
 select is((select count(*)::int from public.audit_logs
             where table_name = 'companies' and action = 'update'
               and changed_columns <@ array['current_document_count', 'current_storage_bytes', 'current_integration_count', 'updated_at']), 0,

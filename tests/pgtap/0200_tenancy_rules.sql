@@ -3,7 +3,7 @@
 -- profile only, members never change company, company profile vs plan/billing.
 -- Who may grant which role is 0205_role_hierarchy.sql.
 begin;
-select plan(36);
+select plan(48);
 
 -- Company creation ---------------------------------------------------------
 select tests.act_as_anon();
@@ -17,6 +17,10 @@ select throws_ok($$ select public.create_company_with_owner('Second Co') $$, '42
 select tests.act_as_no_company();
 select throws_ok($$ select public.create_company_with_owner('Bad Plan Co', null, 'no_such_plan') $$, '22023', null,
     'create_company_with_owner refuses an unknown plan');
+select is(tests.attempt($$ select public.create_company_with_owner('Paid Co', null, 'professional') $$)
+           || ' / ' || tests.attempt($$ select public.create_company_with_owner('Custom Co', null, 'enterprise') $$),
+    '42501: self-service signup starts on the free plan / 42501: self-service signup starts on the free plan',
+    'a self-service signup cannot pick a paid (or custom-priced) plan: only the backend assigns one');
 select lives_ok($$ select public.create_company_with_owner('C Company', 'tourism') $$,
     'an authenticated user without a company can create one');
 select results_eq(
@@ -162,6 +166,97 @@ select tests.act_as_superuser();
 select is((select u.email from public.users u where u.auth_user_id = tests.auth_id_of('signup.real@example.com')),
     'signup.real@example.com',
     'create_company_with_owner records the identity''s auth.users email, not a forged JWT email claim');
+
+-- Suspended and canceled companies are read-only ------------------------------------------
+-- Every write an end user makes on a tenant table while the company is active
+-- (catalog-driven: each table x insert/update/delete authenticated holds a grant for,
+-- cloning one of A's rows) is refused with NA002 once the company is suspended.
+select tests.act_as_superuser();
+create temp table t_writes on commit drop as
+with tenant_tables as materialized (
+  select c.oid, case when c.oid = 'public.companies'::regclass then 'id' else 'company_id' end as key
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname in ('public', 'private', 'archive') and c.relkind in ('r', 'p') and not c.relispartition
+     and (c.oid = 'public.companies'::regclass
+          or exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'company_id' and not a.attisdropped))
+)
+select t.oid::regclass::text as rel, k.command,
+       case k.command
+         when 'update' then format('with w as (update %s set %I = %I where %I = %L returning 1) select count(*) from w',
+                                   t.oid::regclass, u.attname, u.attname, t.key, tests.company_id('A'))
+         when 'delete' then format('with w as (delete from %s where %I = %L returning 1) select count(*) from w',
+                                   t.oid::regclass, t.key, tests.company_id('A'))
+         else format('with w as (insert into %1$s (%2$s) select %2$s from jsonb_populate_record(null::%1$s, %3$L) returning 1) select count(*) from w',
+                     t.oid::regclass, i.cols,
+                     tests.row_of(t.oid::regclass, t.key, tests.company_id('A'))
+                       || case when i.cols ~ '(^|, )id(,|$)' then jsonb_build_object('id', gen_random_uuid()) else '{}' end)
+       end as sql,
+       null::text as active, null::text as suspended
+  from tenant_tables t
+  cross join lateral (values ('insert'), ('update'), ('delete')) k(command)
+  left join lateral (select a.attname from pg_attribute a
+                      where a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped
+                        and has_column_privilege('authenticated', t.oid, a.attnum, 'UPDATE')
+                      order by a.attnum limit 1) u on true
+  left join lateral (select string_agg(quote_ident(a.attname), ', ' order by a.attnum) as cols from pg_attribute a
+                      where a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
+                        and has_column_privilege('authenticated', t.oid, a.attnum, 'INSERT')) i on true
+ where case k.command when 'update' then u.attname is not null
+                      when 'insert' then i.cols is not null
+                      else has_table_privilege('authenticated', t.oid, 'DELETE') end;
+update t_writes set active = tests.outcome_as('owner', sql);
+select tests.act_as_service();
+update public.companies set subscription_status = 'suspended' where id = tests.company_id('A');
+select tests.act_as_superuser();
+update t_writes set suspended = tests.outcome_as('owner', sql);
+select ok((select count(*) from t_writes where active ~ '^ok: [1-9]') >= 6,
+    'the catalog-driven write probe reaches tables an owner writes while the company is active');
+select is((select string_agg(format('%s %s: %s -> %s', rel, command, active, suspended), '; ' order by rel, command)
+             from t_writes
+            where suspended !~ '^NA002: ' and (active ~ '^ok: [1-9]' or suspended ~ '^ok: [1-9]')),
+    null, 'a suspended company is read-only: every insert/update/delete its owner could make on any tenant table is refused (NA002)');
+select tests.act_as('A', 'owner');
+select is((select count(*)::int from public.chatbots) > 0 and (select count(*)::int from public.users) > 0, true,
+    'the owner of a suspended company still reads its data');
+select throws_ok($$ update public.chatbots set name = name where id = tests.chatbot_id('A', 'spare') $$,
+    'NA002', 'company is read-only: its subscription is suspended',
+    'a write to a suspended company says why, with the NA002 code');
+select is(tests.attempt($$ select public.create_chatbot_from_template('ecommerce', 'Sneaky bot') $$)
+           || ' / ' || tests.attempt($$ select * from public.create_invitation('sneaky@example.com', 'operador') $$)
+           || ' / ' || tests.attempt($$ select public.revoke_invitation(tests.invitation_id('A', 'pending')) $$),
+    'NA002: company is read-only: its subscription is suspended / NA002: company is read-only: its subscription is suspended / NA002: company is read-only: its subscription is suspended',
+    'the write RPCs (security definer, past RLS) refuse a suspended company too');
+select throws_ok($$ update public.companies set subscription_status = 'active' where id = tests.company_id('A') $$,
+    '42501', null, 'the owner cannot reactivate a suspended company (no column grant)');
+select tests.act_as_superuser();
+grant update (subscription_status) on public.companies to authenticated;
+select tests.act_as_service();
+update public.companies set subscription_status = 'active' where id = tests.company_id('A');
+select tests.act_as('A', 'owner');
+select throws_ok($$ update public.companies set subscription_status = 'canceled' where id = tests.company_id('A') $$,
+    '42501', 'only the company profile (name, industry) can be changed by members',
+    'billing columns change only by service_role, even if a column grant slipped in (companies_guard_update)');
+select tests.act_as_superuser();
+revoke update (subscription_status) on public.companies from authenticated;
+select tests.act_as_service();
+update public.companies set subscription_status = 'canceled' where id = tests.company_id('A');
+select is(tests.attempt_as('administrador', $$ delete from public.chatbot_operators $$), 'NA002: company is read-only: its subscription is canceled',
+    'a canceled company is read-only too');
+select tests.act_as_service();
+update public.companies set subscription_status = 'past_due' where id = tests.company_id('A');
+select is(tests.attempt_as('owner', $$ update public.chatbots set name = name where id = tests.chatbot_id('A', 'spare') $$), 'ok',
+    'a past_due company keeps writing (grace period while billing retries)');
+select tests.act_as_service();
+update public.companies set subscription_status = 'suspended' where id = tests.company_id('A');
+select is(tests.attempt($$ update public.chatbots set name = name || ' (backend)'
+                            where company_id = tests.company_id('A') and id = tests.chatbot_id('A', 'spare') $$), 'ok',
+    'service_role still writes to a suspended company (billing and the backend are unaffected)');
+update public.companies set subscription_status = 'active' where id = tests.company_id('A');
+select tests.act_as_superuser();
+update t_writes set suspended = tests.outcome_as('owner', sql);
+select is((select string_agg(format('%s %s: %s -> %s', rel, command, active, suspended), '; ' order by rel, command)
+             from t_writes where suspended is distinct from active),
+    null, 'reactivated by service_role, the company writes again exactly as before');
 
 select * from finish();
 rollback;

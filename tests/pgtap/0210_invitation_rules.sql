@@ -208,8 +208,8 @@ select throws_ok($$ insert into public.users (company_id, auth_user_id, email, r
     'NA001', 'user limit reached for plan free: 2 of 2', 'the user limit of the plan cannot be exceeded');
 
 select tests.act_as_superuser();
-insert into public.subscription_plans (code, name, max_users, max_pending_invitations, is_public)
-values ('tiny_test', 'Tiny (test)', 10, 1, true);
+insert into public.subscription_plans (code, name, monthly_price_cents, max_users, max_pending_invitations, is_public)
+values ('tiny_test', 'Tiny (test)', 0, 10, 1, true);
 select tests.act_as_email('tiny.owner@example.com');
 select isnt(public.create_company_with_owner('Tiny Co', null, 'tiny_test'), null, 'a company on a plan with 1 pending invitation can be created');
 select lives_ok($$ select * from public.create_invitation('one@example.com', 'operador') $$, 'the first pending invitation fits the plan');

@@ -4,7 +4,7 @@
 -- reads, tenant-consistent references (also for service_role) and the idempotent
 -- roll-up. Credentials: 2010; the audit trail: 0050.
 begin;
-select plan(49);
+select plan(51);
 
 -- Documents: access ------------------------------------------------------------
 select tests.act_as('A', 'operador');
@@ -147,6 +147,43 @@ select throws_ok($$ insert into public.integrations (company_id, type, name, con
 select throws_ok($$ update public.integrations set config = '{"auth": {"Client-Secret": "s3cr3t"}}'
                      where id = tests.integration_id('A', 'without credentials') $$,
     '23514', null, 'config must not contain secrets at any depth');
+-- Secrets by value, under any key, at any depth (arrays included): the shapes of
+-- well-known tokens and keys, long high-entropy strings, credentials in URLs.
+select is((select string_agg(c.label, ', ' order by c.label)
+             from (values
+               ('jwt', '{"note": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"}'),
+               ('stripe live key', '{"stripe": {"account": "sk_live_51HqTrVAbCdEfGhIjKlMnOp"}}'),
+               ('openai key', '{"llm": ["gpt", "sk-proj-abcdefghijklmnopqrstuvwx"]}'),
+               ('slack bot token', '{"deep": {"list": [{"value": "xoxb-123456789012-abcdefABCDEF"}]}}'),
+               ('slack user token', '{"x": "xoxp-123456789012-1234567890-abcdef"}'),
+               ('github token', '{"repo": "ghp_16C7e42F292c6912E7710c838347Ae178B4a"}'),
+               ('aws access key id', '{"aws": "AKIAIOSFODNN7EXAMPLE"}'),
+               ('pem private key', '{"cert": "-----BEGIN RSA PRIVATE KEY-----\nMIIEow==\n-----END RSA PRIVATE KEY-----"}'),
+               ('bearer header', '{"headers": {"X-Auth": "Bearer abcdef0123456789abcdef"}}'),
+               ('url with userinfo', '{"endpoint": "https://admin:hunter2@api.example.com/v1"}'),
+               ('long hex', '{"hmac": "4f3c2a1b9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a291807f6e5d4c3b2a19080"}'),
+               ('long base64', '{"blob": "Zm9vYmFyQmF6UXV4MTIzNDU2Nzg5MGFiY2RlZg=="}'),
+               ('long base64url', '{"k": ["x", ["y", "q8Xv_2LmP0zR7tY-wK3nB5sD9fG1hJ4c"]]}')
+             ) c(label, cfg)
+            where tests.attempt_as('administrador', format(
+                    'update public.integrations set config = %L::jsonb where id = %L',
+                    c.cfg, tests.integration_id('A', 'without credentials'))) not like '23514:%'),
+    null, 'config refuses values shaped like secrets under any key and at any depth (tokens, keys, high-entropy strings, credentials in URLs)');
+select is((select string_agg(c.label, ', ' order by c.label)
+             from (values
+               ('webhook url', '{"webhook_url": "https://hooks.example.com/services/inbound?channel=support"}'),
+               ('phone number', '{"from": "+34 600 123 456", "to": ["+1-202-555-0143"]}'),
+               ('channel ids', '{"channel": "#support", "channel_id": "C024BE91L", "team": "T0001"}'),
+               ('hex colors', '{"theme": {"primary": "#1f6feb", "accent": "#FFAA00"}}'),
+               ('uuid', json_build_object('workspace_id', gen_random_uuid())::text),
+               ('long words', '{"label": "customer_support_escalations_channel_main", "greeting": "Hola, ¿en qué podemos ayudarte hoy con tu pedido?"}'),
+               ('email and numbers', '{"reply_to": "soporte@example.com", "retries": 3, "timeout_ms": 15000, "enabled": true}'),
+               ('paths', '{"folder": "Company/Shared/Knowledge/Returns2024/Drafts", "file": "manuals/ReturnsPolicy-v2.pdf"}')
+             ) c(label, cfg)
+            where tests.attempt_as('administrador', format(
+                    'update public.integrations set config = %L::jsonb where id = %L',
+                    c.cfg, tests.integration_id('A', 'without credentials'))) <> 'ok'),
+    null, 'ordinary config (webhook urls without credentials, phone numbers, channel ids, hex colors, uuids, text) is accepted');
 
 select tests.act_as_superuser();
 update public.companies set subscription_plan = 'free' where id = tests.company_id('A');
