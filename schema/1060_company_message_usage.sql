@@ -27,7 +27,7 @@ create table public.company_message_usage (
 );
 
 comment on table public.company_message_usage is
-  'Messages per company per calendar month (UTC), maintained in the message''s own transaction. message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan).';
+  'Messages per company per calendar month (UTC), maintained in the message''s own transaction. message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan). doctor: allow legal_hold quota counters, not a record.';
 comment on column public.company_message_usage.company_id is 'Company (tenant key).';
 comment on column public.company_message_usage.month is 'First day of the month (UTC) the messages were created in.';
 comment on column public.company_message_usage.message_count is 'Billable messages of the month = bot messages; never exceeds private.effective_monthly_message_limit() (companies.monthly_message_limit, else the plan''s).';
@@ -88,3 +88,10 @@ $$;
 comment on function private.record_message_usage(uuid, timestamptz, boolean) is
   'Counts one message in company_message_usage for its UTC month; a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free.';
 revoke execute on function private.record_message_usage(uuid, timestamptz, boolean) from public, anon, authenticated;
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger company_message_usage_0_tenant_guard
+  before insert or update on public.company_message_usage
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger company_message_usage_0_tenant_guard on public.company_message_usage is
+  'Fires first: company_id never changes (any role); a member inserts only into their own company.';

@@ -71,12 +71,15 @@ select is_empty($$
 
 -- Catalog-driven: moving any row of company A to company B is refused, as a member, as
 -- service_role and as the migration owner (a new tenant table is covered automatically;
--- every tenant table has fixture rows of A).
-select is(case w.who when 'owner' then left(v.outcome, 5) else v.outcome end,
-          case w.who when 'owner' then '42501' else format('42501: the tenant key of %s cannot change', c.oid::regclass) end,
+-- every tenant table has fixture rows of A). A role that may update company_id gets the
+-- guard's error; one without the privilege, permission denied (also 42501).
+select is(case when w.role is null or has_column_privilege(w.role, c.oid, 'company_id', 'UPDATE') then v.outcome
+               else left(v.outcome, 5) end,
+          case when w.role is null or has_column_privilege(w.role, c.oid, 'company_id', 'UPDATE')
+               then format('42501: the tenant key of %s cannot change', c.oid::regclass) else '42501' end,
           format('%s cannot move a row of %s to another company', w.who, c.oid::regclass))
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
- cross join (values (1, 'owner'), (2, 'service_role'), (3, 'superuser')) w(o, who)
+ cross join (values (1, 'owner', 'authenticated'), (2, 'service_role', 'service_role'), (3, 'superuser', null)) w(o, who, role)
  cross join lateral (
    select case w.who when 'superuser' then tests.attempt(s.sql) else tests.attempt_as(w.who, s.sql) end as outcome
      from (select format('update %s set company_id = %L where company_id = %L',

@@ -1,9 +1,10 @@
 -- Data lifecycle rules (migrations 3000-3999): archival moves with counts before and
 -- after, nothing younger than the retention setting or still open moves, legal holds
--- block every deletion and content update on every table (live, archived, by cascade,
--- truncate), holds and archived rows reference their own company only, retention deletes what is past delete_after_days (audit
--- logs only after 7 years), analytics re-runs give identical numbers, and the archive
--- is readable by owner/administrador only.
+-- block every delete, truncate and content update on every table (live, archived, by
+-- cascade, any role), holds and archived rows reference their own company only,
+-- retention deletes what is past delete_after_days (audit logs only after 7 years),
+-- analytics re-runs give identical numbers, and the archive is readable by
+-- owner/administrador only.
 begin;
 select plan(95);
 
@@ -94,10 +95,12 @@ select is(pg_temp.under_hold('service_role', format('delete from public.chatbots
     'refused by the hold', 'deleting the chatbot of a held conversation is refused (the cascade reaches held rows)');
 select is(pg_temp.under_hold('service_role', format('delete from public.users where id = %L', tests.user_id('A', 'operador'))),
     'refused by the hold', 'deleting a member who wrote in a held conversation is refused (it would blank the sender of held messages)');
+set constraints all immediate;  -- a truncate refuses to run while deferred FK checks are queued
 select is(pg_temp.under_hold('superuser', 'truncate public.message_reactions'),
     'refused by the hold', 'a held table cannot be truncated, not even by the migration owner');
 select is(pg_temp.under_hold('service_role', 'truncate archive.messages_archived cascade'),
     'refused by the hold', 'service_role cannot truncate an archive table holding held rows');
+set constraints all deferred;
 
 -- as the owner (a member with delete rights)
 select is(pg_temp.under_hold('owner', format('delete from public.conversations where id = %L', tests.conversation_id('A', 'assigned-human'))),
@@ -151,10 +154,12 @@ select is(pg_temp.under_hold('service_role', format('delete from public.messages
     'refused by the hold', 'a company-wide hold covers every conversation of the company');
 select is(pg_temp.under_hold('service_role', format('delete from public.companies where id = %L', tests.company_id('A'))),
     'refused by the hold', 'a company-wide hold: service_role cannot delete the company');
+set constraints all immediate;
 select is(pg_temp.under_hold('service_role', 'truncate public.integration_logs'),
     'refused by the hold', 'a company-wide hold: service_role cannot truncate a table without conversations');
 select is(pg_temp.under_hold('superuser', 'truncate public.companies cascade'),
     'refused by the hold', 'a company-wide hold: not even the migration owner can truncate the companies');
+set constraints all deferred;
 select is(pg_temp.under_hold('owner', format('delete from public.documents where id = %L', tests.document_id('A', 'returns policy'))),
     'refused by the hold', 'a company-wide hold: the owner cannot delete a document');
 select is(pg_temp.under_hold('owner', format('update public.documents set title = ''forged'' where id = %L', tests.document_id('A', 'returns policy'))),
