@@ -6,7 +6,7 @@
 -- analytics re-runs give identical numbers, and the archive is readable by
 -- owner/administrador only.
 begin;
-select plan(95);
+select plan(97);
 
 -- Legal holds cover every table, by every path (issue 9, finding 3) --------------------
 -- pg_temp.under_hold(identity, sql) runs sql as an isolation identity (or 'superuser', the
@@ -176,6 +176,14 @@ select is(pg_temp.under_hold('service_role', format('delete from public.analytic
     format('changed %s rows', (select count(*) from public.analytics_daily where company_id = tests.company_id('B'))),
     'a hold covers its own company only: company B''s rows can still be deleted');
 
+-- the roll-up keeps running for everyone: a stale daily row of a held company stays
+insert into public.analytics_daily (company_id, chatbot_id, day, messages_count)
+values (tests.company_id('A'), tests.chatbot_id('A', 'spare'), date '2020-01-01', 3);
+select lives_ok($$ call public.refresh_analytics_daily(date '2020-01-01') $$,
+    'a company-wide hold does not make the analytics roll-up fail (it keeps the held company''s stale rows)');
+select is((select messages_count from public.analytics_daily
+            where company_id = tests.company_id('A') and chatbot_id = tests.chatbot_id('A', 'spare') and day = date '2020-01-01'), 3,
+    'the stale daily row of a held company is kept by the roll-up');
 update public.legal_holds set released_at = now(), released_by = 'dpo@a.example' where id = tests.id('legal_hold', 'A', 'company');
 
 -- No reference crosses tenants: legal holds and the archive (issue 9, finding 4) ---------
