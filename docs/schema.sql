@@ -1206,32 +1206,6 @@ COMMENT ON FUNCTION private.companies_guard_update() IS 'Trigger function (befor
 
 
 --
--- Name: companies_legal_hold(); Type: FUNCTION; Schema: private; Owner: -
---
-
-CREATE FUNCTION private.companies_legal_hold() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-  if exists (select 1 from public.legal_holds h where h.company_id = old.id and h.released_at is null) then
-    raise exception using errcode = '42501',
-      message = format('company %s has an active legal hold and cannot be deleted', old.id),
-      hint = 'Release its legal holds (public.legal_holds) first.';
-  end if;
-  return old;
-end;
-$$;
-
-
---
--- Name: FUNCTION companies_legal_hold(); Type: COMMENT; Schema: private; Owner: -
---
-
-COMMENT ON FUNCTION private.companies_legal_hold() IS 'Trigger: a company with an active legal hold (company-wide or on one conversation) cannot be deleted (42501).';
-
-
---
 -- Name: consume_quota(uuid, text, bigint); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -2106,41 +2080,112 @@ COMMENT ON FUNCTION private.knowledge_queries_before_write() IS 'Trigger: fills 
 
 
 --
--- Name: legal_hold_block_delete(); Type: FUNCTION; Schema: private; Owner: -
+-- Name: legal_hold_guard(); Type: FUNCTION; Schema: private; Owner: -
 --
 
-CREATE FUNCTION private.legal_hold_block_delete() RETURNS trigger
+CREATE FUNCTION private.legal_hold_guard() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
--- Trigger argument 0: the column of the deleted rows holding the conversation id.
+-- Trigger arguments: 0 how a row maps to holds: 'tenant' (the row is the company: any of its
+-- active holds), 'company' (its company's company-wide holds) or the column holding its
+-- conversation id (company-wide holds and holds on that conversation); 1.. the columns that
+-- may still change while the row is held.
 declare
+  v_map text := tg_argv[0];
+  v_old jsonb;
+  v_free text[];
   v_company uuid;
   v_conversation uuid;
+  v_hold uuid;
 begin
-  execute format(
-    'select o.company_id, o.%I from old_rows o
-      where exists (select 1 from public.legal_holds h
-                     where h.company_id = o.company_id and h.released_at is null
-                       and (h.conversation_id is null or h.conversation_id = o.%I))
-      limit 1', tg_argv[0], tg_argv[0])
-    into v_company, v_conversation;
-  if v_company is not null then
-    raise exception using errcode = '42501',
-      message = format('%s.%s: conversation %s of company %s is under legal hold and cannot be deleted',
-                       tg_table_schema, tg_table_name, v_conversation, v_company),
-      hint = 'Release the legal hold (public.legal_holds) first.';
+  if tg_op = 'TRUNCATE' then
+    select h.id into v_hold
+      from public.legal_holds h
+     where h.released_at is null and (v_map <> 'company' or h.conversation_id is null)
+     order by h.created_at, h.id
+     limit 1;
+    if v_hold is not null then
+      raise exception using errcode = '42501',
+        message = format('%s.%s cannot be truncated while a legal hold is active', tg_table_schema, tg_table_name),
+        hint = format('Legal hold %s covers rows of this table; release it (public.legal_holds) first, or delete the rows it does not cover.', v_hold);
+    end if;
+    return null;
   end if;
-  return null;
+  v_old := pg_catalog.to_jsonb(old);
+  if tg_op = 'UPDATE' then
+    v_free := coalesce(tg_argv[1:], '{}'::text[]);
+    if (pg_catalog.to_jsonb(new) - v_free) = (v_old - v_free) then
+      return new;
+    end if;
+  end if;
+  v_company := (v_old ->> case v_map when 'tenant' then 'id' else 'company_id' end)::uuid;
+  if v_map not in ('tenant', 'company') then
+    v_conversation := (v_old ->> v_map)::uuid;
+  end if;
+  select h.id into v_hold
+    from public.legal_holds h
+   where h.company_id = v_company and h.released_at is null
+     and (v_map = 'tenant' or h.conversation_id is null or h.conversation_id = v_conversation)
+   order by h.created_at, h.id
+   limit 1;
+  if v_hold is null then
+    if tg_op = 'DELETE' then
+      return old;
+    end if;
+    return new;
+  end if;
+  raise exception using errcode = '42501',
+    message = format('%s.%s: %s of company %s is under legal hold and cannot be %s', tg_table_schema, tg_table_name,
+                     case when v_map = 'tenant' then 'the company'
+                          when v_conversation is not null then 'conversation ' || v_conversation
+                          else 'this row' end,
+                     v_company, case tg_op when 'DELETE' then 'deleted' else 'changed' end),
+    hint = format('Legal hold %s covers it; release the hold (public.legal_holds) first.', v_hold);
 end;
 $$;
 
 
 --
--- Name: FUNCTION legal_hold_block_delete(); Type: COMMENT; Schema: private; Owner: -
+-- Name: FUNCTION legal_hold_guard(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.legal_hold_block_delete() IS 'Statement trigger (transition table old_rows): raises 42501 when a deleted row belongs to a conversation or company under an active legal hold.';
+COMMENT ON FUNCTION private.legal_hold_guard() IS 'Trigger (before update or delete per row, before truncate per statement) on every tenant table holding records: raises 42501, with a hint naming the hold, when an active legal hold covers the row. Arguments: how a row maps to holds (''tenant'', ''company'' or the conversation id column), then the columns that may still change under a hold (workflow/bookkeeping). Security definer: members cannot read every hold.';
+
+
+--
+-- Name: legal_holds_check_conversation(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.legal_holds_check_conversation() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if new.conversation_id is not null then
+    perform 1 from public.conversations c
+      where c.company_id = new.company_id and c.id = new.conversation_id for key share;
+    if not found then
+      perform 1 from archive.conversations_archived c
+        where c.company_id = new.company_id and c.id = new.conversation_id for key share;
+    end if;
+    if not found then
+      raise exception using errcode = '23503', constraint = 'legal_holds_conversation_fkey',
+        message = format('legal hold names conversation %s, which company %s has neither live nor archived',
+                         new.conversation_id, new.company_id),
+        hint = 'Name a conversation of the same company (live or archived); restore a cold export before holding its conversations.';
+    end if;
+  end if;
+  return new;
+end;
+$$;
+
+
+--
+-- Name: FUNCTION legal_holds_check_conversation(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.legal_holds_check_conversation() IS 'Trigger (before insert on legal_holds): conversation_id must name a conversation of the same company in public.conversations or archive.conversations_archived (23503, constraint legal_holds_conversation_fkey); what a hold covers never changes afterwards (legal_holds_guard).';
 
 
 --
@@ -2665,6 +2710,16 @@ CREATE FUNCTION private.reject_other_tenant_insert() RETURNS trigger
     SET search_path TO ''
     AS $$
 begin
+  if tg_op = 'UPDATE' then
+    if new.company_id is distinct from old.company_id then
+      raise exception using errcode = '42501',
+        message = format('the tenant key of %s cannot change',
+                         case when tg_table_schema = 'public' then tg_table_name::text
+                              else tg_table_schema || '.' || tg_table_name end),
+        hint = 'Rows never move between companies; create the row in the other company instead.';
+    end if;
+    return new;
+  end if;
   if private.caller_is_subject_to_rls()
      and new.company_id is distinct from public.get_user_company_id() then
     raise exception using errcode = '42501',
@@ -2680,7 +2735,7 @@ $$;
 -- Name: FUNCTION reject_other_tenant_insert(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.reject_other_tenant_insert() IS 'Trigger (before insert, fires first): a caller subject to RLS (authenticated) may only propose rows of its own company; anything else fails with the RLS error (42501) before any other trigger can look at, or report on, another company''s rows. Security invoker on purpose.';
+COMMENT ON FUNCTION private.reject_other_tenant_insert() IS 'Tenant guard trigger (before insert or update, fires first, on every tenant table). Insert: a caller subject to RLS (authenticated) may only propose rows of its own company; anything else fails with the RLS error (42501) before any other trigger can look at, or report on, another company''s rows. Update: company_id never changes, for any role (42501). Security invoker on purpose.';
 
 
 --
@@ -3997,9 +4052,12 @@ begin
     left join rx on rx.company_id = k.company_id and rx.chatbot_id = k.chatbot_id
     left join kq on kq.company_id = k.company_id and kq.chatbot_id = k.chatbot_id;
 
-  -- Rows of the day whose source rows are gone (deleted conversations) are removed.
+  -- Rows of the day whose source rows are gone (deleted conversations) are removed,
+  -- except under a company-wide legal hold (they are held: private.legal_hold_guard).
   delete from public.analytics_daily a
    where a.day = p_day
+     and not exists (select 1 from public.legal_holds h
+                      where h.company_id = a.company_id and h.released_at is null and h.conversation_id is null)
      and not exists (select 1 from pg_temp.analytics_daily_rollup r
                       where r.company_id = a.company_id and r.chatbot_id = a.chatbot_id);
 
@@ -4036,7 +4094,7 @@ $$;
 -- Name: PROCEDURE refresh_analytics_daily(IN p_day date); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON PROCEDURE public.refresh_analytics_daily(IN p_day date) IS 'Job (service_role / pg_cron, or public.job_analytics): recomputes public.analytics_daily for one UTC day and every chatbot from messages, conversations, hitl_escalations, message_reactions and knowledge_queries, live and archived (archival never changes a day''s numbers); idempotent (upsert, stale rows of the day removed). A (chatbot, day) already moved to archive.analytics_archived is frozen and not rewritten.';
+COMMENT ON PROCEDURE public.refresh_analytics_daily(IN p_day date) IS 'Job (service_role / pg_cron, or public.job_analytics): recomputes public.analytics_daily for one UTC day and every chatbot from messages, conversations, hitl_escalations, message_reactions and knowledge_queries, live and archived (archival never changes a day''s numbers); idempotent (upsert, stale rows of the day removed unless a company-wide legal hold keeps them). A (chatbot, day) already moved to archive.analytics_archived is frozen and not rewritten.';
 
 
 --
@@ -5260,7 +5318,7 @@ ALTER TABLE ONLY private.integration_credentials FORCE ROW LEVEL SECURITY;
 -- Name: TABLE integration_credentials; Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON TABLE private.integration_credentials IS 'Encrypted credentials of an integration, one envelope per integration. Encrypted by the application (AES-256-GCM with a data key from the KMS key named by key_id) before reaching the database; readable only by service_role; written by owner/administrador only through public.set_integration_credentials.';
+COMMENT ON TABLE private.integration_credentials IS 'Encrypted credentials of an integration, one envelope per integration. Encrypted by the application (AES-256-GCM with a data key from the KMS key named by key_id) before reaching the database; readable only by service_role; written by owner/administrador only through public.set_integration_credentials. doctor: allow legal_hold secrets must stay rotatable and erasable; the integration itself is held.';
 
 
 --
@@ -5738,7 +5796,7 @@ ALTER TABLE ONLY public.chatbot_operators FORCE ROW LEVEL SECURITY;
 -- Name: TABLE chatbot_operators; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.chatbot_operators IS 'Assignment of operador users to chatbots (tenant table). Only active users with role operador can be assigned. Owner/administrador/supervisor assign and unassign; an operador reads its own assignments. Reassigning = delete + insert.';
+COMMENT ON TABLE public.chatbot_operators IS 'Assignment of operador users to chatbots (tenant table). Only active users with role operador can be assigned. Owner/administrador/supervisor assign and unassign; an operador reads its own assignments. Reassigning = delete + insert. doctor: allow legal_hold access bookkeeping, not a record.';
 
 
 --
@@ -5953,7 +6011,7 @@ ALTER TABLE ONLY public.chatbots FORCE ROW LEVEL SECURITY;
 -- Name: TABLE chatbots; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.chatbots IS 'AI chatbots of a company (tenant table). Counted against the plan''s max_chatbots via companies.current_chatbot_count. Owner/administrador: full access; supervisor: read all; operador: read assigned chatbots only.';
+COMMENT ON TABLE public.chatbots IS 'AI chatbots of a company (tenant table). Counted against the plan''s max_chatbots via companies.current_chatbot_count. Owner/administrador: full access; supervisor: read all; operador: read assigned chatbots only. doctor: allow legal_hold configuration, not a record: deleting a chatbot whose conversations or analytics are held is refused by their cascade.';
 
 
 --
@@ -6237,7 +6295,7 @@ ALTER TABLE ONLY public.company_message_usage FORCE ROW LEVEL SECURITY;
 -- Name: TABLE company_message_usage; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.company_message_usage IS 'Messages per company per calendar month (UTC), maintained in the message''s own transaction. message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan).';
+COMMENT ON TABLE public.company_message_usage IS 'Messages per company per calendar month (UTC), maintained in the message''s own transaction. message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan). doctor: allow legal_hold quota counters, not a record.';
 
 
 --
@@ -7069,7 +7127,7 @@ ALTER TABLE ONLY public.legal_holds FORCE ROW LEVEL SECURITY;
 -- Name: TABLE legal_holds; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.legal_holds IS 'Legal holds (tenant table): while a hold is active (released_at is null) no lifecycle job moves, exports-and-deletes or deletes the data it covers, and deleting a held conversation (live or archived) or a company with an active hold raises 42501. conversation_id null = the whole company. Set and released by service_role (compliance staff through the backend); owner/administrador read their company''s holds.';
+COMMENT ON TABLE public.legal_holds IS 'Legal holds (tenant table): while a hold is active (released_at is null) no lifecycle job moves, exports-and-deletes or deletes the data it covers, and every delete, truncate or content update of a covered row, by any role or cascade, raises 42501 naming the hold (private.legal_hold_guard). conversation_id null = the whole company; conversation_id names a conversation of the same company, live or archived. Set and released by service_role (compliance staff through the backend); owner/administrador read their company''s holds. doctor: allow legal_hold the hold itself: private.legal_holds_guard keeps an active hold and what it covers.';
 
 
 --
@@ -7613,7 +7671,7 @@ ALTER TABLE ONLY public.user_invitations FORCE ROW LEVEL SECURITY;
 -- Name: TABLE user_invitations; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.user_invitations IS 'Invitations to join a company with a role below the inviter''s. Created by create_invitation (the token is returned once, only its sha256 is stored), consumed once by accept_invitation, cancelled by revoke_invitation. Readable by owner/administrador.';
+COMMENT ON TABLE public.user_invitations IS 'Invitations to join a company with a role below the inviter''s. Created by create_invitation (the token is returned once, only its sha256 is stored), consumed once by accept_invitation, cancelled by revoke_invitation. Readable by owner/administrador. doctor: allow legal_hold access bookkeeping, not a record.';
 
 
 --
@@ -7744,7 +7802,7 @@ ALTER TABLE ONLY public.users FORCE ROW LEVEL SECURITY;
 -- Name: TABLE users; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.users IS 'Members of a company. One row per auth identity (auth_user_id is unique: one membership per user). Rows are created by create_company_with_owner / accept_invitation (or service_role); removed by owner/administrador for lower ranks.';
+COMMENT ON TABLE public.users IS 'Members of a company. One row per auth identity (auth_user_id is unique: one membership per user). Rows are created by create_company_with_owner / accept_invitation (or service_role); removed by owner/administrador for lower ranks. doctor: allow legal_hold membership, not a record: a member can be removed under a hold unless held rows name them (clearing the sender of a held message is refused).';
 
 
 --
@@ -7840,6 +7898,14 @@ ALTER TABLE ONLY archive.analytics_archived
 
 
 --
+-- Name: conversations_archived conversations_archived_id_chatbot_key; Type: CONSTRAINT; Schema: archive; Owner: -
+--
+
+ALTER TABLE ONLY archive.conversations_archived
+    ADD CONSTRAINT conversations_archived_id_chatbot_key UNIQUE (company_id, id, chatbot_id);
+
+
+--
 -- Name: conversations_archived conversations_archived_pkey; Type: CONSTRAINT; Schema: archive; Owner: -
 --
 
@@ -7877,6 +7943,14 @@ ALTER TABLE ONLY archive.knowledge_queries_archived
 
 ALTER TABLE ONLY archive.message_reactions_archived
     ADD CONSTRAINT message_reactions_archived_pkey PRIMARY KEY (company_id, id);
+
+
+--
+-- Name: messages_archived messages_archived_id_conversation_key; Type: CONSTRAINT; Schema: archive; Owner: -
+--
+
+ALTER TABLE ONLY archive.messages_archived
+    ADD CONSTRAINT messages_archived_id_conversation_key UNIQUE (company_id, id, conversation_id, chatbot_id);
 
 
 --
@@ -8241,7 +8315,7 @@ COMMENT ON INDEX archive.hitl_escalations_archived_chatbot_time_idx IS 'Archived
 -- Name: hitl_escalations_archived_conversation_idx; Type: INDEX; Schema: archive; Owner: -
 --
 
-CREATE INDEX hitl_escalations_archived_conversation_idx ON archive.hitl_escalations_archived USING btree (company_id, conversation_id);
+CREATE INDEX hitl_escalations_archived_conversation_idx ON archive.hitl_escalations_archived USING btree (company_id, conversation_id, chatbot_id);
 
 
 --
@@ -8283,7 +8357,7 @@ COMMENT ON INDEX archive.knowledge_queries_archived_chatbot_time_idx IS 'Archive
 -- Name: knowledge_queries_archived_message_idx; Type: INDEX; Schema: archive; Owner: -
 --
 
-CREATE INDEX knowledge_queries_archived_message_idx ON archive.knowledge_queries_archived USING btree (company_id, message_id);
+CREATE INDEX knowledge_queries_archived_message_idx ON archive.knowledge_queries_archived USING btree (company_id, message_id, conversation_id, chatbot_id);
 
 
 --
@@ -8311,7 +8385,7 @@ COMMENT ON INDEX archive.message_reactions_archived_chatbot_time_idx IS 'Archive
 -- Name: message_reactions_archived_message_idx; Type: INDEX; Schema: archive; Owner: -
 --
 
-CREATE INDEX message_reactions_archived_message_idx ON archive.message_reactions_archived USING btree (company_id, message_id);
+CREATE INDEX message_reactions_archived_message_idx ON archive.message_reactions_archived USING btree (company_id, message_id, conversation_id, chatbot_id);
 
 
 --
@@ -8339,7 +8413,7 @@ COMMENT ON INDEX archive.messages_archived_chatbot_time_idx IS 'Archived message
 -- Name: messages_archived_conversation_idx; Type: INDEX; Schema: archive; Owner: -
 --
 
-CREATE INDEX messages_archived_conversation_idx ON archive.messages_archived USING btree (company_id, conversation_id, created_at);
+CREATE INDEX messages_archived_conversation_idx ON archive.messages_archived USING btree (company_id, conversation_id, chatbot_id, created_at);
 
 
 --
@@ -9064,31 +9138,311 @@ COMMENT ON INDEX public.users_one_owner_per_company_key IS 'Rule: a company can 
 
 
 --
+-- Name: analytics_archived analytics_archived_0_tenant_guard; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER analytics_archived_0_tenant_guard BEFORE INSERT OR UPDATE ON archive.analytics_archived FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER analytics_archived_0_tenant_guard ON analytics_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER analytics_archived_0_tenant_guard ON archive.analytics_archived IS 'Fires first: company_id never changes (any role).';
+
+
+--
+-- Name: analytics_archived analytics_archived_legal_hold; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER analytics_archived_legal_hold BEFORE DELETE OR UPDATE ON archive.analytics_archived FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('company');
+
+
+--
+-- Name: TRIGGER analytics_archived_legal_hold ON analytics_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER analytics_archived_legal_hold ON archive.analytics_archived IS 'Archived analytics of a company under a company-wide hold cannot be deleted or changed.';
+
+
+--
+-- Name: analytics_archived analytics_archived_legal_hold_truncate; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER analytics_archived_legal_hold_truncate BEFORE TRUNCATE ON archive.analytics_archived FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('company');
+
+
+--
+-- Name: TRIGGER analytics_archived_legal_hold_truncate ON analytics_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER analytics_archived_legal_hold_truncate ON archive.analytics_archived IS 'No truncate while a legal hold covers rows of this table.';
+
+
+--
+-- Name: conversations_archived conversations_archived_0_tenant_guard; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER conversations_archived_0_tenant_guard BEFORE INSERT OR UPDATE ON archive.conversations_archived FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER conversations_archived_0_tenant_guard ON conversations_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER conversations_archived_0_tenant_guard ON archive.conversations_archived IS 'Fires first: company_id never changes (any role).';
+
+
+--
 -- Name: conversations_archived conversations_archived_legal_hold; Type: TRIGGER; Schema: archive; Owner: -
 --
 
-CREATE TRIGGER conversations_archived_legal_hold AFTER DELETE ON archive.conversations_archived REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_block_delete('id');
+CREATE TRIGGER conversations_archived_legal_hold BEFORE DELETE OR UPDATE ON archive.conversations_archived FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('id');
 
 
 --
 -- Name: TRIGGER conversations_archived_legal_hold ON conversations_archived; Type: COMMENT; Schema: archive; Owner: -
 --
 
-COMMENT ON TRIGGER conversations_archived_legal_hold ON archive.conversations_archived IS 'Held archived conversations cannot be deleted.';
+COMMENT ON TRIGGER conversations_archived_legal_hold ON archive.conversations_archived IS 'Held archived conversations cannot be deleted or changed.';
+
+
+--
+-- Name: conversations_archived conversations_archived_legal_hold_truncate; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER conversations_archived_legal_hold_truncate BEFORE TRUNCATE ON archive.conversations_archived FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('id');
+
+
+--
+-- Name: TRIGGER conversations_archived_legal_hold_truncate ON conversations_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER conversations_archived_legal_hold_truncate ON archive.conversations_archived IS 'No truncate while a legal hold covers rows of this table.';
+
+
+--
+-- Name: hitl_escalations_archived hitl_escalations_archived_0_tenant_guard; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER hitl_escalations_archived_0_tenant_guard BEFORE INSERT OR UPDATE ON archive.hitl_escalations_archived FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER hitl_escalations_archived_0_tenant_guard ON hitl_escalations_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER hitl_escalations_archived_0_tenant_guard ON archive.hitl_escalations_archived IS 'Fires first: company_id never changes (any role).';
+
+
+--
+-- Name: hitl_escalations_archived hitl_escalations_archived_legal_hold; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER hitl_escalations_archived_legal_hold BEFORE DELETE OR UPDATE ON archive.hitl_escalations_archived FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
+
+
+--
+-- Name: TRIGGER hitl_escalations_archived_legal_hold ON hitl_escalations_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER hitl_escalations_archived_legal_hold ON archive.hitl_escalations_archived IS 'Archived HITL escalations of held conversations cannot be deleted or changed.';
+
+
+--
+-- Name: hitl_escalations_archived hitl_escalations_archived_legal_hold_truncate; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER hitl_escalations_archived_legal_hold_truncate BEFORE TRUNCATE ON archive.hitl_escalations_archived FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
+
+
+--
+-- Name: TRIGGER hitl_escalations_archived_legal_hold_truncate ON hitl_escalations_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER hitl_escalations_archived_legal_hold_truncate ON archive.hitl_escalations_archived IS 'No truncate while a legal hold covers rows of this table.';
+
+
+--
+-- Name: integration_logs_archived integration_logs_archived_0_tenant_guard; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER integration_logs_archived_0_tenant_guard BEFORE INSERT OR UPDATE ON archive.integration_logs_archived FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER integration_logs_archived_0_tenant_guard ON integration_logs_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER integration_logs_archived_0_tenant_guard ON archive.integration_logs_archived IS 'Fires first: company_id never changes (any role).';
+
+
+--
+-- Name: integration_logs_archived integration_logs_archived_legal_hold; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER integration_logs_archived_legal_hold BEFORE DELETE OR UPDATE ON archive.integration_logs_archived FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('company');
+
+
+--
+-- Name: TRIGGER integration_logs_archived_legal_hold ON integration_logs_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER integration_logs_archived_legal_hold ON archive.integration_logs_archived IS 'Archived integration logs of a company under a company-wide hold cannot be deleted or changed.';
+
+
+--
+-- Name: integration_logs_archived integration_logs_archived_legal_hold_truncate; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER integration_logs_archived_legal_hold_truncate BEFORE TRUNCATE ON archive.integration_logs_archived FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('company');
+
+
+--
+-- Name: TRIGGER integration_logs_archived_legal_hold_truncate ON integration_logs_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER integration_logs_archived_legal_hold_truncate ON archive.integration_logs_archived IS 'No truncate while a legal hold covers rows of this table.';
+
+
+--
+-- Name: knowledge_queries_archived knowledge_queries_archived_0_tenant_guard; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER knowledge_queries_archived_0_tenant_guard BEFORE INSERT OR UPDATE ON archive.knowledge_queries_archived FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER knowledge_queries_archived_0_tenant_guard ON knowledge_queries_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER knowledge_queries_archived_0_tenant_guard ON archive.knowledge_queries_archived IS 'Fires first: company_id never changes (any role).';
+
+
+--
+-- Name: knowledge_queries_archived knowledge_queries_archived_legal_hold; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER knowledge_queries_archived_legal_hold BEFORE DELETE OR UPDATE ON archive.knowledge_queries_archived FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
+
+
+--
+-- Name: TRIGGER knowledge_queries_archived_legal_hold ON knowledge_queries_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER knowledge_queries_archived_legal_hold ON archive.knowledge_queries_archived IS 'Archived knowledge queries of held conversations cannot be deleted or changed.';
+
+
+--
+-- Name: knowledge_queries_archived knowledge_queries_archived_legal_hold_truncate; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER knowledge_queries_archived_legal_hold_truncate BEFORE TRUNCATE ON archive.knowledge_queries_archived FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
+
+
+--
+-- Name: TRIGGER knowledge_queries_archived_legal_hold_truncate ON knowledge_queries_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER knowledge_queries_archived_legal_hold_truncate ON archive.knowledge_queries_archived IS 'No truncate while a legal hold covers rows of this table.';
+
+
+--
+-- Name: message_reactions_archived message_reactions_archived_0_tenant_guard; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER message_reactions_archived_0_tenant_guard BEFORE INSERT OR UPDATE ON archive.message_reactions_archived FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER message_reactions_archived_0_tenant_guard ON message_reactions_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER message_reactions_archived_0_tenant_guard ON archive.message_reactions_archived IS 'Fires first: company_id never changes (any role).';
+
+
+--
+-- Name: message_reactions_archived message_reactions_archived_legal_hold; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER message_reactions_archived_legal_hold BEFORE DELETE OR UPDATE ON archive.message_reactions_archived FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
+
+
+--
+-- Name: TRIGGER message_reactions_archived_legal_hold ON message_reactions_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER message_reactions_archived_legal_hold ON archive.message_reactions_archived IS 'Archived reactions of held conversations cannot be deleted or changed.';
+
+
+--
+-- Name: message_reactions_archived message_reactions_archived_legal_hold_truncate; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER message_reactions_archived_legal_hold_truncate BEFORE TRUNCATE ON archive.message_reactions_archived FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
+
+
+--
+-- Name: TRIGGER message_reactions_archived_legal_hold_truncate ON message_reactions_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER message_reactions_archived_legal_hold_truncate ON archive.message_reactions_archived IS 'No truncate while a legal hold covers rows of this table.';
+
+
+--
+-- Name: messages_archived messages_archived_0_tenant_guard; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER messages_archived_0_tenant_guard BEFORE INSERT OR UPDATE ON archive.messages_archived FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER messages_archived_0_tenant_guard ON messages_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER messages_archived_0_tenant_guard ON archive.messages_archived IS 'Fires first: company_id never changes (any role).';
 
 
 --
 -- Name: messages_archived messages_archived_legal_hold; Type: TRIGGER; Schema: archive; Owner: -
 --
 
-CREATE TRIGGER messages_archived_legal_hold AFTER DELETE ON archive.messages_archived REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_block_delete('conversation_id');
+CREATE TRIGGER messages_archived_legal_hold BEFORE DELETE OR UPDATE ON archive.messages_archived FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
 
 
 --
 -- Name: TRIGGER messages_archived_legal_hold ON messages_archived; Type: COMMENT; Schema: archive; Owner: -
 --
 
-COMMENT ON TRIGGER messages_archived_legal_hold ON archive.messages_archived IS 'Messages of held archived conversations cannot be deleted.';
+COMMENT ON TRIGGER messages_archived_legal_hold ON archive.messages_archived IS 'Archived messages of held conversations cannot be deleted or changed.';
+
+
+--
+-- Name: messages_archived messages_archived_legal_hold_truncate; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER messages_archived_legal_hold_truncate BEFORE TRUNCATE ON archive.messages_archived FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
+
+
+--
+-- Name: TRIGGER messages_archived_legal_hold_truncate ON messages_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER messages_archived_legal_hold_truncate ON archive.messages_archived IS 'No truncate while a legal hold covers rows of this table.';
+
+
+--
+-- Name: integration_credentials integration_credentials_0_tenant_guard; Type: TRIGGER; Schema: private; Owner: -
+--
+
+CREATE TRIGGER integration_credentials_0_tenant_guard BEFORE INSERT OR UPDATE ON private.integration_credentials FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER integration_credentials_0_tenant_guard ON integration_credentials; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON TRIGGER integration_credentials_0_tenant_guard ON private.integration_credentials IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
 
 
 --
@@ -9134,6 +9488,62 @@ COMMENT ON TRIGGER integration_credentials_sync ON private.integration_credentia
 
 
 --
+-- Name: analytics_daily analytics_daily_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER analytics_daily_0_tenant_guard BEFORE INSERT OR UPDATE ON public.analytics_daily FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER analytics_daily_0_tenant_guard ON analytics_daily; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER analytics_daily_0_tenant_guard ON public.analytics_daily IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+
+
+--
+-- Name: analytics_daily analytics_daily_legal_hold; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER analytics_daily_legal_hold BEFORE DELETE OR UPDATE ON public.analytics_daily FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('company', 'conversations_count', 'new_conversations_count', 'messages_count', 'end_user_messages_count', 'bot_messages_count', 'operator_messages_count', 'hitl_escalations', 'avg_processing_time_ms', 'positive_reactions', 'negative_reactions', 'knowledge_queries_count', 'refreshed_at');
+
+
+--
+-- Name: TRIGGER analytics_daily_legal_hold ON analytics_daily; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER analytics_daily_legal_hold ON public.analytics_daily IS 'Daily analytics of a company under a company-wide hold cannot be deleted or moved (the roll-up still recomputes the counters).';
+
+
+--
+-- Name: analytics_daily analytics_daily_legal_hold_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER analytics_daily_legal_hold_truncate BEFORE TRUNCATE ON public.analytics_daily FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('company');
+
+
+--
+-- Name: TRIGGER analytics_daily_legal_hold_truncate ON analytics_daily; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER analytics_daily_legal_hold_truncate ON public.analytics_daily IS 'No truncate while a legal hold covers rows of this table.';
+
+
+--
+-- Name: audit_logs audit_logs_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER audit_logs_0_tenant_guard BEFORE INSERT OR UPDATE ON public.audit_logs FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER audit_logs_0_tenant_guard ON audit_logs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER audit_logs_0_tenant_guard ON public.audit_logs IS 'Fires first: company_id of an audit row never changes (any role); the append-only rule refuses every other update.';
+
+
+--
 -- Name: audit_logs audit_logs_append_only; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -9145,6 +9555,34 @@ CREATE TRIGGER audit_logs_append_only BEFORE DELETE OR UPDATE ON public.audit_lo
 --
 
 COMMENT ON TRIGGER audit_logs_append_only ON public.audit_logs IS 'Audit rows cannot be updated or deleted.';
+
+
+--
+-- Name: audit_logs audit_logs_legal_hold; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER audit_logs_legal_hold BEFORE DELETE OR UPDATE ON public.audit_logs FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('company');
+
+
+--
+-- Name: TRIGGER audit_logs_legal_hold ON audit_logs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER audit_logs_legal_hold ON public.audit_logs IS 'The audit trail of a company under a company-wide hold cannot be purged.';
+
+
+--
+-- Name: audit_logs audit_logs_legal_hold_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER audit_logs_legal_hold_truncate BEFORE TRUNCATE ON public.audit_logs FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('company');
+
+
+--
+-- Name: TRIGGER audit_logs_legal_hold_truncate ON audit_logs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER audit_logs_legal_hold_truncate ON public.audit_logs IS 'No truncate while a legal hold covers rows of this table.';
 
 
 --
@@ -9165,14 +9603,14 @@ COMMENT ON TRIGGER audit_logs_no_truncate ON public.audit_logs IS 'Audit logs ca
 -- Name: chatbot_operators chatbot_operators_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER chatbot_operators_0_tenant_guard BEFORE INSERT ON public.chatbot_operators FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER chatbot_operators_0_tenant_guard BEFORE INSERT OR UPDATE ON public.chatbot_operators FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER chatbot_operators_0_tenant_guard ON chatbot_operators; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER chatbot_operators_0_tenant_guard ON public.chatbot_operators IS 'Fires first: no assignment row of another company reaches chatbot_operators_before_write (it would reveal the user''s role).';
+COMMENT ON TRIGGER chatbot_operators_0_tenant_guard ON public.chatbot_operators IS 'Fires first: no assignment row of another company reaches chatbot_operators_before_write (it would reveal the user''s role). Before every update: company_id never changes (any role).';
 
 
 --
@@ -9221,14 +9659,14 @@ COMMENT ON TRIGGER chatbot_templates_touch_updated_at ON public.chatbot_template
 -- Name: chatbots chatbots_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER chatbots_0_tenant_guard BEFORE INSERT ON public.chatbots FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER chatbots_0_tenant_guard BEFORE INSERT OR UPDATE ON public.chatbots FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER chatbots_0_tenant_guard ON chatbots; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER chatbots_0_tenant_guard ON public.chatbots IS 'Fires first: members insert only into their own company (RLS error otherwise), before any lookup trigger runs.';
+COMMENT ON TRIGGER chatbots_0_tenant_guard ON public.chatbots IS 'Fires first: members insert only into their own company (RLS error otherwise), before any lookup trigger runs. Before every update: company_id never changes (any role).';
 
 
 --
@@ -9319,14 +9757,28 @@ COMMENT ON TRIGGER companies_guard_update ON public.companies IS 'Rule: members 
 -- Name: companies companies_legal_hold; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER companies_legal_hold BEFORE DELETE ON public.companies FOR EACH ROW EXECUTE FUNCTION private.companies_legal_hold();
+CREATE TRIGGER companies_legal_hold BEFORE DELETE ON public.companies FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('tenant');
 
 
 --
 -- Name: TRIGGER companies_legal_hold ON companies; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER companies_legal_hold ON public.companies IS 'Blocks deleting a company under legal hold.';
+COMMENT ON TRIGGER companies_legal_hold ON public.companies IS 'A company with an active legal hold (company-wide or on one conversation) cannot be deleted.';
+
+
+--
+-- Name: companies companies_legal_hold_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER companies_legal_hold_truncate BEFORE TRUNCATE ON public.companies FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('tenant');
+
+
+--
+-- Name: TRIGGER companies_legal_hold_truncate ON companies; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER companies_legal_hold_truncate ON public.companies IS 'The companies cannot be truncated while any legal hold is active.';
 
 
 --
@@ -9344,17 +9796,31 @@ COMMENT ON TRIGGER companies_touch_updated_at ON public.companies IS 'Keeps upda
 
 
 --
+-- Name: company_message_usage company_message_usage_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER company_message_usage_0_tenant_guard BEFORE INSERT OR UPDATE ON public.company_message_usage FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER company_message_usage_0_tenant_guard ON company_message_usage; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER company_message_usage_0_tenant_guard ON public.company_message_usage IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+
+
+--
 -- Name: conversations conversations_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER conversations_0_tenant_guard BEFORE INSERT ON public.conversations FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER conversations_0_tenant_guard BEFORE INSERT OR UPDATE ON public.conversations FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER conversations_0_tenant_guard ON conversations; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER conversations_0_tenant_guard ON public.conversations IS 'Fires first: no conversation of another company reaches conversations_guard_transition (it would reveal chatbot channels/state and assignments).';
+COMMENT ON TRIGGER conversations_0_tenant_guard ON public.conversations IS 'Fires first: no conversation of another company reaches conversations_guard_transition (it would reveal chatbot channels/state and assignments). Before every update: company_id never changes (any role).';
 
 
 --
@@ -9375,14 +9841,28 @@ COMMENT ON TRIGGER conversations_guard_transition ON public.conversations IS 'Co
 -- Name: conversations conversations_legal_hold; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER conversations_legal_hold AFTER DELETE ON public.conversations REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_block_delete('id');
+CREATE TRIGGER conversations_legal_hold BEFORE DELETE OR UPDATE ON public.conversations FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('id', 'status', 'is_hitl_active', 'assigned_operator_id', 'hitl_escalated_at', 'bot_turns_without_resolution', 'last_message_at', 'closed_at', 'updated_at');
 
 
 --
 -- Name: TRIGGER conversations_legal_hold ON conversations; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER conversations_legal_hold ON public.conversations IS 'Held conversations cannot be deleted.';
+COMMENT ON TRIGGER conversations_legal_hold ON public.conversations IS 'Held conversations cannot be deleted or change their identity (status, HITL and assignment columns still change).';
+
+
+--
+-- Name: conversations conversations_legal_hold_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER conversations_legal_hold_truncate BEFORE TRUNCATE ON public.conversations FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('id');
+
+
+--
+-- Name: TRIGGER conversations_legal_hold_truncate ON conversations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER conversations_legal_hold_truncate ON public.conversations IS 'No truncate while a legal hold covers rows of this table.';
 
 
 --
@@ -9417,14 +9897,14 @@ COMMENT ON TRIGGER conversations_touch_updated_at ON public.conversations IS 'Ke
 -- Name: document_chunks document_chunks_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER document_chunks_0_tenant_guard BEFORE INSERT ON public.document_chunks FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER document_chunks_0_tenant_guard BEFORE INSERT OR UPDATE ON public.document_chunks FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER document_chunks_0_tenant_guard ON document_chunks; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER document_chunks_0_tenant_guard ON public.document_chunks IS 'Fires first: members add chunks only inside their own company.';
+COMMENT ON TRIGGER document_chunks_0_tenant_guard ON public.document_chunks IS 'Fires first: members add chunks only inside their own company. Before every update: company_id never changes (any role).';
 
 
 --
@@ -9470,17 +9950,45 @@ COMMENT ON TRIGGER document_chunks_count_insert ON public.document_chunks IS 'Ad
 
 
 --
+-- Name: document_chunks document_chunks_legal_hold; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER document_chunks_legal_hold BEFORE DELETE OR UPDATE ON public.document_chunks FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('company');
+
+
+--
+-- Name: TRIGGER document_chunks_legal_hold ON document_chunks; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER document_chunks_legal_hold ON public.document_chunks IS 'Chunks of a company under a company-wide hold cannot be deleted or changed.';
+
+
+--
+-- Name: document_chunks document_chunks_legal_hold_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER document_chunks_legal_hold_truncate BEFORE TRUNCATE ON public.document_chunks FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('company');
+
+
+--
+-- Name: TRIGGER document_chunks_legal_hold_truncate ON document_chunks; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER document_chunks_legal_hold_truncate ON public.document_chunks IS 'No truncate while a legal hold covers rows of this table.';
+
+
+--
 -- Name: documents documents_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER documents_0_tenant_guard BEFORE INSERT ON public.documents FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER documents_0_tenant_guard BEFORE INSERT OR UPDATE ON public.documents FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER documents_0_tenant_guard ON documents; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER documents_0_tenant_guard ON public.documents IS 'Fires first: members upload only into their own company.';
+COMMENT ON TRIGGER documents_0_tenant_guard ON public.documents IS 'Fires first: members upload only into their own company. Before every update: company_id never changes (any role).';
 
 
 --
@@ -9509,6 +10017,34 @@ CREATE TRIGGER documents_before_write BEFORE INSERT OR UPDATE ON public.document
 --
 
 COMMENT ON TRIGGER documents_before_write ON public.documents IS 'See private.documents_before_write().';
+
+
+--
+-- Name: documents documents_legal_hold; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER documents_legal_hold BEFORE DELETE OR UPDATE ON public.documents FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('company', 'status', 'error_message', 'chunk_count', 'processed_at', 'updated_at');
+
+
+--
+-- Name: TRIGGER documents_legal_hold ON documents; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER documents_legal_hold ON public.documents IS 'Documents of a company under a company-wide hold cannot be deleted or change content (processing status still changes).';
+
+
+--
+-- Name: documents documents_legal_hold_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER documents_legal_hold_truncate BEFORE TRUNCATE ON public.documents FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('company');
+
+
+--
+-- Name: TRIGGER documents_legal_hold_truncate ON documents; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER documents_legal_hold_truncate ON public.documents IS 'No truncate while a legal hold covers rows of this table.';
 
 
 --
@@ -9568,17 +10104,101 @@ COMMENT ON TRIGGER documents_touch_updated_at ON public.documents IS 'Maintains 
 
 
 --
+-- Name: hitl_escalations hitl_escalations_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER hitl_escalations_0_tenant_guard BEFORE INSERT OR UPDATE ON public.hitl_escalations FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER hitl_escalations_0_tenant_guard ON hitl_escalations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER hitl_escalations_0_tenant_guard ON public.hitl_escalations IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+
+
+--
+-- Name: hitl_escalations hitl_escalations_legal_hold; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER hitl_escalations_legal_hold BEFORE DELETE OR UPDATE ON public.hitl_escalations FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
+
+
+--
+-- Name: TRIGGER hitl_escalations_legal_hold ON hitl_escalations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER hitl_escalations_legal_hold ON public.hitl_escalations IS 'HITL escalations of held conversations cannot be deleted or changed.';
+
+
+--
+-- Name: hitl_escalations hitl_escalations_legal_hold_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER hitl_escalations_legal_hold_truncate BEFORE TRUNCATE ON public.hitl_escalations FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
+
+
+--
+-- Name: TRIGGER hitl_escalations_legal_hold_truncate ON hitl_escalations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER hitl_escalations_legal_hold_truncate ON public.hitl_escalations IS 'No truncate while a legal hold covers rows of this table.';
+
+
+--
+-- Name: integration_logs integration_logs_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER integration_logs_0_tenant_guard BEFORE INSERT OR UPDATE ON public.integration_logs FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER integration_logs_0_tenant_guard ON integration_logs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER integration_logs_0_tenant_guard ON public.integration_logs IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+
+
+--
+-- Name: integration_logs integration_logs_legal_hold; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER integration_logs_legal_hold BEFORE DELETE OR UPDATE ON public.integration_logs FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('company');
+
+
+--
+-- Name: TRIGGER integration_logs_legal_hold ON integration_logs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER integration_logs_legal_hold ON public.integration_logs IS 'Integration logs of a company under a company-wide hold cannot be deleted or changed.';
+
+
+--
+-- Name: integration_logs integration_logs_legal_hold_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER integration_logs_legal_hold_truncate BEFORE TRUNCATE ON public.integration_logs FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('company');
+
+
+--
+-- Name: TRIGGER integration_logs_legal_hold_truncate ON integration_logs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER integration_logs_legal_hold_truncate ON public.integration_logs IS 'No truncate while a legal hold covers rows of this table.';
+
+
+--
 -- Name: integrations integrations_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER integrations_0_tenant_guard BEFORE INSERT ON public.integrations FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER integrations_0_tenant_guard BEFORE INSERT OR UPDATE ON public.integrations FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER integrations_0_tenant_guard ON integrations; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER integrations_0_tenant_guard ON public.integrations IS 'Fires first: members create integrations only in their own company.';
+COMMENT ON TRIGGER integrations_0_tenant_guard ON public.integrations IS 'Fires first: members create integrations only in their own company. Before every update: company_id never changes (any role).';
 
 
 --
@@ -9607,6 +10227,34 @@ CREATE TRIGGER integrations_before_write BEFORE INSERT OR UPDATE ON public.integ
 --
 
 COMMENT ON TRIGGER integrations_before_write ON public.integrations IS 'See private.integrations_before_write().';
+
+
+--
+-- Name: integrations integrations_legal_hold; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER integrations_legal_hold BEFORE DELETE OR UPDATE ON public.integrations FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('company', 'status', 'has_credentials', 'credentials_updated_at', 'updated_at');
+
+
+--
+-- Name: TRIGGER integrations_legal_hold ON integrations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER integrations_legal_hold ON public.integrations IS 'Integrations of a company under a company-wide hold cannot be deleted or reconfigured (status and credential bookkeeping still change).';
+
+
+--
+-- Name: integrations integrations_legal_hold_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER integrations_legal_hold_truncate BEFORE TRUNCATE ON public.integrations FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('company');
+
+
+--
+-- Name: TRIGGER integrations_legal_hold_truncate ON integrations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER integrations_legal_hold_truncate ON public.integrations IS 'No truncate while a legal hold covers rows of this table.';
 
 
 --
@@ -9652,6 +10300,20 @@ COMMENT ON TRIGGER integrations_touch_updated_at ON public.integrations IS 'Main
 
 
 --
+-- Name: knowledge_queries knowledge_queries_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER knowledge_queries_0_tenant_guard BEFORE INSERT OR UPDATE ON public.knowledge_queries FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER knowledge_queries_0_tenant_guard ON knowledge_queries; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER knowledge_queries_0_tenant_guard ON public.knowledge_queries IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+
+
+--
 -- Name: knowledge_queries knowledge_queries_before_write; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -9663,6 +10325,62 @@ CREATE TRIGGER knowledge_queries_before_write BEFORE INSERT OR UPDATE ON public.
 --
 
 COMMENT ON TRIGGER knowledge_queries_before_write ON public.knowledge_queries IS 'Fills conversation_id/chatbot_id/document_id.';
+
+
+--
+-- Name: knowledge_queries knowledge_queries_legal_hold; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER knowledge_queries_legal_hold BEFORE DELETE OR UPDATE ON public.knowledge_queries FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
+
+
+--
+-- Name: TRIGGER knowledge_queries_legal_hold ON knowledge_queries; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER knowledge_queries_legal_hold ON public.knowledge_queries IS 'Knowledge queries of held conversations cannot be deleted or changed.';
+
+
+--
+-- Name: knowledge_queries knowledge_queries_legal_hold_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER knowledge_queries_legal_hold_truncate BEFORE TRUNCATE ON public.knowledge_queries FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
+
+
+--
+-- Name: TRIGGER knowledge_queries_legal_hold_truncate ON knowledge_queries; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER knowledge_queries_legal_hold_truncate ON public.knowledge_queries IS 'No truncate while a legal hold covers rows of this table.';
+
+
+--
+-- Name: legal_holds legal_holds_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER legal_holds_0_tenant_guard BEFORE INSERT OR UPDATE ON public.legal_holds FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER legal_holds_0_tenant_guard ON legal_holds; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER legal_holds_0_tenant_guard ON public.legal_holds IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+
+
+--
+-- Name: legal_holds legal_holds_check_conversation; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER legal_holds_check_conversation BEFORE INSERT ON public.legal_holds FOR EACH ROW EXECUTE FUNCTION private.legal_holds_check_conversation();
+
+
+--
+-- Name: TRIGGER legal_holds_check_conversation ON legal_holds; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER legal_holds_check_conversation ON public.legal_holds IS 'A hold names a conversation of its own company, live or archived.';
 
 
 --
@@ -9683,14 +10401,14 @@ COMMENT ON TRIGGER legal_holds_guard ON public.legal_holds IS 'What a hold cover
 -- Name: message_reactions message_reactions_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER message_reactions_0_tenant_guard BEFORE INSERT ON public.message_reactions FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER message_reactions_0_tenant_guard BEFORE INSERT OR UPDATE ON public.message_reactions FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER message_reactions_0_tenant_guard ON message_reactions; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER message_reactions_0_tenant_guard ON public.message_reactions IS 'Fires first: members react only inside their own company.';
+COMMENT ON TRIGGER message_reactions_0_tenant_guard ON public.message_reactions IS 'Fires first: members react only inside their own company. Before every update: company_id never changes (any role).';
 
 
 --
@@ -9722,17 +10440,45 @@ COMMENT ON TRIGGER message_reactions_before_insert ON public.message_reactions I
 
 
 --
+-- Name: message_reactions message_reactions_legal_hold; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER message_reactions_legal_hold BEFORE DELETE OR UPDATE ON public.message_reactions FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
+
+
+--
+-- Name: TRIGGER message_reactions_legal_hold ON message_reactions; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER message_reactions_legal_hold ON public.message_reactions IS 'Reactions in held conversations cannot be deleted or changed.';
+
+
+--
+-- Name: message_reactions message_reactions_legal_hold_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER message_reactions_legal_hold_truncate BEFORE TRUNCATE ON public.message_reactions FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
+
+
+--
+-- Name: TRIGGER message_reactions_legal_hold_truncate ON message_reactions; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER message_reactions_legal_hold_truncate ON public.message_reactions IS 'No truncate while a legal hold covers rows of this table.';
+
+
+--
 -- Name: messages messages_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER messages_0_tenant_guard BEFORE INSERT ON public.messages FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER messages_0_tenant_guard BEFORE INSERT OR UPDATE ON public.messages FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER messages_0_tenant_guard ON messages; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER messages_0_tenant_guard ON public.messages IS 'Fires first: no message of another company reaches messages_before_insert (it would reveal a conversation''s existence and status).';
+COMMENT ON TRIGGER messages_0_tenant_guard ON public.messages IS 'Fires first: no message of another company reaches messages_before_insert (it would reveal a conversation''s existence and status). Before every update: company_id never changes (any role).';
 
 
 --
@@ -9767,14 +10513,28 @@ COMMENT ON TRIGGER messages_before_insert ON public.messages IS 'Write rules and
 -- Name: messages messages_legal_hold; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER messages_legal_hold AFTER DELETE ON public.messages REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_block_delete('conversation_id');
+CREATE TRIGGER messages_legal_hold BEFORE DELETE OR UPDATE ON public.messages FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
 
 
 --
 -- Name: TRIGGER messages_legal_hold ON messages; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER messages_legal_hold ON public.messages IS 'Messages of held conversations cannot be deleted.';
+COMMENT ON TRIGGER messages_legal_hold ON public.messages IS 'Messages of held conversations cannot be deleted or changed.';
+
+
+--
+-- Name: messages messages_legal_hold_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER messages_legal_hold_truncate BEFORE TRUNCATE ON public.messages FOR EACH STATEMENT EXECUTE FUNCTION private.legal_hold_guard('conversation_id');
+
+
+--
+-- Name: TRIGGER messages_legal_hold_truncate ON messages; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER messages_legal_hold_truncate ON public.messages IS 'No truncate while a legal hold covers rows of this table.';
 
 
 --
@@ -9789,6 +10549,20 @@ CREATE TRIGGER subscription_plans_touch_updated_at BEFORE UPDATE ON public.subsc
 --
 
 COMMENT ON TRIGGER subscription_plans_touch_updated_at ON public.subscription_plans IS 'Keeps updated_at exact.';
+
+
+--
+-- Name: user_invitations user_invitations_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER user_invitations_0_tenant_guard BEFORE INSERT OR UPDATE ON public.user_invitations FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER user_invitations_0_tenant_guard ON user_invitations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER user_invitations_0_tenant_guard ON public.user_invitations IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
 
 
 --
@@ -9859,6 +10633,20 @@ CREATE TRIGGER user_invitations_touch_updated_at BEFORE UPDATE ON public.user_in
 --
 
 COMMENT ON TRIGGER user_invitations_touch_updated_at ON public.user_invitations IS 'Keeps updated_at exact.';
+
+
+--
+-- Name: users users_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER users_0_tenant_guard BEFORE INSERT OR UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER users_0_tenant_guard ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER users_0_tenant_guard ON public.users IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
 
 
 --
@@ -10128,7 +10916,7 @@ ALTER TABLE ONLY archive.hitl_escalations_archived
 --
 
 ALTER TABLE ONLY archive.hitl_escalations_archived
-    ADD CONSTRAINT hitl_escalations_archived_conversation_fkey FOREIGN KEY (company_id, conversation_id) REFERENCES archive.conversations_archived(company_id, id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED;
+    ADD CONSTRAINT hitl_escalations_archived_conversation_fkey FOREIGN KEY (company_id, conversation_id, chatbot_id) REFERENCES archive.conversations_archived(company_id, id, chatbot_id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED;
 
 
 --
@@ -10152,7 +10940,7 @@ ALTER TABLE ONLY archive.knowledge_queries_archived
 --
 
 ALTER TABLE ONLY archive.knowledge_queries_archived
-    ADD CONSTRAINT knowledge_queries_archived_message_fkey FOREIGN KEY (company_id, message_id) REFERENCES archive.messages_archived(company_id, id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED;
+    ADD CONSTRAINT knowledge_queries_archived_message_fkey FOREIGN KEY (company_id, message_id, conversation_id, chatbot_id) REFERENCES archive.messages_archived(company_id, id, conversation_id, chatbot_id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED;
 
 
 --
@@ -10168,7 +10956,7 @@ ALTER TABLE ONLY archive.message_reactions_archived
 --
 
 ALTER TABLE ONLY archive.message_reactions_archived
-    ADD CONSTRAINT message_reactions_archived_message_fkey FOREIGN KEY (company_id, message_id) REFERENCES archive.messages_archived(company_id, id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED;
+    ADD CONSTRAINT message_reactions_archived_message_fkey FOREIGN KEY (company_id, message_id, conversation_id, chatbot_id) REFERENCES archive.messages_archived(company_id, id, conversation_id, chatbot_id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED;
 
 
 --
@@ -10184,7 +10972,7 @@ ALTER TABLE ONLY archive.messages_archived
 --
 
 ALTER TABLE ONLY archive.messages_archived
-    ADD CONSTRAINT messages_archived_conversation_fkey FOREIGN KEY (company_id, conversation_id) REFERENCES archive.conversations_archived(company_id, id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED;
+    ADD CONSTRAINT messages_archived_conversation_fkey FOREIGN KEY (company_id, conversation_id, chatbot_id) REFERENCES archive.conversations_archived(company_id, id, chatbot_id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED;
 
 
 --
@@ -12825,13 +13613,6 @@ REVOKE ALL ON FUNCTION private.companies_guard_update() FROM PUBLIC;
 
 
 --
--- Name: FUNCTION companies_legal_hold(); Type: ACL; Schema: private; Owner: -
---
-
-REVOKE ALL ON FUNCTION private.companies_legal_hold() FROM PUBLIC;
-
-
---
 -- Name: FUNCTION consume_quota(p_company_id uuid, p_counter text, p_delta bigint); Type: ACL; Schema: private; Owner: -
 --
 
@@ -13010,10 +13791,17 @@ REVOKE ALL ON FUNCTION private.knowledge_queries_before_write() FROM PUBLIC;
 
 
 --
--- Name: FUNCTION legal_hold_block_delete(); Type: ACL; Schema: private; Owner: -
+-- Name: FUNCTION legal_hold_guard(); Type: ACL; Schema: private; Owner: -
 --
 
-REVOKE ALL ON FUNCTION private.legal_hold_block_delete() FROM PUBLIC;
+REVOKE ALL ON FUNCTION private.legal_hold_guard() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION legal_holds_check_conversation(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.legal_holds_check_conversation() FROM PUBLIC;
 
 
 --

@@ -105,9 +105,12 @@ begin
     left join rx on rx.company_id = k.company_id and rx.chatbot_id = k.chatbot_id
     left join kq on kq.company_id = k.company_id and kq.chatbot_id = k.chatbot_id;
 
-  -- Rows of the day whose source rows are gone (deleted conversations) are removed.
+  -- Rows of the day whose source rows are gone (deleted conversations) are removed,
+  -- except under a company-wide legal hold (they are held: private.legal_hold_guard).
   delete from public.analytics_daily a
    where a.day = p_day
+     and not exists (select 1 from public.legal_holds h
+                      where h.company_id = a.company_id and h.released_at is null and h.conversation_id is null)
      and not exists (select 1 from pg_temp.analytics_daily_rollup r
                       where r.company_id = a.company_id and r.chatbot_id = a.chatbot_id);
 
@@ -140,7 +143,7 @@ end;
 $$;
 
 comment on procedure public.refresh_analytics_daily(date) is
-  'Job (service_role / pg_cron, or public.job_analytics): recomputes public.analytics_daily for one UTC day and every chatbot from messages, conversations, hitl_escalations, message_reactions and knowledge_queries, live and archived (archival never changes a day''s numbers); idempotent (upsert, stale rows of the day removed). A (chatbot, day) already moved to archive.analytics_archived is frozen and not rewritten.';
+  'Job (service_role / pg_cron, or public.job_analytics): recomputes public.analytics_daily for one UTC day and every chatbot from messages, conversations, hitl_escalations, message_reactions and knowledge_queries, live and archived (archival never changes a day''s numbers); idempotent (upsert, stale rows of the day removed unless a company-wide legal hold keeps them). A (chatbot, day) already moved to archive.analytics_archived is frozen and not rewritten.';
 
 create procedure public.job_analytics(
   inout p_run_id bigint default null,

@@ -21,22 +21,22 @@ comment on index archive.conversations_archived_closed_at_idx is 'Archived conve
 create index conversations_archived_chatbot_time_idx on archive.conversations_archived (company_id, chatbot_id, created_at);
 comment on index archive.conversations_archived_chatbot_time_idx is 'Archived conversations of a chatbot by creation time (roll-up, reads).';
 
-create index messages_archived_conversation_idx on archive.messages_archived (company_id, conversation_id, created_at);
+create index messages_archived_conversation_idx on archive.messages_archived (company_id, conversation_id, chatbot_id, created_at);
 comment on index archive.messages_archived_conversation_idx is 'FK messages_archived -> conversations_archived; transcript of an archived conversation.';
 create index messages_archived_chatbot_time_idx on archive.messages_archived (company_id, chatbot_id, created_at);
 comment on index archive.messages_archived_chatbot_time_idx is 'Archived messages of a chatbot by time (roll-up over archived days).';
 
-create index message_reactions_archived_message_idx on archive.message_reactions_archived (company_id, message_id);
+create index message_reactions_archived_message_idx on archive.message_reactions_archived (company_id, message_id, conversation_id, chatbot_id);
 comment on index archive.message_reactions_archived_message_idx is 'FK message_reactions_archived -> messages_archived.';
 create index message_reactions_archived_chatbot_time_idx on archive.message_reactions_archived (company_id, chatbot_id, created_at);
 comment on index archive.message_reactions_archived_chatbot_time_idx is 'Archived reactions of a chatbot by time (roll-up).';
 
-create index hitl_escalations_archived_conversation_idx on archive.hitl_escalations_archived (company_id, conversation_id);
+create index hitl_escalations_archived_conversation_idx on archive.hitl_escalations_archived (company_id, conversation_id, chatbot_id);
 comment on index archive.hitl_escalations_archived_conversation_idx is 'FK hitl_escalations_archived -> conversations_archived.';
 create index hitl_escalations_archived_chatbot_time_idx on archive.hitl_escalations_archived (company_id, chatbot_id, created_at);
 comment on index archive.hitl_escalations_archived_chatbot_time_idx is 'Archived escalations of a chatbot by time (roll-up).';
 
-create index knowledge_queries_archived_message_idx on archive.knowledge_queries_archived (company_id, message_id);
+create index knowledge_queries_archived_message_idx on archive.knowledge_queries_archived (company_id, message_id, conversation_id, chatbot_id);
 comment on index archive.knowledge_queries_archived_message_idx is 'FK knowledge_queries_archived -> messages_archived.';
 create index knowledge_queries_archived_chatbot_time_idx on archive.knowledge_queries_archived (company_id, chatbot_id, created_at);
 comment on index archive.knowledge_queries_archived_chatbot_time_idx is 'Archived retrievals of a chatbot by time (roll-up).';

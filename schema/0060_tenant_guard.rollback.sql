@@ -1,2 +1,4 @@
--- Why: undoes 0060_tenant_guard.sql (the tables' guard triggers go with their tables).
+-- Why: undoes 0060_tenant_guard.sql (the tables' guard triggers go with their tables;
+-- audit_logs' guard, attached here, is dropped here).
+drop trigger audit_logs_0_tenant_guard on public.audit_logs;
 drop function private.reject_other_tenant_insert();

@@ -8,6 +8,13 @@
 -- and refuses a row of another company with exactly the error RLS would give, before
 -- any lookup happens; the outcome is then the same whether or not the referenced rows
 -- exist (tests: tests/pgtap/0010_catalog_hardening.sql and each domain's file).
+--
+-- The same trigger also fires before every UPDATE, on EVERY tenant table (live, archive
+-- and private: every table with company_id), and refuses any change of company_id, for
+-- every role: service_role and the migration owner included. A row never moves between
+-- companies (its references, counters, audit trail and legal holds would silently stay
+-- behind); the only escape hatch is a superuser disabling triggers on purpose. A new
+-- tenant table gets the trigger, or `neurant-db doctor` (tenant.guard) fails.
 
 create function private.reject_other_tenant_insert()
 returns trigger
@@ -17,6 +24,16 @@ security invoker -- must run as the caller: caller_is_subject_to_rls() looks at 
 set search_path = ''
 as $$
 begin
+  if tg_op = 'UPDATE' then
+    if new.company_id is distinct from old.company_id then
+      raise exception using errcode = '42501',
+        message = format('the tenant key of %s cannot change',
+                         case when tg_table_schema = 'public' then tg_table_name::text
+                              else tg_table_schema || '.' || tg_table_name end),
+        hint = 'Rows never move between companies; create the row in the other company instead.';
+    end if;
+    return new;
+  end if;
   if private.caller_is_subject_to_rls()
      and new.company_id is distinct from public.get_user_company_id() then
     raise exception using errcode = '42501',
@@ -27,5 +44,12 @@ begin
 end;
 $$;
 comment on function private.reject_other_tenant_insert() is
-  'Trigger (before insert, fires first): a caller subject to RLS (authenticated) may only propose rows of its own company; anything else fails with the RLS error (42501) before any other trigger can look at, or report on, another company''s rows. Security invoker on purpose.';
+  'Tenant guard trigger (before insert or update, fires first, on every tenant table). Insert: a caller subject to RLS (authenticated) may only propose rows of its own company; anything else fails with the RLS error (42501) before any other trigger can look at, or report on, another company''s rows. Update: company_id never changes, for any role (42501). Security invoker on purpose.';
 revoke execute on function private.reject_other_tenant_insert() from public, anon, authenticated;
+
+-- public.audit_logs is created before this guard (0050), so its guard is attached here.
+create trigger audit_logs_0_tenant_guard
+  before insert or update on public.audit_logs
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger audit_logs_0_tenant_guard on public.audit_logs is
+  'Fires first: company_id of an audit row never changes (any role); the append-only rule refuses every other update.';

@@ -28,7 +28,7 @@ create table public.users (
   constraint users_invited_by_not_self_check check (invited_by <> id)
 );
 comment on table public.users is
-  'Members of a company. One row per auth identity (auth_user_id is unique: one membership per user). Rows are created by create_company_with_owner / accept_invitation (or service_role); removed by owner/administrador for lower ranks.';
+  'Members of a company. One row per auth identity (auth_user_id is unique: one membership per user). Rows are created by create_company_with_owner / accept_invitation (or service_role); removed by owner/administrador for lower ranks. doctor: allow legal_hold membership, not a record: a member can be removed under a hold unless held rows name them (clearing the sender of a held message is refused).';
 comment on column public.users.company_id is 'Tenant key (companies.id).';
 comment on column public.users.id is 'Member id, unique within the company; what get_current_user_id() returns.';
 comment on column public.users.auth_user_id is 'The auth.users identity of this member; unique across companies (one membership per identity). Note: a global unique key, so under Citus this table stays local/reference-like for the lookup.';
@@ -61,3 +61,10 @@ create trigger users_audit
   after insert or update or delete on public.users
   for each row execute function private.audit_row_change('company_id', 'company_id,id', 'updated_at,last_*');
 comment on trigger users_audit on public.users is 'Audits membership and role changes.';
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger users_0_tenant_guard
+  before insert or update on public.users
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger users_0_tenant_guard on public.users is
+  'Fires first: company_id never changes (any role); a member inserts only into their own company.';

@@ -34,7 +34,7 @@ create table public.user_invitations (
   constraint user_invitations_revoked_state_check check ((status = 'revoked') = (revoked_at is not null))
 );
 comment on table public.user_invitations is
-  'Invitations to join a company with a role below the inviter''s. Created by create_invitation (the token is returned once, only its sha256 is stored), consumed once by accept_invitation, cancelled by revoke_invitation. Readable by owner/administrador.';
+  'Invitations to join a company with a role below the inviter''s. Created by create_invitation (the token is returned once, only its sha256 is stored), consumed once by accept_invitation, cancelled by revoke_invitation. Readable by owner/administrador. doctor: allow legal_hold access bookkeeping, not a record.';
 comment on column public.user_invitations.company_id is 'Tenant key (companies.id).';
 comment on column public.user_invitations.id is 'Invitation id, unique within the company.';
 comment on column public.user_invitations.email is 'Lower-case email the invitation is bound to; only the identity with this email can accept it.';
@@ -69,3 +69,10 @@ create trigger user_invitations_audit
   after insert or update or delete on public.user_invitations
   for each row execute function private.audit_row_change('company_id', 'company_id,id', 'updated_at');
 comment on trigger user_invitations_audit on public.user_invitations is 'Audits invitations (token_hash redacted).';
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger user_invitations_0_tenant_guard
+  before insert or update on public.user_invitations
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger user_invitations_0_tenant_guard on public.user_invitations is
+  'Fires first: company_id never changes (any role); a member inserts only into their own company.';

@@ -40,7 +40,7 @@ create table public.chatbots (
 
 comment on table public.chatbots is
   'AI chatbots of a company (tenant table). Counted against the plan''s max_chatbots via companies.current_chatbot_count. '
-  'Owner/administrador: full access; supervisor: read all; operador: read assigned chatbots only.';
+  'Owner/administrador: full access; supervisor: read all; operador: read assigned chatbots only. doctor: allow legal_hold configuration, not a record: deleting a chatbot whose conversations or analytics are held is refused by their cascade.';
 comment on column public.chatbots.company_id is 'Owning company (tenant key).';
 comment on column public.chatbots.id is 'Chatbot id, unique within the company.';
 comment on column public.chatbots.name is 'Display name, 1-100 characters, unique within the company.';
@@ -130,10 +130,10 @@ revoke execute on function private.chatbots_count_quota() from public, anon, aut
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger chatbots_0_tenant_guard
-  before insert on public.chatbots
+  before insert or update on public.chatbots
   for each row execute function private.reject_other_tenant_insert();
 comment on trigger chatbots_0_tenant_guard on public.chatbots is
-  'Fires first: members insert only into their own company (RLS error otherwise), before any lookup trigger runs.';
+  'Fires first: members insert only into their own company (RLS error otherwise), before any lookup trigger runs. Before every update: company_id never changes (any role).';
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger chatbots_audit

@@ -21,7 +21,7 @@ create table public.chatbot_operators (
 
 comment on table public.chatbot_operators is
   'Assignment of operador users to chatbots (tenant table). Only active users with role operador can be assigned. '
-  'Owner/administrador/supervisor assign and unassign; an operador reads its own assignments. Reassigning = delete + insert.';
+  'Owner/administrador/supervisor assign and unassign; an operador reads its own assignments. Reassigning = delete + insert. doctor: allow legal_hold access bookkeeping, not a record.';
 comment on column public.chatbot_operators.company_id is 'Owning company (tenant key).';
 comment on column public.chatbot_operators.chatbot_id is 'Assigned chatbot.';
 comment on column public.chatbot_operators.user_id is 'Assigned user; must be an active operador of the same company.';
@@ -77,10 +77,10 @@ comment on trigger chatbot_operators_before_write on public.chatbot_operators is
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger chatbot_operators_0_tenant_guard
-  before insert on public.chatbot_operators
+  before insert or update on public.chatbot_operators
   for each row execute function private.reject_other_tenant_insert();
 comment on trigger chatbot_operators_0_tenant_guard on public.chatbot_operators is
-  'Fires first: no assignment row of another company reaches chatbot_operators_before_write (it would reveal the user''s role).';
+  'Fires first: no assignment row of another company reaches chatbot_operators_before_write (it would reveal the user''s role). Before every update: company_id never changes (any role).';
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger chatbot_operators_audit

@@ -208,10 +208,10 @@ comment on trigger conversations_touch_updated_at on public.conversations is 'Ke
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger conversations_0_tenant_guard
-  before insert on public.conversations
+  before insert or update on public.conversations
   for each row execute function private.reject_other_tenant_insert();
 comment on trigger conversations_0_tenant_guard on public.conversations is
-  'Fires first: no conversation of another company reaches conversations_guard_transition (it would reveal chatbot channels/state and assignments).';
+  'Fires first: no conversation of another company reaches conversations_guard_transition (it would reveal chatbot channels/state and assignments). Before every update: company_id never changes (any role).';
 
 -- A member can be removed while the history stays (private.clear_user_reference).
 create trigger users_clear_conversations_references

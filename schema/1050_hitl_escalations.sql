@@ -101,3 +101,10 @@ create trigger users_clear_hitl_escalations_references
   for each row execute function private.clear_user_reference('public.hitl_escalations', 'escalated_by');
 comment on trigger users_clear_hitl_escalations_references on public.users is
   'Clears hitl_escalations.escalated_by (the escalation stays in the log) before a member is deleted.';
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger hitl_escalations_0_tenant_guard
+  before insert or update on public.hitl_escalations
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger hitl_escalations_0_tenant_guard on public.hitl_escalations is
+  'Fires first: company_id never changes (any role); a member inserts only into their own company.';

@@ -33,7 +33,7 @@ create table public.company_message_usage (
 );
 
 comment on table public.company_message_usage is
-  'Messages per company per calendar month (UTC), maintained in the message''s own transaction. message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan).';
+  'Messages per company per calendar month (UTC), maintained in the message''s own transaction. message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan). doctor: allow legal_hold quota counters, not a record.';
 comment on column public.company_message_usage.company_id is 'Company (tenant key).';
 comment on column public.company_message_usage.month is 'First day of the month (UTC, server clock: the writing transaction''s now()) the messages were counted in; never taken from messages.created_at.';
 comment on column public.company_message_usage.message_count is 'Billable messages of the month = bot messages; never exceeds private.effective_monthly_message_limit() (companies.monthly_message_limit, else the plan''s).';
@@ -95,3 +95,10 @@ $$;
 comment on function private.record_message_usage(uuid, boolean) is
   'Counts one message in company_message_usage for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free.';
 revoke execute on function private.record_message_usage(uuid, boolean) from public, anon, authenticated;
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger company_message_usage_0_tenant_guard
+  before insert or update on public.company_message_usage
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger company_message_usage_0_tenant_guard on public.company_message_usage is
+  'Fires first: company_id never changes (any role); a member inserts only into their own company.';

@@ -199,10 +199,10 @@ comment on trigger messages_after_insert on public.messages is 'Conversation boo
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger messages_0_tenant_guard
-  before insert on public.messages
+  before insert or update on public.messages
   for each row execute function private.reject_other_tenant_insert();
 comment on trigger messages_0_tenant_guard on public.messages is
-  'Fires first: no message of another company reaches messages_before_insert (it would reveal a conversation''s existence and status).';
+  'Fires first: no message of another company reaches messages_before_insert (it would reveal a conversation''s existence and status). Before every update: company_id never changes (any role).';
 
 -- A member can be removed while the history stays (private.clear_user_reference).
 create trigger users_clear_messages_references

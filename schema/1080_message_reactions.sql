@@ -125,10 +125,10 @@ comment on trigger message_reactions_after_insert on public.message_reactions is
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger message_reactions_0_tenant_guard
-  before insert on public.message_reactions
+  before insert or update on public.message_reactions
   for each row execute function private.reject_other_tenant_insert();
 comment on trigger message_reactions_0_tenant_guard on public.message_reactions is
-  'Fires first: members react only inside their own company.';
+  'Fires first: members react only inside their own company. Before every update: company_id never changes (any role).';
 
 -- A member can be removed while the history stays (private.clear_user_reference).
 create trigger users_clear_message_reactions_references

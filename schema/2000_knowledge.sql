@@ -313,10 +313,10 @@ revoke execute on function private.knowledge_queries_before_write() from public,
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger documents_0_tenant_guard
-  before insert on public.documents
+  before insert or update on public.documents
   for each row execute function private.reject_other_tenant_insert();
 comment on trigger documents_0_tenant_guard on public.documents is
-  'Fires first: members upload only into their own company.';
+  'Fires first: members upload only into their own company. Before every update: company_id never changes (any role).';
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger documents_audit
@@ -326,7 +326,14 @@ comment on trigger documents_audit on public.documents is 'Audits document uploa
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger document_chunks_0_tenant_guard
-  before insert on public.document_chunks
+  before insert or update on public.document_chunks
   for each row execute function private.reject_other_tenant_insert();
 comment on trigger document_chunks_0_tenant_guard on public.document_chunks is
-  'Fires first: members add chunks only inside their own company.';
+  'Fires first: members add chunks only inside their own company. Before every update: company_id never changes (any role).';
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger knowledge_queries_0_tenant_guard
+  before insert or update on public.knowledge_queries
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger knowledge_queries_0_tenant_guard on public.knowledge_queries is
+  'Fires first: company_id never changes (any role); a member inserts only into their own company.';

@@ -86,7 +86,7 @@ create table private.integration_credentials (
 );
 
 comment on table private.integration_credentials is
-  'Encrypted credentials of an integration, one envelope per integration. Encrypted by the application (AES-256-GCM with a data key from the KMS key named by key_id) before reaching the database; readable only by service_role; written by owner/administrador only through public.set_integration_credentials.';
+  'Encrypted credentials of an integration, one envelope per integration. Encrypted by the application (AES-256-GCM with a data key from the KMS key named by key_id) before reaching the database; readable only by service_role; written by owner/administrador only through public.set_integration_credentials. doctor: allow legal_hold secrets must stay rotatable and erasable; the integration itself is held.';
 comment on column private.integration_credentials.company_id is 'Tenant owning the integration.';
 comment on column private.integration_credentials.integration_id is 'Integration these credentials belong to (one row per integration).';
 comment on column private.integration_credentials.ciphertext is 'Envelope v1: byte 0x01, 12-byte nonce, AEAD ciphertext, 16-byte tag (30 bytes .. 64 kB). Never plaintext; never returned to anon/authenticated.';
@@ -286,10 +286,10 @@ revoke execute on function private.clear_user_integration_references() from publ
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger integrations_0_tenant_guard
-  before insert on public.integrations
+  before insert or update on public.integrations
   for each row execute function private.reject_other_tenant_insert();
 comment on trigger integrations_0_tenant_guard on public.integrations is
-  'Fires first: members create integrations only in their own company.';
+  'Fires first: members create integrations only in their own company. Before every update: company_id never changes (any role).';
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger integrations_audit
@@ -302,3 +302,17 @@ create trigger integration_credentials_audit
   after insert or update or delete on private.integration_credentials
   for each row execute function private.audit_row_change('company_id', 'company_id,integration_id', '');
 comment on trigger integration_credentials_audit on private.integration_credentials is 'Audits credential writes (ciphertext redacted; key_id and times kept).';
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger integration_credentials_0_tenant_guard
+  before insert or update on private.integration_credentials
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger integration_credentials_0_tenant_guard on private.integration_credentials is
+  'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger integration_logs_0_tenant_guard
+  before insert or update on public.integration_logs
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger integration_logs_0_tenant_guard on public.integration_logs is
+  'Fires first: company_id never changes (any role); a member inserts only into their own company.';

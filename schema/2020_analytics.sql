@@ -72,3 +72,10 @@ comment on column public.system_metrics.metric_name is 'Metric name, lowercase d
 comment on column public.system_metrics.value is 'Sample value (finite).';
 comment on column public.system_metrics.labels is 'Dimensions of the sample as a JSON object (e.g. {"pool": "api"}); may name a company id for per-tenant growth metrics.';
 comment on column public.system_metrics.recorded_at is 'When the sample was taken.';
+
+-- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
+create trigger analytics_daily_0_tenant_guard
+  before insert or update on public.analytics_daily
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger analytics_daily_0_tenant_guard on public.analytics_daily is
+  'Fires first: company_id never changes (any role); a member inserts only into their own company.';

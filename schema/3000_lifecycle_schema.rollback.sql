@@ -13,10 +13,8 @@ drop schema archive;
 drop table private.cold_exports;
 drop table private.job_runs;
 
-drop trigger companies_legal_hold on public.companies;
-drop function private.companies_legal_hold();
-drop trigger messages_legal_hold on public.messages;
-drop trigger conversations_legal_hold on public.conversations;
-drop function private.legal_hold_block_delete();
+-- the legal-hold triggers of every covered table (<table>_legal_hold, <table>_legal_hold_truncate)
+drop function private.legal_hold_guard() cascade;
 drop table public.legal_holds;
 drop function private.legal_holds_guard();
+drop function private.legal_holds_check_conversation();

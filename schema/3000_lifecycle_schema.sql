@@ -33,8 +33,10 @@ create table public.legal_holds (
 );
 comment on table public.legal_holds is
   'Legal holds (tenant table): while a hold is active (released_at is null) no lifecycle job moves, exports-and-deletes or deletes the data it covers, '
-  'and deleting a held conversation (live or archived) or a company with an active hold raises 42501. conversation_id null = the whole company. '
-  'Set and released by service_role (compliance staff through the backend); owner/administrador read their company''s holds.';
+  'and every delete, truncate or content update of a covered row, by any role or cascade, raises 42501 naming the hold (private.legal_hold_guard). '
+  'conversation_id null = the whole company; conversation_id names a conversation of the same company, live or archived. '
+  'Set and released by service_role (compliance staff through the backend); owner/administrador read their company''s holds. '
+  'doctor: allow legal_hold the hold itself: private.legal_holds_guard keeps an active hold and what it covers.';
 comment on column public.legal_holds.company_id is 'Company whose data is held (tenant key).';
 comment on column public.legal_holds.id is 'Hold id.';
 comment on column public.legal_holds.conversation_id is
@@ -80,72 +82,137 @@ create trigger legal_holds_guard
   for each row execute function private.legal_holds_guard();
 comment on trigger legal_holds_guard on public.legal_holds is 'What a hold covers is immutable; active holds cannot be deleted.';
 
--- Deleting held data, by any path (a job, a member, service_role, a cascade), fails.
-create function private.legal_hold_block_delete() returns trigger
+-- A hold names a conversation of its own company (issue 9): no FK is possible, the
+-- conversation moves between public.conversations and the archive, so a trigger checks
+-- both places and locks the row it found (no concurrent delete can slip past the hold).
+create function private.legal_holds_check_conversation() returns trigger
   language plpgsql
   volatile
   security definer
   set search_path = ''
 as $$
--- Trigger argument 0: the column of the deleted rows holding the conversation id.
+begin
+  if new.conversation_id is not null then
+    perform 1 from public.conversations c
+      where c.company_id = new.company_id and c.id = new.conversation_id for key share;
+    if not found then
+      perform 1 from archive.conversations_archived c
+        where c.company_id = new.company_id and c.id = new.conversation_id for key share;
+    end if;
+    if not found then
+      raise exception using errcode = '23503', constraint = 'legal_holds_conversation_fkey',
+        message = format('legal hold names conversation %s, which company %s has neither live nor archived',
+                         new.conversation_id, new.company_id),
+        hint = 'Name a conversation of the same company (live or archived); restore a cold export before holding its conversations.';
+    end if;
+  end if;
+  return new;
+end;
+$$;
+comment on function private.legal_holds_check_conversation() is
+  'Trigger (before insert on legal_holds): conversation_id must name a conversation of the same company in public.conversations or archive.conversations_archived (23503, constraint legal_holds_conversation_fkey); what a hold covers never changes afterwards (legal_holds_guard).';
+revoke execute on function private.legal_holds_check_conversation() from public, anon, authenticated;
+
+create trigger legal_holds_check_conversation
+  before insert on public.legal_holds
+  for each row execute function private.legal_holds_check_conversation();
+comment on trigger legal_holds_check_conversation on public.legal_holds is 'A hold names a conversation of its own company, live or archived.';
+
+create trigger legal_holds_0_tenant_guard
+  before insert or update on public.legal_holds
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger legal_holds_0_tenant_guard on public.legal_holds is
+  'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+
+-- Held data cannot be deleted, truncated or rewritten, by any path (a member, service_role,
+-- the migration owner, a cascade from a parent, a member's reference clean-up, a job). One
+-- trigger function, attached to every tenant table that holds records (live and archived)
+-- as "<table>_legal_hold" (before update or delete, per row) and "<table>_legal_hold_truncate"
+-- (before truncate); `neurant-db doctor` (legal_hold.trigger) fails for a tenant table that
+-- has neither the triggers nor a "doctor: allow legal_hold <reason>" in its comment.
+--
+-- What a "content update" is, per table: every column except the ones passed as arguments,
+-- which may still change while the row is held because the workflow and the bookkeeping
+-- go on under a hold (a held conversation can still be answered, escalated, assigned and
+-- closed; a held document can still finish processing; an integration can be paused and
+-- its credentials rotated; the roll-up recomputes live daily counters from the held rows
+-- they are derived from). Archived rows change in no column.
+create function private.legal_hold_guard() returns trigger
+  language plpgsql
+  volatile
+  security definer
+  set search_path = ''
+as $$
+-- Trigger arguments: 0 how a row maps to holds: 'tenant' (the row is the company: any of its
+-- active holds), 'company' (its company's company-wide holds) or the column holding its
+-- conversation id (company-wide holds and holds on that conversation); 1.. the columns that
+-- may still change while the row is held.
 declare
+  v_map text := tg_argv[0];
+  v_old jsonb;
+  v_free text[];
   v_company uuid;
   v_conversation uuid;
+  v_hold uuid;
 begin
-  execute format(
-    'select o.company_id, o.%I from old_rows o
-      where exists (select 1 from public.legal_holds h
-                     where h.company_id = o.company_id and h.released_at is null
-                       and (h.conversation_id is null or h.conversation_id = o.%I))
-      limit 1', tg_argv[0], tg_argv[0])
-    into v_company, v_conversation;
-  if v_company is not null then
-    raise exception using errcode = '42501',
-      message = format('%s.%s: conversation %s of company %s is under legal hold and cannot be deleted',
-                       tg_table_schema, tg_table_name, v_conversation, v_company),
-      hint = 'Release the legal hold (public.legal_holds) first.';
+  if tg_op = 'TRUNCATE' then
+    select h.id into v_hold
+      from public.legal_holds h
+     where h.released_at is null and (v_map <> 'company' or h.conversation_id is null)
+     order by h.created_at, h.id
+     limit 1;
+    if v_hold is not null then
+      raise exception using errcode = '42501',
+        message = format('%s.%s cannot be truncated while a legal hold is active', tg_table_schema, tg_table_name),
+        hint = format('Legal hold %s covers rows of this table; release it (public.legal_holds) first, or delete the rows it does not cover.', v_hold);
+    end if;
+    return null;
   end if;
-  return null;
+  v_old := pg_catalog.to_jsonb(old);
+  if tg_op = 'UPDATE' then
+    v_free := coalesce(tg_argv[1:], '{}'::text[]);
+    if (pg_catalog.to_jsonb(new) - v_free) = (v_old - v_free) then
+      return new;
+    end if;
+  end if;
+  v_company := (v_old ->> case v_map when 'tenant' then 'id' else 'company_id' end)::uuid;
+  if v_map not in ('tenant', 'company') then
+    v_conversation := (v_old ->> v_map)::uuid;
+  end if;
+  select h.id into v_hold
+    from public.legal_holds h
+   where h.company_id = v_company and h.released_at is null
+     and (v_map = 'tenant' or h.conversation_id is null or h.conversation_id = v_conversation)
+   order by h.created_at, h.id
+   limit 1;
+  if v_hold is null then
+    if tg_op = 'DELETE' then
+      return old;
+    end if;
+    return new;
+  end if;
+  raise exception using errcode = '42501',
+    message = format('%s.%s: %s of company %s is under legal hold and cannot be %s', tg_table_schema, tg_table_name,
+                     case when v_map = 'tenant' then 'the company'
+                          when v_conversation is not null then 'conversation ' || v_conversation
+                          else 'this row' end,
+                     v_company, case tg_op when 'DELETE' then 'deleted' else 'changed' end),
+    hint = format('Legal hold %s covers it; release the hold (public.legal_holds) first.', v_hold);
 end;
 $$;
-comment on function private.legal_hold_block_delete() is
-  'Statement trigger (transition table old_rows): raises 42501 when a deleted row belongs to a conversation or company under an active legal hold.';
-revoke execute on function private.legal_hold_block_delete() from public, anon, authenticated;
-
-create trigger conversations_legal_hold
-  after delete on public.conversations
-  referencing old table as old_rows
-  for each statement execute function private.legal_hold_block_delete('id');
-comment on trigger conversations_legal_hold on public.conversations is 'Held conversations cannot be deleted.';
-create trigger messages_legal_hold
-  after delete on public.messages
-  referencing old table as old_rows
-  for each statement execute function private.legal_hold_block_delete('conversation_id');
-comment on trigger messages_legal_hold on public.messages is 'Messages of held conversations cannot be deleted.';
-
-create function private.companies_legal_hold() returns trigger
-  language plpgsql
-  volatile
-  security definer
-  set search_path = ''
-as $$
-begin
-  if exists (select 1 from public.legal_holds h where h.company_id = old.id and h.released_at is null) then
-    raise exception using errcode = '42501',
-      message = format('company %s has an active legal hold and cannot be deleted', old.id),
-      hint = 'Release its legal holds (public.legal_holds) first.';
-  end if;
-  return old;
-end;
-$$;
-comment on function private.companies_legal_hold() is
-  'Trigger: a company with an active legal hold (company-wide or on one conversation) cannot be deleted (42501).';
-revoke execute on function private.companies_legal_hold() from public, anon, authenticated;
+comment on function private.legal_hold_guard() is
+  'Trigger (before update or delete per row, before truncate per statement) on every tenant table holding records: raises 42501, with a hint naming the hold, when an active legal hold covers the row. '
+  'Arguments: how a row maps to holds (''tenant'', ''company'' or the conversation id column), then the columns that may still change under a hold (workflow/bookkeeping). Security definer: members cannot read every hold.';
+revoke execute on function private.legal_hold_guard() from public, anon, authenticated;
 
 create trigger companies_legal_hold
   before delete on public.companies
-  for each row execute function private.companies_legal_hold();
-comment on trigger companies_legal_hold on public.companies is 'Blocks deleting a company under legal hold.';
+  for each row execute function private.legal_hold_guard('tenant');
+comment on trigger companies_legal_hold on public.companies is 'A company with an active legal hold (company-wide or on one conversation) cannot be deleted.';
+create trigger companies_legal_hold_truncate
+  before truncate on public.companies
+  for each statement execute function private.legal_hold_guard('tenant');
+comment on trigger companies_legal_hold_truncate on public.companies is 'The companies cannot be truncated while any legal hold is active.';
 
 -- ---------------------------------------------------------------------------
 -- Job runs and cold exports (platform bookkeeping, service_role only)
@@ -216,7 +283,10 @@ comment on column private.cold_exports.restored_at is 'When the export was resto
 -- Archive tables: live columns + archived_at. Keys include company_id; the only
 -- FKs are to the company (cascade) and between archive tables (deferred, so a
 -- batch can move children before parents in one transaction). No FK to users,
--- chatbots or documents: archived history outlives them.
+-- chatbots or documents: archived history outlives them. As in the live tables, the
+-- FKs between archive tables carry conversation_id and chatbot_id too, so an archived
+-- row belongs to the conversation (and chatbot) of its parent: a hold on a conversation
+-- covers every row that names it.
 -- ---------------------------------------------------------------------------
 create table archive.conversations_archived (
   company_id                   uuid not null,
@@ -235,6 +305,7 @@ create table archive.conversations_archived (
   updated_at                   timestamptz not null,
   archived_at                  timestamptz not null default now(),
   constraint conversations_archived_pkey primary key (company_id, id),
+  constraint conversations_archived_id_chatbot_key unique (company_id, id, chatbot_id),
   constraint conversations_archived_company_fkey foreign key (company_id)
     references public.companies (id) on delete cascade
 );
@@ -254,10 +325,11 @@ create table archive.messages_archived (
   created_at         timestamptz not null,
   archived_at        timestamptz not null default now(),
   constraint messages_archived_pkey primary key (company_id, id),
+  constraint messages_archived_id_conversation_key unique (company_id, id, conversation_id, chatbot_id),
   constraint messages_archived_company_fkey foreign key (company_id)
     references public.companies (id) on delete cascade,
-  constraint messages_archived_conversation_fkey foreign key (company_id, conversation_id)
-    references archive.conversations_archived (company_id, id) on delete cascade deferrable initially deferred
+  constraint messages_archived_conversation_fkey foreign key (company_id, conversation_id, chatbot_id)
+    references archive.conversations_archived (company_id, id, chatbot_id) on delete cascade deferrable initially deferred
 );
 comment on table archive.messages_archived is
   'Messages of archived conversations, moved with them from public.messages. Read by owner/administrador; written only by the lifecycle jobs.';
@@ -277,8 +349,8 @@ create table archive.message_reactions_archived (
   constraint message_reactions_archived_pkey primary key (company_id, id),
   constraint message_reactions_archived_company_fkey foreign key (company_id)
     references public.companies (id) on delete cascade,
-  constraint message_reactions_archived_message_fkey foreign key (company_id, message_id)
-    references archive.messages_archived (company_id, id) on delete cascade deferrable initially deferred
+  constraint message_reactions_archived_message_fkey foreign key (company_id, message_id, conversation_id, chatbot_id)
+    references archive.messages_archived (company_id, id, conversation_id, chatbot_id) on delete cascade deferrable initially deferred
 );
 comment on table archive.message_reactions_archived is
   'Reactions to archived messages, moved with their conversation from public.message_reactions. Read by owner/administrador; written only by the lifecycle jobs.';
@@ -296,8 +368,8 @@ create table archive.hitl_escalations_archived (
   constraint hitl_escalations_archived_pkey primary key (company_id, id),
   constraint hitl_escalations_archived_company_fkey foreign key (company_id)
     references public.companies (id) on delete cascade,
-  constraint hitl_escalations_archived_conversation_fkey foreign key (company_id, conversation_id)
-    references archive.conversations_archived (company_id, id) on delete cascade deferrable initially deferred
+  constraint hitl_escalations_archived_conversation_fkey foreign key (company_id, conversation_id, chatbot_id)
+    references archive.conversations_archived (company_id, id, chatbot_id) on delete cascade deferrable initially deferred
 );
 comment on table archive.hitl_escalations_archived is
   'HITL escalations of archived conversations, moved with them from public.hitl_escalations. Read by owner/administrador; written only by the lifecycle jobs.';
@@ -317,8 +389,8 @@ create table archive.knowledge_queries_archived (
   constraint knowledge_queries_archived_pkey primary key (company_id, id),
   constraint knowledge_queries_archived_company_fkey foreign key (company_id)
     references public.companies (id) on delete cascade,
-  constraint knowledge_queries_archived_message_fkey foreign key (company_id, message_id)
-    references archive.messages_archived (company_id, id) on delete cascade deferrable initially deferred
+  constraint knowledge_queries_archived_message_fkey foreign key (company_id, message_id, conversation_id, chatbot_id)
+    references archive.messages_archived (company_id, id, conversation_id, chatbot_id) on delete cascade deferrable initially deferred
 );
 comment on table archive.knowledge_queries_archived is
   'RAG retrievals of archived messages, moved with their conversation from public.knowledge_queries (chunk/document ids are kept, without FK). '
@@ -369,16 +441,190 @@ comment on table archive.analytics_archived is
   'Daily analytics rows older than the plan''s archive_after_days, moved from public.analytics_daily; an archived day is frozen (the roll-up no longer rewrites it). '
   'Read by owner/administrador; written only by the lifecycle jobs.';
 
+-- Every tenant table holding records gets the legal-hold triggers (private.legal_hold_guard
+-- above): the conversation tables by conversation, the others by company-wide holds.
+create trigger conversations_legal_hold
+  before update or delete on public.conversations
+  for each row execute function private.legal_hold_guard('id', 'status', 'is_hitl_active',
+    'assigned_operator_id', 'hitl_escalated_at', 'bot_turns_without_resolution', 'last_message_at',
+    'closed_at', 'updated_at');
+comment on trigger conversations_legal_hold on public.conversations is 'Held conversations cannot be deleted or change their identity (status, HITL and assignment columns still change).';
+create trigger conversations_legal_hold_truncate
+  before truncate on public.conversations
+  for each statement execute function private.legal_hold_guard('id');
+comment on trigger conversations_legal_hold_truncate on public.conversations is 'No truncate while a legal hold covers rows of this table.';
+create trigger messages_legal_hold
+  before update or delete on public.messages
+  for each row execute function private.legal_hold_guard('conversation_id');
+comment on trigger messages_legal_hold on public.messages is 'Messages of held conversations cannot be deleted or changed.';
+create trigger messages_legal_hold_truncate
+  before truncate on public.messages
+  for each statement execute function private.legal_hold_guard('conversation_id');
+comment on trigger messages_legal_hold_truncate on public.messages is 'No truncate while a legal hold covers rows of this table.';
+create trigger message_reactions_legal_hold
+  before update or delete on public.message_reactions
+  for each row execute function private.legal_hold_guard('conversation_id');
+comment on trigger message_reactions_legal_hold on public.message_reactions is 'Reactions in held conversations cannot be deleted or changed.';
+create trigger message_reactions_legal_hold_truncate
+  before truncate on public.message_reactions
+  for each statement execute function private.legal_hold_guard('conversation_id');
+comment on trigger message_reactions_legal_hold_truncate on public.message_reactions is 'No truncate while a legal hold covers rows of this table.';
+create trigger hitl_escalations_legal_hold
+  before update or delete on public.hitl_escalations
+  for each row execute function private.legal_hold_guard('conversation_id');
+comment on trigger hitl_escalations_legal_hold on public.hitl_escalations is 'HITL escalations of held conversations cannot be deleted or changed.';
+create trigger hitl_escalations_legal_hold_truncate
+  before truncate on public.hitl_escalations
+  for each statement execute function private.legal_hold_guard('conversation_id');
+comment on trigger hitl_escalations_legal_hold_truncate on public.hitl_escalations is 'No truncate while a legal hold covers rows of this table.';
+create trigger knowledge_queries_legal_hold
+  before update or delete on public.knowledge_queries
+  for each row execute function private.legal_hold_guard('conversation_id');
+comment on trigger knowledge_queries_legal_hold on public.knowledge_queries is 'Knowledge queries of held conversations cannot be deleted or changed.';
+create trigger knowledge_queries_legal_hold_truncate
+  before truncate on public.knowledge_queries
+  for each statement execute function private.legal_hold_guard('conversation_id');
+comment on trigger knowledge_queries_legal_hold_truncate on public.knowledge_queries is 'No truncate while a legal hold covers rows of this table.';
+create trigger documents_legal_hold
+  before update or delete on public.documents
+  for each row execute function private.legal_hold_guard('company', 'status', 'error_message', 'chunk_count',
+    'processed_at', 'updated_at');
+comment on trigger documents_legal_hold on public.documents is 'Documents of a company under a company-wide hold cannot be deleted or change content (processing status still changes).';
+create trigger documents_legal_hold_truncate
+  before truncate on public.documents
+  for each statement execute function private.legal_hold_guard('company');
+comment on trigger documents_legal_hold_truncate on public.documents is 'No truncate while a legal hold covers rows of this table.';
+create trigger document_chunks_legal_hold
+  before update or delete on public.document_chunks
+  for each row execute function private.legal_hold_guard('company');
+comment on trigger document_chunks_legal_hold on public.document_chunks is 'Chunks of a company under a company-wide hold cannot be deleted or changed.';
+create trigger document_chunks_legal_hold_truncate
+  before truncate on public.document_chunks
+  for each statement execute function private.legal_hold_guard('company');
+comment on trigger document_chunks_legal_hold_truncate on public.document_chunks is 'No truncate while a legal hold covers rows of this table.';
+create trigger integrations_legal_hold
+  before update or delete on public.integrations
+  for each row execute function private.legal_hold_guard('company', 'status', 'has_credentials',
+    'credentials_updated_at', 'updated_at');
+comment on trigger integrations_legal_hold on public.integrations is 'Integrations of a company under a company-wide hold cannot be deleted or reconfigured (status and credential bookkeeping still change).';
+create trigger integrations_legal_hold_truncate
+  before truncate on public.integrations
+  for each statement execute function private.legal_hold_guard('company');
+comment on trigger integrations_legal_hold_truncate on public.integrations is 'No truncate while a legal hold covers rows of this table.';
+create trigger integration_logs_legal_hold
+  before update or delete on public.integration_logs
+  for each row execute function private.legal_hold_guard('company');
+comment on trigger integration_logs_legal_hold on public.integration_logs is 'Integration logs of a company under a company-wide hold cannot be deleted or changed.';
+create trigger integration_logs_legal_hold_truncate
+  before truncate on public.integration_logs
+  for each statement execute function private.legal_hold_guard('company');
+comment on trigger integration_logs_legal_hold_truncate on public.integration_logs is 'No truncate while a legal hold covers rows of this table.';
+create trigger analytics_daily_legal_hold
+  before update or delete on public.analytics_daily
+  for each row execute function private.legal_hold_guard('company', 'conversations_count',
+    'new_conversations_count', 'messages_count', 'end_user_messages_count', 'bot_messages_count',
+    'operator_messages_count', 'hitl_escalations', 'avg_processing_time_ms', 'positive_reactions',
+    'negative_reactions', 'knowledge_queries_count', 'refreshed_at');
+comment on trigger analytics_daily_legal_hold on public.analytics_daily is 'Daily analytics of a company under a company-wide hold cannot be deleted or moved (the roll-up still recomputes the counters).';
+create trigger analytics_daily_legal_hold_truncate
+  before truncate on public.analytics_daily
+  for each statement execute function private.legal_hold_guard('company');
+comment on trigger analytics_daily_legal_hold_truncate on public.analytics_daily is 'No truncate while a legal hold covers rows of this table.';
+create trigger audit_logs_legal_hold
+  before update or delete on public.audit_logs
+  for each row execute function private.legal_hold_guard('company');
+comment on trigger audit_logs_legal_hold on public.audit_logs is 'The audit trail of a company under a company-wide hold cannot be purged.';
+create trigger audit_logs_legal_hold_truncate
+  before truncate on public.audit_logs
+  for each statement execute function private.legal_hold_guard('company');
+comment on trigger audit_logs_legal_hold_truncate on public.audit_logs is 'No truncate while a legal hold covers rows of this table.';
 create trigger conversations_archived_legal_hold
-  after delete on archive.conversations_archived
-  referencing old table as old_rows
-  for each statement execute function private.legal_hold_block_delete('id');
-comment on trigger conversations_archived_legal_hold on archive.conversations_archived is 'Held archived conversations cannot be deleted.';
+  before update or delete on archive.conversations_archived
+  for each row execute function private.legal_hold_guard('id');
+comment on trigger conversations_archived_legal_hold on archive.conversations_archived is 'Held archived conversations cannot be deleted or changed.';
+create trigger conversations_archived_legal_hold_truncate
+  before truncate on archive.conversations_archived
+  for each statement execute function private.legal_hold_guard('id');
+comment on trigger conversations_archived_legal_hold_truncate on archive.conversations_archived is 'No truncate while a legal hold covers rows of this table.';
 create trigger messages_archived_legal_hold
-  after delete on archive.messages_archived
-  referencing old table as old_rows
-  for each statement execute function private.legal_hold_block_delete('conversation_id');
-comment on trigger messages_archived_legal_hold on archive.messages_archived is 'Messages of held archived conversations cannot be deleted.';
+  before update or delete on archive.messages_archived
+  for each row execute function private.legal_hold_guard('conversation_id');
+comment on trigger messages_archived_legal_hold on archive.messages_archived is 'Archived messages of held conversations cannot be deleted or changed.';
+create trigger messages_archived_legal_hold_truncate
+  before truncate on archive.messages_archived
+  for each statement execute function private.legal_hold_guard('conversation_id');
+comment on trigger messages_archived_legal_hold_truncate on archive.messages_archived is 'No truncate while a legal hold covers rows of this table.';
+create trigger message_reactions_archived_legal_hold
+  before update or delete on archive.message_reactions_archived
+  for each row execute function private.legal_hold_guard('conversation_id');
+comment on trigger message_reactions_archived_legal_hold on archive.message_reactions_archived is 'Archived reactions of held conversations cannot be deleted or changed.';
+create trigger message_reactions_archived_legal_hold_truncate
+  before truncate on archive.message_reactions_archived
+  for each statement execute function private.legal_hold_guard('conversation_id');
+comment on trigger message_reactions_archived_legal_hold_truncate on archive.message_reactions_archived is 'No truncate while a legal hold covers rows of this table.';
+create trigger hitl_escalations_archived_legal_hold
+  before update or delete on archive.hitl_escalations_archived
+  for each row execute function private.legal_hold_guard('conversation_id');
+comment on trigger hitl_escalations_archived_legal_hold on archive.hitl_escalations_archived is 'Archived HITL escalations of held conversations cannot be deleted or changed.';
+create trigger hitl_escalations_archived_legal_hold_truncate
+  before truncate on archive.hitl_escalations_archived
+  for each statement execute function private.legal_hold_guard('conversation_id');
+comment on trigger hitl_escalations_archived_legal_hold_truncate on archive.hitl_escalations_archived is 'No truncate while a legal hold covers rows of this table.';
+create trigger knowledge_queries_archived_legal_hold
+  before update or delete on archive.knowledge_queries_archived
+  for each row execute function private.legal_hold_guard('conversation_id');
+comment on trigger knowledge_queries_archived_legal_hold on archive.knowledge_queries_archived is 'Archived knowledge queries of held conversations cannot be deleted or changed.';
+create trigger knowledge_queries_archived_legal_hold_truncate
+  before truncate on archive.knowledge_queries_archived
+  for each statement execute function private.legal_hold_guard('conversation_id');
+comment on trigger knowledge_queries_archived_legal_hold_truncate on archive.knowledge_queries_archived is 'No truncate while a legal hold covers rows of this table.';
+create trigger integration_logs_archived_legal_hold
+  before update or delete on archive.integration_logs_archived
+  for each row execute function private.legal_hold_guard('company');
+comment on trigger integration_logs_archived_legal_hold on archive.integration_logs_archived is 'Archived integration logs of a company under a company-wide hold cannot be deleted or changed.';
+create trigger integration_logs_archived_legal_hold_truncate
+  before truncate on archive.integration_logs_archived
+  for each statement execute function private.legal_hold_guard('company');
+comment on trigger integration_logs_archived_legal_hold_truncate on archive.integration_logs_archived is 'No truncate while a legal hold covers rows of this table.';
+create trigger analytics_archived_legal_hold
+  before update or delete on archive.analytics_archived
+  for each row execute function private.legal_hold_guard('company');
+comment on trigger analytics_archived_legal_hold on archive.analytics_archived is 'Archived analytics of a company under a company-wide hold cannot be deleted or changed.';
+create trigger analytics_archived_legal_hold_truncate
+  before truncate on archive.analytics_archived
+  for each statement execute function private.legal_hold_guard('company');
+comment on trigger analytics_archived_legal_hold_truncate on archive.analytics_archived is 'No truncate while a legal hold covers rows of this table.';
+
+-- Tenant guard of the archive tables (see schema/0060_tenant_guard.sql): company_id never
+-- changes; the lifecycle jobs (service_role) are the only writers.
+create trigger conversations_archived_0_tenant_guard
+  before insert or update on archive.conversations_archived
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger conversations_archived_0_tenant_guard on archive.conversations_archived is 'Fires first: company_id never changes (any role).';
+create trigger messages_archived_0_tenant_guard
+  before insert or update on archive.messages_archived
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger messages_archived_0_tenant_guard on archive.messages_archived is 'Fires first: company_id never changes (any role).';
+create trigger message_reactions_archived_0_tenant_guard
+  before insert or update on archive.message_reactions_archived
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger message_reactions_archived_0_tenant_guard on archive.message_reactions_archived is 'Fires first: company_id never changes (any role).';
+create trigger hitl_escalations_archived_0_tenant_guard
+  before insert or update on archive.hitl_escalations_archived
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger hitl_escalations_archived_0_tenant_guard on archive.hitl_escalations_archived is 'Fires first: company_id never changes (any role).';
+create trigger knowledge_queries_archived_0_tenant_guard
+  before insert or update on archive.knowledge_queries_archived
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger knowledge_queries_archived_0_tenant_guard on archive.knowledge_queries_archived is 'Fires first: company_id never changes (any role).';
+create trigger integration_logs_archived_0_tenant_guard
+  before insert or update on archive.integration_logs_archived
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger integration_logs_archived_0_tenant_guard on archive.integration_logs_archived is 'Fires first: company_id never changes (any role).';
+create trigger analytics_archived_0_tenant_guard
+  before insert or update on archive.analytics_archived
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger analytics_archived_0_tenant_guard on archive.analytics_archived is 'Fires first: company_id never changes (any role).';
 
 -- Column comments of the archive tables (same meaning as the live columns).
 do $$

@@ -101,6 +101,10 @@ def weak_db(scratch_db: str) -> Iterator[str]:
     ("tenant.cascade", "public.leaky"),
     ("policy.read_only", "public.leaky"),
     ("definer.read_only", "definer_writes()"),
+    ("tenant.guard", "public.leaky"),
+    ("tenant.guard", "public.crossref"),
+    ("legal_hold.trigger", "public.leaky"),
+    ("legal_hold.trigger", "public.companies"),
 ])
 def test_doctor_catches_each_weakness(weak_db: str, check: str, obj: str) -> None:
     assert (check, obj) in findings_for(weak_db)
@@ -171,3 +175,37 @@ def test_a_write_rpc_without_the_read_only_check_fails_doctor(neurant_db: TestDa
         found = [f.object for f in run_checks(conn) if f.check == "definer.read_only" and f.level == "error"]
         conn.rollback()
     assert found == ["revoke_invitation(uuid)"]
+
+
+HALF_GUARDED = """
+create schema private;
+create function private.reject_other_tenant_insert() returns trigger language plpgsql as 'begin return new; end';
+create function private.legal_hold_guard() returns trigger language plpgsql as 'begin return old; end';
+create table public.half_guarded (company_id uuid not null, id uuid not null, primary key (company_id, id));
+create trigger half_guarded_0_tenant_guard before insert on public.half_guarded
+  for each row execute function private.reject_other_tenant_insert();
+create trigger half_guarded_legal_hold before delete on public.half_guarded
+  for each row execute function private.legal_hold_guard('company');
+create table public.fully_guarded (company_id uuid not null, id uuid not null, primary key (company_id, id));
+create trigger fully_guarded_0_tenant_guard before insert or update on public.fully_guarded
+  for each row execute function private.reject_other_tenant_insert();
+create trigger fully_guarded_legal_hold before update or delete on public.fully_guarded
+  for each row execute function private.legal_hold_guard('company');
+create trigger fully_guarded_legal_hold_truncate before truncate on public.fully_guarded
+  for each statement execute function private.legal_hold_guard('company');
+create table public.bookkeeping (company_id uuid not null, id uuid not null, primary key (company_id, id));
+comment on table public.bookkeeping is 'Counters. doctor: allow legal_hold quota counters, not a record.';
+"""
+
+
+def test_a_tenant_table_guarded_on_insert_only_or_without_truncate_block_is_caught(weak_db: str) -> None:
+    with psycopg.connect(weak_db, autocommit=True) as conn:
+        conn.execute(HALF_GUARDED)
+        found = {(f.check, f.object, f.level) for f in run_checks(conn)}
+    assert ("tenant.guard", "public.half_guarded", "error") in found
+    assert ("legal_hold.trigger", "public.half_guarded", "error") in found
+    assert not {(c, o) for c, o, _level in found if o == "public.fully_guarded"} & {
+        ("tenant.guard", "public.fully_guarded"), ("legal_hold.trigger", "public.fully_guarded")}
+    assert ("legal_hold.trigger", "public.bookkeeping", "info") in found
+    assert ("legal_hold.trigger", "public.bookkeeping", "error") not in found
+    assert ("tenant.guard", "public.bookkeeping", "error") in found

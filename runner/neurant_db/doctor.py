@@ -257,6 +257,13 @@ def tenant_keys(conn: psycopg.Connection) -> Iterator[Finding]:
                               "ON DELETE SET NULL/DEFAULT on a key containing company_id (Citus rejects it)")
 
 
+def _table_allows(conn: psycopg.Connection, oid: int, exception: str) -> str | None:
+    """The reason given by `doctor: allow <exception> <reason>` in the table's COMMENT, else None."""
+    note_row = conn.execute("select coalesce(obj_description(%s, 'pg_class'), '')", (oid,)).fetchone()
+    allowed = re.search(r"doctor: allow " + re.escape(exception) + r"\b[:\s]*(.*)", note_row[0] if note_row else "")
+    return (allowed.group(1).strip() or "see comment") if allowed else None
+
+
 @check
 def tenant_tables_cascade_from_company(conn: psycopg.Connection) -> Iterator[Finding]:
     for oid, name, *_rest in _tenant_tables(conn):
@@ -267,15 +274,68 @@ def tenant_tables_cascade_from_company(conn: psycopg.Connection) -> Iterator[Fin
             "and confrelid = %s::regclass and confdeltype = 'c'", (oid, TENANT_ROOT)).fetchone()
         if direct:
             continue
-        note_row = conn.execute("select coalesce(obj_description(%s, 'pg_class'), '')", (oid,)).fetchone()
-        allowed = re.search(r"doctor: allow tenant\.cascade\b[:\s]*(.*)", note_row[0] if note_row else "")
-        if allowed:
-            yield Finding("info", "tenant.cascade", name,
-                          f"no company FK on purpose: {allowed.group(1).strip() or 'see comment'}")
+        allowed = _table_allows(conn, oid, "tenant.cascade")
+        if allowed is not None:
+            yield Finding("info", "tenant.cascade", name, f"no company FK on purpose: {allowed}")
         else:
             yield Finding("error", "tenant.cascade", name,
                           "no (company_id) -> companies FK with ON DELETE CASCADE: deleting a company "
                           "would leave or block its rows")
+
+
+TRIGGERS_OF = """
+select p.proname, t.tgtype, t.tgattr::text
+from pg_trigger t join pg_proc p on p.oid = t.tgfoid
+join pg_namespace pn on pn.oid = p.pronamespace
+where t.tgrelid = %s and not t.tgisinternal and t.tgenabled <> 'D' and pn.nspname = 'private'
+"""
+# pg_trigger.tgtype bits
+TG_ROW, TG_BEFORE, TG_INSERT, TG_DELETE, TG_UPDATE, TG_TRUNCATE = 1, 2, 4, 8, 16, 32
+
+
+def _has_trigger(triggers: list[tuple[Any, ...]], function: str, bits: int, *, all_columns: bool = False) -> bool:
+    return any(name == function and (tgtype & bits) == bits and (not all_columns or attr == "")
+               for name, tgtype, attr in triggers)
+
+
+@check
+def tenant_key_is_guarded(conn: psycopg.Connection) -> Iterator[Finding]:
+    """Every tenant table (live, archive, private) runs private.reject_other_tenant_insert
+    before insert and before every update: members insert only into their own company,
+    and company_id never changes, for any role (issue 9)."""
+    for oid, name, *_rest in _tenant_tables(conn):
+        if name == TENANT_ROOT:
+            continue
+        triggers = conn.execute(TRIGGERS_OF, (oid,)).fetchall()
+        if not _has_trigger(triggers, "reject_other_tenant_insert",
+                            TG_ROW | TG_BEFORE | TG_INSERT | TG_UPDATE, all_columns=True):
+            yield Finding("error", "tenant.guard", name,
+                          "no tenant guard: add trigger <table>_0_tenant_guard before insert or update "
+                          "for each row execute function private.reject_other_tenant_insert() "
+                          "(company_id would be mutable, and members could propose other companies' rows)")
+
+
+@check
+def tenant_tables_honour_legal_holds(conn: psycopg.Connection) -> Iterator[Finding]:
+    """Every tenant table holding records runs private.legal_hold_guard before update or
+    delete (per row) and before truncate, so an active legal hold stops every path; a table
+    that holds no records says why in its COMMENT (`doctor: allow legal_hold <reason>`)."""
+    for oid, name, *_rest in _tenant_tables(conn):
+        triggers = conn.execute(TRIGGERS_OF, (oid,)).fetchall()
+        row_bits = TG_ROW | TG_BEFORE | TG_DELETE | (0 if name == TENANT_ROOT else TG_UPDATE)
+        missing = [what for what, ok in (
+            ("before update or delete (per row)", _has_trigger(triggers, "legal_hold_guard", row_bits)),
+            ("before truncate", _has_trigger(triggers, "legal_hold_guard", TG_BEFORE | TG_TRUNCATE)),
+        ) if not ok]
+        if not missing:
+            continue
+        allowed = _table_allows(conn, oid, "legal_hold")
+        if allowed is not None:
+            yield Finding("info", "legal_hold.trigger", name, f"not covered by legal holds on purpose: {allowed}")
+        else:
+            yield Finding("error", "legal_hold.trigger", name,
+                          "legal holds do not cover it: no private.legal_hold_guard trigger "
+                          + " and ".join(missing) + " (see schema/3000_lifecycle_schema.sql)")
 
 
 @check

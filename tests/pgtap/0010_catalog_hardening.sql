@@ -5,13 +5,16 @@
 -- functions, and every RPC probed with another company's ids. Rules of one domain
 -- live in that domain's file (see CONVENTIONS.md, Tests).
 begin;
-select plan(18 + (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+select plan(19 + (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
                     where n.nspname in ('public', 'private') and p.prokind in ('f', 'p')
                       and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e'))
                 + 2 * (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
                         where n.nspname = 'public' and p.prokind = 'f' and p.prorettype <> 'trigger'::regtype
                           and has_function_privilege('authenticated', p.oid, 'EXECUTE')
-                          and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')));
+                          and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e'))
+                + 3 * (select count(*)::int from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                        where n.nspname in ('public', 'private', 'archive') and c.relkind in ('r', 'p')
+                          and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'company_id' and not a.attisdropped)));
 
 -- Structure: the keys make a cross-tenant row impossible by construction ------------
 select is_empty($$
@@ -53,6 +56,37 @@ select is_empty($$
              and (t.tgtype & 2) <> 0 and (t.tgtype & 4) <> 0 and (t.tgtype & 1) <> 0  -- before, insert, row
            order by t.tgname limit 1) is distinct from 'private.reject_other_tenant_insert()'::regprocedure $$,
   'every tenant table members may insert into runs the tenant guard as its first BEFORE INSERT trigger');
+
+-- The tenant key is immutable, for every role (issue 9, finding 4) -------------------
+select is_empty($$
+  select c.oid::regclass::text
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname in ('public', 'private', 'archive') and c.relkind in ('r', 'p')
+     and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'company_id' and not a.attisdropped)
+     and not exists (select 1 from pg_trigger t
+                      where t.tgrelid = c.oid and not t.tgisinternal and t.tgattr = ''::int2vector
+                        and t.tgfoid = 'private.reject_other_tenant_insert()'::regprocedure
+                        and (t.tgtype & 1) <> 0 and (t.tgtype & 2) <> 0 and (t.tgtype & 4) <> 0 and (t.tgtype & 16) <> 0) $$,
+  'every tenant table (live, archive, private) runs the tenant guard before insert and before every update');
+
+-- Catalog-driven: moving any row of company A to company B is refused, as a member, as
+-- service_role and as the migration owner (a new tenant table is covered automatically;
+-- every tenant table has fixture rows of A). A role that may update company_id gets the
+-- guard's error; one without the privilege, permission denied (also 42501).
+select is(case when w.role is null or has_column_privilege(w.role, c.oid, 'company_id', 'UPDATE') then v.outcome
+               else left(v.outcome, 5) end,
+          case when w.role is null or has_column_privilege(w.role, c.oid, 'company_id', 'UPDATE')
+               then format('42501: the tenant key of %s cannot change', c.oid::regclass) else '42501' end,
+          format('%s cannot move a row of %s to another company', w.who, c.oid::regclass))
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+ cross join (values (1, 'owner', 'authenticated'), (2, 'service_role', 'service_role'), (3, 'superuser', null)) w(o, who, role)
+ cross join lateral (
+   select case w.who when 'superuser' then tests.attempt(s.sql) else tests.attempt_as(w.who, s.sql) end as outcome
+     from (select format('update %s set company_id = %L where company_id = %L',
+                         c.oid::regclass, tests.company_id('B'), tests.company_id('A')) as sql) s) v
+ where n.nspname in ('public', 'private', 'archive') and c.relkind in ('r', 'p')
+   and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'company_id' and not a.attisdropped)
+ order by c.oid::regclass::text, w.o;
 
 -- Security definer functions ---------------------------------------------------------
 select is(

@@ -78,7 +78,7 @@ select throws_ok($$ update public.users set company_id = tests.company_id('B')
 select tests.act_as_service();
 select throws_ok($$ update public.users set company_id = tests.company_id('B')
                      where company_id = tests.company_id('A') and id = tests.user_id('A', 'operador') $$,
-  '42501', 'a member cannot be moved to another company',
+  '42501', 'the tenant key of users cannot change',
   'a member cannot be moved to another company, even by service_role');
 
 select tests.act_as_service();
