@@ -48,7 +48,7 @@ comment on column public.legal_holds.released_by is 'Who released the hold; set 
 create function private.legal_holds_guard() returns trigger
   language plpgsql
   volatile
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'DELETE' then
@@ -85,7 +85,7 @@ create function private.legal_hold_block_delete() returns trigger
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 -- Trigger argument 0: the column of the deleted rows holding the conversation id.
 declare
@@ -127,7 +127,7 @@ create function private.companies_legal_hold() returns trigger
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if exists (select 1 from public.legal_holds h where h.company_id = old.id and h.released_at is null) then
