@@ -3,6 +3,7 @@ drop function private.batch_rows(jsonb);
 drop function private.job_progress(bigint, text, jsonb, jsonb);
 drop function private.job_finish(bigint, text, text);
 drop function private.job_start(text, jsonb, boolean);
+drop function private.job_session_alive(integer, timestamptz);
 drop index private.job_runs_one_running_per_lock_key;
 drop function private.job_lock_key(text);
 drop function private.jsonb_add_counts(jsonb, jsonb);

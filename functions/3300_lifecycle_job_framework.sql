@@ -113,6 +113,21 @@ create unique index job_runs_one_running_per_lock_key on private.job_runs (priva
 comment on index private.job_runs_one_running_per_lock_key is
   'The job lock: at most one running run per lock group (private.job_lock_key); a concurrent job_start waits for the other''s commit, then fails 55P03.';
 
+create function private.job_session_alive(p_pid integer, p_since timestamptz) returns boolean
+  language sql
+  stable
+  security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+  -- Definer: pg_stat_activity shows backend_start of other roles' sessions only to their
+  -- members and pg_read_all_stats. Without it (null) the pid alone counts: never a live
+  -- run taken for dead.
+  select exists (select 1 from pg_catalog.pg_stat_activity a
+                  where a.pid = p_pid and (a.backend_start is null or a.backend_start <= p_since))
+$$;
+comment on function private.job_session_alive(integer, timestamptz) is
+  'True while the session with pid p_pid that was connected at p_since still lives (a pid reused by a later session does not count): tells a running job from a killed one.';
+
 create function private.job_start(p_job text, p_params jsonb, p_dry_run boolean) returns bigint
   language plpgsql
   volatile
@@ -132,9 +147,7 @@ begin
     from private.job_runs r
    where r.status = 'running' and private.job_lock_key(r.job) = v_key
      and r.backend_pid <> pg_catalog.pg_backend_pid()
-     and exists (select 1 from pg_catalog.pg_stat_activity a
-                  where a.pid = r.backend_pid
-                    and (a.backend_start is null or a.backend_start <= r.started_at))
+     and private.job_session_alive(r.backend_pid, r.started_at)
    order by r.id desc limit 1;
   if v_holder is null then
     -- Nobody live holds the group: any run of it still marked running lost its session.
@@ -216,6 +229,7 @@ revoke execute on function private.lifecycle_require_privileges(),
   private.conversation_is_held(uuid, uuid),
   private.jsonb_add_counts(jsonb, jsonb),
   private.job_lock_key(text),
+  private.job_session_alive(integer, timestamptz),
   private.job_start(text, jsonb, boolean),
   private.job_finish(bigint, text, text),
   private.job_progress(bigint, text, jsonb, jsonb),
@@ -226,6 +240,7 @@ grant execute on function private.lifecycle_require_privileges(),
   private.conversation_is_held(uuid, uuid),
   private.jsonb_add_counts(jsonb, jsonb),
   private.job_lock_key(text),
+  private.job_session_alive(integer, timestamptz),
   private.job_start(text, jsonb, boolean),
   private.job_finish(bigint, text, text),
   private.job_progress(bigint, text, jsonb, jsonb),
