@@ -1948,6 +1948,29 @@ COMMENT ON FUNCTION private.job_progress(p_run_id bigint, p_step text, p_batch j
 
 
 --
+-- Name: job_session_alive(integer, timestamp with time zone); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.job_session_alive(p_pid integer, p_since timestamp with time zone) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  -- Definer: pg_stat_activity shows backend_start of other roles' sessions only to their
+  -- members and pg_read_all_stats. Without it (null) the pid alone counts: never a live
+  -- run taken for dead.
+  select exists (select 1 from pg_catalog.pg_stat_activity a
+                  where a.pid = p_pid and (a.backend_start is null or a.backend_start <= p_since))
+$$;
+
+
+--
+-- Name: FUNCTION job_session_alive(p_pid integer, p_since timestamp with time zone); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.job_session_alive(p_pid integer, p_since timestamp with time zone) IS 'True while the session with pid p_pid that was connected at p_since still lives (a pid reused by a later session does not count): tells a running job from a killed one.';
+
+
+--
 -- Name: job_start(text, jsonb, boolean); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -1969,9 +1992,7 @@ begin
     from private.job_runs r
    where r.status = 'running' and private.job_lock_key(r.job) = v_key
      and r.backend_pid <> pg_catalog.pg_backend_pid()
-     and exists (select 1 from pg_catalog.pg_stat_activity a
-                  where a.pid = r.backend_pid
-                    and (a.backend_start is null or a.backend_start <= r.started_at))
+     and private.job_session_alive(r.backend_pid, r.started_at)
    order by r.id desc limit 1;
   if v_holder is null then
     -- Nobody live holds the group: any run of it still marked running lost its session.
@@ -11790,6 +11811,14 @@ GRANT ALL ON FUNCTION private.job_lock_key(p_job text) TO service_role;
 
 REVOKE ALL ON FUNCTION private.job_progress(p_run_id bigint, p_step text, p_batch jsonb, p_total jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.job_progress(p_run_id bigint, p_step text, p_batch jsonb, p_total jsonb) TO service_role;
+
+
+--
+-- Name: FUNCTION job_session_alive(p_pid integer, p_since timestamp with time zone); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.job_session_alive(p_pid integer, p_since timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.job_session_alive(p_pid integer, p_since timestamp with time zone) TO service_role;
 
 
 --
