@@ -88,6 +88,29 @@ def test_trusted_code_never_resolves_a_type_an_end_user_planted_in_pg_temp(
     assert _loot(pooled) == []
 
 
+def test_pg_temp_shadows_relations_and_types_unless_listed_last_but_never_functions_or_operators(
+        db: str) -> None:  # noqa: F811
+    """The server behaviour the rules above rest on (checked, not assumed)."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("create temp table pg_class (planted int)")  # same name as a catalog
+        conn.execute("create domain pg_temp.text as pg_catalog.text check (value <> 'x')")
+        conn.execute("create function pg_temp.now() returns timestamptz language sql "
+                     "as $$ select 'epoch'::pg_catalog.timestamptz $$")
+        conn.execute("create function pg_temp.neq(int, int) returns boolean language sql as 'select true'")
+        conn.execute("create operator pg_temp.= (function = pg_temp.neq, leftarg = int, rightarg = int)")
+        for path in ("''", '"$user", public'):
+            conn.execute(f"set search_path = {path}")
+            # relations and types: the unlisted pg_temp comes first
+            assert conn.execute("select count(planted) from pg_class").fetchone() == (0,)
+            with pytest.raises(psycopg.errors.CheckViolation):
+                conn.execute("select 'x'::text")
+        conn.execute("set search_path = pg_catalog, pg_temp")
+        assert conn.execute("select 'x'::text").fetchone() == ("x",)  # listed last: pg_catalog wins
+        assert conn.execute("select count(relname) > 0 from pg_class").fetchone() == (True,)
+        conn.execute("set search_path = pg_temp, pg_catalog")
+        # functions and operators: pg_temp is never searched, even when listed first
+        assert conn.execute("select extract(year from now()) > 2000, 1 = 2").fetchone() == (True, False)
+
 @pytest.mark.parametrize("role", ["authenticated", "anon"])
 def test_end_users_cannot_create_temp_objects(neurant_db: TestDatabase, role: str) -> None:
     # The migrated test database itself: a database cloned from a template starts with

@@ -48,18 +48,21 @@ join pg_stat_activity a on a.pid = l.pid
 """
 
 
-def ensure_lock_table(conn: psycopg.Connection, attempts: int = 5) -> None:
-    """Create the lock table and its row if missing (idempotent, safe when two runs race)."""
+def ensure_lock_table(conn: psycopg.Connection, attempts: int = 6) -> None:
+    """Create the lock table and its row if missing (idempotent). Two first runs may race
+    on the catalog (duplicate key, "tuple concurrently updated"): the loser retries and
+    then finds the table the winner committed."""
     for attempt in range(attempts):
+        if conn.execute("select to_regclass(%s) is not null", (LOCK_TABLE,)).fetchone() == (True,):
+            return
         try:
             with conn.transaction():
                 conn.execute(LOCK_TABLE_SQL)
             return
-        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject,
-                psycopg.errors.DuplicateTable, psycopg.errors.DuplicateSchema):
+        except psycopg.Error:
             if attempt == attempts - 1:
                 raise
-            time.sleep(0.05)  # the other run created it meanwhile: the next try is a no-op
+            time.sleep(0.05 * (attempt + 1))
 
 
 def describe_holder(conn: psycopg.Connection) -> str:
