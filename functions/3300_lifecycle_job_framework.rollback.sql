@@ -11,3 +11,4 @@ drop function private.conversation_is_held(uuid, uuid);
 drop function private.lifecycle_cutoffs(timestamptz);
 drop function private.lifecycle_clock(timestamptz);
 drop function private.lifecycle_require_privileges();
+drop function private.job_require_trusted_path(name[]);

@@ -26,6 +26,30 @@ $$;
 comment on function private.lifecycle_require_privileges() is
   'Raises 42501 unless the current role bypasses RLS (superuser or BYPASSRLS, e.g. service_role): a job under RLS would silently move nothing.';
 
+create function private.job_require_trusted_path(p_schemas name[]) returns void
+  language plpgsql
+  stable
+  set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_first name;
+begin
+  -- p_schemas: pg_catalog.current_schemas(true) as the job procedure sees it (procedures
+  -- COMMIT, so they cannot SET search_path: they run on the caller's). Their types and
+  -- functions are qualified; their operators (=, <, +) are exact matches in pg_catalog,
+  -- which win over any same-signature operator later on the path, not over one earlier.
+  select s into v_first from pg_catalog.unnest(p_schemas) with ordinality u(s, i)
+   where s::text not like 'pg\_temp\_%' order by i limit 1;
+  if v_first is distinct from 'pg_catalog' then
+    raise exception using errcode = '42501',
+      message = pg_catalog.format('lifecycle jobs refuse a search_path that puts %s before pg_catalog', v_first),
+      hint = 'Run the job on a session with the default search_path (or reset search_path first).';
+  end if;
+end;
+$$;
+comment on function private.job_require_trusted_path(name[]) is
+  'Raises 42501 unless pg_catalog comes first (temp schema aside) on the search_path a job procedure runs with: a session another client set to "public, pg_catalog" could otherwise shadow an operator.';
+
 create function private.lifecycle_clock(p_as_of timestamptz) returns timestamptz
   language sql
   stable
@@ -225,6 +249,7 @@ comment on function private.batch_rows(jsonb) is 'Total rows of a {"table": coun
 
 -- Privileges: the jobs are for service_role (and the owner / pg_cron).
 revoke execute on function private.lifecycle_require_privileges(),
+  private.job_require_trusted_path(name[]),
   private.lifecycle_cutoffs(timestamptz),
   private.conversation_is_held(uuid, uuid),
   private.jsonb_add_counts(jsonb, jsonb),
@@ -236,6 +261,7 @@ revoke execute on function private.lifecycle_require_privileges(),
   private.batch_rows(jsonb)
   from public, anon, authenticated;
 grant execute on function private.lifecycle_require_privileges(),
+  private.job_require_trusted_path(name[]),
   private.lifecycle_cutoffs(timestamptz),
   private.conversation_is_held(uuid, uuid),
   private.jsonb_add_counts(jsonb, jsonb),

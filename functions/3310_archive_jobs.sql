@@ -243,6 +243,7 @@ declare
   v_err pg_catalog.text;
   v_batches integer := 0;
 begin
+  perform private.job_require_trusted_path(pg_catalog.current_schemas(true));
   if p_batch_size is null or p_batch_size < 1 or p_batch_size > 100000 then
     raise exception using errcode = '22023', message = pg_catalog.format('p_batch_size must be 1..100000, not %s', p_batch_size);
   end if;

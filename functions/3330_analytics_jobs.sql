@@ -151,6 +151,7 @@ declare
   v_rows bigint;
   v_err pg_catalog.text;
 begin
+  perform private.job_require_trusted_path(pg_catalog.current_schemas(true));
   if p_days is null or p_days < 1 or p_days > 3660 then
     raise exception using errcode = '22023', message = pg_catalog.format('p_days must be 1..3660, not %s', p_days);
   end if;

@@ -70,6 +70,7 @@ declare
   v_rows pg_catalog.jsonb;
   v_err pg_catalog.text;
 begin
+  perform private.job_require_trusted_path(pg_catalog.current_schemas(true));
   p_run_id := private.job_start('metrics', '{}'::pg_catalog.jsonb, p_dry_run);
   commit;
   if not p_dry_run then

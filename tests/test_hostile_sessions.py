@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from neurant_db.cli import cli
-from neurant_db.jobs import call_job
+from neurant_db.jobs import JobError, call_job
 from neurant_db.testdb import TestDatabase
 
 from .test_lifecycle_jobs import db, template  # noqa: F401  (migrated scratch database per test)
@@ -110,6 +110,19 @@ def test_pg_temp_shadows_relations_and_types_unless_listed_last_but_never_functi
         conn.execute("set search_path = pg_temp, pg_catalog")
         # functions and operators: pg_temp is never searched, even when listed first
         assert conn.execute("select extract(year from now()) > 2000, 1 = 2").fetchone() == (True, False)
+
+@pytest.mark.parametrize("job", ["archive", "retention", "analytics", "metrics"])
+def test_a_job_refuses_a_search_path_that_puts_a_schema_before_pg_catalog(db: str, job: str) -> None:  # noqa: F811
+    # Procedures run on the caller's path (they COMMIT, so no SET clause): on a pooled
+    # session another client may have left "public, pg_catalog", and an operator created
+    # in public would then win over pg_catalog's (same signature, earlier on the path).
+    with psycopg.connect(db, autocommit=True) as backend:
+        backend.execute("set role service_role")
+        backend.execute("set search_path = public, pg_catalog")
+        with pytest.raises(JobError, match="refuse a search_path that puts public before pg_catalog"):
+            call_job(backend, job)
+        backend.execute("set search_path = pg_temp, pg_catalog, public")  # pg_temp: never for operators
+        assert call_job(backend, job).status == "succeeded"
 
 @pytest.mark.parametrize("role", ["authenticated", "anon"])
 def test_end_users_cannot_create_temp_objects(neurant_db: TestDatabase, role: str) -> None:
