@@ -1948,6 +1948,39 @@ COMMENT ON FUNCTION private.job_progress(p_run_id bigint, p_step text, p_batch j
 
 
 --
+-- Name: job_require_trusted_path(name[]); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.job_require_trusted_path(p_schemas name[]) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_first name;
+begin
+  -- p_schemas: pg_catalog.current_schemas(true) as the job procedure sees it (procedures
+  -- COMMIT, so they cannot SET search_path: they run on the caller's). Their types and
+  -- functions are qualified; their operators (=, <, +) are exact matches in pg_catalog,
+  -- which win over any same-signature operator later on the path, not over one earlier.
+  select s into v_first from pg_catalog.unnest(p_schemas) with ordinality u(s, i)
+   where s::text not like 'pg\_temp\_%' order by i limit 1;
+  if v_first is distinct from 'pg_catalog' then
+    raise exception using errcode = '42501',
+      message = pg_catalog.format('lifecycle jobs refuse a search_path that puts %s before pg_catalog', v_first),
+      hint = 'Run the job on a session with the default search_path (or reset search_path first).';
+  end if;
+end;
+$$;
+
+
+--
+-- Name: FUNCTION job_require_trusted_path(p_schemas name[]); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.job_require_trusted_path(p_schemas name[]) IS 'Raises 42501 unless pg_catalog comes first (temp schema aside) on the search_path a job procedure runs with: a session another client set to "public, pg_catalog" could otherwise shadow an operator.';
+
+
+--
 -- Name: job_session_alive(integer, timestamp with time zone); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -3478,6 +3511,7 @@ declare
   v_rows bigint;
   v_err pg_catalog.text;
 begin
+  perform private.job_require_trusted_path(pg_catalog.current_schemas(true));
   if p_days is null or p_days < 1 or p_days > 3660 then
     raise exception using errcode = '22023', message = pg_catalog.format('p_days must be 1..3660, not %s', p_days);
   end if;
@@ -3539,6 +3573,7 @@ declare
   v_err pg_catalog.text;
   v_batches integer := 0;
 begin
+  perform private.job_require_trusted_path(pg_catalog.current_schemas(true));
   if p_batch_size is null or p_batch_size < 1 or p_batch_size > 100000 then
     raise exception using errcode = '22023', message = pg_catalog.format('p_batch_size must be 1..100000, not %s', p_batch_size);
   end if;
@@ -3600,6 +3635,7 @@ declare
   v_rows pg_catalog.jsonb;
   v_err pg_catalog.text;
 begin
+  perform private.job_require_trusted_path(pg_catalog.current_schemas(true));
   p_run_id := private.job_start('metrics', '{}'::pg_catalog.jsonb, p_dry_run);
   commit;
   if not p_dry_run then
@@ -3642,6 +3678,7 @@ declare
   v_err pg_catalog.text;
   v_batches integer := 0;
 begin
+  perform private.job_require_trusted_path(pg_catalog.current_schemas(true));
   if p_batch_size is null or p_batch_size < 1 or p_batch_size > 100000 then
     raise exception using errcode = '22023', message = pg_catalog.format('p_batch_size must be 1..100000, not %s', p_batch_size);
   end if;
@@ -11811,6 +11848,14 @@ GRANT ALL ON FUNCTION private.job_lock_key(p_job text) TO service_role;
 
 REVOKE ALL ON FUNCTION private.job_progress(p_run_id bigint, p_step text, p_batch jsonb, p_total jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.job_progress(p_run_id bigint, p_step text, p_batch jsonb, p_total jsonb) TO service_role;
+
+
+--
+-- Name: FUNCTION job_require_trusted_path(p_schemas name[]); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.job_require_trusted_path(p_schemas name[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.job_require_trusted_path(p_schemas name[]) TO service_role;
 
 
 --
