@@ -484,7 +484,7 @@ COMMENT ON FUNCTION private.archivable_conversations(p_as_of timestamp with time
 
 CREATE FUNCTION private.archive_analytics_batch(p_as_of timestamp with time zone, p_limit integer) RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   n bigint;
@@ -529,7 +529,7 @@ COMMENT ON FUNCTION private.archive_analytics_batch(p_as_of timestamp with time 
 
 CREATE FUNCTION private.archive_conversations_batch(p_as_of timestamp with time zone, p_limit integer) RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_companies uuid[];
@@ -625,7 +625,7 @@ COMMENT ON FUNCTION private.archive_conversations_batch(p_as_of timestamp with t
 
 CREATE FUNCTION private.archive_integration_logs_batch(p_as_of timestamp with time zone, p_limit integer) RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   n bigint;
@@ -669,18 +669,18 @@ CREATE FUNCTION private.archive_preview(p_as_of timestamp with time zone) RETURN
     AS $$
   with c as (select * from private.archivable_conversations(p_as_of))
   select pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-    'message_reactions', (select count(*) from public.message_reactions r join public.messages m on m.company_id = r.company_id and m.id = r.message_id
+    'message_reactions', (select pg_catalog.count(*) from public.message_reactions r join public.messages m on m.company_id = r.company_id and m.id = r.message_id
                             join c on c.company_id = m.company_id and c.id = m.conversation_id),
-    'knowledge_queries', (select count(*) from public.knowledge_queries q join public.messages m on m.company_id = q.company_id and m.id = q.message_id
+    'knowledge_queries', (select pg_catalog.count(*) from public.knowledge_queries q join public.messages m on m.company_id = q.company_id and m.id = q.message_id
                             join c on c.company_id = m.company_id and c.id = m.conversation_id),
-    'hitl_escalations', (select count(*) from public.hitl_escalations e join c on c.company_id = e.company_id and c.id = e.conversation_id),
-    'messages', (select count(*) from public.messages m join c on c.company_id = m.company_id and c.id = m.conversation_id),
-    'conversations', (select count(*) from c),
-    'integration_logs', (select count(*) from private.lifecycle_cutoffs(p_as_of) k
+    'hitl_escalations', (select pg_catalog.count(*) from public.hitl_escalations e join c on c.company_id = e.company_id and c.id = e.conversation_id),
+    'messages', (select pg_catalog.count(*) from public.messages m join c on c.company_id = m.company_id and c.id = m.conversation_id),
+    'conversations', (select pg_catalog.count(*) from c),
+    'integration_logs', (select pg_catalog.count(*) from private.lifecycle_cutoffs(p_as_of) k
                            join public.integration_logs l on l.company_id = k.company_id and l.created_at < k.archive_before
                           where not k.company_held),
-    'analytics_daily', (select count(*) from private.lifecycle_cutoffs(p_as_of) k
-                          join public.analytics_daily a on a.company_id = k.company_id and a.day < (k.archive_before at time zone 'UTC')::date
+    'analytics_daily', (select pg_catalog.count(*) from private.lifecycle_cutoffs(p_as_of) k
+                          join public.analytics_daily a on a.company_id = k.company_id and a.day < (k.archive_before at time zone 'UTC')::pg_catalog.date
                          where not k.company_held)))
 $$;
 
@@ -698,7 +698,7 @@ COMMENT ON FUNCTION private.archive_preview(p_as_of timestamp with time zone) IS
 
 CREATE FUNCTION private.audit_logs_append_only() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   -- Retention purge hook (data lifecycle, 7 years): only the owner of the table
@@ -732,7 +732,7 @@ COMMENT ON FUNCTION private.audit_logs_append_only() IS 'Trigger: rejects UPDATE
 
 CREATE FUNCTION private.audit_redact(p_row jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
   select case when p_row is null then null else coalesce(
     (select pg_catalog.jsonb_object_agg(
@@ -766,7 +766,7 @@ COMMENT ON FUNCTION private.audit_redact(p_row jsonb) IS 'Replaces with "[REDACT
 
 CREATE FUNCTION private.audit_row_change() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 -- Trigger arguments:
 --   0: column holding the tenant id ('company_id', or 'id' for public.companies)
@@ -847,7 +847,7 @@ COMMENT ON FUNCTION private.audit_row_change() IS 'Generic AFTER ROW trigger: ap
 CREATE FUNCTION private.batch_rows(p_batch jsonb) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-  select coalesce(sum(e.value::numeric), 0)::bigint from pg_catalog.jsonb_each_text(coalesce(p_batch, '{}'::jsonb)) e
+  select coalesce(pg_catalog.sum(e.value::numeric), 0)::bigint from pg_catalog.jsonb_each_text(coalesce(p_batch, '{}'::pg_catalog.jsonb)) e
 $$;
 
 
@@ -864,7 +864,7 @@ COMMENT ON FUNCTION private.batch_rows(p_batch jsonb) IS 'Total rows of a {"tabl
 
 CREATE FUNCTION private.caller_is_subject_to_rls() RETURNS boolean
     LANGUAGE sql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select coalesce((select not (r.rolsuper or r.rolbypassrls)
              from pg_catalog.pg_roles r
@@ -885,7 +885,7 @@ COMMENT ON FUNCTION private.caller_is_subject_to_rls() IS 'True when the current
 
 CREATE FUNCTION private.channel_list_is_valid(p_channels public.channel_type[]) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select p_channels is not null
      and pg_catalog.cardinality(p_channels) >= 1
@@ -908,7 +908,7 @@ COMMENT ON FUNCTION private.channel_list_is_valid(p_channels public.channel_type
 
 CREATE FUNCTION private.chatbot_operators_before_write() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_role public.user_role;
@@ -957,7 +957,7 @@ COMMENT ON FUNCTION private.chatbot_operators_before_write() IS 'Trigger: only a
 
 CREATE FUNCTION private.chatbots_before_write() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id uuid := public.get_current_user_id();
@@ -994,7 +994,7 @@ COMMENT ON FUNCTION private.chatbots_before_write() IS 'Trigger: stamps created_
 
 CREATE FUNCTION private.chatbots_count_quota() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if tg_op = 'INSERT' then
@@ -1021,7 +1021,7 @@ COMMENT ON FUNCTION private.chatbots_count_quota() IS 'Trigger: keeps companies.
 
 CREATE FUNCTION private.clear_user_integration_references() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   -- While the whole company is being deleted its rows go by cascade anyway; an
@@ -1054,7 +1054,7 @@ COMMENT ON FUNCTION private.clear_user_integration_references() IS 'Trigger on p
 
 CREATE FUNCTION private.clear_user_reference() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
   v_column text;
@@ -1113,7 +1113,7 @@ COMMENT ON FUNCTION private.cold_conversations(p_as_of timestamp with time zone)
 
 CREATE FUNCTION private.collect_system_metrics() RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_at timestamptz := pg_catalog.clock_timestamp();
@@ -1179,7 +1179,7 @@ COMMENT ON FUNCTION private.collect_system_metrics() IS 'Samples platform health
 
 CREATE FUNCTION private.companies_guard_update() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if new.id is distinct from old.id then
@@ -1211,7 +1211,7 @@ COMMENT ON FUNCTION private.companies_guard_update() IS 'Trigger function (befor
 
 CREATE FUNCTION private.consume_quota(p_company_id uuid, p_counter text, p_delta bigint) RETURNS bigint
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
   v_limit_column text;
@@ -1316,7 +1316,7 @@ COMMENT ON FUNCTION private.conversation_is_held(p_company_id uuid, p_conversati
 
 CREATE FUNCTION private.conversation_transition_allowed(p_from public.conversation_status, p_to public.conversation_status) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select p_from = p_to or case p_from
     when 'active'        then p_to in ('waiting_human', 'human', 'resolved', 'closed')
@@ -1341,7 +1341,7 @@ COMMENT ON FUNCTION private.conversation_transition_allowed(p_from public.conver
 
 CREATE FUNCTION private.conversations_check_assignee(p_company_id uuid, p_chatbot_id uuid, p_user_id uuid) RETURNS void
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_role public.user_role;
@@ -1384,7 +1384,7 @@ COMMENT ON FUNCTION private.conversations_check_assignee(p_company_id uuid, p_ch
 
 CREATE FUNCTION private.conversations_guard_transition() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_chatbot record;
@@ -1477,7 +1477,7 @@ COMMENT ON FUNCTION private.conversations_guard_transition() IS 'Trigger: valida
 
 CREATE FUNCTION private.conversations_log_escalation() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   -- Trusted only when set by private.escalate_conversation() (a nested trigger).
@@ -1511,7 +1511,7 @@ COMMENT ON FUNCTION private.conversations_log_escalation() IS 'Trigger: records 
 
 CREATE FUNCTION private.document_chunks_before_update() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if new.company_id is distinct from old.company_id or new.document_id is distinct from old.document_id then
@@ -1537,7 +1537,7 @@ COMMENT ON FUNCTION private.document_chunks_before_update() IS 'Trigger: chunks 
 
 CREATE FUNCTION private.document_chunks_count() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if tg_op = 'INSERT' then
@@ -1571,7 +1571,7 @@ COMMENT ON FUNCTION private.document_chunks_count() IS 'Statement trigger: adjus
 
 CREATE FUNCTION private.documents_before_write() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if tg_op = 'INSERT' then
@@ -1605,7 +1605,7 @@ COMMENT ON FUNCTION private.documents_before_write() IS 'Trigger: defaults uploa
 
 CREATE FUNCTION private.documents_quota() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if tg_op = 'INSERT' then
@@ -1642,7 +1642,7 @@ COMMENT ON FUNCTION private.documents_quota() IS 'Trigger: keeps companies.curre
 
 CREATE FUNCTION private.effective_monthly_message_limit(p_company_id uuid) RETURNS integer
     LANGUAGE sql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select coalesce(c.monthly_message_limit, p.monthly_message_limit)
     from public.companies c
@@ -1664,7 +1664,7 @@ COMMENT ON FUNCTION private.effective_monthly_message_limit(p_company_id uuid) I
 
 CREATE FUNCTION private.escalate_conversation(p_company_id uuid, p_conversation_id uuid, p_reason public.hitl_escalation_reason, p_detail text) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_found boolean;
@@ -1695,7 +1695,7 @@ COMMENT ON FUNCTION private.escalate_conversation(p_company_id uuid, p_conversat
 
 CREATE FUNCTION private.guard_role_grant() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_grantor_role public.user_role;
@@ -1740,7 +1740,7 @@ COMMENT ON FUNCTION private.guard_role_grant() IS 'Trigger function (before inse
 
 CREATE FUNCTION private.integration_credentials_before_write() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if tg_op = 'UPDATE' and (new.company_id is distinct from old.company_id
@@ -1768,7 +1768,7 @@ COMMENT ON FUNCTION private.integration_credentials_before_write() IS 'Trigger: 
 
 CREATE FUNCTION private.integration_credentials_sync() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if tg_op = 'DELETE' and not exists (select 1 from public.companies where id = old.company_id) then
@@ -1801,7 +1801,7 @@ COMMENT ON FUNCTION private.integration_credentials_sync() IS 'Trigger: mirrors 
 
 CREATE FUNCTION private.integrations_before_write() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if tg_op = 'INSERT' then
@@ -1831,7 +1831,7 @@ COMMENT ON FUNCTION private.integrations_before_write() IS 'Trigger: defaults cr
 
 CREATE FUNCTION private.integrations_quota() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if tg_op = 'INSERT' then
@@ -1859,18 +1859,12 @@ COMMENT ON FUNCTION private.integrations_quota() IS 'Trigger: keeps companies.cu
 
 CREATE FUNCTION private.job_finish(p_run_id bigint, p_status text, p_error text DEFAULT NULL::text) RETURNS void
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-declare
-  v_job text;
 begin
   update private.job_runs
      set status = p_status, finished_at = pg_catalog.clock_timestamp(), error = p_error
-   where id = p_run_id
-  returning job into v_job;
-  if v_job is not null then
-    perform pg_catalog.pg_advisory_unlock(1313166674, private.job_lock_key(v_job));
-  end if;
+   where id = p_run_id;
 end;
 $$;
 
@@ -1879,21 +1873,20 @@ $$;
 -- Name: FUNCTION job_finish(p_run_id bigint, p_status text, p_error text); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.job_finish(p_run_id bigint, p_status text, p_error text) IS 'Ends a job run (succeeded or failed with its error) and releases the job''s advisory lock.';
+COMMENT ON FUNCTION private.job_finish(p_run_id bigint, p_status text, p_error text) IS 'Ends a job run (succeeded or failed with its error), which frees its lock group for the next run.';
 
 
 --
 -- Name: job_lock_key(text); Type: FUNCTION; Schema: private; Owner: -
 --
 
-CREATE FUNCTION private.job_lock_key(p_job text) RETURNS integer
+CREATE FUNCTION private.job_lock_key(p_job text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-  -- second key of the advisory lock (first: 0x4E455552 'NEUR', shared with the migration lock = 1)
-  select case when p_job in ('archive', 'cold-export', 'retention') then 2
-              when p_job = 'analytics' then 3
-              when p_job = 'metrics' then 4
-              else 5 end
+  -- the lock group of a job: at most one run of a group is running (job_runs_one_running_per_lock_key)
+  select case when p_job in ('archive', 'cold-export', 'retention') then 'lifecycle'
+              when p_job in ('analytics', 'metrics') then p_job
+              else 'other' end
 $$;
 
 
@@ -1901,7 +1894,7 @@ $$;
 -- Name: FUNCTION job_lock_key(p_job text); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.job_lock_key(p_job text) IS 'Advisory lock of a job: archive, cold-export and retention share key (NEUR, 2) so they never overlap; analytics (NEUR, 3), metrics (NEUR, 4). Migrations hold (NEUR, 1).';
+COMMENT ON FUNCTION private.job_lock_key(p_job text) IS 'Lock group of a job: archive, cold-export and retention share "lifecycle" so they never overlap; analytics and metrics have their own. At most one run per group is running (unique index job_runs_one_running_per_lock_key); no advisory lock, which any role could take.';
 
 
 --
@@ -1910,7 +1903,7 @@ COMMENT ON FUNCTION private.job_lock_key(p_job text) IS 'Advisory lock of a job:
 
 CREATE FUNCTION private.job_progress(p_run_id bigint, p_step text, p_batch jsonb, p_total jsonb) RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_rows jsonb;
@@ -1935,38 +1928,108 @@ COMMENT ON FUNCTION private.job_progress(p_run_id bigint, p_step text, p_batch j
 
 
 --
+-- Name: job_require_trusted_path(name[]); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.job_require_trusted_path(p_schemas name[]) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_first name;
+begin
+  -- p_schemas: pg_catalog.current_schemas(true) as the job procedure sees it (procedures
+  -- COMMIT, so they cannot SET search_path: they run on the caller's). Their types and
+  -- functions are qualified; their operators (=, <, +) are exact matches in pg_catalog,
+  -- which win over any same-signature operator later on the path, not over one earlier.
+  select s into v_first from pg_catalog.unnest(p_schemas) with ordinality u(s, i)
+   where s::text not like 'pg\_temp\_%' order by i limit 1;
+  if v_first is distinct from 'pg_catalog' then
+    raise exception using errcode = '42501',
+      message = pg_catalog.format('lifecycle jobs refuse a search_path that puts %s before pg_catalog', v_first),
+      hint = 'Run the job on a session with the default search_path (or reset search_path first).';
+  end if;
+end;
+$$;
+
+
+--
+-- Name: FUNCTION job_require_trusted_path(p_schemas name[]); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.job_require_trusted_path(p_schemas name[]) IS 'Raises 42501 unless pg_catalog comes first (temp schema aside) on the search_path a job procedure runs with: a session another client set to "public, pg_catalog" could otherwise shadow an operator.';
+
+
+--
+-- Name: job_session_alive(integer, timestamp with time zone); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.job_session_alive(p_pid integer, p_since timestamp with time zone) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  -- Definer: pg_stat_activity shows backend_start of other roles' sessions only to their
+  -- members and pg_read_all_stats. Without it (null) the pid alone counts: never a live
+  -- run taken for dead.
+  select exists (select 1 from pg_catalog.pg_stat_activity a
+                  where a.pid = p_pid and (a.backend_start is null or a.backend_start <= p_since))
+$$;
+
+
+--
+-- Name: FUNCTION job_session_alive(p_pid integer, p_since timestamp with time zone); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.job_session_alive(p_pid integer, p_since timestamp with time zone) IS 'True while the session with pid p_pid that was connected at p_since still lives (a pid reused by a later session does not count): tells a running job from a killed one.';
+
+
+--
 -- Name: job_start(text, jsonb, boolean); Type: FUNCTION; Schema: private; Owner: -
 --
 
 CREATE FUNCTION private.job_start(p_job text, p_params jsonb, p_dry_run boolean) RETURNS bigint
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_key integer := private.job_lock_key(p_job);
+  v_key text := private.job_lock_key(p_job);
   v_holder text;
   v_id bigint;
 begin
   perform private.lifecycle_require_privileges();
-  if not pg_catalog.pg_try_advisory_lock(1313166674, v_key) then
-    select coalesce(r.job || ' run ' || r.id || ' (pid ' || r.backend_pid || ', started ' || r.started_at || ')', 'another session')
-      into v_holder
-      from private.job_runs r
-     where r.status = 'running' and private.job_lock_key(r.job) = v_key
-     order by r.id desc limit 1;
-    raise exception using errcode = '55P03',
-      message = format('job %s cannot start: %s is running', p_job, coalesce(v_holder, 'another session')),
-      hint = 'Wait for it to finish; a killed run releases its lock with its session.';
+  -- A run of the group still marked running is live while its session is: the same pid,
+  -- connected before the run started (a reused pid connected later). This session's own
+  -- leftover (a run that raised before job_finish) is not live: we are starting another.
+  select r.job || ' run ' || r.id || ' (pid ' || r.backend_pid || ', started ' || r.started_at || ')'
+    into v_holder
+    from private.job_runs r
+   where r.status = 'running' and private.job_lock_key(r.job) = v_key
+     and r.backend_pid <> pg_catalog.pg_backend_pid()
+     and private.job_session_alive(r.backend_pid, r.started_at)
+   order by r.id desc limit 1;
+  if v_holder is null then
+    -- Nobody live holds the group: any run of it still marked running lost its session.
+    update private.job_runs r
+       set status = 'interrupted', finished_at = pg_catalog.clock_timestamp(),
+           error = coalesce(r.error, 'the session running the job ended before it finished')
+     where r.status = 'running' and private.job_lock_key(r.job) = v_key;
+    begin
+      insert into private.job_runs (job, dry_run, params)
+      values (p_job, coalesce(p_dry_run, false), coalesce(p_params, '{}'::jsonb))
+      returning id into v_id;
+      return v_id;
+    exception when unique_violation then
+      -- another job_start of the group committed first
+      select r.job || ' run ' || r.id || ' (pid ' || r.backend_pid || ', started ' || r.started_at || ')'
+        into v_holder
+        from private.job_runs r
+       where r.status = 'running' and private.job_lock_key(r.job) = v_key
+       order by r.id desc limit 1;
+    end;
   end if;
-  -- We hold the lock: any run of this lock group still marked running lost its session.
-  update private.job_runs r
-     set status = 'interrupted', finished_at = pg_catalog.clock_timestamp(),
-         error = coalesce(r.error, 'the session running the job ended before it finished')
-   where r.status = 'running' and private.job_lock_key(r.job) = v_key;
-  insert into private.job_runs (job, dry_run, params)
-  values (p_job, coalesce(p_dry_run, false), coalesce(p_params, '{}'::jsonb))
-  returning id into v_id;
-  return v_id;
+  raise exception using errcode = '55P03',
+    message = format('job %s cannot start: %s is running', p_job, coalesce(v_holder, 'another session')),
+    hint = 'Wait for it to finish; a killed run stops counting when its session ends.';
 end;
 $$;
 
@@ -1975,7 +2038,7 @@ $$;
 -- Name: FUNCTION job_start(p_job text, p_params jsonb, p_dry_run boolean); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.job_start(p_job text, p_params jsonb, p_dry_run boolean) IS 'Starts a job run: takes the job''s session advisory lock (55P03 when another run holds it), marks runs of the group whose session died as interrupted, inserts the private.job_runs row and returns its id.';
+COMMENT ON FUNCTION private.job_start(p_job text, p_params jsonb, p_dry_run boolean) IS 'Starts a job run: refuses with 55P03 while a run of the same lock group is running in a live session (the running row is the lock: one per group, job_runs_one_running_per_lock_key), marks runs of the group whose session died as interrupted, inserts the private.job_runs row and returns its id.';
 
 
 --
@@ -1985,11 +2048,11 @@ COMMENT ON FUNCTION private.job_start(p_job text, p_params jsonb, p_dry_run bool
 CREATE FUNCTION private.jsonb_add_counts(p_a jsonb, p_b jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-  select coalesce(pg_catalog.jsonb_object_agg(k, v), '{}'::jsonb)
-    from (select e.key as k, sum(e.value::numeric)::bigint as v
-            from (select * from pg_catalog.jsonb_each_text(coalesce(p_a, '{}'::jsonb))
+  select coalesce(pg_catalog.jsonb_object_agg(k, v), '{}'::pg_catalog.jsonb)
+    from (select e.key as k, pg_catalog.sum(e.value::numeric)::bigint as v
+            from (select * from pg_catalog.jsonb_each_text(coalesce(p_a, '{}'::pg_catalog.jsonb))
                   union all
-                  select * from pg_catalog.jsonb_each_text(coalesce(p_b, '{}'::jsonb))) e
+                  select * from pg_catalog.jsonb_each_text(coalesce(p_b, '{}'::pg_catalog.jsonb))) e
            group by e.key) s
 $$;
 
@@ -2007,7 +2070,7 @@ COMMENT ON FUNCTION private.jsonb_add_counts(p_a jsonb, p_b jsonb) IS 'Adds two 
 
 CREATE FUNCTION private.jsonb_has_secret_keys(p_value jsonb) RETURNS boolean
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
   select pg_catalog.jsonb_path_exists(
     p_value,
@@ -2029,7 +2092,7 @@ COMMENT ON FUNCTION private.jsonb_has_secret_keys(p_value jsonb) IS 'True if any
 
 CREATE FUNCTION private.jsonb_has_secret_values(p_value jsonb) RETURNS boolean
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
   select exists (
     select 1
@@ -2052,7 +2115,7 @@ COMMENT ON FUNCTION private.jsonb_has_secret_values(p_value jsonb) IS 'True if a
 
 CREATE FUNCTION private.knowledge_queries_before_write() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   -- conversation_id / chatbot_id default to the message's; a mismatch is
@@ -2085,7 +2148,7 @@ COMMENT ON FUNCTION private.knowledge_queries_before_write() IS 'Trigger: fills 
 
 CREATE FUNCTION private.legal_hold_guard() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 -- Trigger arguments: 0 how a row maps to holds: 'tenant' (the row is the company: any of its
 -- active holds), 'company' (its company's company-wide holds) or the column holding its
@@ -2159,7 +2222,7 @@ COMMENT ON FUNCTION private.legal_hold_guard() IS 'Trigger (before update or del
 
 CREATE FUNCTION private.legal_holds_check_conversation() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if new.conversation_id is not null then
@@ -2194,7 +2257,7 @@ COMMENT ON FUNCTION private.legal_holds_check_conversation() IS 'Trigger (before
 
 CREATE FUNCTION private.legal_holds_guard() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if tg_op = 'DELETE' then
@@ -2232,7 +2295,7 @@ COMMENT ON FUNCTION private.legal_holds_guard() IS 'Trigger: an active legal hol
 
 CREATE FUNCTION private.lifecycle_clock(p_as_of timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE sql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   -- A future "as of" would make recent data old enough to archive or delete. Only a
   -- superuser session that has not switched role (a DBA replaying, the test suite)
@@ -2284,7 +2347,7 @@ COMMENT ON FUNCTION private.lifecycle_cutoffs(p_as_of timestamp with time zone) 
 
 CREATE FUNCTION private.lifecycle_require_privileges() RETURNS void
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if not exists (select 1 from pg_catalog.pg_roles r
@@ -2310,7 +2373,7 @@ COMMENT ON FUNCTION private.lifecycle_require_privileges() IS 'Raises 42501 unle
 
 CREATE FUNCTION private.match_phrase(p_text text, p_phrases text[]) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select p.phrase
     from pg_catalog.unnest(p_phrases) with ordinality as p (phrase, ord)
@@ -2335,7 +2398,7 @@ COMMENT ON FUNCTION private.match_phrase(p_text text, p_phrases text[]) IS 'Firs
 
 CREATE FUNCTION private.message_reactions_after_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_score smallint := case new.reaction when 'thumbs_down' then 1 when 'thumbs_up' then 5 else new.rating end;
@@ -2380,7 +2443,7 @@ COMMENT ON FUNCTION private.message_reactions_after_insert() IS 'Trigger: an end
 
 CREATE FUNCTION private.message_reactions_before_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id uuid := public.get_current_user_id();
@@ -2420,7 +2483,7 @@ COMMENT ON FUNCTION private.message_reactions_before_insert() IS 'Trigger: stamp
 
 CREATE FUNCTION private.messages_after_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_conv record;
@@ -2500,7 +2563,7 @@ COMMENT ON FUNCTION private.messages_after_insert() IS 'Trigger: updates last_me
 
 CREATE FUNCTION private.messages_before_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_user_id uuid := public.get_current_user_id();
@@ -2573,7 +2636,7 @@ COMMENT ON FUNCTION private.messages_before_insert() IS 'Trigger: authenticated 
 
 CREATE FUNCTION private.normalize_phrase(p_text text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.lower(p_text), '[^[:alnum:]_]+', ' ', 'g'))
 $$;
@@ -2592,7 +2655,7 @@ COMMENT ON FUNCTION private.normalize_phrase(p_text text) IS 'Normalises text fo
 
 CREATE FUNCTION private.phrase_list_is_valid(p_phrases text[]) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select p_phrases is not null
      and pg_catalog.cardinality(p_phrases) <= 200
@@ -2618,7 +2681,7 @@ COMMENT ON FUNCTION private.phrase_list_is_valid(p_phrases text[]) IS 'Check hel
 
 CREATE FUNCTION private.purge_audit_logs(p_as_of timestamp with time zone, p_limit integer) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   n bigint;
@@ -2658,7 +2721,7 @@ COMMENT ON FUNCTION private.purge_audit_logs(p_as_of timestamp with time zone, p
 
 CREATE FUNCTION private.record_message_usage(p_company_id uuid, p_billable boolean) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   -- the server clock (transaction time), never a time the caller chose
@@ -2707,7 +2770,7 @@ COMMENT ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable b
 
 CREATE FUNCTION private.reject_other_tenant_insert() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if tg_op = 'UPDATE' then
@@ -2744,7 +2807,7 @@ COMMENT ON FUNCTION private.reject_other_tenant_insert() IS 'Tenant guard trigge
 
 CREATE FUNCTION private.require_company_writable() RETURNS boolean
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select private.require_company_writable(public.get_user_company_id())
 $$;
@@ -2763,7 +2826,7 @@ COMMENT ON FUNCTION private.require_company_writable() IS 'private.require_compa
 
 CREATE FUNCTION private.require_company_writable(p_company_id uuid) RETURNS boolean
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_status public.subscription_status;
@@ -2793,7 +2856,7 @@ COMMENT ON FUNCTION private.require_company_writable(p_company_id uuid) IS 'True
 
 CREATE FUNCTION private.retention_batch(p_as_of timestamp with time zone, p_limit integer) RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_companies uuid[];
@@ -2938,15 +3001,15 @@ CREATE FUNCTION private.retention_preview(p_as_of timestamp with time zone) RETU
            on c.company_id = k.company_id and c.closed_at < k.delete_before
           where not private.conversation_is_held(c.company_id, c.id))
   select coalesce((select pg_catalog.jsonb_object_agg(t, n) from (values
-    ('public.conversations', (select count(*) from lc)),
-    ('public.messages', (select count(*) from public.messages m join lc on lc.company_id = m.company_id and lc.id = m.conversation_id)),
-    ('archive.conversations_archived', (select count(*) from ac)),
-    ('archive.messages_archived', (select count(*) from archive.messages_archived m join ac on ac.company_id = m.company_id and ac.id = m.conversation_id)),
-    ('public.integration_logs', (select count(*) from k join public.integration_logs l on l.company_id = k.company_id and l.created_at < k.delete_before)),
-    ('archive.integration_logs_archived', (select count(*) from k join archive.integration_logs_archived l on l.company_id = k.company_id and l.created_at < k.delete_before)),
-    ('public.analytics_daily', (select count(*) from k join public.analytics_daily a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::date)),
-    ('archive.analytics_archived', (select count(*) from k join archive.analytics_archived a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::date))
-  ) v(t, n) where n > 0), '{}'::jsonb)
+    ('public.conversations', (select pg_catalog.count(*) from lc)),
+    ('public.messages', (select pg_catalog.count(*) from public.messages m join lc on lc.company_id = m.company_id and lc.id = m.conversation_id)),
+    ('archive.conversations_archived', (select pg_catalog.count(*) from ac)),
+    ('archive.messages_archived', (select pg_catalog.count(*) from archive.messages_archived m join ac on ac.company_id = m.company_id and ac.id = m.conversation_id)),
+    ('public.integration_logs', (select pg_catalog.count(*) from k join public.integration_logs l on l.company_id = k.company_id and l.created_at < k.delete_before)),
+    ('archive.integration_logs_archived', (select pg_catalog.count(*) from k join archive.integration_logs_archived l on l.company_id = k.company_id and l.created_at < k.delete_before)),
+    ('public.analytics_daily', (select pg_catalog.count(*) from k join public.analytics_daily a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::pg_catalog.date)),
+    ('archive.analytics_archived', (select pg_catalog.count(*) from k join archive.analytics_archived a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::pg_catalog.date))
+  ) v(t, n) where n > 0), '{}'::pg_catalog.jsonb)
 $$;
 
 
@@ -2963,7 +3026,7 @@ COMMENT ON FUNCTION private.retention_preview(p_as_of timestamp with time zone) 
 
 CREATE FUNCTION private.text_looks_like_secret(p_value text) RETURNS boolean
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
   select
     -- JWT / JWS: base64url header starting {"..., payload, signature
@@ -3003,7 +3066,7 @@ COMMENT ON FUNCTION private.text_looks_like_secret(p_value text) IS 'True if a s
 
 CREATE FUNCTION private.touch_updated_at() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   new.updated_at := now();
@@ -3025,7 +3088,7 @@ COMMENT ON FUNCTION private.touch_updated_at() IS 'Trigger function (before upda
 
 CREATE FUNCTION private.user_invitations_count_pending() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_delta integer;
@@ -3075,7 +3138,7 @@ COMMENT ON FUNCTION private.user_invitations_count_pending() IS 'Trigger functio
 
 CREATE FUNCTION private.user_invitations_guard_update() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if new.company_id is distinct from old.company_id or new.email is distinct from old.email
@@ -3109,7 +3172,7 @@ COMMENT ON FUNCTION private.user_invitations_guard_update() IS 'Trigger function
 
 CREATE FUNCTION private.users_count_members() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
   if tg_op = 'INSERT' then
@@ -3135,7 +3198,7 @@ COMMENT ON FUNCTION private.users_count_members() IS 'Trigger function (after in
 
 CREATE FUNCTION private.users_guard_update() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_caller_id uuid;
@@ -3199,7 +3262,7 @@ COMMENT ON FUNCTION private.users_guard_update() IS 'Trigger function (before up
 
 CREATE FUNCTION private.users_require_owner() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_company_id uuid;
@@ -3233,7 +3296,7 @@ COMMENT ON FUNCTION private.users_require_owner() IS 'Trigger function (after up
 
 CREATE FUNCTION public.accept_invitation(p_token text) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_auth_uid uuid := auth.uid();
@@ -3323,7 +3386,7 @@ COMMENT ON FUNCTION public.accept_invitation(p_token text) IS 'RPC: the invited 
 
 CREATE FUNCTION public.clear_integration_credentials(p_integration_id uuid) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_company_id uuid := public.get_user_company_id();
@@ -3355,7 +3418,7 @@ COMMENT ON FUNCTION public.clear_integration_credentials(p_integration_id uuid) 
 
 CREATE FUNCTION public.create_chatbot_from_template(p_template_code text, p_name text) RETURNS uuid
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_company_id uuid := public.get_user_company_id();
@@ -3397,7 +3460,7 @@ COMMENT ON FUNCTION public.create_chatbot_from_template(p_template_code text, p_
 
 CREATE FUNCTION public.create_company_with_owner(p_name text, p_industry text DEFAULT NULL::text, p_plan text DEFAULT 'free'::text, p_full_name text DEFAULT NULL::text) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_auth_uid uuid := auth.uid();
@@ -3478,7 +3541,7 @@ COMMENT ON FUNCTION public.create_company_with_owner(p_name text, p_industry tex
 
 CREATE FUNCTION public.create_invitation(p_email text, p_role public.user_role) RETURNS TABLE(invitation_id uuid, token text)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
   v_caller public.users%rowtype;
@@ -3547,7 +3610,7 @@ COMMENT ON FUNCTION public.create_invitation(p_email text, p_role public.user_ro
 
 CREATE FUNCTION public.get_assigned_chatbot_ids() RETURNS uuid[]
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select coalesce(pg_catalog.array_agg(co.chatbot_id order by co.chatbot_id), '{}')
     from public.chatbot_operators co
@@ -3569,7 +3632,7 @@ COMMENT ON FUNCTION public.get_assigned_chatbot_ids() IS 'Ids of the chatbots th
 
 CREATE FUNCTION public.get_current_user_id() RETURNS uuid
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select u.id
     from public.users u
@@ -3591,7 +3654,7 @@ COMMENT ON FUNCTION public.get_current_user_id() IS 'The caller''s public.users.
 
 CREATE FUNCTION public.get_user_company_id() RETURNS uuid
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select u.company_id
     from public.users u
@@ -3613,7 +3676,7 @@ COMMENT ON FUNCTION public.get_user_company_id() IS 'The caller''s company (publ
 
 CREATE FUNCTION public.get_user_role() RETURNS public.user_role
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select u.role
     from public.users u
@@ -3637,18 +3700,19 @@ CREATE PROCEDURE public.job_analytics(INOUT p_run_id bigint DEFAULT NULL::bigint
     LANGUAGE plpgsql
     AS $$
 declare
-  v_to date := coalesce(p_to, (pg_catalog.now() at time zone 'UTC')::date);
-  v_from date;
-  v_day date;
+  v_to pg_catalog.date := coalesce(p_to, (pg_catalog.now() at time zone 'UTC')::pg_catalog.date);
+  v_from pg_catalog.date;
+  v_day pg_catalog.date;
   v_rows bigint;
-  v_err text;
+  v_err pg_catalog.text;
 begin
+  perform private.job_require_trusted_path(pg_catalog.current_schemas(true));
   if p_days is null or p_days < 1 or p_days > 3660 then
-    raise exception using errcode = '22023', message = format('p_days must be 1..3660, not %s', p_days);
+    raise exception using errcode = '22023', message = pg_catalog.format('p_days must be 1..3660, not %s', p_days);
   end if;
   v_from := coalesce(p_from, v_to - (p_days - 1));
   if v_from > v_to then
-    raise exception using errcode = '22023', message = format('p_from (%s) is after p_to (%s)', v_from, v_to);
+    raise exception using errcode = '22023', message = pg_catalog.format('p_from (%s) is after p_to (%s)', v_from, v_to);
   end if;
   p_run_id := private.job_start('analytics', pg_catalog.jsonb_build_object('from', v_from, 'to', v_to), p_dry_run);
   commit;
@@ -3662,12 +3726,12 @@ begin
   while v_day <= v_to loop
     begin
       call public.refresh_analytics_daily(v_day);
-      select count(*) into v_rows from public.analytics_daily a where a.day = v_day;
+      select pg_catalog.count(*) into v_rows from public.analytics_daily a where a.day = v_day;
     exception when others then
-      v_err := format('%s: %s', v_day, sqlerrm);
+      v_err := pg_catalog.format('%s: %s', v_day, sqlerrm);
     end;
     exit when v_err is not null;
-    perform private.job_progress(p_run_id, v_day::text,
+    perform private.job_progress(p_run_id, v_day::pg_catalog.text,
                                  pg_catalog.jsonb_build_object('days', 1, 'analytics_daily', v_rows),
                                  pg_catalog.jsonb_build_object('days', v_to - v_from + 1));
     commit;
@@ -3676,7 +3740,7 @@ begin
   perform private.job_finish(p_run_id, case when v_err is null then 'succeeded' else 'failed' end, v_err);
   commit;
   if v_err is not null then
-    raise exception using errcode = 'P0001', message = format('analytics job run %s failed on %s', p_run_id, v_err);
+    raise exception using errcode = 'P0001', message = pg_catalog.format('analytics job run %s failed on %s', p_run_id, v_err);
   end if;
 end;
 $$;
@@ -3697,15 +3761,16 @@ CREATE PROCEDURE public.job_archive(INOUT p_run_id bigint DEFAULT NULL::bigint, 
     LANGUAGE plpgsql
     AS $$
 declare
-  v_as_of timestamptz := coalesce(p_as_of, pg_catalog.now());
-  v_total jsonb;
-  v_batch jsonb;
-  v_step text;
-  v_err text;
+  v_as_of pg_catalog.timestamptz := coalesce(p_as_of, pg_catalog.now());
+  v_total pg_catalog.jsonb;
+  v_batch pg_catalog.jsonb;
+  v_step pg_catalog.text;
+  v_err pg_catalog.text;
   v_batches integer := 0;
 begin
+  perform private.job_require_trusted_path(pg_catalog.current_schemas(true));
   if p_batch_size is null or p_batch_size < 1 or p_batch_size > 100000 then
-    raise exception using errcode = '22023', message = format('p_batch_size must be 1..100000, not %s', p_batch_size);
+    raise exception using errcode = '22023', message = pg_catalog.format('p_batch_size must be 1..100000, not %s', p_batch_size);
   end if;
   p_run_id := private.job_start('archive', pg_catalog.jsonb_build_object(
     'batch_size', p_batch_size, 'max_batches', p_max_batches, 'as_of', v_as_of), p_dry_run);
@@ -3717,7 +3782,7 @@ begin
     commit;
     return;
   end if;
-  raise notice 'neurant.progress %', pg_catalog.jsonb_build_object('run_id', p_run_id, 'step', 'start', 'done', '{}'::jsonb, 'total', v_total);
+  raise notice 'neurant.progress %', pg_catalog.jsonb_build_object('run_id', p_run_id, 'step', 'start', 'done', '{}'::pg_catalog.jsonb, 'total', v_total);
   <<steps>>
   foreach v_step in array array['conversations', 'integration_logs', 'analytics'] loop
     loop
@@ -3740,7 +3805,7 @@ begin
   perform private.job_finish(p_run_id, case when v_err is null then 'succeeded' else 'failed' end, v_err);
   commit;
   if v_err is not null then
-    raise exception using errcode = 'P0001', message = format('archive job run %s failed: %s', p_run_id, v_err),
+    raise exception using errcode = 'P0001', message = pg_catalog.format('archive job run %s failed: %s', p_run_id, v_err),
       hint = 'Batches committed before the error stay done; fix the cause and run the job again.';
   end if;
 end;
@@ -3762,10 +3827,11 @@ CREATE PROCEDURE public.job_metrics(INOUT p_run_id bigint DEFAULT NULL::bigint, 
     LANGUAGE plpgsql
     AS $$
 declare
-  v_rows jsonb;
-  v_err text;
+  v_rows pg_catalog.jsonb;
+  v_err pg_catalog.text;
 begin
-  p_run_id := private.job_start('metrics', '{}'::jsonb, p_dry_run);
+  perform private.job_require_trusted_path(pg_catalog.current_schemas(true));
+  p_run_id := private.job_start('metrics', '{}'::pg_catalog.jsonb, p_dry_run);
   commit;
   if not p_dry_run then
     begin
@@ -3780,7 +3846,7 @@ begin
   perform private.job_finish(p_run_id, case when v_err is null then 'succeeded' else 'failed' end, v_err);
   commit;
   if v_err is not null then
-    raise exception using errcode = 'P0001', message = format('metrics job run %s failed: %s', p_run_id, v_err);
+    raise exception using errcode = 'P0001', message = pg_catalog.format('metrics job run %s failed: %s', p_run_id, v_err);
   end if;
 end;
 $$;
@@ -3801,14 +3867,15 @@ CREATE PROCEDURE public.job_retention(INOUT p_run_id bigint DEFAULT NULL::bigint
     LANGUAGE plpgsql
     AS $$
 declare
-  v_as_of timestamptz := coalesce(p_as_of, pg_catalog.now());
-  v_total jsonb;
-  v_batch jsonb;
-  v_err text;
+  v_as_of pg_catalog.timestamptz := coalesce(p_as_of, pg_catalog.now());
+  v_total pg_catalog.jsonb;
+  v_batch pg_catalog.jsonb;
+  v_err pg_catalog.text;
   v_batches integer := 0;
 begin
+  perform private.job_require_trusted_path(pg_catalog.current_schemas(true));
   if p_batch_size is null or p_batch_size < 1 or p_batch_size > 100000 then
-    raise exception using errcode = '22023', message = format('p_batch_size must be 1..100000, not %s', p_batch_size);
+    raise exception using errcode = '22023', message = pg_catalog.format('p_batch_size must be 1..100000, not %s', p_batch_size);
   end if;
   p_run_id := private.job_start('retention', pg_catalog.jsonb_build_object(
     'batch_size', p_batch_size, 'max_batches', p_max_batches, 'as_of', v_as_of), p_dry_run);
@@ -3820,7 +3887,7 @@ begin
     commit;
     return;
   end if;
-  raise notice 'neurant.progress %', pg_catalog.jsonb_build_object('run_id', p_run_id, 'step', 'start', 'done', '{}'::jsonb, 'total', v_total);
+  raise notice 'neurant.progress %', pg_catalog.jsonb_build_object('run_id', p_run_id, 'step', 'start', 'done', '{}'::pg_catalog.jsonb, 'total', v_total);
   loop
     exit when p_max_batches is not null and v_batches >= p_max_batches;
     begin
@@ -3836,7 +3903,7 @@ begin
   perform private.job_finish(p_run_id, case when v_err is null then 'succeeded' else 'failed' end, v_err);
   commit;
   if v_err is not null then
-    raise exception using errcode = 'P0001', message = format('retention job run %s failed: %s', p_run_id, v_err),
+    raise exception using errcode = 'P0001', message = pg_catalog.format('retention job run %s failed: %s', p_run_id, v_err),
       hint = 'Batches committed before the error stay done; fix the cause and run the job again.';
   end if;
 end;
@@ -3856,7 +3923,7 @@ COMMENT ON PROCEDURE public.job_retention(INOUT p_run_id bigint, IN p_batch_size
 
 CREATE FUNCTION public.match_document_chunks(p_query_embedding extensions.vector, p_match_count integer DEFAULT 5, p_min_similarity double precision DEFAULT 0) RETURNS TABLE(chunk_id uuid, document_id uuid, document_title text, chunk_index integer, content text, metadata jsonb, similarity double precision)
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_company_id uuid := (select public.get_user_company_id());
@@ -3880,7 +3947,7 @@ COMMENT ON FUNCTION public.match_document_chunks(p_query_embedding extensions.ve
 
 CREATE FUNCTION public.match_document_chunks_for_company(p_company_id uuid, p_query_embedding extensions.vector, p_match_count integer DEFAULT 5, p_min_similarity double precision DEFAULT 0) RETURNS TABLE(chunk_id uuid, document_id uuid, document_title text, chunk_index integer, content text, metadata jsonb, similarity double precision)
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_iterative text := current_setting('hnsw.iterative_scan', true);
@@ -3955,37 +4022,29 @@ COMMENT ON FUNCTION public.match_document_chunks_for_company(p_company_id uuid, 
 
 CREATE PROCEDURE public.refresh_analytics_daily(IN p_day date)
     LANGUAGE plpgsql
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_from timestamptz;
-  v_to   timestamptz;
+  v_from pg_catalog.timestamptz;
+  v_to   pg_catalog.timestamptz;
 begin
   if p_day is null then
     raise exception using errcode = '22023',
       message = 'p_day is required',
       hint = 'Pass the UTC day to roll up, e.g. current_date - 1.';
   end if;
-  v_from := p_day::timestamp at time zone 'UTC';
-  v_to   := (p_day + 1)::timestamp at time zone 'UTC';
+  v_from := p_day::pg_catalog.timestamp at time zone 'UTC';
+  v_to   := (p_day + 1)::pg_catalog.timestamp at time zone 'UTC';
 
-  if to_regclass('pg_temp.analytics_daily_rollup') is null then
-    create temporary table analytics_daily_rollup (
-      company_id uuid, chatbot_id uuid, conversations_count integer, new_conversations_count integer,
-      messages_count integer, end_user_messages_count integer, bot_messages_count integer,
-      operator_messages_count integer, hitl_escalations integer, avg_processing_time_ms numeric(12, 2),
-      positive_reactions integer, negative_reactions integer, knowledge_queries_count integer
-    ) on commit drop;
-  end if;
-  truncate pg_temp.analytics_daily_rollup;
-
-  insert into pg_temp.analytics_daily_rollup
+  -- One statement, no temp table: trusted code never reuses (or creates) an object in
+  -- pg_temp, where an end user sharing a pooled session could have planted one with a
+  -- trigger (issue 9). The day's roll-up is the CTE "day_rollup"; stale rows go in "stale".
   with msg as (
     select m.company_id, m.chatbot_id,
-           count(*)::integer as messages_count,
-           count(*) filter (where m.sender_type = 'end_user')::integer as end_user_messages_count,
-           count(*) filter (where m.sender_type = 'bot')::integer as bot_messages_count,
-           count(*) filter (where m.sender_type = 'operator')::integer as operator_messages_count,
+           pg_catalog.count(*)::integer as messages_count,
+           pg_catalog.count(*) filter (where m.sender_type = 'end_user')::integer as end_user_messages_count,
+           pg_catalog.count(*) filter (where m.sender_type = 'bot')::integer as bot_messages_count,
+           pg_catalog.count(*) filter (where m.sender_type = 'operator')::integer as operator_messages_count,
            round(avg(m.processing_time_ms) filter (where m.sender_type = 'bot'), 2) as avg_processing_time_ms
       from (select company_id, chatbot_id, sender_type, processing_time_ms, created_at from public.messages
             union all
@@ -3994,8 +4053,8 @@ begin
      group by m.company_id, m.chatbot_id
   ), active_conv as (
     select s.company_id, s.chatbot_id,
-           count(distinct s.conversation_id)::integer as conversations_count,
-           count(distinct s.conversation_id) filter (where s.is_new)::integer as new_conversations_count
+           pg_catalog.count(distinct s.conversation_id)::integer as conversations_count,
+           pg_catalog.count(distinct s.conversation_id) filter (where s.is_new)::integer as new_conversations_count
       from (select m.company_id, m.chatbot_id, m.conversation_id, false as is_new
               from (select company_id, chatbot_id, conversation_id, created_at from public.messages
                     union all
@@ -4009,7 +4068,7 @@ begin
              where c.created_at >= v_from and c.created_at < v_to) s
      group by s.company_id, s.chatbot_id
   ), esc as (
-    select e.company_id, e.chatbot_id, count(*)::integer as hitl_escalations
+    select e.company_id, e.chatbot_id, pg_catalog.count(*)::integer as hitl_escalations
       from (select company_id, chatbot_id, created_at from public.hitl_escalations
             union all
             select company_id, chatbot_id, created_at from archive.hitl_escalations_archived) e
@@ -4017,15 +4076,15 @@ begin
      group by e.company_id, e.chatbot_id
   ), rx as (
     select r.company_id, r.chatbot_id,
-           count(*) filter (where r.reaction = 'thumbs_up' or (r.reaction = 'rating' and r.rating >= 4))::integer as positive_reactions,
-           count(*) filter (where r.reaction = 'thumbs_down' or (r.reaction = 'rating' and r.rating <= 2))::integer as negative_reactions
+           pg_catalog.count(*) filter (where r.reaction = 'thumbs_up' or (r.reaction = 'rating' and r.rating >= 4))::integer as positive_reactions,
+           pg_catalog.count(*) filter (where r.reaction = 'thumbs_down' or (r.reaction = 'rating' and r.rating <= 2))::integer as negative_reactions
       from (select company_id, chatbot_id, reaction, rating, created_at from public.message_reactions
             union all
             select company_id, chatbot_id, reaction, rating, created_at from archive.message_reactions_archived) r
      where r.created_at >= v_from and r.created_at < v_to
      group by r.company_id, r.chatbot_id
   ), kq as (
-    select k.company_id, k.chatbot_id, count(*)::integer as knowledge_queries_count
+    select k.company_id, k.chatbot_id, pg_catalog.count(*)::integer as knowledge_queries_count
       from (select company_id, chatbot_id, created_at from public.knowledge_queries
             union all
             select company_id, chatbot_id, created_at from archive.knowledge_queries_archived) k
@@ -4037,30 +4096,34 @@ begin
     union select company_id, chatbot_id from esc
     union select company_id, chatbot_id from rx
     union select company_id, chatbot_id from kq
+  ), day_rollup as (
+    select k.company_id, k.chatbot_id,
+           coalesce(ac.conversations_count, 0) as conversations_count,
+           coalesce(ac.new_conversations_count, 0) as new_conversations_count,
+           coalesce(msg.messages_count, 0) as messages_count,
+           coalesce(msg.end_user_messages_count, 0) as end_user_messages_count,
+           coalesce(msg.bot_messages_count, 0) as bot_messages_count,
+           coalesce(msg.operator_messages_count, 0) as operator_messages_count,
+           coalesce(esc.hitl_escalations, 0) as hitl_escalations, msg.avg_processing_time_ms,
+           coalesce(rx.positive_reactions, 0) as positive_reactions,
+           coalesce(rx.negative_reactions, 0) as negative_reactions,
+           coalesce(kq.knowledge_queries_count, 0) as knowledge_queries_count
+      from keys k
+      left join msg on msg.company_id = k.company_id and msg.chatbot_id = k.chatbot_id
+      left join active_conv ac on ac.company_id = k.company_id and ac.chatbot_id = k.chatbot_id
+      left join esc on esc.company_id = k.company_id and esc.chatbot_id = k.chatbot_id
+      left join rx on rx.company_id = k.company_id and rx.chatbot_id = k.chatbot_id
+      left join kq on kq.company_id = k.company_id and kq.chatbot_id = k.chatbot_id
+  ), stale as (
+    -- Rows of the day whose source rows are gone (deleted conversations) are removed,
+    -- except under a company-wide legal hold (they are held: private.legal_hold_guard).
+    delete from public.analytics_daily a
+     where a.day = p_day
+       and not exists (select 1 from public.legal_holds h
+                        where h.company_id = a.company_id and h.released_at is null and h.conversation_id is null)
+       and not exists (select 1 from day_rollup r
+                        where r.company_id = a.company_id and r.chatbot_id = a.chatbot_id)
   )
-  select k.company_id, k.chatbot_id,
-         coalesce(ac.conversations_count, 0), coalesce(ac.new_conversations_count, 0),
-         coalesce(msg.messages_count, 0), coalesce(msg.end_user_messages_count, 0),
-         coalesce(msg.bot_messages_count, 0), coalesce(msg.operator_messages_count, 0),
-         coalesce(esc.hitl_escalations, 0), msg.avg_processing_time_ms,
-         coalesce(rx.positive_reactions, 0), coalesce(rx.negative_reactions, 0),
-         coalesce(kq.knowledge_queries_count, 0)
-    from keys k
-    left join msg on msg.company_id = k.company_id and msg.chatbot_id = k.chatbot_id
-    left join active_conv ac on ac.company_id = k.company_id and ac.chatbot_id = k.chatbot_id
-    left join esc on esc.company_id = k.company_id and esc.chatbot_id = k.chatbot_id
-    left join rx on rx.company_id = k.company_id and rx.chatbot_id = k.chatbot_id
-    left join kq on kq.company_id = k.company_id and kq.chatbot_id = k.chatbot_id;
-
-  -- Rows of the day whose source rows are gone (deleted conversations) are removed,
-  -- except under a company-wide legal hold (they are held: private.legal_hold_guard).
-  delete from public.analytics_daily a
-   where a.day = p_day
-     and not exists (select 1 from public.legal_holds h
-                      where h.company_id = a.company_id and h.released_at is null and h.conversation_id is null)
-     and not exists (select 1 from pg_temp.analytics_daily_rollup r
-                      where r.company_id = a.company_id and r.chatbot_id = a.chatbot_id);
-
   insert into public.analytics_daily as a (
     company_id, chatbot_id, day, conversations_count, new_conversations_count, messages_count,
     end_user_messages_count, bot_messages_count, operator_messages_count, hitl_escalations,
@@ -4068,7 +4131,7 @@ begin
   select r.company_id, r.chatbot_id, p_day, r.conversations_count, r.new_conversations_count, r.messages_count,
          r.end_user_messages_count, r.bot_messages_count, r.operator_messages_count, r.hitl_escalations,
          r.avg_processing_time_ms, r.positive_reactions, r.negative_reactions, r.knowledge_queries_count, now()
-    from pg_temp.analytics_daily_rollup r
+    from day_rollup r
    where not exists (select 1 from archive.analytics_archived x
                       where x.company_id = r.company_id and x.chatbot_id = r.chatbot_id and x.day = p_day)
   on conflict (company_id, chatbot_id, day) do update
@@ -4084,8 +4147,6 @@ begin
          negative_reactions      = excluded.negative_reactions,
          knowledge_queries_count = excluded.knowledge_queries_count,
          refreshed_at            = excluded.refreshed_at;
-
-  truncate pg_temp.analytics_daily_rollup;
 end;
 $$;
 
@@ -4103,7 +4164,7 @@ COMMENT ON PROCEDURE public.refresh_analytics_daily(IN p_day date) IS 'Job (serv
 
 CREATE FUNCTION public.revoke_invitation(p_invitation_id uuid) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_caller public.users%rowtype;
@@ -4178,7 +4239,7 @@ COMMENT ON FUNCTION public.role_rank(p_role public.user_role) IS 'Rank of a role
 
 CREATE FUNCTION public.set_integration_credentials(p_integration_id uuid, p_ciphertext bytea, p_key_id text) RETURNS timestamp with time zone
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_company_id uuid := public.get_user_company_id();
@@ -4229,7 +4290,7 @@ COMMENT ON FUNCTION public.set_integration_credentials(p_integration_id uuid, p_
 
 CREATE FUNCTION public.transfer_ownership(p_new_owner_user_id uuid) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_caller public.users%rowtype;
@@ -8463,6 +8524,20 @@ CREATE INDEX job_runs_job_started_at_idx ON private.job_runs USING btree (job, s
 --
 
 COMMENT ON INDEX private.job_runs_job_started_at_idx IS 'Latest runs of a job (`neurant-db jobs status`).';
+
+
+--
+-- Name: job_runs_one_running_per_lock_key; Type: INDEX; Schema: private; Owner: -
+--
+
+CREATE UNIQUE INDEX job_runs_one_running_per_lock_key ON private.job_runs USING btree (private.job_lock_key(job)) WHERE (status = 'running'::text);
+
+
+--
+-- Name: INDEX job_runs_one_running_per_lock_key; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON INDEX private.job_runs_one_running_per_lock_key IS 'The job lock: at most one running run per lock group (private.job_lock_key); a concurrent job_start waits for the other''s commit, then fails 55P03.';
 
 
 --
@@ -13747,6 +13822,22 @@ GRANT ALL ON FUNCTION private.job_lock_key(p_job text) TO service_role;
 
 REVOKE ALL ON FUNCTION private.job_progress(p_run_id bigint, p_step text, p_batch jsonb, p_total jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.job_progress(p_run_id bigint, p_step text, p_batch jsonb, p_total jsonb) TO service_role;
+
+
+--
+-- Name: FUNCTION job_require_trusted_path(p_schemas name[]); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.job_require_trusted_path(p_schemas name[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.job_require_trusted_path(p_schemas name[]) TO service_role;
+
+
+--
+-- Name: FUNCTION job_session_alive(p_pid integer, p_since timestamp with time zone); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.job_session_alive(p_pid integer, p_since timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.job_session_alive(p_pid integer, p_since timestamp with time zone) TO service_role;
 
 
 --

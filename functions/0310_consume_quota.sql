@@ -3,7 +3,7 @@
 -- row, so concurrent transactions serialise on it and the counter stays exact.
 create function private.consume_quota(p_company_id uuid, p_counter text, p_delta bigint) returns bigint
   language plpgsql volatile
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_limit_column text;

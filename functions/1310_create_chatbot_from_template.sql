@@ -8,7 +8,7 @@ returns uuid
 language plpgsql
 volatile
 security invoker
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_company_id uuid := public.get_user_company_id();

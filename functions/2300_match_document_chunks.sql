@@ -39,7 +39,7 @@ returns table (
 language plpgsql
 stable
 security invoker
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_company_id uuid := (select public.get_user_company_id());
@@ -67,7 +67,7 @@ returns table (
 language plpgsql
 stable
 security invoker
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_iterative text := current_setting('hnsw.iterative_scan', true);

@@ -47,7 +47,7 @@ comment on function private.cold_conversations(timestamptz) is
 create function private.archive_conversations_batch(p_as_of timestamptz, p_limit integer) returns jsonb
   language plpgsql
   volatile
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_companies uuid[];
@@ -135,7 +135,7 @@ comment on function private.archive_conversations_batch(timestamptz, integer) is
 create function private.archive_integration_logs_batch(p_as_of timestamptz, p_limit integer) returns jsonb
   language plpgsql
   volatile
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 declare
   n bigint;
@@ -167,7 +167,7 @@ comment on function private.archive_integration_logs_batch(timestamptz, integer)
 create function private.archive_analytics_batch(p_as_of timestamptz, p_limit integer) returns jsonb
   language plpgsql
   volatile
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 declare
   n bigint;
@@ -206,18 +206,18 @@ create function private.archive_preview(p_as_of timestamptz) returns jsonb
 as $$
   with c as (select * from private.archivable_conversations(p_as_of))
   select pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-    'message_reactions', (select count(*) from public.message_reactions r join public.messages m on m.company_id = r.company_id and m.id = r.message_id
+    'message_reactions', (select pg_catalog.count(*) from public.message_reactions r join public.messages m on m.company_id = r.company_id and m.id = r.message_id
                             join c on c.company_id = m.company_id and c.id = m.conversation_id),
-    'knowledge_queries', (select count(*) from public.knowledge_queries q join public.messages m on m.company_id = q.company_id and m.id = q.message_id
+    'knowledge_queries', (select pg_catalog.count(*) from public.knowledge_queries q join public.messages m on m.company_id = q.company_id and m.id = q.message_id
                             join c on c.company_id = m.company_id and c.id = m.conversation_id),
-    'hitl_escalations', (select count(*) from public.hitl_escalations e join c on c.company_id = e.company_id and c.id = e.conversation_id),
-    'messages', (select count(*) from public.messages m join c on c.company_id = m.company_id and c.id = m.conversation_id),
-    'conversations', (select count(*) from c),
-    'integration_logs', (select count(*) from private.lifecycle_cutoffs(p_as_of) k
+    'hitl_escalations', (select pg_catalog.count(*) from public.hitl_escalations e join c on c.company_id = e.company_id and c.id = e.conversation_id),
+    'messages', (select pg_catalog.count(*) from public.messages m join c on c.company_id = m.company_id and c.id = m.conversation_id),
+    'conversations', (select pg_catalog.count(*) from c),
+    'integration_logs', (select pg_catalog.count(*) from private.lifecycle_cutoffs(p_as_of) k
                            join public.integration_logs l on l.company_id = k.company_id and l.created_at < k.archive_before
                           where not k.company_held),
-    'analytics_daily', (select count(*) from private.lifecycle_cutoffs(p_as_of) k
-                          join public.analytics_daily a on a.company_id = k.company_id and a.day < (k.archive_before at time zone 'UTC')::date
+    'analytics_daily', (select pg_catalog.count(*) from private.lifecycle_cutoffs(p_as_of) k
+                          join public.analytics_daily a on a.company_id = k.company_id and a.day < (k.archive_before at time zone 'UTC')::pg_catalog.date
                          where not k.company_held)))
 $$;
 comment on function private.archive_preview(timestamptz) is
@@ -236,15 +236,16 @@ create procedure public.job_archive(
   language plpgsql
 as $$
 declare
-  v_as_of timestamptz := coalesce(p_as_of, pg_catalog.now());
-  v_total jsonb;
-  v_batch jsonb;
-  v_step text;
-  v_err text;
+  v_as_of pg_catalog.timestamptz := coalesce(p_as_of, pg_catalog.now());
+  v_total pg_catalog.jsonb;
+  v_batch pg_catalog.jsonb;
+  v_step pg_catalog.text;
+  v_err pg_catalog.text;
   v_batches integer := 0;
 begin
+  perform private.job_require_trusted_path(pg_catalog.current_schemas(true));
   if p_batch_size is null or p_batch_size < 1 or p_batch_size > 100000 then
-    raise exception using errcode = '22023', message = format('p_batch_size must be 1..100000, not %s', p_batch_size);
+    raise exception using errcode = '22023', message = pg_catalog.format('p_batch_size must be 1..100000, not %s', p_batch_size);
   end if;
   p_run_id := private.job_start('archive', pg_catalog.jsonb_build_object(
     'batch_size', p_batch_size, 'max_batches', p_max_batches, 'as_of', v_as_of), p_dry_run);
@@ -256,7 +257,7 @@ begin
     commit;
     return;
   end if;
-  raise notice 'neurant.progress %', pg_catalog.jsonb_build_object('run_id', p_run_id, 'step', 'start', 'done', '{}'::jsonb, 'total', v_total);
+  raise notice 'neurant.progress %', pg_catalog.jsonb_build_object('run_id', p_run_id, 'step', 'start', 'done', '{}'::pg_catalog.jsonb, 'total', v_total);
   <<steps>>
   foreach v_step in array array['conversations', 'integration_logs', 'analytics'] loop
     loop
@@ -279,7 +280,7 @@ begin
   perform private.job_finish(p_run_id, case when v_err is null then 'succeeded' else 'failed' end, v_err);
   commit;
   if v_err is not null then
-    raise exception using errcode = 'P0001', message = format('archive job run %s failed: %s', p_run_id, v_err),
+    raise exception using errcode = 'P0001', message = pg_catalog.format('archive job run %s failed: %s', p_run_id, v_err),
       hint = 'Batches committed before the error stay done; fix the cause and run the job again.';
   end if;
 end;

@@ -10,7 +10,7 @@ create function private.purge_audit_logs(p_as_of timestamptz, p_limit integer) r
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 declare
   n bigint;
@@ -42,7 +42,7 @@ revoke execute on function private.purge_audit_logs(timestamptz, integer) from p
 create function private.retention_batch(p_as_of timestamptz, p_limit integer) returns jsonb
   language plpgsql
   volatile
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_companies uuid[];
@@ -179,15 +179,15 @@ as $$
            on c.company_id = k.company_id and c.closed_at < k.delete_before
           where not private.conversation_is_held(c.company_id, c.id))
   select coalesce((select pg_catalog.jsonb_object_agg(t, n) from (values
-    ('public.conversations', (select count(*) from lc)),
-    ('public.messages', (select count(*) from public.messages m join lc on lc.company_id = m.company_id and lc.id = m.conversation_id)),
-    ('archive.conversations_archived', (select count(*) from ac)),
-    ('archive.messages_archived', (select count(*) from archive.messages_archived m join ac on ac.company_id = m.company_id and ac.id = m.conversation_id)),
-    ('public.integration_logs', (select count(*) from k join public.integration_logs l on l.company_id = k.company_id and l.created_at < k.delete_before)),
-    ('archive.integration_logs_archived', (select count(*) from k join archive.integration_logs_archived l on l.company_id = k.company_id and l.created_at < k.delete_before)),
-    ('public.analytics_daily', (select count(*) from k join public.analytics_daily a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::date)),
-    ('archive.analytics_archived', (select count(*) from k join archive.analytics_archived a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::date))
-  ) v(t, n) where n > 0), '{}'::jsonb)
+    ('public.conversations', (select pg_catalog.count(*) from lc)),
+    ('public.messages', (select pg_catalog.count(*) from public.messages m join lc on lc.company_id = m.company_id and lc.id = m.conversation_id)),
+    ('archive.conversations_archived', (select pg_catalog.count(*) from ac)),
+    ('archive.messages_archived', (select pg_catalog.count(*) from archive.messages_archived m join ac on ac.company_id = m.company_id and ac.id = m.conversation_id)),
+    ('public.integration_logs', (select pg_catalog.count(*) from k join public.integration_logs l on l.company_id = k.company_id and l.created_at < k.delete_before)),
+    ('archive.integration_logs_archived', (select pg_catalog.count(*) from k join archive.integration_logs_archived l on l.company_id = k.company_id and l.created_at < k.delete_before)),
+    ('public.analytics_daily', (select pg_catalog.count(*) from k join public.analytics_daily a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::pg_catalog.date)),
+    ('archive.analytics_archived', (select pg_catalog.count(*) from k join archive.analytics_archived a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::pg_catalog.date))
+  ) v(t, n) where n > 0), '{}'::pg_catalog.jsonb)
 $$;
 comment on function private.retention_preview(timestamptz) is
   'What public.job_retention() would delete as of p_as_of (conversations and messages live/archived, logs, analytics; audit rows not counted): its dry run and progress total.';
@@ -205,14 +205,15 @@ create procedure public.job_retention(
   language plpgsql
 as $$
 declare
-  v_as_of timestamptz := coalesce(p_as_of, pg_catalog.now());
-  v_total jsonb;
-  v_batch jsonb;
-  v_err text;
+  v_as_of pg_catalog.timestamptz := coalesce(p_as_of, pg_catalog.now());
+  v_total pg_catalog.jsonb;
+  v_batch pg_catalog.jsonb;
+  v_err pg_catalog.text;
   v_batches integer := 0;
 begin
+  perform private.job_require_trusted_path(pg_catalog.current_schemas(true));
   if p_batch_size is null or p_batch_size < 1 or p_batch_size > 100000 then
-    raise exception using errcode = '22023', message = format('p_batch_size must be 1..100000, not %s', p_batch_size);
+    raise exception using errcode = '22023', message = pg_catalog.format('p_batch_size must be 1..100000, not %s', p_batch_size);
   end if;
   p_run_id := private.job_start('retention', pg_catalog.jsonb_build_object(
     'batch_size', p_batch_size, 'max_batches', p_max_batches, 'as_of', v_as_of), p_dry_run);
@@ -224,7 +225,7 @@ begin
     commit;
     return;
   end if;
-  raise notice 'neurant.progress %', pg_catalog.jsonb_build_object('run_id', p_run_id, 'step', 'start', 'done', '{}'::jsonb, 'total', v_total);
+  raise notice 'neurant.progress %', pg_catalog.jsonb_build_object('run_id', p_run_id, 'step', 'start', 'done', '{}'::pg_catalog.jsonb, 'total', v_total);
   loop
     exit when p_max_batches is not null and v_batches >= p_max_batches;
     begin
@@ -240,7 +241,7 @@ begin
   perform private.job_finish(p_run_id, case when v_err is null then 'succeeded' else 'failed' end, v_err);
   commit;
   if v_err is not null then
-    raise exception using errcode = 'P0001', message = format('retention job run %s failed: %s', p_run_id, v_err),
+    raise exception using errcode = 'P0001', message = pg_catalog.format('retention job run %s failed: %s', p_run_id, v_err),
       hint = 'Batches committed before the error stay done; fix the cause and run the job again.';
   end if;
 end;

@@ -8,7 +8,7 @@
 create function private.collect_system_metrics() returns jsonb
   language plpgsql
   volatile
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_at timestamptz := pg_catalog.clock_timestamp();
@@ -67,10 +67,11 @@ create procedure public.job_metrics(inout p_run_id bigint default null, p_dry_ru
   language plpgsql
 as $$
 declare
-  v_rows jsonb;
-  v_err text;
+  v_rows pg_catalog.jsonb;
+  v_err pg_catalog.text;
 begin
-  p_run_id := private.job_start('metrics', '{}'::jsonb, p_dry_run);
+  perform private.job_require_trusted_path(pg_catalog.current_schemas(true));
+  p_run_id := private.job_start('metrics', '{}'::pg_catalog.jsonb, p_dry_run);
   commit;
   if not p_dry_run then
     begin
@@ -85,7 +86,7 @@ begin
   perform private.job_finish(p_run_id, case when v_err is null then 'succeeded' else 'failed' end, v_err);
   commit;
   if v_err is not null then
-    raise exception using errcode = 'P0001', message = format('metrics job run %s failed: %s', p_run_id, v_err);
+    raise exception using errcode = 'P0001', message = pg_catalog.format('metrics job run %s failed: %s', p_run_id, v_err);
   end if;
 end;
 $$;

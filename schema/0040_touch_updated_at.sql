@@ -2,7 +2,7 @@
 -- (used by all domains: before update ... execute function private.touch_updated_at()).
 create function private.touch_updated_at() returns trigger
   language plpgsql
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   new.updated_at := now();

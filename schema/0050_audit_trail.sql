@@ -68,7 +68,7 @@ comment on column public.audit_logs.created_at is 'Transaction start time of the
 create function private.audit_logs_append_only() returns trigger
   language plpgsql
   volatile
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- Retention purge hook (data lifecycle, 7 years): only the owner of the table
@@ -108,7 +108,7 @@ create function private.jsonb_has_secret_keys(p_value jsonb) returns boolean
   immutable
   strict
   parallel safe
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
   select pg_catalog.jsonb_path_exists(
     p_value,
@@ -132,7 +132,7 @@ create function private.text_looks_like_secret(p_value text) returns boolean
   immutable
   strict
   parallel safe
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
   select
     -- JWT / JWS: base64url header starting {"..., payload, signature
@@ -165,7 +165,7 @@ create function private.jsonb_has_secret_values(p_value jsonb) returns boolean
   immutable
   strict
   parallel safe
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
   select exists (
     select 1
@@ -184,7 +184,7 @@ create function private.audit_redact(p_row jsonb) returns jsonb
   language sql
   immutable
   parallel safe
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
   select case when p_row is null then null else coalesce(
     (select pg_catalog.jsonb_object_agg(
@@ -210,7 +210,7 @@ create function private.audit_row_change() returns trigger
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 -- Trigger arguments:
 --   0: column holding the tenant id ('company_id', or 'id' for public.companies)

@@ -21,7 +21,7 @@ returns trigger
 language plpgsql
 volatile
 security invoker -- must run as the caller: caller_is_subject_to_rls() looks at current_user
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'UPDATE' then

@@ -7,7 +7,7 @@
 
 create function private.companies_guard_update() returns trigger
   language plpgsql
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if new.id is distinct from old.id then
@@ -37,7 +37,7 @@ comment on trigger companies_guard_update on public.companies is
 
 create function private.users_guard_update() returns trigger
   language plpgsql
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_caller_id uuid;
@@ -103,7 +103,7 @@ comment on trigger users_guard_update on public.users is
 create function private.guard_role_grant() returns trigger
   language plpgsql
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_grantor_role public.user_role;
@@ -150,7 +150,7 @@ comment on trigger users_guard_grant on public.users is
 create function private.clear_user_reference() returns trigger
   language plpgsql
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_column text;
@@ -188,7 +188,7 @@ comment on trigger users_clear_user_invitations_references on public.users is
 create function private.users_count_members() returns trigger
   language plpgsql
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'INSERT' then
@@ -211,7 +211,7 @@ comment on trigger users_count_members on public.users is
 create function private.users_require_owner() returns trigger
   language plpgsql
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_company_id uuid;
@@ -251,7 +251,7 @@ comment on trigger users_require_owner_on_delete on public.users is
 
 create function private.user_invitations_guard_update() returns trigger
   language plpgsql
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if new.company_id is distinct from old.company_id or new.email is distinct from old.email
@@ -282,7 +282,7 @@ comment on trigger user_invitations_guard_update on public.user_invitations is
 create function private.user_invitations_count_pending() returns trigger
   language plpgsql
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_delta integer;

@@ -35,7 +35,7 @@ returns text
 language sql
 immutable
 parallel safe
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.lower(p_text), '[^[:alnum:]_]+', ' ', 'g'))
 $$;
@@ -49,7 +49,7 @@ returns text
 language sql
 immutable
 parallel safe
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select p.phrase
     from pg_catalog.unnest(p_phrases) with ordinality as p (phrase, ord)
@@ -67,7 +67,7 @@ returns boolean
 language sql
 immutable
 parallel safe
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select p_phrases is not null
      and pg_catalog.cardinality(p_phrases) <= 200
@@ -86,7 +86,7 @@ returns boolean
 language sql
 immutable
 parallel safe
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select p_channels is not null
      and pg_catalog.cardinality(p_channels) >= 1

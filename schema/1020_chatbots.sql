@@ -64,7 +64,7 @@ create function private.chatbots_before_write()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id uuid := public.get_current_user_id();
@@ -105,7 +105,7 @@ create function private.chatbots_count_quota()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'INSERT' then

@@ -32,7 +32,7 @@ create function private.chatbot_operators_before_write()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_role public.user_role;

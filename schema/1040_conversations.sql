@@ -59,7 +59,7 @@ returns void
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_role public.user_role;
@@ -96,7 +96,7 @@ returns boolean
 language sql
 immutable
 parallel safe
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
   select p_from = p_to or case p_from
     when 'active'        then p_to in ('waiting_human', 'human', 'resolved', 'closed')
@@ -113,7 +113,7 @@ create function private.conversations_guard_transition()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_chatbot record;

@@ -41,7 +41,7 @@ create function private.escalate_conversation(
 returns boolean
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_found boolean;
@@ -67,7 +67,7 @@ create function private.conversations_log_escalation()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   -- Trusted only when set by private.escalate_conversation() (a nested trigger).

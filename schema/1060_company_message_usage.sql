@@ -43,7 +43,7 @@ comment on column public.company_message_usage.updated_at is 'When the latest me
 
 create function private.effective_monthly_message_limit(p_company_id uuid) returns integer
   language sql stable
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
   select coalesce(c.monthly_message_limit, p.monthly_message_limit)
     from public.companies c
@@ -58,7 +58,7 @@ create function private.record_message_usage(p_company_id uuid, p_billable boole
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   -- the server clock (transaction time), never a time the caller chose

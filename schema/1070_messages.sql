@@ -49,7 +49,7 @@ create function private.messages_before_insert()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id uuid := public.get_current_user_id();
@@ -122,7 +122,7 @@ create function private.messages_after_insert()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_conv record;

@@ -44,7 +44,7 @@ create function private.message_reactions_before_insert()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_user_id uuid := public.get_current_user_id();
@@ -83,7 +83,7 @@ create function private.message_reactions_after_insert()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_score smallint := case new.reaction when 'thumbs_down' then 1 when 'thumbs_up' then 5 else new.rating end;

@@ -139,7 +139,7 @@ create function private.documents_before_write() returns trigger
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'INSERT' then
@@ -165,7 +165,7 @@ create function private.documents_quota() returns trigger
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'INSERT' then
@@ -194,7 +194,7 @@ create function private.document_chunks_count() returns trigger
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'INSERT' then
@@ -219,7 +219,7 @@ comment on function private.document_chunks_count() is
 create function private.document_chunks_before_update() returns trigger
   language plpgsql
   volatile
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if new.company_id is distinct from old.company_id or new.document_id is distinct from old.document_id then
@@ -237,7 +237,7 @@ create function private.knowledge_queries_before_write() returns trigger
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- conversation_id / chatbot_id default to the message's; a mismatch is

@@ -140,7 +140,7 @@ create function private.integrations_before_write() returns trigger
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'INSERT' then
@@ -162,7 +162,7 @@ create function private.integrations_quota() returns trigger
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'INSERT' then
@@ -182,7 +182,7 @@ create function private.integration_credentials_before_write() returns trigger
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'UPDATE' and (new.company_id is distinct from old.company_id
@@ -202,7 +202,7 @@ create function private.integration_credentials_sync() returns trigger
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'DELETE' and not exists (select 1 from public.companies where id = old.company_id) then
@@ -227,7 +227,7 @@ create function private.clear_user_integration_references() returns trigger
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- While the whole company is being deleted its rows go by cascade anyway; an

@@ -50,7 +50,7 @@ comment on column public.legal_holds.released_by is 'Who released the hold; set 
 create function private.legal_holds_guard() returns trigger
   language plpgsql
   volatile
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'DELETE' then
@@ -89,7 +89,7 @@ create function private.legal_holds_check_conversation() returns trigger
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 begin
   if new.conversation_id is not null then
@@ -141,7 +141,7 @@ create function private.legal_hold_guard() returns trigger
   language plpgsql
   volatile
   security definer
-  set search_path = ''
+  set search_path = pg_catalog, pg_temp
 as $$
 -- Trigger arguments: 0 how a row maps to holds: 'tenant' (the row is the company: any of its
 -- active holds), 'company' (its company's company-wide holds) or the column holding its

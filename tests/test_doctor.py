@@ -53,6 +53,23 @@ comment on function public.noop_trigger() is 'stand-in';
 create trigger leaky_noop before insert on public.leaky for each row execute function public.noop_trigger();
 create function public.definer_writes() returns void language sql security definer set search_path = ''
   as 'delete from public.leaky';
+create function public.definer_empty_path() returns int language sql security definer set search_path = ''
+  as 'select 1';
+create procedure public.job_reuses_temp() language plpgsql as $$
+begin
+  if to_regclass('pg_temp.scratch') is null then
+    create temp table scratch (x int) on commit drop;
+  end if;
+  insert into pg_temp.scratch values (1);
+end $$;
+create function public.definer_unqualified_relation() returns bigint language plpgsql security definer
+  set search_path = pg_catalog, pg_temp as $$ begin return (select count(*) from leaky); end $$;
+create procedure public.job_unqualified_type() language plpgsql as $$
+declare
+  v_day date := pg_catalog.now()::date;
+begin
+  raise notice '%', v_day;
+end $$;
 """
 
 
@@ -105,6 +122,10 @@ def weak_db(scratch_db: str) -> Iterator[str]:
     ("tenant.guard", "public.crossref"),
     ("legal_hold.trigger", "public.leaky"),
     ("legal_hold.trigger", "public.companies"),
+    ("definer.search_path", "definer_empty_path()"),
+    ("trusted.temp", "job_reuses_temp()"),
+    ("trusted.unqualified", "definer_unqualified_relation()"),
+    ("trusted.unqualified", "job_unqualified_type()"),
 ])
 def test_doctor_catches_each_weakness(weak_db: str, check: str, obj: str) -> None:
     assert (check, obj) in findings_for(weak_db)

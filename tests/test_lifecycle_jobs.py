@@ -224,6 +224,30 @@ def test_two_runs_never_overlap(db: str) -> None:
             assert call_job(other, "metrics").status == "succeeded"  # another lock
 
 
+
+def test_two_runs_started_at_the_same_moment_never_both_run(db: str) -> None:
+    first = _conn(db)
+    first.execute("begin")
+    first.execute("select private.job_start('archive', '{}'::jsonb, false)")  # not committed yet
+    outcome: list[str] = []
+
+    def second() -> None:
+        with _conn(db) as conn:
+            try:
+                conn.execute("select private.job_start('retention', '{}'::jsonb, false)")
+                outcome.append("started")
+            except psycopg.Error as exc:
+                outcome.append(f"{exc.sqlstate} {exc.diag.message_primary}")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive(), "the second start must wait for the first one's commit"
+    first.execute("commit")
+    thread.join(timeout=30)
+    first.close()
+    assert len(outcome) == 1 and outcome[0].startswith("55P03 job retention cannot start: archive run"), outcome
+
 def test_legal_hold_blocks_archival_cold_export_and_retention(db: str, tmp_path: Path) -> None:
     with _conn(db) as conn:
         load_demo(conn, companies=2, conversations=5, messages=2)

@@ -11,7 +11,7 @@ import psycopg
 from click.testing import CliRunner
 
 from neurant_db.cli import cli
-from neurant_db.locking import LOCK_KEY
+from neurant_db.locking import ensure_lock_table, try_lock
 
 from .conftest import write
 
@@ -19,7 +19,8 @@ from .conftest import write
 def test_a_held_lock_makes_migrate_fail_naming_the_holder(sql_tree: Path, scratch_db: str) -> None:
     holder = psycopg.connect(scratch_db, autocommit=True, application_name="someone else")
     try:
-        holder.execute("select pg_advisory_lock(%s, %s)", LOCK_KEY)
+        ensure_lock_table(holder)
+        assert try_lock(holder)
         result = CliRunner().invoke(
             cli, ["--database-url", scratch_db, "migrate", "--lock-timeout", "0.5"])
         assert result.exit_code == 4
@@ -34,13 +35,14 @@ def test_a_held_lock_makes_migrate_fail_naming_the_holder(sql_tree: Path, scratc
 def test_a_crashed_holder_does_not_block_the_next_run(sql_tree: Path, scratch_db: str) -> None:
     # A process that takes the lock and dies without releasing it.
     code = (
-        f"import os, psycopg; c = psycopg.connect({scratch_db!r}, autocommit=True);"
-        f"c.execute('select pg_advisory_lock({LOCK_KEY[0]}, {LOCK_KEY[1]})'); os._exit(9)"
+        f"import os, psycopg; from neurant_db.locking import ensure_lock_table, try_lock;"
+        f"c = psycopg.connect({scratch_db!r}, autocommit=True); ensure_lock_table(c);"
+        f"assert try_lock(c); os._exit(9)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 9
     # A stale yoyo lock row, as a crashed plain-yoyo run leaves.
     with psycopg.connect(scratch_db, autocommit=True) as conn:
-        conn.execute("create schema neurant_meta")
+        conn.execute("create schema if not exists neurant_meta")
         conn.execute("create table neurant_meta.yoyo_lock (locked int default 1 primary key, "
                      "ctime timestamp, pid int not null)")
         conn.execute("insert into neurant_meta.yoyo_lock (pid, ctime) values (424242, now())")

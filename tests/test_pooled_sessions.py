@@ -72,6 +72,10 @@ def pool(neurant_server: TestDatabase) -> Iterator[Pool]:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f'create role "{login}" login noinherit password \'{password}\'')
                 conn.execute(f'grant anon, authenticated, service_role to "{login}"')
+                # The schema revokes TEMPORARY from PUBLIC; the reset must still clear temp objects
+                # where a login has it (a database created before the revoke, or granted by hand).
+                dbname = conn.execute("select current_database()").fetchone()[0]  # type: ignore[index]
+                conn.execute(f'grant temporary on database "{dbname}" to "{login}"')
             yield Pool(url, login, password)
         finally:
             with psycopg.connect(url, autocommit=True) as conn:
@@ -150,8 +154,8 @@ def test_the_documented_pooler_reset_clears_what_a_client_left_on_the_session(po
         conn.execute("select set_config('request.jwt.claims', %s, false)",
                      (claims(OWNER_A_AUTH, "owner.a@example.com"),))
         conn.execute(f"select set_config('request.jwt.claim.sub', '{OWNER_A_AUTH}', false)")
+        conn.execute("create temp table left_behind (x int)")  # as the login: authenticated has no TEMPORARY
         conn.execute("set role authenticated")
-        conn.execute("create temp table left_behind (x int)")
         assert conn.execute("select auth.uid()::text").fetchone() == (OWNER_A_AUTH,)
         for stmt in statements(sql_block("pooler-reset")):
             conn.execute(stmt)
@@ -285,11 +289,11 @@ def test_through_pgbouncer_in_transaction_mode_the_documented_reset_runs_after_e
             psycopg.connect(bouncer, autocommit=True, prepare_threshold=None) as second:
         # client 1, company A's owner, leaves session-level claims, a legacy sub and a temp table behind
         first.execute("begin")
+        first.execute("create temp table left_behind (x int)")  # as the login: authenticated has no TEMPORARY
         first.execute("select set_config('role', 'authenticated', false)")
         first.execute("select set_config('request.jwt.claims', %s, false)",
                       (claims(OWNER_A_AUTH, "owner.a@example.com"),))
         first.execute(f"select set_config('request.jwt.claim.sub', '{OWNER_A_AUTH}', false)")
-        first.execute("create temp table left_behind (x int)")
         row = first.execute("select pg_backend_pid()").fetchone()
         first.execute("commit")
         # client 2 gets the same server connection: nothing of client 1 is left on it

@@ -127,9 +127,13 @@ def security_definer_hygiene(conn: psycopg.Connection) -> Iterator[Finding]:
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where n.nspname = any(%s) and p.prosecdef
           and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')"""):
-        if "search_path=" not in config:
+        if not re.search(r"(^|,)search_path=(.*, )?pg_temp(,|$)", config):
+            # Not set, or set without pg_temp last: an unlisted pg_temp is searched FIRST for
+            # relations and types (even under search_path = ''), so a temp table or domain
+            # an end user created on the session would shadow a name the function uses.
             yield Finding("error", "definer.search_path", sig,
-                          "security definer function does not set search_path (use set search_path = '')")
+                          "security definer function does not pin search_path with pg_temp last "
+                          "(use set search_path = pg_catalog, pg_temp)")
         if public_exec:
             yield Finding("error", "definer.execute", sig,
                           "security definer function is executable by PUBLIC: revoke it and grant to roles")
@@ -482,6 +486,100 @@ def definer_writes_check_writable(conn: psycopg.Connection) -> Iterator[Finding]
             yield Finding("error", "definer.read_only", sig,
                           f"security definer function writes past RLS without calling "
                           f"private.{WRITABLE_CHECK}(company): a suspended company could still write")
+
+
+# --- trusted code never relies on what a session can create (issue 9) -------------------
+# Trusted: security definer functions, procedures (the jobs), and functions owned by a role
+# that bypasses RLS which service_role may execute (the backend calls them; triggers too).
+TRUSTED = """
+select p.oid::regprocedure::text, p.prokind, l.lanname, p.prosrc,
+       coalesce(array_to_string(p.proconfig, ','), ''),
+       coalesce(p.proargnames, '{}') || array(select x from pg_trigger t,  -- transition tables
+                                              unnest(array[t.tgoldtable, t.tgnewtable]) x
+                                              where t.tgfoid = p.oid and x is not null)
+from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+join pg_language l on l.oid = p.prolang join pg_roles o on o.oid = p.proowner
+where n.nspname = any(%s) and l.lanname in ('sql', 'plpgsql')
+  and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
+  and (p.prosecdef or p.prokind = 'p'
+       or ((o.rolsuper or o.rolbypassrls)
+           and exists (select 1 from pg_roles r where r.rolname = 'service_role')
+           and has_function_privilege('service_role', p.oid, 'execute')))
+order by 1
+"""
+_TEMP_USE = re.compile(r"\bpg_temp\b|\bcreate\s+(?:(?:global|local)\s+)?(?:temp|temporary)\b", re.I)
+_RELATION_AFTER = re.compile(
+    r"\b(from|join|update|into|table|truncate|using)\s+(?:only\s+)?([a-z_][a-z0-9_$]*)\b(?!\s*[.(])",
+    re.I)
+_NOT_RELATIONS = {
+    "select", "lateral", "only", "strict", "of", "set", "values", "none", "nowait", "errcode",
+    "message", "hint", "detail", "column", "constraint", "schema", "table", "unnest", "new", "old",
+    "excluded", "found", "true", "false", "null", "current_date", "current_timestamp", "now",
+}
+_CTE = re.compile(r"\b([a-z_][a-z0-9_]*)\s+as\s+(?:not\s+)?(?:materialized\s+)?\(", re.I)
+_LOOP_VAR = re.compile(r"\b(?:for|foreach)\s+([a-z_][a-z0-9_]*)\s+in\b", re.I)
+_DECLARE = re.compile(r"\bdeclare\b(.*?)\bbegin\b", re.I | re.S)
+_DECLARED = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s+(?:constant\s+)?([a-z_][a-z0-9_.]*)", re.I | re.M)
+_CAST = re.compile(r"::\s*([a-z_][a-z0-9_]*)\b(?!\s*\.)", re.I)
+# Type names the grammar maps to pg_catalog itself (keywords): never looked up on the path.
+_KEYWORD_TYPES = {
+    "int", "integer", "smallint", "bigint", "real", "float", "double", "numeric", "decimal",
+    "dec", "boolean", "bit", "char", "character", "varchar", "nchar", "national", "timestamp",
+    "time", "interval", "record", "trigger", "void",
+}
+
+
+def _code_only(src: str) -> str:
+    """The body without comments and string literals (dollar-quoted strings included)."""
+    src = re.sub(r"--[^\n]*", " ", src)
+    src = re.sub(r"/\*.*?\*/", " ", src, flags=re.S)
+    src = re.sub(r"\$([a-z_]*)\$.*?\$\1\$", " '' ", src, flags=re.S | re.I)
+    return re.sub(r"'(?:[^']|'')*'", "''", src)
+
+
+def unqualified_relations(src: str, arg_names: list[str]) -> list[str]:
+    code = _code_only(src)
+    local = {n.lower() for n in arg_names if n}
+    local |= {m.group(1).lower() for m in _CTE.finditer(code)}
+    local |= {m.group(1).lower() for m in _LOOP_VAR.finditer(code)}
+    for block in _DECLARE.finditer(code):
+        local |= {m.group(1).lower() for m in _DECLARED.finditer(block.group(1))}
+    names = {m.group(2).lower() for m in _RELATION_AFTER.finditer(code)}
+    return sorted(n for n in names - local - _NOT_RELATIONS
+                  if not n.startswith(("v_", "p_")))
+
+
+def unqualified_types(src: str) -> list[str]:
+    code = _code_only(src)
+    names = {m.group(1).lower() for m in _CAST.finditer(code)}
+    for block in _DECLARE.finditer(code):
+        for m in _DECLARED.finditer(block.group(1)):
+            if "." not in m.group(2) and m.group(2).lower() not in ("alias", "cursor"):
+                names.add(m.group(2).lower())
+    return sorted(n for n in names if n not in _KEYWORD_TYPES)
+
+
+@check
+def trusted_code_ignores_session_objects(conn: psycopg.Connection) -> Iterator[Finding]:
+    for sig, kind, _lang, src, config, arg_names in _rows(conn, TRUSTED):
+        what = "procedure" if kind == "p" else "trusted function"
+        if _TEMP_USE.search(_code_only(src)):
+            yield Finding("error", "trusted.temp", sig,
+                          f"{what} uses pg_temp or creates a temp object: an end user sharing the "
+                          "session may have planted one (with a trigger) first")
+        relations = unqualified_relations(src, list(arg_names))
+        if relations:
+            yield Finding("error", "trusted.unqualified", sig,
+                          f"{what} names relations without a schema ({', '.join(relations)}): "
+                          "pg_temp is searched for them, first unless the path lists it last")
+        if not re.search(r"(^|,)search_path=(.*, )?pg_temp(,|$)", config):
+            types = unqualified_types(src)
+            if types:
+                yield Finding("error", "trusted.unqualified", sig,
+                              f"{what} names types without a schema ({', '.join(types)}) and its "
+                              "search_path does not list pg_temp last: a temp domain of that name "
+                              "would shadow them (qualify them, pg_catalog.text, or set "
+                              "search_path = pg_catalog, pg_temp)")
 
 
 def run_checks(conn: psycopg.Connection) -> list[Finding]:

@@ -107,6 +107,9 @@ ProgressFn = Callable[[Progress], None]
 def job_connection(target: DatabaseTarget, purpose: str) -> psycopg.Connection:
     """An autocommit connection whose role bypasses RLS (switching to service_role if needed)."""
     conn = target.connect(autocommit=True, purpose=purpose)
+    # pg_temp listed last: a temp table or domain left on this session (by an end user,
+    # through a pooler) never shadows pg_catalog's types or a relation the jobs name.
+    conn.execute("set search_path = pg_catalog, pg_temp")
     row = conn.execute("select rolsuper or rolbypassrls from pg_roles where rolname = current_user").fetchone()
     if not (row and row[0]):
         try:

@@ -1,8 +1,12 @@
-"""The migration lock: a session-level advisory lock on its own connection.
+"""The migration lock: a row lock in the owner-only ledger schema, on its own connection.
 
-yoyo's lock is a table row that survives a crash. An advisory lock dies with
-the session that holds it, so a killed run never blocks the next one; a live
-run makes the next one wait up to the timeout, then fail naming the holder.
+yoyo's lock is a table row that survives a crash. Ours is a *lock on* a row
+(`select ... for update nowait` on neurant_meta.migration_lock, held by an open
+transaction on a dedicated connection): it dies with the session that holds it,
+so a killed run never blocks the next one; a live run makes the next one wait up
+to the timeout, then fail naming the holder. Not an advisory lock: any role may
+take any advisory key, so an end user could block every migration (issue 9);
+neurant_meta is reachable by the migration owner only.
 """
 
 from __future__ import annotations
@@ -15,22 +19,56 @@ import psycopg
 
 from .database import DatabaseTarget
 from .errors import LockHeld
+from .ledger import META_SCHEMA
 
-# Two int4 keys: 'NEUR' and 1 (migrations). Visible in pg_locks as classid/objid.
-LOCK_KEY = (0x4E455552, 1)
+LOCK_TABLE = f"{META_SCHEMA}.migration_lock"
+
+LOCK_TABLE_SQL = f"""
+create schema if not exists {META_SCHEMA};
+revoke all on schema {META_SCHEMA} from public;
+create table if not exists {LOCK_TABLE} (
+    id boolean primary key default true check (id)
+);
+comment on table {LOCK_TABLE} is
+    'The migration lock: one row, locked FOR UPDATE by the running neurant-db migrate/rollback for its whole run.';
+comment on column {LOCK_TABLE}.id is 'Always true: the table holds exactly one row.';
+revoke all on table {LOCK_TABLE} from public;
+insert into {LOCK_TABLE} (id) values (true) on conflict do nothing;
+"""
+
+TAKE_SQL = f"select id from {LOCK_TABLE} for update nowait"
+
+HOLDER_SQL = f"""
+select a.pid, coalesce(a.application_name, ''), a.usename, a.client_addr::text,
+       to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ')
+from {LOCK_TABLE} m
+join pg_locks l on l.locktype = 'transactionid' and l.transactionid = m.xmax
+                and l.mode = 'ExclusiveLock' and l.granted
+join pg_stat_activity a on a.pid = l.pid
+"""
+
+
+def ensure_lock_table(conn: psycopg.Connection, attempts: int = 6) -> None:
+    """Create the lock table and its row if missing (idempotent). Two first runs may race
+    on the catalog (duplicate key, "tuple concurrently updated"): the loser retries and
+    then finds the table the winner committed."""
+    for attempt in range(attempts):
+        if conn.execute("select to_regclass(%s) is not null", (LOCK_TABLE,)).fetchone() == (True,):
+            return
+        try:
+            with conn.transaction():
+                conn.execute(LOCK_TABLE_SQL)
+            return
+        except psycopg.Error:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def describe_holder(conn: psycopg.Connection) -> str:
-    row = conn.execute(
-        """
-        select a.pid, coalesce(a.application_name, ''), a.usename, a.client_addr::text,
-               to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ')
-        from pg_locks l join pg_stat_activity a on a.pid = l.pid
-        where l.locktype = 'advisory' and l.classid = %s and l.objid = %s
-          and l.objsubid = 2 and l.granted
-        """,
-        LOCK_KEY,
-    ).fetchone()
+    """Who holds the lock: every transaction holds an exclusive lock on its own xid,
+    which is the xmax its FOR UPDATE left on the row."""
+    row = conn.execute(HOLDER_SQL).fetchone()
     if row is None:
         return "an unknown session"
     pid, app, user, addr, started = row
@@ -38,16 +76,34 @@ def describe_holder(conn: psycopg.Connection) -> str:
     return f"pid {pid} ({app or 'no application_name'}, user {user}{where}, connected {started})"
 
 
-@contextmanager
-def migration_lock(target: DatabaseTarget, timeout_s: float, poll_s: float = 0.25) -> Iterator[None]:
-    """Hold the migration lock for the duration of the block."""
-    conn = target.connect(purpose="migration-lock")
+def try_lock(conn: psycopg.Connection) -> bool:
+    """Open a transaction on `conn` and lock the row in it; False (and no transaction
+    left open) when another session holds it."""
+    conn.execute("begin")
     try:
+        conn.execute(TAKE_SQL)
+    except psycopg.errors.LockNotAvailable:
+        conn.execute("rollback")
+        return False
+    return True
+
+
+@contextmanager
+def migration_lock(target: DatabaseTarget, timeout_s: float, poll_s: float = 0.25, *,
+                   create: bool = True) -> Iterator[None]:
+    """Hold the migration lock for the duration of the block. With create=False (a dry
+    run, which writes nothing) a database without the lock table is left untouched."""
+    conn = target.connect(autocommit=True, purpose="migration-lock")
+    try:
+        # The lock is an open transaction that stays idle while the migrations run on
+        # another connection: a server-wide idle timeout must not end it midway.
+        conn.execute("set idle_in_transaction_session_timeout = 0")
+        if not create and conn.execute("select to_regclass(%s)", (LOCK_TABLE,)).fetchone() == (None,):
+            yield
+            return
+        ensure_lock_table(conn)
         deadline = time.monotonic() + max(timeout_s, 0.0)
-        while True:
-            got = conn.execute("select pg_try_advisory_lock(%s, %s)", LOCK_KEY).fetchone()
-            if got and got[0]:
-                break
+        while not try_lock(conn):
             if time.monotonic() >= deadline:
                 holder = describe_holder(conn)
                 raise LockHeld(
@@ -59,4 +115,4 @@ def migration_lock(target: DatabaseTarget, timeout_s: float, poll_s: float = 0.2
             time.sleep(poll_s)
         yield
     finally:
-        conn.close()  # closing the session releases the advisory lock
+        conn.close()  # ending the session ends its transaction, and with it the row lock

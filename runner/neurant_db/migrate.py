@@ -4,7 +4,7 @@
   (rollbacks end by deleting it), inside the migration's own transaction;
 - drift: the ledger keeps the checksum of the rendered SQL; status reports
   changed applied migrations and migrate refuses to run over them;
-- locking: a session-level advisory lock (see locking.py), stale yoyo lock rows broken;
+- locking: a row lock in neurant_meta (see locking.py), stale yoyo lock rows broken;
 - a migration without a rollback is refused at discovery (render.py), and a
   rollback that renders to nothing for a migration that does something is an error.
 """
@@ -152,7 +152,7 @@ def _yoyo_backend(target: DatabaseTarget) -> Any:
 
     sep = "&" if "?" in target.yoyo_uri else "?"
     backend = get_backend(f"{target.yoyo_uri}{sep}schema={META_SCHEMA}", YOYO_TABLE)
-    backend.break_lock()  # we hold the advisory lock: any yoyo_lock row is stale
+    backend.break_lock()  # we hold the migration lock: any yoyo_lock row is stale
     return backend
 
 
@@ -236,7 +236,7 @@ def migrate(
     if to_version is not None and to_version not in {m.version for m in migrations}:
         raise BadArgument(f"--to {to_version:04d}: no migration has that version")
     result = RunResult()
-    with migration_lock(target, lock_timeout_s), target.connect(purpose="migrate") as conn:
+    with migration_lock(target, lock_timeout_s, create=not dry_run), target.connect(purpose="migrate") as conn:
         ledger = read_ledger(conn)
         states = compute_status(migrations, ledger)
         if any(s.state == "drifted" for s in states) and not allow_drift:
@@ -297,7 +297,7 @@ def rollback(
     check_rollbacks(migrations)
     by_version = {m.version: m for m in migrations}
     result = RunResult()
-    with migration_lock(target, lock_timeout_s), target.connect(purpose="rollback") as conn:
+    with migration_lock(target, lock_timeout_s, create=not dry_run), target.connect(purpose="rollback") as conn:
         ledger = read_ledger(conn)
         applied = sorted(ledger, reverse=True)
         if to_version is not None and to_version != 0 and to_version not in ledger:

@@ -92,8 +92,8 @@ select is(case when w.role is null or has_column_privilege(w.role, c.oid, 'compa
 select is(
     array(select p.oid::regprocedure::text from pg_proc p
            where p.prosecdef and p.pronamespace in ('public'::regnamespace, 'private'::regnamespace)
-             and not coalesce(p.proconfig @> array['search_path=""'], false) order by 1),
-    '{}'::text[], 'every security definer function pins search_path to empty');
+             and not coalesce(p.proconfig @> array['search_path=pg_catalog, pg_temp'], false) order by 1),
+    '{}'::text[], 'every security definer function pins search_path to pg_catalog, pg_temp (pg_temp last: a temp object never shadows a relation or type)');
 
 select is(
     array(select p.oid::regprocedure::text from pg_proc p
@@ -172,8 +172,8 @@ select is_empty($$
   select p.oid::regprocedure::text
     from pg_proc p join pg_namespace n on n.oid = p.pronamespace
    where n.nspname in ('public', 'private', 'auth') and p.prosecdef
-     and not coalesce(p.proconfig @> array['search_path=""'], false) $$,
-  'every security definer function pins search_path to the empty path');
+     and not coalesce(p.proconfig @> array['search_path=pg_catalog, pg_temp'], false) $$,
+  'every security definer function pins search_path to pg_catalog then pg_temp, never the empty path (which searches pg_temp first)');
 
 -- Secrets: no path to credentials or token hashes through references, views or functions
 select is_empty($$

@@ -119,8 +119,10 @@ insert into public.users (company_id, id, auth_user_id, email, role) values
 
 select tests.new_auth_user('grantor.kept@example.com'), tests.new_auth_user('grantor.demoted@example.com');
 
+create temp table tokens (k text, token text);  -- as superuser: client roles may not create temp tables (0590)
+grant insert on tokens to authenticated;
 select tests.act_as('A', 'inviting administrador');
-create temp table tokens as
+insert into tokens
   select 'kept' as k, token from public.create_invitation('grantor.kept@example.com', 'supervisor')
   union all
   select 'demoted', token from public.create_invitation('grantor.demoted@example.com', 'supervisor');

@@ -1,0 +1,18 @@
+-- Why: undoes 0590_database_privileges.sql: PUBLIC gets back the default TEMPORARY
+-- privilege on the database, service_role loses its explicit grant (when the applying
+-- role may change the database's privileges; otherwise nothing changed on apply either).
+do $$
+declare
+  v_db text := pg_catalog.current_database();
+  v_may boolean;
+begin
+  select r.rolsuper or pg_catalog.pg_has_role(current_user, d.datdba, 'MEMBER')
+    into v_may
+    from pg_catalog.pg_database d cross join pg_catalog.pg_roles r
+   where d.datname = v_db and r.rolname = current_user;
+  if coalesce(v_may, false) then
+    execute pg_catalog.format('grant temporary on database %I to public', v_db);
+    execute pg_catalog.format('revoke temporary on database %I from service_role', v_db);
+  end if;
+end;
+$$;

@@ -1,0 +1,43 @@
+-- Why: defence in depth for "trusted code never uses an object an end user can create"
+-- (issue 9). A temp table, domain or function an end user creates lives in the session's
+-- pg_temp, which a pooler then hands to the backend (service_role); pg_temp is searched
+-- first for relations and types unless a path lists it last. The functions are immune on
+-- their own (set search_path = pg_catalog, pg_temp; no pg_temp objects; doctor checks
+-- trusted.temp / trusted.unqualified); this also takes TEMPORARY away from the client
+-- roles, so they cannot plant anything at all. service_role keeps it (the cold export
+-- uses temp key tables).
+--
+-- Only the database owner (or a member of its role, or a superuser) may revoke the
+-- default PUBLIC grant. When the applying role is not, the migration changes nothing and
+-- says so in a NOTICE (it never fails: the package must apply on a database it does not
+-- own). On Supabase the migrations run as postgres: when postgres owns the database the
+-- revoke applies; a TEMPORARY grant made by another role (supabase_admin) cannot be taken
+-- back by postgres and is reported in a NOTICE too (docs/services.md, "Temporary objects").
+do $$
+declare
+  v_db text := pg_catalog.current_database();
+  v_may boolean;
+  v_still text;
+begin
+  select r.rolsuper or pg_catalog.pg_has_role(current_user, d.datdba, 'MEMBER')
+    into v_may
+    from pg_catalog.pg_database d cross join pg_catalog.pg_roles r
+   where d.datname = v_db and r.rolname = current_user;
+  if coalesce(v_may, false) then
+    execute pg_catalog.format('revoke temporary on database %I from public, anon, authenticated', v_db);
+    execute pg_catalog.format('grant temporary on database %I to service_role', v_db);
+  else
+    raise notice 'neurant-db: % does not own database %, so TEMPORARY stays granted to PUBLIC', current_user, v_db
+      using hint = 'Have the database owner revoke TEMPORARY on it from public, anon and authenticated and grant it to service_role.';
+  end if;
+  select pg_catalog.string_agg(r.rolname, ', ' order by r.rolname) into v_still
+    from pg_catalog.pg_roles r
+   where r.rolname in ('anon', 'authenticated')
+     and pg_catalog.has_database_privilege(r.oid, v_db, 'TEMPORARY');
+  if v_still is not null then
+    raise notice 'neurant-db: % may still create temporary objects in database % (granted by a role other than %)',
+      v_still, v_db, current_user
+      using hint = 'The schema does not depend on it (trusted functions ignore pg_temp), but revoke it as that role if you can.';
+  end if;
+end;
+$$;
