@@ -121,6 +121,16 @@ declare
   v_role public.user_role := public.get_user_role();
 begin
   if tg_op = 'INSERT' then
+    -- Only owner/administrador/supervisor open conversations (policy insert_as_supervisor):
+    -- a member of another rank is refused first, with the RLS error, before the chatbot or
+    -- the assignee is looked at (an operador would learn an unassigned chatbot's channels
+    -- and state, or its assignments, from the checks below). Callers without a membership
+    -- were refused by conversations_0_tenant_guard already.
+    if v_role not in ('owner', 'administrador', 'supervisor') then
+      raise exception using errcode = '42501',
+        message = 'new row violates row-level security policy for table "conversations"',
+        hint = 'Only owners, administradores and supervisors open conversations.';
+    end if;
     select c.is_active, c.channels into v_chatbot
       from public.chatbots c where c.company_id = new.company_id and c.id = new.chatbot_id;
     if found then -- a missing chatbot is reported by the foreign key
@@ -192,7 +202,8 @@ begin
 end
 $$;
 comment on function private.conversations_guard_transition() is
-  'Trigger: validates new conversations (active chatbot, enabled channel, open status) and status transitions (22023); '
+  'Trigger: refuses a new conversation from a caller the insert policy refuses (42501, the RLS error, before any lookup); '
+  'validates new conversations (active chatbot, enabled channel, open status) and status transitions (22023); '
   'maintains closed_at, hitl_escalated_at and the bot turn counter; validates the assigned operator.';
 revoke execute on function private.conversations_guard_transition() from public, anon, authenticated;
 
