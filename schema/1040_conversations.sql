@@ -45,7 +45,7 @@ comment on column public.conversations.status is
   'waiting_human->{active,human,resolved,closed}; human->{active,waiting_human,resolved,closed}; resolved->{active,closed}; closed is terminal.';
 comment on column public.conversations.is_hitl_active is 'True while a human owns the conversation (status waiting_human or human); generated from status, never written directly.';
 comment on column public.conversations.assigned_operator_id is 'User handling the conversation in human mode; an operador must be assigned to the chatbot. Cleared when that user is deleted.';
-comment on column public.conversations.hitl_escalated_at is 'When the conversation last entered human mode.';
+comment on column public.conversations.hitl_escalated_at is 'When the conversation last entered human mode: the transaction time, or for an automatic escalation the created_at of its hitl_escalations row (which is how the log tells the two apart).';
 comment on column public.conversations.bot_turns_without_resolution is 'Consecutive bot answers since the conversation was opened, resolved or handed back; compared with chatbots.hitl_max_bot_turns.';
 comment on column public.conversations.last_message_at is 'Time of the latest message, maintained by the messages trigger.';
 comment on column public.conversations.closed_at is 'When the conversation was closed; set exactly when status = closed.';
@@ -179,7 +179,13 @@ begin
       new.closed_at := now();
     end if;
     if new.status in ('waiting_human', 'human') and old.status not in ('waiting_human', 'human') then
-      new.hitl_escalated_at := now();
+      -- private.escalate_conversation stamps the entry with the time of the escalation row it
+      -- wrote (a time inside this transaction; members cannot write the column); every
+      -- other entry, and any other time, is stamped now()
+      if new.hitl_escalated_at is not distinct from old.hitl_escalated_at
+         or not (new.hitl_escalated_at between now() and clock_timestamp()) then
+        new.hitl_escalated_at := now();
+      end if;
     end if;
     if new.status = 'waiting_human' and old.status = 'human' then
       new.assigned_operator_id := null; -- released back to the queue
