@@ -701,15 +701,19 @@ CREATE FUNCTION private.audit_logs_append_only() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-  -- Retention purge hook (data lifecycle, 7 years): only the owner of the table
-  -- (migration/job role, never service_role or authenticated) may delete, and
-  -- only after setting neurant.audit_purge = 'on' for the transaction.
+  -- Retention purge hook (data lifecycle, 7 years). The gate is ownership: only a member
+  -- of the table's owner (the migration/job role that owns private.purge_audit_logs;
+  -- never service_role or authenticated, who cannot become it) may delete. The setting
+  -- is only that owner's guard against deleting by accident: private.purge_audit_logs
+  -- sets it to the id of its own transaction, so a value set by anyone else, or planted
+  -- earlier in a pooled session, never matches.
+  -- doctor: allow setting.read neurant.audit_purge decides nothing alone: the delete also needs membership of the table owner
   if tg_op = 'DELETE'
-     and coalesce(current_setting('neurant.audit_purge', true), '') = 'on'
      and pg_catalog.pg_has_role(
            current_user,
            (select c.relowner from pg_catalog.pg_class c where c.oid = tg_relid),
-           'MEMBER') then
+           'MEMBER')
+     and coalesce(current_setting('neurant.audit_purge', true), '') = pg_catalog.pg_current_xact_id()::text then
     return old;
   end if;
   raise exception using errcode = '42501',
@@ -723,7 +727,7 @@ $$;
 -- Name: FUNCTION audit_logs_append_only(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.audit_logs_append_only() IS 'Trigger: rejects UPDATE, DELETE and TRUNCATE on public.audit_logs for every role (retention purge by the table owner with neurant.audit_purge = on excepted).';
+COMMENT ON FUNCTION private.audit_logs_append_only() IS 'Trigger: rejects UPDATE, DELETE and TRUNCATE on public.audit_logs for every role (retention purge excepted: a member of the table owner, in the transaction private.purge_audit_logs marked by setting neurant.audit_purge to its id).';
 
 
 --
@@ -781,6 +785,7 @@ declare
   v_new         jsonb;
   v_row         jsonb;
   v_changed     text[];
+  -- doctor: allow setting.read role the SET ROLE in effect (a session may only become roles it is a member of), recorded for attribution, decides nothing
   v_role        text := coalesce(nullif(current_setting('role', true), 'none'), session_user);
 begin
   if tg_op in ('UPDATE', 'DELETE') then
@@ -1129,6 +1134,7 @@ begin
    where a.datname = pg_catalog.current_database() and a.backend_type = 'client backend'
    group by a.state
   union all
+  -- doctor: allow setting.read max_connections a server setting (postmaster), reported as a metric only
   select 'db.connections_max', pg_catalog.current_setting('max_connections')::double precision, '{}'::jsonb, v_at
   union all
   -- size and growth (bytes since the previous sample) of every table of the schema
@@ -1392,6 +1398,16 @@ declare
   v_role public.user_role := public.get_user_role();
 begin
   if tg_op = 'INSERT' then
+    -- Only owner/administrador/supervisor open conversations (policy insert_as_supervisor):
+    -- a member of another rank is refused first, with the RLS error, before the chatbot or
+    -- the assignee is looked at (an operador would learn an unassigned chatbot's channels
+    -- and state, or its assignments, from the checks below). Callers without a membership
+    -- were refused by conversations_0_tenant_guard already.
+    if v_role not in ('owner', 'administrador', 'supervisor') then
+      raise exception using errcode = '42501',
+        message = 'new row violates row-level security policy for table "conversations"',
+        hint = 'Only owners, administradores and supervisors open conversations.';
+    end if;
     select c.is_active, c.channels into v_chatbot
       from public.chatbots c where c.company_id = new.company_id and c.id = new.chatbot_id;
     if found then -- a missing chatbot is reported by the foreign key
@@ -1440,7 +1456,13 @@ begin
       new.closed_at := now();
     end if;
     if new.status in ('waiting_human', 'human') and old.status not in ('waiting_human', 'human') then
-      new.hitl_escalated_at := now();
+      -- private.escalate_conversation stamps the entry with the time of the escalation row it
+      -- wrote (a time inside this transaction; members cannot write the column); every
+      -- other entry, and any other time, is stamped now()
+      if new.hitl_escalated_at is not distinct from old.hitl_escalated_at
+         or not (new.hitl_escalated_at between now() and clock_timestamp()) then
+        new.hitl_escalated_at := now();
+      end if;
     end if;
     if new.status = 'waiting_human' and old.status = 'human' then
       new.assigned_operator_id := null; -- released back to the queue
@@ -1468,7 +1490,7 @@ $$;
 -- Name: FUNCTION conversations_guard_transition(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.conversations_guard_transition() IS 'Trigger: validates new conversations (active chatbot, enabled channel, open status) and status transitions (22023); maintains closed_at, hitl_escalated_at and the bot turn counter; validates the assigned operator.';
+COMMENT ON FUNCTION private.conversations_guard_transition() IS 'Trigger: refuses a new conversation from a caller the insert policy refuses (42501, the RLS error, before any lookup); validates new conversations (active chatbot, enabled channel, open status) and status transitions (22023); maintains closed_at, hitl_escalated_at and the bot turn counter; validates the assigned operator.';
 
 
 --
@@ -1479,19 +1501,14 @@ CREATE FUNCTION private.conversations_log_escalation() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-declare
-  -- Trusted only when set by private.escalate_conversation() (a nested trigger).
-  v_reason text := case when pg_catalog.pg_trigger_depth() > 1
-                        then coalesce(pg_catalog.current_setting('neurant.hitl_reason', true), '')
-                        else '' end;
 begin
-  if new.is_hitl_active and (tg_op = 'INSERT' or not old.is_hitl_active) then
+  if new.is_hitl_active and (tg_op = 'INSERT' or not old.is_hitl_active)
+     and not exists (select 1 from public.hitl_escalations e
+                      where e.company_id = new.company_id and e.conversation_id = new.id
+                        and e.created_at = new.hitl_escalated_at
+                        and e.reason <> 'manual' and e.escalated_by is null) then
     insert into public.hitl_escalations (company_id, conversation_id, chatbot_id, reason, detail, escalated_by)
-    values (new.company_id, new.id, new.chatbot_id,
-            coalesce(nullif(v_reason, ''), 'manual')::public.hitl_escalation_reason,
-            case when v_reason = '' then ''
-                 else pg_catalog.left(coalesce(pg_catalog.current_setting('neurant.hitl_detail', true), ''), 500) end,
-            case when v_reason = '' then public.get_current_user_id() end);
+    values (new.company_id, new.id, new.chatbot_id, 'manual', '', public.get_current_user_id());
   end if;
   return null;
 end
@@ -1502,7 +1519,7 @@ $$;
 -- Name: FUNCTION conversations_log_escalation(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.conversations_log_escalation() IS 'Trigger: records a public.hitl_escalations row whenever a conversation enters human mode. The reason/detail set by private.escalate_conversation are honoured only from a nested trigger (pg_trigger_depth() > 1); a direct status change is always logged as manual, by the calling user (a session cannot forge the reason).';
+COMMENT ON FUNCTION private.conversations_log_escalation() IS 'Trigger: records a manual public.hitl_escalations row (reason manual, by the calling user) whenever a conversation enters human mode other than through private.escalate_conversation, which logs its automatic reason itself. Reads no session setting and no trigger depth: a session cannot forge the reason or hide the author.';
 
 
 --
@@ -1667,17 +1684,32 @@ CREATE FUNCTION private.escalate_conversation(p_company_id uuid, p_conversation_
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_found boolean;
+  v_chatbot_id uuid;
+  v_at timestamptz := pg_catalog.clock_timestamp();
 begin
-  perform pg_catalog.set_config('neurant.hitl_reason', p_reason::text, true);
-  perform pg_catalog.set_config('neurant.hitl_detail', coalesce(p_detail, ''), true);
+  if p_reason is null or p_reason = 'manual' then
+    raise exception using errcode = '22023',
+      message = format('an automatic escalation needs an automatic reason, not %s', coalesce(p_reason::text, 'null')),
+      hint = 'Manual escalations are status changes of public.conversations; they are logged by its trigger.';
+  end if;
+  -- lock first: the row is written only for a conversation that is in bot mode now
+  select c.chatbot_id into v_chatbot_id
+    from public.conversations c
+   where c.company_id = p_company_id and c.id = p_conversation_id and c.status = 'active'
+     for no key update;
+  if not found then
+    return false;
+  end if;
+  -- the row and the status change carry the same time (hitl_escalated_at = created_at, a
+  -- clock time no manual entry of this transaction gets: those are stamped now()); that
+  -- is what tells conversations_log_escalation that this entry is already logged
+  insert into public.hitl_escalations (company_id, conversation_id, chatbot_id, reason, detail, escalated_by, created_at)
+  values (p_company_id, p_conversation_id, v_chatbot_id, p_reason,
+          pg_catalog.left(coalesce(p_detail, ''), 500), null, v_at);
   update public.conversations c
-     set status = 'waiting_human'
-   where c.company_id = p_company_id and c.id = p_conversation_id and c.status = 'active';
-  v_found := found;
-  perform pg_catalog.set_config('neurant.hitl_reason', '', true);
-  perform pg_catalog.set_config('neurant.hitl_detail', '', true);
-  return v_found;
+     set status = 'waiting_human', hitl_escalated_at = v_at
+   where c.company_id = p_company_id and c.id = p_conversation_id;
+  return true;
 end
 $$;
 
@@ -1686,7 +1718,7 @@ $$;
 -- Name: FUNCTION escalate_conversation(p_company_id uuid, p_conversation_id uuid, p_reason public.hitl_escalation_reason, p_detail text); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.escalate_conversation(p_company_id uuid, p_conversation_id uuid, p_reason public.hitl_escalation_reason, p_detail text) IS 'Hands a bot-mode (active) conversation to a human (status waiting_human) and records the reason; false when it was not in bot mode.';
+COMMENT ON FUNCTION private.escalate_conversation(p_company_id uuid, p_conversation_id uuid, p_reason public.hitl_escalation_reason, p_detail text) IS 'Hands a bot-mode (active) conversation to a human (status waiting_human) and writes its public.hitl_escalations row with the automatic reason and detail itself; false when it was not in bot mode. Only the message/reaction triggers call it; no session setting is involved, so a client cannot forge a reason.';
 
 
 --
@@ -2300,6 +2332,7 @@ CREATE FUNCTION private.lifecycle_clock(p_as_of timestamp with time zone) RETURN
   -- A future "as of" would make recent data old enough to archive or delete. Only a
   -- superuser session that has not switched role (a DBA replaying, the test suite)
   -- may look forward; everyone else - service_role included - is clamped to now().
+  -- doctor: allow setting.read role the SET ROLE in effect (only roles the session is a member of), trusted only together with a superuser session_user
   select case
            when p_as_of <= pg_catalog.now() then p_as_of
            when coalesce((select r.rolsuper from pg_catalog.pg_roles r where r.rolname = session_user), false)
@@ -2458,8 +2491,13 @@ begin
     new.created_by := v_user_id;
   end if;
   if new.conversation_id is null or new.chatbot_id is null then
+    -- filled only from a message the caller may see (an operador: of its assigned chatbots),
+    -- so a message it cannot see fails exactly like one that does not exist
     select m.conversation_id, m.chatbot_id into v_msg
-      from public.messages m where m.company_id = new.company_id and m.id = new.message_id;
+      from public.messages m
+     where m.company_id = new.company_id and m.id = new.message_id
+       and (v_user_id is null or public.get_user_role() is distinct from 'operador'
+            or m.chatbot_id = any (public.get_assigned_chatbot_ids()));
     if found then
       new.conversation_id := coalesce(new.conversation_id, v_msg.conversation_id);
       new.chatbot_id := coalesce(new.chatbot_id, v_msg.chatbot_id);
@@ -2474,7 +2512,7 @@ $$;
 -- Name: FUNCTION message_reactions_before_insert(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.message_reactions_before_insert() IS 'Trigger: stamps created_by with the calling user (42501 outside the caller''s company); fills conversation_id/chatbot_id from the message.';
+COMMENT ON FUNCTION private.message_reactions_before_insert() IS 'Trigger: stamps created_by with the calling user (42501 outside the caller''s company); fills conversation_id/chatbot_id from the message, only from one the caller may see (an invisible message fails like a missing one).';
 
 
 --
@@ -2587,10 +2625,20 @@ begin
     new.sender_id := v_user_id;
   end if;
 
+  -- An operador sees only the conversations of its assigned chatbots: any other one is, for
+  -- it, a conversation that does not exist. The lookup filters on visibility, so nothing is
+  -- read (or locked) before access is known, and an invisible conversation - closed, in
+  -- human or bot mode, missing or another company's - gets no status check: the row goes on
+  -- untouched (chatbot_id not filled) and RLS or the foreign key refuses it, exactly as
+  -- for a conversation that exists nowhere.
   select c.chatbot_id, c.status, c.is_hitl_active into v_conv
     from public.conversations c
    where c.company_id = new.company_id and c.id = new.conversation_id
+     and (v_role is distinct from 'operador' or c.chatbot_id = any (public.get_assigned_chatbot_ids()))
      for no key update; -- serialises messages of one conversation (turn counter, usage)
+  if not found and v_role = 'operador' then
+    return new;
+  end if;
   if not found then
     raise exception using errcode = '23503',
       message = format('conversation %s does not exist in company %s', new.conversation_id, new.company_id),
@@ -2627,7 +2675,7 @@ $$;
 -- Name: FUNCTION messages_before_insert(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.messages_before_insert() IS 'Trigger: authenticated callers may only write operator messages as themselves in their company/assigned chatbots (42501); no messages in closed conversations (22023); operator messages only in human mode (42501); counts usage (NA001 at the plan limit).';
+COMMENT ON FUNCTION private.messages_before_insert() IS 'Trigger: authenticated callers may only write operator messages as themselves in their company/assigned chatbots (42501; a conversation an operador cannot see fails exactly like one that does not exist: RLS or the foreign key answers); no messages in closed conversations (22023); operator messages only in human mode (42501); counts usage (NA001 at the plan limit).';
 
 
 --
@@ -2686,11 +2734,11 @@ CREATE FUNCTION private.purge_audit_logs(p_as_of timestamp with time zone, p_lim
 declare
   n bigint;
 begin
-  -- The purge hook of 0050_audit_trail: only the table owner (this function's owner) with
-  -- neurant.audit_purge = on may delete. Ages are measured from lifecycle_clock():
+  -- The purge hook of 0050_audit_trail: only the table owner (this function's owner) may
+  -- delete, in the transaction whose id neurant.audit_purge holds. Ages are measured from lifecycle_clock():
   -- only a superuser session may move the clock forward. Never younger than 7 years (2555 days),
   -- whatever a plan says; a company-wide legal hold keeps the company's trail.
-  perform pg_catalog.set_config('neurant.audit_purge', 'on', true);
+  perform pg_catalog.set_config('neurant.audit_purge', pg_catalog.pg_current_xact_id()::text, true);
   delete from public.audit_logs a
    where (a.company_id, a.id) in (
      select l.company_id, l.id
@@ -3950,6 +3998,8 @@ CREATE FUNCTION public.match_document_chunks_for_company(p_company_id uuid, p_qu
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
+  -- doctor: allow setting.read hnsw.iterative_scan the caller's planner knob, saved to be restored; decides nothing
+  -- doctor: allow setting.read hnsw.ef_search the caller's planner knob, saved to be restored; decides nothing
   v_iterative text := current_setting('hnsw.iterative_scan', true);
   v_ef_search text := current_setting('hnsw.ef_search', true);
 begin
@@ -4583,7 +4633,7 @@ COMMENT ON COLUMN archive.conversations_archived.assigned_operator_id IS 'As pub
 -- Name: COLUMN conversations_archived.hitl_escalated_at; Type: COMMENT; Schema: archive; Owner: -
 --
 
-COMMENT ON COLUMN archive.conversations_archived.hitl_escalated_at IS 'As public.conversations.hitl_escalated_at: When the conversation last entered human mode.';
+COMMENT ON COLUMN archive.conversations_archived.hitl_escalated_at IS 'As public.conversations.hitl_escalated_at: When the conversation last entered human mode: the transaction time, or for an automatic escalation the created_at of its hitl_escalations row (which is how the log tells the two apart).';
 
 
 --
@@ -4707,7 +4757,7 @@ COMMENT ON COLUMN archive.hitl_escalations_archived.escalated_by IS 'As public.h
 -- Name: COLUMN hitl_escalations_archived.created_at; Type: COMMENT; Schema: archive; Owner: -
 --
 
-COMMENT ON COLUMN archive.hitl_escalations_archived.created_at IS 'As public.hitl_escalations.created_at: When the conversation entered human mode.';
+COMMENT ON COLUMN archive.hitl_escalations_archived.created_at IS 'As public.hitl_escalations.created_at: When the conversation entered human mode (automatic escalations: the clock time of the escalation, equal to the conversation''s hitl_escalated_at).';
 
 
 --
@@ -6495,7 +6545,7 @@ COMMENT ON COLUMN public.conversations.assigned_operator_id IS 'User handling th
 -- Name: COLUMN conversations.hitl_escalated_at; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.conversations.hitl_escalated_at IS 'When the conversation last entered human mode.';
+COMMENT ON COLUMN public.conversations.hitl_escalated_at IS 'When the conversation last entered human mode: the transaction time, or for an automatic escalation the created_at of its hitl_escalations row (which is how the log tells the two apart).';
 
 
 --
@@ -6841,7 +6891,7 @@ COMMENT ON COLUMN public.hitl_escalations.escalated_by IS 'User who escalated ma
 -- Name: COLUMN hitl_escalations.created_at; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.hitl_escalations.created_at IS 'When the conversation entered human mode.';
+COMMENT ON COLUMN public.hitl_escalations.created_at IS 'When the conversation entered human mode (automatic escalations: the clock time of the escalation, equal to the conversation''s hitl_escalated_at).';
 
 
 --

@@ -70,6 +70,8 @@ security invoker
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+  -- doctor: allow setting.read hnsw.iterative_scan the caller's planner knob, saved to be restored; decides nothing
+  -- doctor: allow setting.read hnsw.ef_search the caller's planner knob, saved to be restored; decides nothing
   v_iterative text := current_setting('hnsw.iterative_scan', true);
   v_ef_search text := current_setting('hnsw.ef_search', true);
 begin

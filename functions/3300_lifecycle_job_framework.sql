@@ -58,6 +58,7 @@ as $$
   -- A future "as of" would make recent data old enough to archive or delete. Only a
   -- superuser session that has not switched role (a DBA replaying, the test suite)
   -- may look forward; everyone else - service_role included - is clamped to now().
+  -- doctor: allow setting.read role the SET ROLE in effect (only roles the session is a member of), trusted only together with a superuser session_user
   select case
            when p_as_of <= pg_catalog.now() then p_as_of
            when coalesce((select r.rolsuper from pg_catalog.pg_roles r where r.rolname = session_user), false)

@@ -15,11 +15,11 @@ as $$
 declare
   n bigint;
 begin
-  -- The purge hook of 0050_audit_trail: only the table owner (this function's owner) with
-  -- neurant.audit_purge = on may delete. Ages are measured from lifecycle_clock():
+  -- The purge hook of 0050_audit_trail: only the table owner (this function's owner) may
+  -- delete, in the transaction whose id neurant.audit_purge holds. Ages are measured from lifecycle_clock():
   -- only a superuser session may move the clock forward. Never younger than 7 years (2555 days),
   -- whatever a plan says; a company-wide legal hold keeps the company's trail.
-  perform pg_catalog.set_config('neurant.audit_purge', 'on', true);
+  perform pg_catalog.set_config('neurant.audit_purge', pg_catalog.pg_current_xact_id()::text, true);
   delete from public.audit_logs a
    where (a.company_id, a.id) in (
      select l.company_id, l.id

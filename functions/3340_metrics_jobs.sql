@@ -24,6 +24,7 @@ begin
    where a.datname = pg_catalog.current_database() and a.backend_type = 'client backend'
    group by a.state
   union all
+  -- doctor: allow setting.read max_connections a server setting (postmaster), reported as a metric only
   select 'db.connections_max', pg_catalog.current_setting('max_connections')::double precision, '{}'::jsonb, v_at
   union all
   -- size and growth (bytes since the previous sample) of every table of the schema

@@ -71,15 +71,19 @@ create function private.audit_logs_append_only() returns trigger
   set search_path = pg_catalog, pg_temp
 as $$
 begin
-  -- Retention purge hook (data lifecycle, 7 years): only the owner of the table
-  -- (migration/job role, never service_role or authenticated) may delete, and
-  -- only after setting neurant.audit_purge = 'on' for the transaction.
+  -- Retention purge hook (data lifecycle, 7 years). The gate is ownership: only a member
+  -- of the table's owner (the migration/job role that owns private.purge_audit_logs;
+  -- never service_role or authenticated, who cannot become it) may delete. The setting
+  -- is only that owner's guard against deleting by accident: private.purge_audit_logs
+  -- sets it to the id of its own transaction, so a value set by anyone else, or planted
+  -- earlier in a pooled session, never matches.
+  -- doctor: allow setting.read neurant.audit_purge decides nothing alone: the delete also needs membership of the table owner
   if tg_op = 'DELETE'
-     and coalesce(current_setting('neurant.audit_purge', true), '') = 'on'
      and pg_catalog.pg_has_role(
            current_user,
            (select c.relowner from pg_catalog.pg_class c where c.oid = tg_relid),
-           'MEMBER') then
+           'MEMBER')
+     and coalesce(current_setting('neurant.audit_purge', true), '') = pg_catalog.pg_current_xact_id()::text then
     return old;
   end if;
   raise exception using errcode = '42501',
@@ -88,7 +92,7 @@ begin
 end;
 $$;
 comment on function private.audit_logs_append_only() is
-  'Trigger: rejects UPDATE, DELETE and TRUNCATE on public.audit_logs for every role (retention purge by the table owner with neurant.audit_purge = on excepted).';
+  'Trigger: rejects UPDATE, DELETE and TRUNCATE on public.audit_logs for every role (retention purge excepted: a member of the table owner, in the transaction private.purge_audit_logs marked by setting neurant.audit_purge to its id).';
 
 create trigger audit_logs_append_only
   before update or delete on public.audit_logs
@@ -225,6 +229,7 @@ declare
   v_new         jsonb;
   v_row         jsonb;
   v_changed     text[];
+  -- doctor: allow setting.read role the SET ROLE in effect (a session may only become roles it is a member of), recorded for attribution, decides nothing
   v_role        text := coalesce(nullif(current_setting('role', true), 'none'), session_user);
 begin
   if tg_op in ('UPDATE', 'DELETE') then

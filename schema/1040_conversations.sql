@@ -45,7 +45,7 @@ comment on column public.conversations.status is
   'waiting_human->{active,human,resolved,closed}; human->{active,waiting_human,resolved,closed}; resolved->{active,closed}; closed is terminal.';
 comment on column public.conversations.is_hitl_active is 'True while a human owns the conversation (status waiting_human or human); generated from status, never written directly.';
 comment on column public.conversations.assigned_operator_id is 'User handling the conversation in human mode; an operador must be assigned to the chatbot. Cleared when that user is deleted.';
-comment on column public.conversations.hitl_escalated_at is 'When the conversation last entered human mode.';
+comment on column public.conversations.hitl_escalated_at is 'When the conversation last entered human mode: the transaction time, or for an automatic escalation the created_at of its hitl_escalations row (which is how the log tells the two apart).';
 comment on column public.conversations.bot_turns_without_resolution is 'Consecutive bot answers since the conversation was opened, resolved or handed back; compared with chatbots.hitl_max_bot_turns.';
 comment on column public.conversations.last_message_at is 'Time of the latest message, maintained by the messages trigger.';
 comment on column public.conversations.closed_at is 'When the conversation was closed; set exactly when status = closed.';
@@ -121,6 +121,16 @@ declare
   v_role public.user_role := public.get_user_role();
 begin
   if tg_op = 'INSERT' then
+    -- Only owner/administrador/supervisor open conversations (policy insert_as_supervisor):
+    -- a member of another rank is refused first, with the RLS error, before the chatbot or
+    -- the assignee is looked at (an operador would learn an unassigned chatbot's channels
+    -- and state, or its assignments, from the checks below). Callers without a membership
+    -- were refused by conversations_0_tenant_guard already.
+    if v_role not in ('owner', 'administrador', 'supervisor') then
+      raise exception using errcode = '42501',
+        message = 'new row violates row-level security policy for table "conversations"',
+        hint = 'Only owners, administradores and supervisors open conversations.';
+    end if;
     select c.is_active, c.channels into v_chatbot
       from public.chatbots c where c.company_id = new.company_id and c.id = new.chatbot_id;
     if found then -- a missing chatbot is reported by the foreign key
@@ -169,7 +179,13 @@ begin
       new.closed_at := now();
     end if;
     if new.status in ('waiting_human', 'human') and old.status not in ('waiting_human', 'human') then
-      new.hitl_escalated_at := now();
+      -- private.escalate_conversation stamps the entry with the time of the escalation row it
+      -- wrote (a time inside this transaction; members cannot write the column); every
+      -- other entry, and any other time, is stamped now()
+      if new.hitl_escalated_at is not distinct from old.hitl_escalated_at
+         or not (new.hitl_escalated_at between now() and clock_timestamp()) then
+        new.hitl_escalated_at := now();
+      end if;
     end if;
     if new.status = 'waiting_human' and old.status = 'human' then
       new.assigned_operator_id := null; -- released back to the queue
@@ -192,7 +208,8 @@ begin
 end
 $$;
 comment on function private.conversations_guard_transition() is
-  'Trigger: validates new conversations (active chatbot, enabled channel, open status) and status transitions (22023); '
+  'Trigger: refuses a new conversation from a caller the insert policy refuses (42501, the RLS error, before any lookup); '
+  'validates new conversations (active chatbot, enabled channel, open status) and status transitions (22023); '
   'maintains closed_at, hitl_escalated_at and the bot turn counter; validates the assigned operator.';
 revoke execute on function private.conversations_guard_transition() from public, anon, authenticated;
 

@@ -73,10 +73,20 @@ begin
     new.sender_id := v_user_id;
   end if;
 
+  -- An operador sees only the conversations of its assigned chatbots: any other one is, for
+  -- it, a conversation that does not exist. The lookup filters on visibility, so nothing is
+  -- read (or locked) before access is known, and an invisible conversation - closed, in
+  -- human or bot mode, missing or another company's - gets no status check: the row goes on
+  -- untouched (chatbot_id not filled) and RLS or the foreign key refuses it, exactly as
+  -- for a conversation that exists nowhere.
   select c.chatbot_id, c.status, c.is_hitl_active into v_conv
     from public.conversations c
    where c.company_id = new.company_id and c.id = new.conversation_id
+     and (v_role is distinct from 'operador' or c.chatbot_id = any (public.get_assigned_chatbot_ids()))
      for no key update; -- serialises messages of one conversation (turn counter, usage)
+  if not found and v_role = 'operador' then
+    return new;
+  end if;
   if not found then
     raise exception using errcode = '23503',
       message = format('conversation %s does not exist in company %s', new.conversation_id, new.company_id),
@@ -108,7 +118,8 @@ begin
 end
 $$;
 comment on function private.messages_before_insert() is
-  'Trigger: authenticated callers may only write operator messages as themselves in their company/assigned chatbots (42501); '
+  'Trigger: authenticated callers may only write operator messages as themselves in their company/assigned chatbots (42501; '
+  'a conversation an operador cannot see fails exactly like one that does not exist: RLS or the foreign key answers); '
   'no messages in closed conversations (22023); operator messages only in human mode (42501); counts usage (NA001 at the plan limit).';
 revoke execute on function private.messages_before_insert() from public, anon, authenticated;
 

@@ -59,8 +59,13 @@ begin
     new.created_by := v_user_id;
   end if;
   if new.conversation_id is null or new.chatbot_id is null then
+    -- filled only from a message the caller may see (an operador: of its assigned chatbots),
+    -- so a message it cannot see fails exactly like one that does not exist
     select m.conversation_id, m.chatbot_id into v_msg
-      from public.messages m where m.company_id = new.company_id and m.id = new.message_id;
+      from public.messages m
+     where m.company_id = new.company_id and m.id = new.message_id
+       and (v_user_id is null or public.get_user_role() is distinct from 'operador'
+            or m.chatbot_id = any (public.get_assigned_chatbot_ids()));
     if found then
       new.conversation_id := coalesce(new.conversation_id, v_msg.conversation_id);
       new.chatbot_id := coalesce(new.chatbot_id, v_msg.chatbot_id);
@@ -70,7 +75,8 @@ begin
 end
 $$;
 comment on function private.message_reactions_before_insert() is
-  'Trigger: stamps created_by with the calling user (42501 outside the caller''s company); fills conversation_id/chatbot_id from the message.';
+  'Trigger: stamps created_by with the calling user (42501 outside the caller''s company); fills conversation_id/chatbot_id from the message, '
+  'only from one the caller may see (an invisible message fails like a missing one).';
 revoke execute on function private.message_reactions_before_insert() from public, anon, authenticated;
 
 create trigger message_reactions_before_insert

@@ -230,3 +230,48 @@ def test_a_tenant_table_guarded_on_insert_only_or_without_truncate_block_is_caug
     assert ("legal_hold.trigger", "public.bookkeeping", "info") in found
     assert ("legal_hold.trigger", "public.bookkeeping", "error") not in found
     assert ("tenant.guard", "public.bookkeeping", "error") in found
+
+
+SETTING_PROBES = """
+create schema if not exists private;
+create function private.trusts_a_setting() returns boolean language sql stable
+  as $$ select current_setting('neurant.hitl_reason', true) = 'keyword' $$;
+comment on function private.trusts_a_setting() is 'deliberately broken: decides on a custom setting';
+create function private.trusts_trigger_depth() returns boolean language sql stable
+  as $$ select pg_trigger_depth() > 1 $$;
+comment on function private.trusts_trigger_depth() is 'deliberately broken: decides on the trigger depth';
+create function private.reads_a_setting_named_at_run_time(p text) returns text language sql stable
+  as $$ select current_setting(p, true) $$;
+comment on function private.reads_a_setting_named_at_run_time(text) is 'deliberately broken: setting named at run time';
+create function private.reads_the_jwt() returns text language sql stable
+  as $$ select current_setting('request.jwt.claims', true) $$;
+comment on function private.reads_the_jwt() is 'the JWT claims are trusted';
+create function private.reads_a_knob() returns text language sql stable
+  as $$ select current_setting('work_mem') -- doctor: allow setting.read work_mem reported only
+  $$;
+comment on function private.reads_a_knob() is 'documented read';
+"""
+
+
+@pytest.fixture
+def settings_db(scratch_db: str) -> Iterator[str]:
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute(SETTING_PROBES)
+    yield scratch_db
+
+
+@pytest.mark.parametrize(("check", "obj"), [
+    ("setting.read", "private.trusts_a_setting() neurant.hitl_reason"),
+    ("setting.read", "private.reads_a_setting_named_at_run_time(text) *"),
+    ("trigger.depth", "private.trusts_trigger_depth()"),
+])
+def test_doctor_flags_decisions_on_client_settable_state(settings_db: str, check: str, obj: str) -> None:
+    assert (check, obj) in findings_for(settings_db)
+
+
+def test_jwt_claims_and_documented_setting_reads_are_not_errors(settings_db: str) -> None:
+    errors = findings_for(settings_db)
+    assert not any(obj.startswith(("private.reads_the_jwt()", "private.reads_a_knob()")) for _c, obj in errors)
+    with psycopg.connect(settings_db) as conn:
+        infos = {(f.check, f.object) for f in run_checks(conn) if f.level == "info"}
+    assert ("setting.read", "private.reads_a_knob() work_mem") in infos

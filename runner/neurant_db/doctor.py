@@ -7,7 +7,11 @@ suite runs it on the freshly migrated schema and expects no error.
 An exception is declared in the schema itself, never in code: a unique key
 that must stay global, or a foreign key served by a wider index, carries
 `doctor: allow tenant.unique <reason>` / `doctor: allow fk.index <reason>` in
-its COMMENT and is reported as info with that reason.
+its COMMENT and is reported as info with that reason. A function that reads a
+session setting other than the JWT claims (request.jwt.*) says why in its body or
+COMMENT, `doctor: allow setting.read <name> <reason>`: no setting a client can set
+may decide anything security-relevant (check setting.read; trigger.depth likewise
+for pg_trigger_depth()).
 """
 
 from __future__ import annotations
@@ -580,6 +584,72 @@ def trusted_code_ignores_session_objects(conn: psycopg.Connection) -> Iterator[F
                               "search_path does not list pg_temp last: a temp domain of that name "
                               "would shadow them (qualify them, pg_catalog.text, or set "
                               "search_path = pg_catalog, pg_temp)")
+
+
+# Settings a function or policy may read for a decision: the JWT claims (set by PostgREST /
+# Supabase per request). Any other setting a client can set (custom `neurant.*` settings,
+# ...) must not decide anything security-relevant; a read of another setting is an error
+# unless the function says why it is harmless with `doctor: allow setting.read <name> <reason>`
+# (in its body or its COMMENT). pg_trigger_depth() likewise: `doctor: allow trigger.depth <reason>`.
+TRUSTED_SETTINGS = re.compile(r"request\.jwt\.claim(?:s|\..+)?")
+SETTING_READ = re.compile(r"\bcurrent_setting\s*\(\s*(?:'([^']*)'|([^'\s)][^)]*))", re.IGNORECASE)
+TRIGGER_DEPTH = re.compile(r"\bpg_trigger_depth\s*\(", re.IGNORECASE)
+
+
+def _setting_allowed(note: str, name: str) -> str | None:
+    for m in re.finditer(r"doctor: allow setting\.read\s+(\S+)[:\s]*(.*)", note):
+        if m.group(1).rstrip(":") == name:
+            return m.group(2).strip() or "see comment"
+    return None
+
+
+@check
+def settings_do_not_decide(conn: psycopg.Connection) -> Iterator[Finding]:
+    for sig, body, note in conn.execute("""
+        select p.oid::regprocedure::text, coalesce(p.prosrc, ''),
+               coalesce(obj_description(p.oid, 'pg_proc'), '')
+        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        join pg_language l on l.oid = p.prolang
+        where (n.nspname = any(%s) or n.nspname = 'auth') and l.lanname not in ('c', 'internal')
+          and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
+        order by 1""", (list(SCHEMAS),)).fetchall():
+        note = f"{body}\n{note}"
+        for m in SETTING_READ.finditer(body):
+            name = m.group(1) if m.group(1) is not None else "*"
+            if m.group(1) is not None and TRUSTED_SETTINGS.fullmatch(name):
+                continue
+            reason = _setting_allowed(note, name)
+            if reason:
+                yield Finding("info", "setting.read", f"{sig} {name}", f"read on purpose: {reason}")
+            elif m.group(1) is None:
+                yield Finding("error", "setting.read", f"{sig} *",
+                              "reads a setting named at run time: name it literally, and never "
+                              "decide anything on a setting a client can set")
+            else:
+                yield Finding("error", "setting.read", f"{sig} {name}",
+                              f"reads setting {name}, which a client can set: decide nothing on it "
+                              "(only request.jwt.* is trusted), or say why with "
+                              f"`doctor: allow setting.read {name} <reason>`")
+        if TRIGGER_DEPTH.search(body):
+            allowed = re.search(r"doctor: allow trigger\.depth\b[:\s]*(.*)", note)
+            if allowed:
+                yield Finding("info", "trigger.depth", sig,
+                              f"reads pg_trigger_depth() on purpose: {allowed.group(1).strip() or 'see comment'}")
+            else:
+                yield Finding("error", "trigger.depth", sig,
+                              "decides on pg_trigger_depth(): any client reaches any depth with a "
+                              "trigger of its own")
+    for name, policy, expr in _rows(conn, """
+        select n.nspname || '.' || c.relname, p.polname,
+               coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' '
+                 || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
+        from pg_policy p join pg_class c on c.oid = p.polrelid
+        join pg_namespace n on n.oid = c.relnamespace where n.nspname = any(%s)"""):
+        for m in SETTING_READ.finditer(expr):
+            if m.group(1) is None or not TRUSTED_SETTINGS.fullmatch(m.group(1)):
+                yield Finding("error", "setting.read", f"{name}.{policy}",
+                              f"policy reads setting {m.group(1) or '(named at run time)'}: "
+                              "only request.jwt.* may decide access")
 
 
 def run_checks(conn: psycopg.Connection) -> list[Finding]:

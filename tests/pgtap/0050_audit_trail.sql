@@ -3,7 +3,7 @@
 -- readable by owner/administrador of the company only, and append-only for every
 -- role, service_role and the table owner included.
 begin;
-select plan(10);
+select plan(12);
 
 select tests.act_as_superuser();
 update public.users set role = 'administrador' where id = tests.user_id('A', 'supervisor');
@@ -45,6 +45,16 @@ select throws_ok($$ update public.audit_logs set actor_role = 'x' $$,
     '42501', null, 'audit rows cannot be updated, even by the table owner');
 select throws_ok($$ truncate public.audit_logs $$,
     '42501', null, 'audit logs cannot be truncated');
+-- The purge hook cannot be opened by a setting: neither by a client nor by a value planted
+-- earlier in a (pooled) session; only private.purge_audit_logs' own transaction matches.
+select tests.act_as_service();
+select set_config('neurant.audit_purge', 'on', true);
+select throws_ok($$ delete from public.audit_logs $$,
+    '42501', null, 'service_role cannot open the audit purge hook by setting neurant.audit_purge');
+select tests.act_as_superuser();
+select set_config('neurant.audit_purge', 'on', true);
+select throws_ok($$ delete from public.audit_logs $$,
+    '42501', null, 'a neurant.audit_purge value set outside private.purge_audit_logs does not open the purge hook, even for the table owner');
 
 select tests.act_as('A', 'operador');
 select is((select count(*)::int from public.audit_logs), 0,

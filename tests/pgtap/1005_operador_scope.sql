@@ -4,7 +4,7 @@
 -- naming an assigned chatbot_id. Supervisors and above read the whole company
 -- (1000_chatbots.sql, 1010_conversations.sql).
 begin;
-select plan(13);
+select plan(32);
 
 select tests.act_as('A', 'operador');
 select results_eq($$ select id from public.chatbots $$,
@@ -55,6 +55,102 @@ select is(tests.attempt_as('operador', $$ insert into public.message_reactions (
           tests.chatbot_id('A', 'assigned'), 'thumbs_up') $$),
   '23503: insert or update on table "message_reactions" violates foreign key constraint "message_reactions_message_fkey"',
   'an operador cannot react to an unassigned chatbot''s message by naming an assigned chatbot_id');
+
+-- Errors reveal nothing about what the operador cannot see -----------------------------
+-- An unassigned chatbot's conversation that is closed, in human mode or in bot mode fails
+-- exactly like one that exists nowhere (or in another company): the triggers check
+-- visibility against the real row before they report a status, and deny as RLS would.
+select tests.act_as_service();
+insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'unassigned-bot mode'), tests.chatbot_id('A', 'unassigned'), 'u30', 'web'),
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'unassigned-closed, with messages'), tests.chatbot_id('A', 'unassigned'), 'u31', 'web');
+insert into public.messages (company_id, id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.new_id('message', 'A', 'unassigned-bot mode/bot'), tests.conversation_id('A', 'unassigned-bot mode'), 'bot', 'Hi!'),
+    (tests.company_id('A'), tests.new_id('message', 'A', 'unassigned-closed, with messages/bot'), tests.conversation_id('A', 'unassigned-closed, with messages'), 'bot', 'Bye!');
+update public.conversations set status = 'closed' where id = tests.conversation_id('A', 'unassigned-closed, with messages');
+select tests.act_as_superuser();
+
+select is(tests.same_either_way('operador', $$ insert into public.messages (company_id, conversation_id, sender_type, content)
+    values (tests.company_id('A'), $1, 'operator', 'probe') $$, array[tests.conversation_id('A', 'unassigned-closed')]),
+  'same: 42501: new row violates row-level security policy for table "messages"',
+  'an operador writing into an unassigned chatbot''s closed conversation fails like writing into no conversation');
+select is(tests.same_either_way('operador', $$ insert into public.messages (company_id, conversation_id, sender_type, content)
+    values (tests.company_id('A'), $1, 'operator', 'probe') $$, array[tests.conversation_id('A', 'unassigned-human')]),
+  'same: 42501: new row violates row-level security policy for table "messages"',
+  'an operador writing into an unassigned chatbot''s conversation in human mode fails like writing into no conversation');
+select is(tests.same_either_way('operador', $$ insert into public.messages (company_id, conversation_id, sender_type, content)
+    values (tests.company_id('A'), $1, 'operator', 'probe') $$, array[tests.conversation_id('A', 'unassigned-bot mode')]),
+  'same: 42501: new row violates row-level security policy for table "messages"',
+  'an operador writing into an unassigned chatbot''s conversation in bot mode fails like writing into no conversation');
+select is(tests.same_either_way('operador', $$ insert into public.messages (company_id, conversation_id, sender_type, content)
+    values (tests.company_id('A'), $1, 'operator', 'probe') $$, array[tests.conversation_id('B', 'assigned-human')]),
+  'same: 42501: new row violates row-level security policy for table "messages"',
+  'an operador writing into another company''s conversation fails like writing into no conversation');
+
+select is(tests.same_either_way('operador', $$ insert into public.messages (company_id, conversation_id, chatbot_id, sender_type, content)
+    values (tests.company_id('A'), $1, tests.chatbot_id('A', 'assigned'), 'operator', 'probe') $$, array[tests.conversation_id('A', 'unassigned-closed')]),
+  'same: 23503: insert or update on table "messages" violates foreign key constraint "messages_conversation_fkey"',
+  'naming an assigned chatbot_id does not tell an operador that an unassigned chatbot''s conversation is closed');
+select is(tests.same_either_way('operador', $$ insert into public.messages (company_id, conversation_id, chatbot_id, sender_type, content)
+    values (tests.company_id('A'), $1, tests.chatbot_id('A', 'assigned'), 'operator', 'probe') $$, array[tests.conversation_id('A', 'unassigned-human')]),
+  'same: 23503: insert or update on table "messages" violates foreign key constraint "messages_conversation_fkey"',
+  'naming an assigned chatbot_id does not tell an operador that an unassigned chatbot''s conversation is in human mode');
+select is(tests.same_either_way('operador', $$ insert into public.messages (company_id, conversation_id, chatbot_id, sender_type, content)
+    values (tests.company_id('A'), $1, tests.chatbot_id('A', 'assigned'), 'operator', 'probe') $$, array[tests.conversation_id('A', 'unassigned-bot mode')]),
+  'same: 23503: insert or update on table "messages" violates foreign key constraint "messages_conversation_fkey"',
+  'naming an assigned chatbot_id does not tell an operador that an unassigned chatbot''s conversation is in bot mode');
+select is(tests.same_either_way('operador', $$ insert into public.messages (company_id, conversation_id, chatbot_id, sender_type, content)
+    values (tests.company_id('A'), $1, tests.chatbot_id('A', 'assigned'), 'operator', 'probe') $$, array[tests.conversation_id('B', 'assigned-human')]),
+  'same: 23503: insert or update on table "messages" violates foreign key constraint "messages_conversation_fkey"',
+  'naming an assigned chatbot_id does not tell an operador that another company''s conversation exists');
+
+select is(tests.same_either_way('operador', $$ insert into public.message_reactions (company_id, message_id, chatbot_id, reaction)
+    values (tests.company_id('A'), $1, tests.chatbot_id('A', 'assigned'), 'thumbs_up') $$, array[tests.message_id('A', 'unassigned-closed, with messages/bot')]),
+  'same: 23502: null value in column "conversation_id" of relation "message_reactions" violates not-null constraint',
+  'reacting to a message of an unassigned chatbot''s closed conversation fails like reacting to no message');
+select is(tests.same_either_way('operador', $$ insert into public.message_reactions (company_id, message_id, chatbot_id, reaction)
+    values (tests.company_id('A'), $1, tests.chatbot_id('A', 'assigned'), 'thumbs_up') $$, array[tests.message_id('A', 'unassigned-human/bot')]),
+  'same: 23502: null value in column "conversation_id" of relation "message_reactions" violates not-null constraint',
+  'reacting to a message of an unassigned chatbot''s conversation in human mode fails like reacting to no message');
+select is(tests.same_either_way('operador', $$ insert into public.message_reactions (company_id, message_id, chatbot_id, reaction)
+    values (tests.company_id('A'), $1, tests.chatbot_id('A', 'assigned'), 'thumbs_up') $$, array[tests.message_id('A', 'unassigned-bot mode/bot')]),
+  'same: 23502: null value in column "conversation_id" of relation "message_reactions" violates not-null constraint',
+  'reacting to a message of an unassigned chatbot''s conversation in bot mode fails like reacting to no message');
+select is(tests.same_either_way('operador', $$ insert into public.message_reactions (company_id, message_id, chatbot_id, reaction)
+    values (tests.company_id('A'), $1, tests.chatbot_id('A', 'assigned'), 'thumbs_up') $$, array[tests.message_id('B', 'assigned-human/bot')]),
+  'same: 23502: null value in column "conversation_id" of relation "message_reactions" violates not-null constraint',
+  'reacting to another company''s message fails like reacting to no message, for an operador too');
+
+select is(tests.same_either_way('operador', $$ update public.conversations set status = 'active' where id = $1 returning status::text $$,
+    array[tests.conversation_id('A', 'unassigned-closed')]),
+  'same: ok: <null>',
+  'changing the status of an unassigned chatbot''s closed conversation does nothing, like changing no conversation');
+select is(tests.same_either_way('operador', $$ update public.conversations set status = 'waiting_human' where id = $1 returning status::text $$,
+    array[tests.conversation_id('A', 'unassigned-human')]),
+  'same: ok: <null>',
+  'changing the status of an unassigned chatbot''s conversation in human mode does nothing, like changing no conversation');
+select is(tests.same_either_way('operador', $$ update public.conversations set status = 'human' where id = $1 returning status::text $$,
+    array[tests.conversation_id('A', 'unassigned-bot mode')]),
+  'same: ok: <null>',
+  'changing the status of an unassigned chatbot''s conversation in bot mode does nothing, like changing no conversation');
+
+-- ... nor about unassigned chatbots or assignments (an operador never opens conversations)
+select is(tests.same_either_way('operador', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel)
+    values (tests.company_id('A'), $1, 'probe', 'telegram') $$, array[tests.chatbot_id('A', 'unassigned')]),
+  'same: 42501: new row violates row-level security policy for table "conversations"',
+  'a conversation proposed by an operador does not reveal an unassigned chatbot''s channels');
+select is(tests.same_either_way('operador', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel)
+    values (tests.company_id('A'), $1, 'probe', 'web') $$, array[tests.chatbot_id('A', 'spare')]),
+  'same: 42501: new row violates row-level security policy for table "conversations"',
+  'a conversation proposed by an operador does not reveal whether an unassigned chatbot is active');
+select is(tests.same_either_way('operador', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel, assigned_operator_id)
+    values (tests.company_id('A'), $1, 'probe', 'web', tests.user_id('A', 'operador')) $$, array[tests.chatbot_id('A', 'unassigned')]),
+  'same: 42501: new row violates row-level security policy for table "conversations"',
+  'a conversation proposed by an operador does not reveal the assignments of an unassigned chatbot');
+select is(tests.same_either_way('operador', $$ update public.conversations set assigned_operator_id = tests.user_id('A', 'operador')
+    where id = $1 returning status::text $$, array[tests.conversation_id('A', 'unassigned-human')]),
+  'same: ok: <null>',
+  'an operador taking over an unassigned chatbot''s conversation does nothing, like taking over no conversation');
 
 select * from finish();
 rollback;

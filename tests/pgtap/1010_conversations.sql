@@ -3,7 +3,7 @@
 -- (not forgeable), tenant-consistent references (also for service_role) and probing
 -- of another company's conversations. Operador scope: 1005; monthly message usage: 1015.
 begin;
-select plan(56);
+select plan(58);
 
 -- Test conversations on A's assigned chatbot (keywords refund/lawyer, 3 bot turns,
 -- low rating <= 2) and unassigned chatbot, all in bot mode (active), named by the rule they exercise.
@@ -163,6 +163,36 @@ select results_eq(
       where conversation_id = tests.conversation_id('A', 'unassigned-human') and reason <> 'human_request' $$,
   $$ values ('manual', '', tests.user_id('A', 'supervisor')) $$,
   'a member cannot forge the reason or hide the author of an escalation by setting neurant.hitl_reason');
+
+-- ... nor from a trigger of its own, where the change runs nested (pg_trigger_depth() > 1):
+-- a table and trigger owned by the member's role (created here by the superuser, as a
+-- member cannot count on TEMPORARY; a temp table of its own works the same way).
+select tests.act_as_service();
+insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'escalated from a trigger'), tests.chatbot_id('A', 'unassigned'), 'u21', 'web');
+select tests.act_as_superuser();
+create table tests.member_trigger_probe (conversation_id uuid not null);
+create function tests.member_trigger_probe_escalate() returns trigger language plpgsql as $f$
+begin
+  update public.conversations set status = 'waiting_human' where id = new.conversation_id;
+  return new;
+end $f$;
+create trigger member_trigger_probe_escalate after insert on tests.member_trigger_probe
+  for each row execute function tests.member_trigger_probe_escalate();
+alter table tests.member_trigger_probe owner to authenticated;
+alter function tests.member_trigger_probe_escalate() owner to authenticated;
+select tests.act_as('A', 'supervisor');
+select set_config('neurant.hitl_reason', 'keyword', true);
+select set_config('neurant.hitl_detail', 'keyword "lawyer" in end-user message', true);
+insert into tests.member_trigger_probe values (tests.conversation_id('A', 'escalated from a trigger'));
+select tests.act_as_superuser();
+select results_eq(
+  $$ select reason::text, detail, escalated_by from public.hitl_escalations
+      where conversation_id = tests.conversation_id('A', 'escalated from a trigger') $$,
+  $$ values ('manual', '', tests.user_id('A', 'supervisor')) $$,
+  'a member cannot forge the reason of an escalation from a trigger of its own (nested, pg_trigger_depth() > 1)');
+select is((select status::text from public.conversations where id = tests.conversation_id('A', 'escalated from a trigger')), 'waiting_human',
+  'a member''s nested status change still hands the conversation over (only the log is not forgeable)');
 
 -- ... while the automatic escalations of the triggers keep their reason.
 select tests.act_as_service();
