@@ -99,7 +99,7 @@ def test_migrate_applies_everything_and_status_shows_nothing_pending(
     assert tables(scratch_db) == {"widgets", "gadgets"}
     result = run(scratch_db, "status", "--json")
     assert result.exit_code == 0
-    assert {s["state"] for s in json.loads(result.output)} == {"applied"}
+    assert {s["state"] for s in json.loads(result.output)["migrations"]} == {"applied"}
     again = run(scratch_db, "migrate")
     assert again.exit_code == 0 and "nothing to apply" in again.output
 
@@ -119,7 +119,7 @@ def test_an_edited_applied_migration_shows_as_drifted_and_blocks_migrate(
     path.write_text(path.read_text() + "-- edited after release\n")
     status = run(scratch_db, "status", "--json")
     assert status.exit_code == 5
-    states = {s["id"]: s["state"] for s in json.loads(status.output)}
+    states = {s["id"]: s["state"] for s in json.loads(status.output)["migrations"]}
     assert states == {"0010_widgets": "drifted", "0020_widget_count": "applied",
                       "0030_gadgets": "pending"}
     blocked = run(scratch_db, "migrate")
@@ -182,7 +182,7 @@ def test_an_edited_rollback_of_an_applied_migration_is_drift(sql_tree: Path, scr
     (sql_tree / "schema/0010_widgets.rollback.sql").write_text("drop table public.widgets cascade;\n")
     status = run(scratch_db, "status", "--json")
     assert status.exit_code == 5
-    assert {s["id"]: s["state"] for s in json.loads(status.output)}["0010_widgets"] == "drifted"
+    assert {s["id"]: s["state"] for s in json.loads(status.output)["migrations"]}["0010_widgets"] == "drifted"
 
 
 def test_a_new_migration_numbered_below_the_newest_applied_one_is_refused(

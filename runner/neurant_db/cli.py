@@ -11,6 +11,7 @@ import click
 import psycopg
 
 from . import __version__
+from .cli_json import emit, emit_error, error_code, json_option, wants_json
 from .database import DatabaseTarget, resolve_target
 from .errors import NeurantError
 from .render import Migration, render_all, write_rendered
@@ -38,12 +39,16 @@ class Context:
 
 
 class NeurantGroup(click.Group):
-    """Prints NeurantError as a clear message (no traceback) and exits with its code."""
+    """Prints NeurantError as a clear message (no traceback) and exits with its code;
+    under --json, as one {"error": {...}} object on stdout (cli_json.py)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except NeurantError as exc:
+            if wants_json(ctx):
+                emit_error(error_code(exc), exc.message, exc.hint, exc.exit_code)
+                ctx.exit(exc.exit_code)
             click.secho(f"error: {exc.message}", fg="red", err=True)
             if exc.hint:
                 click.echo(f"hint: {exc.hint}", err=True)
@@ -51,10 +56,27 @@ class NeurantGroup(click.Group):
         except psycopg.Error as exc:
             diag = exc.diag
             state = f"[{diag.sqlstate}] " if diag.sqlstate else ""
+            if wants_json(ctx):
+                emit_error("database_error", f"{state}{(diag.message_primary or str(exc)).strip()}",
+                           diag.message_hint, 1)
+                ctx.exit(1)
             click.secho(f"error: database error: {state}{(diag.message_primary or str(exc)).strip()}",
                         fg="red", err=True)
             if diag.message_hint:
                 click.echo(f"hint: {diag.message_hint}", err=True)
+            ctx.exit(1)
+        except click.ClickException as exc:
+            if not wants_json(ctx):
+                raise
+            emit_error("usage_error", exc.format_message(), None, exc.exit_code)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if not wants_json(ctx):
+                raise
+            emit_error("internal_error", f"{type(exc).__name__}: {exc}",
+                       "this is a bug in neurant-db: please report it with the command line", 1)
             ctx.exit(1)
 
 
@@ -87,18 +109,29 @@ def cli(ctx: click.Context, database_url: str | None, config: Path | None, profi
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Write NNNN_name.sql and .rollback.sql files here instead of printing.")
+@json_option()
 @pass_ctx
-def render(c: Context, out: Path | None) -> None:
+def render(c: Context, out: Path | None, as_json: bool) -> None:
     """Render the migrations with jinja2, in global version order.
 
     \b
     Example:
       neurant-db --profile supabase render --out build/sql
+      neurant-db render --json | jq '.migrations[].checksum'
     """
     migrations = c.migrations()
     if out is not None:
         files = write_rendered(migrations, out)
+        if as_json:
+            emit({"out": str(out), "files": [str(f) for f in files]})
+            return
         click.echo(f"wrote {len(files)} files ({len(migrations)} migrations) to {out}")
+        return
+    if as_json:
+        emit({"settings": c.settings().template_context(),
+              "migrations": [{"version": m.version, "id": m.id, "checksum": m.checksum,
+                              "rollback_checksum": m.rollback_checksum, "apply_sql": m.apply_sql,
+                              "rollback_sql": m.rollback_sql} for m in migrations]})
         return
     for m in migrations:
         click.echo(f"-- ===== {m.id} =====")
@@ -127,14 +160,18 @@ def _progress(verb: str, target: DatabaseTarget | None = None):  # type: ignore[
               help="Apply pending migrations numbered below the newest applied one.")
 @click.option("--lock-timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for another run's migration lock.")
+@json_option()
 @pass_ctx
 def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool,
-            allow_out_of_order: bool, lock_timeout: float) -> None:
+            allow_out_of_order: bool, lock_timeout: float, as_json: bool) -> None:
     """Apply pending migrations (each in one transaction, with its ledger row).
+
+    --dry-run prints a script that `psql -X -v ON_ERROR_STOP=1 -f` runs on the
+    target to the same result as migrate (ledger included).
 
     \b
     Example:
-      neurant-db migrate --dry-run > plan.sql
+      neurant-db migrate --dry-run > plan.sql && psql -X -v ON_ERROR_STOP=1 -f plan.sql "$DATABASE_URL"
       neurant-db migrate --to 0400
     """
     from . import migrate as m
@@ -145,14 +182,13 @@ def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool
     result = m.migrate(target, migrations, settings, to_version=to_version, dry_run=dry_run,
                        allow_drift=allow_drift, allow_out_of_order=allow_out_of_order,
                        lock_timeout_s=lock_timeout,
-                       progress=None if dry_run else _progress("applying", target))
+                       progress=None if dry_run or as_json else _progress("applying", target))
+    if as_json:
+        emit({"database": target.redacted, "dry_run": dry_run, "applied": result.applied,
+              "planned": result.planned, "script": result.script if dry_run else None})
+        return
     if dry_run:
-        if not result.sql:
-            click.echo("-- nothing to apply")
-        for text in result.sql:
-            click.echo("begin;")
-            click.echo(text.rstrip())
-            click.echo("commit;\n")
+        click.echo(result.script.rstrip())
         return
     if not result.applied:
         click.echo("nothing to apply: the database is up to date")
@@ -166,9 +202,10 @@ def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool
 @click.option("--steps", type=int, default=None, help="Roll back the last N migrations.")
 @click.option("--dry-run", is_flag=True, help="Print the rollback SQL; change nothing.")
 @click.option("--lock-timeout", type=float, default=30.0, show_default=True)
+@json_option()
 @pass_ctx
 def rollback(c: Context, to_version: int | None, steps: int | None, dry_run: bool,
-             lock_timeout: float) -> None:
+             lock_timeout: float, as_json: bool) -> None:
     """Roll back applied migrations with their rollback files, newest first.
 
     \b
@@ -181,7 +218,11 @@ def rollback(c: Context, to_version: int | None, steps: int | None, dry_run: boo
     settings = c.settings()
     result = m.rollback(c.target(), render_all(settings), settings, to_version=to_version,
                         steps=steps, dry_run=dry_run, lock_timeout_s=lock_timeout,
-                        progress=None if dry_run else _progress("rolling back"))
+                        progress=None if dry_run or as_json else _progress("rolling back"))
+    if as_json:
+        emit({"database": c.target().redacted, "dry_run": dry_run, "rolled_back": result.rolled_back,
+              "sql": result.sql if dry_run else None})
+        return
     if dry_run:
         for text in result.sql:
             click.echo("begin;")
@@ -194,31 +235,103 @@ def rollback(c: Context, to_version: int | None, steps: int | None, dry_run: boo
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
+@click.option("--exit-code", "exit_code", is_flag=True,
+              help="For CI: also exit 10 when migrations are pending (5 stays drifted/missing).")
 @pass_ctx
-def status(c: Context, as_json: bool) -> None:
-    """Show applied, pending, drifted and missing migrations (exit 5 on drift).
+def status(c: Context, as_json: bool, exit_code: bool) -> None:
+    """Show applied, pending, drifted and missing migrations (exit 5 on drifted or
+    missing; with --exit-code also 10 when only pending ones remain).
 
     \b
     Example:
-      neurant-db status --json | jq '.[] | select(.state != "applied")'
+      neurant-db status --json | jq '.migrations[] | select(.state != "applied")'
+      neurant-db status --exit-code || echo "not up to date"
     """
     from . import migrate as m
 
-    states = m.status(c.target(), c.migrations())
+    settings = c.settings()
+    target = c.target()
+    states = m.status(target, render_all(settings), settings)
+    counts = m.summary(states)
     if as_json:
-        click.echo(json.dumps([s.as_dict() for s in states], indent=2))
+        emit({"database": target.redacted, "settings": settings.template_context(),
+              "summary": counts, "migrations": [s.as_dict() for s in states]})
     else:
         width = max((len(s.id) for s in states), default=10)
         for s in states:
             colour = {"applied": "green", "pending": "yellow"}.get(s.state, "red")
             when = s.applied_at or ""
-            click.echo(f"{s.id:<{width}}  " + click.style(f"{s.state:<8}", fg=colour) + f"  {when}")
-        counts = {k: sum(1 for s in states if s.state == k)
-                  for k in ("applied", "pending", "drifted", "missing")}
-        click.echo(", ".join(f"{v} {k}" for k, v in counts.items()))
-    if any(s.state in ("drifted", "missing") for s in states):
+            note = " (baselined)" if s.baselined else f" ({s.detail})" if s.detail else ""
+            click.echo(f"{s.id:<{width}}  " + click.style(f"{s.state:<8}", fg=colour) + f"  {when}{note}")
+        click.echo(", ".join(f"{counts[k]} {k}" for k in ("applied", "pending", "drifted", "missing")))
+    if counts["drifted"] or counts["missing"]:
         sys.exit(5)
+    if exit_code and counts["pending"]:
+        sys.exit(10)
+
+
+@cli.command()
+@click.argument("versions", type=int, nargs=-1)
+@click.option("--reason", required=True, help="Why the new checksum is accepted (recorded in the ledger).")
+@click.option("--lock-timeout", type=float, default=30.0, show_default=True)
+@json_option()
+@pass_ctx
+def repair(c: Context, versions: tuple[int, ...], reason: str, lock_timeout: float, as_json: bool) -> None:
+    """Accept the current checksum of drifted migrations (all, or the VERSIONS given)
+    without running anything; the old checksum, reason, role and time are kept in
+    neurant_meta.ledger_history. Refuses when nothing drifted.
+
+    \b
+    Example:
+      neurant-db repair 0130 --reason "comment typo fixed in place, no schema change"
+    """
+    from . import migrate as m
+
+    settings = c.settings()
+    target = c.target()
+    repaired = m.repair(target, render_all(settings), settings, reason=reason,
+                        versions=list(versions) or None, lock_timeout_s=lock_timeout)
+    if as_json:
+        emit({"database": target.redacted, "repaired": [s.as_dict() for s in repaired], "reason": reason})
+        return
+    for s in repaired:
+        click.echo(f"  repaired {s.id}: {s.applied_checksum} -> {s.checksum} ({s.detail})")
+    click.echo(f"repaired {len(repaired)} migration(s) on {target.redacted}")
+
+
+@cli.command()
+@click.argument("version", type=int)
+@click.option("--reason", default="baseline", show_default=True, help="Recorded in the ledger history.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--lock-timeout", type=float, default=30.0, show_default=True)
+@json_option()
+@pass_ctx
+def baseline(c: Context, version: int, reason: str, yes: bool, lock_timeout: float, as_json: bool) -> None:
+    """Adopt an existing database built without the runner: mark every migration up to
+    VERSION applied (recorded as baselined) without running it. Refuses a database
+    whose ledger already has rows.
+
+    \b
+    Example:
+      neurant-db baseline 0300 --reason "built by hand from 0.1.0's SQL" --yes
+    """
+    from . import migrate as m
+
+    settings = c.settings()
+    target = c.target()
+    if not yes:
+        if as_json:
+            raise NeurantError("baseline --json needs --yes (there is no prompt under --json)",
+                               hint="check the database and VERSION, then pass --yes")
+        click.confirm(f"mark every migration up to {version:04d} applied on {target.redacted} "
+                      "without running it?", abort=True)
+    done = m.baseline(target, render_all(settings), settings, version=version, reason=reason,
+                      lock_timeout_s=lock_timeout)
+    if as_json:
+        emit({"database": target.redacted, "baselined": [x.id for x in done]})
+        return
+    click.echo(f"baselined {len(done)} migration(s) up to {done[-1].id} on {target.redacted}")
 
 
 @cli.group()
@@ -396,7 +509,7 @@ def matrix(out: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable findings.")
+@json_option("Machine-readable findings.")
 def lint(as_json: bool) -> None:
     """Check the SQL files against the authoring style of CONVENTIONS.md (exit 1 on findings).
 
@@ -422,7 +535,7 @@ def lint(as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable findings.")
+@json_option("Machine-readable findings.")
 @click.option("--all", "show_all", is_flag=True, help="Also print info findings.")
 @pass_ctx
 def doctor(c: Context, as_json: bool, show_all: bool) -> None:
@@ -496,7 +609,7 @@ def docs(c: Context, check: bool, out: Path) -> None:
 @click.option("--messages", type=int, default=10, show_default=True,
               help="Messages per conversation.")
 @click.option("--iterations", type=int, default=300, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @pass_ctx
 def bench(c: Context, companies: int, conversations: int, messages: int, iterations: int,
           as_json: bool) -> None:
@@ -524,7 +637,7 @@ def bench(c: Context, companies: int, conversations: int, messages: int, iterati
 @cli.command("upgrade-check")
 @click.option("--from", "from_ref", required=True, metavar="REF",
               help="Git ref of the previous release (tag, branch or commit) to upgrade from.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@json_option("Machine-readable report.")
 @pass_ctx
 def upgrade_check(c: Context, from_ref: str, as_json: bool) -> None:
     """Prove the upgrade from a previous release loses no data: build REF's schema in

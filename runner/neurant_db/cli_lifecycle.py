@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from .cli_json import emit, json_option
 from .database import DatabaseTarget, resolve_target
 from .jobs import JOB_NAMES, JobResult, Progress
 
@@ -77,12 +78,14 @@ def jobs() -> None:
 
 
 @jobs.command("list")
-def jobs_list() -> None:
+@json_option()
+def jobs_list(as_json: bool) -> None:
     """List the jobs, what they do and their default schedule.
 
     \b
     Example:
       neurant-db jobs list
+      neurant-db jobs list --json | jq '.[].job'
     """
     from .jobs import SCHEDULES
 
@@ -93,6 +96,9 @@ def jobs_list() -> None:
         "analytics": "re-compute public.analytics_daily for the last --days days (idempotent)",
         "metrics": "sample database size, connections, table growth, per-tenant storage",
     }
+    if as_json:
+        emit([{"job": name, "schedule": SCHEDULES[name], "about": about[name]} for name in JOB_NAMES])
+        return
     for name in JOB_NAMES:
         click.echo(f"{name:<12} {SCHEDULES[name]:<14} {about[name]}")
 
@@ -116,7 +122,7 @@ def jobs_list() -> None:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="cold-export: directory the exports are written to (required).")
 @click.option("--no-vacuum", is_flag=True, help="retention: skip the VACUUM of the tables it deleted from.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+@json_option("Machine-readable summary.")
 @click.option("--quiet", is_flag=True, help="No progress bar (for cron).")
 @click.pass_context
 def jobs_run(ctx: click.Context, name: str, dry_run: bool, batch_size: int, max_batches: int | None,
@@ -178,7 +184,7 @@ def _date(value: datetime | None) -> date | None:
 @jobs.command("status")
 @click.option("--job", type=click.Choice(JOB_NAMES), default=None, help="Only this job.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.pass_context
 def jobs_status(ctx: click.Context, job: str | None, limit: int, as_json: bool) -> None:
     """Show the latest job runs (private.job_runs): status, batches, counts, errors.
@@ -354,13 +360,15 @@ def archive_release(ctx: click.Context, hold_id: str, company: str, released_by:
 
 @archive.command("holds")
 @click.option("--all", "show_all", is_flag=True, help="Include released holds.")
+@json_option()
 @click.pass_context
-def archive_holds(ctx: click.Context, show_all: bool) -> None:
+def archive_holds(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     """List legal holds (active ones unless --all).
 
     \b
     Example:
       neurant-db archive holds --all
+      neurant-db archive holds --json | jq '.[] | select(.active)'
     """
     from .jobs import job_connection
 
@@ -371,6 +379,10 @@ def archive_holds(ctx: click.Context, show_all: bool) -> None:
             "from public.legal_holds where %s or released_at is null order by created_at", (show_all,)).fetchall()
     finally:
         conn.close()
+    if as_json:
+        emit([{"id": r[0], "company_id": r[1], "conversation_id": r[2], "reason": r[3], "set_by": r[4],
+               "created_at": r[5], "released_at": r[6], "active": r[6] is None} for r in rows])
+        return
     for r in rows:
         scope = f"conversation {r[2]}" if r[2] else "whole company"
         state = f"released {r[6]:%Y-%m-%d}" if r[6] else "ACTIVE"
@@ -386,7 +398,7 @@ def archive_holds(ctx: click.Context, show_all: bool) -> None:
 @click.option("--messages", type=click.IntRange(1), default=10, show_default=True,
               help="Messages per conversation.")
 @click.option("--batch-size", type=click.IntRange(1, 100000), default=1000, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.pass_context
 def jobs_bench(ctx: click.Context, companies: int, conversations: int, messages: int, batch_size: int,
                as_json: bool) -> None:

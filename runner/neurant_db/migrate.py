@@ -11,21 +11,34 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from . import __version__
 from .database import DatabaseTarget
-from .errors import BadArgument, DriftDetected, MigrationFailed, MigrationSourceError
-from .ledger import LEDGER, META_SCHEMA, LedgerRow, bootstrap, read_ledger, sql_literal
-from .locking import migration_lock
-from .render import Migration
+from .errors import BadArgument, DriftDetected, MigrationFailed, MigrationSourceError, NeurantError
+from .ledger import (
+    BOOTSTRAP_SQL,
+    LEDGER,
+    META_SCHEMA,
+    LedgerEntry,
+    LedgerRow,
+    baseline_rows,
+    bootstrap,
+    forget_sql,
+    ledger_row_count,
+    read_ledger,
+    record_sql,
+    repair_rows,
+)
+from .locking import LOCK_TABLE_SQL, TAKE_SQL, migration_lock
+from .render import Migration, render_all
 from .settings import Settings
 
 YOYO_TABLE = "_yoyo_migration"
@@ -42,6 +55,11 @@ class MigrationState:
     applied_at: str | None = None
     checksum: str | None = None
     applied_checksum: str | None = None
+    baselined: bool = False
+    # Why a drifted migration drifted: "settings" (the file is unchanged, the render
+    # settings are not), "edited" (the file changed); `detail` says it in words.
+    cause: str | None = None
+    detail: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +69,9 @@ class MigrationState:
             "applied_at": self.applied_at,
             "checksum": self.checksum,
             "applied_checksum": self.applied_checksum,
+            "baselined": self.baselined,
+            "cause": self.cause,
+            "detail": self.detail,
         }
 
 
@@ -59,6 +80,8 @@ class RunResult:
     applied: list[str] = field(default_factory=list)
     rolled_back: list[str] = field(default_factory=list)
     sql: list[str] = field(default_factory=list)  # dry-run output
+    planned: list[str] = field(default_factory=list)  # dry-run: the ids it would apply
+    script: str = ""  # dry-run: the psql-runnable plan (plan_script)
 
 
 Progress = Callable[[str, Migration], None]
@@ -84,20 +107,82 @@ def wrapped_apply(m: Migration, settings: Settings) -> str:
         f"    raise exception 'migration {m.id} is already applied' using errcode = '55000';\n"
         "  end if;\nend $neurant_guard$;\n"
     )
-    record = (
-        f"insert into {LEDGER} (version, name, checksum, rollback_checksum, runner_version) values "
-        f"({m.version}, {sql_literal(m.id)}, {sql_literal(m.checksum)}, "
-        f"{sql_literal(m.rollback_checksum)}, {sql_literal(__version__)});\n"
-    )
+    record = record_sql(ledger_entry(m, settings))
     return header(m, settings, "apply") + guard + m.apply_sql.rstrip() + "\n;\n" + record
 
 
 def wrapped_rollback(m: Migration, settings: Settings) -> str:
     """The exact SQL `rollback` runs for m, in one transaction."""
-    forget = (
-        f"delete from {LEDGER} where version = {m.version};\n"
-    )
+    forget = forget_sql(m.version)
     return header(m, settings, "rollback") + m.rollback_sql.rstrip() + "\n;\n" + forget
+
+
+def ledger_entry(m: Migration, settings: Settings) -> LedgerEntry:
+    return LedgerEntry(m.version, m.id, m.checksum, m.rollback_checksum, settings.template_context())
+
+
+def plan_script(pending: list[Migration], settings: Settings, target: str = "") -> str:
+    """What `migrate --dry-run` prints: a script `psql -v ON_ERROR_STOP=1 -f` runs on the
+    target to the same result as `migrate`. The ledger (and lock table) are created first;
+    each migration then runs in its own transaction ending with its ledger row, exactly the
+    text `migrate` runs, after taking the migration lock row (a running `migrate` makes
+    the script stop instead of interleaving with it)."""
+    if not pending:
+        return "-- nothing to apply\n"
+    ids = ", ".join(m.id for m in pending)
+    on = f" on {target}" if target else ""
+    parts = [
+        f"-- neurant-db migrate plan{on}: {len(pending)} migration(s): {ids}\n"
+        "-- run it with: psql -X -v ON_ERROR_STOP=1 -f plan.sql\n"
+        "begin;\n" + BOOTSTRAP_SQL.strip() + "\n" + LOCK_TABLE_SQL.strip() + "\ncommit;\n",
+    ]
+    for m in pending:
+        parts.append("begin;\n" + TAKE_SQL + ";\n" + wrapped_apply(m, settings).rstrip() + "\ncommit;\n")
+    return "\n".join(parts)
+
+
+def settings_changes(recorded: dict[str, Any] | None, settings: Settings) -> list[str]:
+    """`embedding_dimensions=1536, now 8` for every render setting that differs."""
+    if not recorded:
+        return []
+    now = settings.template_context()
+    return [f"{k}={recorded[k]!r}, now {now.get(k)!r}".replace("'", "")
+            for k in sorted(recorded) if recorded[k] != now.get(k)]
+
+
+def explain_drift(states: list[MigrationState], ledger: dict[int, LedgerRow],
+                  settings: Settings | None, root: Path | None = None) -> list[MigrationState]:
+    """Say why each drifted migration drifted: re-rendered with the settings recorded
+    at apply time, an unchanged file gives back the recorded checksum."""
+    if settings is None:
+        return states
+    renders: dict[str, dict[int, Migration] | None] = {}
+    out = []
+    for s in states:
+        row = ledger.get(s.version)
+        if s.state != "drifted" or row is None:
+            out.append(s)
+            continue
+        changes = settings_changes(row.settings, settings)
+        if not changes:
+            out.append(replace(s, cause="edited", detail="the file changed since it was applied"))
+            continue
+        key = json.dumps(row.settings, sort_keys=True)
+        if key not in renders:
+            try:
+                old = Settings(**(row.settings or {})).validate()
+                renders[key] = {m.version: m for m in render_all(old, root)}
+            except (NeurantError, TypeError):
+                renders[key] = None
+        old_render = (renders[key] or {}).get(s.version)
+        same_file = (old_render is not None and old_render.checksum == row.checksum
+                     and row.rollback_checksum in (None, old_render.rollback_checksum))
+        rendered = "rendered with " + "; ".join(changes)
+        if same_file:
+            out.append(replace(s, cause="settings", detail=f"{rendered} (the file is unchanged)"))
+        else:
+            out.append(replace(s, cause="edited", detail=f"the file changed; also {rendered}"))
+    return out
 
 
 def check_rollbacks(migrations: list[Migration]) -> None:
@@ -128,22 +213,35 @@ def compute_status(migrations: list[Migration], ledger: dict[int, LedgerRow]) ->
             state = "applied" if row.checksum == m.checksum and not rollback_changed else "drifted"
             states.append(
                 MigrationState(version, m.id, state, row.applied_at.isoformat(),
-                               m.checksum, row.checksum)
+                               m.checksum, row.checksum, baselined=row.kind == "baselined")
             )
     return states
 
 
-def status(target: DatabaseTarget, migrations: list[Migration]) -> list[MigrationState]:
+def status(target: DatabaseTarget, migrations: list[Migration],
+           settings: Settings | None = None) -> list[MigrationState]:
     with target.connect(purpose="status") as conn:
-        return compute_status(migrations, read_ledger(conn))
+        ledger = read_ledger(conn)
+    return explain_drift(compute_status(migrations, ledger), ledger, settings)
 
 
 def _drift_error(states: list[MigrationState]) -> DriftDetected:
-    drifted = [s.id for s in states if s.state == "drifted"]
+    drifted = [s for s in states if s.state == "drifted"]
+    by_settings = [s for s in drifted if s.cause == "settings"]
+    if by_settings and len(by_settings) == len(drifted):
+        return DriftDetected(
+            "the database was migrated with other render settings: "
+            + ", ".join(f"{s.id} ({s.detail})" for s in by_settings),
+            hint="run with the settings the database was built with (neurant-db.toml or "
+            "--profile/--embedding-dimensions); changing a setting of applied migrations "
+            "needs a new migration",
+        )
     return DriftDetected(
-        "applied migrations changed since they were applied: " + ", ".join(drifted),
+        "applied migrations changed since they were applied: "
+        + ", ".join(f"{s.id} ({s.detail})" if s.detail else s.id for s in drifted),
         hint="a released migration is never edited: restore the file and add a new migration "
-        "(or pass --allow-drift if you know the change is cosmetic)",
+        "(or pass --allow-drift if you know the change is cosmetic, or `neurant-db repair "
+        "--reason ...` to accept the new checksum)",
     )
 
 
@@ -238,7 +336,7 @@ def migrate(
     result = RunResult()
     with migration_lock(target, lock_timeout_s, create=not dry_run), target.connect(purpose="migrate") as conn:
         ledger = read_ledger(conn)
-        states = compute_status(migrations, ledger)
+        states = explain_drift(compute_status(migrations, ledger), ledger, settings)
         if any(s.state == "drifted" for s in states) and not allow_drift:
             raise _drift_error(states)
         pending = [
@@ -256,6 +354,8 @@ def migrate(
             )
         if dry_run:
             result.sql = [wrapped_apply(m, settings) for m in pending]
+            result.planned = [m.id for m in pending]
+            result.script = plan_script(pending, settings, target.redacted)
             return result
         if not pending:
             return result
@@ -342,3 +442,68 @@ def rollback(
             finally:
                 backend.connection.close()
     return result
+
+
+def repair(
+    target: DatabaseTarget,
+    migrations: list[Migration],
+    settings: Settings,
+    *,
+    reason: str,
+    versions: list[int] | None = None,
+    lock_timeout_s: float = 30.0,
+) -> list[MigrationState]:
+    """Accept the current checksum (and settings) of drifted migrations (all of them, or
+    `versions`), recording the reason, role and time in neurant_meta.ledger_history.
+    Runs nothing of the migrations themselves."""
+    if not reason.strip():
+        raise BadArgument("--reason must say why the drifted checksum is accepted")
+    by_version = {m.version: m for m in migrations}
+    with migration_lock(target, lock_timeout_s), target.connect(purpose="repair") as conn:
+        ledger = read_ledger(conn)
+        states = explain_drift(compute_status(migrations, ledger), ledger, settings)
+        drifted = {s.version: s for s in states if s.state == "drifted"}
+        if not drifted:
+            raise BadArgument("nothing to repair: no applied migration drifted",
+                              hint="`neurant-db status` lists the state of every migration")
+        if versions:
+            not_drifted = [f"{v:04d}" for v in versions if v not in drifted]
+            if not_drifted:
+                raise BadArgument(
+                    "not drifted, nothing to repair: " + ", ".join(not_drifted),
+                    hint="drifted: " + ", ".join(s.id for s in drifted.values()))
+            chosen = [drifted[v] for v in sorted(set(versions))]
+        else:
+            chosen = list(drifted.values())
+        repair_rows(conn, [ledger_entry(by_version[s.version], settings) for s in chosen], reason.strip())
+    return chosen
+
+
+def baseline(
+    target: DatabaseTarget,
+    migrations: list[Migration],
+    settings: Settings,
+    *,
+    version: int,
+    reason: str,
+    lock_timeout_s: float = 30.0,
+) -> list[Migration]:
+    """Adopt a database built without the runner: mark every migration <= version
+    applied (kind 'baselined') without running it. Refuses a database whose ledger has rows."""
+    if version not in {m.version for m in migrations}:
+        raise BadArgument(f"baseline {version:04d}: no migration has that version")
+    chosen = [m for m in migrations if m.version <= version]
+    with migration_lock(target, lock_timeout_s), target.connect(purpose="baseline") as conn:
+        if ledger_row_count(conn):
+            raise BadArgument(
+                "the database already has a migration ledger with rows: nothing to baseline",
+                hint="baseline adopts a database the runner never migrated; see `neurant-db status`")
+        baseline_rows(conn, [ledger_entry(m, settings) for m in chosen], reason.strip() or "baseline")
+    return chosen
+
+
+def summary(states: list[MigrationState]) -> dict[str, int]:
+    """Counts of applied/pending/drifted/missing (and baselined among the applied)."""
+    counts = {k: sum(1 for s in states if s.state == k) for k in ("applied", "pending", "drifted", "missing")}
+    counts["baselined"] = sum(1 for s in states if s.baselined)
+    return counts
