@@ -328,3 +328,19 @@ def test_errors_under_json_are_one_json_object_with_the_same_exit_code(
                      "create table neurant_meta.schema_migrations (version text)")
     database = error_of(run(scratch_db, "status", "--json"))
     assert database["code"] == "database_error" and database["exit_code"] == 1
+
+
+def test_repair_refuses_a_settings_change_the_database_does_not_have(sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "--embedding-dimensions", "42", "migrate").exit_code == 0
+    result = run(scratch_db, "--embedding-dimensions", "8", "repair", "--reason", "new model")
+    assert result.exit_code == 2
+    assert "rendered with embedding_dimensions=42, now 8" in result.output
+    assert [r[4]["embedding_dimensions"] for r in ledger(scratch_db)] == [42, 42, 42]
+
+
+def test_a_changed_rollback_is_reported_as_such(sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate").exit_code == 0
+    (sql_tree / "schema/0010_widgets.rollback.sql").write_text("drop table public.widgets cascade;\n")
+    status = json.loads(run(scratch_db, "status", "--json").output)
+    widgets = {s["id"]: s for s in status["migrations"]}["0010_widgets"]
+    assert widgets["cause"] == "edited" and "rollback file changed" in widgets["detail"]

@@ -165,7 +165,9 @@ def explain_drift(states: list[MigrationState], ledger: dict[int, LedgerRow],
             continue
         changes = settings_changes(row.settings, settings)
         if not changes:
-            out.append(replace(s, cause="edited", detail="the file changed since it was applied"))
+            which = "rollback file" if row.checksum == s.checksum else "file"
+            unknown = "" if row.settings else " (no render settings recorded for it)"
+            out.append(replace(s, cause="edited", detail=f"the {which} changed since it was applied{unknown}"))
             continue
         key = json.dumps(row.settings, sort_keys=True)
         if key not in renders:
@@ -475,6 +477,13 @@ def repair(
             chosen = [drifted[v] for v in sorted(set(versions))]
         else:
             chosen = list(drifted.values())
+        by_settings = [s for s in chosen if s.cause == "settings"]
+        if by_settings:
+            raise BadArgument(
+                "the database was built with other render settings, not repaired: "
+                + ", ".join(f"{s.id} ({s.detail})" for s in by_settings),
+                hint="repair accepts an edited file; the objects of these migrations still have the "
+                "recorded settings: run with them, or change the setting with a new migration")
         repair_rows(conn, [ledger_entry(by_version[s.version], settings) for s in chosen], reason.strip())
     return chosen
 
