@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import click
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
@@ -344,3 +345,24 @@ def test_a_changed_rollback_is_reported_as_such(sql_tree: Path, scratch_db: str)
     status = json.loads(run(scratch_db, "status", "--json").output)
     widgets = {s["id"]: s for s in status["migrations"]}["0010_widgets"]
     assert widgets["cause"] == "edited" and "rollback file changed" in widgets["detail"]
+
+
+def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    found: list[tuple[str, click.Command]] = []
+    for name, command in sorted(group.commands.items()):
+        found.append((f"{prefix}{name}", command))
+        if isinstance(command, click.Group):
+            found += _commands(command, f"{prefix}{name} ")
+    return found
+
+
+def test_every_json_option_reports_errors_as_json() -> None:
+    from neurant_db.cli_json import json_option
+
+    marker = json_option()(lambda: None).__click_params__[0].callback  # type: ignore[attr-defined]
+    plain = [name for name, command in _commands(cli) for p in command.params
+             if "--json" in p.opts and p.callback is not marker]
+    assert plain == [], "declare --json with cli_json.json_option so errors come out as JSON"
+    with_json = {name for name, command in _commands(cli) if any("--json" in p.opts for p in command.params)}
+    assert {"render", "migrate", "rollback", "status", "repair", "baseline", "jobs list",
+            "archive holds"} <= with_json
