@@ -14,6 +14,10 @@ import pytest
 
 from neurant_db.testdb import TestDatabase
 
+# The pgTAP collector and the neurant_db/neurant_server fixtures: opt-in (no pytest11 entry
+# point), so a service that installs neurant-db keeps its own test runs free of them.
+pytest_plugins = ["neurant_db.pytest_plugin"]
+
 
 def _with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))

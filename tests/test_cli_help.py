@@ -62,3 +62,10 @@ def test_every_command_help_has_an_example_block_with_a_neurant_db_line(path: tu
     assert lines, f"`neurant-db {' '.join(path)} --help` has no Example block:\n{result.output}"
     assert any("neurant-db " in line for line in lines), (
         f"the Example block of `neurant-db {' '.join(path)}` shows no neurant-db command: {lines}")
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(("neurant-db", *p, "-h")))
+def test_dash_h_is_help_for_every_command(path: tuple[str, ...]) -> None:
+    short = CliRunner().invoke(cli, [*path, "-h"], prog_name="neurant-db", catch_exceptions=False)
+    assert short.exit_code == 0, short.output
+    assert short.output == CliRunner().invoke(cli, [*path, "--help"], prog_name="neurant-db").output

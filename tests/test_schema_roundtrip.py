@@ -5,6 +5,7 @@ byte-for-byte the first (pg_dump --schema-only), and nothing is left between."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import psycopg
@@ -47,3 +48,22 @@ def test_rolling_everything_back_leaves_nothing_and_rebuilding_gives_the_same_sc
     assert _leftovers(scratch_db) == []
     assert run(cli, [*args, "migrate"]).exit_code == 0
     assert dump_schema(scratch_db) == first
+
+
+def test_the_schema_dump_of_a_postgresql_15_comes_from_its_own_pg_dump_and_restores_on_it() -> None:
+    """A newer pg_dump writes settings an older server does not know (pg_dump 18:
+    `SET transaction_timeout`), so the dump of a PostgreSQL 15 would not restore on it."""
+    from .debian_pg import debian_bin, debian_postgres, missing_server_reason
+
+    if missing_server_reason(15):
+        pytest.skip(missing_server_reason(15) or "")
+    with debian_postgres(15) as pg, psycopg.connect(pg.url(), autocommit=True) as conn:
+        conn.execute("create table public.widgets (id int primary key, name text not null default 'w');"
+                     "comment on table public.widgets is 'a widget'")
+        conn.execute("create database copy")
+        dump = dump_schema(pg.url())
+        assert dump == dump_schema(pg.url(), debian_bin(15) / "pg_dump")
+        done = subprocess.run([str(debian_bin(15) / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", pg.url("copy")],
+                              input=dump, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert dump_schema(pg.url("copy")) == dump

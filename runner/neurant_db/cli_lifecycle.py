@@ -218,16 +218,25 @@ def jobs_status(ctx: click.Context, job: str | None, limit: int, as_json: bool) 
 @click.option("--dry-run", is_flag=True, help="Show the pg_cron jobs that would be registered.")
 @click.option("--cold-dir", default="/var/lib/neurant/cold", show_default=True,
               help="Export directory used in the printed cold-export line.")
+@click.option("--cron-database", metavar="NAME", default=None,
+              help="pg_cron's database (default: its cron.database_name, read from the server; "
+                   "postgres when the login may not read it).")
 @click.pass_context
-def jobs_schedule(ctx: click.Context, print_only: bool, dry_run: bool, cold_dir: str) -> None:
-    """Register the SQL jobs with pg_cron (cron.schedule, idempotent by job name).
+def jobs_schedule(ctx: click.Context, print_only: bool, dry_run: bool, cold_dir: str,
+                  cron_database: str | None) -> None:
+    """Register the SQL jobs with pg_cron, to run in this database (idempotent by job name).
 
-    The cold export writes files, so it is never a pg_cron job: run it from cron,
-    a systemd timer or a Kubernetes CronJob (docs/lifecycle.md).
+    pg_cron lives in one database of the server (cron.database_name, usually
+    postgres); the jobs are registered there with cron.schedule_in_database and run
+    in the application database as the login that scheduled them (which must bypass
+    RLS). Re-running updates the jobs by name. The cold export writes files, so it
+    is never a pg_cron job: run it from cron, a systemd timer or a Kubernetes
+    CronJob (docs/lifecycle.md).
 
     \b
     Example:
       neurant-db jobs schedule
+      neurant-db jobs schedule --dry-run --cron-database postgres
       neurant-db jobs schedule --print | crontab -
     """
     from .jobs import crontab_lines, job_connection, schedule_with_pg_cron
@@ -236,14 +245,43 @@ def jobs_schedule(ctx: click.Context, print_only: bool, dry_run: bool, cold_dir:
         for line in crontab_lines(cold_dir):
             click.echo(line)
         return
-    conn = job_connection(_target(ctx), "jobs schedule")
+    target = _target(ctx)
+    conn = job_connection(target, "jobs schedule")
     try:
-        planned = schedule_with_pg_cron(conn, dry_run=dry_run)
+        plan = schedule_with_pg_cron(target, conn, dry_run=dry_run, cron_database=cron_database)
     finally:
         conn.close()
-    for name, when, command in planned:
+    click.echo(f"pg_cron in database {plan.cron_database}; the jobs run in database {plan.database} "
+               f"as {plan.username}")
+    for name, when, command in plan.jobs:
         click.echo(f"{'would schedule' if dry_run else 'scheduled'} {name:<18} {when:<14} {command}")
     click.echo(f"cold-export is not a pg_cron job: {crontab_lines(cold_dir)[1]}")
+
+
+@jobs.command("unschedule")
+@click.option("--dry-run", is_flag=True, help="Show the pg_cron jobs that would be removed.")
+@click.option("--cron-database", metavar="NAME", default=None,
+              help="pg_cron's database (default: its cron.database_name).")
+@click.pass_context
+def jobs_unschedule(ctx: click.Context, dry_run: bool, cron_database: str | None) -> None:
+    """Remove this database's jobs from pg_cron (only the ones `jobs schedule` registered).
+
+    \b
+    Example:
+      neurant-db jobs unschedule
+    """
+    from .jobs import job_connection, unschedule_pg_cron
+
+    target = _target(ctx)
+    conn = job_connection(target, "jobs unschedule")
+    try:
+        plan, removed = unschedule_pg_cron(target, conn, dry_run=dry_run, cron_database=cron_database)
+    finally:
+        conn.close()
+    if not removed:
+        click.echo(f"no neurant-db jobs of database {plan.database} in pg_cron (database {plan.cron_database})")
+    for name in removed:
+        click.echo(f"{'would unschedule' if dry_run else 'unscheduled'} {name}")
 
 
 @click.group()

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 
 from .catalog import DOCUMENTED_SCHEMAS, read_catalog
-from .database import DatabaseTarget
+from .database import DatabaseTarget, connect
 from .erd import render_erd
 from .errors import NeurantError
 from .ledger import META_SCHEMA
@@ -45,6 +45,11 @@ def pg_dump_major(pg_dump: Path) -> int | None:
         return None
     m = re.search(r"(\d+)(?:\.\d+)?", out)
     return int(m.group(1)) if m else None
+
+
+def server_major_of(url: str) -> int:
+    with connect(url, purpose="docs") as conn:
+        return conn.info.server_version // 10000
 
 
 def find_pg_dump(server_major: int) -> Path:
@@ -74,10 +79,8 @@ def dump_schema(url: str, pg_dump: Path | None = None, *, privileges: bool = Tru
                 exclude_schemas: tuple[str, ...] = (META_SCHEMA,)) -> str:
     """pg_dump --schema-only --no-owner, without the lines that change from run to
     run (tool and server versions, the random \\restrict key)."""
-    if pg_dump is None:
-        from .server import embedded_sharedir
-
-        pg_dump = embedded_sharedir().parent / "bin" / "pg_dump"
+    if pg_dump is None:  # a newer pg_dump writes settings an older server cannot restore
+        pg_dump = find_pg_dump(server_major_of(url))
     args = [str(pg_dump), "--schema-only", "--no-owner", "--dbname", url]
     if not privileges:
         args.append("--no-privileges")

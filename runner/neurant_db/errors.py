@@ -63,3 +63,15 @@ class PgTapUnavailable(NeurantError):
     """pgTAP is not installed on the server and cannot be installed automatically."""
 
     exit_code = 7
+
+
+class MissingExtra(NeurantError):
+    """A command needs an optional part of neurant-db that is not installed (an extra)."""
+
+    exit_code = 2
+
+
+def not_utf8(label: object, exc: UnicodeDecodeError) -> str:
+    """The one line for a text file that is not UTF-8 (config, migration, any SQL file)."""
+    return (f"{label}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8")

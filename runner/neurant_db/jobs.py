@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .database import DatabaseTarget
+from .database import DatabaseTarget, with_database
 from .errors import NeurantError
 
 JOB_NAMES = ("archive", "cold-export", "retention", "analytics", "metrics")
@@ -242,16 +242,119 @@ def has_pg_cron(conn: psycopg.Connection) -> bool:
     return conn.execute("select exists (select 1 from pg_extension where extname = 'pg_cron')").fetchone() == (True,)
 
 
-def schedule_with_pg_cron(conn: psycopg.Connection, dry_run: bool = False) -> list[tuple[str, str, str]]:
-    """Register (or update) the SQL jobs with pg_cron; the cold export needs files: not scheduled here."""
-    planned = [(f"neurant-{job}", SCHEDULES[job], schedule_command(job)) for job in SQL_JOBS]
-    if dry_run:
-        return planned
-    if not has_pg_cron(conn):
+# pg_cron lives in one database of the server (its `cron.database_name`, usually `postgres`)
+# and runs each job in the database and as the role its cron.job row names.
+PG_CRON_DEFAULT_DATABASE = "postgres"
+NOT_INSTALLED_HINT = ("schedule `neurant-db jobs run NAME` with cron, a systemd timer or a Kubernetes CronJob "
+                      "(docs/lifecycle.md); `neurant-db jobs schedule --print` prints crontab lines")
+CRON_GRANTS_HINT = ("a superuser, in pg_cron's database, grants: usage on schema cron, execute on "
+                    "cron.schedule_in_database(text,text,text,text,text,boolean) and "
+                    "cron.alter_job(bigint,text,text,text,text,boolean) (docs/lifecycle.md, pg_cron)")
+
+
+@dataclass(frozen=True)
+class CronPlan:
+    """The pg_cron jobs of one application database."""
+
+    database: str        # where the jobs run: the application database
+    cron_database: str   # where pg_cron lives (cron.database_name)
+    username: str        # the role pg_cron runs them as: the login that schedules them
+    jobs: list[tuple[str, str, str]]  # (pg_cron job name, schedule, command)
+
+
+def cron_job_name(job: str, database: str, cron_database: str) -> str:
+    """`neurant-archive` in pg_cron's own database, `neurant-archive@app` for another one, so
+    the application databases of one server (prod, staging) each keep their own jobs."""
+    return f"neurant-{job}" if database == cron_database else f"neurant-{job}@{database}"
+
+
+def find_cron_database(conn: psycopg.Connection, override: str | None = None) -> str:
+    """The database pg_cron lives in, seen from the application database's session."""
+    if override:
+        return override
+    if has_pg_cron(conn):  # CREATE EXTENSION pg_cron only works in cron.database_name
+        return str(conn.execute("select current_database()").fetchone()[0])  # type: ignore[index]
+    try:
+        row = conn.execute("select current_setting('cron.database_name', true)").fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        # a superuser-only setting: a non-superuser cannot read it; pg_cron's default then
+        return PG_CRON_DEFAULT_DATABASE
+    if row is None or not row[0]:
+        raise NeurantError("pg_cron is not installed on this server (cron.database_name is not set: "
+                           "pg_cron is not in shared_preload_libraries)", hint=NOT_INSTALLED_HINT)
+    return str(row[0])
+
+
+def plan_pg_cron(conn: psycopg.Connection, cron_database: str | None = None) -> CronPlan:
+    """What `jobs schedule` registers for the database of `conn` (a job_connection)."""
+    row = conn.execute("""select current_database(), session_user,
+                                 coalesce((select rolsuper or rolbypassrls from pg_roles
+                                           where rolname = session_user), false)""").fetchone()
+    assert row is not None
+    database, login, bypasses = str(row[0]), str(row[1]), bool(row[2])
+    if not bypasses:
         raise NeurantError(
-            "pg_cron is not installed in this database",
-            hint="schedule `neurant-db jobs run NAME` with cron, a systemd timer or a Kubernetes CronJob "
-                 "(docs/lifecycle.md); `neurant-db jobs schedule --print` prints crontab lines")
-    for name, when, command in planned:
-        conn.execute("select cron.schedule(%s, %s, %s)", (name, when, command))
-    return planned
+            f"pg_cron runs each job as the role that scheduled it, and {login} does not bypass row level "
+            "security (the jobs would be refused)",
+            hint="schedule the jobs as the database owner (BYPASSRLS) or a superuser")
+    cron_db = find_cron_database(conn, cron_database)
+    planned = [(cron_job_name(job, database, cron_db), SCHEDULES[job], schedule_command(job)) for job in SQL_JOBS]
+    return CronPlan(database, cron_db, login, planned)
+
+
+def _cron_connection(target: DatabaseTarget, plan: CronPlan, purpose: str) -> psycopg.Connection:
+    """A session in pg_cron's database (one transaction) as the same login."""
+    url = target.url if plan.cron_database == plan.database else with_database(target.url, plan.cron_database)
+    conn = DatabaseTarget(url).connect(autocommit=False, purpose=purpose)
+    if not has_pg_cron(conn):
+        conn.close()
+        raise NeurantError(
+            f"pg_cron is not installed in database {plan.cron_database} (pg_cron's cron.database_name): "
+            f"create extension pg_cron there (superuser), or name pg_cron's database with --cron-database",
+            hint=NOT_INSTALLED_HINT)
+    return conn
+
+
+def _cron_call(conn: psycopg.Connection, query: str, params: tuple[Any, ...]) -> Any:
+    try:
+        return conn.execute(query, params).fetchall()
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.InternalError) as exc:
+        raise NeurantError(f"pg_cron refused: {(exc.diag.message_primary or str(exc)).strip()}",
+                           hint=CRON_GRANTS_HINT) from None
+
+
+def schedule_with_pg_cron(target: DatabaseTarget, conn: psycopg.Connection, *, dry_run: bool = False,
+                          cron_database: str | None = None) -> CronPlan:
+    """Register (or update, by job name) the SQL jobs with pg_cron, in one transaction of
+    pg_cron's database, to run in the database of `conn`. The cold export needs files: not here."""
+    plan = plan_pg_cron(conn, cron_database)
+    with _cron_connection(target, plan, "jobs schedule") as cron:
+        if dry_run:
+            return plan
+        existing = {str(r[0]): int(r[1]) for r in _cron_call(
+            cron, "select jobname, jobid from cron.job where username = current_user and jobname = any(%s)",
+            ([name for name, _, _ in plan.jobs],))}
+        for name, when, command in plan.jobs:
+            if name in existing:  # schedule_in_database's upsert keeps the old database and active flag
+                _cron_call(cron, "select cron.alter_job(%s, %s, %s, %s, null, true)",
+                           (existing[name], when, command, plan.database))
+            else:  # username null: the current user (pg_cron 1.4 refuses even one's own name from a non-superuser)
+                _cron_call(cron, "select cron.schedule_in_database(%s, %s, %s, %s, null, true)",
+                           (name, when, command, plan.database))
+        cron.commit()
+    return plan
+
+
+def unschedule_pg_cron(target: DatabaseTarget, conn: psycopg.Connection, *, dry_run: bool = False,
+                       cron_database: str | None = None) -> tuple[CronPlan, list[str]]:
+    """Remove this database's neurant-db jobs from pg_cron (the names `jobs schedule` gives)."""
+    plan = plan_pg_cron(conn, cron_database)
+    with _cron_connection(target, plan, "jobs unschedule") as cron:
+        rows = _cron_call(
+            cron, "select jobid, jobname from cron.job where username = current_user and jobname = any(%s) "
+                  "order by jobname", ([name for name, _, _ in plan.jobs],))
+        if not dry_run:
+            for jobid, _name in rows:
+                _cron_call(cron, "select cron.unschedule(%s::bigint)", (jobid,))
+            cron.commit()
+    return plan, [str(r[1]) for r in rows]

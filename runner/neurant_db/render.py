@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jinja2
 
-from .errors import MigrationSourceError
+from .errors import MigrationSourceError, not_utf8
 from .paths import MIGRATION_FOLDERS, sql_root
 from .settings import Settings
 
@@ -118,6 +118,8 @@ def _render_file(env: jinja2.Environment, root: Path, path: Path, settings: Sett
             f"{rel}: template uses an unknown variable: {exc.message}",
             hint="known variables: " + ", ".join(sorted(settings.template_context())),
         ) from None
+    except UnicodeDecodeError as exc:
+        raise MigrationSourceError(not_utf8(rel, exc)) from None
 
 
 TRANSACTION_CONTROL = re.compile(

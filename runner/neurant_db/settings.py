@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import SettingsError
+from .errors import SettingsError, not_utf8
 
 PROFILES = ("vanilla", "supabase")
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -67,6 +67,10 @@ def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{path}: invalid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise SettingsError(not_utf8(path, exc)) from None
+        except OSError as exc:
+            raise SettingsError(f"{path}: cannot read the config file: {exc.strerror}") from None
         section = data.get("neurant-db", data)
         known = {f.name for f in fields(Settings)}
         unknown = sorted(set(section) - known)

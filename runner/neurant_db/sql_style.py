@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
+from .errors import MigrationSourceError, not_utf8
 from .paths import MIGRATION_FOLDERS, sql_root
 from .render import FILE_NAME, ROLLBACK_SUFFIX
 
@@ -60,7 +61,10 @@ def _code_lines(text: str) -> list[tuple[int, str]]:
 
 def check_file(path: Path, root: Path) -> list[StyleFinding]:
     rel = str(path.relative_to(root))
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise MigrationSourceError(not_utf8(rel, exc)) from None
     found: list[StyleFinding] = []
 
     def add(line: int, rule: str, message: str) -> None:
