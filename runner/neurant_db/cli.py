@@ -154,6 +154,8 @@ def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool
             click.echo(text.rstrip())
             click.echo("commit;\n")
         return
+    for note in result.notes:
+        click.echo(f"  note: {note}")
     if not result.applied:
         click.echo("nothing to apply: the database is up to date")
     else:
@@ -217,8 +219,18 @@ def status(c: Context, as_json: bool) -> None:
         counts = {k: sum(1 for s in states if s.state == k)
                   for k in ("applied", "pending", "drifted", "missing")}
         click.echo(", ".join(f"{v} {k}" for k, v in counts.items()))
+    _report_invalid_indexes(c.target(), err=as_json)
     if any(s.state in ("drifted", "missing") for s in states):
         sys.exit(5)
+
+
+def _report_invalid_indexes(target: DatabaseTarget, *, err: bool) -> None:
+    """Invalid indexes a failed no-transaction migration left (online.py), with the fix."""
+    from .online import invalid_indexes
+
+    with target.connect(purpose="status") as conn:
+        for index in invalid_indexes(conn):
+            click.secho(f"warning: {index.describe()}", fg="yellow", err=err)
 
 
 @cli.group()

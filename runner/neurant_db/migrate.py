@@ -59,6 +59,7 @@ class RunResult:
     applied: list[str] = field(default_factory=list)
     rolled_back: list[str] = field(default_factory=list)
     sql: list[str] = field(default_factory=list)  # dry-run output
+    notes: list[str] = field(default_factory=list)  # what the no-transaction path did on its own
 
 
 Progress = Callable[[str, Migration], None]
@@ -84,20 +85,25 @@ def wrapped_apply(m: Migration, settings: Settings) -> str:
         f"    raise exception 'migration {m.id} is already applied' using errcode = '55000';\n"
         "  end if;\nend $neurant_guard$;\n"
     )
-    record = (
+    return header(m, settings, "apply") + guard + m.apply_sql.rstrip() + "\n;\n" + ledger_record_sql(m)
+
+
+def ledger_record_sql(m: Migration) -> str:
+    """The ledger row of m (the transactional and the no-transaction path write the same)."""
+    return (
         f"insert into {LEDGER} (version, name, checksum, rollback_checksum, runner_version) values "
         f"({m.version}, {sql_literal(m.id)}, {sql_literal(m.checksum)}, "
         f"{sql_literal(m.rollback_checksum)}, {sql_literal(__version__)});\n"
     )
-    return header(m, settings, "apply") + guard + m.apply_sql.rstrip() + "\n;\n" + record
+
+
+def ledger_forget_sql(m: Migration) -> str:
+    return f"delete from {LEDGER} where version = {m.version};\n"
 
 
 def wrapped_rollback(m: Migration, settings: Settings) -> str:
     """The exact SQL `rollback` runs for m, in one transaction."""
-    forget = (
-        f"delete from {LEDGER} where version = {m.version};\n"
-    )
-    return header(m, settings, "rollback") + m.rollback_sql.rstrip() + "\n;\n" + forget
+    return header(m, settings, "rollback") + m.rollback_sql.rstrip() + "\n;\n" + ledger_forget_sql(m)
 
 
 def check_rollbacks(migrations: list[Migration]) -> None:
@@ -219,6 +225,19 @@ def _reconcile_yoyo(backend: Any, ledger: dict[int, LedgerRow], ymigs: dict[int,
             backend.unmark_migrations([ym])
 
 
+def _apply_online(target: DatabaseTarget, backend: Any, ymig: Any, m: Migration, settings: Settings,
+                  direction: str, notes: list[str]) -> None:
+    """A `-- neurant: no-transaction` migration: statement by statement (online.py), then
+    yoyo's table is brought in line with the ledger row the online path wrote or deleted."""
+    from .online import run_online
+
+    run_online(target, m, settings, direction, say=notes.append)
+    if direction == "apply":
+        backend.mark_migrations([ymig])
+    else:
+        backend.unmark_migrations([ymig])
+
+
 def migrate(
     target: DatabaseTarget,
     migrations: list[Migration],
@@ -268,6 +287,10 @@ def migrate(
                 for m in pending:
                     if progress:
                         progress("apply", m)
+                    if not m.transactional:
+                        _apply_online(target, backend, ymigs[m.version], m, settings, "apply", result.notes)
+                        result.applied.append(m.id)
+                        continue
                     try:
                         backend.apply_one(ymigs[m.version])
                     except psycopg.Error as exc:
@@ -333,6 +356,10 @@ def rollback(
                 for m in todo:
                     if progress:
                         progress("rollback", m)
+                    if not m.transactional:
+                        _apply_online(target, backend, ymigs[m.version], m, settings, "rollback", result.notes)
+                        result.rolled_back.append(m.id)
+                        continue
                     try:
                         backend.rollback_one(ymigs[m.version])
                     except psycopg.Error as exc:
