@@ -413,16 +413,21 @@ def lint(as_json: bool) -> None:
     """Check the SQL files against the authoring style of CONVENTIONS.md (exit 1 on findings).
 
     Numbering by domain and layer, leading comments, rollback headers, two-space
-    indentation, named foreign keys with ON DELETE, hints as sentences. Needs no database.
+    indentation, named foreign keys with ON DELETE, hints as sentences; then squawk
+    (the dev extra's squawk-cli) on the rendered migrations, with .squawk.toml and the
+    justified exceptions of squawk-exceptions.toml. Needs no database.
 
     \b
     Example:
       neurant-db lint
       neurant-db lint --json | jq '.[].rule'
     """
+    from .paths import sql_root
     from .sql_style import check_tree
+    from .squawk_lint import check_migrations
 
     findings = check_tree()
+    findings += check_migrations(sql_root())
     if as_json:
         click.echo(json.dumps([f.__dict__ for f in findings], indent=2))
     else:

@@ -142,6 +142,13 @@ def _statement_error(m: Migration, direction: str, statements: list[str], index:
     )
 
 
+def session_settings_sql(settings: Settings) -> str:
+    """What the online path sets on its session before the first statement (the lint
+    prepends it too, so squawk knows the lock timeout)."""
+    return ("set search_path = pg_catalog, public;\n"
+            f"set lock_timeout = '{int(settings.statement_lock_timeout_ms)}ms';\n")
+
+
 def run_online(target: DatabaseTarget, m: Migration, settings: Settings, direction: str,
                say: Say | None = None) -> None:
     """Apply (or roll back) one no-transaction migration statement by statement, then
@@ -150,8 +157,7 @@ def run_online(target: DatabaseTarget, m: Migration, settings: Settings, directi
     text = m.apply_sql if direction == "apply" else m.rollback_sql
     statements = sql_statements(text)
     with target.connect(purpose=f"{'migrate' if direction == 'apply' else 'rollback'} (no transaction)") as conn:
-        conn.execute("set search_path = pg_catalog, public")
-        conn.execute(f"set lock_timeout = '{int(settings.statement_lock_timeout_ms)}ms'")
+        conn.execute(session_settings_sql(settings))
         present = conn.execute(f"select 1 from {LEDGER} where version = %s", (m.version,)).fetchone()
         if (direction == "apply") == bool(present):
             raise MigrationFailed(f"migration {m.id} is {'already' if present else 'not'} applied "
