@@ -542,8 +542,10 @@ def bench(c: Context, companies: int, conversations: int, messages: int, iterati
 @click.option("--from", "from_ref", required=True, metavar="REF",
               help="Git ref of the previous release (tag, branch or commit) to upgrade from.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@click.option("--rows", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Also generate about N rows on top of the fixtures (a populated upgrade).")
 @pass_ctx
-def upgrade_check(c: Context, from_ref: str, as_json: bool) -> None:
+def upgrade_check(c: Context, from_ref: str, as_json: bool, rows: int) -> None:
     """Prove the upgrade from a previous release loses no data: build REF's schema in
     a scratch database of the server, load REF's test fixtures, migrate to this tree
     and compare every table of public/private/archive (rows and contents). Exit 1 on
@@ -552,6 +554,7 @@ def upgrade_check(c: Context, from_ref: str, as_json: bool) -> None:
     \b
     Example:
       neurant-db upgrade-check --from v0.1.0
+      neurant-db upgrade-check --from v0.1.0 --rows 5000
       neurant-db --database-url postgresql://ci@db/postgres upgrade-check --from origin/main --json
     """
     from .paths import sql_root
@@ -562,7 +565,7 @@ def upgrade_check(c: Context, from_ref: str, as_json: bool) -> None:
     if not as_json:
         click.echo(f"upgrade check: {from_ref} -> working tree, on {target.redacted}")
     report = run_upgrade_check(target, from_ref, c.settings(),
-                               progress=None if as_json else (lambda text: click.echo(f"  {text}")))
+                               progress=None if as_json else (lambda text: click.echo(f"  {text}")), rows=rows)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
