@@ -106,3 +106,9 @@ def test_lint_without_squawk_fails_instead_of_skipping(tmp_path: Path, monkeypat
     assert result.exit_code == 1
     assert "error: squawk is not installed" in result.output
     assert "squawk-cli" in result.output
+
+
+def test_an_online_migration_whose_statements_cannot_be_rerun_fails_lint(real_tree: Path) -> None:
+    write(real_tree, "indexes/4000_conversations_channel_index.sql",
+          ONLINE_INDEX.replace("concurrently if not exists", "concurrently"), ONLINE_INDEX_ROLLBACK)
+    assert rules(real_tree) == [("indexes/4000_conversations_channel_index.sql", "squawk:prefer-robust-stmts")]

@@ -21,6 +21,9 @@ strings and comments respected). What changes compared with the transactional pa
 - the lock timeout of the settings applies to every statement (session level);
 - the rollback file of such a migration runs the same way (and its ledger row is
   deleted only after every statement of the rollback succeeded).
+
+The migration lock (locking.py) stays held meanwhile: its transaction is idle in
+read committed and holds no snapshot, so a concurrent index build does not wait for it.
 """
 
 from __future__ import annotations
