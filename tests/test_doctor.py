@@ -275,3 +275,20 @@ def test_jwt_claims_and_documented_setting_reads_are_not_errors(settings_db: str
     with psycopg.connect(settings_db) as conn:
         infos = {(f.check, f.object) for f in run_checks(conn) if f.level == "info"}
     assert ("setting.read", "private.reads_a_knob() work_mem") in infos
+
+
+def test_an_invalid_index_left_by_a_failed_concurrent_build_fails_doctor(neurant_db: TestDatabase) -> None:
+    """The real schema plus a table whose CREATE UNIQUE INDEX CONCURRENTLY failed on duplicates."""
+    with psycopg.connect(neurant_db.url, autocommit=True) as conn:
+        conn.execute("create table private.doctor_dupes (id int primary key, code text)")
+        try:
+            conn.execute("insert into private.doctor_dupes values (1, 'a'), (2, 'a')")
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute("create unique index concurrently doctor_dupes_code_key on private.doctor_dupes (code)")
+            conn.execute("create index doctor_dupes_id_code_idx on private.doctor_dupes (id, code)")
+            found = {(f.check, f.object): f.message for f in run_checks(conn) if f.level == "error"}
+        finally:
+            conn.execute("drop table private.doctor_dupes")
+    assert "drop index concurrently if exists private.doctor_dupes_code_key;" in \
+        found[("index.invalid", "private.doctor_dupes_code_key")]
+    assert ("index.invalid", "private.doctor_dupes_id_code_idx") not in found

@@ -202,3 +202,66 @@ def test_the_upgrade_from_the_newest_release_of_this_repository_loses_nothing(
     assert report.ok, failed
     empty = [t.table for t in report.tables if t.status != "new" and not t.rows_before]
     assert not empty, f"the release's fixtures leave these tables empty, so their upgrade is untested: {empty}"
+
+
+# Populated upgrades (issue 10): the real schema as the release, fixtures plus generated rows --
+GENERATED_ROWS = 2000
+
+
+@pytest.fixture
+def real_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Release v1 = the real schema of this working tree (five folders and tests/fixtures)."""
+    import shutil
+
+    from neurant_db.paths import MIGRATION_FOLDERS
+
+    root = tmp_path / "repo"
+    for rel in (*MIGRATION_FOLDERS, "tests/fixtures"):
+        shutil.copytree(sql_root() / rel, root / rel)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "v1")
+    git(root, "tag", "v1")
+    monkeypatch.setenv("NEURANT_SQL_ROOT", str(root))
+    monkeypatch.chdir(tmp_path)
+    return root
+
+
+def test_a_populated_upgrade_with_an_online_index_and_a_new_column_loses_nothing(
+        neurant_server: TestDatabase, real_repo: Path) -> None:
+    write(real_repo, "indexes/4000_messages_sender_index.sql",
+          "-- Why: messages by sender without blocking writes (domain 1, public.messages).\n"
+          "-- neurant: no-transaction\n"
+          "create index concurrently if not exists messages_company_sender_idx\n"
+          "  on public.messages (company_id, sender_type);\n",
+          "-- Why: undoes 4000_messages_sender_index.sql.\n-- neurant: no-transaction\n"
+          "drop index concurrently if exists public.messages_company_sender_idx;\n")
+    write(real_repo, "schema/4010_conversations_priority.sql",
+          "-- Why: conversations get a priority (domain 1, public.conversations).\n"
+          "alter table public.conversations add column priority smallint not null default 0;\n"
+          "comment on column public.conversations.priority is 'Triage priority; 0 is normal.';\n",
+          "-- Why: undoes 4010_conversations_priority.sql.\n"
+          "alter table public.conversations drop column priority;\n")
+    result = cli_check(neurant_server, "--from", "v1", "--rows", str(GENERATED_ROWS), "--json")
+    report = json.loads(result.output)
+    assert result.exit_code == 0, [t for t in report["tables"] if t["status"] not in ("ok", "new")]
+    assert report["applied"] == ["4000_messages_sender_index", "4010_conversations_priority"]
+    assert GENERATED_ROWS <= sum(report["generated_rows"].values()) <= 2 * GENERATED_ROWS
+    tables = {t["table"]: t for t in report["tables"]}
+    assert tables["public.messages"]["rows_before"] >= report["generated_rows"]["public.messages"] > 1000
+    assert tables["public.conversations"]["status"] == "ok"
+    assert "new column(s): priority" in tables["public.conversations"]["details"]
+    assert report["counts"].get("lost", 0) == 0 and report["counts"].get("changed", 0) == 0
+
+
+def test_the_loss_of_generated_rows_is_caught_at_scale(neurant_server: TestDatabase, real_repo: Path) -> None:
+    write(real_repo, "schema/4010_purge_old_messages.sql",
+          "-- Why: an upgrade that silently deletes data (domain 1, public.messages).\n"
+          "delete from public.messages where content like 'message 3 of %';\n",
+          "-- Why: undoes 4010_purge_old_messages.sql.\nselect 1;\n")
+    report = run_upgrade_check(neurant_server.target, "v1", test_settings(), root=real_repo, rows=GENERATED_ROWS)
+    assert not report.ok
+    messages = next(t for t in report.tables if t.table == "public.messages")
+    assert messages.status == "lost"
+    conversations = report.generated["public.conversations"]
+    assert f"{conversations} rows lost" in messages.details

@@ -197,6 +197,8 @@ def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool
     if dry_run:
         click.echo(result.script.rstrip())
         return
+    for note in result.notes:
+        click.echo(f"  note: {note}")
     if not result.applied:
         click.echo("nothing to apply: the database is up to date")
     else:
@@ -272,6 +274,7 @@ def status(c: Context, as_json: bool, exit_code: bool) -> None:
             note = " (baselined)" if s.baselined else f" ({s.detail})" if s.detail else ""
             click.echo(f"{s.id:<{width}}  " + click.style(f"{s.state:<8}", fg=colour) + f"  {when}{note}")
         click.echo(", ".join(f"{counts[k]} {k}" for k in ("applied", "pending", "drifted", "missing")))
+    _report_invalid_indexes(c.target(), err=as_json)
     if counts["drifted"] or counts["missing"]:
         sys.exit(5)
     if exit_code and counts["pending"]:
@@ -339,6 +342,15 @@ def baseline(c: Context, version: int, reason: str, yes: bool, lock_timeout: flo
         emit({"database": target.redacted, "baselined": [x.id for x in done]})
         return
     click.echo(f"baselined {len(done)} migration(s) up to {done[-1].id} on {target.redacted}")
+
+
+def _report_invalid_indexes(target: DatabaseTarget, *, err: bool) -> None:
+    """Invalid indexes a failed no-transaction migration left (online.py), with the fix."""
+    from .online import invalid_indexes
+
+    with target.connect(purpose="status") as conn:
+        for index in invalid_indexes(conn):
+            click.secho(f"warning: {index.describe()}", fg="yellow", err=err)
 
 
 @cli.group()
@@ -522,16 +534,21 @@ def lint(as_json: bool) -> None:
     """Check the SQL files against the authoring style of CONVENTIONS.md (exit 1 on findings).
 
     Numbering by domain and layer, leading comments, rollback headers, two-space
-    indentation, named foreign keys with ON DELETE, hints as sentences. Needs no database.
+    indentation, named foreign keys with ON DELETE, hints as sentences; then squawk
+    (the dev extra's squawk-cli) on the rendered migrations, with .squawk.toml and the
+    justified exceptions of squawk-exceptions.toml. Needs no database.
 
     \b
     Example:
       neurant-db lint
       neurant-db lint --json | jq '.[].rule'
     """
+    from .paths import sql_root
     from .sql_style import check_tree
+    from .squawk_lint import check_migrations
 
     findings = check_tree()
+    findings += check_migrations(sql_root())
     if as_json:
         click.echo(json.dumps([f.__dict__ for f in findings], indent=2))
     else:
@@ -646,8 +663,10 @@ def bench(c: Context, companies: int, conversations: int, messages: int, iterati
 @click.option("--from", "from_ref", required=True, metavar="REF",
               help="Git ref of the previous release (tag, branch or commit) to upgrade from.")
 @json_option("Machine-readable report.")
+@click.option("--rows", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Also generate about N rows on top of the fixtures (a populated upgrade).")
 @pass_ctx
-def upgrade_check(c: Context, from_ref: str, as_json: bool) -> None:
+def upgrade_check(c: Context, from_ref: str, as_json: bool, rows: int) -> None:
     """Prove the upgrade from a previous release loses no data: build REF's schema in
     a scratch database of the server, load REF's test fixtures, migrate to this tree
     and compare every table of public/private/archive (rows and contents). Exit 1 on
@@ -656,6 +675,7 @@ def upgrade_check(c: Context, from_ref: str, as_json: bool) -> None:
     \b
     Example:
       neurant-db upgrade-check --from v0.1.0
+      neurant-db upgrade-check --from v0.1.0 --rows 5000
       neurant-db --database-url postgresql://ci@db/postgres upgrade-check --from origin/main --json
     """
     from .paths import sql_root
@@ -666,7 +686,7 @@ def upgrade_check(c: Context, from_ref: str, as_json: bool) -> None:
     if not as_json:
         click.echo(f"upgrade check: {from_ref} -> working tree, on {target.redacted}")
     report = run_upgrade_check(target, from_ref, c.settings(),
-                               progress=None if as_json else (lambda text: click.echo(f"  {text}")))
+                               progress=None if as_json else (lambda text: click.echo(f"  {text}")), rows=rows)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:

@@ -652,6 +652,16 @@ def settings_do_not_decide(conn: psycopg.Connection) -> Iterator[Finding]:
                               "only request.jwt.* may decide access")
 
 
+@check
+def indexes_are_valid(conn: psycopg.Connection) -> Iterator[Finding]:
+    """An index pg_index marks invalid: a failed CREATE INDEX / REINDEX CONCURRENTLY of a
+    no-transaction migration (online.py) left it; it serves no query, slows every write."""
+    from .online import invalid_indexes
+
+    for index in invalid_indexes(conn):
+        yield Finding("error", "index.invalid", index.qualified, index.describe())
+
+
 def run_checks(conn: psycopg.Connection) -> list[Finding]:
     findings: list[Finding] = []
     for fn in CHECKS:

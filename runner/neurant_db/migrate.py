@@ -82,6 +82,7 @@ class RunResult:
     sql: list[str] = field(default_factory=list)  # dry-run output
     planned: list[str] = field(default_factory=list)  # dry-run: the ids it would apply
     script: str = ""  # dry-run: the psql-runnable plan (plan_script)
+    notes: list[str] = field(default_factory=list)  # what the no-transaction path did on its own
 
 
 Progress = Callable[[str, Migration], None]
@@ -111,6 +112,15 @@ def wrapped_apply(m: Migration, settings: Settings) -> str:
     return header(m, settings, "apply") + guard + m.apply_sql.rstrip() + "\n;\n" + record
 
 
+def ledger_record_sql(m: Migration, settings: Settings) -> str:
+    """The ledger row of m (the transactional and the no-transaction path write the same)."""
+    return record_sql(ledger_entry(m, settings))
+
+
+def ledger_forget_sql(m: Migration) -> str:
+    return forget_sql(m.version)
+
+
 def wrapped_rollback(m: Migration, settings: Settings) -> str:
     """The exact SQL `rollback` runs for m, in one transaction."""
     forget = forget_sql(m.version)
@@ -137,8 +147,23 @@ def plan_script(pending: list[Migration], settings: Settings, target: str = "") 
         "begin;\n" + BOOTSTRAP_SQL.strip() + "\n" + LOCK_TABLE_SQL.strip() + "\ncommit;\n",
     ]
     for m in pending:
-        parts.append("begin;\n" + TAKE_SQL + ";\n" + wrapped_apply(m, settings).rstrip() + "\ncommit;\n")
+        if m.transactional:
+            parts.append("begin;\n" + TAKE_SQL + ";\n" + wrapped_apply(m, settings).rstrip() + "\ncommit;\n")
+        else:
+            parts.append(_online_plan(m, settings))
     return "\n".join(parts)
+
+
+def _online_plan(m: Migration, settings: Settings) -> str:
+    """A `-- neurant: no-transaction` migration in the plan: its statements one by one
+    (psql autocommits each), then its ledger row, as the online path of `migrate` does."""
+    from .online import session_settings_sql
+    from .render import sql_statements
+
+    statements = "\n".join(st.rstrip().rstrip(";") + ";" for st in sql_statements(m.apply_sql))
+    return (f"-- neurant-db apply (no transaction): {m.id} (checksum {m.checksum})\n"
+            + session_settings_sql(settings) + statements + "\n"
+            + "begin;\n" + ledger_record_sql(m, settings) + "commit;\n")
 
 
 def settings_changes(recorded: dict[str, Any] | None, settings: Settings) -> list[str]:
@@ -319,6 +344,19 @@ def _reconcile_yoyo(backend: Any, ledger: dict[int, LedgerRow], ymigs: dict[int,
             backend.unmark_migrations([ym])
 
 
+def _apply_online(target: DatabaseTarget, backend: Any, ymig: Any, m: Migration, settings: Settings,
+                  direction: str, notes: list[str]) -> None:
+    """A `-- neurant: no-transaction` migration: statement by statement (online.py), then
+    yoyo's table is brought in line with the ledger row the online path wrote or deleted."""
+    from .online import run_online
+
+    run_online(target, m, settings, direction, say=notes.append)
+    if direction == "apply":
+        backend.mark_migrations([ymig])
+    else:
+        backend.unmark_migrations([ymig])
+
+
 def migrate(
     target: DatabaseTarget,
     migrations: list[Migration],
@@ -370,6 +408,10 @@ def migrate(
                 for m in pending:
                     if progress:
                         progress("apply", m)
+                    if not m.transactional:
+                        _apply_online(target, backend, ymigs[m.version], m, settings, "apply", result.notes)
+                        result.applied.append(m.id)
+                        continue
                     try:
                         backend.apply_one(ymigs[m.version])
                     except psycopg.Error as exc:
@@ -435,6 +477,10 @@ def rollback(
                 for m in todo:
                     if progress:
                         progress("rollback", m)
+                    if not m.transactional:
+                        _apply_online(target, backend, ymigs[m.version], m, settings, "rollback", result.notes)
+                        result.rolled_back.append(m.id)
+                        continue
                     try:
                         backend.rollback_one(ymigs[m.version])
                     except psycopg.Error as exc:

@@ -53,6 +53,11 @@ class Migration:
         return hashlib.sha256(self.apply_sql.encode("utf-8")).hexdigest()
 
     @property
+    def transactional(self) -> bool:
+        """False when the opening comment declares `-- neurant: no-transaction` (online.py)."""
+        return not declares_no_transaction(self.apply_sql)
+
+    @property
     def rollback_checksum(self) -> str:
         """sha256 of the rendered rollback SQL (an edited rollback is drift too)."""
         return hashlib.sha256(self.rollback_sql.encode("utf-8")).hexdigest()
@@ -130,14 +135,45 @@ TRANSACTION_CONTROL = re.compile(
 )
 
 
-def transaction_control_statements(sql: str) -> list[str]:
-    """Top-level statements that would end or escape the migration's transaction."""
+# Statements a no-transaction migration may run (each in its own implicit transaction).
+ONLINE_ONLY = re.compile(
+    r"^(vacuum|create\s+(unique\s+)?index\s+concurrently|drop\s+index\s+concurrently|reindex\b.*\bconcurrently)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+NO_TRANSACTION = re.compile(r"^--\s*neurant:\s*no-transaction\s*$")
+
+
+def declares_no_transaction(sql: str) -> bool:
+    """Whether the opening comment (the lines before the first SQL) says `-- neurant: no-transaction`."""
+    for line in sql.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("--"):
+            return False
+        if NO_TRANSACTION.match(stripped):
+            return True
+    return False
+
+
+def sql_statements(sql: str) -> list[str]:
+    """The top-level statements of sql (dollar quotes, strings and comments respected),
+    without the comment-only pieces."""
     import sqlparse
 
     found = []
     for statement in sqlparse.split(sql):
+        code = re.sub(r"--[^\n]*|/\*.*?\*/", " ", statement, flags=re.S).strip().strip(";").strip()
+        if code:
+            found.append(statement)
+    return found
+
+
+def transaction_control_statements(sql: str, transactional: bool = True) -> list[str]:
+    """Top-level statements that would end or escape the migration's transaction
+    (for a no-transaction migration: those that would open or end one)."""
+    found = []
+    for statement in sql_statements(sql):
         code = re.sub(r"--[^\n]*|/\*.*?\*/", " ", statement, flags=re.S).strip()
-        if TRANSACTION_CONTROL.match(code):
+        if TRANSACTION_CONTROL.match(code) and (transactional or not ONLINE_ONLY.match(code)):
             found.append(" ".join(code.rstrip(";").split())[:60])
     return found
 
@@ -161,12 +197,15 @@ def render_all(settings: Settings, root: Path | None = None) -> list[Migration]:
     problems = []
     for m in migrations:
         for label, text in (("", m.apply_sql), (" (rollback)", m.rollback_sql)):
-            for statement in transaction_control_statements(text):
-                problems.append(f"{m.id}{label}: `{statement}` cannot run inside the migration's transaction")
+            for statement in transaction_control_statements(text, m.transactional):
+                where = "inside the migration's transaction" if m.transactional else "in a no-transaction migration"
+                problems.append(f"{m.id}{label}: `{statement}` cannot run {where}")
     if problems:
         raise MigrationSourceError(
             "migrations must not control transactions:\n  " + "\n  ".join(problems),
-            hint="each migration runs in one transaction that the runner commits or rolls back as a whole",
+            hint="each migration runs in one transaction that the runner commits or rolls back as a whole; "
+            "a migration that must run CONCURRENTLY or VACUUM says `-- neurant: no-transaction` in its "
+            "opening comment (README, Writing migrations)",
         )
     return migrations
 

@@ -21,8 +21,15 @@
        -- upgrade: drops public.users.legacy_flag         (the column may go)
        -- upgrade: drops public.old_table                 (the table may go)
 
+With `--rows N` the check also generates about N rows on top of the fixtures (step
+3b: companies with conversations closed long ago, messages, reactions, escalations,
+integration logs and their daily analytics; lifecycle_demo.py, loaded with triggers
+off), so the upgrade runs against populated tables, as it would in production (an
+online migration, an index build, a column added with a default) and every row of
+them is compared. The generator writes today's table shapes: REF must have them.
+
 The snapshot holds one short hash per cell in memory: it is meant for fixture-sized
-data, not for a copy of production.
+data (a few thousand generated rows), not for a copy of production.
 """
 
 from __future__ import annotations
@@ -347,6 +354,7 @@ class UpgradeReport:
     applied: list[str]
     tables: list[TableReport]
     seconds: float = 0.0
+    generated: dict[str, int] = field(default_factory=dict)  # --rows: rows generated per table
 
     @property
     def ok(self) -> bool:
@@ -359,7 +367,8 @@ class UpgradeReport:
         return {"from": self.ref, "from_commit": self.commit, "scratch_database": self.database,
                 "from_migrations": len(self.ref_migrations), "fixtures": self.fixtures,
                 "applied": self.applied, "ok": self.ok, "counts": self.counts(),
-                "seconds": round(self.seconds, 2), "tables": [t.as_dict() for t in self.tables]}
+                "seconds": round(self.seconds, 2), "generated_rows": self.generated,
+                "tables": [t.as_dict() for t in self.tables]}
 
 
 @contextmanager
@@ -398,13 +407,39 @@ def load_fixtures(conn: psycopg.Connection, root: Path) -> list[str]:
     return [p.name for p in files]
 
 
+GENERATED_COMPANIES = 2
+GENERATED_MESSAGES = 8  # per conversation; with its reaction, log and escalation share: ~11 rows
+GENERATED_FIRST = 900  # first company number of the generator (ids ...-000000000384 on), apart from the fixtures
+
+
+def generate_rows(conn: psycopg.Connection, rows: int) -> dict[str, int]:
+    """About `rows` rows on top of the fixtures (lifecycle_demo's data set); returns the
+    rows generated per table."""
+    if rows < 1:
+        raise BadArgument(f"--rows {rows}: give a positive number of rows")
+    from .lifecycle_demo import live_counts, load_demo
+
+    conversations = max(1, -(-rows // (GENERATED_COMPANIES * (GENERATED_MESSAGES + 3))))
+    before = live_counts(conn)
+    try:
+        after = load_demo(conn, companies=GENERATED_COMPANIES, conversations=conversations,
+                          messages=GENERATED_MESSAGES, first=GENERATED_FIRST)
+    except psycopg.Error as exc:
+        raise UpgradeCheckError(
+            f"generating rows failed: {(exc.diag.message_primary or str(exc)).strip()}",
+            hint="the generator (lifecycle_demo.py) writes the working tree's table shapes; "
+            "run without --rows for a release whose tables differ") from None
+    return {table: after[table] - before[table] for table in after if after[table] != before[table]}
+
+
 def _phase(label: str, exc: NeurantError) -> NeurantError:
     """The same error (same exit code), saying which phase of the check raised it."""
     return type(exc)(f"{label}: {exc.message}", hint=exc.hint)
 
 
 def run_upgrade_check(server: DatabaseTarget, ref: str, settings: Settings, *, root: Path | None = None,
-                      schemas: Sequence[str] = SNAPSHOT_SCHEMAS, progress: Progress | None = None) -> UpgradeReport:
+                      schemas: Sequence[str] = SNAPSHOT_SCHEMAS, progress: Progress | None = None,
+                      rows: int = 0) -> UpgradeReport:
     """Upgrade a scratch database from ref to the working tree at root (default: the SQL root)."""
     started = time.monotonic()
     say = progress or (lambda _text: None)
@@ -427,6 +462,10 @@ def run_upgrade_check(server: DatabaseTarget, ref: str, settings: Settings, *, r
             with connect(scratch.url, purpose="upgrade-check") as conn:
                 fixtures = load_fixtures(conn, old_root)
                 say(f"loaded {ref}'s fixtures: {', '.join(fixtures) or 'none (only seed data is compared)'}")
+                generated = generate_rows(conn, rows) if rows else {}
+                if generated:
+                    say(f"generated {sum(generated.values())} rows: "
+                        + ", ".join(f"{t} {n}" for t, n in sorted(generated.items())))
                 before = snapshot(conn, schemas)
             try:
                 result = migrate(scratch, new_migrations, settings)
@@ -439,7 +478,8 @@ def run_upgrade_check(server: DatabaseTarget, ref: str, settings: Settings, *, r
             with connect(scratch.url, purpose="upgrade-check") as conn:
                 after = snapshot(conn, schemas)
     return UpgradeReport(ref, commit, database, [m.id for m in old_migrations],
-                         fixtures, result.applied, compare(before, after, declared), time.monotonic() - started)
+                         fixtures, result.applied, compare(before, after, declared), time.monotonic() - started,
+                         generated)
 
 
 def print_report(report: UpgradeReport, echo: Callable[[str], None]) -> None:
