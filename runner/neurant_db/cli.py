@@ -61,6 +61,13 @@ class NeurantGroup(click.Group):
 pass_ctx = click.make_pass_decorator(Context)
 
 
+def _require_migrated(target: DatabaseTarget) -> None:
+    from .migrate import require_migrated
+
+    with target.connect(purpose="check migrated") as conn:
+        require_migrated(conn)
+
+
 @click.group(cls=NeurantGroup)
 @click.version_option(__version__, prog_name="neurant-db")
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL",
@@ -146,6 +153,8 @@ def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool
                        allow_drift=allow_drift, allow_out_of_order=allow_out_of_order,
                        lock_timeout_s=lock_timeout,
                        progress=None if dry_run else _progress("applying", target))
+    for warning in result.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
     if dry_run:
         if not result.sql:
             click.echo("-- nothing to apply")
@@ -166,22 +175,29 @@ def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool
 @click.option("--steps", type=int, default=None, help="Roll back the last N migrations.")
 @click.option("--dry-run", is_flag=True, help="Print the rollback SQL; change nothing.")
 @click.option("--lock-timeout", type=float, default=30.0, show_default=True)
+@click.option("--yes", is_flag=True,
+              help="Drop tables that hold rows without asking (otherwise asked on a terminal, refused elsewhere).")
 @pass_ctx
 def rollback(c: Context, to_version: int | None, steps: int | None, dry_run: bool,
-             lock_timeout: float) -> None:
+             lock_timeout: float, yes: bool) -> None:
     """Roll back applied migrations with their rollback files, newest first.
+
+    A rollback that would drop tables holding rows names them and their row counts
+    and runs only with --yes or a confirmation typed on a terminal.
 
     \b
     Example:
       neurant-db rollback --steps 1
-      neurant-db rollback --to 0    # everything
+      neurant-db rollback --to 0 --yes    # everything, data included
     """
     from . import migrate as m
 
     settings = c.settings()
-    result = m.rollback(c.target(), render_all(settings), settings, to_version=to_version,
+    target = c.target()
+    result = m.rollback(target, render_all(settings), settings, to_version=to_version,
                         steps=steps, dry_run=dry_run, lock_timeout_s=lock_timeout,
-                        progress=None if dry_run else _progress("rolling back"))
+                        progress=None if dry_run else _progress("rolling back", target),
+                        confirm=None if dry_run else _confirm_drop(target, yes))
     if dry_run:
         for text in result.sql:
             click.echo("begin;")
@@ -191,6 +207,50 @@ def rollback(c: Context, to_version: int | None, steps: int | None, dry_run: boo
             click.echo("-- nothing to roll back")
         return
     click.echo(f"rolled back {len(result.rolled_back)} migration(s)")
+
+
+def _confirm_drop(target: DatabaseTarget, yes: bool):  # type: ignore[no-untyped-def]
+    def confirm(losing: list[tuple[str, int]]) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            return False
+        click.echo(f"rolling back {target.redacted} drops tables holding rows:")
+        for table, rows in losing:
+            click.echo(f"  {table:<40} {rows:>10} row(s)")
+        return click.confirm("drop them and their rows?", default=False)
+
+    return confirm
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Report as JSON.")
+@pass_ctx
+def preflight(c: Context, as_json: bool) -> None:
+    """Check, applying nothing, that the server and the role can take the pending
+    migrations: PostgreSQL 15+, the extensions they create (vector), the role's rights
+    (superuser or BYPASSRLS, CREATE on the database, the schemas, CREATEROLE for roles
+    still to create) and the profile. Every problem with its fix; exit 8 on any.
+    `migrate` runs the same checks first.
+
+    \b
+    Example:
+      neurant-db --database-url postgresql://app_owner@db/app preflight
+    """
+    from .preflight import preflight as run_preflight
+
+    report = run_preflight(c.target(), c.migrations(), c.settings())
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(f"pre-flight: database {report.database} as role {report.role}, PostgreSQL "
+                   f"{report.server_version}, {len(report.pending)} pending migration(s)")
+        for line in report.lines():
+            click.echo(line)
+        click.echo(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+                   + ("" if report.errors else ": ready to migrate"))
+    if report.errors:
+        sys.exit(8)
 
 
 @cli.command()
@@ -362,6 +422,7 @@ def demo(c: Context, no_data: bool) -> None:
     from .summary import load_demo_data, print_isolation_demo, print_summary
 
     target = c.target()
+    _require_migrated(target)
     if not no_data:
         if c.settings().profile != "vanilla":
             raise NeurantError("demo tenants are only created with profile vanilla (they write auth.users)",

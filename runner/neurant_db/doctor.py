@@ -57,6 +57,28 @@ def _rows(conn: psycopg.Connection, sql: str, *params: Any) -> list[tuple[Any, .
     return conn.execute(sql, (list(SCHEMAS), *params)).fetchall()
 
 
+@check
+def schema_is_complete(conn: psycopg.Connection) -> Iterator[Finding]:
+    """First: every other check reads a catalog that is only complete when the ledger holds
+    every migration this runner knows (an unmigrated schema has nothing to flag)."""
+    from .migrate import migration_gap
+
+    gap = migration_gap(conn)
+    if gap is None:
+        yield Finding("warning", "schema.migrations", "neurant_meta",
+                      "this role may not read the migration ledger: run doctor as the migration owner "
+                      "to know whether the schema is complete")
+        return
+    if gap.pending:
+        yield Finding("error", "schema.migrations", "neurant_meta.schema_migrations",
+                      f"{gap.message} (pending: {', '.join(gap.pending[:5])}"
+                      f"{', ...' if len(gap.pending) > 5 else ''}); the checks below see an incomplete schema")
+    if gap.missing:
+        yield Finding("error", "schema.migrations", "neurant_meta.schema_migrations",
+                      f"applied migrations this runner does not know: {', '.join(gap.missing)} (a newer "
+                      "release applied them, or their files are gone): run doctor from that release")
+
+
 TABLES = """
 select c.oid, n.nspname || '.' || c.relname, c.relrowsecurity, c.relforcerowsecurity,
        exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'company_id'

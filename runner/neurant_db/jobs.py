@@ -20,6 +20,7 @@ from psycopg import sql
 
 from .database import DatabaseTarget
 from .errors import NeurantError
+from .migrate import require_migrated
 
 JOB_NAMES = ("archive", "cold-export", "retention", "analytics", "metrics")
 SQL_JOBS = {
@@ -110,6 +111,11 @@ def job_connection(target: DatabaseTarget, purpose: str) -> psycopg.Connection:
     # pg_temp listed last: a temp table or domain left on this session (by an end user,
     # through a pooler) never shadows pg_catalog's types or a relation the jobs name.
     conn.execute("set search_path = pg_catalog, pg_temp")
+    try:
+        require_migrated(conn)
+    except NeurantError:
+        conn.close()
+        raise
     row = conn.execute("select rolsuper or rolbypassrls from pg_roles where rolname = current_user").fetchone()
     if not (row and row[0]):
         try:
