@@ -120,6 +120,16 @@ def _one(conn: psycopg.Connection, sql: str, *params: Any) -> Any:
     return row[0] if row else None
 
 
+def _privileged_extension(conn: psycopg.Connection, ext: str) -> bool:
+    """Managed services let their admin role create some untrusted extensions: Supabase's
+    supautils (supautils.privileged_extensions) and RDS (members of rds_superuser)."""
+    listed = _one(conn, "select current_setting('supautils.privileged_extensions', true)") or ""
+    if ext in [e.strip() for e in listed.split(",")]:
+        return True
+    return bool(_one(conn, "select pg_has_role(current_user, 'rds_superuser', 'MEMBER') "
+                           "from pg_roles where rolname = 'rds_superuser'"))
+
+
 def check_server(conn: psycopg.Connection, pending: list[Migration], settings: Settings) -> PreflightReport:
     """Every pre-flight check for applying `pending` on `conn` (read-only)."""
     info = conn.execute("""
@@ -198,21 +208,21 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
                   f"as {owner} or a superuser: alter schema {schema} owner to {role}; (an admin who "
                   f"pre-creates it: create schema {schema} authorization {role};)")
 
-    for ext, (schema, by) in sorted(needs.extensions.items()):
+    for ext, (ext_schema, by) in sorted(needs.extensions.items()):
         installed = _one(conn, "select n.nspname from pg_extension e join pg_namespace n "
                                "on n.oid = e.extnamespace where e.extname = %s", ext)
         if installed is not None:
-            if schema is not None and installed != schema:
+            if ext_schema is not None and installed != ext_schema:
                 error(f"extension.{ext}",
-                      f"extension {ext} is installed in schema {installed}, {by} expects schema {schema}",
-                      f"alter extension {ext} set schema {schema}; (or set vector_schema = \"{installed}\")")
+                      f"extension {ext} is installed in schema {installed}, {by} expects schema {ext_schema}",
+                      f"alter extension {ext} set schema {ext_schema}; (or set vector_schema = \"{installed}\")")
             continue
         available = conn.execute(
             "select a.default_version, coalesce((select v.trusted from pg_available_extension_versions v "
             "where v.name = a.name and v.version = a.default_version), false) "
             "from pg_available_extensions a where a.name = %s", (ext,)).fetchone()
-        where = f" with schema {schema}" if schema else ""
-        pre_create = (f"create schema if not exists {schema} authorization {role}; " if schema else "") + \
+        where = f" with schema {ext_schema}" if ext_schema else ""
+        pre_create = (f"create schema if not exists {ext_schema} authorization {role}; " if ext_schema else "") + \
             f"create extension {ext}{where};"
         if available is None:
             package = f"postgresql-{major}-pgvector" if ext == "vector" else f"the package providing {ext}"
@@ -220,9 +230,8 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
                   f"extension {ext} is not available on this server (not in pg_available_extensions); "
                   f"{by} creates it",
                   f"install it for PostgreSQL {major} on the database server (Debian/Ubuntu: apt-get install "
-                  f"{package}; a managed service: enable {ext}), or have an admin run in database "
-                  f"{database}: {pre_create}")
-        elif not superuser and not available[1]:
+                  f"{package}; a managed service: enable {ext}), then run again")
+        elif not superuser and not available[1] and not _privileged_extension(conn, ext):
             error(f"extension.{ext}",
                   f"only a superuser may create extension {ext} (it is not a trusted extension); {by} creates it",
                   f"have a superuser run once, in database {database}: {pre_create}")
@@ -231,12 +240,12 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
                      if not _one(conn, "select 1 from pg_roles where rolname = %s", r)}
     if missing_roles and not superuser:
         names = ", ".join(sorted(missing_roles))
-        by = sorted({b for _, b in missing_roles.values()})
+        creators = sorted({b for _, b in missing_roles.values()})
         admin_sql = " ".join(f"create role {r} nologin noinherit{' bypassrls' if bypass else ''};"
                              for r, (bypass, _) in sorted(missing_roles.items()))
         if not createrole:
             error("role.createrole",
-                  f"roles {names} do not exist and role {role} lacks CREATEROLE to create them ({', '.join(by)})",
+                  f"roles {names} do not exist and role {role} lacks CREATEROLE to create them ({', '.join(creators)})",
                   f"have an admin create them once per server: {admin_sql} (or alter role {role} createrole;)")
         else:
             bypassing = sorted(r for r, (bypass, _) in missing_roles.items() if bypass)
@@ -280,7 +289,11 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
 
 def pending_migrations(conn: psycopg.Connection, migrations: list[Migration],
                        to_version: int | None = None) -> list[Migration]:
-    ledger = read_ledger(conn)
+    usable = conn.execute("select has_schema_privilege(oid, 'USAGE') from pg_namespace where nspname = %s",
+                          (META_SCHEMA,)).fetchone()
+    # A ledger this role cannot read belongs to another owner (checked as schema.owner): take
+    # every migration as pending rather than fail on the permission.
+    ledger = read_ledger(conn) if usable != (False,) else {}
     return [m for m in migrations
             if m.version not in ledger and (to_version is None or m.version <= to_version)]
 
