@@ -300,3 +300,19 @@ def test_rollback_of_empty_tables_needs_no_confirmation_and_names_the_target(
     assert result.exit_code == 0, result.output
     assert "rolling back " + scratch_db.split("?")[0] in result.output
     assert ledger(scratch_db) == [10, 20]
+
+
+def test_rollback_over_rows_on_a_terminal_asks_and_does_nothing_unless_confirmed(
+        sql_tree: Path, scratch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import neurant_db.cli
+
+    monkeypatch.setattr(neurant_db.cli, "_interactive", lambda: True)
+    assert run(scratch_db, "migrate").exit_code == 0
+    _widget_rows(scratch_db, 1)
+    base = ["--database-url", scratch_db, "rollback", "--to", "0"]
+    declined = CliRunner().invoke(cli, base, input="n\n")
+    assert declined.exit_code != 0 and "public.widgets" in declined.output and "drop them" in declined.output
+    assert ledger(scratch_db) == [10, 20, 30]
+    confirmed = CliRunner().invoke(cli, base, input="y\n")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert ledger(scratch_db) == [] and tables(scratch_db) == set()

@@ -125,6 +125,18 @@ def test_profile_supabase_on_a_plain_server_is_refused(pg15_db: str) -> None:
     assert "schema auth" in result.output and "use profile vanilla" in result.output
 
 
+def test_profile_vanilla_on_a_server_with_supabase_roles_is_a_warning(pg15: str, pg15_db: str) -> None:
+    with psycopg.connect(pg15, autocommit=True) as conn:
+        conn.execute("create role supabase_admin nologin")
+    try:
+        report = json.loads(run(pg15_db, "preflight", "--json").output)
+    finally:
+        with psycopg.connect(pg15, autocommit=True) as conn:
+            conn.execute("drop role supabase_admin")
+    assert {(c["level"], c["check"]) for c in report["checks"]} == {
+        ("error", "extension.vector"), ("warning", "profile.vanilla")}
+
+
 # --- the embedded server -----------------------------------------------------------------
 
 def test_profile_vanilla_on_a_database_that_has_an_auth_schema_is_refused(scratch_db: str) -> None:
@@ -214,6 +226,16 @@ def test_doctor_on_a_partially_migrated_database_says_the_schema_is_incomplete(s
     first = json.loads(result.output)[0]
     assert (first["level"], first["check"]) == ("error", "schema.migrations")
     assert "1 of" in first["message"] and "run migrate first" in first["message"]
+
+
+def test_doctor_reports_applied_migrations_the_runner_does_not_know(sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate").exit_code == 0
+    for name in ("0030_gadgets.sql", "0030_gadgets.rollback.sql"):
+        (sql_tree / "schema" / name).unlink()
+    result = run(scratch_db, "doctor", "--json")
+    assert result.exit_code == 1 and result.output.startswith("["), result.output
+    first = json.loads(result.output)[0]
+    assert first["check"] == "schema.migrations" and "0030_gadgets" in first["message"]
 
 
 @pytest.mark.parametrize("command", [

@@ -209,11 +209,15 @@ def rollback(c: Context, to_version: int | None, steps: int | None, dry_run: boo
     click.echo(f"rolled back {len(result.rolled_back)} migration(s)")
 
 
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
 def _confirm_drop(target: DatabaseTarget, yes: bool):  # type: ignore[no-untyped-def]
     def confirm(losing: list[tuple[str, int]]) -> bool:
         if yes:
             return True
-        if not sys.stdin.isatty():
+        if not _interactive():
             return False
         click.echo(f"rolling back {target.redacted} drops tables holding rows:")
         for table, rows in losing:

@@ -148,8 +148,8 @@ def security_definer_hygiene(conn: psycopg.Connection) -> Iterator[Finding]:
                has_function_privilege('public', p.oid, 'execute')
                  and (p.proacl is null or exists (select 1 from aclexplode(p.proacl) a
                                                   where a.grantee = 0)),
-               exists (select 1 from pg_roles r where r.rolname = 'anon')
-                 and has_function_privilege('anon', p.oid, 'execute')
+               coalesce(has_function_privilege((select r.oid from pg_roles r where r.rolname = 'anon'),
+                                               p.oid, 'execute'), false)
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where n.nspname = any(%s) and p.prosecdef
           and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')"""):
@@ -529,8 +529,8 @@ where n.nspname = any(%s) and l.lanname in ('sql', 'plpgsql')
   and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
   and (p.prosecdef or p.prokind = 'p'
        or ((o.rolsuper or o.rolbypassrls)
-           and exists (select 1 from pg_roles r where r.rolname = 'service_role')
-           and has_function_privilege('service_role', p.oid, 'execute')))
+           and coalesce(has_function_privilege((select r.oid from pg_roles r where r.rolname = 'service_role'),
+                                               p.oid, 'execute'), false)))
 order by 1
 """
 _TEMP_USE = re.compile(r"\bpg_temp\b|\bcreate\s+(?:(?:global|local)\s+)?(?:temp|temporary)\b", re.I)
