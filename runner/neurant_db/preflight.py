@@ -217,6 +217,10 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
                       f"extension {ext} is installed in schema {installed}, {by} expects schema {ext_schema}",
                       f"alter extension {ext} set schema {ext_schema}; (or set vector_schema = \"{installed}\")")
             continue
+        if ext_schema is not None and ext_schema not in existing and ext_schema not in needs.schemas_created:
+            error(f"extension.{ext}", f"schema {ext_schema}, where {by} creates extension {ext}, does not exist",
+                  f"create schema {ext_schema} authorization {role}; (Supabase has it), or set vector_schema "
+                  "to the schema that holds the extensions")
         available = conn.execute(
             "select a.default_version, coalesce((select v.trusted from pg_available_extension_versions v "
             "where v.name = a.name and v.version = a.default_version), false) "
