@@ -54,6 +54,22 @@ def applied(url: str) -> dict[str, object]:
 NOTHING = {"ledger_rows": 0, "neurant_meta": (False,), "auth": (False,), "roles": []}
 
 
+def test_preflight_reads_what_the_real_migrations_need_from_their_sql() -> None:
+    """The checks follow the migrations: a new extension, schema or role shows up by itself."""
+    from neurant_db.preflight import _needs
+    from neurant_db.render import render_all
+    from neurant_db.settings import Settings
+
+    vanilla = _needs(render_all(Settings().validate()))
+    assert vanilla.extensions == {"vector": ("extensions", "0020_extensions")}
+    assert {r: bypass for r, (bypass, _by) in vanilla.roles.items()} == {
+        "anon": False, "authenticated": False, "service_role": True}
+    assert set(vanilla.schemas_created) == {"auth", "extensions", "private", "archive"}
+    assert "public" in vanilla.schemas_used and "extensions" in vanilla.schemas_owned
+    supabase = _needs(render_all(Settings(profile="supabase").validate()))
+    assert supabase.roles == {} and "auth" not in supabase.schemas_created
+
+
 # --- a real Debian PostgreSQL 15 (no pgvector for 15 on this machine) -------------------
 
 @pytest.fixture(scope="module")
@@ -117,9 +133,17 @@ def test_on_pg15_an_owner_with_createrole_still_needs_an_admin_for_service_role(
         assert set(errors) == {"extension.vector", "role.createrole"}, errors
         assert "service_role" in errors["role.createrole"]["message"]
         assert "create role service_role nologin noinherit bypassrls;" in errors["role.createrole"]["fix"]
+        with psycopg.connect(pg15, autocommit=True) as conn:  # the admin follows the fix
+            conn.execute("create role service_role nologin noinherit bypassrls")
+        report = json.loads(run(as_user(pg15_db, "app_owner"), "preflight", "--json").output)
+        assert {c["check"] for c in report["checks"] if c["level"] == "error"} <= {"extension.vector"}
+        first = run(as_user(pg15_db, "app_owner"), "migrate", "--to", "10")  # needs no extension
+        assert first.exit_code == 0, first.output
+        assert applied(pg15_db)["roles"] == ["anon", "authenticated", "service_role"]
     finally:
         with psycopg.connect(pg15, autocommit=True) as conn:
-            conn.execute(f'alter database "{database}" owner to postgres; drop role app_owner')
+            conn.execute(f'drop database "{database}" with (force)')
+            conn.execute("drop role if exists anon, authenticated, service_role; drop role app_owner")
 
 
 def test_profile_supabase_on_a_plain_server_is_refused(pg15_db: str) -> None:
