@@ -45,11 +45,11 @@ def scratch_db(neurant_server: TestDatabase) -> Iterator[str]:
 
 @pytest.fixture
 def sql_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A tiny migration tree (two folders, three migrations) the runner reads instead
-    of the real one."""
+    """A tiny migration tree (three migrations in two folders; the other three folders
+    empty) the runner reads instead of the real one."""
     root = tmp_path / "sql"
-    (root / "schema").mkdir(parents=True)
-    (root / "functions").mkdir()
+    for folder in ("schema", "functions", "policies", "indexes", "seeds"):
+        (root / folder).mkdir(parents=True)
     write(root, "schema/0010_widgets.sql",
           "-- widgets\ncreate table public.widgets (id int primary key, name text);\n",
           "drop table public.widgets;\n")

@@ -4,9 +4,11 @@ failures that leave nothing half-applied, and bad input."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import psycopg
+import pytest
 from click.testing import CliRunner, Result
 
 from neurant_db.cli import cli
@@ -247,3 +249,70 @@ def test_an_unreachable_server_is_a_clear_error(sql_tree: Path) -> None:
     assert result.exit_code == 3
     assert "cannot connect to" in result.output
     assert "secret" not in result.output and "Traceback" not in result.output
+
+
+def test_a_missing_migration_folder_is_an_error_not_up_to_date(sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate").exit_code == 0
+    shutil.rmtree(sql_tree / "functions")
+    for command in ("migrate", "status", "render"):
+        result = run(scratch_db, command)
+        assert result.exit_code == 2, (command, result.output)
+        assert "functions/" in result.output and "missing" in result.output
+        assert "up to date" not in result.output
+
+
+def test_an_sql_root_without_any_migration_is_an_error(
+        tmp_path: Path, scratch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "empty"
+    for folder in ("schema", "functions", "policies", "indexes", "seeds"):
+        (root / folder).mkdir(parents=True)
+    monkeypatch.setenv("NEURANT_SQL_ROOT", str(root))
+    result = run(scratch_db, "migrate")
+    assert result.exit_code == 2 and "no migration" in result.output
+    assert ledger(scratch_db) == []
+
+
+def _widget_rows(url: str, n: int) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute("insert into public.widgets select g, 'w' from generate_series(1, %s) g", (n,))
+
+
+def test_rollback_that_drops_tables_holding_rows_is_refused_without_yes(
+        sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate").exit_code == 0
+    _widget_rows(scratch_db, 3)
+    refused = run(scratch_db, "rollback", "--to", "0")
+    assert refused.exit_code != 0
+    assert "public.widgets" in refused.output and "3 row" in refused.output
+    assert "--yes" in refused.output
+    assert scratch_db.split("?")[0].rsplit("/", 1)[1] in refused.output  # names the target database
+    assert ledger(scratch_db) == [10, 20, 30] and tables(scratch_db) == {"widgets", "gadgets"}
+    done = run(scratch_db, "rollback", "--to", "0", "--yes")
+    assert done.exit_code == 0, done.output
+    assert ledger(scratch_db) == [] and tables(scratch_db) == set()
+
+
+def test_rollback_of_empty_tables_needs_no_confirmation_and_names_the_target(
+        sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate").exit_code == 0
+    _widget_rows(scratch_db, 2)
+    result = run(scratch_db, "rollback", "--steps", "1")  # drops public.gadgets, which is empty
+    assert result.exit_code == 0, result.output
+    assert "rolling back " + scratch_db.split("?")[0] in result.output
+    assert ledger(scratch_db) == [10, 20]
+
+
+def test_rollback_over_rows_on_a_terminal_asks_and_does_nothing_unless_confirmed(
+        sql_tree: Path, scratch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import neurant_db.cli
+
+    monkeypatch.setattr(neurant_db.cli, "_interactive", lambda: True)
+    assert run(scratch_db, "migrate").exit_code == 0
+    _widget_rows(scratch_db, 1)
+    base = ["--database-url", scratch_db, "rollback", "--to", "0"]
+    declined = CliRunner().invoke(cli, base, input="n\n")
+    assert declined.exit_code != 0 and "public.widgets" in declined.output and "drop them" in declined.output
+    assert ledger(scratch_db) == [10, 20, 30]
+    confirmed = CliRunner().invoke(cli, base, input="y\n")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert ledger(scratch_db) == [] and tables(scratch_db) == set()

@@ -24,8 +24,8 @@ def test_demo_creates_two_isolated_tenants_and_is_idempotent(scratch_db: str) ->
     assert second.exit_code == 0 and "tenants: 2 (" in second.output
 
 
-def test_a_database_error_is_a_message_not_a_traceback(scratch_db: str) -> None:
+def test_an_unmigrated_database_is_a_message_not_a_traceback(scratch_db: str) -> None:
     result = CliRunner().invoke(cli, ["--database-url", scratch_db, "demo"])
     assert result.exit_code == 1
-    assert "error: database error: [42P01]" in result.output
+    assert "error: the database is not migrated" in result.output and "run migrate first" in result.output
     assert "Traceback" not in result.output

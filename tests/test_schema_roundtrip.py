@@ -43,7 +43,7 @@ def test_rolling_everything_back_leaves_nothing_and_rebuilding_gives_the_same_sc
     first = dump_schema(scratch_db)
     status = run(cli, [*args, "status", "--json"])
     assert status.exit_code == 0 and json.loads(status.output)["summary"]["pending"] == 0
-    back = run(cli, [*args, "rollback", "--to", "0"])
+    back = run(cli, [*args, "rollback", "--to", "0", "--yes"])  # drops the seeded reference tables
     assert back.exit_code == 0, back.output
     assert _leftovers(scratch_db) == []
     assert run(cli, [*args, "migrate"]).exit_code == 0

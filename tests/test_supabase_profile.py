@@ -40,7 +40,7 @@ def test_profile_supabase_migrates_onto_an_existing_auth_surface(scratch_db: str
     assert dims == ("extensions.vector(1536)",) or dims == ("vector(1536)",)
     doctor = CliRunner().invoke(cli, [*args, "doctor", "--json"])
     assert [f for f in json.loads(doctor.output) if f["level"] == "error"] == []
-    back = CliRunner().invoke(cli, [*args, "rollback", "--to", "0"])
+    back = CliRunner().invoke(cli, [*args, "rollback", "--to", "0", "--yes"])
     assert back.exit_code == 0, back.output
     with psycopg.connect(scratch_db) as conn:
         assert conn.execute("select to_regprocedure('auth.uid()') is not null").fetchone() == (True,)

@@ -41,7 +41,7 @@ def git(repo: Path, *args: str) -> None:
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Release v1: widgets (three rows from its fixtures) and an empty-column table."""
     root = tmp_path / "repo"
-    for folder in ("schema", "tests/fixtures"):
+    for folder in ("schema", "functions", "policies", "indexes", "seeds", "tests/fixtures"):
         (root / folder).mkdir(parents=True)
     write(root, "schema/0010_widgets.sql",
           "-- widgets\ncreate table public.widgets (id int primary key, name text, legacy text,"

@@ -90,6 +90,13 @@ class NeurantGroup(click.Group):
 pass_ctx = click.make_pass_decorator(Context)
 
 
+def _require_migrated(target: DatabaseTarget) -> None:
+    from .migrate import require_migrated
+
+    with target.connect(purpose="check migrated") as conn:
+        require_migrated(conn)
+
+
 @click.group(cls=NeurantGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="neurant-db")
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL",
@@ -190,9 +197,12 @@ def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool
                        allow_drift=allow_drift, allow_out_of_order=allow_out_of_order,
                        lock_timeout_s=lock_timeout,
                        progress=None if dry_run or as_json else _progress("applying", target))
+    for warning in result.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
     if as_json:
         emit({"database": target.redacted, "dry_run": dry_run, "applied": result.applied,
-              "planned": result.planned, "script": result.script if dry_run else None})
+              "planned": result.planned, "script": result.script if dry_run else None,
+              "warnings": result.warnings})
         return
     if dry_run:
         click.echo(result.script.rstrip())
@@ -211,25 +221,32 @@ def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool
 @click.option("--steps", type=int, default=None, help="Roll back the last N migrations.")
 @click.option("--dry-run", is_flag=True, help="Print the rollback SQL; change nothing.")
 @click.option("--lock-timeout", type=float, default=30.0, show_default=True)
+@click.option("--yes", is_flag=True,
+              help="Drop tables that hold rows without asking (otherwise asked on a terminal, refused elsewhere).")
 @json_option()
 @pass_ctx
 def rollback(c: Context, to_version: int | None, steps: int | None, dry_run: bool,
-             lock_timeout: float, as_json: bool) -> None:
+             lock_timeout: float, yes: bool, as_json: bool) -> None:
     """Roll back applied migrations with their rollback files, newest first.
+
+    A rollback that would drop tables holding rows names them and their row counts
+    and runs only with --yes or a confirmation typed on a terminal.
 
     \b
     Example:
       neurant-db rollback --steps 1
-      neurant-db rollback --to 0    # everything
+      neurant-db rollback --to 0 --yes    # everything, data included
     """
     from . import migrate as m
 
     settings = c.settings()
-    result = m.rollback(c.target(), render_all(settings), settings, to_version=to_version,
+    target = c.target()
+    result = m.rollback(target, render_all(settings), settings, to_version=to_version,
                         steps=steps, dry_run=dry_run, lock_timeout_s=lock_timeout,
-                        progress=None if dry_run or as_json else _progress("rolling back"))
+                        progress=None if dry_run or as_json else _progress("rolling back", target),
+                        confirm=None if dry_run else _confirm_drop(target, yes, interactive=not as_json))
     if as_json:
-        emit({"database": c.target().redacted, "dry_run": dry_run, "rolled_back": result.rolled_back,
+        emit({"database": target.redacted, "dry_run": dry_run, "rolled_back": result.rolled_back,
               "sql": result.sql if dry_run else None})
         return
     if dry_run:
@@ -241,6 +258,54 @@ def rollback(c: Context, to_version: int | None, steps: int | None, dry_run: boo
             click.echo("-- nothing to roll back")
         return
     click.echo(f"rolled back {len(result.rolled_back)} migration(s)")
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def _confirm_drop(target: DatabaseTarget, yes: bool, interactive: bool = True):  # type: ignore[no-untyped-def]
+    def confirm(losing: list[tuple[str, int]]) -> bool:
+        if yes:
+            return True
+        if not interactive or not _interactive():
+            return False
+        click.echo(f"rolling back {target.redacted} drops tables holding rows:")
+        for table, rows in losing:
+            click.echo(f"  {table:<40} {rows:>10} row(s)")
+        return click.confirm("drop them and their rows?", default=False)
+
+    return confirm
+
+
+@cli.command()
+@json_option("Report as JSON.")
+@pass_ctx
+def preflight(c: Context, as_json: bool) -> None:
+    """Check, applying nothing, that the server and the role can take the pending
+    migrations: PostgreSQL 15+, the extensions they create (vector), the role's rights
+    (superuser or BYPASSRLS, CREATE on the database, the schemas, CREATEROLE for roles
+    still to create) and the profile. Every problem with its fix; exit 8 on any.
+    `migrate` runs the same checks first.
+
+    \b
+    Example:
+      neurant-db --database-url postgresql://app_owner@db/app preflight
+    """
+    from .preflight import preflight as run_preflight
+
+    report = run_preflight(c.target(), c.migrations(), c.settings())
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(f"pre-flight: database {report.database} as role {report.role}, PostgreSQL "
+                   f"{report.server_version}, {len(report.pending)} pending migration(s)")
+        for line in report.lines():
+            click.echo(line)
+        click.echo(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+                   + ("" if report.errors else ": ready to migrate"))
+    if report.errors:
+        sys.exit(8)
 
 
 @cli.command()
@@ -495,6 +560,7 @@ def demo(c: Context, no_data: bool) -> None:
     from .summary import load_demo_data, print_isolation_demo, print_summary
 
     target = c.target()
+    _require_migrated(target)
     if not no_data:
         if c.settings().profile != "vanilla":
             raise NeurantError("demo tenants are only created with profile vanilla (they write auth.users)",

@@ -246,7 +246,7 @@ def jobs_schedule(ctx: click.Context, print_only: bool, dry_run: bool, cold_dir:
             click.echo(line)
         return
     target = _target(ctx)
-    conn = job_connection(target, "jobs schedule")
+    conn = job_connection(target, "jobs schedule", migrated=False)
     try:
         plan = schedule_with_pg_cron(target, conn, dry_run=dry_run, cron_database=cron_database)
     finally:
@@ -273,7 +273,7 @@ def jobs_unschedule(ctx: click.Context, dry_run: bool, cron_database: str | None
     from .jobs import job_connection, unschedule_pg_cron
 
     target = _target(ctx)
-    conn = job_connection(target, "jobs unschedule")
+    conn = job_connection(target, "jobs unschedule", migrated=None)
     try:
         plan, removed = unschedule_pg_cron(target, conn, dry_run=dry_run, cron_database=cron_database)
     finally:

@@ -93,6 +93,10 @@ def dump_schema(url: str, pg_dump: Path | None = None, *, privileges: bool = Tru
 
 
 def require_migrated(target: DatabaseTarget, migrations: list[Migration]) -> None:
+    from .migrate import require_migrated as require_any_migrated
+
+    with target.connect(purpose="docs") as conn:
+        require_any_migrated(conn)
     states = status(target, migrations)
     pending = [s.id for s in states if s.state == "pending"]
     if pending:

@@ -57,6 +57,28 @@ def _rows(conn: psycopg.Connection, sql: str, *params: Any) -> list[tuple[Any, .
     return conn.execute(sql, (list(SCHEMAS), *params)).fetchall()
 
 
+@check
+def schema_is_complete(conn: psycopg.Connection) -> Iterator[Finding]:
+    """First: every other check reads a catalog that is only complete when the ledger holds
+    every migration this runner knows (an unmigrated schema has nothing to flag)."""
+    from .migrate import migration_gap
+
+    gap = migration_gap(conn)
+    if gap is None:
+        yield Finding("warning", "schema.migrations", "neurant_meta",
+                      "this role may not read the migration ledger: run doctor as the migration owner "
+                      "to know whether the schema is complete")
+        return
+    if gap.pending:
+        yield Finding("error", "schema.migrations", "neurant_meta.schema_migrations",
+                      f"{gap.message} (pending: {', '.join(gap.pending[:5])}"
+                      f"{', ...' if len(gap.pending) > 5 else ''}); the checks below see an incomplete schema")
+    if gap.missing:
+        yield Finding("error", "schema.migrations", "neurant_meta.schema_migrations",
+                      f"applied migrations this runner does not know: {', '.join(gap.missing)} (a newer "
+                      "release applied them, or their files are gone): run doctor from that release")
+
+
 TABLES = """
 select c.oid, n.nspname || '.' || c.relname, c.relrowsecurity, c.relforcerowsecurity,
        exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'company_id'
@@ -126,8 +148,8 @@ def security_definer_hygiene(conn: psycopg.Connection) -> Iterator[Finding]:
                has_function_privilege('public', p.oid, 'execute')
                  and (p.proacl is null or exists (select 1 from aclexplode(p.proacl) a
                                                   where a.grantee = 0)),
-               exists (select 1 from pg_roles r where r.rolname = 'anon')
-                 and has_function_privilege('anon', p.oid, 'execute')
+               coalesce(has_function_privilege((select r.oid from pg_roles r where r.rolname = 'anon'),
+                                               p.oid, 'execute'), false)
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where n.nspname = any(%s) and p.prosecdef
           and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')"""):
@@ -507,8 +529,8 @@ where n.nspname = any(%s) and l.lanname in ('sql', 'plpgsql')
   and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
   and (p.prosecdef or p.prokind = 'p'
        or ((o.rolsuper or o.rolbypassrls)
-           and exists (select 1 from pg_roles r where r.rolname = 'service_role')
-           and has_function_privilege('service_role', p.oid, 'execute')))
+           and coalesce(has_function_privilege((select r.oid from pg_roles r where r.rolname = 'service_role'),
+                                               p.oid, 'execute'), false)))
 order by 1
 """
 _TEMP_USE = re.compile(r"\bpg_temp\b|\bcreate\s+(?:(?:global|local)\s+)?(?:temp|temporary)\b", re.I)

@@ -20,6 +20,7 @@ from psycopg import sql
 
 from .database import DatabaseTarget, with_database
 from .errors import NeurantError
+from .migrate import require_migrated
 
 JOB_NAMES = ("archive", "cold-export", "retention", "analytics", "metrics")
 SQL_JOBS = {
@@ -104,12 +105,33 @@ class JobResult:
 ProgressFn = Callable[[Progress], None]
 
 
-def job_connection(target: DatabaseTarget, purpose: str) -> psycopg.Connection:
-    """An autocommit connection whose role bypasses RLS (switching to service_role if needed)."""
+def require_job_procedures(conn: psycopg.Connection) -> None:
+    """The job procedures pg_cron would call exist in this database (else: run migrate first)."""
+    missing = [name for name in SQL_JOBS.values()
+               if not conn.execute("select exists (select 1 from pg_catalog.pg_proc p"
+                                   " join pg_catalog.pg_namespace n on n.oid = p.pronamespace"
+                                   " where p.prokind = 'p' and n.nspname || '.' || p.proname = %s)",
+                                   (name,)).fetchone()[0]]  # type: ignore[index]
+    if missing:
+        raise NeurantError(f"the job procedures {', '.join(missing)} are missing: run migrate first")
+
+
+def job_connection(target: DatabaseTarget, purpose: str, *, migrated: bool | None = True) -> psycopg.Connection:
+    """An autocommit connection whose role bypasses RLS (switching to service_role if needed).
+    migrated=False (scheduling): only the job procedures must exist, not the whole schema;
+    None (unscheduling): nothing is required of the schema."""
     conn = target.connect(autocommit=True, purpose=purpose)
     # pg_temp listed last: a temp table or domain left on this session (by an end user,
     # through a pooler) never shadows pg_catalog's types or a relation the jobs name.
     conn.execute("set search_path = pg_catalog, pg_temp")
+    try:
+        if migrated:
+            require_migrated(conn)
+        elif migrated is False:
+            require_job_procedures(conn)
+    except NeurantError:
+        conn.close()
+        raise
     row = conn.execute("select rolsuper or rolbypassrls from pg_roles where rolname = current_user").fetchone()
     if not (row and row[0]):
         try:

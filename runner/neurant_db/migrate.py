@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from . import preflight
 from .database import DatabaseTarget
 from .errors import BadArgument, DriftDetected, MigrationFailed, MigrationSourceError, NeurantError
 from .ledger import (
@@ -83,9 +84,12 @@ class RunResult:
     planned: list[str] = field(default_factory=list)  # dry-run: the ids it would apply
     script: str = ""  # dry-run: the psql-runnable plan (plan_script)
     notes: list[str] = field(default_factory=list)  # what the no-transaction path did on its own
+    warnings: list[str] = field(default_factory=list)  # pre-flight warnings (nothing failed)
 
 
 Progress = Callable[[str, Migration], None]
+# Asked before a rollback that drops tables holding rows: (table, rows) -> go ahead?
+Confirm = Callable[[list[tuple[str, int]]], bool]
 
 
 def _has_sql(text: str) -> bool:
@@ -326,10 +330,16 @@ def _migration_error(m: Migration, exc: psycopg.Error, direction: str, settings:
         f"; the {len(done)} migration(s) before it in this run stay applied ({', '.join(done)})"
         if done else ""
     )
+    fallback = "fix the migration (see `neurant-db render`) and run again"
+    if (diag.sqlstate or "").startswith("42501") or (diag.sqlstate or "") == "42P06":
+        # A missing privilege or an object already there is the server's or the role's
+        # state, not the migration's fault.
+        fallback = ("the applying role lacks a privilege or the database holds a conflicting object: "
+                    "`neurant-db preflight` lists what the migrations need (docs/deploy.md)")
     return MigrationFailed(
         f"{direction} of {m.id} failed: {state}{message}{where}{detail}\n"
         f"{m.id} was rolled back as a whole, nothing of it remains{earlier}",
-        hint=diag.message_hint or "fix the migration (see `neurant-db render`) and run again",
+        hint=diag.message_hint or fallback,
     )
 
 
@@ -374,6 +384,9 @@ def migrate(
     if to_version is not None and to_version not in {m.version for m in migrations}:
         raise BadArgument(f"--to {to_version:04d}: no migration has that version")
     result = RunResult()
+    # Before the lock (whose table is itself a first write): every problem at once, nothing applied.
+    checked = preflight.require(target, migrations, settings, to_version=to_version)
+    result.warnings = [f"[{c.check}] {c.message} ({c.fix})" for c in checked.warnings]
     with migration_lock(target, lock_timeout_s, create=not dry_run), target.connect(purpose="migrate") as conn:
         ledger = read_ledger(conn)
         states = explain_drift(compute_status(migrations, ledger), ledger, settings)
@@ -432,8 +445,12 @@ def rollback(
     dry_run: bool = False,
     lock_timeout_s: float = 30.0,
     progress: Progress | None = None,
+    confirm: Confirm | None = None,
 ) -> RunResult:
-    """Roll back applied migrations newer than to_version (or the last `steps` ones)."""
+    """Roll back applied migrations newer than to_version (or the last `steps` ones).
+
+    With `confirm`, a rollback that would drop tables holding rows runs only when
+    confirm(those tables and their row counts) says yes; otherwise nothing is done."""
     if (to_version is None) == (steps is None):
         raise BadArgument("say what to roll back: --to VERSION or --steps N (one of them)")
     if steps is not None and steps < 1:
@@ -469,6 +486,14 @@ def rollback(
             return result
         if not todo:
             return result
+        if confirm is not None:
+            losing = tables_with_rows(conn, todo)
+            if losing and not confirm(losing):
+                raise RollbackRefused(
+                    f"refusing to roll back {target.redacted}: it drops "
+                    + ", ".join(f"{t} ({_rows_text(n)})" for t, n in losing),
+                    hint="pass --yes to drop them (after a backup), or roll back fewer migrations",
+                )
         with tempfile.TemporaryDirectory(prefix="neurant-rollback-") as tmp:
             ymigs = _yoyo_migrations(migrations, settings, Path(tmp))
             backend = _yoyo_backend(target)
@@ -562,3 +587,103 @@ def summary(states: list[MigrationState]) -> dict[str, int]:
     counts = {k: sum(1 for s in states if s.state == k) for k in ("applied", "pending", "drifted", "missing")}
     counts["baselined"] = sum(1 for s in states if s.baselined)
     return counts
+
+
+class RollbackRefused(NeurantError):
+    """A rollback would drop tables holding rows and was not confirmed; nothing was done."""
+
+
+_DROP_TABLE = re.compile(r"\bdrop\s+table\s+(?:if\s+exists\s+)?((?:[\w.\"]+\s*,\s*)*[\w.\"]+)", re.I)
+_DROP_SCHEMA_CASCADE = re.compile(r"\bdrop\s+schema\s+(?:if\s+exists\s+)?([\w\"]+)[^;]*\bcascade\b", re.I)
+COUNT_CAP = 1_000_000
+
+
+def _rows_text(n: int) -> str:
+    return f"at least {COUNT_CAP:,} rows" if n >= COUNT_CAP else f"{n} row{'s' if n != 1 else ''}"
+
+
+def tables_dropped(migrations: list[Migration]) -> list[str]:
+    """Tables the rendered rollback SQL of these migrations drops (drop table, drop schema ... cascade:
+    schema.*), in order, qualified as written."""
+    found: list[str] = []
+    for m in migrations:
+        code = re.sub(r"--[^\n]*|/\*.*?\*/", " ", m.rollback_sql, flags=re.S)
+        for names in _DROP_TABLE.findall(code):
+            found.extend(n.strip() for n in names.split(","))
+        found.extend(f"{schema}.*" for schema in _DROP_SCHEMA_CASCADE.findall(code))
+    return list(dict.fromkeys(found))
+
+
+def tables_with_rows(conn: psycopg.Connection, migrations: list[Migration]) -> list[tuple[str, int]]:
+    """The tables these rollbacks would drop that hold rows now, with their row counts (capped)."""
+    tables: list[str] = []
+    for name in tables_dropped(migrations):
+        if name.endswith(".*"):
+            tables.extend(r[0] for r in conn.execute(
+                "select format('%%I.%%I', n.nspname, c.relname) from pg_class c "
+                "join pg_namespace n on n.oid = c.relnamespace "
+                "where n.nspname = %s and c.relkind in ('r', 'p') order by 1", (name[:-2].strip('"'),)))
+        else:
+            row = conn.execute("select format('%%I.%%I', n.nspname, c.relname) from pg_class c "
+                               "join pg_namespace n on n.oid = c.relnamespace "
+                               "where c.oid = to_regclass(%s)", (name,)).fetchone()
+            if row and row[0]:
+                tables.append(row[0])
+    losing = []
+    for table in dict.fromkeys(tables):
+        row = conn.execute(f"select count(*) from (select from {table} limit {COUNT_CAP}) t").fetchone()
+        if row and row[0]:
+            losing.append((table, int(row[0])))
+    return losing
+
+
+# --- commands that need a migrated database -------------------------------------------------
+
+class NotMigrated(NeurantError):
+    """The database lacks migrations this runner knows: the command needs the migrated schema."""
+
+
+@dataclass(frozen=True)
+class MigrationGap:
+    """The ledger against the migrations this runner knows (by version; settings play no part)."""
+
+    known: int
+    applied: int
+    pending: list[str]
+    missing: list[str]  # applied, but no file of this runner has that version
+
+    @property
+    def message(self) -> str:
+        if not self.pending:
+            return ""
+        if self.applied == 0:
+            return f"the database is not migrated (none of the {self.known} migrations is applied): run migrate first"
+        return (f"the database is not fully migrated ({self.applied} of {self.known} migrations applied, "
+                f"{len(self.pending)} pending from {self.pending[0]}): run migrate first")
+
+
+def migration_gap(conn: psycopg.Connection) -> MigrationGap | None:
+    """None when this role may not read the ledger (a service's login: the ledger schema is
+    the migration owner's alone), so nothing can be said."""
+    from .render import discover
+
+    readable = conn.execute(f"select has_schema_privilege(oid, 'USAGE') from pg_namespace "
+                            f"where nspname = '{META_SCHEMA}'").fetchone()
+    if readable == (False,):
+        return None
+    sources = discover()
+    ledger = read_ledger(conn)
+    known = {s.version for s in sources}
+    return MigrationGap(
+        known=len(sources),
+        applied=len(known & set(ledger)),
+        pending=[s.id for s in sources if s.version not in ledger],
+        missing=[ledger[v].name for v in sorted(ledger) if v not in known],
+    )
+
+
+def require_migrated(conn: psycopg.Connection) -> None:
+    """One clear line instead of a missing-relation error deep inside a command."""
+    gap = migration_gap(conn)
+    if gap is not None and gap.pending:
+        raise NotMigrated(gap.message)

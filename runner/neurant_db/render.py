@@ -66,12 +66,19 @@ class Migration:
 def discover(root: Path | None = None) -> list[MigrationSource]:
     """Every migration under the SQL folders, ordered by version; refuses inconsistencies."""
     root = root or sql_root()
+    # Every folder is part of the package: one that is gone (a broken checkout or install)
+    # would otherwise read as "nothing to apply" while its applied migrations go unchecked.
+    absent = [f"{folder}/" for folder in MIGRATION_FOLDERS if not (root / folder).is_dir()]
+    if absent:
+        raise MigrationSourceError(
+            f"the SQL root {root} is missing migration folder(s) {', '.join(absent)}",
+            hint="restore them (every one of " + ", ".join(f"{f}/" for f in MIGRATION_FOLDERS)
+            + " must exist, even empty), or point NEURANT_SQL_ROOT at a complete tree",
+        )
     found: dict[int, MigrationSource] = {}
     problems: list[str] = []
     for folder in MIGRATION_FOLDERS:
         directory = root / folder
-        if not directory.is_dir():
-            continue
         for path in sorted(directory.glob("*.sql")):
             rel = path.relative_to(root)
             if path.name.startswith("_"):
@@ -99,6 +106,11 @@ def discover(root: Path | None = None) -> list[MigrationSource]:
     if problems:
         raise MigrationSourceError(
             "the migration files are inconsistent:\n  " + "\n  ".join(problems)
+        )
+    if not found:
+        raise MigrationSourceError(
+            f"no migration found under the SQL root {root} (its folders hold no NNNN_name.sql file)",
+            hint="point NEURANT_SQL_ROOT at the package's SQL tree, or reinstall neurant-db",
         )
     return [found[v] for v in sorted(found)]
 

@@ -141,6 +141,8 @@ def extract_tree(root: Path, ref: str, dest: Path) -> tuple[Path, str]:
     archive = _git(repo, "archive", "--format=tar", commit, "--", *present)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(dest, filter="data")
+    for folder in MIGRATION_FOLDERS:  # git keeps no empty folder: the ref had nothing there
+        (dest / prefix / folder).mkdir(parents=True, exist_ok=True)
     return dest / prefix, commit
 
 
