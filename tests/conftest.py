@@ -7,16 +7,16 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
+from neurant_db.database import with_database
 from neurant_db.testdb import TestDatabase
 
 
 def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+    return with_database(url, name)  # a URI stays a URI; a keyword DSN or "" (PG*) gets dbname=
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import click
 import psycopg
 
 from . import __version__
-from .database import DatabaseTarget, resolve_target
+from .database import DatabaseTarget, resolve_target, scrub
 from .errors import NeurantError
 from .render import Migration, render_all, write_rendered
 from .settings import PROFILES, Settings, load_settings
@@ -34,6 +34,8 @@ class Context:
     def target(self) -> DatabaseTarget:
         if self._target is None:
             self._target = resolve_target(self.database_url)
+            if self._target.notice:
+                click.echo(self._target.notice, err=True)
         return self._target
 
 
@@ -44,18 +46,23 @@ class NeurantGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NeurantError as exc:
-            click.secho(f"error: {exc.message}", fg="red", err=True)
+            click.secho(f"error: {scrub(exc.message, _url(ctx))}", fg="red", err=True)
             if exc.hint:
                 click.echo(f"hint: {exc.hint}", err=True)
             ctx.exit(exc.exit_code)
         except psycopg.Error as exc:
             diag = exc.diag
             state = f"[{diag.sqlstate}] " if diag.sqlstate else ""
-            click.secho(f"error: database error: {state}{(diag.message_primary or str(exc)).strip()}",
-                        fg="red", err=True)
+            text = scrub((diag.message_primary or str(exc)).strip(), _url(ctx))
+            click.secho(f"error: database error: {state}{text}", fg="red", err=True)
             if diag.message_hint:
                 click.echo(f"hint: {diag.message_hint}", err=True)
             ctx.exit(1)
+
+
+def _url(ctx: click.Context) -> str:
+    """The connection string given to this run: no error line may show its password."""
+    return str(getattr(ctx.obj, "database_url", None) or "")
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -64,7 +71,8 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.group(cls=NeurantGroup)
 @click.version_option(__version__, prog_name="neurant-db")
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL",
-              help="Target database (default: DATABASE_URL, else the local embedded server).")
+              help="Target database: a postgresql:// URI or a keyword DSN (default: DATABASE_URL, "
+              "else libpq's PGHOST/PGSERVICE..., else the local embedded server).")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Settings file (default: ./neurant-db.toml if present).")
 @click.option("--profile", type=click.Choice(PROFILES), default=None,
@@ -127,9 +135,11 @@ def _progress(verb: str, target: DatabaseTarget | None = None):  # type: ignore[
               help="Apply pending migrations numbered below the newest applied one.")
 @click.option("--lock-timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for another run's migration lock.")
+@click.option("--statement-timeout", type=float, default=None, metavar="SECONDS",
+              help="Seconds one statement may run (default: statement_timeout_ms, 900 s; 0: no limit).")
 @pass_ctx
 def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool,
-            allow_out_of_order: bool, lock_timeout: float) -> None:
+            allow_out_of_order: bool, lock_timeout: float, statement_timeout: float | None) -> None:
     """Apply pending migrations (each in one transaction, with its ledger row).
 
     \b
@@ -139,7 +149,7 @@ def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool
     """
     from . import migrate as m
 
-    settings = c.settings()
+    settings = c.settings().with_statement_timeout(statement_timeout)
     migrations = render_all(settings)
     target = c.target()
     result = m.migrate(target, migrations, settings, to_version=to_version, dry_run=dry_run,
@@ -166,9 +176,11 @@ def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool
 @click.option("--steps", type=int, default=None, help="Roll back the last N migrations.")
 @click.option("--dry-run", is_flag=True, help="Print the rollback SQL; change nothing.")
 @click.option("--lock-timeout", type=float, default=30.0, show_default=True)
+@click.option("--statement-timeout", type=float, default=None, metavar="SECONDS",
+              help="Seconds one statement may run (default: statement_timeout_ms, 900 s; 0: no limit).")
 @pass_ctx
 def rollback(c: Context, to_version: int | None, steps: int | None, dry_run: bool,
-             lock_timeout: float) -> None:
+             lock_timeout: float, statement_timeout: float | None) -> None:
     """Roll back applied migrations with their rollback files, newest first.
 
     \b
@@ -178,7 +190,7 @@ def rollback(c: Context, to_version: int | None, steps: int | None, dry_run: boo
     """
     from . import migrate as m
 
-    settings = c.settings()
+    settings = c.settings().with_statement_timeout(statement_timeout)
     result = m.rollback(c.target(), render_all(settings), settings, to_version=to_version,
                         steps=steps, dry_run=dry_run, lock_timeout_s=lock_timeout,
                         progress=None if dry_run else _progress("rolling back"))

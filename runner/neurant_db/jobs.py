@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .database import DatabaseTarget
+from .database import DatabaseTarget, require_own_session
 from .errors import NeurantError
 
 JOB_NAMES = ("archive", "cold-export", "retention", "analytics", "metrics")
@@ -104,9 +104,17 @@ class JobResult:
 ProgressFn = Callable[[Progress], None]
 
 
-def job_connection(target: DatabaseTarget, purpose: str) -> psycopg.Connection:
-    """An autocommit connection whose role bypasses RLS (switching to service_role if needed)."""
+def job_connection(target: DatabaseTarget, purpose: str, *, own_session: bool = False) -> psycopg.Connection:
+    """An autocommit connection whose role bypasses RLS (switching to service_role if needed).
+    own_session: refuse a transaction pooler first (a job procedure COMMITs between batches,
+    which needs one server session for the whole CALL, and sets session state)."""
     conn = target.connect(autocommit=True, purpose=purpose)
+    if own_session:
+        try:
+            require_own_session(conn, target.url, "jobs run")
+        except BaseException:
+            conn.close()
+            raise
     # pg_temp listed last: a temp table or domain left on this session (by an end user,
     # through a pooler) never shadows pg_catalog's types or a relation the jobs name.
     conn.execute("set search_path = pg_catalog, pg_temp")

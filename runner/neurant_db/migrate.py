@@ -24,7 +24,7 @@ from . import __version__
 from .database import DatabaseTarget
 from .errors import BadArgument, DriftDetected, MigrationFailed, MigrationSourceError
 from .ledger import LEDGER, META_SCHEMA, LedgerRow, bootstrap, read_ledger, sql_literal
-from .locking import migration_lock
+from .locking import LockWaitWatch, migration_lock
 from .render import Migration
 from .settings import Settings
 
@@ -73,6 +73,7 @@ def header(m: Migration, settings: Settings, direction: str) -> str:
         f"-- neurant-db {direction}: {m.id} (checksum {m.checksum})\n"
         "set local search_path = pg_catalog, public;\n"
         f"set local lock_timeout = '{settings.statement_lock_timeout_ms}ms';\n"
+        f"set local statement_timeout = '{settings.statement_timeout_ms}ms';\n"
     )
 
 
@@ -147,11 +148,11 @@ def _drift_error(states: list[MigrationState]) -> DriftDetected:
     )
 
 
-def _yoyo_backend(target: DatabaseTarget) -> Any:
+def _yoyo_backend(target: DatabaseTarget, purpose: str) -> Any:
     from yoyo import get_backend
 
-    sep = "&" if "?" in target.yoyo_uri else "?"
-    backend = get_backend(f"{target.yoyo_uri}{sep}schema={META_SCHEMA}", YOYO_TABLE)
+    # Both of yoyo's sessions (bookkeeping, and one per migration) connect from this URI.
+    backend = get_backend(target.yoyo_uri(purpose, schema=META_SCHEMA), YOYO_TABLE)
     backend.break_lock()  # we hold the migration lock: any yoyo_lock row is stale
     return backend
 
@@ -177,7 +178,7 @@ def _yoyo_migrations(selected: list[Migration], settings: Settings, workdir: Pat
 
 
 def _migration_error(m: Migration, exc: psycopg.Error, direction: str, settings: Settings,
-                     done: list[str]) -> MigrationFailed:
+                     done: list[str], blocker: str | None = None) -> MigrationFailed:
     if isinstance(exc, psycopg.OperationalError) and not exc.diag.sqlstate:
         # No server answer: the connection died, possibly during COMMIT.
         return MigrationFailed(
@@ -197,6 +198,14 @@ def _migration_error(m: Migration, exc: psycopg.Error, direction: str, settings:
     state = f"[{diag.sqlstate}] " if diag.sqlstate else ""
     message = (diag.message_primary or str(exc)).strip()
     detail = f"\n{diag.message_detail}" if diag.message_detail else ""
+    hint = diag.message_hint or "fix the migration (see `neurant-db render`) and run again"
+    if diag.sqlstate == "55P03":  # lock_timeout: name who held the lock
+        detail += f"\n{blocker}" if blocker else ""
+        hint = ("let the blocking session finish (or end it with pg_terminate_backend) and run again; "
+                f"statement_lock_timeout_ms ({settings.statement_lock_timeout_ms}) bounds each lock wait")
+    elif diag.sqlstate == "57014" and "statement timeout" in message:
+        hint = (f"a statement ran longer than statement_timeout_ms ({settings.statement_timeout_ms}); "
+                "raise it, or pass --statement-timeout SECONDS (0: no limit)")
     earlier = (
         f"; the {len(done)} migration(s) before it in this run stay applied ({', '.join(done)})"
         if done else ""
@@ -204,7 +213,7 @@ def _migration_error(m: Migration, exc: psycopg.Error, direction: str, settings:
     return MigrationFailed(
         f"{direction} of {m.id} failed: {state}{message}{where}{detail}\n"
         f"{m.id} was rolled back as a whole, nothing of it remains{earlier}",
-        hint=diag.message_hint or "fix the migration (see `neurant-db render`) and run again",
+        hint=hint,
     )
 
 
@@ -236,7 +245,8 @@ def migrate(
     if to_version is not None and to_version not in {m.version for m in migrations}:
         raise BadArgument(f"--to {to_version:04d}: no migration has that version")
     result = RunResult()
-    with migration_lock(target, lock_timeout_s, create=not dry_run), target.connect(purpose="migrate") as conn:
+    with migration_lock(target, lock_timeout_s, create=not dry_run, command="migrate"), \
+            target.connect(purpose="migrate") as conn:
         ledger = read_ledger(conn)
         states = compute_status(migrations, ledger)
         if any(s.state == "drifted" for s in states) and not allow_drift:
@@ -262,17 +272,20 @@ def migrate(
         bootstrap(conn)
         with tempfile.TemporaryDirectory(prefix="neurant-migrate-") as tmp:
             ymigs = _yoyo_migrations(migrations, settings, Path(tmp))
-            backend = _yoyo_backend(target)
+            backend = _yoyo_backend(target, "migrate")
             try:
                 _reconcile_yoyo(backend, ledger, ymigs)
-                for m in pending:
-                    if progress:
-                        progress("apply", m)
-                    try:
-                        backend.apply_one(ymigs[m.version])
-                    except psycopg.Error as exc:
-                        raise _migration_error(m, exc, "apply", settings, result.applied) from None
-                    result.applied.append(m.id)
+                with LockWaitWatch(target, "migrate") as watch:
+                    for m in pending:
+                        if progress:
+                            progress("apply", m)
+                        watch.blocker = None
+                        try:
+                            backend.apply_one(ymigs[m.version])
+                        except psycopg.Error as exc:
+                            raise _migration_error(m, exc, "apply", settings, result.applied,
+                                                   watch.blocker) from None
+                        result.applied.append(m.id)
             finally:
                 backend.connection.close()
     return result
@@ -297,7 +310,8 @@ def rollback(
     check_rollbacks(migrations)
     by_version = {m.version: m for m in migrations}
     result = RunResult()
-    with migration_lock(target, lock_timeout_s, create=not dry_run), target.connect(purpose="rollback") as conn:
+    with migration_lock(target, lock_timeout_s, create=not dry_run, command="rollback"), \
+            target.connect(purpose="rollback") as conn:
         ledger = read_ledger(conn)
         applied = sorted(ledger, reverse=True)
         if to_version is not None and to_version != 0 and to_version not in ledger:
@@ -327,18 +341,20 @@ def rollback(
             return result
         with tempfile.TemporaryDirectory(prefix="neurant-rollback-") as tmp:
             ymigs = _yoyo_migrations(migrations, settings, Path(tmp))
-            backend = _yoyo_backend(target)
+            backend = _yoyo_backend(target, "rollback")
             try:
                 _reconcile_yoyo(backend, ledger, ymigs)
-                for m in todo:
-                    if progress:
-                        progress("rollback", m)
-                    try:
-                        backend.rollback_one(ymigs[m.version])
-                    except psycopg.Error as exc:
-                        raise _migration_error(m, exc, "rollback", settings,
-                                               result.rolled_back) from None
-                    result.rolled_back.append(m.id)
+                with LockWaitWatch(target, "rollback") as watch:
+                    for m in todo:
+                        if progress:
+                            progress("rollback", m)
+                        watch.blocker = None
+                        try:
+                            backend.rollback_one(ymigs[m.version])
+                        except psycopg.Error as exc:
+                            raise _migration_error(m, exc, "rollback", settings,
+                                                   result.rolled_back, watch.blocker) from None
+                        result.rolled_back.append(m.id)
             finally:
                 backend.connection.close()
     return result
