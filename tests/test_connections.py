@@ -355,3 +355,26 @@ def test_statement_timeout_is_a_validated_setting_with_a_default() -> None:
     assert Settings().statement_timeout_ms > 0
     with pytest.raises(SettingsError):
         Settings(statement_timeout_ms=-1).validate()
+
+
+def test_every_connection_the_runner_opens_names_itself() -> None:
+    """The class, not the instance: a runner module that opens a session by itself (not
+    through database.connect or DatabaseTarget.yoyo_uri) must pass application_name."""
+    import re
+
+    import neurant_db
+
+    offenders = []
+    for path in sorted(Path(neurant_db.__file__).parent.glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"psycopg\.connect\(|get_backend\(", text):
+            call = text[match.start():text.find("\n\n", match.start())]
+            depth, end = 0, 0
+            for end, char in enumerate(call):
+                depth += {"(": 1, ")": -1}.get(char, 0)
+                if depth == 0 and char == ")":
+                    break
+            call = call[:end + 1]
+            if "application_name" not in call and "yoyo_uri(" not in call:
+                offenders.append(f"{path.name}: {call.splitlines()[0]}")
+    assert offenders == [], offenders
