@@ -369,12 +369,12 @@ def test_every_connection_the_runner_opens_names_itself() -> None:
         text = path.read_text(encoding="utf-8")
         for match in re.finditer(r"psycopg\.connect\(|get_backend\(", text):
             call = text[match.start():text.find("\n\n", match.start())]
-            depth, end = 0, 0
-            for end, char in enumerate(call):
+            depth = 0
+            for pos, char in enumerate(call):
                 depth += {"(": 1, ")": -1}.get(char, 0)
                 if depth == 0 and char == ")":
+                    call = call[:pos + 1]
                     break
-            call = call[:end + 1]
             if "application_name" not in call and "yoyo_uri(" not in call:
                 offenders.append(f"{path.name}: {call.splitlines()[0]}")
     assert offenders == [], offenders
