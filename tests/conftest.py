@@ -7,11 +7,11 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
+from neurant_db.database import with_database
 from neurant_db.testdb import TestDatabase
 
 # The pgTAP collector and the neurant_db/neurant_server fixtures: opt-in (no pytest11 entry
@@ -20,7 +20,7 @@ pytest_plugins = ["neurant_db.pytest_plugin"]
 
 
 def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+    return with_database(url, name)  # a URI stays a URI; a keyword DSN or "" (PG*) gets dbname=
 
 
 @contextmanager

@@ -233,7 +233,8 @@ def test_baseline_refuses_a_database_that_already_has_a_ledger(sql_tree: Path, s
 
 def test_baseline_asks_before_marking_anything(sql_tree: Path, scratch_db: str) -> None:
     declined = run(scratch_db, "baseline", "10", input="n\n")
-    assert declined.exit_code != 0 and scratch_db.rsplit("/", 1)[-1] in declined.output
+    dbname = urlsplit(scratch_db).path.lstrip("/")
+    assert declined.exit_code != 0 and f"dbname={dbname}" in declined.output
     assert rows(scratch_db, "select to_regnamespace('neurant_meta')") == [(None,)]  # nothing written
     assert run(scratch_db, "baseline", "10", input="y\n").exit_code == 0
     assert [r[0] for r in ledger(scratch_db)] == [10]
@@ -266,7 +267,7 @@ def test_status_json_has_a_summary_the_settings_and_the_database_without_its_pas
     data = json.loads(result.output)
     assert data["summary"] == {"applied": 2, "pending": 1, "drifted": 0, "missing": 0, "baselined": 0}
     assert data["settings"]["embedding_dimensions"] == 8
-    assert urlsplit(scratch_db).path in data["database"] and "***" in data["database"]
+    assert f"dbname={urlsplit(scratch_db).path.lstrip('/')}" in data["database"] and "***" in data["database"]
     assert [s["state"] for s in data["migrations"]] == ["applied", "applied", "pending"]
 
 

@@ -12,14 +12,8 @@ what a client left on the session (what profile supabase depends on).
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import re
 import secrets
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -30,9 +24,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from neurant_db.paths import state_dir
 from neurant_db.testdb import TestDatabase
 
+from .bouncer import run_pgbouncer, wait_for
 from .test_service_guide import (
     COMPANY_A,
     COMPANY_B,
@@ -195,92 +189,23 @@ def test_on_supabase_a_stale_legacy_sub_wins_until_the_pooler_resets(pool: Pool)
 # The same through a real PgBouncer (optional: skipped when it cannot be had)
 # ---------------------------------------------------------------------------
 
-PGBOUNCER_PACKAGES = ("pgbouncer", "libc-ares2")  # Debian 12: libc-ares2 is the one library often missing
-
-
-def pgbouncer_command() -> tuple[list[str], dict[str, str]] | str:
-    """How to run pgbouncer: on PATH, or unpacked from the Debian package into
-    .neurant/pgbouncer (apt-get download, no install), as the project gets pgTAP.
-    Returns the reason instead when neither works."""
-    found = shutil.which("pgbouncer")
-    if found:
-        return [found], {}
-    target = state_dir() / "pgbouncer"
-    binary = target / "usr" / "sbin" / "pgbouncer"
-    if not binary.is_file():
-        if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-            return "pgbouncer is not installed and this machine has no apt-get/dpkg-deb"
-        target.mkdir(parents=True, exist_ok=True)
-        try:
-            got = subprocess.run(["apt-get", "download", *PGBOUNCER_PACKAGES], cwd=target, text=True,
-                                 capture_output=True, check=False, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"apt-get download {' '.join(PGBOUNCER_PACKAGES)} failed: {exc}"
-        debs = sorted(target.glob("*.deb"))
-        if got.returncode != 0 or len(debs) < len(PGBOUNCER_PACKAGES):
-            return f"apt-get download {' '.join(PGBOUNCER_PACKAGES)} failed: {got.stderr.strip()[-300:]}"
-        for deb in debs:
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True, capture_output=True)
-    libs = [str(p) for p in (target / "usr" / "lib").glob("*-linux-gnu")]
-    env = {"LD_LIBRARY_PATH": ":".join([*libs, os.environ.get("LD_LIBRARY_PATH", "")]).rstrip(":")}
-    version = subprocess.run([str(binary), "--version"], env={**os.environ, **env}, text=True,
-                             capture_output=True, check=False)
-    if version.returncode != 0:
-        return f"the unpacked pgbouncer does not run: {version.stderr.strip()[-300:]}"
-    return [str(binary)], env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def bouncer(pool: Pool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """PgBouncer in transaction mode with the reset of docs/services.md and ONE server
     connection, in front of the pool database; yields a client conninfo for it."""
-    how = pgbouncer_command()
-    if isinstance(how, str):
-        pytest.skip(f"no PgBouncer for the real-pooler variant: {how}")
-    command, env = how
     server = conninfo_to_dict(pool.admin_url)
     ini_block = re.search(r"```ini\n(?P<body>.*?)```", guide_text(), re.S)
     assert ini_block, "docs/services.md shows no PgBouncer ini block"
-    folder = tmp_path_factory.mktemp("pgbouncer")
-    port = free_port()
+    body = ini_block["body"].strip()
+    assert body.startswith("[pgbouncer]\n"), "the guide's ini block is the [pgbouncer] section"
     target = (f"host={server.get('host', 'localhost')} port={server.get('port', 5432)} dbname={server['dbname']} "
               f"user={pool.login} password={pool.password}")
-    config = folder / "pgbouncer.ini"
-    config.write_text(
-        f"[databases]\npooled = {target}\n\n"
-        + ini_block["body"].strip() + "\n"
-        + f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = any\n"
-        "default_pool_size = 1\nmax_client_conn = 10\n",  # logs go to stderr
-        encoding="utf-8")
-    config.chmod(0o644)
-    if os.geteuid() == 0:  # pgbouncer refuses to run as root: run as the owner of the server's socket
-        host = str(server.get("host", ""))
-        owner = os.stat(host).st_uid if host.startswith("/") else pwd.getpwnam("nobody").pw_uid
-        command = [*command, "-u", pwd.getpwuid(owner).pw_name]
-    proc = subprocess.Popen([*command, str(config)], env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"host=127.0.0.1 port={port} dbname=pooled user=anyone"
-    try:
-        for _ in range(100):
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-                pytest.skip(f"pgbouncer exited at start: {out[-300:]}")
-            try:
-                psycopg.connect(url, autocommit=True, prepare_threshold=None).close()
-                break
-            except psycopg.OperationalError:
-                time.sleep(0.1)
+    with run_pgbouncer(tmp_path_factory.mktemp("pgbouncer"), pool.admin_url, f"pooled = {target}",
+                       body[len("[pgbouncer]\n"):] + "\nauth_type = any\n"
+                       "default_pool_size = 1\nmax_client_conn = 10\n") as port:
+        url = f"host=127.0.0.1 port={port} dbname=pooled user=anyone"
+        wait_for(url)
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_through_pgbouncer_in_transaction_mode_the_documented_reset_runs_after_every_transaction(

@@ -13,7 +13,7 @@ import psycopg
 
 from . import __version__
 from .cli_json import emit, emit_error, error_code, json_option, wants_json
-from .database import DatabaseTarget, resolve_target
+from .database import DatabaseTarget, resolve_target, scrub
 from .errors import NeurantError
 from .render import Migration, render_all, write_rendered
 from .settings import PROFILES, Settings, load_settings
@@ -36,6 +36,8 @@ class Context:
     def target(self) -> DatabaseTarget:
         if self._target is None:
             self._target = resolve_target(self.database_url)
+            if self._target.notice:
+                click.echo(self._target.notice, err=True)
         return self._target
 
 
@@ -54,21 +56,20 @@ class NeurantGroup(click.Group):
             return super().invoke(ctx)
         except NeurantError as exc:
             if wants_json(ctx):
-                emit_error(error_code(exc), exc.message, exc.hint, exc.exit_code)
+                emit_error(error_code(exc), scrub(exc.message, _url(ctx)), exc.hint, exc.exit_code)
                 ctx.exit(exc.exit_code)
-            click.secho(f"error: {exc.message}", fg="red", err=True)
+            click.secho(f"error: {scrub(exc.message, _url(ctx))}", fg="red", err=True)
             if exc.hint:
                 click.echo(f"hint: {exc.hint}", err=True)
             ctx.exit(exc.exit_code)
         except psycopg.Error as exc:
             diag = exc.diag
             state = f"[{diag.sqlstate}] " if diag.sqlstate else ""
+            text = scrub((diag.message_primary or str(exc)).strip(), _url(ctx))
             if wants_json(ctx):
-                emit_error("database_error", f"{state}{(diag.message_primary or str(exc)).strip()}",
-                           diag.message_hint, 1)
+                emit_error("database_error", f"{state}{text}", diag.message_hint, 1)
                 ctx.exit(1)
-            click.secho(f"error: database error: {state}{(diag.message_primary or str(exc)).strip()}",
-                        fg="red", err=True)
+            click.secho(f"error: database error: {state}{text}", fg="red", err=True)
             if diag.message_hint:
                 click.echo(f"hint: {diag.message_hint}", err=True)
             ctx.exit(1)
@@ -87,6 +88,11 @@ class NeurantGroup(click.Group):
             ctx.exit(1)
 
 
+def _url(ctx: click.Context) -> str:
+    """The connection string given to this run: no error line may show its password."""
+    return str(getattr(ctx.obj, "database_url", None) or "")
+
+
 pass_ctx = click.make_pass_decorator(Context)
 
 
@@ -100,7 +106,8 @@ def _require_migrated(target: DatabaseTarget) -> None:
 @click.group(cls=NeurantGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="neurant-db")
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL",
-              help="Target database (default: DATABASE_URL, else the local embedded server).")
+              help="Target database: a postgresql:// URI or a keyword DSN (default: DATABASE_URL, "
+              "else libpq's PGHOST/PGSERVICE..., else the local embedded server).")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Settings file (default: ./neurant-db.toml if present).")
 @click.option("--profile", type=click.Choice(PROFILES), default=None,
@@ -174,10 +181,13 @@ def _progress(verb: str, target: DatabaseTarget | None = None):  # type: ignore[
               help="Apply pending migrations numbered below the newest applied one.")
 @click.option("--lock-timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for another run's migration lock.")
+@click.option("--statement-timeout", type=float, default=None, metavar="SECONDS",
+              help="Seconds one statement may run (default: statement_timeout_ms, 900 s; 0: no limit).")
 @json_option()
 @pass_ctx
 def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool,
-            allow_out_of_order: bool, lock_timeout: float, as_json: bool) -> None:
+            allow_out_of_order: bool, lock_timeout: float, statement_timeout: float | None,
+            as_json: bool) -> None:
     """Apply pending migrations (each in one transaction, with its ledger row).
 
     --dry-run prints a script that `psql -X -v ON_ERROR_STOP=1 -f` runs on the
@@ -190,7 +200,7 @@ def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool
     """
     from . import migrate as m
 
-    settings = c.settings()
+    settings = c.settings().with_statement_timeout(statement_timeout)
     migrations = render_all(settings)
     target = c.target()
     result = m.migrate(target, migrations, settings, to_version=to_version, dry_run=dry_run,
@@ -223,10 +233,12 @@ def migrate(c: Context, dry_run: bool, to_version: int | None, allow_drift: bool
 @click.option("--lock-timeout", type=float, default=30.0, show_default=True)
 @click.option("--yes", is_flag=True,
               help="Drop tables that hold rows without asking (otherwise asked on a terminal, refused elsewhere).")
+@click.option("--statement-timeout", type=float, default=None, metavar="SECONDS",
+              help="Seconds one statement may run (default: statement_timeout_ms, 900 s; 0: no limit).")
 @json_option()
 @pass_ctx
 def rollback(c: Context, to_version: int | None, steps: int | None, dry_run: bool,
-             lock_timeout: float, yes: bool, as_json: bool) -> None:
+             lock_timeout: float, yes: bool, statement_timeout: float | None, as_json: bool) -> None:
     """Roll back applied migrations with their rollback files, newest first.
 
     A rollback that would drop tables holding rows names them and their row counts
@@ -239,7 +251,7 @@ def rollback(c: Context, to_version: int | None, steps: int | None, dry_run: boo
     """
     from . import migrate as m
 
-    settings = c.settings()
+    settings = c.settings().with_statement_timeout(statement_timeout)
     target = c.target()
     result = m.rollback(target, render_all(settings), settings, to_version=to_version,
                         steps=steps, dry_run=dry_run, lock_timeout_s=lock_timeout,

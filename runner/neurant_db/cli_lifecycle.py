@@ -157,7 +157,7 @@ def jobs_run(ctx: click.Context, name: str, dry_run: bool, batch_size: int, max_
             extra = [f"export {e.path} ({e.total_rows} rows)" for e in run.exports]
             result.extra["exports"] = [str(e.path) for e in run.exports]
         else:
-            conn = job_connection(target, f"job {name}")
+            conn = job_connection(target, f"jobs {name}", own_session=True)
             try:
                 result = call_job(conn, name, dry_run=dry_run, batch_size=batch_size, max_batches=max_batches,
                                   as_of=when, days=days,

@@ -313,7 +313,7 @@ def cold_export(target: DatabaseTarget, out_dir: Path, *, as_of: datetime | None
     directory (and one transaction) per batch of up to batch_size conversations."""
     if batch_size < 1:
         raise JobError("batch size must be at least 1")
-    conn = job_connection(target, "cold-export")
+    conn = job_connection(target, "jobs cold-export", own_session=True)
     try:
         when = as_of or conn.execute("select now()").fetchone()[0]  # type: ignore[index]
         params = {"batch_size": batch_size, "max_batches": max_batches, "as_of": when.isoformat(),

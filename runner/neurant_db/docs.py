@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 
 from .catalog import DOCUMENTED_SCHEMAS, read_catalog
-from .database import DatabaseTarget, connect
+from .database import DatabaseTarget, connect, scrub
 from .erd import render_erd
 from .errors import NeurantError
 from .ledger import META_SCHEMA
@@ -87,7 +87,7 @@ def dump_schema(url: str, pg_dump: Path | None = None, *, privileges: bool = Tru
     args += [f"--exclude-schema={s}" for s in exclude_schemas]
     done = subprocess.run(args, capture_output=True, text=True)
     if done.returncode != 0:
-        raise NeurantError(f"pg_dump failed: {done.stderr.strip()}")
+        raise NeurantError(f"pg_dump failed: {scrub(done.stderr.strip(), url)}")
     lines = [line for line in done.stdout.splitlines() if not line.startswith(DUMP_NOISE)]
     return "\n".join(lines)
 

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .database import DatabaseTarget, with_database
+from .database import DatabaseTarget, require_own_session, with_database
 from .errors import NeurantError
 from .migrate import require_migrated
 
@@ -116,11 +116,20 @@ def require_job_procedures(conn: psycopg.Connection) -> None:
         raise NeurantError(f"the job procedures {', '.join(missing)} are missing: run migrate first")
 
 
-def job_connection(target: DatabaseTarget, purpose: str, *, migrated: bool | None = True) -> psycopg.Connection:
+def job_connection(target: DatabaseTarget, purpose: str, *, migrated: bool | None = True,
+                   own_session: bool = False) -> psycopg.Connection:
     """An autocommit connection whose role bypasses RLS (switching to service_role if needed).
     migrated=False (scheduling): only the job procedures must exist, not the whole schema;
-    None (unscheduling): nothing is required of the schema."""
+    None (unscheduling): nothing is required of the schema. own_session: refuse a
+    transaction pooler first (a job procedure COMMITs between batches, which needs one
+    server session for the whole CALL, and sets session state)."""
     conn = target.connect(autocommit=True, purpose=purpose)
+    if own_session:
+        try:
+            require_own_session(conn, target.url, "jobs run")
+        except BaseException:
+            conn.close()
+            raise
     # pg_temp listed last: a temp table or domain left on this session (by an end user,
     # through a pooler) never shadows pg_catalog's types or a relation the jobs name.
     conn.execute("set search_path = pg_catalog, pg_temp")

@@ -11,13 +11,15 @@ neurant_meta is reachable by the migration owner only.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
 
 import psycopg
 
-from .database import DatabaseTarget
+from .database import DatabaseTarget, application_name, require_own_session
 from .errors import LockHeld
 from .ledger import META_SCHEMA
 
@@ -90,11 +92,14 @@ def try_lock(conn: psycopg.Connection) -> bool:
 
 @contextmanager
 def migration_lock(target: DatabaseTarget, timeout_s: float, poll_s: float = 0.25, *,
-                   create: bool = True) -> Iterator[None]:
+                   create: bool = True, command: str = "migrate") -> Iterator[None]:
     """Hold the migration lock for the duration of the block. With create=False (a dry
-    run, which writes nothing) a database without the lock table is left untouched."""
-    conn = target.connect(autocommit=True, purpose="migration-lock")
+    run, which writes nothing) a database without the lock table is left untouched.
+    Before anything, a transaction pooler is refused: the lock is an open transaction
+    on this session and the DDL runs on others (see database.require_own_session)."""
+    conn = target.connect(autocommit=True, purpose=f"{command} lock")
     try:
+        require_own_session(conn, target.url, command)
         # The lock is an open transaction that stays idle while the migrations run on
         # another connection: a server-wide idle timeout must not end it midway.
         conn.execute("set idle_in_transaction_session_timeout = 0")
@@ -116,3 +121,60 @@ def migration_lock(target: DatabaseTarget, timeout_s: float, poll_s: float = 0.2
         yield
     finally:
         conn.close()  # ending the session ends its transaction, and with it the row lock
+
+
+BLOCKER_SQL = """
+select b.pid, coalesce(nullif(b.application_name, ''), 'no application_name'), b.usename,
+       coalesce(b.state, ''),
+       coalesce((select format('%%I.%%I', n.nspname, c.relname) from pg_class c
+                 join pg_namespace n on n.oid = c.relnamespace where c.oid = l.relation), l.locktype),
+       l.mode,
+       left(regexp_replace(coalesce(b.query, ''), '\\s+', ' ', 'g'), 120)
+from pg_stat_activity w
+join pg_locks l on l.pid = w.pid and not l.granted
+cross join lateral unnest(pg_blocking_pids(w.pid)) as bp(pid)
+join pg_stat_activity b on b.pid = bp.pid
+where w.datname = current_database() and w.application_name = %s and w.pid <> pg_backend_pid()
+order by b.pid
+limit 1
+"""
+
+
+class LockWaitWatch:
+    """While migrations run, sample which session their backends wait for (the
+    lock_timeout error names neither; by the time it arrives the wait is over).
+    `blocker` is the last one seen, as a sentence naming its pid and the relation."""
+
+    def __init__(self, target: DatabaseTarget, purpose: str, interval_s: float = 0.1) -> None:
+        self.target = target
+        self.watched = application_name(purpose)
+        self.purpose = purpose
+        self.interval_s = interval_s
+        self.blocker: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self, conn: psycopg.Connection) -> None:
+        with conn:
+            while not self._stop.is_set():
+                try:
+                    row = conn.execute(BLOCKER_SQL, (self.watched,)).fetchone()
+                except psycopg.Error:
+                    return
+                if row is not None:
+                    pid, app, user, state, relation, mode, query = row
+                    self.blocker = (f"it waited for {mode} on {relation}, held by pid {pid} ({app}, "
+                                    f"user {user}, {state or 'unknown state'}: {query})")
+                self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> LockWaitWatch:
+        conn = self.target.connect(autocommit=True, purpose=f"{self.purpose} lock-watch")
+        self._thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

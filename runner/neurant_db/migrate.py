@@ -38,7 +38,7 @@ from .ledger import (
     record_sql,
     repair_rows,
 )
-from .locking import LOCK_TABLE_SQL, TAKE_SQL, migration_lock
+from .locking import LOCK_TABLE_SQL, TAKE_SQL, LockWaitWatch, migration_lock
 from .render import Migration, render_all
 from .settings import Settings
 
@@ -101,6 +101,7 @@ def header(m: Migration, settings: Settings, direction: str) -> str:
         f"-- neurant-db {direction}: {m.id} (checksum {m.checksum})\n"
         "set local search_path = pg_catalog, public;\n"
         f"set local lock_timeout = '{settings.statement_lock_timeout_ms}ms';\n"
+        f"set local statement_timeout = '{settings.statement_timeout_ms}ms';\n"
     )
 
 
@@ -276,11 +277,11 @@ def _drift_error(states: list[MigrationState]) -> DriftDetected:
     )
 
 
-def _yoyo_backend(target: DatabaseTarget) -> Any:
+def _yoyo_backend(target: DatabaseTarget, purpose: str) -> Any:
     from yoyo import get_backend
 
-    sep = "&" if "?" in target.yoyo_uri else "?"
-    backend = get_backend(f"{target.yoyo_uri}{sep}schema={META_SCHEMA}", YOYO_TABLE)
+    # Both of yoyo's sessions (bookkeeping, and one per migration) connect from this URI.
+    backend = get_backend(target.yoyo_uri(purpose, schema=META_SCHEMA), YOYO_TABLE)
     backend.break_lock()  # we hold the migration lock: any yoyo_lock row is stale
     return backend
 
@@ -306,7 +307,7 @@ def _yoyo_migrations(selected: list[Migration], settings: Settings, workdir: Pat
 
 
 def _migration_error(m: Migration, exc: psycopg.Error, direction: str, settings: Settings,
-                     done: list[str]) -> MigrationFailed:
+                     done: list[str], blocker: str | None = None) -> MigrationFailed:
     if isinstance(exc, psycopg.OperationalError) and not exc.diag.sqlstate:
         # No server answer: the connection died, possibly during COMMIT.
         return MigrationFailed(
@@ -326,6 +327,14 @@ def _migration_error(m: Migration, exc: psycopg.Error, direction: str, settings:
     state = f"[{diag.sqlstate}] " if diag.sqlstate else ""
     message = (diag.message_primary or str(exc)).strip()
     detail = f"\n{diag.message_detail}" if diag.message_detail else ""
+    hint = diag.message_hint or "fix the migration (see `neurant-db render`) and run again"
+    if diag.sqlstate == "55P03":  # lock_timeout: name who held the lock
+        detail += f"\n{blocker}" if blocker else ""
+        hint = ("let the blocking session finish (or end it with pg_terminate_backend) and run again; "
+                f"statement_lock_timeout_ms ({settings.statement_lock_timeout_ms}) bounds each lock wait")
+    elif diag.sqlstate == "57014" and "statement timeout" in message:
+        hint = (f"a statement ran longer than statement_timeout_ms ({settings.statement_timeout_ms}); "
+                "raise it, or pass --statement-timeout SECONDS (0: no limit)")
     earlier = (
         f"; the {len(done)} migration(s) before it in this run stay applied ({', '.join(done)})"
         if done else ""
@@ -339,7 +348,7 @@ def _migration_error(m: Migration, exc: psycopg.Error, direction: str, settings:
     return MigrationFailed(
         f"{direction} of {m.id} failed: {state}{message}{where}{detail}\n"
         f"{m.id} was rolled back as a whole, nothing of it remains{earlier}",
-        hint=diag.message_hint or fallback,
+        hint=fallback if hint == "fix the migration (see `neurant-db render`) and run again" else hint,
     )
 
 
@@ -387,7 +396,8 @@ def migrate(
     # Before the lock (whose table is itself a first write): every problem at once, nothing applied.
     checked = preflight.require(target, migrations, settings, to_version=to_version)
     result.warnings = [f"[{c.check}] {c.message} ({c.fix})" for c in checked.warnings]
-    with migration_lock(target, lock_timeout_s, create=not dry_run), target.connect(purpose="migrate") as conn:
+    with migration_lock(target, lock_timeout_s, create=not dry_run, command="migrate"), \
+            target.connect(purpose="migrate") as conn:
         ledger = read_ledger(conn)
         states = explain_drift(compute_status(migrations, ledger), ledger, settings)
         if any(s.state == "drifted" for s in states) and not allow_drift:
@@ -415,21 +425,24 @@ def migrate(
         bootstrap(conn)
         with tempfile.TemporaryDirectory(prefix="neurant-migrate-") as tmp:
             ymigs = _yoyo_migrations(migrations, settings, Path(tmp))
-            backend = _yoyo_backend(target)
+            backend = _yoyo_backend(target, "migrate")
             try:
                 _reconcile_yoyo(backend, ledger, ymigs)
-                for m in pending:
-                    if progress:
-                        progress("apply", m)
-                    if not m.transactional:
-                        _apply_online(target, backend, ymigs[m.version], m, settings, "apply", result.notes)
+                with LockWaitWatch(target, "migrate") as watch:
+                    for m in pending:
+                        if progress:
+                            progress("apply", m)
+                        if not m.transactional:
+                            _apply_online(target, backend, ymigs[m.version], m, settings, "apply", result.notes)
+                            result.applied.append(m.id)
+                            continue
+                        watch.blocker = None
+                        try:
+                            backend.apply_one(ymigs[m.version])
+                        except psycopg.Error as exc:
+                            raise _migration_error(m, exc, "apply", settings, result.applied,
+                                                   watch.blocker) from None
                         result.applied.append(m.id)
-                        continue
-                    try:
-                        backend.apply_one(ymigs[m.version])
-                    except psycopg.Error as exc:
-                        raise _migration_error(m, exc, "apply", settings, result.applied) from None
-                    result.applied.append(m.id)
             finally:
                 backend.connection.close()
     return result
@@ -458,7 +471,8 @@ def rollback(
     check_rollbacks(migrations)
     by_version = {m.version: m for m in migrations}
     result = RunResult()
-    with migration_lock(target, lock_timeout_s, create=not dry_run), target.connect(purpose="rollback") as conn:
+    with migration_lock(target, lock_timeout_s, create=not dry_run, command="rollback"), \
+            target.connect(purpose="rollback") as conn:
         ledger = read_ledger(conn)
         applied = sorted(ledger, reverse=True)
         if to_version is not None and to_version != 0 and to_version not in ledger:
@@ -496,22 +510,25 @@ def rollback(
                 )
         with tempfile.TemporaryDirectory(prefix="neurant-rollback-") as tmp:
             ymigs = _yoyo_migrations(migrations, settings, Path(tmp))
-            backend = _yoyo_backend(target)
+            backend = _yoyo_backend(target, "rollback")
             try:
                 _reconcile_yoyo(backend, ledger, ymigs)
-                for m in todo:
-                    if progress:
-                        progress("rollback", m)
-                    if not m.transactional:
-                        _apply_online(target, backend, ymigs[m.version], m, settings, "rollback", result.notes)
+                with LockWaitWatch(target, "rollback") as watch:
+                    for m in todo:
+                        if progress:
+                            progress("rollback", m)
+                        if not m.transactional:
+                            _apply_online(target, backend, ymigs[m.version], m, settings, "rollback",
+                                          result.notes)
+                            result.rolled_back.append(m.id)
+                            continue
+                        watch.blocker = None
+                        try:
+                            backend.rollback_one(ymigs[m.version])
+                        except psycopg.Error as exc:
+                            raise _migration_error(m, exc, "rollback", settings,
+                                                   result.rolled_back, watch.blocker) from None
                         result.rolled_back.append(m.id)
-                        continue
-                    try:
-                        backend.rollback_one(ymigs[m.version])
-                    except psycopg.Error as exc:
-                        raise _migration_error(m, exc, "rollback", settings,
-                                               result.rolled_back) from None
-                    result.rolled_back.append(m.id)
             finally:
                 backend.connection.close()
     return result

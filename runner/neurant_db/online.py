@@ -149,7 +149,8 @@ def session_settings_sql(settings: Settings) -> str:
     """What the online path sets on its session before the first statement (the lint
     prepends it too, so squawk knows the lock timeout)."""
     return ("set search_path = pg_catalog, public;\n"
-            f"set lock_timeout = '{int(settings.statement_lock_timeout_ms)}ms';\n")
+            f"set lock_timeout = '{int(settings.statement_lock_timeout_ms)}ms';\n"
+            f"set statement_timeout = '{int(settings.statement_timeout_ms)}ms';\n")
 
 
 def run_online(target: DatabaseTarget, m: Migration, settings: Settings, direction: str,

@@ -79,7 +79,8 @@ def _start(pgdata: Path, cleanup_mode: str | None) -> LocalServer:
 def _ensure_database(server: LocalServer) -> None:
     import psycopg
 
-    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+    with psycopg.connect(server.url("postgres"), autocommit=True,
+                         application_name="neurant-db server") as conn:
         exists = conn.execute(
             "select 1 from pg_database where datname = %s", (LOCAL_DATABASE,)
         ).fetchone()

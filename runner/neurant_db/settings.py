@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ class Settings:
     vector_schema: str = "extensions"
     # How long one DDL statement may wait for a table lock before the migration aborts.
     statement_lock_timeout_ms: int = 10_000
+    # How long one statement of a migration or rollback may run before it aborts (0: no limit).
+    statement_timeout_ms: int = 900_000
 
     def validate(self) -> Settings:
         if self.profile not in PROFILES:
@@ -50,7 +52,19 @@ class Settings:
             raise SettingsError(
                 f"statement_lock_timeout_ms must be 0..3600000, not {timeout!r}"
             )
+        timeout = self.statement_timeout_ms
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or not 0 <= timeout <= 86_400_000:
+            raise SettingsError(
+                f"statement_timeout_ms must be 0..86400000, not {timeout!r}",
+                hint="15 minutes (900000) by default; 0 disables the limit",
+            )
         return self
+
+    def with_statement_timeout(self, seconds: float | None) -> Settings:
+        """These settings with the --statement-timeout option applied (None: not given)."""
+        if seconds is None:
+            return self
+        return replace(self, statement_timeout_ms=round(seconds * 1000)).validate()
 
     def template_context(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,8 +1,8 @@
 """Provision the database the test suites run against.
 
-Without DATABASE_URL: a throwaway embedded server (deleted at exit). With it:
-a fresh database `neurant_test_<random>` created on that server (dropped at
-exit), so tests never touch an existing database. Either way it is migrated
+Without DATABASE_URL (or libpq's PGHOST/PGHOSTADDR/PGSERVICE): a throwaway embedded
+server (deleted at exit). With it: a fresh database `neurant_test_<random>` created on
+that server (dropped at exit), so tests never touch an existing database. Either way it is migrated
 from zero with the test settings, and pgTAP is made available.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import pgtap
-from .database import DatabaseTarget, connect, normalize_url, with_database
+from .database import DatabaseTarget, connect, normalize_url, server_named_by_environment, with_database
 from .migrate import migrate
 from .paths import sql_root
 from .render import Migration, render_all
@@ -71,8 +71,8 @@ def provision(database_url: str | None = None, *, migrate_schema: bool = True,
     migrations = render_all(settings)
     url = database_url or os.environ.get("DATABASE_URL")
     sharedir: Path | None = None
-    if url:
-        base = normalize_url(url)
+    if url or server_named_by_environment():  # "" : libpq's PG* variables name the server
+        base = normalize_url(url) if url else ""
         name = f"neurant_test_{secrets.token_hex(4)}"
         with connect(base) as admin:
             admin.execute(f'create database "{name}"')
