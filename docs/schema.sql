@@ -3822,23 +3822,26 @@ COMMENT ON FUNCTION public.get_user_role() IS 'The caller''s role in their compa
 --
 
 CREATE FUNCTION public.get_visible_chatbot_ids() RETURNS uuid[]
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-  with me as (
-    select u.id, u.company_id, u.role
-      from public.users u
-     where u.auth_user_id = auth.uid()
-       and u.is_active
-  )
-  select coalesce(pg_catalog.array_agg(v.id order by v.id), '{}')
-    from (select b.id
-            from me join public.chatbots b on b.company_id = me.company_id
-           where me.role in ('owner', 'administrador', 'supervisor')
-          union all
-          select co.chatbot_id
-            from me join public.chatbot_operators co on co.company_id = me.company_id and co.user_id = me.id
-           where me.role = 'operador') v
+declare
+  v_user_id uuid;
+  v_company_id uuid;
+  v_role public.user_role;
+begin
+  select u.id, u.company_id, u.role into v_user_id, v_company_id, v_role
+    from public.users u
+   where u.auth_user_id = auth.uid()
+     and u.is_active;
+  if v_role in ('owner', 'administrador', 'supervisor') then
+    return array(select b.id from public.chatbots b where b.company_id = v_company_id);
+  elsif v_role = 'operador' then
+    return array(select co.chatbot_id from public.chatbot_operators co
+                  where co.company_id = v_company_id and co.user_id = v_user_id);
+  end if;
+  return '{}'::uuid[];
+end
 $$;
 
 
