@@ -42,7 +42,7 @@ upgrade-check: $(STAMP)
 	$(BIN)/neurant-db upgrade-check --from "$$ref"
 
 bench: $(STAMP)
-	@$(BIN)/neurant-db bench
+	@$(BIN)/neurant-db bench --writes --scale $(or $(SCALE),200k)
 
 server-stop: $(STAMP)
 	@$(BIN)/neurant-db server stop

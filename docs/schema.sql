@@ -1394,8 +1394,9 @@ CREATE FUNCTION private.conversations_guard_transition() RETURNS trigger
     AS $$
 declare
   v_chatbot record;
-  v_user_id uuid := public.get_current_user_id();
-  v_role public.user_role := public.get_user_role();
+  -- no JWT subject (service_role, jobs, the message triggers): no membership to look up
+  v_user_id uuid := case when auth.uid() is not null then public.get_current_user_id() end;
+  v_role public.user_role := case when v_user_id is not null then public.get_user_role() end;
 begin
   if tg_op = 'INSERT' then
     -- Only owner/administrador/supervisor open conversations (policy insert_as_supervisor):
@@ -2408,11 +2409,15 @@ CREATE FUNCTION private.match_phrase(p_text text, p_phrases text[]) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+  -- the text is normalised once, not once per phrase (issue 11); phrases normalise to a
+  -- non-empty string by the lists' check constraint (phrase_list_is_valid), the <> ''
+  -- test only keeps the function total for other callers
   select p.phrase
-    from pg_catalog.unnest(p_phrases) with ordinality as p (phrase, ord)
-   where private.normalize_phrase(p.phrase) <> ''
-     and pg_catalog.strpos(' ' || private.normalize_phrase(p_text) || ' ',
-                           ' ' || private.normalize_phrase(p.phrase) || ' ') > 0
+    from (select ' ' || private.normalize_phrase(p_text) || ' ' as t offset 0) n, -- offset 0: evaluated once
+         (select q.phrase, q.ord, private.normalize_phrase(q.phrase) as norm
+            from pg_catalog.unnest(p_phrases) with ordinality as q (phrase, ord) offset 0) p
+   where p.norm <> ''
+     and pg_catalog.strpos(n.t, ' ' || p.norm || ' ') > 0
    order by p.ord
    limit 1
 $$;
@@ -2524,14 +2529,12 @@ CREATE FUNCTION private.messages_after_insert() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_conv record;
+  v_status public.conversation_status;
+  v_turns integer;
   v_bot record;
   v_match text;
 begin
-  select c.company_id, c.id, c.status, c.bot_turns_without_resolution into v_conv
-    from public.conversations c
-   where c.company_id = new.company_id and c.id = new.conversation_id;
-
+  -- (the conversation's status and turns come from the UPDATE ... RETURNING of each branch)
   select b.hitl_enabled, b.hitl_keywords, b.hitl_human_request_phrases, b.hitl_max_bot_turns into v_bot
     from public.chatbots b
    where b.company_id = new.company_id and b.id = new.chatbot_id;
@@ -2541,8 +2544,8 @@ begin
        set last_message_at = greatest(c.last_message_at, new.created_at),
            status = case when c.status = 'resolved' then 'active' else c.status end -- the end user came back
      where c.company_id = new.company_id and c.id = new.conversation_id
-    returning c.status into v_conv.status;
-    if v_bot.hitl_enabled and v_conv.status = 'active' then
+    returning c.status into v_status;
+    if v_bot.hitl_enabled and v_status = 'active' then
       v_match := private.match_phrase(new.content, v_bot.hitl_human_request_phrases);
       if v_match is not null then
         perform private.escalate_conversation(new.company_id, new.conversation_id, 'human_request',
@@ -2562,12 +2565,12 @@ begin
            bot_turns_without_resolution = c.bot_turns_without_resolution
                                           + case when c.status = 'active' then 1 else 0 end
      where c.company_id = new.company_id and c.id = new.conversation_id
-    returning c.status, c.bot_turns_without_resolution into v_conv.status, v_conv.bot_turns_without_resolution;
-    if v_bot.hitl_enabled and v_conv.status = 'active' and v_bot.hitl_max_bot_turns is not null
-       and v_conv.bot_turns_without_resolution >= v_bot.hitl_max_bot_turns then
+    returning c.status, c.bot_turns_without_resolution into v_status, v_turns;
+    if v_bot.hitl_enabled and v_status = 'active' and v_bot.hitl_max_bot_turns is not null
+       and v_turns >= v_bot.hitl_max_bot_turns then
       perform private.escalate_conversation(new.company_id, new.conversation_id, 'bot_turns',
                                             format('%s bot turns without resolution (limit %s)',
-                                                   v_conv.bot_turns_without_resolution, v_bot.hitl_max_bot_turns));
+                                                   v_turns, v_bot.hitl_max_bot_turns));
     end if;
 
   elsif new.sender_type = 'operator' then
@@ -2604,14 +2607,22 @@ CREATE FUNCTION private.messages_before_insert() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_user_id uuid := public.get_current_user_id();
+  -- no JWT subject (service_role, jobs): no membership to look up (issue 11: the three
+  -- context lookups were a fifth of the trigger time of every backend-written message)
+  v_user_id uuid := case when auth.uid() is not null then public.get_current_user_id() end;
   v_role public.user_role;
+  v_operador boolean := false;
+  v_assigned uuid[];
   v_conv record;
 begin
   if v_user_id is not null then
     -- an application user (authenticated): check tenancy and assignment before anything
     -- else, so nothing about other tenants' or unassigned conversations leaks via errors
     v_role := public.get_user_role();
+    v_operador := v_role = 'operador';
+    if v_operador then
+      v_assigned := public.get_assigned_chatbot_ids();
+    end if;
     if new.company_id is distinct from public.get_user_company_id() then
       raise exception using errcode = '42501',
         message = 'new row violates row-level security policy for table "messages"',
@@ -2625,6 +2636,12 @@ begin
     new.sender_id := v_user_id;
   end if;
 
+  -- Usage first, before any row lock: the sharded usage counters (1060) wait for other
+  -- sessions only here, while this one holds nothing they could be waiting for (the
+  -- conversation row below), so single-message transactions cannot deadlock. A message
+  -- refused further down rolls its count back with it.
+  perform private.record_message_usage(new.company_id, new.sender_type = 'bot');
+
   -- An operador sees only the conversations of its assigned chatbots: any other one is, for
   -- it, a conversation that does not exist. The lookup filters on visibility, so nothing is
   -- read (or locked) before access is known, and an invisible conversation - closed, in
@@ -2634,7 +2651,7 @@ begin
   select c.chatbot_id, c.status, c.is_hitl_active into v_conv
     from public.conversations c
    where c.company_id = new.company_id and c.id = new.conversation_id
-     and (v_role is distinct from 'operador' or c.chatbot_id = any (public.get_assigned_chatbot_ids()))
+     and (not v_operador or c.chatbot_id = any (v_assigned))
      for no key update; -- serialises messages of one conversation (turn counter, usage)
   if not found and v_role = 'operador' then
     return new;
@@ -2646,7 +2663,7 @@ begin
   end if;
   new.chatbot_id := coalesce(new.chatbot_id, v_conv.chatbot_id);
 
-  if v_role = 'operador' and not (new.chatbot_id = any (public.get_assigned_chatbot_ids())) then
+  if v_operador and not coalesce(new.chatbot_id = any (v_assigned), false) then
     raise exception using errcode = '42501',
       message = 'new row violates row-level security policy for table "messages"',
       hint = 'An operador can only write in conversations of chatbots assigned to it.';
@@ -2665,7 +2682,6 @@ begin
       hint = 'Escalate the conversation first (set status to waiting_human or human).';
   end if;
 
-  perform private.record_message_usage(new.company_id, new.sender_type = 'bot');
   return new;
 end
 $$;
@@ -2774,30 +2790,91 @@ CREATE FUNCTION private.record_message_usage(p_company_id uuid, p_billable boole
 declare
   -- the server clock (transaction time), never a time the caller chose
   v_month date := pg_catalog.date_trunc('month', pg_catalog.now() at time zone 'UTC')::date;
+  v_shard smallint := (pg_catalog.pg_backend_pid() % 16)::smallint;
   v_limit bigint;
   v_plan text;
   v_count bigint;
+  v_own public.company_message_usage;
+  v_others bigint;
+  v_grant bigint;
 begin
   select c.subscription_plan, private.effective_monthly_message_limit(c.id) into v_plan, v_limit
     from public.companies c
    where c.id = p_company_id;
 
-  if p_billable and v_limit is not null and v_limit <= 0 then
-    v_count := 0;
-  else
-    insert into public.company_message_usage as u (company_id, month, message_count, total_message_count)
-    values (p_company_id, v_month, case when p_billable then 1 else 0 end, 1)
-    on conflict (company_id, month) do update
+  if not p_billable or v_limit is null then
+    -- nothing to check: count in this session's shard
+    insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
+    values (p_company_id, v_month, v_shard, case when p_billable then 1 else 0 end, 1)
+    on conflict (company_id, month, shard) do update
        set message_count = u.message_count + excluded.message_count,
            total_message_count = u.total_message_count + 1,
-           updated_at = now()
-     where not p_billable or v_limit is null or u.message_count < v_limit
-    returning u.message_count into v_count;
-    if found then
+           updated_at = pg_catalog.now();
+    return;
+  end if;
+
+  if v_limit > 0 then
+    -- within the allowance of this shard (its row lock serialises its writers). In a
+    -- block of its own: an UPDATE that waited for another writer of the shard keeps the
+    -- row locked even when the row no longer qualifies; rolling the block back releases
+    -- that lock, so this session waits for shard 0 below holding no usage row.
+    begin
+      update public.company_message_usage u
+         set message_count = u.message_count + 1, total_message_count = u.total_message_count + 1,
+             updated_at = pg_catalog.now()
+       where u.company_id = p_company_id and u.month = v_month and u.shard = v_shard
+         and u.allowance_limit = v_limit and u.message_count < u.allowance
+      returning u.message_count into strict v_count;
+      return;
+    exception when no_data_found then
+      v_count := null;
+    end;
+
+    -- grant: first the month's shard-0 row, which serialises grants (each statement below
+    -- sees every grant committed before this one got that lock), then this shard's row (its
+    -- other writers finish first). A session holds no usage row while it waits for shard 0,
+    -- so single-message transactions never deadlock with the exact check below; a
+    -- transaction writing many billable messages may (40P01, retry it).
+    -- (the rows are created one at a time, shard 0 first: one statement inserting both
+    -- would take them in no fixed order)
+    insert into public.company_message_usage (company_id, month, shard) values (p_company_id, v_month, 0)
+    on conflict (company_id, month, shard) do nothing;
+    insert into public.company_message_usage (company_id, month, shard) values (p_company_id, v_month, v_shard)
+    on conflict (company_id, month, shard) do nothing;
+    update public.company_message_usage u set updated_at = pg_catalog.now()
+     where u.company_id = p_company_id and u.month = v_month and u.shard = 0;
+    select * into strict v_own from public.company_message_usage u
+     where u.company_id = p_company_id and u.month = v_month and u.shard = v_shard
+       for update;
+    -- what the other shards may count: their allowance for this limit, else what they have
+    select coalesce(sum(case when u.allowance_limit = v_limit then greatest(u.allowance, u.message_count)
+                             else u.message_count end), 0)::bigint into v_others
+      from public.company_message_usage u
+     where u.company_id = p_company_id and u.month = v_month and u.shard <> v_shard;
+    v_grant := least(greatest(v_limit / 64, 1), 1000, v_limit - v_others - v_own.message_count);
+    if v_grant < 1 then
+      -- the exact check near the limit: lock every shard (in-flight writers finish first),
+      -- take back their unused allowances, admit only below the exact total
+      perform from public.company_message_usage u
+        where u.company_id = p_company_id and u.month = v_month order by u.shard for update;
+      select coalesce(sum(u.message_count), 0)::bigint into v_count from public.company_message_usage u
+       where u.company_id = p_company_id and u.month = v_month;
+      if v_count < v_limit then
+        update public.company_message_usage u set allowance = u.message_count, allowance_limit = v_limit
+         where u.company_id = p_company_id and u.month = v_month and u.shard <> v_shard;
+        v_grant := least(greatest(v_limit / 64, 1), 1000, v_limit - v_count);
+      end if;
+    end if;
+    if v_grant >= 1 then
+      update public.company_message_usage u
+         set message_count = u.message_count + 1, total_message_count = u.total_message_count + 1,
+             allowance = v_own.message_count + v_grant, allowance_limit = v_limit,
+             updated_at = pg_catalog.now()
+       where u.company_id = p_company_id and u.month = v_month and u.shard = v_shard;
       return;
     end if;
-    v_count := v_limit;
   end if;
+  v_count := coalesce(v_count, 0);
   raise exception using errcode = 'NA001',
     message = format('monthly message limit reached for plan %s: %s of %s (%s)', v_plan, v_count, v_limit, pg_catalog.to_char(v_month, 'YYYY-MM')),
     hint = 'Upgrade the subscription plan, or wait for the next month (the allowance resets on the 1st, UTC). End-user and operator messages are still accepted.';
@@ -2809,7 +2886,7 @@ $$;
 -- Name: FUNCTION record_message_usage(p_company_id uuid, p_billable boolean); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable boolean) IS 'Counts one message in company_message_usage for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free.';
+COMMENT ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable boolean) IS 'Counts one message in company_message_usage (this session''s shard) for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit.';
 
 
 --
@@ -3738,6 +3815,41 @@ $$;
 --
 
 COMMENT ON FUNCTION public.get_user_role() IS 'The caller''s role in their company if they are an active member; null otherwise. Wrap in (select ...) in policies.';
+
+
+--
+-- Name: get_visible_chatbot_ids(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.get_visible_chatbot_ids() RETURNS uuid[]
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_user_id uuid;
+  v_company_id uuid;
+  v_role public.user_role;
+begin
+  select u.id, u.company_id, u.role into v_user_id, v_company_id, v_role
+    from public.users u
+   where u.auth_user_id = auth.uid()
+     and u.is_active;
+  if v_role in ('owner', 'administrador', 'supervisor') then
+    return array(select b.id from public.chatbots b where b.company_id = v_company_id);
+  elsif v_role = 'operador' then
+    return array(select co.chatbot_id from public.chatbot_operators co
+                  where co.company_id = v_company_id and co.user_id = v_user_id);
+  end if;
+  return '{}'::uuid[];
+end
+$$;
+
+
+--
+-- Name: FUNCTION get_visible_chatbot_ids(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.get_visible_chatbot_ids() IS 'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). Use in policies wrapped in (select ...): one lookup per statement, and chatbot_id = any (...) is an index condition.';
 
 
 --
@@ -6390,12 +6502,17 @@ COMMENT ON COLUMN public.companies.updated_at IS 'When the company row was last 
 CREATE TABLE public.company_message_usage (
     company_id uuid NOT NULL,
     month date NOT NULL,
+    shard smallint DEFAULT 0 NOT NULL,
     message_count bigint DEFAULT 0 NOT NULL,
     total_message_count bigint DEFAULT 0 NOT NULL,
+    allowance bigint DEFAULT 0 NOT NULL,
+    allowance_limit bigint,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT company_message_usage_allowance_check CHECK ((allowance >= 0)),
     CONSTRAINT company_message_usage_message_count_check CHECK ((message_count >= 0)),
     CONSTRAINT company_message_usage_month_first_day_check CHECK ((month = (date_trunc('month'::text, (month)::timestamp with time zone))::date)),
+    CONSTRAINT company_message_usage_shard_check CHECK (((shard >= 0) AND (shard <= 15))),
     CONSTRAINT company_message_usage_total_message_count_check CHECK ((total_message_count >= message_count))
 );
 
@@ -6406,7 +6523,7 @@ ALTER TABLE ONLY public.company_message_usage FORCE ROW LEVEL SECURITY;
 -- Name: TABLE company_message_usage; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.company_message_usage IS 'Messages per company per calendar month (UTC), maintained in the message''s own transaction. message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan). doctor: allow legal_hold quota counters, not a record.';
+COMMENT ON TABLE public.company_message_usage IS 'Messages per company per calendar month (UTC) and shard, maintained in the message''s own transaction; the month''s usage is the sum over its shards. The sum of message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan). doctor: allow legal_hold quota counters, not a record.';
 
 
 --
@@ -6424,17 +6541,38 @@ COMMENT ON COLUMN public.company_message_usage.month IS 'First day of the month 
 
 
 --
+-- Name: COLUMN company_message_usage.shard; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.company_message_usage.shard IS 'Counter shard 0-15 (the writing session''s pg_backend_pid() % 16): concurrent writers of one company count in different rows. Shard 0 also serialises the grants of allowances.';
+
+
+--
 -- Name: COLUMN company_message_usage.message_count; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.company_message_usage.message_count IS 'Billable messages of the month = bot messages; never exceeds private.effective_monthly_message_limit() (companies.monthly_message_limit, else the plan''s).';
+COMMENT ON COLUMN public.company_message_usage.message_count IS 'Billable messages (bot messages) of the month counted in this shard; their sum over the shards never exceeds private.effective_monthly_message_limit() (companies.monthly_message_limit, else the plan''s).';
 
 
 --
 -- Name: COLUMN company_message_usage.total_message_count; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.company_message_usage.total_message_count IS 'All messages of the month (every sender type), for reporting; not limited.';
+COMMENT ON COLUMN public.company_message_usage.total_message_count IS 'All messages of the month (every sender type) counted in this shard, for reporting; not limited.';
+
+
+--
+-- Name: COLUMN company_message_usage.allowance; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.company_message_usage.allowance IS 'Billable messages this shard may count without the month''s shard-0 lock (message_count < allowance); granted in blocks under that lock, the allowances for the current limit summing to at most the limit.';
+
+
+--
+-- Name: COLUMN company_message_usage.allowance_limit; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.company_message_usage.allowance_limit IS 'The monthly limit the allowance was granted for; a different current limit (plan change, override) sends the next billable message to the exact check.';
 
 
 --
@@ -8165,7 +8303,7 @@ ALTER TABLE ONLY public.companies
 --
 
 ALTER TABLE ONLY public.company_message_usage
-    ADD CONSTRAINT company_message_usage_pkey PRIMARY KEY (company_id, month);
+    ADD CONSTRAINT company_message_usage_pkey PRIMARY KEY (company_id, month, shard);
 
 
 --
@@ -12987,7 +13125,7 @@ COMMENT ON POLICY select_own_company ON public.documents IS 'Every member reads 
 -- Name: analytics_daily select_own_company_by_role; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_own_company_by_role ON public.analytics_daily FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND ((( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT public.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[])))));
+CREATE POLICY select_own_company_by_role ON public.analytics_daily FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT public.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
 
 
 --
@@ -13001,7 +13139,7 @@ COMMENT ON POLICY select_own_company_by_role ON public.analytics_daily IS 'Owner
 -- Name: knowledge_queries select_own_company_by_role; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_own_company_by_role ON public.knowledge_queries FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND ((( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT public.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[])))));
+CREATE POLICY select_own_company_by_role ON public.knowledge_queries FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT public.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
 
 
 --
@@ -13087,7 +13225,7 @@ COMMENT ON POLICY select_visible ON public.chatbots IS 'Owner/administrador/supe
 -- Name: conversations select_visible; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_visible ON public.conversations FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND ((( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT public.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[])))));
+CREATE POLICY select_visible ON public.conversations FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT public.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
 
 
 --
@@ -13101,7 +13239,7 @@ COMMENT ON POLICY select_visible ON public.conversations IS 'Owner/administrador
 -- Name: hitl_escalations select_visible; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_visible ON public.hitl_escalations FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND ((( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT public.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[])))));
+CREATE POLICY select_visible ON public.hitl_escalations FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT public.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
 
 
 --
@@ -13115,7 +13253,7 @@ COMMENT ON POLICY select_visible ON public.hitl_escalations IS 'Owner/administra
 -- Name: message_reactions select_visible; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_visible ON public.message_reactions FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND ((( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT public.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[])))));
+CREATE POLICY select_visible ON public.message_reactions FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT public.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
 
 
 --
@@ -13129,7 +13267,7 @@ COMMENT ON POLICY select_visible ON public.message_reactions IS 'Owner/administr
 -- Name: messages select_visible; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_visible ON public.messages FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND ((( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT public.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[])))));
+CREATE POLICY select_visible ON public.messages FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT public.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
 
 
 --
@@ -13253,7 +13391,7 @@ COMMENT ON POLICY update_self ON public.users IS 'A member updates their own row
 -- Name: conversations update_visible; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY update_visible ON public.conversations FOR UPDATE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND ((( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT public.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[]))))) WITH CHECK (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND ((( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT public.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[])))));
+CREATE POLICY update_visible ON public.conversations FOR UPDATE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT public.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[])))) WITH CHECK (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND ((( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT public.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[])))));
 
 
 --
@@ -14186,6 +14324,15 @@ GRANT ALL ON FUNCTION public.get_user_company_id() TO service_role;
 REVOKE ALL ON FUNCTION public.get_user_role() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.get_user_role() TO authenticated;
 GRANT ALL ON FUNCTION public.get_user_role() TO service_role;
+
+
+--
+-- Name: FUNCTION get_visible_chatbot_ids(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.get_visible_chatbot_ids() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_visible_chatbot_ids() TO authenticated;
+GRANT ALL ON FUNCTION public.get_visible_chatbot_ids() TO service_role;
 
 
 --

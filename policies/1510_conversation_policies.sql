@@ -21,8 +21,7 @@ create policy select_visible on public.conversations
   for select to authenticated
   using (
     company_id = (select public.get_user_company_id())
-    and ((select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
-         or chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[]))
+    and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[])
   );
 comment on policy select_visible on public.conversations is
   'Owner/administrador/supervisor read every conversation of their company; an operador reads those of its assigned chatbots.';
@@ -40,8 +39,7 @@ create policy update_visible on public.conversations
   for update to authenticated
   using (
     company_id = (select public.get_user_company_id())
-    and ((select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
-         or chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[]))
+    and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[])
   )
   with check (
     company_id = (select public.get_user_company_id())
@@ -73,8 +71,7 @@ create policy select_visible on public.messages
   for select to authenticated
   using (
     company_id = (select public.get_user_company_id())
-    and ((select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
-         or chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[]))
+    and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[])
   );
 comment on policy select_visible on public.messages is
   'Owner/administrador/supervisor read every message of their company; an operador reads those of its assigned chatbots.';
@@ -113,8 +110,7 @@ create policy select_visible on public.message_reactions
   for select to authenticated
   using (
     company_id = (select public.get_user_company_id())
-    and ((select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
-         or chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[]))
+    and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[])
   );
 comment on policy select_visible on public.message_reactions is
   'Owner/administrador/supervisor read every reaction of their company; an operador reads those of its assigned chatbots.';
@@ -150,8 +146,7 @@ create policy select_visible on public.hitl_escalations
   for select to authenticated
   using (
     company_id = (select public.get_user_company_id())
-    and ((select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
-         or chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[]))
+    and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[])
   );
 comment on policy select_visible on public.hitl_escalations is
   'Owner/administrador/supervisor read every escalation of their company; an operador reads those of its assigned chatbots. Rows are written by the database only.';

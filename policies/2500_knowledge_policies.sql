@@ -78,8 +78,7 @@ comment on policy delete_as_admin on public.document_chunks is 'Owner/administra
 create policy select_own_company_by_role on public.knowledge_queries
   for select to authenticated
   using (company_id = (select public.get_user_company_id())
-         and ((select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
-              or chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[])));
+         and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[]));
 
 comment on policy select_own_company_by_role on public.knowledge_queries is
   'Read like conversations: owner/administrador/supervisor all of the company; operador only rows of assigned chatbots. Writes: service_role only.';

@@ -19,8 +19,7 @@ grant usage, select on sequence public.system_metrics_id_seq to service_role;
 create policy select_own_company_by_role on public.analytics_daily
   for select to authenticated
   using (company_id = (select public.get_user_company_id())
-         and ((select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
-              or chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[])));
+         and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[]));
 comment on policy select_own_company_by_role on public.analytics_daily is
   'Owner/administrador/supervisor read all of the company''s analytics; operador only rows of assigned chatbots. Writes: service_role jobs only.';
 

@@ -51,11 +51,15 @@ immutable
 parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
+  -- the text is normalised once, not once per phrase (issue 11); phrases normalise to a
+  -- non-empty string by the lists' check constraint (phrase_list_is_valid), the <> ''
+  -- test only keeps the function total for other callers
   select p.phrase
-    from pg_catalog.unnest(p_phrases) with ordinality as p (phrase, ord)
-   where private.normalize_phrase(p.phrase) <> ''
-     and pg_catalog.strpos(' ' || private.normalize_phrase(p_text) || ' ',
-                           ' ' || private.normalize_phrase(p.phrase) || ' ') > 0
+    from (select ' ' || private.normalize_phrase(p_text) || ' ' as t offset 0) n, -- offset 0: evaluated once
+         (select q.phrase, q.ord, private.normalize_phrase(q.phrase) as norm
+            from pg_catalog.unnest(p_phrases) with ordinality as q (phrase, ord) offset 0) p
+   where p.norm <> ''
+     and pg_catalog.strpos(n.t, ' ' || p.norm || ' ') > 0
    order by p.ord
    limit 1
 $$;

@@ -117,8 +117,9 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_chatbot record;
-  v_user_id uuid := public.get_current_user_id();
-  v_role public.user_role := public.get_user_role();
+  -- no JWT subject (service_role, jobs, the message triggers): no membership to look up
+  v_user_id uuid := case when auth.uid() is not null then public.get_current_user_id() end;
+  v_role public.user_role := case when v_user_id is not null then public.get_user_role() end;
 begin
   if tg_op = 'INSERT' then
     -- Only owner/administrador/supervisor open conversations (policy insert_as_supervisor):

@@ -1,8 +1,17 @@
 -- Why: the plan's monthly message limit must hold under concurrency, and usage must be
--- tracked in the same transaction as each message (DESIGN: business rules). One counter
--- row per company and month, bumped by an upsert whose conflict branch only increments
--- while below the limit: the row lock taken by ON CONFLICT DO UPDATE serialises writers,
--- so two concurrent messages can never both take the last unit.
+-- tracked in the same transaction as each message (DESIGN: business rules).
+--
+-- Sharded counters (issue 11): one row per company, month and shard; a session counts in
+-- shard pg_backend_pid() % 16, so one tenant's concurrent writers do not queue on one row
+-- lock held until commit. The month's usage is the SUM over its shards. The limit stays
+-- exact and race-free through allowances: a shard takes a billable message only while its
+-- message_count < allowance (checked under its own row lock), and allowances are granted,
+-- in blocks, only under the lock of the month's shard-0 row, so the allowances granted for
+-- the current limit never add up to more than the limit. When no block is left to grant,
+-- the exact check near the limit locks every shard of the month, reclaims the unused
+-- allowances and admits the message only if the exact total is below the limit. Every
+-- grant UPDATES the shard-0 row, so a repeatable-read transaction that missed another's
+-- grant fails with a serialization error instead of over-granting.
 --
 -- What counts (decision): message_count, the number compared with
 -- subscription_plans.monthly_message_limit, counts BOT messages (AI answers, the work the
@@ -20,11 +29,16 @@
 create table public.company_message_usage (
   company_id uuid not null,
   month date not null,
+  shard smallint not null default 0,
   message_count bigint not null default 0,
   total_message_count bigint not null default 0,
+  allowance bigint not null default 0,
+  allowance_limit bigint,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
-  constraint company_message_usage_pkey primary key (company_id, month),
+  constraint company_message_usage_pkey primary key (company_id, month, shard),
+  constraint company_message_usage_shard_check check (shard between 0 and 15),
+  constraint company_message_usage_allowance_check check (allowance >= 0),
   constraint company_message_usage_company_fkey foreign key (company_id)
     references public.companies (id) on delete cascade,
   constraint company_message_usage_month_first_day_check check (month = date_trunc('month', month)::date),
@@ -33,11 +47,14 @@ create table public.company_message_usage (
 );
 
 comment on table public.company_message_usage is
-  'Messages per company per calendar month (UTC), maintained in the message''s own transaction. message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan). doctor: allow legal_hold quota counters, not a record.';
+  'Messages per company per calendar month (UTC) and shard, maintained in the message''s own transaction; the month''s usage is the sum over its shards. The sum of message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan). doctor: allow legal_hold quota counters, not a record.';
 comment on column public.company_message_usage.company_id is 'Company (tenant key).';
 comment on column public.company_message_usage.month is 'First day of the month (UTC, server clock: the writing transaction''s now()) the messages were counted in; never taken from messages.created_at.';
-comment on column public.company_message_usage.message_count is 'Billable messages of the month = bot messages; never exceeds private.effective_monthly_message_limit() (companies.monthly_message_limit, else the plan''s).';
-comment on column public.company_message_usage.total_message_count is 'All messages of the month (every sender type), for reporting; not limited.';
+comment on column public.company_message_usage.shard is 'Counter shard 0-15 (the writing session''s pg_backend_pid() % 16): concurrent writers of one company count in different rows. Shard 0 also serialises the grants of allowances.';
+comment on column public.company_message_usage.message_count is 'Billable messages (bot messages) of the month counted in this shard; their sum over the shards never exceeds private.effective_monthly_message_limit() (companies.monthly_message_limit, else the plan''s).';
+comment on column public.company_message_usage.total_message_count is 'All messages of the month (every sender type) counted in this shard, for reporting; not limited.';
+comment on column public.company_message_usage.allowance is 'Billable messages this shard may count without the month''s shard-0 lock (message_count < allowance); granted in blocks under that lock, the allowances for the current limit summing to at most the limit.';
+comment on column public.company_message_usage.allowance_limit is 'The monthly limit the allowance was granted for; a different current limit (plan change, override) sends the next billable message to the exact check.';
 comment on column public.company_message_usage.created_at is 'When the first message of the month was counted.';
 comment on column public.company_message_usage.updated_at is 'When the latest message of the month was counted.';
 
@@ -63,37 +80,98 @@ as $$
 declare
   -- the server clock (transaction time), never a time the caller chose
   v_month date := pg_catalog.date_trunc('month', pg_catalog.now() at time zone 'UTC')::date;
+  v_shard smallint := (pg_catalog.pg_backend_pid() % 16)::smallint;
   v_limit bigint;
   v_plan text;
   v_count bigint;
+  v_own public.company_message_usage;
+  v_others bigint;
+  v_grant bigint;
 begin
   select c.subscription_plan, private.effective_monthly_message_limit(c.id) into v_plan, v_limit
     from public.companies c
    where c.id = p_company_id;
 
-  if p_billable and v_limit is not null and v_limit <= 0 then
-    v_count := 0;
-  else
-    insert into public.company_message_usage as u (company_id, month, message_count, total_message_count)
-    values (p_company_id, v_month, case when p_billable then 1 else 0 end, 1)
-    on conflict (company_id, month) do update
+  if not p_billable or v_limit is null then
+    -- nothing to check: count in this session's shard
+    insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
+    values (p_company_id, v_month, v_shard, case when p_billable then 1 else 0 end, 1)
+    on conflict (company_id, month, shard) do update
        set message_count = u.message_count + excluded.message_count,
            total_message_count = u.total_message_count + 1,
-           updated_at = now()
-     where not p_billable or v_limit is null or u.message_count < v_limit
-    returning u.message_count into v_count;
-    if found then
+           updated_at = pg_catalog.now();
+    return;
+  end if;
+
+  if v_limit > 0 then
+    -- within the allowance of this shard (its row lock serialises its writers). In a
+    -- block of its own: an UPDATE that waited for another writer of the shard keeps the
+    -- row locked even when the row no longer qualifies; rolling the block back releases
+    -- that lock, so this session waits for shard 0 below holding no usage row.
+    begin
+      update public.company_message_usage u
+         set message_count = u.message_count + 1, total_message_count = u.total_message_count + 1,
+             updated_at = pg_catalog.now()
+       where u.company_id = p_company_id and u.month = v_month and u.shard = v_shard
+         and u.allowance_limit = v_limit and u.message_count < u.allowance
+      returning u.message_count into strict v_count;
+      return;
+    exception when no_data_found then
+      v_count := null;
+    end;
+
+    -- grant: first the month's shard-0 row, which serialises grants (each statement below
+    -- sees every grant committed before this one got that lock), then this shard's row (its
+    -- other writers finish first). A session holds no usage row while it waits for shard 0,
+    -- so single-message transactions never deadlock with the exact check below; a
+    -- transaction writing many billable messages may (40P01, retry it).
+    -- (the rows are created one at a time, shard 0 first: one statement inserting both
+    -- would take them in no fixed order)
+    insert into public.company_message_usage (company_id, month, shard) values (p_company_id, v_month, 0)
+    on conflict (company_id, month, shard) do nothing;
+    insert into public.company_message_usage (company_id, month, shard) values (p_company_id, v_month, v_shard)
+    on conflict (company_id, month, shard) do nothing;
+    update public.company_message_usage u set updated_at = pg_catalog.now()
+     where u.company_id = p_company_id and u.month = v_month and u.shard = 0;
+    select * into strict v_own from public.company_message_usage u
+     where u.company_id = p_company_id and u.month = v_month and u.shard = v_shard
+       for update;
+    -- what the other shards may count: their allowance for this limit, else what they have
+    select coalesce(sum(case when u.allowance_limit = v_limit then greatest(u.allowance, u.message_count)
+                             else u.message_count end), 0)::bigint into v_others
+      from public.company_message_usage u
+     where u.company_id = p_company_id and u.month = v_month and u.shard <> v_shard;
+    v_grant := least(greatest(v_limit / 64, 1), 1000, v_limit - v_others - v_own.message_count);
+    if v_grant < 1 then
+      -- the exact check near the limit: lock every shard (in-flight writers finish first),
+      -- take back their unused allowances, admit only below the exact total
+      perform from public.company_message_usage u
+        where u.company_id = p_company_id and u.month = v_month order by u.shard for update;
+      select coalesce(sum(u.message_count), 0)::bigint into v_count from public.company_message_usage u
+       where u.company_id = p_company_id and u.month = v_month;
+      if v_count < v_limit then
+        update public.company_message_usage u set allowance = u.message_count, allowance_limit = v_limit
+         where u.company_id = p_company_id and u.month = v_month and u.shard <> v_shard;
+        v_grant := least(greatest(v_limit / 64, 1), 1000, v_limit - v_count);
+      end if;
+    end if;
+    if v_grant >= 1 then
+      update public.company_message_usage u
+         set message_count = u.message_count + 1, total_message_count = u.total_message_count + 1,
+             allowance = v_own.message_count + v_grant, allowance_limit = v_limit,
+             updated_at = pg_catalog.now()
+       where u.company_id = p_company_id and u.month = v_month and u.shard = v_shard;
       return;
     end if;
-    v_count := v_limit;
   end if;
+  v_count := coalesce(v_count, 0);
   raise exception using errcode = 'NA001',
     message = format('monthly message limit reached for plan %s: %s of %s (%s)', v_plan, v_count, v_limit, pg_catalog.to_char(v_month, 'YYYY-MM')),
     hint = 'Upgrade the subscription plan, or wait for the next month (the allowance resets on the 1st, UTC). End-user and operator messages are still accepted.';
 end
 $$;
 comment on function private.record_message_usage(uuid, boolean) is
-  'Counts one message in company_message_usage for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free.';
+  'Counts one message in company_message_usage (this session''s shard) for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit.';
 revoke execute on function private.record_message_usage(uuid, boolean) from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).

@@ -52,14 +52,22 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_user_id uuid := public.get_current_user_id();
+  -- no JWT subject (service_role, jobs): no membership to look up (issue 11: the three
+  -- context lookups were a fifth of the trigger time of every backend-written message)
+  v_user_id uuid := case when auth.uid() is not null then public.get_current_user_id() end;
   v_role public.user_role;
+  v_operador boolean := false;
+  v_assigned uuid[];
   v_conv record;
 begin
   if v_user_id is not null then
     -- an application user (authenticated): check tenancy and assignment before anything
     -- else, so nothing about other tenants' or unassigned conversations leaks via errors
     v_role := public.get_user_role();
+    v_operador := v_role = 'operador';
+    if v_operador then
+      v_assigned := public.get_assigned_chatbot_ids();
+    end if;
     if new.company_id is distinct from public.get_user_company_id() then
       raise exception using errcode = '42501',
         message = 'new row violates row-level security policy for table "messages"',
@@ -73,6 +81,12 @@ begin
     new.sender_id := v_user_id;
   end if;
 
+  -- Usage first, before any row lock: the sharded usage counters (1060) wait for other
+  -- sessions only here, while this one holds nothing they could be waiting for (the
+  -- conversation row below), so single-message transactions cannot deadlock. A message
+  -- refused further down rolls its count back with it.
+  perform private.record_message_usage(new.company_id, new.sender_type = 'bot');
+
   -- An operador sees only the conversations of its assigned chatbots: any other one is, for
   -- it, a conversation that does not exist. The lookup filters on visibility, so nothing is
   -- read (or locked) before access is known, and an invisible conversation - closed, in
@@ -82,7 +96,7 @@ begin
   select c.chatbot_id, c.status, c.is_hitl_active into v_conv
     from public.conversations c
    where c.company_id = new.company_id and c.id = new.conversation_id
-     and (v_role is distinct from 'operador' or c.chatbot_id = any (public.get_assigned_chatbot_ids()))
+     and (not v_operador or c.chatbot_id = any (v_assigned))
      for no key update; -- serialises messages of one conversation (turn counter, usage)
   if not found and v_role = 'operador' then
     return new;
@@ -94,7 +108,7 @@ begin
   end if;
   new.chatbot_id := coalesce(new.chatbot_id, v_conv.chatbot_id);
 
-  if v_role = 'operador' and not (new.chatbot_id = any (public.get_assigned_chatbot_ids())) then
+  if v_operador and not coalesce(new.chatbot_id = any (v_assigned), false) then
     raise exception using errcode = '42501',
       message = 'new row violates row-level security policy for table "messages"',
       hint = 'An operador can only write in conversations of chatbots assigned to it.';
@@ -113,7 +127,6 @@ begin
       hint = 'Escalate the conversation first (set status to waiting_human or human).';
   end if;
 
-  perform private.record_message_usage(new.company_id, new.sender_type = 'bot');
   return new;
 end
 $$;
@@ -136,14 +149,12 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_conv record;
+  v_status public.conversation_status;
+  v_turns integer;
   v_bot record;
   v_match text;
 begin
-  select c.company_id, c.id, c.status, c.bot_turns_without_resolution into v_conv
-    from public.conversations c
-   where c.company_id = new.company_id and c.id = new.conversation_id;
-
+  -- (the conversation's status and turns come from the UPDATE ... RETURNING of each branch)
   select b.hitl_enabled, b.hitl_keywords, b.hitl_human_request_phrases, b.hitl_max_bot_turns into v_bot
     from public.chatbots b
    where b.company_id = new.company_id and b.id = new.chatbot_id;
@@ -153,8 +164,8 @@ begin
        set last_message_at = greatest(c.last_message_at, new.created_at),
            status = case when c.status = 'resolved' then 'active' else c.status end -- the end user came back
      where c.company_id = new.company_id and c.id = new.conversation_id
-    returning c.status into v_conv.status;
-    if v_bot.hitl_enabled and v_conv.status = 'active' then
+    returning c.status into v_status;
+    if v_bot.hitl_enabled and v_status = 'active' then
       v_match := private.match_phrase(new.content, v_bot.hitl_human_request_phrases);
       if v_match is not null then
         perform private.escalate_conversation(new.company_id, new.conversation_id, 'human_request',
@@ -174,12 +185,12 @@ begin
            bot_turns_without_resolution = c.bot_turns_without_resolution
                                           + case when c.status = 'active' then 1 else 0 end
      where c.company_id = new.company_id and c.id = new.conversation_id
-    returning c.status, c.bot_turns_without_resolution into v_conv.status, v_conv.bot_turns_without_resolution;
-    if v_bot.hitl_enabled and v_conv.status = 'active' and v_bot.hitl_max_bot_turns is not null
-       and v_conv.bot_turns_without_resolution >= v_bot.hitl_max_bot_turns then
+    returning c.status, c.bot_turns_without_resolution into v_status, v_turns;
+    if v_bot.hitl_enabled and v_status = 'active' and v_bot.hitl_max_bot_turns is not null
+       and v_turns >= v_bot.hitl_max_bot_turns then
       perform private.escalate_conversation(new.company_id, new.conversation_id, 'bot_turns',
                                             format('%s bot turns without resolution (limit %s)',
-                                                   v_conv.bot_turns_without_resolution, v_bot.hitl_max_bot_turns));
+                                                   v_turns, v_bot.hitl_max_bot_turns));
     end if;
 
   elsif new.sender_type = 'operator' then

@@ -176,14 +176,7 @@ def test_parallel_invitations_never_hand_out_more_seats_than_max_users(db: str) 
 
 def test_parallel_bot_messages_never_exceed_the_monthly_message_limit(db: str) -> None:
     limit = 5
-    company, _owner = make_company(db, "free", monthly_message_limit=limit)
-    with psycopg.connect(db, autocommit=True) as conn:
-        chatbot = conn.execute("insert into public.chatbots (company_id, name, system_prompt) values (%s, 'b', 'p')"
-                               " returning id", (company,)).fetchone()[0]  # type: ignore[index]
-        conversations = [
-            conn.execute("insert into public.conversations (company_id, chatbot_id, end_user_id, channel)"
-                         " values (%s, %s, %s, 'web') returning id", (company, chatbot, f"visitor {i}")).fetchone()[0]  # type: ignore[index]
-            for i in range(2)]
+    company, conversations = _company_with_conversations(db, "free", 2, monthly_message_limit=limit)
     results = race(db, as_service, [
         (execute(
             "insert into public.messages (company_id, conversation_id, sender_type, content)"
@@ -266,3 +259,75 @@ def test_an_invitation_token_accepted_concurrently_is_used_exactly_once(db: str)
     assert scalar(db, "select count(*) from public.users where company_id = %s and email = 'twin@example.com'",
                   company) == 1
     assert scalar(db, "select current_user_count from public.companies where id = %s", company) == 2
+
+
+def _bot_writers(url: str, company: object, conversations: list[object], writers: int,
+                 per_writer: int) -> Counter[str]:
+    """`writers` sessions (each its own backend, so its own usage shard) insert bot messages
+    one transaction each, all at once; returns the outcomes."""
+    barrier = threading.Barrier(writers)
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def worker(i: int) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            as_service(conn)
+            barrier.wait(timeout=30)
+            for j in range(per_writer):
+                try:
+                    conn.execute("insert into public.messages (company_id, conversation_id, sender_type, content)"
+                                 " values (%s, %s, 'bot', %s)", (company, conversations[i % len(conversations)],
+                                                                 f"answer {i}/{j}"))
+                    got = "ok"
+                except psycopg.Error as exc:
+                    got = exc.sqlstate or repr(exc)
+                with lock:
+                    outcomes[got] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return outcomes
+
+
+def _company_with_conversations(url: str, plan: str, n: int, **overrides: object) -> tuple[object, list[object]]:
+    company, _owner = make_company(url, plan, **overrides)
+    with psycopg.connect(url, autocommit=True) as conn:
+        chatbot = conn.execute("insert into public.chatbots (company_id, name, system_prompt) values (%s, 'b', 'p')"
+                               " returning id", (company,)).fetchone()[0]  # type: ignore[index]
+        conversations = [
+            conn.execute("insert into public.conversations (company_id, chatbot_id, end_user_id, channel)"
+                         " values (%s, %s, %s, 'web') returning id", (company, chatbot, f"visitor {i}")).fetchone()[0]  # type: ignore[index]
+            for i in range(n)]
+    return company, conversations
+
+
+def test_sharded_usage_counters_stop_exactly_at_the_monthly_limit(db: str) -> None:
+    """Usage is counted in one row per session shard (no tenant-wide row lock); the
+    allowances granted in blocks and the exact check near the limit still admit exactly
+    `limit` bot messages when many sessions write at once, each far past the limit."""
+    limit = 150
+    company, conversations = _company_with_conversations(db, "free", 8, monthly_message_limit=limit)
+    outcomes = _bot_writers(db, company, conversations, WRITERS, 25)
+    assert outcomes == {"ok": limit, "NA001": WRITERS * 25 - limit}
+    assert scalar(db, "select count(*) from public.messages where company_id = %s and sender_type = 'bot'",
+                  company) == limit
+    assert scalar(db, "select sum(message_count) from public.company_message_usage where company_id = %s",
+                  company) == limit
+    shards = scalar(db, "select count(*)::int from public.company_message_usage where company_id = %s", company)
+    assert isinstance(shards, int) and shards >= 2  # the writers really counted in several shards
+    # a lower limit takes effect at once: the allowances granted for the old one are void
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("update public.companies set monthly_message_limit = %s where id = %s", (limit - 10, company))
+    assert _bot_writers(db, company, conversations, 4, 3) == {"NA001": 12}
+
+
+def test_sharded_usage_counts_every_message_of_concurrent_writers_exactly(db: str) -> None:
+    company, conversations = _company_with_conversations(db, "enterprise", 8)
+    outcomes = _bot_writers(db, company, conversations, WRITERS, 20)
+    assert outcomes == {"ok": WRITERS * 20}
+    for column in ("message_count", "total_message_count"):
+        assert scalar(db, f"select sum({column})::int from public.company_message_usage where company_id = %s",
+                      company) == WRITERS * 20

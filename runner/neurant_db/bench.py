@@ -14,12 +14,16 @@ rls+key <= 1.10x baseline.
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
+import platform
 import random
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -132,6 +136,12 @@ def _act_as(conn: psycopg.Connection, company_no: int, role_no: int) -> None:
     conn.execute("select set_config('request.jwt.claims', %s, false)", (claims,))
 
 
+def _tag(sql: str, label: str) -> str:
+    """A distinct statement text per variant: psycopg keys its prepared statements by
+    text, and a shared statement would share (and distort) the plan cache."""
+    return f"/* bench {label} */ {sql}"
+
+
 def _block(conn: psycopg.Connection, sql: str, params: dict[str, Any], n: int, warmup: int) -> list[float]:
     out = []
     for i in range(warmup + n):
@@ -142,58 +152,169 @@ def _block(conn: psycopg.Connection, sql: str, params: dict[str, Any], n: int, w
     return out
 
 
-def run(url: str, *, companies: int, conversations: int, messages: int, iterations: int,
-        echo: Callable[[str], None], rounds: int = 10, seed: int = 7) -> list[dict[str, Any]]:
-    """One connection for every variant (the role is switched between blocks), so
-    the comparison is not skewed by which CPU each backend process landed on."""
-    with connect(url, autocommit=True, purpose="bench-load") as conn:
-        t0 = time.perf_counter()
-        load(conn, companies, conversations, messages)
-        total = conn.execute("select count(*) from public.messages").fetchone()
-        echo(f"loaded {companies} companies, {companies * conversations} conversations, "
-             f"{total[0] if total else 0} messages in {time.perf_counter() - t0:.1f}s")
+def bench_params(companies: int) -> tuple[int, dict[str, Any]]:
     target = max(1, companies // 2)
-    params = {
+    return target, {
         "company": COMPANY.format(target),
         "conversation": CONVERSATION.format(target * 100000 + 4),  # chatbot 1: assigned
         "assigned": [ASSIGNED_BOT.format(target * 10 + 1)],
     }
+
+
+def _variants(q: Query) -> list[tuple[str, str | None, str]]:
+    return [("baseline", None, _tag(q.baseline, "baseline")),
+            ("rls+key", "authenticated", _tag(q.rls_keyed, "rls+key")),
+            ("rls", "authenticated", _tag(q.rls_only, "rls"))]
+
+
+def explain(conn: psycopg.Connection, companies: int, *, fmt: str = "text",
+            analyze: bool = True) -> dict[str, dict[str, Any]]:
+    """EXPLAIN (ANALYZE, BUFFERS) of every hot query, every variant, as run by the
+    bench: {query: {variant: plan text or JSON}}."""
+    target, params = bench_params(companies)
+    out: dict[str, dict[str, Any]] = {}
+    opts = f"analyze, buffers, format {fmt}" if analyze else f"format {fmt}"
+    for q in QUERIES:
+        _act_as(conn, target, q.identity)
+        out[q.name] = {}
+        for label, role, sql in _variants(q):
+            conn.execute("reset role" if role is None else f"set role {role}")
+            rows = conn.execute(f"explain ({opts}) {sql}", params).fetchall()
+            out[q.name][label] = ("\n".join(r[0] for r in rows) if fmt == "text" else rows[0][0])
+        conn.execute("reset role")
+    return out
+
+
+def run(url: str, *, companies: int, conversations: int, messages: int, iterations: int,
+        echo: Callable[[str], None], rounds: int = 10, seed: int = 7, load_data: bool = True,
+        explain_into: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One connection for every variant (the role is switched between blocks), so
+    the comparison is not skewed by which CPU each backend process landed on. Each
+    variant has its own statement text (own prepared statement and plan cache);
+    per round the variants run in a shuffled order, and the ratio of each round's
+    medians gives the spread (min..max over rounds)."""
+    if load_data:
+        with connect(url, autocommit=True, purpose="bench-load") as conn:
+            t0 = time.perf_counter()
+            load(conn, companies, conversations, messages)
+            total = conn.execute("select count(*) from public.messages").fetchone()
+            echo(f"loaded {companies} companies, {companies * conversations} conversations, "
+                 f"{total[0] if total else 0} messages in {time.perf_counter() - t0:.1f}s")
+    target, params = bench_params(companies)
     rng = random.Random(seed)
     per_block = max(10, iterations // rounds)
     results = []
     with connect(url, autocommit=True, purpose="bench") as conn:
         for q in QUERIES:
             _act_as(conn, target, q.identity)
-            variants = [("baseline", None, q.baseline), ("rls+key", "authenticated", q.rls_keyed),
-                        ("rls", "authenticated", q.rls_only)]
+            variants = _variants(q)
             rows = {}
             for label, role, sql in variants:
                 conn.execute("reset role" if role is None else f"set role {role}")
                 rows[label] = sorted(map(str, conn.execute(sql, params).fetchall()))
             same = rows["baseline"] == rows["rls+key"] == rows["rls"]
             samples: dict[str, list[float]] = {label: [] for label, _r, _s in variants}
+            per_round: dict[str, list[float]] = {"rls+key": [], "rls": []}
             for _ in range(rounds):
                 rng.shuffle(variants)
+                meds = {}
                 for label, role, sql in variants:
                     conn.execute("reset role" if role is None else f"set role {role}")
-                    samples[label] += _block(conn, sql, params, per_block, warmup=5)
+                    block = _block(conn, sql, params, per_block, warmup=5)
+                    samples[label] += block
+                    meds[label] = statistics.median(block)
+                for label in per_round:
+                    per_round[label].append(meds[label] / meds["baseline"])
             conn.execute("reset role")
             med = {k: statistics.median(v) * 1e6 for k, v in samples.items()}
             results.append({
-                "query": q.name, "same_rows": same,
+                "query": q.name, "same_rows": same, "rows": len(rows["baseline"]),
                 "baseline_us": round(med["baseline"], 1),
                 "rls_keyed_us": round(med["rls+key"], 1), "rls_us": round(med["rls"], 1),
-                "ratio_rls_keyed": round(med["rls+key"] / med["baseline"], 3),
-                "ratio_rls": round(med["rls"] / med["baseline"], 3),
+                "ratio_rls_keyed": round(statistics.median(per_round["rls+key"]), 3),
+                "ratio_rls": round(statistics.median(per_round["rls"]), 3),
+                "spread_rls_keyed": [round(min(per_round["rls+key"]), 3), round(max(per_round["rls+key"]), 3)],
+                "spread_rls": [round(min(per_round["rls"]), 3), round(max(per_round["rls"]), 3)],
+                "rounds": rounds,
             })
+        if explain_into is not None:
+            explain_into.update(explain(conn, companies))
     return results
 
 
 def print_results(results: list[dict[str, Any]], echo: Callable[[str], None]) -> None:
-    echo(f"{'query':<42} {'baseline':>10} {'rls+key':>10} {'ratio':>7} {'rls':>10} {'ratio':>7}  rows")
+    echo(f"{'query':<42} {'baseline':>9} {'rls+key':>9} {'ratio (min-max)':>17} {'rls':>9} "
+         f"{'ratio (min-max)':>17}  rows")
     for r in results:
-        echo(f"{r['query']:<42} {r['baseline_us']:>8.0f}us {r['rls_keyed_us']:>8.0f}us "
-             f"{r['ratio_rls_keyed']:>6.2f}x {r['rls_us']:>8.0f}us {r['ratio_rls']:>6.2f}x  "
+        lo, hi = r.get("spread_rls_keyed", [r["ratio_rls_keyed"]] * 2)
+        lo2, hi2 = r.get("spread_rls", [r["ratio_rls"]] * 2)
+        echo(f"{r['query']:<42} {r['baseline_us']:>7.0f}us {r['rls_keyed_us']:>7.0f}us "
+             f"{r['ratio_rls_keyed']:>5.2f}x ({lo:.2f}-{hi:.2f}) {r['rls_us']:>7.0f}us "
+             f"{r['ratio_rls']:>5.2f}x ({lo2:.2f}-{hi2:.2f})  "
              f"{'same' if r['same_rows'] else 'DIFFER'}")
     worst = max(r["ratio_rls_keyed"] for r in results)
     echo(f"worst rls+key ratio: {worst:.2f}x (goal <= 1.10x)")
+
+
+SCALES = {  # companies, conversations per company, messages per conversation
+    "200k": (100, 200, 10),
+    "2m": (100, 2000, 10),
+    "10m": (100, 2000, 50),
+}
+
+
+def run_all(database_url: str | None, *, scale: str, companies: int | None, conversations: int | None,
+            messages: int | None, iterations: int, rounds: int, writes: bool, write_seconds: int,
+            reads: bool = True,
+            write_repeats: int, show_explain: bool, report_dir: Path, as_json: bool,
+            echo: Callable[[str], None]) -> dict[str, Any]:
+    """`neurant-db bench`: reads (and --writes) on a throwaway database; the results
+    and the plans of every hot query are saved into report_dir/bench-<time>-<scale>/."""
+    from .testdb import provision
+
+    n_comp, n_conv, n_msg = SCALES[scale]
+    companies = companies or n_comp
+    conversations = conversations or n_conv
+    messages = messages or n_msg
+    say = (lambda _s: None) if as_json else echo
+    db = provision(database_url, migrate_schema=True, with_pgtap=False)
+    started = datetime.datetime.now(datetime.UTC)
+    say(f"bench {started:%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} CPUs, "
+        f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    plans: dict[str, Any] = {}
+    if reads:
+        results = run(db.url, companies=companies, conversations=conversations, messages=messages,
+                      iterations=iterations, echo=say, rounds=rounds, explain_into=plans)
+    else:  # the write benchmark needs the data set all the same
+        with connect(db.url, autocommit=True, purpose="bench-load") as conn:
+            load(conn, companies, conversations, messages)
+        results = []
+    report: dict[str, Any] = {
+        "started": started.isoformat(), "machine": platform.node(), "cpus": os.cpu_count(),
+        "load_before": os.getloadavg(), "scale": scale,
+        "data": {"companies": companies, "conversations_per_company": conversations,
+                 "messages_per_conversation": messages}, "reads": results,
+    }
+    if results and not as_json:
+        print_results(results, echo)
+    if writes:
+        from . import bench_writes as bw
+
+        say("write benchmark ...")
+        report["writes"] = bw.run(db.url, nconv=conversations, seconds=write_seconds,
+                                  repeats=write_repeats, echo=say)
+        if not as_json:
+            bw.print_results(report["writes"], echo)
+    report["load_after"] = os.getloadavg()
+    out = report_dir / f"bench-{started:%Y%m%d-%H%M%S}-{scale}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    text = "".join(f"== {q} [{v}]\n{plan}\n\n" for q, by in plans.items() for v, plan in by.items())
+    (out / "explain.txt").write_text(text, encoding="utf-8")
+    if show_explain and not as_json:
+        echo(text)
+    if as_json:
+        echo(json.dumps(report, indent=2, default=str))
+    else:
+        echo(f"saved: {out}/results.json, {out}/explain.txt")
+    return report

@@ -27,8 +27,8 @@ SCHEMAS = ("public", "private", "archive")
 TENANT_KEY = "company_id"
 TENANT_ROOT = "public.companies"
 CONTEXT_FUNCTIONS = ("get_user_company_id", "get_current_user_id", "get_user_role",
-                     "get_assigned_chatbot_ids", "require_company_writable", "uid", "jwt", "role",
-                     "email")
+                     "get_assigned_chatbot_ids", "get_visible_chatbot_ids", "require_company_writable", "uid",
+                     "jwt", "role", "email")
 WRITABLE_CHECK = "require_company_writable"
 END_USER_ROLE = "authenticated"
 

@@ -3,7 +3,7 @@
 -- (not forgeable), tenant-consistent references (also for service_role) and probing
 -- of another company's conversations. Operador scope: 1005; monthly message usage: 1015.
 begin;
-select plan(58);
+select plan(62);
 
 -- Test conversations on A's assigned chatbot (keywords refund/lawyer, 3 bot turns,
 -- low rating <= 2) and unassigned chatbot, all in bot mode (active), named by the rule they exercise.
@@ -301,6 +301,25 @@ select results_eq($$ select count(*)::int, count(sender_id)::int from public.mes
                      where company_id = tests.company_id('A') and content = 'Refund issued.' $$,
     $$ values (1, 0) $$,
     'deleting a user keeps the messages it wrote, with the sender reference cleared');
+
+-- Freshness of the membership read by the policies (issue 11: one lookup per statement,
+-- never a cache): a demoted or removed member loses access on its next statement ----------
+select tests.act_as('A', 'supervisor');
+select ok((select count(*) from public.conversations) > 0 and (select count(*) from public.messages) > 0,
+    'a supervisor reads the conversations and messages of its company');
+select tests.act_as_superuser();
+update public.users set role = 'operador' where id = tests.user_id('A', 'supervisor');
+select tests.act_as('A', 'supervisor');
+select is((select count(*)::int from public.conversations) + (select count(*)::int from public.messages), 0,
+    'a supervisor demoted to operador (no chatbot assigned) reads no conversation or message on its next statement');
+select tests.act_as('A', 'administrador');
+select ok((select count(*) from public.messages) > 0, 'an administrador reads the messages of its company');
+select tests.act_as_superuser();
+update public.users set is_active = false where id = tests.user_id('A', 'administrador');
+select tests.act_as('A', 'administrador');
+select is((select count(*)::int from public.conversations) + (select count(*)::int from public.messages)
+          + (select count(*)::int from public.hitl_escalations), 0,
+    'a deactivated member reads nothing on its next statement');
 
 select * from finish();
 rollback;

@@ -1,0 +1,220 @@
+"""`neurant-db bench --writes`: the message write path, full stack vs a bare copy.
+
+On the data set loaded by the read bench, pgbench (prepared statements, one
+connection per client) inserts messages into
+  full  public.messages as service_role: every trigger (tenant guard, write rules,
+        usage counted against the plan, conversation bookkeeping, HITL escalation),
+        foreign keys and policies;
+  bare  bench.messages, a copy of the table (same columns, defaults, checks,
+        indexes and rows) without triggers, foreign keys or policies;
+for 1 and 8 clients on 1 and 8 tenants (client i writes in tenant 1 + i mod T),
+half end-user, half bot messages, in open conversations picked at random. Runs
+are interleaved: every repeat runs each configuration and variant once, in a
+shuffled order, and the ratio full/bare is the median over repeats (spread =
+min..max). Afterwards usage must equal the messages written (exact counting),
+and one profiled run (track_functions = all) shows the time per message spent
+in each trigger function.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict
+
+from .database import connect
+
+WRITER = "neurant_bench_writer"
+
+SETUP_SQL = f"""
+do $$ begin
+  if not exists (select from pg_catalog.pg_roles where rolname = '{WRITER}') then
+    create role {WRITER} login;
+  end if;
+end $$;
+grant service_role to {WRITER};
+alter role {WRITER} set role = 'service_role';
+create schema if not exists bench;
+grant usage on schema bench to service_role;
+drop table if exists bench.messages;
+create table bench.messages (like public.messages including defaults including constraints including indexes);
+insert into bench.messages select * from public.messages;
+grant insert on bench.messages to service_role;
+update public.chatbots
+   set hitl_keywords = '{{refund,cancel my order,complaint,lawyer,manager,broken,not working,chargeback}}'
+ where company_id in (select id from public.companies);
+analyze;
+"""
+
+SCRIPT = """\\set c 1 + :client_id % :tenants
+\\set k random(0, :nconv / 5 - 1)
+\\set r random(1, 4)
+\\set v 5 * :k + :r
+\\set s random(0, 1)
+insert into {table} (company_id, conversation_id, chatbot_id, sender_type, content)
+values (('00000000-0000-4000-9000-' || lpad(to_hex(:c::int), 12, '0'))::uuid,
+        ('00000000-0000-4000-c000-' || lpad(to_hex(:c::int * 100000 + :v::int), 12, '0'))::uuid,
+        ('00000000-0000-4000-b000-' || lpad(to_hex(:c::int * 10 + 1 + :v::int % 4), 12, '0'))::uuid,
+        (case when :s::int = 0 then 'bot' else 'end_user' end)::public.message_sender_type,
+        'Hello, I have a question about the delivery of my order, can you help me?');
+"""
+
+TABLES = {"full": "public.messages", "bare": "bench.messages"}
+CONFIGS = [(1, 1), (8, 1), (8, 8)]  # (clients, tenants)
+
+
+def find_pgbench() -> str | None:
+    """pgbench of the embedded server, on PATH, or of Debian's postgresql packages."""
+    env = os.environ.get("NEURANT_PGBENCH")
+    if env:
+        return env
+    try:
+        from .server import _embedded
+
+        cand = Path(_embedded()._commands.POSTGRES_BIN_PATH).parent / "pgbench"
+        if cand.is_file():
+            return str(cand)
+    except Exception:
+        pass
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"),
+                    key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    return debian[-1] if debian else None
+
+
+def _pgbench_args(url: str) -> tuple[list[str], dict[str, str]]:
+    info = conninfo_to_dict(url)
+    args = ["-U", WRITER]
+    if info.get("host"):
+        args += ["-h", str(info["host"])]
+    if info.get("port"):
+        args += ["-p", str(info["port"])]
+    env = dict(os.environ)
+    if info.get("password"):
+        env["PGPASSWORD"] = str(info["password"])
+    args.append(str(info.get("dbname", "postgres")))
+    return args, env
+
+
+def _one_run(pgbench: str, url: str, script: Path, clients: int, tenants: int, nconv: int,
+             seconds: int) -> float:
+    conn_args, env = _pgbench_args(url)
+    cmd = [pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients),
+           "-T", str(seconds), "-f", str(script), "-D", f"tenants={tenants}", "-D", f"nconv={nconv}",
+           *conn_args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", proc.stdout)
+    failed = re.search(r"number of failed transactions: ([1-9][0-9]*)", proc.stdout)
+    if proc.returncode != 0 or not m or failed:
+        raise RuntimeError(f"pgbench failed ({' '.join(cmd)}):\n{proc.stdout}\n{proc.stderr}")
+    return float(m.group(1))
+
+
+def profile(url: str, pgbench: str, script: Path, nconv: int, seconds: int) -> list[dict[str, Any]]:
+    """Per-function time per message of one 1-client full-stack run (track_functions = all)."""
+    with connect(url, autocommit=True, purpose="bench-profile") as conn:
+        conn.execute(f"alter role {WRITER} set track_functions = 'all'")
+        conn.execute("select pg_stat_reset()")
+        before = conn.execute("select count(*) from public.messages").fetchone()
+    try:
+        _one_run(pgbench, url, script, 1, 1, nconv, seconds)
+    finally:
+        with connect(url, autocommit=True, purpose="bench-profile") as conn:
+            conn.execute(f"alter role {WRITER} reset track_functions")
+    with connect(url, autocommit=True, purpose="bench-profile") as conn:
+        time.sleep(0.6)  # function statistics reach the cumulative stats at session end
+        conn.execute("select pg_stat_clear_snapshot()")
+        after = conn.execute("select count(*) from public.messages").fetchone()
+        n = max(1, (after[0] if after else 0) - (before[0] if before else 0))
+        rows = conn.execute(
+            "select schemaname || '.' || funcname, calls, self_time, total_time "
+            "from pg_stat_user_functions order by self_time desc").fetchall()
+    return [{"function": f, "calls_per_message": round(calls / n, 2),
+             "self_us_per_message": round(self_ms * 1000 / n, 1),
+             "total_us_per_message": round(total_ms * 1000 / n, 1)}
+            for f, calls, self_ms, total_ms in rows if calls]
+
+
+def run(url: str, *, nconv: int, seconds: int, repeats: int, echo: Callable[[str], None],
+        seed: int = 11, with_profile: bool = True) -> dict[str, Any]:
+    pgbench = find_pgbench()
+    if pgbench is None:
+        raise RuntimeError("pgbench not found: install Debian's postgresql-client-common/"
+                           "postgresql-15 (or set NEURANT_PGBENCH)")
+    with connect(url, autocommit=True, purpose="bench-writes") as conn:
+        conn.execute(SETUP_SQL)
+        usage_before = conn.execute(
+            "select coalesce(sum(total_message_count), 0)::bigint, (select count(*) from public.messages) "
+            "from public.company_message_usage").fetchone()
+    tmp = Path(tempfile.mkdtemp(prefix="neurant-bench-"))
+    scripts = {}
+    for variant, table in TABLES.items():
+        scripts[variant] = tmp / f"{variant}.sql"
+        scripts[variant].write_text(SCRIPT.format(table=table), encoding="utf-8")
+    rng = random.Random(seed)
+    tps: dict[tuple[int, int, str], list[float]] = {}
+    ratios: dict[tuple[int, int], list[float]] = {cfg: [] for cfg in CONFIGS}
+    for rep in range(repeats):
+        order = [(c, t, v) for c, t in CONFIGS for v in TABLES]
+        rng.shuffle(order)
+        got = {}
+        for clients, tenants, variant in order:
+            got[(clients, tenants, variant)] = _one_run(pgbench, url, scripts[variant], clients, tenants,
+                                                        nconv, seconds)
+            tps.setdefault((clients, tenants, variant), []).append(got[(clients, tenants, variant)])
+        for cfg in CONFIGS:
+            ratios[cfg].append(got[(*cfg, "full")] / got[(*cfg, "bare")])
+        echo(f"  repeat {rep + 1}/{repeats}: " + ", ".join(
+            f"{c}c/{t}t {got[(c, t, 'full')] / got[(c, t, 'bare')]:.2f}x" for c, t in CONFIGS))
+    with connect(url, autocommit=True, purpose="bench-writes") as conn:
+        usage_after = conn.execute(
+            "select coalesce(sum(total_message_count), 0)::bigint, (select count(*) from public.messages) "
+            "from public.company_message_usage").fetchone()
+    assert usage_before is not None and usage_after is not None
+    counted = usage_after[0] - usage_before[0]
+    written = usage_after[1] - usage_before[1]
+    results = [{
+        "clients": c, "tenants": t,
+        "full_tps": round(statistics.median(tps[(c, t, "full")]), 1),
+        "bare_tps": round(statistics.median(tps[(c, t, "bare")]), 1),
+        "ratio": round(statistics.median(ratios[(c, t)]), 3),
+        "spread": [round(min(ratios[(c, t)]), 3), round(max(ratios[(c, t)]), 3)],
+    } for c, t in CONFIGS]
+    out: dict[str, Any] = {"pgbench": pgbench, "seconds": seconds, "repeats": repeats,
+                           "results": results, "messages_written": written,
+                           "usage_counted": counted, "usage_exact": counted == written}
+    if with_profile:
+        out["profile"] = profile(url, pgbench, scripts["full"], nconv, seconds)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def print_results(out: dict[str, Any], echo: Callable[[str], None]) -> None:
+    echo(f"write path: pgbench -M prepared, {out['seconds']}s runs x {out['repeats']} repeats "
+         f"(service_role, half bot / half end-user messages)")
+    echo(f"{'clients':>7} {'tenants':>7} {'full tps':>9} {'bare tps':>9} {'ratio (min-max)':>17}")
+    for r in out["results"]:
+        lo, hi = r["spread"]
+        echo(f"{r['clients']:>7} {r['tenants']:>7} {r['full_tps']:>9.0f} {r['bare_tps']:>9.0f} "
+             f"{r['ratio']:>5.2f}x ({lo:.2f}-{hi:.2f})")
+    echo(f"usage exact: {out['usage_exact']} ({out['usage_counted']} counted, "
+         f"{out['messages_written']} written)")
+    if out.get("profile"):
+        echo("trigger profile (1 client, per message):")
+        echo(f"  {'function':<48} {'calls':>6} {'self us':>8} {'total us':>9}")
+        for p in out["profile"][:15]:
+            echo(f"  {p['function']:<48} {p['calls_per_message']:>6} {p['self_us_per_message']:>8} "
+                 f"{p['total_us_per_message']:>9}")
