@@ -19,7 +19,7 @@ from neurant_db.database import with_database
 from neurant_db.testdb import TestDatabase
 
 from .conftest import scratch_database
-from .debian_postgres import debian_postgres
+from .debian_pg import debian_postgres, missing_server_reason
 
 PREFLIGHT_FAILED = 8
 
@@ -74,8 +74,11 @@ def test_preflight_reads_what_the_real_migrations_need_from_their_sql() -> None:
 
 @pytest.fixture(scope="module")
 def pg15() -> Iterator[str]:
-    with debian_postgres(15) as url:
-        yield url
+    reason = missing_server_reason(15)
+    if reason:
+        pytest.skip(reason)
+    with debian_postgres(15) as server:
+        yield server.url()
 
 
 def has_vector(url: str) -> bool:
