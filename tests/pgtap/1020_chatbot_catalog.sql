@@ -18,17 +18,19 @@ select is(array(select format('%s.%s', c.relname, a.attname) from pg_class c joi
                    and (col_description(c.oid, a.attnum) is null or obj_description(c.oid, 'pg_class') is null) order by 1),
     '{}'::text[], 'every chatbot/conversation table and column has a comment');
 
-select is(array(select p.oid::regprocedure::text from pg_proc p
-                 where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace)
-                   and p.proname in ('normalize_phrase', 'match_phrase', 'phrase_list_is_valid', 'channel_list_is_valid',
+select is(
+    array(select f from unnest(array['normalize_phrase', 'match_phrase', 'phrase_list_is_valid', 'channel_list_is_valid',
                                      'chatbots_before_write', 'chatbots_count_quota', 'chatbot_operators_before_write',
                                      'get_assigned_chatbot_ids', 'conversations_check_assignee', 'conversation_transition_allowed',
                                      'conversations_guard_transition', 'escalate_conversation', 'conversations_log_escalation',
                                      'record_message_usage', 'messages_before_insert', 'messages_after_insert',
                                      'message_reactions_before_insert', 'message_reactions_after_insert',
-                                     'create_chatbot_from_template')
-                   and obj_description(p.oid, 'pg_proc') is null order by 1),
-    '{}'::text[], 'every chatbot/conversation function has a comment');
+                                     'create_chatbot_from_template', 'get_visible_chatbot_ids']) f
+           where not exists (select 1 from pg_proc p
+                              where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace)
+                                and p.proname = f and obj_description(p.oid, 'pg_proc') is not null)
+           order by 1),
+    '{}'::text[], 'every chatbot/conversation function exists and has a comment');
 
 select is(array(select format('%s on %s', pol.polname, pol.polrelid::regclass) from pg_policy pol join my_tables t on t.oid = pol.polrelid
                  where obj_description(pol.oid, 'pg_policy') is null order by 1),
