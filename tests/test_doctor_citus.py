@@ -88,6 +88,12 @@ create function public.company_fixed() returns uuid language sql stable security
   set search_path = pg_catalog, pg_temp set citus.allow_nested_distributed_execution = on
   as $$ select private.membership_lookup() $$;
 
+create function public.company_distributed_nested() returns uuid language sql stable security definer
+  set search_path = pg_catalog, pg_temp set citus.allow_nested_distributed_execution = on
+  as $$ select m.company_id from public.members m where m.auth_user_id = auth.uid() $$;
+
+create policy insert_slow on public.notes for insert to citus_probe_login
+  with check (company_id = public.company_distributed_nested());
 create policy select_subquery_broken on public.notes for select to citus_probe_login
   using (company_id = (select public.company_broken()));
 create policy update_no_setting_broken on public.notes for update to citus_probe_login
@@ -189,6 +195,31 @@ def test_the_fixed_twins_pass_every_citus_rule(citus_found: list[Finding]) -> No
     assert "citus_probe_login" not in reported
     assert not any(obj.startswith("public.members ") for obj in reported if "broken" not in obj)
     assert ("citus.fk_placement", "public.companies.companies_plan_fkey") not in errors(citus_found)
+
+
+def test_a_policy_helper_reading_a_distributed_table_with_nested_execution_is_a_warning(
+        citus_found: list[Finding]) -> None:
+    levels = {f.level for f in citus_found
+              if (f.check, f.object) == ("citus.policy_reads_distributed", "company_distributed_nested()")}
+    assert levels == {"warning"}
+    assert not any(f.object == "company_distributed_nested()" and f.check == "citus.policy_nested_execution"
+                   for f in citus_found)
+
+
+def test_a_nologin_role_or_tg_table_name_declared_in_a_comment_is_info_other_rules_cannot_be_waived(
+        citus_db: str) -> None:
+    with psycopg.connect(citus_db, autocommit=True) as conn:
+        conn.execute("comment on role citus_probe_nologin is "
+                     "'doctor: allow citus.nologin_role requests log in as citus_probe_login'")
+        conn.execute("comment on function private.audit_broken() is "
+                     "'doctor: allow citus.trigger_table_name only in a message; "
+                     "doctor: allow citus.insert_values_subquery not a decision'")
+    found = citus_findings(citus_db)
+    infos = {(f.check, f.object): f.message for f in found if f.level == "info"}
+    assert "requests log in as citus_probe_login" in infos[("citus.nologin_role", "citus_probe_nologin")]
+    assert ("citus.trigger_table_name", "private.audit_broken()") in infos
+    assert ("citus.insert_values_subquery", "private.audit_broken()") in errors(found)
+    assert ("citus.nologin_role", "citus_probe_nologin") not in errors(found)
 
 
 def test_a_table_missing_from_the_layout_is_reported_as_staying_local(citus_found: list[Finding]) -> None:

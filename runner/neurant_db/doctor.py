@@ -12,6 +12,9 @@ session setting other than the JWT claims (request.jwt.*) says why in its body o
 COMMENT, `doctor: allow setting.read <name> <reason>`: no setting a client can set
 may decide anything security-relevant (check setting.read; trigger.depth likewise
 for pg_trigger_depth()).
+
+`run_checks(conn, profile)`: with profile citus the Citus rules of doctor_citus.py run too
+(and policy.initplan does not: Citus refuses the (select f()) it asks for).
 """
 
 from __future__ import annotations

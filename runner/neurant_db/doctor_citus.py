@@ -201,29 +201,33 @@ def policy_functions(model: Model) -> Iterator[Finding]:
         for funcid in {int(m) for m in _FUNCID.findall(tree)}:
             if funcid in model.routines:
                 called.setdefault(funcid, []).append(f"{p.relation}.{name}")
-    reported: set[tuple[str, str]] = set()
+    distributed_reads: dict[str, tuple[bool, list[str], str]] = {}  # sig -> (covered, tables, used)
+    nested: dict[str, tuple[list[str], str]] = {}
     for funcid, policies in sorted(called.items(), key=lambda kv: model.routines[kv[0]].sig):
         for routine, chain, covered in model.reachable(funcid, NESTED_SETTING):
             via = f" (via {' -> '.join(chain)})" if len(chain) > 1 else ""
             used = f"called by policies {_listed(sorted(policies))}{via}"
             distributed = sorted(r for r in routine.relations if model.by_name[r].placement == "distributed")
             others = sorted(r for r in routine.relations if model.by_name[r].placement != "distributed")
-            if distributed and ("dist", routine.sig) not in reported:
-                reported.add(("dist", routine.sig))
-                yield Finding("warning" if covered else "error", "citus.policy_reads_distributed", routine.sig,
-                              f"reads distributed table(s) {_listed(distributed)}, {used}: "
-                              + ("a distributed query per shard statement (measured 17-58x slower)" if covered
-                                 else "cannot execute a distributed query from a query on a shard"),
-                              "Read the membership or context from a reference table in a stable security "
-                              f"definer helper with set {NESTED_SETTING} = on.")
-            if others and not covered and ("nested", routine.sig) not in reported:
-                reported.add(("nested", routine.sig))
-                yield Finding("error", "citus.policy_nested_execution", routine.sig,
-                              f"reads {_listed(others)} without {NESTED_SETTING} = on, {used}: "
-                              "the read fails inside the shard query",
-                              f"Add set {NESTED_SETTING} = on to the helper the policy calls "
-                              "(create function ... set search_path = pg_catalog, pg_temp "
-                              f"set {NESTED_SETTING} = on).")
+            seen = distributed_reads.get(routine.sig)
+            if distributed and (seen is None or (seen[0] and not covered)):
+                distributed_reads[routine.sig] = (covered, distributed, used)
+            if others and not covered and routine.sig not in nested:
+                nested[routine.sig] = (others, used)
+    for sig, (covered, tables, used) in distributed_reads.items():
+        yield Finding("warning" if covered else "error", "citus.policy_reads_distributed", sig,
+                      f"reads distributed table(s) {_listed(tables)}, {used}: "
+                      + ("a distributed query per shard statement (measured 17-58x slower)" if covered
+                         else "cannot execute a distributed query from a query on a shard"),
+                      "Read the membership or context from a reference table in a stable security "
+                      f"definer helper with set {NESTED_SETTING} = on.")
+    for sig, (tables, used) in nested.items():
+        yield Finding("error", "citus.policy_nested_execution", sig,
+                      f"reads {_listed(tables)} without {NESTED_SETTING} = on, {used}: "
+                      "the read fails inside the shard query",
+                      f"Add set {NESTED_SETTING} = on to the helper the policy calls "
+                      "(create function ... set search_path = pg_catalog, pg_temp "
+                      f"set {NESTED_SETTING} = on).")
 
 
 TRIGGERS = """
@@ -476,9 +480,37 @@ def insert_grants_cover_defaults(model: Model) -> Iterator[Finding]:
                           f"{p.relation} to {role}) and pin their values in a before insert trigger.")
 
 
+# Declared in the schema, as for the other checks: `doctor: allow <check> <reason>` in the
+# COMMENT of the function or role a finding names turns it into info. Only for what is a
+# decision, not a refusal: a NOLOGIN role that no request reaches on Citus (its requests
+# use a documented LOGIN role), TG_TABLE_NAME only in message text.
+ALLOWABLE = ("citus.nologin_role", "citus.trigger_table_name")
+_ALLOW = re.compile(r"doctor: allow (citus\.[a-z_]+)\b[:\s]*([^\n;]*)")
+
+
+def _allowances(model: Model) -> dict[tuple[str, str], str]:
+    notes: dict[tuple[str, str], str] = {}
+    for obj, note in model.rows("""
+        select p.oid::regprocedure::text, obj_description(p.oid, 'pg_proc') from pg_proc p
+        join pg_namespace n on n.oid = p.pronamespace
+        where n.nspname = any(%s) and obj_description(p.oid, 'pg_proc') like '%%doctor: allow citus.%%'
+        union all
+        select r.rolname::text, shobj_description(r.oid, 'pg_authid') from pg_roles r
+        where shobj_description(r.oid, 'pg_authid') like '%%doctor: allow citus.%%'""",
+                                list(APPLICATION_SCHEMAS)):
+        for m in _ALLOW.finditer(note):
+            if m[1] in ALLOWABLE:
+                notes[(m[1], obj)] = m[2].strip() or "see comment"
+    return notes
+
+
 def run_citus_checks(conn: psycopg.Connection) -> list[Finding]:
     model = Model(conn)
+    allowed = _allowances(model)
     findings: list[Finding] = []
     for fn in CITUS_CHECKS:
-        findings.extend(fn(model))
+        for f in fn(model):
+            reason = allowed.get((f.check, f.object)) if f.level != "info" else None
+            findings.append(Finding("info", f.check, f.object, f"allowed on purpose: {reason}")
+                            if reason else f)
     return findings
