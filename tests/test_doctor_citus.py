@@ -332,3 +332,12 @@ def test_the_vanilla_schema_fails_the_citus_rules_where_a_real_citus_refused_it(
     assert placements["public.messages"].startswith("distributed by company_id, colocated with public.companies")
     assert placements["public.subscription_plans"].startswith("reference table")
     assert all("hint" in f for f in found if f["check"].startswith("citus.") and f["level"] == "error")
+
+
+def test_the_text_output_prints_each_citus_finding_with_its_hint_and_exits_1(citus_db: str) -> None:
+    result = CliRunner().invoke(cli, ["--database-url", citus_db, "doctor", "--profile", "citus"])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    at = next(i for i, line in enumerate(lines) if "citus.unique_key" in line and "members_broken_key" in line)
+    assert lines[at + 1].strip().startswith("hint: Add company_id to the key")
+    assert "Traceback" not in result.output
