@@ -640,19 +640,28 @@ def lint(as_json: bool) -> None:
 @cli.command()
 @json_option("Machine-readable findings.")
 @click.option("--all", "show_all", is_flag=True, help="Also print info findings.")
+@click.option("--profile", "doctor_profile", type=click.Choice(("vanilla", "supabase", "citus")), default=None,
+              help="Rules to apply (default: the render profile); citus adds the Citus rules "
+              "(placements as info).")
 @pass_ctx
-def doctor(c: Context, as_json: bool, show_all: bool) -> None:
+def doctor(c: Context, as_json: bool, show_all: bool, doctor_profile: str | None) -> None:
     """Check the live schema: RLS forced, policies, definer hygiene, FK indexes,
-    comments, tenant keys. Exit 1 on any error-level finding.
+    comments, tenant keys. Exit 1 on any error-level finding. With --profile citus,
+    also every Citus restriction as a static rule (policy subqueries, triggers on
+    shards, unique keys, foreign keys, NOLOGIN request roles, insert grants): they
+    run on plain PostgreSQL, with the table placements of pg_dist_partition, else of
+    private.citus_layout, else the default plan (see README, "Doctor: Citus rules").
 
     \b
     Example:
       neurant-db doctor --json > doctor.json
+      neurant-db doctor --profile citus --all
     """
     from .doctor import run_checks
 
+    profile = doctor_profile or c.settings().profile
     with c.target().connect(purpose="doctor") as conn:
-        findings = run_checks(conn)
+        findings = run_checks(conn, profile)
     errors = [f for f in findings if f.level == "error"]
     if as_json:
         click.echo(json.dumps([f.as_dict() for f in findings], indent=2))
@@ -662,6 +671,8 @@ def doctor(c: Context, as_json: bool, show_all: bool) -> None:
                 continue
             colour = {"error": "red", "warning": "yellow"}.get(f.level)
             click.echo(click.style(f"{f.level.upper():<7}", fg=colour) + f" {f.check:<20} {f.object}: {f.message}")
+            if f.hint:
+                click.echo(f"{'':<28} hint: {f.hint}")
         infos = sum(1 for f in findings if f.level == "info")
         click.echo(f"{len(errors)} error(s), {infos} info (use --all to list them)")
     if errors:
