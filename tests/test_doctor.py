@@ -114,6 +114,7 @@ def weak_db(scratch_db: str) -> Iterator[str]:
     ("tenant.not_null", "public.child"),
     ("tenant.unique", "public.leaky leaky_code_key"),
     ("tenant.unique", "public.crossref crossref_other_key"),
+    ("tenant.fk_action", "public.child.child_company_id_leaky_id_fkey"),
     ("tenant.cascade", "public.leaky"),
     ("policy.read_only", "public.leaky"),
     ("definer.read_only", "definer_writes()"),

@@ -272,11 +272,12 @@ def tenant_keys(conn: psycopg.Connection) -> Iterator[Finding]:
                 continue
             yield Finding("error", "tenant.unique", f"{name} {idx.split('.')[-1]}",
                           f"{kind} does not include company_id (not distributable, leaks across tenants)")
-    for con, src, dst, src_oid, dst_oid, has_key in conn.execute("""
+    for con, src, dst, src_oid, dst_oid, has_key, upd, dele in conn.execute("""
         select k.conname, k.conrelid::regclass::text, k.confrelid::regclass::text,
                k.conrelid, k.confrelid,
                exists (select 1 from pg_attribute a where a.attrelid = k.conrelid
-                       and a.attname = 'company_id' and a.attnum = any(k.conkey))
+                       and a.attname = 'company_id' and a.attnum = any(k.conkey)),
+               k.confupdtype, k.confdeltype
         from pg_constraint k where k.contype = 'f'""").fetchall():
         if src_oid not in tenant or dst_oid not in tenant or tenant[dst_oid] == TENANT_ROOT:
             continue
@@ -284,6 +285,15 @@ def tenant_keys(conn: psycopg.Connection) -> Iterator[Finding]:
         if not has_key:
             yield Finding("error", "tenant.fk", f"{src}.{con}",
                           f"foreign key to tenant table {dst} does not include company_id")
+        else:
+            # CONVENTIONS binds every profile: a tenant key never changes or goes null
+            # through a foreign key action (Citus also refuses these: citus.fk_action).
+            if upd not in ("a", "r"):
+                yield Finding("error", "tenant.fk_action", f"{src}.{con}",
+                              "ON UPDATE action on a key containing company_id (Citus rejects it)")
+            if dele in ("n", "d"):
+                yield Finding("error", "tenant.fk_action", f"{src}.{con}",
+                              "ON DELETE SET NULL/DEFAULT on a key containing company_id (Citus rejects it)")
 
 
 def _table_allows(conn: psycopg.Connection, oid: int, exception: str) -> str | None:
