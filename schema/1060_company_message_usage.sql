@@ -88,18 +88,29 @@ declare
   v_others bigint;
   v_grant bigint;
 begin
-  select c.subscription_plan, private.effective_monthly_message_limit(c.id) into v_plan, v_limit
-    from public.companies c
-   where c.id = p_company_id;
+  if p_billable then
+    select c.subscription_plan, private.effective_monthly_message_limit(c.id) into v_plan, v_limit
+      from public.companies c
+     where c.id = p_company_id;
+  end if;
 
   if not p_billable or v_limit is null then
-    -- nothing to check: count in this session's shard
-    insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
-    values (p_company_id, v_month, v_shard, case when p_billable then 1 else 0 end, 1)
-    on conflict (company_id, month, shard) do update
-       set message_count = u.message_count + excluded.message_count,
+    -- nothing to check (a message that is not billable needs no limit): count in this
+    -- session's shard. The row exists after the first message of the month, so try the
+    -- UPDATE first; the upsert (which also runs the row's insert triggers) only creates it.
+    update public.company_message_usage u
+       set message_count = u.message_count + case when p_billable then 1 else 0 end,
            total_message_count = u.total_message_count + 1,
-           updated_at = pg_catalog.now();
+           updated_at = pg_catalog.now()
+     where u.company_id = p_company_id and u.month = v_month and u.shard = v_shard;
+    if not found then
+      insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
+      values (p_company_id, v_month, v_shard, case when p_billable then 1 else 0 end, 1)
+      on conflict (company_id, month, shard) do update
+         set message_count = u.message_count + excluded.message_count,
+             total_message_count = u.total_message_count + 1,
+             updated_at = pg_catalog.now();
+    end if;
     return;
   end if;
 
