@@ -59,11 +59,12 @@ $$;
 comment on function private.normalize_phrases(text[]) is
   'The phrases of a list normalised one by one (private.normalize_phrase), in order (an empty list for an empty or null one).';
 
--- Returns the first phrase of p_phrases contained in p_text as a whole word sequence
--- ('human' matches 'a human please' but not 'inhuman'), or null. p_normalized is
--- private.normalize_phrases(p_phrases) (a generated column of public.chatbots), so only
--- the text is normalised here.
-create function private.match_phrase(p_text text, p_phrases text[], p_normalized text[])
+-- Returns the first phrase of p_phrases contained in a text as a whole word sequence
+-- ('human' matches 'a human please' but not 'inhuman'), or null. Both sides come
+-- normalised: p_normalized_text is private.normalize_phrase(text), computed once per
+-- message however many lists it is matched against, and p_normalized is
+-- private.normalize_phrases(p_phrases) (a generated column of public.chatbots).
+create function private.match_phrase(p_normalized_text text, p_phrases text[], p_normalized text[])
 returns text
 language sql
 immutable
@@ -73,15 +74,14 @@ as $$
   -- phrases normalise to a non-empty string by the lists' check constraint
   -- (phrase_list_is_valid), the <> '' test only keeps the function total for other callers
   select p_phrases[i]
-    from (select ' ' || private.normalize_phrase(p_text) || ' ' as t offset 0) n, -- offset 0: evaluated once
-         pg_catalog.generate_subscripts(p_normalized, 1) as i
+    from pg_catalog.generate_subscripts(p_normalized, 1) as i
    where p_normalized[i] <> ''
-     and pg_catalog.strpos(n.t, ' ' || p_normalized[i] || ' ') > 0
+     and pg_catalog.strpos(' ' || p_normalized_text || ' ', ' ' || p_normalized[i] || ' ') > 0
    order by i
    limit 1
 $$;
 comment on function private.match_phrase(text, text[], text[]) is
-  'First phrase of the list that occurs in the text as a whole-word sequence, case and punctuation insensitive; null when none. '
+  'First phrase of the list that occurs in the normalised text (private.normalize_phrase) as a whole-word sequence, case and punctuation insensitive; null when none. '
   'Takes the list and its normalised form (private.normalize_phrases, stored with the chatbot).';
 
 create function private.phrase_list_is_valid(p_phrases text[])
