@@ -113,7 +113,7 @@ begin
               where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
               order by f.shard <> v_shard, f.shard
               limit 1
-                for no key update skip locked);
+                for no key update of f skip locked);
     if not found then
       insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
       values (p_company_id, v_month, v_shard, case when p_billable then 1 else 0 end, 1)
@@ -142,7 +142,7 @@ begin
                   and f.allowance_limit = v_limit and f.message_count < f.allowance
                 order by f.shard <> v_shard, f.shard
                 limit 1
-                  for no key update skip locked)
+                  for no key update of f skip locked)
          and u.allowance_limit = v_limit and u.message_count < u.allowance
       returning u.message_count into strict v_count;
       return;
@@ -202,7 +202,8 @@ begin
 end
 $$;
 comment on function private.record_message_usage(uuid, boolean) is
-  'Counts one message in company_message_usage (this session''s shard) for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit.';
+  'Counts one message in company_message_usage (this session''s shard) for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit. '
+  'doctor: allow setting.read transaction_isolation it only picks which shard row counts the message (any free one under read committed, the own one otherwise); every shard keeps the limit exact.';
 revoke execute on function private.record_message_usage(uuid, boolean) from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
