@@ -1394,10 +1394,15 @@ CREATE FUNCTION private.conversations_guard_transition() RETURNS trigger
     AS $$
 declare
   v_chatbot record;
-  -- no JWT subject (service_role, jobs, the message triggers): no membership to look up
-  v_user_id uuid := case when auth.uid() is not null then public.get_current_user_id() end;
-  v_role public.user_role := case when v_user_id is not null then public.get_user_role() end;
+  v_user_id uuid;
+  v_role public.user_role;
 begin
+  -- the caller's membership, only where a rule needs it (not for the per-message update
+  -- of the message triggers; issue 11); no JWT subject (service_role, jobs): none to look up
+  if tg_op = 'INSERT' or new.assigned_operator_id is distinct from old.assigned_operator_id then
+    v_user_id := case when auth.uid() is not null then public.get_current_user_id() end;
+    v_role := case when v_user_id is not null then public.get_user_role() end;
+  end if;
   if tg_op = 'INSERT' then
     -- Only owner/administrador/supervisor open conversations (policy insert_as_supervisor):
     -- a member of another rank is refused first, with the RLS error, before the chatbot or
@@ -2402,32 +2407,29 @@ COMMENT ON FUNCTION private.lifecycle_require_privileges() IS 'Raises 42501 unle
 
 
 --
--- Name: match_phrase(text, text[]); Type: FUNCTION; Schema: private; Owner: -
+-- Name: match_phrase(text, text[], text[]); Type: FUNCTION; Schema: private; Owner: -
 --
 
-CREATE FUNCTION private.match_phrase(p_text text, p_phrases text[]) RETURNS text
+CREATE FUNCTION private.match_phrase(p_normalized_text text, p_phrases text[], p_normalized text[]) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-  -- the text is normalised once, not once per phrase (issue 11); phrases normalise to a
-  -- non-empty string by the lists' check constraint (phrase_list_is_valid), the <> ''
-  -- test only keeps the function total for other callers
-  select p.phrase
-    from (select ' ' || private.normalize_phrase(p_text) || ' ' as t offset 0) n, -- offset 0: evaluated once
-         (select q.phrase, q.ord, private.normalize_phrase(q.phrase) as norm
-            from pg_catalog.unnest(p_phrases) with ordinality as q (phrase, ord) offset 0) p
-   where p.norm <> ''
-     and pg_catalog.strpos(n.t, ' ' || p.norm || ' ') > 0
-   order by p.ord
+  -- phrases normalise to a non-empty string by the lists' check constraint
+  -- (phrase_list_is_valid), the <> '' test only keeps the function total for other callers
+  select p_phrases[i]
+    from pg_catalog.generate_subscripts(p_normalized, 1) as i
+   where p_normalized[i] <> ''
+     and pg_catalog.strpos(' ' || p_normalized_text || ' ', ' ' || p_normalized[i] || ' ') > 0
+   order by i
    limit 1
 $$;
 
 
 --
--- Name: FUNCTION match_phrase(p_text text, p_phrases text[]); Type: COMMENT; Schema: private; Owner: -
+-- Name: FUNCTION match_phrase(p_normalized_text text, p_phrases text[], p_normalized text[]); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.match_phrase(p_text text, p_phrases text[]) IS 'First phrase of the list that occurs in the text as a whole-word sequence, case and punctuation insensitive; null when none.';
+COMMENT ON FUNCTION private.match_phrase(p_normalized_text text, p_phrases text[], p_normalized text[]) IS 'First phrase of the list that occurs in the normalised text (private.normalize_phrase) as a whole-word sequence, case and punctuation insensitive; null when none. Takes the list and its normalised form (private.normalize_phrases, stored with the chatbot).';
 
 
 --
@@ -2532,10 +2534,12 @@ declare
   v_status public.conversation_status;
   v_turns integer;
   v_bot record;
+  v_text text;
   v_match text;
 begin
   -- (the conversation's status and turns come from the UPDATE ... RETURNING of each branch)
-  select b.hitl_enabled, b.hitl_keywords, b.hitl_human_request_phrases, b.hitl_max_bot_turns into v_bot
+  select b.hitl_enabled, b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
+         b.hitl_human_request_phrases_normalized, b.hitl_max_bot_turns into v_bot
     from public.chatbots b
    where b.company_id = new.company_id and b.id = new.chatbot_id;
 
@@ -2546,12 +2550,15 @@ begin
      where c.company_id = new.company_id and c.id = new.conversation_id
     returning c.status into v_status;
     if v_bot.hitl_enabled and v_status = 'active' then
-      v_match := private.match_phrase(new.content, v_bot.hitl_human_request_phrases);
+      -- the text is normalised once for both lists; the phrases were when the chatbot was written
+      v_text := private.normalize_phrase(new.content);
+      v_match := private.match_phrase(v_text, v_bot.hitl_human_request_phrases,
+                                       v_bot.hitl_human_request_phrases_normalized);
       if v_match is not null then
         perform private.escalate_conversation(new.company_id, new.conversation_id, 'human_request',
                                               format('end user asked for a human: "%s"', v_match));
       else
-        v_match := private.match_phrase(new.content, v_bot.hitl_keywords);
+        v_match := private.match_phrase(v_text, v_bot.hitl_keywords, v_bot.hitl_keywords_normalized);
         if v_match is not null then
           perform private.escalate_conversation(new.company_id, new.conversation_id, 'keyword',
                                                 format('keyword "%s" in end-user message', v_match));
@@ -2714,6 +2721,26 @@ COMMENT ON FUNCTION private.normalize_phrase(p_text text) IS 'Normalises text fo
 
 
 --
+-- Name: normalize_phrases(text[]); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.normalize_phrases(p_phrases text[]) RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select coalesce(pg_catalog.array_agg(private.normalize_phrase(q.phrase) order by q.ord), '{}')
+    from pg_catalog.unnest(p_phrases) with ordinality as q (phrase, ord)
+$$;
+
+
+--
+-- Name: FUNCTION normalize_phrases(p_phrases text[]); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.normalize_phrases(p_phrases text[]) IS 'The phrases of a list normalised one by one (private.normalize_phrase), in order (an empty list for an empty or null one).';
+
+
+--
 -- Name: phrase_list_is_valid(text[]); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -2797,19 +2824,40 @@ declare
   v_own public.company_message_usage;
   v_others bigint;
   v_grant bigint;
+  -- Under read committed a message may count in any shard row of the month that no other
+  -- session holds (skip locked), this session's own first: two sessions whose pids share a
+  -- shard then do not queue on its row lock, held until commit (issue 11). Under
+  -- repeatable read only the own shard: another session's shard row is updated all the
+  -- time, and updating it would fail with a serialization error.
+  v_any_shard boolean := pg_catalog.current_setting('transaction_isolation') = 'read committed';
 begin
-  select c.subscription_plan, private.effective_monthly_message_limit(c.id) into v_plan, v_limit
-    from public.companies c
-   where c.id = p_company_id;
+  if p_billable then
+    v_limit := private.effective_monthly_message_limit(p_company_id);
+  end if;
 
   if not p_billable or v_limit is null then
-    -- nothing to check: count in this session's shard
-    insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
-    values (p_company_id, v_month, v_shard, case when p_billable then 1 else 0 end, 1)
-    on conflict (company_id, month, shard) do update
-       set message_count = u.message_count + excluded.message_count,
+    -- nothing to check (a message that is not billable needs no limit): count in a free
+    -- shard row of the month (see v_any_shard). The rows exist after the first messages of
+    -- the month, so try the UPDATE first; the upsert into this session's shard (which also
+    -- runs the row's insert triggers, and waits for its row) only when none is free.
+    update public.company_message_usage u
+       set message_count = u.message_count + case when p_billable then 1 else 0 end,
            total_message_count = u.total_message_count + 1,
-           updated_at = pg_catalog.now();
+           updated_at = pg_catalog.now()
+     where (u.company_id, u.month, u.shard) = (
+             select f.company_id, f.month, f.shard from public.company_message_usage f
+              where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
+              order by f.shard <> v_shard, f.shard
+              limit 1
+                for no key update of f skip locked);
+    if not found then
+      insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
+      values (p_company_id, v_month, v_shard, case when p_billable then 1 else 0 end, 1)
+      on conflict (company_id, month, shard) do update
+         set message_count = u.message_count + excluded.message_count,
+             total_message_count = u.total_message_count + 1,
+             updated_at = pg_catalog.now();
+    end if;
     return;
   end if;
 
@@ -2818,11 +2866,19 @@ begin
     -- block of its own: an UPDATE that waited for another writer of the shard keeps the
     -- row locked even when the row no longer qualifies; rolling the block back releases
     -- that lock, so this session waits for shard 0 below holding no usage row.
+    -- Any shard row with allowance left counts it (see v_any_shard): its allowance was
+    -- granted under the shard-0 lock whoever uses it, and its row lock is held here.
     begin
       update public.company_message_usage u
          set message_count = u.message_count + 1, total_message_count = u.total_message_count + 1,
              updated_at = pg_catalog.now()
-       where u.company_id = p_company_id and u.month = v_month and u.shard = v_shard
+       where (u.company_id, u.month, u.shard) = (
+               select f.company_id, f.month, f.shard from public.company_message_usage f
+                where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
+                  and f.allowance_limit = v_limit and f.message_count < f.allowance
+                order by f.shard <> v_shard, f.shard
+                limit 1
+                  for no key update of f skip locked)
          and u.allowance_limit = v_limit and u.message_count < u.allowance
       returning u.message_count into strict v_count;
       return;
@@ -2875,6 +2931,7 @@ begin
     end if;
   end if;
   v_count := coalesce(v_count, 0);
+  select c.subscription_plan into v_plan from public.companies c where c.id = p_company_id;
   raise exception using errcode = 'NA001',
     message = format('monthly message limit reached for plan %s: %s of %s (%s)', v_plan, v_count, v_limit, pg_catalog.to_char(v_month, 'YYYY-MM')),
     hint = 'Upgrade the subscription plan, or wait for the next month (the allowance resets on the 1st, UTC). End-user and operator messages are still accepted.';
@@ -2886,7 +2943,7 @@ $$;
 -- Name: FUNCTION record_message_usage(p_company_id uuid, p_billable boolean); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable boolean) IS 'Counts one message in company_message_usage (this session''s shard) for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit.';
+COMMENT ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable boolean) IS 'Counts one message in company_message_usage (this session''s shard) for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit. doctor: allow setting.read transaction_isolation it only picks which shard row counts the message (any free one under read committed, the own one otherwise); every shard keeps the limit exact.';
 
 
 --
@@ -2908,7 +2965,9 @@ begin
     end if;
     return new;
   end if;
-  if private.caller_is_subject_to_rls()
+  -- row_security_active: exactly the callers whose row RLS would check on this table (a
+  -- built-in, no catalog query: issue 11); for anyone else, RLS would refuse nothing
+  if pg_catalog.row_security_active(tg_relid)
      and new.company_id is distinct from public.get_user_company_id() then
     raise exception using errcode = '42501',
       message = format('new row violates row-level security policy for table "%s"', tg_table_name),
@@ -2923,7 +2982,7 @@ $$;
 -- Name: FUNCTION reject_other_tenant_insert(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.reject_other_tenant_insert() IS 'Tenant guard trigger (before insert or update, fires first, on every tenant table). Insert: a caller subject to RLS (authenticated) may only propose rows of its own company; anything else fails with the RLS error (42501) before any other trigger can look at, or report on, another company''s rows. Update: company_id never changes, for any role (42501). Security invoker on purpose.';
+COMMENT ON FUNCTION private.reject_other_tenant_insert() IS 'Tenant guard trigger (before insert or update, fires first, on every tenant table). Insert: a caller subject to RLS on the table (row_security_active: authenticated) may only propose rows of its own company; anything else fails with the RLS error (42501) before any other trigger can look at, or report on, another company''s rows. Update: company_id never changes, for any role (42501). Security invoker on purpose.';
 
 
 --
@@ -6214,6 +6273,8 @@ CREATE TABLE public.chatbots (
     hitl_human_request_phrases text[] DEFAULT '{"talk to a human","speak to a human","real person","human agent","talk to an agent","hablar con una persona","hablar con un humano","agente humano","persona real"}'::text[] NOT NULL,
     hitl_max_bot_turns smallint,
     hitl_low_rating_threshold smallint,
+    hitl_keywords_normalized text[] GENERATED ALWAYS AS (private.normalize_phrases(hitl_keywords)) STORED NOT NULL,
+    hitl_human_request_phrases_normalized text[] GENERATED ALWAYS AS (private.normalize_phrases(hitl_human_request_phrases)) STORED NOT NULL,
     created_by uuid,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -6326,6 +6387,20 @@ COMMENT ON COLUMN public.chatbots.hitl_max_bot_turns IS 'Escalate after this man
 --
 
 COMMENT ON COLUMN public.chatbots.hitl_low_rating_threshold IS 'Escalate when an end user rates a bot answer at or below this score 1-5 (thumbs_down counts as 1, thumbs_up as 5); null = disabled.';
+
+
+--
+-- Name: COLUMN chatbots.hitl_keywords_normalized; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.chatbots.hitl_keywords_normalized IS 'hitl_keywords normalised for matching (private.normalize_phrases), in the same order; generated, never written directly.';
+
+
+--
+-- Name: COLUMN chatbots.hitl_human_request_phrases_normalized; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.chatbots.hitl_human_request_phrases_normalized IS 'hitl_human_request_phrases normalised for matching (private.normalize_phrases), in the same order; generated, never written directly.';
 
 
 --
@@ -6544,7 +6619,7 @@ COMMENT ON COLUMN public.company_message_usage.month IS 'First day of the month 
 -- Name: COLUMN company_message_usage.shard; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.company_message_usage.shard IS 'Counter shard 0-15 (the writing session''s pg_backend_pid() % 16): concurrent writers of one company count in different rows. Shard 0 also serialises the grants of allowances.';
+COMMENT ON COLUMN public.company_message_usage.shard IS 'Counter shard 0-15 (created by the writing session as its pg_backend_pid() % 16; under read committed a message counts in any row of the month no other session holds, this session''s first): concurrent writers of one company count in different rows. Shard 0 also serialises the grants of allowances.';
 
 
 --
@@ -10104,14 +10179,14 @@ COMMENT ON TRIGGER conversations_guard_transition ON public.conversations IS 'Co
 -- Name: conversations conversations_legal_hold; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER conversations_legal_hold BEFORE DELETE OR UPDATE ON public.conversations FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('id', 'status', 'is_hitl_active', 'assigned_operator_id', 'hitl_escalated_at', 'bot_turns_without_resolution', 'last_message_at', 'closed_at', 'updated_at');
+CREATE TRIGGER conversations_legal_hold BEFORE DELETE OR UPDATE OF company_id, id, chatbot_id, end_user_id, channel, created_at ON public.conversations FOR EACH ROW EXECUTE FUNCTION private.legal_hold_guard('id', 'status', 'is_hitl_active', 'assigned_operator_id', 'hitl_escalated_at', 'bot_turns_without_resolution', 'last_message_at', 'closed_at', 'updated_at');
 
 
 --
 -- Name: TRIGGER conversations_legal_hold ON conversations; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER conversations_legal_hold ON public.conversations IS 'Held conversations cannot be deleted or change their identity (status, HITL and assignment columns still change).';
+COMMENT ON TRIGGER conversations_legal_hold ON public.conversations IS 'Held conversations cannot be deleted or change their identity (status, HITL and assignment columns still change); fires only for updates naming an identity column.';
 
 
 --
@@ -10132,14 +10207,14 @@ COMMENT ON TRIGGER conversations_legal_hold_truncate ON public.conversations IS 
 -- Name: conversations conversations_log_escalation; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER conversations_log_escalation AFTER INSERT OR UPDATE OF status ON public.conversations FOR EACH ROW EXECUTE FUNCTION private.conversations_log_escalation();
+CREATE TRIGGER conversations_log_escalation AFTER INSERT OR UPDATE OF status ON public.conversations FOR EACH ROW WHEN (new.is_hitl_active) EXECUTE FUNCTION private.conversations_log_escalation();
 
 
 --
 -- Name: TRIGGER conversations_log_escalation ON conversations; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER conversations_log_escalation ON public.conversations IS 'Logs every entry into human mode in public.hitl_escalations.';
+COMMENT ON TRIGGER conversations_log_escalation ON public.conversations IS 'Logs every entry into human mode in public.hitl_escalations (fires only for rows in human mode).';
 
 
 --

@@ -20,7 +20,7 @@ create function private.reject_other_tenant_insert()
 returns trigger
 language plpgsql
 volatile
-security invoker -- must run as the caller: caller_is_subject_to_rls() looks at current_user
+security invoker -- must run as the caller: row_security_active() looks at current_user
 set search_path = pg_catalog, pg_temp
 as $$
 begin
@@ -34,7 +34,9 @@ begin
     end if;
     return new;
   end if;
-  if private.caller_is_subject_to_rls()
+  -- row_security_active: exactly the callers whose row RLS would check on this table (a
+  -- built-in, no catalog query: issue 11); for anyone else, RLS would refuse nothing
+  if pg_catalog.row_security_active(tg_relid)
      and new.company_id is distinct from public.get_user_company_id() then
     raise exception using errcode = '42501',
       message = format('new row violates row-level security policy for table "%s"', tg_table_name),
@@ -44,7 +46,7 @@ begin
 end;
 $$;
 comment on function private.reject_other_tenant_insert() is
-  'Tenant guard trigger (before insert or update, fires first, on every tenant table). Insert: a caller subject to RLS (authenticated) may only propose rows of its own company; anything else fails with the RLS error (42501) before any other trigger can look at, or report on, another company''s rows. Update: company_id never changes, for any role (42501). Security invoker on purpose.';
+  'Tenant guard trigger (before insert or update, fires first, on every tenant table). Insert: a caller subject to RLS on the table (row_security_active: authenticated) may only propose rows of its own company; anything else fails with the RLS error (42501) before any other trigger can look at, or report on, another company''s rows. Update: company_id never changes, for any role (42501). Security invoker on purpose.';
 revoke execute on function private.reject_other_tenant_insert() from public, anon, authenticated;
 
 -- public.audit_logs is created before this guard (0050), so its guard is attached here.

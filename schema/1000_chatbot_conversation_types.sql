@@ -42,29 +42,47 @@ $$;
 comment on function private.normalize_phrase(text) is
   'Normalises text for HITL phrase matching: lower case, non-alphanumeric runs collapsed to one space, trimmed.';
 
--- Returns the first phrase of p_phrases contained in p_text as a whole word sequence
--- ('human' matches 'a human please' but not 'inhuman'), or null.
-create function private.match_phrase(p_text text, p_phrases text[])
+-- The phrase lists normalised once, when a chatbot's configuration is written: stored
+-- (generated) columns of public.chatbots, so a message normalises only its own text
+-- (issue 11: normalising every phrase of both lists per message was a third of the
+-- trigger time of an end-user message).
+create function private.normalize_phrases(p_phrases text[])
+returns text[]
+language sql
+immutable
+parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+  select coalesce(pg_catalog.array_agg(private.normalize_phrase(q.phrase) order by q.ord), '{}')
+    from pg_catalog.unnest(p_phrases) with ordinality as q (phrase, ord)
+$$;
+comment on function private.normalize_phrases(text[]) is
+  'The phrases of a list normalised one by one (private.normalize_phrase), in order (an empty list for an empty or null one).';
+
+-- Returns the first phrase of p_phrases contained in a text as a whole word sequence
+-- ('human' matches 'a human please' but not 'inhuman'), or null. Both sides come
+-- normalised: p_normalized_text is private.normalize_phrase(text), computed once per
+-- message however many lists it is matched against, and p_normalized is
+-- private.normalize_phrases(p_phrases) (a generated column of public.chatbots).
+create function private.match_phrase(p_normalized_text text, p_phrases text[], p_normalized text[])
 returns text
 language sql
 immutable
 parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
-  -- the text is normalised once, not once per phrase (issue 11); phrases normalise to a
-  -- non-empty string by the lists' check constraint (phrase_list_is_valid), the <> ''
-  -- test only keeps the function total for other callers
-  select p.phrase
-    from (select ' ' || private.normalize_phrase(p_text) || ' ' as t offset 0) n, -- offset 0: evaluated once
-         (select q.phrase, q.ord, private.normalize_phrase(q.phrase) as norm
-            from pg_catalog.unnest(p_phrases) with ordinality as q (phrase, ord) offset 0) p
-   where p.norm <> ''
-     and pg_catalog.strpos(n.t, ' ' || p.norm || ' ') > 0
-   order by p.ord
+  -- phrases normalise to a non-empty string by the lists' check constraint
+  -- (phrase_list_is_valid), the <> '' test only keeps the function total for other callers
+  select p_phrases[i]
+    from pg_catalog.generate_subscripts(p_normalized, 1) as i
+   where p_normalized[i] <> ''
+     and pg_catalog.strpos(' ' || p_normalized_text || ' ', ' ' || p_normalized[i] || ' ') > 0
+   order by i
    limit 1
 $$;
-comment on function private.match_phrase(text, text[]) is
-  'First phrase of the list that occurs in the text as a whole-word sequence, case and punctuation insensitive; null when none.';
+comment on function private.match_phrase(text, text[], text[]) is
+  'First phrase of the list that occurs in the normalised text (private.normalize_phrase) as a whole-word sequence, case and punctuation insensitive; null when none. '
+  'Takes the list and its normalised form (private.normalize_phrases, stored with the chatbot).';
 
 create function private.phrase_list_is_valid(p_phrases text[])
 returns boolean

@@ -17,6 +17,10 @@ create table public.chatbots (
   hitl_human_request_phrases text[] not null default '{"talk to a human","speak to a human","real person","human agent","talk to an agent","hablar con una persona","hablar con un humano","agente humano","persona real"}',
   hitl_max_bot_turns smallint,
   hitl_low_rating_threshold smallint,
+  -- normalised when the configuration is written, not per message (issue 11)
+  hitl_keywords_normalized text[] not null generated always as (private.normalize_phrases(hitl_keywords)) stored,
+  hitl_human_request_phrases_normalized text[] not null
+    generated always as (private.normalize_phrases(hitl_human_request_phrases)) stored,
   created_by uuid,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
@@ -54,6 +58,8 @@ comment on column public.chatbots.hitl_keywords is 'Keywords/phrases (whole word
 comment on column public.chatbots.hitl_human_request_phrases is 'Phrases meaning the end user asks for a human (whole words, case-insensitive); escalate with reason human_request.';
 comment on column public.chatbots.hitl_max_bot_turns is 'Escalate after this many consecutive bot answers without resolution (reason bot_turns); null = disabled.';
 comment on column public.chatbots.hitl_low_rating_threshold is 'Escalate when an end user rates a bot answer at or below this score 1-5 (thumbs_down counts as 1, thumbs_up as 5); null = disabled.';
+comment on column public.chatbots.hitl_keywords_normalized is 'hitl_keywords normalised for matching (private.normalize_phrases), in the same order; generated, never written directly.';
+comment on column public.chatbots.hitl_human_request_phrases_normalized is 'hitl_human_request_phrases normalised for matching (private.normalize_phrases), in the same order; generated, never written directly.';
 comment on column public.chatbots.created_by is 'User who created the chatbot (set from the caller''s identity); null when created by the backend or after that user was deleted.';
 comment on column public.chatbots.created_at is 'Creation time.';
 comment on column public.chatbots.updated_at is 'Last change, maintained by private.touch_updated_at().';

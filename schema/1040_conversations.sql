@@ -117,10 +117,15 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_chatbot record;
-  -- no JWT subject (service_role, jobs, the message triggers): no membership to look up
-  v_user_id uuid := case when auth.uid() is not null then public.get_current_user_id() end;
-  v_role public.user_role := case when v_user_id is not null then public.get_user_role() end;
+  v_user_id uuid;
+  v_role public.user_role;
 begin
+  -- the caller's membership, only where a rule needs it (not for the per-message update
+  -- of the message triggers; issue 11); no JWT subject (service_role, jobs): none to look up
+  if tg_op = 'INSERT' or new.assigned_operator_id is distinct from old.assigned_operator_id then
+    v_user_id := case when auth.uid() is not null then public.get_current_user_id() end;
+    v_role := case when v_user_id is not null then public.get_user_role() end;
+  end if;
   if tg_op = 'INSERT' then
     -- Only owner/administrador/supervisor open conversations (policy insert_as_supervisor):
     -- a member of another rank is refused first, with the RLS error, before the chatbot or

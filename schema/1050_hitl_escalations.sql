@@ -110,10 +110,13 @@ comment on function private.conversations_log_escalation() is
   'Reads no session setting and no trigger depth: a session cannot forge the reason or hide the author.';
 revoke execute on function private.conversations_log_escalation() from public, anon, authenticated;
 
+-- (when: the function's first test, so the message path - which names status to reopen
+-- a resolved conversation - calls nothing for a conversation in bot mode; issue 11)
 create trigger conversations_log_escalation
   after insert or update of status on public.conversations
-  for each row execute function private.conversations_log_escalation();
-comment on trigger conversations_log_escalation on public.conversations is 'Logs every entry into human mode in public.hitl_escalations.';
+  for each row when (new.is_hitl_active)
+  execute function private.conversations_log_escalation();
+comment on trigger conversations_log_escalation on public.conversations is 'Logs every entry into human mode in public.hitl_escalations (fires only for rows in human mode).';
 
 -- A member can be removed while the history stays (private.clear_user_reference).
 create trigger users_clear_hitl_escalations_references

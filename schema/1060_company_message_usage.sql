@@ -2,8 +2,9 @@
 -- tracked in the same transaction as each message (DESIGN: business rules).
 --
 -- Sharded counters (issue 11): one row per company, month and shard; a session counts in
--- shard pg_backend_pid() % 16, so one tenant's concurrent writers do not queue on one row
--- lock held until commit. The month's usage is the SUM over its shards. The limit stays
+-- shard pg_backend_pid() % 16, or (read committed) in any other shard row no session holds
+-- when that one is taken, so one tenant's concurrent writers do not queue on one row lock
+-- held until commit. The month's usage is the SUM over its shards. The limit stays
 -- exact and race-free through allowances: a shard takes a billable message only while its
 -- message_count < allowance (checked under its own row lock), and allowances are granted,
 -- in blocks, only under the lock of the month's shard-0 row, so the allowances granted for
@@ -50,7 +51,7 @@ comment on table public.company_message_usage is
   'Messages per company per calendar month (UTC) and shard, maintained in the message''s own transaction; the month''s usage is the sum over its shards. The sum of message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan). doctor: allow legal_hold quota counters, not a record.';
 comment on column public.company_message_usage.company_id is 'Company (tenant key).';
 comment on column public.company_message_usage.month is 'First day of the month (UTC, server clock: the writing transaction''s now()) the messages were counted in; never taken from messages.created_at.';
-comment on column public.company_message_usage.shard is 'Counter shard 0-15 (the writing session''s pg_backend_pid() % 16): concurrent writers of one company count in different rows. Shard 0 also serialises the grants of allowances.';
+comment on column public.company_message_usage.shard is 'Counter shard 0-15 (created by the writing session as its pg_backend_pid() % 16; under read committed a message counts in any row of the month no other session holds, this session''s first): concurrent writers of one company count in different rows. Shard 0 also serialises the grants of allowances.';
 comment on column public.company_message_usage.message_count is 'Billable messages (bot messages) of the month counted in this shard; their sum over the shards never exceeds private.effective_monthly_message_limit() (companies.monthly_message_limit, else the plan''s).';
 comment on column public.company_message_usage.total_message_count is 'All messages of the month (every sender type) counted in this shard, for reporting; not limited.';
 comment on column public.company_message_usage.allowance is 'Billable messages this shard may count without the month''s shard-0 lock (message_count < allowance); granted in blocks under that lock, the allowances for the current limit summing to at most the limit.';
@@ -87,19 +88,40 @@ declare
   v_own public.company_message_usage;
   v_others bigint;
   v_grant bigint;
+  -- Under read committed a message may count in any shard row of the month that no other
+  -- session holds (skip locked), this session's own first: two sessions whose pids share a
+  -- shard then do not queue on its row lock, held until commit (issue 11). Under
+  -- repeatable read only the own shard: another session's shard row is updated all the
+  -- time, and updating it would fail with a serialization error.
+  v_any_shard boolean := pg_catalog.current_setting('transaction_isolation') = 'read committed';
 begin
-  select c.subscription_plan, private.effective_monthly_message_limit(c.id) into v_plan, v_limit
-    from public.companies c
-   where c.id = p_company_id;
+  if p_billable then
+    v_limit := private.effective_monthly_message_limit(p_company_id);
+  end if;
 
   if not p_billable or v_limit is null then
-    -- nothing to check: count in this session's shard
-    insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
-    values (p_company_id, v_month, v_shard, case when p_billable then 1 else 0 end, 1)
-    on conflict (company_id, month, shard) do update
-       set message_count = u.message_count + excluded.message_count,
+    -- nothing to check (a message that is not billable needs no limit): count in a free
+    -- shard row of the month (see v_any_shard). The rows exist after the first messages of
+    -- the month, so try the UPDATE first; the upsert into this session's shard (which also
+    -- runs the row's insert triggers, and waits for its row) only when none is free.
+    update public.company_message_usage u
+       set message_count = u.message_count + case when p_billable then 1 else 0 end,
            total_message_count = u.total_message_count + 1,
-           updated_at = pg_catalog.now();
+           updated_at = pg_catalog.now()
+     where (u.company_id, u.month, u.shard) = (
+             select f.company_id, f.month, f.shard from public.company_message_usage f
+              where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
+              order by f.shard <> v_shard, f.shard
+              limit 1
+                for no key update of f skip locked);
+    if not found then
+      insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
+      values (p_company_id, v_month, v_shard, case when p_billable then 1 else 0 end, 1)
+      on conflict (company_id, month, shard) do update
+         set message_count = u.message_count + excluded.message_count,
+             total_message_count = u.total_message_count + 1,
+             updated_at = pg_catalog.now();
+    end if;
     return;
   end if;
 
@@ -108,11 +130,19 @@ begin
     -- block of its own: an UPDATE that waited for another writer of the shard keeps the
     -- row locked even when the row no longer qualifies; rolling the block back releases
     -- that lock, so this session waits for shard 0 below holding no usage row.
+    -- Any shard row with allowance left counts it (see v_any_shard): its allowance was
+    -- granted under the shard-0 lock whoever uses it, and its row lock is held here.
     begin
       update public.company_message_usage u
          set message_count = u.message_count + 1, total_message_count = u.total_message_count + 1,
              updated_at = pg_catalog.now()
-       where u.company_id = p_company_id and u.month = v_month and u.shard = v_shard
+       where (u.company_id, u.month, u.shard) = (
+               select f.company_id, f.month, f.shard from public.company_message_usage f
+                where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
+                  and f.allowance_limit = v_limit and f.message_count < f.allowance
+                order by f.shard <> v_shard, f.shard
+                limit 1
+                  for no key update of f skip locked)
          and u.allowance_limit = v_limit and u.message_count < u.allowance
       returning u.message_count into strict v_count;
       return;
@@ -165,13 +195,15 @@ begin
     end if;
   end if;
   v_count := coalesce(v_count, 0);
+  select c.subscription_plan into v_plan from public.companies c where c.id = p_company_id;
   raise exception using errcode = 'NA001',
     message = format('monthly message limit reached for plan %s: %s of %s (%s)', v_plan, v_count, v_limit, pg_catalog.to_char(v_month, 'YYYY-MM')),
     hint = 'Upgrade the subscription plan, or wait for the next month (the allowance resets on the 1st, UTC). End-user and operator messages are still accepted.';
 end
 $$;
 comment on function private.record_message_usage(uuid, boolean) is
-  'Counts one message in company_message_usage (this session''s shard) for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit.';
+  'Counts one message in company_message_usage (this session''s shard) for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit. '
+  'doctor: allow setting.read transaction_isolation it only picks which shard row counts the message (any free one under read committed, the own one otherwise); every shard keeps the limit exact.';
 revoke execute on function private.record_message_usage(uuid, boolean) from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).

@@ -152,10 +152,12 @@ declare
   v_status public.conversation_status;
   v_turns integer;
   v_bot record;
+  v_text text;
   v_match text;
 begin
   -- (the conversation's status and turns come from the UPDATE ... RETURNING of each branch)
-  select b.hitl_enabled, b.hitl_keywords, b.hitl_human_request_phrases, b.hitl_max_bot_turns into v_bot
+  select b.hitl_enabled, b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
+         b.hitl_human_request_phrases_normalized, b.hitl_max_bot_turns into v_bot
     from public.chatbots b
    where b.company_id = new.company_id and b.id = new.chatbot_id;
 
@@ -166,12 +168,15 @@ begin
      where c.company_id = new.company_id and c.id = new.conversation_id
     returning c.status into v_status;
     if v_bot.hitl_enabled and v_status = 'active' then
-      v_match := private.match_phrase(new.content, v_bot.hitl_human_request_phrases);
+      -- the text is normalised once for both lists; the phrases were when the chatbot was written
+      v_text := private.normalize_phrase(new.content);
+      v_match := private.match_phrase(v_text, v_bot.hitl_human_request_phrases,
+                                       v_bot.hitl_human_request_phrases_normalized);
       if v_match is not null then
         perform private.escalate_conversation(new.company_id, new.conversation_id, 'human_request',
                                               format('end user asked for a human: "%s"', v_match));
       else
-        v_match := private.match_phrase(new.content, v_bot.hitl_keywords);
+        v_match := private.match_phrase(v_text, v_bot.hitl_keywords, v_bot.hitl_keywords_normalized);
         if v_match is not null then
           perform private.escalate_conversation(new.company_id, new.conversation_id, 'keyword',
                                                 format('keyword "%s" in end-user message', v_match));

@@ -443,12 +443,17 @@ comment on table archive.analytics_archived is
 
 -- Every tenant table holding records gets the legal-hold triggers (private.legal_hold_guard
 -- above): the conversation tables by conversation, the others by company-wide holds.
+-- conversations: every message updates its conversation (last_message_at, turns), so the
+-- trigger is limited to updates naming an identity column (issue 11: the other columns
+-- may change under a hold anyway). "update of" lists every column that is not one of the
+-- free ones given as arguments; tests/pgtap/3040_legal_holds.sql fails when a column is
+-- added to conversations without being listed in one or the other.
 create trigger conversations_legal_hold
-  before update or delete on public.conversations
+  before update of company_id, id, chatbot_id, end_user_id, channel, created_at or delete on public.conversations
   for each row execute function private.legal_hold_guard('id', 'status', 'is_hitl_active',
     'assigned_operator_id', 'hitl_escalated_at', 'bot_turns_without_resolution', 'last_message_at',
     'closed_at', 'updated_at');
-comment on trigger conversations_legal_hold on public.conversations is 'Held conversations cannot be deleted or change their identity (status, HITL and assignment columns still change).';
+comment on trigger conversations_legal_hold on public.conversations is 'Held conversations cannot be deleted or change their identity (status, HITL and assignment columns still change); fires only for updates naming an identity column.';
 create trigger conversations_legal_hold_truncate
   before truncate on public.conversations
   for each statement execute function private.legal_hold_guard('id');

@@ -331,3 +331,30 @@ def test_sharded_usage_counts_every_message_of_concurrent_writers_exactly(db: st
     for column in ("message_count", "total_message_count"):
         assert scalar(db, f"select sum({column})::int from public.company_message_usage where company_id = %s",
                       company) == WRITERS * 20
+
+
+@pytest.mark.parametrize("sender", ["end_user", "bot"])
+def test_a_writer_does_not_queue_behind_a_held_usage_shard(db: str, sender: str) -> None:
+    """Under read committed a message counts in any free shard row of the month: a session
+    whose own shard row is held by another open transaction writes at once (lock_timeout
+    would fail it otherwise), and the usage stays exact."""
+    company, conversations = _company_with_conversations(db, "enterprise", 2)
+    with psycopg.connect(db, autocommit=True) as holder, psycopg.connect(db, autocommit=True) as writer:
+        as_service(holder)
+        as_service(writer)
+        for conn, conversation in ((holder, conversations[0]), (writer, conversations[1])):
+            conn.execute("insert into public.messages (company_id, conversation_id, sender_type, content)"
+                         " values (%s, %s, 'bot', 'opens a shard')", (company, conversation))
+        writer_shard = scalar(db, "select (%s::int %% 16)::int",
+                              writer.execute("select pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+        with psycopg.connect(db) as blocker:  # superuser, one open transaction holding the writer's shard row
+            blocker.execute("select 1 from public.company_message_usage where company_id = %s and shard = %s"
+                            " for no key update", (company, writer_shard))
+            writer.execute("set lock_timeout = '1s'")
+            writer.execute("insert into public.messages (company_id, conversation_id, sender_type, content)"
+                           " values (%s, %s, %s, 'counted elsewhere')", (company, conversations[1], sender))
+            blocker.rollback()
+    assert scalar(db, "select sum(total_message_count)::int from public.company_message_usage where company_id = %s",
+                  company) == 3
+    assert scalar(db, "select sum(message_count)::int from public.company_message_usage where company_id = %s",
+                  company) == (3 if sender == "bot" else 2)

@@ -19,7 +19,7 @@ select is(array(select format('%s.%s', c.relname, a.attname) from pg_class c joi
     '{}'::text[], 'every chatbot/conversation table and column has a comment');
 
 select is(
-    array(select f from unnest(array['normalize_phrase', 'match_phrase', 'phrase_list_is_valid', 'channel_list_is_valid',
+    array(select f from unnest(array['normalize_phrase', 'normalize_phrases', 'match_phrase', 'phrase_list_is_valid', 'channel_list_is_valid',
                                      'chatbots_before_write', 'chatbots_count_quota', 'chatbot_operators_before_write',
                                      'get_assigned_chatbot_ids', 'conversations_check_assignee', 'conversation_transition_allowed',
                                      'conversations_guard_transition', 'escalate_conversation', 'conversations_log_escalation',

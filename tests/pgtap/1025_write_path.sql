@@ -1,0 +1,99 @@
+-- The message write path as restructured for speed (issue 11) keeps its rules: phrase
+-- lists are normalised when the chatbot is written and a changed list applies to the
+-- next message; only end-user messages escalate on phrases; the legal-hold trigger of
+-- conversations still covers every identity column while the per-message bookkeeping
+-- passes; usage stays exact on the update-first path; the tenant guard still refuses
+-- another company's rows to members.
+begin;
+select plan(12);
+
+select tests.act_as_service();
+insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'new keyword'), tests.chatbot_id('A', 'unassigned'), 'w1', 'web'),
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'old keyword'), tests.chatbot_id('A', 'unassigned'), 'w2', 'web'),
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'bot keyword'), tests.chatbot_id('A', 'unassigned'), 'w3', 'web'),
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'held'), tests.chatbot_id('A', 'unassigned'), 'w4', 'web');
+
+-- Normalised phrase lists --------------------------------------------------------------------
+update public.chatbots set hitl_keywords = '{"Escalate-NOW!", "cancel  my order"}', hitl_human_request_phrases = '{}'
+ where company_id = tests.company_id('A') and id = tests.chatbot_id('A', 'unassigned');
+select results_eq($$ select hitl_keywords_normalized, hitl_human_request_phrases_normalized from public.chatbots
+                      where id = tests.chatbot_id('A', 'unassigned') $$,
+    $$ values ('{"escalate now", "cancel my order"}'::text[], '{}'::text[]) $$,
+    'the phrase lists are stored normalised when the chatbot configuration is written');
+select throws_ok($$ update public.chatbots set hitl_keywords_normalized = '{forged}'
+                     where id = tests.chatbot_id('A', 'unassigned') $$,
+    '428C9', null, 'the normalised lists cannot be written directly');
+
+insert into public.messages (company_id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.conversation_id('A', 'new keyword'), 'end_user', 'Please escalate now.');
+select results_eq($$ select c.status::text, e.reason::text, e.detail from public.conversations c
+                      join public.hitl_escalations e on e.conversation_id = c.id
+                     where c.id = tests.conversation_id('A', 'new keyword') $$,
+    $$ values ('waiting_human', 'keyword', 'keyword "Escalate-NOW!" in end-user message') $$,
+    'a keyword changed in the chatbot configuration is picked up by the next message (the detail names it as configured)');
+insert into public.messages (company_id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.conversation_id('A', 'old keyword'), 'end_user', 'I want a refund, and a lawyer. Talk to a human!');
+select is((select status::text from public.conversations where id = tests.conversation_id('A', 'old keyword')), 'active',
+    'keywords and phrases removed from the configuration no longer escalate');
+insert into public.messages (company_id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.conversation_id('A', 'bot keyword'), 'bot', 'Shall I escalate now, or cancel my order?');
+select results_eq($$ select c.status::text, (select count(*)::int from public.hitl_escalations e where e.conversation_id = c.id)
+                      from public.conversations c where c.id = tests.conversation_id('A', 'bot keyword') $$,
+    $$ values ('active', 0) $$,
+    'a bot message containing a keyword does not escalate (only end-user messages are matched)');
+select is(private.match_phrase(private.normalize_phrase('The ESCALATION now'), '{Escalate-NOW!}', '{"escalate now"}'), null,
+    'phrases still match whole words only');
+
+-- Legal holds on conversations -----------------------------------------------------------------
+select tests.act_as_superuser();
+select is(
+    array(select a.attname::text from pg_attribute a
+           where a.attrelid = 'public.conversations'::regclass and a.attnum > 0 and not a.attisdropped
+          except
+          select a.attname::text from pg_trigger t join pg_attribute a on a.attrelid = t.tgrelid and a.attnum = any (t.tgattr)
+           where t.tgrelid = 'public.conversations'::regclass and t.tgname = 'conversations_legal_hold'
+          except
+          select f from pg_trigger t,
+                 unnest((string_to_array(encode(t.tgargs, 'escape'), '\000'))[2:]) as f
+           where t.tgrelid = 'public.conversations'::regclass and t.tgname = 'conversations_legal_hold'
+          order by 1),
+    '{}'::text[],
+    'conversations_legal_hold fires for an update of every column that is not free under a hold (a new column must be listed)');
+insert into public.legal_holds (company_id, id, conversation_id, reason, set_by) values
+    (tests.company_id('A'), tests.new_id('legal_hold', 'A', 'write path'), tests.conversation_id('A', 'held'),
+     'Litigation 2026-40', 'legal@a.example');
+select tests.act_as_service();
+select lives_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
+                   (tests.company_id('A'), tests.conversation_id('A', 'held'), 'end_user', 'Still there?') $$,
+    'a held conversation still takes messages (its bookkeeping columns change)');
+select isnt((select last_message_at from public.conversations where id = tests.conversation_id('A', 'held')), null,
+    'the message updated the held conversation''s last_message_at');
+select throws_ok($$ update public.conversations set id = gen_random_uuid() where id = tests.conversation_id('A', 'held') $$,
+    '42501', null, 'a held conversation still cannot change its id');
+
+-- Usage on the update-first path -----------------------------------------------------------------
+select tests.act_as_superuser();
+delete from public.company_message_usage
+ where company_id = tests.company_id('A') and month = date_trunc('month', now() at time zone 'UTC')::date;
+select tests.act_as_service();
+insert into public.messages (company_id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.conversation_id('A', 'old keyword'), 'end_user', 'First of the month');
+insert into public.messages (company_id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.conversation_id('A', 'old keyword'), 'end_user', 'Second');
+insert into public.messages (company_id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.conversation_id('A', 'old keyword'), 'bot', 'Answer');
+select results_eq($$ select sum(message_count)::int, sum(total_message_count)::int from public.company_message_usage
+                      where company_id = tests.company_id('A') and month = date_trunc('month', now() at time zone 'UTC')::date $$,
+    $$ values (1, 3) $$,
+    'usage is exact from the first message of a month on: the row is created, then updated');
+
+-- Tenant guard -----------------------------------------------------------------------------------
+select tests.act_as('A', 'owner');
+select throws_ok(format($$ insert into public.messages (company_id, conversation_id, sender_type, content)
+                            values (%L, %L, 'operator', 'probe') $$, tests.company_id('B'), tests.conversation_id('A', 'held')),
+    '42501', 'new row violates row-level security policy for table "messages"',
+    'a member proposing a message of another company gets the RLS error from the tenant guard');
+
+select * from finish();
+rollback;
