@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import random
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -219,6 +220,37 @@ def explain(conn: psycopg.Connection, companies: int, *, fmt: str = "text",
     return out
 
 
+def _as_sent(sql: str) -> str:
+    """The statement text psycopg sends for a %(name)s query: $1, $2 ... in order of
+    first appearance (how pg_prepared_statements shows it)."""
+    names: list[str] = []
+    for m in re.finditer(r"%\((\w+)\)s", sql):
+        if m.group(1) not in names:
+            names.append(m.group(1))
+    for i, name in enumerate(names, start=1):
+        sql = sql.replace(f"%({name})s", f"${i}")
+    return sql
+
+
+def _plan_cache(conn: psycopg.Connection, variants: list[tuple[str, str | None, str]]) -> dict[str, str]:
+    """How the server ran each variant's prepared statement: 'generic' (planned once),
+    'custom' (planned again at every execution: the planner found the generic plan
+    costlier) or a mix; a ratio is read knowing whether planning is inside it."""
+    out = {}
+    for label, _role, sql in variants:
+        hit = conn.execute("select generic_plans, custom_plans from pg_catalog.pg_prepared_statements "
+                           "where statement = %s", (_as_sent(sql),)).fetchone()
+        if hit is None:
+            out[label] = "unknown"
+        elif hit[0] and hit[1] <= 5:  # the first five executions are always custom
+            out[label] = "generic"
+        elif not hit[0]:
+            out[label] = "custom"
+        else:
+            out[label] = f"{hit[0]} generic, {hit[1]} custom"
+    return out
+
+
 def run(url: str, *, companies: int, conversations: int, messages: int, iterations: int,
         echo: Callable[[str], None], rounds: int = 10, seed: int = 7, load_data: bool = True,
         explain_into: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -261,6 +293,7 @@ def run(url: str, *, companies: int, conversations: int, messages: int, iteratio
                     per_round[label].append(meds[label] / meds["baseline"])
             conn.execute("reset role")
             med = {k: statistics.median(v) * 1e6 for k, v in samples.items()}
+            plan_cache = _plan_cache(conn, variants)
             results.append({
                 "query": q.name, "same_rows": same, "rows": len(rows["baseline"]),
                 "baseline_us": round(med["baseline"], 1),
@@ -269,25 +302,32 @@ def run(url: str, *, companies: int, conversations: int, messages: int, iteratio
                 "ratio_rls": round(statistics.median(per_round["rls"]), 3),
                 "spread_rls_keyed": [round(min(per_round["rls+key"]), 3), round(max(per_round["rls+key"]), 3)],
                 "spread_rls": [round(min(per_round["rls"]), 3), round(max(per_round["rls"]), 3)],
-                "rounds": rounds,
+                "rounds": rounds, "plan_cache": plan_cache,
             })
         if explain_into is not None:
             explain_into.update(explain(conn, companies))
     return results
 
 
+def _plans_short(plan_cache: dict[str, str]) -> str:
+    """'C/G/G': baseline/rls+key/rls planned at every execution (C), once (G) or a mix (M)."""
+    short = {"generic": "G", "custom": "C", "unknown": "?"}
+    return "/".join(short.get(plan_cache.get(v, "unknown"), "M") for v in ("baseline", "rls+key", "rls"))
+
+
 def print_results(results: list[dict[str, Any]], echo: Callable[[str], None]) -> None:
     echo(f"{'query':<42} {'baseline':>9} {'rls+key':>9} {'ratio (min-max)':>17} {'rls':>9} "
-         f"{'ratio (min-max)':>17}  rows")
+         f"{'ratio (min-max)':>17}  rows  plans")
     for r in results:
         lo, hi = r.get("spread_rls_keyed", [r["ratio_rls_keyed"]] * 2)
         lo2, hi2 = r.get("spread_rls", [r["ratio_rls"]] * 2)
         echo(f"{r['query']:<42} {r['baseline_us']:>7.0f}us {r['rls_keyed_us']:>7.0f}us "
              f"{r['ratio_rls_keyed']:>5.2f}x ({lo:.2f}-{hi:.2f}) {r['rls_us']:>7.0f}us "
              f"{r['ratio_rls']:>5.2f}x ({lo2:.2f}-{hi2:.2f})  "
-             f"{'same' if r['same_rows'] else 'DIFFER'}")
+             f"{'same' if r['same_rows'] else 'DIFFER'}  {_plans_short(r.get('plan_cache', {}))}")
     worst = max(r["ratio_rls_keyed"] for r in results)
-    echo(f"worst rls+key ratio: {worst:.2f}x (goal <= 1.10x)")
+    echo(f"worst rls+key ratio: {worst:.2f}x (goal <= 1.10x); plans of baseline/rls+key/rls: "
+         "G generic (planned once), C custom (planned at every execution)")
 
 
 SCALES = {  # companies, conversations per company, messages per conversation
