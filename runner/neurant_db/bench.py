@@ -1,6 +1,7 @@
 """`neurant-db bench`: RLS cost measured side by side, in one run.
 
-Loads a multi-tenant data set (triggers off: this measures reads), then runs each
+Loads a multi-tenant data set (triggers off: this measures reads; then vacuumed, as
+autovacuum would, and the members' visible chatbots filled in), then runs each
 hot query three ways on the same server, interleaved so drift hits all alike:
   baseline  superuser, no RLS, explicit `company_id = $1`   (the reference)
   rls+key   authenticated user under RLS, still sending `company_id = $1`
