@@ -957,6 +957,42 @@ COMMENT ON FUNCTION private.chatbot_operators_before_write() IS 'Trigger: only a
 
 
 --
+-- Name: chatbot_visibility_follow(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.chatbot_visibility_follow() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  if tg_table_name = 'users' then
+    -- a deleted member's row goes by its foreign key
+    if tg_op <> 'DELETE' then
+      perform private.refresh_chatbot_visibility(new.company_id, new.id);
+    end if;
+  elsif tg_table_name = 'chatbots' then
+    perform private.refresh_chatbot_visibility(coalesce(new.company_id, old.company_id), null);
+  else -- chatbot_operators
+    if tg_op in ('DELETE', 'UPDATE') then
+      perform private.refresh_chatbot_visibility(old.company_id, old.user_id);
+    end if;
+    if tg_op in ('INSERT', 'UPDATE') then
+      perform private.refresh_chatbot_visibility(new.company_id, new.user_id);
+    end if;
+  end if;
+  return null;
+end
+$$;
+
+
+--
+-- Name: FUNCTION chatbot_visibility_follow(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.chatbot_visibility_follow() IS 'After-row trigger of public.users, public.chatbots and public.chatbot_operators: refreshes private.chatbot_visibility for the member (membership, role, activation or assignment changed) or the whole company (chatbot created or deleted).';
+
+
+--
 -- Name: chatbots_before_write(); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -2947,6 +2983,47 @@ COMMENT ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable b
 
 
 --
+-- Name: refresh_chatbot_visibility(uuid, uuid); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.refresh_chatbot_visibility(p_company_id uuid, p_user_id uuid) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  -- One writer per company at a time (the company row, which only its members can lock,
+  -- not an advisory lock, which any role could take): a chatbot created while a member is
+  -- promoted is then seen by whichever refresh runs second, which reads after the first
+  -- committed (READ COMMITTED: every statement here takes a new snapshot).
+  perform 1 from public.companies c where c.id = p_company_id for no key update;
+  delete from private.chatbot_visibility v
+   where v.company_id = p_company_id and (p_user_id is null or v.user_id = p_user_id);
+  insert into private.chatbot_visibility (company_id, user_id, auth_user_id, chatbot_ids)
+  select u.company_id, u.id, u.auth_user_id,
+         case when u.role in ('owner', 'administrador', 'supervisor')
+              then array(select b.id from public.chatbots b
+                          where b.company_id = u.company_id order by b.id)
+              else array(select co.chatbot_id from public.chatbot_operators co
+                          where co.company_id = u.company_id and co.user_id = u.id
+                          order by co.chatbot_id)
+         end
+    from public.users u
+    join public.companies c on c.id = u.company_id -- none while the company is being deleted
+   where u.company_id = p_company_id
+     and (p_user_id is null or u.id = p_user_id)
+     and u.is_active;
+end
+$$;
+
+
+--
+-- Name: FUNCTION refresh_chatbot_visibility(p_company_id uuid, p_user_id uuid); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.refresh_chatbot_visibility(p_company_id uuid, p_user_id uuid) IS 'Recomputes private.chatbot_visibility for one member (p_user_id) or every member (null) of company p_company_id from the live users, chatbots and chatbot_operators rows; serialized per company by locking the company row. Called by triggers only.';
+
+
+--
 -- Name: reject_other_tenant_insert(); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -3881,26 +3958,11 @@ COMMENT ON FUNCTION public.get_user_role() IS 'The caller''s role in their compa
 --
 
 CREATE FUNCTION public.get_visible_chatbot_ids() RETURNS uuid[]
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-declare
-  v_user_id uuid;
-  v_company_id uuid;
-  v_role public.user_role;
-begin
-  select u.id, u.company_id, u.role into v_user_id, v_company_id, v_role
-    from public.users u
-   where u.auth_user_id = auth.uid()
-     and u.is_active;
-  if v_role in ('owner', 'administrador', 'supervisor') then
-    return array(select b.id from public.chatbots b where b.company_id = v_company_id);
-  elsif v_role = 'operador' then
-    return array(select co.chatbot_id from public.chatbot_operators co
-                  where co.company_id = v_company_id and co.user_id = v_user_id);
-  end if;
-  return '{}'::uuid[];
-end
+  select coalesce((select v.chatbot_ids from private.chatbot_visibility v
+                    where v.auth_user_id = auth.uid()), '{}'::uuid[])
 $$;
 
 
@@ -3908,7 +3970,7 @@ $$;
 -- Name: FUNCTION get_visible_chatbot_ids(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.get_visible_chatbot_ids() IS 'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). Use in policies wrapped in (select ...): one lookup per statement, and chatbot_id = any (...) is an index condition.';
+COMMENT ON FUNCTION public.get_visible_chatbot_ids() IS 'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). One primary-key lookup of private.chatbot_visibility (kept current by triggers in the transaction of every change). Use in policies wrapped in (select ...): chatbot_id = any (...) is an index condition.';
 
 
 --
@@ -5491,6 +5553,55 @@ COMMENT ON COLUMN auth.users.created_at IS 'When the identity was created.';
 --
 
 COMMENT ON COLUMN auth.users.updated_at IS 'When the identity was last changed.';
+
+
+--
+-- Name: chatbot_visibility; Type: TABLE; Schema: private; Owner: -
+--
+
+CREATE TABLE private.chatbot_visibility (
+    company_id uuid NOT NULL,
+    user_id uuid NOT NULL,
+    auth_user_id uuid NOT NULL,
+    chatbot_ids uuid[] DEFAULT '{}'::uuid[] NOT NULL
+);
+
+ALTER TABLE ONLY private.chatbot_visibility FORCE ROW LEVEL SECURITY;
+
+
+--
+-- Name: TABLE chatbot_visibility; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON TABLE private.chatbot_visibility IS 'Per active member: the chatbots whose conversations it may read (all of the company''s for owner/administrador/supervisor, the assigned ones for an operador). Written only by the triggers of public.users, public.chatbots and public.chatbot_operators in the transaction of the change; read by public.get_visible_chatbot_ids(). doctor: allow legal_hold access bookkeeping derived from live rows, not a record.';
+
+
+--
+-- Name: COLUMN chatbot_visibility.company_id; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.chatbot_visibility.company_id IS 'Company of the member (tenant key).';
+
+
+--
+-- Name: COLUMN chatbot_visibility.user_id; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.chatbot_visibility.user_id IS 'The member (public.users.id); the row goes with the member.';
+
+
+--
+-- Name: COLUMN chatbot_visibility.auth_user_id; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.chatbot_visibility.auth_user_id IS 'The member''s auth identity (auth.uid()), the lookup key of the helper.';
+
+
+--
+-- Name: COLUMN chatbot_visibility.chatbot_ids; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.chatbot_visibility.chatbot_ids IS 'Ids of the chatbots the member may read conversations of, sorted.';
 
 
 --
@@ -8294,6 +8405,29 @@ ALTER TABLE ONLY auth.users
 
 
 --
+-- Name: chatbot_visibility chatbot_visibility_auth_user_id_key; Type: CONSTRAINT; Schema: private; Owner: -
+--
+
+ALTER TABLE ONLY private.chatbot_visibility
+    ADD CONSTRAINT chatbot_visibility_auth_user_id_key UNIQUE (auth_user_id);
+
+
+--
+-- Name: CONSTRAINT chatbot_visibility_auth_user_id_key ON chatbot_visibility; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON CONSTRAINT chatbot_visibility_auth_user_id_key ON private.chatbot_visibility IS 'doctor: allow tenant.unique the helper looks the caller up before the company is known, like users_auth_user_id_key (one membership per identity).';
+
+
+--
+-- Name: chatbot_visibility chatbot_visibility_pkey; Type: CONSTRAINT; Schema: private; Owner: -
+--
+
+ALTER TABLE ONLY private.chatbot_visibility
+    ADD CONSTRAINT chatbot_visibility_pkey PRIMARY KEY (company_id, user_id);
+
+
+--
 -- Name: cold_exports cold_exports_pkey; Type: CONSTRAINT; Schema: private; Owner: -
 --
 
@@ -9770,6 +9904,20 @@ COMMENT ON TRIGGER messages_archived_legal_hold_truncate ON archive.messages_arc
 
 
 --
+-- Name: chatbot_visibility chatbot_visibility_0_tenant_guard; Type: TRIGGER; Schema: private; Owner: -
+--
+
+CREATE TRIGGER chatbot_visibility_0_tenant_guard BEFORE INSERT OR UPDATE ON private.chatbot_visibility FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER chatbot_visibility_0_tenant_guard ON chatbot_visibility; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON TRIGGER chatbot_visibility_0_tenant_guard ON private.chatbot_visibility IS 'Fires first: members insert only into their own company; company_id never changes (any role).';
+
+
+--
 -- Name: integration_credentials integration_credentials_0_tenant_guard; Type: TRIGGER; Schema: private; Owner: -
 --
 
@@ -9980,6 +10128,20 @@ COMMENT ON TRIGGER chatbot_operators_before_write ON public.chatbot_operators IS
 
 
 --
+-- Name: chatbot_operators chatbot_operators_chatbot_visibility; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chatbot_operators_chatbot_visibility AFTER INSERT OR DELETE OR UPDATE ON public.chatbot_operators FOR EACH ROW EXECUTE FUNCTION private.chatbot_visibility_follow();
+
+
+--
+-- Name: TRIGGER chatbot_operators_chatbot_visibility ON chatbot_operators; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER chatbot_operators_chatbot_visibility ON public.chatbot_operators IS 'An assignment made, changed or removed: refreshes private.chatbot_visibility of the operador.';
+
+
+--
 -- Name: chatbot_templates chatbot_templates_touch_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -10033,6 +10195,20 @@ CREATE TRIGGER chatbots_before_write BEFORE INSERT OR UPDATE ON public.chatbots 
 --
 
 COMMENT ON TRIGGER chatbots_before_write ON public.chatbots IS 'Stamps created_by; keeps tenant and creator immutable.';
+
+
+--
+-- Name: chatbots chatbots_chatbot_visibility; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chatbots_chatbot_visibility AFTER INSERT OR DELETE ON public.chatbots FOR EACH ROW EXECUTE FUNCTION private.chatbot_visibility_follow();
+
+
+--
+-- Name: TRIGGER chatbots_chatbot_visibility ON chatbots; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER chatbots_chatbot_visibility ON public.chatbots IS 'A chatbot created or deleted changes what the company''s owner/administrador/supervisor see: refreshes private.chatbot_visibility of the company.';
 
 
 --
@@ -11002,6 +11178,20 @@ COMMENT ON TRIGGER users_audit ON public.users IS 'Audits membership and role ch
 
 
 --
+-- Name: users users_chatbot_visibility; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER users_chatbot_visibility AFTER INSERT OR UPDATE OF role, is_active, auth_user_id ON public.users FOR EACH ROW EXECUTE FUNCTION private.chatbot_visibility_follow();
+
+
+--
+-- Name: TRIGGER users_chatbot_visibility ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER users_chatbot_visibility ON public.users IS 'Keeps private.chatbot_visibility of the member current (joined, role, activation, identity).';
+
+
+--
 -- Name: users users_clear_chatbot_operators_references; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -11311,6 +11501,22 @@ ALTER TABLE ONLY archive.messages_archived
 
 ALTER TABLE ONLY archive.messages_archived
     ADD CONSTRAINT messages_archived_conversation_fkey FOREIGN KEY (company_id, conversation_id, chatbot_id) REFERENCES archive.conversations_archived(company_id, id, chatbot_id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED;
+
+
+--
+-- Name: chatbot_visibility chatbot_visibility_company_fkey; Type: FK CONSTRAINT; Schema: private; Owner: -
+--
+
+ALTER TABLE ONLY private.chatbot_visibility
+    ADD CONSTRAINT chatbot_visibility_company_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
+
+
+--
+-- Name: chatbot_visibility chatbot_visibility_user_fkey; Type: FK CONSTRAINT; Schema: private; Owner: -
+--
+
+ALTER TABLE ONLY private.chatbot_visibility
+    ADD CONSTRAINT chatbot_visibility_user_fkey FOREIGN KEY (company_id, user_id) REFERENCES public.users(company_id, id) ON DELETE CASCADE;
 
 
 --
@@ -12139,10 +12345,30 @@ COMMENT ON POLICY update_while_writable ON archive.messages_archived IS 'Read-on
 
 
 --
+-- Name: chatbot_visibility; Type: ROW SECURITY; Schema: private; Owner: -
+--
+
+ALTER TABLE private.chatbot_visibility ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: cold_exports; Type: ROW SECURITY; Schema: private; Owner: -
 --
 
 ALTER TABLE private.cold_exports ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: chatbot_visibility deny_members; Type: POLICY; Schema: private; Owner: -
+--
+
+CREATE POLICY deny_members ON private.chatbot_visibility AS RESTRICTIVE TO anon, authenticated USING (false) WITH CHECK (false);
+
+
+--
+-- Name: POLICY deny_members ON chatbot_visibility; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON POLICY deny_members ON private.chatbot_visibility IS 'Nobody but BYPASSRLS roles (service_role, the owner of the triggers and of public.get_visible_chatbot_ids()) reaches a row: members read their visible chatbots only through that helper.';
+
 
 --
 -- Name: cold_exports deny_members; Type: POLICY; Schema: private; Owner: -
@@ -13900,6 +14126,13 @@ REVOKE ALL ON FUNCTION private.chatbot_operators_before_write() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION chatbot_visibility_follow(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.chatbot_visibility_follow() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION chatbots_before_write(); Type: ACL; Schema: private; Owner: -
 --
 
@@ -14233,6 +14466,13 @@ REVOKE ALL ON FUNCTION private.record_message_usage(p_company_id uuid, p_billabl
 
 
 --
+-- Name: FUNCTION refresh_chatbot_visibility(p_company_id uuid, p_user_id uuid); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.refresh_chatbot_visibility(p_company_id uuid, p_user_id uuid) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION reject_other_tenant_insert(); Type: ACL; Schema: private; Owner: -
 --
 
@@ -14563,6 +14803,13 @@ GRANT ALL ON TABLE archive.messages_archived TO service_role;
 --
 
 GRANT ALL ON TABLE auth.users TO service_role;
+
+
+--
+-- Name: TABLE chatbot_visibility; Type: ACL; Schema: private; Owner: -
+--
+
+GRANT ALL ON TABLE private.chatbot_visibility TO service_role;
 
 
 --

@@ -24,41 +24,155 @@ grant execute on function public.get_assigned_chatbot_ids() to authenticated, se
 -- Why (issue 11): the operador branch of a policy written as
 --   (role in (owner, administrador, supervisor) or chatbot_id = any (assigned))
 -- is an OR the planner cannot turn into an index condition, so an operador's inbox read
--- every conversation of the tenant. This helper folds the role test into the array: every
--- chatbot of the company for owner/administrador/supervisor, the assigned ones for an
--- operador, none otherwise; a policy then reads
+-- every conversation of the tenant. public.get_visible_chatbot_ids() folds the role test
+-- into the array: every chatbot of the company for owner/administrador/supervisor, the
+-- assigned ones for an operador, none otherwise; a policy then reads
 --   company_id = (select ...company_id...) and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[])
--- and both terms are index conditions. Evaluated once per statement (InitPlan), from the
--- live users and chatbot_operators rows: a removed or demoted member loses access on the
--- next statement. Not for tables whose rows ARE chatbots (a chatbot created by the same
--- statement would not be in the array yet): public.chatbots keeps the role test.
+-- and both terms are index conditions. Not for tables whose rows ARE chatbots (a chatbot
+-- created by the same statement would not be in the array yet): public.chatbots keeps the
+-- role test.
+--
+-- The array is kept per member in private.chatbot_visibility, written by triggers in the
+-- same transaction as the change it follows (membership, role, activation, assignment,
+-- chatbot created or deleted), so the helper is one primary-key lookup per statement
+-- instead of two queries (the member, then its chatbots): about a third of the RLS
+-- constant of a hot read (issue 11). It is a projection of live rows, not a cache: it is
+-- never read outside the transaction that wrote it before that commits, a removed,
+-- deactivated or demoted member loses access on its next statement, and no client can
+-- write it (no grants; RLS forced with no readable rows).
+create table private.chatbot_visibility (
+  company_id uuid not null,
+  user_id uuid not null,
+  auth_user_id uuid not null,
+  chatbot_ids uuid[] not null default '{}',
+  constraint chatbot_visibility_pkey primary key (company_id, user_id),
+  constraint chatbot_visibility_auth_user_id_key unique (auth_user_id),
+  constraint chatbot_visibility_company_fkey foreign key (company_id)
+    references public.companies (id) on delete cascade,
+  constraint chatbot_visibility_user_fkey foreign key (company_id, user_id)
+    references public.users (company_id, id) on delete cascade
+);
+comment on table private.chatbot_visibility is
+  'Per active member: the chatbots whose conversations it may read (all of the company''s for owner/administrador/supervisor, the assigned ones for an operador). Written only by the triggers of public.users, public.chatbots and public.chatbot_operators in the transaction of the change; read by public.get_visible_chatbot_ids(). doctor: allow legal_hold access bookkeeping derived from live rows, not a record.';
+comment on column private.chatbot_visibility.company_id is 'Company of the member (tenant key).';
+comment on column private.chatbot_visibility.user_id is 'The member (public.users.id); the row goes with the member.';
+comment on column private.chatbot_visibility.auth_user_id is 'The member''s auth identity (auth.uid()), the lookup key of the helper.';
+comment on column private.chatbot_visibility.chatbot_ids is 'Ids of the chatbots the member may read conversations of, sorted.';
+comment on constraint chatbot_visibility_auth_user_id_key on private.chatbot_visibility is
+  'doctor: allow tenant.unique the helper looks the caller up before the company is known, like users_auth_user_id_key (one membership per identity).';
+
+alter table private.chatbot_visibility enable row level security;
+alter table private.chatbot_visibility force row level security;
+revoke all on table private.chatbot_visibility from public, anon, authenticated;
+grant all on table private.chatbot_visibility to service_role;
+create policy deny_members on private.chatbot_visibility
+  as restrictive for all to anon, authenticated
+  using (false) with check (false);
+comment on policy deny_members on private.chatbot_visibility is
+  'Nobody but BYPASSRLS roles (service_role, the owner of the triggers and of public.get_visible_chatbot_ids()) reaches a row: members read their visible chatbots only through that helper.';
+
+create trigger chatbot_visibility_0_tenant_guard
+  before insert or update on private.chatbot_visibility
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger chatbot_visibility_0_tenant_guard on private.chatbot_visibility is
+  'Fires first: members insert only into their own company; company_id never changes (any role).';
+
+create function private.refresh_chatbot_visibility(p_company_id uuid, p_user_id uuid)
+returns void
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  -- One writer per company at a time (the company row, which only its members can lock,
+  -- not an advisory lock, which any role could take): a chatbot created while a member is
+  -- promoted is then seen by whichever refresh runs second, which reads after the first
+  -- committed (READ COMMITTED: every statement here takes a new snapshot).
+  perform 1 from public.companies c where c.id = p_company_id for no key update;
+  delete from private.chatbot_visibility v
+   where v.company_id = p_company_id and (p_user_id is null or v.user_id = p_user_id);
+  insert into private.chatbot_visibility (company_id, user_id, auth_user_id, chatbot_ids)
+  select u.company_id, u.id, u.auth_user_id,
+         case when u.role in ('owner', 'administrador', 'supervisor')
+              then array(select b.id from public.chatbots b
+                          where b.company_id = u.company_id order by b.id)
+              else array(select co.chatbot_id from public.chatbot_operators co
+                          where co.company_id = u.company_id and co.user_id = u.id
+                          order by co.chatbot_id)
+         end
+    from public.users u
+    join public.companies c on c.id = u.company_id -- none while the company is being deleted
+   where u.company_id = p_company_id
+     and (p_user_id is null or u.id = p_user_id)
+     and u.is_active;
+end
+$$;
+comment on function private.refresh_chatbot_visibility(uuid, uuid) is
+  'Recomputes private.chatbot_visibility for one member (p_user_id) or every member (null) of company p_company_id from the live users, chatbots and chatbot_operators rows; serialized per company by locking the company row. Called by triggers only.';
+revoke execute on function private.refresh_chatbot_visibility(uuid, uuid) from public, anon, authenticated;
+
+create function private.chatbot_visibility_follow()
+returns trigger
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if tg_table_name = 'users' then
+    -- a deleted member's row goes by its foreign key
+    if tg_op <> 'DELETE' then
+      perform private.refresh_chatbot_visibility(new.company_id, new.id);
+    end if;
+  elsif tg_table_name = 'chatbots' then
+    perform private.refresh_chatbot_visibility(coalesce(new.company_id, old.company_id), null);
+  else -- chatbot_operators
+    if tg_op in ('DELETE', 'UPDATE') then
+      perform private.refresh_chatbot_visibility(old.company_id, old.user_id);
+    end if;
+    if tg_op in ('INSERT', 'UPDATE') then
+      perform private.refresh_chatbot_visibility(new.company_id, new.user_id);
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.chatbot_visibility_follow() is
+  'After-row trigger of public.users, public.chatbots and public.chatbot_operators: refreshes private.chatbot_visibility for the member (membership, role, activation or assignment changed) or the whole company (chatbot created or deleted).';
+revoke execute on function private.chatbot_visibility_follow() from public, anon, authenticated;
+
+create trigger users_chatbot_visibility
+  after insert or update of role, is_active, auth_user_id on public.users
+  for each row execute function private.chatbot_visibility_follow();
+comment on trigger users_chatbot_visibility on public.users is
+  'Keeps private.chatbot_visibility of the member current (joined, role, activation, identity).';
+create trigger chatbots_chatbot_visibility
+  after insert or delete on public.chatbots
+  for each row execute function private.chatbot_visibility_follow();
+comment on trigger chatbots_chatbot_visibility on public.chatbots is
+  'A chatbot created or deleted changes what the company''s owner/administrador/supervisor see: refreshes private.chatbot_visibility of the company.';
+create trigger chatbot_operators_chatbot_visibility
+  after insert or update or delete on public.chatbot_operators
+  for each row execute function private.chatbot_visibility_follow();
+comment on trigger chatbot_operators_chatbot_visibility on public.chatbot_operators is
+  'An assignment made, changed or removed: refreshes private.chatbot_visibility of the operador.';
+
+-- Members who exist before this migration (none on a fresh install).
+select private.refresh_chatbot_visibility(c.id, null) from public.companies c;
+
 create function public.get_visible_chatbot_ids()
 returns uuid[]
-language plpgsql -- two cached plans: a quarter of the cost of the same as one SQL query (union of the two cases)
+language sql
 stable
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-  v_user_id uuid;
-  v_company_id uuid;
-  v_role public.user_role;
-begin
-  select u.id, u.company_id, u.role into v_user_id, v_company_id, v_role
-    from public.users u
-   where u.auth_user_id = auth.uid()
-     and u.is_active;
-  if v_role in ('owner', 'administrador', 'supervisor') then
-    return array(select b.id from public.chatbots b where b.company_id = v_company_id);
-  elsif v_role = 'operador' then
-    return array(select co.chatbot_id from public.chatbot_operators co
-                  where co.company_id = v_company_id and co.user_id = v_user_id);
-  end if;
-  return '{}'::uuid[];
-end
+  select coalesce((select v.chatbot_ids from private.chatbot_visibility v
+                    where v.auth_user_id = auth.uid()), '{}'::uuid[])
 $$;
 comment on function public.get_visible_chatbot_ids() is
-  'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). Use in policies wrapped in (select ...): one lookup per statement, and chatbot_id = any (...) is an index condition.';
+  'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). One primary-key lookup of private.chatbot_visibility (kept current by triggers in the transaction of every change). Use in policies wrapped in (select ...): chatbot_id = any (...) is an index condition.';
 
 revoke execute on function public.get_visible_chatbot_ids() from public, anon;
 grant execute on function public.get_visible_chatbot_ids() to authenticated, service_role;

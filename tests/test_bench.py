@@ -24,6 +24,18 @@ def test_rls_returns_the_same_rows_as_the_explicit_tenant_filter(scratch_db: str
     assert all(r["baseline_us"] > 0 and r["rls_keyed_us"] > 0 for r in results)
 
 
+def test_the_bench_says_how_the_server_planned_each_variant(scratch_db: str) -> None:
+    """A custom plan is planned again at every execution: a ratio is only read right
+    knowing which variant pays planning, so each result names it."""
+    settings = test_settings()
+    migrate(DatabaseTarget(scratch_db), render_all(settings), settings)
+    results = bench.run(scratch_db, companies=4, conversations=20, messages=3, iterations=10,
+                        echo=lambda _line: None, rounds=1)
+    for r in results:
+        assert set(r["plan_cache"]) == {"baseline", "rls+key", "rls"}, r
+        assert all(v in ("generic", "custom") or v.endswith(" custom") for v in r["plan_cache"].values()), r
+
+
 def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     out = [plan]
     for child in plan.get("Plans", []):

@@ -39,8 +39,9 @@ select is(array(
      and not exists (select 1 from pg_attribute a where a.attrelid = i.indrelid and a.attname = 'company_id'
                       and a.attnum = any (i.indkey::int2[]))
    order by k),
-  array['user_invitations.user_invitations_token_hash_key', 'users.users_auth_user_id_key'] collate "C",
-  'the only unique keys of tenant tables without company_id are the auth identity and the invitation token hash (neither writable by members)');
+  array['private.chatbot_visibility.chatbot_visibility_auth_user_id_key',
+        'user_invitations.user_invitations_token_hash_key', 'users.users_auth_user_id_key'] collate "C",
+  'the only unique keys of tenant tables without company_id are the auth identity (of a member and of its visible chatbots) and the invitation token hash (none writable by members)');
 
 -- The tenant guard (finding H-1, fixed by 4000_hardening_tenant_insert_guard) ----------
 select is_empty($$
