@@ -111,7 +111,8 @@ def _require_migrated(target: DatabaseTarget) -> None:
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Settings file (default: ./neurant-db.toml if present).")
 @click.option("--profile", type=click.Choice(PROFILES), default=None,
-              help="vanilla: create roles and auth schema; supabase: they already exist.")
+              help="vanilla: create roles and auth schema; supabase: they already exist; "
+              "citus: like vanilla, in the shapes Citus accepts (docs/scale-out.md).")
 @click.option("--embedding-dimensions", type=int, default=None,
               help="Dimension of document_chunks.embedding (default 1536).")
 @click.pass_context
