@@ -8,7 +8,7 @@ returns uuid[]
 language sql
 stable
 security definer
-set search_path = pg_catalog, pg_temp
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
 as $$
   select coalesce(pg_catalog.array_agg(co.chatbot_id order by co.chatbot_id), '{}')
     from public.chatbot_operators co
@@ -37,7 +37,7 @@ returns uuid[]
 language plpgsql -- two cached plans: a quarter of the cost of the same as one SQL query (union of the two cases)
 stable
 security definer
-set search_path = pg_catalog, pg_temp
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
 as $$
 declare
   v_user_id uuid;
