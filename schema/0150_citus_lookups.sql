@@ -23,10 +23,25 @@ comment on column private.memberships.company_id is 'The member''s company (publ
 comment on column private.memberships.id is 'The member''s public.users.id.';
 comment on column private.memberships.role is 'The member''s role (public.users.role).';
 comment on column private.memberships.is_active is 'Whether the membership is active (public.users.is_active).';
+comment on constraint memberships_pkey on private.memberships is
+  'One company membership per auth identity (users_auth_user_id_key on Citus includes company_id). doctor: allow tenant.unique a reference table, looked up before the company is known.';
 alter table private.memberships enable row level security;
 alter table private.memberships force row level security;
 revoke all on table private.memberships from public, anon, authenticated;
 grant all on table private.memberships to service_role;
+-- Its policies: policies/0580_citus_lookup_policies.sql.
+
+create trigger memberships_0_tenant_guard
+  before insert or update on private.memberships
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger memberships_0_tenant_guard on private.memberships is
+  'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+
+-- public.users_auth_user_fkey needs an index leading with auth_user_id once the unique key
+-- includes company_id.
+create index users_auth_user_id_idx on public.users (auth_user_id);
+comment on index public.users_auth_user_id_idx is
+  'Profile citus: the index of users_auth_user_fkey (the unique key users_auth_user_id_key leads with company_id there).';
 
 -- Kept in the same transaction as the public.users change. On a Citus cluster this is a
 -- trigger on a shard of a distributed table writing a reference table: the one shape of
