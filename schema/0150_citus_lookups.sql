@@ -28,7 +28,8 @@ comment on constraint memberships_pkey on private.memberships is
 alter table private.memberships enable row level security;
 alter table private.memberships force row level security;
 revoke all on table private.memberships from public, anon, authenticated;
-grant all on table private.memberships to service_role;
+-- service_role reads it; only users_sync_membership writes it (a direct write would desync it).
+grant select on table private.memberships to service_role;
 -- Its policies: policies/0580_citus_lookup_policies.sql.
 
 create trigger memberships_0_tenant_guard

@@ -81,7 +81,10 @@ select l.position, l.relation::regclass, l.placement, l.distribution_column,
     (30, 'archive.hitl_escalations_archived', 'distributed', 'company_id'),
     (31, 'archive.knowledge_queries_archived', 'distributed', 'company_id'),
     (32, 'archive.integration_logs_archived', 'distributed', 'company_id'),
-    (33, 'archive.analytics_archived', 'distributed', 'company_id')
+    (33, 'archive.analytics_archived', 'distributed', 'company_id'),
+    -- The plan itself, last: read from the coordinator, copied everywhere like the other
+    -- global tables.
+    (34, 'private.citus_layout', 'reference', null)
   ) l(position, relation, placement, distribution_column);
 
 -- The distribution step: idempotent (a table already placed as planned is skipped), and
@@ -91,7 +94,8 @@ create function private.citus_distribute() returns integer
   set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_row record;
+  v_rows private.citus_layout[];
+  v_row private.citus_layout;
   v_current text;
   v_column name;
   v_done integer := 0;
@@ -106,7 +110,9 @@ begin
   perform pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
   -- Foreign keys to reference tables created in one transaction need sequential shard DDL.
   perform pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
-  for v_row in select * from private.citus_layout order by position loop
+  -- Read the plan first: the layout table itself is placed last, with no cursor open on it.
+  select pg_catalog.array_agg(l order by l.position) into v_rows from private.citus_layout l;
+  foreach v_row in array v_rows loop
     execute 'select case when p.partmethod = ''h'' then ''distributed''
                          when p.partmethod = ''n'' and p.repmodel = ''t'' then ''reference''
                          else ''local'' end,
