@@ -50,9 +50,9 @@ def test_each_statement_of_the_request_is_sent_alone_and_auth_uid_resolves(
 
 def test_a_failing_request_rolls_back_and_leaves_no_identity_behind(neurant_db: TestDatabase) -> None:
     with psycopg.connect(neurant_db.url, autocommit=True) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            with citus_request(conn, {"sub": str(uuid.uuid4()), "role": "authenticated"}) as request:
-                request.execute("select count(*) from private.job_runs")
+        claims = {"sub": str(uuid.uuid4()), "role": "authenticated"}
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), citus_request(conn, claims) as request:
+            request.execute("select count(*) from private.job_runs")
         assert conn.execute("select current_user::text, auth.uid()").fetchone() == ("postgres", None)
 
 
