@@ -2,7 +2,7 @@
 -- on behaviour (tests/test_citus_profile.py runs this file after the whole pgTAP suite
 -- and the isolation matrix against a database migrated with --profile citus).
 begin;
-select plan(16);
+select plan(19);
 
 select is(array(
   select format('%s on %s', pol.polname, pol.polrelid::regclass) collate "C"
@@ -134,6 +134,35 @@ select is(tests.attempt_as('service_role', format(
     tests.company_id('B'), tests.auth_id('A', 'owner'), 'second@example.com')),
   '23505: duplicate key value violates unique constraint "memberships_pkey"',
   'an auth identity still has one membership across companies (memberships_pkey)');
+
+select is(array(
+  select format('%s.%s', c.oid::regclass, a.attname) collate "C"
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+    join pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
+   where n.nspname in ('public', 'private', 'archive') and c.relkind = 'r' and a.attgenerated = ''
+     and not has_table_privilege('authenticated', c.oid, 'INSERT')
+     and not has_column_privilege('authenticated', c.oid, a.attnum, 'INSERT')
+     and exists (select 1 from pg_attribute x where x.attrelid = c.oid and x.attnum > 0 and not x.attisdropped
+                  and has_column_privilege('authenticated', c.oid, x.attnum, 'INSERT'))
+   order by 1),
+  '{}'::text[],
+  'no column-listed insert grant leaves out a defaulted column (a Citus shard checks every column the coordinator fills in)');
+
+select is(array(
+  select c.relname::text collate "C" from pg_trigger t join pg_class c on c.oid = t.tgrelid
+   where t.tgfoid = 'private.citus_client_defaults()'::regprocedure order by 1),
+  array['chatbot_operators', 'chatbots', 'conversations', 'document_chunks', 'documents', 'integrations',
+        'message_reactions', 'messages'] collate "C",
+  'the tables members insert into with a column list reset the defaulted columns they could not name before');
+
+select tests.act_as('A', 'owner');
+insert into public.chatbots (company_id, id, name, system_prompt, created_at)
+  values (tests.company_id('A'), '00000000-0000-0000-0000-000000000000', 'Backdated', 'You help.', '2000-01-01');
+select tests.act_as_superuser();
+select is((select (c.id <> '00000000-0000-0000-0000-000000000000' and c.created_at = now())
+             from public.chatbots c where c.company_id = tests.company_id('A') and c.name = 'Backdated'),
+  true, 'a member''s own id and created_at are replaced by the defaults, as the missing grant refuses them elsewhere');
 
 select is(private.logical_table_name('public.users'::regclass), 'users'::name,
   'logical_table_name of a table is its name');
