@@ -94,7 +94,7 @@ def test_citus_profile_passes_the_pgtap_suite_and_the_isolation_matrix_on_plain_
     assert broken == {}
     failed = {(name, a.description) for name, r in results.items() for a in r.assertions if a.failed}
     assert failed == VANILLA_SHAPE
-    assert len(results["0100_citus_profile.sql"].assertions) == 19
+    assert len(results["0100_citus_profile.sql"].assertions) == 20
     assert sum(len(r.assertions) for r in results.values()) > 2000
 
     plan = CliRunner().invoke(cli, [*args, "citus", "plan", "--json"])

@@ -2,7 +2,8 @@
 
 Three mechanisms, so that the vanilla and supabase texts stay byte-identical:
 
-- template globals (`per_statement(...)`, `citus_settings()`) a template may call;
+- template globals (`per_statement(...)`, `citus_settings()`, `citus_sequential()`) a
+  template may call;
 - migrations whose opening comment says `-- neurant: profile citus`: rendered only on
   that profile (the other profiles do not even list them);
 - two text rewrites applied to every rendered migration of profile citus only:
@@ -24,6 +25,9 @@ WRAPPED_HELPER = re.compile(r"\(\s*select\s+((?:public|private|auth)\.[a-z_][a-z
                             re.IGNORECASE)
 TG_TABLE_NAME = re.compile(r"\btg_table_name\b", re.IGNORECASE)
 NESTED_EXECUTION = "set citus.allow_nested_distributed_execution = on"
+# Writes to tables with foreign keys to reference tables after a multi-shard statement need
+# one connection per node ("cannot modify table ... because there was a parallel operation").
+SEQUENTIAL = "set citus.multi_shard_modify_mode = 'sequential'"
 
 
 def profile_only(sql: str) -> str | None:
@@ -50,7 +54,12 @@ def template_globals(profile: str) -> dict[str, Callable[..., str]]:
         """Function settings a policy helper needs on Citus (a new line each), "" elsewhere."""
         return f"\n{indent}{NESTED_EXECUTION}" if citus else ""
 
-    return {"per_statement": per_statement, "citus_settings": citus_settings}
+    def citus_sequential(indent: str = "  ") -> str:
+        """The setting of an RPC that writes several tables in one transaction on Citus."""
+        return f"\n{indent}{SEQUENTIAL}" if citus else ""
+
+    return {"per_statement": per_statement, "citus_settings": citus_settings,
+            "citus_sequential": citus_sequential}
 
 
 def unwrap_policy_helpers(sql: str) -> str:

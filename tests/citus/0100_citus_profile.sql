@@ -2,7 +2,7 @@
 -- on behaviour (tests/test_citus_profile.py runs this file after the whole pgTAP suite
 -- and the isolation matrix against a database migrated with --profile citus).
 begin;
-select plan(19);
+select plan(20);
 
 select is(array(
   select format('%s on %s', pol.polname, pol.polrelid::regclass) collate "C"
@@ -34,6 +34,18 @@ select is(array(
    order by 1),
   '{}'::text[],
   'every function a policy calls carries citus.allow_nested_distributed_execution = on');
+
+select is(array(
+  select p.proname::text collate "C"
+    from pg_proc p
+   where p.oid in ('public.create_company_with_owner(text, text, text, text)'::regprocedure,
+                   'public.transfer_ownership(uuid)'::regprocedure,
+                   'public.create_invitation(text, public.user_role)'::regprocedure,
+                   'public.accept_invitation(text)'::regprocedure, 'public.revoke_invitation(uuid)'::regprocedure)
+     and not coalesce('citus.multi_shard_modify_mode=sequential' = any (p.proconfig), false)
+   order by 1),
+  '{}'::text[],
+  'the RPCs that write several tables run in sequential mode (one connection per node, as foreign keys to reference tables need)');
 
 select is(array(
   select p.proname::text collate "C"
