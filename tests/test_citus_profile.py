@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import psycopg
+import pytest
 from click.testing import CliRunner
 
 from neurant_db import pgtap
@@ -138,3 +139,16 @@ def test_every_citus_only_file_says_so_in_its_opening_comment() -> None:
     for name in CITUS_ONLY:
         path = next(ROOT.glob(f"*/{name}.sql"))
         assert Path(path).read_text(encoding="utf-8").startswith("-- neurant: profile citus\n"), path
+
+
+def test_preflight_for_citus_warns_about_nologin_request_roles(neurant_db: TestDatabase, scratch_db: str) -> None:
+    if neurant_db.settings.profile != "vanilla":
+        pytest.skip("the session server's roles were created by another profile")
+    with psycopg.connect(neurant_db.url) as conn:
+        nologin = [r for (r,) in conn.execute(
+            "select rolname::text from pg_roles where rolname in ('anon', 'authenticated') and not rolcanlogin "
+            "order by 1")]
+    assert nologin == ["anon", "authenticated"]  # the session server was migrated with profile vanilla first
+    result = CliRunner().invoke(cli, ["--database-url", scratch_db, "--profile", "citus", "preflight"])
+    assert "[profile.citus]" in result.output and "alter role anon login; alter role authenticated login;" \
+        in result.output, result.output
