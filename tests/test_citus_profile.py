@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from neurant_db import pgtap
+from neurant_db.citus import PlannedTable, format_plan
 from neurant_db.citus_render import rewrite
 from neurant_db.cli import cli
 from neurant_db.isolation import generate_matrix_sql
@@ -98,6 +99,13 @@ def test_citus_profile_passes_the_pgtap_suite_and_the_isolation_matrix_on_plain_
     assert len(results["0100_citus_profile.sql"].assertions) == 20
     assert sum(len(r.assertions) for r in results.values()) > 2000
 
+    # The vanilla catalog rules hold on this profile too (comments, RLS, tenant guards, FK
+    # indexes, ...), but for the bare helper calls it requires (policy.initplan).
+    doctor = CliRunner().invoke(cli, [*args, "doctor", "--json"])
+    findings = json.loads(doctor.output)
+    assert [f for f in findings if f["level"] == "error" and f["check"] != "policy.initplan"] == []
+    assert any(f["check"] == "policy.initplan" for f in findings)
+
     plan = CliRunner().invoke(cli, [*args, "citus", "plan", "--json"])
     assert plan.exit_code == 0, plan.output
     rows = json.loads(plan.output)["tables"]
@@ -152,3 +160,16 @@ def test_preflight_for_citus_warns_about_nologin_request_roles(neurant_db: TestD
     result = CliRunner().invoke(cli, ["--database-url", scratch_db, "--profile", "citus", "preflight"])
     assert "[profile.citus]" in result.output and "alter role anon login; alter role authenticated login;" \
         in result.output, result.output
+
+
+def test_the_plan_text_says_per_table_whether_citus_holds_it_as_planned() -> None:
+    plan = [
+        PlannedTable(1, "auth.users", "reference", None, None, True),
+        PlannedTable(8, "public.companies", "distributed", "id", None, False),
+        PlannedTable(9, "public.users", "distributed", "company_id", "public.companies", False, "reference"),
+    ]
+    lines = format_plan(plan, citus=True)
+    assert lines[1].split() == ["1", "auth.users", "reference", "-", "-", "yes"]
+    assert lines[2].split() == ["8", "public.companies", "distributed", "id", "-", "no"]
+    assert lines[3].endswith("no (Citus holds it reference)")
+    assert len(lines) == 4  # no "not a Citus server" line
