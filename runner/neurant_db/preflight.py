@@ -245,7 +245,10 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
     if missing_roles and not superuser:
         names = ", ".join(sorted(missing_roles))
         creators = sorted({b for _, b in missing_roles.values()})
-        admin_sql = " ".join(f"create role {r} nologin noinherit{' bypassrls' if bypass else ''};"
+        # Profile citus: the request roles log in (Citus connects to the workers as them).
+        login = {r: "login" if settings.profile == "citus" and not bypass else "nologin"
+                 for r, (bypass, _) in missing_roles.items()}
+        admin_sql = " ".join(f"create role {r} {login[r]} noinherit{' bypassrls' if bypass else ''};"
                              for r, (bypass, _) in sorted(missing_roles.items()))
         if not createrole:
             error("role.createrole",
