@@ -105,8 +105,7 @@ begin
       (select count(*) from private.citus_layout);
     return 0;
   end if;
-  -- Tables with triggers are refused without it; later migrations create triggers too.
-  execute pg_catalog.format('alter database %I set citus.enable_unsafe_triggers = on', pg_catalog.current_database());
+  -- Tables with triggers are refused without it (set for later sessions below).
   perform pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
   -- Foreign keys to reference tables created in one transaction need sequential shard DDL.
   perform pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
@@ -146,5 +145,21 @@ $$;
 comment on function private.citus_distribute() is
   'Profile citus: places every table of private.citus_layout in position order (create_reference_table / create_distributed_table ... colocate_with); skips tables already placed as planned, raises 55000 for a table placed otherwise; a NOTICE and 0 without the citus extension. Returns how many tables it placed.';
 revoke execute on function private.citus_distribute() from public, anon, authenticated;
+
+-- Citus refuses to distribute a table with triggers, or to create a trigger on a
+-- distributed one, unless citus.enable_unsafe_triggers is on: set for every later session
+-- of this database (the migrations after this one), also on plain PostgreSQL, where it is
+-- an inert setting that `doctor --profile citus` can see.
+do $$
+begin
+  execute pg_catalog.format('alter database %I set citus.enable_unsafe_triggers = on',
+    pg_catalog.current_database());
+exception when insufficient_privilege then
+  raise notice using
+    message = pg_catalog.format('citus.enable_unsafe_triggers not set for database %I: only its owner may',
+      pg_catalog.current_database()),
+    hint = 'Have the database owner run: alter database <name> set citus.enable_unsafe_triggers = on.';
+end
+$$;
 
 select private.citus_distribute();

@@ -2,7 +2,7 @@
 -- on behaviour (tests/test_citus_profile.py runs this file after the whole pgTAP suite
 -- and the isolation matrix against a database migrated with --profile citus).
 begin;
-select plan(20);
+select plan(21);
 
 select is(array(
   select format('%s on %s', pol.polname, pol.polrelid::regclass) collate "C"
@@ -178,6 +178,11 @@ select is((select (c.id <> '00000000-0000-0000-0000-000000000000' and c.created_
 
 select is(private.logical_table_name('public.users'::regclass), 'users'::name,
   'logical_table_name of a table is its name');
+
+select ok(exists (select 1 from pg_db_role_setting s
+                   where s.setdatabase = (select d.oid from pg_database d where d.datname = current_database())
+                     and s.setrole = 0 and 'citus.enable_unsafe_triggers=on' = any (s.setconfig)),
+  'the database sets citus.enable_unsafe_triggers = on for the migrations after the distribution');
 
 select is(private.citus_distribute(), 0,
   'without the citus extension the distribution step places nothing');
