@@ -34,10 +34,10 @@ comment on function public.role_rank(public.user_role) is
 
 create function public.get_current_user_id() returns uuid
   language sql stable security definer
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_settings() }}
 as $$
   select u.id
-    from public.users u
+    from {{ 'private.memberships' if profile == 'citus' else 'public.users' }} u
    where u.auth_user_id = auth.uid()
      and u.is_active
 $$;
@@ -46,10 +46,10 @@ comment on function public.get_current_user_id() is
 
 create function public.get_user_company_id() returns uuid
   language sql stable security definer
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_settings() }}
 as $$
   select u.company_id
-    from public.users u
+    from {{ 'private.memberships' if profile == 'citus' else 'public.users' }} u
    where u.auth_user_id = auth.uid()
      and u.is_active
 $$;
@@ -58,10 +58,10 @@ comment on function public.get_user_company_id() is
 
 create function public.get_user_role() returns public.user_role
   language sql stable security definer
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_settings() }}
 as $$
   select u.role
-    from public.users u
+    from {{ 'private.memberships' if profile == 'citus' else 'public.users' }} u
    where u.auth_user_id = auth.uid()
      and u.is_active
 $$;
@@ -104,7 +104,7 @@ grant execute on function private.caller_is_subject_to_rls() to authenticated, s
 -- updating companies.subscription_status as service_role.
 create function private.require_company_writable(p_company_id uuid) returns boolean
   language plpgsql stable security definer
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_settings() }}
 as $$
 declare
   v_status public.subscription_status;
@@ -124,7 +124,7 @@ comment on function private.require_company_writable(uuid) is
 
 create function private.require_company_writable() returns boolean
   language sql stable security definer
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_settings() }}
 as $$
   select private.require_company_writable(public.get_user_company_id())
 $$;

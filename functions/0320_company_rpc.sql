@@ -8,7 +8,7 @@ create function public.create_company_with_owner(
   p_full_name text default null
 ) returns uuid
   language plpgsql volatile security definer
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_sequential() }}
 as $$
 declare
   v_auth_uid uuid := auth.uid();
@@ -79,7 +79,7 @@ comment on function public.create_company_with_owner(text, text, text, text) is
 
 create function public.transfer_ownership(p_new_owner_user_id uuid) returns void
   language plpgsql volatile security definer
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_sequential() }}
 as $$
 declare
   v_caller public.users%rowtype;

@@ -5,7 +5,7 @@
 create function public.create_invitation(p_email text, p_role public.user_role)
 returns table (invitation_id uuid, token text)
   language plpgsql volatile security definer
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_sequential() }}
 as $$
 declare
   v_caller public.users%rowtype;
@@ -64,7 +64,7 @@ comment on function public.create_invitation(text, public.user_role) is
 
 create function public.accept_invitation(p_token text) returns uuid
   language plpgsql volatile security definer
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_sequential() }}
 as $$
 declare
   v_auth_uid uuid := auth.uid();
@@ -144,7 +144,7 @@ comment on function public.accept_invitation(text) is
 
 create function public.revoke_invitation(p_invitation_id uuid) returns void
   language plpgsql volatile security definer
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_sequential() }}
 as $$
 declare
   v_caller public.users%rowtype;

@@ -8,7 +8,7 @@ returns uuid[]
 language sql
 stable
 security definer
-set search_path = pg_catalog, pg_temp
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
 as $$
   select coalesce(pg_catalog.array_agg(co.chatbot_id order by co.chatbot_id), '{}')
     from public.chatbot_operators co
@@ -166,7 +166,7 @@ returns uuid[]
 language sql
 stable
 security definer
-set search_path = pg_catalog, pg_temp
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
 as $$
   select coalesce((select v.chatbot_ids from private.chatbot_visibility v
                     where v.auth_user_id = auth.uid()), '{}'::uuid[])

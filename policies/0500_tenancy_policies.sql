@@ -16,9 +16,10 @@ comment on policy select_public_plans on public.subscription_plans is
   'Everyone (anon included) reads the public plans.';
 
 create policy select_own_plan on public.subscription_plans
-  for select to authenticated
+  for select to authenticated{% if profile == 'citus' %}
+  using (code = public.get_user_plan_code());{% else %}
   using (code = (select c.subscription_plan from public.companies c
-          where c.id = (select public.get_user_company_id())));
+          where c.id = (select public.get_user_company_id())));{% endif %}
 comment on policy select_own_plan on public.subscription_plans is
   'Members also read their company''s plan when it is not public (custom deal).';
 

@@ -12,7 +12,7 @@
 -- legacy settings are read only when no request.jwt.claims is set at all (old PostgREST).
 -- Profile supabase keeps the platform's own definitions: there the pooler must reset
 -- the session between clients (docs/services.md, "Pooled connections").
-{% if profile == 'vanilla' %}
+{% if profile in ('vanilla', 'citus') %}
 -- Roles are cluster-wide (shared by every database of the server): create them
 -- only when missing, never alter or drop an existing one. The rollback of this
 -- migration therefore leaves the roles in place and removes only the objects
@@ -20,10 +20,10 @@
 do $$
 begin
   if not exists (select 1 from pg_catalog.pg_roles where rolname = 'anon') then
-    create role anon nologin noinherit;
+    create role anon {{ 'login' if profile == 'citus' else 'nologin' }} noinherit;
   end if;
   if not exists (select 1 from pg_catalog.pg_roles where rolname = 'authenticated') then
-    create role authenticated nologin noinherit;
+    create role authenticated {{ 'login' if profile == 'citus' else 'nologin' }} noinherit;
   end if;
   if not exists (select 1 from pg_catalog.pg_roles where rolname = 'service_role') then
     create role service_role nologin noinherit bypassrls;

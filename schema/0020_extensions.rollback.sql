@@ -2,7 +2,7 @@
 -- its schema. On Supabase the extension is left installed (it may have been
 -- enabled from the dashboard before this package).
 drop schema private;
-{% if profile == 'vanilla' %}
+{% if profile in ('vanilla', 'citus') %}
 drop extension if exists vector;
 drop schema if exists {{ vector_schema }};
 {% endif %}

@@ -1,7 +1,7 @@
 -- Extensions and internal schemas: pgvector lives in the schema
 -- {{ vector_schema }} (as on Supabase) and `private` holds trigger functions and
 -- internal helpers that clients must never call directly.
-{% if profile == 'vanilla' %}
+{% if profile in ('vanilla', 'citus') %}
 create schema if not exists {{ vector_schema }};
 comment on schema {{ vector_schema }} is 'Extensions (pgvector) are installed here, as on Supabase.';
 grant usage on schema {{ vector_schema }} to anon, authenticated, service_role;

@@ -228,6 +228,9 @@ declare
   v_old         jsonb;
   v_new         jsonb;
   v_row         jsonb;
+{%- if profile == 'citus' %}
+  v_row_pk      jsonb;
+{%- endif %}
   v_changed     text[];
   -- doctor: allow setting.read role the SET ROLE in effect (a session may only become roles it is a member of), recorded for attribution, decides nothing
   v_role        text := coalesce(nullif(current_setting('role', true), 'none'), session_user);
@@ -259,7 +262,10 @@ begin
       return null;  -- bookkeeping-only change (counters, updated_at): not audited
     end if;
   end if;
-
+{% if profile == 'citus' %}
+  -- Citus refuses subqueries inside insert ... values: the key is computed first.
+  v_row_pk := (select jsonb_object_agg(k, v_row -> k) from unnest(v_pk_cols) k);
+{% endif %}
   insert into public.audit_logs (
     company_id, actor_user_id, actor_auth_uid, actor_role, action,
     table_schema, table_name, row_id, row_pk, old_data, new_data, changed_columns)
@@ -273,7 +279,7 @@ begin
     tg_table_name,
     case when v_row ->> 'id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
          then (v_row ->> 'id')::uuid end,
-    (select jsonb_object_agg(k, v_row -> k) from unnest(v_pk_cols) k),
+    {{ 'v_row_pk' if profile == 'citus' else '(select jsonb_object_agg(k, v_row -> k) from unnest(v_pk_cols) k)' }},
     private.audit_redact(v_old),
     private.audit_redact(v_new),
     v_changed);

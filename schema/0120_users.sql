@@ -14,7 +14,7 @@ create table public.users (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   constraint users_pkey primary key (company_id, id),
-  constraint users_auth_user_id_key unique (auth_user_id),
+  constraint users_auth_user_id_key unique ({{ 'company_id, ' if profile == 'citus' }}auth_user_id),
   constraint users_company_id_email_key unique (company_id, email),
   constraint users_company_fkey foreign key (company_id)
     references public.companies (id) on delete cascade,

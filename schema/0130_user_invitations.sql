@@ -16,7 +16,7 @@ create table public.user_invitations (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   constraint user_invitations_pkey primary key (company_id, id),
-  constraint user_invitations_token_hash_key unique (token_hash),
+  constraint user_invitations_token_hash_key unique ({{ 'company_id, ' if profile == 'citus' }}token_hash),
   constraint user_invitations_company_fkey foreign key (company_id)
     references public.companies (id) on delete cascade,
   constraint user_invitations_invited_by_fkey foreign key (company_id, invited_by)

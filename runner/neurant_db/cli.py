@@ -111,7 +111,8 @@ def _require_migrated(target: DatabaseTarget) -> None:
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Settings file (default: ./neurant-db.toml if present).")
 @click.option("--profile", type=click.Choice(PROFILES), default=None,
-              help="vanilla: create roles and auth schema; supabase: they already exist.")
+              help="vanilla: create roles and auth schema; supabase: they already exist; "
+              "citus: like vanilla, in the shapes Citus accepts (docs/scale-out.md).")
 @click.option("--embedding-dimensions", type=int, default=None,
               help="Dimension of document_chunks.embedding (default 1536).")
 @click.pass_context
@@ -801,3 +802,37 @@ cli.add_command(archive)
 
 def main() -> None:
     cli(prog_name="neurant-db")
+
+
+@cli.group()
+def citus() -> None:
+    """Profile citus: the distribution of the schema on a Citus cluster (docs/scale-out.md).
+
+    \b
+    Example:
+      neurant-db --profile citus citus plan
+    """
+
+
+@citus.command("plan")
+@json_option()
+@pass_ctx
+def citus_plan(c: Context, as_json: bool) -> None:
+    """Print where every table goes on Citus, in distribution order: position, table,
+    placement (reference or distributed), distribution column, colocate_with, and, on a
+    Citus server, whether it is distributed already.
+
+    \b
+    Example:
+      neurant-db --profile citus citus plan
+      neurant-db --profile citus citus plan --json | jq '.tables[] | select(.distributed == false)'
+    """
+    from .citus import format_plan, read_plan
+
+    with c.target().connect(purpose="citus plan") as conn:
+        plan, on_citus = read_plan(conn)
+    if as_json:
+        emit({"citus": on_citus, "tables": [t.as_dict() for t in plan]})
+        return
+    for line in format_plan(plan, on_citus):
+        click.echo(line)

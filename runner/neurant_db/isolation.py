@@ -36,7 +36,7 @@ COMPANY_IDENTITIES = {
 IDENTITIES = (*COMPANY_IDENTITIES, "no_company", "anon", "service_role")
 COMMANDS = ("select", "insert", "update", "delete")
 TABLE_KEYS = {"tenant_column", "update_set", "insert_overrides", "targets", "allow", "global",
-              "note", "deny_by_rule"}
+              "note", "deny_by_rule", "profile"}
 RULE_PREFIX = "deny: rule "
 
 
@@ -55,6 +55,8 @@ class TableSpec:
     is_global: bool = False
     # "command identity[@target]" -> regex over "<sqlstate>: <message>"
     deny_by_rule: dict[str, str] = field(default_factory=dict)
+    # A table only one render profile creates (profile = "citus"): absent elsewhere.
+    profile: str | None = None
 
     def rule_for(self, identity: str, command: str, target: str) -> str | None:
         """The declared business rule that denies this cell, if any."""
@@ -100,6 +102,7 @@ def load_spec(path: Path) -> dict[str, TableSpec]:
             allow={k: list(v) for k, v in raw.get("allow", {}).items()},
             is_global=bool(raw.get("global", False)),
             deny_by_rule=dict(raw.get("deny_by_rule", {})),
+            profile=raw.get("profile"),
         )
         for command, entries in spec.allow.items():
             if command not in COMMANDS:
@@ -189,8 +192,8 @@ def generate_matrix_sql(url: str, spec_path: Path) -> str:
                      f"{sql_literal(table + ' has row level security enabled and forced')});")
         lines.append(f"select ok({'true' if info['policies'] else 'false'}, "
                      f"{sql_literal(table + ' has at least one policy')});")
-    for table in specs:
-        if table not in catalog:
+    for table, spec in specs.items():
+        if table not in catalog and spec.profile is None:
             lines.append(f"select fail({sql_literal(table + ' in the access spec exists in the database')});")
     for table, spec in specs.items():
         if table not in catalog:
@@ -248,7 +251,8 @@ def render_matrix(specs: dict[str, TableSpec]) -> str:
     for name in sorted(specs):
         spec = specs[name]
         targets = ", ".join(f"`{t}`: {p}" for t, p in spec.targets.items())
-        lines += [f"## {name}" + (" (global)" if spec.is_global else ""), ""]
+        lines += [f"## {name}" + (" (global)" if spec.is_global else "")
+                  + (f" (profile {spec.profile} only)" if spec.profile else ""), ""]
         if targets:
             lines += [f"Targets: {targets}", ""]
         lines += ["| identity | select | insert | update | delete |", "|---|---|---|---|---|"]

@@ -688,8 +688,11 @@ def migration_gap(conn: psycopg.Connection) -> MigrationGap | None:
                             f"where nspname = '{META_SCHEMA}'").fetchone()
     if readable == (False,):
         return None
-    sources = discover()
     ledger = read_ledger(conn)
+    # Profile-only migrations count for a database migrated with that profile only.
+    profiles = {(row.settings or {}).get("profile") for row in ledger.values()}
+    sources = [s for s in discover() if s.only_profile is None or s.only_profile in profiles
+               or s.version in ledger]
     known = {s.version for s in sources}
     return MigrationGap(
         known=len(sources),

@@ -182,9 +182,9 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
 
     for schema, (if_not_exists, by) in sorted(needs.schemas_created.items()):
         if schema in existing and not if_not_exists:
-            if schema == "auth" and settings.profile == "vanilla":
-                error("profile.vanilla",
-                      f"schema auth already exists in database {database} and {by} (profile vanilla) "
+            if schema == "auth" and settings.profile in ("vanilla", "citus"):
+                error(f"profile.{settings.profile}",
+                      f"schema auth already exists in database {database} and {by} (profile {settings.profile}) "
                       "creates it: this database looks like Supabase, which provides auth itself",
                       "on Supabase use profile supabase (--profile supabase or profile = \"supabase\" in "
                       "neurant-db.toml); elsewhere drop the stray auth schema first")
@@ -245,7 +245,10 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
     if missing_roles and not superuser:
         names = ", ".join(sorted(missing_roles))
         creators = sorted({b for _, b in missing_roles.values()})
-        admin_sql = " ".join(f"create role {r} nologin noinherit{' bypassrls' if bypass else ''};"
+        # Profile citus: the request roles log in (Citus connects to the workers as them).
+        login = {r: "login" if settings.profile == "citus" and not bypass else "nologin"
+                 for r, (bypass, _) in missing_roles.items()}
+        admin_sql = " ".join(f"create role {r} {login[r]} noinherit{' bypassrls' if bypass else ''};"
                              for r, (bypass, _) in sorted(missing_roles.items()))
         if not createrole:
             error("role.createrole",
@@ -284,6 +287,17 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
                       "public.companies reference it; the RPCs read it)",
                       f"grant {', '.join(p.lower() for p in lacking)} on auth.users to {role}; "
                       "(on Supabase apply as postgres)")
+    elif settings.profile == "citus":
+        # Citus opens its connections to the workers as the current role: a NOLOGIN
+        # request role fails every distributed statement (docs/scale-out.md, "Roles").
+        nologin = [r for r in ("anon", "authenticated")
+                   if _one(conn, "select not rolcanlogin from pg_roles where rolname = %s", r)]
+        if nologin:
+            add(Check("warning", "profile.citus",
+                      f"role {', '.join(nologin)} is NOLOGIN, and Citus connects to the workers as the "
+                      "request role",
+                      " ".join(f"alter role {r} login;" for r in nologin)
+                      + " (on every node; no password: the roles are only ever reached by SET ROLE)"))
     elif any(_one(conn, "select 1 from pg_roles where rolname = %s", r) for r in SUPABASE_ROLES):
         add(Check("warning", "profile.vanilla",
                   "this server has Supabase's roles (supabase_admin) but the profile is vanilla",

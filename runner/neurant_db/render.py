@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jinja2
 
+from .citus_render import profile_only, rewrite, template_globals
 from .errors import MigrationSourceError, not_utf8
 from .paths import MIGRATION_FOLDERS, sql_root
 from .settings import Settings
@@ -25,6 +26,8 @@ class MigrationSource:
     name: str
     path: Path
     rollback_path: Path
+    # `-- neurant: profile <name>` in the opening comment: part of that profile only.
+    only_profile: str | None = None
 
     @property
     def id(self) -> str:
@@ -102,7 +105,11 @@ def discover(root: Path | None = None) -> list[MigrationSource]:
                 other = found[version].path.relative_to(root)
                 problems.append(f"{rel}: version {version:04d} already used by {other}")
                 continue
-            found[version] = MigrationSource(version, match["name"], path, rollback)
+            try:
+                only = profile_only(path.read_text(encoding="utf-8"))
+            except UnicodeDecodeError as exc:
+                raise MigrationSourceError(not_utf8(rel, exc)) from None
+            found[version] = MigrationSource(version, match["name"], path, rollback, only)
     if problems:
         raise MigrationSourceError(
             "the migration files are inconsistent:\n  " + "\n  ".join(problems)
@@ -115,19 +122,21 @@ def discover(root: Path | None = None) -> list[MigrationSource]:
     return [found[v] for v in sorted(found)]
 
 
-def _environment(root: Path) -> jinja2.Environment:
-    return jinja2.Environment(
+def _environment(root: Path, settings: Settings) -> jinja2.Environment:
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(root)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.globals.update(template_globals(settings.profile))
+    return env
 
 
 def _render_file(env: jinja2.Environment, root: Path, path: Path, settings: Settings) -> str:
     rel = path.relative_to(root).as_posix()
     try:
-        return env.get_template(rel).render(**settings.template_context())
+        return rewrite(env.get_template(rel).render(**settings.template_context()), settings.profile)
     except jinja2.TemplateSyntaxError as exc:
         raise MigrationSourceError(f"{rel}:{exc.lineno}: template syntax error: {exc.message}") from None
     except jinja2.UndefinedError as exc:
@@ -197,15 +206,14 @@ def render_all(settings: Settings, root: Path | None = None) -> list[Migration]:
     migration in: with them a failing migration would be left half-applied.
     """
     root = root or sql_root()
-    env = _environment(root)
-    migrations = [
-        Migration(
-            source=src,
-            apply_sql=_render_file(env, root, src.path, settings),
-            rollback_sql=_render_file(env, root, src.rollback_path, settings),
-        )
-        for src in discover(root)
-    ]
+    env = _environment(root, settings)
+    migrations = []
+    for src in discover(root):
+        if src.only_profile is not None and src.only_profile != settings.profile:
+            continue  # `-- neurant: profile citus`: not part of the other profiles at all
+        apply_sql = _render_file(env, root, src.path, settings)
+        migrations.append(Migration(source=src, apply_sql=apply_sql,
+                                    rollback_sql=_render_file(env, root, src.rollback_path, settings)))
     problems = []
     for m in migrations:
         for label, text in (("", m.apply_sql), (" (rollback)", m.rollback_sql)):

@@ -14,7 +14,10 @@ from typing import Any
 
 from .errors import SettingsError, not_utf8
 
-PROFILES = ("vanilla", "supabase")
+# vanilla: plain PostgreSQL (the package creates the roles and the auth schema);
+# supabase: the platform provides them; citus: plain PostgreSQL surface like vanilla,
+# rendered in the shapes Citus accepts (docs/scale-out.md).
+PROFILES = ("vanilla", "supabase", "citus")
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 CONFIG_FILE = "neurant-db.toml"
 
@@ -35,7 +38,7 @@ class Settings:
         if self.profile not in PROFILES:
             raise SettingsError(
                 f"profile must be one of {', '.join(PROFILES)}, not {self.profile!r}",
-                hint="set profile = \"supabase\" when the target is a Supabase project",
+                hint="set profile = \"supabase\" when the target is a Supabase project, \"citus\" for a Citus cluster",
             )
         dims = self.embedding_dimensions
         if not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= 16000:

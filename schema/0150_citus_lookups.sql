@@ -1,0 +1,116 @@
+-- neurant: profile citus
+-- Profile citus only (the other profiles do not list this migration): the global lookups
+-- a Citus cluster needs outside the tables distributed by company_id (docs/scale-out.md).
+--
+-- private.memberships: auth identity -> (company, member, role, active), a reference
+-- table (one copy on every node), so that the context helpers (functions/0300) read it
+-- from inside a shard without a distributed query. It also carries the global rule
+-- "one membership per auth identity" (its primary key), which public.users can no longer
+-- hold on Citus (users_auth_user_id_key includes company_id there).
+create table private.memberships (
+  auth_user_id uuid not null,
+  company_id uuid not null,
+  id uuid not null,
+  role public.user_role not null,
+  is_active boolean not null,
+  constraint memberships_pkey primary key (auth_user_id),
+  constraint memberships_company_id_id_key unique (company_id, id)
+);
+comment on table private.memberships is
+  'Profile citus: a copy of (auth_user_id, company_id, id, role, is_active) of every public.users row, kept by users_sync_membership; a reference table, read by the context helpers from any shard. Its primary key is the global one-membership-per-identity rule. doctor: allow tenant.cascade a reference table cannot reference the distributed companies; rows go with their public.users row. doctor: allow legal_hold a lookup copy, not a record.';
+comment on column private.memberships.auth_user_id is 'The member''s auth.users.id (auth.uid()); one membership per identity.';
+comment on column private.memberships.company_id is 'The member''s company (public.users.company_id).';
+comment on column private.memberships.id is 'The member''s public.users.id.';
+comment on column private.memberships.role is 'The member''s role (public.users.role).';
+comment on column private.memberships.is_active is 'Whether the membership is active (public.users.is_active).';
+comment on constraint memberships_pkey on private.memberships is
+  'One company membership per auth identity (users_auth_user_id_key on Citus includes company_id). doctor: allow tenant.unique a reference table, looked up before the company is known.';
+alter table private.memberships enable row level security;
+alter table private.memberships force row level security;
+revoke all on table private.memberships from public, anon, authenticated;
+-- service_role reads it; only users_sync_membership writes it (a direct write would desync it).
+grant select on table private.memberships to service_role;
+-- Its policies: policies/0580_citus_lookup_policies.sql.
+
+create trigger memberships_0_tenant_guard
+  before insert or update on private.memberships
+  for each row execute function private.reject_other_tenant_insert();
+comment on trigger memberships_0_tenant_guard on private.memberships is
+  'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+
+-- public.users_auth_user_fkey needs an index leading with auth_user_id once the unique key
+-- includes company_id.
+create index users_auth_user_id_idx on public.users (auth_user_id);
+comment on index public.users_auth_user_id_idx is
+  'Profile citus: the index of users_auth_user_fkey (the unique key users_auth_user_id_key leads with company_id there).';
+
+-- Kept in the same transaction as the public.users change. On a Citus cluster this is a
+-- trigger on a shard of a distributed table writing a reference table: the one shape of
+-- the profile that the Citus experiment of issue 12 did not cover (docs/scale-out.md,
+-- "Not verified"); the alternative is to write memberships from the membership RPCs.
+create function private.users_sync_membership() returns trigger
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, pg_temp
+  set citus.allow_nested_distributed_execution = on
+as $$
+begin
+  if tg_op in ('UPDATE', 'DELETE') then
+    delete from private.memberships m where m.auth_user_id = old.auth_user_id and m.id = old.id;
+  end if;
+  if tg_op in ('INSERT', 'UPDATE') then
+    insert into private.memberships (auth_user_id, company_id, id, role, is_active)
+    select new.auth_user_id, new.company_id, new.id, new.role, new.is_active;
+  end if;
+  return null;
+end
+$$;
+comment on function private.users_sync_membership() is
+  'Trigger function (after insert/update/delete on public.users, profile citus): mirrors the row into private.memberships; a second membership of one identity fails on memberships_pkey (23505). doctor: allow citus.trigger_writes_reference the membership copy is the one reference table a shard trigger writes (docs/scale-out.md, Not verified).';
+revoke execute on function private.users_sync_membership() from public, anon, authenticated;
+
+create trigger users_sync_membership
+  after insert or update of auth_user_id, company_id, id, role, is_active or delete on public.users
+  for each row execute function private.users_sync_membership();
+comment on trigger users_sync_membership on public.users is
+  'Profile citus: keeps private.memberships equal to the membership columns of public.users.';
+
+-- The plan a member may read (subscription_plans.select_own_plan) without a subquery
+-- in the policy: companies is distributed, so the helper carries the nested-execution
+-- setting (the lookup is one row of the caller's company, colocated).
+create function public.get_user_plan_code() returns text
+  language sql stable security definer
+  set search_path = pg_catalog, pg_temp
+  set citus.allow_nested_distributed_execution = on
+as $$
+  select c.subscription_plan
+    from public.companies c
+    join private.memberships m on m.company_id = c.id
+   where m.auth_user_id = auth.uid()
+     and m.is_active
+$$;
+comment on function public.get_user_plan_code() is
+  'Profile citus: the subscription plan code of the caller''s company (active members), null otherwise; the policy subscription_plans.select_own_plan calls it instead of a subquery.';
+revoke execute on function public.get_user_plan_code() from public, anon;
+grant execute on function public.get_user_plan_code() to authenticated, service_role;
+
+-- TG_TABLE_NAME inside a shard trigger is the shard's name (users_102008): the citus
+-- rendering replaces it with this (runner/neurant_db/citus_render.py).
+create function private.logical_table_name(p_relid oid) returns name
+  language sql stable
+  set search_path = pg_catalog, pg_temp
+as $$
+  select case
+           when c.relname ~ '_[0-9]+$'
+            and exists (select 1 from pg_catalog.pg_class p
+                         where p.relnamespace = c.relnamespace
+                           and p.relname = regexp_replace(c.relname, '_[0-9]+$', ''))
+             then regexp_replace(c.relname, '_[0-9]+$', '')::name
+           else c.relname
+         end
+    from pg_catalog.pg_class c
+   where c.oid = p_relid
+$$;
+comment on function private.logical_table_name(oid) is
+  'Profile citus: the name of the table a trigger fires on, without the _<shardid> suffix a Citus shard carries (its shell table exists beside it on every node with metadata); the relation''s own name otherwise.';
+revoke execute on function private.logical_table_name(oid) from public;
+grant execute on function private.logical_table_name(oid) to authenticated, service_role;

@@ -1,0 +1,165 @@
+-- neurant: profile citus
+-- Profile citus only (the other profiles do not list this migration): where every table
+-- lives on a Citus cluster, and the step that puts it there (docs/scale-out.md).
+--
+-- private.citus_layout is the plan: one row per table, in the order of distribution
+-- (reference tables first, then the tenant root companies, then every tenant table
+-- distributed by company_id and co-located with companies, referenced tables before
+-- the tables whose foreign keys point at them). `neurant-db citus plan` prints it and
+-- `neurant-db doctor --profile citus` checks the schema against it.
+--
+-- The step runs last, after every table, trigger, policy and seed exists (the order of
+-- docs/scale-out.md for moving an existing database). On plain PostgreSQL (no citus
+-- extension) it only says so in a NOTICE, so CI migrates this profile everywhere.
+create table private.citus_layout (
+  relation regclass not null,
+  placement text not null,
+  distribution_column name,
+  colocate_with regclass,
+  position integer not null,
+  constraint citus_layout_pkey primary key (relation),
+  constraint citus_layout_position_key unique (position),
+  constraint citus_layout_placement_check check (placement in ('reference', 'distributed')),
+  constraint citus_layout_distribution_column_check
+    check ((placement = 'distributed') = (distribution_column is not null)),
+  constraint citus_layout_colocate_with_check check (colocate_with is null or placement = 'distributed')
+);
+comment on table private.citus_layout is
+  'Profile citus: the placement of every table on a Citus cluster, in the order seeds/3990_citus_distribution.sql distributes them (reference tables, then companies by id, then the tenant tables by company_id co-located with companies). Read by neurant-db citus plan and doctor --profile citus.';
+comment on column private.citus_layout.relation is 'The table.';
+comment on column private.citus_layout.placement is 'reference (one copy on every node) or distributed (hash-sharded by distribution_column).';
+comment on column private.citus_layout.distribution_column is 'The column a distributed table is sharded by (company_id; id for companies); null for reference tables.';
+comment on column private.citus_layout.colocate_with is 'The table a distributed table is co-located with (public.companies), so that a company''s rows of every table share a node; null for companies itself and for reference tables.';
+comment on column private.citus_layout.position is 'Order of distribution (1 first): a table comes after every table its foreign keys reference.';
+alter table private.citus_layout enable row level security;
+alter table private.citus_layout force row level security;
+revoke all on table private.citus_layout from public, anon, authenticated;
+grant select on table private.citus_layout to service_role;
+create policy select_none on private.citus_layout
+  for select to authenticated
+  using (false);
+comment on policy select_none on private.citus_layout is
+  'Members never read the layout (no grant either); service_role and the migration owner do.';
+
+insert into private.citus_layout (position, relation, placement, distribution_column, colocate_with)
+select l.position, l.relation::regclass, l.placement, l.distribution_column,
+  case when l.placement = 'distributed' and l.relation <> 'public.companies'
+    then 'public.companies'::regclass end
+  from (values
+    -- Global tables (no company_id): small, read everywhere, joined from every shard.
+    (1, 'auth.users', 'reference', null::name),
+    (2, 'public.subscription_plans', 'reference', null),
+    (3, 'public.chatbot_templates', 'reference', null),
+    (4, 'public.system_metrics', 'reference', null),
+    (5, 'private.job_runs', 'reference', null),
+    (6, 'private.cold_exports', 'reference', null),
+    -- The membership lookup the policies read from any shard (schema/0150).
+    (7, 'private.memberships', 'reference', null),
+    -- The tenant root, then every tenant table, referenced before referencing.
+    (8, 'public.companies', 'distributed', 'id'),
+    (9, 'public.users', 'distributed', 'company_id'),
+    (10, 'public.user_invitations', 'distributed', 'company_id'),
+    (11, 'public.audit_logs', 'distributed', 'company_id'),
+    (12, 'public.chatbots', 'distributed', 'company_id'),
+    (13, 'public.chatbot_operators', 'distributed', 'company_id'),
+    (14, 'public.conversations', 'distributed', 'company_id'),
+    (15, 'public.hitl_escalations', 'distributed', 'company_id'),
+    (16, 'public.company_message_usage', 'distributed', 'company_id'),
+    (17, 'public.messages', 'distributed', 'company_id'),
+    (18, 'public.message_reactions', 'distributed', 'company_id'),
+    (19, 'public.documents', 'distributed', 'company_id'),
+    (20, 'public.document_chunks', 'distributed', 'company_id'),
+    (21, 'public.knowledge_queries', 'distributed', 'company_id'),
+    (22, 'public.integrations', 'distributed', 'company_id'),
+    (23, 'private.integration_credentials', 'distributed', 'company_id'),
+    (24, 'public.integration_logs', 'distributed', 'company_id'),
+    (25, 'public.analytics_daily', 'distributed', 'company_id'),
+    (26, 'public.legal_holds', 'distributed', 'company_id'),
+    (27, 'archive.conversations_archived', 'distributed', 'company_id'),
+    (28, 'archive.messages_archived', 'distributed', 'company_id'),
+    (29, 'archive.message_reactions_archived', 'distributed', 'company_id'),
+    (30, 'archive.hitl_escalations_archived', 'distributed', 'company_id'),
+    (31, 'archive.knowledge_queries_archived', 'distributed', 'company_id'),
+    (32, 'archive.integration_logs_archived', 'distributed', 'company_id'),
+    (33, 'archive.analytics_archived', 'distributed', 'company_id'),
+    -- The plan itself, last: read from the coordinator, copied everywhere like the other
+    -- global tables.
+    (34, 'private.citus_layout', 'reference', null)
+  ) l(position, relation, placement, distribution_column);
+
+-- The distribution step: idempotent (a table already placed as planned is skipped), and
+-- a table Citus already holds differently stops the migration with what to do.
+create function private.citus_distribute() returns integer
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_rows private.citus_layout[];
+  v_row private.citus_layout;
+  v_current text;
+  v_column name;
+  v_done integer := 0;
+begin
+  if not exists (select 1 from pg_catalog.pg_extension where extname = 'citus') then
+    raise notice 'citus extension not installed: nothing distributed (private.citus_layout lists % tables)',
+      (select count(*) from private.citus_layout);
+    return 0;
+  end if;
+  -- Tables with triggers are refused without it (set for later sessions below).
+  perform pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+  -- Foreign keys to reference tables created in one transaction need sequential shard DDL.
+  perform pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+  -- Read the plan first: the layout table itself is placed last, with no cursor open on it.
+  select pg_catalog.array_agg(l order by l.position) into v_rows from private.citus_layout l;
+  foreach v_row in array v_rows loop
+    execute 'select case when p.partmethod = ''h'' then ''distributed''
+                         when p.partmethod = ''n'' and p.repmodel = ''t'' then ''reference''
+                         else ''local'' end,
+                    case when p.partmethod = ''h'' then pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)::name end
+               from pg_catalog.pg_dist_partition p where p.logicalrelid = $1'
+       into v_current, v_column using v_row.relation;
+    if v_current is not null then
+      if v_current = v_row.placement and v_column is not distinct from v_row.distribution_column then
+        continue;
+      end if;
+      raise exception using
+        errcode = '55000',
+        message = pg_catalog.format('table %s is already a %s table%s on this cluster, the layout says %s%s',
+          v_row.relation, v_current, coalesce(' by ' || v_column, ''), v_row.placement,
+          coalesce(' by ' || v_row.distribution_column, '')),
+        hint = 'Undistribute it (select undistribute_table(...)) and migrate again, or fix private.citus_layout.';
+    end if;
+    if v_row.placement = 'reference' then
+      execute 'select pg_catalog.create_reference_table($1)' using v_row.relation;
+    else
+      execute 'select pg_catalog.create_distributed_table($1, $2, colocate_with => $3)'
+        using v_row.relation, v_row.distribution_column::text,
+              coalesce(v_row.colocate_with::text, 'none');
+    end if;
+    v_done := v_done + 1;
+  end loop;
+  raise notice 'citus: % table(s) distributed as private.citus_layout says', v_done;
+  return v_done;
+end
+$$;
+comment on function private.citus_distribute() is
+  'Profile citus: places every table of private.citus_layout in position order (create_reference_table / create_distributed_table ... colocate_with); skips tables already placed as planned, raises 55000 for a table placed otherwise; a NOTICE and 0 without the citus extension. Returns how many tables it placed.';
+revoke execute on function private.citus_distribute() from public, anon, authenticated;
+
+-- Citus refuses to distribute a table with triggers, or to create a trigger on a
+-- distributed one, unless citus.enable_unsafe_triggers is on: set for every later session
+-- of this database (the migrations after this one), also on plain PostgreSQL, where it is
+-- an inert setting that `doctor --profile citus` can see.
+do $$
+begin
+  execute pg_catalog.format('alter database %I set citus.enable_unsafe_triggers = on',
+    pg_catalog.current_database());
+exception when insufficient_privilege then
+  raise notice using
+    message = pg_catalog.format('citus.enable_unsafe_triggers not set for database %I: only its owner may',
+      pg_catalog.current_database()),
+    hint = 'Have the database owner run: alter database <name> set citus.enable_unsafe_triggers = on.';
+end
+$$;
+
+select private.citus_distribute();

@@ -1,0 +1,175 @@
+"""Profile citus on plain PostgreSQL: it renders the shapes Citus accepts, migrates and
+rolls back, passes the pgTAP suite and the isolation matrix (but for two assertions about
+the vanilla policy shape, named below), and leaves the vanilla and supabase renderings
+exactly as they were. Citus itself is not installable here: what needs a cluster is
+listed in docs/scale-out.md ("What was verified how")."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from neurant_db import pgtap
+from neurant_db.citus import PlannedTable, format_plan
+from neurant_db.citus_render import rewrite
+from neurant_db.cli import cli
+from neurant_db.isolation import generate_matrix_sql
+from neurant_db.paths import sql_root
+from neurant_db.render import render_all, sql_statements
+from neurant_db.settings import Settings
+from neurant_db.tap import TapResult, run_tap_file, run_tap_sql
+from neurant_db.testdb import TestDatabase
+
+ROOT = sql_root()
+CITUS = Settings(profile="citus", embedding_dimensions=8).validate()
+CITUS_ONLY = {"0150_citus_lookups", "0580_citus_lookup_policies", "2590_citus_insert_grants",
+              "3990_citus_distribution"}
+# The two catalog assertions of the suite that state the vanilla shape itself; their citus
+# counterparts are in tests/citus/0100_citus_profile.sql.
+VANILLA_SHAPE = {
+    ("0010_catalog_hardening.sql", "the only unique keys of tenant tables without company_id are the auth "
+     "identity and the invitation token hash (neither writable by members)"),
+    ("1020_chatbot_catalog.sql", "policies call the context helpers only wrapped in (select ...), once per statement"),
+}
+HELPER_CALL = re.compile(r"(public|private)\.(get_[a-z_]+|require_company_writable)\(\)")
+
+
+def _policies(sql: str) -> list[str]:
+    return [s for s in sql_statements(sql)
+            if re.sub(r"--[^\n]*", "", s).strip().lower().startswith(("create policy", "alter policy"))]
+
+
+def test_vanilla_and_supabase_do_not_list_the_citus_migrations_nor_render_citus_shapes() -> None:
+    for profile in ("vanilla", "supabase"):
+        migrations = render_all(Settings(profile=profile).validate())
+        assert CITUS_ONLY.isdisjoint(m.id for m in migrations)
+        text = "\n".join(m.apply_sql for m in migrations)
+        assert "citus." not in text and "private.memberships" not in text
+        for policy in _policies(text):  # every helper call is still a once-per-statement InitPlan
+            for call in HELPER_CALL.finditer(policy):
+                assert f"(select {call.group(0)})" in policy, policy
+        assert all(rewrite(m.apply_sql, profile) is m.apply_sql for m in migrations)
+
+
+def test_citus_policies_call_the_helpers_bare_and_hold_no_subquery() -> None:
+    migrations = render_all(CITUS)
+    assert {m.id for m in migrations} >= CITUS_ONLY
+    policies = [p for m in migrations for p in _policies(m.apply_sql)]
+    assert len(policies) > 50
+    assert [p for p in policies if re.search(r"\(\s*select\b", p, re.IGNORECASE)] == []
+    text = "\n".join(m.apply_sql for m in migrations)
+    assert not re.search(r"\btg_table_name\b", text, re.IGNORECASE)
+
+
+def test_the_citus_migrations_are_listed_only_for_a_database_migrated_with_citus(scratch_db: str) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--database-url", scratch_db, "migrate"]).exit_code == 0
+    status = runner.invoke(cli, ["--database-url", scratch_db, "status", "--json"])
+    assert status.exit_code == 0, status.output
+    assert "3990_citus_distribution" not in status.output
+
+
+def _run_suite(db: TestDatabase, url: str) -> dict[str, TapResult]:
+    preamble = db.preamble()
+    results = {p.name: run_tap_file(url, p, preamble) for p in sorted((ROOT / "tests" / "pgtap").glob("*.sql"))}
+    spec = ROOT / "tests" / "isolation" / "access_spec.toml"
+    results["access_spec.toml"] = run_tap_sql(url, "isolation matrix", generate_matrix_sql(url, spec), preamble)
+    for path in sorted((ROOT / "tests" / "citus").glob("*.sql")):
+        results[path.name] = run_tap_file(url, path, preamble)
+    return results
+
+
+def test_citus_profile_passes_the_pgtap_suite_and_the_isolation_matrix_on_plain_postgres(
+        neurant_db: TestDatabase, scratch_db: str) -> None:
+    args = ["--database-url", scratch_db, "--profile", "citus", "--embedding-dimensions", "8"]
+    result = CliRunner().invoke(cli, [*args, "migrate"])
+    assert result.exit_code == 0, result.output
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        pgtap.ensure_available(conn, embedded_sharedir=neurant_db.embedded_sharedir)
+    results = _run_suite(neurant_db, scratch_db)
+    broken = {name: (r.error, r.problems) for name, r in results.items() if r.error or r.problems}
+    assert broken == {}
+    failed = {(name, a.description) for name, r in results.items() for a in r.assertions if a.failed}
+    assert failed == VANILLA_SHAPE
+    assert len(results["0100_citus_profile.sql"].assertions) == 21
+    assert sum(len(r.assertions) for r in results.values()) > 2000
+
+    # The vanilla catalog rules hold on this profile too (comments, RLS, tenant guards, FK
+    # indexes, ...), but for the bare helper calls it requires (policy.initplan).
+    doctor = CliRunner().invoke(cli, [*args, "doctor", "--json"])
+    findings = json.loads(doctor.output)
+    assert [f for f in findings if f["level"] == "error" and f["check"] != "policy.initplan"] == []
+    assert any(f["check"] == "policy.initplan" for f in findings)
+
+    plan = CliRunner().invoke(cli, [*args, "citus", "plan", "--json"])
+    assert plan.exit_code == 0, plan.output
+    rows = json.loads(plan.output)["tables"]
+    assert [r["position"] for r in rows] == list(range(1, len(rows) + 1))
+    by_table = {r["table"]: r for r in rows}
+    assert by_table["public.companies"] | {"distributed": None} == {
+        "position": 8, "table": "public.companies", "placement": "distributed",
+        "distribution_column": "id", "colocate_with": None, "distributed": None, "conflict": None}
+    assert by_table["public.messages"]["colocate_with"] == "public.companies"
+    assert by_table["private.memberships"]["placement"] == "reference"
+
+    back = CliRunner().invoke(cli, [*args, "rollback", "--to", "0", "--yes"])
+    assert back.exit_code == 0, back.output
+
+
+def test_the_distribution_step_without_citus_is_a_notice(neurant_db: TestDatabase, scratch_db: str) -> None:
+    args = ["--database-url", scratch_db, "--profile", "citus", "--embedding-dimensions", "8"]
+    assert CliRunner().invoke(cli, [*args, "migrate"]).exit_code == 0
+    notices: list[str] = []
+    with psycopg.connect(scratch_db) as conn:
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        placed = conn.execute("select private.citus_distribute()").fetchone()
+    assert placed == (0,)
+    assert notices == ["citus extension not installed: nothing distributed (private.citus_layout lists 34 tables)"]
+    text = CliRunner().invoke(cli, [*args, "citus", "plan"])
+    assert text.exit_code == 0, text.output
+    assert "not a Citus server" in text.output
+    assert re.search(r"^\s*8\s+public\.companies\s+distributed\s+id\s", text.output, re.MULTILINE), text.output
+
+
+def test_citus_plan_on_a_database_without_the_layout_says_how_to_get_one(neurant_db: TestDatabase) -> None:
+    result = CliRunner().invoke(cli, ["--database-url", neurant_db.url, "citus", "plan"])
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert "private.citus_layout" in result.output and "--profile citus" in result.output
+
+
+def test_every_citus_only_file_says_so_in_its_opening_comment() -> None:
+    for name in CITUS_ONLY:
+        path = next(ROOT.glob(f"*/{name}.sql"))
+        assert Path(path).read_text(encoding="utf-8").startswith("-- neurant: profile citus\n"), path
+
+
+def test_preflight_for_citus_warns_about_nologin_request_roles(neurant_db: TestDatabase, scratch_db: str) -> None:
+    if neurant_db.settings.profile != "vanilla":
+        pytest.skip("the session server's roles were created by another profile")
+    with psycopg.connect(neurant_db.url) as conn:
+        nologin = [r for (r,) in conn.execute(
+            "select rolname::text from pg_roles where rolname in ('anon', 'authenticated') and not rolcanlogin "
+            "order by 1")]
+    assert nologin == ["anon", "authenticated"]  # the session server was migrated with profile vanilla first
+    result = CliRunner().invoke(cli, ["--database-url", scratch_db, "--profile", "citus", "preflight"])
+    assert "[profile.citus]" in result.output and "alter role anon login; alter role authenticated login;" \
+        in result.output, result.output
+
+
+def test_the_plan_text_says_per_table_whether_citus_holds_it_as_planned() -> None:
+    plan = [
+        PlannedTable(1, "auth.users", "reference", None, None, True),
+        PlannedTable(8, "public.companies", "distributed", "id", None, False),
+        PlannedTable(9, "public.users", "distributed", "company_id", "public.companies", False, "reference"),
+    ]
+    lines = format_plan(plan, citus=True)
+    assert lines[1].split() == ["1", "auth.users", "reference", "-", "-", "yes"]
+    assert lines[2].split() == ["8", "public.companies", "distributed", "id", "-", "no"]
+    assert lines[3].endswith("no (Citus holds it reference)")
+    assert len(lines) == 4  # no "not a Citus server" line
