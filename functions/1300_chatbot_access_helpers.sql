@@ -32,6 +32,7 @@ grant execute on function public.get_assigned_chatbot_ids() to authenticated, se
 -- created by the same statement would not be in the array yet): public.chatbots keeps the
 -- role test.
 --
+{% if profile != 'citus' %}
 -- The array is kept per member in private.chatbot_visibility, written by triggers in the
 -- same transaction as the change it follows (membership, role, activation, assignment,
 -- chatbot created or deleted), so the helper is one primary-key lookup per statement
@@ -174,5 +175,41 @@ $$;
 comment on function public.get_visible_chatbot_ids() is
   'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). One primary-key lookup of private.chatbot_visibility (kept current by triggers in the transaction of every change). Use in policies wrapped in (select ...): chatbot_id = any (...) is an index condition.';
 
+{% else %}
+-- Profile citus: no private.chatbot_visibility. Its triggers would be shard triggers of
+-- three tables writing a table keyed by auth identity (a reference table, or one not
+-- co-located with the row they follow): the shape the Citus experiment of issue 12 saw
+-- fail for audit_logs (docs/scale-out.md). The helper reads the live rows instead: the
+-- membership from private.memberships (reference), then the chatbots of the caller's
+-- company, one query routed to one shard.
+create function public.get_visible_chatbot_ids()
+returns uuid[]
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
+as $$
+declare
+  v_user_id uuid;
+  v_company_id uuid;
+  v_role public.user_role;
+begin
+  select m.id, m.company_id, m.role into v_user_id, v_company_id, v_role
+    from private.memberships m
+   where m.auth_user_id = auth.uid()
+     and m.is_active;
+  if v_role in ('owner', 'administrador', 'supervisor') then
+    return array(select b.id from public.chatbots b where b.company_id = v_company_id order by b.id);
+  elsif v_role = 'operador' then
+    return array(select co.chatbot_id from public.chatbot_operators co
+                  where co.company_id = v_company_id and co.user_id = v_user_id order by co.chatbot_id);
+  end if;
+  return '{}'::uuid[];
+end
+$$;
+comment on function public.get_visible_chatbot_ids() is
+  'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). Profile citus: the membership from the reference table private.memberships, then one query routed to the caller''s shard (company_id known), from the live rows. Called bare in policies (profile citus), once per shard statement.';
+
+{% endif %}
 revoke execute on function public.get_visible_chatbot_ids() from public, anon;
 grant execute on function public.get_visible_chatbot_ids() to authenticated, service_role;

@@ -26,7 +26,7 @@ begin
     create role authenticated {{ 'login' if profile == 'citus' else 'nologin' }} noinherit;
   end if;
   if not exists (select 1 from pg_catalog.pg_roles where rolname = 'service_role') then
-    create role service_role nologin noinherit bypassrls;
+    create role service_role {{ 'login' if profile == 'citus' else 'nologin' }} noinherit bypassrls;
   end if;
 end
 $$;

@@ -55,7 +55,8 @@ class TableSpec:
     is_global: bool = False
     # "command identity[@target]" -> regex over "<sqlstate>: <message>"
     deny_by_rule: dict[str, str] = field(default_factory=dict)
-    # A table only one render profile creates (profile = "citus"): absent elsewhere.
+    # The render profile(s) that create the table when not all do (profile = "citus",
+    # profile = "vanilla supabase"): absent elsewhere.
     profile: str | None = None
 
     def rule_for(self, identity: str, command: str, target: str) -> str | None:
@@ -129,6 +130,14 @@ def load_spec(path: Path) -> dict[str, TableSpec]:
     return specs
 
 
+def _migrated_profiles(url: str) -> set[str]:
+    """The render profiles the database's applied migrations were rendered with."""
+    from .ledger import read_ledger
+
+    with connect(url, purpose="isolation") as conn:
+        return {str((row.settings or {}).get("profile")) for row in read_ledger(conn).values()}
+
+
 def _catalog(url: str) -> dict[str, dict[str, Any]]:
     with connect(url, purpose="isolation") as conn:
         rows = conn.execute(
@@ -192,8 +201,9 @@ def generate_matrix_sql(url: str, spec_path: Path) -> str:
                      f"{sql_literal(table + ' has row level security enabled and forced')});")
         lines.append(f"select ok({'true' if info['policies'] else 'false'}, "
                      f"{sql_literal(table + ' has at least one policy')});")
+    profiles = _migrated_profiles(url)
     for table, spec in specs.items():
-        if table not in catalog and spec.profile is None:
+        if table not in catalog and (spec.profile is None or profiles & set(spec.profile.split())):
             lines.append(f"select fail({sql_literal(table + ' in the access spec exists in the database')});")
     for table, spec in specs.items():
         if table not in catalog:
@@ -252,7 +262,7 @@ def render_matrix(specs: dict[str, TableSpec]) -> str:
         spec = specs[name]
         targets = ", ".join(f"`{t}`: {p}" for t, p in spec.targets.items())
         lines += [f"## {name}" + (" (global)" if spec.is_global else "")
-                  + (f" (profile {spec.profile} only)" if spec.profile else ""), ""]
+                  + (f" (profile {spec.profile.replace(' ', ' and ')} only)" if spec.profile else ""), ""]
         if targets:
             lines += [f"Targets: {targets}", ""]
         lines += ["| identity | select | insert | update | delete |", "|---|---|---|---|---|"]

@@ -246,8 +246,7 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
         names = ", ".join(sorted(missing_roles))
         creators = sorted({b for _, b in missing_roles.values()})
         # Profile citus: the request roles log in (Citus connects to the workers as them).
-        login = {r: "login" if settings.profile == "citus" and not bypass else "nologin"
-                 for r, (bypass, _) in missing_roles.items()}
+        login = {r: "login" if settings.profile == "citus" else "nologin" for r in missing_roles}
         admin_sql = " ".join(f"create role {r} {login[r]} noinherit{' bypassrls' if bypass else ''};"
                              for r, (bypass, _) in sorted(missing_roles.items()))
         if not createrole:
@@ -262,7 +261,7 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
                       f"role {', '.join(bypassing)} has BYPASSRLS, and on PostgreSQL {major} only {who} "
                       f"may create such a role; {role} cannot",
                       "have a superuser create it once per server: " + " ".join(
-                          f"create role {r} nologin noinherit bypassrls;" for r in bypassing))
+                          f"create role {r} {login[r]} noinherit bypassrls;" for r in bypassing))
 
     if settings.profile == "supabase":
         absent = [r for r in CLIENT_ROLES if not _one(conn, "select 1 from pg_roles where rolname = %s", r)]
@@ -290,7 +289,7 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
     elif settings.profile == "citus":
         # Citus opens its connections to the workers as the current role: a NOLOGIN
         # request role fails every distributed statement (docs/scale-out.md, "Roles").
-        nologin = [r for r in ("anon", "authenticated")
+        nologin = [r for r in ("anon", "authenticated", "service_role")
                    if _one(conn, "select not rolcanlogin from pg_roles where rolname = %s", r)]
         if nologin:
             add(Check("warning", "profile.citus",
