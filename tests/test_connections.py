@@ -294,7 +294,9 @@ def test_a_wrong_password_error_names_the_server_not_the_password(
 
 def test_every_session_of_a_migrate_run_has_an_application_name(sql_tree: Path, scratch_db: str) -> None:
     write(sql_tree, "schema/0040_slow.sql", "-- slow\nselect pg_sleep(1.5);\n", "select 1;\n")
-    seen: dict[int, tuple[str, str]] = {}
+    # every (pid, application, query) observed: a pid's later statements must not hide the
+    # sleep it ran earlier (keeping only the latest sample per pid made this test flaky)
+    seen: set[tuple[int, str, str]] = set()
     done = threading.Event()
 
     def watch() -> None:
@@ -304,7 +306,7 @@ def test_every_session_of_a_migrate_run_has_an_application_name(sql_tree: Path, 
                         "select pid, application_name, query from pg_stat_activity "
                         "where datname = current_database() and pid <> pg_backend_pid() "
                         "and backend_type = 'client backend'"):
-                    seen[pid] = (app, query)
+                    seen.add((pid, app, query))
                 time.sleep(0.05)
 
     watcher = threading.Thread(target=watch)
@@ -315,10 +317,10 @@ def test_every_session_of_a_migrate_run_has_an_application_name(sql_tree: Path, 
         done.set()
         watcher.join()
     assert result.exit_code == 0, result.output
-    apps = {app for app, _ in seen.values()}
-    assert any(app == "neurant-db migrate" and "pg_sleep(1.5)" in q for app, q in seen.values()), seen
+    apps = {app for _, app, _ in seen}
+    assert any(app == "neurant-db migrate" and "pg_sleep(1.5)" in q for _, app, q in seen), seen
     assert all(app.startswith("neurant-db ") for app in apps), f"unnamed runner sessions: {apps}"
-    assert len(seen) >= 3, f"expected the lock, ledger and yoyo sessions, saw {seen}"
+    assert len({pid for pid, _, _ in seen}) >= 3, f"expected the lock, ledger and yoyo sessions, saw {seen}"
 
 
 def test_a_lock_timeout_names_the_blocking_session_and_relation(sql_tree: Path, scratch_db: str) -> None:
