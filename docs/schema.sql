@@ -2559,89 +2559,6 @@ COMMENT ON FUNCTION private.message_reactions_before_insert() IS 'Trigger: stamp
 
 
 --
--- Name: messages_after_insert(); Type: FUNCTION; Schema: private; Owner: -
---
-
-CREATE FUNCTION private.messages_after_insert() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-declare
-  v_status public.conversation_status;
-  v_turns integer;
-  v_bot record;
-  v_text text;
-  v_match text;
-begin
-  -- (the conversation's status and turns come from the UPDATE ... RETURNING of each branch)
-  select b.hitl_enabled, b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
-         b.hitl_human_request_phrases_normalized, b.hitl_max_bot_turns into v_bot
-    from public.chatbots b
-   where b.company_id = new.company_id and b.id = new.chatbot_id;
-
-  if new.sender_type = 'end_user' then
-    update public.conversations c
-       set last_message_at = greatest(c.last_message_at, new.created_at),
-           status = case when c.status = 'resolved' then 'active' else c.status end -- the end user came back
-     where c.company_id = new.company_id and c.id = new.conversation_id
-    returning c.status into v_status;
-    if v_bot.hitl_enabled and v_status = 'active' then
-      -- the text is normalised once for both lists; the phrases were when the chatbot was written
-      v_text := private.normalize_phrase(new.content);
-      v_match := private.match_phrase(v_text, v_bot.hitl_human_request_phrases,
-                                       v_bot.hitl_human_request_phrases_normalized);
-      if v_match is not null then
-        perform private.escalate_conversation(new.company_id, new.conversation_id, 'human_request',
-                                              format('end user asked for a human: "%s"', v_match));
-      else
-        v_match := private.match_phrase(v_text, v_bot.hitl_keywords, v_bot.hitl_keywords_normalized);
-        if v_match is not null then
-          perform private.escalate_conversation(new.company_id, new.conversation_id, 'keyword',
-                                                format('keyword "%s" in end-user message', v_match));
-        end if;
-      end if;
-    end if;
-
-  elsif new.sender_type = 'bot' then
-    update public.conversations c
-       set last_message_at = greatest(c.last_message_at, new.created_at),
-           bot_turns_without_resolution = c.bot_turns_without_resolution
-                                          + case when c.status = 'active' then 1 else 0 end
-     where c.company_id = new.company_id and c.id = new.conversation_id
-    returning c.status, c.bot_turns_without_resolution into v_status, v_turns;
-    if v_bot.hitl_enabled and v_status = 'active' and v_bot.hitl_max_bot_turns is not null
-       and v_turns >= v_bot.hitl_max_bot_turns then
-      perform private.escalate_conversation(new.company_id, new.conversation_id, 'bot_turns',
-                                            format('%s bot turns without resolution (limit %s)',
-                                                   v_turns, v_bot.hitl_max_bot_turns));
-    end if;
-
-  elsif new.sender_type = 'operator' then
-    -- the first operator answer takes the conversation over
-    update public.conversations c
-       set last_message_at = greatest(c.last_message_at, new.created_at),
-           status = case when c.status = 'waiting_human' then 'human' else c.status end,
-           assigned_operator_id = coalesce(c.assigned_operator_id, new.sender_id)
-     where c.company_id = new.company_id and c.id = new.conversation_id;
-
-  else
-    update public.conversations c
-       set last_message_at = greatest(c.last_message_at, new.created_at)
-     where c.company_id = new.company_id and c.id = new.conversation_id;
-  end if;
-  return null;
-end
-$$;
-
-
---
--- Name: FUNCTION messages_after_insert(); Type: COMMENT; Schema: private; Owner: -
---
-
-COMMENT ON FUNCTION private.messages_after_insert() IS 'Trigger: updates last_message_at; end-user message reopens a resolved conversation and escalates on a human-request phrase or keyword; bot message counts a turn and escalates at hitl_max_bot_turns; operator message takes a waiting_human conversation to human.';
-
-
---
 -- Name: messages_before_insert(); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -2657,6 +2574,8 @@ declare
   v_operador boolean := false;
   v_assigned uuid[];
   v_conv record;
+  v_text text;
+  v_match text;
 begin
   if v_user_id is not null then
     -- an application user (authenticated): check tenancy and assignment before anything
@@ -2685,46 +2604,97 @@ begin
   -- refused further down rolls its count back with it.
   perform private.record_message_usage(new.company_id, new.sender_type = 'bot');
 
-  -- An operador sees only the conversations of its assigned chatbots: any other one is, for
-  -- it, a conversation that does not exist. The lookup filters on visibility, so nothing is
-  -- read (or locked) before access is known, and an invisible conversation - closed, in
-  -- human or bot mode, missing or another company's - gets no status check: the row goes on
-  -- untouched (chatbot_id not filled) and RLS or the foreign key refuses it, exactly as
-  -- for a conversation that exists nowhere.
-  select c.chatbot_id, c.status, c.is_hitl_active into v_conv
-    from public.conversations c
-   where c.company_id = new.company_id and c.id = new.conversation_id
-     and (not v_operador or c.chatbot_id = any (v_assigned))
-     for no key update; -- serialises messages of one conversation (turn counter, usage)
-  if not found and v_role = 'operador' then
+  if new.sender_type = 'operator' then
+    -- An operador sees only the conversations of its assigned chatbots: any other one is,
+    -- for it, a conversation that does not exist. The lookup filters on visibility, so
+    -- nothing is read (or locked) before access is known, and an invisible conversation -
+    -- closed, in human or bot mode, missing or another company's - gets no status check:
+    -- the row goes on untouched (chatbot_id not filled) and RLS or the foreign key refuses
+    -- it, exactly as for a conversation that exists nowhere.
+    select c.chatbot_id, c.status, c.is_hitl_active into v_conv
+      from public.conversations c
+     where c.company_id = new.company_id and c.id = new.conversation_id
+       and (not v_operador or c.chatbot_id = any (v_assigned))
+       for no key update; -- serialises messages of one conversation
+    if not found and v_operador then
+      return new;
+    end if;
+    if not found then
+      perform private.messages_refuse_conversation(new.company_id, new.conversation_id);
+    end if;
+    new.chatbot_id := coalesce(new.chatbot_id, v_conv.chatbot_id);
+    if v_operador and not coalesce(new.chatbot_id = any (v_assigned), false) then
+      raise exception using errcode = '42501',
+        message = 'new row violates row-level security policy for table "messages"',
+        hint = 'An operador can only write in conversations of chatbots assigned to it.';
+    end if;
+    if v_conv.status = 'closed' then
+      perform private.messages_refuse_conversation(new.company_id, new.conversation_id);
+    end if;
+    if not v_conv.is_hitl_active then
+      raise exception using errcode = '42501',
+        message = format('operator messages can only be written while the conversation is in human mode (conversation %s is %s)',
+                         new.conversation_id, v_conv.status),
+        hint = 'Escalate the conversation first (set status to waiting_human or human).';
+    end if;
+    -- the first operator answer takes the conversation over
+    update public.conversations c
+       set last_message_at = greatest(c.last_message_at, new.created_at),
+           status = case when c.status = 'waiting_human' then 'human' else c.status end,
+           assigned_operator_id = coalesce(c.assigned_operator_id, new.sender_id),
+           updated_at = pg_catalog.now()
+     where c.company_id = new.company_id and c.id = new.conversation_id;
     return new;
   end if;
+
+  -- The backend's messages (service_role: end user, bot, system): one statement locks the
+  -- open conversation (serialising its messages: turn counter, status), keeps its activity
+  -- and turn counter, and reads the chatbot's escalation settings.
+  update public.conversations c
+     set last_message_at = greatest(c.last_message_at, new.created_at),
+         -- an end user coming back reopens a resolved conversation
+         status = case when new.sender_type = 'end_user' and c.status = 'resolved' then 'active'
+                       else c.status end,
+         -- a bot answer in bot mode is one more turn without resolution
+         bot_turns_without_resolution = c.bot_turns_without_resolution
+                                        + case when new.sender_type = 'bot' and c.status = 'active' then 1 else 0 end,
+         updated_at = pg_catalog.now()
+    from public.chatbots b
+   where c.company_id = new.company_id and c.id = new.conversation_id and c.status <> 'closed'
+     and b.company_id = c.company_id and b.id = c.chatbot_id
+  returning c.chatbot_id, c.status, c.bot_turns_without_resolution as turns, b.hitl_enabled,
+            b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
+            b.hitl_human_request_phrases_normalized, b.hitl_max_bot_turns
+       into v_conv;
   if not found then
-    raise exception using errcode = '23503',
-      message = format('conversation %s does not exist in company %s', new.conversation_id, new.company_id),
-      hint = 'A message must reference a conversation of the same company.';
+    perform private.messages_refuse_conversation(new.company_id, new.conversation_id);
   end if;
   new.chatbot_id := coalesce(new.chatbot_id, v_conv.chatbot_id);
 
-  if v_operador and not coalesce(new.chatbot_id = any (v_assigned), false) then
-    raise exception using errcode = '42501',
-      message = 'new row violates row-level security policy for table "messages"',
-      hint = 'An operador can only write in conversations of chatbots assigned to it.';
+  -- Automatic escalation (HITL) of a conversation in bot mode, by the chatbot's settings.
+  if not v_conv.hitl_enabled or v_conv.status <> 'active' then
+    return new;
   end if;
-
-  if v_conv.status = 'closed' then
-    raise exception using errcode = '22023',
-      message = format('conversation %s is closed and accepts no messages', new.conversation_id),
-      hint = 'A returning end user starts a new conversation.';
+  if new.sender_type = 'end_user' then
+    -- the text is normalised once for both lists; the phrases were when the chatbot was written
+    v_text := private.normalize_phrase(new.content);
+    v_match := private.match_phrase(v_text, v_conv.hitl_human_request_phrases,
+                                     v_conv.hitl_human_request_phrases_normalized);
+    if v_match is not null then
+      perform private.escalate_conversation(new.company_id, new.conversation_id, 'human_request',
+                                            format('end user asked for a human: "%s"', v_match));
+    else
+      v_match := private.match_phrase(v_text, v_conv.hitl_keywords, v_conv.hitl_keywords_normalized);
+      if v_match is not null then
+        perform private.escalate_conversation(new.company_id, new.conversation_id, 'keyword',
+                                              format('keyword "%s" in end-user message', v_match));
+      end if;
+    end if;
+  elsif new.sender_type = 'bot' and v_conv.turns >= v_conv.hitl_max_bot_turns then
+    perform private.escalate_conversation(new.company_id, new.conversation_id, 'bot_turns',
+                                          format('%s bot turns without resolution (limit %s)',
+                                                 v_conv.turns, v_conv.hitl_max_bot_turns));
   end if;
-
-  if new.sender_type = 'operator' and not v_conv.is_hitl_active then
-    raise exception using errcode = '42501',
-      message = format('operator messages can only be written while the conversation is in human mode (conversation %s is %s)',
-                       new.conversation_id, v_conv.status),
-      hint = 'Escalate the conversation first (set status to waiting_human or human).';
-  end if;
-
   return new;
 end
 $$;
@@ -2734,7 +2704,36 @@ $$;
 -- Name: FUNCTION messages_before_insert(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.messages_before_insert() IS 'Trigger: authenticated callers may only write operator messages as themselves in their company/assigned chatbots (42501; a conversation an operador cannot see fails exactly like one that does not exist: RLS or the foreign key answers); no messages in closed conversations (22023); operator messages only in human mode (42501); counts usage (NA001 at the plan limit).';
+COMMENT ON FUNCTION private.messages_before_insert() IS 'Trigger (the whole message write path, before the row is stored): authenticated callers may only write operator messages as themselves in their company/assigned chatbots (42501; a conversation an operador cannot see fails exactly like one that does not exist: RLS or the foreign key answers); no messages in closed conversations (22023); operator messages only in human mode (42501); counts usage (NA001 at the plan limit); keeps the conversation''s last_message_at, turn counter and status (an end user reopens a resolved conversation, the first operator answer takes a waiting one over) and escalates a bot-mode conversation on a human-request phrase or keyword (end-user messages) or at hitl_max_bot_turns (bot messages).';
+
+
+--
+-- Name: messages_refuse_conversation(uuid, uuid); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.messages_refuse_conversation(p_company_id uuid, p_conversation_id uuid) RETURNS void
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  if exists (select 1 from public.conversations c
+              where c.company_id = p_company_id and c.id = p_conversation_id and c.status = 'closed') then
+    raise exception using errcode = '22023',
+      message = format('conversation %s is closed and accepts no messages', p_conversation_id),
+      hint = 'A returning end user starts a new conversation.';
+  end if;
+  raise exception using errcode = '23503',
+    message = format('conversation %s does not exist in company %s', p_conversation_id, p_company_id),
+    hint = 'A message must reference a conversation of the same company.';
+end
+$$;
+
+
+--
+-- Name: FUNCTION messages_refuse_conversation(p_company_id uuid, p_conversation_id uuid); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.messages_refuse_conversation(p_company_id uuid, p_conversation_id uuid) IS 'Raises the error for a message whose conversation is closed (22023) or does not exist in the company (23503); never returns. Called by messages_before_insert.';
 
 
 --
@@ -2868,7 +2867,12 @@ declare
   v_any_shard boolean := pg_catalog.current_setting('transaction_isolation') = 'read committed';
 begin
   if p_billable then
-    v_limit := private.effective_monthly_message_limit(p_company_id);
+    -- private.effective_monthly_message_limit's query, inlined: a SQL function with a SET
+    -- clause runs through the function manager and re-plans on every call (issue 11)
+    select coalesce(c.monthly_message_limit, p.monthly_message_limit) into v_limit
+      from public.companies c
+      join public.subscription_plans p on p.code = c.subscription_plan
+     where c.id = p_company_id;
   end if;
 
   if not p_billable or v_limit is null then
@@ -10338,17 +10342,31 @@ COMMENT ON TRIGGER conversations_0_tenant_guard ON public.conversations IS 'Fire
 
 
 --
+-- Name: conversations conversations_guard_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER conversations_guard_insert BEFORE INSERT ON public.conversations FOR EACH ROW EXECUTE FUNCTION private.conversations_guard_transition();
+
+
+--
+-- Name: TRIGGER conversations_guard_insert ON conversations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER conversations_guard_insert ON public.conversations IS 'Invariants of a new conversation (who opens it, chatbot, channel, status).';
+
+
+--
 -- Name: conversations conversations_guard_transition; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER conversations_guard_transition BEFORE INSERT OR UPDATE ON public.conversations FOR EACH ROW EXECUTE FUNCTION private.conversations_guard_transition();
+CREATE TRIGGER conversations_guard_transition BEFORE UPDATE ON public.conversations FOR EACH ROW WHEN (((new.status IS DISTINCT FROM old.status) OR (new.assigned_operator_id IS DISTINCT FROM old.assigned_operator_id) OR (new.company_id IS DISTINCT FROM old.company_id) OR (new.chatbot_id IS DISTINCT FROM old.chatbot_id) OR (new.end_user_id IS DISTINCT FROM old.end_user_id) OR (new.channel IS DISTINCT FROM old.channel) OR (new.created_at IS DISTINCT FROM old.created_at))) EXECUTE FUNCTION private.conversations_guard_transition();
 
 
 --
 -- Name: TRIGGER conversations_guard_transition ON conversations; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER conversations_guard_transition ON public.conversations IS 'Conversation state machine and invariants.';
+COMMENT ON TRIGGER conversations_guard_transition ON public.conversations IS 'Conversation state machine and invariants: fires on an update of status, assignee or an immutable column.';
 
 
 --
@@ -10397,14 +10415,14 @@ COMMENT ON TRIGGER conversations_log_escalation ON public.conversations IS 'Logs
 -- Name: conversations conversations_touch_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER conversations_touch_updated_at BEFORE UPDATE ON public.conversations FOR EACH ROW EXECUTE FUNCTION private.touch_updated_at();
+CREATE TRIGGER conversations_touch_updated_at BEFORE UPDATE ON public.conversations FOR EACH ROW WHEN ((new.updated_at IS DISTINCT FROM now())) EXECUTE FUNCTION private.touch_updated_at();
 
 
 --
 -- Name: TRIGGER conversations_touch_updated_at ON conversations; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER conversations_touch_updated_at ON public.conversations IS 'Keeps updated_at current.';
+COMMENT ON TRIGGER conversations_touch_updated_at ON public.conversations IS 'Keeps updated_at current (the transaction time of the latest update).';
 
 
 --
@@ -10996,20 +11014,6 @@ COMMENT ON TRIGGER messages_0_tenant_guard ON public.messages IS 'Fires first: n
 
 
 --
--- Name: messages messages_after_insert; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER messages_after_insert AFTER INSERT ON public.messages FOR EACH ROW EXECUTE FUNCTION private.messages_after_insert();
-
-
---
--- Name: TRIGGER messages_after_insert ON messages; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TRIGGER messages_after_insert ON public.messages IS 'Conversation bookkeeping and HITL escalation.';
-
-
---
 -- Name: messages messages_before_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -11020,7 +11024,7 @@ CREATE TRIGGER messages_before_insert BEFORE INSERT ON public.messages FOR EACH 
 -- Name: TRIGGER messages_before_insert ON messages; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER messages_before_insert ON public.messages IS 'Write rules and monthly usage of messages.';
+COMMENT ON TRIGGER messages_before_insert ON public.messages IS 'The message write path: write rules, monthly usage, conversation bookkeeping and HITL escalation.';
 
 
 --
@@ -14437,17 +14441,17 @@ REVOKE ALL ON FUNCTION private.message_reactions_before_insert() FROM PUBLIC;
 
 
 --
--- Name: FUNCTION messages_after_insert(); Type: ACL; Schema: private; Owner: -
---
-
-REVOKE ALL ON FUNCTION private.messages_after_insert() FROM PUBLIC;
-
-
---
 -- Name: FUNCTION messages_before_insert(); Type: ACL; Schema: private; Owner: -
 --
 
 REVOKE ALL ON FUNCTION private.messages_before_insert() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION messages_refuse_conversation(p_company_id uuid, p_conversation_id uuid); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.messages_refuse_conversation(p_company_id uuid, p_conversation_id uuid) FROM PUBLIC;
 
 
 --

@@ -219,15 +219,33 @@ comment on function private.conversations_guard_transition() is
   'maintains closed_at, hitl_escalated_at and the bot turn counter; validates the assigned operator.';
 revoke execute on function private.conversations_guard_transition() from public, anon, authenticated;
 
-create trigger conversations_guard_transition
-  before insert or update on public.conversations
+create trigger conversations_guard_insert
+  before insert on public.conversations
   for each row execute function private.conversations_guard_transition();
-comment on trigger conversations_guard_transition on public.conversations is 'Conversation state machine and invariants.';
+comment on trigger conversations_guard_insert on public.conversations is 'Invariants of a new conversation (who opens it, chatbot, channel, status).';
 
+-- (when: only an update of a column the state machine guards runs the function; the
+-- per-message update of the message trigger, which keeps last_message_at and the turn
+-- counter, calls nothing - issue 11)
+create trigger conversations_guard_transition
+  before update on public.conversations
+  for each row
+  when (new.status is distinct from old.status
+        or new.assigned_operator_id is distinct from old.assigned_operator_id
+        or new.company_id is distinct from old.company_id or new.chatbot_id is distinct from old.chatbot_id
+        or new.end_user_id is distinct from old.end_user_id or new.channel is distinct from old.channel
+        or new.created_at is distinct from old.created_at)
+  execute function private.conversations_guard_transition();
+comment on trigger conversations_guard_transition on public.conversations is
+  'Conversation state machine and invariants: fires on an update of status, assignee or an immutable column.';
+
+-- (when: an update that already set updated_at to the transaction time, as the message
+-- trigger's per-message update does, needs no call; issue 11)
 create trigger conversations_touch_updated_at
   before update on public.conversations
-  for each row execute function private.touch_updated_at();
-comment on trigger conversations_touch_updated_at on public.conversations is 'Keeps updated_at current.';
+  for each row when (new.updated_at is distinct from now())
+  execute function private.touch_updated_at();
+comment on trigger conversations_touch_updated_at on public.conversations is 'Keeps updated_at current (the transaction time of the latest update).';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger conversations_0_tenant_guard

@@ -96,7 +96,12 @@ declare
   v_any_shard boolean := pg_catalog.current_setting('transaction_isolation') = 'read committed';
 begin
   if p_billable then
-    v_limit := private.effective_monthly_message_limit(p_company_id);
+    -- private.effective_monthly_message_limit's query, inlined: a SQL function with a SET
+    -- clause runs through the function manager and re-plans on every call (issue 11)
+    select coalesce(c.monthly_message_limit, p.monthly_message_limit) into v_limit
+      from public.companies c
+      join public.subscription_plans p on p.code = c.subscription_plan
+     where c.id = p_company_id;
   end if;
 
   if not p_billable or v_limit is null then

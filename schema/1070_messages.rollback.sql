@@ -1,5 +1,5 @@
 -- Why: undoes 1070_messages.sql.
 drop trigger users_clear_messages_references on public.users;
 drop table public.messages;
-drop function private.messages_after_insert();
+drop function private.messages_refuse_conversation(uuid, uuid);
 drop function private.messages_before_insert();

@@ -45,6 +45,10 @@ comment on column public.messages.processing_time_ms is 'Time the bot took to pr
 comment on column public.messages.token_count is 'Language-model tokens used for the message (>= 0); null when not applicable.';
 comment on column public.messages.created_at is 'When the message was written, as reported by the writer (default now(); the backend may set the channel''s time). Reported time only: nothing billed, limited or deleted is timed by it (usage is counted in the server''s current month, retention ages conversations by closed_at); analytics days group by it.';
 
+-- One trigger for the whole write path (issue 11: the separate AFTER trigger cost a second
+-- function call, an after-trigger event and a second look-up of the conversation per
+-- message). Everything happens before the row is stored; a row refused later (a check
+-- constraint, a foreign key) rolls all of it back with the statement.
 create function private.messages_before_insert()
 returns trigger
 language plpgsql
@@ -59,6 +63,8 @@ declare
   v_operador boolean := false;
   v_assigned uuid[];
   v_conv record;
+  v_text text;
+  v_match text;
 begin
   if v_user_id is not null then
     -- an application user (authenticated): check tenancy and assignment before anything
@@ -87,142 +93,138 @@ begin
   -- refused further down rolls its count back with it.
   perform private.record_message_usage(new.company_id, new.sender_type = 'bot');
 
-  -- An operador sees only the conversations of its assigned chatbots: any other one is, for
-  -- it, a conversation that does not exist. The lookup filters on visibility, so nothing is
-  -- read (or locked) before access is known, and an invisible conversation - closed, in
-  -- human or bot mode, missing or another company's - gets no status check: the row goes on
-  -- untouched (chatbot_id not filled) and RLS or the foreign key refuses it, exactly as
-  -- for a conversation that exists nowhere.
-  select c.chatbot_id, c.status, c.is_hitl_active into v_conv
-    from public.conversations c
-   where c.company_id = new.company_id and c.id = new.conversation_id
-     and (not v_operador or c.chatbot_id = any (v_assigned))
-     for no key update; -- serialises messages of one conversation (turn counter, usage)
-  if not found and v_role = 'operador' then
+  if new.sender_type = 'operator' then
+    -- An operador sees only the conversations of its assigned chatbots: any other one is,
+    -- for it, a conversation that does not exist. The lookup filters on visibility, so
+    -- nothing is read (or locked) before access is known, and an invisible conversation -
+    -- closed, in human or bot mode, missing or another company's - gets no status check:
+    -- the row goes on untouched (chatbot_id not filled) and RLS or the foreign key refuses
+    -- it, exactly as for a conversation that exists nowhere.
+    select c.chatbot_id, c.status, c.is_hitl_active into v_conv
+      from public.conversations c
+     where c.company_id = new.company_id and c.id = new.conversation_id
+       and (not v_operador or c.chatbot_id = any (v_assigned))
+       for no key update; -- serialises messages of one conversation
+    if not found and v_operador then
+      return new;
+    end if;
+    if not found then
+      perform private.messages_refuse_conversation(new.company_id, new.conversation_id);
+    end if;
+    new.chatbot_id := coalesce(new.chatbot_id, v_conv.chatbot_id);
+    if v_operador and not coalesce(new.chatbot_id = any (v_assigned), false) then
+      raise exception using errcode = '42501',
+        message = 'new row violates row-level security policy for table "messages"',
+        hint = 'An operador can only write in conversations of chatbots assigned to it.';
+    end if;
+    if v_conv.status = 'closed' then
+      perform private.messages_refuse_conversation(new.company_id, new.conversation_id);
+    end if;
+    if not v_conv.is_hitl_active then
+      raise exception using errcode = '42501',
+        message = format('operator messages can only be written while the conversation is in human mode (conversation %s is %s)',
+                         new.conversation_id, v_conv.status),
+        hint = 'Escalate the conversation first (set status to waiting_human or human).';
+    end if;
+    -- the first operator answer takes the conversation over
+    update public.conversations c
+       set last_message_at = greatest(c.last_message_at, new.created_at),
+           status = case when c.status = 'waiting_human' then 'human' else c.status end,
+           assigned_operator_id = coalesce(c.assigned_operator_id, new.sender_id),
+           updated_at = pg_catalog.now()
+     where c.company_id = new.company_id and c.id = new.conversation_id;
     return new;
   end if;
+
+  -- The backend's messages (service_role: end user, bot, system): one statement locks the
+  -- open conversation (serialising its messages: turn counter, status), keeps its activity
+  -- and turn counter, and reads the chatbot's escalation settings.
+  update public.conversations c
+     set last_message_at = greatest(c.last_message_at, new.created_at),
+         -- an end user coming back reopens a resolved conversation
+         status = case when new.sender_type = 'end_user' and c.status = 'resolved' then 'active'
+                       else c.status end,
+         -- a bot answer in bot mode is one more turn without resolution
+         bot_turns_without_resolution = c.bot_turns_without_resolution
+                                        + case when new.sender_type = 'bot' and c.status = 'active' then 1 else 0 end,
+         updated_at = pg_catalog.now()
+    from public.chatbots b
+   where c.company_id = new.company_id and c.id = new.conversation_id and c.status <> 'closed'
+     and b.company_id = c.company_id and b.id = c.chatbot_id
+  returning c.chatbot_id, c.status, c.bot_turns_without_resolution as turns, b.hitl_enabled,
+            b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
+            b.hitl_human_request_phrases_normalized, b.hitl_max_bot_turns
+       into v_conv;
   if not found then
-    raise exception using errcode = '23503',
-      message = format('conversation %s does not exist in company %s', new.conversation_id, new.company_id),
-      hint = 'A message must reference a conversation of the same company.';
+    perform private.messages_refuse_conversation(new.company_id, new.conversation_id);
   end if;
   new.chatbot_id := coalesce(new.chatbot_id, v_conv.chatbot_id);
 
-  if v_operador and not coalesce(new.chatbot_id = any (v_assigned), false) then
-    raise exception using errcode = '42501',
-      message = 'new row violates row-level security policy for table "messages"',
-      hint = 'An operador can only write in conversations of chatbots assigned to it.';
+  -- Automatic escalation (HITL) of a conversation in bot mode, by the chatbot's settings.
+  if not v_conv.hitl_enabled or v_conv.status <> 'active' then
+    return new;
   end if;
-
-  if v_conv.status = 'closed' then
-    raise exception using errcode = '22023',
-      message = format('conversation %s is closed and accepts no messages', new.conversation_id),
-      hint = 'A returning end user starts a new conversation.';
+  if new.sender_type = 'end_user' then
+    -- the text is normalised once for both lists; the phrases were when the chatbot was written
+    v_text := private.normalize_phrase(new.content);
+    v_match := private.match_phrase(v_text, v_conv.hitl_human_request_phrases,
+                                     v_conv.hitl_human_request_phrases_normalized);
+    if v_match is not null then
+      perform private.escalate_conversation(new.company_id, new.conversation_id, 'human_request',
+                                            format('end user asked for a human: "%s"', v_match));
+    else
+      v_match := private.match_phrase(v_text, v_conv.hitl_keywords, v_conv.hitl_keywords_normalized);
+      if v_match is not null then
+        perform private.escalate_conversation(new.company_id, new.conversation_id, 'keyword',
+                                              format('keyword "%s" in end-user message', v_match));
+      end if;
+    end if;
+  elsif new.sender_type = 'bot' and v_conv.turns >= v_conv.hitl_max_bot_turns then
+    perform private.escalate_conversation(new.company_id, new.conversation_id, 'bot_turns',
+                                          format('%s bot turns without resolution (limit %s)',
+                                                 v_conv.turns, v_conv.hitl_max_bot_turns));
   end if;
-
-  if new.sender_type = 'operator' and not v_conv.is_hitl_active then
-    raise exception using errcode = '42501',
-      message = format('operator messages can only be written while the conversation is in human mode (conversation %s is %s)',
-                       new.conversation_id, v_conv.status),
-      hint = 'Escalate the conversation first (set status to waiting_human or human).';
-  end if;
-
   return new;
 end
 $$;
 comment on function private.messages_before_insert() is
-  'Trigger: authenticated callers may only write operator messages as themselves in their company/assigned chatbots (42501; '
+  'Trigger (the whole message write path, before the row is stored): authenticated callers may only write operator messages as themselves in their company/assigned chatbots (42501; '
   'a conversation an operador cannot see fails exactly like one that does not exist: RLS or the foreign key answers); '
-  'no messages in closed conversations (22023); operator messages only in human mode (42501); counts usage (NA001 at the plan limit).';
+  'no messages in closed conversations (22023); operator messages only in human mode (42501); counts usage (NA001 at the plan limit); '
+  'keeps the conversation''s last_message_at, turn counter and status (an end user reopens a resolved conversation, the first operator answer takes a waiting one over) '
+  'and escalates a bot-mode conversation on a human-request phrase or keyword (end-user messages) or at hitl_max_bot_turns (bot messages).';
 revoke execute on function private.messages_before_insert() from public, anon, authenticated;
 
 create trigger messages_before_insert
   before insert on public.messages
   for each row execute function private.messages_before_insert();
-comment on trigger messages_before_insert on public.messages is 'Write rules and monthly usage of messages.';
+comment on trigger messages_before_insert on public.messages is
+  'The message write path: write rules, monthly usage, conversation bookkeeping and HITL escalation.';
 
--- Conversation bookkeeping and automatic HITL escalation after a message is stored.
-create function private.messages_after_insert()
-returns trigger
+-- The error for a message whose conversation cannot take it, looked up only once the
+-- write path found no open conversation (a rare path: the common one reads nothing extra).
+create function private.messages_refuse_conversation(p_company_id uuid, p_conversation_id uuid)
+returns void
 language plpgsql
+stable
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-  v_status public.conversation_status;
-  v_turns integer;
-  v_bot record;
-  v_text text;
-  v_match text;
 begin
-  -- (the conversation's status and turns come from the UPDATE ... RETURNING of each branch)
-  select b.hitl_enabled, b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
-         b.hitl_human_request_phrases_normalized, b.hitl_max_bot_turns into v_bot
-    from public.chatbots b
-   where b.company_id = new.company_id and b.id = new.chatbot_id;
-
-  if new.sender_type = 'end_user' then
-    update public.conversations c
-       set last_message_at = greatest(c.last_message_at, new.created_at),
-           status = case when c.status = 'resolved' then 'active' else c.status end -- the end user came back
-     where c.company_id = new.company_id and c.id = new.conversation_id
-    returning c.status into v_status;
-    if v_bot.hitl_enabled and v_status = 'active' then
-      -- the text is normalised once for both lists; the phrases were when the chatbot was written
-      v_text := private.normalize_phrase(new.content);
-      v_match := private.match_phrase(v_text, v_bot.hitl_human_request_phrases,
-                                       v_bot.hitl_human_request_phrases_normalized);
-      if v_match is not null then
-        perform private.escalate_conversation(new.company_id, new.conversation_id, 'human_request',
-                                              format('end user asked for a human: "%s"', v_match));
-      else
-        v_match := private.match_phrase(v_text, v_bot.hitl_keywords, v_bot.hitl_keywords_normalized);
-        if v_match is not null then
-          perform private.escalate_conversation(new.company_id, new.conversation_id, 'keyword',
-                                                format('keyword "%s" in end-user message', v_match));
-        end if;
-      end if;
-    end if;
-
-  elsif new.sender_type = 'bot' then
-    update public.conversations c
-       set last_message_at = greatest(c.last_message_at, new.created_at),
-           bot_turns_without_resolution = c.bot_turns_without_resolution
-                                          + case when c.status = 'active' then 1 else 0 end
-     where c.company_id = new.company_id and c.id = new.conversation_id
-    returning c.status, c.bot_turns_without_resolution into v_status, v_turns;
-    if v_bot.hitl_enabled and v_status = 'active' and v_bot.hitl_max_bot_turns is not null
-       and v_turns >= v_bot.hitl_max_bot_turns then
-      perform private.escalate_conversation(new.company_id, new.conversation_id, 'bot_turns',
-                                            format('%s bot turns without resolution (limit %s)',
-                                                   v_turns, v_bot.hitl_max_bot_turns));
-    end if;
-
-  elsif new.sender_type = 'operator' then
-    -- the first operator answer takes the conversation over
-    update public.conversations c
-       set last_message_at = greatest(c.last_message_at, new.created_at),
-           status = case when c.status = 'waiting_human' then 'human' else c.status end,
-           assigned_operator_id = coalesce(c.assigned_operator_id, new.sender_id)
-     where c.company_id = new.company_id and c.id = new.conversation_id;
-
-  else
-    update public.conversations c
-       set last_message_at = greatest(c.last_message_at, new.created_at)
-     where c.company_id = new.company_id and c.id = new.conversation_id;
+  if exists (select 1 from public.conversations c
+              where c.company_id = p_company_id and c.id = p_conversation_id and c.status = 'closed') then
+    raise exception using errcode = '22023',
+      message = format('conversation %s is closed and accepts no messages', p_conversation_id),
+      hint = 'A returning end user starts a new conversation.';
   end if;
-  return null;
+  raise exception using errcode = '23503',
+    message = format('conversation %s does not exist in company %s', p_conversation_id, p_company_id),
+    hint = 'A message must reference a conversation of the same company.';
 end
 $$;
-comment on function private.messages_after_insert() is
-  'Trigger: updates last_message_at; end-user message reopens a resolved conversation and escalates on a human-request phrase or keyword; '
-  'bot message counts a turn and escalates at hitl_max_bot_turns; operator message takes a waiting_human conversation to human.';
-revoke execute on function private.messages_after_insert() from public, anon, authenticated;
-
-create trigger messages_after_insert
-  after insert on public.messages
-  for each row execute function private.messages_after_insert();
-comment on trigger messages_after_insert on public.messages is 'Conversation bookkeeping and HITL escalation.';
+comment on function private.messages_refuse_conversation(uuid, uuid) is
+  'Raises the error for a message whose conversation is closed (22023) or does not exist in the company (23503); never returns. Called by messages_before_insert.';
+revoke execute on function private.messages_refuse_conversation(uuid, uuid) from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger messages_0_tenant_guard

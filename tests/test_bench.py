@@ -73,3 +73,29 @@ def test_operador_inbox_reads_only_the_assigned_chatbots_conversations(scratch_d
         scans = [n for n in nodes if n.get("Relation Name") == "conversations" or "Index" in n["Node Type"]]
         assert any("chatbot_id" in n.get("Index Cond", "") for n in scans), (variant, json.dumps(plans[variant]))
         assert not any("chatbot_id" in n.get("Filter", "") for n in scans), variant
+
+
+def test_the_write_benchmark_counts_usage_exactly_and_measures_full_bare_and_floor(scratch_db: str) -> None:
+    """The write benchmark at toy scale (1 s runs, no repeats): every variant writes, the
+    floor's one-statement write path runs, and usage equals the messages written."""
+    from neurant_db import bench_writes
+
+    if bench_writes.find_pgbench() is None:  # the embedded server ships pgbench
+        import pytest
+
+        pytest.skip("pgbench not found (embedded server or Debian's postgresql packages)")
+    settings = test_settings()
+    migrate(DatabaseTarget(scratch_db), render_all(settings), settings)
+    with connect(scratch_db, autocommit=True) as conn:
+        bench.load(conn, 8, 20, 2)
+    out = bench_writes.run(scratch_db, nconv=20, seconds=1, repeats=1, echo=lambda _line: None,
+                           with_profile=False)
+    assert out["usage_exact"], out
+    assert out["messages_written"] > 0
+    for r in out["results"]:
+        assert r["full_tps"] > 0 and r["bare_tps"] > 0 and r["floor_tps"] > 0, r
+    with connect(scratch_db) as conn:
+        row = conn.execute("select (select count(*) from bench.company_message_usage where total_message_count > 0), "
+                           "(select count(*) from bench.conversations where updated_at > now() - interval '1 hour')"
+                           ).fetchone()
+    assert row is not None and row[0] > 0 and row[1] > 0, "the floor wrote no usage or conversation activity"

@@ -7,6 +7,12 @@ connection per client) inserts messages into
         foreign keys and policies;
   bare  bench.messages, a copy of the table (same columns, defaults, checks,
         indexes and rows) without triggers, foreign keys or policies;
+  floor the writes every message needs whatever the rules: the message into
+        bench.messages, its conversation's activity into bench.conversations and
+        the month's usage into bench.company_message_usage (copies like the
+        above), in one statement without triggers or foreign keys - what the
+        full stack would cost if its rules were free; full/floor is the price of
+        the rules themselves, floor/bare that of the data model;
 for 1 and 8 clients on 1 and 8 tenants (client i writes in tenant 1 + i mod T),
 half end-user, half bot messages, in open conversations picked at random. Runs
 are interleaved: every repeat runs each configuration and variant once, in a
@@ -50,7 +56,15 @@ grant usage on schema bench to service_role;
 drop table if exists bench.messages;
 create table bench.messages (like public.messages including defaults including constraints including indexes);
 insert into bench.messages select * from public.messages;
-grant insert on bench.messages to service_role;
+grant select, insert on bench.messages to service_role;
+drop table if exists bench.conversations;
+create table bench.conversations (like public.conversations including all);
+insert into bench.conversations ({{conversation_columns}}) select {{conversation_columns}} from public.conversations;
+grant select, update on bench.conversations to service_role;
+drop table if exists bench.company_message_usage;
+create table bench.company_message_usage (like public.company_message_usage including all);
+insert into bench.company_message_usage select * from public.company_message_usage;
+grant select, insert, update on bench.company_message_usage to service_role;
 update public.chatbots
    set hitl_keywords = '{{refund,cancel my order,complaint,lawyer,manager,broken,not working,chargeback}}'
  where company_id in (select id from public.companies);
@@ -70,7 +84,35 @@ values (('00000000-0000-4000-9000-' || lpad(to_hex(:c::int), 12, '0'))::uuid,
         'Hello, I have a question about the delivery of my order, can you help me?');
 """
 
-TABLES = {"full": "public.messages", "bare": "bench.messages"}
+# the floor: one statement, the three writes of a message (a writable CTE runs them all)
+FLOOR_SCRIPT = """\\set c 1 + :client_id % :tenants
+\\set k random(0, :nconv / 5 - 1)
+\\set r random(1, 4)
+\\set v 5 * :k + :r
+\\set s random(0, 1)
+with m as (
+  insert into bench.messages (company_id, conversation_id, chatbot_id, sender_type, content)
+  values (('00000000-0000-4000-9000-' || lpad(to_hex(:c::int), 12, '0'))::uuid,
+          ('00000000-0000-4000-c000-' || lpad(to_hex(:c::int * 100000 + :v::int), 12, '0'))::uuid,
+          ('00000000-0000-4000-b000-' || lpad(to_hex(:c::int * 10 + 1 + :v::int % 4), 12, '0'))::uuid,
+          (case when :s::int = 0 then 'bot' else 'end_user' end)::public.message_sender_type,
+          'Hello, I have a question about the delivery of my order, can you help me?')
+  returning company_id, conversation_id, sender_type, created_at),
+c as (
+  update bench.conversations x
+     set last_message_at = greatest(x.last_message_at, m.created_at), updated_at = now(),
+         bot_turns_without_resolution = x.bot_turns_without_resolution + (m.sender_type = 'bot')::int
+    from m where x.company_id = m.company_id and x.id = m.conversation_id)
+insert into bench.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
+select m.company_id, date_trunc('month', now() at time zone 'UTC')::date, pg_backend_pid() % 16,
+       (m.sender_type = 'bot')::int, 1
+  from m
+on conflict (company_id, month, shard) do update
+   set message_count = u.message_count + excluded.message_count,
+       total_message_count = u.total_message_count + 1, updated_at = now();
+"""
+
+TABLES = {"full": "public.messages", "bare": "bench.messages", "floor": "bench.messages"}
 CONFIGS = [(1, 1), (8, 1), (8, 8)]  # (clients, tenants)
 
 
@@ -155,7 +197,12 @@ def run(url: str, *, nconv: int, seconds: int, repeats: int, echo: Callable[[str
         raise RuntimeError("pgbench not found: install Debian's postgresql-client-common/"
                            "postgresql-15 (or set NEURANT_PGBENCH)")
     with connect(url, autocommit=True, purpose="bench-writes") as conn:
-        conn.execute(SETUP_SQL)
+        columns = conn.execute(
+            "select string_agg(quote_ident(attname), ', ' order by attnum) from pg_attribute "
+            "where attrelid = 'public.conversations'::regclass and attnum > 0 and not attisdropped "
+            "and attgenerated = ''").fetchone()
+        assert columns is not None
+        conn.execute(SETUP_SQL.replace("{conversation_columns}", columns[0]))
         usage_before = conn.execute(
             "select coalesce(sum(total_message_count), 0)::bigint, (select count(*) from public.messages) "
             "from public.company_message_usage").fetchone()
@@ -163,10 +210,12 @@ def run(url: str, *, nconv: int, seconds: int, repeats: int, echo: Callable[[str
     scripts = {}
     for variant, table in TABLES.items():
         scripts[variant] = tmp / f"{variant}.sql"
-        scripts[variant].write_text(SCRIPT.format(table=table), encoding="utf-8")
+        text = FLOOR_SCRIPT if variant == "floor" else SCRIPT.format(table=table)
+        scripts[variant].write_text(text, encoding="utf-8")
     rng = random.Random(seed)
     tps: dict[tuple[int, int, str], list[float]] = {}
     ratios: dict[tuple[int, int], list[float]] = {cfg: [] for cfg in CONFIGS}
+    floor_ratios: dict[tuple[int, int], list[float]] = {cfg: [] for cfg in CONFIGS}
     for rep in range(repeats):
         order = [(c, t, v) for c, t in CONFIGS for v in TABLES]
         rng.shuffle(order)
@@ -177,8 +226,10 @@ def run(url: str, *, nconv: int, seconds: int, repeats: int, echo: Callable[[str
             tps.setdefault((clients, tenants, variant), []).append(got[(clients, tenants, variant)])
         for cfg in CONFIGS:
             ratios[cfg].append(got[(*cfg, "full")] / got[(*cfg, "bare")])
+            floor_ratios[cfg].append(got[(*cfg, "floor")] / got[(*cfg, "bare")])
         echo(f"  repeat {rep + 1}/{repeats}: " + ", ".join(
-            f"{c}c/{t}t {got[(c, t, 'full')] / got[(c, t, 'bare')]:.2f}x" for c, t in CONFIGS))
+            f"{c}c/{t}t {got[(c, t, 'full')] / got[(c, t, 'bare')]:.2f}x "
+            f"(floor {got[(c, t, 'floor')] / got[(c, t, 'bare')]:.2f}x)" for c, t in CONFIGS))
     with connect(url, autocommit=True, purpose="bench-writes") as conn:
         usage_after = conn.execute(
             "select coalesce(sum(total_message_count), 0)::bigint, (select count(*) from public.messages) "
@@ -190,8 +241,11 @@ def run(url: str, *, nconv: int, seconds: int, repeats: int, echo: Callable[[str
         "clients": c, "tenants": t,
         "full_tps": round(statistics.median(tps[(c, t, "full")]), 1),
         "bare_tps": round(statistics.median(tps[(c, t, "bare")]), 1),
+        "floor_tps": round(statistics.median(tps[(c, t, "floor")]), 1),
         "ratio": round(statistics.median(ratios[(c, t)]), 3),
         "spread": [round(min(ratios[(c, t)]), 3), round(max(ratios[(c, t)]), 3)],
+        "floor_ratio": round(statistics.median(floor_ratios[(c, t)]), 3),
+        "floor_spread": [round(min(floor_ratios[(c, t)]), 3), round(max(floor_ratios[(c, t)]), 3)],
     } for c, t in CONFIGS]
     out: dict[str, Any] = {"pgbench": pgbench, "seconds": seconds, "repeats": repeats,
                            "results": results, "messages_written": written,
@@ -205,11 +259,16 @@ def run(url: str, *, nconv: int, seconds: int, repeats: int, echo: Callable[[str
 def print_results(out: dict[str, Any], echo: Callable[[str], None]) -> None:
     echo(f"write path: pgbench -M prepared, {out['seconds']}s runs x {out['repeats']} repeats "
          f"(service_role, half bot / half end-user messages)")
-    echo(f"{'clients':>7} {'tenants':>7} {'full tps':>9} {'bare tps':>9} {'ratio (min-max)':>17}")
+    echo(f"{'clients':>7} {'tenants':>7} {'full tps':>9} {'bare tps':>9} {'full/bare (min-max)':>20} "
+         f"{'floor tps':>9} {'floor/bare (min-max)':>21}")
     for r in out["results"]:
         lo, hi = r["spread"]
+        flo, fhi = r.get("floor_spread", [0.0, 0.0])
         echo(f"{r['clients']:>7} {r['tenants']:>7} {r['full_tps']:>9.0f} {r['bare_tps']:>9.0f} "
-             f"{r['ratio']:>5.2f}x ({lo:.2f}-{hi:.2f})")
+             f"{r['ratio']:>8.2f}x ({lo:.2f}-{hi:.2f}) {r.get('floor_tps', 0):>9.0f} "
+             f"{r.get('floor_ratio', 0):>9.2f}x ({flo:.2f}-{fhi:.2f})")
+    echo("(floor: the message, conversation and usage writes alone, one statement, no triggers or "
+         "foreign keys: the best any rule set could do on this data model)")
     echo(f"usage exact: {out['usage_exact']} ({out['usage_counted']} counted, "
          f"{out['messages_written']} written)")
     if out.get("profile"):

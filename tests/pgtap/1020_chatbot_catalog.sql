@@ -23,7 +23,7 @@ select is(
                                      'chatbots_before_write', 'chatbots_count_quota', 'chatbot_operators_before_write',
                                      'get_assigned_chatbot_ids', 'conversations_check_assignee', 'conversation_transition_allowed',
                                      'conversations_guard_transition', 'escalate_conversation', 'conversations_log_escalation',
-                                     'record_message_usage', 'messages_before_insert', 'messages_after_insert',
+                                     'record_message_usage', 'messages_before_insert', 'messages_refuse_conversation',
                                      'message_reactions_before_insert', 'message_reactions_after_insert',
                                      'create_chatbot_from_template', 'get_visible_chatbot_ids']) f
            where not exists (select 1 from pg_proc p
