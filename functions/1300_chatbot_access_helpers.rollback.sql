@@ -1,11 +1,11 @@
 -- Why: undoes 1300_chatbot_access_helpers.sql.
 drop function public.get_visible_chatbot_ids();
-{% if profile != 'citus' %}
+{% if profile != 'citus' -%}
 drop trigger chatbot_operators_chatbot_visibility on public.chatbot_operators;
 drop trigger chatbots_chatbot_visibility on public.chatbots;
 drop trigger users_chatbot_visibility on public.users;
 drop function private.chatbot_visibility_follow();
 drop function private.refresh_chatbot_visibility(uuid, uuid);
 drop table private.chatbot_visibility;
-{% endif %}
+{% endif -%}
 drop function public.get_assigned_chatbot_ids();

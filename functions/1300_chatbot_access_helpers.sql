@@ -32,7 +32,7 @@ grant execute on function public.get_assigned_chatbot_ids() to authenticated, se
 -- created by the same statement would not be in the array yet): public.chatbots keeps the
 -- role test.
 --
-{% if profile != 'citus' %}
+{% if profile != 'citus' -%}
 -- The array is kept per member in private.chatbot_visibility, written by triggers in the
 -- same transaction as the change it follows (membership, role, activation, assignment,
 -- chatbot created or deleted), so the helper is one primary-key lookup per statement
@@ -210,6 +210,6 @@ $$;
 comment on function public.get_visible_chatbot_ids() is
   'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). Profile citus: the membership from the reference table private.memberships, then one query routed to the caller''s shard (company_id known), from the live rows. Called bare in policies (profile citus), once per shard statement.';
 
-{% endif %}
+{% endif -%}
 revoke execute on function public.get_visible_chatbot_ids() from public, anon;
 grant execute on function public.get_visible_chatbot_ids() to authenticated, service_role;

@@ -62,6 +62,13 @@ create table public.local_things (id int primary key, note_company uuid, note_id
   constraint local_things_note_broken_fkey foreign key (note_company, note_id)
     references public.notes (company_id, id) on delete cascade);
 
+-- a local table (not in the layout) that a distributed table references, as companies ->
+-- auth.users would if auth.users were not a reference table
+create table auth.identities (id uuid primary key);
+alter table public.companies add column created_by uuid,
+  add constraint companies_created_by_broken_fkey foreign key (created_by) references auth.identities (id)
+    on delete restrict;
+
 create table private.citus_layout (
   relation regclass primary key,
   placement text not null check (placement in ('reference', 'distributed')),
@@ -100,6 +107,10 @@ create policy update_no_setting_broken on public.notes for update to citus_probe
   using (company_id = public.company_no_setting_broken());
 create policy delete_fixed on public.notes for delete to citus_probe_login
   using (company_id = public.company_fixed());
+create policy select_exists_broken on public.notes for select to citus_probe_login
+  using (exists (select 1 from public.members m where m.company_id = notes.company_id));
+create policy select_in_broken on public.plans for select to citus_probe_login
+  using (code in (select c.plan from public.companies c));
 create policy select_nologin_broken on public.plans for select to citus_probe_nologin using (true);
 create policy select_login_fixed on public.plans for select to citus_probe_login using (true);
 
@@ -128,6 +139,14 @@ create trigger notes_audit_fixed after insert on public.notes
   for each row execute function private.audit_fixed('public.notes');
 create trigger notes_log_broken after insert on public.notes
   for each row execute function private.log_broken();
+
+-- a trigger of a reference table
+create function private.touch_plan() returns trigger language plpgsql as $$
+begin
+  return new;
+end $$;
+create trigger plans_touch_broken before update on public.plans
+  for each row execute function private.touch_plan();
 
 grant insert (company_id, body) on public.notes to citus_probe_login;
 grant insert on public.members to citus_probe_login;
@@ -166,9 +185,12 @@ def citus_found(citus_db: str) -> list[Finding]:
 
 @pytest.mark.parametrize(("check", "obj"), [
     ("citus.policy_subquery", "public.notes.select_subquery_broken"),
+    ("citus.policy_subquery", "public.notes.select_exists_broken"),
+    ("citus.policy_subquery", "public.plans.select_in_broken"),
     ("citus.policy_reads_distributed", "company_broken()"),
     ("citus.policy_nested_execution", "company_no_setting_broken()"),
     ("citus.unsafe_triggers", "public.notes"),
+    ("citus.unsafe_triggers", "public.plans"),
     ("citus.trigger_table_name", "private.audit_broken()"),
     ("citus.trigger_writes_reference", "private.write_ref_log_broken(text)"),
     ("citus.insert_values_subquery", "private.audit_broken()"),
@@ -176,6 +198,7 @@ def citus_found(citus_db: str) -> list[Finding]:
     ("citus.unique_key", "public.notes notes_broken_excl"),
     ("citus.fk_placement", "public.memberships.memberships_company_broken_fkey"),
     ("citus.fk_placement", "public.local_things.local_things_note_broken_fkey"),
+    ("citus.fk_placement", "public.companies.companies_created_by_broken_fkey"),
     ("citus.fk_distribution_column", "public.audit.audit_note_swapped_broken_fkey"),
     ("citus.fk_action", "public.members.members_company_broken_fkey"),
     ("citus.fk_action", "public.audit.audit_note_set_null_broken_fkey"),

@@ -46,7 +46,9 @@ class PlannedTable:
 
 
 def is_citus(conn: psycopg.Connection) -> bool:
-    return conn.execute("select exists (select 1 from pg_extension where extname = 'citus')").fetchone() == (True,)
+    """Whether the server holds Citus's placement catalog (read by name, like the distribution
+    step does, so a test can stand in for it on plain PostgreSQL)."""
+    return conn.execute("select to_regclass('pg_catalog.pg_dist_partition') is not null").fetchone() == (True,)
 
 
 def read_plan(conn: psycopg.Connection) -> tuple[list[PlannedTable], bool]:
@@ -83,6 +85,6 @@ def format_plan(plan: list[PlannedTable], citus: bool) -> list[str]:
         lines.append(f"{t.position:>3}  {t.table:<36} {t.placement:<11} {t.distribution_column or '-':<11} "
                      f"{t.colocate_with or '-':<18} {done}")
     if not citus:
-        lines.append("not a Citus server (no citus extension): the distribution step only notices; "
+        lines.append("not a Citus server (no pg_dist_partition): the distribution step only notices; "
                      "on a Citus coordinator it places the tables in this order")
     return lines

@@ -72,12 +72,15 @@ order by 2
 """
 
 # The partkey is the distribution column's Var node as text ({VAR :varno 1 :varattno N ...}).
+# A colocation group is named by the tenant root when it is in the group (else by its oldest
+# table: audit_logs is older than companies, and "colocated with audit_logs" misleads).
 FROM_CITUS = """
 select p.logicalrelid::oid, p.partmethod::text, p.repmodel::text,
        (select a.attname::text from pg_attribute a where a.attrelid = p.logicalrelid
           and a.attnum = substring(p.partkey from ':varattno ([0-9]+)')::int),
-       (select min(q.logicalrelid::oid::bigint) from pg_catalog.pg_dist_partition q
-         where q.colocationid = p.colocationid and q.colocationid <> 0 and q.partmethod = 'h')
+       (select q.logicalrelid::oid::bigint from pg_catalog.pg_dist_partition q
+         where q.colocationid = p.colocationid and q.colocationid <> 0 and q.partmethod = 'h'
+         order by q.logicalrelid = to_regclass(%s) desc, q.logicalrelid::oid limit 1)
 from pg_catalog.pg_dist_partition p
 """
 
@@ -106,7 +109,7 @@ def table_layout(conn: psycopg.Connection) -> list[Placement]:
     source = layout_source(conn)
     planned: dict[int, tuple[str, str | None, str | None, int | None]] = {}
     if source == "pg_dist_partition":
-        for oid, method, repmodel, column, group in conn.execute(FROM_CITUS).fetchall():
+        for oid, method, repmodel, column, group in conn.execute(FROM_CITUS, (TENANT_ROOT,)).fetchall():
             if method == "h":
                 root = names.get(group) if group and group != oid else None
                 planned[oid] = ("distributed", column, root, None)
