@@ -66,6 +66,16 @@ def test_the_spec_declares_the_rule_denied_cells(neurant_db: TestDatabase) -> No
     assert users.expectation("operador", "delete", "lower") == "deny"
 
 
+def test_a_profile_override_applies_on_that_profile_only() -> None:
+    users = load_spec(SPEC)["public.users"]
+    assert users.expectation("owner", "delete", "lower") == "allow"
+    citus = users.for_profiles({"citus"})
+    assert citus.expectation("owner", "delete", "lower") == (
+        "deny: rule ^42501: a member is removed only through public.remove_member on profile citus$")
+    assert citus.expectation("owner", "update", "lower") == "allow"  # full_name stays direct
+    assert users.for_profiles({"vanilla"}).expectation("owner", "delete", "lower") == "allow"
+
+
 def test_a_profile_rule_cannot_cover_a_cell_the_profile_allows(tmp_path: Path) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(
