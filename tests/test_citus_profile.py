@@ -214,3 +214,12 @@ def test_the_plan_text_says_per_table_whether_citus_holds_it_as_planned() -> Non
     assert lines[2].split() == ["8", "public.companies", "distributed", "id", "-", "no"]
     assert lines[3].endswith("no (Citus holds it reference)")
     assert len(lines) == 4  # no "not a Citus server" line
+
+
+def test_every_citus_only_rpc_is_documented_in_the_citus_section_of_the_service_guide() -> None:
+    guide = (ROOT / "docs" / "services.md").read_text(encoding="utf-8")
+    citus_section = guide[guide.index("## 11. Citus"):]
+    rpcs = {name for m in render_all(CITUS) if m.id in CITUS_ONLY
+            for name in re.findall(r"^create function (public\.[a-z_]+)\(", m.apply_sql, re.MULTILINE)}
+    assert {"public.set_member_role", "public.set_member_active", "public.remove_member"} <= rpcs
+    assert sorted(name for name in rpcs if f"{name}(" not in citus_section) == []
