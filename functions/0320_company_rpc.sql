@@ -15,7 +15,8 @@ declare
   v_email text;
   v_meta jsonb;
   v_plan public.subscription_plans%rowtype;
-  v_company_id uuid;
+  v_company_id uuid;{% if profile == 'citus' %}
+  v_user_id uuid := gen_random_uuid();{% endif %}
 begin
   if v_auth_uid is null then
     raise exception using errcode = '42501', message = 'not authenticated', hint = 'Sign in before creating a company.';
@@ -27,7 +28,7 @@ begin
   if not found then
     raise exception using errcode = '42501', message = 'unknown auth identity', hint = 'Sign in again.';
   end if;
-  if exists (select 1 from public.users m where m.auth_user_id = v_auth_uid) then
+  if exists (select 1 from {{ 'private.memberships' if profile == 'citus' else 'public.users' }} m where m.auth_user_id = v_auth_uid) then
     raise exception using
       errcode = '42501',
       message = 'caller already belongs to a company',
@@ -60,9 +61,12 @@ begin
   values (btrim(p_name), nullif(btrim(p_industry), ''), v_plan.code, 'active', v_auth_uid)
   returning id into v_company_id;
 
-  begin
-    insert into public.users (company_id, auth_user_id, email, full_name, role)
-    values (v_company_id, v_auth_uid, v_email,
+  begin{% if profile == 'citus' %}
+    -- Profile citus: the membership copy first (users_membership_copy checks the row against it).
+    insert into private.memberships (auth_user_id, company_id, id, role, is_active)
+    values (v_auth_uid, v_company_id, v_user_id, 'owner', true);{% endif %}
+    insert into public.users (company_id, {{ 'id, ' if profile == 'citus' }}auth_user_id, email, full_name, role)
+    values (v_company_id, {{ 'v_user_id, ' if profile == 'citus' }}v_auth_uid, v_email,
         coalesce(nullif(btrim(p_full_name), ''), nullif(btrim(v_meta ->> 'full_name'), '')), 'owner');
   exception when unique_violation then
     -- A concurrent call for the same identity won the race.
@@ -100,7 +104,11 @@ begin
       errcode = '22023',
       message = 'the new owner must be another active member of your company',
       hint = 'Pass the public.users.id of an active member.';
-  end if;
+  end if;{% if profile == 'citus' %}
+  -- Profile citus: the membership copy first (users_membership_copy checks both rows against it).
+  update private.memberships m
+     set role = case when m.id = v_caller.id then 'administrador' else 'owner' end::public.user_role
+   where m.company_id = v_caller.company_id and m.id in (v_caller.id, p_new_owner_user_id);{% endif %}
   -- One statement: the old owner is demoted (CTE, run first because the
   -- main update waits for its row count) before the new owner is promoted,
   -- so neither users_one_owner_per_company_key nor the "never zero owners"

@@ -111,7 +111,7 @@ begin
       message = 'the invited email address is not confirmed',
       hint = 'Confirm the email address (the link in the sign-up email), then accept the invitation again.';
   end if;
-  if exists (select 1 from public.users m where m.auth_user_id = v_auth_uid) then
+  if exists (select 1 from {{ 'private.memberships' if profile == 'citus' else 'public.users' }} m where m.auth_user_id = v_auth_uid) then
     raise exception using
       errcode = '42501',
       message = 'caller already belongs to a company',
@@ -128,9 +128,13 @@ begin
       hint = 'Ask an owner or administrador for a new invitation.';
   end if;
 
-  perform private.require_company_writable(v_inv.company_id);
-  insert into public.users (company_id, auth_user_id, email, full_name, role, invited_by)
-  values (v_inv.company_id, v_auth_uid, v_email, nullif(btrim(v_meta ->> 'full_name'), ''), v_inv.role, v_inv.invited_by)
+  perform private.require_company_writable(v_inv.company_id);{% if profile == 'citus' %}
+  -- Profile citus: the membership copy first (users_membership_copy checks the row against it).
+  v_user_id := gen_random_uuid();
+  insert into private.memberships (auth_user_id, company_id, id, role, is_active)
+  values (v_auth_uid, v_inv.company_id, v_user_id, v_inv.role, true);{% endif %}
+  insert into public.users (company_id, {{ 'id, ' if profile == 'citus' }}auth_user_id, email, full_name, role, invited_by)
+  values (v_inv.company_id, {{ 'v_user_id, ' if profile == 'citus' }}v_auth_uid, v_email, nullif(btrim(v_meta ->> 'full_name'), ''), v_inv.role, v_inv.invited_by)
   returning id into v_user_id;
 
   update public.user_invitations i

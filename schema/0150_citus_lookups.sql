@@ -17,7 +17,7 @@ create table private.memberships (
   constraint memberships_company_id_id_key unique (company_id, id)
 );
 comment on table private.memberships is
-  'Profile citus: a copy of (auth_user_id, company_id, id, role, is_active) of every public.users row, kept by users_sync_membership; a reference table, read by the context helpers from any shard. Its primary key is the global one-membership-per-identity rule. doctor: allow tenant.cascade a reference table cannot reference the distributed companies; rows go with their public.users row. doctor: allow legal_hold a lookup copy, not a record.';
+  'Profile citus: a copy of (auth_user_id, company_id, id, role, is_active) of every public.users row, written before it by the membership RPCs and the backend (service_role), checked by users_membership_copy; a reference table, read by the context helpers from any shard. Its primary key is the global one-membership-per-identity rule. doctor: allow tenant.cascade a reference table cannot reference the distributed companies; rows go with their public.users row. doctor: allow legal_hold a lookup copy, not a record.';
 comment on column private.memberships.auth_user_id is 'The member''s auth.users.id (auth.uid()); one membership per identity.';
 comment on column private.memberships.company_id is 'The member''s company (public.users.company_id).';
 comment on column private.memberships.id is 'The member''s public.users.id.';
@@ -28,8 +28,9 @@ comment on constraint memberships_pkey on private.memberships is
 alter table private.memberships enable row level security;
 alter table private.memberships force row level security;
 revoke all on table private.memberships from public, anon, authenticated;
--- service_role reads it; only users_sync_membership writes it (a direct write would desync it).
-grant select on table private.memberships to service_role;
+-- The membership RPCs write it as definer; service_role writes it before the public.users row
+-- it mirrors (users_membership_copy refuses a users write that does not match it).
+grant select, insert, update, delete on table private.memberships to service_role;
 -- Its policies: policies/0580_citus_lookup_policies.sql.
 
 create trigger memberships_0_tenant_guard
@@ -44,35 +45,59 @@ create index users_auth_user_id_idx on public.users (auth_user_id);
 comment on index public.users_auth_user_id_idx is
   'Profile citus: the index of users_auth_user_fkey (the unique key users_auth_user_id_key leads with company_id there).';
 
--- Kept in the same transaction as the public.users change. On a Citus cluster this is a
--- trigger on a shard of a distributed table writing a reference table: the one shape of
--- the profile that the Citus experiment of issue 12 did not cover (docs/scale-out.md,
--- "Not verified"); the alternative is to write memberships from the membership RPCs.
-create function private.users_sync_membership() returns trigger
+-- The copy is written only by coordinator-side code, before the public.users row it
+-- mirrors, in the same transaction: the membership RPCs (functions/0320, 0330, 0340) and
+-- the backend (service_role, private.memberships first). No trigger of public.users writes
+-- it: on a Citus cluster that trigger would run on a shard of the distributed users and
+-- write a reference table, the shape issue 12 saw fail. Instead a BEFORE trigger (a read of
+-- the reference table from the shard, the shape issue 12 saw work) refuses every write of
+-- public.users whose membership columns do not match the copy (docs/scale-out.md).
+create function private.users_membership_copy() returns trigger
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
   set citus.allow_nested_distributed_execution = on
 as $$
 begin
-  if tg_op in ('UPDATE', 'DELETE') then
-    delete from private.memberships m where m.auth_user_id = old.auth_user_id and m.id = old.id;
+  if tg_op = 'DELETE' then
+    if exists (select 1 from private.memberships m where m.company_id = old.company_id and m.id = old.id) then
+      raise exception using
+        errcode = '42501',
+        message = 'a member is removed only through public.remove_member on profile citus',
+        hint = 'Call public.remove_member(user_id); the backend (service_role) deletes the member''s private.memberships row first, in the same transaction (before deleting the company, all of its rows).';
+    end if;
+    return old;
   end if;
-  if tg_op in ('INSERT', 'UPDATE') then
-    insert into private.memberships (auth_user_id, company_id, id, role, is_active)
-    select new.auth_user_id, new.company_id, new.id, new.role, new.is_active;
+  if tg_op = 'UPDATE'
+     and (new.auth_user_id, new.company_id, new.id, new.role, new.is_active)
+         is not distinct from (old.auth_user_id, old.company_id, old.id, old.role, old.is_active) then
+    return new; -- name, profile and bookkeeping columns: no membership change
   end if;
-  return null;
+  if not exists (select 1 from private.memberships m
+                  where m.auth_user_id = new.auth_user_id and m.company_id = new.company_id and m.id = new.id
+                    and m.role = new.role and m.is_active = new.is_active) then
+    if tg_op = 'INSERT' then
+      raise exception using
+        errcode = '42501',
+        message = 'a member joins only through create_company_with_owner or accept_invitation on profile citus',
+        hint = 'Call public.accept_invitation(token) or public.create_company_with_owner(...); the backend (service_role) inserts the private.memberships row first, with the same id, in the same transaction.';
+    end if;
+    raise exception using
+      errcode = '42501',
+      message = 'the role and active state of a member change only through the membership RPCs on profile citus',
+      hint = 'Call public.set_member_role(user_id, role), public.set_member_active(user_id, is_active) or public.transfer_ownership(user_id); the backend (service_role) updates private.memberships first, in the same transaction.';
+  end if;
+  return new;
 end
 $$;
-comment on function private.users_sync_membership() is
-  'Trigger function (after insert/update/delete on public.users, profile citus): mirrors the row into private.memberships; a second membership of one identity fails on memberships_pkey (23505). doctor: allow citus.trigger_writes_reference the membership copy is the one reference table a shard trigger writes (docs/scale-out.md, Not verified).';
-revoke execute on function private.users_sync_membership() from public, anon, authenticated;
+comment on function private.users_membership_copy() is
+  'Trigger function (before insert/update/delete on public.users, profile citus): the membership columns (auth_user_id, company_id, id, role, is_active) of an inserted or changed row must equal its private.memberships row, and a deleted member must have none left (42501 with a hint naming the RPC otherwise). It only reads the reference table; the RPCs and the backend write the copy first. Updates that leave those columns alone (full_name, last_seen_at) are not checked.';
+revoke execute on function private.users_membership_copy() from public, anon, authenticated;
 
-create trigger users_sync_membership
-  after insert or update of auth_user_id, company_id, id, role, is_active or delete on public.users
-  for each row execute function private.users_sync_membership();
-comment on trigger users_sync_membership on public.users is
-  'Profile citus: keeps private.memberships equal to the membership columns of public.users.';
+create trigger users_membership_copy
+  before insert or update or delete on public.users
+  for each row execute function private.users_membership_copy();
+comment on trigger users_membership_copy on public.users is
+  'Profile citus: public.users never differs from private.memberships; fires after users_guard_update and users_guard_grant (name order), so the role-hierarchy errors come first.';
 
 -- The plan a member may read (subscription_plans.select_own_plan) without a subquery
 -- in the policy: companies is distributed, so the helper carries the nested-execution

@@ -64,3 +64,23 @@ def test_the_spec_declares_the_rule_denied_cells(neurant_db: TestDatabase) -> No
     users = load_spec(SPEC)["public.users"]
     assert users.expectation("service_role", "delete", "other").startswith("deny: rule ^42501: ")
     assert users.expectation("operador", "delete", "lower") == "deny"
+
+
+def test_a_profile_override_applies_on_that_profile_only() -> None:
+    users = load_spec(SPEC)["public.users"]
+    assert users.expectation("owner", "delete", "lower") == "allow"
+    citus = users.for_profiles({"citus"})
+    assert citus.expectation("owner", "delete", "lower") == (
+        "deny: rule ^42501: a member is removed only through public.remove_member on profile citus$")
+    assert citus.expectation("owner", "update", "lower") == "allow"  # full_name stays direct
+    assert users.for_profiles({"vanilla"}).expectation("owner", "delete", "lower") == "allow"
+
+
+def test_a_profile_rule_cannot_cover_a_cell_the_profile_allows(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        '[table."public.chatbots"]\nupdate_set = "name = name"\n'
+        '[table."public.chatbots".allow]\nupdate = ["owner"]\n'
+        '[table."public.chatbots".on_profile.citus.deny_by_rule]\n"update owner" = "^42501: "\n', encoding="utf-8")
+    with pytest.raises(SpecError, match=r"on profile citus.*names a cell the spec allows"):
+        load_spec(spec)

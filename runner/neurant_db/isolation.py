@@ -17,7 +17,7 @@ with the rule's message pattern, so a business rule cannot hide a missing policy
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ COMPANY_IDENTITIES = {
 IDENTITIES = (*COMPANY_IDENTITIES, "no_company", "anon", "service_role")
 COMMANDS = ("select", "insert", "update", "delete")
 TABLE_KEYS = {"tenant_column", "update_set", "insert_overrides", "targets", "allow", "global",
-              "note", "deny_by_rule", "profile"}
+              "note", "deny_by_rule", "profile", "on_profile"}
+PROFILE_KEYS = {"allow", "deny_by_rule"}
 RULE_PREFIX = "deny: rule "
 
 
@@ -58,6 +59,21 @@ class TableSpec:
     # The render profile(s) that create the table when not all do (profile = "citus",
     # profile = "vanilla supabase"): absent elsewhere.
     profile: str | None = None
+    # What differs on a render profile: [table."x".on_profile.citus.allow] replaces the
+    # allow list of each command it names, [...on_profile.citus.deny_by_rule] adds (or
+    # replaces) rules, for a database migrated with that profile.
+    on_profile: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def for_profiles(self, profiles: set[str]) -> TableSpec:
+        """The expectations on a database migrated with these render profiles."""
+        spec = self
+        for name in sorted(profiles & set(self.on_profile)):
+            override = self.on_profile[name]
+            spec = replace(spec,
+                           allow={**spec.allow, **{k: list(v) for k, v in override.get("allow", {}).items()}},
+                           deny_by_rule={**spec.deny_by_rule, **dict(override.get("deny_by_rule", {}))},
+                           on_profile={})
+        return spec
 
     def rule_for(self, identity: str, command: str, target: str) -> str | None:
         """The declared business rule that denies this cell, if any."""
@@ -104,30 +120,41 @@ def load_spec(path: Path) -> dict[str, TableSpec]:
             is_global=bool(raw.get("global", False)),
             deny_by_rule=dict(raw.get("deny_by_rule", {})),
             profile=raw.get("profile"),
+            on_profile={k: dict(v) for k, v in raw.get("on_profile", {}).items()},
         )
-        for command, entries in spec.allow.items():
-            if command not in COMMANDS:
-                raise SpecError(f"{name}: unknown command {command!r} in allow")
-            for entry in entries:
-                who, _, where = entry.partition("@")
-                if who not in IDENTITIES:
-                    raise SpecError(f"{name}: unknown identity {who!r} in allow.{command}")
-                if where and where not in spec.targets:
-                    raise SpecError(f"{name}: unknown target {where!r} in allow.{command}")
-        for key, pattern in spec.deny_by_rule.items():
-            command, _, cell = key.partition(" ")
-            who, _, where = cell.partition("@")
-            if command not in COMMANDS or who not in IDENTITIES:
-                raise SpecError(f"{name}: deny_by_rule key {key!r} is not 'command identity[@target]'")
-            if where and where != "other" and where not in (spec.targets or {"own": ""}):
-                raise SpecError(f"{name}: unknown target {where!r} in deny_by_rule {key!r}")
-            if not isinstance(pattern, str) or not pattern:
-                raise SpecError(f"{name}: deny_by_rule {key!r} needs the rule's message pattern")
-            targets = [where] if where else (list(spec.targets) or ["own"])
-            if any(spec.expected(who, command, t) == "allow" for t in targets):
-                raise SpecError(f"{name}: deny_by_rule {key!r} names a cell the spec allows")
+        for profile, override in spec.on_profile.items():
+            unknown = set(override) - PROFILE_KEYS
+            if unknown:
+                raise SpecError(f"{name}: unknown key(s) {sorted(unknown)} in on_profile.{profile}")
+            _validate(spec.for_profiles({profile}), f"{name} (on profile {profile})")
+        _validate(spec, name)
         specs[name] = spec
     return specs
+
+
+def _validate(spec: TableSpec, name: str) -> None:
+    """The allow entries and deny_by_rule keys of one (possibly profile-specific) spec."""
+    for command, entries in spec.allow.items():
+        if command not in COMMANDS:
+            raise SpecError(f"{name}: unknown command {command!r} in allow")
+        for entry in entries:
+            who, _, where = entry.partition("@")
+            if who not in IDENTITIES:
+                raise SpecError(f"{name}: unknown identity {who!r} in allow.{command}")
+            if where and where not in spec.targets:
+                raise SpecError(f"{name}: unknown target {where!r} in allow.{command}")
+    for key, pattern in spec.deny_by_rule.items():
+        command, _, cell = key.partition(" ")
+        who, _, where = cell.partition("@")
+        if command not in COMMANDS or who not in IDENTITIES:
+            raise SpecError(f"{name}: deny_by_rule key {key!r} is not 'command identity[@target]'")
+        if where and where != "other" and where not in (spec.targets or {"own": ""}):
+            raise SpecError(f"{name}: unknown target {where!r} in deny_by_rule {key!r}")
+        if not isinstance(pattern, str) or not pattern:
+            raise SpecError(f"{name}: deny_by_rule {key!r} needs the rule's message pattern")
+        targets = [where] if where else (list(spec.targets) or ["own"])
+        if any(spec.expected(who, command, t) == "allow" for t in targets):
+            raise SpecError(f"{name}: deny_by_rule {key!r} names a cell the spec allows")
 
 
 def _migrated_profiles(url: str) -> set[str]:
@@ -208,6 +235,7 @@ def generate_matrix_sql(url: str, spec_path: Path) -> str:
     for table, spec in specs.items():
         if table not in catalog:
             continue
+        spec = spec.for_profiles(profiles)
         overrides = sql_literal(_json(spec.insert_overrides))
         update_set = sql_literal(spec.update_set) if spec.update_set else "null"
         for identity, command, target, expected in cells(spec):
@@ -273,5 +301,14 @@ def render_matrix(specs: dict[str, TableSpec]) -> str:
         if spec.deny_by_rule:
             lines += ["Denied by a business rule (not RLS or a grant):", ""]
             lines += [f"- {key}: `{pattern}`" for key, pattern in spec.deny_by_rule.items()]
+            lines.append("")
+        for profile in sorted(spec.on_profile):
+            variant = spec.for_profiles({profile})
+            lines += [f"On profile {profile} (the rest as above):", ""]
+            lines += [f"- {identity} {command}: {_cell_text(variant, identity, command)}"
+                      for identity in IDENTITIES for command in COMMANDS
+                      if _cell_text(variant, identity, command) != _cell_text(spec, identity, command)]
+            lines += [f"- denied by a business rule: {key}: `{pattern}`"
+                      for key, pattern in variant.deny_by_rule.items() if spec.deny_by_rule.get(key) != pattern]
             lines.append("")
     return "\n".join(lines)

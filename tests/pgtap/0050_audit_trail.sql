@@ -6,7 +6,7 @@ begin;
 select plan(12);
 
 select tests.act_as_superuser();
-update public.users set role = 'administrador' where id = tests.user_id('A', 'supervisor');
+select tests.set_member(tests.user_id('A', 'supervisor'), 'administrador');
 select results_eq(
     $$ select old_data ->> 'role', new_data ->> 'role', 'role' = any (changed_columns)
          from public.audit_logs

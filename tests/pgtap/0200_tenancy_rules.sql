@@ -33,17 +33,17 @@ select results_eq(
 -- Exactly one owner ------------------------------------------------------------
 select tests.act_as_superuser();
 select tests.new_auth_user('second.owner@example.com');
-select throws_ok($$ insert into public.users (company_id, auth_user_id, email, role)
-                    values (tests.company_id('A'), tests.auth_id_of('second.owner@example.com'), 'second.owner@example.com', 'owner') $$,
+select throws_ok($$ select tests.add_member(tests.company_id('A'), null, tests.auth_id_of('second.owner@example.com'),
+                                            'second.owner@example.com', 'owner') $$,
     '23505', null, 'a company can never have two owners');
-select throws_ok($$ delete from public.users where auth_user_id = tests.no_company_auth_id() $$,
+select throws_ok($$ select tests.remove_members(array(select id from public.users where auth_user_id = tests.no_company_auth_id())) $$,
     '42501', 'company ' || (select id from public.companies where name = 'C Company') || ' would be left without an owner',
     'owner cannot be deleted while the company exists');
 select throws_ok($$ update public.users set role = 'administrador' where id = tests.user_id('A', 'owner') $$,
     '42501', null, 'a company never ends a statement without an owner');
 
 select tests.act_as_service();
-select lives_ok($$ delete from public.companies where name = 'C Company' $$,
+select lives_ok($$ select tests.delete_companies(array(select id from public.companies where name = 'C Company')) $$,
     'deleting a company removes its owner and members with it');
 select is((select count(*)::int from public.users where auth_user_id = tests.no_company_auth_id()), 0,
     'members of a deleted company are gone');
@@ -106,8 +106,8 @@ select throws_ok($$ update public.companies set id = tests.company_id('B') where
   '42501', null, 'the owner cannot re-key the company');
 
 -- Cross-company references and probing --------------------------------------------------
-select is(tests.attempt_as('service_role', $$ insert into public.users (company_id, auth_user_id, email, role, invited_by)
-  values (tests.company_id('A'), tests.no_company_auth_id(), 'nocompany@example.com', 'operador', tests.user_id('B', 'owner')) $$),
+select is(tests.attempt_as('service_role', $$ select tests.add_member(tests.company_id('A'), null, tests.no_company_auth_id(),
+  'nocompany@example.com', 'operador', tests.user_id('B', 'owner')) $$),
   '23503: insert or update on table "users" violates foreign key constraint "users_invited_by_fkey"',
   'a member cannot be recorded as invited by another company''s member, even for service_role');
 select is(tests.attempt_as('no_company', $$ insert into public.message_reactions (company_id, message_id, reaction)

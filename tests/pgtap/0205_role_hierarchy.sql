@@ -9,11 +9,10 @@ create temp table t_tokens (label text primary key, invitation_id uuid, token te
 grant all on t_tokens to public;
 
 -- A second administrador and a second operador in company A (peers).
-insert into public.users (company_id, id, auth_user_id, email, role) values
-  (tests.company_id('A'), tests.new_id('user', 'A', 'second administrador'), tests.new_auth_user('admin2.a@example.com'),
-   'admin2.a@example.com', 'administrador'),
-  (tests.company_id('A'), tests.new_id('user', 'A', 'second operador'), tests.new_auth_user('operador2.a@example.com'),
-   'operador2.a@example.com', 'operador');
+select tests.add_member(tests.company_id('A'), tests.new_id('user', 'A', 'second administrador'),
+                        tests.new_auth_user('admin2.a@example.com'), 'admin2.a@example.com', 'administrador'),
+       tests.add_member(tests.company_id('A'), tests.new_id('user', 'A', 'second operador'),
+                        tests.new_auth_user('operador2.a@example.com'), 'operador2.a@example.com', 'operador');
 
 -- Own role -----------------------------------------------------------------------
 select tests.act_as('A', 'operador');
@@ -68,7 +67,8 @@ select throws_ok($$ update public.users set role = 'owner' where id = tests.user
 
 -- A deactivated member keeps no rights ---------------------------------------------------
 select tests.act_as('A', 'owner');
-update public.users set is_active = false where id = tests.user_id('A', 'second administrador');
+select tests.member_write($$ update public.users set is_active = false where id = tests.user_id('A', 'second administrador') $$,
+                          $$ select public.set_member_active(tests.user_id('A', 'second administrador'), false) $$);
 select tests.act_as('A', 'second administrador');
 select is(
   array[(select count(*) from public.users)::text, (select count(*) from public.chatbots)::text,
@@ -113,9 +113,8 @@ select throws_ok($$ select public.revoke_invitation((select invitation_id from t
 -- still be able to grant it when the invitation is accepted (a dedicated sender, so
 -- the administrador of A keeps their rank for the rank rules below).
 select tests.act_as_superuser();
-insert into public.users (company_id, id, auth_user_id, email, role) values
-  (tests.company_id('A'), tests.new_id('user', 'A', 'inviting administrador'), tests.new_auth_user('inviting.admin.a@example.com'),
-   'inviting.admin.a@example.com', 'administrador');
+select tests.add_member(tests.company_id('A'), tests.new_id('user', 'A', 'inviting administrador'),
+                        tests.new_auth_user('inviting.admin.a@example.com'), 'inviting.admin.a@example.com', 'administrador');
 
 select tests.new_auth_user('grantor.kept@example.com'), tests.new_auth_user('grantor.demoted@example.com');
 
@@ -135,7 +134,8 @@ select lives_ok($$ select public.accept_invitation((select token from tokens whe
 
 select tests.act_as('A', 'owner');
 -- the owner demotes the administrador who sent the invitation
-update public.users set role = 'supervisor' where id = tests.user_id('A', 'inviting administrador');
+select tests.member_write($$ update public.users set role = 'supervisor' where id = tests.user_id('A', 'inviting administrador') $$,
+                          $$ select public.set_member_role(tests.user_id('A', 'inviting administrador'), 'supervisor') $$);
 select is((select role::text from public.users where id = tests.user_id('A', 'inviting administrador')), 'supervisor',
   'the owner demoted the administrador who sent the invitation');
 
@@ -146,8 +146,8 @@ select throws_ok($$ select public.accept_invitation((select token from tokens wh
 
 -- The rank rules below count seats: remove the members this file added.
 select tests.act_as_superuser();
-delete from public.users where company_id = tests.company_id('A')
-   and email in ('admin2.a@example.com', 'operador2.a@example.com', 'inviting.admin.a@example.com', 'grantor.kept@example.com');
+select tests.remove_members(array(select id from public.users where company_id = tests.company_id('A')
+   and email in ('admin2.a@example.com', 'operador2.a@example.com', 'inviting.admin.a@example.com', 'grantor.kept@example.com')));
 
 -- Rank rules ------------------------------------------------------------------------
 select tests.act_as('A', 'owner');
@@ -157,7 +157,8 @@ select throws_ok($$ update public.users set role = 'administrador' where id = te
 select tests.act_as('A', 'administrador');
 select throws_ok($$ update public.users set role = 'administrador' where id = tests.user_id('A', 'supervisor') $$,
     '42501', null, 'an administrador cannot grant a role at or above their own');
-select is(tests.affected_rows($$ update public.users set role = 'supervisor' where id = tests.user_id('A', 'operador') $$), 1::bigint,
+select is(tests.member_write($$ update public.users set role = 'supervisor' where id = tests.user_id('A', 'operador') $$,
+                             $$ select public.set_member_role(tests.user_id('A', 'operador'), 'supervisor') $$), 1::bigint,
     'an administrador can change the role of a lower-ranked member');
 select is(tests.affected_rows($$ update public.users set full_name = 'x' where id = tests.user_id('A', 'owner') $$), 0::bigint,
     'an administrador cannot update the owner');
@@ -169,14 +170,16 @@ select is(tests.affected_rows($$ delete from public.users where id = tests.user_
     'a supervisor cannot remove members');
 
 select tests.act_as('A', 'administrador');
-select is(tests.affected_rows($$ update public.users set is_active = false where id = tests.user_id('A', 'operador') $$), 1::bigint,
+select is(tests.member_write($$ update public.users set is_active = false where id = tests.user_id('A', 'operador') $$,
+                             $$ select public.set_member_active(tests.user_id('A', 'operador'), false) $$), 1::bigint,
     'an administrador can deactivate a lower-ranked member');
 select tests.act_as_auth(tests.auth_id('A', 'operador'));
 select ok((select public.get_user_company_id()) is null and (select count(*) from public.users) = 0,
     'a deactivated member loses all access at once');
 
 select tests.act_as('A', 'administrador');
-select is(tests.affected_rows($$ delete from public.users where id = tests.user_id('A', 'operador') $$), 1::bigint,
+select is(tests.member_write($$ delete from public.users where id = tests.user_id('A', 'operador') $$,
+                             $$ select public.remove_member(tests.user_id('A', 'operador')) $$), 1::bigint,
     'an administrador can remove a lower-ranked member');
 select tests.act_as_superuser();
 select is((select current_user_count from public.companies where id = tests.company_id('A')), 3,

@@ -70,7 +70,9 @@ select tests.act_as_auth((select auth_id from t_who where label = 'second joiner
 select throws_ok($$ select public.accept_invitation((select token from t_tok where label = 'join')) $$,
   '22023', 'invitation has already been used', 'a replayed invitation token is refused to another identity with the same email');
 select tests.act_as('A', 'administrador');
-delete from public.users where auth_user_id = (select auth_id from t_who where label = 'joiner');
+select tests.member_write($$ delete from public.users where auth_user_id = (select auth_id from t_who where label = 'joiner') $$,
+                          $$ select public.remove_member((select id from public.users
+                                                           where auth_user_id = (select auth_id from t_who where label = 'joiner'))) $$);
 select tests.act_as_auth((select auth_id from t_who where label = 'joiner'));
 select throws_ok($$ select public.accept_invitation((select token from t_tok where label = 'join')) $$,
   '22023', 'invitation has already been used', 'a removed member cannot rejoin by replaying their used token');
@@ -86,8 +88,7 @@ select throws_ok($$ select public.accept_invitation((select token from t_tok whe
 
 -- A member of A who holds B's invitee email cannot join B as well.
 select tests.act_as_superuser();
-insert into public.users (company_id, auth_user_id, email, role)
-values (tests.company_id('A'), tests.auth_id_of('invitee.b@example.com'), 'invitee.b@example.com', 'operador');
+select tests.add_member(tests.company_id('A'), null, tests.auth_id_of('invitee.b@example.com'), 'invitee.b@example.com', 'operador');
 select tests.act_as_email('invitee.b@example.com');
 select throws_ok($$ select public.accept_invitation('fixture-token-company-b') $$,
   '42501', 'caller already belongs to a company', 'a member of one company cannot use an invitation into another');
@@ -102,7 +103,7 @@ select is((select status::text from public.user_invitations where id = tests.inv
 
 -- Remove what the attacks above created, so the counts below start from the fixtures.
 select tests.act_as_superuser();
-delete from public.users where company_id = tests.company_id('A') and email = 'invitee.b@example.com';
+select tests.remove_members(array(select id from public.users where company_id = tests.company_id('A') and email = 'invitee.b@example.com'));
 delete from public.user_invitations where id in (select invitation_id from t_tok);
 delete from auth.users where email in ('invitee.b@example.com', 'joiner@example.com', 'late.joiner@example.com', 'revoked.joiner@example.com');
 
@@ -202,9 +203,8 @@ select tests.act_as_email('free.member@example.com');
 select lives_ok($$ select public.accept_invitation((select token from t_tokens where label = 'free1')) $$,
     'the invitee fills the last seat');
 select tests.act_as_service();
-select throws_ok($$ insert into public.users (company_id, auth_user_id, email, role)
-                    select company_id, tests.no_company_auth_id(), 'nocompany@example.com', 'operador'
-                      from public.users where auth_user_id = tests.auth_id_of('free.owner@example.com') $$,
+select throws_ok($$ select tests.add_member((select company_id from public.users where auth_user_id = tests.auth_id_of('free.owner@example.com')),
+                                            null, tests.no_company_auth_id(), 'nocompany@example.com', 'operador') $$,
     'NA001', 'user limit reached for plan free: 2 of 2', 'the user limit of the plan cannot be exceeded');
 
 select tests.act_as_superuser();

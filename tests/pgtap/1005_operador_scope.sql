@@ -179,7 +179,7 @@ select tests.act_as('A', 'operador');
 select is((select count(*)::int from public.conversations where chatbot_id = tests.chatbot_id('A', 'fresh')), 0,
     'a new chatbot is not visible to an operador who is not assigned to it');
 select tests.act_as_superuser();
-delete from public.users where id = tests.user_id('A', 'operador');
+select tests.remove_members(array[tests.user_id('A', 'operador')]);
 select tests.act_as_auth(tests.auth_id('A', 'operador')); -- the identity is still signed in
 select is((select count(*)::int from public.conversations) + (select count(*)::int from public.messages), 0,
     'a removed operador reads no conversation or message on its next statement');

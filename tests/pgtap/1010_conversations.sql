@@ -296,7 +296,7 @@ select is(tests.same_either_way('administrador', $$ insert into public.message_r
 
 -- User deletion keeps the history -------------------------------------------------------------
 select tests.act_as_superuser();
-delete from public.users where id = tests.user_id('A', 'operador');
+select tests.remove_members(array[tests.user_id('A', 'operador')]);
 select results_eq($$ select count(*)::int, count(sender_id)::int from public.messages
                      where company_id = tests.company_id('A') and content = 'Refund issued.' $$,
     $$ values (1, 0) $$,
@@ -308,14 +308,14 @@ select tests.act_as('A', 'supervisor');
 select ok((select count(*) from public.conversations) > 0 and (select count(*) from public.messages) > 0,
     'a supervisor reads the conversations and messages of its company');
 select tests.act_as_superuser();
-update public.users set role = 'operador' where id = tests.user_id('A', 'supervisor');
+select tests.set_member(tests.user_id('A', 'supervisor'), 'operador');
 select tests.act_as('A', 'supervisor');
 select is((select count(*)::int from public.conversations) + (select count(*)::int from public.messages), 0,
     'a supervisor demoted to operador (no chatbot assigned) reads no conversation or message on its next statement');
 select tests.act_as('A', 'administrador');
 select ok((select count(*) from public.messages) > 0, 'an administrador reads the messages of its company');
 select tests.act_as_superuser();
-update public.users set is_active = false where id = tests.user_id('A', 'administrador');
+select tests.set_member(tests.user_id('A', 'administrador'), p_is_active => false);
 select tests.act_as('A', 'administrador');
 select is((select count(*)::int from public.conversations) + (select count(*)::int from public.messages)
           + (select count(*)::int from public.hitl_escalations), 0,
