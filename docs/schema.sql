@@ -8524,7 +8524,7 @@ ALTER TABLE ONLY public.company_message_usage
 --
 
 ALTER TABLE ONLY public.conversations
-    ADD CONSTRAINT conversations_id_chatbot_key UNIQUE (company_id, id, chatbot_id);
+    ADD CONSTRAINT conversations_id_chatbot_key UNIQUE (company_id, id, chatbot_id) INCLUDE (status);
 
 
 --

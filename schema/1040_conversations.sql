@@ -21,8 +21,10 @@ create table public.conversations (
   constraint conversations_pkey primary key (company_id, id),
   constraint conversations_company_fkey foreign key (company_id)
     references public.companies (id) on delete cascade,
-  -- target of the messages FK that keeps messages.chatbot_id equal to the conversation's
-  constraint conversations_id_chatbot_key unique (company_id, id, chatbot_id),
+  -- target of the messages FK that keeps messages.chatbot_id equal to the conversation's;
+  -- status included so that a count of a member's open conversations, whose policy puts
+  -- chatbot_id in the index condition, is an index-only scan (issue 11: 1.34x -> 1.25x)
+  constraint conversations_id_chatbot_key unique (company_id, id, chatbot_id) include (status),
   constraint conversations_chatbot_fkey foreign key (company_id, chatbot_id)
     references public.chatbots (company_id, id) on delete cascade,
   constraint conversations_assigned_operator_fkey foreign key (company_id, assigned_operator_id)
