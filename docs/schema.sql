@@ -9617,14 +9617,28 @@ COMMENT ON INDEX public.users_one_owner_per_company_key IS 'Rule: a company can 
 -- Name: analytics_archived analytics_archived_0_tenant_guard; Type: TRIGGER; Schema: archive; Owner: -
 --
 
-CREATE TRIGGER analytics_archived_0_tenant_guard BEFORE INSERT OR UPDATE ON archive.analytics_archived FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER analytics_archived_0_tenant_guard BEFORE INSERT ON archive.analytics_archived FOR EACH ROW WHEN (row_security_active(('archive.analytics_archived'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER analytics_archived_0_tenant_guard ON analytics_archived; Type: COMMENT; Schema: archive; Owner: -
 --
 
-COMMENT ON TRIGGER analytics_archived_0_tenant_guard ON archive.analytics_archived IS 'Fires first: company_id never changes (any role).';
+COMMENT ON TRIGGER analytics_archived_0_tenant_guard ON archive.analytics_archived IS 'Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).';
+
+
+--
+-- Name: analytics_archived analytics_archived_0_tenant_key; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER analytics_archived_0_tenant_key BEFORE UPDATE ON archive.analytics_archived FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER analytics_archived_0_tenant_key ON analytics_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER analytics_archived_0_tenant_key ON archive.analytics_archived IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -9659,14 +9673,28 @@ COMMENT ON TRIGGER analytics_archived_legal_hold_truncate ON archive.analytics_a
 -- Name: conversations_archived conversations_archived_0_tenant_guard; Type: TRIGGER; Schema: archive; Owner: -
 --
 
-CREATE TRIGGER conversations_archived_0_tenant_guard BEFORE INSERT OR UPDATE ON archive.conversations_archived FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER conversations_archived_0_tenant_guard BEFORE INSERT ON archive.conversations_archived FOR EACH ROW WHEN (row_security_active(('archive.conversations_archived'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER conversations_archived_0_tenant_guard ON conversations_archived; Type: COMMENT; Schema: archive; Owner: -
 --
 
-COMMENT ON TRIGGER conversations_archived_0_tenant_guard ON archive.conversations_archived IS 'Fires first: company_id never changes (any role).';
+COMMENT ON TRIGGER conversations_archived_0_tenant_guard ON archive.conversations_archived IS 'Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).';
+
+
+--
+-- Name: conversations_archived conversations_archived_0_tenant_key; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER conversations_archived_0_tenant_key BEFORE UPDATE ON archive.conversations_archived FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER conversations_archived_0_tenant_key ON conversations_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER conversations_archived_0_tenant_key ON archive.conversations_archived IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -9701,14 +9729,28 @@ COMMENT ON TRIGGER conversations_archived_legal_hold_truncate ON archive.convers
 -- Name: hitl_escalations_archived hitl_escalations_archived_0_tenant_guard; Type: TRIGGER; Schema: archive; Owner: -
 --
 
-CREATE TRIGGER hitl_escalations_archived_0_tenant_guard BEFORE INSERT OR UPDATE ON archive.hitl_escalations_archived FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER hitl_escalations_archived_0_tenant_guard BEFORE INSERT ON archive.hitl_escalations_archived FOR EACH ROW WHEN (row_security_active(('archive.hitl_escalations_archived'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER hitl_escalations_archived_0_tenant_guard ON hitl_escalations_archived; Type: COMMENT; Schema: archive; Owner: -
 --
 
-COMMENT ON TRIGGER hitl_escalations_archived_0_tenant_guard ON archive.hitl_escalations_archived IS 'Fires first: company_id never changes (any role).';
+COMMENT ON TRIGGER hitl_escalations_archived_0_tenant_guard ON archive.hitl_escalations_archived IS 'Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).';
+
+
+--
+-- Name: hitl_escalations_archived hitl_escalations_archived_0_tenant_key; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER hitl_escalations_archived_0_tenant_key BEFORE UPDATE ON archive.hitl_escalations_archived FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER hitl_escalations_archived_0_tenant_key ON hitl_escalations_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER hitl_escalations_archived_0_tenant_key ON archive.hitl_escalations_archived IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -9743,14 +9785,28 @@ COMMENT ON TRIGGER hitl_escalations_archived_legal_hold_truncate ON archive.hitl
 -- Name: integration_logs_archived integration_logs_archived_0_tenant_guard; Type: TRIGGER; Schema: archive; Owner: -
 --
 
-CREATE TRIGGER integration_logs_archived_0_tenant_guard BEFORE INSERT OR UPDATE ON archive.integration_logs_archived FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER integration_logs_archived_0_tenant_guard BEFORE INSERT ON archive.integration_logs_archived FOR EACH ROW WHEN (row_security_active(('archive.integration_logs_archived'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER integration_logs_archived_0_tenant_guard ON integration_logs_archived; Type: COMMENT; Schema: archive; Owner: -
 --
 
-COMMENT ON TRIGGER integration_logs_archived_0_tenant_guard ON archive.integration_logs_archived IS 'Fires first: company_id never changes (any role).';
+COMMENT ON TRIGGER integration_logs_archived_0_tenant_guard ON archive.integration_logs_archived IS 'Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).';
+
+
+--
+-- Name: integration_logs_archived integration_logs_archived_0_tenant_key; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER integration_logs_archived_0_tenant_key BEFORE UPDATE ON archive.integration_logs_archived FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER integration_logs_archived_0_tenant_key ON integration_logs_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER integration_logs_archived_0_tenant_key ON archive.integration_logs_archived IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -9785,14 +9841,28 @@ COMMENT ON TRIGGER integration_logs_archived_legal_hold_truncate ON archive.inte
 -- Name: knowledge_queries_archived knowledge_queries_archived_0_tenant_guard; Type: TRIGGER; Schema: archive; Owner: -
 --
 
-CREATE TRIGGER knowledge_queries_archived_0_tenant_guard BEFORE INSERT OR UPDATE ON archive.knowledge_queries_archived FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER knowledge_queries_archived_0_tenant_guard BEFORE INSERT ON archive.knowledge_queries_archived FOR EACH ROW WHEN (row_security_active(('archive.knowledge_queries_archived'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER knowledge_queries_archived_0_tenant_guard ON knowledge_queries_archived; Type: COMMENT; Schema: archive; Owner: -
 --
 
-COMMENT ON TRIGGER knowledge_queries_archived_0_tenant_guard ON archive.knowledge_queries_archived IS 'Fires first: company_id never changes (any role).';
+COMMENT ON TRIGGER knowledge_queries_archived_0_tenant_guard ON archive.knowledge_queries_archived IS 'Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).';
+
+
+--
+-- Name: knowledge_queries_archived knowledge_queries_archived_0_tenant_key; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER knowledge_queries_archived_0_tenant_key BEFORE UPDATE ON archive.knowledge_queries_archived FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER knowledge_queries_archived_0_tenant_key ON knowledge_queries_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER knowledge_queries_archived_0_tenant_key ON archive.knowledge_queries_archived IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -9827,14 +9897,28 @@ COMMENT ON TRIGGER knowledge_queries_archived_legal_hold_truncate ON archive.kno
 -- Name: message_reactions_archived message_reactions_archived_0_tenant_guard; Type: TRIGGER; Schema: archive; Owner: -
 --
 
-CREATE TRIGGER message_reactions_archived_0_tenant_guard BEFORE INSERT OR UPDATE ON archive.message_reactions_archived FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER message_reactions_archived_0_tenant_guard BEFORE INSERT ON archive.message_reactions_archived FOR EACH ROW WHEN (row_security_active(('archive.message_reactions_archived'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER message_reactions_archived_0_tenant_guard ON message_reactions_archived; Type: COMMENT; Schema: archive; Owner: -
 --
 
-COMMENT ON TRIGGER message_reactions_archived_0_tenant_guard ON archive.message_reactions_archived IS 'Fires first: company_id never changes (any role).';
+COMMENT ON TRIGGER message_reactions_archived_0_tenant_guard ON archive.message_reactions_archived IS 'Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).';
+
+
+--
+-- Name: message_reactions_archived message_reactions_archived_0_tenant_key; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER message_reactions_archived_0_tenant_key BEFORE UPDATE ON archive.message_reactions_archived FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER message_reactions_archived_0_tenant_key ON message_reactions_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER message_reactions_archived_0_tenant_key ON archive.message_reactions_archived IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -9869,14 +9953,28 @@ COMMENT ON TRIGGER message_reactions_archived_legal_hold_truncate ON archive.mes
 -- Name: messages_archived messages_archived_0_tenant_guard; Type: TRIGGER; Schema: archive; Owner: -
 --
 
-CREATE TRIGGER messages_archived_0_tenant_guard BEFORE INSERT OR UPDATE ON archive.messages_archived FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER messages_archived_0_tenant_guard BEFORE INSERT ON archive.messages_archived FOR EACH ROW WHEN (row_security_active(('archive.messages_archived'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER messages_archived_0_tenant_guard ON messages_archived; Type: COMMENT; Schema: archive; Owner: -
 --
 
-COMMENT ON TRIGGER messages_archived_0_tenant_guard ON archive.messages_archived IS 'Fires first: company_id never changes (any role).';
+COMMENT ON TRIGGER messages_archived_0_tenant_guard ON archive.messages_archived IS 'Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).';
+
+
+--
+-- Name: messages_archived messages_archived_0_tenant_key; Type: TRIGGER; Schema: archive; Owner: -
+--
+
+CREATE TRIGGER messages_archived_0_tenant_key BEFORE UPDATE ON archive.messages_archived FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER messages_archived_0_tenant_key ON messages_archived; Type: COMMENT; Schema: archive; Owner: -
+--
+
+COMMENT ON TRIGGER messages_archived_0_tenant_key ON archive.messages_archived IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -9911,28 +10009,56 @@ COMMENT ON TRIGGER messages_archived_legal_hold_truncate ON archive.messages_arc
 -- Name: chatbot_visibility chatbot_visibility_0_tenant_guard; Type: TRIGGER; Schema: private; Owner: -
 --
 
-CREATE TRIGGER chatbot_visibility_0_tenant_guard BEFORE INSERT OR UPDATE ON private.chatbot_visibility FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER chatbot_visibility_0_tenant_guard BEFORE INSERT ON private.chatbot_visibility FOR EACH ROW WHEN (row_security_active(('private.chatbot_visibility'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER chatbot_visibility_0_tenant_guard ON chatbot_visibility; Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON TRIGGER chatbot_visibility_0_tenant_guard ON private.chatbot_visibility IS 'Fires first: members insert only into their own company; company_id never changes (any role).';
+COMMENT ON TRIGGER chatbot_visibility_0_tenant_guard ON private.chatbot_visibility IS 'Fires first, for callers subject to RLS only (when): members insert only into their own company; company_id never changes (any role).';
+
+
+--
+-- Name: chatbot_visibility chatbot_visibility_0_tenant_key; Type: TRIGGER; Schema: private; Owner: -
+--
+
+CREATE TRIGGER chatbot_visibility_0_tenant_key BEFORE UPDATE ON private.chatbot_visibility FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER chatbot_visibility_0_tenant_key ON chatbot_visibility; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON TRIGGER chatbot_visibility_0_tenant_key ON private.chatbot_visibility IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
 -- Name: integration_credentials integration_credentials_0_tenant_guard; Type: TRIGGER; Schema: private; Owner: -
 --
 
-CREATE TRIGGER integration_credentials_0_tenant_guard BEFORE INSERT OR UPDATE ON private.integration_credentials FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER integration_credentials_0_tenant_guard BEFORE INSERT ON private.integration_credentials FOR EACH ROW WHEN (row_security_active(('private.integration_credentials'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER integration_credentials_0_tenant_guard ON integration_credentials; Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON TRIGGER integration_credentials_0_tenant_guard ON private.integration_credentials IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+COMMENT ON TRIGGER integration_credentials_0_tenant_guard ON private.integration_credentials IS 'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
+
+
+--
+-- Name: integration_credentials integration_credentials_0_tenant_key; Type: TRIGGER; Schema: private; Owner: -
+--
+
+CREATE TRIGGER integration_credentials_0_tenant_key BEFORE UPDATE ON private.integration_credentials FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER integration_credentials_0_tenant_key ON integration_credentials; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON TRIGGER integration_credentials_0_tenant_key ON private.integration_credentials IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -9981,14 +10107,28 @@ COMMENT ON TRIGGER integration_credentials_sync ON private.integration_credentia
 -- Name: analytics_daily analytics_daily_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER analytics_daily_0_tenant_guard BEFORE INSERT OR UPDATE ON public.analytics_daily FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER analytics_daily_0_tenant_guard BEFORE INSERT ON public.analytics_daily FOR EACH ROW WHEN (row_security_active(('public.analytics_daily'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER analytics_daily_0_tenant_guard ON analytics_daily; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER analytics_daily_0_tenant_guard ON public.analytics_daily IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+COMMENT ON TRIGGER analytics_daily_0_tenant_guard ON public.analytics_daily IS 'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
+
+
+--
+-- Name: analytics_daily analytics_daily_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER analytics_daily_0_tenant_key BEFORE UPDATE ON public.analytics_daily FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER analytics_daily_0_tenant_key ON analytics_daily; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER analytics_daily_0_tenant_key ON public.analytics_daily IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -10023,14 +10163,28 @@ COMMENT ON TRIGGER analytics_daily_legal_hold_truncate ON public.analytics_daily
 -- Name: audit_logs audit_logs_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER audit_logs_0_tenant_guard BEFORE INSERT OR UPDATE ON public.audit_logs FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER audit_logs_0_tenant_guard BEFORE INSERT ON public.audit_logs FOR EACH ROW WHEN (row_security_active(('public.audit_logs'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER audit_logs_0_tenant_guard ON audit_logs; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER audit_logs_0_tenant_guard ON public.audit_logs IS 'Fires first: company_id of an audit row never changes (any role); the append-only rule refuses every other update.';
+COMMENT ON TRIGGER audit_logs_0_tenant_guard ON public.audit_logs IS 'Fires first, for callers subject to RLS only (when): they insert only into their own company.';
+
+
+--
+-- Name: audit_logs audit_logs_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER audit_logs_0_tenant_key BEFORE UPDATE ON public.audit_logs FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER audit_logs_0_tenant_key ON audit_logs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER audit_logs_0_tenant_key ON public.audit_logs IS 'Fires first on update, only when company_id changes (when): the tenant key of an audit row never changes, for any role; the append-only rule refuses every other update.';
 
 
 --
@@ -10093,14 +10247,28 @@ COMMENT ON TRIGGER audit_logs_no_truncate ON public.audit_logs IS 'Audit logs ca
 -- Name: chatbot_operators chatbot_operators_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER chatbot_operators_0_tenant_guard BEFORE INSERT OR UPDATE ON public.chatbot_operators FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER chatbot_operators_0_tenant_guard BEFORE INSERT ON public.chatbot_operators FOR EACH ROW WHEN (row_security_active(('public.chatbot_operators'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER chatbot_operators_0_tenant_guard ON chatbot_operators; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER chatbot_operators_0_tenant_guard ON public.chatbot_operators IS 'Fires first: no assignment row of another company reaches chatbot_operators_before_write (it would reveal the user''s role). Before every update: company_id never changes (any role).';
+COMMENT ON TRIGGER chatbot_operators_0_tenant_guard ON public.chatbot_operators IS 'Fires first, for callers subject to RLS only (when): no assignment row of another company reaches chatbot_operators_before_write (it would reveal the user''s role).';
+
+
+--
+-- Name: chatbot_operators chatbot_operators_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chatbot_operators_0_tenant_key BEFORE UPDATE ON public.chatbot_operators FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER chatbot_operators_0_tenant_key ON chatbot_operators; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER chatbot_operators_0_tenant_key ON public.chatbot_operators IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -10163,14 +10331,28 @@ COMMENT ON TRIGGER chatbot_templates_touch_updated_at ON public.chatbot_template
 -- Name: chatbots chatbots_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER chatbots_0_tenant_guard BEFORE INSERT OR UPDATE ON public.chatbots FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER chatbots_0_tenant_guard BEFORE INSERT ON public.chatbots FOR EACH ROW WHEN (row_security_active(('public.chatbots'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER chatbots_0_tenant_guard ON chatbots; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER chatbots_0_tenant_guard ON public.chatbots IS 'Fires first: members insert only into their own company (RLS error otherwise), before any lookup trigger runs. Before every update: company_id never changes (any role).';
+COMMENT ON TRIGGER chatbots_0_tenant_guard ON public.chatbots IS 'Fires first, for callers subject to RLS only (when): members insert only into their own company (RLS error otherwise), before any lookup trigger runs.';
+
+
+--
+-- Name: chatbots chatbots_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chatbots_0_tenant_key BEFORE UPDATE ON public.chatbots FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER chatbots_0_tenant_key ON chatbots; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER chatbots_0_tenant_key ON public.chatbots IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -10317,28 +10499,56 @@ COMMENT ON TRIGGER companies_touch_updated_at ON public.companies IS 'Keeps upda
 -- Name: company_message_usage company_message_usage_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER company_message_usage_0_tenant_guard BEFORE INSERT OR UPDATE ON public.company_message_usage FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER company_message_usage_0_tenant_guard BEFORE INSERT ON public.company_message_usage FOR EACH ROW WHEN (row_security_active(('public.company_message_usage'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER company_message_usage_0_tenant_guard ON company_message_usage; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER company_message_usage_0_tenant_guard ON public.company_message_usage IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+COMMENT ON TRIGGER company_message_usage_0_tenant_guard ON public.company_message_usage IS 'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
+
+
+--
+-- Name: company_message_usage company_message_usage_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER company_message_usage_0_tenant_key BEFORE UPDATE ON public.company_message_usage FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER company_message_usage_0_tenant_key ON company_message_usage; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER company_message_usage_0_tenant_key ON public.company_message_usage IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
 -- Name: conversations conversations_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER conversations_0_tenant_guard BEFORE INSERT OR UPDATE ON public.conversations FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER conversations_0_tenant_guard BEFORE INSERT ON public.conversations FOR EACH ROW WHEN (row_security_active(('public.conversations'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER conversations_0_tenant_guard ON conversations; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER conversations_0_tenant_guard ON public.conversations IS 'Fires first: no conversation of another company reaches conversations_guard_transition (it would reveal chatbot channels/state and assignments). Before every update: company_id never changes (any role).';
+COMMENT ON TRIGGER conversations_0_tenant_guard ON public.conversations IS 'Fires first, for callers subject to RLS only (when): no conversation of another company reaches conversations_guard_transition (it would reveal chatbot channels/state and assignments).';
+
+
+--
+-- Name: conversations conversations_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER conversations_0_tenant_key BEFORE UPDATE ON public.conversations FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER conversations_0_tenant_key ON conversations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER conversations_0_tenant_key ON public.conversations IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -10429,14 +10639,28 @@ COMMENT ON TRIGGER conversations_touch_updated_at ON public.conversations IS 'Ke
 -- Name: document_chunks document_chunks_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER document_chunks_0_tenant_guard BEFORE INSERT OR UPDATE ON public.document_chunks FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER document_chunks_0_tenant_guard BEFORE INSERT ON public.document_chunks FOR EACH ROW WHEN (row_security_active(('public.document_chunks'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER document_chunks_0_tenant_guard ON document_chunks; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER document_chunks_0_tenant_guard ON public.document_chunks IS 'Fires first: members add chunks only inside their own company. Before every update: company_id never changes (any role).';
+COMMENT ON TRIGGER document_chunks_0_tenant_guard ON public.document_chunks IS 'Fires first, for callers subject to RLS only (when): members add chunks only inside their own company.';
+
+
+--
+-- Name: document_chunks document_chunks_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER document_chunks_0_tenant_key BEFORE UPDATE ON public.document_chunks FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER document_chunks_0_tenant_key ON document_chunks; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER document_chunks_0_tenant_key ON public.document_chunks IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -10513,14 +10737,28 @@ COMMENT ON TRIGGER document_chunks_legal_hold_truncate ON public.document_chunks
 -- Name: documents documents_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER documents_0_tenant_guard BEFORE INSERT OR UPDATE ON public.documents FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER documents_0_tenant_guard BEFORE INSERT ON public.documents FOR EACH ROW WHEN (row_security_active(('public.documents'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER documents_0_tenant_guard ON documents; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER documents_0_tenant_guard ON public.documents IS 'Fires first: members upload only into their own company. Before every update: company_id never changes (any role).';
+COMMENT ON TRIGGER documents_0_tenant_guard ON public.documents IS 'Fires first, for callers subject to RLS only (when): members upload only into their own company.';
+
+
+--
+-- Name: documents documents_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER documents_0_tenant_key BEFORE UPDATE ON public.documents FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER documents_0_tenant_key ON documents; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER documents_0_tenant_key ON public.documents IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -10639,14 +10877,28 @@ COMMENT ON TRIGGER documents_touch_updated_at ON public.documents IS 'Maintains 
 -- Name: hitl_escalations hitl_escalations_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER hitl_escalations_0_tenant_guard BEFORE INSERT OR UPDATE ON public.hitl_escalations FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER hitl_escalations_0_tenant_guard BEFORE INSERT ON public.hitl_escalations FOR EACH ROW WHEN (row_security_active(('public.hitl_escalations'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER hitl_escalations_0_tenant_guard ON hitl_escalations; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER hitl_escalations_0_tenant_guard ON public.hitl_escalations IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+COMMENT ON TRIGGER hitl_escalations_0_tenant_guard ON public.hitl_escalations IS 'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
+
+
+--
+-- Name: hitl_escalations hitl_escalations_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER hitl_escalations_0_tenant_key BEFORE UPDATE ON public.hitl_escalations FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER hitl_escalations_0_tenant_key ON hitl_escalations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER hitl_escalations_0_tenant_key ON public.hitl_escalations IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -10681,14 +10933,28 @@ COMMENT ON TRIGGER hitl_escalations_legal_hold_truncate ON public.hitl_escalatio
 -- Name: integration_logs integration_logs_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER integration_logs_0_tenant_guard BEFORE INSERT OR UPDATE ON public.integration_logs FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER integration_logs_0_tenant_guard BEFORE INSERT ON public.integration_logs FOR EACH ROW WHEN (row_security_active(('public.integration_logs'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER integration_logs_0_tenant_guard ON integration_logs; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER integration_logs_0_tenant_guard ON public.integration_logs IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+COMMENT ON TRIGGER integration_logs_0_tenant_guard ON public.integration_logs IS 'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
+
+
+--
+-- Name: integration_logs integration_logs_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER integration_logs_0_tenant_key BEFORE UPDATE ON public.integration_logs FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER integration_logs_0_tenant_key ON integration_logs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER integration_logs_0_tenant_key ON public.integration_logs IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -10723,14 +10989,28 @@ COMMENT ON TRIGGER integration_logs_legal_hold_truncate ON public.integration_lo
 -- Name: integrations integrations_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER integrations_0_tenant_guard BEFORE INSERT OR UPDATE ON public.integrations FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER integrations_0_tenant_guard BEFORE INSERT ON public.integrations FOR EACH ROW WHEN (row_security_active(('public.integrations'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER integrations_0_tenant_guard ON integrations; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER integrations_0_tenant_guard ON public.integrations IS 'Fires first: members create integrations only in their own company. Before every update: company_id never changes (any role).';
+COMMENT ON TRIGGER integrations_0_tenant_guard ON public.integrations IS 'Fires first, for callers subject to RLS only (when): members create integrations only in their own company.';
+
+
+--
+-- Name: integrations integrations_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER integrations_0_tenant_key BEFORE UPDATE ON public.integrations FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER integrations_0_tenant_key ON integrations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER integrations_0_tenant_key ON public.integrations IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -10835,14 +11115,28 @@ COMMENT ON TRIGGER integrations_touch_updated_at ON public.integrations IS 'Main
 -- Name: knowledge_queries knowledge_queries_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER knowledge_queries_0_tenant_guard BEFORE INSERT OR UPDATE ON public.knowledge_queries FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER knowledge_queries_0_tenant_guard BEFORE INSERT ON public.knowledge_queries FOR EACH ROW WHEN (row_security_active(('public.knowledge_queries'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER knowledge_queries_0_tenant_guard ON knowledge_queries; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER knowledge_queries_0_tenant_guard ON public.knowledge_queries IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+COMMENT ON TRIGGER knowledge_queries_0_tenant_guard ON public.knowledge_queries IS 'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
+
+
+--
+-- Name: knowledge_queries knowledge_queries_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER knowledge_queries_0_tenant_key BEFORE UPDATE ON public.knowledge_queries FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER knowledge_queries_0_tenant_key ON knowledge_queries; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER knowledge_queries_0_tenant_key ON public.knowledge_queries IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -10891,14 +11185,28 @@ COMMENT ON TRIGGER knowledge_queries_legal_hold_truncate ON public.knowledge_que
 -- Name: legal_holds legal_holds_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER legal_holds_0_tenant_guard BEFORE INSERT OR UPDATE ON public.legal_holds FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER legal_holds_0_tenant_guard BEFORE INSERT ON public.legal_holds FOR EACH ROW WHEN (row_security_active(('public.legal_holds'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER legal_holds_0_tenant_guard ON legal_holds; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER legal_holds_0_tenant_guard ON public.legal_holds IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+COMMENT ON TRIGGER legal_holds_0_tenant_guard ON public.legal_holds IS 'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
+
+
+--
+-- Name: legal_holds legal_holds_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER legal_holds_0_tenant_key BEFORE UPDATE ON public.legal_holds FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER legal_holds_0_tenant_key ON legal_holds; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER legal_holds_0_tenant_key ON public.legal_holds IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -10933,14 +11241,28 @@ COMMENT ON TRIGGER legal_holds_guard ON public.legal_holds IS 'What a hold cover
 -- Name: message_reactions message_reactions_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER message_reactions_0_tenant_guard BEFORE INSERT OR UPDATE ON public.message_reactions FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER message_reactions_0_tenant_guard BEFORE INSERT ON public.message_reactions FOR EACH ROW WHEN (row_security_active(('public.message_reactions'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER message_reactions_0_tenant_guard ON message_reactions; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER message_reactions_0_tenant_guard ON public.message_reactions IS 'Fires first: members react only inside their own company. Before every update: company_id never changes (any role).';
+COMMENT ON TRIGGER message_reactions_0_tenant_guard ON public.message_reactions IS 'Fires first, for callers subject to RLS only (when): members react only inside their own company.';
+
+
+--
+-- Name: message_reactions message_reactions_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER message_reactions_0_tenant_key BEFORE UPDATE ON public.message_reactions FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER message_reactions_0_tenant_key ON message_reactions; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER message_reactions_0_tenant_key ON public.message_reactions IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -11003,14 +11325,28 @@ COMMENT ON TRIGGER message_reactions_legal_hold_truncate ON public.message_react
 -- Name: messages messages_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER messages_0_tenant_guard BEFORE INSERT OR UPDATE ON public.messages FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER messages_0_tenant_guard BEFORE INSERT ON public.messages FOR EACH ROW WHEN (row_security_active(('public.messages'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER messages_0_tenant_guard ON messages; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER messages_0_tenant_guard ON public.messages IS 'Fires first: no message of another company reaches messages_before_insert (it would reveal a conversation''s existence and status). Before every update: company_id never changes (any role).';
+COMMENT ON TRIGGER messages_0_tenant_guard ON public.messages IS 'Fires first, for callers subject to RLS only (when): no message of another company reaches messages_before_insert (it would reveal a conversation''s existence and status).';
+
+
+--
+-- Name: messages messages_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER messages_0_tenant_key BEFORE UPDATE ON public.messages FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER messages_0_tenant_key ON messages; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER messages_0_tenant_key ON public.messages IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -11073,14 +11409,28 @@ COMMENT ON TRIGGER subscription_plans_touch_updated_at ON public.subscription_pl
 -- Name: user_invitations user_invitations_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER user_invitations_0_tenant_guard BEFORE INSERT OR UPDATE ON public.user_invitations FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER user_invitations_0_tenant_guard BEFORE INSERT ON public.user_invitations FOR EACH ROW WHEN (row_security_active(('public.user_invitations'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER user_invitations_0_tenant_guard ON user_invitations; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER user_invitations_0_tenant_guard ON public.user_invitations IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+COMMENT ON TRIGGER user_invitations_0_tenant_guard ON public.user_invitations IS 'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
+
+
+--
+-- Name: user_invitations user_invitations_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER user_invitations_0_tenant_key BEFORE UPDATE ON public.user_invitations FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER user_invitations_0_tenant_key ON user_invitations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER user_invitations_0_tenant_key ON public.user_invitations IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -11157,14 +11507,28 @@ COMMENT ON TRIGGER user_invitations_touch_updated_at ON public.user_invitations 
 -- Name: users users_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER users_0_tenant_guard BEFORE INSERT OR UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION private.reject_other_tenant_insert();
+CREATE TRIGGER users_0_tenant_guard BEFORE INSERT ON public.users FOR EACH ROW WHEN (row_security_active(('public.users'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
 
 
 --
 -- Name: TRIGGER users_0_tenant_guard ON users; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER users_0_tenant_guard ON public.users IS 'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+COMMENT ON TRIGGER users_0_tenant_guard ON public.users IS 'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
+
+
+--
+-- Name: users users_0_tenant_key; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER users_0_tenant_key BEFORE UPDATE ON public.users FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER users_0_tenant_key ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER users_0_tenant_key ON public.users IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --

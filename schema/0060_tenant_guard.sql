@@ -9,12 +9,19 @@
 -- any lookup happens; the outcome is then the same whether or not the referenced rows
 -- exist (tests: tests/pgtap/0010_catalog_hardening.sql and each domain's file).
 --
--- The same trigger also fires before every UPDATE, on EVERY tenant table (live, archive
--- and private: every table with company_id), and refuses any change of company_id, for
--- every role: service_role and the migration owner included. A row never moves between
--- companies (its references, counters, audit trail and legal holds would silently stay
--- behind); the only escape hatch is a superuser disabling triggers on purpose. A new
--- tenant table gets the trigger, or `neurant-db doctor` (tenant.guard) fails.
+-- The same function also runs before every UPDATE that changes company_id, on EVERY
+-- tenant table (live, archive and private: every table with company_id), as the
+-- trigger "<table>_0_tenant_key", and refuses the change for every role: service_role
+-- and the migration owner included. A row never moves between companies (its
+-- references, counters, audit trail and legal holds would silently stay behind); the
+-- only escape hatch is a superuser disabling triggers on purpose. A new tenant table
+-- gets both triggers, or `neurant-db doctor` (tenant.guard) fails.
+--
+-- Both triggers carry a WHEN clause with exactly the function's own first test
+-- (row_security_active on insert, a changed company_id on update): the server evaluates
+-- it without calling the function, so a backend write (service_role) or an update that
+-- leaves company_id alone calls nothing (issue 11: three calls per message written).
+-- The function still checks for itself, and doctor (tenant.guard) accepts no other WHEN.
 
 create function private.reject_other_tenant_insert()
 returns trigger
@@ -51,7 +58,14 @@ revoke execute on function private.reject_other_tenant_insert() from public, ano
 
 -- public.audit_logs is created before this guard (0050), so its guard is attached here.
 create trigger audit_logs_0_tenant_guard
-  before insert or update on public.audit_logs
-  for each row execute function private.reject_other_tenant_insert();
+  before insert on public.audit_logs
+  for each row when (pg_catalog.row_security_active('public.audit_logs'::regclass))
+  execute function private.reject_other_tenant_insert();
 comment on trigger audit_logs_0_tenant_guard on public.audit_logs is
-  'Fires first: company_id of an audit row never changes (any role); the append-only rule refuses every other update.';
+  'Fires first, for callers subject to RLS only (when): they insert only into their own company.';
+create trigger audit_logs_0_tenant_key
+  before update on public.audit_logs
+  for each row when (new.company_id is distinct from old.company_id)
+  execute function private.reject_other_tenant_insert();
+comment on trigger audit_logs_0_tenant_key on public.audit_logs is
+  'Fires first on update, only when company_id changes (when): the tenant key of an audit row never changes, for any role; the append-only rule refuses every other update.';

@@ -136,10 +136,17 @@ revoke execute on function private.chatbots_count_quota() from public, anon, aut
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger chatbots_0_tenant_guard
-  before insert or update on public.chatbots
-  for each row execute function private.reject_other_tenant_insert();
+  before insert on public.chatbots
+  for each row when (pg_catalog.row_security_active('public.chatbots'::regclass))
+  execute function private.reject_other_tenant_insert();
 comment on trigger chatbots_0_tenant_guard on public.chatbots is
-  'Fires first: members insert only into their own company (RLS error otherwise), before any lookup trigger runs. Before every update: company_id never changes (any role).';
+  'Fires first, for callers subject to RLS only (when): members insert only into their own company (RLS error otherwise), before any lookup trigger runs.';
+create trigger chatbots_0_tenant_key
+  before update on public.chatbots
+  for each row when (new.company_id is distinct from old.company_id)
+  execute function private.reject_other_tenant_insert();
+comment on trigger chatbots_0_tenant_key on public.chatbots is
+  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger chatbots_audit

@@ -251,10 +251,17 @@ comment on trigger conversations_touch_updated_at on public.conversations is 'Ke
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger conversations_0_tenant_guard
-  before insert or update on public.conversations
-  for each row execute function private.reject_other_tenant_insert();
+  before insert on public.conversations
+  for each row when (pg_catalog.row_security_active('public.conversations'::regclass))
+  execute function private.reject_other_tenant_insert();
 comment on trigger conversations_0_tenant_guard on public.conversations is
-  'Fires first: no conversation of another company reaches conversations_guard_transition (it would reveal chatbot channels/state and assignments). Before every update: company_id never changes (any role).';
+  'Fires first, for callers subject to RLS only (when): no conversation of another company reaches conversations_guard_transition (it would reveal chatbot channels/state and assignments).';
+create trigger conversations_0_tenant_key
+  before update on public.conversations
+  for each row when (new.company_id is distinct from old.company_id)
+  execute function private.reject_other_tenant_insert();
+comment on trigger conversations_0_tenant_key on public.conversations is
+  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 -- A member can be removed while the history stays (private.clear_user_reference).
 create trigger users_clear_conversations_references

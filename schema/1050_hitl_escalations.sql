@@ -127,7 +127,14 @@ comment on trigger users_clear_hitl_escalations_references on public.users is
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger hitl_escalations_0_tenant_guard
-  before insert or update on public.hitl_escalations
-  for each row execute function private.reject_other_tenant_insert();
+  before insert on public.hitl_escalations
+  for each row when (pg_catalog.row_security_active('public.hitl_escalations'::regclass))
+  execute function private.reject_other_tenant_insert();
 comment on trigger hitl_escalations_0_tenant_guard on public.hitl_escalations is
-  'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
+create trigger hitl_escalations_0_tenant_key
+  before update on public.hitl_escalations
+  for each row when (new.company_id is distinct from old.company_id)
+  execute function private.reject_other_tenant_insert();
+comment on trigger hitl_escalations_0_tenant_key on public.hitl_escalations is
+  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';

@@ -313,10 +313,17 @@ revoke execute on function private.knowledge_queries_before_write() from public,
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger documents_0_tenant_guard
-  before insert or update on public.documents
-  for each row execute function private.reject_other_tenant_insert();
+  before insert on public.documents
+  for each row when (pg_catalog.row_security_active('public.documents'::regclass))
+  execute function private.reject_other_tenant_insert();
 comment on trigger documents_0_tenant_guard on public.documents is
-  'Fires first: members upload only into their own company. Before every update: company_id never changes (any role).';
+  'Fires first, for callers subject to RLS only (when): members upload only into their own company.';
+create trigger documents_0_tenant_key
+  before update on public.documents
+  for each row when (new.company_id is distinct from old.company_id)
+  execute function private.reject_other_tenant_insert();
+comment on trigger documents_0_tenant_key on public.documents is
+  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger documents_audit
@@ -326,14 +333,28 @@ comment on trigger documents_audit on public.documents is 'Audits document uploa
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger document_chunks_0_tenant_guard
-  before insert or update on public.document_chunks
-  for each row execute function private.reject_other_tenant_insert();
+  before insert on public.document_chunks
+  for each row when (pg_catalog.row_security_active('public.document_chunks'::regclass))
+  execute function private.reject_other_tenant_insert();
 comment on trigger document_chunks_0_tenant_guard on public.document_chunks is
-  'Fires first: members add chunks only inside their own company. Before every update: company_id never changes (any role).';
+  'Fires first, for callers subject to RLS only (when): members add chunks only inside their own company.';
+create trigger document_chunks_0_tenant_key
+  before update on public.document_chunks
+  for each row when (new.company_id is distinct from old.company_id)
+  execute function private.reject_other_tenant_insert();
+comment on trigger document_chunks_0_tenant_key on public.document_chunks is
+  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger knowledge_queries_0_tenant_guard
-  before insert or update on public.knowledge_queries
-  for each row execute function private.reject_other_tenant_insert();
+  before insert on public.knowledge_queries
+  for each row when (pg_catalog.row_security_active('public.knowledge_queries'::regclass))
+  execute function private.reject_other_tenant_insert();
 comment on trigger knowledge_queries_0_tenant_guard on public.knowledge_queries is
-  'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
+create trigger knowledge_queries_0_tenant_key
+  before update on public.knowledge_queries
+  for each row when (new.company_id is distinct from old.company_id)
+  execute function private.reject_other_tenant_insert();
+comment on trigger knowledge_queries_0_tenant_key on public.knowledge_queries is
+  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';

@@ -286,10 +286,17 @@ revoke execute on function private.clear_user_integration_references() from publ
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger integrations_0_tenant_guard
-  before insert or update on public.integrations
-  for each row execute function private.reject_other_tenant_insert();
+  before insert on public.integrations
+  for each row when (pg_catalog.row_security_active('public.integrations'::regclass))
+  execute function private.reject_other_tenant_insert();
 comment on trigger integrations_0_tenant_guard on public.integrations is
-  'Fires first: members create integrations only in their own company. Before every update: company_id never changes (any role).';
+  'Fires first, for callers subject to RLS only (when): members create integrations only in their own company.';
+create trigger integrations_0_tenant_key
+  before update on public.integrations
+  for each row when (new.company_id is distinct from old.company_id)
+  execute function private.reject_other_tenant_insert();
+comment on trigger integrations_0_tenant_key on public.integrations is
+  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger integrations_audit
@@ -305,14 +312,28 @@ comment on trigger integration_credentials_audit on private.integration_credenti
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger integration_credentials_0_tenant_guard
-  before insert or update on private.integration_credentials
-  for each row execute function private.reject_other_tenant_insert();
+  before insert on private.integration_credentials
+  for each row when (pg_catalog.row_security_active('private.integration_credentials'::regclass))
+  execute function private.reject_other_tenant_insert();
 comment on trigger integration_credentials_0_tenant_guard on private.integration_credentials is
-  'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
+create trigger integration_credentials_0_tenant_key
+  before update on private.integration_credentials
+  for each row when (new.company_id is distinct from old.company_id)
+  execute function private.reject_other_tenant_insert();
+comment on trigger integration_credentials_0_tenant_key on private.integration_credentials is
+  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger integration_logs_0_tenant_guard
-  before insert or update on public.integration_logs
-  for each row execute function private.reject_other_tenant_insert();
+  before insert on public.integration_logs
+  for each row when (pg_catalog.row_security_active('public.integration_logs'::regclass))
+  execute function private.reject_other_tenant_insert();
 comment on trigger integration_logs_0_tenant_guard on public.integration_logs is
-  'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
+create trigger integration_logs_0_tenant_key
+  before update on public.integration_logs
+  for each row when (new.company_id is distinct from old.company_id)
+  execute function private.reject_other_tenant_insert();
+comment on trigger integration_logs_0_tenant_key on public.integration_logs is
+  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';

@@ -75,7 +75,14 @@ comment on column public.system_metrics.recorded_at is 'When the sample was take
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 create trigger analytics_daily_0_tenant_guard
-  before insert or update on public.analytics_daily
-  for each row execute function private.reject_other_tenant_insert();
+  before insert on public.analytics_daily
+  for each row when (pg_catalog.row_security_active('public.analytics_daily'::regclass))
+  execute function private.reject_other_tenant_insert();
 comment on trigger analytics_daily_0_tenant_guard on public.analytics_daily is
-  'Fires first: company_id never changes (any role); a member inserts only into their own company.';
+  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
+create trigger analytics_daily_0_tenant_key
+  before update on public.analytics_daily
+  for each row when (new.company_id is distinct from old.company_id)
+  execute function private.reject_other_tenant_insert();
+comment on trigger analytics_daily_0_tenant_key on public.analytics_daily is
+  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';

@@ -232,6 +232,50 @@ def test_a_tenant_table_guarded_on_insert_only_or_without_truncate_block_is_caug
     assert ("tenant.guard", "public.bookkeeping", "error") in found
 
 
+SPLIT_GUARDS = """
+create schema private;
+create function private.reject_other_tenant_insert() returns trigger language plpgsql as 'begin return new; end';
+create table public.split_guarded (company_id uuid not null, id uuid not null, primary key (company_id, id));
+create trigger split_guarded_0_tenant_guard before insert on public.split_guarded
+  for each row when (pg_catalog.row_security_active('public.split_guarded'::regclass))
+  execute function private.reject_other_tenant_insert();
+create trigger split_guarded_0_tenant_key before update on public.split_guarded
+  for each row when (new.company_id is distinct from old.company_id)
+  execute function private.reject_other_tenant_insert();
+create table public.never_guarded (company_id uuid not null, id uuid not null, primary key (company_id, id));
+create trigger never_guarded_0_tenant_guard before insert or update on public.never_guarded
+  for each row when (false) execute function private.reject_other_tenant_insert();
+create table public.other_table_guarded (company_id uuid not null, id uuid not null, primary key (company_id, id));
+create trigger other_table_guarded_0_tenant_guard before insert on public.other_table_guarded
+  for each row when (pg_catalog.row_security_active('public.split_guarded'::regclass))
+  execute function private.reject_other_tenant_insert();
+create trigger other_table_guarded_0_tenant_key before update on public.other_table_guarded
+  for each row when (new.company_id is distinct from old.company_id)
+  execute function private.reject_other_tenant_insert();
+create table public.key_of_some_updates (company_id uuid not null, id uuid not null, primary key (company_id, id));
+create trigger key_of_some_updates_0_tenant_guard before insert on public.key_of_some_updates
+  for each row when (pg_catalog.row_security_active('public.key_of_some_updates'::regclass))
+  execute function private.reject_other_tenant_insert();
+create trigger key_of_some_updates_0_tenant_key before update on public.key_of_some_updates
+  for each row when (new.company_id is distinct from old.company_id and new.id = old.id)
+  execute function private.reject_other_tenant_insert();
+"""
+
+
+def test_a_tenant_guard_may_skip_only_what_the_function_itself_skips(weak_db: str) -> None:
+    """The guard's triggers may carry a WHEN clause (the server then calls nothing for a
+    backend write or an update that leaves company_id alone), but only the function's own
+    first tests: any other condition - false, another table's RLS, an extra term - could
+    let a row through, and doctor reports the table unguarded."""
+    with psycopg.connect(weak_db, autocommit=True) as conn:
+        conn.execute(SPLIT_GUARDS)
+        found = {(f.check, f.object) for f in run_checks(conn) if f.level == "error"}
+    assert ("tenant.guard", "public.split_guarded") not in found
+    assert ("tenant.guard", "public.never_guarded") in found
+    assert ("tenant.guard", "public.other_table_guarded") in found
+    assert ("tenant.guard", "public.key_of_some_updates") in found
+
+
 SETTING_PROBES = """
 create schema if not exists private;
 create function private.trusts_a_setting() returns boolean language sql stable

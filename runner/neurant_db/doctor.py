@@ -337,20 +337,54 @@ def _has_trigger(triggers: list[tuple[Any, ...]], function: str, bits: int, *, a
                for name, tgtype, attr in triggers)
 
 
+# The tenant guard's triggers (schema/0060_tenant_guard.sql): the WHEN clauses they may
+# carry are exactly the function's own first tests, as pg_get_triggerdef prints them.
+GUARD_TRIGGERS_OF = """
+select t.tgtype, t.tgattr::text, substring(pg_catalog.pg_get_triggerdef(t.oid) from ' WHEN (.*) EXECUTE ')
+from pg_trigger t
+where t.tgrelid = %s and not t.tgisinternal and t.tgenabled <> 'D'
+  and t.tgfoid = pg_catalog.to_regprocedure('private.reject_other_tenant_insert()')
+"""
+GUARD_INSERT_WHEN = re.compile(r"\(row_security_active\(\('(?P<table>[^']+)'::regclass\)::oid\)\)")
+GUARD_UPDATE_WHEN = "((new.company_id IS DISTINCT FROM old.company_id))"
+
+
+def _guard_covers(conn: psycopg.Connection, oid: int, tgtype: int, attr: str, when: str | None) -> tuple[bool, bool]:
+    """(covers insert, covers every update) for one trigger running the tenant guard."""
+    if (tgtype & (TG_ROW | TG_BEFORE)) != TG_ROW | TG_BEFORE:
+        return False, False
+    insert = bool(tgtype & TG_INSERT)
+    update = bool(tgtype & TG_UPDATE) and attr == ""
+    if when is None:
+        return insert, update
+    if insert and not update:
+        m = GUARD_INSERT_WHEN.fullmatch(when)
+        if m:
+            row = conn.execute("select to_regclass(%s)::oid = %s", (m["table"], oid)).fetchone()
+            return bool(row and row[0]), False
+    if update and not insert and when == GUARD_UPDATE_WHEN:
+        return False, True
+    return False, False  # any other condition could skip the guard
+
+
 @check
 def tenant_key_is_guarded(conn: psycopg.Connection) -> Iterator[Finding]:
     """Every tenant table (live, archive, private) runs private.reject_other_tenant_insert
     before insert and before every update: members insert only into their own company,
-    and company_id never changes, for any role (issue 9)."""
+    and company_id never changes, for any role (issue 9). The triggers may carry only
+    the function's own first tests as WHEN clauses (row_security_active of the table on
+    insert, a changed company_id on update); any other condition fails the check."""
     for oid, name, *_rest in _tenant_tables(conn):
         if name == TENANT_ROOT:
             continue
-        triggers = conn.execute(TRIGGERS_OF, (oid,)).fetchall()
-        if not _has_trigger(triggers, "reject_other_tenant_insert",
-                            TG_ROW | TG_BEFORE | TG_INSERT | TG_UPDATE, all_columns=True):
+        covered = [_guard_covers(conn, oid, tgtype, attr, when)
+                   for tgtype, attr, when in conn.execute(GUARD_TRIGGERS_OF, (oid,)).fetchall()]
+        if not (any(i for i, _u in covered) and any(u for _i, u in covered)):
             yield Finding("error", "tenant.guard", name,
-                          "no tenant guard: add trigger <table>_0_tenant_guard before insert or update "
-                          "for each row execute function private.reject_other_tenant_insert() "
+                          "no tenant guard: add trigger <table>_0_tenant_guard before insert for each row "
+                          "when (pg_catalog.row_security_active('<table>'::regclass)) and <table>_0_tenant_key "
+                          "before update for each row when (new.company_id is distinct from old.company_id), "
+                          "both executing private.reject_other_tenant_insert() "
                           "(company_id would be mutable, and members could propose other companies' rows)")
 
 

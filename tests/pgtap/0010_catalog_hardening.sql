@@ -64,11 +64,21 @@ select is_empty($$
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
    where n.nspname in ('public', 'private', 'archive') and c.relkind in ('r', 'p')
      and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'company_id' and not a.attisdropped)
-     and not exists (select 1 from pg_trigger t
-                      where t.tgrelid = c.oid and not t.tgisinternal and t.tgattr = ''::int2vector
-                        and t.tgfoid = 'private.reject_other_tenant_insert()'::regprocedure
-                        and (t.tgtype & 1) <> 0 and (t.tgtype & 2) <> 0 and (t.tgtype & 4) <> 0 and (t.tgtype & 16) <> 0) $$,
-  'every tenant table (live, archive, private) runs the tenant guard before insert and before every update');
+     and not (exists (select 1 from pg_trigger t
+                       where t.tgrelid = c.oid and not t.tgisinternal
+                         and t.tgfoid = 'private.reject_other_tenant_insert()'::regprocedure
+                         and (t.tgtype & 1) <> 0 and (t.tgtype & 2) <> 0 and (t.tgtype & 4) <> 0
+                         and (t.tgqual is null
+                              or substring(pg_get_triggerdef(t.oid) from ' WHEN (.*) EXECUTE ')
+                                 = format('(row_security_active((%L::regclass)::oid))', c.oid::regclass)))
+              and exists (select 1 from pg_trigger t
+                           where t.tgrelid = c.oid and not t.tgisinternal and t.tgattr = ''::int2vector
+                             and t.tgfoid = 'private.reject_other_tenant_insert()'::regprocedure
+                             and (t.tgtype & 1) <> 0 and (t.tgtype & 2) <> 0 and (t.tgtype & 16) <> 0
+                             and (t.tgqual is null
+                                  or substring(pg_get_triggerdef(t.oid) from ' WHEN (.*) EXECUTE ')
+                                     = '((new.company_id IS DISTINCT FROM old.company_id))'))) $$,
+  'every tenant table (live, archive, private) runs the tenant guard before insert (for every caller subject to RLS) and before every update that changes company_id');
 
 -- Catalog-driven: moving any row of company A to company B is refused, as a member, as
 -- service_role and as the migration owner (a new tenant table is covered automatically;
