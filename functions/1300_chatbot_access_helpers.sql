@@ -72,18 +72,8 @@ create policy deny_members on private.chatbot_visibility
 comment on policy deny_members on private.chatbot_visibility is
   'Nobody but BYPASSRLS roles (service_role, the owner of the triggers and of public.get_visible_chatbot_ids()) reaches a row: members read their visible chatbots only through that helper.';
 
-create trigger chatbot_visibility_0_tenant_guard
-  before insert on private.chatbot_visibility
-  for each row when (pg_catalog.row_security_active('private.chatbot_visibility'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger chatbot_visibility_0_tenant_guard on private.chatbot_visibility is
-  'Fires first, for callers subject to RLS only (when): members insert only into their own company; company_id never changes (any role).';
-create trigger chatbot_visibility_0_tenant_key
-  before update on private.chatbot_visibility
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger chatbot_visibility_0_tenant_key on private.chatbot_visibility is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("private.chatbot_visibility", "Fires first, for callers subject to RLS only (when): members insert only into their own company; company_id never changes (any role).") }}
 
 create function private.refresh_chatbot_visibility(p_company_id uuid, p_user_id uuid)
 returns void

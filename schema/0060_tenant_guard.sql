@@ -57,15 +57,5 @@ comment on function private.reject_other_tenant_insert() is
 revoke execute on function private.reject_other_tenant_insert() from public, anon, authenticated;
 
 -- public.audit_logs is created before this guard (0050), so its guard is attached here.
-create trigger audit_logs_0_tenant_guard
-  before insert on public.audit_logs
-  for each row when (pg_catalog.row_security_active('public.audit_logs'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger audit_logs_0_tenant_guard on public.audit_logs is
-  'Fires first, for callers subject to RLS only (when): they insert only into their own company.';
-create trigger audit_logs_0_tenant_key
-  before update on public.audit_logs
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger audit_logs_0_tenant_key on public.audit_logs is
-  'Fires first on update, only when company_id changes (when): the tenant key of an audit row never changes, for any role; the append-only rule refuses every other update.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("public.audit_logs", "Fires first, for callers subject to RLS only (when): they insert only into their own company.", "Fires first on update, only when company_id changes (when): the tenant key of an audit row never changes, for any role; the append-only rule refuses every other update.") }}

@@ -63,15 +63,5 @@ create trigger users_audit
 comment on trigger users_audit on public.users is 'Audits membership and role changes.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger users_0_tenant_guard
-  before insert on public.users
-  for each row when (pg_catalog.row_security_active('public.users'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger users_0_tenant_guard on public.users is
-  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
-create trigger users_0_tenant_key
-  before update on public.users
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger users_0_tenant_key on public.users is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("public.users", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}

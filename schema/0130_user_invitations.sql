@@ -71,15 +71,5 @@ create trigger user_invitations_audit
 comment on trigger user_invitations_audit on public.user_invitations is 'Audits invitations (token_hash redacted).';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger user_invitations_0_tenant_guard
-  before insert on public.user_invitations
-  for each row when (pg_catalog.row_security_active('public.user_invitations'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger user_invitations_0_tenant_guard on public.user_invitations is
-  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
-create trigger user_invitations_0_tenant_key
-  before update on public.user_invitations
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger user_invitations_0_tenant_key on public.user_invitations is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("public.user_invitations", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}

@@ -33,18 +33,8 @@ revoke all on table private.memberships from public, anon, authenticated;
 grant select, insert, update, delete on table private.memberships to service_role;
 -- Its policies: policies/0580_citus_lookup_policies.sql.
 
-create trigger memberships_0_tenant_guard
-  before insert on private.memberships
-  for each row when (pg_catalog.row_security_active('private.memberships'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger memberships_0_tenant_guard on private.memberships is
-  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
-create trigger memberships_0_tenant_key
-  before update on private.memberships
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger memberships_0_tenant_key on private.memberships is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("private.memberships", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
 
 -- public.users_auth_user_fkey needs an index leading with auth_user_id once the unique key
 -- includes company_id.

@@ -135,18 +135,8 @@ revoke execute on function private.chatbots_before_write() from public, anon, au
 revoke execute on function private.chatbots_count_quota() from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger chatbots_0_tenant_guard
-  before insert on public.chatbots
-  for each row when (pg_catalog.row_security_active('public.chatbots'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger chatbots_0_tenant_guard on public.chatbots is
-  'Fires first, for callers subject to RLS only (when): members insert only into their own company (RLS error otherwise), before any lookup trigger runs.';
-create trigger chatbots_0_tenant_key
-  before update on public.chatbots
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger chatbots_0_tenant_key on public.chatbots is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("public.chatbots", "Fires first, for callers subject to RLS only (when): members insert only into their own company (RLS error otherwise), before any lookup trigger runs.") }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger chatbots_audit

@@ -76,18 +76,8 @@ create trigger chatbot_operators_before_write
 comment on trigger chatbot_operators_before_write on public.chatbot_operators is 'Validates the assignee''s role; stamps assigned_by.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger chatbot_operators_0_tenant_guard
-  before insert on public.chatbot_operators
-  for each row when (pg_catalog.row_security_active('public.chatbot_operators'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger chatbot_operators_0_tenant_guard on public.chatbot_operators is
-  'Fires first, for callers subject to RLS only (when): no assignment row of another company reaches chatbot_operators_before_write (it would reveal the user''s role).';
-create trigger chatbot_operators_0_tenant_key
-  before update on public.chatbot_operators
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger chatbot_operators_0_tenant_key on public.chatbot_operators is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("public.chatbot_operators", "Fires first, for callers subject to RLS only (when): no assignment row of another company reaches chatbot_operators_before_write (it would reveal the user''s role).") }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger chatbot_operators_audit

@@ -250,18 +250,8 @@ create trigger conversations_touch_updated_at
 comment on trigger conversations_touch_updated_at on public.conversations is 'Keeps updated_at current (the transaction time of the latest update).';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger conversations_0_tenant_guard
-  before insert on public.conversations
-  for each row when (pg_catalog.row_security_active('public.conversations'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger conversations_0_tenant_guard on public.conversations is
-  'Fires first, for callers subject to RLS only (when): no conversation of another company reaches conversations_guard_transition (it would reveal chatbot channels/state and assignments).';
-create trigger conversations_0_tenant_key
-  before update on public.conversations
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger conversations_0_tenant_key on public.conversations is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("public.conversations", "Fires first, for callers subject to RLS only (when): no conversation of another company reaches conversations_guard_transition (it would reveal chatbot channels/state and assignments).") }}
 
 -- A member can be removed while the history stays (private.clear_user_reference).
 create trigger users_clear_conversations_references

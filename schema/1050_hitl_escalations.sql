@@ -126,15 +126,5 @@ comment on trigger users_clear_hitl_escalations_references on public.users is
   'Clears hitl_escalations.escalated_by (the escalation stays in the log) before a member is deleted.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger hitl_escalations_0_tenant_guard
-  before insert on public.hitl_escalations
-  for each row when (pg_catalog.row_security_active('public.hitl_escalations'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger hitl_escalations_0_tenant_guard on public.hitl_escalations is
-  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
-create trigger hitl_escalations_0_tenant_key
-  before update on public.hitl_escalations
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger hitl_escalations_0_tenant_key on public.hitl_escalations is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("public.hitl_escalations", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}

@@ -212,15 +212,5 @@ comment on function private.record_message_usage(uuid, boolean) is
 revoke execute on function private.record_message_usage(uuid, boolean) from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger company_message_usage_0_tenant_guard
-  before insert on public.company_message_usage
-  for each row when (pg_catalog.row_security_active('public.company_message_usage'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger company_message_usage_0_tenant_guard on public.company_message_usage is
-  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
-create trigger company_message_usage_0_tenant_key
-  before update on public.company_message_usage
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger company_message_usage_0_tenant_key on public.company_message_usage is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("public.company_message_usage", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}

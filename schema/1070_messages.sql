@@ -227,18 +227,8 @@ comment on function private.messages_refuse_conversation(uuid, uuid) is
 revoke execute on function private.messages_refuse_conversation(uuid, uuid) from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger messages_0_tenant_guard
-  before insert on public.messages
-  for each row when (pg_catalog.row_security_active('public.messages'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger messages_0_tenant_guard on public.messages is
-  'Fires first, for callers subject to RLS only (when): no message of another company reaches messages_before_insert (it would reveal a conversation''s existence and status).';
-create trigger messages_0_tenant_key
-  before update on public.messages
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger messages_0_tenant_key on public.messages is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("public.messages", "Fires first, for callers subject to RLS only (when): no message of another company reaches messages_before_insert (it would reveal a conversation''s existence and status).") }}
 
 -- A member can be removed while the history stays (private.clear_user_reference).
 create trigger users_clear_messages_references

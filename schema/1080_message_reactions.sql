@@ -130,18 +130,8 @@ create trigger message_reactions_after_insert
 comment on trigger message_reactions_after_insert on public.message_reactions is 'Low-rating HITL escalation.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger message_reactions_0_tenant_guard
-  before insert on public.message_reactions
-  for each row when (pg_catalog.row_security_active('public.message_reactions'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger message_reactions_0_tenant_guard on public.message_reactions is
-  'Fires first, for callers subject to RLS only (when): members react only inside their own company.';
-create trigger message_reactions_0_tenant_key
-  before update on public.message_reactions
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger message_reactions_0_tenant_key on public.message_reactions is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("public.message_reactions", "Fires first, for callers subject to RLS only (when): members react only inside their own company.") }}
 
 -- A member can be removed while the history stays (private.clear_user_reference).
 create trigger users_clear_message_reactions_references

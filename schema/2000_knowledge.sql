@@ -312,18 +312,8 @@ revoke execute on function private.document_chunks_before_update() from public, 
 revoke execute on function private.knowledge_queries_before_write() from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger documents_0_tenant_guard
-  before insert on public.documents
-  for each row when (pg_catalog.row_security_active('public.documents'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger documents_0_tenant_guard on public.documents is
-  'Fires first, for callers subject to RLS only (when): members upload only into their own company.';
-create trigger documents_0_tenant_key
-  before update on public.documents
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger documents_0_tenant_key on public.documents is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("public.documents", "Fires first, for callers subject to RLS only (when): members upload only into their own company.") }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger documents_audit
@@ -332,29 +322,7 @@ create trigger documents_audit
 comment on trigger documents_audit on public.documents is 'Audits document uploads, edits and deletions.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger document_chunks_0_tenant_guard
-  before insert on public.document_chunks
-  for each row when (pg_catalog.row_security_active('public.document_chunks'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger document_chunks_0_tenant_guard on public.document_chunks is
-  'Fires first, for callers subject to RLS only (when): members add chunks only inside their own company.';
-create trigger document_chunks_0_tenant_key
-  before update on public.document_chunks
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger document_chunks_0_tenant_key on public.document_chunks is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{{ tenant_guard("public.document_chunks", "Fires first, for callers subject to RLS only (when): members add chunks only inside their own company.") }}
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger knowledge_queries_0_tenant_guard
-  before insert on public.knowledge_queries
-  for each row when (pg_catalog.row_security_active('public.knowledge_queries'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger knowledge_queries_0_tenant_guard on public.knowledge_queries is
-  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
-create trigger knowledge_queries_0_tenant_key
-  before update on public.knowledge_queries
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger knowledge_queries_0_tenant_key on public.knowledge_queries is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{{ tenant_guard("public.knowledge_queries", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}

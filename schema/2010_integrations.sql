@@ -285,18 +285,8 @@ revoke execute on function private.integration_credentials_sync() from public, a
 revoke execute on function private.clear_user_integration_references() from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger integrations_0_tenant_guard
-  before insert on public.integrations
-  for each row when (pg_catalog.row_security_active('public.integrations'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger integrations_0_tenant_guard on public.integrations is
-  'Fires first, for callers subject to RLS only (when): members create integrations only in their own company.';
-create trigger integrations_0_tenant_key
-  before update on public.integrations
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger integrations_0_tenant_key on public.integrations is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("public.integrations", "Fires first, for callers subject to RLS only (when): members create integrations only in their own company.") }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger integrations_audit
@@ -311,29 +301,7 @@ create trigger integration_credentials_audit
 comment on trigger integration_credentials_audit on private.integration_credentials is 'Audits credential writes (ciphertext redacted; key_id and times kept).';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger integration_credentials_0_tenant_guard
-  before insert on private.integration_credentials
-  for each row when (pg_catalog.row_security_active('private.integration_credentials'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger integration_credentials_0_tenant_guard on private.integration_credentials is
-  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
-create trigger integration_credentials_0_tenant_key
-  before update on private.integration_credentials
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger integration_credentials_0_tenant_key on private.integration_credentials is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{{ tenant_guard("private.integration_credentials", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger integration_logs_0_tenant_guard
-  before insert on public.integration_logs
-  for each row when (pg_catalog.row_security_active('public.integration_logs'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger integration_logs_0_tenant_guard on public.integration_logs is
-  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
-create trigger integration_logs_0_tenant_key
-  before update on public.integration_logs
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger integration_logs_0_tenant_key on public.integration_logs is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{{ tenant_guard("public.integration_logs", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}

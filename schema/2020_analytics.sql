@@ -74,15 +74,5 @@ comment on column public.system_metrics.labels is 'Dimensions of the sample as a
 comment on column public.system_metrics.recorded_at is 'When the sample was taken.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-create trigger analytics_daily_0_tenant_guard
-  before insert on public.analytics_daily
-  for each row when (pg_catalog.row_security_active('public.analytics_daily'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger analytics_daily_0_tenant_guard on public.analytics_daily is
-  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
-create trigger analytics_daily_0_tenant_key
-  before update on public.analytics_daily
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger analytics_daily_0_tenant_key on public.analytics_daily is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("public.analytics_daily", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}

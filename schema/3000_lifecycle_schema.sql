@@ -118,18 +118,8 @@ create trigger legal_holds_check_conversation
   for each row execute function private.legal_holds_check_conversation();
 comment on trigger legal_holds_check_conversation on public.legal_holds is 'A hold names a conversation of its own company, live or archived.';
 
-create trigger legal_holds_0_tenant_guard
-  before insert on public.legal_holds
-  for each row when (pg_catalog.row_security_active('public.legal_holds'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger legal_holds_0_tenant_guard on public.legal_holds is
-  'Fires first, for callers subject to RLS only (when): a member inserts only into their own company.';
-create trigger legal_holds_0_tenant_key
-  before update on public.legal_holds
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger legal_holds_0_tenant_key on public.legal_holds is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
+{{ tenant_guard("public.legal_holds", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
 
 -- Held data cannot be deleted, truncated or rewritten, by any path (a member, service_role,
 -- the migration owner, a cascade from a parent, a member's reference clean-up, a job). One
@@ -609,83 +599,13 @@ comment on trigger analytics_archived_legal_hold_truncate on archive.analytics_a
 
 -- Tenant guard of the archive tables (see schema/0060_tenant_guard.sql): company_id never
 -- changes; the lifecycle jobs (service_role) are the only writers.
-create trigger conversations_archived_0_tenant_guard
-  before insert on archive.conversations_archived
-  for each row when (pg_catalog.row_security_active('archive.conversations_archived'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger conversations_archived_0_tenant_guard on archive.conversations_archived is 'Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).';
-create trigger conversations_archived_0_tenant_key
-  before update on archive.conversations_archived
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger conversations_archived_0_tenant_key on archive.conversations_archived is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
-create trigger messages_archived_0_tenant_guard
-  before insert on archive.messages_archived
-  for each row when (pg_catalog.row_security_active('archive.messages_archived'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger messages_archived_0_tenant_guard on archive.messages_archived is 'Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).';
-create trigger messages_archived_0_tenant_key
-  before update on archive.messages_archived
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger messages_archived_0_tenant_key on archive.messages_archived is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
-create trigger message_reactions_archived_0_tenant_guard
-  before insert on archive.message_reactions_archived
-  for each row when (pg_catalog.row_security_active('archive.message_reactions_archived'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger message_reactions_archived_0_tenant_guard on archive.message_reactions_archived is 'Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).';
-create trigger message_reactions_archived_0_tenant_key
-  before update on archive.message_reactions_archived
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger message_reactions_archived_0_tenant_key on archive.message_reactions_archived is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
-create trigger hitl_escalations_archived_0_tenant_guard
-  before insert on archive.hitl_escalations_archived
-  for each row when (pg_catalog.row_security_active('archive.hitl_escalations_archived'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger hitl_escalations_archived_0_tenant_guard on archive.hitl_escalations_archived is 'Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).';
-create trigger hitl_escalations_archived_0_tenant_key
-  before update on archive.hitl_escalations_archived
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger hitl_escalations_archived_0_tenant_key on archive.hitl_escalations_archived is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
-create trigger knowledge_queries_archived_0_tenant_guard
-  before insert on archive.knowledge_queries_archived
-  for each row when (pg_catalog.row_security_active('archive.knowledge_queries_archived'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger knowledge_queries_archived_0_tenant_guard on archive.knowledge_queries_archived is 'Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).';
-create trigger knowledge_queries_archived_0_tenant_key
-  before update on archive.knowledge_queries_archived
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger knowledge_queries_archived_0_tenant_key on archive.knowledge_queries_archived is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
-create trigger integration_logs_archived_0_tenant_guard
-  before insert on archive.integration_logs_archived
-  for each row when (pg_catalog.row_security_active('archive.integration_logs_archived'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger integration_logs_archived_0_tenant_guard on archive.integration_logs_archived is 'Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).';
-create trigger integration_logs_archived_0_tenant_key
-  before update on archive.integration_logs_archived
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger integration_logs_archived_0_tenant_key on archive.integration_logs_archived is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
-create trigger analytics_archived_0_tenant_guard
-  before insert on archive.analytics_archived
-  for each row when (pg_catalog.row_security_active('archive.analytics_archived'::regclass))
-  execute function private.reject_other_tenant_insert();
-comment on trigger analytics_archived_0_tenant_guard on archive.analytics_archived is 'Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).';
-create trigger analytics_archived_0_tenant_key
-  before update on archive.analytics_archived
-  for each row when (new.company_id is distinct from old.company_id)
-  execute function private.reject_other_tenant_insert();
-comment on trigger analytics_archived_0_tenant_key on archive.analytics_archived is
-  'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+{{ tenant_guard("archive.conversations_archived", "Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).") }}
+{{ tenant_guard("archive.messages_archived", "Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).") }}
+{{ tenant_guard("archive.message_reactions_archived", "Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).") }}
+{{ tenant_guard("archive.hitl_escalations_archived", "Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).") }}
+{{ tenant_guard("archive.knowledge_queries_archived", "Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).") }}
+{{ tenant_guard("archive.integration_logs_archived", "Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).") }}
+{{ tenant_guard("archive.analytics_archived", "Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).") }}
 
 -- Column comments of the archive tables (same meaning as the live columns).
 do $$
