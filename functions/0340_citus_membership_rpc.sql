@@ -63,28 +63,46 @@ comment on function private.member_to_change(uuid, public.user_role) is
   'Profile citus: the membership copy of member p_user_id, locked, after checking that the caller (an active owner or administrador) may change it: same company (22023 member not found otherwise, as for a member that does not exist), not themselves, of a lower rank, and p_new_role (when given) below their own (42501 with the messages of users_guard_update). Called by the membership RPCs only.';
 revoke execute on function private.member_to_change(uuid, public.user_role) from public, anon, authenticated;
 
-create function public.set_member_role(p_user_id uuid, p_role public.user_role) returns void
+-- The write both RPCs below share: the copy first, then the row of public.users (the
+-- shard trigger users_membership_copy compares the row with the copy). A null argument
+-- leaves that column as it is (an unchanged value is neither audited nor re-checked).
+create function private.write_member_change(p_target private.memberships, p_role public.user_role,
+                                            p_is_active boolean) returns void
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
   set citus.multi_shard_modify_mode = 'sequential'
 as $$
 declare
-  v_target private.memberships%rowtype;
   v_updated integer;
+begin
+  perform private.require_company_writable(p_target.company_id);
+  update private.memberships m
+     set role = coalesce(p_role, m.role), is_active = coalesce(p_is_active, m.is_active)
+   where m.company_id = p_target.company_id and m.id = p_target.id;
+  update public.users u
+     set role = coalesce(p_role, u.role), is_active = coalesce(p_is_active, u.is_active)
+   where u.company_id = p_target.company_id and u.id = p_target.id;
+  get diagnostics v_updated = row_count;
+  if v_updated <> 1 then
+    raise exception using errcode = 'P0001', message = 'member change failed';
+  end if;
+end
+$$;
+comment on function private.write_member_change(private.memberships, public.user_role, boolean) is
+  'Profile citus: writes a member''s new role and/or active flag (null = unchanged) into private.memberships, then public.users, after the company-writable check (NA002). Called by set_member_role and set_member_active only, with a target private.member_to_change returned.';
+revoke execute on function private.write_member_change(private.memberships, public.user_role, boolean)
+  from public, anon, authenticated;
+
+create function public.set_member_role(p_user_id uuid, p_role public.user_role) returns void
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, pg_temp
+  set citus.multi_shard_modify_mode = 'sequential'
+as $$
 begin
   if p_role is null then
     raise exception using errcode = '22023', message = 'a role is required', hint = 'Pass one of operador, supervisor, administrador.';
   end if;
-  v_target := private.member_to_change(p_user_id, p_role);
-  perform private.require_company_writable(v_target.company_id);
-  update private.memberships m set role = p_role
-   where m.company_id = v_target.company_id and m.id = v_target.id;
-  update public.users u set role = p_role
-   where u.company_id = v_target.company_id and u.id = v_target.id;
-  get diagnostics v_updated = row_count;
-  if v_updated <> 1 then
-    raise exception using errcode = 'P0001', message = 'member role change failed';
-  end if;
+  perform private.write_member_change(private.member_to_change(p_user_id, p_role), p_role, null);
 end
 $$;
 comment on function public.set_member_role(uuid, public.user_role) is
@@ -95,23 +113,11 @@ create function public.set_member_active(p_user_id uuid, p_is_active boolean) re
   set search_path = pg_catalog, pg_temp
   set citus.multi_shard_modify_mode = 'sequential'
 as $$
-declare
-  v_target private.memberships%rowtype;
-  v_updated integer;
 begin
   if p_is_active is null then
     raise exception using errcode = '22023', message = 'is_active is required', hint = 'Pass true to activate, false to deactivate.';
   end if;
-  v_target := private.member_to_change(p_user_id, null);
-  perform private.require_company_writable(v_target.company_id);
-  update private.memberships m set is_active = p_is_active
-   where m.company_id = v_target.company_id and m.id = v_target.id;
-  update public.users u set is_active = p_is_active
-   where u.company_id = v_target.company_id and u.id = v_target.id;
-  get diagnostics v_updated = row_count;
-  if v_updated <> 1 then
-    raise exception using errcode = 'P0001', message = 'member activation change failed';
-  end if;
+  perform private.write_member_change(private.member_to_change(p_user_id, null), null, p_is_active);
 end
 $$;
 comment on function public.set_member_active(uuid, boolean) is
