@@ -22,6 +22,8 @@ def test_rls_returns_the_same_rows_as_the_explicit_tenant_filter(scratch_db: str
     assert [r["query"] for r in results] == [q.name for q in bench.QUERIES]
     assert all(r["same_rows"] for r in results), results
     assert all(r["baseline_us"] > 0 and r["rls_keyed_us"] > 0 for r in results)
+    # each result says where the client and the backend ran (pinned to two CPUs, or why not)
+    assert all(r["cpus"].startswith(("client on CPU", "not pinned")) for r in results), results
 
 
 def test_the_bench_says_how_the_server_planned_each_variant(scratch_db: str) -> None:

@@ -252,6 +252,27 @@ def _plan_cache(conn: psycopg.Connection, variants: list[tuple[str, str | None, 
     return out
 
 
+def _pin_cpus(conn: psycopg.Connection) -> tuple[str, Callable[[], None]]:
+    """Pin this client to one CPU and the connection's backend to another, when both run
+    on this machine and the OS lets us: otherwise the scheduler moves them between
+    shared and separate CPUs from run to run, and the same plan measured 38 us in one
+    run and 111 us in another (issue 11), moving every ratio with it. Returns what was
+    done, and how to undo the client's pinning."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) < 2:
+        return "not pinned (fewer than 2 CPUs)", lambda: None
+    row = conn.execute("select pg_backend_pid()").fetchone()
+    backend = int(row[0]) if row else 0
+    try:
+        os.sched_setaffinity(backend, {cpus[-1]})
+    except OSError as e:  # a remote server, or a backend of another user
+        return f"not pinned (backend: {e.strerror or e})", lambda: None
+    before = set(cpus)
+    os.sched_setaffinity(0, {cpus[0]})
+    return (f"client on CPU {cpus[0]}, backend on CPU {cpus[-1]}",
+            lambda: os.sched_setaffinity(0, before))
+
+
 def run(url: str, *, companies: int, conversations: int, messages: int, iterations: int,
         echo: Callable[[str], None], rounds: int = 10, seed: int = 7, load_data: bool = True,
         explain_into: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -270,43 +291,56 @@ def run(url: str, *, companies: int, conversations: int, messages: int, iteratio
     target, params = bench_params(companies)
     rng = random.Random(seed)
     per_block = max(10, iterations // rounds)
-    results = []
     with connect(url, autocommit=True, purpose="bench") as conn:
-        for q in QUERIES:
-            _act_as(conn, target, q.identity)
-            variants = _variants(q)
-            rows = {}
-            for label, role, sql in variants:
-                conn.execute("reset role" if role is None else f"set role {role}")
-                rows[label] = sorted(map(str, conn.execute(sql, params).fetchall()))
-            same = rows["baseline"] == rows["rls+key"] == rows["rls"]
-            samples: dict[str, list[float]] = {label: [] for label, _r, _s in variants}
-            per_round: dict[str, list[float]] = {"rls+key": [], "rls": []}
-            for _ in range(rounds):
-                rng.shuffle(variants)
-                meds = {}
-                for label, role, sql in variants:
-                    conn.execute("reset role" if role is None else f"set role {role}")
-                    block = _block(conn, sql, params, per_block, warmup=5)
-                    samples[label] += block
-                    meds[label] = statistics.median(block)
-                for label in per_round:
-                    per_round[label].append(meds[label] / meds["baseline"])
-            conn.execute("reset role")
-            med = {k: statistics.median(v) * 1e6 for k, v in samples.items()}
-            plan_cache = _plan_cache(conn, variants)
-            results.append({
-                "query": q.name, "same_rows": same, "rows": len(rows["baseline"]),
-                "baseline_us": round(med["baseline"], 1),
-                "rls_keyed_us": round(med["rls+key"], 1), "rls_us": round(med["rls"], 1),
-                "ratio_rls_keyed": round(statistics.median(per_round["rls+key"]), 3),
-                "ratio_rls": round(statistics.median(per_round["rls"]), 3),
-                "spread_rls_keyed": [round(min(per_round["rls+key"]), 3), round(max(per_round["rls+key"]), 3)],
-                "spread_rls": [round(min(per_round["rls"]), 3), round(max(per_round["rls"]), 3)],
-                "rounds": rounds, "plan_cache": plan_cache,
-            })
+        pinned, unpin = _pin_cpus(conn)
+        echo(f"reads on one connection: {pinned}")
+        try:
+            results = _measure(conn, target, params, rng, per_block, rounds)
+        finally:
+            unpin()
+        for r in results:
+            r["cpus"] = pinned
         if explain_into is not None:
             explain_into.update(explain(conn, companies))
+    return results
+
+
+def _measure(conn: psycopg.Connection, target: int, params: dict[str, Any], rng: random.Random,
+             per_block: int, rounds: int) -> list[dict[str, Any]]:
+    results = []
+    for q in QUERIES:
+        _act_as(conn, target, q.identity)
+        variants = _variants(q)
+        rows = {}
+        for label, role, sql in variants:
+            conn.execute("reset role" if role is None else f"set role {role}")
+            rows[label] = sorted(map(str, conn.execute(sql, params).fetchall()))
+        same = rows["baseline"] == rows["rls+key"] == rows["rls"]
+        samples: dict[str, list[float]] = {label: [] for label, _r, _s in variants}
+        per_round: dict[str, list[float]] = {"rls+key": [], "rls": []}
+        for _ in range(rounds):
+            rng.shuffle(variants)
+            meds = {}
+            for label, role, sql in variants:
+                conn.execute("reset role" if role is None else f"set role {role}")
+                block = _block(conn, sql, params, per_block, warmup=5)
+                samples[label] += block
+                meds[label] = statistics.median(block)
+            for label in per_round:
+                per_round[label].append(meds[label] / meds["baseline"])
+        conn.execute("reset role")
+        med = {k: statistics.median(v) * 1e6 for k, v in samples.items()}
+        plan_cache = _plan_cache(conn, variants)
+        results.append({
+            "query": q.name, "same_rows": same, "rows": len(rows["baseline"]),
+            "baseline_us": round(med["baseline"], 1),
+            "rls_keyed_us": round(med["rls+key"], 1), "rls_us": round(med["rls"], 1),
+            "ratio_rls_keyed": round(statistics.median(per_round["rls+key"]), 3),
+            "ratio_rls": round(statistics.median(per_round["rls"]), 3),
+            "spread_rls_keyed": [round(min(per_round["rls+key"]), 3), round(max(per_round["rls+key"]), 3)],
+            "spread_rls": [round(min(per_round["rls"]), 3), round(max(per_round["rls"]), 3)],
+            "rounds": rounds, "plan_cache": plan_cache,
+        })
     return results
 
 
