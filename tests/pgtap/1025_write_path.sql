@@ -1,11 +1,12 @@
 -- The message write path as restructured for speed (issue 11) keeps its rules: phrase
 -- lists are normalised when the chatbot is written and a changed list applies to the
--- next message; only end-user messages escalate on phrases; the legal-hold trigger of
+-- next message; only end-user messages escalate on phrases; an escalation made before a
+-- row the table refuses goes with it; the legal-hold trigger of
 -- conversations still covers every identity column while the per-message bookkeeping
 -- passes; usage stays exact on the update-first path; the tenant guard still refuses
 -- another company's rows to members.
 begin;
-select plan(12);
+select plan(14);
 
 select tests.act_as_service();
 insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
@@ -44,6 +45,18 @@ select results_eq($$ select c.status::text, (select count(*)::int from public.hi
     'a bot message containing a keyword does not escalate (only end-user messages are matched)');
 select is(private.match_phrase(private.normalize_phrase('The ESCALATION now'), '{Escalate-NOW!}', '{"escalate now"}'), null,
     'phrases still match whole words only');
+
+-- The whole path runs before the row is stored: a message the table then refuses (here its
+-- length check) takes the escalation it caused back with it
+select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
+                      (tests.company_id('A'), tests.conversation_id('A', 'old keyword'), 'end_user',
+                       'Escalate now! ' || repeat('x', 32000)) $$,
+    '23514', null, 'an over-long end-user message with a keyword is refused by the table');
+select results_eq($$ select c.status::text, (select count(*)::int from public.hitl_escalations e where e.conversation_id = c.id),
+                            (select count(*)::int from public.messages m where m.conversation_id = c.id)
+                       from public.conversations c where c.id = tests.conversation_id('A', 'old keyword') $$,
+    $$ values ('active', 0, 1) $$,
+    'a message the table refuses leaves no escalation behind (the conversation stays in bot mode, one message)');
 
 -- Legal holds on conversations -----------------------------------------------------------------
 select tests.act_as_superuser();
