@@ -261,11 +261,20 @@ def _pin_cpus(conn: psycopg.Connection) -> tuple[str, Callable[[], None]]:
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if len(cpus) < 2:
         return "not pinned (fewer than 2 CPUs)", lambda: None
-    row = conn.execute("select pg_backend_pid()").fetchone()
-    backend = int(row[0]) if row else 0
+    row = conn.execute("select pg_backend_pid(), current_setting('data_directory', true)").fetchone()
+    backend, data_dir = (int(row[0]), row[1]) if row else (0, None)
+    # the pid is this server's backend only if that process runs in the server's data
+    # directory (a backend's working directory); on a remote server the same number may
+    # be an unrelated local process, which must not be touched
+    try:
+        local = data_dir is not None and os.path.samefile(f"/proc/{backend}/cwd", data_dir)
+    except OSError:
+        local = False
+    if not local:
+        return "not pinned (the server's backend is not a process of this machine)", lambda: None
     try:
         os.sched_setaffinity(backend, {cpus[-1]})
-    except OSError as e:  # a remote server, or a backend of another user
+    except OSError as e:  # a backend of another user
         return f"not pinned (backend: {e.strerror or e})", lambda: None
     before = set(cpus)
     os.sched_setaffinity(0, {cpus[0]})
