@@ -1696,28 +1696,6 @@ COMMENT ON FUNCTION private.documents_quota() IS 'Trigger: keeps companies.curre
 
 
 --
--- Name: effective_monthly_message_limit(uuid); Type: FUNCTION; Schema: private; Owner: -
---
-
-CREATE FUNCTION private.effective_monthly_message_limit(p_company_id uuid) RETURNS integer
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-  select coalesce(c.monthly_message_limit, p.monthly_message_limit)
-    from public.companies c
-    join public.subscription_plans p on p.code = c.subscription_plan
-   where c.id = p_company_id
-$$;
-
-
---
--- Name: FUNCTION effective_monthly_message_limit(p_company_id uuid); Type: COMMENT; Schema: private; Owner: -
---
-
-COMMENT ON FUNCTION private.effective_monthly_message_limit(p_company_id uuid) IS 'Monthly message limit that applies to a company: its override (companies.monthly_message_limit) or else its plan''s; null = unlimited.';
-
-
---
 -- Name: escalate_conversation(uuid, uuid, public.hitl_escalation_reason, text); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -2867,8 +2845,9 @@ declare
   v_any_shard boolean := pg_catalog.current_setting('transaction_isolation') = 'read committed';
 begin
   if p_billable then
-    -- private.effective_monthly_message_limit's query, inlined: a SQL function with a SET
-    -- clause runs through the function manager and re-plans on every call (issue 11)
+    -- the effective monthly limit: the company's override, else its plan's (null =
+    -- unlimited); read here, not through a SQL function with a SET clause, which runs
+    -- through the function manager and is planned again on every call (issue 11)
     select coalesce(c.monthly_message_limit, p.monthly_message_limit) into v_limit
       from public.companies c
       join public.subscription_plans p on p.code = c.subscription_plan
@@ -6619,7 +6598,7 @@ COMMENT ON COLUMN public.companies.subscription_status IS 'Billing state of the 
 -- Name: COLUMN companies.monthly_message_limit; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.companies.monthly_message_limit IS 'Per-company override of the plan''s monthly_message_limit (custom deals); null = the plan''s limit applies. See private.effective_monthly_message_limit. Changed only by service_role.';
+COMMENT ON COLUMN public.companies.monthly_message_limit IS 'Per-company override of the plan''s monthly_message_limit (custom deals); null = the plan''s limit applies. See private.record_message_usage. Changed only by service_role.';
 
 
 --
@@ -6741,7 +6720,7 @@ COMMENT ON COLUMN public.company_message_usage.shard IS 'Counter shard 0-15 (cre
 -- Name: COLUMN company_message_usage.message_count; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.company_message_usage.message_count IS 'Billable messages (bot messages) of the month counted in this shard; their sum over the shards never exceeds private.effective_monthly_message_limit() (companies.monthly_message_limit, else the plan''s).';
+COMMENT ON COLUMN public.company_message_usage.message_count IS 'Billable messages (bot messages) of the month counted in this shard; their sum over the shards never exceeds the effective monthly limit (companies.monthly_message_limit, else the plan''s).';
 
 
 --
@@ -14613,13 +14592,6 @@ REVOKE ALL ON FUNCTION private.documents_before_write() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION private.documents_quota() FROM PUBLIC;
-
-
---
--- Name: FUNCTION effective_monthly_message_limit(p_company_id uuid); Type: ACL; Schema: private; Owner: -
---
-
-REVOKE ALL ON FUNCTION private.effective_monthly_message_limit(p_company_id uuid) FROM PUBLIC;
 
 
 --

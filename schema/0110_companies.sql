@@ -39,7 +39,7 @@ comment on column public.companies.name is 'Company display name (profile; owner
 comment on column public.companies.industry is 'Free-text industry (profile; owner/administrador may change it).';
 comment on column public.companies.subscription_plan is 'Current plan (subscription_plans.code); changed only by service_role.';
 comment on column public.companies.subscription_status is 'Billing state of the subscription; changed only by service_role.';
-comment on column public.companies.monthly_message_limit is 'Per-company override of the plan''s monthly_message_limit (custom deals); null = the plan''s limit applies. See private.effective_monthly_message_limit. Changed only by service_role.';
+comment on column public.companies.monthly_message_limit is 'Per-company override of the plan''s monthly_message_limit (custom deals); null = the plan''s limit applies. See private.record_message_usage. Changed only by service_role.';
 comment on column public.companies.current_user_count is 'Live count of public.users rows of the company (active or not); kept by triggers, limited by max_users.';
 comment on column public.companies.current_chatbot_count is 'Live count of chatbots; kept by the chatbot domain''s triggers via private.consume_quota, limited by max_chatbots.';
 comment on column public.companies.current_document_count is 'Live count of knowledge documents; kept via private.consume_quota, limited by max_documents.';

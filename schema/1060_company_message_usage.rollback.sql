@@ -1,4 +1,3 @@
 -- Why: undoes 1060_company_message_usage.sql.
 drop function private.record_message_usage(uuid, boolean);
 drop table public.company_message_usage;
-drop function private.effective_monthly_message_limit(uuid);

@@ -16,8 +16,8 @@
 --
 -- What counts (decision): message_count, the number compared with
 -- subscription_plans.monthly_message_limit, counts BOT messages (AI answers, the work the
--- plan pays for). The limit is private.effective_monthly_message_limit() (the company's
--- override, else its plan's; null = unlimited). End-user, operator and system messages are always accepted - a customer's
+-- plan pays for). The limit is the company's override (companies.monthly_message_limit),
+-- else its plan's; null = unlimited (read by record_message_usage). End-user, operator and system messages are always accepted - a customer's
 -- message is never lost and humans can still answer when the AI allowance is used up - and
 -- are counted in total_message_count for reporting.
 --
@@ -52,25 +52,12 @@ comment on table public.company_message_usage is
 comment on column public.company_message_usage.company_id is 'Company (tenant key).';
 comment on column public.company_message_usage.month is 'First day of the month (UTC, server clock: the writing transaction''s now()) the messages were counted in; never taken from messages.created_at.';
 comment on column public.company_message_usage.shard is 'Counter shard 0-15 (created by the writing session as its pg_backend_pid() % 16; under read committed a message counts in any row of the month no other session holds, this session''s first): concurrent writers of one company count in different rows. Shard 0 also serialises the grants of allowances.';
-comment on column public.company_message_usage.message_count is 'Billable messages (bot messages) of the month counted in this shard; their sum over the shards never exceeds private.effective_monthly_message_limit() (companies.monthly_message_limit, else the plan''s).';
+comment on column public.company_message_usage.message_count is 'Billable messages (bot messages) of the month counted in this shard; their sum over the shards never exceeds the effective monthly limit (companies.monthly_message_limit, else the plan''s).';
 comment on column public.company_message_usage.total_message_count is 'All messages of the month (every sender type) counted in this shard, for reporting; not limited.';
 comment on column public.company_message_usage.allowance is 'Billable messages this shard may count without the month''s shard-0 lock (message_count < allowance); granted in blocks under that lock, the allowances for the current limit summing to at most the limit.';
 comment on column public.company_message_usage.allowance_limit is 'The monthly limit the allowance was granted for; a different current limit (plan change, override) sends the next billable message to the exact check.';
 comment on column public.company_message_usage.created_at is 'When the first message of the month was counted.';
 comment on column public.company_message_usage.updated_at is 'When the latest message of the month was counted.';
-
-create function private.effective_monthly_message_limit(p_company_id uuid) returns integer
-  language sql stable
-  set search_path = pg_catalog, pg_temp
-as $$
-  select coalesce(c.monthly_message_limit, p.monthly_message_limit)
-    from public.companies c
-    join public.subscription_plans p on p.code = c.subscription_plan
-   where c.id = p_company_id
-$$;
-comment on function private.effective_monthly_message_limit(uuid) is
-  'Monthly message limit that applies to a company: its override (companies.monthly_message_limit) or else its plan''s; null = unlimited.';
-revoke execute on function private.effective_monthly_message_limit(uuid) from public;
 
 create function private.record_message_usage(p_company_id uuid, p_billable boolean)
 returns void
@@ -96,8 +83,9 @@ declare
   v_any_shard boolean := pg_catalog.current_setting('transaction_isolation') = 'read committed';
 begin
   if p_billable then
-    -- private.effective_monthly_message_limit's query, inlined: a SQL function with a SET
-    -- clause runs through the function manager and re-plans on every call (issue 11)
+    -- the effective monthly limit: the company's override, else its plan's (null =
+    -- unlimited); read here, not through a SQL function with a SET clause, which runs
+    -- through the function manager and is planned again on every call (issue 11)
     select coalesce(c.monthly_message_limit, p.monthly_message_limit) into v_limit
       from public.companies c
       join public.subscription_plans p on p.code = c.subscription_plan

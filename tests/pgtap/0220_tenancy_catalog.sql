@@ -22,7 +22,7 @@ select is(
 select is(
     array(select f from unnest(array['role_rank', 'get_current_user_id', 'get_user_company_id', 'get_user_role',
                                'create_company_with_owner', 'create_invitation', 'accept_invitation', 'revoke_invitation',
-                               'transfer_ownership', 'consume_quota', 'effective_monthly_message_limit', 'touch_updated_at',
+                               'transfer_ownership', 'consume_quota', 'touch_updated_at',
                                'caller_is_subject_to_rls', 'companies_guard_update', 'users_guard_update',
                                'clear_user_reference', 'users_count_members', 'users_require_owner',
                                'user_invitations_guard_update', 'user_invitations_count_pending', 'guard_role_grant']) f
