@@ -1,4 +1,4 @@
--- Why: what every lifecycle job shares (DESIGN.md "Data lifecycle"): the privilege check,
+-- Why: what every lifecycle job shares (docs/design.md "Data lifecycle"): the privilege check,
 -- the lifecycle clock (callers cannot move time forward), per-plan cutoffs, legal-hold
 -- lookup, the job lock (one running run per lock group) and the run ledger (private.job_runs: start,
 -- progress per committed batch, finish). The jobs themselves are in 3310 (archive),

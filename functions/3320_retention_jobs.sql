@@ -1,4 +1,4 @@
--- Why: compliance retention (DESIGN.md: delete after the plan's delete_after_days, 7 years
+-- Why: compliance retention (docs/design.md: delete after the plan's delete_after_days, 7 years
 -- by default, unless a legal hold applies), live or archived, in batches of one
 -- transaction each; audit logs are never purged before 7 years whatever the plan says.
 

@@ -1,4 +1,4 @@
--- Why: the daily analytics roll-up (DESIGN "Daily analytics are an idempotent, eventually
+-- Why: the daily analytics roll-up (docs/design.md "Daily analytics are an idempotent, eventually
 -- consistent roll-up"). public.refresh_analytics_daily recomputes one UTC day for every
 -- chatbot from the live AND archived source rows and upserts it, so running it twice,
 -- re-running after late messages, or running it after the archive job moved the day's

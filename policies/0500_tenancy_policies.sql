@@ -1,5 +1,5 @@
 -- Row Level Security and privileges of the tenancy tables, per the access
--- matrix of DESIGN.md: plans readable by everyone; company, members and
+-- matrix of docs/access-matrix.md: plans readable by everyone; company, members and
 -- invitations visible only inside the caller's company, writes by rank.
 
 -- subscription_plans: global reference data ---------------------------------

@@ -1,5 +1,5 @@
 -- Why: row level security and grants of the chatbot domain, per the access matrix of
--- DESIGN.md: templates readable by every signed-in user; chatbots full for
+-- docs/access-matrix.md: templates readable by every signed-in user; chatbots full for
 -- owner/administrador, read-all for supervisor, read-assigned for operador; operator
 -- assignments managed by owner/administrador/supervisor, an operador reads its own.
 -- Helper calls are wrapped in (select ...) so they run once per statement.

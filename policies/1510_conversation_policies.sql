@@ -1,5 +1,5 @@
 -- Why: row level security and grants of the conversation domain, per the access matrix of
--- DESIGN.md: conversations, messages, reactions and HITL escalations are visible to
+-- docs/access-matrix.md: conversations, messages, reactions and HITL escalations are visible to
 -- owner/administrador/supervisor for the whole company and to an operador only for its
 -- assigned chatbots (through the denormalised chatbot_id and the assigned-ids array, no
 -- per-row subquery). Staff write operator messages as themselves; the "only while in

@@ -1,4 +1,4 @@
--- Why: RLS and grants of the knowledge domain (DESIGN access matrix):
+-- Why: RLS and grants of the knowledge domain (docs/access-matrix.md):
 -- documents and chunks - owner/administrador full, supervisor and operador
 -- read; knowledge_queries - read like conversations (owner/administrador/
 -- supervisor all of the company, operador only rows of assigned chatbots),

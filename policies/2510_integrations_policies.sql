@@ -1,4 +1,4 @@
--- Why: RLS and grants of the integrations domain (DESIGN access matrix):
+-- Why: RLS and grants of the integrations domain (docs/access-matrix.md):
 -- integrations (config) - owner/administrador full, supervisor/operador
 -- nothing; credentials - no privilege at all for anon/authenticated (written
 -- through public.set_integration_credentials, read only by service_role);

@@ -1,4 +1,4 @@
--- Why: RLS and grants of analytics (DESIGN access matrix): analytics_daily -
+-- Why: RLS and grants of analytics (docs/access-matrix.md): analytics_daily -
 -- every role of the company reads, operador only its assigned chatbots, only
 -- service_role jobs write; system_metrics - platform-wide, service_role only.
 

@@ -1,4 +1,4 @@
--- Why: row level security and grants of the lifecycle tables (DESIGN access matrix, issue
+-- Why: row level security and grants of the lifecycle tables (docs/access-matrix.md, issue
 -- "owners and administradores can still read their company's archive; nobody else"):
 -- archive tables and legal holds are readable by owner/administrador of the company and
 -- written only by service_role (the lifecycle jobs, compliance staff through the backend);

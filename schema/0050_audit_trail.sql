@@ -1,4 +1,4 @@
--- Why: the audit trail (architecture section 6, DESIGN "audit of security and
+-- Why: the audit trail (architecture section 6, docs/design.md "audit of security and
 -- configuration changes, credentials redacted"). public.audit_logs is
 -- append-only for every role, service_role included; rows are written by the
 -- generic row trigger private.audit_row_change() in the same transaction as

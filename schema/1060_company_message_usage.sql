@@ -1,5 +1,5 @@
 -- Why: the plan's monthly message limit must hold under concurrency, and usage must be
--- tracked in the same transaction as each message (DESIGN: business rules).
+-- tracked in the same transaction as each message (docs/design.md, business rules).
 --
 -- Sharded counters (issue 11): one row per company, month and shard; a session counts in
 -- shard pg_backend_pid() % 16, or (read committed) in any other shard row no session holds

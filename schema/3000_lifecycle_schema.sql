@@ -1,4 +1,4 @@
--- Why: the data lifecycle of DESIGN.md ("Active (1 year) -> archive tables -> cold
+-- Why: the data lifecycle of docs/design.md ("Active (1 year) -> archive tables -> cold
 -- storage export (3 years) -> compliance retention (7 years) -> secure deletion, unless
 -- a legal hold applies"). This migration holds the data side: legal holds, the job-run ledger, the cold
 -- export ledger and the archive tables (schema `archive`, same tenant keys as the live
@@ -443,7 +443,7 @@ comment on table archive.analytics_archived is
 -- conversations: every message updates its conversation (last_message_at, turns), so the
 -- trigger is limited to updates naming an identity column (issue 11: the other columns
 -- may change under a hold anyway). "update of" lists every column that is not one of the
--- free ones given as arguments; tests/pgtap/3040_legal_holds.sql fails when a column is
+-- free ones given as arguments; tests/pgtap/1025_write_path.sql fails when a column is
 -- added to conversations without being listed in one or the other.
 create trigger conversations_legal_hold
   before update of company_id, id, chatbot_id, end_user_id, channel, created_at or delete on public.conversations

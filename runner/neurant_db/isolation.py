@@ -1,7 +1,7 @@
 """Generate the tenant-isolation matrix as a pgTAP script.
 
 Inputs: the live catalog (every table in the exposed schemas) and the access
-spec (tests/isolation/access_spec.toml, the DESIGN.md matrix in TOML). Output:
+spec (tests/isolation/access_spec.toml, the matrix of docs/design.md in TOML). Output:
 one pgTAP assertion per table check and per table x identity x command x target
 cell, each calling tests.check_cell() (tests/fixtures/0001_isolation_probe.sql).
 A table the spec does not know, a spec entry for a table that does not exist,
