@@ -9,7 +9,7 @@ hot query three ways on the same server, interleaved so drift hits all alike:
 and prints medians and the ratios to baseline. All variants run on one
 connection (role switched between blocks of queries, blocks shuffled per
 round): on a small machine, comparing two connections mostly measures which
-CPU their backends landed on. The goal in DESIGN.md is
+CPU their backends landed on. The goal (docs/performance.md) is
 rls+key <= 1.10x baseline.
 """
 

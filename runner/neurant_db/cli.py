@@ -651,7 +651,7 @@ def doctor(c: Context, as_json: bool, show_all: bool, doctor_profile: str | None
     also every Citus restriction as a static rule (policy subqueries, triggers on
     shards, unique keys, foreign keys, NOLOGIN request roles, insert grants): they
     run on plain PostgreSQL, with the table placements of pg_dist_partition, else of
-    private.citus_layout, else the default plan (see README, "Doctor: Citus rules").
+    private.citus_layout, else the default plan (see docs/doctor.md).
 
     \b
     Example:

@@ -225,7 +225,7 @@ def render_all(settings: Settings, root: Path | None = None) -> list[Migration]:
             "migrations must not control transactions:\n  " + "\n  ".join(problems),
             hint="each migration runs in one transaction that the runner commits or rolls back as a whole; "
             "a migration that must run CONCURRENTLY or VACUUM says `-- neurant: no-transaction` in its "
-            "opening comment (README, Writing migrations)",
+            "opening comment (docs/migrations.md, Online migrations)",
         )
     return migrations
 
