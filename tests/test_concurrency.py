@@ -6,6 +6,8 @@ with SQLSTATE NA001, and the live counter on public.companies equals count(*)
 of the table afterwards - also while other sessions delete at the same time.
 Writers act like the dashboard (role authenticated + request.jwt.claims, so
 RLS and the column grants apply) or like the backend (service_role).
+
+Proves rule: plan-limits-race-free (docs/rules.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 sessions: an end user (`authenticated`) plants temp objects on a session a pooled
 backend later uses as service_role, or takes the advisory locks the jobs and the
 migration runner use. Trusted code must ignore what the end user planted, and no end
-user may block a job or a migration."""
+user may block a job or a migration.
+
+Proves rule: trusted-code-no-session-objects (docs/rules.md)."""
 
 from __future__ import annotations
 

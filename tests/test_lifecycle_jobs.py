@@ -94,6 +94,7 @@ def _snapshot_ids(conn: psycopg.Connection) -> dict[str, list[str]]:
     }
 
 
+# rule: archive-exactly-once (docs/rules.md)
 def test_archive_moves_every_row_and_counts_match(db: str) -> None:
     with _conn(db) as conn:
         before = load_demo(conn, companies=3, conversations=40, messages=4)
@@ -215,6 +216,7 @@ def test_a_run_killed_mid_batch_and_run_again_leaves_every_row_exactly_once(db: 
     assert states == ["succeeded", "interrupted", "succeeded"]
 
 
+# rule: one-job-run-at-a-time (docs/rules.md)
 def test_two_runs_never_overlap(db: str) -> None:
     with _conn(db) as holder:
         holder.execute("select private.job_start('archive', '{}'::jsonb, false)")
@@ -289,6 +291,7 @@ def _archive_rows(conn: psycopg.Connection) -> dict[str, list[tuple[object, ...]
     return out
 
 
+# rule: cold-export-verified (docs/rules.md)
 def test_export_delete_restore_returns_identical_rows(db: str, tmp_path: Path) -> None:
     with _conn(db) as conn:
         load_demo(conn, companies=2, conversations=12, messages=3)
@@ -326,6 +329,7 @@ def test_an_altered_export_is_refused(db: str, tmp_path: Path) -> None:
         restore_export(DatabaseTarget(db), export.path)
 
 
+# rule: analytics-idempotent (docs/rules.md)
 def test_analytics_rerun_gives_identical_numbers_and_picks_up_late_data(db: str) -> None:
     query = ("select company_id, chatbot_id, day, conversations_count, new_conversations_count, messages_count, "
              "end_user_messages_count, bot_messages_count, operator_messages_count, hitl_escalations, "

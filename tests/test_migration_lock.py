@@ -1,4 +1,6 @@
-"""Concurrent runs: one migration lock, held by a live session only."""
+"""Concurrent runs: one migration lock, held by a live session only.
+
+Proves rule: migration-lock (docs/rules.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 statement outside a transaction (CREATE INDEX CONCURRENTLY and the like), keeps the
 ledger exact (a row only once every statement succeeded), and a failed CONCURRENTLY
 leaves an invalid index that migrate, status and doctor report; the rerun after the fix
-succeeds. Ordinary migrations keep their one transaction and their refusals."""
+succeeds. Ordinary migrations keep their one transaction and their refusals.
+
+Proves rule: online-migration-ledger (docs/rules.md)."""
 
 from __future__ import annotations
 

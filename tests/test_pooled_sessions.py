@@ -7,6 +7,8 @@ every request runs the exact `pooled-request` sequence of docs/services.md. A cl
 leaves a session-level legacy `request.jwt.claim.sub` behind must not decide who a later
 request is (profile vanilla), and the documented pooler reset (`pooler-reset`) must clear
 what a client left on the session (what profile supabase depends on).
+
+Proves rule: pooled-session-identity (docs/rules.md).
 """
 
 from __future__ import annotations

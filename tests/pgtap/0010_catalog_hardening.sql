@@ -16,6 +16,7 @@ select plan(19 + (select count(*)::int from pg_proc p join pg_namespace n on n.o
                         where n.nspname in ('public', 'private', 'archive') and c.relkind in ('r', 'p')
                           and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'company_id' and not a.attisdropped)));
 
+-- rule: tenant-consistent-keys (docs/rules.md)
 -- Structure: the keys make a cross-tenant row impossible by construction ------------
 select is_empty($$
   select format('%s.%s', k.conrelid::regclass, k.conname)
@@ -43,6 +44,7 @@ select is(array(
         'user_invitations.user_invitations_token_hash_key', 'users.users_auth_user_id_key'] collate "C",
   'the only unique keys of tenant tables without company_id are the auth identity (of a member and of its visible chatbots) and the invitation token hash (none writable by members)');
 
+-- rule: tenant-insert-guard (docs/rules.md)
 -- The tenant guard (finding H-1, fixed by 4000_hardening_tenant_insert_guard) ----------
 select is_empty($$
   select c.oid::regclass::text
@@ -58,6 +60,7 @@ select is_empty($$
            order by t.tgname limit 1) is distinct from 'private.reject_other_tenant_insert()'::regprocedure $$,
   'every tenant table members may insert into runs the tenant guard as its first BEFORE INSERT trigger');
 
+-- rule: tenant-key-immutable (docs/rules.md)
 -- The tenant key is immutable, for every role (issue 9, finding 4) -------------------
 select is_empty($$
   select c.oid::regclass::text

@@ -2,6 +2,7 @@
 -- security and configuration changes are written in the same transaction, redacted,
 -- readable by owner/administrador of the company only, and append-only for every
 -- role, service_role and the table owner included.
+-- rule: audit-trail (docs/rules.md)
 begin;
 select plan(12);
 
@@ -35,6 +36,7 @@ select is((select count(*)::int from public.audit_logs
               and changed_columns <@ array['current_document_count', 'current_storage_bytes', 'current_integration_count', 'updated_at']), 0,
     'live counter bookkeeping on companies is not audited');
 
+-- rule: audit-append-only (docs/rules.md)
 select tests.act_as_service();
 select throws_ok($$ update public.audit_logs set action = 'custom' $$,
     '42501', null, 'audit rows cannot be updated, even by service_role');

@@ -5,6 +5,7 @@
 begin;
 select plan(48);
 
+-- rule: company-with-owner (docs/rules.md)
 -- Company creation ---------------------------------------------------------
 select tests.act_as_anon();
 select throws_ok($$ select public.create_company_with_owner('Anon Co') $$, '42501', null,
@@ -30,6 +31,7 @@ select results_eq(
     $$ values ('owner', 'nocompany@example.com', 'C Company', 'free', 1) $$,
     'create_company_with_owner makes the caller the owner of a new free company, atomically, with an exact member counter');
 
+-- rule: one-owner (docs/rules.md)
 -- Exactly one owner ------------------------------------------------------------
 select tests.act_as_superuser();
 select tests.new_auth_user('second.owner@example.com');
@@ -54,6 +56,7 @@ select is((select count(*)::int from public.companies), 1, 'a member sees only t
 select is((select count(*)::int from public.users where company_id <> tests.company_id('A')), 0,
     'a member never sees members of another company');
 
+-- rule: own-profile-only (docs/rules.md)
 -- Own profile only -----------------------------------------------------------------
 select is(tests.affected_rows($$ update public.users set full_name = 'Oscar O.' where id = tests.user_id('A', 'operador') $$), 1::bigint,
     'an operador can update their own full_name');
@@ -85,6 +88,7 @@ select tests.act_as_service();
 select throws_ok($$ update public.users set company_id = tests.company_id('B') where id = tests.user_id('A', 'supervisor') $$,
     '42501', null, 'a member can never be moved to another company');
 
+-- rule: billing-columns-backend-only (docs/rules.md)
 -- Company profile vs plan/billing --------------------------------------------------
 select tests.act_as('A', 'owner');
 select is(tests.affected_rows($$ update public.companies set name = 'Company A Renamed', industry = 'ecommerce' $$), 1::bigint,
@@ -167,6 +171,7 @@ select is((select u.email from public.users u where u.auth_user_id = tests.auth_
     'signup.real@example.com',
     'create_company_with_owner records the identity''s auth.users email, not a forged JWT email claim');
 
+-- rule: read-only-inactive-company (docs/rules.md)
 -- Suspended and canceled companies are read-only ------------------------------------------
 -- Every write an end user makes on a tenant table while the company is active
 -- (catalog-driven: each table x insert/update/delete authenticated holds a grant for,

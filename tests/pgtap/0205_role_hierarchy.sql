@@ -14,6 +14,7 @@ select tests.add_member(tests.company_id('A'), tests.new_id('user', 'A', 'second
        tests.add_member(tests.company_id('A'), tests.new_id('user', 'A', 'second operador'),
                         tests.new_auth_user('operador2.a@example.com'), 'operador2.a@example.com', 'operador');
 
+-- rule: role-hierarchy (docs/rules.md)
 -- Own role -----------------------------------------------------------------------
 select tests.act_as('A', 'operador');
 select throws_ok($$ update public.users set role = 'supervisor' where id = tests.user_id('A', 'operador') $$,
@@ -185,6 +186,7 @@ select tests.act_as_superuser();
 select is((select current_user_count from public.companies where id = tests.company_id('A')), 3,
     'removing a member frees its seat (current_user_count stays exact)');
 
+-- rule: ownership-transfer (docs/rules.md)
 -- Ownership transfer --------------------------------------------------------------------
 select tests.act_as('A', 'administrador');
 select throws_ok($$ select public.transfer_ownership(tests.user_id('A', 'administrador')) $$, '42501', null,

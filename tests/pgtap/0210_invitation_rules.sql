@@ -11,6 +11,7 @@ select tests.new_auth_user('New.Operator@Example.com', '{"full_name": "Nora New"
        tests.new_auth_user('free.owner@example.com'), tests.new_auth_user('free.member@example.com'),
        tests.new_auth_user('tiny.owner@example.com');
 
+-- rule: invitation-tokens (docs/rules.md)
 -- Token hashes are not readable (privileges) ---------------------------------------------
 select ok(not has_column_privilege('authenticated', 'public.user_invitations', 'token_hash', 'select'),
     'token hashes are not readable by authenticated');
@@ -191,6 +192,7 @@ select tests.act_as_email('invitee.a@example.com');
 select throws_ok($$ select public.accept_invitation('fixture-token-company-a') $$, '22023', 'invitation has been revoked',
     'a revoked invitation is refused');
 
+-- rule: member-limits (docs/rules.md)
 -- Plan limits ---------------------------------------------------------------------------
 select tests.act_as_email('free.owner@example.com');
 select isnt(public.create_company_with_owner('Free Co'), null, 'a company on the free plan (2 users) can be created');

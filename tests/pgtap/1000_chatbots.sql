@@ -45,6 +45,7 @@ select throws_ok($$ insert into public.chatbots (company_id, name, system_prompt
                     (tests.company_id('B'), 'Planted bot', 'x') $$, '42501', null,
     'an owner cannot create a chatbot in another company');
 
+-- rule: chatbot-limit (docs/rules.md)
 -- Plan chatbot limit ---------------------------------------------------------------------
 select tests.act_as_superuser();
 select is((select current_chatbot_count from public.companies where id = tests.company_id('A')),

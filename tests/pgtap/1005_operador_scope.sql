@@ -21,6 +21,7 @@ create temp table t_assigned as
 select count(*) as conversations from public.conversations where chatbot_id = tests.chatbot_id('A', 'assigned');
 grant select on t_assigned to authenticated;
 
+-- rule: operador-scope (docs/rules.md)
 -- Visibility -------------------------------------------------------------------------------
 select tests.act_as('A', 'operador');
 select is((select count(*)::int from public.conversations where chatbot_id = tests.chatbot_id('A', 'unassigned')), 0,

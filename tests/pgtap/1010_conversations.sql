@@ -28,6 +28,7 @@ select ok((select count(*) from public.conversations where chatbot_id = tests.ch
 select is((select count(*)::int from public.messages where company_id <> tests.company_id('A')), 0,
     'no member reads another company''s messages');
 
+-- rule: operator-messages-human-mode (docs/rules.md)
 -- Writing messages --------------------------------------------------------------------------
 select tests.act_as('A', 'operador');
 select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
@@ -63,6 +64,7 @@ select throws_ok($$ insert into public.messages (company_id, conversation_id, se
                      tests.user_id('A', 'operador'), 'x') $$,
     '23514', null, 'only operator messages carry a sender_id');
 
+-- rule: conversation-transitions (docs/rules.md)
 -- Status transitions --------------------------------------------------------------------------
 select throws_ok($$ update public.conversations set status = 'active' where id = tests.conversation_id('A', 'assigned-closed') $$,
     '22023', null, 'a closed conversation cannot go back to active');
@@ -83,6 +85,7 @@ update public.conversations set status = 'closed' where id = tests.conversation_
 select isnt((select closed_at from public.conversations where id = tests.conversation_id('A', 'transitions')), null,
     'closing a conversation records closed_at');
 
+-- rule: hitl-escalation (docs/rules.md)
 -- HITL escalation -------------------------------------------------------------------------------
 insert into public.messages (company_id, conversation_id, sender_type, content) values
     (tests.company_id('A'), tests.conversation_id('A', 'keyword'), 'end_user', 'This is useless, I want my REFUND!');
@@ -302,6 +305,7 @@ select results_eq($$ select count(*)::int, count(sender_id)::int from public.mes
     $$ values (1, 0) $$,
     'deleting a user keeps the messages it wrote, with the sender reference cleared');
 
+-- rule: membership-fresh-every-statement (docs/rules.md)
 -- Freshness of the membership read by the policies (issue 11: one lookup per statement,
 -- never a cache): a demoted or removed member loses access on its next statement ----------
 select tests.act_as('A', 'supervisor');

@@ -14,6 +14,7 @@ select tests.act_as('A', 'operador');
 select is((select count(*)::int from public.company_message_usage), 0,
     'an operador cannot read the company''s message usage');
 
+-- rule: monthly-message-limit (docs/rules.md)
 -- Monthly message usage ----------------------------------------------------------------------
 select tests.act_as_superuser();
 create temp table usage_before on commit drop as

@@ -32,6 +32,7 @@ select throws_ok($$ insert into public.documents (company_id, title, mime_type, 
                     values (tests.company_id('B'), 'x', 'text/plain', 'docs/x.txt', 1) $$,
     '42501', null, 'an administrador cannot upload a document into another company');
 
+-- rule: knowledge-limits (docs/rules.md)
 -- Documents: plan limits and exact counters ----------------------------------------
 select tests.act_as_superuser();
 create temporary table t_counters as
@@ -80,6 +81,7 @@ select throws_ok($$ insert into public.document_chunks (company_id, document_id,
                     values (tests.company_id('B'), tests.document_id('A', 'returns policy'), 9, 'x') $$,
     '23503', null, 'a chunk can never belong to a document of another company, even for service_role');
 
+-- rule: tenant-scoped-search (docs/rules.md)
 -- Top-k search ------------------------------------------------------------------------
 select tests.act_as('A', 'operador');
 select is((select array_agg(chunk_id order by similarity desc)
@@ -137,6 +139,7 @@ select throws_ok($$ insert into public.knowledge_queries (company_id, message_id
                       from public.knowledge_queries k where k.id = tests.knowledge_query_id('A', 'assigned') $$,
     '23503', null, 'a knowledge query''s chatbot must be the chatbot of its message');
 
+-- rule: no-secrets-in-config (docs/rules.md)
 -- Integrations --------------------------------------------------------------------------
 select tests.act_as('A', 'supervisor');
 select is((select count(*)::int from public.integrations), 0,

@@ -5,6 +5,7 @@
 begin;
 select plan(20);
 
+-- rule: credentials-write-only (docs/rules.md)
 -- Privileges (catalog) ---------------------------------------------------------------
 select is_empty($$
   select r || ' ' || pr.p

@@ -8,6 +8,7 @@
 begin;
 select plan(97);
 
+-- rule: legal-hold (docs/rules.md)
 -- Legal holds cover every table, by every path (issue 9, finding 3) --------------------
 -- pg_temp.under_hold(identity, sql) runs sql as an isolation identity (or 'superuser', the
 -- migration owner), always rolled back: 'refused by the hold' is a 42501 whose hint names
@@ -186,6 +187,7 @@ select is((select messages_count from public.analytics_daily
     'the stale daily row of a held company is kept by the roll-up');
 update public.legal_holds set released_at = now(), released_by = 'dpo@a.example' where id = tests.id('legal_hold', 'A', 'company');
 
+-- rule: legal-hold-own-company (docs/rules.md)
 -- No reference crosses tenants: legal holds and the archive (issue 9, finding 4) ---------
 select is(left(tests.attempt_as('service_role', format(
     'insert into public.legal_holds (company_id, conversation_id, reason, set_by) values (%L, %L, ''Cross-tenant probe'', ''probe'')',
@@ -338,6 +340,7 @@ select throws_ok($$ delete from public.legal_holds where company_id = tests.comp
 select throws_ok($$ update public.legal_holds set conversation_id = null where company_id = tests.company_id('A') and released_at is null $$,
     '22023', null, 'what a legal hold covers cannot be changed');
 
+-- rule: retention (docs/rules.md)
 -- Retention: 10 years later everything unheld is gone, held rows stay ---------------------
 create temp table retention_run as select private.retention_batch(now() + interval '10 years', 100000) as deleted;
 select is((select count(*) from archive.conversations_archived where company_id = tests.company_id('B')), 0::bigint,

@@ -1,5 +1,6 @@
 -- The lifecycle jobs take an "as of" time to replay a day; it may only look back.
 -- A future as-of must never make recent data old enough to delete.
+-- rule: server-time (docs/rules.md)
 begin;
 select plan(7);
 
