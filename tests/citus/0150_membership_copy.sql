@@ -4,6 +4,7 @@
 -- distributed table writes it, users_membership_copy refuses a write of public.users that
 -- does not match it, and every membership RPC leaves both equal. Run by
 -- tests/test_citus_profile.py on a database migrated with --profile citus.
+-- rule: membership-copy-citus (docs/rules.md)
 begin;
 select plan(38);
 

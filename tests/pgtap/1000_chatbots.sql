@@ -88,6 +88,7 @@ select throws_ok($$ insert into public.chatbot_operators (company_id, chatbot_id
                     values (tests.company_id('A'), tests.chatbot_id('A', 'unassigned'), tests.user_id('A', 'operador')) $$,
   '42501', null, 'an operador cannot assign themselves to another chatbot');
 
+-- rule: operator-assignments (docs/rules.md)
 -- Operator assignments ----------------------------------------------------------------------
 select tests.act_as('A', 'supervisor');
 select throws_ok($$ insert into public.chatbot_operators (company_id, chatbot_id, user_id) values

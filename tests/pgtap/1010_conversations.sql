@@ -140,6 +140,7 @@ insert into public.messages (company_id, conversation_id, sender_type, content) 
 select results_eq($$ select status::text, assigned_operator_id from public.conversations where id = tests.conversation_id('A', 'keyword') $$,
     $$ values ('human', tests.user_id('A', 'operador')) $$,
     'the first operator answer takes a waiting conversation over and assigns it to that operator');
+-- rule: conversation-assignee-in-scope (docs/rules.md)
 select throws_ok($$ update public.conversations set assigned_operator_id = tests.user_id('A', 'supervisor')
                      where id = tests.conversation_id('A', 'keyword') $$,
     '42501', null, 'an operador cannot assign a conversation to someone else');
@@ -297,6 +298,7 @@ select is(tests.same_either_way('administrador', $$ insert into public.message_r
   'same: 23502: null value in column "conversation_id" of relation "message_reactions" violates not-null constraint',
   'reacting to another company''s message fails exactly like reacting to no message');
 
+-- rule: user-deletion-keeps-history (docs/rules.md)
 -- User deletion keeps the history -------------------------------------------------------------
 select tests.act_as_superuser();
 select tests.remove_members(array[tests.user_id('A', 'operador')]);
