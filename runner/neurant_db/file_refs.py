@@ -6,6 +6,9 @@ the prose of a source checkout - SQL `--` comments, Python comments and docstrin
 TOML `#` comments and Markdown - picks out every path under one of the repository's
 own folders, and reports those that name nothing.
 
+In SQL and TOML comments a numbered file named without its folder
+(`0060_tenant_guard`) must exist in one of the numbered folders too.
+
 A reference may be a whole path (`schema/2010_integrations.sql`), a folder
 (`tests/isolation/`), a migration's number in its folder (`schema/2010`, which
 names the file of that folder whose name starts with it) or a range of numbers
@@ -26,6 +29,12 @@ from pathlib import Path
 
 ROOT_FOLDERS = ("schema", "functions", "policies", "indexes", "seeds", "tests", "runner", "docs")
 PATH = re.compile(r"(?<![\w./-])(?:" + "|".join(ROOT_FOLDERS) + r")/[\w./<>*{}-]*[\w]")
+# A migration, pgTAP or fixture file named without its folder (`0060_tenant_guard`), in
+# SQL and TOML comments (Python and Markdown name scratch and future migrations as
+# examples).
+BARE = re.compile(r"(?<![\w/.-])\d{4}_[a-z][a-z0-9_]*")
+BARE_FOLDERS = ("schema", "functions", "policies", "indexes", "seeds", "tests/pgtap", "tests/fixtures", "tests/citus")
+BARE_SUFFIXES = (".sql", ".toml")
 RANGE = re.compile(r"(\d{4})-(\d{4})")
 PLACEHOLDER = re.compile(r"[<>*{}]")
 SCANNED_SUFFIXES = (".sql", ".py", ".toml", ".md")
@@ -93,12 +102,22 @@ def resolves(root: Path, ref: str) -> bool:
     return all(any(name.startswith(s) for name in names) for s in stems)
 
 
+def bare_resolves(root: Path, name: str) -> bool:
+    """Whether a file of one of the numbered folders starts with name."""
+    return any(p.name.startswith(name) for folder in BARE_FOLDERS if (root / folder).is_dir()
+               for p in (root / folder).iterdir())
+
+
 def references(text: str, suffix: str) -> list[tuple[int, str]]:
+    """The repository paths (and, in SQL and TOML, the bare numbered file names) named
+    in the prose of text, with their line numbers."""
     refs: list[tuple[int, str]] = []
     for line_no, prose in PROSE[suffix](text):
         for match in PATH.finditer(prose):
             if not PLACEHOLDER.search(match.group()):
                 refs.append((line_no, match.group()))
+        if suffix in BARE_SUFFIXES:
+            refs += [(line_no, m.group()) for m in BARE.finditer(prose)]
     return refs
 
 
@@ -122,6 +141,6 @@ def broken_references(root: Path, files: list[str] | None = None) -> list[Broken
         if path.suffix not in SCANNED_SUFFIXES or name in GENERATED or not path.is_file():
             continue
         for line_no, ref in references(path.read_text(encoding="utf-8"), path.suffix):
-            if not resolves(root, ref):
+            if not (bare_resolves(root, ref) if "/" not in ref else resolves(root, ref)):
                 broken.append(BrokenRef(name, line_no, ref))
     return broken

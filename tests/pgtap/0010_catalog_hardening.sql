@@ -45,7 +45,7 @@ select is(array(
   'the only unique keys of tenant tables without company_id are the auth identity (of a member and of its visible chatbots) and the invitation token hash (none writable by members)');
 
 -- rule: tenant-insert-guard (docs/rules.md)
--- The tenant guard (finding H-1, fixed by 4000_hardening_tenant_insert_guard) ----------
+-- The tenant guard (finding H-1; schema/0060_tenant_guard.sql) --------------------------
 select is_empty($$
   select c.oid::regclass::text
     from pg_class c join pg_namespace n on n.oid = c.relnamespace

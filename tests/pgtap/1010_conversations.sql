@@ -155,7 +155,7 @@ select results_eq($$ select reason::text, escalated_by from public.hitl_escalati
     $$ values ('manual', tests.user_id('A', 'supervisor')) $$,
     'a manual escalation is logged with the user who made it');
 
--- The HITL log cannot be forged (finding H-2, fixed by 4010_hardening_escalation_reason) ---
+-- The HITL log cannot be forged (finding H-2; schema/1050_hitl_escalations.sql) -----------
 select tests.act_as('A', 'supervisor');
 update public.conversations set status = 'active' where id = tests.conversation_id('A', 'unassigned-human');
 select set_config('neurant.hitl_reason', 'keyword', true);
@@ -257,7 +257,7 @@ select is(tests.attempt_as('service_role', $$ insert into public.hitl_escalation
   'an escalation cannot name another company''s member, even for service_role');
 
 -- Probing another company's conversations ------------------------------------------------------
--- Triggers that look rows up (finding H-1, fixed by 4000_hardening_tenant_insert_guard) -
+-- Triggers that look rows up (finding H-1; schema/0060_tenant_guard.sql) -----------------
 select is(tests.same_either_way('administrador', $$ insert into public.conversations (company_id, chatbot_id, end_user_id, channel)
     values (tests.company_id('B'), $1, 'probe', 'telegram') $$, array[tests.chatbot_id('B', 'assigned')]),
   'same: 42501: new row violates row-level security policy for table "conversations"',
