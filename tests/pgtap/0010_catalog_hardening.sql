@@ -115,6 +115,7 @@ select is(
              and has_function_privilege('anon', p.oid, 'execute') order by 1),
     '{}'::text[], 'anon cannot execute any security definer function');
 
+-- rule: anon-surface (docs/rules.md)
 -- anon ----------------------------------------------------------------------------------
 -- Justified exception: public.role_rank(user_role) is an immutable pure mapping
 -- (owner 4 .. operador 1), inlined into policies; it reads no data.
@@ -232,6 +233,7 @@ select is(array(select format_type(p.prorettype, null) || coalesce(' ' || array_
   array['uuid', 'boolean', 'record iitt', 'timestamp with time zone'],
   'those RPCs return a uuid, a boolean, (invitation id, fresh token) or a timestamp - never a stored secret');
 
+-- rule: probing-reveals-nothing (docs/rules.md)
 -- Every RPC, called with company B's ids (catalog-driven: a new function is covered) ---
 -- Arguments by type; uuid arguments by name: add a kind here when a new parameter
 -- name appears (the test fails until then).

@@ -218,6 +218,7 @@ select lives_ok($$ select * from public.create_invitation('one@example.com', 'op
 select throws_ok($$ select * from public.create_invitation('two@example.com', 'operador') $$, 'NA001',
     'pending invitation limit reached for plan tiny_test: 1 of 1', 'the pending-invitation limit of the plan cannot be exceeded');
 
+-- rule: identity-email (docs/rules.md)
 -- Bound to the identity's confirmed auth.users email, never to the JWT's email claim ------
 select tests.new_auth_user('claimed.invitee@example.com'), tests.new_auth_user('mallory@example.com'),
        tests.new_auth_user('unconfirmed.invitee@example.com', '{}', false), tests.new_auth_user('confirmed.invitee@example.com');
