@@ -13,6 +13,7 @@ from neurant_db.repo_docs import COMMAND, stale
 from neurant_db.rules_index import RULES_INDEX, RULES_SOURCE, load_rules, problems, render_rules
 
 ROOT = Path(__file__).resolve().parent.parent
+INDEX = "(docs/rules.md)"  # spelled apart here, so this file's examples are not markers
 
 
 def test_the_committed_rules_index_is_fresh() -> None:
@@ -29,7 +30,9 @@ def test_a_rule_with_a_missing_file_object_or_test_marker_is_reported(tmp_path: 
     (tmp_path / "schema").mkdir()
     (tmp_path / "schema" / "0010_x.sql").write_text("create function private.real_guard() ...\n")
     (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "proof.sql").write_text("-- rule: other-rule\n-- rule: guard-rule-extended\n")
+    (tmp_path / "tests" / "proof.sql").write_text(
+        f"-- rule: guard-rule-extended {INDEX}\n-- rule: guard-rule\n")
+    (tmp_path / "tests" / "stray.py").write_text(f"# rule: guard-rule {INDEX}\n")
     source = tmp_path / "rules.toml"
     source.write_text('''
 [[rule]]
@@ -50,7 +53,9 @@ doctor = ["no.such_check"]
         "guard-rule: schema/0010_x.sql does not name private.gone_guard",
         "guard-rule: enforcing file schema/0020_gone.sql does not exist",
         "guard-rule: test file tests/missing.py does not exist",
-        "guard-rule: tests/proof.sql does not name the rule (write `rule: guard-rule` where the proof is)",
+        f"guard-rule: tests/proof.sql does not name the rule (write `rule: guard-rule {INDEX}` where the proof is)",
+        "tests/proof.sql names rule guard-rule-extended, which docs/rules.toml does not list",
+        "tests/stray.py names rule guard-rule, whose entry does not list that file",
     ]
 
 

@@ -2,7 +2,7 @@
 rules) rendered as docs/rules.md (rule -> enforcing objects and files -> the test
 file that proves it), and the checks that keep the list honest: every file exists,
 every enforcing object is named in its file, and every proving test file names the
-rule it proves (`rule: <id>`, where the proof is)."""
+rule it proves (`rule: <id> (docs/rules.md)`, where the proof is)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ DOMAINS = {
     "platform": "Trusted code and the migration runner",
 }
 RULE_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+# How a test file names the rule it proves, where the proof is.
+MARKER = re.compile(r"\brule: ([a-z0-9]+(?:-[a-z0-9]+)*) \(docs/rules\.md\)")
+MARKED_SUFFIXES = (".sql", ".py", ".toml")
 
 
 class RulesError(ValueError):
@@ -46,7 +49,7 @@ class Rule:
     @property
     def marker(self) -> str:
         """What the proving test file says where the proof is."""
-        return f"rule: {self.id}"
+        return f"rule: {self.id} (docs/rules.md)"
 
 
 def _strings(value: object, what: str) -> tuple[str, ...]:
@@ -122,8 +125,26 @@ def problems(rules: list[Rule], root: Path) -> list[str]:
             if not (root / test).is_file():
                 found.append(f"{r.id}: test file {test} does not exist")
         proved = root / r.proved
-        if proved.is_file() and not re.search(re.escape(r.marker) + r"\b(?!-)", proved.read_text(encoding="utf-8")):
+        if proved.is_file() and r.marker not in proved.read_text(encoding="utf-8"):
             found.append(f"{r.id}: {r.proved} does not name the rule (write `{r.marker}` where the proof is)")
+    return found + stray_markers(rules, root)
+
+
+def stray_markers(rules: list[Rule], root: Path) -> list[str]:
+    """Markers in tests/ that name no rule, or a rule that lists neither that file as
+    its proof nor among its other tests (a rule renamed or moved, its marker left behind)."""
+    files = {r.id: {r.proved, *r.also} for r in rules}
+    found = []
+    tests = root / "tests"
+    for path in sorted(tests.rglob("*")) if tests.is_dir() else []:
+        if path.suffix not in MARKED_SUFFIXES or not path.is_file():
+            continue
+        name = path.relative_to(root).as_posix()
+        for rule_id in MARKER.findall(path.read_text(encoding="utf-8")):
+            if rule_id not in files:
+                found.append(f"{name} names rule {rule_id}, which docs/rules.toml does not list")
+            elif name not in files[rule_id]:
+                found.append(f"{name} names rule {rule_id}, whose entry does not list that file")
     return found
 
 
@@ -137,8 +158,9 @@ def render_rules(rules: list[Rule]) -> str:
         "",
         f"Generated from `{RULES_SOURCE}` by `python -m neurant_db.repo_docs`; do not edit.",
         "Each rule is enforced by the objects named, in the files named, and proved in one test",
-        "file, which says `rule: <id>` where the proof is (search the file for it). Other tests",
-        "that prove a facet of the rule (concurrency, jobs end to end) are listed under *also*.",
+        "file, which says `rule: <id> (docs/rules.md)` where the proof is (search the file for",
+        "it). Other tests that prove a facet of the rule (concurrency, jobs end to end) are",
+        "listed under *also*.",
         "The design behind the rules: [design.md](design.md); who may read and write each table,",
         "cell by cell: [access-matrix.md](access-matrix.md).",
         "",
