@@ -40,6 +40,7 @@ from typing import Any
 from psycopg.conninfo import conninfo_to_dict
 
 from .database import connect
+from .server import postgres_bin_dir
 
 WRITER = "neurant_bench_writer"
 
@@ -122,9 +123,7 @@ def find_pgbench() -> str | None:
     if env:
         return env
     try:
-        from .server import _embedded
-
-        cand = Path(_embedded()._commands.POSTGRES_BIN_PATH).parent / "pgbench"
+        cand = postgres_bin_dir() / "pgbench"
         if cand.is_file():
             return str(cand)
     except Exception:

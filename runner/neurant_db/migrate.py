@@ -28,18 +28,19 @@ from .ledger import (
     BOOTSTRAP_SQL,
     LEDGER,
     META_SCHEMA,
-    LedgerEntry,
     LedgerRow,
     baseline_rows,
     bootstrap,
     forget_sql,
+    ledger_entry,
     ledger_row_count,
     read_ledger,
     record_sql,
     repair_rows,
 )
 from .locking import LOCK_TABLE_SQL, TAKE_SQL, LockWaitWatch, migration_lock
-from .render import Migration, render_all
+from .online import run_online, session_settings_sql
+from .render import Migration, discover, render_all, sql_statements
 from .settings import Settings
 
 YOYO_TABLE = "_yoyo_migration"
@@ -117,23 +118,10 @@ def wrapped_apply(m: Migration, settings: Settings) -> str:
     return header(m, settings, "apply") + guard + m.apply_sql.rstrip() + "\n;\n" + record
 
 
-def ledger_record_sql(m: Migration, settings: Settings) -> str:
-    """The ledger row of m (the transactional and the no-transaction path write the same)."""
-    return record_sql(ledger_entry(m, settings))
-
-
-def ledger_forget_sql(m: Migration) -> str:
-    return forget_sql(m.version)
-
-
 def wrapped_rollback(m: Migration, settings: Settings) -> str:
     """The exact SQL `rollback` runs for m, in one transaction."""
     forget = forget_sql(m.version)
     return header(m, settings, "rollback") + m.rollback_sql.rstrip() + "\n;\n" + forget
-
-
-def ledger_entry(m: Migration, settings: Settings) -> LedgerEntry:
-    return LedgerEntry(m.version, m.id, m.checksum, m.rollback_checksum, settings.template_context())
 
 
 def plan_script(pending: list[Migration], settings: Settings, target: str = "") -> str:
@@ -162,13 +150,10 @@ def plan_script(pending: list[Migration], settings: Settings, target: str = "") 
 def _online_plan(m: Migration, settings: Settings) -> str:
     """A `-- neurant: no-transaction` migration in the plan: its statements one by one
     (psql autocommits each), then its ledger row, as the online path of `migrate` does."""
-    from .online import session_settings_sql
-    from .render import sql_statements
-
     statements = "\n".join(st.rstrip().rstrip(";") + ";" for st in sql_statements(m.apply_sql))
     return (f"-- neurant-db apply (no transaction): {m.id} (checksum {m.checksum})\n"
             + session_settings_sql(settings) + statements + "\n"
-            + "begin;\n" + ledger_record_sql(m, settings) + "commit;\n")
+            + "begin;\n" + record_sql(ledger_entry(m, settings)) + "commit;\n")
 
 
 def settings_changes(recorded: dict[str, Any] | None, settings: Settings) -> list[str]:
@@ -367,8 +352,6 @@ def _apply_online(target: DatabaseTarget, backend: Any, ymig: Any, m: Migration,
                   direction: str, notes: list[str]) -> None:
     """A `-- neurant: no-transaction` migration: statement by statement (online.py), then
     yoyo's table is brought in line with the ledger row the online path wrote or deleted."""
-    from .online import run_online
-
     run_online(target, m, settings, direction, say=notes.append)
     if direction == "apply":
         backend.mark_migrations([ymig])
@@ -682,8 +665,6 @@ class MigrationGap:
 def migration_gap(conn: psycopg.Connection) -> MigrationGap | None:
     """None when this role may not read the ledger (a service's login: the ledger schema is
     the migration owner's alone), so nothing can be said."""
-    from .render import discover
-
     readable = conn.execute(f"select has_schema_privilege(oid, 'USAGE') from pg_namespace "
                             f"where nspname = '{META_SCHEMA}'").fetchone()
     if readable == (False,):

