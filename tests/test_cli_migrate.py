@@ -305,9 +305,9 @@ def test_rollback_of_empty_tables_needs_no_confirmation_and_names_the_target(
 
 def test_rollback_over_rows_on_a_terminal_asks_and_does_nothing_unless_confirmed(
         sql_tree: Path, scratch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import neurant_db.cli
+    import neurant_db.cli.migrations
 
-    monkeypatch.setattr(neurant_db.cli, "_interactive", lambda: True)
+    monkeypatch.setattr(neurant_db.cli.migrations, "stdin_is_terminal", lambda: True)
     assert run(scratch_db, "migrate").exit_code == 0
     _widget_rows(scratch_db, 1)
     base = ["--database-url", scratch_db, "rollback", "--to", "0"]

@@ -31,7 +31,9 @@ from typing import Any
 import psycopg
 import psycopg.sql
 
-from .database import connect
+from . import bench_writes as bw
+from .database import DatabaseTarget, connect
+from .testdb import provision
 
 LOAD_SQL = """
 set session_replication_role = replica;
@@ -381,21 +383,20 @@ SCALES = {  # companies, conversations per company, messages per conversation
 }
 
 
-def run_all(database_url: str | None, *, scale: str, companies: int | None, conversations: int | None,
+def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None, conversations: int | None,
             messages: int | None, iterations: int, rounds: int, writes: bool, write_seconds: int,
             reads: bool = True,
             write_repeats: int, show_explain: bool, report_dir: Path, as_json: bool,
             echo: Callable[[str], None]) -> dict[str, Any]:
-    """`neurant-db bench`: reads (and --writes) on a throwaway database; the results
-    and the plans of every hot query are saved into report_dir/bench-<time>-<scale>/."""
-    from .testdb import provision
-
+    """`neurant-db bench`: reads (and --writes) on a throwaway database of `server` (None: of
+    a throwaway embedded server); the results and the plans of every hot query are saved
+    into report_dir/bench-<time>-<scale>/."""
     n_comp, n_conv, n_msg = SCALES[scale]
     companies = companies or n_comp
     conversations = conversations or n_conv
     messages = messages or n_msg
     say = (lambda _s: None) if as_json else echo
-    db = provision(database_url, migrate_schema=True, with_pgtap=False)
+    db = provision(server, migrate_schema=True, with_pgtap=False)
     started = datetime.datetime.now(datetime.UTC)
     say(f"bench {started:%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} CPUs, "
         f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
@@ -416,8 +417,6 @@ def run_all(database_url: str | None, *, scale: str, companies: int | None, conv
     if results and not as_json:
         print_results(results, echo)
     if writes:
-        from . import bench_writes as bw
-
         say("write benchmark ...")
         report["writes"] = bw.run(db.url, nconv=conversations, seconds=write_seconds,
                                   repeats=write_repeats, echo=say)

@@ -53,7 +53,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .database import DatabaseTarget, connect, database_name, with_database
+from .database import DatabaseTarget, Source, connect, database_name
 from .errors import BadArgument, MigrationSourceError, NeurantError
 from .migrate import migrate
 from .paths import MIGRATION_FOLDERS, sql_root
@@ -377,7 +377,7 @@ class UpgradeReport:
 def scratch_database(server: DatabaseTarget, prefix: str = "neurant_upgrade") -> Iterator[DatabaseTarget]:
     """A new database with a random name on server's server, dropped on exit (also on error)."""
     name = f"{prefix}_{secrets.token_hex(4)}"
-    with connect(server.url, purpose="upgrade-check") as admin:
+    with server.connect(purpose="upgrade-check") as admin:
         try:
             admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
         except psycopg.Error as exc:
@@ -385,10 +385,10 @@ def scratch_database(server: DatabaseTarget, prefix: str = "neurant_upgrade") ->
                 f"cannot create the scratch database {name}: {(exc.diag.message_primary or str(exc)).strip()}",
                 hint="the upgrade check needs a role with CREATEDB on the target server") from None
     try:
-        yield DatabaseTarget(with_database(server.url, name))
+        yield server.with_database(name, Source.THROWAWAY_DATABASE)
     finally:
         try:
-            with connect(server.url, purpose="upgrade-check") as admin:
+            with server.connect(purpose="upgrade-check") as admin:
                 admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
         except (NeurantError, psycopg.Error) as exc:
             raise UpgradeCheckError(f"could not drop the scratch database {name}: {exc}",
