@@ -20,6 +20,7 @@ import pytest
 
 from .database import DatabaseTarget, named_target
 from .errors import NeurantError
+from .isolation import generate_matrix_sql
 from .tap import TapAssertion, TapResult, run_tap_file, run_tap_sql
 from .testdb import TestDatabase, provision
 
@@ -147,8 +148,6 @@ class PgTapFile(pytest.File):
 
 class IsolationMatrixFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        from .isolation import generate_matrix_sql
-
         db = test_database(self.config)
         sql = generate_matrix_sql(db.url, self.path)
         yield from _items(self, run_tap_sql(db.url, "isolation matrix", sql, db.preamble()))

@@ -19,6 +19,7 @@ from .database import DatabaseTarget, Source
 from .migrate import migrate
 from .paths import sql_root
 from .render import Migration, render_all
+from .server import embedded_sharedir, start_throwaway
 from .settings import Settings
 
 TEST_EMBEDDING_DIMENSIONS = 8
@@ -87,8 +88,6 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
 
         atexit.register(drop)
     else:
-        from .server import embedded_sharedir, start_throwaway
-
         target = DatabaseTarget(start_throwaway().url(), Source.THROWAWAY_SERVER)
         sharedir = embedded_sharedir()
     if with_pgtap:

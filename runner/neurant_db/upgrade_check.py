@@ -55,6 +55,7 @@ from psycopg import sql
 
 from .database import DatabaseTarget, Source, connect, database_name
 from .errors import BadArgument, MigrationSourceError, NeurantError
+from .lifecycle_demo import live_counts, load_demo
 from .migrate import migrate
 from .paths import MIGRATION_FOLDERS, sql_root
 from .render import Migration, render_all
@@ -419,8 +420,6 @@ def generate_rows(conn: psycopg.Connection, rows: int) -> dict[str, int]:
     rows generated per table."""
     if rows < 1:
         raise BadArgument(f"--rows {rows}: give a positive number of rows")
-    from .lifecycle_demo import live_counts, load_demo
-
     conversations = max(1, -(-rows // (GENERATED_COMPANIES * (GENERATED_MESSAGES + 3))))
     before = live_counts(conn)
     try:
