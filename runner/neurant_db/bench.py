@@ -32,7 +32,7 @@ import psycopg
 import psycopg.sql
 
 from . import bench_writes as bw
-from .database import DatabaseTarget, connect
+from .database import DatabaseTarget
 from .testdb import provision
 
 LOAD_SQL = """
@@ -284,7 +284,7 @@ def _pin_cpus(conn: psycopg.Connection) -> tuple[str, Callable[[], None]]:
             lambda: os.sched_setaffinity(0, before))
 
 
-def run(url: str, *, companies: int, conversations: int, messages: int, iterations: int,
+def run(database: DatabaseTarget, *, companies: int, conversations: int, messages: int, iterations: int,
         echo: Callable[[str], None], rounds: int = 10, seed: int = 7, load_data: bool = True,
         explain_into: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One connection for every variant (the role is switched between blocks), so
@@ -293,7 +293,7 @@ def run(url: str, *, companies: int, conversations: int, messages: int, iteratio
     per round the variants run in a shuffled order, and the ratio of each round's
     medians gives the spread (min..max over rounds)."""
     if load_data:
-        with connect(url, autocommit=True, purpose="bench-load") as conn:
+        with database.connect(purpose="bench-load") as conn:
             t0 = time.perf_counter()
             load(conn, companies, conversations, messages)
             total = conn.execute("select count(*) from public.messages").fetchone()
@@ -302,7 +302,7 @@ def run(url: str, *, companies: int, conversations: int, messages: int, iteratio
     target, params = bench_params(companies)
     rng = random.Random(seed)
     per_block = max(10, iterations // rounds)
-    with connect(url, autocommit=True, purpose="bench") as conn:
+    with database.connect(purpose="bench") as conn:
         pinned, unpin = _pin_cpus(conn)
         echo(f"reads on one connection: {pinned}")
         try:
@@ -402,10 +402,10 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
         f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     plans: dict[str, Any] = {}
     if reads:
-        results = run(db.url, companies=companies, conversations=conversations, messages=messages,
+        results = run(db.target, companies=companies, conversations=conversations, messages=messages,
                       iterations=iterations, echo=say, rounds=rounds, explain_into=plans)
     else:  # the write benchmark needs the data set all the same
-        with connect(db.url, autocommit=True, purpose="bench-load") as conn:
+        with db.target.connect(purpose="bench-load") as conn:
             load(conn, companies, conversations, messages)
         results = []
     report: dict[str, Any] = {
@@ -418,7 +418,7 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
         print_results(results, echo)
     if writes:
         say("write benchmark ...")
-        report["writes"] = bw.run(db.url, nconv=conversations, seconds=write_seconds,
+        report["writes"] = bw.run(db.target, nconv=conversations, seconds=write_seconds,
                                   repeats=write_repeats, echo=say)
         if not as_json:
             bw.print_results(report["writes"], echo)
