@@ -277,6 +277,17 @@ def _drift_error(states: list[MigrationState]) -> DriftDetected:
     )
 
 
+def _missing_error(states: list[MigrationState]) -> DriftDetected:
+    """Applied migrations whose files this package does not have: the database is ahead of
+    (or apart from) this checkout, so nothing may be applied on top of it."""
+    missing = [s.id for s in states if s.state == "missing"]
+    return DriftDetected(
+        "applied migrations have no file here: " + ", ".join(missing),
+        hint="the database was migrated by another version of neurant-db: use that version (or "
+        "a newer one), or restore the files; `neurant-db status` lists them",
+    )
+
+
 def _yoyo_backend(target: DatabaseTarget, purpose: str) -> Any:
     from yoyo import get_backend
 
@@ -402,6 +413,8 @@ def migrate(
         states = explain_drift(compute_status(migrations, ledger), ledger, settings)
         if any(s.state == "drifted" for s in states) and not allow_drift:
             raise _drift_error(states)
+        if any(s.state == "missing" for s in states):
+            raise _missing_error(states)
         pending = [
             m for m in migrations
             if m.version not in ledger and (to_version is None or m.version <= to_version)
