@@ -407,8 +407,9 @@ def migrate(
     # Before the lock (whose table is itself a first write): every problem at once, nothing applied.
     checked = preflight.require(target, migrations, settings, to_version=to_version)
     result.warnings = [f"[{c.check}] {c.message} ({c.fix})" for c in checked.warnings]
-    with migration_lock(target, lock_timeout_s, create=not dry_run, command="migrate"), \
-            target.connect(purpose="migrate") as conn:
+    with migration_lock(target, lock_timeout_s, create=not dry_run, command="migrate") as stopped, \
+            target.connect(purpose="migrate dry-run" if dry_run else "migrate") as conn:
+        result.notes += stopped
         ledger = read_ledger(conn)
         states = explain_drift(compute_status(migrations, ledger), ledger, settings)
         if any(s.state == "drifted" for s in states) and not allow_drift:
@@ -484,8 +485,9 @@ def rollback(
     check_rollbacks(migrations)
     by_version = {m.version: m for m in migrations}
     result = RunResult()
-    with migration_lock(target, lock_timeout_s, create=not dry_run, command="rollback"), \
-            target.connect(purpose="rollback") as conn:
+    with migration_lock(target, lock_timeout_s, create=not dry_run, command="rollback") as stopped, \
+            target.connect(purpose="rollback dry-run" if dry_run else "rollback") as conn:
+        result.notes += stopped
         ledger = read_ledger(conn)
         applied = sorted(ledger, reverse=True)
         if to_version is not None and to_version != 0 and to_version not in ledger:
