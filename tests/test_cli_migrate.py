@@ -131,6 +131,19 @@ def test_an_edited_applied_migration_shows_as_drifted_and_blocks_migrate(
     assert "gadgets" in tables(scratch_db)
 
 
+def test_migrate_refuses_a_database_whose_applied_migrations_have_no_file_here(
+        sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate", "--to", "20").exit_code == 0
+    (sql_tree / "functions/0020_widget_count.sql").unlink()
+    (sql_tree / "functions/0020_widget_count.rollback.sql").unlink()
+    assert run(scratch_db, "status").exit_code == 5
+    for args in (["migrate"], ["migrate", "--dry-run"], ["migrate", "--allow-drift"]):
+        refused = run(scratch_db, *args)
+        assert refused.exit_code == 5, (args, refused.output)
+        assert "0020_widget_count" in refused.output and "up to date" not in refused.output
+    assert "gadgets" not in tables(scratch_db) and ledger(scratch_db) == [10, 20]
+
+
 def test_rollback_to_zero_then_migrate_again_works(sql_tree: Path, scratch_db: str) -> None:
     assert run(scratch_db, "migrate").exit_code == 0
     result = run(scratch_db, "rollback", "--to", "0")

@@ -28,9 +28,15 @@ APPLICATION_NAME = "neurant-db"
 SERVER_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGSERVICE")
 CONNECT_TIMEOUT_S = 10
 SCHEME = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*)://")
-# Only for text libpq could not parse (so psycopg cannot hand us its password).
-PASSWORD_LIKE = (re.compile(r"password\s*=\s*('(?:[^'\\]|\\.)*'?|\S+)", re.I),
-                 re.compile(r"://[^/@:?#\s]*:([^@\s]*)@"))
+# Where a password sits in a connection string: the value of a `password=` field (a keyword
+# DSN, or a URI's query; quoted, unterminated or bare) and the `user:PASSWORD@` of a URI.
+# `scrub` masks these fields, never other text that happens to contain the same letters.
+PASSWORD_FIELDS = (re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&#]+)", re.I),
+                   re.compile(r"(://[^/@:?#\s]*:)([^@\s]*)(?=@)"))
+# A password this long is also masked where it stands alone as a word (an echoed value);
+# a shorter one is too likely to be an ordinary word ("on", "fail") to be masked there,
+# and masking it there would both garble the message and show where it occurs.
+WORD_MASK_MIN_LENGTH = 8
 POOLER_HINT = (
     "connect {command} to the server directly (its own port, usually 5432; not a pooler's "
     "port such as Supabase's 6543) or through a pooler in session mode (PgBouncer pool_mode = "
@@ -100,28 +106,26 @@ class DatabaseTarget:
         return connect(self.url, autocommit=autocommit, purpose=purpose)
 
 
-def _secrets(url: str) -> list[str]:
-    """Every password `url` (or PGPASSWORD) may carry, longest first."""
-    found: list[str] = []
+def _password(url: str) -> str | None:
+    """The password `url` (or PGPASSWORD) carries, when libpq can parse `url`."""
     try:
-        password = conninfo_to_dict(url).get("password")
-        if password:
-            found.append(str(password))
+        password = conninfo_to_dict(_libpq_form(url)).get("password") if url.strip() else None
     except psycopg.Error:
-        pass
-    for pattern in PASSWORD_LIKE:
-        for match in pattern.finditer(url):
-            value = match.group(1)
-            found += [value, value.strip("'")]
-    if os.environ.get("PGPASSWORD"):
-        found.append(os.environ["PGPASSWORD"])
-    return sorted({s for s in found if s}, key=len, reverse=True)
+        password = None
+    return str(password) if password else os.environ.get("PGPASSWORD") or None
 
 
-def scrub(text: str, url: str) -> str:
-    """`text` (an error message, a line of output) with every password of `url` masked."""
-    for secret in _secrets(url):
-        text = text.replace(secret, "***")
+def scrub(text: str, url: str = "") -> str:
+    """`text` (an error message, a line of output) with every password field masked: the
+    value of `password=` and a URI's `user:PASSWORD@`. The password of `url` (or
+    PGPASSWORD) is also masked where it stands alone as a word, if it is at least
+    WORD_MASK_MIN_LENGTH characters long; other text is never touched, so "Connection
+    refused" stays readable whatever the password is."""
+    for pattern in PASSWORD_FIELDS:
+        text = pattern.sub(lambda m: m.group(1) + "***", text)
+    password = _password(url)
+    if password and len(password) >= WORD_MASK_MIN_LENGTH:
+        text = re.sub(rf"(?<![\w-]){re.escape(password)}(?![\w-])", "***", text)
     return text
 
 

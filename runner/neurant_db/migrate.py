@@ -262,6 +262,17 @@ def _drift_error(states: list[MigrationState]) -> DriftDetected:
     )
 
 
+def _missing_error(states: list[MigrationState]) -> DriftDetected:
+    """Applied migrations whose files this package does not have: the database is ahead of
+    (or apart from) this checkout, so nothing may be applied on top of it."""
+    missing = [s.id for s in states if s.state == "missing"]
+    return DriftDetected(
+        "applied migrations have no file here: " + ", ".join(missing),
+        hint="the database was migrated by another version of neurant-db: use that version (or "
+        "a newer one), or restore the files; `neurant-db status` lists them",
+    )
+
+
 def _yoyo_backend(target: DatabaseTarget, purpose: str) -> Any:
     from yoyo import get_backend
 
@@ -379,12 +390,15 @@ def migrate(
     # Before the lock (whose table is itself a first write): every problem at once, nothing applied.
     checked = preflight.require(target, migrations, settings, to_version=to_version)
     result.warnings = [f"[{c.check}] {c.message} ({c.fix})" for c in checked.warnings]
-    with migration_lock(target, lock_timeout_s, create=not dry_run, command="migrate"), \
-            target.connect(purpose="migrate") as conn:
+    with migration_lock(target, lock_timeout_s, create=not dry_run, command="migrate") as stopped, \
+            target.connect(purpose="migrate dry-run" if dry_run else "migrate") as conn:
+        result.notes += stopped
         ledger = read_ledger(conn)
         states = explain_drift(compute_status(migrations, ledger), ledger, settings)
         if any(s.state == "drifted" for s in states) and not allow_drift:
             raise _drift_error(states)
+        if any(s.state == "missing" for s in states):
+            raise _missing_error(states)
         pending = [
             m for m in migrations
             if m.version not in ledger and (to_version is None or m.version <= to_version)
@@ -454,8 +468,9 @@ def rollback(
     check_rollbacks(migrations)
     by_version = {m.version: m for m in migrations}
     result = RunResult()
-    with migration_lock(target, lock_timeout_s, create=not dry_run, command="rollback"), \
-            target.connect(purpose="rollback") as conn:
+    with migration_lock(target, lock_timeout_s, create=not dry_run, command="rollback") as stopped, \
+            target.connect(purpose="rollback dry-run" if dry_run else "rollback") as conn:
+        result.notes += stopped
         ledger = read_ledger(conn)
         applied = sorted(ledger, reverse=True)
         if to_version is not None and to_version != 0 and to_version not in ledger:
