@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from .cli import cli
 from .cli_reference import render_cli_reference
 from .paths import sql_root
 from .rules_index import RULES_INDEX, RULES_SOURCE, load_rules, render_rules
@@ -51,8 +52,6 @@ def write(root: Path, cli_root: click.Group) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import cli
-
     args = sys.argv[1:] if argv is None else argv
     root = sql_root()
     if args == ["--check"]:
