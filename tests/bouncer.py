@@ -13,7 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -109,11 +109,25 @@ def run_pgbouncer(folder: Path, server_url: str, databases: str, settings: str,
         proc.wait(timeout=10)
 
 
-def wait_for(conninfo: str) -> None:
-    """Until a client can run a query through the pooler (its first server connection)."""
-    for _ in range(100):
+def server_line(server: Mapping[str, object], password: str | None) -> str:
+    """The connection string of a [databases] entry for the test server: its host, port
+    and user, and its password when it has one (the test server's password is in no URL:
+    neurant_db.passfile), quoted for pgbouncer's parser."""
+    line = f"host={server.get('host', 'localhost')} port={server.get('port', 5432)} user={server['user']}"
+    if password:
+        line += " password='" + password.replace("'", "''") + "'"
+    return line
+
+
+def wait_for(conninfo: str, seconds: float = 20) -> None:
+    """Until a client can run a query through the pooler (its first server connection);
+    fails after `seconds` with the pooler's last answer (which names no password)."""
+    deadline = time.monotonic() + seconds
+    while True:
         try:
-            psycopg.connect(conninfo, autocommit=True, prepare_threshold=None).close()
+            psycopg.connect(conninfo, autocommit=True, prepare_threshold=None, connect_timeout=5).close()
             return
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as exc:
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"the pooler never let a client through: {str(exc).strip()}") from None
             time.sleep(0.1)

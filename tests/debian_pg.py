@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -48,8 +49,11 @@ class DebianServer:
     socket_dir: Path
     port: int
     data: Path
+    password: str | None = None  # set: scram-sha-256 everywhere, and TCP on 127.0.0.1:port
 
     def url(self, database: str = "postgres", user: str = "postgres") -> str:
+        if self.password is not None:
+            return f"postgresql://{quote(user)}:{quote(self.password, safe='')}@127.0.0.1:{self.port}/{quote(database)}"
         host = quote(str(self.socket_dir), safe="")
         return f"postgresql://{quote(user)}@/{quote(database)}?host={host}&port={self.port}"
 
@@ -59,8 +63,11 @@ class DebianServer:
 
 
 @contextmanager
-def debian_postgres(major: int = 15, conf: dict[str, str] | None = None) -> Iterator[DebianServer]:
-    """Start a throwaway Debian PostgreSQL `major`; conf lines are appended to postgresql.conf."""
+def debian_postgres(major: int = 15, conf: dict[str, str] | None = None,
+                    password: str | None = None) -> Iterator[DebianServer]:
+    """Start a throwaway Debian PostgreSQL `major`; conf lines are appended to postgresql.conf.
+    With `password`: the superuser postgres has it, every connection (socket or TCP) must
+    give it (scram-sha-256), and the server also listens on 127.0.0.1 (DebianServer.url)."""
     reason = missing_server_reason(major)
     if reason:
         raise RuntimeError(reason)
@@ -78,20 +85,37 @@ def debian_postgres(major: int = 15, conf: dict[str, str] | None = None) -> Iter
             log = (base / "log").read_text(errors="replace")[-2000:] if (base / "log").is_file() else ""
             raise RuntimeError(f"{' '.join(map(str, args))} failed: {done.stderr.strip()}\n{log}")
 
+    auth = ["-A", "trust"]
+    listen = "''"
+    if password is not None:
+        pwfile = base / "pwfile"
+        pwfile.write_text(password + "\n", encoding="utf-8")
+        if user is not None:
+            os.chown(pwfile, pwd.getpwnam(user).pw_uid, -1)
+        pwfile.chmod(0o600)
+        auth = ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
+        listen, port = "'127.0.0.1'", free_tcp_port()
     try:
-        run([bindir / "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+        run([bindir / "initdb", "-D", data, "-U", "postgres", *auth, "-E", "UTF8",
              "--locale=C", "--no-sync"])
-        lines = {"listen_addresses": "''", "unix_socket_directories": f"'{base}'", "port": str(port),
+        lines = {"listen_addresses": listen, "unix_socket_directories": f"'{base}'", "port": str(port),
                  "fsync": "off", "full_page_writes": "off", **(conf or {})}
         with (data / "postgresql.conf").open("a", encoding="utf-8") as f:
             f.writelines(f"{k} = {v}\n" for k, v in lines.items())
         run([bindir / "pg_ctl", "-D", data, "-l", base / "log", "-w", "-t", "60", "start"])
-        yield DebianServer(major, base, port, data)
+        yield DebianServer(major, base, port, data, password)
     finally:
         if (data / "postmaster.pid").is_file():
             subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
                            capture_output=True, user=user, timeout=60, check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def ensure_debian_package(package: str, files: Sequence[Path]) -> str | None:
@@ -110,4 +134,25 @@ def ensure_debian_package(package: str, files: Sequence[Path]) -> str | None:
         done = subprocess.run(install, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0 or not all(f.exists() for f in files):
         return f"could not install {package}: {done.stderr.strip()[-300:]}"
+    return None
+
+
+VENDOR = Path(__file__).resolve().parents[1].parent / "shared" / "vendor"  # beside the checkout
+
+
+def ensure_pg15_pgvector() -> str | None:
+    """pgvector in Debian's PostgreSQL 15 (not packaged for it in the reachable registries):
+    built from the vendored source by ../shared/vendor/build-pg15-extensions.sh (root; cached
+    after the first build). Returns why it is still missing (a skip reason), or None."""
+    control = Path("/usr/share/postgresql/15/extension/vector.control")
+    if control.is_file():
+        return None
+    script = Path(os.environ.get("NEURANT_VENDOR", VENDOR)) / "build-pg15-extensions.sh"
+    if not script.is_file():
+        return f"pgvector for PostgreSQL 15 is not installed and {script} is missing (set NEURANT_VENDOR)"
+    if os.geteuid() != 0:
+        return f"pgvector for PostgreSQL 15 is not installed: run {script} pgvector as root"
+    done = subprocess.run([str(script), "pgvector"], capture_output=True, text=True, check=False, timeout=1200)
+    if done.returncode != 0 or not control.is_file():
+        return f"{script} pgvector failed: {(done.stdout + done.stderr).strip()[-300:]}"
     return None

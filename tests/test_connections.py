@@ -21,9 +21,10 @@ from click.testing import CliRunner, Result
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from neurant_db.cli import cli
+from neurant_db.passfile import written_passfile
 from neurant_db.testdb import TestDatabase
 
-from .bouncer import run_pgbouncer, wait_for
+from .bouncer import run_pgbouncer, server_line, wait_for
 from .conftest import write
 
 SECRET = "Zq7-secret-not-for-logs"
@@ -39,8 +40,11 @@ def invoke(*args: str) -> Result:
 def no_pg_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No libpq variable set, and a state folder of its own: an embedded server started
     by the runner would appear there (returned)."""
+    harness_passfile = written_passfile()
     for name in PG_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    if harness_passfile:  # the test server's password (neurant_db.passfile): names no server
+        monkeypatch.setenv("PGPASSFILE", str(harness_passfile))
     home = tmp_path / "neurant-home"
     monkeypatch.setenv("NEURANT_HOME", str(home))
     return home
@@ -139,7 +143,7 @@ class Bouncer:
 def _bouncer(neurant_server: TestDatabase, tmp_path_factory: pytest.TempPathFactory,
              mode: str) -> Iterator[Bouncer]:
     server = conninfo_to_dict(neurant_server.url)
-    line = f"* = host={server['host']} port={server['port']} user={server['user']}"
+    line = "* = " + server_line(server, neurant_server.server_password)
     user, password = "app_deployer", SECRET
     with run_pgbouncer(tmp_path_factory.mktemp(f"pgbouncer-{mode}"), neurant_server.url, line,
                        f"pool_mode = {mode}\nauth_type = md5\nauth_file = {{folder}}/users.txt\n"
@@ -232,7 +236,9 @@ def test_a_pgpass_password_is_used(sql_tree: Path, scratch_db: str, session_boun
     refused = invoke("status")
     assert refused.exit_code == 3, "the pooler let a client in without its password"
     passfile = tmp_path / "pgpass"
-    passfile.write_text(f"127.0.0.1:{session_bouncer.port}:*:{session_bouncer.user}:{SECRET}\n")
+    harness = written_passfile()  # the test server's own password, if it has one
+    passfile.write_text(f"127.0.0.1:{session_bouncer.port}:*:{session_bouncer.user}:{SECRET}\n"
+                        + (harness.read_text(encoding="utf-8") if harness else ""))
     passfile.chmod(0o600)
     monkeypatch.setenv("PGPASSFILE", str(passfile))
     result = invoke("migrate")

@@ -39,19 +39,16 @@ from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict
 
-from .database import DatabaseTarget, connect
+from .database import DatabaseTarget, connect, scrub
+from .errors import NeurantError
 from .server import postgres_bin_dir
 
-WRITER = "neurant_bench_writer"
+# pgbench logs in as the bench's own user and becomes service_role at connection start
+# (the role setting in the startup options): no login role is created for it, so nothing
+# that could bypass RLS is left on the server, and a password server needs no second password.
+PGBENCH_OPTIONS = "-c role=service_role"
 
-SETUP_SQL = f"""
-do $$ begin
-  if not exists (select from pg_catalog.pg_roles where rolname = '{WRITER}') then
-    create role {WRITER} login;
-  end if;
-end $$;
-grant service_role to {WRITER};
-alter role {WRITER} set role = 'service_role';
+SETUP_SQL = """
 create schema if not exists bench;
 grant usage on schema bench to service_role;
 drop table if exists bench.messages;
@@ -60,14 +57,14 @@ insert into bench.messages select * from public.messages;
 grant select, insert on bench.messages to service_role;
 drop table if exists bench.conversations;
 create table bench.conversations (like public.conversations including all);
-insert into bench.conversations ({{conversation_columns}}) select {{conversation_columns}} from public.conversations;
+insert into bench.conversations ({conversation_columns}) select {conversation_columns} from public.conversations;
 grant select, update on bench.conversations to service_role;
 drop table if exists bench.company_message_usage;
 create table bench.company_message_usage (like public.company_message_usage including all);
 insert into bench.company_message_usage select * from public.company_message_usage;
 grant select, insert, update on bench.company_message_usage to service_role;
 update public.chatbots
-   set hitl_keywords = '{{refund,cancel my order,complaint,lawyer,manager,broken,not working,chargeback}}'
+   set hitl_keywords = '{refund,cancel my order,complaint,lawyer,manager,broken,not working,chargeback}'
  where company_id in (select id from public.companies);
 analyze;
 """
@@ -136,14 +133,17 @@ def find_pgbench() -> str | None:
     return debian[-1] if debian else None
 
 
-def _pgbench_args(url: str) -> tuple[list[str], dict[str, str]]:
+def _pgbench_args(url: str, options: str = PGBENCH_OPTIONS) -> tuple[list[str], dict[str, str]]:
+    """pgbench's connection: the user, host, port and database of `url` as arguments, its
+    password (if any) and the startup options in the environment (never on the command line)."""
     info = conninfo_to_dict(url)
-    args = ["-U", WRITER]
+    args = ["-U", str(info["user"])] if info.get("user") else []
     if info.get("host"):
         args += ["-h", str(info["host"])]
     if info.get("port"):
         args += ["-p", str(info["port"])]
     env = dict(os.environ)
+    env["PGOPTIONS"] = options
     if info.get("password"):
         env["PGPASSWORD"] = str(info["password"])
     args.append(str(info.get("dbname", "postgres")))
@@ -151,8 +151,8 @@ def _pgbench_args(url: str) -> tuple[list[str], dict[str, str]]:
 
 
 def _one_run(pgbench: str, url: str, script: Path, clients: int, tenants: int, nconv: int,
-             seconds: int) -> float:
-    conn_args, env = _pgbench_args(url)
+             seconds: int, options: str = PGBENCH_OPTIONS) -> float:
+    conn_args, env = _pgbench_args(url, options)
     cmd = [pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients),
            "-T", str(seconds), "-f", str(script), "-D", f"tenants={tenants}", "-D", f"nconv={nconv}",
            *conn_args]
@@ -160,21 +160,19 @@ def _one_run(pgbench: str, url: str, script: Path, clients: int, tenants: int, n
     m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", proc.stdout)
     failed = re.search(r"number of failed transactions: ([1-9][0-9]*)", proc.stdout)
     if proc.returncode != 0 or not m or failed:
-        raise RuntimeError(f"pgbench failed ({' '.join(cmd)}):\n{proc.stdout}\n{proc.stderr}")
+        output = scrub(f"{proc.stdout.strip()}\n{proc.stderr.strip()}".strip(), url)
+        raise NeurantError(f"pgbench failed ({' '.join(cmd)}):\n{output[-2000:]}",
+                           hint="pgbench logs in as the bench's user and sets role service_role: that "
+                           "user must be a member of service_role (a superuser is)")
     return float(m.group(1))
 
 
 def profile(url: str, pgbench: str, script: Path, nconv: int, seconds: int) -> list[dict[str, Any]]:
     """Per-function time per message of one 1-client full-stack run (track_functions = all)."""
     with connect(url, autocommit=True, purpose="bench-profile") as conn:
-        conn.execute(f"alter role {WRITER} set track_functions = 'all'")
         conn.execute("select pg_stat_reset()")
         before = conn.execute("select count(*) from public.messages").fetchone()
-    try:
-        _one_run(pgbench, url, script, 1, 1, nconv, seconds)
-    finally:
-        with connect(url, autocommit=True, purpose="bench-profile") as conn:
-            conn.execute(f"alter role {WRITER} reset track_functions")
+    _one_run(pgbench, url, script, 1, 1, nconv, seconds, options=f"{PGBENCH_OPTIONS} -c track_functions=all")
     with connect(url, autocommit=True, purpose="bench-profile") as conn:
         time.sleep(0.6)  # function statistics reach the cumulative stats at session end
         conn.execute("select pg_stat_clear_snapshot()")
@@ -193,7 +191,7 @@ def run(database: DatabaseTarget, *, nconv: int, seconds: int, repeats: int, ech
         seed: int = 11, with_profile: bool = True) -> dict[str, Any]:
     pgbench = find_pgbench()
     if pgbench is None:
-        raise RuntimeError("pgbench not found: install Debian's postgresql-client-common/"
+        raise NeurantError("pgbench not found: install Debian's postgresql-client-common/"
                            "postgresql-15 (or set NEURANT_PGBENCH)")
     with database.connect(purpose="bench-writes") as conn:
         columns = conn.execute(

@@ -2,7 +2,9 @@
 
 Without a server (the caller's DatabaseTarget, see database.named_target): a throwaway
 embedded server (deleted at exit). With one: a fresh database `neurant_test_<random>`
-created on that server (dropped at exit), so tests never touch an existing database. Either way it is migrated
+created on that server (dropped at exit), so tests never touch an existing database; a
+password in its URL moves into a private passfile (passfile.py), so no URL the tests
+handle, print or put in a traceback carries it. Either way it is migrated
 from zero with the test settings, and pgTAP is made available.
 """
 
@@ -11,12 +13,16 @@ from __future__ import annotations
 import atexit
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import psycopg
+from psycopg import sql
 
 from . import pgtap
 from .database import DatabaseTarget, Source
 from .migrate import migrate
+from .passfile import password_out_of_url
 from .paths import sql_root
 from .render import Migration, render_all
 from .server import embedded_sharedir, start_throwaway
@@ -43,6 +49,9 @@ class TestDatabase:
     migrations: list[Migration]
     embedded_sharedir: Path | None
     migrated: bool = False
+    # The server's password, when it has one: not in any URL (passfile.py), only here for
+    # what must be given it explicitly (a pooler's configuration); never shown.
+    server_password: str | None = field(default=None, repr=False)
 
     def migrate(self) -> None:
         migrate(self.target, self.migrations, self.settings)
@@ -66,6 +75,39 @@ class TestDatabase:
         return parts
 
 
+@dataclass(frozen=True)
+class ServerState:
+    """What a test run may leave on a server it does not own: cluster-wide roles (the
+    migrations create anon/authenticated/service_role where they do not exist) and pg_cron
+    jobs (scheduled for databases that are dropped afterwards)."""
+
+    roles: frozenset[str]
+    last_cron_job: int | None  # None: no pg_cron in the admin database
+
+    @classmethod
+    def read(cls, admin: psycopg.Connection) -> ServerState:
+        roles = frozenset(r[0] for r in admin.execute("select rolname from pg_catalog.pg_roles"))
+        has_cron = admin.execute("select to_regclass('cron.job') is not null").fetchone() == (True,)
+        last = admin.execute("select coalesce(max(jobid), 0) from cron.job").fetchone() if has_cron else None
+        return cls(roles, int(last[0]) if last else None)
+
+    def restore(self, admin: psycopg.Connection) -> None:
+        """Unschedule the jobs added since for databases that no longer exist, then drop the
+        roles added since (a role still used elsewhere on the server refuses, and stays)."""
+        if self.last_cron_job is not None:
+            admin.execute("select cron.unschedule(jobid) from cron.job where jobid > %s "
+                          "and database not in (select datname from pg_catalog.pg_database)",
+                          (self.last_cron_job,))
+        added = [r[0] for r in admin.execute("select rolname from pg_catalog.pg_roles")
+                 if r[0] not in self.roles]
+        for role in added:
+            try:
+                with admin.transaction():
+                    admin.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+            except psycopg.Error:
+                continue
+
+
 def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = True,
               with_pgtap: bool = True) -> TestDatabase:
     """A fresh database on `server` (dropped at exit), or, without one, a throwaway
@@ -73,9 +115,13 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
     settings = test_settings()
     migrations = render_all(settings)
     sharedir: Path | None = None
+    password: str | None = None
     if server is not None:
+        url, password = password_out_of_url(server.url)
+        server = replace(server, url=url)
         name = f"neurant_test_{secrets.token_hex(4)}"
         with server.connect() as admin:
+            before = ServerState.read(admin)
             admin.execute(f'create database "{name}"')
         target = server.with_database(name, Source.THROWAWAY_DATABASE)
 
@@ -83,6 +129,7 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
             try:
                 with server.connect() as admin:
                     admin.execute(f'drop database if exists "{name}" with (force)')
+                    before.restore(admin)
             except Exception:
                 pass
 
@@ -93,7 +140,7 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
     if with_pgtap:
         with target.connect() as conn:
             pgtap.ensure_available(conn, embedded_sharedir=sharedir)
-    db = TestDatabase(target, settings, migrations, sharedir)
+    db = TestDatabase(target, settings, migrations, sharedir, server_password=password)
     if migrate_schema:
         db.migrate()
     return db
