@@ -3,6 +3,8 @@ cites nothing outside itself (the design lives in docs/design.md)."""
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 from neurant_db.file_refs import broken_references, references, tracked_files
@@ -37,6 +39,8 @@ def test_nothing_in_the_repository_cites_the_shared_design_page() -> None:
         path = ROOT / name
         if path.suffix in (".sql", ".py", ".toml", ".md") and path.is_file() and name != "tests/test_file_refs.py":
             text = path.read_text(encoding="utf-8")
-            if "../shared" in text or "DESIGN.md" in text:
+            # ../shared/vendor (the real engines tests build and start) is a test dependency,
+            # found at run time, not a citation of the design
+            if re.search(r"\.\./shared/(?!vendor\b)", text) or "DESIGN.md" in text:
                 citing.append(name)
     assert citing == []
