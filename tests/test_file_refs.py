@@ -4,7 +4,6 @@ cites nothing outside itself (the design lives in docs/design.md)."""
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 
 from neurant_db.file_refs import broken_references, references, tracked_files
