@@ -8,7 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import click
 import psycopg
@@ -55,14 +55,14 @@ def run_psql(url: str, script: str) -> subprocess.CompletedProcess[str]:
                           input=script, capture_output=True, text=True, timeout=300)
 
 
-def with_password(url: str) -> tuple[str, str]:
-    """The URL with a password in it (trust auth ignores it) and that password."""
+def with_password(url: str, server_password: str | None) -> tuple[str, str]:
+    """The URL with a password in it and that password: the server's own when it has one
+    (kept out of the harness's URLs: neurant_db.passfile), else one trust auth ignores."""
     parts = urlsplit(url)
-    if parts.password:
-        return url, parts.password
+    password = server_password or "s3cret-pw"
     user = parts.username or "postgres"
     host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{user}:s3cret-pw@{host}")), "s3cret-pw"
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}")), password
 
 
 # --- migrate --dry-run: a plan psql runs to the same result as migrate -----------------
@@ -259,8 +259,8 @@ def test_status_exit_code_is_non_zero_while_anything_is_pending_drifted_or_missi
 
 
 def test_status_json_has_a_summary_the_settings_and_the_database_without_its_password(
-        sql_tree: Path, scratch_db: str) -> None:
-    url, password = with_password(scratch_db)
+        sql_tree: Path, scratch_db: str, neurant_server: TestDatabase) -> None:
+    url, password = with_password(scratch_db, neurant_server.server_password)
     assert run(url, "migrate", "--to", "20").exit_code == 0
     result = run(url, "--embedding-dimensions", "8", "status", "--json")
     assert result.exit_code == 0 and password not in result.output

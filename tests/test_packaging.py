@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from neurant_db.cli import cli
+from neurant_db.passfile import written_passfile
 
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
 
@@ -37,6 +38,9 @@ def without(modules: list[str], args: list[str], cwd: Path, env: dict[str, str] 
         f"sys.argv = ['neurant-db', *{args!r}]\n"
         "main()\n")
     base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
+    harness = written_passfile()  # the test server's password (names no server)
+    if harness:
+        base["PGPASSFILE"] = str(harness)
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120,
                           env={**base, "NEURANT_HOME": str(cwd / "home"), **(env or {})})
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
+from psycopg import sql
 
 from neurant_db.cli import cli
 from neurant_db.database import with_database
@@ -28,9 +29,10 @@ def run(url: str, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--database-url", url, *args])
 
 
-def as_user(url: str, user: str, database: str | None = None) -> str:
+def as_user(url: str, user: str, database: str | None = None, password: str | None = None) -> str:
     parts = urlsplit(url)
-    netloc = f"{user}@{parts.hostname or ''}" + (f":{parts.port}" if parts.port and parts.hostname else "")
+    login = f"{user}:{password}" if password else user
+    netloc = f"{login}@{parts.hostname or ''}" + (f":{parts.port}" if parts.port and parts.hostname else "")
     path = "/" + database if database else parts.path
     return urlunsplit(parts._replace(netloc=netloc, path=path))
 
@@ -204,12 +206,14 @@ def test_a_non_superuser_owner_migrates_passes_doctor_and_runs_the_rls_helpers(
     monkeypatch.chdir(tmp_path)
     owner, db = f"app_owner_{secrets.token_hex(3)}", f"app_{secrets.token_hex(3)}"
     admin = neurant_server.url
-    if urlsplit(admin).password:
-        pytest.skip("the test logs in as a role it creates: needs a server that trusts local logins")
     with psycopg.connect(admin, autocommit=True) as conn:
         for statement in ADMIN_ONCE.format(owner=owner, db=db).strip().splitlines():
             conn.execute(statement)
-    owner_url = as_user(admin, owner, db)
+        password = None
+        if neurant_server.server_password:  # a server that wants passwords: the owner gets one
+            password = secrets.token_hex(8)
+            conn.execute(sql.SQL("alter role {} password {}").format(sql.Identifier(owner), sql.Literal(password)))
+    owner_url = as_user(admin, owner, db, password)
     try:
         before = run(owner_url, "preflight")  # vector not created yet: only a superuser may
         assert before.exit_code == PREFLIGHT_FAILED and "[extension.vector]" in before.output, before.output
