@@ -53,8 +53,9 @@ create table private.chatbot_visibility (
   constraint chatbot_visibility_user_fkey foreign key (company_id, user_id)
     references public.users (company_id, id) on delete cascade
 );
+{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table private.chatbot_visibility is
-  'Per active member: the chatbots whose conversations it may read (all of the company''s for owner/administrador/supervisor, the assigned ones for an operador). Written only by the triggers of public.users, public.chatbots and public.chatbot_operators in the transaction of the change; read by public.get_visible_chatbot_ids(). doctor: allow legal_hold access bookkeeping derived from live rows, not a record.';
+  'Per active member: the chatbots whose conversations it may read (all of the company''s for owner/administrador/supervisor, the assigned ones for an operador). Written only by the triggers of public.users, public.chatbots and public.chatbot_operators in the transaction of the change; read by public.get_visible_chatbot_ids().'{{ doctor_notes('private.chatbot_visibility') }};
 comment on column private.chatbot_visibility.company_id is 'Company of the member (tenant key).';
 comment on column private.chatbot_visibility.user_id is 'The member (public.users.id); the row goes with the member.';
 comment on column private.chatbot_visibility.auth_user_id is 'The member''s auth identity (auth.uid()), the lookup key of the helper.';
@@ -73,7 +74,7 @@ comment on policy deny_members on private.chatbot_visibility is
   'Nobody but BYPASSRLS roles (service_role, the owner of the triggers and of public.get_visible_chatbot_ids()) reaches a row: members read their visible chatbots only through that helper.';
 
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("private.chatbot_visibility", "Fires first, for callers subject to RLS only (when): members insert only into their own company; company_id never changes (any role).") }}
+{{ tenant_guard('private.chatbot_visibility') }}
 
 create function private.refresh_chatbot_visibility(p_company_id uuid, p_user_id uuid)
 returns void

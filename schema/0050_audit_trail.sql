@@ -42,8 +42,9 @@ create table public.audit_logs (
     and (new_data is null or jsonb_typeof(new_data) = 'object'))
 );
 
+{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table public.audit_logs is
-  'Append-only audit trail of security and configuration changes, one row per changed row (or custom event). Secrets, credentials and token hashes are redacted. No FK to companies on purpose: the trail outlives the tenant rows it describes and must never be cascade-deleted. Readable by owner/administrador of the company. doctor: allow tenant.cascade the trail must outlive a deleted company.';
+  'Append-only audit trail of security and configuration changes, one row per changed row (or custom event). Secrets, credentials and token hashes are redacted. No FK to companies on purpose: the trail outlives the tenant rows it describes and must never be cascade-deleted. Readable by owner/administrador of the company.'{{ doctor_notes('public.audit_logs') }};
 comment on column public.audit_logs.company_id is 'Tenant the audited row belongs to.';
 comment on column public.audit_logs.id is 'Audit row id.';
 comment on column public.audit_logs.actor_user_id is 'public.users.id of the acting member (null for service_role, jobs and migrations).';

@@ -27,8 +27,9 @@ create table public.users (
   constraint users_full_name_length_check check (char_length(full_name) <= 200),
   constraint users_invited_by_not_self_check check (invited_by <> id)
 );
+{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table public.users is
-  'Members of a company. One row per auth identity (auth_user_id is unique: one membership per user). Rows are created by create_company_with_owner / accept_invitation (or service_role); removed by owner/administrador for lower ranks. doctor: allow legal_hold membership, not a record: a member can be removed under a hold unless held rows name them (clearing the sender of a held message is refused).';
+  'Members of a company. One row per auth identity (auth_user_id is unique: one membership per user). Rows are created by create_company_with_owner / accept_invitation (or service_role); removed by owner/administrador for lower ranks.'{{ doctor_notes('public.users') }};
 comment on column public.users.company_id is 'Tenant key (companies.id).';
 comment on column public.users.id is 'Member id, unique within the company; what get_current_user_id() returns.';
 comment on column public.users.auth_user_id is 'The auth.users identity of this member; unique across companies (one membership per identity). Note: a global unique key, so under Citus this table stays local/reference-like for the lookup.';
@@ -64,4 +65,4 @@ comment on trigger users_audit on public.users is 'Audits membership and role ch
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.users", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.users') }}

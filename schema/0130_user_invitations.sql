@@ -33,8 +33,9 @@ create table public.user_invitations (
   constraint user_invitations_accepted_state_check check ((status = 'accepted') = (accepted_at is not null)),
   constraint user_invitations_revoked_state_check check ((status = 'revoked') = (revoked_at is not null))
 );
+{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table public.user_invitations is
-  'Invitations to join a company with a role below the inviter''s. Created by create_invitation (the token is returned once, only its sha256 is stored), consumed once by accept_invitation, cancelled by revoke_invitation. Readable by owner/administrador. doctor: allow legal_hold access bookkeeping, not a record.';
+  'Invitations to join a company with a role below the inviter''s. Created by create_invitation (the token is returned once, only its sha256 is stored), consumed once by accept_invitation, cancelled by revoke_invitation. Readable by owner/administrador.'{{ doctor_notes('public.user_invitations') }};
 comment on column public.user_invitations.company_id is 'Tenant key (companies.id).';
 comment on column public.user_invitations.id is 'Invitation id, unique within the company.';
 comment on column public.user_invitations.email is 'Lower-case email the invitation is bound to; only the identity with this email can accept it.';
@@ -72,4 +73,4 @@ comment on trigger user_invitations_audit on public.user_invitations is 'Audits 
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.user_invitations", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.user_invitations') }}

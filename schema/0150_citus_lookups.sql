@@ -16,8 +16,9 @@ create table private.memberships (
   constraint memberships_pkey primary key (auth_user_id),
   constraint memberships_company_id_id_key unique (company_id, id)
 );
+{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table private.memberships is
-  'Profile citus: a copy of (auth_user_id, company_id, id, role, is_active) of every public.users row, written before it by the membership RPCs and the backend (service_role), checked by users_membership_copy; a reference table, read by the context helpers from any shard. Its primary key is the global one-membership-per-identity rule. doctor: allow tenant.cascade a reference table cannot reference the distributed companies; rows go with their public.users row. doctor: allow legal_hold a lookup copy, not a record.';
+  'Profile citus: a copy of (auth_user_id, company_id, id, role, is_active) of every public.users row, written before it by the membership RPCs and the backend (service_role), checked by users_membership_copy; a reference table, read by the context helpers from any shard. Its primary key is the global one-membership-per-identity rule.'{{ doctor_notes('private.memberships') }};
 comment on column private.memberships.auth_user_id is 'The member''s auth.users.id (auth.uid()); one membership per identity.';
 comment on column private.memberships.company_id is 'The member''s company (public.users.company_id).';
 comment on column private.memberships.id is 'The member''s public.users.id.';
@@ -34,7 +35,7 @@ grant select, insert, update, delete on table private.memberships to service_rol
 -- Its policies: policies/0580_citus_lookup_policies.sql.
 
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("private.memberships", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('private.memberships') }}
 
 -- public.users_auth_user_fkey needs an index leading with auth_user_id once the unique key
 -- includes company_id.

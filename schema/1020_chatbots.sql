@@ -42,9 +42,10 @@ create table public.chatbots (
   constraint chatbots_hitl_low_rating_threshold_range_check check (hitl_low_rating_threshold between 1 and 5)
 );
 
+{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table public.chatbots is
   'AI chatbots of a company (tenant table). Counted against the plan''s max_chatbots via companies.current_chatbot_count. '
-  'Owner/administrador: full access; supervisor: read all; operador: read assigned chatbots only. doctor: allow legal_hold configuration, not a record: deleting a chatbot whose conversations or analytics are held is refused by their cascade.';
+  'Owner/administrador: full access; supervisor: read all; operador: read assigned chatbots only.'{{ doctor_notes('public.chatbots') }};
 comment on column public.chatbots.company_id is 'Owning company (tenant key).';
 comment on column public.chatbots.id is 'Chatbot id, unique within the company.';
 comment on column public.chatbots.name is 'Display name, 1-100 characters, unique within the company.';
@@ -136,7 +137,7 @@ revoke execute on function private.chatbots_count_quota() from public, anon, aut
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.chatbots", "Fires first, for callers subject to RLS only (when): members insert only into their own company (RLS error otherwise), before any lookup trigger runs.") }}
+{{ tenant_guard('public.chatbots') }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger chatbots_audit

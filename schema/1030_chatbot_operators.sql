@@ -19,9 +19,10 @@ create table public.chatbot_operators (
     references public.users (company_id, id) on delete no action
 );
 
+{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table public.chatbot_operators is
   'Assignment of operador users to chatbots (tenant table). Only active users with role operador can be assigned. '
-  'Owner/administrador/supervisor assign and unassign; an operador reads its own assignments. Reassigning = delete + insert. doctor: allow legal_hold access bookkeeping, not a record.';
+  'Owner/administrador/supervisor assign and unassign; an operador reads its own assignments. Reassigning = delete + insert.'{{ doctor_notes('public.chatbot_operators') }};
 comment on column public.chatbot_operators.company_id is 'Owning company (tenant key).';
 comment on column public.chatbot_operators.chatbot_id is 'Assigned chatbot.';
 comment on column public.chatbot_operators.user_id is 'Assigned user; must be an active operador of the same company.';
@@ -77,7 +78,7 @@ comment on trigger chatbot_operators_before_write on public.chatbot_operators is
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.chatbot_operators", "Fires first, for callers subject to RLS only (when): no assignment row of another company reaches chatbot_operators_before_write (it would reveal the user''s role).") }}
+{{ tenant_guard('public.chatbot_operators') }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger chatbot_operators_audit

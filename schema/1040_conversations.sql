@@ -251,7 +251,7 @@ comment on trigger conversations_touch_updated_at on public.conversations is 'Ke
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.conversations", "Fires first, for callers subject to RLS only (when): no conversation of another company reaches conversations_guard_transition (it would reveal chatbot channels/state and assignments).") }}
+{{ tenant_guard('public.conversations') }}
 
 -- A member can be removed while the history stays (private.clear_user_reference).
 create trigger users_clear_conversations_references

@@ -127,4 +127,4 @@ comment on trigger users_clear_hitl_escalations_references on public.users is
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.hitl_escalations", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.hitl_escalations') }}

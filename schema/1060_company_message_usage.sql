@@ -47,8 +47,9 @@ create table public.company_message_usage (
   constraint company_message_usage_total_message_count_check check (total_message_count >= message_count)
 );
 
+{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table public.company_message_usage is
-  'Messages per company per calendar month (UTC) and shard, maintained in the message''s own transaction; the month''s usage is the sum over its shards. The sum of message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan). doctor: allow legal_hold quota counters, not a record.';
+  'Messages per company per calendar month (UTC) and shard, maintained in the message''s own transaction; the month''s usage is the sum over its shards. The sum of message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan).'{{ doctor_notes('public.company_message_usage') }};
 comment on column public.company_message_usage.company_id is 'Company (tenant key).';
 comment on column public.company_message_usage.month is 'First day of the month (UTC, server clock: the writing transaction''s now()) the messages were counted in; never taken from messages.created_at.';
 comment on column public.company_message_usage.shard is 'Counter shard 0-15 (created by the writing session as its pg_backend_pid() % 16; under read committed a message counts in any row of the month no other session holds, this session''s first): concurrent writers of one company count in different rows. Shard 0 also serialises the grants of allowances.';
@@ -201,4 +202,4 @@ revoke execute on function private.record_message_usage(uuid, boolean) from publ
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.company_message_usage", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.company_message_usage') }}

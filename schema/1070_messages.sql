@@ -228,7 +228,7 @@ revoke execute on function private.messages_refuse_conversation(uuid, uuid) from
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.messages", "Fires first, for callers subject to RLS only (when): no message of another company reaches messages_before_insert (it would reveal a conversation''s existence and status).") }}
+{{ tenant_guard('public.messages') }}
 
 -- A member can be removed while the history stays (private.clear_user_reference).
 create trigger users_clear_messages_references

@@ -131,7 +131,7 @@ comment on trigger message_reactions_after_insert on public.message_reactions is
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.message_reactions", "Fires first, for callers subject to RLS only (when): members react only inside their own company.") }}
+{{ tenant_guard('public.message_reactions') }}
 
 -- A member can be removed while the history stays (private.clear_user_reference).
 create trigger users_clear_message_reactions_references

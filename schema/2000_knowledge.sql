@@ -313,7 +313,7 @@ revoke execute on function private.knowledge_queries_before_write() from public,
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.documents", "Fires first, for callers subject to RLS only (when): members upload only into their own company.") }}
+{{ tenant_guard('public.documents') }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger documents_audit
@@ -322,7 +322,7 @@ create trigger documents_audit
 comment on trigger documents_audit on public.documents is 'Audits document uploads, edits and deletions.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{{ tenant_guard("public.document_chunks", "Fires first, for callers subject to RLS only (when): members add chunks only inside their own company.") }}
+{{ tenant_guard('public.document_chunks') }}
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{{ tenant_guard("public.knowledge_queries", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.knowledge_queries') }}

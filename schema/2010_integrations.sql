@@ -85,8 +85,9 @@ create table private.integration_credentials (
     check (key_id ~ '^[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,255}$')
 );
 
+{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table private.integration_credentials is
-  'Encrypted credentials of an integration, one envelope per integration. Encrypted by the application (AES-256-GCM with a data key from the KMS key named by key_id) before reaching the database; readable only by service_role; written by owner/administrador only through public.set_integration_credentials. doctor: allow legal_hold secrets must stay rotatable and erasable; the integration itself is held.';
+  'Encrypted credentials of an integration, one envelope per integration. Encrypted by the application (AES-256-GCM with a data key from the KMS key named by key_id) before reaching the database; readable only by service_role; written by owner/administrador only through public.set_integration_credentials.'{{ doctor_notes('private.integration_credentials') }};
 comment on column private.integration_credentials.company_id is 'Tenant owning the integration.';
 comment on column private.integration_credentials.integration_id is 'Integration these credentials belong to (one row per integration).';
 comment on column private.integration_credentials.ciphertext is 'Envelope v1: byte 0x01, 12-byte nonce, AEAD ciphertext, 16-byte tag (30 bytes .. 64 kB). Never plaintext; never returned to anon/authenticated.';
@@ -286,7 +287,7 @@ revoke execute on function private.clear_user_integration_references() from publ
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.integrations", "Fires first, for callers subject to RLS only (when): members create integrations only in their own company.") }}
+{{ tenant_guard('public.integrations') }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger integrations_audit
@@ -301,7 +302,7 @@ create trigger integration_credentials_audit
 comment on trigger integration_credentials_audit on private.integration_credentials is 'Audits credential writes (ciphertext redacted; key_id and times kept).';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{{ tenant_guard("private.integration_credentials", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('private.integration_credentials') }}
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{{ tenant_guard("public.integration_logs", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.integration_logs') }}

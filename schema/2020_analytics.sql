@@ -75,4 +75,4 @@ comment on column public.system_metrics.recorded_at is 'When the sample was take
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.analytics_daily", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.analytics_daily') }}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from neurant_db.cli import cli
 from neurant_db.doctor import run_checks
+from neurant_db.table_registry import REGISTRY_FILE
 from neurant_db.testdb import TestDatabase
 
 WEAK_SCHEMA = """
@@ -116,6 +118,7 @@ def weak_db(scratch_db: str) -> Iterator[str]:
     ("tenant.unique", "public.crossref crossref_other_key"),
     ("tenant.fk_action", "public.child.child_company_id_leaky_id_fkey"),
     ("tenant.cascade", "public.leaky"),
+    ("registry.table", "public.leaky"),
     ("policy.read_only", "public.leaky"),
     ("definer.read_only", "definer_writes()"),
     ("tenant.guard", "public.leaky"),
@@ -215,11 +218,22 @@ create trigger fully_guarded_legal_hold before update or delete on public.fully_
 create trigger fully_guarded_legal_hold_truncate before truncate on public.fully_guarded
   for each statement execute function private.legal_hold_guard('company');
 create table public.bookkeeping (company_id uuid not null, id uuid not null, primary key (company_id, id));
-comment on table public.bookkeeping is 'Counters. doctor: allow legal_hold quota counters, not a record.';
+comment on table public.bookkeeping is 'Counters. doctor: allow legal_hold (a comment alone exempts nothing).';
+"""
+# The exception is the registry's (schema/_tables.toml), not the comment's.
+BOOKKEEPING = """
+[table."public.bookkeeping"]
+scope = "tenant"
+citus = "distributed"
+[table."public.bookkeeping".allow]
+legal_hold = "quota counters, not a record."
 """
 
 
-def test_a_tenant_table_guarded_on_insert_only_or_without_truncate_block_is_caught(weak_db: str) -> None:
+def test_a_tenant_table_guarded_on_insert_only_or_without_truncate_block_is_caught(
+        weak_db: str, sql_copy: Path) -> None:
+    with (sql_copy / REGISTRY_FILE).open("a", encoding="utf-8") as registry:
+        registry.write(BOOKKEEPING)
     with psycopg.connect(weak_db, autocommit=True) as conn:
         conn.execute(HALF_GUARDED)
         found = {(f.check, f.object, f.level) for f in run_checks(conn)}
@@ -228,6 +242,8 @@ def test_a_tenant_table_guarded_on_insert_only_or_without_truncate_block_is_caug
     assert not {(c, o) for c, o, _level in found if o == "public.fully_guarded"} & {
         ("tenant.guard", "public.fully_guarded"), ("legal_hold.trigger", "public.fully_guarded")}
     assert ("legal_hold.trigger", "public.bookkeeping", "info") in found
+    assert ("registry.table", "public.bookkeeping", "error") not in found
+    assert ("legal_hold.trigger", "public.half_guarded", "error") in found
     assert ("legal_hold.trigger", "public.bookkeeping", "error") not in found
     assert ("tenant.guard", "public.bookkeeping", "error") in found
 
@@ -336,3 +352,13 @@ def test_an_invalid_index_left_by_a_failed_concurrent_build_fails_doctor(neurant
     assert "drop index concurrently if exists private.doctor_dupes_code_key;" in \
         found[("index.invalid", "private.doctor_dupes_code_key")]
     assert ("index.invalid", "private.doctor_dupes_id_code_idx") not in found
+
+
+def test_a_comment_alone_does_not_exempt_a_table_from_legal_holds(weak_db: str) -> None:
+    """Without a registry entry, `doctor: allow legal_hold` in a comment changes nothing:
+    the registry is the one place a table's exception is declared."""
+    with psycopg.connect(weak_db, autocommit=True) as conn:
+        conn.execute(HALF_GUARDED)
+        found = {(f.check, f.object, f.level) for f in run_checks(conn)}
+    assert ("legal_hold.trigger", "public.bookkeeping", "error") in found
+    assert ("registry.table", "public.bookkeeping", "error") in found

@@ -4,10 +4,13 @@ Each check reads pg_catalog and yields findings (level, check, object, message).
 `neurant-db doctor` prints them and exits non-zero on any error; the test
 suite runs it on the freshly migrated schema and expects no error.
 
-An exception is declared in the schema itself, never in code: a unique key
-that must stay global, or a foreign key served by a wider index, carries
-`doctor: allow tenant.unique <reason>` / `doctor: allow fk.index <reason>` in
-its COMMENT and is reported as info with that reason. A function that reads a
+Which tables are tenant tables, and a table's exceptions (a tenant table that holds no
+records, `legal_hold`; one without its company FK, `tenant.cascade`), come from the table
+registry schema/_tables.toml (table_registry.py), which also renders them into the table's
+COMMENT; a table it does not list is an error (registry.table). Any other exception is
+declared in the schema itself, never in code: a unique key that must stay global, or a
+foreign key served by a wider index, carries `doctor: allow tenant.unique <reason>` /
+`doctor: allow fk.index <reason>` in its COMMENT and is reported as info with that reason. A function that reads a
 session setting other than the JWT claims (request.jwt.*) says why in its body or
 COMMENT, `doctor: allow setting.read <name> <reason>`: no setting a client can set
 may decide anything security-relevant (check setting.read; trigger.depth likewise
@@ -25,6 +28,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg
+
+from .table_registry import REGISTRY_FILE, Registry
+from .table_registry import load as load_registry
 
 SCHEMAS = ("public", "private", "archive")
 TENANT_KEY = "company_id"
@@ -97,8 +103,38 @@ order by 2
 """
 
 
+def _registry() -> Registry:
+    """The table registry (schema/_tables.toml): which tables are tenant tables and which
+    exceptions they carry. A table it does not list is judged by its columns (registry.table
+    flags it)."""
+    return load_registry()
+
+
+def _is_tenant(registry: Registry, name: str, has_tenant_key: bool) -> bool:
+    entry = registry.get(name)
+    return entry.tenant if entry is not None else has_tenant_key or name == TENANT_ROOT
+
+
 def _tenant_tables(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
-    return [r for r in _rows(conn, TABLES) if r[4] or r[1] == TENANT_ROOT]
+    registry = _registry()
+    return [r for r in _rows(conn, TABLES) if _is_tenant(registry, r[1], r[4])]
+
+
+@check
+def tables_are_registered(conn: psycopg.Connection) -> Iterator[Finding]:
+    """Every table is in schema/_tables.toml, as a tenant table exactly when it has company_id
+    (the templates and the other checks take their expectations from there)."""
+    registry = _registry()
+    for _oid, name, _rls, _force, has_key in _rows(conn, TABLES):
+        entry = registry.get(name)
+        if entry is None:
+            yield Finding("error", "registry.table", name,
+                          f"not in {REGISTRY_FILE}: add its entry (scope, read_only, legal_hold or "
+                          "allow.legal_hold, citus, ...) so the generated SQL and doctor know it")
+        elif entry.scope != "root" and entry.tenant != has_key:
+            yield Finding("error", "registry.table", name,
+                          f"{REGISTRY_FILE} says scope = \"{entry.scope}\" but the table "
+                          f"{'has no' if entry.tenant else 'has a'} {TENANT_KEY} column")
 
 
 @check
@@ -296,11 +332,11 @@ def tenant_keys(conn: psycopg.Connection) -> Iterator[Finding]:
                               "ON DELETE SET NULL/DEFAULT on a key containing company_id (Citus rejects it)")
 
 
-def _table_allows(conn: psycopg.Connection, oid: int, exception: str) -> str | None:
-    """The reason given by `doctor: allow <exception> <reason>` in the table's COMMENT, else None."""
-    note_row = conn.execute("select coalesce(obj_description(%s, 'pg_class'), '')", (oid,)).fetchone()
-    allowed = re.search(r"doctor: allow " + re.escape(exception) + r"\b[:\s]*(.*)", note_row[0] if note_row else "")
-    return (allowed.group(1).strip() or "see comment") if allowed else None
+def _table_allows(name: str, exception: str) -> str | None:
+    """The reason the registry gives for the table's exception (allow.<exception>), else None.
+    (The table's COMMENT repeats it as `doctor: allow <exception> <reason>`, for a DBA.)"""
+    entry = _registry().get(name)
+    return entry.allow.get(exception) if entry is not None else None
 
 
 @check
@@ -313,7 +349,7 @@ def tenant_tables_cascade_from_company(conn: psycopg.Connection) -> Iterator[Fin
             "and confrelid = %s::regclass and confdeltype = 'c'", (oid, TENANT_ROOT)).fetchone()
         if direct:
             continue
-        allowed = _table_allows(conn, oid, "tenant.cascade")
+        allowed = _table_allows(name, "tenant.cascade")
         if allowed is not None:
             yield Finding("info", "tenant.cascade", name, f"no company FK on purpose: {allowed}")
         else:
@@ -392,7 +428,7 @@ def tenant_key_is_guarded(conn: psycopg.Connection) -> Iterator[Finding]:
 def tenant_tables_honour_legal_holds(conn: psycopg.Connection) -> Iterator[Finding]:
     """Every tenant table holding records runs private.legal_hold_guard before update or
     delete (per row) and before truncate, so an active legal hold stops every path; a table
-    that holds no records says why in its COMMENT (`doctor: allow legal_hold <reason>`)."""
+    that holds no records says why in the registry (allow.legal_hold)."""
     for oid, name, *_rest in _tenant_tables(conn):
         triggers = conn.execute(TRIGGERS_OF, (oid,)).fetchall()
         row_bits = TG_ROW | TG_BEFORE | TG_DELETE | (0 if name == TENANT_ROOT else TG_UPDATE)
@@ -402,13 +438,14 @@ def tenant_tables_honour_legal_holds(conn: psycopg.Connection) -> Iterator[Findi
         ) if not ok]
         if not missing:
             continue
-        allowed = _table_allows(conn, oid, "legal_hold")
+        allowed = _table_allows(name, "legal_hold")
         if allowed is not None:
             yield Finding("info", "legal_hold.trigger", name, f"not covered by legal holds on purpose: {allowed}")
         else:
             yield Finding("error", "legal_hold.trigger", name,
                           "legal holds do not cover it: no private.legal_hold_guard trigger "
-                          + " and ".join(missing) + " (see schema/3000_lifecycle_schema.sql)")
+                          + " and ".join(missing) + f" (give it legal_hold = {{...}} in {REGISTRY_FILE}, or "
+                          "allow.legal_hold = \"<reason>\" when it holds no records)")
 
 
 ROUTINES = """

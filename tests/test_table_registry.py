@@ -1,0 +1,121 @@
+"""The table registry (schema/_tables.toml) is the one list of tables: it equals the live
+catalog, the access spec (an independent oracle) lists the same tables, and a registry
+that is wrong in any way stops the render with a message naming the entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from neurant_db.errors import MigrationSourceError
+from neurant_db.isolation import load_spec
+from neurant_db.render import render_all
+from neurant_db.settings import Settings
+from neurant_db.table_registry import REGISTRY_FILE, load, parse
+from neurant_db.testdb import TestDatabase, test_settings
+
+SPEC = Path(__file__).resolve().parent / "isolation" / "access_spec.toml"
+
+CATALOG = """
+select n.nspname || '.' || c.relname,
+       exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'company_id'
+               and not a.attisdropped),
+       c.relrowsecurity and c.relforcerowsecurity,
+       exists (select 1 from pg_trigger t where t.tgrelid = c.oid and t.tgname = c.relname || '_audit'),
+       (select count(*) from pg_policy p where p.polrelid = c.oid and p.polname like '%%\\_while\\_writable'),
+       (select count(*) from pg_trigger t where t.tgrelid = c.oid
+          and t.tgname in (c.relname || '_legal_hold', c.relname || '_legal_hold_truncate')),
+       (select count(*) from pg_trigger t where t.tgrelid = c.oid
+          and t.tgname in (c.relname || '_0_tenant_guard', c.relname || '_0_tenant_key'))
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where c.relkind in ('r', 'p') and not c.relispartition and n.nspname in ('public', 'private', 'archive', 'auth')
+  and not exists (select 1 from pg_depend d where d.objid = c.oid and d.deptype = 'e')
+order by 1
+"""
+
+
+def test_the_registry_lists_exactly_the_tables_of_the_migrated_catalog_with_their_properties(
+        neurant_db: TestDatabase) -> None:
+    profile = test_settings().profile
+    with psycopg.connect(neurant_db.url) as conn:
+        live = {row[0]: row[1:] for row in conn.execute(CATALOG).fetchall()}
+    registry = {e.name: e for e in load().on(profile)}
+    if profile == "supabase":
+        registry.pop("auth.users", None)
+        live.pop("auth.users", None)
+    assert sorted(live) == sorted(registry), f"tables of the catalog vs {REGISTRY_FILE}"
+    described = {name: (e.scope == "tenant", e.rls, e.audited, 3 if e.read_only else 0,
+                        2 if e.legal_hold else 0, 2 if e.guarded else 0)
+                 for name, e in registry.items()}
+    assert {name: tuple(row) for name, row in live.items()} == described
+
+
+def test_the_access_spec_lists_the_registry_tables_of_the_exposed_schemas() -> None:
+    spec = load_spec(SPEC)
+    registry = [e for e in load().entries if e.schema != "auth"]
+    assert sorted(spec) == sorted(e.name for e in registry)
+    for entry in registry:
+        declared = set((spec[entry.name].profile or "vanilla supabase citus").split())
+        assert (entry.name, sorted(declared)) == (entry.name, sorted(entry.profiles))
+        assert (entry.name, spec[entry.name].is_global) == (entry.name, not entry.tenant)
+
+
+def test_the_citus_layout_positions_follow_the_registry_order_without_gaps() -> None:
+    placed = load().on("citus")
+    assert [e.position for e in placed] == list(range(1, len(placed) + 1))
+    assert [e.name for e in placed if e.scope == "root"] == ["public.companies"]
+    assert all(e.position is None for e in load().entries if not e.on("citus"))
+
+
+VALID = """
+[table."public.companies"]
+scope = "root"
+legal_hold = { map = "tenant", note = "n" }
+"""
+
+
+@pytest.mark.parametrize(("extra", "complaint"), [
+    ('[table."public.things"]\nscope = "tenant"\ncolor = "red"\n', "table public.things: unknown key(s) color"),
+    ('[table."public.things"]\nscope = "tenant"\n',
+     "table public.things: a tenant table has either legal_hold"),
+    ('[table."public.things"]\nscope = "shared"\n', "table public.things: scope must be one of root, tenant"),
+    ('[table."public.things"]\nscope = "global"\nprofiles = ["citus"]\n',
+     "table public.things: citus (its placement) is required"),
+    ('[table."public.things"]\nscope = "global"\ncitus = "distributed"\n',
+     "table public.things: a global table has no tenant key to distribute by"),
+    ('[table."public.things"]\nscope = "tenant"\nlegal_hold = { map = "company", note = "n", free = ["a b"] }\n',
+     "table public.things: legal_hold.free must be a list of column names"),
+    ('[table."public.things"]\nscope = "tenant"\n[table."public.things".allow]\n"fk.index" = "why"\n'
+     'legal_hold = "none"\n', "table public.things: allow.fk.index: unknown exception"),
+    ('[table."public.others"]\nscope = "root"\nlegal_hold = { map = "tenant", note = "n" }\n',
+     "exactly one table has scope = \"root\""),
+    ('[table."things"]\nscope = "global"\n', "table things: the name must be schema.table"),
+])
+def test_an_invalid_registry_entry_is_refused_naming_the_entry_and_the_key(extra: str, complaint: str) -> None:
+    with pytest.raises(MigrationSourceError) as raised:
+        parse(VALID.replace('scope = "root"', 'scope = "root"\nprofiles = ["vanilla"]') + extra)
+    assert complaint in str(raised.value)
+
+
+def test_a_registry_that_is_not_toml_is_refused_in_one_line() -> None:
+    with pytest.raises(MigrationSourceError, match=r"_tables.toml: not valid TOML"):
+        parse("[table.\n")
+
+
+@pytest.fixture
+def tree_without(sql_copy: Path) -> Path:
+    """A copy of the SQL tree whose registry lacks public.chatbots."""
+    registry = (sql_copy / REGISTRY_FILE).read_text(encoding="utf-8")
+    start = registry.index('[table."public.chatbots"]')
+    end = registry.index("# Per member", start)
+    (sql_copy / REGISTRY_FILE).write_text(registry[:start] + registry[end:], encoding="utf-8")
+    return sql_copy
+
+
+def test_a_tenant_table_missing_from_the_registry_stops_the_render(tree_without: Path) -> None:
+    with pytest.raises(MigrationSourceError) as raised:
+        render_all(Settings().validate(), tree_without)
+    assert "no entry for table public.chatbots" in str(raised.value)
+    assert 'add [table."public.chatbots"]' in (raised.value.hint or "")
