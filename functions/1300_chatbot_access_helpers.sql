@@ -2,6 +2,7 @@
 -- subquery into chatbot_operators (slow, and rejected by Citus on distributed tables).
 -- This security definer helper returns them as an array that a policy evaluates once per
 -- statement: chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[]).
+{% from 'policies/_rls.sql' import rls -%}
 
 create function public.get_assigned_chatbot_ids()
 returns uuid[]
@@ -63,10 +64,7 @@ comment on column private.chatbot_visibility.chatbot_ids is 'Ids of the chatbots
 comment on constraint chatbot_visibility_auth_user_id_key on private.chatbot_visibility is
   'doctor: allow tenant.unique the helper looks the caller up before the company is known, like users_auth_user_id_key (one membership per identity).';
 
-alter table private.chatbot_visibility enable row level security;
-alter table private.chatbot_visibility force row level security;
-revoke all on table private.chatbot_visibility from public, anon, authenticated;
-grant all on table private.chatbot_visibility to service_role;
+{{ rls('private.chatbot_visibility') }}
 create policy deny_members on private.chatbot_visibility
   as restrictive for all to anon, authenticated
   using (false) with check (false);

@@ -4,23 +4,10 @@
 -- through public.set_integration_credentials, read only by service_role);
 -- integration logs - written by service_role, read by owner/administrador.
 
-alter table public.integrations enable row level security;
-alter table public.integrations force row level security;
-alter table private.integration_credentials enable row level security;
-alter table private.integration_credentials force row level security;
-alter table public.integration_logs enable row level security;
-alter table public.integration_logs force row level security;
-
-revoke all on table public.integrations, private.integration_credentials, public.integration_logs
-  from public, anon, authenticated;
-
-grant select, delete on table public.integrations to authenticated;
-grant insert (company_id, id, type, name, config, status) on table public.integrations to authenticated;
-grant update (name, config, status) on table public.integrations to authenticated;
-grant select on table public.integration_logs to authenticated;
-
-grant all on table public.integrations, private.integration_credentials, public.integration_logs
-  to service_role;
+{% from 'policies/_rls.sql' import rls -%}
+{{ rls('public.integrations') }}
+{{ rls('private.integration_credentials') }}
+{{ rls('public.integration_logs') }}
 -- (usage on schema private is granted to service_role by the tenancy domain.)
 
 -- integrations -----------------------------------------------------------

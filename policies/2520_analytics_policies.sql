@@ -2,18 +2,9 @@
 -- every role of the company reads, operador only its assigned chatbots, only
 -- service_role jobs write; system_metrics - platform-wide, service_role only.
 
-alter table public.analytics_daily enable row level security;
-alter table public.analytics_daily force row level security;
-alter table public.system_metrics enable row level security;
-alter table public.system_metrics force row level security;
-
-revoke all on table public.analytics_daily, public.system_metrics
-  from public, anon, authenticated, service_role;
-
-grant select on table public.analytics_daily to authenticated;
-grant all on table public.analytics_daily to service_role;
-
-grant all on table public.system_metrics to service_role;
+{% from 'policies/_rls.sql' import rls -%}
+{{ rls('public.analytics_daily') }}
+{{ rls('public.system_metrics') }}
 grant usage, select on sequence public.system_metrics_id_seq to service_role;
 
 create policy select_own_company_by_role on public.analytics_daily

@@ -4,8 +4,10 @@
     Call it in the policies file of each tenant table, after its other policies:
       {% from 'policies/_read_only.sql' import read_only_when_inactive %}
       {{ read_only_when_inactive('public.chatbots') }}
+    The table's entry in schema/_tables.toml says read_only = true (else the render stops).
     `neurant-db doctor` (policy.read_only) fails on a tenant table without them. -#}
 {% macro read_only_when_inactive(table) -%}
+{%- set _ = tables.read_only(table) -%}
 create policy insert_while_writable on {{ table }}
   as restrictive for insert to authenticated
   with check ((select private.require_company_writable()));

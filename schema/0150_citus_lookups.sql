@@ -7,6 +7,7 @@
 -- from inside a shard without a distributed query. It also carries the global rule
 -- "one membership per auth identity" (its primary key), which public.users can no longer
 -- hold on Citus (users_auth_user_id_key includes company_id there).
+{% from 'policies/_rls.sql' import rls -%}
 create table private.memberships (
   auth_user_id uuid not null,
   company_id uuid not null,
@@ -26,12 +27,7 @@ comment on column private.memberships.role is 'The member''s role (public.users.
 comment on column private.memberships.is_active is 'Whether the membership is active (public.users.is_active).';
 comment on constraint memberships_pkey on private.memberships is
   'One company membership per auth identity (users_auth_user_id_key on Citus includes company_id). doctor: allow tenant.unique a reference table, looked up before the company is known.';
-alter table private.memberships enable row level security;
-alter table private.memberships force row level security;
-revoke all on table private.memberships from public, anon, authenticated;
--- The membership RPCs write it as definer; service_role writes it before the public.users row
--- it mirrors (users_membership_copy refuses a users write that does not match it).
-grant select, insert, update, delete on table private.memberships to service_role;
+{{ rls('private.memberships') }}
 -- Its policies: policies/0580_citus_lookup_policies.sql.
 
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}

@@ -12,6 +12,7 @@
 -- docs/scale-out.md for moving an existing database). On plain PostgreSQL (no citus
 -- extension: no pg_dist_partition nor Citus's functions) it only says so in a NOTICE, so
 -- CI migrates this profile everywhere.
+{% from 'policies/_rls.sql' import rls -%}
 create table private.citus_layout (
   relation regclass not null,
   placement text not null,
@@ -32,10 +33,7 @@ comment on column private.citus_layout.placement is 'reference (one copy on ever
 comment on column private.citus_layout.distribution_column is 'The column a distributed table is sharded by (company_id; id for companies); null for reference tables.';
 comment on column private.citus_layout.colocate_with is 'The table a distributed table is co-located with (public.companies), so that a company''s rows of every table share a node; null for companies itself and for reference tables.';
 comment on column private.citus_layout.position is 'Order of distribution (1 first): a table comes after every table its foreign keys reference.';
-alter table private.citus_layout enable row level security;
-alter table private.citus_layout force row level security;
-revoke all on table private.citus_layout from public, anon, authenticated;
-grant select on table private.citus_layout to service_role;
+{{ rls('private.citus_layout') }}
 create policy select_none on private.citus_layout
   for select to authenticated
   using (false);

@@ -4,6 +4,7 @@ that is wrong in any way stops the render with a message naming the entry."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import psycopg
@@ -119,3 +120,18 @@ def test_a_tenant_table_missing_from_the_registry_stops_the_render(tree_without:
         render_all(Settings().validate(), tree_without)
     assert "no entry for table public.chatbots" in str(raised.value)
     assert 'add [table."public.chatbots"]' in (raised.value.hint or "")
+
+
+POLICY = re.compile(r"\bcreate\s+policy\s+\S+\s+on\s+([a-z_]+\.[a-z_]+)", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("profile", ["vanilla", "supabase", "citus"])
+def test_every_policy_of_a_table_is_created_by_one_migration_so_drop_rls_drops_exactly_those(
+        profile: str) -> None:
+    """drop_rls (policies/_rls.sql) drops every policy of the tables it is given: that is the
+    rollback of their policies only while one migration creates all of a table's policies."""
+    creators: dict[str, set[str]] = {}
+    for migration in render_all(Settings(profile=profile).validate()):
+        for table in POLICY.findall(migration.apply_sql):
+            creators.setdefault(table, set()).add(migration.id)
+    assert {table: sorted(ids) for table, ids in creators.items() if len(ids) > 1} == {}

@@ -30,7 +30,11 @@ DEFAULT_GUARD_NOTE = "a member inserts only into their own company."
 DEFAULT_KEY_NOTE = "the tenant key never changes, for any role."
 DEFAULT_TRUNCATE_NOTE = "No truncate while a legal hold covers rows of this table."
 KEYS = {"scope", "profiles", "rls", "read_only", "audited", "citus", "guard_note", "guard_key_note",
-        "legal_hold", "allow"}
+        "legal_hold", "allow", "grants"}
+ROLES = ("anon", "authenticated", "service_role")
+# One privilege of a grant, optionally column-listed: `select`, `update (name, industry)`.
+PRIVILEGE = re.compile(r"^(all|select|insert|update|delete|truncate|references|trigger)"
+                       r"( \([a-z_][a-z0-9_]*(, [a-z_][a-z0-9_]*)*\))?$")
 HOLD_KEYS = {"map", "note", "free", "update_of", "events", "truncate_note"}
 
 
@@ -59,6 +63,8 @@ class TableEntry:
     guard_key_note: str = DEFAULT_KEY_NOTE
     legal_hold: LegalHold | None = None
     allow: dict[str, str] = field(default_factory=dict)
+    # role -> privileges on the table, in order (service_role: ["all"] unless given)
+    grants: dict[str, tuple[str, ...]] = field(default_factory=dict)
     position: int | None = None  # order of distribution on Citus (1 first), None off citus
 
     @property
@@ -112,6 +118,21 @@ class Registry:
                                        f"\"{entry.scope}\"), it gets no tenant guard")
         return entry
 
+    def secured(self, name: str) -> TableEntry:
+        """The entry of a table under RLS (the RLS header's macro refuses any other)."""
+        entry = self[name]
+        if not entry.rls:
+            raise MigrationSourceError(f"{REGISTRY_FILE}: {name} says rls = false, it gets no RLS header")
+        return entry
+
+    def read_only(self, name: str) -> TableEntry:
+        """The entry of a table carrying the read-only policies (read_only = true)."""
+        entry = self[name]
+        if not entry.read_only:
+            raise MigrationSourceError(f"{REGISTRY_FILE}: {name} does not say read_only = true",
+                                       hint="set it in the registry, so doctor and the tests expect the policies")
+        return entry
+
     def on(self, profile: str) -> list[TableEntry]:
         """The entries the given render profile creates, in registry (Citus) order."""
         return [e for e in self.entries if e.on(profile)]
@@ -150,6 +171,23 @@ class _Reader:
             self.fail(f"legal_hold.{key} must be a list of column names")
             return ()
         return tuple(value)
+
+    def grants(self) -> dict[str, tuple[str, ...]]:
+        raw = self.raw.get("grants", {})
+        if not isinstance(raw, dict):
+            self.fail("grants must map a role to its privileges")
+            return {}
+        grants: dict[str, tuple[str, ...]] = {}
+        for role, privileges in raw.items():
+            if role not in ROLES:
+                self.fail(f"grants.{role}: unknown role (known: {', '.join(ROLES)})")
+            elif not isinstance(privileges, list) or not all(
+                    isinstance(p, str) and PRIVILEGE.match(p) for p in privileges):
+                self.fail(f"grants.{role} must list privileges like \"select\" or \"update (a, b)\"")
+            else:
+                grants[role] = tuple(privileges)
+        grants.setdefault("service_role", ("all",))
+        return grants
 
     def legal_hold(self) -> LegalHold | None:
         raw = self.raw.get("legal_hold")
@@ -206,7 +244,7 @@ class _Reader:
             read_only=self.flag("read_only"), audited=self.flag("audited"), citus=citus,
             guard_note=self.text(raw, "guard_note", DEFAULT_GUARD_NOTE),
             guard_key_note=self.text(raw, "guard_key_note", DEFAULT_KEY_NOTE),
-            legal_hold=hold, allow=dict(allow))
+            legal_hold=hold, allow=dict(allow), grants=self.grants())
         if entry.tenant and (hold is None) == ("legal_hold" not in allow):
             self.fail("a tenant table has either legal_hold = {...} or allow.legal_hold = \"<reason>\", "
                       "exactly one")
