@@ -95,10 +95,3 @@ create policy select_as_admin on public.audit_logs
        and (select public.get_user_role()) in ('owner', 'administrador'));
 comment on policy select_as_admin on public.audit_logs is
   'Owner/administrador read their company''s audit trail; nobody updates or deletes it.';
-
--- Read-only tenants: a suspended or canceled company writes nothing (policies/_read_only.sql).
-{% from 'policies/_read_only.sql' import read_only_when_inactive %}
-{{ read_only_when_inactive('public.companies') }}
-{{ read_only_when_inactive('public.users') }}
-{{ read_only_when_inactive('public.user_invitations') }}
-{{ read_only_when_inactive('public.audit_logs') }}

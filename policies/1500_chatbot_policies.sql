@@ -82,8 +82,3 @@ create policy delete_as_supervisor on public.chatbot_operators
     and (select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
   );
 comment on policy delete_as_supervisor on public.chatbot_operators is 'Owner/administrador/supervisor unassign operadores of their company.';
-
--- Read-only tenants: a suspended or canceled company writes nothing (policies/_read_only.sql).
-{% from 'policies/_read_only.sql' import read_only_when_inactive %}
-{{ read_only_when_inactive('public.chatbots') }}
-{{ read_only_when_inactive('public.chatbot_operators') }}

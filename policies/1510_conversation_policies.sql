@@ -140,11 +140,3 @@ create policy select_as_supervisor on public.company_message_usage
   );
 comment on policy select_as_supervisor on public.company_message_usage is
   'Owner/administrador/supervisor read their company''s monthly message usage; written by the message trigger only.';
-
--- Read-only tenants: a suspended or canceled company writes nothing (policies/_read_only.sql).
-{% from 'policies/_read_only.sql' import read_only_when_inactive %}
-{{ read_only_when_inactive('public.conversations') }}
-{{ read_only_when_inactive('public.messages') }}
-{{ read_only_when_inactive('public.message_reactions') }}
-{{ read_only_when_inactive('public.hitl_escalations') }}
-{{ read_only_when_inactive('public.company_message_usage') }}

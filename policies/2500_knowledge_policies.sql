@@ -63,9 +63,3 @@ create policy select_own_company_by_role on public.knowledge_queries
 
 comment on policy select_own_company_by_role on public.knowledge_queries is
   'Read like conversations: owner/administrador/supervisor all of the company; operador only rows of assigned chatbots. Writes: service_role only.';
-
--- Read-only tenants: a suspended or canceled company writes nothing (policies/_read_only.sql).
-{% from 'policies/_read_only.sql' import read_only_when_inactive %}
-{{ read_only_when_inactive('public.documents') }}
-{{ read_only_when_inactive('public.document_chunks') }}
-{{ read_only_when_inactive('public.knowledge_queries') }}

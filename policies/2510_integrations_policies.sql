@@ -50,8 +50,3 @@ create policy deny_members on private.integration_credentials
   using (false) with check (false);
 comment on policy deny_members on private.integration_credentials is
   'Nobody but BYPASSRLS roles (service_role, the owner of the credential RPCs) reaches a row: members write through set_integration_credentials() and never read.';
-
--- Read-only tenants: a suspended or canceled company writes nothing (policies/_read_only.sql).
-{% from 'policies/_read_only.sql' import read_only_when_inactive %}
-{{ read_only_when_inactive('public.integrations') }}
-{{ read_only_when_inactive('public.integration_logs') }}

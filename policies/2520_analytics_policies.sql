@@ -21,7 +21,3 @@ create policy deny_members on public.system_metrics
   using (false) with check (false);
 comment on policy deny_members on public.system_metrics is
   'Platform-wide metrics are for the operators of NeurAnt (service_role) only; no tenant role reads or writes them.';
-
--- Read-only tenants: a suspended or canceled company writes nothing (policies/_read_only.sql).
-{% from 'policies/_read_only.sql' import read_only_when_inactive %}
-{{ read_only_when_inactive('public.analytics_daily') }}

@@ -85,14 +85,3 @@ comment on policy deny_members on private.cold_exports is
   'Platform bookkeeping of the lifecycle jobs: service_role (and the job owner) only; no tenant role reads or writes it.';
 
 grant usage, select on sequence private.job_runs_id_seq to service_role;
-
--- Read-only tenants: a suspended or canceled company writes nothing (policies/_read_only.sql).
-{% from 'policies/_read_only.sql' import read_only_when_inactive %}
-{{ read_only_when_inactive('archive.conversations_archived') }}
-{{ read_only_when_inactive('archive.messages_archived') }}
-{{ read_only_when_inactive('archive.message_reactions_archived') }}
-{{ read_only_when_inactive('archive.hitl_escalations_archived') }}
-{{ read_only_when_inactive('archive.knowledge_queries_archived') }}
-{{ read_only_when_inactive('archive.integration_logs_archived') }}
-{{ read_only_when_inactive('archive.analytics_archived') }}
-{{ read_only_when_inactive('public.legal_holds') }}

@@ -1,13 +1,17 @@
 {#- The RLS header of a table (CONVENTIONS.md, "Roles, grants, RLS"): enable and force row
     level security, revoke everything from the client roles (Supabase grants everything
     by default), then grant what its entry in schema/_tables.toml lists under grants
-    (service_role: all, unless the entry says otherwise). Call it where the table's
-    policies are written, before them:
+    (service_role: all, unless the entry says otherwise), and, when the entry says
+    read_only = true, the read-only policies of policies/_read_only.sql (unless
+    with_read_only=false: a table created before private.require_company_writable,
+    functions/0300, gets them from a later file). Call it where the table's policies are
+    written, before them:
       {% from 'policies/_rls.sql' import rls -%}
       {{ rls('public.chatbots') }}
     drop_rls(tables...) undoes it for the rollback, with every policy of those tables
     (each table's policies are created in one migration: tests/test_table_registry.py). -#}
-{% macro rls(table) -%}
+{% from 'policies/_read_only.sql' import read_only_when_inactive -%}
+{% macro rls(table, with_read_only=true) -%}
 {%- set entry = tables.secured(table) -%}
 alter table {{ table }} enable row level security;
 alter table {{ table }} force row level security;
@@ -17,6 +21,9 @@ revoke all on table {{ table }} from public, anon, authenticated, service_role;
 grant {{ privilege }} on table {{ table }} to {{ role }};
 {%- endfor %}
 {%- endfor %}
+{%- if entry.read_only and with_read_only %}
+{{ read_only_when_inactive(table) }}
+{%- endif %}
 {%- endmacro %}
 
 {% macro drop_rls() -%}

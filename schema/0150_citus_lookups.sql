@@ -27,8 +27,8 @@ comment on column private.memberships.role is 'The member''s role (public.users.
 comment on column private.memberships.is_active is 'Whether the membership is active (public.users.is_active).';
 comment on constraint memberships_pkey on private.memberships is
   'One company membership per auth identity (users_auth_user_id_key on Citus includes company_id). doctor: allow tenant.unique a reference table, looked up before the company is known.';
-{{ rls('private.memberships') }}
--- Its policies: policies/0580_citus_lookup_policies.sql.
+{{ rls('private.memberships', with_read_only=false) }}
+-- Its policies, the read-only ones included: policies/0580_citus_lookup_policies.sql.
 
 {% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 {{ tenant_guard('private.memberships') }}
