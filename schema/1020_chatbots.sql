@@ -81,11 +81,6 @@ begin
       new.created_by := v_user_id;
     end if;
   else
-    if new.company_id is distinct from old.company_id then
-      raise exception using errcode = '22023',
-        message = 'a chatbot cannot be moved to another company',
-        hint = 'Create a new chatbot in the target company instead.';
-    end if;
     if new.created_by is not null then
       new.created_by := old.created_by; -- may only be cleared (user deletion), never re-pointed
     end if;
@@ -94,7 +89,7 @@ begin
 end
 $$;
 comment on function private.chatbots_before_write() is
-  'Trigger: stamps created_by with the calling user on insert; keeps company_id immutable and created_by immutable except for clearing it on update.';
+  'Trigger: stamps created_by with the calling user on insert; keeps created_by immutable except for clearing it on update (company_id: chatbots_0_tenant_key).';
 
 create trigger chatbots_before_write
   before insert or update on public.chatbots

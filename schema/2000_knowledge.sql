@@ -146,10 +146,6 @@ begin
     if new.uploaded_by is null then
       new.uploaded_by := public.get_current_user_id();
     end if;
-  elsif new.company_id is distinct from old.company_id then
-    raise exception using errcode = '22023',
-      message = 'a document cannot move to another company',
-      hint = 'Create a new document in the target company instead.';
   end if;
   if new.status in ('ready', 'failed')
      and (tg_op = 'INSERT' or old.status is distinct from new.status) then
@@ -159,7 +155,7 @@ begin
 end;
 $$;
 comment on function private.documents_before_write() is
-  'Trigger: defaults uploaded_by to the caller, forbids moving a document across companies, stamps processed_at when ingestion ends.';
+  'Trigger: defaults uploaded_by to the caller, stamps processed_at when ingestion ends (a document never moves across companies: documents_0_tenant_key).';
 
 create function private.documents_quota() returns trigger
   language plpgsql
@@ -222,7 +218,7 @@ create function private.document_chunks_before_update() returns trigger
   set search_path = pg_catalog, pg_temp
 as $$
 begin
-  if new.company_id is distinct from old.company_id or new.document_id is distinct from old.document_id then
+  if new.document_id is distinct from old.document_id then
     raise exception using errcode = '22023',
       message = 'a chunk cannot move to another document or company',
       hint = 'Delete the chunk and insert it under the other document.';

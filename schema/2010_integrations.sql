@@ -148,16 +148,12 @@ begin
     if new.created_by is null then
       new.created_by := public.get_current_user_id();
     end if;
-  elsif new.company_id is distinct from old.company_id then
-    raise exception using errcode = '22023',
-      message = 'an integration cannot move to another company',
-      hint = 'Create a new integration in the target company instead.';
   end if;
   return new;
 end;
 $$;
 comment on function private.integrations_before_write() is
-  'Trigger: defaults created_by to the caller and forbids moving an integration across companies.';
+  'Trigger: defaults created_by to the caller (an integration never moves across companies: integrations_0_tenant_key).';
 
 create function private.integrations_quota() returns trigger
   language plpgsql
@@ -186,8 +182,7 @@ create function private.integration_credentials_before_write() returns trigger
   set search_path = pg_catalog, pg_temp
 as $$
 begin
-  if tg_op = 'UPDATE' and (new.company_id is distinct from old.company_id
-                           or new.integration_id is distinct from old.integration_id) then
+  if tg_op = 'UPDATE' and new.integration_id is distinct from old.integration_id then
     raise exception using errcode = '22023',
       message = 'credentials cannot move to another integration',
       hint = 'Set the credentials of the other integration instead.';
