@@ -362,3 +362,16 @@ def test_a_comment_alone_does_not_exempt_a_table_from_legal_holds(weak_db: str) 
         found = {(f.check, f.object, f.level) for f in run_checks(conn)}
     assert ("legal_hold.trigger", "public.bookkeeping", "error") in found
     assert ("registry.table", "public.bookkeeping", "error") in found
+
+
+def test_a_table_whose_tenant_key_contradicts_its_registry_scope_fails_doctor(scratch_db: str) -> None:
+    """schema/_tables.toml says subscription_plans is global and legal_holds a tenant table:
+    a catalog that disagrees is an error, naming the registry."""
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("create table public.companies (id uuid primary key)")
+        conn.execute("create table public.subscription_plans (id uuid primary key, company_id uuid)")
+        conn.execute("create table public.legal_holds (id uuid primary key)")
+        found = {f.object: f.message for f in run_checks(conn)
+                 if f.check == "registry.table" and f.level == "error"}
+    assert "says scope = \"global\" but the table has a company_id column" in found["public.subscription_plans"]
+    assert "says scope = \"tenant\" but the table has no company_id column" in found["public.legal_holds"]

@@ -5,6 +5,7 @@ that is wrong in any way stops the render with a message naming the entry."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import psycopg
@@ -17,7 +18,8 @@ from neurant_db.settings import Settings
 from neurant_db.table_registry import REGISTRY_FILE, load, parse
 from neurant_db.testdb import TestDatabase, test_settings
 
-SPEC = Path(__file__).resolve().parent / "isolation" / "access_spec.toml"
+REPO = Path(__file__).resolve().parent.parent
+SPEC = REPO / "tests" / "isolation" / "access_spec.toml"
 
 CATALOG = """
 select n.nspname || '.' || c.relname,
@@ -135,3 +137,15 @@ def test_every_policy_of_a_table_is_created_by_one_migration_so_drop_rls_drops_e
         for table in POLICY.findall(migration.apply_sql):
             creators.setdefault(table, set()).add(migration.id)
     assert {table: sorted(ids) for table, ids in creators.items() if len(ids) > 1} == {}
+
+
+def test_a_tree_without_a_registry_renders_until_a_template_asks_for_it(sql_tree: Path) -> None:
+    assert [m.id for m in render_all(Settings().validate(), sql_tree)] == [
+        "0010_widgets", "0020_widget_count", "0030_gadgets"]
+    (sql_tree / "schema" / "0040_guarded.sql").write_text(
+        "-- a tenant table\n{% from 'schema/_tenant_guard.sql' import tenant_guard -%}\n"
+        "{{ tenant_guard('public.widgets') }}\n", encoding="utf-8")
+    (sql_tree / "schema" / "0040_guarded.rollback.sql").write_text("-- nothing\n", encoding="utf-8")
+    shutil.copy(REPO / "schema" / "_tenant_guard.sql", sql_tree / "schema")
+    with pytest.raises(MigrationSourceError, match=r"table registry .*_tables.toml is missing, and a template uses it"):
+        render_all(Settings().validate(), sql_tree)

@@ -29,8 +29,7 @@ from typing import Any
 
 import psycopg
 
-from .table_registry import REGISTRY_FILE, Registry
-from .table_registry import load as load_registry
+from .table_registry import REGISTRY_FILE, Registry, load_if_present
 
 SCHEMAS = ("public", "private", "archive")
 TENANT_KEY = "company_id"
@@ -107,7 +106,7 @@ def _registry() -> Registry:
     """The table registry (schema/_tables.toml): which tables are tenant tables and which
     exceptions they carry. A table it does not list is judged by its columns (registry.table
     flags it)."""
-    return load_registry()
+    return load_if_present()
 
 
 def _is_tenant(registry: Registry, name: str, has_tenant_key: bool) -> bool:

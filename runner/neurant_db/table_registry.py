@@ -301,3 +301,34 @@ def _load(path: Path) -> Registry:
 def load(root: Path | None = None) -> Registry:
     """The registry of the SQL tree at root (default: the package's), cached per file."""
     return _load(((root or sql_root()) / REGISTRY_FILE).resolve())
+
+
+class MissingRegistry:
+    """What the templates get in a tree without schema/_tables.toml (a scratch tree of a
+    few migrations): nothing, until a template asks it something."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def _refuse(self) -> MigrationSourceError:
+        return MigrationSourceError(f"the table registry {self._path} is missing, and a template uses it",
+                                    hint="restore schema/_tables.toml, or point NEURANT_SQL_ROOT at a complete tree")
+
+    def __getattr__(self, name: str) -> Any:
+        raise self._refuse()
+
+    def __getitem__(self, name: str) -> Any:
+        raise self._refuse()
+
+
+def for_templates(root: Path) -> Registry | MissingRegistry:
+    """The registry the templates see: loaded when the tree has one, else a stand-in that
+    refuses every question (only a template that uses `tables` needs the file)."""
+    path = (root / REGISTRY_FILE).resolve()
+    return _load(path) if path.is_file() else MissingRegistry(path)
+
+
+def load_if_present(root: Path | None = None) -> Registry:
+    """The registry, or an empty one when the tree has none (doctor then knows no table)."""
+    path = ((root or sql_root()) / REGISTRY_FILE).resolve()
+    return _load(path) if path.is_file() else Registry(())
