@@ -8380,7 +8380,7 @@ ALTER TABLE ONLY private.chatbot_visibility
 -- Name: CONSTRAINT chatbot_visibility_auth_user_id_key ON chatbot_visibility; Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON CONSTRAINT chatbot_visibility_auth_user_id_key ON private.chatbot_visibility IS 'doctor: allow tenant.unique the helper looks the caller up before the company is known, like users_auth_user_id_key (one membership per identity).';
+COMMENT ON CONSTRAINT chatbot_visibility_auth_user_id_key ON private.chatbot_visibility IS 'One row per auth identity, the key the helper looks the caller up by. doctor: allow tenant.unique the helper looks the caller up before the company is known, like users_auth_user_id_key (one membership per identity).';
 
 
 --
@@ -12171,7 +12171,7 @@ ALTER TABLE ONLY public.messages
 -- Name: CONSTRAINT messages_conversation_fkey ON messages; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON CONSTRAINT messages_conversation_fkey ON public.messages IS 'doctor: allow fk.index served by messages_conversation_time_idx (company_id, conversation_id, created_at desc): chatbot_id is a function of conversation_id, and an exact index would only slow the hottest insert path.';
+COMMENT ON CONSTRAINT messages_conversation_fkey ON public.messages IS 'A message belongs to a conversation of its own chatbot. doctor: allow fk.index served by messages_conversation_time_idx (company_id, conversation_id, created_at desc): chatbot_id is a function of conversation_id, and an exact index would only slow the hottest insert path.';
 
 
 --

@@ -2,6 +2,7 @@
 -- subquery into chatbot_operators (slow, and rejected by Citus on distributed tables).
 -- This security definer helper returns them as an array that a policy evaluates once per
 -- statement: chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[]).
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 {% from 'policies/_rls.sql' import rls -%}
 
 create function public.get_assigned_chatbot_ids()
@@ -54,7 +55,6 @@ create table private.chatbot_visibility (
   constraint chatbot_visibility_user_fkey foreign key (company_id, user_id)
     references public.users (company_id, id) on delete cascade
 );
-{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table private.chatbot_visibility is
   'Per active member: the chatbots whose conversations it may read (all of the company''s for owner/administrador/supervisor, the assigned ones for an operador). Written only by the triggers of public.users, public.chatbots and public.chatbot_operators in the transaction of the change; read by public.get_visible_chatbot_ids().'{{ doctor_notes('private.chatbot_visibility') }};
 comment on column private.chatbot_visibility.company_id is 'Company of the member (tenant key).';
@@ -62,7 +62,7 @@ comment on column private.chatbot_visibility.user_id is 'The member (public.user
 comment on column private.chatbot_visibility.auth_user_id is 'The member''s auth identity (auth.uid()), the lookup key of the helper.';
 comment on column private.chatbot_visibility.chatbot_ids is 'Ids of the chatbots the member may read conversations of, sorted.';
 comment on constraint chatbot_visibility_auth_user_id_key on private.chatbot_visibility is
-  'doctor: allow tenant.unique the helper looks the caller up before the company is known, like users_auth_user_id_key (one membership per identity).';
+  'One row per auth identity, the key the helper looks the caller up by.'{{ doctor_notes('private.chatbot_visibility', 'chatbot_visibility_auth_user_id_key') }};
 
 {{ rls('private.chatbot_visibility') }}
 create policy deny_members on private.chatbot_visibility
@@ -71,7 +71,6 @@ create policy deny_members on private.chatbot_visibility
 comment on policy deny_members on private.chatbot_visibility is
   'Nobody but BYPASSRLS roles (service_role, the owner of the triggers and of public.get_visible_chatbot_ids()) reaches a row: members read their visible chatbots only through that helper.';
 
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 {{ tenant_guard('private.chatbot_visibility') }}
 
 create function private.refresh_chatbot_visibility(p_company_id uuid, p_user_id uuid)

@@ -4,6 +4,7 @@
 -- generic row trigger private.audit_row_change() in the same transaction as
 -- the audited change (attached by each audited table's own file).
 
+{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 create type public.audit_action as enum ('insert', 'update', 'delete', 'custom');
 comment on type public.audit_action is
   'What an audit row records: a row insert/update/delete captured by trigger, or a custom event written by service_role (login, export, ownership transfer, ...).';
@@ -42,7 +43,6 @@ create table public.audit_logs (
     and (new_data is null or jsonb_typeof(new_data) = 'object'))
 );
 
-{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table public.audit_logs is
   'Append-only audit trail of security and configuration changes, one row per changed row (or custom event). Secrets, credentials and token hashes are redacted. No FK to companies on purpose: the trail outlives the tenant rows it describes and must never be cascade-deleted. Readable by owner/administrador of the company.'{{ doctor_notes('public.audit_logs') }};
 comment on column public.audit_logs.company_id is 'Tenant the audited row belongs to.';

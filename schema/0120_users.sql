@@ -1,5 +1,6 @@
 -- Users: the members of a company (one membership per auth identity), their
 -- role in the company's hierarchy and the one-owner-per-company key.
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 create table public.users (
   company_id uuid not null,
   id uuid not null default gen_random_uuid(),
@@ -27,7 +28,6 @@ create table public.users (
   constraint users_full_name_length_check check (char_length(full_name) <= 200),
   constraint users_invited_by_not_self_check check (invited_by <> id)
 );
-{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table public.users is
   'Members of a company. One row per auth identity (auth_user_id is unique: one membership per user). Rows are created by create_company_with_owner / accept_invitation (or service_role); removed by owner/administrador for lower ranks.'{{ doctor_notes('public.users') }};
 comment on column public.users.company_id is 'Tenant key (companies.id).';
@@ -54,8 +54,7 @@ create trigger users_touch_updated_at
 comment on trigger users_touch_updated_at on public.users is 'Keeps updated_at exact.';
 
 comment on constraint users_auth_user_id_key on public.users is
-  'One company membership per auth user: get_user_company_id() resolves the tenant from auth.uid() alone. '
-  'doctor: allow tenant.unique the membership is looked up before the company is known; on Citus this key moves to a reference table of memberships.';
+  'One company membership per auth user: get_user_company_id() resolves the tenant from auth.uid() alone.'{{ doctor_notes('public.users', 'users_auth_user_id_key') }};
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger users_audit
@@ -64,5 +63,4 @@ create trigger users_audit
 comment on trigger users_audit on public.users is 'Audits membership and role changes.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 {{ tenant_guard('public.users') }}

@@ -3,6 +3,7 @@
 -- bumping companies.current_chatbot_count through private.consume_quota() in the same
 -- transaction as the insert/delete (the counter row lock serialises concurrent creators).
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 create table public.chatbots (
   company_id uuid not null,
   id uuid not null default gen_random_uuid(),
@@ -42,7 +43,6 @@ create table public.chatbots (
   constraint chatbots_hitl_low_rating_threshold_range_check check (hitl_low_rating_threshold between 1 and 5)
 );
 
-{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table public.chatbots is
   'AI chatbots of a company (tenant table). Counted against the plan''s max_chatbots via companies.current_chatbot_count. '
   'Owner/administrador: full access; supervisor: read all; operador: read assigned chatbots only.'{{ doctor_notes('public.chatbots') }};
@@ -131,7 +131,6 @@ revoke execute on function private.chatbots_before_write() from public, anon, au
 revoke execute on function private.chatbots_count_quota() from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 {{ tenant_guard('public.chatbots') }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).

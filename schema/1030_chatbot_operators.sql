@@ -2,6 +2,7 @@
 -- "operators can only access assigned chatbots"). Every operador-scoped policy of the
 -- conversation domain derives from these rows through public.get_assigned_chatbot_ids().
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 create table public.chatbot_operators (
   company_id uuid not null,
   chatbot_id uuid not null,
@@ -19,7 +20,6 @@ create table public.chatbot_operators (
     references public.users (company_id, id) on delete no action
 );
 
-{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table public.chatbot_operators is
   'Assignment of operador users to chatbots (tenant table). Only active users with role operador can be assigned. '
   'Owner/administrador/supervisor assign and unassign; an operador reads its own assignments. Reassigning = delete + insert.'{{ doctor_notes('public.chatbot_operators') }};
@@ -77,7 +77,6 @@ create trigger chatbot_operators_before_write
 comment on trigger chatbot_operators_before_write on public.chatbot_operators is 'Validates the assignee''s role; stamps assigned_by.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 {{ tenant_guard('public.chatbot_operators') }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).

@@ -27,6 +27,7 @@
 -- caller-chosen date two months back or a century ahead would land in a bucket whose
 -- allowance is untouched. record_message_usage therefore takes no time argument.
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 create table public.company_message_usage (
   company_id uuid not null,
   month date not null,
@@ -47,7 +48,6 @@ create table public.company_message_usage (
   constraint company_message_usage_total_message_count_check check (total_message_count >= message_count)
 );
 
-{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table public.company_message_usage is
   'Messages per company per calendar month (UTC) and shard, maintained in the message''s own transaction; the month''s usage is the sum over its shards. The sum of message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan).'{{ doctor_notes('public.company_message_usage') }};
 comment on column public.company_message_usage.company_id is 'Company (tenant key).';
@@ -201,5 +201,4 @@ comment on function private.record_message_usage(uuid, boolean) is
 revoke execute on function private.record_message_usage(uuid, boolean) from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 {{ tenant_guard('public.company_message_usage') }}

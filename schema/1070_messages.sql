@@ -5,6 +5,7 @@
 -- chatbot_id is denormalised so operador policies need no per-row subquery; the composite
 -- FK to conversations (company_id, id, chatbot_id) keeps it equal to the conversation's.
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 create table public.messages (
   company_id uuid not null,
   id uuid not null default gen_random_uuid(),
@@ -227,7 +228,6 @@ comment on function private.messages_refuse_conversation(uuid, uuid) is
 revoke execute on function private.messages_refuse_conversation(uuid, uuid) from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 {{ tenant_guard('public.messages') }}
 
 -- A member can be removed while the history stays (private.clear_user_reference).

@@ -4,6 +4,7 @@
 -- same transaction as the row change, through private.consume_quota (race-free
 -- counter bump on public.companies owned by the tenancy domain).
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 create type public.document_status as enum ('uploaded', 'processing', 'ready', 'failed');
 comment on type public.document_status is
   'Ingestion state of a document: uploaded (stored, not yet chunked) -> processing (chunking/embedding) -> ready (searchable) | failed (see error_message).';
@@ -308,7 +309,6 @@ revoke execute on function private.document_chunks_before_update() from public, 
 revoke execute on function private.knowledge_queries_before_write() from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 {{ tenant_guard('public.documents') }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).

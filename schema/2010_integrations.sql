@@ -6,6 +6,7 @@
 -- database (works without pgcrypto, i.e. on the embedded server and on
 -- Supabase alike). The plan's integration limit is enforced by trigger.
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 create type public.integration_type as enum (
   'whatsapp', 'telegram', 'messenger', 'instagram', 'slack', 'webchat',
   'webhook', 'zendesk', 'hubspot', 'salesforce', 'email'
@@ -85,7 +86,6 @@ create table private.integration_credentials (
     check (key_id ~ '^[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,255}$')
 );
 
-{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table private.integration_credentials is
   'Encrypted credentials of an integration, one envelope per integration. Encrypted by the application (AES-256-GCM with a data key from the KMS key named by key_id) before reaching the database; readable only by service_role; written by owner/administrador only through public.set_integration_credentials.'{{ doctor_notes('private.integration_credentials') }};
 comment on column private.integration_credentials.company_id is 'Tenant owning the integration.';
@@ -281,7 +281,6 @@ revoke execute on function private.integration_credentials_sync() from public, a
 revoke execute on function private.clear_user_integration_references() from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 {{ tenant_guard('public.integrations') }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).

@@ -4,6 +4,7 @@
 -- export ledger and the archive tables (schema `archive`, same tenant keys as the live
 -- tables). The jobs that move rows are in functions/3300-3340.
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 create schema archive;
 comment on schema archive is
   'Archived tenant data (closed conversations and their rows, integration logs, daily analytics) moved out of the live tables by public.job_archive(); '
@@ -31,7 +32,6 @@ create table public.legal_holds (
   constraint legal_holds_released_check check ((released_at is null) = (released_by is null)),
   constraint legal_holds_released_by_length_check check (char_length(btrim(released_by)) between 1 and 200)
 );
-{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 comment on table public.legal_holds is
   'Legal holds (tenant table): while a hold is active (released_at is null) no lifecycle job moves, exports-and-deletes or deletes the data it covers, '
   'and every delete, truncate or content update of a covered row, by any role or cascade, raises 42501 naming the hold (private.legal_hold_guard). '
@@ -118,7 +118,6 @@ create trigger legal_holds_check_conversation
   for each row execute function private.legal_holds_check_conversation();
 comment on trigger legal_holds_check_conversation on public.legal_holds is 'A hold names a conversation of its own company, live or archived.';
 
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 {{ tenant_guard('public.legal_holds') }}
 
 -- Held data cannot be deleted, truncated or rewritten, by any path (a member, service_role,

@@ -35,9 +35,11 @@ drop trigger {{ entry.relname }}_0_tenant_guard on {{ table }};
     to close the table's comment, so a DBA reading the catalog sees the exception:
       comment on table public.users is
         'Members of a company. ...'{{ doctor_notes('public.users') }};
+    With a second argument, those of one of its constraints or indexes
+    ("tenant.unique users_auth_user_id_key" = ...), for that object's comment.
     Renders nothing for a table without exceptions. -#}
-{% macro doctor_notes(table) -%}
-{%- for check, reason in tables[table].allow.items() %}
+{% macro doctor_notes(table, object=none) -%}
+{%- for check, reason in tables[table].notes(object) %}
   ' doctor: allow {{ check }} {{ reason | replace("'", "''") }}'
 {%- endfor -%}
 {%- endmacro %}

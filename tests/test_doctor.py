@@ -140,13 +140,18 @@ def test_doctor_exits_non_zero_and_prints_one_line_per_finding(weak_db: str) -> 
     assert "rls.forced" in result.output and "Traceback" not in result.output
 
 
-def test_a_documented_global_unique_key_is_reported_as_info(weak_db: str) -> None:
+def test_a_global_unique_key_the_registry_allows_is_reported_as_info(weak_db: str, sql_copy: Path) -> None:
+    with (sql_copy / REGISTRY_FILE).open("a", encoding="utf-8") as registry:
+        registry.write('[table."public.crossref"]\nscope = "tenant"\ncitus = "distributed"\n'
+                       '[table."public.crossref".allow]\nlegal_hold = "a probe."\n'
+                       '"tenant.unique crossref_other_key" = "ids are globally unique by construction"\n')
     with psycopg.connect(weak_db, autocommit=True) as conn:
-        conn.execute("comment on index public.crossref_other_key is "
-                     "'doctor: allow tenant.unique ids are globally unique by construction'")
+        conn.execute("comment on index public.leaky_code_key is "
+                     "'doctor: allow tenant.unique a comment alone exempts nothing'")
         infos = [f for f in run_checks(conn) if f.check == "tenant.unique" and f.level == "info"]
     assert ("tenant.unique", "public.crossref crossref_other_key") not in findings_for(weak_db)
     assert any("globally unique by construction" in f.message for f in infos)
+    assert ("tenant.unique", "public.leaky leaky_code_key") in findings_for(weak_db)
 
 
 # Hostile sessions (issue 9): time and identity a caller chooses ---------------------------

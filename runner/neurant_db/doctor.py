@@ -4,13 +4,14 @@ Each check reads pg_catalog and yields findings (level, check, object, message).
 `neurant-db doctor` prints them and exits non-zero on any error; the test
 suite runs it on the freshly migrated schema and expects no error.
 
-Which tables are tenant tables, and a table's exceptions (a tenant table that holds no
-records, `legal_hold`; one without its company FK, `tenant.cascade`), come from the table
-registry schema/_tables.toml (table_registry.py), which also renders them into the table's
-COMMENT; a table it does not list is an error (registry.table). Any other exception is
-declared in the schema itself, never in code: a unique key that must stay global, or a
-foreign key served by a wider index, carries `doctor: allow tenant.unique <reason>` /
-`doctor: allow fk.index <reason>` in its COMMENT and is reported as info with that reason. A function that reads a
+Which tables are tenant tables, and the exceptions of a table and of its keys (a tenant
+table that holds no records, `legal_hold`; one without its company FK, `tenant.cascade`; a
+unique key that must stay global, `tenant.unique <key>`; a foreign key served by a wider
+index, `fk.index <constraint>`), come from the table registry schema/_tables.toml
+(table_registry.py), which also renders them into the COMMENT of the table or key; an
+exception is reported as info with its reason, and a table the registry does not list is
+an error (registry.table). The exceptions of functions are declared in the schema itself,
+never in code. A function that reads a
 session setting other than the JWT claims (request.jwt.*) says why in its body or
 COMMENT, `doctor: allow setting.read <name> <reason>`: no setting a client can set
 may decide anything security-relevant (check setting.read; trigger.depth likewise
@@ -223,9 +224,8 @@ def views_are_security_invoker(conn: psycopg.Connection) -> Iterator[Finding]:
 
 @check
 def foreign_keys_are_indexed(conn: psycopg.Connection) -> Iterator[Finding]:
-    for name, con, note in _rows(conn, """
-        select n.nspname || '.' || c.relname, k.conname,
-               coalesce(obj_description(k.oid, 'pg_constraint'), '')
+    for name, con in _rows(conn, """
+        select n.nspname || '.' || c.relname, k.conname
         from pg_constraint k join pg_class c on c.oid = k.conrelid
         join pg_namespace n on n.oid = c.relnamespace
         where k.contype = 'f' and n.nspname = any(%s)
@@ -233,10 +233,9 @@ def foreign_keys_are_indexed(conn: psycopg.Connection) -> Iterator[Finding]:
             select 1 from pg_index i where i.indrelid = k.conrelid
               and (i.indkey::int2[])[0:array_length(k.conkey, 1) - 1] @> k.conkey
               and (i.indkey::int2[])[0:array_length(k.conkey, 1) - 1] <@ k.conkey)"""):
-        allowed = re.search(r"doctor: allow fk\.index\b[:\s]*(.*)", note)
-        if allowed:
-            yield Finding("info", "fk.index", f"{name}.{con}",
-                          f"no exact index kept on purpose: {allowed.group(1).strip() or 'see comment'}")
+        allowed = _table_allows(name, f"fk.index {con}")
+        if allowed is not None:
+            yield Finding("info", "fk.index", f"{name}.{con}", f"no exact index kept on purpose: {allowed}")
             continue
         yield Finding("error", "fk.index", f"{name}.{con}",
                       "foreign key has no index leading with its columns")
@@ -289,21 +288,18 @@ def tenant_keys(conn: psycopg.Connection) -> Iterator[Finding]:
             (oid,)).fetchone()
         if not (notnull and notnull[0]):
             yield Finding("error", "tenant.not_null", name, "company_id must be NOT NULL")
-        for idx, primary, note in conn.execute("""
-            select i.indexrelid::regclass::text, i.indisprimary,
-                   coalesce(obj_description(i.indexrelid, 'pg_class'),
-                            (select obj_description(k.oid, 'pg_constraint') from pg_constraint k
-                             where k.conindid = i.indexrelid and k.conrelid = i.indrelid), '')
+        for idx, primary in conn.execute("""
+            select i.indexrelid::regclass::text, i.indisprimary
             from pg_index i
             where i.indrelid = %s and (i.indisunique or i.indisprimary)
               and not exists (select 1 from pg_attribute a where a.attrelid = i.indrelid
                               and a.attname = 'company_id' and a.attnum = any(i.indkey))""",
                                          (oid,)).fetchall():
             kind = "primary key" if primary else "unique key"
-            allowed = re.search(r"doctor: allow tenant\.unique\b[:\s]*(.*)", note)
-            if allowed:
+            allowed = _table_allows(name, f"tenant.unique {idx.split('.')[-1]}")
+            if allowed is not None:
                 yield Finding("info", "tenant.unique", f"{name} {idx.split('.')[-1]}",
-                              f"global {kind} kept on purpose: {allowed.group(1).strip() or 'see comment'}")
+                              f"global {kind} kept on purpose: {allowed}")
                 continue
             yield Finding("error", "tenant.unique", f"{name} {idx.split('.')[-1]}",
                           f"{kind} does not include company_id (not distributable, leaks across tenants)")
@@ -332,8 +328,9 @@ def tenant_keys(conn: psycopg.Connection) -> Iterator[Finding]:
 
 
 def _table_allows(name: str, exception: str) -> str | None:
-    """The reason the registry gives for the table's exception (allow.<exception>), else None.
-    (The table's COMMENT repeats it as `doctor: allow <exception> <reason>`, for a DBA.)"""
+    """The reason the registry gives for an exception of the table or of one of its keys
+    (allow."<exception>"), else None. (The COMMENT of the table or key repeats it as
+    `doctor: allow <check> <reason>`, for a DBA.)"""
     entry = _registry().get(name)
     return entry.allow.get(exception) if entry is not None else None
 

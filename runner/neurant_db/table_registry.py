@@ -22,7 +22,10 @@ REGISTRY_FILE = Path("schema") / "_tables.toml"
 SCOPES = ("root", "tenant", "global")
 PROFILES = ("vanilla", "supabase", "citus")
 PLACEMENTS = ("reference", "distributed")
+# Doctor exceptions a registry entry may declare: of the table itself, or of one of its
+# constraints/indexes ("tenant.unique <name>", "fk.index <name>").
 EXCEPTIONS = ("legal_hold", "tenant.cascade")
+OBJECT_EXCEPTION = re.compile(r"^(tenant\.unique|fk\.index) [a-z_][a-z0-9_]*$")
 HOLD_EVENTS = ("update or delete", "delete")
 TABLE_NAME = re.compile(r"^(public|private|archive|auth)\.[a-z_][a-z0-9_]*$")
 COLUMN = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -93,6 +96,16 @@ class TableEntry:
 
     def on(self, profile: str) -> bool:
         return profile in self.profiles
+
+    def notes(self, obj: str | None = None) -> list[tuple[str, str]]:
+        """(check, reason) of the table's own exceptions, or of those of its constraint or
+        index `obj`: what its COMMENT repeats as `doctor: allow <check> <reason>`."""
+        found = []
+        for key, reason in self.allow.items():
+            check, _, name = key.partition(" ")
+            if (name or None) == obj:
+                found.append((check, reason))
+        return found
 
 
 @dataclass(frozen=True)
@@ -236,8 +249,9 @@ class _Reader:
         if not isinstance(allow, dict) or not all(isinstance(v, str) and v.strip() for v in allow.values()):
             self.fail("allow must map a doctor check to its reason")
             allow = {}
-        for check in sorted(set(allow) - set(EXCEPTIONS)):
-            self.fail(f"allow.{check}: unknown exception (known: {', '.join(EXCEPTIONS)})")
+        for check in sorted(c for c in allow if c not in EXCEPTIONS and not OBJECT_EXCEPTION.match(c)):
+            self.fail(f"allow.{check}: unknown exception (known: {', '.join(EXCEPTIONS)}, "
+                      "tenant.unique <key name>, fk.index <constraint name>)")
         hold = self.legal_hold()
         entry = TableEntry(
             name=self.name, scope=scope, profiles=tuple(profiles), rls=self.flag("rls"),
@@ -248,8 +262,9 @@ class _Reader:
         if entry.tenant and (hold is None) == ("legal_hold" not in allow):
             self.fail("a tenant table has either legal_hold = {...} or allow.legal_hold = \"<reason>\", "
                       "exactly one")
-        if not entry.tenant and (hold or allow or entry.read_only or "guard_note" in raw):
-            self.fail("a global table has no legal hold, exceptions, read-only policies or tenant guard")
+        if not entry.tenant and (hold or any(not c.startswith("fk.index ") for c in allow)
+                                 or entry.read_only or "guard_note" in raw):
+            self.fail("a global table has no legal hold, tenant exceptions, read-only policies or tenant guard")
         return entry
 
 
