@@ -459,13 +459,9 @@ begin
      where n.nspname = 'archive' and c.relkind = 'r'
   loop
     v_live := case r.relname
-      when 'conversations_archived' then 'public.conversations'
-      when 'messages_archived' then 'public.messages'
-      when 'message_reactions_archived' then 'public.message_reactions'
-      when 'hitl_escalations_archived' then 'public.hitl_escalations'
-      when 'knowledge_queries_archived' then 'public.knowledge_queries'
-      when 'integration_logs_archived' then 'public.integration_logs'
-      when 'analytics_archived' then 'public.analytics_daily' end;
+{%- for entry in tables.archives() %}
+      when '{{ entry.relname }}' then '{{ entry.archive_of }}'
+{%- endfor %} end;
     if r.attname = 'archived_at' then
       v_comment := 'When the row was moved to the archive.';
     else

@@ -95,6 +95,9 @@ legal_hold = { map = "tenant", note = "n" }
     ('[table."public.others"]\nscope = "root"\nlegal_hold = { map = "tenant", note = "n" }\n',
      "exactly one table has scope = \"root\""),
     ('[table."things"]\nscope = "global"\n', "table things: the name must be schema.table"),
+    ('[table."archive.things"]\nscope = "global"\n', "table archive.things: archive_of (the live table"),
+    ('[table."archive.things"]\nscope = "global"\narchive_of = "public.nothing"\n',
+     "table archive.things: archive_of names public.nothing, which has no entry"),
 ])
 def test_an_invalid_registry_entry_is_refused_naming_the_entry_and_the_key(extra: str, complaint: str) -> None:
     with pytest.raises(MigrationSourceError) as raised:
@@ -149,3 +152,20 @@ def test_a_tree_without_a_registry_renders_until_a_template_asks_for_it(sql_tree
     shutil.copy(REPO / "schema" / "_tenant_guard.sql", sql_tree / "schema")
     with pytest.raises(MigrationSourceError, match=r"table registry .*_tables.toml is missing, and a template uses it"):
         render_all(Settings().validate(), sql_tree)
+
+
+def test_an_archive_table_holds_exactly_the_columns_of_its_live_table_plus_archived_at(
+        neurant_db: TestDatabase) -> None:
+    """The archive jobs copy rows column for column: a column added to a live table and not
+    to its archive table (or the reverse) fails here, with the registry naming the pair."""
+    columns = """select coalesce(array_agg(a.attname::text order by a.attname), '{}')
+                   from pg_attribute a where a.attrelid = %s::regclass and a.attnum > 0
+                    and not a.attisdropped"""
+    archives = load().archives()
+    assert archives, "the registry names no archive table"
+    with psycopg.connect(neurant_db.url) as conn:
+        for entry in archives:
+            archived = conn.execute(columns, (entry.name,)).fetchone()
+            live = conn.execute(columns, (entry.archive_of,)).fetchone()
+            assert archived is not None and live is not None
+            assert (entry.name, sorted([*live[0], "archived_at"])) == (entry.name, archived[0])

@@ -33,7 +33,7 @@ DEFAULT_GUARD_NOTE = "a member inserts only into their own company."
 DEFAULT_KEY_NOTE = "the tenant key never changes, for any role."
 DEFAULT_TRUNCATE_NOTE = "No truncate while a legal hold covers rows of this table."
 KEYS = {"scope", "profiles", "rls", "read_only", "audited", "citus", "guard_note", "guard_key_note",
-        "legal_hold", "allow", "grants"}
+        "legal_hold", "allow", "grants", "archive_of"}
 ROLES = ("anon", "authenticated", "service_role")
 # One privilege of a grant, optionally column-listed: `select`, `update (name, industry)`.
 PRIVILEGE = re.compile(r"^(all|select|insert|update|delete|truncate|references|trigger)"
@@ -68,6 +68,7 @@ class TableEntry:
     allow: dict[str, str] = field(default_factory=dict)
     # role -> privileges on the table, in order (service_role: ["all"] unless given)
     grants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    archive_of: str | None = None  # archive tables: the live table whose rows they keep
     position: int | None = None  # order of distribution on Citus (1 first), None off citus
 
     @property
@@ -149,6 +150,10 @@ class Registry:
     def on(self, profile: str) -> list[TableEntry]:
         """The entries the given render profile creates, in registry (Citus) order."""
         return [e for e in self.entries if e.on(profile)]
+
+    def archives(self) -> list[TableEntry]:
+        """The archive tables (schema archive), each naming its live table, in registry order."""
+        return [e for e in self.entries if e.archive_of is not None]
 
     def held(self) -> list[TableEntry]:
         """The tables carrying the legal-hold triggers, in registry order."""
@@ -258,7 +263,9 @@ class _Reader:
             read_only=self.flag("read_only"), audited=self.flag("audited"), citus=citus,
             guard_note=self.text(raw, "guard_note", DEFAULT_GUARD_NOTE),
             guard_key_note=self.text(raw, "guard_key_note", DEFAULT_KEY_NOTE),
-            legal_hold=hold, allow=dict(allow), grants=self.grants())
+            legal_hold=hold, allow=dict(allow), grants=self.grants(), archive_of=raw.get("archive_of"))
+        if (entry.schema == "archive") != isinstance(entry.archive_of, str):
+            self.fail("archive_of (the live table it archives) is required exactly for the tables of schema archive")
         if entry.tenant and (hold is None) == ("legal_hold" not in allow):
             self.fail("a tenant table has either legal_hold = {...} or allow.legal_hold = \"<reason>\", "
                       "exactly one")
@@ -291,6 +298,9 @@ def parse(text: str, source: str = str(REGISTRY_FILE)) -> Registry:
             position += 1
             entry = replace(entry, position=position)
         entries.append(entry)
+    names = {e.name for e in entries}
+    problems += [f"table {e.name}: archive_of names {e.archive_of}, which has no entry"
+                 for e in entries if e.archive_of is not None and e.archive_of not in names]
     roots = [e.name for e in entries if e.scope == "root"]
     if len(roots) != 1:
         problems.append(f"exactly one table has scope = \"root\" (found: {', '.join(roots) or 'none'})")
