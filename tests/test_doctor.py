@@ -380,3 +380,14 @@ def test_a_table_whose_tenant_key_contradicts_its_registry_scope_fails_doctor(sc
                  if f.check == "registry.table" and f.level == "error"}
     assert "says scope = \"global\" but the table has a company_id column" in found["public.subscription_plans"]
     assert "says scope = \"tenant\" but the table has no company_id column" in found["public.legal_holds"]
+
+
+def test_a_registered_audited_table_without_its_audit_trigger_fails_doctor(neurant_db: TestDatabase) -> None:
+    """The real schema, chatbots' audit trigger dropped inside a rolled-back transaction."""
+    with psycopg.connect(neurant_db.url) as conn:
+        assert ("audit.trigger", "public.chatbots") not in {
+            (f.check, f.object) for f in run_checks(conn) if f.level == "error"}
+        conn.execute("drop trigger chatbots_audit on public.chatbots")
+        found = [f.object for f in run_checks(conn) if f.check == "audit.trigger" and f.level == "error"]
+        conn.rollback()
+    assert found == ["public.chatbots"]

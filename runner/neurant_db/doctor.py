@@ -444,6 +444,22 @@ def tenant_tables_honour_legal_holds(conn: psycopg.Connection) -> Iterator[Findi
                           "allow.legal_hold = \"<reason>\" when it holds no records)")
 
 
+@check
+def registered_audits_are_attached(conn: psycopg.Connection) -> Iterator[Finding]:
+    """A table the registry marks audited = true runs private.audit_row_change after every
+    insert, update and delete (per row): the audit trail misses nothing of it."""
+    for oid, name, *_rest in _rows(conn, TABLES):
+        entry = _registry().get(name)
+        if entry is None or not entry.audited:
+            continue
+        triggers = conn.execute(TRIGGERS_OF, (oid,)).fetchall()
+        if not _has_trigger(triggers, "audit_row_change", TG_ROW | TG_INSERT | TG_UPDATE | TG_DELETE,
+                            all_columns=True):
+            yield Finding("error", "audit.trigger", name,
+                          f"{REGISTRY_FILE} says audited = true, but no after insert or update or delete "
+                          "trigger (per row, every column) runs private.audit_row_change")
+
+
 ROUTINES = """
 select p.oid::regprocedure::text, n.nspname || '.' || p.proname, p.prosrc, coalesce(p.proargnames, '{}')
 from pg_proc p join pg_namespace n on n.oid = p.pronamespace
