@@ -169,3 +169,20 @@ def test_an_archive_table_holds_exactly_the_columns_of_its_live_table_plus_archi
             live = conn.execute(columns, (entry.archive_of,)).fetchone()
             assert archived is not None and live is not None
             assert (entry.name, sorted([*live[0], "archived_at"])) == (entry.name, archived[0])
+
+
+CREATE_TABLE = re.compile(r"^create table ([a-z_]+\.[a-z_]+)", re.MULTILINE)
+
+
+@pytest.mark.parametrize("profile", ["vanilla", "supabase", "citus"])
+def test_each_profile_renders_exactly_the_registry_tables_each_with_one_guard_and_one_rls_header(
+        profile: str) -> None:
+    """Without a database: the tables a profile's migrations create are its registry entries
+    (auth.users is Supabase's own on supabase), and each gets its tenant guard and RLS header
+    exactly once when the registry says so."""
+    sql = "\n".join(m.apply_sql for m in render_all(Settings(profile=profile).validate()))
+    entries = load().on(profile)
+    assert sorted(CREATE_TABLE.findall(sql)) == sorted(e.name for e in entries)
+    counts = {e.name: (sql.count(f"create trigger {e.relname}_0_tenant_guard\n  before insert on {e.name}\n"),
+                       sql.count(f"alter table {e.name} enable row level security;")) for e in entries}
+    assert counts == {e.name: (1 if e.guarded else 0, 1 if e.rls else 0) for e in entries}
