@@ -235,10 +235,11 @@ class _Reader:
             self.fail(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(KEYS))})")
         if not TABLE_NAME.match(self.name):
             self.fail("the name must be schema.table, schema one of public, private, archive, auth")
-        scope = raw.get("scope")
-        if scope not in SCOPES:
-            self.fail(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
-            scope = "global"
+        raw_scope = raw.get("scope")
+        scope_known = raw_scope in SCOPES
+        if not scope_known:
+            self.fail(f"scope must be one of {', '.join(SCOPES)}, not {raw_scope!r}")
+        scope = str(raw_scope) if scope_known else "global"
         profiles = raw.get("profiles", list(PROFILES))
         if not isinstance(profiles, list) or not profiles or not set(profiles) <= set(PROFILES):
             self.fail(f"profiles must be a non-empty list of {', '.join(PROFILES)}")
@@ -248,8 +249,6 @@ class _Reader:
             self.fail(f"citus must be one of {', '.join(PLACEMENTS)}, not {citus!r}")
         if ("citus" in profiles) != (citus is not None):
             self.fail("citus (its placement) is required exactly when profile citus creates the table")
-        if citus == "distributed" and scope == "global":
-            self.fail("a global table has no tenant key to distribute by: citus = \"reference\"")
         allow = raw.get("allow", {})
         if not isinstance(allow, dict) or not all(isinstance(v, str) and v.strip() for v in allow.values()):
             self.fail("allow must map a doctor check to its reason")
@@ -266,13 +265,22 @@ class _Reader:
             legal_hold=hold, allow=dict(allow), grants=self.grants(), archive_of=raw.get("archive_of"))
         if (entry.schema == "archive") != isinstance(entry.archive_of, str):
             self.fail("archive_of (the live table it archives) is required exactly for the tables of schema archive")
-        if entry.tenant and (hold is None) == ("legal_hold" not in allow):
+        if scope_known:
+            self.scope_rules(entry)
+        return entry
+
+    def scope_rules(self, entry: TableEntry) -> None:
+        """What the scope of an entry requires of its other keys."""
+        if entry.tenant and (entry.legal_hold is None) == ("legal_hold" not in entry.allow):
             self.fail("a tenant table has either legal_hold = {...} or allow.legal_hold = \"<reason>\", "
                       "exactly one")
-        if not entry.tenant and (hold or any(not c.startswith("fk.index ") for c in allow)
-                                 or entry.read_only or "guard_note" in raw):
+        if entry.tenant:
+            return
+        if entry.citus == "distributed":
+            self.fail("a global table has no tenant key to distribute by: citus = \"reference\"")
+        if (entry.legal_hold or any(not c.startswith("fk.index ") for c in entry.allow)
+                or entry.read_only or "guard_note" in self.raw):
             self.fail("a global table has no legal hold, tenant exceptions, read-only policies or tenant guard")
-        return entry
 
 
 def parse(text: str, source: str = str(REGISTRY_FILE)) -> Registry:
