@@ -391,3 +391,17 @@ def test_a_registered_audited_table_without_its_audit_trigger_fails_doctor(neura
         found = [f.object for f in run_checks(conn) if f.check == "audit.trigger" and f.level == "error"]
         conn.rollback()
     assert found == ["public.chatbots"]
+
+
+def test_a_legal_hold_trigger_freeing_columns_the_registry_does_not_fails_doctor(neurant_db: TestDatabase) -> None:
+    """The real schema, messages' hold trigger recreated with content freed, rolled back."""
+    with psycopg.connect(neurant_db.url) as conn:
+        assert ("legal_hold.mapping", "public.messages") not in {
+            (f.check, f.object) for f in run_checks(conn) if f.level == "error"}
+        conn.execute("drop trigger messages_legal_hold on public.messages")
+        conn.execute("create trigger messages_legal_hold before update or delete on public.messages "
+                     "for each row execute function private.legal_hold_guard('conversation_id', 'content')")
+        found = [f.message for f in run_checks(conn) if f.check == "legal_hold.mapping" and f.level == "error"]
+        conn.rollback()
+    assert found == ["messages_legal_hold runs private.legal_hold_guard(conversation_id, content), "
+                     "schema/_tables.toml says (conversation_id)"]

@@ -460,6 +460,29 @@ def registered_audits_are_attached(conn: psycopg.Connection) -> Iterator[Finding
                           "trigger (per row, every column) runs private.audit_row_change")
 
 
+HOLD_ARGS = """
+select (pg_catalog.string_to_array(pg_catalog.encode(t.tgargs, 'escape'), '\\000'))[1:t.tgnargs]
+from pg_trigger t where t.tgrelid = %s and t.tgname = %s and not t.tgisinternal
+"""
+
+
+@check
+def legal_holds_map_rows_as_registered(conn: psycopg.Connection) -> Iterator[Finding]:
+    """The row trigger <table>_legal_hold maps rows to holds, and frees columns, exactly as
+    the table's legal_hold entry in the registry says (what a hold covers is not edited in
+    the database behind the registry's back)."""
+    for oid, name, *_rest in _rows(conn, TABLES):
+        entry = _registry().get(name)
+        if entry is None or entry.legal_hold is None:
+            continue
+        row = conn.execute(HOLD_ARGS, (oid, f"{entry.relname}_legal_hold")).fetchone()
+        expected = [entry.legal_hold.map, *entry.legal_hold.free]
+        if row is not None and list(row[0] or []) != expected:
+            yield Finding("error", "legal_hold.mapping", name,
+                          f"{entry.relname}_legal_hold runs private.legal_hold_guard({', '.join(row[0] or [])}), "
+                          f"{REGISTRY_FILE} says ({', '.join(expected)})")
+
+
 ROUTINES = """
 select p.oid::regprocedure::text, n.nspname || '.' || p.proname, p.prosrc, coalesce(p.proargnames, '{}')
 from pg_proc p join pg_namespace n on n.oid = p.pronamespace
