@@ -22,10 +22,16 @@ $(STAMP): pyproject.toml
 pgtap: $(STAMP)
 	@$(BIN)/neurant-db pgtap install
 
+# make demo writes demo tenants, so it only ever uses the local embedded server: every
+# variable that could name another server (DATABASE_URL, PG*) is dropped, and said so.
+SERVER_NAMING := $(sort $(filter DATABASE_URL PG%,$(.VARIABLES)))
+LOCAL_ONLY := env $(foreach v,$(SERVER_NAMING),-u $(v))
+
 demo: $(STAMP)
-	@$(BIN)/neurant-db server start
-	@$(BIN)/neurant-db migrate
-	@$(BIN)/neurant-db demo
+	@$(if $(SERVER_NAMING),echo "make demo uses only the local embedded server: ignoring $(SERVER_NAMING)")
+	@$(LOCAL_ONLY) $(BIN)/neurant-db server start
+	@$(LOCAL_ONLY) $(BIN)/neurant-db migrate
+	@$(LOCAL_ONLY) $(BIN)/neurant-db demo
 
 test: $(STAMP)
 	@$(BIN)/python -m pytest -q tests

@@ -21,10 +21,6 @@ from neurant_db.testdb import TestDatabase
 pytest_plugins = ["neurant_db.pytest_plugin"]
 
 
-def _with_database(url: str, name: str) -> str:
-    return with_database(url, name)  # a URI stays a URI; a keyword DSN or "" (PG*) gets dbname=
-
-
 @contextmanager
 def scratch_database(server_url: str) -> Iterator[str]:
     """An empty database on the server of `server_url` (its URL), dropped afterwards."""
@@ -32,7 +28,7 @@ def scratch_database(server_url: str) -> Iterator[str]:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'create database "{name}"')
     try:
-        yield _with_database(server_url, name)
+        yield with_database(server_url, name)  # a URI stays a URI; a keyword DSN or "" (PG*) gets dbname=
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')

@@ -17,7 +17,7 @@ from neurant_db.testdb import test_settings
 def test_rls_returns_the_same_rows_as_the_explicit_tenant_filter(scratch_db: str) -> None:
     settings = test_settings()
     migrate(DatabaseTarget(scratch_db), render_all(settings), settings)
-    results = bench.run(scratch_db, companies=4, conversations=20, messages=3, iterations=10,
+    results = bench.run(DatabaseTarget(scratch_db), companies=4, conversations=20, messages=3, iterations=10,
                         echo=lambda _line: None, rounds=1)
     assert [r["query"] for r in results] == [q.name for q in bench.QUERIES]
     assert all(r["same_rows"] for r in results), results
@@ -31,7 +31,7 @@ def test_the_bench_says_how_the_server_planned_each_variant(scratch_db: str) -> 
     knowing which variant pays planning, so each result names it."""
     settings = test_settings()
     migrate(DatabaseTarget(scratch_db), render_all(settings), settings)
-    results = bench.run(scratch_db, companies=4, conversations=20, messages=3, iterations=10,
+    results = bench.run(DatabaseTarget(scratch_db), companies=4, conversations=20, messages=3, iterations=10,
                         echo=lambda _line: None, rounds=1)
     for r in results:
         assert set(r["plan_cache"]) == {"baseline", "rls+key", "rls"}, r
@@ -90,7 +90,7 @@ def test_the_write_benchmark_counts_usage_exactly_and_measures_full_bare_and_flo
     migrate(DatabaseTarget(scratch_db), render_all(settings), settings)
     with connect(scratch_db, autocommit=True) as conn:
         bench.load(conn, 8, 20, 2)
-    out = bench_writes.run(scratch_db, nconv=20, seconds=1, repeats=1, echo=lambda _line: None,
+    out = bench_writes.run(DatabaseTarget(scratch_db), nconv=20, seconds=1, repeats=1, echo=lambda _line: None,
                            with_profile=False)
     assert out["usage_exact"], out
     assert out["messages_written"] > 0

@@ -358,12 +358,12 @@ def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Com
 
 
 def test_every_json_option_reports_errors_as_json() -> None:
-    from neurant_db.cli_json import json_option
+    from neurant_db.cli.json_output import json_option
 
     marker = json_option()(lambda: None).__click_params__[0].callback  # type: ignore[attr-defined]
     plain = [name for name, command in _commands(cli) for p in command.params
              if "--json" in p.opts and p.callback is not marker]
-    assert plain == [], "declare --json with cli_json.json_option so errors come out as JSON"
+    assert plain == [], "declare --json with cli.json_output.json_option so errors come out as JSON"
     with_json = {name for name, command in _commands(cli) if any("--json" in p.opts for p in command.params)}
     assert {"render", "migrate", "rollback", "status", "repair", "baseline", "jobs list",
             "archive holds"} <= with_json

@@ -131,6 +131,19 @@ def test_an_edited_applied_migration_shows_as_drifted_and_blocks_migrate(
     assert "gadgets" in tables(scratch_db)
 
 
+def test_migrate_refuses_a_database_whose_applied_migrations_have_no_file_here(
+        sql_tree: Path, scratch_db: str) -> None:
+    assert run(scratch_db, "migrate", "--to", "20").exit_code == 0
+    (sql_tree / "functions/0020_widget_count.sql").unlink()
+    (sql_tree / "functions/0020_widget_count.rollback.sql").unlink()
+    assert run(scratch_db, "status").exit_code == 5
+    for args in (["migrate"], ["migrate", "--dry-run"], ["migrate", "--allow-drift"]):
+        refused = run(scratch_db, *args)
+        assert refused.exit_code == 5, (args, refused.output)
+        assert "0020_widget_count" in refused.output and "up to date" not in refused.output
+    assert "gadgets" not in tables(scratch_db) and ledger(scratch_db) == [10, 20]
+
+
 def test_rollback_to_zero_then_migrate_again_works(sql_tree: Path, scratch_db: str) -> None:
     assert run(scratch_db, "migrate").exit_code == 0
     result = run(scratch_db, "rollback", "--to", "0")
@@ -305,9 +318,9 @@ def test_rollback_of_empty_tables_needs_no_confirmation_and_names_the_target(
 
 def test_rollback_over_rows_on_a_terminal_asks_and_does_nothing_unless_confirmed(
         sql_tree: Path, scratch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import neurant_db.cli
+    import neurant_db.cli.migrations
 
-    monkeypatch.setattr(neurant_db.cli, "_interactive", lambda: True)
+    monkeypatch.setattr(neurant_db.cli.migrations, "stdin_is_terminal", lambda: True)
     assert run(scratch_db, "migrate").exit_code == 0
     _widget_rows(scratch_db, 1)
     base = ["--database-url", scratch_db, "rollback", "--to", "0"]

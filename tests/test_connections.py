@@ -290,6 +290,25 @@ def test_a_wrong_password_error_names_the_server_not_the_password(
     assert SECRET not in result.output and "127.0.0.1" in result.output
 
 
+@pytest.mark.parametrize("password", ["on", "x", "fail", "refused"])
+def test_a_short_password_is_masked_as_a_field_and_never_garbles_the_message(
+        sql_tree: Path, password: str) -> None:
+    url = f"host=127.0.0.1 port=1 dbname=nothing user=u password={password}"
+    result = CliRunner().invoke(cli, ["--database-url", url, "status"])
+    assert result.exit_code == 3, result.output
+    assert "Connection refused" in result.output and "***ed" not in result.output, result.output
+    assert "password=***" in result.output, result.output
+
+
+def test_a_wrong_short_password_reads_authentication_failed(
+        sql_tree: Path, scratch_db: str, session_bouncer: Bouncer) -> None:
+    wrong = make_conninfo(session_bouncer.dsn(dbname(scratch_db)), password="fail")
+    result = CliRunner().invoke(cli, ["--database-url", wrong, "migrate"])
+    assert result.exit_code == 3, result.output
+    assert "authentication failed" in result.output, result.output
+    assert "password=fail" not in result.output and "password=***" in result.output
+
+
 # --- sessions named, lock waits explained, statements bounded ---------------------------------
 
 def test_every_session_of_a_migrate_run_has_an_application_name(sql_tree: Path, scratch_db: str) -> None:

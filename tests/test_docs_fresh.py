@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from neurant_db.catalog import DOCUMENTED_SCHEMAS, read_catalog
 from neurant_db.cli import cli
-from neurant_db.database import DatabaseTarget
+from neurant_db.database import DatabaseTarget, with_database
 from neurant_db.docs import DOCS_FILES, committed_major, find_pg_dump
 from neurant_db.erd import render_erd
 from neurant_db.errors import NeurantError
@@ -25,8 +25,6 @@ from neurant_db.reference import render_reference
 from neurant_db.render import render_all
 from neurant_db.settings import Settings
 from neurant_db.testdb import TestDatabase
-
-from .conftest import _with_database
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 REGENERATE = "regenerate on a freshly migrated default-settings database: neurant-db migrate && neurant-db docs"
@@ -48,7 +46,7 @@ def _drop(server_url: str, name: str) -> None:
 def default_db(neurant_server: TestDatabase) -> Iterator[str]:
     """A scratch database migrated with the default settings (what the committed docs describe)."""
     name = _create(neurant_server.url)
-    url = _with_database(neurant_server.url, name)
+    url = with_database(neurant_server.url, name)
     try:
         settings = Settings()
         migrate(DatabaseTarget(url), render_all(settings), settings)
@@ -125,7 +123,7 @@ def test_the_freshness_check_reports_every_file_of_a_changed_schema_as_stale(
 
     copy = _create(neurant_server.url, template=urlsplit(default_db).path.strip("/"))
     try:
-        url = _with_database(neurant_server.url, copy)
+        url = with_database(neurant_server.url, copy)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("alter table public.legal_holds add column docs_probe integer")
             conn.execute("comment on column public.legal_holds.docs_probe is 'added by the docs test'")

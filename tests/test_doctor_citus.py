@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from neurant_db.citus_layout import layout_source, table_layout
 from neurant_db.cli import cli
-from neurant_db.doctor import Finding, run_checks
+from neurant_db.doctor import run_checks
+from neurant_db.doctor_finding import Finding
 from neurant_db.testdb import TestDatabase
 
 PROBE_ROLES = ("citus_probe_nologin", "citus_probe_login")

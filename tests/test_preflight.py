@@ -56,17 +56,17 @@ NOTHING = {"ledger_rows": 0, "neurant_meta": (False,), "auth": (False,), "roles"
 
 def test_preflight_reads_what_the_real_migrations_need_from_their_sql() -> None:
     """The checks follow the migrations: a new extension, schema or role shows up by itself."""
-    from neurant_db.preflight import _needs
+    from neurant_db.preflight import migration_needs
     from neurant_db.render import render_all
     from neurant_db.settings import Settings
 
-    vanilla = _needs(render_all(Settings().validate()))
+    vanilla = migration_needs(render_all(Settings().validate()))
     assert vanilla.extensions == {"vector": ("extensions", "0020_extensions")}
     assert {r: bypass for r, (bypass, _by) in vanilla.roles.items()} == {
         "anon": False, "authenticated": False, "service_role": True}
     assert set(vanilla.schemas_created) == {"auth", "extensions", "private", "archive"}
     assert "public" in vanilla.schemas_used and "extensions" in vanilla.schemas_owned
-    supabase = _needs(render_all(Settings(profile="supabase").validate()))
+    supabase = migration_needs(render_all(Settings(profile="supabase").validate()))
     assert supabase.roles == {} and "auth" not in supabase.schemas_created
 
 

@@ -31,7 +31,9 @@ from typing import Any
 import psycopg
 import psycopg.sql
 
-from .database import connect
+from . import bench_writes as bw
+from .database import DatabaseTarget
+from .testdb import provision
 
 LOAD_SQL = """
 set session_replication_role = replica;
@@ -282,7 +284,7 @@ def _pin_cpus(conn: psycopg.Connection) -> tuple[str, Callable[[], None]]:
             lambda: os.sched_setaffinity(0, before))
 
 
-def run(url: str, *, companies: int, conversations: int, messages: int, iterations: int,
+def run(database: DatabaseTarget, *, companies: int, conversations: int, messages: int, iterations: int,
         echo: Callable[[str], None], rounds: int = 10, seed: int = 7, load_data: bool = True,
         explain_into: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One connection for every variant (the role is switched between blocks), so
@@ -291,7 +293,7 @@ def run(url: str, *, companies: int, conversations: int, messages: int, iteratio
     per round the variants run in a shuffled order, and the ratio of each round's
     medians gives the spread (min..max over rounds)."""
     if load_data:
-        with connect(url, autocommit=True, purpose="bench-load") as conn:
+        with database.connect(purpose="bench-load") as conn:
             t0 = time.perf_counter()
             load(conn, companies, conversations, messages)
             total = conn.execute("select count(*) from public.messages").fetchone()
@@ -300,7 +302,7 @@ def run(url: str, *, companies: int, conversations: int, messages: int, iteratio
     target, params = bench_params(companies)
     rng = random.Random(seed)
     per_block = max(10, iterations // rounds)
-    with connect(url, autocommit=True, purpose="bench") as conn:
+    with database.connect(purpose="bench") as conn:
         pinned, unpin = _pin_cpus(conn)
         echo(f"reads on one connection: {pinned}")
         try:
@@ -381,30 +383,29 @@ SCALES = {  # companies, conversations per company, messages per conversation
 }
 
 
-def run_all(database_url: str | None, *, scale: str, companies: int | None, conversations: int | None,
+def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None, conversations: int | None,
             messages: int | None, iterations: int, rounds: int, writes: bool, write_seconds: int,
             reads: bool = True,
             write_repeats: int, show_explain: bool, report_dir: Path, as_json: bool,
             echo: Callable[[str], None]) -> dict[str, Any]:
-    """`neurant-db bench`: reads (and --writes) on a throwaway database; the results
-    and the plans of every hot query are saved into report_dir/bench-<time>-<scale>/."""
-    from .testdb import provision
-
+    """`neurant-db bench`: reads (and --writes) on a throwaway database of `server` (None: of
+    a throwaway embedded server); the results and the plans of every hot query are saved
+    into report_dir/bench-<time>-<scale>/."""
     n_comp, n_conv, n_msg = SCALES[scale]
     companies = companies or n_comp
     conversations = conversations or n_conv
     messages = messages or n_msg
     say = (lambda _s: None) if as_json else echo
-    db = provision(database_url, migrate_schema=True, with_pgtap=False)
+    db = provision(server, migrate_schema=True, with_pgtap=False)
     started = datetime.datetime.now(datetime.UTC)
     say(f"bench {started:%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} CPUs, "
         f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     plans: dict[str, Any] = {}
     if reads:
-        results = run(db.url, companies=companies, conversations=conversations, messages=messages,
+        results = run(db.target, companies=companies, conversations=conversations, messages=messages,
                       iterations=iterations, echo=say, rounds=rounds, explain_into=plans)
     else:  # the write benchmark needs the data set all the same
-        with connect(db.url, autocommit=True, purpose="bench-load") as conn:
+        with db.target.connect(purpose="bench-load") as conn:
             load(conn, companies, conversations, messages)
         results = []
     report: dict[str, Any] = {
@@ -416,10 +417,8 @@ def run_all(database_url: str | None, *, scale: str, companies: int | None, conv
     if results and not as_json:
         print_results(results, echo)
     if writes:
-        from . import bench_writes as bw
-
         say("write benchmark ...")
-        report["writes"] = bw.run(db.url, nconv=conversations, seconds=write_seconds,
+        report["writes"] = bw.run(db.target, nconv=conversations, seconds=write_seconds,
                                   repeats=write_repeats, echo=say)
         if not as_json:
             bw.print_results(report["writes"], echo)

@@ -39,7 +39,8 @@ from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict
 
-from .database import connect
+from .database import DatabaseTarget, connect
+from .server import postgres_bin_dir
 
 WRITER = "neurant_bench_writer"
 
@@ -122,9 +123,7 @@ def find_pgbench() -> str | None:
     if env:
         return env
     try:
-        from .server import _embedded
-
-        cand = Path(_embedded()._commands.POSTGRES_BIN_PATH).parent / "pgbench"
+        cand = postgres_bin_dir() / "pgbench"
         if cand.is_file():
             return str(cand)
     except Exception:
@@ -190,13 +189,13 @@ def profile(url: str, pgbench: str, script: Path, nconv: int, seconds: int) -> l
             for f, calls, self_ms, total_ms in rows if calls]
 
 
-def run(url: str, *, nconv: int, seconds: int, repeats: int, echo: Callable[[str], None],
+def run(database: DatabaseTarget, *, nconv: int, seconds: int, repeats: int, echo: Callable[[str], None],
         seed: int = 11, with_profile: bool = True) -> dict[str, Any]:
     pgbench = find_pgbench()
     if pgbench is None:
         raise RuntimeError("pgbench not found: install Debian's postgresql-client-common/"
                            "postgresql-15 (or set NEURANT_PGBENCH)")
-    with connect(url, autocommit=True, purpose="bench-writes") as conn:
+    with database.connect(purpose="bench-writes") as conn:
         columns = conn.execute(
             "select string_agg(quote_ident(attname), ', ' order by attnum) from pg_attribute "
             "where attrelid = 'public.conversations'::regclass and attnum > 0 and not attisdropped "
@@ -221,7 +220,7 @@ def run(url: str, *, nconv: int, seconds: int, repeats: int, echo: Callable[[str
         rng.shuffle(order)
         got = {}
         for clients, tenants, variant in order:
-            got[(clients, tenants, variant)] = _one_run(pgbench, url, scripts[variant], clients, tenants,
+            got[(clients, tenants, variant)] = _one_run(pgbench, database.url, scripts[variant], clients, tenants,
                                                         nconv, seconds)
             tps.setdefault((clients, tenants, variant), []).append(got[(clients, tenants, variant)])
         for cfg in CONFIGS:
@@ -230,7 +229,7 @@ def run(url: str, *, nconv: int, seconds: int, repeats: int, echo: Callable[[str
         echo(f"  repeat {rep + 1}/{repeats}: " + ", ".join(
             f"{c}c/{t}t {got[(c, t, 'full')] / got[(c, t, 'bare')]:.2f}x "
             f"(floor {got[(c, t, 'floor')] / got[(c, t, 'bare')]:.2f}x)" for c, t in CONFIGS))
-    with connect(url, autocommit=True, purpose="bench-writes") as conn:
+    with database.connect(purpose="bench-writes") as conn:
         usage_after = conn.execute(
             "select coalesce(sum(total_message_count), 0)::bigint, (select count(*) from public.messages) "
             "from public.company_message_usage").fetchone()
@@ -251,7 +250,7 @@ def run(url: str, *, nconv: int, seconds: int, repeats: int, echo: Callable[[str
                            "results": results, "messages_written": written,
                            "usage_counted": counted, "usage_exact": counted == written}
     if with_profile:
-        out["profile"] = profile(url, pgbench, scripts["full"], nconv, seconds)
+        out["profile"] = profile(database.url, pgbench, scripts["full"], nconv, seconds)
     shutil.rmtree(tmp, ignore_errors=True)
     return out
 

@@ -27,7 +27,7 @@ import psycopg
 
 from .database import DatabaseTarget
 from .errors import NeurantError
-from .jobs import JobError, JobResult, Progress, _raise_for, fetch_run, job_connection
+from .jobs import JobError, JobResult, Progress, fetch_run, job_connection, raise_job_error
 
 FORMAT = "neurant-db cold export"
 FORMAT_VERSION = 1
@@ -322,7 +322,7 @@ def cold_export(target: DatabaseTarget, out_dir: Path, *, as_of: datetime | None
             run_id = int(conn.execute("select private.job_start('cold-export', %s::jsonb, %s)",
                                       (json.dumps(params), dry_run)).fetchone()[0])  # type: ignore[index]
         except psycopg.Error as exc:
-            _raise_for(exc, "cold-export")
+            raise_job_error(exc, "cold-export")
             raise
         exports: list[ExportResult] = []
         error: str | None = None

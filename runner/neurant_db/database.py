@@ -1,6 +1,7 @@
 """Database connections: one place that turns what names a server (a URL, a libpq
-keyword DSN, the PG* environment, a pg_service.conf service, .pgpass) into a live
-connection or a clear error (bad scheme, unreachable server, wrong credentials),
+keyword DSN, the PG* environment, a pg_service.conf service, .pgpass) into the one
+object every command talks to (`DatabaseTarget`: where it came from, how to show it,
+how to connect), a live connection or a clear error (bad scheme, unreachable server, wrong credentials),
 never printing a password (`redact`, `scrub`), naming every session it opens
 (application_name), and refusing a transaction pooler where a command needs a
 server session of its own (`require_own_session`)."""
@@ -11,12 +12,14 @@ import os
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from . import server
 from .errors import ConnectionFailed
 
 ACCEPTED_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
@@ -25,9 +28,15 @@ APPLICATION_NAME = "neurant-db"
 SERVER_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGSERVICE")
 CONNECT_TIMEOUT_S = 10
 SCHEME = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*)://")
-# Only for text libpq could not parse (so psycopg cannot hand us its password).
-PASSWORD_LIKE = (re.compile(r"password\s*=\s*('(?:[^'\\]|\\.)*'?|\S+)", re.I),
-                 re.compile(r"://[^/@:?#\s]*:([^@\s]*)@"))
+# Where a password sits in a connection string: the value of a `password=` field (a keyword
+# DSN, or a URI's query; quoted, unterminated or bare) and the `user:PASSWORD@` of a URI.
+# `scrub` masks these fields, never other text that happens to contain the same letters.
+PASSWORD_FIELDS = (re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&#]+)", re.I),
+                   re.compile(r"(://[^/@:?#\s]*:)([^@\s]*)(?=@)"))
+# A password this long is also masked where it stands alone as a word (an echoed value);
+# a shorter one is too likely to be an ordinary word ("on", "fail") to be masked there,
+# and masking it there would both garble the message and show where it occurs.
+WORD_MASK_MIN_LENGTH = 8
 POOLER_HINT = (
     "connect {command} to the server directly (its own port, usually 5432; not a pooler's "
     "port such as Supabase's 6543) or through a pooler in session mode (PgBouncer pool_mode = "
@@ -40,17 +49,43 @@ def application_name(purpose: str = "") -> str:
     return (APPLICATION_NAME + (f" {purpose}" if purpose else ""))[:63]
 
 
+class Source(StrEnum):
+    """Where a target's connection string came from."""
+
+    OPTION = "--database-url"
+    ENVIRONMENT = "DATABASE_URL"
+    LIBPQ = "the PG* environment"
+    LOCAL_SERVER = "the local embedded server"
+    THROWAWAY_SERVER = "a throwaway embedded server"
+    THROWAWAY_DATABASE = "a throwaway database"
+    GIVEN = "the caller"  # a library call with a connection string of its own
+
+
 @dataclass(frozen=True)
 class DatabaseTarget:
-    """A validated libpq connection string and whether it is the local embedded server.
+    """The database a command talks to: a validated libpq connection string and where it
+    came from; shown only redacted (`redacted`, `scrub`), reached through `connect`.
 
     `url` is a postgresql:// URI, a keyword DSN (`host=... dbname=...`), or "" when the
     PG* variables (and their service file and .pgpass) name the server: libpq itself
     resolves them on every connection, the runner's and yoyo's alike."""
 
     url: str
-    is_local: bool = False
+    source: Source = Source.GIVEN
     notice: str | None = None  # one line for the person: why the embedded server is used
+
+    @property
+    def is_local(self) -> bool:
+        """An embedded server of this machine (the kept one or a throwaway one)."""
+        return self.source in (Source.LOCAL_SERVER, Source.THROWAWAY_SERVER)
+
+    def with_database(self, database: str, source: Source | None = None) -> DatabaseTarget:
+        """Another database of the same server, reached the same way."""
+        return replace(self, url=with_database(self.url, database), source=source or self.source, notice=None)
+
+    def scrub(self, text: str) -> str:
+        """`text` with every password of this target masked."""
+        return scrub(text, self.url)
 
     def yoyo_uri(self, purpose: str, **args: str) -> str:
         """The same connection for yoyo, which wants the psycopg 3 scheme and passes
@@ -71,28 +106,26 @@ class DatabaseTarget:
         return connect(self.url, autocommit=autocommit, purpose=purpose)
 
 
-def _secrets(url: str) -> list[str]:
-    """Every password `url` (or PGPASSWORD) may carry, longest first."""
-    found: list[str] = []
+def _password(url: str) -> str | None:
+    """The password `url` (or PGPASSWORD) carries, when libpq can parse `url`."""
     try:
-        password = conninfo_to_dict(url).get("password")
-        if password:
-            found.append(str(password))
+        password = conninfo_to_dict(_libpq_form(url)).get("password") if url.strip() else None
     except psycopg.Error:
-        pass
-    for pattern in PASSWORD_LIKE:
-        for match in pattern.finditer(url):
-            value = match.group(1)
-            found += [value, value.strip("'")]
-    if os.environ.get("PGPASSWORD"):
-        found.append(os.environ["PGPASSWORD"])
-    return sorted({s for s in found if s}, key=len, reverse=True)
+        password = None
+    return str(password) if password else os.environ.get("PGPASSWORD") or None
 
 
-def scrub(text: str, url: str) -> str:
-    """`text` (an error message, a line of output) with every password of `url` masked."""
-    for secret in _secrets(url):
-        text = text.replace(secret, "***")
+def scrub(text: str, url: str = "") -> str:
+    """`text` (an error message, a line of output) with every password field masked: the
+    value of `password=` and a URI's `user:PASSWORD@`. The password of `url` (or
+    PGPASSWORD) is also masked where it stands alone as a word, if it is at least
+    WORD_MASK_MIN_LENGTH characters long; other text is never touched, so "Connection
+    refused" stays readable whatever the password is."""
+    for pattern in PASSWORD_FIELDS:
+        text = pattern.sub(lambda m: m.group(1) + "***", text)
+    password = _password(url)
+    if password and len(password) >= WORD_MASK_MIN_LENGTH:
+        text = re.sub(rf"(?<![\w-]){re.escape(password)}(?![\w-])", "***", text)
     return text
 
 
@@ -165,20 +198,30 @@ def server_named_by_environment(environ: Mapping[str, str] | None = None) -> lis
     return [name for name in SERVER_VARIABLES if env.get(name)]
 
 
-def resolve_target(database_url: str | None) -> DatabaseTarget:
-    """--database-url, else DATABASE_URL, else the PG* variables (a host or a service),
-    else the local embedded server (started on demand, and said so in one line)."""
-    url = database_url or os.environ.get("DATABASE_URL")
-    if url:
-        return DatabaseTarget(normalize_url(url))
+def named_target(database_url: str | None = None, source: Source = Source.OPTION) -> DatabaseTarget | None:
+    """The server `database_url` (which came from `source`) names, else DATABASE_URL, else
+    the PG* variables (a host or a service); None when nothing names one."""
+    if database_url:
+        return DatabaseTarget(normalize_url(database_url), source)
+    from_environment = os.environ.get("DATABASE_URL")
+    if from_environment:
+        return DatabaseTarget(normalize_url(from_environment), Source.ENVIRONMENT)
     if server_named_by_environment():
-        return DatabaseTarget("")
-    from .server import start_local
+        return DatabaseTarget("", Source.LIBPQ)
+    return None
 
-    local = start_local()
+
+def local_target() -> DatabaseTarget:
+    """The local embedded server (started on demand), with the line that says so."""
+    local = server.start_local()  # looked up at call time: a test puts its own server here
     notice = (f"using the local embedded PostgreSQL ({local.pgdata}): no --database-url, "
               f"DATABASE_URL, {', '.join(SERVER_VARIABLES)} names a server")
-    return DatabaseTarget(local.url(), is_local=True, notice=notice)
+    return DatabaseTarget(local.url(), Source.LOCAL_SERVER, notice)
+
+
+def resolve_target(database_url: str | None = None, source: Source = Source.OPTION) -> DatabaseTarget:
+    """What names a server (`named_target`), else the local embedded server."""
+    return named_target(database_url, source) or local_target()
 
 
 def _first_line(exc: BaseException) -> str:

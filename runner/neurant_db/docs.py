@@ -9,6 +9,7 @@ the schema they build is the same.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import shutil
@@ -23,9 +24,11 @@ from .database import DatabaseTarget, connect, scrub
 from .erd import render_erd
 from .errors import NeurantError
 from .ledger import META_SCHEMA
+from .migrate import require_migrated as require_any_migrated
 from .migrate import status
 from .reference import render_reference
 from .render import Migration
+from .server import embedded_sharedir
 from .settings import Settings
 
 DOCS_FILES = ("schema.sql", "schema.md", "erd.svg")
@@ -56,12 +59,8 @@ def find_pg_dump(server_major: int) -> Path:
     """The embedded server's pg_dump when its major matches the server's, else a
     pg_dump of that major on PATH or in Debian's /usr/lib/postgresql/<major>/bin."""
     candidates: list[Path] = []
-    try:
-        from .server import embedded_sharedir
-
+    with contextlib.suppress(Exception):  # the wheel is missing or broken: look elsewhere
         candidates.append(embedded_sharedir().parent / "bin" / "pg_dump")
-    except Exception:  # the wheel is missing or broken: look elsewhere
-        pass
     on_path = shutil.which("pg_dump")
     if on_path:
         candidates.append(Path(on_path))
@@ -93,8 +92,6 @@ def dump_schema(url: str, pg_dump: Path | None = None, *, privileges: bool = Tru
 
 
 def require_migrated(target: DatabaseTarget, migrations: list[Migration]) -> None:
-    from .migrate import require_migrated as require_any_migrated
-
     with target.connect(purpose="docs") as conn:
         require_any_migrated(conn)
     states = status(target, migrations)

@@ -25,11 +25,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg
 
+from .doctor_citus import run_citus_checks
+from .doctor_finding import Finding
+from .migrate import migration_gap
+from .online import invalid_indexes
+from .sql_code import code_only
 from .table_registry import REGISTRY_FILE, Registry, load_if_present
 
 SCHEMAS = ("public", "private", "archive")
@@ -40,21 +44,6 @@ CONTEXT_FUNCTIONS = ("get_user_company_id", "get_current_user_id", "get_user_rol
                      "jwt", "role", "email")
 WRITABLE_CHECK = "require_company_writable"
 END_USER_ROLE = "authenticated"
-
-
-@dataclass(frozen=True)
-class Finding:
-    level: str  # error | warning | info
-    check: str
-    object: str
-    message: str
-    hint: str = ""  # the fix, as a sentence (the Citus rules give one)
-
-    def as_dict(self) -> dict[str, str]:
-        out = asdict(self)
-        if not self.hint:
-            del out["hint"]
-        return out
 
 
 Check = Callable[[psycopg.Connection], Iterator[Finding]]
@@ -74,8 +63,6 @@ def _rows(conn: psycopg.Connection, sql: str, *params: Any) -> list[tuple[Any, .
 def schema_is_complete(conn: psycopg.Connection) -> Iterator[Finding]:
     """First: every other check reads a catalog that is only complete when the ledger holds
     every migration this runner knows (an unmigrated schema has nothing to flag)."""
-    from .migrate import migration_gap
-
     gap = migration_gap(conn)
     if gap is None:
         yield Finding("warning", "schema.migrations", "neurant_meta",
@@ -662,16 +649,8 @@ _KEYWORD_TYPES = {
 }
 
 
-def _code_only(src: str) -> str:
-    """The body without comments and string literals (dollar-quoted strings included)."""
-    src = re.sub(r"--[^\n]*", " ", src)
-    src = re.sub(r"/\*.*?\*/", " ", src, flags=re.S)
-    src = re.sub(r"\$([a-z_]*)\$.*?\$\1\$", " '' ", src, flags=re.S | re.I)
-    return re.sub(r"'(?:[^']|'')*'", "''", src)
-
-
 def unqualified_relations(src: str, arg_names: list[str]) -> list[str]:
-    code = _code_only(src)
+    code = code_only(src)
     local = {n.lower() for n in arg_names if n}
     local |= {m.group(1).lower() for m in _CTE.finditer(code)}
     local |= {m.group(1).lower() for m in _LOOP_VAR.finditer(code)}
@@ -683,7 +662,7 @@ def unqualified_relations(src: str, arg_names: list[str]) -> list[str]:
 
 
 def unqualified_types(src: str) -> list[str]:
-    code = _code_only(src)
+    code = code_only(src)
     names = {m.group(1).lower() for m in _CAST.finditer(code)}
     for block in _DECLARE.finditer(code):
         for m in _DECLARED.finditer(block.group(1)):
@@ -696,7 +675,7 @@ def unqualified_types(src: str) -> list[str]:
 def trusted_code_ignores_session_objects(conn: psycopg.Connection) -> Iterator[Finding]:
     for sig, kind, _lang, src, config, arg_names in _rows(conn, TRUSTED):
         what = "procedure" if kind == "p" else "trusted function"
-        if _TEMP_USE.search(_code_only(src)):
+        if _TEMP_USE.search(code_only(src)):
             yield Finding("error", "trusted.temp", sig,
                           f"{what} uses pg_temp or creates a temp object: an end user sharing the "
                           "session may have planted one (with a trigger) first")
@@ -785,8 +764,6 @@ def settings_do_not_decide(conn: psycopg.Connection) -> Iterator[Finding]:
 def indexes_are_valid(conn: psycopg.Connection) -> Iterator[Finding]:
     """An index pg_index marks invalid: a failed CREATE INDEX / REINDEX CONCURRENTLY of a
     no-transaction migration (online.py) left it; it serves no query, slows every write."""
-    from .online import invalid_indexes
-
     for index in invalid_indexes(conn):
         yield Finding("error", "index.invalid", index.qualified, index.describe())
 
@@ -803,7 +780,5 @@ def run_checks(conn: psycopg.Connection, profile: str = "vanilla") -> list[Findi
         if fn not in skipped:
             findings.extend(fn(conn))
     if profile == "citus":
-        from .doctor_citus import run_citus_checks
-
         findings.extend(run_citus_checks(conn))
     return findings

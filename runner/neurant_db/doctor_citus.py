@@ -24,7 +24,8 @@ from typing import Any
 import psycopg
 
 from .citus_layout import APPLICATION_SCHEMAS, Placement, layout_source, table_layout
-from .doctor import Finding, _code_only
+from .doctor_finding import Finding
+from .sql_code import code_only
 
 NESTED_SETTING = "citus.allow_nested_distributed_execution"
 TRIGGER_SETTING = "citus.enable_unsafe_triggers"
@@ -85,7 +86,7 @@ class Model:
             where n.nspname = any(%s) and l.lanname in ('sql', 'plpgsql')
               and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
             order by 2""", (list(APPLICATION_SCHEMAS),)).fetchall():
-            self.routines[oid] = Routine(oid, sig, name, list(config), _code_only(src).lower())
+            self.routines[oid] = Routine(oid, sig, name, list(config), code_only(src).lower())
             by_name.setdefault(name, set()).add(oid)
         for r in self.routines.values():
             for m in _QUALIFIED.finditer(r.code):

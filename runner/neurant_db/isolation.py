@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .database import connect
-from .ledger import sql_literal
+from .ledger import read_ledger, sql_literal
 
 EXPOSED_SCHEMAS = ("public", "private", "archive")
 COMPANY_A = "aaaaaaaa-0000-0000-0000-000000000000"
@@ -159,8 +159,6 @@ def _validate(spec: TableSpec, name: str) -> None:
 
 def _migrated_profiles(url: str) -> set[str]:
     """The render profiles the database's applied migrations were rendered with."""
-    from .ledger import read_ledger
-
     with connect(url, purpose="isolation") as conn:
         return {str((row.settings or {}).get("profile")) for row in read_ledger(conn).values()}
 

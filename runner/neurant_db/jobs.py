@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .database import DatabaseTarget, require_own_session, with_database
+from .database import DatabaseTarget, require_own_session
 from .errors import NeurantError
 from .migrate import require_migrated
 
@@ -173,7 +173,8 @@ def _ints(value: Any) -> dict[str, int]:
     return {str(k): int(v) for k, v in value.items() if isinstance(v, int | float)}
 
 
-def _raise_for(exc: psycopg.Error, job: str) -> None:
+def raise_job_error(exc: psycopg.Error, job: str) -> None:
+    """Raise the job's SQL error as JobLocked (another run holds the job's lock) or JobError."""
     diag = exc.diag
     message = diag.message_primary or str(exc).strip() or exc.__class__.__name__
     if diag.sqlstate == "55P03":
@@ -203,7 +204,7 @@ def call_job(conn: psycopg.Connection, job: str, *, dry_run: bool = False, batch
     try:
         row = conn.execute(stmt).fetchone()
     except psycopg.Error as exc:
-        _raise_for(exc, job)
+        raise_job_error(exc, job)
         raise  # unreachable
     finally:
         conn.remove_notice_handler(handler)
@@ -335,8 +336,8 @@ def plan_pg_cron(conn: psycopg.Connection, cron_database: str | None = None) -> 
 
 def _cron_connection(target: DatabaseTarget, plan: CronPlan, purpose: str) -> psycopg.Connection:
     """A session in pg_cron's database (one transaction) as the same login."""
-    url = target.url if plan.cron_database == plan.database else with_database(target.url, plan.cron_database)
-    conn = DatabaseTarget(url).connect(autocommit=False, purpose=purpose)
+    cron = target if plan.cron_database == plan.database else target.with_database(plan.cron_database)
+    conn = cron.connect(autocommit=False, purpose=purpose)
     if not has_pg_cron(conn):
         conn.close()
         raise NeurantError(

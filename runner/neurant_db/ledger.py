@@ -19,6 +19,8 @@ import psycopg
 
 from . import __version__
 from .errors import BadArgument
+from .render import Migration
+from .settings import Settings
 
 META_SCHEMA = "neurant_meta"
 LEDGER = f"{META_SCHEMA}.schema_migrations"
@@ -108,6 +110,12 @@ class LedgerEntry:
     checksum: str
     rollback_checksum: str
     settings: dict[str, Any]
+
+
+def ledger_entry(m: Migration, settings: Settings) -> LedgerEntry:
+    """The ledger's record of m rendered with settings (the transactional and the
+    no-transaction path write the same row)."""
+    return LedgerEntry(m.version, m.id, m.checksum, m.rollback_checksum, settings.template_context())
 
 
 def bootstrap(conn: psycopg.Connection) -> None:

@@ -7,6 +7,12 @@ so a killed run never blocks the next one; a live run makes the next one wait up
 to the timeout, then fail naming the holder. Not an advisory lock: any role may
 take any advisory key, so an end user could block every migration (issue 9);
 neurant_meta is reachable by the migration owner only.
+
+The lock dies with its session, but a killed run's *other* sessions may live on: the
+server only notices a dead client when it next writes to it, so a long statement (a
+migration's DDL, a `create index concurrently`) runs to its end with nobody to read
+the answer. Whoever takes the lock next therefore first stops the sessions an earlier
+run left (`stop_orphaned_runs`), and says which, before it touches anything.
 """
 
 from __future__ import annotations
@@ -39,6 +45,24 @@ insert into {LOCK_TABLE} (id) values (true) on conflict do nothing;
 """
 
 TAKE_SQL = f"select id from {LOCK_TABLE} for update nowait"
+
+# The working sessions of a migrate or rollback run (database.application_name: yoyo's, the
+# no-transaction path's, the lock-wait watcher's) in this database. Whoever holds the lock
+# is the only live run, so every such session belongs to a run whose client is gone. Lock
+# sessions (" lock": runs waiting for the lock) and dry runs (" dry-run") are not matched.
+ORPHANS_SQL = """
+select a.pid, a.application_name, coalesce(a.state, ''),
+       left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120),
+       coalesce((select format(' (create index: %s, %s of %s blocks)', p.phase, p.blocks_done,
+                               p.blocks_total)
+                 from pg_stat_progress_create_index p where p.pid = a.pid), '')
+from pg_stat_activity a
+where a.datname = current_database() and a.pid <> pg_backend_pid()
+  and a.application_name ~ '^neurant-db (migrate|rollback)( \\(no transaction\\)| lock-watch)?$'
+order by a.pid
+"""
+# How long one orphan is given to exit after pg_terminate_backend (milliseconds).
+ORPHAN_EXIT_MS = 10_000
 
 HOLDER_SQL = f"""
 select a.pid, coalesce(a.application_name, ''), a.usename, a.client_addr::text,
@@ -90,13 +114,41 @@ def try_lock(conn: psycopg.Connection) -> bool:
     return True
 
 
+def stop_orphaned_runs(conn: psycopg.Connection) -> list[str]:
+    """End the sessions an earlier, killed run left behind (called with the lock held) and
+    return one line per session saying what it was running; raise LockHeld naming any
+    session that could not be ended (another role's, without the privilege to signal it)."""
+    stopped: list[str] = []
+    for pid, app, state, query, progress in conn.execute(ORPHANS_SQL).fetchall():
+        what = f"pid {pid} ({app}, {state or 'unknown state'}: {query}){progress}"
+        try:
+            ended = conn.execute("select pg_terminate_backend(%s, %s)", (pid, ORPHAN_EXIT_MS)).fetchone()
+        except psycopg.errors.InsufficientPrivilege:
+            ended = None
+        if ended != (True,) and _alive(conn, pid):
+            raise LockHeld(
+                f"a session of an earlier neurant-db run whose client is gone is still running: {what}",
+                hint=f"end it (select pg_terminate_backend({pid}); as its role or a superuser) and run "
+                "again; its transaction rolls back, and an index it was building concurrently is "
+                "left invalid, which the next run drops and builds again",
+            )
+        stopped.append(f"stopped {what}, left by an earlier run whose client is gone")
+    return stopped
+
+
+def _alive(conn: psycopg.Connection, pid: int) -> bool:
+    return conn.execute("select 1 from pg_stat_activity where pid = %s", (pid,)).fetchone() is not None
+
+
 @contextmanager
 def migration_lock(target: DatabaseTarget, timeout_s: float, poll_s: float = 0.25, *,
-                   create: bool = True, command: str = "migrate") -> Iterator[None]:
-    """Hold the migration lock for the duration of the block. With create=False (a dry
-    run, which writes nothing) a database without the lock table is left untouched.
-    Before anything, a transaction pooler is refused: the lock is an open transaction
-    on this session and the DDL runs on others (see database.require_own_session)."""
+                   create: bool = True, command: str = "migrate") -> Iterator[list[str]]:
+    """Hold the migration lock for the duration of the block, which receives the lines
+    saying what sessions of earlier, killed runs were stopped (`stop_orphaned_runs`). With
+    create=False (a dry run, which writes nothing) nothing is stopped, and a database
+    without the lock table is left untouched. Before anything, a transaction pooler is
+    refused: the lock is an open transaction on this session and the DDL runs on others
+    (see database.require_own_session)."""
     conn = target.connect(autocommit=True, purpose=f"{command} lock")
     try:
         require_own_session(conn, target.url, command)
@@ -104,7 +156,7 @@ def migration_lock(target: DatabaseTarget, timeout_s: float, poll_s: float = 0.2
         # another connection: a server-wide idle timeout must not end it midway.
         conn.execute("set idle_in_transaction_session_timeout = 0")
         if not create and conn.execute("select to_regclass(%s)", (LOCK_TABLE,)).fetchone() == (None,):
-            yield
+            yield []
             return
         ensure_lock_table(conn)
         deadline = time.monotonic() + max(timeout_s, 0.0)
@@ -118,7 +170,15 @@ def migration_lock(target: DatabaseTarget, timeout_s: float, poll_s: float = 0.2
                     "is released automatically when that session ends, even if it crashed",
                 )
             time.sleep(poll_s)
-        yield
+        if not create:
+            yield []
+            return
+        # On a session of its own: inside the lock's transaction, the catalog and statistics
+        # snapshots these reads take would be held for the whole run, and a CREATE INDEX
+        # CONCURRENTLY of this very run would wait for them.
+        with target.connect(autocommit=True, purpose=f"{command} lock") as side:
+            stopped = stop_orphaned_runs(side)
+        yield stopped
     finally:
         conn.close()  # ending the session ends its transaction, and with it the row lock
 

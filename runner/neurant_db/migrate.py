@@ -28,18 +28,19 @@ from .ledger import (
     BOOTSTRAP_SQL,
     LEDGER,
     META_SCHEMA,
-    LedgerEntry,
     LedgerRow,
     baseline_rows,
     bootstrap,
     forget_sql,
+    ledger_entry,
     ledger_row_count,
     read_ledger,
     record_sql,
     repair_rows,
 )
 from .locking import LOCK_TABLE_SQL, TAKE_SQL, LockWaitWatch, migration_lock
-from .render import Migration, render_all
+from .online import run_online, session_settings_sql
+from .render import Migration, discover, render_all, sql_statements
 from .settings import Settings
 
 YOYO_TABLE = "_yoyo_migration"
@@ -117,23 +118,10 @@ def wrapped_apply(m: Migration, settings: Settings) -> str:
     return header(m, settings, "apply") + guard + m.apply_sql.rstrip() + "\n;\n" + record
 
 
-def ledger_record_sql(m: Migration, settings: Settings) -> str:
-    """The ledger row of m (the transactional and the no-transaction path write the same)."""
-    return record_sql(ledger_entry(m, settings))
-
-
-def ledger_forget_sql(m: Migration) -> str:
-    return forget_sql(m.version)
-
-
 def wrapped_rollback(m: Migration, settings: Settings) -> str:
     """The exact SQL `rollback` runs for m, in one transaction."""
     forget = forget_sql(m.version)
     return header(m, settings, "rollback") + m.rollback_sql.rstrip() + "\n;\n" + forget
-
-
-def ledger_entry(m: Migration, settings: Settings) -> LedgerEntry:
-    return LedgerEntry(m.version, m.id, m.checksum, m.rollback_checksum, settings.template_context())
 
 
 def plan_script(pending: list[Migration], settings: Settings, target: str = "") -> str:
@@ -162,13 +150,10 @@ def plan_script(pending: list[Migration], settings: Settings, target: str = "") 
 def _online_plan(m: Migration, settings: Settings) -> str:
     """A `-- neurant: no-transaction` migration in the plan: its statements one by one
     (psql autocommits each), then its ledger row, as the online path of `migrate` does."""
-    from .online import session_settings_sql
-    from .render import sql_statements
-
     statements = "\n".join(st.rstrip().rstrip(";") + ";" for st in sql_statements(m.apply_sql))
     return (f"-- neurant-db apply (no transaction): {m.id} (checksum {m.checksum})\n"
             + session_settings_sql(settings) + statements + "\n"
-            + "begin;\n" + ledger_record_sql(m, settings) + "commit;\n")
+            + "begin;\n" + record_sql(ledger_entry(m, settings)) + "commit;\n")
 
 
 def settings_changes(recorded: dict[str, Any] | None, settings: Settings) -> list[str]:
@@ -277,6 +262,17 @@ def _drift_error(states: list[MigrationState]) -> DriftDetected:
     )
 
 
+def _missing_error(states: list[MigrationState]) -> DriftDetected:
+    """Applied migrations whose files this package does not have: the database is ahead of
+    (or apart from) this checkout, so nothing may be applied on top of it."""
+    missing = [s.id for s in states if s.state == "missing"]
+    return DriftDetected(
+        "applied migrations have no file here: " + ", ".join(missing),
+        hint="the database was migrated by another version of neurant-db: use that version (or "
+        "a newer one), or restore the files; `neurant-db status` lists them",
+    )
+
+
 def _yoyo_backend(target: DatabaseTarget, purpose: str) -> Any:
     from yoyo import get_backend
 
@@ -367,8 +363,6 @@ def _apply_online(target: DatabaseTarget, backend: Any, ymig: Any, m: Migration,
                   direction: str, notes: list[str]) -> None:
     """A `-- neurant: no-transaction` migration: statement by statement (online.py), then
     yoyo's table is brought in line with the ledger row the online path wrote or deleted."""
-    from .online import run_online
-
     run_online(target, m, settings, direction, say=notes.append)
     if direction == "apply":
         backend.mark_migrations([ymig])
@@ -396,12 +390,15 @@ def migrate(
     # Before the lock (whose table is itself a first write): every problem at once, nothing applied.
     checked = preflight.require(target, migrations, settings, to_version=to_version)
     result.warnings = [f"[{c.check}] {c.message} ({c.fix})" for c in checked.warnings]
-    with migration_lock(target, lock_timeout_s, create=not dry_run, command="migrate"), \
-            target.connect(purpose="migrate") as conn:
+    with migration_lock(target, lock_timeout_s, create=not dry_run, command="migrate") as stopped, \
+            target.connect(purpose="migrate dry-run" if dry_run else "migrate") as conn:
+        result.notes += stopped
         ledger = read_ledger(conn)
         states = explain_drift(compute_status(migrations, ledger), ledger, settings)
         if any(s.state == "drifted" for s in states) and not allow_drift:
             raise _drift_error(states)
+        if any(s.state == "missing" for s in states):
+            raise _missing_error(states)
         pending = [
             m for m in migrations
             if m.version not in ledger and (to_version is None or m.version <= to_version)
@@ -471,8 +468,9 @@ def rollback(
     check_rollbacks(migrations)
     by_version = {m.version: m for m in migrations}
     result = RunResult()
-    with migration_lock(target, lock_timeout_s, create=not dry_run, command="rollback"), \
-            target.connect(purpose="rollback") as conn:
+    with migration_lock(target, lock_timeout_s, create=not dry_run, command="rollback") as stopped, \
+            target.connect(purpose="rollback dry-run" if dry_run else "rollback") as conn:
+        result.notes += stopped
         ledger = read_ledger(conn)
         applied = sorted(ledger, reverse=True)
         if to_version is not None and to_version != 0 and to_version not in ledger:
@@ -682,8 +680,6 @@ class MigrationGap:
 def migration_gap(conn: psycopg.Connection) -> MigrationGap | None:
     """None when this role may not read the ledger (a service's login: the ledger schema is
     the migration owner's alone), so nothing can be said."""
-    from .render import discover
-
     readable = conn.execute(f"select has_schema_privilege(oid, 'USAGE') from pg_namespace "
                             f"where nspname = '{META_SCHEMA}'").fetchone()
     if readable == (False,):

@@ -37,7 +37,7 @@ from psycopg import sql
 
 from .database import DatabaseTarget
 from .errors import MigrationFailed
-from .ledger import LEDGER
+from .ledger import LEDGER, forget_sql, ledger_entry, record_sql
 from .render import Migration, sql_statements
 from .settings import Settings
 
@@ -177,8 +177,6 @@ def run_online(target: DatabaseTarget, m: Migration, settings: Settings, directi
                 except psycopg.Error:
                     left = []
                 raise _statement_error(m, direction, statements, index, exc, left) from None
-        from .migrate import ledger_forget_sql, ledger_record_sql
-
         with conn.transaction():
-            sql = ledger_record_sql(m, settings) if direction == "apply" else ledger_forget_sql(m)
+            sql = record_sql(ledger_entry(m, settings)) if direction == "apply" else forget_sql(m.version)
             conn.execute(sql.encode("utf-8"))

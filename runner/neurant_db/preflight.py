@@ -87,7 +87,7 @@ class PreflightReport:
 
 
 @dataclass
-class _Needs:
+class MigrationNeeds:
     """What the pending migrations create or touch, read from their rendered SQL."""
 
     extensions: dict[str, tuple[str | None, str]] = field(default_factory=dict)  # name -> (schema, by)
@@ -97,8 +97,9 @@ class _Needs:
     roles: dict[str, tuple[bool, str]] = field(default_factory=dict)  # name -> (bypassrls, by)
 
 
-def _needs(pending: list[Migration]) -> _Needs:
-    needs = _Needs()
+def migration_needs(pending: list[Migration]) -> MigrationNeeds:
+    """What `pending` needs of the server and the role, read from their rendered SQL."""
+    needs = MigrationNeeds()
     for m in pending:
         sql = _COMMENTS.sub(" ", m.apply_sql)
         for ext, schema in _CREATE_EXTENSION.findall(sql):
@@ -160,7 +161,7 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
               f"as a superuser: alter role {role} bypassrls; (or apply as the database owner role, "
               "postgres on Supabase)")
 
-    needs = _needs(pending)
+    needs = migration_needs(pending)
     existing = {name: owner_ok for name, owner_ok in conn.execute(
         "select nspname, pg_has_role(current_user, nspowner, 'MEMBER') from pg_namespace").fetchall()}
 

