@@ -1008,11 +1008,6 @@ begin
       new.created_by := v_user_id;
     end if;
   else
-    if new.company_id is distinct from old.company_id then
-      raise exception using errcode = '22023',
-        message = 'a chatbot cannot be moved to another company',
-        hint = 'Create a new chatbot in the target company instead.';
-    end if;
     if new.created_by is not null then
       new.created_by := old.created_by; -- may only be cleared (user deletion), never re-pointed
     end if;
@@ -1026,7 +1021,7 @@ $$;
 -- Name: FUNCTION chatbots_before_write(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.chatbots_before_write() IS 'Trigger: stamps created_by with the calling user on insert; keeps company_id immutable and created_by immutable except for clearing it on update.';
+COMMENT ON FUNCTION private.chatbots_before_write() IS 'Trigger: stamps created_by with the calling user on insert; keeps created_by immutable except for clearing it on update (company_id: chatbots_0_tenant_key).';
 
 
 --
@@ -1573,7 +1568,7 @@ CREATE FUNCTION private.document_chunks_before_update() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-  if new.company_id is distinct from old.company_id or new.document_id is distinct from old.document_id then
+  if new.document_id is distinct from old.document_id then
     raise exception using errcode = '22023',
       message = 'a chunk cannot move to another document or company',
       hint = 'Delete the chunk and insert it under the other document.';
@@ -1637,10 +1632,6 @@ begin
     if new.uploaded_by is null then
       new.uploaded_by := public.get_current_user_id();
     end if;
-  elsif new.company_id is distinct from old.company_id then
-    raise exception using errcode = '22023',
-      message = 'a document cannot move to another company',
-      hint = 'Create a new document in the target company instead.';
   end if;
   if new.status in ('ready', 'failed')
      and (tg_op = 'INSERT' or old.status is distinct from new.status) then
@@ -1655,7 +1646,7 @@ $$;
 -- Name: FUNCTION documents_before_write(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.documents_before_write() IS 'Trigger: defaults uploaded_by to the caller, forbids moving a document across companies, stamps processed_at when ingestion ends.';
+COMMENT ON FUNCTION private.documents_before_write() IS 'Trigger: defaults uploaded_by to the caller, stamps processed_at when ingestion ends (a document never moves across companies: documents_0_tenant_key).';
 
 
 --
@@ -1795,8 +1786,7 @@ CREATE FUNCTION private.integration_credentials_before_write() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-  if tg_op = 'UPDATE' and (new.company_id is distinct from old.company_id
-                           or new.integration_id is distinct from old.integration_id) then
+  if tg_op = 'UPDATE' and new.integration_id is distinct from old.integration_id then
     raise exception using errcode = '22023',
       message = 'credentials cannot move to another integration',
       hint = 'Set the credentials of the other integration instead.';
@@ -1860,10 +1850,6 @@ begin
     if new.created_by is null then
       new.created_by := public.get_current_user_id();
     end if;
-  elsif new.company_id is distinct from old.company_id then
-    raise exception using errcode = '22023',
-      message = 'an integration cannot move to another company',
-      hint = 'Create a new integration in the target company instead.';
   end if;
   return new;
 end;
@@ -1874,7 +1860,7 @@ $$;
 -- Name: FUNCTION integrations_before_write(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.integrations_before_write() IS 'Trigger: defaults created_by to the caller and forbids moving an integration across companies.';
+COMMENT ON FUNCTION private.integrations_before_write() IS 'Trigger: defaults created_by to the caller (an integration never moves across companies: integrations_0_tenant_key).';
 
 
 --
@@ -3385,7 +3371,7 @@ CREATE FUNCTION private.user_invitations_guard_update() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-  if new.company_id is distinct from old.company_id or new.email is distinct from old.email
+  if new.email is distinct from old.email
      or new.role is distinct from old.role or new.token_hash is distinct from old.token_hash then
     raise exception using
       errcode = '22023',
@@ -3407,7 +3393,7 @@ $$;
 -- Name: FUNCTION user_invitations_guard_update(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.user_invitations_guard_update() IS 'Trigger function (before update on user_invitations): the company, email, role and token hash never change; only a pending invitation changes status (accepted, revoked and expired are final).';
+COMMENT ON FUNCTION private.user_invitations_guard_update() IS 'Trigger function (before update on user_invitations): the email, role and token hash never change (the company neither: user_invitations_0_tenant_key); only a pending invitation changes status (accepted, revoked and expired are final).';
 
 
 --
@@ -3448,12 +3434,7 @@ declare
   v_caller_id uuid;
   v_caller_role public.user_role;
 begin
-  if new.company_id is distinct from old.company_id then
-    raise exception using
-      errcode = '42501',
-      message = 'a member cannot be moved to another company',
-      hint = 'Remove the member and invite them to the other company.';
-  end if;
+  -- (company_id never reaches this trigger changed: users_0_tenant_key refuses it first)
   if not private.caller_is_subject_to_rls() then
     return new;
   end if;
@@ -3497,7 +3478,7 @@ $$;
 -- Name: FUNCTION users_guard_update(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.users_guard_update() IS 'Trigger function (before update on users): company_id never changes; end users may change only their own full_name, may change members of lower rank only, and never grant a role at or above their own (42501, hint: use transfer_ownership).';
+COMMENT ON FUNCTION private.users_guard_update() IS 'Trigger function (before update on users; company_id never changes, users_0_tenant_key): end users may change only their own full_name, may change members of lower rank only, and never grant a role at or above their own (42501, hint: use transfer_ownership).';
 
 
 --
@@ -8399,7 +8380,7 @@ ALTER TABLE ONLY private.chatbot_visibility
 -- Name: CONSTRAINT chatbot_visibility_auth_user_id_key ON chatbot_visibility; Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON CONSTRAINT chatbot_visibility_auth_user_id_key ON private.chatbot_visibility IS 'doctor: allow tenant.unique the helper looks the caller up before the company is known, like users_auth_user_id_key (one membership per identity).';
+COMMENT ON CONSTRAINT chatbot_visibility_auth_user_id_key ON private.chatbot_visibility IS 'One row per auth identity, the key the helper looks the caller up by. doctor: allow tenant.unique the helper looks the caller up before the company is known, like users_auth_user_id_key (one membership per identity).';
 
 
 --
@@ -12190,7 +12171,7 @@ ALTER TABLE ONLY public.messages
 -- Name: CONSTRAINT messages_conversation_fkey ON messages; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON CONSTRAINT messages_conversation_fkey ON public.messages IS 'doctor: allow fk.index served by messages_conversation_time_idx (company_id, conversation_id, created_at desc): chatbot_id is a function of conversation_id, and an exact index would only slow the hottest insert path.';
+COMMENT ON CONSTRAINT messages_conversation_fkey ON public.messages IS 'A message belongs to a conversation of its own chatbot. doctor: allow fk.index served by messages_conversation_time_idx (company_id, conversation_id, created_at desc): chatbot_id is a function of conversation_id, and an exact index would only slow the hottest insert path.';
 
 
 --

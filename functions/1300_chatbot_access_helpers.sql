@@ -2,6 +2,8 @@
 -- subquery into chatbot_operators (slow, and rejected by Citus on distributed tables).
 -- This security definer helper returns them as an array that a policy evaluates once per
 -- statement: chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[]).
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
+{% from 'policies/_rls.sql' import rls -%}
 
 create function public.get_assigned_chatbot_ids()
 returns uuid[]
@@ -54,26 +56,22 @@ create table private.chatbot_visibility (
     references public.users (company_id, id) on delete cascade
 );
 comment on table private.chatbot_visibility is
-  'Per active member: the chatbots whose conversations it may read (all of the company''s for owner/administrador/supervisor, the assigned ones for an operador). Written only by the triggers of public.users, public.chatbots and public.chatbot_operators in the transaction of the change; read by public.get_visible_chatbot_ids(). doctor: allow legal_hold access bookkeeping derived from live rows, not a record.';
+  'Per active member: the chatbots whose conversations it may read (all of the company''s for owner/administrador/supervisor, the assigned ones for an operador). Written only by the triggers of public.users, public.chatbots and public.chatbot_operators in the transaction of the change; read by public.get_visible_chatbot_ids().'{{ doctor_notes('private.chatbot_visibility') }};
 comment on column private.chatbot_visibility.company_id is 'Company of the member (tenant key).';
 comment on column private.chatbot_visibility.user_id is 'The member (public.users.id); the row goes with the member.';
 comment on column private.chatbot_visibility.auth_user_id is 'The member''s auth identity (auth.uid()), the lookup key of the helper.';
 comment on column private.chatbot_visibility.chatbot_ids is 'Ids of the chatbots the member may read conversations of, sorted.';
 comment on constraint chatbot_visibility_auth_user_id_key on private.chatbot_visibility is
-  'doctor: allow tenant.unique the helper looks the caller up before the company is known, like users_auth_user_id_key (one membership per identity).';
+  'One row per auth identity, the key the helper looks the caller up by.'{{ doctor_notes('private.chatbot_visibility', 'chatbot_visibility_auth_user_id_key') }};
 
-alter table private.chatbot_visibility enable row level security;
-alter table private.chatbot_visibility force row level security;
-revoke all on table private.chatbot_visibility from public, anon, authenticated;
-grant all on table private.chatbot_visibility to service_role;
+{{ rls('private.chatbot_visibility') }}
 create policy deny_members on private.chatbot_visibility
   as restrictive for all to anon, authenticated
   using (false) with check (false);
 comment on policy deny_members on private.chatbot_visibility is
   'Nobody but BYPASSRLS roles (service_role, the owner of the triggers and of public.get_visible_chatbot_ids()) reaches a row: members read their visible chatbots only through that helper.';
 
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("private.chatbot_visibility", "Fires first, for callers subject to RLS only (when): members insert only into their own company; company_id never changes (any role).") }}
+{{ tenant_guard('private.chatbot_visibility') }}
 
 create function private.refresh_chatbot_visibility(p_company_id uuid, p_user_id uuid)
 returns void

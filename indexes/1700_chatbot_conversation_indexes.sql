@@ -10,6 +10,7 @@
 -- chatbot_id is a function of conversation_id, and a second index on the hottest table
 -- would only cost writes.
 
+{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 -- chatbots
 create index chatbots_created_by_idx on public.chatbots (company_id, created_by) where created_by is not null;
 comment on index public.chatbots_created_by_idx is 'FK chatbots_created_by_fkey (user deletion).';
@@ -63,4 +64,4 @@ create index hitl_escalations_escalated_by_idx on public.hitl_escalations (compa
 comment on index public.hitl_escalations_escalated_by_idx is 'FK hitl_escalations_escalated_by_fkey (user deletion).';
 
 comment on constraint messages_conversation_fkey on public.messages is
-  'doctor: allow fk.index served by messages_conversation_time_idx (company_id, conversation_id, created_at desc): chatbot_id is a function of conversation_id, and an exact index would only slow the hottest insert path.';
+  'A message belongs to a conversation of its own chatbot.'{{ doctor_notes('public.messages', 'messages_conversation_fkey') }};

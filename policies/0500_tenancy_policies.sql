@@ -1,13 +1,10 @@
 -- Row Level Security and privileges of the tenancy tables, per the access
 -- matrix of docs/access-matrix.md: plans readable by everyone; company, members and
 -- invitations visible only inside the caller's company, writes by rank.
+{% from 'policies/_rls.sql' import rls -%}
 
 -- subscription_plans: global reference data ---------------------------------
-alter table public.subscription_plans enable row level security;
-alter table public.subscription_plans force row level security;
-revoke all on table public.subscription_plans from public, anon, authenticated;
-grant select on table public.subscription_plans to anon, authenticated;
-grant all on table public.subscription_plans to service_role;
+{{ rls('public.subscription_plans') }}
 
 create policy select_public_plans on public.subscription_plans
   for select to anon, authenticated
@@ -24,12 +21,7 @@ comment on policy select_own_plan on public.subscription_plans is
   'Members also read their company''s plan when it is not public (custom deal).';
 
 -- companies ------------------------------------------------------------------
-alter table public.companies enable row level security;
-alter table public.companies force row level security;
-revoke all on table public.companies from public, anon, authenticated;
-grant select on table public.companies to authenticated;
-grant update (name, industry) on table public.companies to authenticated;
-grant all on table public.companies to service_role;
+{{ rls('public.companies') }}
 
 create policy select_own_company on public.companies
   for select to authenticated
@@ -47,13 +39,7 @@ comment on policy update_own_company_as_admin on public.companies is
   'Owner and administrador update their company''s profile (name, industry: column grants + companies_guard_update); plan and billing only via service_role.';
 
 -- users ----------------------------------------------------------------------
-alter table public.users enable row level security;
-alter table public.users force row level security;
-revoke all on table public.users from public, anon, authenticated;
-grant select on table public.users to authenticated;
-grant update (full_name, role, is_active) on table public.users to authenticated;
-grant delete on table public.users to authenticated;
-grant all on table public.users to service_role;
+{{ rls('public.users') }}
 
 create policy select_same_company on public.users
   for select to authenticated
@@ -89,14 +75,7 @@ comment on policy delete_lower_rank on public.users is
   'Owner and administrador remove members of a lower rank.';
 
 -- user_invitations -----------------------------------------------------------
-alter table public.user_invitations enable row level security;
-alter table public.user_invitations force row level security;
-revoke all on table public.user_invitations from public, anon, authenticated;
--- token_hash is deliberately not readable by clients.
-grant select (company_id, id, email, role, invited_by, status, accepted_at, accepted_by,
-        revoked_at, revoked_by, expires_at, created_at, updated_at)
-  on table public.user_invitations to authenticated;
-grant all on table public.user_invitations to service_role;
+{{ rls('public.user_invitations') }}
 
 create policy select_as_admin on public.user_invitations
   for select to authenticated
@@ -108,11 +87,7 @@ comment on policy select_as_admin on public.user_invitations is
 -- audit_logs -----------------------------------------------------------------
 -- Append-only for everyone: service_role may only select/insert; the trigger
 -- private.audit_logs_append_only rejects update/delete/truncate for all.
-alter table public.audit_logs enable row level security;
-alter table public.audit_logs force row level security;
-revoke all on table public.audit_logs from public, anon, authenticated, service_role;
-grant select on table public.audit_logs to authenticated;
-grant select, insert on table public.audit_logs to service_role;
+{{ rls('public.audit_logs') }}
 
 create policy select_as_admin on public.audit_logs
   for select to authenticated
@@ -120,10 +95,3 @@ create policy select_as_admin on public.audit_logs
        and (select public.get_user_role()) in ('owner', 'administrador'));
 comment on policy select_as_admin on public.audit_logs is
   'Owner/administrador read their company''s audit trail; nobody updates or deletes it.';
-
--- Read-only tenants: a suspended or canceled company writes nothing (policies/_read_only.sql).
-{% from 'policies/_read_only.sql' import read_only_when_inactive %}
-{{ read_only_when_inactive('public.companies') }}
-{{ read_only_when_inactive('public.users') }}
-{{ read_only_when_inactive('public.user_invitations') }}
-{{ read_only_when_inactive('public.audit_logs') }}

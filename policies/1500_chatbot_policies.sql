@@ -3,13 +3,10 @@
 -- owner/administrador, read-all for supervisor, read-assigned for operador; operator
 -- assignments managed by owner/administrador/supervisor, an operador reads its own.
 -- Helper calls are wrapped in (select ...) so they run once per statement.
+{% from 'policies/_rls.sql' import rls -%}
 
 -- chatbot_templates (global reference table) ------------------------------------------
-alter table public.chatbot_templates enable row level security;
-alter table public.chatbot_templates force row level security;
-revoke all on table public.chatbot_templates from public, anon, authenticated;
-grant select on table public.chatbot_templates to authenticated;
-grant all on table public.chatbot_templates to service_role;
+{{ rls('public.chatbot_templates') }}
 
 create policy select_all on public.chatbot_templates
   for select to authenticated
@@ -17,18 +14,7 @@ create policy select_all on public.chatbot_templates
 comment on policy select_all on public.chatbot_templates is 'Every authenticated user reads the global chatbot presets; only service_role writes them.';
 
 -- chatbots -------------------------------------------------------------------------------
-alter table public.chatbots enable row level security;
-alter table public.chatbots force row level security;
-revoke all on table public.chatbots from public, anon, authenticated;
-grant select on table public.chatbots to authenticated;
-grant insert (company_id, name, description, system_prompt, template_code, channels, is_active,
-              hitl_enabled, hitl_keywords, hitl_human_request_phrases, hitl_max_bot_turns, hitl_low_rating_threshold)
-  on table public.chatbots to authenticated;
-grant update (name, description, system_prompt, channels, is_active,
-              hitl_enabled, hitl_keywords, hitl_human_request_phrases, hitl_max_bot_turns, hitl_low_rating_threshold)
-  on table public.chatbots to authenticated;
-grant delete on table public.chatbots to authenticated;
-grant all on table public.chatbots to service_role;
+{{ rls('public.chatbots') }}
 
 create policy select_visible on public.chatbots
   for select to authenticated
@@ -69,13 +55,7 @@ create policy delete_as_admin on public.chatbots
 comment on policy delete_as_admin on public.chatbots is 'Owner/administrador delete chatbots of their company (frees one unit of the plan''s chatbot limit).';
 
 -- chatbot_operators ----------------------------------------------------------------------
-alter table public.chatbot_operators enable row level security;
-alter table public.chatbot_operators force row level security;
-revoke all on table public.chatbot_operators from public, anon, authenticated;
-grant select on table public.chatbot_operators to authenticated;
-grant insert (company_id, chatbot_id, user_id) on table public.chatbot_operators to authenticated;
-grant delete on table public.chatbot_operators to authenticated;
-grant all on table public.chatbot_operators to service_role;
+{{ rls('public.chatbot_operators') }}
 
 create policy select_visible on public.chatbot_operators
   for select to authenticated
@@ -102,8 +82,3 @@ create policy delete_as_supervisor on public.chatbot_operators
     and (select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
   );
 comment on policy delete_as_supervisor on public.chatbot_operators is 'Owner/administrador/supervisor unassign operadores of their company.';
-
--- Read-only tenants: a suspended or canceled company writes nothing (policies/_read_only.sql).
-{% from 'policies/_read_only.sql' import read_only_when_inactive %}
-{{ read_only_when_inactive('public.chatbots') }}
-{{ read_only_when_inactive('public.chatbot_operators') }}

@@ -5,17 +5,11 @@
 -- per-row subquery). Staff write operator messages as themselves; the "only while in
 -- human mode" rule is enforced by the messages trigger (42501). Message usage is readable
 -- by owner/administrador/supervisor, written only by the database.
+{% from 'policies/_rls.sql' import rls -%}
 
 
 -- conversations -------------------------------------------------------------------
-alter table public.conversations enable row level security;
-alter table public.conversations force row level security;
-revoke all on table public.conversations from public, anon, authenticated;
-grant select on table public.conversations to authenticated;
-grant insert (company_id, chatbot_id, end_user_id, channel, status, assigned_operator_id) on table public.conversations to authenticated;
-grant update (status, assigned_operator_id) on table public.conversations to authenticated;
-grant delete on table public.conversations to authenticated;
-grant all on table public.conversations to service_role;
+{{ rls('public.conversations') }}
 
 create policy select_visible on public.conversations
   for select to authenticated
@@ -59,13 +53,7 @@ comment on policy delete_as_admin on public.conversations is
   'Owner/administrador delete conversations (e.g. data erasure requests) with their messages.';
 
 -- messages ------------------------------------------------------------------------
-alter table public.messages enable row level security;
-alter table public.messages force row level security;
-revoke all on table public.messages from public, anon, authenticated;
-grant select on table public.messages to authenticated;
-grant insert (company_id, conversation_id, chatbot_id, sender_type, content) on table public.messages to authenticated;
-grant delete on table public.messages to authenticated;
-grant all on table public.messages to service_role;
+{{ rls('public.messages') }}
 
 create policy select_visible on public.messages
   for select to authenticated
@@ -98,13 +86,7 @@ comment on policy delete_as_admin on public.messages is
   'Owner/administrador delete messages (e.g. data erasure requests).';
 
 -- message_reactions ---------------------------------------------------------------
-alter table public.message_reactions enable row level security;
-alter table public.message_reactions force row level security;
-revoke all on table public.message_reactions from public, anon, authenticated;
-grant select on table public.message_reactions to authenticated;
-grant insert (company_id, message_id, conversation_id, chatbot_id, reaction, rating, comment) on table public.message_reactions to authenticated;
-grant delete on table public.message_reactions to authenticated;
-grant all on table public.message_reactions to service_role;
+{{ rls('public.message_reactions') }}
 
 create policy select_visible on public.message_reactions
   for select to authenticated
@@ -136,11 +118,7 @@ comment on policy delete_as_admin on public.message_reactions is
   'Owner/administrador delete reactions of their company.';
 
 -- hitl_escalations ----------------------------------------------------------------
-alter table public.hitl_escalations enable row level security;
-alter table public.hitl_escalations force row level security;
-revoke all on table public.hitl_escalations from public, anon, authenticated;
-grant select on table public.hitl_escalations to authenticated;
-grant all on table public.hitl_escalations to service_role;
+{{ rls('public.hitl_escalations') }}
 
 create policy select_visible on public.hitl_escalations
   for select to authenticated
@@ -152,11 +130,7 @@ comment on policy select_visible on public.hitl_escalations is
   'Owner/administrador/supervisor read every escalation of their company; an operador reads those of its assigned chatbots. Rows are written by the database only.';
 
 -- company_message_usage -----------------------------------------------------------
-alter table public.company_message_usage enable row level security;
-alter table public.company_message_usage force row level security;
-revoke all on table public.company_message_usage from public, anon, authenticated;
-grant select on table public.company_message_usage to authenticated;
-grant all on table public.company_message_usage to service_role;
+{{ rls('public.company_message_usage') }}
 
 create policy select_as_supervisor on public.company_message_usage
   for select to authenticated
@@ -166,11 +140,3 @@ create policy select_as_supervisor on public.company_message_usage
   );
 comment on policy select_as_supervisor on public.company_message_usage is
   'Owner/administrador/supervisor read their company''s monthly message usage; written by the message trigger only.';
-
--- Read-only tenants: a suspended or canceled company writes nothing (policies/_read_only.sql).
-{% from 'policies/_read_only.sql' import read_only_when_inactive %}
-{{ read_only_when_inactive('public.conversations') }}
-{{ read_only_when_inactive('public.messages') }}
-{{ read_only_when_inactive('public.message_reactions') }}
-{{ read_only_when_inactive('public.hitl_escalations') }}
-{{ read_only_when_inactive('public.company_message_usage') }}

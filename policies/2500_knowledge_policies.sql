@@ -4,29 +4,10 @@
 -- supervisor all of the company, operador only rows of assigned chatbots),
 -- written only by the bot engine (service_role).
 
-alter table public.documents enable row level security;
-alter table public.documents force row level security;
-alter table public.document_chunks enable row level security;
-alter table public.document_chunks force row level security;
-alter table public.knowledge_queries enable row level security;
-alter table public.knowledge_queries force row level security;
-
-revoke all on table public.documents, public.document_chunks, public.knowledge_queries
-  from public, anon, authenticated;
-
-grant select, delete on table public.documents to authenticated;
-grant insert (company_id, id, title, mime_type, storage_path, size_bytes, metadata)
-  on table public.documents to authenticated;
-grant update (title, metadata) on table public.documents to authenticated;
-
-grant select, delete on table public.document_chunks to authenticated;
-grant insert (company_id, id, document_id, chunk_index, content, token_count, embedding, metadata)
-  on table public.document_chunks to authenticated;
-grant update (content, token_count, embedding, metadata) on table public.document_chunks to authenticated;
-
-grant select on table public.knowledge_queries to authenticated;
-
-grant all on table public.documents, public.document_chunks, public.knowledge_queries to service_role;
+{% from 'policies/_rls.sql' import rls -%}
+{{ rls('public.documents') }}
+{{ rls('public.document_chunks') }}
+{{ rls('public.knowledge_queries') }}
 
 -- documents --------------------------------------------------------------
 create policy select_own_company on public.documents
@@ -82,9 +63,3 @@ create policy select_own_company_by_role on public.knowledge_queries
 
 comment on policy select_own_company_by_role on public.knowledge_queries is
   'Read like conversations: owner/administrador/supervisor all of the company; operador only rows of assigned chatbots. Writes: service_role only.';
-
--- Read-only tenants: a suspended or canceled company writes nothing (policies/_read_only.sql).
-{% from 'policies/_read_only.sql' import read_only_when_inactive %}
-{{ read_only_when_inactive('public.documents') }}
-{{ read_only_when_inactive('public.document_chunks') }}
-{{ read_only_when_inactive('public.knowledge_queries') }}

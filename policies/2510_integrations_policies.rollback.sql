@@ -1,19 +1,8 @@
 -- Why: undoes 2510_integrations_policies.sql (policies, grants, RLS flags).
-{% from 'policies/_read_only.sql' import drop_read_only_when_inactive %}
-{{ drop_read_only_when_inactive('public.integration_logs') }}
-{{ drop_read_only_when_inactive('public.integrations') }}
-
-drop policy if exists deny_members on private.integration_credentials;
-drop policy if exists select_as_admin on public.integration_logs;
-drop policy if exists delete_as_admin on public.integrations;
-drop policy if exists update_as_admin on public.integrations;
-drop policy if exists insert_as_admin on public.integrations;
-drop policy if exists select_as_admin on public.integrations;
-revoke all on table public.integrations, private.integration_credentials, public.integration_logs
-  from anon, authenticated, service_role;
-alter table public.integration_logs no force row level security;
-alter table public.integration_logs disable row level security;
-alter table private.integration_credentials no force row level security;
-alter table private.integration_credentials disable row level security;
-alter table public.integrations no force row level security;
-alter table public.integrations disable row level security;
+-- Every policy of these tables goes (each table's policies are all created by this
+-- migration), then the grants and the RLS flags (policies/_rls.sql).
+{% from 'policies/_rls.sql' import drop_rls -%}
+{{ drop_rls(
+  'public.integration_logs',
+  'private.integration_credentials',
+  'public.integrations') }}

@@ -4,23 +4,10 @@
 -- through public.set_integration_credentials, read only by service_role);
 -- integration logs - written by service_role, read by owner/administrador.
 
-alter table public.integrations enable row level security;
-alter table public.integrations force row level security;
-alter table private.integration_credentials enable row level security;
-alter table private.integration_credentials force row level security;
-alter table public.integration_logs enable row level security;
-alter table public.integration_logs force row level security;
-
-revoke all on table public.integrations, private.integration_credentials, public.integration_logs
-  from public, anon, authenticated;
-
-grant select, delete on table public.integrations to authenticated;
-grant insert (company_id, id, type, name, config, status) on table public.integrations to authenticated;
-grant update (name, config, status) on table public.integrations to authenticated;
-grant select on table public.integration_logs to authenticated;
-
-grant all on table public.integrations, private.integration_credentials, public.integration_logs
-  to service_role;
+{% from 'policies/_rls.sql' import rls -%}
+{{ rls('public.integrations') }}
+{{ rls('private.integration_credentials') }}
+{{ rls('public.integration_logs') }}
 -- (usage on schema private is granted to service_role by the tenancy domain.)
 
 -- integrations -----------------------------------------------------------
@@ -63,8 +50,3 @@ create policy deny_members on private.integration_credentials
   using (false) with check (false);
 comment on policy deny_members on private.integration_credentials is
   'Nobody but BYPASSRLS roles (service_role, the owner of the credential RPCs) reaches a row: members write through set_integration_credentials() and never read.';
-
--- Read-only tenants: a suspended or canceled company writes nothing (policies/_read_only.sql).
-{% from 'policies/_read_only.sql' import read_only_when_inactive %}
-{{ read_only_when_inactive('public.integrations') }}
-{{ read_only_when_inactive('public.integration_logs') }}

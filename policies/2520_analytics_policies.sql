@@ -2,18 +2,9 @@
 -- every role of the company reads, operador only its assigned chatbots, only
 -- service_role jobs write; system_metrics - platform-wide, service_role only.
 
-alter table public.analytics_daily enable row level security;
-alter table public.analytics_daily force row level security;
-alter table public.system_metrics enable row level security;
-alter table public.system_metrics force row level security;
-
-revoke all on table public.analytics_daily, public.system_metrics
-  from public, anon, authenticated, service_role;
-
-grant select on table public.analytics_daily to authenticated;
-grant all on table public.analytics_daily to service_role;
-
-grant all on table public.system_metrics to service_role;
+{% from 'policies/_rls.sql' import rls -%}
+{{ rls('public.analytics_daily') }}
+{{ rls('public.system_metrics') }}
 grant usage, select on sequence public.system_metrics_id_seq to service_role;
 
 create policy select_own_company_by_role on public.analytics_daily
@@ -30,7 +21,3 @@ create policy deny_members on public.system_metrics
   using (false) with check (false);
 comment on policy deny_members on public.system_metrics is
   'Platform-wide metrics are for the operators of NeurAnt (service_role) only; no tenant role reads or writes them.';
-
--- Read-only tenants: a suspended or canceled company writes nothing (policies/_read_only.sql).
-{% from 'policies/_read_only.sql' import read_only_when_inactive %}
-{{ read_only_when_inactive('public.analytics_daily') }}

@@ -4,6 +4,7 @@
 -- generic row trigger private.audit_row_change() in the same transaction as
 -- the audited change (attached by each audited table's own file).
 
+{% from 'schema/_tenant_guard.sql' import doctor_notes -%}
 create type public.audit_action as enum ('insert', 'update', 'delete', 'custom');
 comment on type public.audit_action is
   'What an audit row records: a row insert/update/delete captured by trigger, or a custom event written by service_role (login, export, ownership transfer, ...).';
@@ -43,7 +44,7 @@ create table public.audit_logs (
 );
 
 comment on table public.audit_logs is
-  'Append-only audit trail of security and configuration changes, one row per changed row (or custom event). Secrets, credentials and token hashes are redacted. No FK to companies on purpose: the trail outlives the tenant rows it describes and must never be cascade-deleted. Readable by owner/administrador of the company. doctor: allow tenant.cascade the trail must outlive a deleted company.';
+  'Append-only audit trail of security and configuration changes, one row per changed row (or custom event). Secrets, credentials and token hashes are redacted. No FK to companies on purpose: the trail outlives the tenant rows it describes and must never be cascade-deleted. Readable by owner/administrador of the company.'{{ doctor_notes('public.audit_logs') }};
 comment on column public.audit_logs.company_id is 'Tenant the audited row belongs to.';
 comment on column public.audit_logs.id is 'Audit row id.';
 comment on column public.audit_logs.actor_user_id is 'public.users.id of the acting member (null for service_role, jobs and migrations).';

@@ -23,6 +23,7 @@
 -- leaves company_id alone calls nothing (issue 11: three calls per message written).
 -- The function still checks for itself, and doctor (tenant.guard) accepts no other WHEN.
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 create function private.reject_other_tenant_insert()
 returns trigger
 language plpgsql
@@ -57,5 +58,4 @@ comment on function private.reject_other_tenant_insert() is
 revoke execute on function private.reject_other_tenant_insert() from public, anon, authenticated;
 
 -- public.audit_logs is created before this guard (0050), so its guard is attached here.
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.audit_logs", "Fires first, for callers subject to RLS only (when): they insert only into their own company.", "Fires first on update, only when company_id changes (when): the tenant key of an audit row never changes, for any role; the append-only rule refuses every other update.") }}
+{{ tenant_guard('public.audit_logs') }}

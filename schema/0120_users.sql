@@ -1,5 +1,6 @@
 -- Users: the members of a company (one membership per auth identity), their
 -- role in the company's hierarchy and the one-owner-per-company key.
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 create table public.users (
   company_id uuid not null,
   id uuid not null default gen_random_uuid(),
@@ -28,7 +29,7 @@ create table public.users (
   constraint users_invited_by_not_self_check check (invited_by <> id)
 );
 comment on table public.users is
-  'Members of a company. One row per auth identity (auth_user_id is unique: one membership per user). Rows are created by create_company_with_owner / accept_invitation (or service_role); removed by owner/administrador for lower ranks. doctor: allow legal_hold membership, not a record: a member can be removed under a hold unless held rows name them (clearing the sender of a held message is refused).';
+  'Members of a company. One row per auth identity (auth_user_id is unique: one membership per user). Rows are created by create_company_with_owner / accept_invitation (or service_role); removed by owner/administrador for lower ranks.'{{ doctor_notes('public.users') }};
 comment on column public.users.company_id is 'Tenant key (companies.id).';
 comment on column public.users.id is 'Member id, unique within the company; what get_current_user_id() returns.';
 comment on column public.users.auth_user_id is 'The auth.users identity of this member; unique across companies (one membership per identity). Note: a global unique key, so under Citus this table stays local/reference-like for the lookup.';
@@ -53,8 +54,7 @@ create trigger users_touch_updated_at
 comment on trigger users_touch_updated_at on public.users is 'Keeps updated_at exact.';
 
 comment on constraint users_auth_user_id_key on public.users is
-  'One company membership per auth user: get_user_company_id() resolves the tenant from auth.uid() alone. '
-  'doctor: allow tenant.unique the membership is looked up before the company is known; on Citus this key moves to a reference table of memberships.';
+  'One company membership per auth user: get_user_company_id() resolves the tenant from auth.uid() alone.'{{ doctor_notes('public.users', 'users_auth_user_id_key') }};
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger users_audit
@@ -63,5 +63,4 @@ create trigger users_audit
 comment on trigger users_audit on public.users is 'Audits membership and role changes.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.users", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.users') }}

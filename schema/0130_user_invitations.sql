@@ -1,5 +1,6 @@
 -- Invitations to join a company: single-use, expiring, bound to an email, with
 -- the token stored only as its sha256 hash.
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 create table public.user_invitations (
   company_id uuid not null,
   id uuid not null default gen_random_uuid(),
@@ -34,7 +35,7 @@ create table public.user_invitations (
   constraint user_invitations_revoked_state_check check ((status = 'revoked') = (revoked_at is not null))
 );
 comment on table public.user_invitations is
-  'Invitations to join a company with a role below the inviter''s. Created by create_invitation (the token is returned once, only its sha256 is stored), consumed once by accept_invitation, cancelled by revoke_invitation. Readable by owner/administrador. doctor: allow legal_hold access bookkeeping, not a record.';
+  'Invitations to join a company with a role below the inviter''s. Created by create_invitation (the token is returned once, only its sha256 is stored), consumed once by accept_invitation, cancelled by revoke_invitation. Readable by owner/administrador.'{{ doctor_notes('public.user_invitations') }};
 comment on column public.user_invitations.company_id is 'Tenant key (companies.id).';
 comment on column public.user_invitations.id is 'Invitation id, unique within the company.';
 comment on column public.user_invitations.email is 'Lower-case email the invitation is bound to; only the identity with this email can accept it.';
@@ -61,8 +62,7 @@ create trigger user_invitations_touch_updated_at
 comment on trigger user_invitations_touch_updated_at on public.user_invitations is 'Keeps updated_at exact.';
 
 comment on constraint user_invitations_token_hash_key on public.user_invitations is
-  'A token hash identifies one invitation across all companies. '
-  'doctor: allow tenant.unique accept_invitation() finds the invitation from the token alone, before the company is known; 244 random bits make collisions impossible.';
+  'A token hash identifies one invitation across all companies.'{{ doctor_notes('public.user_invitations', 'user_invitations_token_hash_key') }};
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger user_invitations_audit
@@ -71,5 +71,4 @@ create trigger user_invitations_audit
 comment on trigger user_invitations_audit on public.user_invitations is 'Audits invitations (token_hash redacted).';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.user_invitations", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.user_invitations') }}

@@ -43,12 +43,7 @@ declare
   v_caller_id uuid;
   v_caller_role public.user_role;
 begin
-  if new.company_id is distinct from old.company_id then
-    raise exception using
-      errcode = '42501',
-      message = 'a member cannot be moved to another company',
-      hint = 'Remove the member and invite them to the other company.';
-  end if;
+  -- (company_id never reaches this trigger changed: users_0_tenant_key refuses it first)
   if not private.caller_is_subject_to_rls() then
     return new;
   end if;
@@ -87,7 +82,7 @@ begin
 end
 $$;
 comment on function private.users_guard_update() is
-  'Trigger function (before update on users): company_id never changes; end users may change only their own full_name, may change members of lower rank only, and never grant a role at or above their own (42501, hint: use transfer_ownership).';
+  'Trigger function (before update on users; company_id never changes, users_0_tenant_key): end users may change only their own full_name, may change members of lower rank only, and never grant a role at or above their own (42501, hint: use transfer_ownership).';
 
 create trigger users_guard_update
   before update on public.users
@@ -254,7 +249,7 @@ create function private.user_invitations_guard_update() returns trigger
   set search_path = pg_catalog, pg_temp
 as $$
 begin
-  if new.company_id is distinct from old.company_id or new.email is distinct from old.email
+  if new.email is distinct from old.email
      or new.role is distinct from old.role or new.token_hash is distinct from old.token_hash then
     raise exception using
       errcode = '22023',
@@ -271,7 +266,7 @@ begin
 end
 $$;
 comment on function private.user_invitations_guard_update() is
-  'Trigger function (before update on user_invitations): the company, email, role and token hash never change; only a pending invitation changes status (accepted, revoked and expired are final).';
+  'Trigger function (before update on user_invitations): the email, role and token hash never change (the company neither: user_invitations_0_tenant_key); only a pending invitation changes status (accepted, revoked and expired are final).';
 
 create trigger user_invitations_guard_update
   before update on public.user_invitations

@@ -7,6 +7,8 @@
 -- from inside a shard without a distributed query. It also carries the global rule
 -- "one membership per auth identity" (its primary key), which public.users can no longer
 -- hold on Citus (users_auth_user_id_key includes company_id there).
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
+{% from 'policies/_rls.sql' import rls -%}
 create table private.memberships (
   auth_user_id uuid not null,
   company_id uuid not null,
@@ -17,24 +19,18 @@ create table private.memberships (
   constraint memberships_company_id_id_key unique (company_id, id)
 );
 comment on table private.memberships is
-  'Profile citus: a copy of (auth_user_id, company_id, id, role, is_active) of every public.users row, written before it by the membership RPCs and the backend (service_role), checked by users_membership_copy; a reference table, read by the context helpers from any shard. Its primary key is the global one-membership-per-identity rule. doctor: allow tenant.cascade a reference table cannot reference the distributed companies; rows go with their public.users row. doctor: allow legal_hold a lookup copy, not a record.';
+  'Profile citus: a copy of (auth_user_id, company_id, id, role, is_active) of every public.users row, written before it by the membership RPCs and the backend (service_role), checked by users_membership_copy; a reference table, read by the context helpers from any shard. Its primary key is the global one-membership-per-identity rule.'{{ doctor_notes('private.memberships') }};
 comment on column private.memberships.auth_user_id is 'The member''s auth.users.id (auth.uid()); one membership per identity.';
 comment on column private.memberships.company_id is 'The member''s company (public.users.company_id).';
 comment on column private.memberships.id is 'The member''s public.users.id.';
 comment on column private.memberships.role is 'The member''s role (public.users.role).';
 comment on column private.memberships.is_active is 'Whether the membership is active (public.users.is_active).';
 comment on constraint memberships_pkey on private.memberships is
-  'One company membership per auth identity (users_auth_user_id_key on Citus includes company_id). doctor: allow tenant.unique a reference table, looked up before the company is known.';
-alter table private.memberships enable row level security;
-alter table private.memberships force row level security;
-revoke all on table private.memberships from public, anon, authenticated;
--- The membership RPCs write it as definer; service_role writes it before the public.users row
--- it mirrors (users_membership_copy refuses a users write that does not match it).
-grant select, insert, update, delete on table private.memberships to service_role;
--- Its policies: policies/0580_citus_lookup_policies.sql.
+  'One company membership per auth identity (users_auth_user_id_key on Citus includes company_id).'{{ doctor_notes('private.memberships', 'memberships_pkey') }};
+{{ rls('private.memberships', with_read_only=false) }}
+-- Its policies, the read-only ones included: policies/0580_citus_lookup_policies.sql.
 
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("private.memberships", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('private.memberships') }}
 
 -- public.users_auth_user_fkey needs an index leading with auth_user_id once the unique key
 -- includes company_id.

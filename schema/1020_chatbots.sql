@@ -3,6 +3,7 @@
 -- bumping companies.current_chatbot_count through private.consume_quota() in the same
 -- transaction as the insert/delete (the counter row lock serialises concurrent creators).
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 create table public.chatbots (
   company_id uuid not null,
   id uuid not null default gen_random_uuid(),
@@ -44,7 +45,7 @@ create table public.chatbots (
 
 comment on table public.chatbots is
   'AI chatbots of a company (tenant table). Counted against the plan''s max_chatbots via companies.current_chatbot_count. '
-  'Owner/administrador: full access; supervisor: read all; operador: read assigned chatbots only. doctor: allow legal_hold configuration, not a record: deleting a chatbot whose conversations or analytics are held is refused by their cascade.';
+  'Owner/administrador: full access; supervisor: read all; operador: read assigned chatbots only.'{{ doctor_notes('public.chatbots') }};
 comment on column public.chatbots.company_id is 'Owning company (tenant key).';
 comment on column public.chatbots.id is 'Chatbot id, unique within the company.';
 comment on column public.chatbots.name is 'Display name, 1-100 characters, unique within the company.';
@@ -80,11 +81,6 @@ begin
       new.created_by := v_user_id;
     end if;
   else
-    if new.company_id is distinct from old.company_id then
-      raise exception using errcode = '22023',
-        message = 'a chatbot cannot be moved to another company',
-        hint = 'Create a new chatbot in the target company instead.';
-    end if;
     if new.created_by is not null then
       new.created_by := old.created_by; -- may only be cleared (user deletion), never re-pointed
     end if;
@@ -93,7 +89,7 @@ begin
 end
 $$;
 comment on function private.chatbots_before_write() is
-  'Trigger: stamps created_by with the calling user on insert; keeps company_id immutable and created_by immutable except for clearing it on update.';
+  'Trigger: stamps created_by with the calling user on insert; keeps created_by immutable except for clearing it on update (company_id: chatbots_0_tenant_key).';
 
 create trigger chatbots_before_write
   before insert or update on public.chatbots
@@ -135,8 +131,7 @@ revoke execute on function private.chatbots_before_write() from public, anon, au
 revoke execute on function private.chatbots_count_quota() from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.chatbots", "Fires first, for callers subject to RLS only (when): members insert only into their own company (RLS error otherwise), before any lookup trigger runs.") }}
+{{ tenant_guard('public.chatbots') }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger chatbots_audit

@@ -2,6 +2,7 @@
 -- "operators can only access assigned chatbots"). Every operador-scoped policy of the
 -- conversation domain derives from these rows through public.get_assigned_chatbot_ids().
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 create table public.chatbot_operators (
   company_id uuid not null,
   chatbot_id uuid not null,
@@ -21,7 +22,7 @@ create table public.chatbot_operators (
 
 comment on table public.chatbot_operators is
   'Assignment of operador users to chatbots (tenant table). Only active users with role operador can be assigned. '
-  'Owner/administrador/supervisor assign and unassign; an operador reads its own assignments. Reassigning = delete + insert. doctor: allow legal_hold access bookkeeping, not a record.';
+  'Owner/administrador/supervisor assign and unassign; an operador reads its own assignments. Reassigning = delete + insert.'{{ doctor_notes('public.chatbot_operators') }};
 comment on column public.chatbot_operators.company_id is 'Owning company (tenant key).';
 comment on column public.chatbot_operators.chatbot_id is 'Assigned chatbot.';
 comment on column public.chatbot_operators.user_id is 'Assigned user; must be an active operador of the same company.';
@@ -76,8 +77,7 @@ create trigger chatbot_operators_before_write
 comment on trigger chatbot_operators_before_write on public.chatbot_operators is 'Validates the assignee''s role; stamps assigned_by.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.chatbot_operators", "Fires first, for callers subject to RLS only (when): no assignment row of another company reaches chatbot_operators_before_write (it would reveal the user''s role).") }}
+{{ tenant_guard('public.chatbot_operators') }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger chatbot_operators_audit

@@ -3,6 +3,7 @@
 -- client or service can put a conversation into an impossible state (closed is terminal:
 -- a returning end user starts a new conversation; resolved reopens to active).
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 create table public.conversations (
   company_id uuid not null,
   id uuid not null default gen_random_uuid(),
@@ -250,8 +251,7 @@ create trigger conversations_touch_updated_at
 comment on trigger conversations_touch_updated_at on public.conversations is 'Keeps updated_at current (the transaction time of the latest update).';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.conversations", "Fires first, for callers subject to RLS only (when): no conversation of another company reaches conversations_guard_transition (it would reveal chatbot channels/state and assignments).") }}
+{{ tenant_guard('public.conversations') }}
 
 -- A member can be removed while the history stays (private.clear_user_reference).
 create trigger users_clear_conversations_references

@@ -4,6 +4,7 @@
 -- database (automatic ones by escalate_conversation, manual ones by the conversation
 -- trigger below); clients read them.
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 create table public.hitl_escalations (
   company_id uuid not null,
   id uuid not null default gen_random_uuid(),
@@ -126,5 +127,4 @@ comment on trigger users_clear_hitl_escalations_references on public.users is
   'Clears hitl_escalations.escalated_by (the escalation stays in the log) before a member is deleted.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.hitl_escalations", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.hitl_escalations') }}

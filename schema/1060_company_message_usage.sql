@@ -27,6 +27,7 @@
 -- caller-chosen date two months back or a century ahead would land in a bucket whose
 -- allowance is untouched. record_message_usage therefore takes no time argument.
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 create table public.company_message_usage (
   company_id uuid not null,
   month date not null,
@@ -48,7 +49,7 @@ create table public.company_message_usage (
 );
 
 comment on table public.company_message_usage is
-  'Messages per company per calendar month (UTC) and shard, maintained in the message''s own transaction; the month''s usage is the sum over its shards. The sum of message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan). doctor: allow legal_hold quota counters, not a record.';
+  'Messages per company per calendar month (UTC) and shard, maintained in the message''s own transaction; the month''s usage is the sum over its shards. The sum of message_count (bot answers) is limited by the company''s effective monthly message limit (override or plan).'{{ doctor_notes('public.company_message_usage') }};
 comment on column public.company_message_usage.company_id is 'Company (tenant key).';
 comment on column public.company_message_usage.month is 'First day of the month (UTC, server clock: the writing transaction''s now()) the messages were counted in; never taken from messages.created_at.';
 comment on column public.company_message_usage.shard is 'Counter shard 0-15 (created by the writing session as its pg_backend_pid() % 16; under read committed a message counts in any row of the month no other session holds, this session''s first): concurrent writers of one company count in different rows. Shard 0 also serialises the grants of allowances.';
@@ -200,5 +201,4 @@ comment on function private.record_message_usage(uuid, boolean) is
 revoke execute on function private.record_message_usage(uuid, boolean) from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.company_message_usage", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.company_message_usage') }}

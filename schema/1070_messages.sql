@@ -5,6 +5,7 @@
 -- chatbot_id is denormalised so operador policies need no per-row subquery; the composite
 -- FK to conversations (company_id, id, chatbot_id) keeps it equal to the conversation's.
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 create table public.messages (
   company_id uuid not null,
   id uuid not null default gen_random_uuid(),
@@ -227,8 +228,7 @@ comment on function private.messages_refuse_conversation(uuid, uuid) is
 revoke execute on function private.messages_refuse_conversation(uuid, uuid) from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.messages", "Fires first, for callers subject to RLS only (when): no message of another company reaches messages_before_insert (it would reveal a conversation''s existence and status).") }}
+{{ tenant_guard('public.messages') }}
 
 -- A member can be removed while the history stays (private.clear_user_reference).
 create trigger users_clear_messages_references

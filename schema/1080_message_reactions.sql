@@ -3,6 +3,7 @@
 -- dashboard. A low end-user rating of a bot answer is one of the configurable HITL
 -- escalation triggers; a good one counts as progress (resets the bot-turn counter).
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 create table public.message_reactions (
   company_id uuid not null,
   id uuid not null default gen_random_uuid(),
@@ -130,8 +131,7 @@ create trigger message_reactions_after_insert
 comment on trigger message_reactions_after_insert on public.message_reactions is 'Low-rating HITL escalation.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.message_reactions", "Fires first, for callers subject to RLS only (when): members react only inside their own company.") }}
+{{ tenant_guard('public.message_reactions') }}
 
 -- A member can be removed while the history stays (private.clear_user_reference).
 create trigger users_clear_message_reactions_references

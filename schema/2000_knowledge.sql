@@ -4,6 +4,7 @@
 -- same transaction as the row change, through private.consume_quota (race-free
 -- counter bump on public.companies owned by the tenancy domain).
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 create type public.document_status as enum ('uploaded', 'processing', 'ready', 'failed');
 comment on type public.document_status is
   'Ingestion state of a document: uploaded (stored, not yet chunked) -> processing (chunking/embedding) -> ready (searchable) | failed (see error_message).';
@@ -146,10 +147,6 @@ begin
     if new.uploaded_by is null then
       new.uploaded_by := public.get_current_user_id();
     end if;
-  elsif new.company_id is distinct from old.company_id then
-    raise exception using errcode = '22023',
-      message = 'a document cannot move to another company',
-      hint = 'Create a new document in the target company instead.';
   end if;
   if new.status in ('ready', 'failed')
      and (tg_op = 'INSERT' or old.status is distinct from new.status) then
@@ -159,7 +156,7 @@ begin
 end;
 $$;
 comment on function private.documents_before_write() is
-  'Trigger: defaults uploaded_by to the caller, forbids moving a document across companies, stamps processed_at when ingestion ends.';
+  'Trigger: defaults uploaded_by to the caller, stamps processed_at when ingestion ends (a document never moves across companies: documents_0_tenant_key).';
 
 create function private.documents_quota() returns trigger
   language plpgsql
@@ -222,7 +219,7 @@ create function private.document_chunks_before_update() returns trigger
   set search_path = pg_catalog, pg_temp
 as $$
 begin
-  if new.company_id is distinct from old.company_id or new.document_id is distinct from old.document_id then
+  if new.document_id is distinct from old.document_id then
     raise exception using errcode = '22023',
       message = 'a chunk cannot move to another document or company',
       hint = 'Delete the chunk and insert it under the other document.';
@@ -312,8 +309,7 @@ revoke execute on function private.document_chunks_before_update() from public, 
 revoke execute on function private.knowledge_queries_before_write() from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.documents", "Fires first, for callers subject to RLS only (when): members upload only into their own company.") }}
+{{ tenant_guard('public.documents') }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger documents_audit
@@ -322,7 +318,7 @@ create trigger documents_audit
 comment on trigger documents_audit on public.documents is 'Audits document uploads, edits and deletions.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{{ tenant_guard("public.document_chunks", "Fires first, for callers subject to RLS only (when): members add chunks only inside their own company.") }}
+{{ tenant_guard('public.document_chunks') }}
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{{ tenant_guard("public.knowledge_queries", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.knowledge_queries') }}

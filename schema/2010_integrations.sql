@@ -6,6 +6,7 @@
 -- database (works without pgcrypto, i.e. on the embedded server and on
 -- Supabase alike). The plan's integration limit is enforced by trigger.
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 create type public.integration_type as enum (
   'whatsapp', 'telegram', 'messenger', 'instagram', 'slack', 'webchat',
   'webhook', 'zendesk', 'hubspot', 'salesforce', 'email'
@@ -86,7 +87,7 @@ create table private.integration_credentials (
 );
 
 comment on table private.integration_credentials is
-  'Encrypted credentials of an integration, one envelope per integration. Encrypted by the application (AES-256-GCM with a data key from the KMS key named by key_id) before reaching the database; readable only by service_role; written by owner/administrador only through public.set_integration_credentials. doctor: allow legal_hold secrets must stay rotatable and erasable; the integration itself is held.';
+  'Encrypted credentials of an integration, one envelope per integration. Encrypted by the application (AES-256-GCM with a data key from the KMS key named by key_id) before reaching the database; readable only by service_role; written by owner/administrador only through public.set_integration_credentials.'{{ doctor_notes('private.integration_credentials') }};
 comment on column private.integration_credentials.company_id is 'Tenant owning the integration.';
 comment on column private.integration_credentials.integration_id is 'Integration these credentials belong to (one row per integration).';
 comment on column private.integration_credentials.ciphertext is 'Envelope v1: byte 0x01, 12-byte nonce, AEAD ciphertext, 16-byte tag (30 bytes .. 64 kB). Never plaintext; never returned to anon/authenticated.';
@@ -147,16 +148,12 @@ begin
     if new.created_by is null then
       new.created_by := public.get_current_user_id();
     end if;
-  elsif new.company_id is distinct from old.company_id then
-    raise exception using errcode = '22023',
-      message = 'an integration cannot move to another company',
-      hint = 'Create a new integration in the target company instead.';
   end if;
   return new;
 end;
 $$;
 comment on function private.integrations_before_write() is
-  'Trigger: defaults created_by to the caller and forbids moving an integration across companies.';
+  'Trigger: defaults created_by to the caller (an integration never moves across companies: integrations_0_tenant_key).';
 
 create function private.integrations_quota() returns trigger
   language plpgsql
@@ -185,8 +182,7 @@ create function private.integration_credentials_before_write() returns trigger
   set search_path = pg_catalog, pg_temp
 as $$
 begin
-  if tg_op = 'UPDATE' and (new.company_id is distinct from old.company_id
-                           or new.integration_id is distinct from old.integration_id) then
+  if tg_op = 'UPDATE' and new.integration_id is distinct from old.integration_id then
     raise exception using errcode = '22023',
       message = 'credentials cannot move to another integration',
       hint = 'Set the credentials of the other integration instead.';
@@ -285,8 +281,7 @@ revoke execute on function private.integration_credentials_sync() from public, a
 revoke execute on function private.clear_user_integration_references() from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.integrations", "Fires first, for callers subject to RLS only (when): members create integrations only in their own company.") }}
+{{ tenant_guard('public.integrations') }}
 
 -- Audit trail (private.audit_row_change, schema/0050_audit_trail.sql).
 create trigger integrations_audit
@@ -301,7 +296,7 @@ create trigger integration_credentials_audit
 comment on trigger integration_credentials_audit on private.integration_credentials is 'Audits credential writes (ciphertext redacted; key_id and times kept).';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{{ tenant_guard("private.integration_credentials", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('private.integration_credentials') }}
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{{ tenant_guard("public.integration_logs", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.integration_logs') }}

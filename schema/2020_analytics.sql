@@ -3,6 +3,7 @@
 -- jobs, see private.refresh_analytics_daily) and platform-wide system metrics
 -- that belong to no tenant.
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
 create table public.analytics_daily (
   company_id                uuid not null,
   chatbot_id                uuid not null,
@@ -74,5 +75,4 @@ comment on column public.system_metrics.labels is 'Dimensions of the sample as a
 comment on column public.system_metrics.recorded_at is 'When the sample was taken.';
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.analytics_daily", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.analytics_daily') }}

@@ -1,6 +1,8 @@
 -- Why: undoes 3000_lifecycle_schema.sql (archive schema and its tables, legal holds,
 -- job and export ledgers). Archived rows are dropped
 -- with their tables: export them first (`neurant-db jobs run cold-export`).
+{% from 'schema/_legal_hold.sql' import drop_legal_hold_triggers -%}
+{{ drop_legal_hold_triggers() }}
 drop table archive.analytics_archived;
 drop table archive.integration_logs_archived;
 drop table archive.knowledge_queries_archived;
@@ -13,8 +15,7 @@ drop schema archive;
 drop table private.cold_exports;
 drop table private.job_runs;
 
--- the legal-hold triggers of every covered table (<table>_legal_hold, <table>_legal_hold_truncate)
-drop function private.legal_hold_guard() cascade;
+drop function private.legal_hold_guard();
 drop table public.legal_holds;
 drop function private.legal_holds_guard();
 drop function private.legal_holds_check_conversation();

@@ -4,6 +4,7 @@
 -- export ledger and the archive tables (schema `archive`, same tenant keys as the live
 -- tables). The jobs that move rows are in functions/3300-3340.
 
+{% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 create schema archive;
 comment on schema archive is
   'Archived tenant data (closed conversations and their rows, integration logs, daily analytics) moved out of the live tables by public.job_archive(); '
@@ -35,8 +36,7 @@ comment on table public.legal_holds is
   'Legal holds (tenant table): while a hold is active (released_at is null) no lifecycle job moves, exports-and-deletes or deletes the data it covers, '
   'and every delete, truncate or content update of a covered row, by any role or cascade, raises 42501 naming the hold (private.legal_hold_guard). '
   'conversation_id null = the whole company; conversation_id names a conversation of the same company, live or archived. '
-  'Set and released by service_role (compliance staff through the backend); owner/administrador read their company''s holds. '
-  'doctor: allow legal_hold the hold itself: private.legal_holds_guard keeps an active hold and what it covers.';
+  'Set and released by service_role (compliance staff through the backend); owner/administrador read their company''s holds.'{{ doctor_notes('public.legal_holds') }};
 comment on column public.legal_holds.company_id is 'Company whose data is held (tenant key).';
 comment on column public.legal_holds.id is 'Hold id.';
 comment on column public.legal_holds.conversation_id is
@@ -118,15 +118,15 @@ create trigger legal_holds_check_conversation
   for each row execute function private.legal_holds_check_conversation();
 comment on trigger legal_holds_check_conversation on public.legal_holds is 'A hold names a conversation of its own company, live or archived.';
 
-{% from 'schema/_tenant_guard.sql' import tenant_guard -%}
-{{ tenant_guard("public.legal_holds", "Fires first, for callers subject to RLS only (when): a member inserts only into their own company.") }}
+{{ tenant_guard('public.legal_holds') }}
 
 -- Held data cannot be deleted, truncated or rewritten, by any path (a member, service_role,
 -- the migration owner, a cascade from a parent, a member's reference clean-up, a job). One
 -- trigger function, attached to every tenant table that holds records (live and archived)
 -- as "<table>_legal_hold" (before update or delete, per row) and "<table>_legal_hold_truncate"
--- (before truncate); `neurant-db doctor` (legal_hold.trigger) fails for a tenant table that
--- has neither the triggers nor a "doctor: allow legal_hold <reason>" in its comment.
+-- (before truncate), generated from schema/_tables.toml below; `neurant-db doctor`
+-- (legal_hold.trigger) fails for a tenant table that has neither the triggers nor an
+-- allow.legal_hold reason in the registry.
 --
 -- What a "content update" is, per table: every column except the ones passed as arguments,
 -- which may still change while the row is held because the workflow and the bookkeeping
@@ -201,15 +201,6 @@ comment on function private.legal_hold_guard() is
   'Trigger (before update or delete per row, before truncate per statement) on every tenant table holding records: raises 42501, with a hint naming the hold, when an active legal hold covers the row. '
   'Arguments: how a row maps to holds (''tenant'', ''company'' or the conversation id column), then the columns that may still change under a hold (workflow/bookkeeping). Security definer: members cannot read every hold.';
 revoke execute on function private.legal_hold_guard() from public, anon, authenticated;
-
-create trigger companies_legal_hold
-  before delete on public.companies
-  for each row execute function private.legal_hold_guard('tenant');
-comment on trigger companies_legal_hold on public.companies is 'A company with an active legal hold (company-wide or on one conversation) cannot be deleted.';
-create trigger companies_legal_hold_truncate
-  before truncate on public.companies
-  for each statement execute function private.legal_hold_guard('tenant');
-comment on trigger companies_legal_hold_truncate on public.companies is 'The companies cannot be truncated while any legal hold is active.';
 
 -- ---------------------------------------------------------------------------
 -- Job runs and cold exports (platform bookkeeping, service_role only)
@@ -438,174 +429,20 @@ comment on table archive.analytics_archived is
   'Daily analytics rows older than the plan''s archive_after_days, moved from public.analytics_daily; an archived day is frozen (the roll-up no longer rewrites it). '
   'Read by owner/administrador; written only by the lifecycle jobs.';
 
--- Every tenant table holding records gets the legal-hold triggers (private.legal_hold_guard
--- above): the conversation tables by conversation, the others by company-wide holds.
--- conversations: every message updates its conversation (last_message_at, turns), so the
--- trigger is limited to updates naming an identity column (issue 11: the other columns
--- may change under a hold anyway). "update of" lists every column that is not one of the
--- free ones given as arguments; tests/pgtap/1025_write_path.sql fails when a column is
--- added to conversations without being listed in one or the other.
-create trigger conversations_legal_hold
-  before update of company_id, id, chatbot_id, end_user_id, channel, created_at or delete on public.conversations
-  for each row execute function private.legal_hold_guard('id', 'status', 'is_hitl_active',
-    'assigned_operator_id', 'hitl_escalated_at', 'bot_turns_without_resolution', 'last_message_at',
-    'closed_at', 'updated_at');
-comment on trigger conversations_legal_hold on public.conversations is 'Held conversations cannot be deleted or change their identity (status, HITL and assignment columns still change); fires only for updates naming an identity column.';
-create trigger conversations_legal_hold_truncate
-  before truncate on public.conversations
-  for each statement execute function private.legal_hold_guard('id');
-comment on trigger conversations_legal_hold_truncate on public.conversations is 'No truncate while a legal hold covers rows of this table.';
-create trigger messages_legal_hold
-  before update or delete on public.messages
-  for each row execute function private.legal_hold_guard('conversation_id');
-comment on trigger messages_legal_hold on public.messages is 'Messages of held conversations cannot be deleted or changed.';
-create trigger messages_legal_hold_truncate
-  before truncate on public.messages
-  for each statement execute function private.legal_hold_guard('conversation_id');
-comment on trigger messages_legal_hold_truncate on public.messages is 'No truncate while a legal hold covers rows of this table.';
-create trigger message_reactions_legal_hold
-  before update or delete on public.message_reactions
-  for each row execute function private.legal_hold_guard('conversation_id');
-comment on trigger message_reactions_legal_hold on public.message_reactions is 'Reactions in held conversations cannot be deleted or changed.';
-create trigger message_reactions_legal_hold_truncate
-  before truncate on public.message_reactions
-  for each statement execute function private.legal_hold_guard('conversation_id');
-comment on trigger message_reactions_legal_hold_truncate on public.message_reactions is 'No truncate while a legal hold covers rows of this table.';
-create trigger hitl_escalations_legal_hold
-  before update or delete on public.hitl_escalations
-  for each row execute function private.legal_hold_guard('conversation_id');
-comment on trigger hitl_escalations_legal_hold on public.hitl_escalations is 'HITL escalations of held conversations cannot be deleted or changed.';
-create trigger hitl_escalations_legal_hold_truncate
-  before truncate on public.hitl_escalations
-  for each statement execute function private.legal_hold_guard('conversation_id');
-comment on trigger hitl_escalations_legal_hold_truncate on public.hitl_escalations is 'No truncate while a legal hold covers rows of this table.';
-create trigger knowledge_queries_legal_hold
-  before update or delete on public.knowledge_queries
-  for each row execute function private.legal_hold_guard('conversation_id');
-comment on trigger knowledge_queries_legal_hold on public.knowledge_queries is 'Knowledge queries of held conversations cannot be deleted or changed.';
-create trigger knowledge_queries_legal_hold_truncate
-  before truncate on public.knowledge_queries
-  for each statement execute function private.legal_hold_guard('conversation_id');
-comment on trigger knowledge_queries_legal_hold_truncate on public.knowledge_queries is 'No truncate while a legal hold covers rows of this table.';
-create trigger documents_legal_hold
-  before update or delete on public.documents
-  for each row execute function private.legal_hold_guard('company', 'status', 'error_message', 'chunk_count',
-    'processed_at', 'updated_at');
-comment on trigger documents_legal_hold on public.documents is 'Documents of a company under a company-wide hold cannot be deleted or change content (processing status still changes).';
-create trigger documents_legal_hold_truncate
-  before truncate on public.documents
-  for each statement execute function private.legal_hold_guard('company');
-comment on trigger documents_legal_hold_truncate on public.documents is 'No truncate while a legal hold covers rows of this table.';
-create trigger document_chunks_legal_hold
-  before update or delete on public.document_chunks
-  for each row execute function private.legal_hold_guard('company');
-comment on trigger document_chunks_legal_hold on public.document_chunks is 'Chunks of a company under a company-wide hold cannot be deleted or changed.';
-create trigger document_chunks_legal_hold_truncate
-  before truncate on public.document_chunks
-  for each statement execute function private.legal_hold_guard('company');
-comment on trigger document_chunks_legal_hold_truncate on public.document_chunks is 'No truncate while a legal hold covers rows of this table.';
-create trigger integrations_legal_hold
-  before update or delete on public.integrations
-  for each row execute function private.legal_hold_guard('company', 'status', 'has_credentials',
-    'credentials_updated_at', 'updated_at');
-comment on trigger integrations_legal_hold on public.integrations is 'Integrations of a company under a company-wide hold cannot be deleted or reconfigured (status and credential bookkeeping still change).';
-create trigger integrations_legal_hold_truncate
-  before truncate on public.integrations
-  for each statement execute function private.legal_hold_guard('company');
-comment on trigger integrations_legal_hold_truncate on public.integrations is 'No truncate while a legal hold covers rows of this table.';
-create trigger integration_logs_legal_hold
-  before update or delete on public.integration_logs
-  for each row execute function private.legal_hold_guard('company');
-comment on trigger integration_logs_legal_hold on public.integration_logs is 'Integration logs of a company under a company-wide hold cannot be deleted or changed.';
-create trigger integration_logs_legal_hold_truncate
-  before truncate on public.integration_logs
-  for each statement execute function private.legal_hold_guard('company');
-comment on trigger integration_logs_legal_hold_truncate on public.integration_logs is 'No truncate while a legal hold covers rows of this table.';
-create trigger analytics_daily_legal_hold
-  before update or delete on public.analytics_daily
-  for each row execute function private.legal_hold_guard('company', 'conversations_count',
-    'new_conversations_count', 'messages_count', 'end_user_messages_count', 'bot_messages_count',
-    'operator_messages_count', 'hitl_escalations', 'avg_processing_time_ms', 'positive_reactions',
-    'negative_reactions', 'knowledge_queries_count', 'refreshed_at');
-comment on trigger analytics_daily_legal_hold on public.analytics_daily is 'Daily analytics of a company under a company-wide hold cannot be deleted or moved (the roll-up still recomputes the counters).';
-create trigger analytics_daily_legal_hold_truncate
-  before truncate on public.analytics_daily
-  for each statement execute function private.legal_hold_guard('company');
-comment on trigger analytics_daily_legal_hold_truncate on public.analytics_daily is 'No truncate while a legal hold covers rows of this table.';
-create trigger audit_logs_legal_hold
-  before update or delete on public.audit_logs
-  for each row execute function private.legal_hold_guard('company');
-comment on trigger audit_logs_legal_hold on public.audit_logs is 'The audit trail of a company under a company-wide hold cannot be purged.';
-create trigger audit_logs_legal_hold_truncate
-  before truncate on public.audit_logs
-  for each statement execute function private.legal_hold_guard('company');
-comment on trigger audit_logs_legal_hold_truncate on public.audit_logs is 'No truncate while a legal hold covers rows of this table.';
-create trigger conversations_archived_legal_hold
-  before update or delete on archive.conversations_archived
-  for each row execute function private.legal_hold_guard('id');
-comment on trigger conversations_archived_legal_hold on archive.conversations_archived is 'Held archived conversations cannot be deleted or changed.';
-create trigger conversations_archived_legal_hold_truncate
-  before truncate on archive.conversations_archived
-  for each statement execute function private.legal_hold_guard('id');
-comment on trigger conversations_archived_legal_hold_truncate on archive.conversations_archived is 'No truncate while a legal hold covers rows of this table.';
-create trigger messages_archived_legal_hold
-  before update or delete on archive.messages_archived
-  for each row execute function private.legal_hold_guard('conversation_id');
-comment on trigger messages_archived_legal_hold on archive.messages_archived is 'Archived messages of held conversations cannot be deleted or changed.';
-create trigger messages_archived_legal_hold_truncate
-  before truncate on archive.messages_archived
-  for each statement execute function private.legal_hold_guard('conversation_id');
-comment on trigger messages_archived_legal_hold_truncate on archive.messages_archived is 'No truncate while a legal hold covers rows of this table.';
-create trigger message_reactions_archived_legal_hold
-  before update or delete on archive.message_reactions_archived
-  for each row execute function private.legal_hold_guard('conversation_id');
-comment on trigger message_reactions_archived_legal_hold on archive.message_reactions_archived is 'Archived reactions of held conversations cannot be deleted or changed.';
-create trigger message_reactions_archived_legal_hold_truncate
-  before truncate on archive.message_reactions_archived
-  for each statement execute function private.legal_hold_guard('conversation_id');
-comment on trigger message_reactions_archived_legal_hold_truncate on archive.message_reactions_archived is 'No truncate while a legal hold covers rows of this table.';
-create trigger hitl_escalations_archived_legal_hold
-  before update or delete on archive.hitl_escalations_archived
-  for each row execute function private.legal_hold_guard('conversation_id');
-comment on trigger hitl_escalations_archived_legal_hold on archive.hitl_escalations_archived is 'Archived HITL escalations of held conversations cannot be deleted or changed.';
-create trigger hitl_escalations_archived_legal_hold_truncate
-  before truncate on archive.hitl_escalations_archived
-  for each statement execute function private.legal_hold_guard('conversation_id');
-comment on trigger hitl_escalations_archived_legal_hold_truncate on archive.hitl_escalations_archived is 'No truncate while a legal hold covers rows of this table.';
-create trigger knowledge_queries_archived_legal_hold
-  before update or delete on archive.knowledge_queries_archived
-  for each row execute function private.legal_hold_guard('conversation_id');
-comment on trigger knowledge_queries_archived_legal_hold on archive.knowledge_queries_archived is 'Archived knowledge queries of held conversations cannot be deleted or changed.';
-create trigger knowledge_queries_archived_legal_hold_truncate
-  before truncate on archive.knowledge_queries_archived
-  for each statement execute function private.legal_hold_guard('conversation_id');
-comment on trigger knowledge_queries_archived_legal_hold_truncate on archive.knowledge_queries_archived is 'No truncate while a legal hold covers rows of this table.';
-create trigger integration_logs_archived_legal_hold
-  before update or delete on archive.integration_logs_archived
-  for each row execute function private.legal_hold_guard('company');
-comment on trigger integration_logs_archived_legal_hold on archive.integration_logs_archived is 'Archived integration logs of a company under a company-wide hold cannot be deleted or changed.';
-create trigger integration_logs_archived_legal_hold_truncate
-  before truncate on archive.integration_logs_archived
-  for each statement execute function private.legal_hold_guard('company');
-comment on trigger integration_logs_archived_legal_hold_truncate on archive.integration_logs_archived is 'No truncate while a legal hold covers rows of this table.';
-create trigger analytics_archived_legal_hold
-  before update or delete on archive.analytics_archived
-  for each row execute function private.legal_hold_guard('company');
-comment on trigger analytics_archived_legal_hold on archive.analytics_archived is 'Archived analytics of a company under a company-wide hold cannot be deleted or changed.';
-create trigger analytics_archived_legal_hold_truncate
-  before truncate on archive.analytics_archived
-  for each statement execute function private.legal_hold_guard('company');
-comment on trigger analytics_archived_legal_hold_truncate on archive.analytics_archived is 'No truncate while a legal hold covers rows of this table.';
-
+-- The legal-hold triggers of every table schema/_tables.toml gives a legal_hold entry
+-- (private.legal_hold_guard above), live and archived: the conversation tables by
+-- conversation, the others by company-wide holds, companies by any hold.
+{% from 'schema/_legal_hold.sql' import legal_hold_triggers -%}
+{{ legal_hold_triggers() }}
 -- Tenant guard of the archive tables (see schema/0060_tenant_guard.sql): company_id never
 -- changes; the lifecycle jobs (service_role) are the only writers.
-{{ tenant_guard("archive.conversations_archived", "Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).") }}
-{{ tenant_guard("archive.messages_archived", "Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).") }}
-{{ tenant_guard("archive.message_reactions_archived", "Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).") }}
-{{ tenant_guard("archive.hitl_escalations_archived", "Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).") }}
-{{ tenant_guard("archive.knowledge_queries_archived", "Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).") }}
-{{ tenant_guard("archive.integration_logs_archived", "Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).") }}
-{{ tenant_guard("archive.analytics_archived", "Fires first, for callers subject to RLS only (when): they insert only into their own company (the archive is written by the jobs, as service_role).") }}
+{{ tenant_guard('archive.conversations_archived') }}
+{{ tenant_guard('archive.messages_archived') }}
+{{ tenant_guard('archive.message_reactions_archived') }}
+{{ tenant_guard('archive.hitl_escalations_archived') }}
+{{ tenant_guard('archive.knowledge_queries_archived') }}
+{{ tenant_guard('archive.integration_logs_archived') }}
+{{ tenant_guard('archive.analytics_archived') }}
 
 -- Column comments of the archive tables (same meaning as the live columns).
 do $$
@@ -622,13 +459,9 @@ begin
      where n.nspname = 'archive' and c.relkind = 'r'
   loop
     v_live := case r.relname
-      when 'conversations_archived' then 'public.conversations'
-      when 'messages_archived' then 'public.messages'
-      when 'message_reactions_archived' then 'public.message_reactions'
-      when 'hitl_escalations_archived' then 'public.hitl_escalations'
-      when 'knowledge_queries_archived' then 'public.knowledge_queries'
-      when 'integration_logs_archived' then 'public.integration_logs'
-      when 'analytics_archived' then 'public.analytics_daily' end;
+{%- for entry in tables.archives() %}
+      when '{{ entry.relname }}' then '{{ entry.archive_of }}'
+{%- endfor %} end;
     if r.attname = 'archived_at' then
       v_comment := 'When the row was moved to the archive.';
     else

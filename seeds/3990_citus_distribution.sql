@@ -12,6 +12,7 @@
 -- docs/scale-out.md for moving an existing database). On plain PostgreSQL (no citus
 -- extension: no pg_dist_partition nor Citus's functions) it only says so in a NOTICE, so
 -- CI migrates this profile everywhere.
+{% from 'policies/_rls.sql' import rls -%}
 create table private.citus_layout (
   relation regclass not null,
   placement text not null,
@@ -32,61 +33,19 @@ comment on column private.citus_layout.placement is 'reference (one copy on ever
 comment on column private.citus_layout.distribution_column is 'The column a distributed table is sharded by (company_id; id for companies); null for reference tables.';
 comment on column private.citus_layout.colocate_with is 'The table a distributed table is co-located with (public.companies), so that a company''s rows of every table share a node; null for companies itself and for reference tables.';
 comment on column private.citus_layout.position is 'Order of distribution (1 first): a table comes after every table its foreign keys reference.';
-alter table private.citus_layout enable row level security;
-alter table private.citus_layout force row level security;
-revoke all on table private.citus_layout from public, anon, authenticated;
-grant select on table private.citus_layout to service_role;
+{{ rls('private.citus_layout') }}
 create policy select_none on private.citus_layout
   for select to authenticated
   using (false);
 comment on policy select_none on private.citus_layout is
   'Members never read the layout (no grant either); service_role and the migration owner do.';
 
-insert into private.citus_layout (position, relation, placement, distribution_column, colocate_with)
-select l.position, l.relation::regclass, l.placement, l.distribution_column,
-  case when l.placement = 'distributed' and l.relation <> 'public.companies'
-    then 'public.companies'::regclass end
-  from (values
-    -- Global tables (no company_id): small, read everywhere, joined from every shard.
-    (1, 'auth.users', 'reference', null::name),
-    (2, 'public.subscription_plans', 'reference', null),
-    (3, 'public.chatbot_templates', 'reference', null),
-    (4, 'public.system_metrics', 'reference', null),
-    (5, 'private.job_runs', 'reference', null),
-    (6, 'private.cold_exports', 'reference', null),
-    -- The membership lookup the policies read from any shard (schema/0150).
-    (7, 'private.memberships', 'reference', null),
-    -- The tenant root, then every tenant table, referenced before referencing.
-    (8, 'public.companies', 'distributed', 'id'),
-    (9, 'public.users', 'distributed', 'company_id'),
-    (10, 'public.user_invitations', 'distributed', 'company_id'),
-    (11, 'public.audit_logs', 'distributed', 'company_id'),
-    (12, 'public.chatbots', 'distributed', 'company_id'),
-    (13, 'public.chatbot_operators', 'distributed', 'company_id'),
-    (14, 'public.conversations', 'distributed', 'company_id'),
-    (15, 'public.hitl_escalations', 'distributed', 'company_id'),
-    (16, 'public.company_message_usage', 'distributed', 'company_id'),
-    (17, 'public.messages', 'distributed', 'company_id'),
-    (18, 'public.message_reactions', 'distributed', 'company_id'),
-    (19, 'public.documents', 'distributed', 'company_id'),
-    (20, 'public.document_chunks', 'distributed', 'company_id'),
-    (21, 'public.knowledge_queries', 'distributed', 'company_id'),
-    (22, 'public.integrations', 'distributed', 'company_id'),
-    (23, 'private.integration_credentials', 'distributed', 'company_id'),
-    (24, 'public.integration_logs', 'distributed', 'company_id'),
-    (25, 'public.analytics_daily', 'distributed', 'company_id'),
-    (26, 'public.legal_holds', 'distributed', 'company_id'),
-    (27, 'archive.conversations_archived', 'distributed', 'company_id'),
-    (28, 'archive.messages_archived', 'distributed', 'company_id'),
-    (29, 'archive.message_reactions_archived', 'distributed', 'company_id'),
-    (30, 'archive.hitl_escalations_archived', 'distributed', 'company_id'),
-    (31, 'archive.knowledge_queries_archived', 'distributed', 'company_id'),
-    (32, 'archive.integration_logs_archived', 'distributed', 'company_id'),
-    (33, 'archive.analytics_archived', 'distributed', 'company_id'),
-    -- The plan itself, last: read from the coordinator, copied everywhere like the other
-    -- global tables.
-    (34, 'private.citus_layout', 'reference', null)
-  ) l(position, relation, placement, distribution_column);
+-- One row per table of schema/_tables.toml that this profile creates, in its order.
+insert into private.citus_layout (position, relation, placement, distribution_column, colocate_with) values
+{%- for entry in tables.on('citus') %}
+  ({{ entry.position }}, '{{ entry.name }}'::regclass, '{{ entry.citus }}', {{ "'%s'" % entry.distribution_column if entry.distribution_column else 'null' }},
+   {{- " 'public.companies'::regclass" if entry.citus == 'distributed' and entry.scope != 'root' else ' null' }}){{ ',' if not loop.last else ';' }}
+{%- endfor %}
 
 -- The distribution step: idempotent (a table already placed as planned is skipped), and
 -- a table Citus already holds differently stops the migration with what to do.

@@ -4,6 +4,7 @@ small migration trees for exercising the runner."""
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ import psycopg
 import pytest
 
 from neurant_db.database import with_database
+from neurant_db.paths import MIGRATION_FOLDERS, sql_root
 from neurant_db.testdb import TestDatabase
 
 # The pgTAP collector and the neurant_db/neurant_server fixtures: opt-in (no pytest11 entry
@@ -60,6 +62,17 @@ def sql_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
           "drop table public.gadgets;\n")
     monkeypatch.setenv("NEURANT_SQL_ROOT", str(root))
     monkeypatch.chdir(tmp_path)
+    return root
+
+
+@pytest.fixture
+def sql_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the package's SQL tree (schema/_tables.toml included) the runner reads
+    instead of the real one: edit it to build a schema the real tree must refuse."""
+    root = tmp_path / "sql"
+    for folder in MIGRATION_FOLDERS:
+        shutil.copytree(sql_root() / folder, root / folder)
+    monkeypatch.setenv("NEURANT_SQL_ROOT", str(root))
     return root
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from neurant_db.cli import cli
 from neurant_db.doctor import run_checks
+from neurant_db.table_registry import REGISTRY_FILE
 from neurant_db.testdb import TestDatabase
 
 WEAK_SCHEMA = """
@@ -116,6 +118,7 @@ def weak_db(scratch_db: str) -> Iterator[str]:
     ("tenant.unique", "public.crossref crossref_other_key"),
     ("tenant.fk_action", "public.child.child_company_id_leaky_id_fkey"),
     ("tenant.cascade", "public.leaky"),
+    ("registry.table", "public.leaky"),
     ("policy.read_only", "public.leaky"),
     ("definer.read_only", "definer_writes()"),
     ("tenant.guard", "public.leaky"),
@@ -137,13 +140,18 @@ def test_doctor_exits_non_zero_and_prints_one_line_per_finding(weak_db: str) -> 
     assert "rls.forced" in result.output and "Traceback" not in result.output
 
 
-def test_a_documented_global_unique_key_is_reported_as_info(weak_db: str) -> None:
+def test_a_global_unique_key_the_registry_allows_is_reported_as_info(weak_db: str, sql_copy: Path) -> None:
+    with (sql_copy / REGISTRY_FILE).open("a", encoding="utf-8") as registry:
+        registry.write('[table."public.crossref"]\nscope = "tenant"\ncitus = "distributed"\n'
+                       '[table."public.crossref".allow]\nlegal_hold = "a probe."\n'
+                       '"tenant.unique crossref_other_key" = "ids are globally unique by construction"\n')
     with psycopg.connect(weak_db, autocommit=True) as conn:
-        conn.execute("comment on index public.crossref_other_key is "
-                     "'doctor: allow tenant.unique ids are globally unique by construction'")
+        conn.execute("comment on index public.leaky_code_key is "
+                     "'doctor: allow tenant.unique a comment alone exempts nothing'")
         infos = [f for f in run_checks(conn) if f.check == "tenant.unique" and f.level == "info"]
     assert ("tenant.unique", "public.crossref crossref_other_key") not in findings_for(weak_db)
     assert any("globally unique by construction" in f.message for f in infos)
+    assert ("tenant.unique", "public.leaky leaky_code_key") in findings_for(weak_db)
 
 
 # Hostile sessions (issue 9): time and identity a caller chooses ---------------------------
@@ -215,11 +223,22 @@ create trigger fully_guarded_legal_hold before update or delete on public.fully_
 create trigger fully_guarded_legal_hold_truncate before truncate on public.fully_guarded
   for each statement execute function private.legal_hold_guard('company');
 create table public.bookkeeping (company_id uuid not null, id uuid not null, primary key (company_id, id));
-comment on table public.bookkeeping is 'Counters. doctor: allow legal_hold quota counters, not a record.';
+comment on table public.bookkeeping is 'Counters. doctor: allow legal_hold (a comment alone exempts nothing).';
+"""
+# The exception is the registry's (schema/_tables.toml), not the comment's.
+BOOKKEEPING = """
+[table."public.bookkeeping"]
+scope = "tenant"
+citus = "distributed"
+[table."public.bookkeeping".allow]
+legal_hold = "quota counters, not a record."
 """
 
 
-def test_a_tenant_table_guarded_on_insert_only_or_without_truncate_block_is_caught(weak_db: str) -> None:
+def test_a_tenant_table_guarded_on_insert_only_or_without_truncate_block_is_caught(
+        weak_db: str, sql_copy: Path) -> None:
+    with (sql_copy / REGISTRY_FILE).open("a", encoding="utf-8") as registry:
+        registry.write(BOOKKEEPING)
     with psycopg.connect(weak_db, autocommit=True) as conn:
         conn.execute(HALF_GUARDED)
         found = {(f.check, f.object, f.level) for f in run_checks(conn)}
@@ -228,6 +247,8 @@ def test_a_tenant_table_guarded_on_insert_only_or_without_truncate_block_is_caug
     assert not {(c, o) for c, o, _level in found if o == "public.fully_guarded"} & {
         ("tenant.guard", "public.fully_guarded"), ("legal_hold.trigger", "public.fully_guarded")}
     assert ("legal_hold.trigger", "public.bookkeeping", "info") in found
+    assert ("registry.table", "public.bookkeeping", "error") not in found
+    assert ("legal_hold.trigger", "public.half_guarded", "error") in found
     assert ("legal_hold.trigger", "public.bookkeeping", "error") not in found
     assert ("tenant.guard", "public.bookkeeping", "error") in found
 
@@ -336,3 +357,51 @@ def test_an_invalid_index_left_by_a_failed_concurrent_build_fails_doctor(neurant
     assert "drop index concurrently if exists private.doctor_dupes_code_key;" in \
         found[("index.invalid", "private.doctor_dupes_code_key")]
     assert ("index.invalid", "private.doctor_dupes_id_code_idx") not in found
+
+
+def test_a_comment_alone_does_not_exempt_a_table_from_legal_holds(weak_db: str) -> None:
+    """Without a registry entry, `doctor: allow legal_hold` in a comment changes nothing:
+    the registry is the one place a table's exception is declared."""
+    with psycopg.connect(weak_db, autocommit=True) as conn:
+        conn.execute(HALF_GUARDED)
+        found = {(f.check, f.object, f.level) for f in run_checks(conn)}
+    assert ("legal_hold.trigger", "public.bookkeeping", "error") in found
+    assert ("registry.table", "public.bookkeeping", "error") in found
+
+
+def test_a_table_whose_tenant_key_contradicts_its_registry_scope_fails_doctor(scratch_db: str) -> None:
+    """schema/_tables.toml says subscription_plans is global and legal_holds a tenant table:
+    a catalog that disagrees is an error, naming the registry."""
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("create table public.companies (id uuid primary key)")
+        conn.execute("create table public.subscription_plans (id uuid primary key, company_id uuid)")
+        conn.execute("create table public.legal_holds (id uuid primary key)")
+        found = {f.object: f.message for f in run_checks(conn)
+                 if f.check == "registry.table" and f.level == "error"}
+    assert "says scope = \"global\" but the table has a company_id column" in found["public.subscription_plans"]
+    assert "says scope = \"tenant\" but the table has no company_id column" in found["public.legal_holds"]
+
+
+def test_a_registered_audited_table_without_its_audit_trigger_fails_doctor(neurant_db: TestDatabase) -> None:
+    """The real schema, chatbots' audit trigger dropped inside a rolled-back transaction."""
+    with psycopg.connect(neurant_db.url) as conn:
+        assert ("audit.trigger", "public.chatbots") not in {
+            (f.check, f.object) for f in run_checks(conn) if f.level == "error"}
+        conn.execute("drop trigger chatbots_audit on public.chatbots")
+        found = [f.object for f in run_checks(conn) if f.check == "audit.trigger" and f.level == "error"]
+        conn.rollback()
+    assert found == ["public.chatbots"]
+
+
+def test_a_legal_hold_trigger_freeing_columns_the_registry_does_not_fails_doctor(neurant_db: TestDatabase) -> None:
+    """The real schema, messages' hold trigger recreated with content freed, rolled back."""
+    with psycopg.connect(neurant_db.url) as conn:
+        assert ("legal_hold.mapping", "public.messages") not in {
+            (f.check, f.object) for f in run_checks(conn) if f.level == "error"}
+        conn.execute("drop trigger messages_legal_hold on public.messages")
+        conn.execute("create trigger messages_legal_hold before update or delete on public.messages "
+                     "for each row execute function private.legal_hold_guard('conversation_id', 'content')")
+        found = [f.message for f in run_checks(conn) if f.check == "legal_hold.mapping" and f.level == "error"]
+        conn.rollback()
+    assert found == ["messages_legal_hold runs private.legal_hold_guard(conversation_id, content), "
+                     "schema/_tables.toml says (conversation_id)"]

@@ -4,10 +4,14 @@ Each check reads pg_catalog and yields findings (level, check, object, message).
 `neurant-db doctor` prints them and exits non-zero on any error; the test
 suite runs it on the freshly migrated schema and expects no error.
 
-An exception is declared in the schema itself, never in code: a unique key
-that must stay global, or a foreign key served by a wider index, carries
-`doctor: allow tenant.unique <reason>` / `doctor: allow fk.index <reason>` in
-its COMMENT and is reported as info with that reason. A function that reads a
+Which tables are tenant tables, and the exceptions of a table and of its keys (a tenant
+table that holds no records, `legal_hold`; one without its company FK, `tenant.cascade`; a
+unique key that must stay global, `tenant.unique <key>`; a foreign key served by a wider
+index, `fk.index <constraint>`), come from the table registry schema/_tables.toml
+(table_registry.py), which also renders them into the COMMENT of the table or key; an
+exception is reported as info with its reason, and a table the registry does not list is
+an error (registry.table). The exceptions of functions are declared in the schema itself,
+never in code. A function that reads a
 session setting other than the JWT claims (request.jwt.*) says why in its body or
 COMMENT, `doctor: allow setting.read <name> <reason>`: no setting a client can set
 may decide anything security-relevant (check setting.read; trigger.depth likewise
@@ -30,6 +34,7 @@ from .doctor_finding import Finding
 from .migrate import migration_gap
 from .online import invalid_indexes
 from .sql_code import code_only
+from .table_registry import REGISTRY_FILE, Registry, load_if_present
 
 SCHEMAS = ("public", "private", "archive")
 TENANT_KEY = "company_id"
@@ -85,8 +90,38 @@ order by 2
 """
 
 
+def _registry() -> Registry:
+    """The table registry (schema/_tables.toml): which tables are tenant tables and which
+    exceptions they carry. A table it does not list is judged by its columns (registry.table
+    flags it)."""
+    return load_if_present()
+
+
+def _is_tenant(registry: Registry, name: str, has_tenant_key: bool) -> bool:
+    entry = registry.get(name)
+    return entry.tenant if entry is not None else has_tenant_key or name == TENANT_ROOT
+
+
 def _tenant_tables(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
-    return [r for r in _rows(conn, TABLES) if r[4] or r[1] == TENANT_ROOT]
+    registry = _registry()
+    return [r for r in _rows(conn, TABLES) if _is_tenant(registry, r[1], r[4])]
+
+
+@check
+def tables_are_registered(conn: psycopg.Connection) -> Iterator[Finding]:
+    """Every table is in schema/_tables.toml, as a tenant table exactly when it has company_id
+    (the templates and the other checks take their expectations from there)."""
+    registry = _registry()
+    for _oid, name, _rls, _force, has_key in _rows(conn, TABLES):
+        entry = registry.get(name)
+        if entry is None:
+            yield Finding("error", "registry.table", name,
+                          f"not in {REGISTRY_FILE}: add its entry (scope, read_only, legal_hold or "
+                          "allow.legal_hold, citus, ...) so the generated SQL and doctor know it")
+        elif entry.scope != "root" and entry.tenant != has_key:
+            yield Finding("error", "registry.table", name,
+                          f"{REGISTRY_FILE} says scope = \"{entry.scope}\" but the table "
+                          f"{'has no' if entry.tenant else 'has a'} {TENANT_KEY} column")
 
 
 @check
@@ -176,9 +211,8 @@ def views_are_security_invoker(conn: psycopg.Connection) -> Iterator[Finding]:
 
 @check
 def foreign_keys_are_indexed(conn: psycopg.Connection) -> Iterator[Finding]:
-    for name, con, note in _rows(conn, """
-        select n.nspname || '.' || c.relname, k.conname,
-               coalesce(obj_description(k.oid, 'pg_constraint'), '')
+    for name, con in _rows(conn, """
+        select n.nspname || '.' || c.relname, k.conname
         from pg_constraint k join pg_class c on c.oid = k.conrelid
         join pg_namespace n on n.oid = c.relnamespace
         where k.contype = 'f' and n.nspname = any(%s)
@@ -186,10 +220,9 @@ def foreign_keys_are_indexed(conn: psycopg.Connection) -> Iterator[Finding]:
             select 1 from pg_index i where i.indrelid = k.conrelid
               and (i.indkey::int2[])[0:array_length(k.conkey, 1) - 1] @> k.conkey
               and (i.indkey::int2[])[0:array_length(k.conkey, 1) - 1] <@ k.conkey)"""):
-        allowed = re.search(r"doctor: allow fk\.index\b[:\s]*(.*)", note)
-        if allowed:
-            yield Finding("info", "fk.index", f"{name}.{con}",
-                          f"no exact index kept on purpose: {allowed.group(1).strip() or 'see comment'}")
+        allowed = _table_allows(name, f"fk.index {con}")
+        if allowed is not None:
+            yield Finding("info", "fk.index", f"{name}.{con}", f"no exact index kept on purpose: {allowed}")
             continue
         yield Finding("error", "fk.index", f"{name}.{con}",
                       "foreign key has no index leading with its columns")
@@ -242,21 +275,18 @@ def tenant_keys(conn: psycopg.Connection) -> Iterator[Finding]:
             (oid,)).fetchone()
         if not (notnull and notnull[0]):
             yield Finding("error", "tenant.not_null", name, "company_id must be NOT NULL")
-        for idx, primary, note in conn.execute("""
-            select i.indexrelid::regclass::text, i.indisprimary,
-                   coalesce(obj_description(i.indexrelid, 'pg_class'),
-                            (select obj_description(k.oid, 'pg_constraint') from pg_constraint k
-                             where k.conindid = i.indexrelid and k.conrelid = i.indrelid), '')
+        for idx, primary in conn.execute("""
+            select i.indexrelid::regclass::text, i.indisprimary
             from pg_index i
             where i.indrelid = %s and (i.indisunique or i.indisprimary)
               and not exists (select 1 from pg_attribute a where a.attrelid = i.indrelid
                               and a.attname = 'company_id' and a.attnum = any(i.indkey))""",
                                          (oid,)).fetchall():
             kind = "primary key" if primary else "unique key"
-            allowed = re.search(r"doctor: allow tenant\.unique\b[:\s]*(.*)", note)
-            if allowed:
+            allowed = _table_allows(name, f"tenant.unique {idx.split('.')[-1]}")
+            if allowed is not None:
                 yield Finding("info", "tenant.unique", f"{name} {idx.split('.')[-1]}",
-                              f"global {kind} kept on purpose: {allowed.group(1).strip() or 'see comment'}")
+                              f"global {kind} kept on purpose: {allowed}")
                 continue
             yield Finding("error", "tenant.unique", f"{name} {idx.split('.')[-1]}",
                           f"{kind} does not include company_id (not distributable, leaks across tenants)")
@@ -284,11 +314,12 @@ def tenant_keys(conn: psycopg.Connection) -> Iterator[Finding]:
                               "ON DELETE SET NULL/DEFAULT on a key containing company_id (Citus rejects it)")
 
 
-def _table_allows(conn: psycopg.Connection, oid: int, exception: str) -> str | None:
-    """The reason given by `doctor: allow <exception> <reason>` in the table's COMMENT, else None."""
-    note_row = conn.execute("select coalesce(obj_description(%s, 'pg_class'), '')", (oid,)).fetchone()
-    allowed = re.search(r"doctor: allow " + re.escape(exception) + r"\b[:\s]*(.*)", note_row[0] if note_row else "")
-    return (allowed.group(1).strip() or "see comment") if allowed else None
+def _table_allows(name: str, exception: str) -> str | None:
+    """The reason the registry gives for an exception of the table or of one of its keys
+    (allow."<exception>"), else None. (The COMMENT of the table or key repeats it as
+    `doctor: allow <check> <reason>`, for a DBA.)"""
+    entry = _registry().get(name)
+    return entry.allow.get(exception) if entry is not None else None
 
 
 @check
@@ -301,7 +332,7 @@ def tenant_tables_cascade_from_company(conn: psycopg.Connection) -> Iterator[Fin
             "and confrelid = %s::regclass and confdeltype = 'c'", (oid, TENANT_ROOT)).fetchone()
         if direct:
             continue
-        allowed = _table_allows(conn, oid, "tenant.cascade")
+        allowed = _table_allows(name, "tenant.cascade")
         if allowed is not None:
             yield Finding("info", "tenant.cascade", name, f"no company FK on purpose: {allowed}")
         else:
@@ -380,7 +411,7 @@ def tenant_key_is_guarded(conn: psycopg.Connection) -> Iterator[Finding]:
 def tenant_tables_honour_legal_holds(conn: psycopg.Connection) -> Iterator[Finding]:
     """Every tenant table holding records runs private.legal_hold_guard before update or
     delete (per row) and before truncate, so an active legal hold stops every path; a table
-    that holds no records says why in its COMMENT (`doctor: allow legal_hold <reason>`)."""
+    that holds no records says why in the registry (allow.legal_hold)."""
     for oid, name, *_rest in _tenant_tables(conn):
         triggers = conn.execute(TRIGGERS_OF, (oid,)).fetchall()
         row_bits = TG_ROW | TG_BEFORE | TG_DELETE | (0 if name == TENANT_ROOT else TG_UPDATE)
@@ -390,13 +421,53 @@ def tenant_tables_honour_legal_holds(conn: psycopg.Connection) -> Iterator[Findi
         ) if not ok]
         if not missing:
             continue
-        allowed = _table_allows(conn, oid, "legal_hold")
+        allowed = _table_allows(name, "legal_hold")
         if allowed is not None:
             yield Finding("info", "legal_hold.trigger", name, f"not covered by legal holds on purpose: {allowed}")
         else:
             yield Finding("error", "legal_hold.trigger", name,
                           "legal holds do not cover it: no private.legal_hold_guard trigger "
-                          + " and ".join(missing) + " (see schema/3000_lifecycle_schema.sql)")
+                          + " and ".join(missing) + f" (give it legal_hold = {{...}} in {REGISTRY_FILE}, or "
+                          "allow.legal_hold = \"<reason>\" when it holds no records)")
+
+
+@check
+def registered_audits_are_attached(conn: psycopg.Connection) -> Iterator[Finding]:
+    """A table the registry marks audited = true runs private.audit_row_change after every
+    insert, update and delete (per row): the audit trail misses nothing of it."""
+    for oid, name, *_rest in _rows(conn, TABLES):
+        entry = _registry().get(name)
+        if entry is None or not entry.audited:
+            continue
+        triggers = conn.execute(TRIGGERS_OF, (oid,)).fetchall()
+        if not _has_trigger(triggers, "audit_row_change", TG_ROW | TG_INSERT | TG_UPDATE | TG_DELETE,
+                            all_columns=True):
+            yield Finding("error", "audit.trigger", name,
+                          f"{REGISTRY_FILE} says audited = true, but no after insert or update or delete "
+                          "trigger (per row, every column) runs private.audit_row_change")
+
+
+HOLD_ARGS = """
+select (pg_catalog.string_to_array(pg_catalog.encode(t.tgargs, 'escape'), '\\000'))[1:t.tgnargs]
+from pg_trigger t where t.tgrelid = %s and t.tgname = %s and not t.tgisinternal
+"""
+
+
+@check
+def legal_holds_map_rows_as_registered(conn: psycopg.Connection) -> Iterator[Finding]:
+    """The row trigger <table>_legal_hold maps rows to holds, and frees columns, exactly as
+    the table's legal_hold entry in the registry says (what a hold covers is not edited in
+    the database behind the registry's back)."""
+    for oid, name, *_rest in _rows(conn, TABLES):
+        entry = _registry().get(name)
+        if entry is None or entry.legal_hold is None:
+            continue
+        row = conn.execute(HOLD_ARGS, (oid, f"{entry.relname}_legal_hold")).fetchone()
+        expected = [entry.legal_hold.map, *entry.legal_hold.free]
+        if row is not None and list(row[0] or []) != expected:
+            yield Finding("error", "legal_hold.mapping", name,
+                          f"{entry.relname}_legal_hold runs private.legal_hold_guard({', '.join(row[0] or [])}), "
+                          f"{REGISTRY_FILE} says ({', '.join(expected)})")
 
 
 ROUTINES = """

@@ -13,6 +13,7 @@ from .citus_render import profile_only, rewrite, template_globals
 from .errors import MigrationSourceError, not_utf8
 from .paths import MIGRATION_FOLDERS, sql_root
 from .settings import Settings
+from .table_registry import for_templates
 
 FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 ROLLBACK_SUFFIX = ".rollback.sql"
@@ -130,6 +131,7 @@ def _environment(root: Path, settings: Settings) -> jinja2.Environment:
         autoescape=False,
     )
     env.globals.update(template_globals(settings.profile))
+    env.globals["tables"] = for_templates(root)  # schema/_tables.toml, for the macros
     return env
 
 
