@@ -548,6 +548,8 @@ def test_cmd(c: Context, junit: Path | None, keyword: str | None) -> None:
 
     if c.database_url:
         os.environ["DATABASE_URL"] = c.database_url
+    if c.overrides["profile"]:  # --profile: the suites' profile (else NEURANT_TEST_PROFILE)
+        os.environ["NEURANT_TEST_PROFILE"] = str(c.overrides["profile"])
     root = sql_root() / "tests"
     args = [str(root / "pgtap"), str(root / "isolation" / "access_spec.toml"), "-q",
             "-W", "ignore::pytest.PytestAssertRewriteWarning",

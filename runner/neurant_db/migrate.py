@@ -648,7 +648,8 @@ def tables_with_rows(conn: psycopg.Connection, migrations: list[Migration]) -> l
                 tables.append(row[0])
     losing = []
     for table in dict.fromkeys(tables):
-        row = conn.execute(f"select count(*) from (select from {table} limit {COUNT_CAP}) t").fetchone()
+        # `select 1`, not an empty select list: Citus refuses the latter on a distributed table.
+        row = conn.execute(f"select count(*) from (select 1 from {table} limit {COUNT_CAP}) t").fetchone()
         if row and row[0]:
             losing.append((table, int(row[0])))
     return losing

@@ -2,7 +2,9 @@
 
 Without DATABASE_URL (or libpq's PGHOST/PGHOSTADDR/PGSERVICE): a throwaway embedded
 server (deleted at exit). With it: a fresh database `neurant_test_<random>` created on
-that server (dropped at exit), so tests never touch an existing database. Either way it is migrated
+that server (dropped at exit), so tests never touch an existing database; with profile
+citus on a Citus coordinator that has workers, it is created on every node and
+distributed (citus_testdb.py). Either way it is migrated
 from zero with the test settings, and pgTAP is made available.
 """
 
@@ -14,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import pgtap
+from . import citus_testdb, pgtap
 from .database import DatabaseTarget, connect, normalize_url, server_named_by_environment, with_database
 from .migrate import migrate
 from .paths import sql_root
@@ -74,12 +76,20 @@ def provision(database_url: str | None = None, *, migrate_schema: bool = True,
     if url or server_named_by_environment():  # "" : libpq's PG* variables name the server
         base = normalize_url(url) if url else ""
         name = f"neurant_test_{secrets.token_hex(4)}"
-        with connect(base) as admin:
-            admin.execute(f'create database "{name}"')
+        # Profile citus on a Citus coordinator with workers: a distributed database.
+        nodes = citus_testdb.cluster_nodes(base) if settings.profile == "citus" else None
+        if nodes:
+            citus_testdb.create_distributed_database(base, name, nodes)
+        else:
+            with connect(base) as admin:
+                admin.execute(f'create database "{name}"')
         target = DatabaseTarget(with_database(base, name))
 
         def drop() -> None:
             try:
+                if nodes:
+                    citus_testdb.drop_distributed_database(base, name, nodes)
+                    return
                 with connect(base) as admin:
                     admin.execute(f'drop database if exists "{name}" with (force)')
             except Exception:
