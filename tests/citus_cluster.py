@@ -188,3 +188,23 @@ def skip_or_fail(reason: str) -> None:
     if ci_requires_cluster():
         pytest.fail(f"{message} (CI=true: the cluster suite must run in CI)", pytrace=False)
     pytest.skip(message)
+
+
+@contextmanager
+def distributed_database(cluster: CitusCluster) -> Iterator[str]:
+    """A fresh database with the citus extension on every node and the workers registered
+    (what `neurant-db --profile citus test` creates), dropped on every node afterwards."""
+    import secrets
+
+    from neurant_db.citus_testdb import cluster_nodes, create_distributed_database, drop_distributed_database
+
+    base = cluster.url()
+    nodes = cluster_nodes(base)
+    if nodes is None or len(nodes.workers) != 2:
+        raise RuntimeError(f"the cluster's coordinator does not list its two workers: {nodes}")
+    name = f"scratch_{secrets.token_hex(4)}"
+    create_distributed_database(base, name, nodes)
+    try:
+        yield cluster.url(database=name)
+    finally:
+        drop_distributed_database(base, name, nodes)

@@ -5,22 +5,16 @@ its re-runs and rollback, and doctor (issue 19)."""
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from click.testing import CliRunner
 
-from neurant_db.citus_testdb import (
-    CitusNodes,
-    cluster_nodes,
-    create_distributed_database,
-    drop_distributed_database,
-)
+from neurant_db.citus_testdb import CitusNodes, cluster_nodes
 from neurant_db.cli import cli
 
-from .citus_cluster import CitusCluster, skip_or_fail
+from .citus_cluster import CitusCluster, distributed_database, skip_or_fail
 
 ARGS = ["--profile", "citus", "--embedding-dimensions", "8"]
 
@@ -28,15 +22,8 @@ ARGS = ["--profile", "citus", "--embedding-dimensions", "8"]
 @pytest.fixture
 def distributed_db(citus_cluster: CitusCluster) -> Iterator[str]:
     """A fresh database with the citus extension on every node, dropped on all afterwards."""
-    base = citus_cluster.url()
-    nodes = cluster_nodes(base)
-    assert nodes is not None and len(nodes.workers) == 2
-    name = f"scratch_{secrets.token_hex(4)}"
-    create_distributed_database(base, name, nodes)
-    try:
-        yield citus_cluster.url(database=name)
-    finally:
-        drop_distributed_database(base, name, nodes)
+    with distributed_database(citus_cluster) as url:
+        yield url
 
 
 def _placements(url: str) -> dict[str, tuple[str, str | None]]:

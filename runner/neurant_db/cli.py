@@ -551,7 +551,10 @@ def test_cmd(c: Context, junit: Path | None, keyword: str | None) -> None:
     if c.overrides["profile"]:  # --profile: the suites' profile (else NEURANT_TEST_PROFILE)
         os.environ["NEURANT_TEST_PROFILE"] = str(c.overrides["profile"])
     root = sql_root() / "tests"
-    args = [str(root / "pgtap"), str(root / "isolation" / "access_spec.toml"), "-q",
+    suites = [root / "pgtap", root / "isolation" / "access_spec.toml"]
+    if os.environ.get("NEURANT_TEST_PROFILE") == "citus":
+        suites.append(root / "citus")
+    args = [*map(str, suites), "-q",
             "-W", "ignore::pytest.PytestAssertRewriteWarning",
             "-p", "no:cacheprovider", "-p", "neurant_db.pytest_plugin", "--rootdir", str(root)]
     if junit:
