@@ -92,3 +92,85 @@ def test_a_keyed_member_query_is_routed_to_one_shard(tenants: Tenants) -> None:
     plan = request(t.url, t.owner_a, [("explain select id from public.users where company_id = %s", (t.company_a,))])
     text = "\n".join(r[0] for r in plan[0])
     assert "Task Count: 1" in text, text
+
+
+def _conversation(t: Tenants, company: str, owner: str) -> str:
+    bot = one(t.url, owner, "insert into public.chatbots (company_id, name, system_prompt) "
+              "values (%s, 'Support', 'Be kind.') returning id", company)
+    return str(one(t.url, None, "insert into public.conversations (company_id, chatbot_id, end_user_id, channel) "
+                   "values (%s, %s, 'visitor-1', 'web') returning id", company, bot, role="service_role"))
+
+
+def _usage(t: Tenants, company: str) -> tuple[int, int]:
+    with psycopg.connect(t.url) as conn:
+        row = conn.execute("select coalesce(sum(message_count), 0)::int, coalesce(sum(total_message_count), 0)::int "
+                           "from public.company_message_usage where company_id = %s", (company,)).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def test_messages_are_stored_and_counted_and_the_monthly_limit_holds(tenants: Tenants) -> None:
+    # Failure 4: record_message_usage's updates had no company_id = of their own (a
+    # distributed query from the shard trigger), then now() in an upsert's DO UPDATE.
+    t = tenants
+    conversation = _conversation(t, t.company_b, t.owner_b)
+    with psycopg.connect(t.url, autocommit=True) as conn:
+        conn.execute("update public.companies set monthly_message_limit = 2 where id = %s", (t.company_b,))
+    insert = ("insert into public.messages (company_id, conversation_id, sender_type, content) "
+              "values (%s, %s, %s, 'hello')")
+    request(t.url, None, [(insert, (t.company_b, conversation, "end_user")),
+                          (insert, (t.company_b, conversation, "bot"))], role="service_role")
+    request(t.url, None, [(insert, (t.company_b, conversation, "bot"))], role="service_role")
+    assert _usage(t, t.company_b) == (2, 3)
+    with pytest.raises(psycopg.Error) as refused:
+        request(t.url, None, [(insert, (t.company_b, conversation, "bot"))], role="service_role")
+    assert refused.value.sqlstate == "NA001"
+    request(t.url, None, [(insert, (t.company_b, conversation, "end_user"))], role="service_role")
+    assert _usage(t, t.company_b) == (2, 4)
+
+
+def test_chunks_keep_their_documents_chunk_count(tenants: Tenants) -> None:
+    # Failure 5: a statement trigger with a transition table ("could not find named tuplestore").
+    t = tenants
+    document = one(t.url, t.owner_a, "insert into public.documents (company_id, title, mime_type, storage_path) "
+                   "values (%s, 'Manual', 'text/plain', 'a/manual.txt') returning id", t.company_a)
+    request(t.url, None, [("insert into public.document_chunks (company_id, document_id, chunk_index, content) "
+                           "select %s, %s, i, 'chunk ' || i from generate_series(0, 2) i", (t.company_a, document))],
+            role="service_role")
+    count = "select chunk_count from public.documents where company_id = %s and id = %s"
+    assert one(t.url, t.owner_a, count, t.company_a, document) == 3
+    request(t.url, None, [("delete from public.document_chunks where company_id = %s and document_id = %s "
+                           "and chunk_index = 0", (t.company_a, document))], role="service_role")
+    assert one(t.url, t.owner_a, count, t.company_a, document) == 2
+
+
+def test_a_member_edits_their_name_and_a_company_never_loses_its_owner(tenants: Tenants) -> None:
+    # Failure 6: any update or delete of users failed (users_require_owner joined its
+    # transition table with distributed tables).
+    t = tenants
+    request(t.url, t.owner_a, [("update public.users set full_name = 'Ana Renamed' "
+                                "where company_id = %s and auth_user_id = %s", (t.company_a, t.owner_a))])
+    assert one(t.url, t.owner_a, "select full_name from public.users where company_id = %s and auth_user_id = %s",
+               t.company_a, t.owner_a) == "Ana Renamed"
+    with pytest.raises(psycopg.Error) as refused:
+        request(t.url, None, [
+            ("delete from private.memberships where auth_user_id = %s", (t.owner_a,)),
+            ("delete from public.users where company_id = %s and auth_user_id = %s", (t.company_a, t.owner_a)),
+        ], role="service_role")
+    assert refused.value.sqlstate == "42501" and "without an owner" in str(refused.value)
+
+
+def test_an_invitation_is_accepted_once_by_its_invitee(tenants: Tenants) -> None:
+    # Failure 7: the token lookup across the shards took a row lock (0A000).
+    t = tenants
+    invitee = sign_up(t.url, "invitee")
+    with psycopg.connect(t.url) as conn:
+        row = conn.execute("select email from auth.users where id = %s", (invitee,)).fetchone()
+    assert row is not None
+    token = one(t.url, t.owner_a, "select token from public.create_invitation(%s, 'operador')", row[0])
+    user_id = one(t.url, invitee, "select public.accept_invitation(%s)", token)
+    assert one(t.url, invitee, "select role::text from public.users where company_id = %s and id = %s",
+               t.company_a, user_id) == "operador"
+    with pytest.raises(psycopg.Error) as again:
+        request(t.url, invitee, [("select public.accept_invitation(%s)", (token,))])
+    assert again.value.sqlstate == "22023" and "already been used" in str(again.value)
