@@ -106,38 +106,26 @@ begin
      where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
      order by f.shard <> v_shard, f.shard
      limit 1
-       for no key update of f skip locked;
+       for no key update of f skip locked;{% endif %}
     update public.company_message_usage u
        set message_count = u.message_count + case when p_billable then 1 else 0 end,
            total_message_count = u.total_message_count + 1,
-           updated_at = pg_catalog.now()
-     where u.company_id = p_company_id and u.month = v_month and u.shard = v_pick;
-    if not found then
-      insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
-      values (p_company_id, v_month, v_shard, case when p_billable then 1 else 0 end, 1)
-      on conflict (company_id, month, shard) do update
-         set message_count = u.message_count + excluded.message_count,
-             total_message_count = u.total_message_count + 1,
-             updated_at = v_now;
-    end if;{% else %}
-    update public.company_message_usage u
-       set message_count = u.message_count + case when p_billable then 1 else 0 end,
-           total_message_count = u.total_message_count + 1,
-           updated_at = pg_catalog.now()
+           updated_at = pg_catalog.now(){% if profile == 'citus' %}
+     where u.company_id = p_company_id and u.month = v_month and u.shard = v_pick;{% else %}
      where (u.company_id, u.month, u.shard) = (
              select f.company_id, f.month, f.shard from public.company_message_usage f
               where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
               order by f.shard <> v_shard, f.shard
               limit 1
-                for no key update of f skip locked);
+                for no key update of f skip locked);{% endif %}
     if not found then
       insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
       values (p_company_id, v_month, v_shard, case when p_billable then 1 else 0 end, 1)
       on conflict (company_id, month, shard) do update
          set message_count = u.message_count + excluded.message_count,
              total_message_count = u.total_message_count + 1,
-             updated_at = pg_catalog.now();
-    end if;{% endif %}
+             updated_at = {{ 'v_now' if profile == 'citus' else 'pg_catalog.now()' }};
+    end if;
     return;
   end if;
 
@@ -154,25 +142,20 @@ begin
          and f.allowance_limit = v_limit and f.message_count < f.allowance
        order by f.shard <> v_shard, f.shard
        limit 1
-         for no key update of f skip locked;
+         for no key update of f skip locked;{% endif %}
       update public.company_message_usage u
          set message_count = u.message_count + 1, total_message_count = u.total_message_count + 1,
-             updated_at = pg_catalog.now()
-       where u.company_id = p_company_id and u.month = v_month and u.shard = v_pick
-         and u.allowance_limit = v_limit and u.message_count < u.allowance
-      returning u.message_count into strict v_count;{% else %}
-      update public.company_message_usage u
-         set message_count = u.message_count + 1, total_message_count = u.total_message_count + 1,
-             updated_at = pg_catalog.now()
+             updated_at = pg_catalog.now(){% if profile == 'citus' %}
+       where u.company_id = p_company_id and u.month = v_month and u.shard = v_pick{% else %}
        where (u.company_id, u.month, u.shard) = (
                select f.company_id, f.month, f.shard from public.company_message_usage f
                 where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
                   and f.allowance_limit = v_limit and f.message_count < f.allowance
                 order by f.shard <> v_shard, f.shard
                 limit 1
-                  for no key update of f skip locked)
+                  for no key update of f skip locked){% endif %}
          and u.allowance_limit = v_limit and u.message_count < u.allowance
-      returning u.message_count into strict v_count;{% endif %}
+      returning u.message_count into strict v_count;
       return;
     exception when no_data_found then
       v_count := null;
