@@ -174,3 +174,34 @@ def test_an_invitation_is_accepted_once_by_its_invitee(tenants: Tenants) -> None
     with pytest.raises(psycopg.Error) as again:
         request(t.url, invitee, [("select public.accept_invitation(%s)", (token,))])
     assert again.value.sqlstate == "22023" and "already been used" in str(again.value)
+
+
+def test_a_member_request_writes_twice_and_reads_after_writing(tenants: Tenants) -> None:
+    # Failure 8: 25001 "placements that were modified in this transaction by a different
+    # user" when a security definer helper (require_company_writable, get_user_plan_code)
+    # read companies after the member's own write: on citus both run as their caller.
+    t = tenants
+    results = request(t.url, t.owner_a, [
+        ("insert into public.chatbots (company_id, name, system_prompt) values (%s, 'Sales', 'Sell.')", (t.company_a,)),
+        ("insert into public.documents (company_id, title, mime_type, storage_path) "
+         "values (%s, 'Prices', 'text/plain', 'a/prices.txt')", (t.company_a,)),
+        ("update public.chatbots set description = 'Sells.' where company_id = %s and name = 'Sales'", (t.company_a,)),
+        ("select code from public.subscription_plans where code = 'enterprise'", ()),
+        ("select count(*) from public.conversations where company_id = %s", (t.company_a,)),
+    ])
+    assert results[3] == [("enterprise",)]
+
+
+def test_a_read_only_company_refuses_its_members_writes_and_keeps_their_reads(tenants: Tenants) -> None:
+    t = tenants
+    with psycopg.connect(t.url, autocommit=True) as conn:
+        conn.execute("update public.companies set subscription_status = 'suspended' where id = %s", (t.company_b,))
+    try:
+        with pytest.raises(psycopg.Error) as refused:
+            request(t.url, t.owner_b, [("insert into public.documents (company_id, title, mime_type, storage_path) "
+                                        "values (%s, 'Late', 'text/plain', 'b/late.txt')", (t.company_b,))])
+        assert refused.value.sqlstate == "NA002"
+        assert one(t.url, t.owner_b, "select count(*) from public.users where company_id = %s", t.company_b) == 1
+    finally:
+        with psycopg.connect(t.url, autocommit=True) as conn:
+            conn.execute("update public.companies set subscription_status = 'active' where id = %s", (t.company_b,))
