@@ -205,3 +205,31 @@ def test_a_read_only_company_refuses_its_members_writes_and_keeps_their_reads(te
     finally:
         with psycopg.connect(t.url, autocommit=True) as conn:
             conn.execute("update public.companies set subscription_status = 'active' where id = %s", (t.company_b,))
+
+
+def test_the_analytics_and_metrics_jobs_run_on_the_cluster_and_a_rerun_changes_nothing(tenants: Tenants) -> None:
+    # Failure 9 (two of the four jobs): clock_timestamp() in UPDATEs of job_runs, correlated
+    # subqueries over the roll-up CTE, and job_runs written after a parallel multi-shard read.
+    t = tenants
+    conversation = _conversation(t, t.company_a, t.owner_a)
+    insert = ("insert into public.messages (company_id, conversation_id, sender_type, content) "
+              "values (%s, %s, %s, 'hi')")
+    request(t.url, None, [(insert, (t.company_a, conversation, "end_user")),
+                          (insert, (t.company_a, conversation, "bot"))], role="service_role")
+    day = "select messages_count, conversations_count from public.analytics_daily a " \
+          "join public.conversations c on c.company_id = a.company_id and c.chatbot_id = a.chatbot_id " \
+          "where c.company_id = %s and c.id = %s and a.day = (now() at time zone 'UTC')::date"
+    runs = "select job, status from private.job_runs where job in ('analytics', 'metrics') order by id"
+    for _ in range(2):
+        result = CliRunner().invoke(cli, ["--database-url", t.url, *ARGS, "jobs", "run", "analytics", "--days", "1"])
+        assert result.exit_code == 0, result.output
+        with psycopg.connect(t.url) as conn:
+            assert conn.execute(day, (t.company_a, conversation)).fetchall() == [(2, 1)]
+    metrics = CliRunner().invoke(cli, ["--database-url", t.url, *ARGS, "jobs", "run", "metrics"])
+    assert metrics.exit_code == 0, metrics.output
+    with psycopg.connect(t.url) as conn:
+        assert conn.execute(runs).fetchall() == [("analytics", "succeeded")] * 2 + [("metrics", "succeeded")]
+        tenant_rows = conn.execute("select value from public.system_metrics where metric_name = 'tenant.rows' "
+                                   "and labels = jsonb_build_object('company_id', %s::uuid, 'table', 'public.messages')",
+                                   (t.company_a,)).fetchall()
+    assert tenant_rows and tenant_rows[0][0] >= 2
