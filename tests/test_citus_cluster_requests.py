@@ -229,7 +229,8 @@ def test_the_analytics_and_metrics_jobs_run_on_the_cluster_and_a_rerun_changes_n
     assert metrics.exit_code == 0, metrics.output
     with psycopg.connect(t.url) as conn:
         assert conn.execute(runs).fetchall() == [("analytics", "succeeded")] * 2 + [("metrics", "succeeded")]
-        tenant_rows = conn.execute("select value from public.system_metrics where metric_name = 'tenant.rows' "
-                                   "and labels = jsonb_build_object('company_id', %s::uuid, 'table', 'public.messages')",
-                                   (t.company_a,)).fetchall()
+        tenant_rows = conn.execute(
+            "select value from public.system_metrics where metric_name = 'tenant.rows' "
+            "and labels = jsonb_build_object('company_id', %s::uuid, 'table', 'public.messages')",
+            (t.company_a,)).fetchall()
     assert tenant_rows and tenant_rows[0][0] >= 2
