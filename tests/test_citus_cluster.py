@@ -105,6 +105,15 @@ def test_migrate_places_every_table_as_the_layout_says_with_every_foreign_key_ke
     assert plan.exit_code == 0, plan.output
     assert all(r["distributed"] and not r["conflict"] for r in json.loads(plan.output)["tables"])
 
+    # Rollback to 0 on the cluster (each statement of a migration sent alone, sequential
+    # shard DDL, the unsafe-triggers setting kept while Citus holds tables), then again.
+    down = runner.invoke(cli, ["--database-url", distributed_db, *ARGS, "rollback", "--to", "0", "--yes"])
+    assert down.exit_code == 0, down.output
+    assert _placements(distributed_db) == {}
+    up = runner.invoke(cli, ["--database-url", distributed_db, *ARGS, "migrate"])
+    assert up.exit_code == 0, up.output
+    assert _placements(distributed_db) == layout and _foreign_keys(distributed_db) == keys
+
 
 def test_doctor_on_the_cluster_reports_no_error_and_ignores_citus_own_views(distributed_db: str) -> None:
     # Failure 2 of issue 19: public.citus_tables / citus_schemas (Citus's views) were errors.
