@@ -7,7 +7,7 @@ create function public.get_assigned_chatbot_ids()
 returns uuid[]
 language sql
 stable
-security {{ 'invoker' if profile == 'citus' else 'definer' }}
+security definer
 set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
 as $$
   select coalesce(pg_catalog.array_agg(co.chatbot_id order by co.chatbot_id), '{}')
@@ -179,24 +179,22 @@ comment on function public.get_visible_chatbot_ids() is
 -- fail for audit_logs (docs/scale-out.md). The helper reads the live rows instead: the
 -- membership from private.memberships (reference), then the chatbots of the caller's
 -- company, one query routed to one shard.
--- Both helpers run as their caller on this profile: a definer reading chatbots or
--- chatbot_operators after the member's own write of a co-located placement in the same
--- transaction fails with 25001 (Citus evaluates a routed statement's functions on the
--- coordinator, and a placement written by one user cannot be read by another there; issue
--- 19). They read what the member may read anyway: chatbot_operators.select_visible and
--- chatbots.select_visible call only the membership helpers and get_assigned_chatbot_ids.
 create function public.get_visible_chatbot_ids()
 returns uuid[]
 language plpgsql
 stable
-security invoker
+security definer
 set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
 as $$
 declare
-  v_user_id uuid := public.get_current_user_id();
-  v_company_id uuid := public.get_user_company_id();
-  v_role public.user_role := public.get_user_role();
+  v_user_id uuid;
+  v_company_id uuid;
+  v_role public.user_role;
 begin
+  select m.id, m.company_id, m.role into v_user_id, v_company_id, v_role
+    from private.memberships m
+   where m.auth_user_id = auth.uid()
+     and m.is_active;
   if v_role in ('owner', 'administrador', 'supervisor') then
     return array(select b.id from public.chatbots b where b.company_id = v_company_id order by b.id);
   elsif v_role = 'operador' then
@@ -207,7 +205,7 @@ begin
 end
 $$;
 comment on function public.get_visible_chatbot_ids() is
-  'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). Profile citus: the membership from the context helpers (the reference table private.memberships), then one query routed to the caller''s shard (company_id known), from the live rows, as the caller (security invoker). Called bare in policies (profile citus), once per shard statement.';
+  'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). Profile citus: the membership from the reference table private.memberships, then one query routed to the caller''s shard (company_id known), from the live rows. Called bare in policies (profile citus), once per shard statement.';
 
 {% endif -%}
 revoke execute on function public.get_visible_chatbot_ids() from public, anon;

@@ -185,7 +185,8 @@ def test_a_member_request_writes_twice_and_reads_after_writing(tenants: Tenants)
         ("insert into public.chatbots (company_id, name, system_prompt) values (%s, 'Sales', 'Sell.')", (t.company_a,)),
         ("insert into public.documents (company_id, title, mime_type, storage_path) "
          "values (%s, 'Prices', 'text/plain', 'a/prices.txt')", (t.company_a,)),
-        ("update public.chatbots set description = 'Sells.' where company_id = %s and name = 'Sales'", (t.company_a,)),
+        ("update public.documents set title = 'Price list' where company_id = %s and title = 'Prices'",
+         (t.company_a,)),
         ("select code from public.subscription_plans where code = 'enterprise'", ()),
         ("select count(*) from public.conversations where company_id = %s", (t.company_a,)),
     ])
