@@ -5,7 +5,12 @@ its re-runs and rollback, and doctor (issue 19)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -124,3 +129,45 @@ def test_doctor_on_the_cluster_reports_no_error_and_ignores_citus_own_views(dist
     assert [(f["check"], f["object"]) for f in findings if f["level"] == "error"] == []
     with psycopg.connect(distributed_db) as conn:
         assert conn.execute("select to_regclass('public.citus_tables') is not null").fetchone() == (True,)
+
+
+def _databases(cluster: CitusCluster) -> dict[str, set[str]]:
+    found = {}
+    for node in cluster.ports:
+        with psycopg.connect(cluster.url(node)) as conn:
+            found[node] = {r[0] for r in conn.execute("select datname from pg_database")}
+    return found
+
+
+def test_neurant_db_test_with_profile_citus_runs_on_a_distributed_database_and_drops_it_everywhere(
+        citus_cluster: CitusCluster, tmp_path: Path) -> None:
+    # `neurant-db --profile citus test` against the coordinator: the throwaway database is
+    # created on every node with the citus extension, migrated (so distributed), runs the
+    # suites there (here one pgTAP file checking that), and is dropped on every node.
+    root = tmp_path / "sql"
+    project = Path(__file__).parent.parent
+    for folder in ("schema", "functions", "policies", "indexes", "seeds"):
+        shutil.copytree(project / folder, root / folder)
+    shutil.copytree(project / "tests" / "isolation", root / "tests" / "isolation")
+    (root / "tests" / "fixtures").mkdir(parents=True)
+    (root / "tests" / "pgtap").mkdir()
+    (root / "tests" / "pgtap" / "0001_distributed.sql").write_text(
+        "select plan(3);\n"
+        "select is((select count(*)::int from pg_dist_node where noderole = 'primary'), 3, "
+        "'the throwaway database knows the coordinator and both workers');\n"
+        "select is((select count(*)::int from pg_dist_partition), "
+        "(select count(*)::int from private.citus_layout), 'every table of the layout is placed');\n"
+        "select is((select partmethod::text from pg_dist_partition where logicalrelid = 'public.messages'::regclass), "
+        "'h', 'messages is hash-distributed');\n"
+        "select * from finish();\n")
+    before = _databases(citus_cluster)
+    exe = shutil.which("neurant-db") or str(Path(sys.executable).parent / "neurant-db")
+    env = {**os.environ, "NEURANT_SQL_ROOT": str(root)}
+    env.pop("NEURANT_TEST_PROFILE", None)
+    result = subprocess.run(
+        [exe, "--profile", "citus", "--embedding-dimensions", "8", "--database-url", citus_cluster.url(),
+         "test", "-k", "distributed"],
+        capture_output=True, text=True, check=False, cwd=tmp_path, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "4 passed" in result.stdout, result.stdout[-2000:]
+    assert _databases(citus_cluster) == before

@@ -552,7 +552,7 @@ def test_cmd(c: Context, junit: Path | None, keyword: str | None) -> None:
         os.environ["NEURANT_TEST_PROFILE"] = str(c.overrides["profile"])
     root = sql_root() / "tests"
     suites = [root / "pgtap", root / "isolation" / "access_spec.toml"]
-    if os.environ.get("NEURANT_TEST_PROFILE") == "citus":
+    if os.environ.get("NEURANT_TEST_PROFILE") == "citus" and (root / "citus").is_dir():
         suites.append(root / "citus")
     args = [*map(str, suites), "-q",
             "-W", "ignore::pytest.PytestAssertRewriteWarning",
