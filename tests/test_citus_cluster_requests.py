@@ -235,3 +235,28 @@ def test_the_analytics_and_metrics_jobs_run_on_the_cluster_and_a_rerun_changes_n
             "and labels = jsonb_build_object('company_id', %s::uuid, 'table', 'public.messages')",
             (t.company_a,)).fetchall()
     assert tenant_rows and tenant_rows[0][0] >= 2
+
+
+def test_the_membership_rpcs_keep_the_copy_equal_to_users_on_the_cluster(tenants: Tenants) -> None:
+    # Runs last: it hands company A's ownership over and removes its first owner.
+    t = tenants
+    invitee = sign_up(t.url, "member")
+    with psycopg.connect(t.url) as conn:
+        row = conn.execute("select email from auth.users where id = %s", (invitee,)).fetchone()
+    assert row is not None
+    token = one(t.url, t.owner_a, "select token from public.create_invitation(%s, 'operador')", row[0])
+    member = one(t.url, invitee, "select public.accept_invitation(%s)", token)
+    one(t.url, t.owner_a, "select public.set_member_role(%s, 'supervisor')", member)
+    one(t.url, t.owner_a, "select public.set_member_active(%s, false)", member)
+    assert one(t.url, invitee, "select count(*) from public.users where company_id = %s", t.company_a) == 0
+    one(t.url, t.owner_a, "select public.set_member_active(%s, true)", member)
+    one(t.url, t.owner_a, "select public.transfer_ownership(%s)", member)
+    first_owner = one(t.url, t.owner_a, "select public.get_current_user_id()")
+    one(t.url, invitee, "select public.remove_member(%s)", first_owner)
+    with psycopg.connect(t.url) as conn:
+        users = conn.execute("select id, role::text, is_active from public.users where company_id = %s order by id",
+                             (t.company_a,)).fetchall()
+        copy = conn.execute("select id, role::text, is_active from private.memberships where company_id = %s "
+                            "order by id", (t.company_a,)).fetchall()
+    assert users == copy
+    assert (member, "owner", True) in users and all(u[0] != first_owner for u in users)
