@@ -2,7 +2,9 @@
 
 Without a server (the caller's DatabaseTarget, see database.named_target): a throwaway
 embedded server (deleted at exit). With one: a fresh database `neurant_test_<random>`
-created on that server (dropped at exit), so tests never touch an existing database; a
+created on that server (dropped at exit), so tests never touch an existing database
+(NEURANT_TEST_TEMPLATE: a copy of that database, e.g. one prepared like a new Supabase
+project and migrated as its `postgres`, tests/test_supabase_suite.py); a
 password in its URL moves into a private passfile (passfile.py), so no URL the tests
 handle, print or put in a traceback carries it. Either way it is migrated
 from zero with the test settings, and pgTAP is made available.
@@ -120,9 +122,14 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
         url, password = password_out_of_url(server.url)
         server = replace(server, url=url)
         name = f"neurant_test_{secrets.token_hex(4)}"
+        template = os.environ.get("NEURANT_TEST_TEMPLATE")
         with server.connect() as admin:
             before = ServerState.read(admin)
-            admin.execute(f'create database "{name}"')
+            if template:  # a database prepared (and migrated) elsewhere, copied as it is
+                admin.execute(sql.SQL("create database {} template {}").format(
+                    sql.Identifier(name), sql.Identifier(template)))
+            else:
+                admin.execute(f'create database "{name}"')
         target = server.with_database(name, Source.THROWAWAY_DATABASE)
 
         def drop() -> None:

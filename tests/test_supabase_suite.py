@@ -1,0 +1,100 @@
+"""Profile supabase, first class: on a PostgreSQL 15 prepared exactly the way a new Supabase
+project starts (tests/supabase_pg.py: supabase/postgres's init scripts and migrations, the
+auth service's own migrations; `postgres` demoted), the project is applied as `postgres`
+(preflight, migrate), doctor is clean, and the whole pgTAP suite and the isolation matrix
+(sequences included) pass on a copy of that database, in a pytest run of their own.
+
+Skipped, with one line saying what is missing, without ../shared/vendor or Debian's
+PostgreSQL 15; under CI=true that skip is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from neurant_db.cli import cli
+from tests.debian_pg import DebianServer
+from tests.supabase_pg import SUPERUSER, missing_reason, supabase_cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+MIGRATED = "neurant_supabase"  # migrated as postgres; the suites run on copies of it
+DIMENSIONS = "8"
+
+
+@dataclass(frozen=True)
+class Supabase:
+    server: DebianServer
+
+    def url(self, database: str = MIGRATED, user: str = "postgres") -> str:
+        return self.server.url(database, user)
+
+    def args(self, database: str = MIGRATED, user: str = "postgres") -> list[str]:
+        return ["--database-url", self.url(database, user), "--profile", "supabase",
+                "--embedding-dimensions", DIMENSIONS]
+
+    def copy(self, name: str) -> str:
+        """A new database copied from the migrated one (as Supabase's superuser); its URL as postgres."""
+        with psycopg.connect(self.url("postgres", SUPERUSER), autocommit=True) as admin:
+            admin.execute(f'create database "{name}" template "{MIGRATED}" owner postgres')
+        return self.url(name)
+
+    def drop(self, name: str) -> None:
+        with psycopg.connect(self.url("postgres", SUPERUSER), autocommit=True) as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def supabase() -> Iterator[Supabase]:
+    reason = missing_reason()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the profile supabase suite must run under CI=true, but cannot: {reason}", pytrace=False)
+        pytest.skip(f"profile supabase suite not run: {reason}")
+    with supabase_cluster() as server:
+        sb = Supabase(server)
+        with psycopg.connect(sb.url("postgres", SUPERUSER), autocommit=True) as admin:
+            admin.execute(f'create database "{MIGRATED}" owner postgres')  # from template1: Supabase's
+        for command in (["preflight"], ["migrate"]):
+            result = CliRunner().invoke(cli, [*sb.args(), *command])
+            assert result.exit_code == 0, f"{command[0]} as postgres on a new Supabase project:\n{result.output}"
+        yield sb
+
+
+def test_profile_supabase_doctor_is_clean_on_a_new_supabase_project(supabase: Supabase) -> None:
+    result = CliRunner().invoke(cli, [*supabase.args(), "doctor", "--json"])
+    errors = [f for f in json.loads(result.output) if f["level"] == "error"]
+    assert errors == [], errors
+
+
+def test_profile_supabase_passes_the_whole_pgtap_suite_and_the_isolation_matrix(
+        supabase: Supabase, capsys: pytest.CaptureFixture[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
+    # The tests run as Supabase's superuser (pgTAP files act as every role with SET ROLE), on
+    # copies of the database postgres migrated: ownership and grants are Supabase's.
+    env.update(DATABASE_URL=supabase.url("postgres", SUPERUSER), NEURANT_TEST_PROFILE="supabase",
+               NEURANT_TEST_TEMPLATE=MIGRATED, NEURANT_TEST_EMBEDDING_DIMENSIONS=DIMENSIONS)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header", "-rfE",
+         "tests/pgtap", "tests/isolation"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+    lines = done.stdout.strip().splitlines()
+    summary = lines[-1] if lines else done.stderr.strip()[-500:]
+    counts = re.sub(r" in [0-9.]+s.*", "", summary.strip("= "))
+    with capsys.disabled():
+        print(f"\nprofile supabase suite (pgTAP + isolation matrix, PostgreSQL 15 prepared like a new "
+              f"Supabase project): {counts} in {time.monotonic() - started:.0f} s")
+    assert done.returncode == 0, "\n".join(lines[-60:]) + done.stderr[-2000:]
+    assert re.search(r"\b\d{4,} passed\b", summary), summary  # the whole suite ran, not a part of it
