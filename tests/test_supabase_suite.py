@@ -25,6 +25,8 @@ import pytest
 from click.testing import CliRunner
 
 from neurant_db.cli import cli
+from neurant_db.paths import sql_root
+from neurant_db.testdb import TestDatabase
 from tests.debian_pg import DebianServer
 from tests.supabase_pg import SUPERUSER, missing_reason, supabase_cluster
 
@@ -98,3 +100,77 @@ def test_profile_supabase_passes_the_whole_pgtap_suite_and_the_isolation_matrix(
               f"Supabase project): {counts} in {time.monotonic() - started:.0f} s")
     assert done.returncode == 0, "\n".join(lines[-60:]) + done.stderr[-2000:]
     assert re.search(r"\b\d{4,} passed\b", summary), summary  # the whole suite ran, not a part of it
+
+
+def test_profile_supabase_doctor_flags_a_table_created_outside_the_migrations(supabase: Supabase) -> None:
+    """Supabase's default privileges open a table postgres creates to anon (arwdDxt) and its
+    identity sequence (rwU): doctor says so, for both."""
+    name = "neurant_sb_rogue"
+    url = supabase.copy(name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("create table public.rogue (id bigint generated always as identity primary key)")
+        result = CliRunner().invoke(cli, [*supabase.args(name), "doctor", "--json"])
+        found = {(f["check"], f["object"]) for f in json.loads(result.output) if f["level"] == "error"}
+    finally:
+        supabase.drop(name)
+    assert {("grant.table", "public.rogue anon"), ("grant.table", "public.rogue authenticated"),
+            ("grant.sequence", "public.rogue_id_seq anon"),
+            ("grant.sequence", "public.rogue_id_seq authenticated")} <= found, found
+
+
+def _fixtures(conn: psycopg.Connection) -> None:
+    """The test fixtures (companies A and B, one member per role), as the pgTAP files get them."""
+    conn.execute("create schema if not exists tap; create extension if not exists pgtap schema tap; "
+                 "set local search_path = public, tap, extensions")
+    for path in sorted((sql_root() / "tests" / "fixtures").glob("*.sql")):
+        conn.execute(path.read_text(encoding="utf-8").encode())
+
+
+def _delete_login(conn: psycopg.Connection, role: str, label: str) -> str:
+    """Delete the login of company A's member `label` as `role`: 'ok' or 'SQLSTATE: message'."""
+    try:
+        with conn.transaction():
+            conn.execute(f"set local role {role}")
+            conn.execute("delete from auth.users where id = tests.auth_id('A', %s)", (label,))
+            conn.execute("reset role")
+    except psycopg.Error as exc:
+        return f"{exc.sqlstate}: {exc.diag.message_primary}"
+    return "ok"
+
+
+def _membership_after_login_deletion(conn: psycopg.Connection, role: str) -> tuple[str, str, int, int]:
+    _fixtures(conn)
+    member = conn.execute("select tests.user_id('A', 'operador'), tests.auth_id('A', 'operador')").fetchone()
+    assert member is not None
+    operador = _delete_login(conn, role, "operador")
+    left = conn.execute("select count(*) from public.users where auth_user_id = %s", (member[1],)).fetchone()
+    audited = conn.execute("select count(*) from public.audit_logs where table_name = 'users' "
+                           "and action = 'delete' and row_id = %s", (member[0],)).fetchone()
+    owner = _delete_login(conn, role, "owner")
+    assert left is not None and audited is not None
+    return operador, owner, int(left[0]), int(audited[0])
+
+
+# rule: login-deletion-removes-membership (docs/rules.md)
+def test_deleting_a_members_login_as_supabase_auth_admin_removes_the_membership_but_not_the_owners(
+        supabase: Supabase) -> None:
+    """Supabase's dashboard deletes a user as supabase_auth_admin: the member goes with the
+    login (audited, like a removal); the owner's login is refused while the company exists."""
+    name = "neurant_sb_login"
+    supabase.copy(name)
+    try:
+        with psycopg.connect(supabase.url(name, SUPERUSER)) as conn:
+            outcome = _membership_after_login_deletion(conn, "supabase_auth_admin")
+            conn.rollback()
+    finally:
+        supabase.drop(name)
+    assert outcome == ("ok", "42501: company aaaaaaaa-0000-0000-0000-000000000000 would be left without an owner", 0, 1)
+
+
+def test_deleting_a_members_login_as_service_role_removes_the_membership_on_vanilla(neurant_db: TestDatabase) -> None:
+    with psycopg.connect(neurant_db.url) as conn:
+        outcome = _membership_after_login_deletion(conn, "service_role")
+        conn.rollback()
+    assert outcome[0] == "ok" and outcome[2:] == (0, 1), outcome
+    assert outcome[1].startswith("42501: company ") and outcome[1].endswith(" would be left without an owner")
