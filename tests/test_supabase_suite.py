@@ -174,3 +174,21 @@ def test_deleting_a_members_login_as_service_role_removes_the_membership_on_vani
         conn.rollback()
     assert outcome[0] == "ok" and outcome[2:] == (0, 1), outcome
     assert outcome[1].startswith("42501: company ") and outcome[1].endswith(" would be left without an owner")
+
+
+def test_preflight_on_an_auth_schema_the_auth_service_has_not_migrated_says_to_start_it(supabase: Supabase) -> None:
+    """A Supabase database before its auth service's first start: supabase/postgres's auth
+    schema without what the auth service's migrations add (auth.jwt(), email_confirmed_at)."""
+    name = "neurant_sb_early"
+    with psycopg.connect(supabase.url("postgres", SUPERUSER), autocommit=True) as admin:
+        admin.execute(f'create database "{name}" template template1 owner postgres')
+    try:
+        with psycopg.connect(supabase.url(name, SUPERUSER), autocommit=True) as conn:
+            conn.execute("drop function auth.jwt(); alter table auth.users drop column email_confirmed_at cascade")
+        result = CliRunner().invoke(cli, [*supabase.args(name), "preflight"])
+    finally:
+        supabase.drop(name)
+    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    assert "function auth.jwt()" in result.output and "column auth.users.email_confirmed_at" in result.output
+    assert "start the project's auth service" in result.output, result.output
+    assert "use profile vanilla" not in result.output, result.output
