@@ -192,3 +192,18 @@ def test_preflight_on_an_auth_schema_the_auth_service_has_not_migrated_says_to_s
     assert "function auth.jwt()" in result.output and "column auth.users.email_confirmed_at" in result.output
     assert "start the project's auth service" in result.output, result.output
     assert "use profile vanilla" not in result.output, result.output
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_the_supabase_suite_is_skipped_in_one_line_without_its_vendor_and_fails_under_ci(
+        ci: str, tmp_path: Path) -> None:
+    env = {**os.environ, "NEURANT_VENDOR": str(tmp_path / "no-vendor"), "CI": ci}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests/test_supabase_suite.py",
+         "-k", "doctor_is_clean"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    missing = f"{tmp_path / 'no-vendor' / 'init-supabase-db.sh'} is missing"
+    if ci:
+        assert done.returncode != 0 and "must run under CI=true" in done.stdout and missing in done.stdout, done.stdout
+    else:
+        assert done.returncode == 0 and "1 skipped" in done.stdout, done.stdout
+        assert f"profile supabase suite not run: {missing}" in done.stdout, done.stdout
