@@ -55,6 +55,23 @@ def test_the_registry_lists_exactly_the_tables_of_the_migrated_catalog_with_thei
     assert {name: tuple(row) for name, row in live.items()} == described
 
 
+def test_the_registry_lists_exactly_the_sequences_each_table_owns(neurant_db: TestDatabase) -> None:
+    """rls() revokes the sequences the registry lists: a table's identity sequence it does
+    not list would keep Supabase's default grants to anon and authenticated."""
+    profile = test_settings().profile
+    with psycopg.connect(neurant_db.url) as conn:
+        live = set(conn.execute("""
+            select t.relnamespace::regnamespace::text || '.' || t.relname || ' '
+                   || s.relnamespace::regnamespace::text || '.' || s.relname
+            from pg_class s join pg_depend d on d.objid = s.oid and d.classid = 'pg_class'::regclass
+              and d.deptype in ('a', 'i')
+            join pg_class t on t.oid = d.refobjid
+            where s.relkind = 'S' and t.relnamespace::regnamespace::text in ('public', 'private', 'archive')
+            """).fetchall())
+    registered = {(f"{e.name} {seq}",) for e in load().on(profile) for seq in e.sequences}
+    assert live == registered
+
+
 def test_the_access_spec_lists_the_registry_tables_of_the_exposed_schemas() -> None:
     spec = load_spec(SPEC)
     registry = [e for e in load().entries if e.schema != "auth"]
@@ -95,6 +112,8 @@ legal_hold = { map = "tenant", note = "n" }
     ('[table."public.others"]\nscope = "root"\nlegal_hold = { map = "tenant", note = "n" }\n',
      "exactly one table has scope = \"root\""),
     ('[table."things"]\nscope = "global"\n', "table things: the name must be schema.table"),
+    ('[table."public.things"]\nscope = "global"\nsequences = ["private.things_id_seq"]\n',
+     "table public.things: sequences must list the table's sequences as public.<name>"),
     ('[table."archive.things"]\nscope = "global"\n', "table archive.things: archive_of (the live table"),
     ('[table."archive.things"]\nscope = "global"\narchive_of = "public.nothing"\n',
      "table archive.things: archive_of names public.nothing, which has no entry"),
