@@ -17,6 +17,9 @@ COMMENT, `doctor: allow setting.read <name> <reason>`: no setting a client can s
 may decide anything security-relevant (check setting.read; trigger.depth likewise
 for pg_trigger_depth()).
 
+What the client roles hold on tables and sequences: doctor_grants.py (grant.table,
+grant.sequence).
+
 `run_checks(conn, profile)`: with profile citus the Citus rules of doctor_citus.py run too
 (and policy.initplan does not: Citus refuses the (select f()) it asks for).
 """
@@ -31,6 +34,7 @@ import psycopg
 
 from .doctor_citus import run_citus_checks
 from .doctor_finding import Finding
+from .doctor_grants import run_grant_checks
 from .migrate import migration_gap
 from .online import invalid_indexes
 from .sql_code import code_only
@@ -786,6 +790,7 @@ def run_checks(conn: psycopg.Connection, profile: str = "vanilla") -> list[Findi
     for fn in CHECKS:
         if fn not in skipped:
             findings.extend(fn(conn))
+    findings.extend(run_grant_checks(conn, SCHEMAS, _registry()))
     if profile == "citus":
         findings.extend(run_citus_checks(conn))
     return findings

@@ -2,8 +2,10 @@
 
 Without a server (the caller's DatabaseTarget, see database.named_target): a throwaway
 embedded server (deleted at exit). With one: a fresh database `neurant_test_<random>`
-created on that server (dropped at exit), so tests never touch an existing database; with
-profile citus on a Citus coordinator that has workers, it is created on every node and
+created on that server (dropped at exit), so tests never touch an existing database
+(NEURANT_TEST_TEMPLATE: a copy of that database, e.g. one prepared like a new Supabase
+project and migrated as its `postgres`, tests/test_supabase_suite.py); with profile
+citus on a Citus coordinator that has workers, it is created on every node and
 distributed (citus_testdb.py). A password in the server's URL moves into a private
 passfile (passfile.py), so no URL the tests handle, print or put in a traceback carries
 it. Either way it is migrated
@@ -124,11 +126,15 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
         name = f"neurant_test_{secrets.token_hex(4)}"
         # Profile citus on a Citus coordinator with workers: a distributed database.
         nodes = citus_testdb.cluster_nodes(server.url) if settings.profile == "citus" else None
+        template = os.environ.get("NEURANT_TEST_TEMPLATE")
         with server.connect() as admin:
             before = ServerState.read(admin)
-            if not nodes:
+            if template:  # a database prepared (and migrated) elsewhere, copied as it is
+                admin.execute(sql.SQL("create database {} template {}").format(
+                    sql.Identifier(name), sql.Identifier(template)))
+            elif not nodes:
                 admin.execute(f'create database "{name}"')
-        if nodes:
+        if nodes and not template:
             citus_testdb.create_distributed_database(server.url, name, nodes)
         target = server.with_database(name, Source.THROWAWAY_DATABASE)
 
