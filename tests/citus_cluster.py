@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 
-from .debian_pg import _run_as, debian_bin, ensure_debian_package, missing_server_reason
+from .debian_pg import _run_as, debian_bin, ensure_debian_package, missing_server_reason, vendor_dir
 
 MAJOR = 15
 NODES = ("coordinator", "worker1", "worker2")
@@ -35,12 +35,6 @@ PGTAP_FILES = [Path(f"/usr/share/postgresql/{MAJOR}/extension/pgtap.control")]
 CITUS_FILES = [Path(f"/usr/lib/postgresql/{MAJOR}/lib/citus.so"),
                Path(f"/usr/share/postgresql/{MAJOR}/extension/citus.control"),
                Path(f"/usr/lib/postgresql/{MAJOR}/lib/vector.so")]
-
-
-def vendor_dir() -> Path:
-    """../shared/vendor from the project's root, or NEURANT_VENDOR_DIR."""
-    override = os.environ.get("NEURANT_VENDOR_DIR")
-    return Path(override) if override else Path(__file__).resolve().parent.parent.parent / "shared" / "vendor"
 
 
 def ci_requires_cluster() -> bool:
@@ -54,7 +48,7 @@ def missing_reason() -> str | None:
     vendor = vendor_dir()
     script = vendor / "build-pg15-extensions.sh"
     if not script.is_file():
-        return f"no vendored Citus: {script} is missing (set NEURANT_VENDOR_DIR to the vendor folder)"
+        return f"no vendored Citus: {script} is missing (set NEURANT_VENDOR to the vendor folder)"
     if os.geteuid() != 0:
         if missing_server_reason(MAJOR) or not all(f.exists() for f in CITUS_FILES):
             return "Citus for PostgreSQL 15 is not installed and building it needs root " \

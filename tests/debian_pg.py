@@ -141,6 +141,12 @@ def ensure_debian_package(package: str, files: Sequence[Path]) -> str | None:
 VENDOR = Path(__file__).resolve().parents[1].parent / "shared" / "vendor"  # beside the checkout
 
 
+def vendor_dir() -> Path:
+    """The vendored real engines (Citus, pgvector, Supabase's init): ../shared/vendor from
+    the project's root, or NEURANT_VENDOR. One place for every suite that needs them."""
+    return Path(os.environ.get("NEURANT_VENDOR") or VENDOR)
+
+
 def ensure_pg15_pgvector() -> str | None:
     """pgvector in Debian's PostgreSQL 15 (not packaged for it in the reachable registries):
     built from the vendored source by ../shared/vendor/build-pg15-extensions.sh (root; cached
@@ -148,7 +154,7 @@ def ensure_pg15_pgvector() -> str | None:
     control = Path("/usr/share/postgresql/15/extension/vector.control")
     if control.is_file():
         return None
-    script = Path(os.environ.get("NEURANT_VENDOR", VENDOR)) / "build-pg15-extensions.sh"
+    script = vendor_dir() / "build-pg15-extensions.sh"
     if not script.is_file():
         return f"pgvector for PostgreSQL 15 is not installed and {script} is missing (set NEURANT_VENDOR)"
     if os.geteuid() != 0:

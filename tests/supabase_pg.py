@@ -17,21 +17,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.debian_pg import (
-    VENDOR,
     DebianServer,
     debian_postgres,
     ensure_debian_package,
     ensure_pg15_pgvector,
     missing_server_reason,
+    vendor_dir,
 )
 
 SUPERUSER = "supabase_admin"
 INIT_SCRIPT = "init-supabase-db.sh"
 PGTAP_CONTROL = Path("/usr/share/postgresql/15/extension/pgtap.control")
-
-
-def vendor_dir() -> Path:
-    return Path(os.environ.get("NEURANT_VENDOR", VENDOR))
 
 
 def missing_reason() -> str | None:
