@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from . import citus_testdb, pgtap
-from .database import DatabaseTarget, Source
+from .database import DatabaseTarget, Source, connect
 from .migrate import migrate
 from .passfile import password_out_of_url
 from .paths import sql_root
@@ -31,6 +31,28 @@ from .server import embedded_sharedir, start_throwaway
 from .settings import Settings
 
 TEST_EMBEDDING_DIMENSIONS = 8
+PGTAP_SETUP = ("create schema if not exists tap;\n"
+               "create extension if not exists pgtap schema tap;\n"
+               "grant usage on schema tap to public;\n")
+SEARCH_PATH = "set local search_path = public, tap, extensions;\n"
+# Citus: the fixtures write reference tables after multi-shard statements in one transaction.
+CITUS_SEQUENTIAL = "set local citus.multi_shard_modify_mode = 'sequential';\n"
+
+
+def fixture_files() -> list[tuple[str, str]]:
+    """(label, sql) of tests/fixtures/*.sql in file order: the helpers, then the rows."""
+    return [(f"fixture {path.name}", path.read_text(encoding="utf-8"))
+            for path in sorted((sql_root() / "tests" / "fixtures").glob("*.sql"))]
+
+
+def commit_fixtures(url: str) -> None:
+    """pgTAP and every fixture file, each committed in a transaction of its own."""
+    with connect(url, autocommit=True, purpose="fixtures") as conn:
+        row = conn.execute("select to_regclass('pg_catalog.pg_dist_partition') is not null").fetchone()
+        citus = CITUS_SEQUENTIAL if row and row[0] else ""
+        for _label, text in [("pgtap", PGTAP_SETUP), *fixture_files()]:
+            with conn.transaction():
+                conn.execute((citus + text).encode("utf-8"))
 
 
 def test_settings() -> Settings:
@@ -51,6 +73,7 @@ class TestDatabase:
     migrations: list[Migration]
     embedded_sharedir: Path | None
     migrated: bool = False
+    fixtures_committed: bool = False
     # The server's password, when it has one: not in any URL (passfile.py), only here for
     # what must be given it explicitly (a pooler's configuration); never shown.
     server_password: str | None = field(default=None, repr=False)
@@ -64,17 +87,18 @@ class TestDatabase:
         return self.target.url
 
     def preamble(self) -> list[tuple[str, str]]:
-        """pgTAP + test helpers + fixtures, run inside every test transaction."""
-        parts = [(
-            "pgtap",
-            "create schema if not exists tap;\n"
-            "create extension if not exists pgtap schema tap;\n"
-            "grant usage on schema tap to public;\n"
-            "set local search_path = public, tap, extensions;\n",
-        )]
-        for path in sorted((sql_root() / "tests" / "fixtures").glob("*.sql")):
-            parts.append((f"fixture {path.name}", path.read_text(encoding="utf-8")))
-        return parts
+        """pgTAP + test helpers + fixtures, run inside every test transaction (only the
+        search path once the fixtures are committed: commit_fixtures)."""
+        if self.fixtures_committed:
+            return [("search path", SEARCH_PATH)]
+        return [("pgtap", PGTAP_SETUP + SEARCH_PATH), *fixture_files()]
+
+    def commit_fixtures(self) -> None:
+        """Load pgTAP, the helpers and the fixtures once, committed, for every suite after
+        (a Citus cluster: a placement written by one user cannot be read by another in the
+        same transaction, so the fixtures cannot be written inside each test's)."""
+        commit_fixtures(self.url)
+        self.fixtures_committed = True
 
 
 @dataclass(frozen=True)
