@@ -104,3 +104,19 @@ def test_the_cluster_suite_names_only_files_that_exist() -> None:
     not_yet = sorted(p.name for p in (ROOT / "tests" / "pgtap").glob("*.sql") if p.name not in PGTAP_ON_CLUSTER)
     COUNTS.not_yet[:0] = not_yet + [f"tests/citus/{p.name}" for p in sorted((ROOT / "tests" / "citus").glob("*.sql"))]
     assert Path(ROOT / "tests" / "pgtap").is_dir()
+
+
+@pytest.mark.xfail(strict=True, reason="Citus 13.2.2 recreates policies on shards without AS RESTRICTIVE "
+                   "(commands/policy.c, CreatePolicyCommandForPolicy): open, docs/scale-out.md")
+def test_the_restrictive_policies_stay_restrictive_on_every_shard(citus_cluster: CitusCluster, suite_db: str) -> None:
+    with psycopg.connect(suite_db) as conn:
+        restrictive = {r[0] for r in conn.execute("select polname::text from pg_policy where not polpermissive")}
+    assert {"insert_while_writable", "update_while_writable", "delete_while_writable"} <= restrictive
+    database = suite_db.rsplit("/", 1)[1]
+    permissive_on_shards = set()
+    for node in ("worker1", "worker2"):
+        with psycopg.connect(citus_cluster.url(node, database=database)) as conn:
+            permissive_on_shards |= {(r[0], r[1]) for r in conn.execute(
+                "select polrelid::regclass::text, polname::text from pg_policy "
+                "where polpermissive and polname::text = any(%s)", (sorted(restrictive),))}
+    assert sorted(permissive_on_shards) == []

@@ -74,6 +74,9 @@ class TestDatabase:
     embedded_sharedir: Path | None
     migrated: bool = False
     fixtures_committed: bool = False
+    # On a Citus cluster (profile citus, a coordinator with workers): the suites then run
+    # with the fixtures committed first and the matrix one cell per transaction.
+    distributed: bool = False
     # The server's password, when it has one: not in any URL (passfile.py), only here for
     # what must be given it explicitly (a pooler's configuration); never shown.
     server_password: str | None = field(default=None, repr=False)
@@ -81,6 +84,8 @@ class TestDatabase:
     def migrate(self) -> None:
         migrate(self.target, self.migrations, self.settings)
         self.migrated = True
+        if self.distributed:
+            self.commit_fixtures()
 
     @property
     def url(self) -> str:
@@ -142,6 +147,7 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
     migrations = render_all(settings)
     sharedir: Path | None = None
     password: str | None = None
+    nodes: citus_testdb.CitusNodes | None = None
     if server is not None:
         url, password = password_out_of_url(server.url)
         server = replace(server, url=url)
@@ -174,7 +180,8 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
     if with_pgtap:
         with target.connect() as conn:
             pgtap.ensure_available(conn, embedded_sharedir=sharedir)
-    db = TestDatabase(target, settings, migrations, sharedir, server_password=password)
+    db = TestDatabase(target, settings, migrations, sharedir, server_password=password,
+                      distributed=bool(server is not None and nodes))
     if migrate_schema:
         db.migrate()
     return db
