@@ -95,3 +95,11 @@ def write(root: Path, rel: str, apply_sql: str, rollback_sql: str | None) -> Non
     path.write_text(apply_sql, encoding="utf-8")
     if rollback_sql is not None:
         path.with_name(path.name[:-4] + ".rollback.sql").write_text(rollback_sql, encoding="utf-8")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The counts of the suites run on the Citus cluster (tests/citus_suite.py), when they ran."""
+    from .citus_suite import COUNTS
+
+    if COUNTS.files:
+        terminalreporter.write_line(COUNTS.line())

@@ -152,4 +152,5 @@ class IsolationMatrixFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         db = test_database(self.config)
         sql = generate_matrix_sql(db.url, self.path)
-        yield from _items(self, run_tap_sql(db.url, "isolation matrix", sql, db.preamble()))
+        yield from _items(self, run_tap_sql(db.url, "isolation matrix", sql, db.preamble(),
+                                            statement_transactions=db.distributed))

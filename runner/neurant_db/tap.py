@@ -153,10 +153,15 @@ def _rows_as_lines(cur: psycopg.Cursor) -> list[str]:
     return lines
 
 
-def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]]) -> TapResult:
+def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]], *,
+                statement_transactions: bool = False) -> TapResult:
     """Run pgTAP SQL on a fresh connection inside one rolled-back transaction.
 
     preamble: (label, sql) pairs run first in the same transaction (pgTAP, fixtures).
+    statement_transactions: each statement in a transaction of its own, the preamble
+    first, committed (pgTAP keeps its count in the session): only for SQL whose every
+    statement undoes its own writes (the isolation matrix's probes roll back), on a Citus
+    cluster, where one transaction cannot read as one user what another user wrote.
     """
     result = TapResult(name)
     parser = TapParser(result)
@@ -168,14 +173,19 @@ def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]]) 
     conn = connect(url, autocommit=True, purpose="pgtap")
     notices: list[str] = []
     conn.add_notice_handler(lambda d: notices.append(f"{d.severity}: {d.message_primary}"))
-    try:
+    def begin() -> str | None:
         conn.execute("begin")
         for label, text in preamble:
             try:
                 conn.execute(text.encode("utf-8"))
             except psycopg.Error as exc:
-                result.error = f"setup {label} failed: {str(exc).strip()}"
-                return parser.finish()
+                return f"setup {label} failed: {str(exc).strip()}"
+        return None
+
+    try:
+        result.error = begin()
+        if result.error:
+            return parser.finish()
         line_of = _line_index(sql)
         for index, statement in enumerate(statements, start=1):
             if _keyword(statement) in ("commit", "end", "rollback", "begin"):
@@ -185,6 +195,11 @@ def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]]) 
                 )
                 break
             try:
+                if statement_transactions and index > 1:
+                    conn.execute("commit")
+                    result.error = begin()
+                    if result.error:
+                        break
                 cur = conn.execute(statement.encode("utf-8"))
                 for line in _rows_as_lines(cur):
                     parser.feed(line)

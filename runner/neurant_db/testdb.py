@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 
 from . import citus_testdb, pgtap
-from .database import DatabaseTarget, Source
+from .database import DatabaseTarget, Source, connect
 from .migrate import migrate
 from .passfile import password_out_of_url
 from .paths import sql_root
@@ -33,6 +33,28 @@ from .server import embedded_sharedir, start_throwaway
 from .settings import Settings
 
 TEST_EMBEDDING_DIMENSIONS = 8
+PGTAP_SETUP = ("create schema if not exists tap;\n"
+               "create extension if not exists pgtap schema tap;\n"
+               "grant usage on schema tap to public;\n")
+SEARCH_PATH = "set local search_path = public, tap, extensions;\n"
+# Citus: the fixtures write reference tables after multi-shard statements in one transaction.
+CITUS_SEQUENTIAL = "set local citus.multi_shard_modify_mode = 'sequential';\n"
+
+
+def fixture_files() -> list[tuple[str, str]]:
+    """(label, sql) of tests/fixtures/*.sql in file order: the helpers, then the rows."""
+    return [(f"fixture {path.name}", path.read_text(encoding="utf-8"))
+            for path in sorted((sql_root() / "tests" / "fixtures").glob("*.sql"))]
+
+
+def commit_fixtures(url: str) -> None:
+    """pgTAP and every fixture file, each committed in a transaction of its own."""
+    with connect(url, autocommit=True, purpose="fixtures") as conn:
+        row = conn.execute("select to_regclass('pg_catalog.pg_dist_partition') is not null").fetchone()
+        citus = CITUS_SEQUENTIAL if row and row[0] else ""
+        for _label, text in [("pgtap", PGTAP_SETUP), *fixture_files()]:
+            with conn.transaction():
+                conn.execute((citus + text).encode("utf-8"))
 
 
 def test_settings() -> Settings:
@@ -53,6 +75,10 @@ class TestDatabase:
     migrations: list[Migration]
     embedded_sharedir: Path | None
     migrated: bool = False
+    fixtures_committed: bool = False
+    # On a Citus cluster (profile citus, a coordinator with workers): the suites then run
+    # with the fixtures committed first and the matrix one cell per transaction.
+    distributed: bool = False
     # The server's password, when it has one: not in any URL (passfile.py), only here for
     # what must be given it explicitly (a pooler's configuration); never shown.
     server_password: str | None = field(default=None, repr=False)
@@ -60,23 +86,26 @@ class TestDatabase:
     def migrate(self) -> None:
         migrate(self.target, self.migrations, self.settings)
         self.migrated = True
+        if self.distributed:
+            self.commit_fixtures()
 
     @property
     def url(self) -> str:
         return self.target.url
 
     def preamble(self) -> list[tuple[str, str]]:
-        """pgTAP + test helpers + fixtures, run inside every test transaction."""
-        parts = [(
-            "pgtap",
-            "create schema if not exists tap;\n"
-            "create extension if not exists pgtap schema tap;\n"
-            "grant usage on schema tap to public;\n"
-            "set local search_path = public, tap, extensions;\n",
-        )]
-        for path in sorted((sql_root() / "tests" / "fixtures").glob("*.sql")):
-            parts.append((f"fixture {path.name}", path.read_text(encoding="utf-8")))
-        return parts
+        """pgTAP + test helpers + fixtures, run inside every test transaction (only the
+        search path once the fixtures are committed: commit_fixtures)."""
+        if self.fixtures_committed:
+            return [("search path", SEARCH_PATH)]
+        return [("pgtap", PGTAP_SETUP + SEARCH_PATH), *fixture_files()]
+
+    def commit_fixtures(self) -> None:
+        """Load pgTAP, the helpers and the fixtures once, committed, for every suite after
+        (a Citus cluster: a placement written by one user cannot be read by another in the
+        same transaction, so the fixtures cannot be written inside each test's)."""
+        commit_fixtures(self.url)
+        self.fixtures_committed = True
 
 
 @dataclass(frozen=True)
@@ -120,6 +149,7 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
     migrations = render_all(settings)
     sharedir: Path | None = None
     password: str | None = None
+    nodes: citus_testdb.CitusNodes | None = None
     if server is not None:
         url, password = password_out_of_url(server.url)
         server = replace(server, url=url)
@@ -156,7 +186,8 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
     if with_pgtap:
         with target.connect() as conn:
             pgtap.ensure_available(conn, embedded_sharedir=sharedir)
-    db = TestDatabase(target, settings, migrations, sharedir, server_password=password)
+    db = TestDatabase(target, settings, migrations, sharedir, server_password=password,
+                      distributed=bool(server is not None and nodes))
     if migrate_schema:
         db.migrate()
     return db
