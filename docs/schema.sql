@@ -3830,6 +3830,65 @@ COMMENT ON FUNCTION public.create_invitation(p_email text, p_role public.user_ro
 
 
 --
+-- Name: delete_rows(text, jsonb); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.delete_rows(p_table text, p_keys jsonb) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_schema pg_catalog.name;
+  v_name pg_catalog.name;
+  v_match text;
+  v_count bigint;
+begin
+  select n.nspname, c.relname,
+         (select pg_catalog.string_agg(pg_catalog.format('t.%1$I operator(pg_catalog.=) k.%1$I', a.attname), ' and ')
+            from pg_catalog.pg_constraint k
+            join pg_catalog.pg_attribute a on a.attrelid = k.conrelid and a.attnum operator(pg_catalog.=) any (k.conkey)
+           where k.conrelid = c.oid and k.contype = 'p' and a.attname <> 'company_id')
+    into v_schema, v_name, v_match
+    from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+   where c.oid = pg_catalog.to_regclass(p_table)
+     and n.nspname = 'public'
+     and c.relkind = 'r'
+     and pg_catalog.has_table_privilege('neurant_member_delete', c.oid, 'DELETE');
+  if v_name is null or v_match is null then
+    raise exception using errcode = '42501',
+      message = pg_catalog.format('rows of %s cannot be deleted through delete_rows', p_table),
+      hint = 'Name a table members delete from, schema-qualified: public.users, public.chatbots, public.chatbot_operators, public.conversations, public.messages, public.message_reactions, public.documents, public.document_chunks or public.integrations.';
+  end if;
+  if pg_catalog.jsonb_typeof(p_keys) is distinct from 'array' then
+    raise exception using errcode = '22023',
+      message = 'p_keys must be a JSON array of primary keys',
+      hint = 'Pass one object per row with its key columns other than company_id: [{"id": "..."}], or [{"chatbot_id": "...", "user_id": "..."}] for public.chatbot_operators.';
+  end if;
+  -- A suspended or canceled company deletes nothing (NA002), like every other write of its
+  -- members (the restrictive read-only policies apply here too; this names the rule first).
+  perform private.require_company_writable(public.get_user_company_id());
+  -- Keys are per tenant: the caller's company is the one they name rows of. RLS and the
+  -- triggers then decide as for a direct delete by the caller (see the header).
+  execute pg_catalog.format(
+    'delete from %I.%I t using pg_catalog.jsonb_populate_recordset(null::%I.%I, $1) k'
+    ' where t.company_id operator(pg_catalog.=) (select public.get_user_company_id()) and %s',
+    v_schema, v_name, v_schema, v_name, v_match)
+    using p_keys;
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$_$;
+
+
+--
+-- Name: FUNCTION delete_rows(p_table text, p_keys jsonb); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) IS 'Deletes rows of one table (schema-qualified name) of the caller''s company, named by their primary keys without company_id (a JSON array: [{"id": ...}], or [{"chatbot_id": ..., "user_id": ...}] for chatbot_operators), that the caller''s delete policies allow, and returns how many: the way members delete (no request role holds table-level DELETE, which would let it LOCK a shared table). Runs as neurant_member_delete, a member of authenticated subject to RLS, so the policies TO authenticated and the triggers decide; a row the caller may not delete counts 0, like a direct delete. 42501 for a table members do not delete from, 22023 for keys that are not an array.';
+
+
+--
 -- Name: get_assigned_chatbot_ids(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -14927,6 +14986,14 @@ GRANT ALL ON FUNCTION public.create_invitation(p_email text, p_role public.user_
 
 
 --
+-- Name: FUNCTION delete_rows(p_table text, p_keys jsonb); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) TO authenticated;
+
+
+--
 -- Name: FUNCTION get_assigned_chatbot_ids(); Type: ACL; Schema: public; Owner: -
 --
 
@@ -15181,7 +15248,8 @@ GRANT SELECT,INSERT ON TABLE public.audit_logs TO service_role;
 -- Name: TABLE chatbot_operators; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.chatbot_operators TO authenticated;
+GRANT SELECT ON TABLE public.chatbot_operators TO authenticated;
+GRANT DELETE ON TABLE public.chatbot_operators TO neurant_member_delete;
 GRANT ALL ON TABLE public.chatbot_operators TO service_role;
 
 
@@ -15218,7 +15286,8 @@ GRANT ALL ON TABLE public.chatbot_templates TO service_role;
 -- Name: TABLE chatbots; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.chatbots TO authenticated;
+GRANT SELECT ON TABLE public.chatbots TO authenticated;
+GRANT DELETE ON TABLE public.chatbots TO neurant_member_delete;
 GRANT ALL ON TABLE public.chatbots TO service_role;
 
 
@@ -15340,7 +15409,8 @@ GRANT ALL ON TABLE public.company_message_usage TO service_role;
 -- Name: TABLE conversations; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.conversations TO authenticated;
+GRANT SELECT ON TABLE public.conversations TO authenticated;
+GRANT DELETE ON TABLE public.conversations TO neurant_member_delete;
 GRANT ALL ON TABLE public.conversations TO service_role;
 
 
@@ -15390,7 +15460,8 @@ GRANT INSERT(assigned_operator_id),UPDATE(assigned_operator_id) ON TABLE public.
 -- Name: TABLE document_chunks; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.document_chunks TO authenticated;
+GRANT SELECT ON TABLE public.document_chunks TO authenticated;
+GRANT DELETE ON TABLE public.document_chunks TO neurant_member_delete;
 GRANT ALL ON TABLE public.document_chunks TO service_role;
 
 
@@ -15454,7 +15525,8 @@ GRANT INSERT(metadata),UPDATE(metadata) ON TABLE public.document_chunks TO authe
 -- Name: TABLE documents; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.documents TO authenticated;
+GRANT SELECT ON TABLE public.documents TO authenticated;
+GRANT DELETE ON TABLE public.documents TO neurant_member_delete;
 GRANT ALL ON TABLE public.documents TO service_role;
 
 
@@ -15527,7 +15599,8 @@ GRANT ALL ON TABLE public.integration_logs TO service_role;
 -- Name: TABLE integrations; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.integrations TO authenticated;
+GRANT SELECT ON TABLE public.integrations TO authenticated;
+GRANT DELETE ON TABLE public.integrations TO neurant_member_delete;
 GRANT ALL ON TABLE public.integrations TO service_role;
 
 
@@ -15593,7 +15666,8 @@ GRANT ALL ON TABLE public.legal_holds TO service_role;
 -- Name: TABLE message_reactions; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.message_reactions TO authenticated;
+GRANT SELECT ON TABLE public.message_reactions TO authenticated;
+GRANT DELETE ON TABLE public.message_reactions TO neurant_member_delete;
 GRANT ALL ON TABLE public.message_reactions TO service_role;
 
 
@@ -15650,7 +15724,8 @@ GRANT INSERT(comment) ON TABLE public.message_reactions TO authenticated;
 -- Name: TABLE messages; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.messages TO authenticated;
+GRANT SELECT ON TABLE public.messages TO authenticated;
+GRANT DELETE ON TABLE public.messages TO neurant_member_delete;
 GRANT ALL ON TABLE public.messages TO service_role;
 
 
@@ -15814,7 +15889,8 @@ GRANT SELECT(updated_at) ON TABLE public.user_invitations TO authenticated;
 -- Name: TABLE users; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.users TO authenticated;
+GRANT SELECT ON TABLE public.users TO authenticated;
+GRANT DELETE ON TABLE public.users TO neurant_member_delete;
 GRANT ALL ON TABLE public.users TO service_role;
 
 

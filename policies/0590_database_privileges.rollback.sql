@@ -16,3 +16,23 @@ begin
   end if;
 end;
 $$;
+
+-- The timeouts of the request roles in this database (set by 0590 unless the role had its own).
+do $$
+declare
+  v_db text := pg_catalog.current_database();
+  v_role text;
+  v_name text;
+begin
+  for v_role, v_name in
+    select r, n from (values ('anon'), ('authenticated')) as a (r)
+      cross join (values ('statement_timeout'), ('lock_timeout'), ('idle_in_transaction_session_timeout')) as b (n)
+  loop
+    begin
+      execute pg_catalog.format('alter role %I in database %I reset %s', v_role, v_db, v_name);
+    exception when insufficient_privilege then
+      raise notice 'neurant-db: % may not change the settings of role %', current_user, v_role;
+    end;
+  end loop;
+end;
+$$;

@@ -41,3 +41,56 @@ begin
   end if;
 end;
 $$;
+
+-- Why (issue 20, item 1): bound how long a request can hold or wait for what it may lock.
+-- A member's statement takes at most ROW EXCLUSIVE on a shared table (no request role holds
+-- table-level UPDATE, DELETE or TRUNCATE: functions/0350), and row locks; these settings
+-- bound how long it may run, wait for a lock, or sit idle in an open transaction holding
+-- them. Set for this database only (`alter role ... in database`), and only where nobody set
+-- the same setting for the role already: on Supabase the platform sets statement_timeout
+-- for anon (3s) and authenticated (8s) cluster-wide, and that value stays. The settings apply
+-- when a session logs in as the role (profile citus) and PostgREST applies them to every
+-- request it runs as the role; a `set role` in an existing session does not (docs/services.md,
+-- "Timeouts of the request roles"). Changing a role's settings needs a superuser or
+-- CREATEROLE (with ADMIN OPTION on the role on PostgreSQL 16+): without it the migration
+-- changes nothing and says so in a NOTICE. `neurant-db doctor` reports any other setting of
+-- the request roles (role.setting).
+do $$
+declare
+  v_db text := pg_catalog.current_database();
+  v_role text;
+  v_name text;
+  v_value text;
+begin
+  for v_role, v_name, v_value in
+    select * from (values
+      ('anon', 'statement_timeout', '3s'),
+      ('anon', 'lock_timeout', '2s'),
+      ('anon', 'idle_in_transaction_session_timeout', '15s'),
+      ('authenticated', 'statement_timeout', '8s'),
+      ('authenticated', 'lock_timeout', '4s'),
+      ('authenticated', 'idle_in_transaction_session_timeout', '30s')) as s (r, n, v)
+  loop
+    if exists (
+         select 1
+           from pg_catalog.pg_db_role_setting s
+           join pg_catalog.pg_roles r on r.oid = s.setrole
+           cross join lateral pg_catalog.unnest(s.setconfig) as c (item)
+          where r.rolname = v_role
+            and (s.setdatabase = 0
+                 or s.setdatabase = (select d.oid from pg_catalog.pg_database d where d.datname = v_db))
+            and c.item like v_name || '=%'
+            and c.item <> v_name || '=' || v_value) then
+      raise notice 'neurant-db: % already has a % of its own, kept', v_role, v_name;
+      continue;
+    end if;
+    begin
+      execute pg_catalog.format('alter role %I in database %I set %s = %L', v_role, v_db, v_name, v_value);
+    exception when insufficient_privilege then
+      raise notice 'neurant-db: % may not change the settings of role %', current_user, v_role
+        using hint = pg_catalog.format('Have a superuser run: alter role %I in database %I set %s = %L;',
+                                       v_role, v_db, v_name, v_value);
+    end;
+  end loop;
+end;
+$$;

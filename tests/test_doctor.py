@@ -203,7 +203,7 @@ def test_a_write_rpc_without_the_read_only_check_fails_doctor(neurant_db: TestDa
               as 'update public.user_invitations set status = ''revoked'' where id = p_invitation_id'""")
         found = [f.object for f in run_checks(conn) if f.check == "definer.read_only" and f.level == "error"]
         conn.rollback()
-    assert found == ["revoke_invitation(uuid)"]
+    assert found == ["revoke_invitation(uuid)"]  # delete_rows calls the check (functions/0350)
 
 
 HALF_GUARDED = """

@@ -34,7 +34,7 @@ DEFAULT_KEY_NOTE = "the tenant key never changes, for any role."
 DEFAULT_TRUNCATE_NOTE = "No truncate while a legal hold covers rows of this table."
 KEYS = {"scope", "profiles", "rls", "read_only", "audited", "citus", "guard_note", "guard_key_note",
         "legal_hold", "allow", "grants", "archive_of"}
-ROLES = ("anon", "authenticated", "service_role")
+ROLES = ("anon", "authenticated", "service_role", "neurant_member_delete")
 # One privilege of a grant, optionally column-listed: `select`, `update (name, industry)`.
 PRIVILEGE = re.compile(r"^(all|select|insert|update|delete|truncate|references|trigger)"
                        r"( \([a-z_][a-z0-9_]*(, [a-z_][a-z0-9_]*)*\))?$")

@@ -44,7 +44,7 @@ values (tests.company_id('A'), tests.new_id('document', 'A', 'sizes'), 'Sizes', 
 select tests.act_as_service();
 update public.documents set size_bytes = 1500 where id = tests.document_id('A', 'sizes');
 select tests.act_as('A', 'owner');
-delete from public.documents where id = tests.document_id('A', 'sizes 2');
+select tests.member_delete('public.documents', $$ id = tests.document_id('A', 'sizes 2') $$);
 select tests.act_as_superuser();
 select results_eq(
     $$ select c.current_document_count - t.current_document_count, c.current_storage_bytes - t.current_storage_bytes
