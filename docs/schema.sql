@@ -549,11 +549,12 @@ begin
   if pg_catalog.cardinality(v_ids) = 0 then
     return v_out;
   end if;
-  -- 2. lock their messages: a concurrent reaction / knowledge query on one of them now waits
-  --    for this batch and then fails its foreign key check, instead of being lost by a cascade
-  perform 1 from public.messages m
-    join unnest(v_companies, v_ids) b(company_id, id) on m.company_id = b.company_id and m.conversation_id = b.id
-     for update of m;
+  -- 2. lock their messages and child rows without waiting (a conversation with a row another
+  --    transaction holds waits for a later batch or run); a concurrent reaction / knowledge
+  --    query on a locked message now waits for this batch and then fails its foreign key
+  --    check, instead of being lost by a cascade
+  select l.o_companies, l.o_ids into v_companies, v_ids
+    from private.lock_conversation_rows(v_companies, v_ids) l;
   -- 3. move children first (archive FKs are deferred to commit); every delete returns
   --    exactly the rows inserted, in the same statement
   with moved as (
@@ -2407,6 +2408,74 @@ COMMENT ON FUNCTION private.lifecycle_require_privileges() IS 'Raises 42501 unle
 
 
 --
+-- Name: lock_conversation_rows(uuid[], uuid[]); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_companies uuid[];
+  v_ids uuid[];
+begin
+  -- Lock every live child row of the claimed conversations, skipping what another transaction
+  -- holds (a member's uncommitted reaction holds its message, an uncommitted delete the row).
+  select coalesce(pg_catalog.array_agg(t.company_id), '{}'), coalesce(pg_catalog.array_agg(t.conversation_id), '{}')
+    into v_companies, v_ids
+    from (select x.company_id, x.conversation_id
+            from (select m.company_id, m.conversation_id
+                    from public.messages m
+                    join unnest(p_companies, p_ids) b(company_id, id)
+                      on m.company_id = b.company_id and m.conversation_id = b.id
+                     for update of m skip locked) x
+          union all
+          select x.company_id, x.conversation_id
+            from (select r.company_id, r.conversation_id
+                    from public.message_reactions r
+                    join unnest(p_companies, p_ids) b(company_id, id)
+                      on r.company_id = b.company_id and r.conversation_id = b.id
+                     for update of r skip locked) x
+          union all
+          select x.company_id, x.conversation_id
+            from (select q.company_id, q.conversation_id
+                    from public.knowledge_queries q
+                    join unnest(p_companies, p_ids) b(company_id, id)
+                      on q.company_id = b.company_id and q.conversation_id = b.id
+                     for update of q skip locked) x
+          union all
+          select x.company_id, x.conversation_id
+            from (select e.company_id, e.conversation_id
+                    from public.hitl_escalations e
+                    join unnest(p_companies, p_ids) b(company_id, id)
+                      on e.company_id = b.company_id and e.conversation_id = b.id
+                     for update of e skip locked) x) t;
+  -- Keep the conversations whose every row is now locked by this transaction; the others stay
+  -- live, untouched, for the next batch or run.
+  select coalesce(pg_catalog.array_agg(b.company_id), '{}'), coalesce(pg_catalog.array_agg(b.id), '{}')
+    into o_companies, o_ids
+    from unnest(p_companies, p_ids) b(company_id, id)
+    left join (select l.company_id, l.id, pg_catalog.count(*) as n
+                 from unnest(v_companies, v_ids) l(company_id, id)
+                group by l.company_id, l.id) l
+      on l.company_id = b.company_id and l.id = b.id
+   where coalesce(l.n, 0)
+         = (select pg_catalog.count(*) from public.messages m where m.company_id = b.company_id and m.conversation_id = b.id)
+         + (select pg_catalog.count(*) from public.message_reactions r where r.company_id = b.company_id and r.conversation_id = b.id)
+         + (select pg_catalog.count(*) from public.knowledge_queries q where q.company_id = b.company_id and q.conversation_id = b.id)
+         + (select pg_catalog.count(*) from public.hitl_escalations e where e.company_id = b.company_id and e.conversation_id = b.id);
+end;
+$$;
+
+
+--
+-- Name: FUNCTION lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]) IS 'Locks, without waiting, every message, reaction, knowledge query and HITL escalation of the given (already locked) live conversations, and returns the conversations whose rows are all locked now: one with a row another transaction holds (a member''s open transaction) is left for a later batch or run, so a job never waits on a member.';
+
+
+--
 -- Name: match_phrase(text, text[], text[]); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -3106,10 +3175,10 @@ begin
                               where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
            limit p_limit
              for update of c skip locked) c;
+  -- their rows, without waiting on a member's open transaction (those conversations wait)
+  select l.o_companies, l.o_ids into v_companies, v_ids
+    from private.lock_conversation_rows(v_companies, v_ids) l;
   if pg_catalog.cardinality(v_ids) > 0 then
-    perform 1 from public.messages m
-      join unnest(v_companies, v_ids) b(company_id, id) on m.company_id = b.company_id and m.conversation_id = b.id
-       for update of m;
     delete from public.message_reactions r using public.messages m, unnest(v_companies, v_ids) b(company_id, id)
      where m.company_id = b.company_id and m.conversation_id = b.id and r.company_id = m.company_id and r.message_id = m.id;
     get diagnostics n = row_count;
@@ -14800,6 +14869,14 @@ GRANT ALL ON FUNCTION private.lifecycle_cutoffs(p_as_of timestamp with time zone
 
 REVOKE ALL ON FUNCTION private.lifecycle_require_privileges() FROM PUBLIC;
 GRANT ALL ON FUNCTION private.lifecycle_require_privileges() TO service_role;
+
+
+--
+-- Name: FUNCTION lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]) TO service_role;
 
 
 --

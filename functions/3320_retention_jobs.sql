@@ -62,10 +62,10 @@ begin
                               where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
            limit p_limit
              for update of c skip locked) c;
+  -- their rows, without waiting on a member's open transaction (those conversations wait)
+  select l.o_companies, l.o_ids into v_companies, v_ids
+    from private.lock_conversation_rows(v_companies, v_ids) l;
   if pg_catalog.cardinality(v_ids) > 0 then
-    perform 1 from public.messages m
-      join unnest(v_companies, v_ids) b(company_id, id) on m.company_id = b.company_id and m.conversation_id = b.id
-       for update of m;
     delete from public.message_reactions r using public.messages m, unnest(v_companies, v_ids) b(company_id, id)
      where m.company_id = b.company_id and m.conversation_id = b.id and r.company_id = m.company_id and r.message_id = m.id;
     get diagnostics n = row_count;
