@@ -3062,6 +3062,31 @@ COMMENT ON FUNCTION private.refresh_chatbot_visibility(p_company_id uuid, p_user
 
 
 --
+-- Name: refuse_truncate(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.refuse_truncate() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  raise exception using errcode = '42501',
+    message = pg_catalog.format('%s.%s cannot be truncated: its delete triggers keep %s',
+                                tg_table_schema, tg_table_name, tg_argv[0]),
+    hint = pg_catalog.format('Delete the rows instead (delete from %s.%s ...), so the triggers keep that state exact.',
+                             tg_table_schema, tg_table_name);
+end;
+$$;
+
+
+--
+-- Name: FUNCTION refuse_truncate(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.refuse_truncate() IS 'Trigger function (before truncate, per statement): refuses TRUNCATE of a table whose delete triggers keep state elsewhere (argument: what that state is), which a TRUNCATE would leave stale; 42501 with a hint to delete the rows instead.';
+
+
+--
 -- Name: reject_other_tenant_insert(); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -10192,6 +10217,20 @@ COMMENT ON TRIGGER integration_credentials_sync ON private.integration_credentia
 
 
 --
+-- Name: integration_credentials integration_credentials_truncate_refused; Type: TRIGGER; Schema: private; Owner: -
+--
+
+CREATE TRIGGER integration_credentials_truncate_refused BEFORE TRUNCATE ON private.integration_credentials FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('integrations.has_credentials and the audit trail');
+
+
+--
+-- Name: TRIGGER integration_credentials_truncate_refused ON integration_credentials; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON TRIGGER integration_credentials_truncate_refused ON private.integration_credentials IS 'TRUNCATE fires no delete trigger, so it would leave integrations.has_credentials and the audit trail stale: refused for every role; delete the rows instead.';
+
+
+--
 -- Name: analytics_daily analytics_daily_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -10402,6 +10441,20 @@ COMMENT ON TRIGGER chatbot_operators_chatbot_visibility ON public.chatbot_operat
 
 
 --
+-- Name: chatbot_operators chatbot_operators_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chatbot_operators_truncate_refused BEFORE TRUNCATE ON public.chatbot_operators FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the operadores'' chatbot visibility (private.chatbot_visibility) and the audit trail');
+
+
+--
+-- Name: TRIGGER chatbot_operators_truncate_refused ON chatbot_operators; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER chatbot_operators_truncate_refused ON public.chatbot_operators IS 'TRUNCATE fires no delete trigger, so it would leave the operadores'' chatbot visibility (private.chatbot_visibility) and the audit trail stale: refused for every role; delete the rows instead.';
+
+
+--
 -- Name: chatbot_templates chatbot_templates_touch_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -10514,6 +10567,20 @@ COMMENT ON TRIGGER chatbots_touch_updated_at ON public.chatbots IS 'Keeps update
 
 
 --
+-- Name: chatbots chatbots_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chatbots_truncate_refused BEFORE TRUNCATE ON public.chatbots FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the plan''s chatbot count, the members'' chatbot visibility (private.chatbot_visibility) and the audit trail');
+
+
+--
+-- Name: TRIGGER chatbots_truncate_refused ON chatbots; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER chatbots_truncate_refused ON public.chatbots IS 'TRUNCATE fires no delete trigger, so it would leave the plan''s chatbot count, the members'' chatbot visibility (private.chatbot_visibility) and the audit trail stale: refused for every role; delete the rows instead.';
+
+
+--
 -- Name: companies companies_audit; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -10581,6 +10648,20 @@ CREATE TRIGGER companies_touch_updated_at BEFORE UPDATE ON public.companies FOR 
 --
 
 COMMENT ON TRIGGER companies_touch_updated_at ON public.companies IS 'Keeps updated_at exact.';
+
+
+--
+-- Name: companies companies_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER companies_truncate_refused BEFORE TRUNCATE ON public.companies FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the audit trail of its deletes');
+
+
+--
+-- Name: TRIGGER companies_truncate_refused ON companies; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER companies_truncate_refused ON public.companies IS 'TRUNCATE fires no delete trigger, so it would leave the audit trail of its deletes stale: refused for every role; delete the rows instead.';
 
 
 --
@@ -10822,6 +10903,20 @@ COMMENT ON TRIGGER document_chunks_legal_hold_truncate ON public.document_chunks
 
 
 --
+-- Name: document_chunks document_chunks_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER document_chunks_truncate_refused BEFORE TRUNCATE ON public.document_chunks FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the chunk count of each document');
+
+
+--
+-- Name: TRIGGER document_chunks_truncate_refused ON document_chunks; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER document_chunks_truncate_refused ON public.document_chunks IS 'TRUNCATE fires no delete trigger, so it would leave the chunk count of each document stale: refused for every role; delete the rows instead.';
+
+
+--
 -- Name: documents documents_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -10959,6 +11054,20 @@ CREATE TRIGGER documents_touch_updated_at BEFORE UPDATE ON public.documents FOR 
 --
 
 COMMENT ON TRIGGER documents_touch_updated_at ON public.documents IS 'Maintains updated_at.';
+
+
+--
+-- Name: documents documents_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER documents_truncate_refused BEFORE TRUNCATE ON public.documents FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the plan''s document count and storage bytes and the audit trail');
+
+
+--
+-- Name: TRIGGER documents_truncate_refused ON documents; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER documents_truncate_refused ON public.documents IS 'TRUNCATE fires no delete trigger, so it would leave the plan''s document count and storage bytes and the audit trail stale: refused for every role; delete the rows instead.';
 
 
 --
@@ -11200,6 +11309,20 @@ COMMENT ON TRIGGER integrations_touch_updated_at ON public.integrations IS 'Main
 
 
 --
+-- Name: integrations integrations_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER integrations_truncate_refused BEFORE TRUNCATE ON public.integrations FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the plan''s integration count and the audit trail');
+
+
+--
+-- Name: TRIGGER integrations_truncate_refused ON integrations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER integrations_truncate_refused ON public.integrations IS 'TRUNCATE fires no delete trigger, so it would leave the plan''s integration count and the audit trail stale: refused for every role; delete the rows instead.';
+
+
+--
 -- Name: knowledge_queries knowledge_queries_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -11323,6 +11446,20 @@ CREATE TRIGGER legal_holds_guard BEFORE DELETE OR UPDATE ON public.legal_holds F
 --
 
 COMMENT ON TRIGGER legal_holds_guard ON public.legal_holds IS 'What a hold covers is immutable; active holds cannot be deleted.';
+
+
+--
+-- Name: legal_holds legal_holds_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER legal_holds_truncate_refused BEFORE TRUNCATE ON public.legal_holds FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the legal-hold rule that a hold is released, never deleted');
+
+
+--
+-- Name: TRIGGER legal_holds_truncate_refused ON legal_holds; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER legal_holds_truncate_refused ON public.legal_holds IS 'TRUNCATE fires no delete trigger, so it would leave the legal-hold rule that a hold is released, never deleted stale: refused for every role; delete the rows instead.';
 
 
 --
@@ -11589,6 +11726,20 @@ CREATE TRIGGER user_invitations_touch_updated_at BEFORE UPDATE ON public.user_in
 --
 
 COMMENT ON TRIGGER user_invitations_touch_updated_at ON public.user_invitations IS 'Keeps updated_at exact.';
+
+
+--
+-- Name: user_invitations user_invitations_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER user_invitations_truncate_refused BEFORE TRUNCATE ON public.user_invitations FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the pending-invitation count (companies.current_pending_invitation_count) and the audit trail');
+
+
+--
+-- Name: TRIGGER user_invitations_truncate_refused ON user_invitations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER user_invitations_truncate_refused ON public.user_invitations IS 'TRUNCATE fires no delete trigger, so it would leave the pending-invitation count (companies.current_pending_invitation_count) and the audit trail stale: refused for every role; delete the rows instead.';
 
 
 --
@@ -11869,6 +12020,20 @@ CREATE TRIGGER users_touch_updated_at BEFORE UPDATE ON public.users FOR EACH ROW
 --
 
 COMMENT ON TRIGGER users_touch_updated_at ON public.users IS 'Keeps updated_at exact.';
+
+
+--
+-- Name: users users_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER users_truncate_refused BEFORE TRUNCATE ON public.users FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the member count (companies.current_user_count), the one-owner rule, the member references cleared in other tables and the audit trail');
+
+
+--
+-- Name: TRIGGER users_truncate_refused ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER users_truncate_refused ON public.users IS 'TRUNCATE fires no delete trigger, so it would leave the member count (companies.current_user_count), the one-owner rule, the member references cleared in other tables and the audit trail stale: refused for every role; delete the rows instead.';
 
 
 --
@@ -14927,6 +15092,13 @@ REVOKE ALL ON FUNCTION private.record_message_usage(p_company_id uuid, p_billabl
 --
 
 REVOKE ALL ON FUNCTION private.refresh_chatbot_visibility(p_company_id uuid, p_user_id uuid) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION refuse_truncate(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.refuse_truncate() FROM PUBLIC;
 
 
 --

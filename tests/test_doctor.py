@@ -405,3 +405,14 @@ def test_a_legal_hold_trigger_freeing_columns_the_registry_does_not_fails_doctor
         conn.rollback()
     assert found == ["messages_legal_hold runs private.legal_hold_guard(conversation_id, content), "
                      "schema/_tables.toml says (conversation_id)"]
+
+
+def test_a_table_whose_delete_triggers_keep_state_without_a_truncate_refusal_fails_doctor(
+        neurant_db: TestDatabase) -> None:
+    """The doctor check trigger.truncate of the truncate-refused rule (issue 20, item 6)."""
+    with psycopg.connect(neurant_db.url) as conn:
+        assert [f for f in run_checks(conn) if f.check == "trigger.truncate"] == []
+        conn.execute("drop trigger chatbot_operators_truncate_refused on public.chatbot_operators")
+        found = [(f.level, f.object) for f in run_checks(conn) if f.check == "trigger.truncate"]
+        conn.rollback()
+    assert found == [("error", "public.chatbot_operators")]

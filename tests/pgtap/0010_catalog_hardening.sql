@@ -5,7 +5,7 @@
 -- functions, and every RPC probed with another company's ids. Rules of one domain
 -- live in that domain's file (see CONVENTIONS.md, Tests).
 begin;
-select plan(26 + (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+select plan(30 + (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
                     where n.nspname in ('public', 'private') and p.prokind in ('f', 'p')
                       and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e'))
                 + 2 * (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
@@ -246,6 +246,28 @@ select is(array(select r.rolname || ' ' || c.item
         'authenticated idle_in_transaction_session_timeout=30s', 'authenticated lock_timeout=4s',
         'authenticated statement_timeout=8s'],
   'anon and authenticated run with a statement, lock and idle-in-transaction timeout in this database');
+
+-- rule: truncate-refused (docs/rules.md)
+-- TRUNCATE fires no delete trigger: every table whose delete triggers keep state elsewhere
+-- (counters, chatbot visibility, the audit trail) or guard a rule refuses it, for every role.
+select is_empty($$
+  select c.oid::regclass::text
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname in ('public', 'private', 'archive') and c.relkind in ('r', 'p')
+     and exists (select 1 from pg_trigger t where t.tgrelid = c.oid and not t.tgisinternal and (t.tgtype & 8) = 8
+                    and t.tgfoid <> 'private.legal_hold_guard'::regproc)
+     and not exists (select 1 from pg_trigger t where t.tgrelid = c.oid and not t.tgisinternal and (t.tgtype & 34) = 34
+                        and t.tgfoid <> 'private.legal_hold_guard'::regproc) $$,
+  'every table with delete triggers refuses TRUNCATE, which would bypass them');
+select matches(tests.attempt_as('service_role', 'truncate public.chatbot_operators'),
+  '^42501: public\.chatbot_operators cannot be truncated: its delete triggers keep',
+  'service_role cannot truncate chatbot_operators (the operadores'' chatbot visibility would go stale)');
+select matches(tests.attempt_as('service_role', 'truncate public.users cascade'),
+  '^42501: public\.users cannot be truncated',
+  'service_role cannot truncate the members (counts, the owner rule and visibility would go stale)');
+select matches(tests.attempt('truncate public.legal_holds'),
+  '^42501: public\.legal_holds cannot be truncated',
+  'not even the table owner can truncate the legal holds (a hold is released, never deleted)');
 
 -- Views and functions (catalog) ------------------------------------------------------------
 select is_empty($$

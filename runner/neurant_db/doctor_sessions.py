@@ -1,0 +1,52 @@
+"""Doctor checks against what a hostile session can do beyond the policies (issue 20).
+
+`trigger.truncate`: TRUNCATE fires no row or delete trigger, so a table whose delete
+triggers keep state elsewhere (counters, the members' chatbot visibility, the audit trail)
+or guard a rule (one owner, holds are released) must refuse it: a before-truncate trigger
+other than the legal-hold guard (which refuses only under a hold). The registry declares
+the refusal (`truncate_refused`, schema/_truncate_refused.sql).
+
+Run by `doctor.run_checks` on every profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+
+from .doctor_finding import Finding
+
+SCHEMAS = ("public", "private", "archive")
+LEGAL_HOLD_GUARD = "private.legal_hold_guard"
+
+DELETE_TRIGGERS = """
+select pg_catalog.format('%%I.%%I', n.nspname, c.relname),
+       pg_catalog.array_agg(t.tgname::text order by t.tgname)
+         filter (where (t.tgtype & 8) = 8 and t.tgfoid::regproc::text <> %(guard)s) as on_delete,
+       pg_catalog.bool_or((t.tgtype & 34) = 34 and t.tgfoid::regproc::text <> %(guard)s) as refuses_truncate
+from pg_catalog.pg_class c
+join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+join pg_catalog.pg_trigger t on t.tgrelid = c.oid and not t.tgisinternal and t.tgenabled <> 'D'
+where n.nspname = any(%(schemas)s) and c.relkind in ('r', 'p')
+group by c.oid, n.nspname, c.relname
+order by 1
+"""
+
+
+def truncate_keeps_trigger_state(conn: psycopg.Connection) -> Iterator[Finding]:
+    """A table with a delete trigger (other than the legal-hold guard) has a before-truncate
+    trigger that refuses TRUNCATE, or the state its delete triggers keep goes stale."""
+    rows = conn.execute(DELETE_TRIGGERS, {"guard": LEGAL_HOLD_GUARD, "schemas": list(SCHEMAS)}).fetchall()
+    for table, on_delete, refuses in rows:
+        if on_delete and not refuses:
+            yield Finding("error", "trigger.truncate", table,
+                          f"delete triggers ({', '.join(on_delete)}) keep state or rules that TRUNCATE, "
+                          "which fires none of them, bypasses: nothing refuses TRUNCATE",
+                          "Give the table truncate_refused = \"<what its delete triggers keep>\" in "
+                          "schema/_tables.toml (a before truncate trigger running private.refuse_truncate).")
+
+
+def run_session_checks(conn: psycopg.Connection) -> list[Finding]:
+    """Every check of this module."""
+    return list(truncate_keeps_trigger_state(conn))
