@@ -1561,6 +1561,65 @@ COMMENT ON FUNCTION private.conversations_log_escalation() IS 'Trigger: records 
 
 
 --
+-- Name: delete_rows(text, jsonb); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.delete_rows(p_table text, p_keys jsonb) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_schema pg_catalog.name;
+  v_name pg_catalog.name;
+  v_match text;
+  v_count bigint;
+begin
+  select n.nspname, c.relname,
+         (select pg_catalog.string_agg(pg_catalog.format('t.%1$I operator(pg_catalog.=) k.%1$I', a.attname), ' and ')
+            from pg_catalog.pg_constraint k
+            join pg_catalog.pg_attribute a on a.attrelid = k.conrelid and a.attnum operator(pg_catalog.=) any (k.conkey)
+           where k.conrelid = c.oid and k.contype = 'p' and a.attname <> 'company_id')
+    into v_schema, v_name, v_match
+    from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+   where c.oid = pg_catalog.to_regclass(p_table)
+     and n.nspname = 'public'
+     and c.relkind = 'r'
+     and pg_catalog.has_table_privilege('neurant_member_delete', c.oid, 'DELETE');
+  if v_name is null or v_match is null then
+    raise exception using errcode = '42501',
+      message = pg_catalog.format('rows of %s cannot be deleted through delete_rows', p_table),
+      hint = 'Name a table members delete from, schema-qualified: public.users, public.chatbots, public.chatbot_operators, public.conversations, public.messages, public.message_reactions, public.documents, public.document_chunks or public.integrations.';
+  end if;
+  if pg_catalog.jsonb_typeof(p_keys) is distinct from 'array' then
+    raise exception using errcode = '22023',
+      message = 'p_keys must be a JSON array of primary keys',
+      hint = 'Pass one object per row with its key columns other than company_id: [{"id": "..."}], or [{"chatbot_id": "...", "user_id": "..."}] for public.chatbot_operators.';
+  end if;
+  -- A suspended or canceled company deletes nothing (NA002), like every other write of its
+  -- members (the restrictive read-only policies apply here too; this names the rule first).
+  perform private.require_company_writable(public.get_user_company_id());
+  -- Keys are per tenant: the caller's company is the one they name rows of. RLS and the
+  -- triggers then decide as for a direct delete by the caller (see the header).
+  execute pg_catalog.format(
+    'delete from %I.%I t using pg_catalog.jsonb_populate_recordset(null::%I.%I, $1) k'
+    ' where t.company_id operator(pg_catalog.=) (select public.get_user_company_id()) and %s',
+    v_schema, v_name, v_schema, v_name, v_match)
+    using p_keys;
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$_$;
+
+
+--
+-- Name: FUNCTION delete_rows(p_table text, p_keys jsonb); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.delete_rows(p_table text, p_keys jsonb) IS 'The body of public.delete_rows(text, jsonb), run as neurant_member_delete (a member of authenticated subject to RLS, holding the table-level DELETE no request role holds): deletes the caller''s company''s rows with the given primary keys that the delete policies and triggers allow; returns how many. Kept out of the exposed schema.';
+
+
+--
 -- Name: document_chunks_before_update(); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -3928,58 +3987,18 @@ COMMENT ON FUNCTION public.create_invitation(p_email text, p_role public.user_ro
 --
 
 CREATE FUNCTION public.delete_rows(p_table text, p_keys jsonb) RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-declare
-  v_schema pg_catalog.name;
-  v_name pg_catalog.name;
-  v_match text;
-  v_count bigint;
-begin
-  select n.nspname, c.relname,
-         (select pg_catalog.string_agg(pg_catalog.format('t.%1$I operator(pg_catalog.=) k.%1$I', a.attname), ' and ')
-            from pg_catalog.pg_constraint k
-            join pg_catalog.pg_attribute a on a.attrelid = k.conrelid and a.attnum operator(pg_catalog.=) any (k.conkey)
-           where k.conrelid = c.oid and k.contype = 'p' and a.attname <> 'company_id')
-    into v_schema, v_name, v_match
-    from pg_catalog.pg_class c
-    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-   where c.oid = pg_catalog.to_regclass(p_table)
-     and n.nspname = 'public'
-     and c.relkind = 'r'
-     and pg_catalog.has_table_privilege('neurant_member_delete', c.oid, 'DELETE');
-  if v_name is null or v_match is null then
-    raise exception using errcode = '42501',
-      message = pg_catalog.format('rows of %s cannot be deleted through delete_rows', p_table),
-      hint = 'Name a table members delete from, schema-qualified: public.users, public.chatbots, public.chatbot_operators, public.conversations, public.messages, public.message_reactions, public.documents, public.document_chunks or public.integrations.';
-  end if;
-  if pg_catalog.jsonb_typeof(p_keys) is distinct from 'array' then
-    raise exception using errcode = '22023',
-      message = 'p_keys must be a JSON array of primary keys',
-      hint = 'Pass one object per row with its key columns other than company_id: [{"id": "..."}], or [{"chatbot_id": "...", "user_id": "..."}] for public.chatbot_operators.';
-  end if;
-  -- A suspended or canceled company deletes nothing (NA002), like every other write of its
-  -- members (the restrictive read-only policies apply here too; this names the rule first).
-  perform private.require_company_writable(public.get_user_company_id());
-  -- Keys are per tenant: the caller's company is the one they name rows of. RLS and the
-  -- triggers then decide as for a direct delete by the caller (see the header).
-  execute pg_catalog.format(
-    'delete from %I.%I t using pg_catalog.jsonb_populate_recordset(null::%I.%I, $1) k'
-    ' where t.company_id operator(pg_catalog.=) (select public.get_user_company_id()) and %s',
-    v_schema, v_name, v_schema, v_name, v_match)
-    using p_keys;
-  get diagnostics v_count = row_count;
-  return v_count;
-end;
-$_$;
+    AS $$
+  select private.delete_rows(p_table, p_keys)
+$$;
 
 
 --
 -- Name: FUNCTION delete_rows(p_table text, p_keys jsonb); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) IS 'Deletes rows of one table (schema-qualified name) of the caller''s company, named by their primary keys without company_id (a JSON array: [{"id": ...}], or [{"chatbot_id": ..., "user_id": ...}] for chatbot_operators), that the caller''s delete policies allow, and returns how many: the way members delete (no request role holds table-level DELETE, which would let it LOCK a shared table). Runs as neurant_member_delete, a member of authenticated subject to RLS, so the policies TO authenticated and the triggers decide; a row the caller may not delete counts 0, like a direct delete. 42501 for a table members do not delete from, 22023 for keys that are not an array.';
+COMMENT ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) IS 'Deletes rows of one table (schema-qualified name) of the caller''s company, named by their primary keys without company_id (a JSON array: [{"id": ...}], or [{"chatbot_id": ..., "user_id": ...}] for chatbot_operators), that the caller''s delete policies allow, and returns how many: the way members delete (no request role holds table-level DELETE, which would let it LOCK a shared table). The work is done by private.delete_rows as neurant_member_delete, a member of authenticated subject to RLS, so the policies TO authenticated and the triggers decide; a row the caller may not delete counts 0, like a direct delete. 42501 for a table members do not delete from, 22023 for keys that are not an array, NA002 while the company is read-only.';
 
 
 --
@@ -14838,6 +14857,14 @@ REVOKE ALL ON FUNCTION private.conversations_guard_transition() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION private.conversations_log_escalation() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION delete_rows(p_table text, p_keys jsonb); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.delete_rows(p_table text, p_keys jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.delete_rows(p_table text, p_keys jsonb) TO authenticated;
 
 
 --

@@ -8,30 +8,43 @@
 -- DELETE: members delete through public.delete_rows (POST /rpc/delete_rows for a
 -- PostgREST-style client; docs/services.md, "Deleting rows").
 --
--- The function runs as neurant_member_delete, a NOLOGIN role that is a member of
+-- The body, private.delete_rows (out of the exposed schema; public.delete_rows is the invoker
+-- wrapper PostgREST exposes), runs as neurant_member_delete, a NOLOGIN role that is a member of
 -- authenticated (inheriting its privileges) and holds table-level DELETE on the tables
 -- whose registry entry grants it `delete`. It is subject to RLS (no BYPASSRLS) and every
 -- policy `TO authenticated` applies to it (a policy applies to members of its roles), so
 -- the delete policies, the read-only policies and the triggers decide exactly as they did
--- for a direct delete: one source for who may delete what. Nobody can become the role
--- (NOLOGIN, no member), and the only statement run as it is the fixed delete below, which
--- takes ROW EXCLUSIVE.
+-- for a direct delete: one source for who may delete what. No request role can become it
+-- (NOLOGIN; its only member is the applying role, which owns the tables anyway), and the
+-- only statement run as it is the fixed delete below, which takes ROW EXCLUSIVE.
 --
 -- Roles are cluster-wide: created only when missing, never dropped by the rollback. On profile
 -- citus it is LOGIN like the request roles (Citus connects to the workers as the current role),
 -- without a password: give it none, and no pg_hba line lets it in (docs/scale-out.md).
+-- The applying role must be a member of it to hand it the function (ALTER ... OWNER): a
+-- superuser is; a CREATEROLE owner grants it to itself (PostgreSQL 16+: as the role's creator,
+-- or after an admin's `grant neurant_member_delete to <owner>`; `neurant-db preflight` says so).
 do $$
 begin
   if not exists (select 1 from pg_catalog.pg_roles where rolname = 'neurant_member_delete') then
     create role neurant_member_delete {{ 'login' if profile == 'citus' else 'nologin' }} inherit nobypassrls;
   end if;
+  if not pg_catalog.pg_has_role(current_user, 'neurant_member_delete', 'MEMBER') then
+    grant neurant_member_delete to current_user;
+  end if;
 end
 $$;
 comment on role neurant_member_delete is
-  'neurant-db: owner of public.delete_rows(); a member of authenticated holding table-level DELETE on the tables members delete from, so that no request role holds a privilege that lets it LOCK a shared table (docs/design.md, "Locks").';
-grant authenticated to neurant_member_delete;
+  'neurant-db: owner of private.delete_rows(text, jsonb), the body of public.delete_rows; a member of authenticated holding table-level DELETE on the tables members delete from, so that no request role holds a privilege that lets it LOCK a shared table (docs/design.md, "Locks").';
+do $$
+begin
+  if not pg_catalog.pg_has_role('neurant_member_delete', 'authenticated', 'MEMBER') then
+    grant authenticated to neurant_member_delete;
+  end if;
+end
+$$;
 
-create function public.delete_rows(p_table text, p_keys jsonb) returns bigint
+create function private.delete_rows(p_table text, p_keys jsonb) returns bigint
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp{{ citus_settings() }}
 as $$
@@ -77,11 +90,23 @@ begin
   return v_count;
 end;
 $$;
+comment on function private.delete_rows(text, jsonb) is
+  'The body of public.delete_rows(text, jsonb), run as neurant_member_delete (a member of authenticated subject to RLS, holding the table-level DELETE no request role holds): deletes the caller''s company''s rows with the given primary keys that the delete policies and triggers allow; returns how many. Kept out of the exposed schema.';
+revoke execute on function private.delete_rows(text, jsonb) from public, anon;
+grant execute on function private.delete_rows(text, jsonb) to authenticated;
+-- The new owner needs CREATE on the schema for ALTER ... OWNER; it keeps none afterwards.
+grant create on schema private to neurant_member_delete;
+alter function private.delete_rows(text, jsonb) owner to neurant_member_delete;
+revoke create on schema private from neurant_member_delete;
+
+-- The API: PostgREST exposes public; the wrapper runs as the caller, who may execute the body.
+create function public.delete_rows(p_table text, p_keys jsonb) returns bigint
+  language sql volatile security invoker
+  set search_path = pg_catalog, pg_temp
+as $$
+  select private.delete_rows(p_table, p_keys)
+$$;
 comment on function public.delete_rows(text, jsonb) is
-  'Deletes rows of one table (schema-qualified name) of the caller''s company, named by their primary keys without company_id (a JSON array: [{"id": ...}], or [{"chatbot_id": ..., "user_id": ...}] for chatbot_operators), that the caller''s delete policies allow, and returns how many: the way members delete (no request role holds table-level DELETE, which would let it LOCK a shared table). Runs as neurant_member_delete, a member of authenticated subject to RLS, so the policies TO authenticated and the triggers decide; a row the caller may not delete counts 0, like a direct delete. 42501 for a table members do not delete from, 22023 for keys that are not an array.';
+  'Deletes rows of one table (schema-qualified name) of the caller''s company, named by their primary keys without company_id (a JSON array: [{"id": ...}], or [{"chatbot_id": ..., "user_id": ...}] for chatbot_operators), that the caller''s delete policies allow, and returns how many: the way members delete (no request role holds table-level DELETE, which would let it LOCK a shared table). The work is done by private.delete_rows as neurant_member_delete, a member of authenticated subject to RLS, so the policies TO authenticated and the triggers decide; a row the caller may not delete counts 0, like a direct delete. 42501 for a table members do not delete from, 22023 for keys that are not an array, NA002 while the company is read-only.';
 revoke execute on function public.delete_rows(text, jsonb) from public, anon;
 grant execute on function public.delete_rows(text, jsonb) to authenticated;
--- The new owner needs CREATE on the schema for ALTER ... OWNER; it keeps none afterwards.
-grant create on schema public to neurant_member_delete;
-alter function public.delete_rows(text, jsonb) owner to neurant_member_delete;
-revoke create on schema public from neurant_member_delete;

@@ -53,8 +53,9 @@ $$;
 -- request it runs as the role; a `set role` in an existing session does not (docs/services.md,
 -- "Timeouts of the request roles"). Changing a role's settings needs a superuser or
 -- CREATEROLE (with ADMIN OPTION on the role on PostgreSQL 16+): without it the migration
--- changes nothing and says so in a NOTICE. `neurant-db doctor` reports any other setting of
--- the request roles (role.setting).
+-- changes nothing and says so in a NOTICE. The values come from
+-- runner/neurant_db/role_settings.py (PROJECT_SETTINGS), where `neurant-db doctor` and
+-- `preflight` read them to report any other setting of the request roles (role.setting).
 do $$
 declare
   v_db text := pg_catalog.current_database();
@@ -64,12 +65,9 @@ declare
 begin
   for v_role, v_name, v_value in
     select * from (values
-      ('anon', 'statement_timeout', '3s'),
-      ('anon', 'lock_timeout', '2s'),
-      ('anon', 'idle_in_transaction_session_timeout', '15s'),
-      ('authenticated', 'statement_timeout', '8s'),
-      ('authenticated', 'lock_timeout', '4s'),
-      ('authenticated', 'idle_in_transaction_session_timeout', '30s')) as s (r, n, v)
+{%- for role, name, value in request_role_settings %}
+      ('{{ role }}', '{{ name }}', '{{ value }}'){{ ',' if not loop.last }}
+{%- endfor %}) as s (r, n, v)
   loop
     if exists (
          select 1

@@ -416,3 +416,35 @@ def test_a_table_whose_delete_triggers_keep_state_without_a_truncate_refusal_fai
         found = [(f.level, f.object) for f in run_checks(conn) if f.check == "trigger.truncate"]
         conn.rollback()
     assert found == [("error", "public.chatbot_operators")]
+
+
+def test_settings_and_a_password_a_request_role_gave_itself_are_reported_with_their_undo(
+        neurant_db: TestDatabase) -> None:
+    """Issue 20, item 2: a request role alters itself (PostgreSQL allows it); doctor names
+    each such setting and password with the statement that undoes it, and the undo works."""
+    def found(conn: psycopg.Connection) -> set[tuple[str, str, str]]:
+        return {(f.check, f.object, f.hint) for f in run_checks(conn)
+                if f.level == "error" and f.check in ("role.setting", "role.password")}
+
+    with psycopg.connect(neurant_db.url) as conn:  # one transaction, rolled back: no other test sees it
+        assert found(conn) == set()
+        db = conn.execute("select current_database()").fetchone()
+        assert db is not None
+        conn.execute("set role authenticated")
+        conn.execute("alter role authenticated set default_transaction_read_only = on")
+        conn.execute("alter role authenticated password 'chosen by a session'")
+        conn.execute("reset role")
+        conn.execute(f'alter role anon in database "{db[0]}" set lock_timeout = 0')
+        reported = found(conn)
+        for _check, _role, hint in reported:
+            conn.execute(hint.split(": ", 1)[1])
+        after = found(conn)
+        conn.rollback()
+    assert reported == {
+        ("role.setting", "authenticated", "Undo it (as a superuser or a role with CREATEROLE): "
+                                          "alter role authenticated reset default_transaction_read_only;"),
+        ("role.setting", "anon", "Undo it (as a superuser or a role with CREATEROLE): "
+                                 f"alter role anon in database \"{db[0]}\" set lock_timeout = '2s';"),
+        ("role.password", "authenticated", "Remove it (as a superuser): alter role authenticated password null;"),
+    }
+    assert after == set()

@@ -6,6 +6,11 @@ or guard a rule (one owner, holds are released) must refuse it: a before-truncat
 other than the legal-hold guard (which refuses only under a hold). The registry declares
 the refusal (`truncate_refused`, schema/_truncate_refused.sql).
 
+`role.setting`, `role.password`: settings (pg_db_role_setting) and passwords of anon,
+authenticated and service_role that the project did not set (a request role can alter
+itself, and poolers apply its defaults to every request), with the statement undoing each
+(role_settings.py).
+
 Run by `doctor.run_checks` on every profile.
 """
 
@@ -16,6 +21,7 @@ from collections.abc import Iterator
 import psycopg
 
 from .doctor_finding import Finding
+from .role_settings import foreign_settings, roles_with_password
 
 SCHEMAS = ("public", "private", "archive")
 LEGAL_HOLD_GUARD = "private.legal_hold_guard"
@@ -47,6 +53,31 @@ def truncate_keeps_trigger_state(conn: psycopg.Connection) -> Iterator[Finding]:
                           "schema/_tables.toml (a before truncate trigger running private.refuse_truncate).")
 
 
+def request_roles_as_the_project_left_them(conn: psycopg.Connection) -> Iterator[Finding]:
+    """No setting or password on a request role that the project did not set."""
+    foreign, kept = foreign_settings(conn)
+    for s in foreign:
+        yield Finding("error", "role.setting", s.role,
+                      f"{s.name} = {s.value} {s.where}: not set by neurant-db; a request role can alter "
+                      "itself and poolers apply its defaults to every request",
+                      f"Undo it (as a superuser or a role with CREATEROLE): {s.undo}")
+    for item in kept:
+        yield Finding("info", "role.setting", item.split(" ")[0],
+                      f"{item} in every database: the platform's own (Supabase), kept by the migration")
+    passwords = roles_with_password(conn)
+    if passwords is None:
+        yield Finding("warning", "role.password", "pg_authid",
+                      "this role may not read pg_authid: run doctor as a superuser to check that the "
+                      "request roles have no password")
+        return
+    for role in passwords:
+        yield Finding("error", "role.password", role,
+                      f"role {role} has a password: the request roles are reached by SET ROLE (or, on "
+                      "profile citus, by an authentication the operator configures), never by a "
+                      "password a session may have set on itself",
+                      f"Remove it (as a superuser): alter role {role} password null;")
+
+
 def run_session_checks(conn: psycopg.Connection) -> list[Finding]:
     """Every check of this module."""
-    return list(truncate_keeps_trigger_state(conn))
+    return [*truncate_keeps_trigger_state(conn), *request_roles_as_the_project_left_them(conn)]
