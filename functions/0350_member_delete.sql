@@ -78,7 +78,7 @@ begin
   end if;
   -- A suspended or canceled company deletes nothing (NA002), like every other write of its
   -- members (the restrictive read-only policies apply here too; this names the rule first).
-  perform private.require_company_writable(public.get_user_company_id());
+  perform private.require_company_writable();
   -- Keys are per tenant: the caller's company is the one they name rows of. RLS and the
   -- triggers then decide as for a direct delete by the caller (see the header).
   execute pg_catalog.format(

@@ -92,3 +92,55 @@ begin
   end loop;
 end;
 $$;
+
+-- Why (issue 20, item 7): side channels of the request roles into other companies.
+-- Large objects: any role may create them (lo_from_bytea, lo_create, ...) with no quota; one
+-- created by a member is owned by the shared role authenticated, so every other company's
+-- users may read and overwrite it (lo_get, lo_put). Activity counters: the per-table and
+-- per-database statistics (pg_stat_user_tables.n_tup_ins, pg_stat_get_tuples_inserted(oid),
+-- ...) count every company's rows, so any member could follow other tenants' volumes. The
+-- request roles get neither: EXECUTE on the large-object functions and on the per-object
+-- pg_stat_get_* functions, and SELECT on the statistics views, are revoked from PUBLIC in this
+-- database; the statistics stay readable by service_role, pg_read_all_stats (monitoring) and
+-- the applying role. Only a superuser may change the privileges of pg_catalog's objects: any
+-- other applying role (postgres on Supabase) changes nothing, and a NOTICE says so. What
+-- cannot be closed this way (planner estimates shown by EXPLAIN) is in docs/services.md,
+-- "Side channels".
+do $$
+declare
+  v_object text;
+begin
+  if not (select r.rolsuper from pg_catalog.pg_roles r where r.rolname = current_user) then
+    raise notice 'neurant-db: % is not a superuser: large objects and activity statistics stay open to the request roles', current_user
+      using hint = 'Have a superuser revoke EXECUTE on the lo_* functions and the pg_stat_get_*(oid) functions, and SELECT on the pg_stat*/pg_statio* table views, from PUBLIC in this database (docs/services.md, "Side channels").';
+    return;
+  end if;
+  for v_object in
+    select p.oid::pg_catalog.regprocedure::text
+      from pg_catalog.pg_proc p
+     where p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
+       and (p.proname ~ '^lo_' or p.proname in ('loread', 'lowrite'))
+  loop
+    execute pg_catalog.format('revoke execute on function %s from public', v_object);
+  end loop;
+  for v_object in
+    select p.oid::pg_catalog.regprocedure::text
+      from pg_catalog.pg_proc p
+     where p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
+       and p.proname ~ '^pg_stat_get_' and p.pronargs = 1 and p.proargtypes[0] = 'pg_catalog.oid'::pg_catalog.regtype
+  loop
+    execute pg_catalog.format('revoke execute on function %s from public', v_object);
+    execute pg_catalog.format('grant execute on function %s to service_role, pg_read_all_stats, %I', v_object, current_user);
+  end loop;
+  for v_object in
+    select c.oid::pg_catalog.regclass::text
+      from pg_catalog.pg_class c
+     where c.relnamespace = 'pg_catalog'::pg_catalog.regnamespace and c.relkind = 'v'
+       and (c.relname ~ '^pg_stat(io)?_(xact_)?(all|user|sys)_(tables|indexes|sequences|functions)$'
+            or c.relname = 'pg_stat_database')
+  loop
+    execute pg_catalog.format('revoke select on %s from public', v_object);
+    execute pg_catalog.format('grant select on %s to service_role, pg_read_all_stats, %I', v_object, current_user);
+  end loop;
+end;
+$$;

@@ -5,7 +5,7 @@
 -- functions, and every RPC probed with another company's ids. Rules of one domain
 -- live in that domain's file (see CONVENTIONS.md, Tests).
 begin;
-select plan(30 + (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+select plan(35 + (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
                     where n.nspname in ('public', 'private') and p.prokind in ('f', 'p')
                       and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e'))
                 + 2 * (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
@@ -268,6 +268,25 @@ select matches(tests.attempt_as('service_role', 'truncate public.users cascade')
 select matches(tests.attempt('truncate public.legal_holds'),
   '^42501: public\.legal_holds cannot be truncated',
   'not even the table owner can truncate the legal holds (a hold is released, never deleted)');
+
+-- rule: request-role-side-channels (docs/rules.md)
+-- Side channels into other companies: a suspended/canceled probe, shared large objects,
+-- cluster-wide activity counters.
+select is(tests.attempt_as('owner', $$ select private.require_company_writable(tests.company_id('B')) $$),
+  '42501: permission denied for function require_company_writable',
+  'a member cannot ask whether another company is suspended or canceled (require_company_writable(uuid))');
+select is(tests.attempt_as('operador', $$ select lo_from_bytea(0, 'planted'::bytea) $$),
+  '42501: permission denied for function lo_from_bytea',
+  'a member cannot create a large object (owned by the shared role, readable by other companies)');
+select is(tests.attempt_as('anon', $$ select lo_create(0) $$),
+  '42501: permission denied for function lo_create',
+  'anon cannot create a large object');
+select is(tests.attempt_as('owner', $$ select n_tup_ins from pg_stat_user_tables where relname = 'messages' $$),
+  '42501: permission denied for view pg_stat_user_tables',
+  'a member cannot read the cluster-wide insert counters of a shared table');
+select is(tests.attempt_as('owner', $$ select pg_stat_get_tuples_inserted('public.messages'::regclass) $$),
+  '42501: permission denied for function pg_stat_get_tuples_inserted',
+  'a member cannot read the activity counters through the pg_stat_get_* functions either');
 
 -- Views and functions (catalog) ------------------------------------------------------------
 select is_empty($$
