@@ -475,7 +475,7 @@ $$;
 -- Name: FUNCTION archivable_conversations(p_as_of timestamp with time zone); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.archivable_conversations(p_as_of timestamp with time zone) IS 'Closed live conversations whose closed_at is older than their plan''s archive_after_days and that no active legal hold covers.';
+COMMENT ON FUNCTION private.archivable_conversations(p_as_of timestamp with time zone) IS 'Closed live conversations whose closed_at is older than their plan''s archive_after_days and that no active legal hold covers. doctor: allow function.search_path inlined into the job batches (a SET clause would stop the inlining and make every batch compute all candidates); every name in it is qualified and its callers fix the path.';
 
 
 --
@@ -667,6 +667,7 @@ COMMENT ON FUNCTION private.archive_integration_logs_batch(p_as_of timestamp wit
 
 CREATE FUNCTION private.archive_preview(p_as_of timestamp with time zone) RETURNS jsonb
     LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   with c as (select * from private.archivable_conversations(p_as_of))
   select pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
@@ -852,6 +853,7 @@ COMMENT ON FUNCTION private.audit_row_change() IS 'Generic AFTER ROW trigger: ap
 
 CREATE FUNCTION private.batch_rows(p_batch jsonb) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select coalesce(pg_catalog.sum(e.value::numeric), 0)::bigint from pg_catalog.jsonb_each_text(coalesce(p_batch, '{}'::pg_catalog.jsonb)) e
 $$;
@@ -1141,7 +1143,7 @@ $$;
 -- Name: FUNCTION cold_conversations(p_as_of timestamp with time zone); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.cold_conversations(p_as_of timestamp with time zone) IS 'Archived conversations older than their plan''s cold_after_days (by closed_at) that no active legal hold covers: what the cold export takes.';
+COMMENT ON FUNCTION private.cold_conversations(p_as_of timestamp with time zone) IS 'Archived conversations older than their plan''s cold_after_days (by closed_at) that no active legal hold covers: what the cold export takes. doctor: allow function.search_path inlined into the job batches (a SET clause would stop the inlining and make every batch compute all candidates); every name in it is qualified and its callers fix the path.';
 
 
 --
@@ -1334,6 +1336,7 @@ COMMENT ON FUNCTION private.consume_quota(p_company_id uuid, p_counter text, p_d
 
 CREATE FUNCTION private.conversation_is_held(p_company_id uuid, p_conversation_id uuid) RETURNS boolean
     LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select exists (select 1 from public.legal_holds h
                   where h.company_id = p_company_id and h.released_at is null
@@ -1980,6 +1983,7 @@ COMMENT ON FUNCTION private.job_finish(p_run_id bigint, p_status text, p_error t
 
 CREATE FUNCTION private.job_lock_key(p_job text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   -- the lock group of a job: at most one run of a group is running (job_runs_one_running_per_lock_key)
   select case when p_job in ('archive', 'cold-export', 'retention') then 'lifecycle'
@@ -2145,6 +2149,7 @@ COMMENT ON FUNCTION private.job_start(p_job text, p_params jsonb, p_dry_run bool
 
 CREATE FUNCTION private.jsonb_add_counts(p_a jsonb, p_b jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select coalesce(pg_catalog.jsonb_object_agg(k, v), '{}'::pg_catalog.jsonb)
     from (select e.key as k, pg_catalog.sum(e.value::numeric)::bigint as v
@@ -2421,6 +2426,7 @@ COMMENT ON FUNCTION private.lifecycle_clock(p_as_of timestamp with time zone) IS
 
 CREATE FUNCTION private.lifecycle_cutoffs(p_as_of timestamp with time zone) RETURNS TABLE(company_id uuid, archive_before timestamp with time zone, cold_before timestamp with time zone, delete_before timestamp with time zone, company_held boolean)
     LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select co.id,
          private.lifecycle_clock(p_as_of) - pg_catalog.make_interval(days => p.archive_after_days),
@@ -3375,6 +3381,7 @@ COMMENT ON FUNCTION private.retention_batch(p_as_of timestamp with time zone, p_
 
 CREATE FUNCTION private.retention_preview(p_as_of timestamp with time zone) RETURNS jsonb
     LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   with k as (select * from private.lifecycle_cutoffs(p_as_of) where not company_held),
   lc as (select c.company_id, c.id from k join public.conversations c
@@ -4192,7 +4199,7 @@ $$;
 -- Name: PROCEDURE job_analytics(INOUT p_run_id bigint, IN p_days integer, IN p_from date, IN p_to date, IN p_dry_run boolean); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON PROCEDURE public.job_analytics(INOUT p_run_id bigint, IN p_days integer, IN p_from date, IN p_to date, IN p_dry_run boolean) IS 'Job "analytics": refreshes public.analytics_daily for each UTC day from p_from to p_to (default: the last p_days days, today included), one transaction per day. Idempotent: re-running a day gives the same numbers; late data is picked up by re-running its day.';
+COMMENT ON PROCEDURE public.job_analytics(INOUT p_run_id bigint, IN p_days integer, IN p_from date, IN p_to date, IN p_dry_run boolean) IS 'Job "analytics": refreshes public.analytics_daily for each UTC day from p_from to p_to (default: the last p_days days, today included), one transaction per day. Idempotent: re-running a day gives the same numbers; late data is picked up by re-running its day. doctor: allow function.search_path a procedure that commits cannot carry a SET clause: every name in it is qualified and it first calls private.job_require_trusted_path.';
 
 
 --
@@ -4258,7 +4265,7 @@ $$;
 -- Name: PROCEDURE job_archive(INOUT p_run_id bigint, IN p_batch_size integer, IN p_max_batches integer, IN p_dry_run boolean, IN p_as_of timestamp with time zone); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON PROCEDURE public.job_archive(INOUT p_run_id bigint, IN p_batch_size integer, IN p_max_batches integer, IN p_dry_run boolean, IN p_as_of timestamp with time zone) IS 'Job "archive": moves closed conversations (with messages, reactions, knowledge queries, escalations), integration logs and daily analytics older than their plan''s archive_after_days to the archive schema, p_batch_size per transaction, skipping legal holds; resumable and idempotent (a re-run continues where the last committed batch ended). p_as_of (default now()) fixes the clock; p_dry_run counts only. Progress in private.job_runs (id returned in p_run_id).';
+COMMENT ON PROCEDURE public.job_archive(INOUT p_run_id bigint, IN p_batch_size integer, IN p_max_batches integer, IN p_dry_run boolean, IN p_as_of timestamp with time zone) IS 'Job "archive": moves closed conversations (with messages, reactions, knowledge queries, escalations), integration logs and daily analytics older than their plan''s archive_after_days to the archive schema, p_batch_size per transaction, skipping legal holds; resumable and idempotent (a re-run continues where the last committed batch ended). p_as_of (default now()) fixes the clock; p_dry_run counts only. Progress in private.job_runs (id returned in p_run_id). doctor: allow function.search_path a procedure that commits cannot carry a SET clause: every name in it is qualified and it first calls private.job_require_trusted_path.';
 
 
 --
@@ -4298,7 +4305,7 @@ $$;
 -- Name: PROCEDURE job_metrics(INOUT p_run_id bigint, IN p_dry_run boolean); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON PROCEDURE public.job_metrics(INOUT p_run_id bigint, IN p_dry_run boolean) IS 'Job "metrics": samples database size, connections, per-table size and growth and per-tenant storage into public.system_metrics (private.collect_system_metrics).';
+COMMENT ON PROCEDURE public.job_metrics(INOUT p_run_id bigint, IN p_dry_run boolean) IS 'Job "metrics": samples database size, connections, per-table size and growth and per-tenant storage into public.system_metrics (private.collect_system_metrics). doctor: allow function.search_path a procedure that commits cannot carry a SET clause: every name in it is qualified and it first calls private.job_require_trusted_path.';
 
 
 --
@@ -4356,7 +4363,7 @@ $$;
 -- Name: PROCEDURE job_retention(INOUT p_run_id bigint, IN p_batch_size integer, IN p_max_batches integer, IN p_dry_run boolean, IN p_as_of timestamp with time zone); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON PROCEDURE public.job_retention(INOUT p_run_id bigint, IN p_batch_size integer, IN p_max_batches integer, IN p_dry_run boolean, IN p_as_of timestamp with time zone) IS 'Job "retention": deletes, live or archived, every conversation (with its rows), integration log and daily analytics row older than its plan''s delete_after_days, and audit rows older than 7 years, unless a legal hold covers them (system_metrics samples: after 400 days); p_batch_size per transaction. Dead tuples remain until VACUUM (`neurant-db jobs run retention` vacuums afterwards) and in WAL/backups until they expire: see docs/lifecycle.md.';
+COMMENT ON PROCEDURE public.job_retention(INOUT p_run_id bigint, IN p_batch_size integer, IN p_max_batches integer, IN p_dry_run boolean, IN p_as_of timestamp with time zone) IS 'Job "retention": deletes, live or archived, every conversation (with its rows), integration log and daily analytics row older than its plan''s delete_after_days, and audit rows older than 7 years, unless a legal hold covers them (system_metrics samples: after 400 days); p_batch_size per transaction. Dead tuples remain until VACUUM (`neurant-db jobs run retention` vacuums afterwards) and in WAL/backups until they expire: see docs/lifecycle.md. doctor: allow function.search_path a procedure that commits cannot carry a SET clause: every name in it is qualified and it first calls private.job_require_trusted_path.';
 
 
 --
@@ -4660,6 +4667,7 @@ COMMENT ON FUNCTION public.revoke_invitation(p_invitation_id uuid) IS 'RPC: an o
 
 CREATE FUNCTION public.role_rank(p_role public.user_role) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select case p_role
     when 'owner' then 4

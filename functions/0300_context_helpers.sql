@@ -21,6 +21,7 @@ $$;
 
 create function public.role_rank(p_role public.user_role) returns integer
   language sql immutable parallel safe
+  set search_path = pg_catalog, pg_temp
 as $$
   select case p_role
     when 'owner' then 4

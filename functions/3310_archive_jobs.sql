@@ -23,7 +23,7 @@ as $$
                       where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
 $$;
 comment on function private.archivable_conversations(timestamptz) is
-  'Closed live conversations whose closed_at is older than their plan''s archive_after_days and that no active legal hold covers.';
+  'Closed live conversations whose closed_at is older than their plan''s archive_after_days and that no active legal hold covers. doctor: allow function.search_path inlined into the job batches (a SET clause would stop the inlining and make every batch compute all candidates); every name in it is qualified and its callers fix the path.';
 
 create function private.cold_conversations(p_as_of timestamptz)
 returns table (company_id uuid, id uuid)
@@ -38,7 +38,7 @@ as $$
                       where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
 $$;
 comment on function private.cold_conversations(timestamptz) is
-  'Archived conversations older than their plan''s cold_after_days (by closed_at) that no active legal hold covers: what the cold export takes.';
+  'Archived conversations older than their plan''s cold_after_days (by closed_at) that no active legal hold covers: what the cold export takes. doctor: allow function.search_path inlined into the job batches (a SET clause would stop the inlining and make every batch compute all candidates); every name in it is qualified and its callers fix the path.';
 
 -- ---------------------------------------------------------------------------
 -- Jobs never wait on a member (issue 20, item 3)
@@ -268,6 +268,7 @@ comment on function private.archive_analytics_batch(timestamptz, integer) is
 create function private.archive_preview(p_as_of timestamptz) returns jsonb
   language sql
   stable
+  set search_path = pg_catalog, pg_temp
 as $$
   with c as (select * from private.archivable_conversations(p_as_of))
   select pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
@@ -353,7 +354,7 @@ $$;
 comment on procedure public.job_archive(bigint, integer, integer, boolean, timestamptz) is
   'Job "archive": moves closed conversations (with messages, reactions, knowledge queries, escalations), integration logs and daily analytics older than '
   'their plan''s archive_after_days to the archive schema, p_batch_size per transaction, skipping legal holds; resumable and idempotent (a re-run continues '
-  'where the last committed batch ended). p_as_of (default now()) fixes the clock; p_dry_run counts only. Progress in private.job_runs (id returned in p_run_id).';
+  'where the last committed batch ended). p_as_of (default now()) fixes the clock; p_dry_run counts only. Progress in private.job_runs (id returned in p_run_id). doctor: allow function.search_path a procedure that commits cannot carry a SET clause: every name in it is qualified and it first calls private.job_require_trusted_path.';
 
 -- Privileges: the jobs are for service_role (and the owner / pg_cron).
 revoke execute on function private.archivable_conversations(timestamptz),

@@ -308,10 +308,10 @@ comment on function private.trusts_trigger_depth() is 'deliberately broken: deci
 create function private.reads_a_setting_named_at_run_time(p text) returns text language sql stable
   as $$ select current_setting(p, true) $$;
 comment on function private.reads_a_setting_named_at_run_time(text) is 'deliberately broken: setting named at run time';
-create function private.reads_the_jwt() returns text language sql stable
+create function private.reads_the_jwt() returns text language sql stable set search_path = pg_catalog, pg_temp
   as $$ select current_setting('request.jwt.claims', true) $$;
 comment on function private.reads_the_jwt() is 'the JWT claims are trusted';
-create function private.reads_a_knob() returns text language sql stable
+create function private.reads_a_knob() returns text language sql stable set search_path = pg_catalog, pg_temp
   as $$ select current_setting('work_mem') -- doctor: allow setting.read work_mem reported only
   $$;
 comment on function private.reads_a_knob() is 'documented read';
@@ -448,3 +448,20 @@ def test_settings_and_a_password_a_request_role_gave_itself_are_reported_with_th
         ("role.password", "authenticated", "Remove it (as a superuser): alter role authenticated password null;"),
     }
     assert after == set()
+
+
+def test_a_function_without_a_fixed_search_path_fails_doctor_unless_its_comment_says_why(
+        neurant_db: TestDatabase) -> None:
+    """Issue 20, item 8: the equivalent of Supabase's function_search_path_mutable."""
+    with psycopg.connect(neurant_db.url) as conn:
+        assert [f for f in run_checks(conn) if f.check == "function.search_path" and f.level == "error"] == []
+        conn.execute("alter function public.role_rank(public.user_role) reset search_path")
+        found = [(f.level, f.object) for f in run_checks(conn) if f.check == "function.search_path"
+                 and f.object.startswith("role_rank")]
+        conn.execute("comment on function public.role_rank(public.user_role) is"
+                     " 'doctor: allow function.search_path a reason'")
+        allowed = [(f.level, f.object) for f in run_checks(conn) if f.check == "function.search_path"
+                   and f.object.startswith("role_rank")]
+        conn.rollback()
+    assert found == [("error", "role_rank(user_role)")]
+    assert allowed == [("info", "role_rank(user_role)")]

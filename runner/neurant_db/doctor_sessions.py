@@ -11,11 +11,18 @@ authenticated and service_role that the project did not set (a request role can 
 itself, and poolers apply its defaults to every request), with the statement undoing each
 (role_settings.py).
 
+`function.search_path`: a function or procedure of ours without a fixed search_path
+(Supabase's advisor: function_search_path_mutable) runs with the caller's path; the ones
+that cannot take a SET clause say why in their COMMENT (`doctor: allow
+function.search_path <reason>`): the job procedures (they commit) and the SQL functions the
+batches inline.
+
 Run by `doctor.run_checks` on every profile.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import psycopg
@@ -78,6 +85,33 @@ def request_roles_as_the_project_left_them(conn: psycopg.Connection) -> Iterator
                       f"Remove it (as a superuser): alter role {role} password null;")
 
 
+PATHLESS_FUNCTIONS = """
+select p.oid::pg_catalog.regprocedure::text, coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '')
+from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+where n.nspname = any(%s)
+  and not exists (select 1 from pg_catalog.pg_depend d where d.objid = p.oid and d.deptype = 'e')
+  and not coalesce(pg_catalog.array_to_string(p.proconfig, ',') ~ '(^|,)search_path=', false)
+order by 1
+"""
+_ALLOW_PATHLESS = re.compile(r"doctor: allow function\.search_path\b[:\s]*(.*)")
+
+
+def functions_fix_their_search_path(conn: psycopg.Connection) -> Iterator[Finding]:
+    """Every function and procedure sets search_path, or says in its COMMENT why it cannot."""
+    for sig, note in conn.execute(PATHLESS_FUNCTIONS, (list(SCHEMAS),)).fetchall():
+        allowed = _ALLOW_PATHLESS.search(note)
+        if allowed:
+            yield Finding("info", "function.search_path", sig,
+                          f"no fixed search_path on purpose: {allowed.group(1).strip()}")
+        else:
+            yield Finding("error", "function.search_path", sig,
+                          "no fixed search_path: it runs with the caller's (Supabase's advisor: "
+                          "function_search_path_mutable)",
+                          "Add `set search_path = pg_catalog, pg_temp` to its header, or say why it cannot "
+                          "in its COMMENT: doctor: allow function.search_path <reason>.")
+
+
 def run_session_checks(conn: psycopg.Connection) -> list[Finding]:
     """Every check of this module."""
-    return [*truncate_keeps_trigger_state(conn), *request_roles_as_the_project_left_them(conn)]
+    return [*truncate_keeps_trigger_state(conn), *request_roles_as_the_project_left_them(conn),
+            *functions_fix_their_search_path(conn)]
