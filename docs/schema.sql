@@ -14136,7 +14136,7 @@ CREATE POLICY select_own_plan ON public.subscription_plans FOR SELECT TO authent
 -- Name: POLICY select_own_plan ON subscription_plans; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON POLICY select_own_plan ON public.subscription_plans IS 'Members also read their company''s plan when it is not public (custom deal).';
+COMMENT ON POLICY select_own_plan ON public.subscription_plans IS 'Members also read their company''s plan when it is not public (custom deal). doctor: allow policy.permissive_overlap beside select_public_plans (anon reads that one too): two rules, each named, on a table of a few rows.';
 
 
 --
@@ -14358,7 +14358,7 @@ CREATE POLICY update_self ON public.users FOR UPDATE TO authenticated USING (((c
 -- Name: POLICY update_self ON users; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON POLICY update_self ON public.users IS 'A member updates their own row; users_guard_update limits it to full_name (no own role/active changes).';
+COMMENT ON POLICY update_self ON public.users IS 'A member updates their own row; users_guard_update limits it to full_name (no own role/active changes). doctor: allow policy.permissive_overlap beside update_lower_rank: two rules of the role hierarchy, each named (the trigger''s messages and the tests name them), on a rare write.';
 
 
 --

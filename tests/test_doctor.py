@@ -465,3 +465,17 @@ def test_a_function_without_a_fixed_search_path_fails_doctor_unless_its_comment_
         conn.rollback()
     assert found == [("error", "role_rank(user_role)")]
     assert allowed == [("info", "role_rank(user_role)")]
+
+
+def test_two_permissive_policies_for_one_role_and_command_are_flagged_unless_explained(
+        neurant_db: TestDatabase) -> None:
+    """Issue 20, item 8: the equivalent of Supabase's multiple_permissive_policies."""
+    with psycopg.connect(neurant_db.url) as conn:
+        before = {(f.level, f.object) for f in run_checks(conn) if f.check == "policy.permissive_overlap"}
+        conn.execute("create policy select_again on public.chatbots for select to authenticated using (false)")
+        conn.execute("comment on policy select_again on public.chatbots is 'a probe'")
+        after = {(f.level, f.object) for f in run_checks(conn) if f.check == "policy.permissive_overlap"}
+        conn.rollback()
+    assert before == {("info", "public.subscription_plans select authenticated"),
+                      ("info", "public.users update authenticated")}
+    assert after - before == {("warning", "public.chatbots select authenticated")}

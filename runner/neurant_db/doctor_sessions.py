@@ -17,6 +17,11 @@ that cannot take a SET clause say why in their COMMENT (`doctor: allow
 function.search_path <reason>`): the job procedures (they commit) and the SQL functions the
 batches inline.
 
+`policy.permissive_overlap`: two permissive policies for the same role and command on one
+table (Supabase's advisor: multiple_permissive_policies, each is evaluated for every row):
+a warning, or info when one of them says why in its COMMENT (`doctor: allow
+policy.permissive_overlap <reason>`).
+
 Run by `doctor.run_checks` on every profile.
 """
 
@@ -111,7 +116,43 @@ def functions_fix_their_search_path(conn: psycopg.Connection) -> Iterator[Findin
                           "in its COMMENT: doctor: allow function.search_path <reason>.")
 
 
+PERMISSIVE_OVERLAPS = """
+select pg_catalog.format('%%I.%%I', n.nspname, c.relname), x.cmd, r.rolname::text,
+       pg_catalog.array_agg(p.polname::text order by p.polname),
+       pg_catalog.string_agg(coalesce(pg_catalog.obj_description(p.oid, 'pg_policy'), ''), ' ')
+from pg_catalog.pg_policy p
+join pg_catalog.pg_class c on c.oid = p.polrelid
+join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+cross join lateral pg_catalog.unnest(case p.polcmd when '*' then array['r', 'a', 'w', 'd']::"char"[]
+                                     else array[p.polcmd] end) as x (cmd)
+cross join lateral pg_catalog.unnest(p.polroles) as pr (oid)
+join pg_catalog.pg_roles r on r.oid = pr.oid
+where p.polpermissive and n.nspname = any(%(schemas)s)
+group by n.nspname, c.relname, x.cmd, r.rolname
+having pg_catalog.count(*) > 1
+order by 1, 2, 3
+"""
+_COMMANDS = {"r": "select", "a": "insert", "w": "update", "d": "delete"}
+_ALLOW_OVERLAP = re.compile(r"doctor: allow policy\.permissive_overlap\b[:\s]*([^.]*)")
+
+
+def permissive_policies_do_not_overlap(conn: psycopg.Connection) -> Iterator[Finding]:
+    """One permissive policy per table, role and command, or a stated reason for more."""
+    for table, cmd, role, names, notes in conn.execute(PERMISSIVE_OVERLAPS, {"schemas": list(SCHEMAS)}).fetchall():
+        what = f"{table} {_COMMANDS.get(str(cmd), cmd)} {role}"
+        allowed = _ALLOW_OVERLAP.search(notes)
+        if allowed:
+            yield Finding("info", "policy.permissive_overlap", what,
+                          f"{', '.join(names)} overlap on purpose: {allowed.group(1).strip()}")
+        else:
+            yield Finding("warning", "policy.permissive_overlap", what,
+                          f"permissive policies {', '.join(names)} all apply: each is evaluated for every row "
+                          "(Supabase's advisor: multiple_permissive_policies)",
+                          "Merge them into one policy (USING a OR b, WITH CHECK c OR d: the same rows), or say "
+                          "why not in one's COMMENT: doctor: allow policy.permissive_overlap <reason>.")
+
+
 def run_session_checks(conn: psycopg.Connection) -> list[Finding]:
     """Every check of this module."""
     return [*truncate_keeps_trigger_state(conn), *request_roles_as_the_project_left_them(conn),
-            *functions_fix_their_search_path(conn)]
+            *functions_fix_their_search_path(conn), *permissive_policies_do_not_overlap(conn)]
