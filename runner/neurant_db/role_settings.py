@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import errors
 
 REQUEST_ROLES = ("anon", "authenticated", "service_role")
 # (role, setting, value): set by policies/0590 for the migrated database (alter role ... in
@@ -82,11 +81,12 @@ def foreign_settings(conn: psycopg.Connection) -> tuple[list[ForeignSetting], li
 
 def roles_with_password(conn: psycopg.Connection) -> list[str] | None:
     """The request roles that have a password, or None when this role may not read pg_authid."""
-    try:
-        with conn.transaction():
-            rows = conn.execute("select rolname::text from pg_catalog.pg_authid"
-                                " where rolname = any(%s) and rolpassword is not null order by 1",
-                                (list(REQUEST_ROLES),)).fetchall()
-    except errors.InsufficientPrivilege:
+    # Asked first rather than caught: no transaction block (preflight may talk to a pooler
+    # that refuses them, and must say so itself).
+    readable = conn.execute("select pg_catalog.has_table_privilege('pg_catalog.pg_authid', 'SELECT')").fetchone()
+    if not readable or not readable[0]:
         return None
+    rows = conn.execute("select rolname::text from pg_catalog.pg_authid"
+                        " where rolname = any(%s) and rolpassword is not null order by 1",
+                        (list(REQUEST_ROLES),)).fetchall()
     return [r for (r,) in rows]
