@@ -475,7 +475,7 @@ $$;
 -- Name: FUNCTION archivable_conversations(p_as_of timestamp with time zone); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.archivable_conversations(p_as_of timestamp with time zone) IS 'Closed live conversations whose closed_at is older than their plan''s archive_after_days and that no active legal hold covers.';
+COMMENT ON FUNCTION private.archivable_conversations(p_as_of timestamp with time zone) IS 'Closed live conversations whose closed_at is older than their plan''s archive_after_days and that no active legal hold covers. doctor: allow function.search_path inlined into the job batches (a SET clause would stop the inlining and make every batch compute all candidates); every name in it is qualified and its callers fix the path.';
 
 
 --
@@ -549,11 +549,12 @@ begin
   if pg_catalog.cardinality(v_ids) = 0 then
     return v_out;
   end if;
-  -- 2. lock their messages: a concurrent reaction / knowledge query on one of them now waits
-  --    for this batch and then fails its foreign key check, instead of being lost by a cascade
-  perform 1 from public.messages m
-    join unnest(v_companies, v_ids) b(company_id, id) on m.company_id = b.company_id and m.conversation_id = b.id
-     for update of m;
+  -- 2. lock their messages and child rows without waiting (a conversation with a row another
+  --    transaction holds waits for a later batch or run); a concurrent reaction / knowledge
+  --    query on a locked message now waits for this batch and then fails its foreign key
+  --    check, instead of being lost by a cascade
+  select l.o_companies, l.o_ids into v_companies, v_ids
+    from private.lock_conversation_rows(v_companies, v_ids) l;
   -- 3. move children first (archive FKs are deferred to commit); every delete returns
   --    exactly the rows inserted, in the same statement
   with moved as (
@@ -666,6 +667,7 @@ COMMENT ON FUNCTION private.archive_integration_logs_batch(p_as_of timestamp wit
 
 CREATE FUNCTION private.archive_preview(p_as_of timestamp with time zone) RETURNS jsonb
     LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   with c as (select * from private.archivable_conversations(p_as_of))
   select pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
@@ -743,7 +745,7 @@ CREATE FUNCTION private.audit_redact(p_row jsonb) RETURNS jsonb
               e.key,
               case
                 when e.value = 'null'::jsonb then e.value
-                when e.key ~* '^(token_hash|ciphertext|nonce|encrypted_.*|.*password.*|.*passwd.*|.*secret.*|.*api_?key.*|.*private_?key.*|.*access_?token.*|.*refresh_?token.*|.*_token|token)$'
+                when e.key ~* '^(token_hash|ciphertext|nonce|encrypted_.*|.*password.*|.*passwd.*|.*passphrase.*|.*secret.*|.*api_?key.*|.*private_?key.*|.*encryption_?key.*|.*signing_?key.*|.*access_?key.*|.*master_?key.*|.*access_?token.*|.*refresh_?token.*|.*_token|token)$'
                   then to_jsonb('[REDACTED]'::text)
                 when pg_catalog.jsonb_typeof(e.value) = 'object' and private.jsonb_has_secret_keys(e.value)
                   then to_jsonb('[REDACTED]'::text)
@@ -761,7 +763,7 @@ $_$;
 -- Name: FUNCTION audit_redact(p_row jsonb); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.audit_redact(p_row jsonb) IS 'Replaces with "[REDACTED]" the value of secret-looking columns (token_hash, ciphertext, nonce, *password*, *secret*, *api_key*, *_token, ...), of JSON objects containing secret-looking keys, and of any value (text, object, array) holding a string shaped like a secret (private.jsonb_has_secret_values), whatever its column is called.';
+COMMENT ON FUNCTION private.audit_redact(p_row jsonb) IS 'Replaces with "[REDACTED]" the value of secret-looking columns (token_hash, ciphertext, nonce, *password*, *passphrase*, *secret*, *api_key*, *encryption_key*, *_token, ...), of JSON objects containing secret-looking keys, and of any value (text, object, array) holding a string shaped like a secret (private.jsonb_has_secret_values), whatever its column is called.';
 
 
 --
@@ -851,6 +853,7 @@ COMMENT ON FUNCTION private.audit_row_change() IS 'Generic AFTER ROW trigger: ap
 
 CREATE FUNCTION private.batch_rows(p_batch jsonb) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select coalesce(pg_catalog.sum(e.value::numeric), 0)::bigint from pg_catalog.jsonb_each_text(coalesce(p_batch, '{}'::pg_catalog.jsonb)) e
 $$;
@@ -1140,7 +1143,7 @@ $$;
 -- Name: FUNCTION cold_conversations(p_as_of timestamp with time zone); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.cold_conversations(p_as_of timestamp with time zone) IS 'Archived conversations older than their plan''s cold_after_days (by closed_at) that no active legal hold covers: what the cold export takes.';
+COMMENT ON FUNCTION private.cold_conversations(p_as_of timestamp with time zone) IS 'Archived conversations older than their plan''s cold_after_days (by closed_at) that no active legal hold covers: what the cold export takes. doctor: allow function.search_path inlined into the job batches (a SET clause would stop the inlining and make every batch compute all candidates); every name in it is qualified and its callers fix the path.';
 
 
 --
@@ -1333,6 +1336,7 @@ COMMENT ON FUNCTION private.consume_quota(p_company_id uuid, p_counter text, p_d
 
 CREATE FUNCTION private.conversation_is_held(p_company_id uuid, p_conversation_id uuid) RETURNS boolean
     LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select exists (select 1 from public.legal_holds h
                   where h.company_id = p_company_id and h.released_at is null
@@ -1557,6 +1561,65 @@ $$;
 --
 
 COMMENT ON FUNCTION private.conversations_log_escalation() IS 'Trigger: records a manual public.hitl_escalations row (reason manual, by the calling user) whenever a conversation enters human mode other than through private.escalate_conversation, which logs its automatic reason itself. Reads no session setting and no trigger depth: a session cannot forge the reason or hide the author.';
+
+
+--
+-- Name: delete_rows(text, jsonb); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.delete_rows(p_table text, p_keys jsonb) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_schema pg_catalog.name;
+  v_name pg_catalog.name;
+  v_match text;
+  v_count bigint;
+begin
+  select n.nspname, c.relname,
+         (select pg_catalog.string_agg(pg_catalog.format('t.%1$I operator(pg_catalog.=) k.%1$I', a.attname), ' and ')
+            from pg_catalog.pg_constraint k
+            join pg_catalog.pg_attribute a on a.attrelid = k.conrelid and a.attnum operator(pg_catalog.=) any (k.conkey)
+           where k.conrelid = c.oid and k.contype = 'p' and a.attname <> 'company_id')
+    into v_schema, v_name, v_match
+    from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+   where c.oid = pg_catalog.to_regclass(p_table)
+     and n.nspname = 'public'
+     and c.relkind = 'r'
+     and pg_catalog.has_table_privilege('neurant_member_delete', c.oid, 'DELETE');
+  if v_name is null or v_match is null then
+    raise exception using errcode = '42501',
+      message = pg_catalog.format('rows of %s cannot be deleted through delete_rows', p_table),
+      hint = 'Name a table members delete from, schema-qualified: public.users, public.chatbots, public.chatbot_operators, public.conversations, public.messages, public.message_reactions, public.documents, public.document_chunks or public.integrations.';
+  end if;
+  if pg_catalog.jsonb_typeof(p_keys) is distinct from 'array' then
+    raise exception using errcode = '22023',
+      message = 'p_keys must be a JSON array of primary keys',
+      hint = 'Pass one object per row with its key columns other than company_id: [{"id": "..."}], or [{"chatbot_id": "...", "user_id": "..."}] for public.chatbot_operators.';
+  end if;
+  -- A suspended or canceled company deletes nothing (NA002), like every other write of its
+  -- members (the restrictive read-only policies apply here too; this names the rule first).
+  perform private.require_company_writable();
+  -- Keys are per tenant: the caller's company is the one they name rows of. RLS and the
+  -- triggers then decide as for a direct delete by the caller (see the header).
+  execute pg_catalog.format(
+    'delete from %I.%I t using pg_catalog.jsonb_populate_recordset(null::%I.%I, $1) k'
+    ' where t.company_id operator(pg_catalog.=) (select public.get_user_company_id()) and %s',
+    v_schema, v_name, v_schema, v_name, v_match)
+    using p_keys;
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$_$;
+
+
+--
+-- Name: FUNCTION delete_rows(p_table text, p_keys jsonb); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.delete_rows(p_table text, p_keys jsonb) IS 'The body of public.delete_rows(text, jsonb), run as neurant_member_delete (a member of authenticated subject to RLS, holding the table-level DELETE no request role holds): deletes the caller''s company''s rows with the given primary keys that the delete policies and triggers allow; returns how many. Kept out of the exposed schema.';
 
 
 --
@@ -1920,6 +1983,7 @@ COMMENT ON FUNCTION private.job_finish(p_run_id bigint, p_status text, p_error t
 
 CREATE FUNCTION private.job_lock_key(p_job text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   -- the lock group of a job: at most one run of a group is running (job_runs_one_running_per_lock_key)
   select case when p_job in ('archive', 'cold-export', 'retention') then 'lifecycle'
@@ -2085,6 +2149,7 @@ COMMENT ON FUNCTION private.job_start(p_job text, p_params jsonb, p_dry_run bool
 
 CREATE FUNCTION private.jsonb_add_counts(p_a jsonb, p_b jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select coalesce(pg_catalog.jsonb_object_agg(k, v), '{}'::pg_catalog.jsonb)
     from (select e.key as k, pg_catalog.sum(e.value::numeric)::bigint as v
@@ -2112,7 +2177,7 @@ CREATE FUNCTION private.jsonb_has_secret_keys(p_value jsonb) RETURNS boolean
     AS $_$
   select pg_catalog.jsonb_path_exists(
     p_value,
-    'strict $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "(token|secret|passw|pwd|api[_-]?key|apikey|private[_-]?key|access[_-]?key|signing[_-]?key|credential|authorization|bearer|cookie|session[_-]?id)" flag "i")'
+    'strict $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "(token|secret|passw|pwd|passphrase|api[_-]?key|apikey|private[_-]?key|access[_-]?key|signing[_-]?key|encryption[_-]?key|master[_-]?key|auth[_-]?key|credential|authorization|bearer|cookie|session[_-]?id|connection[_-]?string)" flag "i")'
   );
 $_$;
 
@@ -2121,7 +2186,7 @@ $_$;
 -- Name: FUNCTION jsonb_has_secret_keys(p_value jsonb); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.jsonb_has_secret_keys(p_value jsonb) IS 'True if any object key at any depth looks like a secret (token, secret, password, api_key, private_key, credential, authorization, ...). Used to keep secrets out of integrations.config.';
+COMMENT ON FUNCTION private.jsonb_has_secret_keys(p_value jsonb) IS 'True if any object key at any depth looks like a secret (token, secret, password, passphrase, api_key, private_key, encryption_key, credential, authorization, connection_string, ...). Used to keep secrets out of integrations.config.';
 
 
 --
@@ -2361,6 +2426,7 @@ COMMENT ON FUNCTION private.lifecycle_clock(p_as_of timestamp with time zone) IS
 
 CREATE FUNCTION private.lifecycle_cutoffs(p_as_of timestamp with time zone) RETURNS TABLE(company_id uuid, archive_before timestamp with time zone, cold_before timestamp with time zone, delete_before timestamp with time zone, company_held boolean)
     LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select co.id,
          private.lifecycle_clock(p_as_of) - pg_catalog.make_interval(days => p.archive_after_days),
@@ -2404,6 +2470,74 @@ $$;
 --
 
 COMMENT ON FUNCTION private.lifecycle_require_privileges() IS 'Raises 42501 unless the current role bypasses RLS (superuser or BYPASSRLS, e.g. service_role): a job under RLS would silently move nothing.';
+
+
+--
+-- Name: lock_conversation_rows(uuid[], uuid[]); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_companies uuid[];
+  v_ids uuid[];
+begin
+  -- Lock every live child row of the claimed conversations, skipping what another transaction
+  -- holds (a member's uncommitted reaction holds its message, an uncommitted delete the row).
+  select coalesce(pg_catalog.array_agg(t.company_id), '{}'), coalesce(pg_catalog.array_agg(t.conversation_id), '{}')
+    into v_companies, v_ids
+    from (select x.company_id, x.conversation_id
+            from (select m.company_id, m.conversation_id
+                    from public.messages m
+                    join unnest(p_companies, p_ids) b(company_id, id)
+                      on m.company_id = b.company_id and m.conversation_id = b.id
+                     for update of m skip locked) x
+          union all
+          select x.company_id, x.conversation_id
+            from (select r.company_id, r.conversation_id
+                    from public.message_reactions r
+                    join unnest(p_companies, p_ids) b(company_id, id)
+                      on r.company_id = b.company_id and r.conversation_id = b.id
+                     for update of r skip locked) x
+          union all
+          select x.company_id, x.conversation_id
+            from (select q.company_id, q.conversation_id
+                    from public.knowledge_queries q
+                    join unnest(p_companies, p_ids) b(company_id, id)
+                      on q.company_id = b.company_id and q.conversation_id = b.id
+                     for update of q skip locked) x
+          union all
+          select x.company_id, x.conversation_id
+            from (select e.company_id, e.conversation_id
+                    from public.hitl_escalations e
+                    join unnest(p_companies, p_ids) b(company_id, id)
+                      on e.company_id = b.company_id and e.conversation_id = b.id
+                     for update of e skip locked) x) t;
+  -- Keep the conversations whose every row is now locked by this transaction; the others stay
+  -- live, untouched, for the next batch or run.
+  select coalesce(pg_catalog.array_agg(b.company_id), '{}'), coalesce(pg_catalog.array_agg(b.id), '{}')
+    into o_companies, o_ids
+    from unnest(p_companies, p_ids) b(company_id, id)
+    left join (select l.company_id, l.id, pg_catalog.count(*) as n
+                 from unnest(v_companies, v_ids) l(company_id, id)
+                group by l.company_id, l.id) l
+      on l.company_id = b.company_id and l.id = b.id
+   where coalesce(l.n, 0)
+         = (select pg_catalog.count(*) from public.messages m where m.company_id = b.company_id and m.conversation_id = b.id)
+         + (select pg_catalog.count(*) from public.message_reactions r where r.company_id = b.company_id and r.conversation_id = b.id)
+         + (select pg_catalog.count(*) from public.knowledge_queries q where q.company_id = b.company_id and q.conversation_id = b.id)
+         + (select pg_catalog.count(*) from public.hitl_escalations e where e.company_id = b.company_id and e.conversation_id = b.id);
+end;
+$$;
+
+
+--
+-- Name: FUNCTION lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]) IS 'Locks, without waiting, every message, reaction, knowledge query and HITL escalation of the given (already locked) live conversations, and returns the conversations whose rows are all locked now: one with a row another transaction holds (a member''s open transaction) is left for a later batch or run, so a job never waits on a member.';
 
 
 --
@@ -2993,6 +3127,31 @@ COMMENT ON FUNCTION private.refresh_chatbot_visibility(p_company_id uuid, p_user
 
 
 --
+-- Name: refuse_truncate(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.refuse_truncate() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  raise exception using errcode = '42501',
+    message = pg_catalog.format('%s.%s cannot be truncated: its delete triggers keep %s',
+                                tg_table_schema, tg_table_name, tg_argv[0]),
+    hint = pg_catalog.format('Delete the rows instead (delete from %s.%s ...), so the triggers keep that state exact.',
+                             tg_table_schema, tg_table_name);
+end;
+$$;
+
+
+--
+-- Name: FUNCTION refuse_truncate(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.refuse_truncate() IS 'Trigger function (before truncate, per statement): refuses TRUNCATE of a table whose delete triggers keep state elsewhere (argument: what that state is), which a TRUNCATE would leave stale; 42501 with a hint to delete the rows instead.';
+
+
+--
 -- Name: reject_other_tenant_insert(); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -3106,10 +3265,10 @@ begin
                               where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
            limit p_limit
              for update of c skip locked) c;
+  -- their rows, without waiting on a member's open transaction (those conversations wait)
+  select l.o_companies, l.o_ids into v_companies, v_ids
+    from private.lock_conversation_rows(v_companies, v_ids) l;
   if pg_catalog.cardinality(v_ids) > 0 then
-    perform 1 from public.messages m
-      join unnest(v_companies, v_ids) b(company_id, id) on m.company_id = b.company_id and m.conversation_id = b.id
-       for update of m;
     delete from public.message_reactions r using public.messages m, unnest(v_companies, v_ids) b(company_id, id)
      where m.company_id = b.company_id and m.conversation_id = b.id and r.company_id = m.company_id and r.message_id = m.id;
     get diagnostics n = row_count;
@@ -3222,6 +3381,7 @@ COMMENT ON FUNCTION private.retention_batch(p_as_of timestamp with time zone, p_
 
 CREATE FUNCTION private.retention_preview(p_as_of timestamp with time zone) RETURNS jsonb
     LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   with k as (select * from private.lifecycle_cutoffs(p_as_of) where not company_held),
   lc as (select c.company_id, c.id from k join public.conversations c
@@ -3269,6 +3429,31 @@ CREATE FUNCTION private.text_looks_like_secret(p_value text) RETURNS boolean
     or p_value ~ '(^|[^A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,}'
     or p_value ~ '(^|[^A-Za-z0-9])(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})'
     or p_value ~ '(^|[^A-Za-z0-9])(AKIA|ASIA)[0-9A-Z]{16}([^A-Za-z0-9]|$)'
+    -- more vendor keys: SendGrid, Google API, Mailgun, GitLab, npm, PyPI, Shopify,
+    -- DigitalOcean, Hugging Face, Twilio API keys
+    or p_value ~ '(^|[^A-Za-z0-9])SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{30,64}'
+    or p_value ~ '(^|[^A-Za-z0-9])AIza[0-9A-Za-z_-]{35}'
+    or p_value ~ '(^|[^A-Za-z0-9])key-[0-9a-zA-Z]{32}'
+    or p_value ~ '(^|[^A-Za-z0-9])glpat-[A-Za-z0-9_-]{20,}'
+    or p_value ~ '(^|[^A-Za-z0-9])npm_[A-Za-z0-9]{36}'
+    or p_value ~ '(^|[^A-Za-z0-9])pypi-[A-Za-z0-9_-]{50,}'
+    or p_value ~ '(^|[^A-Za-z0-9])shp(at|ca|pa|ss)_[a-fA-F0-9]{32}'
+    or p_value ~ '(^|[^A-Za-z0-9])dop_v1_[a-f0-9]{64}'
+    or p_value ~ '(^|[^A-Za-z0-9])hf_[A-Za-z0-9]{30,}'
+    or p_value ~ '(^|[^A-Za-z0-9])SK[0-9a-fA-F]{32}([^A-Za-z0-9]|$)'
+    -- Telegram bot tokens: <bot id>:<35 characters>
+    or p_value ~ '(^|[^0-9])[0-9]{8,10}:[A-Za-z0-9_-]{35}([^A-Za-z0-9_-]|$)'
+    -- webhook URLs whose path is the secret: Slack, Discord, Microsoft Teams
+    or p_value ~* 'hooks\.slack\.com/(services|workflows|triggers)/[A-Za-z0-9_/-]{8,}'
+    or p_value ~* 'discord(app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]{20,}'
+    or p_value ~* '\.webhook\.office\.com/webhookb2/'
+    -- credentials in a query string or a connection string (URL ?access_token=, JDBC
+    -- ?password=, ADO.NET Password=...;, libpq password=..., Azure AccountKey=/sig=)
+    or p_value ~* '(^|[?&;[:space:]])(access_token|id_token|refresh_token|auth_token|token|api_?key|client_secret|secret|password|passwd|pwd|sig|x-amz-signature|accountkey|sharedaccesskey)=[^&;#[:space:]]{4,}'
+    -- AWS secret access keys: 40 base64 characters mixing cases and digits, alone or
+    -- after an aws ... secret keyword
+    or (p_value ~ '^[A-Za-z0-9/+]{40}$' and p_value ~ '[0-9]' and p_value ~ '[a-z]' and p_value ~ '[A-Z]')
+    or p_value ~* 'aws.{0,20}secret.{0,20}[A-Za-z0-9/+]{40}'
     -- PEM private keys of any kind
     or p_value ~ '-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----'
     -- an HTTP Authorization value
@@ -3287,7 +3472,7 @@ $_$;
 -- Name: FUNCTION text_looks_like_secret(p_value text); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.text_looks_like_secret(p_value text) IS 'True if a string has the shape of a secret: a JWT, a vendor key (sk_live_, sk-, xox[abposr]-, ghp_, AKIA...), a PEM private key, an Authorization value (Bearer/Basic/Token ...), a URL with userinfo (scheme://user:pass@), or a hex/base64 run of 32+ characters without spaces mixing letters and digits. Ordinary text, URLs without credentials, phone numbers, channel ids, UUIDs and colours pass.';
+COMMENT ON FUNCTION private.text_looks_like_secret(p_value text) IS 'True if a string has the shape of a secret: a JWT, a vendor key (sk_live_, sk-, xox[abposr]-, ghp_, AKIA..., SendGrid SG., AIza, glpat-, npm_, Telegram bot tokens, ...), a webhook URL whose path is the secret (Slack, Discord, Teams), a credential in a query or connection string (?access_token=, password=, AccountKey=), an AWS secret access key, a PEM private key, an Authorization value (Bearer/Basic/Token ...), a URL with userinfo (scheme://user:pass@), or a hex/base64 run of 32+ characters without spaces mixing letters and digits. Ordinary text, URLs without credentials, phone numbers, channel ids, UUIDs and colours pass.';
 
 
 --
@@ -3830,6 +4015,25 @@ COMMENT ON FUNCTION public.create_invitation(p_email text, p_role public.user_ro
 
 
 --
+-- Name: delete_rows(text, jsonb); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.delete_rows(p_table text, p_keys jsonb) RETURNS bigint
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select private.delete_rows(p_table, p_keys)
+$$;
+
+
+--
+-- Name: FUNCTION delete_rows(p_table text, p_keys jsonb); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) IS 'Deletes rows of one table (schema-qualified name) of the caller''s company, named by their primary keys without company_id (a JSON array: [{"id": ...}], or [{"chatbot_id": ..., "user_id": ...}] for chatbot_operators), that the caller''s delete policies allow, and returns how many: the way members delete (no request role holds table-level DELETE, which would let it LOCK a shared table). The work is done by private.delete_rows as neurant_member_delete, a member of authenticated subject to RLS, so the policies TO authenticated and the triggers decide; a row the caller may not delete counts 0, like a direct delete. 42501 for a table members do not delete from, 22023 for keys that are not an array, NA002 while the company is read-only.';
+
+
+--
 -- Name: get_assigned_chatbot_ids(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -3995,7 +4199,7 @@ $$;
 -- Name: PROCEDURE job_analytics(INOUT p_run_id bigint, IN p_days integer, IN p_from date, IN p_to date, IN p_dry_run boolean); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON PROCEDURE public.job_analytics(INOUT p_run_id bigint, IN p_days integer, IN p_from date, IN p_to date, IN p_dry_run boolean) IS 'Job "analytics": refreshes public.analytics_daily for each UTC day from p_from to p_to (default: the last p_days days, today included), one transaction per day. Idempotent: re-running a day gives the same numbers; late data is picked up by re-running its day.';
+COMMENT ON PROCEDURE public.job_analytics(INOUT p_run_id bigint, IN p_days integer, IN p_from date, IN p_to date, IN p_dry_run boolean) IS 'Job "analytics": refreshes public.analytics_daily for each UTC day from p_from to p_to (default: the last p_days days, today included), one transaction per day. Idempotent: re-running a day gives the same numbers; late data is picked up by re-running its day. doctor: allow function.search_path a procedure that commits cannot carry a SET clause: every name in it is qualified and it first calls private.job_require_trusted_path.';
 
 
 --
@@ -4061,7 +4265,7 @@ $$;
 -- Name: PROCEDURE job_archive(INOUT p_run_id bigint, IN p_batch_size integer, IN p_max_batches integer, IN p_dry_run boolean, IN p_as_of timestamp with time zone); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON PROCEDURE public.job_archive(INOUT p_run_id bigint, IN p_batch_size integer, IN p_max_batches integer, IN p_dry_run boolean, IN p_as_of timestamp with time zone) IS 'Job "archive": moves closed conversations (with messages, reactions, knowledge queries, escalations), integration logs and daily analytics older than their plan''s archive_after_days to the archive schema, p_batch_size per transaction, skipping legal holds; resumable and idempotent (a re-run continues where the last committed batch ended). p_as_of (default now()) fixes the clock; p_dry_run counts only. Progress in private.job_runs (id returned in p_run_id).';
+COMMENT ON PROCEDURE public.job_archive(INOUT p_run_id bigint, IN p_batch_size integer, IN p_max_batches integer, IN p_dry_run boolean, IN p_as_of timestamp with time zone) IS 'Job "archive": moves closed conversations (with messages, reactions, knowledge queries, escalations), integration logs and daily analytics older than their plan''s archive_after_days to the archive schema, p_batch_size per transaction, skipping legal holds; resumable and idempotent (a re-run continues where the last committed batch ended). p_as_of (default now()) fixes the clock; p_dry_run counts only. Progress in private.job_runs (id returned in p_run_id). doctor: allow function.search_path a procedure that commits cannot carry a SET clause: every name in it is qualified and it first calls private.job_require_trusted_path.';
 
 
 --
@@ -4101,7 +4305,7 @@ $$;
 -- Name: PROCEDURE job_metrics(INOUT p_run_id bigint, IN p_dry_run boolean); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON PROCEDURE public.job_metrics(INOUT p_run_id bigint, IN p_dry_run boolean) IS 'Job "metrics": samples database size, connections, per-table size and growth and per-tenant storage into public.system_metrics (private.collect_system_metrics).';
+COMMENT ON PROCEDURE public.job_metrics(INOUT p_run_id bigint, IN p_dry_run boolean) IS 'Job "metrics": samples database size, connections, per-table size and growth and per-tenant storage into public.system_metrics (private.collect_system_metrics). doctor: allow function.search_path a procedure that commits cannot carry a SET clause: every name in it is qualified and it first calls private.job_require_trusted_path.';
 
 
 --
@@ -4159,7 +4363,7 @@ $$;
 -- Name: PROCEDURE job_retention(INOUT p_run_id bigint, IN p_batch_size integer, IN p_max_batches integer, IN p_dry_run boolean, IN p_as_of timestamp with time zone); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON PROCEDURE public.job_retention(INOUT p_run_id bigint, IN p_batch_size integer, IN p_max_batches integer, IN p_dry_run boolean, IN p_as_of timestamp with time zone) IS 'Job "retention": deletes, live or archived, every conversation (with its rows), integration log and daily analytics row older than its plan''s delete_after_days, and audit rows older than 7 years, unless a legal hold covers them (system_metrics samples: after 400 days); p_batch_size per transaction. Dead tuples remain until VACUUM (`neurant-db jobs run retention` vacuums afterwards) and in WAL/backups until they expire: see docs/lifecycle.md.';
+COMMENT ON PROCEDURE public.job_retention(INOUT p_run_id bigint, IN p_batch_size integer, IN p_max_batches integer, IN p_dry_run boolean, IN p_as_of timestamp with time zone) IS 'Job "retention": deletes, live or archived, every conversation (with its rows), integration log and daily analytics row older than its plan''s delete_after_days, and audit rows older than 7 years, unless a legal hold covers them (system_metrics samples: after 400 days); p_batch_size per transaction. Dead tuples remain until VACUUM (`neurant-db jobs run retention` vacuums afterwards) and in WAL/backups until they expire: see docs/lifecycle.md. doctor: allow function.search_path a procedure that commits cannot carry a SET clause: every name in it is qualified and it first calls private.job_require_trusted_path.';
 
 
 --
@@ -4463,6 +4667,7 @@ COMMENT ON FUNCTION public.revoke_invitation(p_invitation_id uuid) IS 'RPC: an o
 
 CREATE FUNCTION public.role_rank(p_role public.user_role) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select case p_role
     when 'owner' then 4
@@ -10064,6 +10269,20 @@ COMMENT ON TRIGGER integration_credentials_sync ON private.integration_credentia
 
 
 --
+-- Name: integration_credentials integration_credentials_truncate_refused; Type: TRIGGER; Schema: private; Owner: -
+--
+
+CREATE TRIGGER integration_credentials_truncate_refused BEFORE TRUNCATE ON private.integration_credentials FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('integrations.has_credentials and the audit trail');
+
+
+--
+-- Name: TRIGGER integration_credentials_truncate_refused ON integration_credentials; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON TRIGGER integration_credentials_truncate_refused ON private.integration_credentials IS 'TRUNCATE fires no delete trigger, so it would leave integrations.has_credentials and the audit trail stale: refused for every role; delete the rows instead.';
+
+
+--
 -- Name: analytics_daily analytics_daily_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -10274,6 +10493,20 @@ COMMENT ON TRIGGER chatbot_operators_chatbot_visibility ON public.chatbot_operat
 
 
 --
+-- Name: chatbot_operators chatbot_operators_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chatbot_operators_truncate_refused BEFORE TRUNCATE ON public.chatbot_operators FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the operadores'' chatbot visibility (private.chatbot_visibility) and the audit trail');
+
+
+--
+-- Name: TRIGGER chatbot_operators_truncate_refused ON chatbot_operators; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER chatbot_operators_truncate_refused ON public.chatbot_operators IS 'TRUNCATE fires no delete trigger, so it would leave the operadores'' chatbot visibility (private.chatbot_visibility) and the audit trail stale: refused for every role; delete the rows instead.';
+
+
+--
 -- Name: chatbot_templates chatbot_templates_touch_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -10386,6 +10619,20 @@ COMMENT ON TRIGGER chatbots_touch_updated_at ON public.chatbots IS 'Keeps update
 
 
 --
+-- Name: chatbots chatbots_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER chatbots_truncate_refused BEFORE TRUNCATE ON public.chatbots FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the plan''s chatbot count, the members'' chatbot visibility (private.chatbot_visibility) and the audit trail');
+
+
+--
+-- Name: TRIGGER chatbots_truncate_refused ON chatbots; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER chatbots_truncate_refused ON public.chatbots IS 'TRUNCATE fires no delete trigger, so it would leave the plan''s chatbot count, the members'' chatbot visibility (private.chatbot_visibility) and the audit trail stale: refused for every role; delete the rows instead.';
+
+
+--
 -- Name: companies companies_audit; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -10453,6 +10700,20 @@ CREATE TRIGGER companies_touch_updated_at BEFORE UPDATE ON public.companies FOR 
 --
 
 COMMENT ON TRIGGER companies_touch_updated_at ON public.companies IS 'Keeps updated_at exact.';
+
+
+--
+-- Name: companies companies_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER companies_truncate_refused BEFORE TRUNCATE ON public.companies FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the audit trail of its deletes');
+
+
+--
+-- Name: TRIGGER companies_truncate_refused ON companies; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER companies_truncate_refused ON public.companies IS 'TRUNCATE fires no delete trigger, so it would leave the audit trail of its deletes stale: refused for every role; delete the rows instead.';
 
 
 --
@@ -10694,6 +10955,20 @@ COMMENT ON TRIGGER document_chunks_legal_hold_truncate ON public.document_chunks
 
 
 --
+-- Name: document_chunks document_chunks_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER document_chunks_truncate_refused BEFORE TRUNCATE ON public.document_chunks FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the chunk count of each document');
+
+
+--
+-- Name: TRIGGER document_chunks_truncate_refused ON document_chunks; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER document_chunks_truncate_refused ON public.document_chunks IS 'TRUNCATE fires no delete trigger, so it would leave the chunk count of each document stale: refused for every role; delete the rows instead.';
+
+
+--
 -- Name: documents documents_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -10831,6 +11106,20 @@ CREATE TRIGGER documents_touch_updated_at BEFORE UPDATE ON public.documents FOR 
 --
 
 COMMENT ON TRIGGER documents_touch_updated_at ON public.documents IS 'Maintains updated_at.';
+
+
+--
+-- Name: documents documents_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER documents_truncate_refused BEFORE TRUNCATE ON public.documents FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the plan''s document count and storage bytes and the audit trail');
+
+
+--
+-- Name: TRIGGER documents_truncate_refused ON documents; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER documents_truncate_refused ON public.documents IS 'TRUNCATE fires no delete trigger, so it would leave the plan''s document count and storage bytes and the audit trail stale: refused for every role; delete the rows instead.';
 
 
 --
@@ -11072,6 +11361,20 @@ COMMENT ON TRIGGER integrations_touch_updated_at ON public.integrations IS 'Main
 
 
 --
+-- Name: integrations integrations_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER integrations_truncate_refused BEFORE TRUNCATE ON public.integrations FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the plan''s integration count and the audit trail');
+
+
+--
+-- Name: TRIGGER integrations_truncate_refused ON integrations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER integrations_truncate_refused ON public.integrations IS 'TRUNCATE fires no delete trigger, so it would leave the plan''s integration count and the audit trail stale: refused for every role; delete the rows instead.';
+
+
+--
 -- Name: knowledge_queries knowledge_queries_0_tenant_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -11195,6 +11498,20 @@ CREATE TRIGGER legal_holds_guard BEFORE DELETE OR UPDATE ON public.legal_holds F
 --
 
 COMMENT ON TRIGGER legal_holds_guard ON public.legal_holds IS 'What a hold covers is immutable; active holds cannot be deleted.';
+
+
+--
+-- Name: legal_holds legal_holds_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER legal_holds_truncate_refused BEFORE TRUNCATE ON public.legal_holds FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the legal-hold rule that a hold is released, never deleted');
+
+
+--
+-- Name: TRIGGER legal_holds_truncate_refused ON legal_holds; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER legal_holds_truncate_refused ON public.legal_holds IS 'TRUNCATE fires no delete trigger, so it would leave the legal-hold rule that a hold is released, never deleted stale: refused for every role; delete the rows instead.';
 
 
 --
@@ -11461,6 +11778,20 @@ CREATE TRIGGER user_invitations_touch_updated_at BEFORE UPDATE ON public.user_in
 --
 
 COMMENT ON TRIGGER user_invitations_touch_updated_at ON public.user_invitations IS 'Keeps updated_at exact.';
+
+
+--
+-- Name: user_invitations user_invitations_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER user_invitations_truncate_refused BEFORE TRUNCATE ON public.user_invitations FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the pending-invitation count (companies.current_pending_invitation_count) and the audit trail');
+
+
+--
+-- Name: TRIGGER user_invitations_truncate_refused ON user_invitations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER user_invitations_truncate_refused ON public.user_invitations IS 'TRUNCATE fires no delete trigger, so it would leave the pending-invitation count (companies.current_pending_invitation_count) and the audit trail stale: refused for every role; delete the rows instead.';
 
 
 --
@@ -11741,6 +12072,20 @@ CREATE TRIGGER users_touch_updated_at BEFORE UPDATE ON public.users FOR EACH ROW
 --
 
 COMMENT ON TRIGGER users_touch_updated_at ON public.users IS 'Keeps updated_at exact.';
+
+
+--
+-- Name: users users_truncate_refused; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER users_truncate_refused BEFORE TRUNCATE ON public.users FOR EACH STATEMENT EXECUTE FUNCTION private.refuse_truncate('the member count (companies.current_user_count), the one-owner rule, the member references cleared in other tables and the audit trail');
+
+
+--
+-- Name: TRIGGER users_truncate_refused ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER users_truncate_refused ON public.users IS 'TRUNCATE fires no delete trigger, so it would leave the member count (companies.current_user_count), the one-owner rule, the member references cleared in other tables and the audit trail stale: refused for every role; delete the rows instead.';
 
 
 --
@@ -13798,7 +14143,7 @@ CREATE POLICY select_own_plan ON public.subscription_plans FOR SELECT TO authent
 -- Name: POLICY select_own_plan ON subscription_plans; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON POLICY select_own_plan ON public.subscription_plans IS 'Members also read their company''s plan when it is not public (custom deal).';
+COMMENT ON POLICY select_own_plan ON public.subscription_plans IS 'Members also read their company''s plan when it is not public (custom deal). doctor: allow policy.permissive_overlap beside select_public_plans (anon reads that one too): two rules, each named, on a table of a few rows.';
 
 
 --
@@ -14020,7 +14365,7 @@ CREATE POLICY update_self ON public.users FOR UPDATE TO authenticated USING (((c
 -- Name: POLICY update_self ON users; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON POLICY update_self ON public.users IS 'A member updates their own row; users_guard_update limits it to full_name (no own role/active changes).';
+COMMENT ON POLICY update_self ON public.users IS 'A member updates their own row; users_guard_update limits it to full_name (no own role/active changes). doctor: allow policy.permissive_overlap beside update_lower_rank: two rules of the role hierarchy, each named (the trigger''s messages and the tests name them), on a rare write.';
 
 
 --
@@ -14376,6 +14721,836 @@ GRANT ALL ON FUNCTION auth.uid() TO service_role;
 
 
 --
+-- Name: FUNCTION lo_close(integer); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_close(integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lo_creat(integer); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_creat(integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lo_create(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_create(oid) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lo_from_bytea(oid, bytea); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_from_bytea(oid, bytea) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lo_get(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_get(oid) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lo_get(oid, bigint, integer); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_get(oid, bigint, integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lo_lseek(integer, integer, integer); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_lseek(integer, integer, integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lo_lseek64(integer, bigint, integer); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_lseek64(integer, bigint, integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lo_open(oid, integer); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_open(oid, integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lo_put(oid, bigint, bytea); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_put(oid, bigint, bytea) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lo_tell(integer); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_tell(integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lo_tell64(integer); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_tell64(integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lo_truncate(integer, integer); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_truncate(integer, integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lo_truncate64(integer, bigint); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_truncate64(integer, bigint) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lo_unlink(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lo_unlink(oid) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION loread(integer, integer); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.loread(integer, integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION lowrite(integer, bytea); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.lowrite(integer, bytea) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION pg_stat_get_analyze_count(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_analyze_count(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_analyze_count(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_analyze_count(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_autoanalyze_count(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_autoanalyze_count(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_autoanalyze_count(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_autoanalyze_count(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_autovacuum_count(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_autovacuum_count(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_autovacuum_count(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_autovacuum_count(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_blocks_fetched(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_blocks_fetched(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_blocks_fetched(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_blocks_fetched(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_blocks_hit(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_blocks_hit(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_blocks_hit(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_blocks_hit(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_active_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_active_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_active_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_active_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_blk_read_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_blk_read_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_blk_read_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_blk_read_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_blk_write_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_blk_write_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_blk_write_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_blk_write_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_blocks_fetched(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_blocks_fetched(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_blocks_fetched(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_blocks_fetched(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_blocks_hit(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_blocks_hit(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_blocks_hit(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_blocks_hit(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_checksum_failures(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_checksum_failures(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_checksum_failures(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_checksum_failures(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_checksum_last_failure(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_checksum_last_failure(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_checksum_last_failure(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_checksum_last_failure(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_conflict_all(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_all(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_all(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_all(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_conflict_bufferpin(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_bufferpin(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_bufferpin(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_bufferpin(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_conflict_lock(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_lock(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_lock(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_lock(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_conflict_logicalslot(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_logicalslot(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_logicalslot(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_logicalslot(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_conflict_snapshot(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_snapshot(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_snapshot(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_snapshot(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_conflict_startup_deadlock(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_startup_deadlock(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_startup_deadlock(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_startup_deadlock(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_conflict_tablespace(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_tablespace(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_tablespace(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_conflict_tablespace(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_deadlocks(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_deadlocks(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_deadlocks(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_deadlocks(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_idle_in_transaction_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_idle_in_transaction_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_idle_in_transaction_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_idle_in_transaction_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_numbackends(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_numbackends(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_numbackends(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_numbackends(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_parallel_workers_launched(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_parallel_workers_launched(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_parallel_workers_launched(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_parallel_workers_launched(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_parallel_workers_to_launch(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_parallel_workers_to_launch(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_parallel_workers_to_launch(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_parallel_workers_to_launch(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_session_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_session_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_session_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_session_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_sessions(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_sessions(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_sessions(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_sessions(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_sessions_abandoned(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_sessions_abandoned(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_sessions_abandoned(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_sessions_abandoned(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_sessions_fatal(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_sessions_fatal(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_sessions_fatal(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_sessions_fatal(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_sessions_killed(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_sessions_killed(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_sessions_killed(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_sessions_killed(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_stat_reset_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_stat_reset_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_stat_reset_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_stat_reset_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_temp_bytes(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_temp_bytes(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_temp_bytes(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_temp_bytes(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_temp_files(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_temp_files(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_temp_files(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_temp_files(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_tuples_deleted(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_deleted(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_deleted(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_deleted(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_tuples_fetched(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_fetched(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_fetched(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_fetched(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_tuples_inserted(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_inserted(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_inserted(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_inserted(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_tuples_returned(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_returned(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_returned(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_returned(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_tuples_updated(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_updated(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_updated(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_tuples_updated(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_xact_commit(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_xact_commit(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_xact_commit(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_xact_commit(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_db_xact_rollback(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_db_xact_rollback(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_xact_rollback(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_db_xact_rollback(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_dead_tuples(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_dead_tuples(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_dead_tuples(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_dead_tuples(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_function_calls(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_function_calls(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_function_calls(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_function_calls(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_function_self_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_function_self_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_function_self_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_function_self_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_function_total_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_function_total_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_function_total_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_function_total_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_ins_since_vacuum(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_ins_since_vacuum(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_ins_since_vacuum(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_ins_since_vacuum(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_last_analyze_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_last_analyze_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_last_analyze_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_last_analyze_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_last_autoanalyze_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_last_autoanalyze_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_last_autoanalyze_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_last_autoanalyze_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_last_autovacuum_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_last_autovacuum_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_last_autovacuum_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_last_autovacuum_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_last_vacuum_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_last_vacuum_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_last_vacuum_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_last_vacuum_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_lastscan(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_lastscan(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_lastscan(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_lastscan(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_live_tuples(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_live_tuples(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_live_tuples(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_live_tuples(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_mod_since_analyze(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_mod_since_analyze(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_mod_since_analyze(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_mod_since_analyze(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_numscans(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_numscans(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_numscans(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_numscans(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_subscription(subid oid, OUT subid oid, OUT relid oid, OUT pid integer, OUT leader_pid integer, OUT received_lsn pg_lsn, OUT last_msg_send_time timestamp with time zone, OUT last_msg_receipt_time timestamp with time zone, OUT latest_end_lsn pg_lsn, OUT latest_end_time timestamp with time zone, OUT worker_type text); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_subscription(subid oid, OUT subid oid, OUT relid oid, OUT pid integer, OUT leader_pid integer, OUT received_lsn pg_lsn, OUT last_msg_send_time timestamp with time zone, OUT last_msg_receipt_time timestamp with time zone, OUT latest_end_lsn pg_lsn, OUT latest_end_time timestamp with time zone, OUT worker_type text) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_subscription(subid oid, OUT subid oid, OUT relid oid, OUT pid integer, OUT leader_pid integer, OUT received_lsn pg_lsn, OUT last_msg_send_time timestamp with time zone, OUT last_msg_receipt_time timestamp with time zone, OUT latest_end_lsn pg_lsn, OUT latest_end_time timestamp with time zone, OUT worker_type text) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_subscription(subid oid, OUT subid oid, OUT relid oid, OUT pid integer, OUT leader_pid integer, OUT received_lsn pg_lsn, OUT last_msg_send_time timestamp with time zone, OUT last_msg_receipt_time timestamp with time zone, OUT latest_end_lsn pg_lsn, OUT latest_end_time timestamp with time zone, OUT worker_type text) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_subscription_stats(subid oid, OUT subid oid, OUT apply_error_count bigint, OUT sync_error_count bigint, OUT confl_insert_exists bigint, OUT confl_update_origin_differs bigint, OUT confl_update_exists bigint, OUT confl_update_missing bigint, OUT confl_delete_origin_differs bigint, OUT confl_delete_missing bigint, OUT confl_multiple_unique_conflicts bigint, OUT stats_reset timestamp with time zone); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_subscription_stats(subid oid, OUT subid oid, OUT apply_error_count bigint, OUT sync_error_count bigint, OUT confl_insert_exists bigint, OUT confl_update_origin_differs bigint, OUT confl_update_exists bigint, OUT confl_update_missing bigint, OUT confl_delete_origin_differs bigint, OUT confl_delete_missing bigint, OUT confl_multiple_unique_conflicts bigint, OUT stats_reset timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_subscription_stats(subid oid, OUT subid oid, OUT apply_error_count bigint, OUT sync_error_count bigint, OUT confl_insert_exists bigint, OUT confl_update_origin_differs bigint, OUT confl_update_exists bigint, OUT confl_update_missing bigint, OUT confl_delete_origin_differs bigint, OUT confl_delete_missing bigint, OUT confl_multiple_unique_conflicts bigint, OUT stats_reset timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_subscription_stats(subid oid, OUT subid oid, OUT apply_error_count bigint, OUT sync_error_count bigint, OUT confl_insert_exists bigint, OUT confl_update_origin_differs bigint, OUT confl_update_exists bigint, OUT confl_update_missing bigint, OUT confl_delete_origin_differs bigint, OUT confl_delete_missing bigint, OUT confl_multiple_unique_conflicts bigint, OUT stats_reset timestamp with time zone) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_total_analyze_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_total_analyze_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_total_analyze_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_total_analyze_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_total_autoanalyze_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_total_autoanalyze_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_total_autoanalyze_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_total_autoanalyze_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_total_autovacuum_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_total_autovacuum_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_total_autovacuum_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_total_autovacuum_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_total_vacuum_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_total_vacuum_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_total_vacuum_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_total_vacuum_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_tuples_deleted(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_deleted(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_deleted(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_deleted(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_tuples_fetched(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_fetched(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_fetched(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_fetched(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_tuples_hot_updated(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_hot_updated(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_hot_updated(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_hot_updated(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_tuples_inserted(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_inserted(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_inserted(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_inserted(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_tuples_newpage_updated(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_newpage_updated(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_newpage_updated(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_newpage_updated(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_tuples_returned(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_returned(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_returned(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_returned(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_tuples_updated(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_updated(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_updated(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_tuples_updated(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_vacuum_count(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_vacuum_count(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_vacuum_count(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_vacuum_count(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_xact_blocks_fetched(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_xact_blocks_fetched(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_blocks_fetched(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_blocks_fetched(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_xact_blocks_hit(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_xact_blocks_hit(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_blocks_hit(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_blocks_hit(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_xact_function_calls(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_xact_function_calls(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_function_calls(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_function_calls(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_xact_function_self_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_xact_function_self_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_function_self_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_function_self_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_xact_function_total_time(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_xact_function_total_time(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_function_total_time(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_function_total_time(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_xact_numscans(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_xact_numscans(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_numscans(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_numscans(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_xact_tuples_deleted(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_deleted(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_deleted(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_deleted(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_xact_tuples_fetched(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_fetched(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_fetched(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_fetched(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_xact_tuples_hot_updated(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_hot_updated(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_hot_updated(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_hot_updated(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_xact_tuples_inserted(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_inserted(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_inserted(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_inserted(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_xact_tuples_newpage_updated(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_newpage_updated(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_newpage_updated(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_newpage_updated(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_xact_tuples_returned(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_returned(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_returned(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_returned(oid) TO pg_read_all_stats;
+
+
+--
+-- Name: FUNCTION pg_stat_get_xact_tuples_updated(oid); Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_updated(oid) FROM PUBLIC;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_updated(oid) TO service_role;
+GRANT ALL ON FUNCTION pg_catalog.pg_stat_get_xact_tuples_updated(oid) TO pg_read_all_stats;
+
+
+--
 -- Name: FUNCTION archivable_conversations(p_as_of timestamp with time zone); Type: ACL; Schema: private; Owner: -
 --
 
@@ -14552,6 +15727,14 @@ REVOKE ALL ON FUNCTION private.conversations_guard_transition() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION private.conversations_log_escalation() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION delete_rows(p_table text, p_keys jsonb); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.delete_rows(p_table text, p_keys jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.delete_rows(p_table text, p_keys jsonb) TO authenticated;
 
 
 --
@@ -14751,6 +15934,14 @@ GRANT ALL ON FUNCTION private.lifecycle_require_privileges() TO service_role;
 
 
 --
+-- Name: FUNCTION lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]) TO service_role;
+
+
+--
 -- Name: FUNCTION message_reactions_after_insert(); Type: ACL; Schema: private; Owner: -
 --
 
@@ -14801,6 +15992,13 @@ REVOKE ALL ON FUNCTION private.refresh_chatbot_visibility(p_company_id uuid, p_u
 
 
 --
+-- Name: FUNCTION refuse_truncate(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.refuse_truncate() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION reject_other_tenant_insert(); Type: ACL; Schema: private; Owner: -
 --
 
@@ -14821,7 +16019,6 @@ GRANT ALL ON FUNCTION private.require_company_writable() TO service_role;
 --
 
 REVOKE ALL ON FUNCTION private.require_company_writable(p_company_id uuid) FROM PUBLIC;
-GRANT ALL ON FUNCTION private.require_company_writable(p_company_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION private.require_company_writable(p_company_id uuid) TO service_role;
 
 
@@ -14931,6 +16128,14 @@ GRANT ALL ON FUNCTION public.create_company_with_owner(p_name text, p_industry t
 
 REVOKE ALL ON FUNCTION public.create_invitation(p_email text, p_role public.user_role) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.create_invitation(p_email text, p_role public.user_role) TO authenticated;
+
+
+--
+-- Name: FUNCTION delete_rows(p_table text, p_keys jsonb); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) TO authenticated;
 
 
 --
@@ -15134,6 +16339,195 @@ GRANT ALL ON TABLE auth.users TO service_role;
 
 
 --
+-- Name: TABLE pg_stat_all_indexes; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_stat_all_indexes FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_all_indexes TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_all_indexes TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_stat_all_tables; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_stat_all_tables FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_all_tables TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_all_tables TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_stat_database; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_stat_database FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_database TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_database TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_stat_sys_indexes; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_stat_sys_indexes FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_sys_indexes TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_sys_indexes TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_stat_sys_tables; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_stat_sys_tables FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_sys_tables TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_sys_tables TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_stat_user_functions; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_stat_user_functions FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_user_functions TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_user_functions TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_stat_user_indexes; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_stat_user_indexes FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_user_indexes TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_user_indexes TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_stat_user_tables; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_stat_user_tables FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_user_tables TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_user_tables TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_stat_xact_all_tables; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_stat_xact_all_tables FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_xact_all_tables TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_xact_all_tables TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_stat_xact_sys_tables; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_stat_xact_sys_tables FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_xact_sys_tables TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_xact_sys_tables TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_stat_xact_user_functions; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_stat_xact_user_functions FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_xact_user_functions TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_xact_user_functions TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_stat_xact_user_tables; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_stat_xact_user_tables FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_xact_user_tables TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_stat_xact_user_tables TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_statio_all_indexes; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_statio_all_indexes FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_all_indexes TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_all_indexes TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_statio_all_sequences; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_statio_all_sequences FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_all_sequences TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_all_sequences TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_statio_all_tables; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_statio_all_tables FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_all_tables TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_all_tables TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_statio_sys_indexes; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_statio_sys_indexes FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_sys_indexes TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_sys_indexes TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_statio_sys_sequences; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_statio_sys_sequences FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_sys_sequences TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_sys_sequences TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_statio_sys_tables; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_statio_sys_tables FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_sys_tables TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_sys_tables TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_statio_user_indexes; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_statio_user_indexes FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_user_indexes TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_user_indexes TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_statio_user_sequences; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_statio_user_sequences FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_user_sequences TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_user_sequences TO pg_read_all_stats;
+
+
+--
+-- Name: TABLE pg_statio_user_tables; Type: ACL; Schema: pg_catalog; Owner: -
+--
+
+REVOKE SELECT ON TABLE pg_catalog.pg_statio_user_tables FROM PUBLIC;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_user_tables TO service_role;
+GRANT SELECT ON TABLE pg_catalog.pg_statio_user_tables TO pg_read_all_stats;
+
+
+--
 -- Name: TABLE chatbot_visibility; Type: ACL; Schema: private; Owner: -
 --
 
@@ -15188,7 +16582,8 @@ GRANT SELECT,INSERT ON TABLE public.audit_logs TO service_role;
 -- Name: TABLE chatbot_operators; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.chatbot_operators TO authenticated;
+GRANT SELECT ON TABLE public.chatbot_operators TO authenticated;
+GRANT DELETE ON TABLE public.chatbot_operators TO neurant_member_delete;
 GRANT ALL ON TABLE public.chatbot_operators TO service_role;
 
 
@@ -15225,7 +16620,8 @@ GRANT ALL ON TABLE public.chatbot_templates TO service_role;
 -- Name: TABLE chatbots; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.chatbots TO authenticated;
+GRANT SELECT ON TABLE public.chatbots TO authenticated;
+GRANT DELETE ON TABLE public.chatbots TO neurant_member_delete;
 GRANT ALL ON TABLE public.chatbots TO service_role;
 
 
@@ -15347,7 +16743,8 @@ GRANT ALL ON TABLE public.company_message_usage TO service_role;
 -- Name: TABLE conversations; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.conversations TO authenticated;
+GRANT SELECT ON TABLE public.conversations TO authenticated;
+GRANT DELETE ON TABLE public.conversations TO neurant_member_delete;
 GRANT ALL ON TABLE public.conversations TO service_role;
 
 
@@ -15397,7 +16794,8 @@ GRANT INSERT(assigned_operator_id),UPDATE(assigned_operator_id) ON TABLE public.
 -- Name: TABLE document_chunks; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.document_chunks TO authenticated;
+GRANT SELECT ON TABLE public.document_chunks TO authenticated;
+GRANT DELETE ON TABLE public.document_chunks TO neurant_member_delete;
 GRANT ALL ON TABLE public.document_chunks TO service_role;
 
 
@@ -15461,7 +16859,8 @@ GRANT INSERT(metadata),UPDATE(metadata) ON TABLE public.document_chunks TO authe
 -- Name: TABLE documents; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.documents TO authenticated;
+GRANT SELECT ON TABLE public.documents TO authenticated;
+GRANT DELETE ON TABLE public.documents TO neurant_member_delete;
 GRANT ALL ON TABLE public.documents TO service_role;
 
 
@@ -15534,7 +16933,8 @@ GRANT ALL ON TABLE public.integration_logs TO service_role;
 -- Name: TABLE integrations; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.integrations TO authenticated;
+GRANT SELECT ON TABLE public.integrations TO authenticated;
+GRANT DELETE ON TABLE public.integrations TO neurant_member_delete;
 GRANT ALL ON TABLE public.integrations TO service_role;
 
 
@@ -15600,7 +17000,8 @@ GRANT ALL ON TABLE public.legal_holds TO service_role;
 -- Name: TABLE message_reactions; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.message_reactions TO authenticated;
+GRANT SELECT ON TABLE public.message_reactions TO authenticated;
+GRANT DELETE ON TABLE public.message_reactions TO neurant_member_delete;
 GRANT ALL ON TABLE public.message_reactions TO service_role;
 
 
@@ -15657,7 +17058,8 @@ GRANT INSERT(comment) ON TABLE public.message_reactions TO authenticated;
 -- Name: TABLE messages; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.messages TO authenticated;
+GRANT SELECT ON TABLE public.messages TO authenticated;
+GRANT DELETE ON TABLE public.messages TO neurant_member_delete;
 GRANT ALL ON TABLE public.messages TO service_role;
 
 
@@ -15821,7 +17223,8 @@ GRANT SELECT(updated_at) ON TABLE public.user_invitations TO authenticated;
 -- Name: TABLE users; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,DELETE ON TABLE public.users TO authenticated;
+GRANT SELECT ON TABLE public.users TO authenticated;
+GRANT DELETE ON TABLE public.users TO neurant_member_delete;
 GRANT ALL ON TABLE public.users TO service_role;
 
 

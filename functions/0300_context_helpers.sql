@@ -21,6 +21,7 @@ $$;
 
 create function public.role_rank(p_role public.user_role) returns integer
   language sql immutable parallel safe
+  set search_path = pg_catalog, pg_temp
 as $$
   select case p_role
     when 'owner' then 4
@@ -137,5 +138,8 @@ comment on function private.require_company_writable() is
   'private.require_company_writable(uuid) for the caller''s own company (true for a caller without one: the other policies deny). The check of the restrictive *_while_writable policies; wrap it in (select ...) so it runs once per statement.';
 
 revoke execute on function private.require_company_writable(uuid), private.require_company_writable() from public, anon;
-grant execute on function private.require_company_writable(uuid), private.require_company_writable()
-  to authenticated, service_role;
+-- The policies call the no-argument form (the caller's own company); the company form is for
+-- the security definer RPCs, which run as its owner: a member calling it with another
+-- company's id would learn whether that company is suspended or canceled (issue 20, item 7).
+grant execute on function private.require_company_writable() to authenticated, service_role;
+grant execute on function private.require_company_writable(uuid) to service_role;

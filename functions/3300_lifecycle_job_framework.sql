@@ -76,6 +76,7 @@ returns table (company_id uuid, archive_before timestamptz, cold_before timestam
                delete_before timestamptz, company_held boolean)
   language sql
   stable
+  set search_path = pg_catalog, pg_temp
 as $$
   select co.id,
          private.lifecycle_clock(p_as_of) - pg_catalog.make_interval(days => p.archive_after_days),
@@ -92,6 +93,7 @@ comment on function private.lifecycle_cutoffs(timestamptz) is
 create function private.conversation_is_held(p_company_id uuid, p_conversation_id uuid) returns boolean
   language sql
   stable
+  set search_path = pg_catalog, pg_temp
 as $$
   select exists (select 1 from public.legal_holds h
                   where h.company_id = p_company_id and h.released_at is null
@@ -104,6 +106,7 @@ create function private.jsonb_add_counts(p_a jsonb, p_b jsonb) returns jsonb
   language sql
   immutable
   parallel safe
+  set search_path = pg_catalog, pg_temp
 as $$
   select coalesce(pg_catalog.jsonb_object_agg(k, v), '{}'::pg_catalog.jsonb)
     from (select e.key as k, pg_catalog.sum(e.value::numeric)::bigint as v
@@ -119,6 +122,7 @@ create function private.job_lock_key(p_job text) returns text
   language sql
   immutable
   parallel safe
+  set search_path = pg_catalog, pg_temp
 as $$
   -- the lock group of a job: at most one run of a group is running (job_runs_one_running_per_lock_key)
   select case when p_job in ('archive', 'cold-export', 'retention') then 'lifecycle'
@@ -248,6 +252,7 @@ create function private.batch_rows(p_batch jsonb) returns bigint
   language sql
   immutable
   parallel safe
+  set search_path = pg_catalog, pg_temp
 as $$
   select coalesce(pg_catalog.sum(e.value::numeric), 0)::bigint from pg_catalog.jsonb_each_text(coalesce(p_batch, '{}'::pg_catalog.jsonb)) e
 $$;

@@ -4,5 +4,6 @@ drop function private.archive_preview(timestamptz);
 drop function private.archive_analytics_batch(timestamptz, integer);
 drop function private.archive_integration_logs_batch(timestamptz, integer);
 drop function private.archive_conversations_batch(timestamptz, integer);
+drop function private.lock_conversation_rows(uuid[], uuid[]);
 drop function private.cold_conversations(timestamptz);
 drop function private.archivable_conversations(timestamptz);

@@ -23,7 +23,7 @@ as $$
                       where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
 $$;
 comment on function private.archivable_conversations(timestamptz) is
-  'Closed live conversations whose closed_at is older than their plan''s archive_after_days and that no active legal hold covers.';
+  'Closed live conversations whose closed_at is older than their plan''s archive_after_days and that no active legal hold covers. doctor: allow function.search_path inlined into the job batches (a SET clause would stop the inlining and make every batch compute all candidates); every name in it is qualified and its callers fix the path.';
 
 create function private.cold_conversations(p_as_of timestamptz)
 returns table (company_id uuid, id uuid)
@@ -38,7 +38,71 @@ as $$
                       where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
 $$;
 comment on function private.cold_conversations(timestamptz) is
-  'Archived conversations older than their plan''s cold_after_days (by closed_at) that no active legal hold covers: what the cold export takes.';
+  'Archived conversations older than their plan''s cold_after_days (by closed_at) that no active legal hold covers: what the cold export takes. doctor: allow function.search_path inlined into the job batches (a SET clause would stop the inlining and make every batch compute all candidates); every name in it is qualified and its callers fix the path.';
+
+-- ---------------------------------------------------------------------------
+-- Jobs never wait on a member (issue 20, item 3)
+-- ---------------------------------------------------------------------------
+
+create function private.lock_conversation_rows(p_companies uuid[], p_ids uuid[],
+                                               out o_companies uuid[], out o_ids uuid[])
+  language plpgsql
+  volatile
+  set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_companies uuid[];
+  v_ids uuid[];
+begin
+  -- Lock every live child row of the claimed conversations, skipping what another transaction
+  -- holds (a member's uncommitted reaction holds its message, an uncommitted delete the row).
+  select coalesce(pg_catalog.array_agg(t.company_id), '{}'), coalesce(pg_catalog.array_agg(t.conversation_id), '{}')
+    into v_companies, v_ids
+    from (select x.company_id, x.conversation_id
+            from (select m.company_id, m.conversation_id
+                    from public.messages m
+                    join unnest(p_companies, p_ids) b(company_id, id)
+                      on m.company_id = b.company_id and m.conversation_id = b.id
+                     for update of m skip locked) x
+          union all
+          select x.company_id, x.conversation_id
+            from (select r.company_id, r.conversation_id
+                    from public.message_reactions r
+                    join unnest(p_companies, p_ids) b(company_id, id)
+                      on r.company_id = b.company_id and r.conversation_id = b.id
+                     for update of r skip locked) x
+          union all
+          select x.company_id, x.conversation_id
+            from (select q.company_id, q.conversation_id
+                    from public.knowledge_queries q
+                    join unnest(p_companies, p_ids) b(company_id, id)
+                      on q.company_id = b.company_id and q.conversation_id = b.id
+                     for update of q skip locked) x
+          union all
+          select x.company_id, x.conversation_id
+            from (select e.company_id, e.conversation_id
+                    from public.hitl_escalations e
+                    join unnest(p_companies, p_ids) b(company_id, id)
+                      on e.company_id = b.company_id and e.conversation_id = b.id
+                     for update of e skip locked) x) t;
+  -- Keep the conversations whose every row is now locked by this transaction; the others stay
+  -- live, untouched, for the next batch or run.
+  select coalesce(pg_catalog.array_agg(b.company_id), '{}'), coalesce(pg_catalog.array_agg(b.id), '{}')
+    into o_companies, o_ids
+    from unnest(p_companies, p_ids) b(company_id, id)
+    left join (select l.company_id, l.id, pg_catalog.count(*) as n
+                 from unnest(v_companies, v_ids) l(company_id, id)
+                group by l.company_id, l.id) l
+      on l.company_id = b.company_id and l.id = b.id
+   where coalesce(l.n, 0)
+         = (select pg_catalog.count(*) from public.messages m where m.company_id = b.company_id and m.conversation_id = b.id)
+         + (select pg_catalog.count(*) from public.message_reactions r where r.company_id = b.company_id and r.conversation_id = b.id)
+         + (select pg_catalog.count(*) from public.knowledge_queries q where q.company_id = b.company_id and q.conversation_id = b.id)
+         + (select pg_catalog.count(*) from public.hitl_escalations e where e.company_id = b.company_id and e.conversation_id = b.id);
+end;
+$$;
+comment on function private.lock_conversation_rows(uuid[], uuid[]) is
+  'Locks, without waiting, every message, reaction, knowledge query and HITL escalation of the given (already locked) live conversations, and returns the conversations whose rows are all locked now: one with a row another transaction holds (a member''s open transaction) is left for a later batch or run, so a job never waits on a member.';
 
 -- ---------------------------------------------------------------------------
 -- One batch of each move (callable in a transaction: the pgTAP suites use them)
@@ -67,11 +131,12 @@ begin
   if pg_catalog.cardinality(v_ids) = 0 then
     return v_out;
   end if;
-  -- 2. lock their messages: a concurrent reaction / knowledge query on one of them now waits
-  --    for this batch and then fails its foreign key check, instead of being lost by a cascade
-  perform 1 from public.messages m
-    join unnest(v_companies, v_ids) b(company_id, id) on m.company_id = b.company_id and m.conversation_id = b.id
-     for update of m;
+  -- 2. lock their messages and child rows without waiting (a conversation with a row another
+  --    transaction holds waits for a later batch or run); a concurrent reaction / knowledge
+  --    query on a locked message now waits for this batch and then fails its foreign key
+  --    check, instead of being lost by a cascade
+  select l.o_companies, l.o_ids into v_companies, v_ids
+    from private.lock_conversation_rows(v_companies, v_ids) l;
   -- 3. move children first (archive FKs are deferred to commit); every delete returns
   --    exactly the rows inserted, in the same statement
   with moved as (
@@ -203,6 +268,7 @@ comment on function private.archive_analytics_batch(timestamptz, integer) is
 create function private.archive_preview(p_as_of timestamptz) returns jsonb
   language sql
   stable
+  set search_path = pg_catalog, pg_temp
 as $$
   with c as (select * from private.archivable_conversations(p_as_of))
   select pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
@@ -288,11 +354,12 @@ $$;
 comment on procedure public.job_archive(bigint, integer, integer, boolean, timestamptz) is
   'Job "archive": moves closed conversations (with messages, reactions, knowledge queries, escalations), integration logs and daily analytics older than '
   'their plan''s archive_after_days to the archive schema, p_batch_size per transaction, skipping legal holds; resumable and idempotent (a re-run continues '
-  'where the last committed batch ended). p_as_of (default now()) fixes the clock; p_dry_run counts only. Progress in private.job_runs (id returned in p_run_id).';
+  'where the last committed batch ended). p_as_of (default now()) fixes the clock; p_dry_run counts only. Progress in private.job_runs (id returned in p_run_id). doctor: allow function.search_path a procedure that commits cannot carry a SET clause: every name in it is qualified and it first calls private.job_require_trusted_path.';
 
 -- Privileges: the jobs are for service_role (and the owner / pg_cron).
 revoke execute on function private.archivable_conversations(timestamptz),
   private.cold_conversations(timestamptz),
+  private.lock_conversation_rows(uuid[], uuid[]),
   private.archive_conversations_batch(timestamptz, integer),
   private.archive_integration_logs_batch(timestamptz, integer),
   private.archive_analytics_batch(timestamptz, integer),
@@ -300,6 +367,7 @@ revoke execute on function private.archivable_conversations(timestamptz),
   from public, anon, authenticated;
 grant execute on function private.archivable_conversations(timestamptz),
   private.cold_conversations(timestamptz),
+  private.lock_conversation_rows(uuid[], uuid[]),
   private.archive_conversations_batch(timestamptz, integer),
   private.archive_integration_logs_batch(timestamptz, integer),
   private.archive_analytics_batch(timestamptz, integer),

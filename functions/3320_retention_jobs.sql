@@ -62,10 +62,10 @@ begin
                               where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
            limit p_limit
              for update of c skip locked) c;
+  -- their rows, without waiting on a member's open transaction (those conversations wait)
+  select l.o_companies, l.o_ids into v_companies, v_ids
+    from private.lock_conversation_rows(v_companies, v_ids) l;
   if pg_catalog.cardinality(v_ids) > 0 then
-    perform 1 from public.messages m
-      join unnest(v_companies, v_ids) b(company_id, id) on m.company_id = b.company_id and m.conversation_id = b.id
-       for update of m;
     delete from public.message_reactions r using public.messages m, unnest(v_companies, v_ids) b(company_id, id)
      where m.company_id = b.company_id and m.conversation_id = b.id and r.company_id = m.company_id and r.message_id = m.id;
     get diagnostics n = row_count;
@@ -170,6 +170,7 @@ comment on function private.retention_batch(timestamptz, integer) is
 create function private.retention_preview(p_as_of timestamptz) returns jsonb
   language sql
   stable
+  set search_path = pg_catalog, pg_temp
 as $$
   with k as (select * from private.lifecycle_cutoffs(p_as_of) where not company_held),
   lc as (select c.company_id, c.id from k join public.conversations c
@@ -249,7 +250,7 @@ $$;
 comment on procedure public.job_retention(bigint, integer, integer, boolean, timestamptz) is
   'Job "retention": deletes, live or archived, every conversation (with its rows), integration log and daily analytics row older than its plan''s delete_after_days, '
   'and audit rows older than 7 years, unless a legal hold covers them (system_metrics samples: after 400 days); p_batch_size per transaction. Dead tuples remain until VACUUM '
-  '(`neurant-db jobs run retention` vacuums afterwards) and in WAL/backups until they expire: see docs/lifecycle.md.';
+  '(`neurant-db jobs run retention` vacuums afterwards) and in WAL/backups until they expire: see docs/lifecycle.md. doctor: allow function.search_path a procedure that commits cannot carry a SET clause: every name in it is qualified and it first calls private.job_require_trusted_path.';
 
 -- Privileges: the jobs are for service_role (and the owner / pg_cron).
 revoke execute on function private.retention_batch(timestamptz, integer),

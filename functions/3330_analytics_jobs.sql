@@ -197,7 +197,7 @@ end;
 $$;
 comment on procedure public.job_analytics(bigint, integer, date, date, boolean) is
   'Job "analytics": refreshes public.analytics_daily for each UTC day from p_from to p_to (default: the last p_days days, today included), one '
-  'transaction per day. Idempotent: re-running a day gives the same numbers; late data is picked up by re-running its day.';
+  'transaction per day. Idempotent: re-running a day gives the same numbers; late data is picked up by re-running its day. doctor: allow function.search_path a procedure that commits cannot carry a SET clause: every name in it is qualified and it first calls private.job_require_trusted_path.';
 
 -- Privileges: the jobs are for service_role (and the owner / pg_cron).
 revoke execute on procedure public.refresh_analytics_daily(date) from public, anon, authenticated;

@@ -92,7 +92,7 @@ begin
 end;
 $$;
 comment on procedure public.job_metrics(bigint, boolean) is
-  'Job "metrics": samples database size, connections, per-table size and growth and per-tenant storage into public.system_metrics (private.collect_system_metrics).';
+  'Job "metrics": samples database size, connections, per-table size and growth and per-tenant storage into public.system_metrics (private.collect_system_metrics). doctor: allow function.search_path a procedure that commits cannot carry a SET clause: every name in it is qualified and it first calls private.job_require_trusted_path.';
 
 -- Privileges: the jobs are for service_role (and the owner / pg_cron).
 revoke execute on function private.collect_system_metrics()

@@ -18,7 +18,7 @@ create policy select_own_plan on public.subscription_plans
   using (code = (select c.subscription_plan from public.companies c
           where c.id = (select public.get_user_company_id())));{% endif %}
 comment on policy select_own_plan on public.subscription_plans is
-  'Members also read their company''s plan when it is not public (custom deal).';
+  'Members also read their company''s plan when it is not public (custom deal). doctor: allow policy.permissive_overlap beside select_public_plans (anon reads that one too): two rules, each named, on a table of a few rows.';
 
 -- companies ------------------------------------------------------------------
 {{ rls('public.companies') }}
@@ -54,7 +54,7 @@ create policy update_self on public.users
   with check (company_id = (select public.get_user_company_id())
         and id = (select public.get_current_user_id()));
 comment on policy update_self on public.users is
-  'A member updates their own row; users_guard_update limits it to full_name (no own role/active changes).';
+  'A member updates their own row; users_guard_update limits it to full_name (no own role/active changes). doctor: allow policy.permissive_overlap beside update_lower_rank: two rules of the role hierarchy, each named (the trigger''s messages and the tests name them), on a rare write.';
 
 create policy update_lower_rank on public.users
   for update to authenticated

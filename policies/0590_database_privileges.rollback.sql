@@ -16,3 +16,52 @@ begin
   end if;
 end;
 $$;
+
+-- The timeouts of the request roles in this database (set by 0590 unless the role had its own).
+do $$
+declare
+  v_db text := pg_catalog.current_database();
+  v_role text;
+  v_name text;
+begin
+  for v_role, v_name in
+    select r, n from (values ('anon'), ('authenticated')) as a (r)
+      cross join (values ('statement_timeout'), ('lock_timeout'), ('idle_in_transaction_session_timeout')) as b (n)
+  loop
+    begin
+      execute pg_catalog.format('alter role %I in database %I reset %s', v_role, v_db, v_name);
+    exception when insufficient_privilege then
+      raise notice 'neurant-db: % may not change the settings of role %', current_user, v_role;
+    end;
+  end loop;
+end;
+$$;
+
+-- The large-object functions and activity statistics of pg_catalog: back to PUBLIC.
+do $$
+declare
+  v_object text;
+begin
+  if not (select r.rolsuper from pg_catalog.pg_roles r where r.rolname = current_user) then
+    return;
+  end if;
+  for v_object in
+    select p.oid::pg_catalog.regprocedure::text
+      from pg_catalog.pg_proc p
+     where p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
+       and (p.proname ~ '^lo_' or p.proname in ('loread', 'lowrite')
+            or (p.proname ~ '^pg_stat_get_' and p.pronargs = 1 and p.proargtypes[0] = 'pg_catalog.oid'::pg_catalog.regtype))
+  loop
+    execute pg_catalog.format('grant execute on function %s to public', v_object);
+  end loop;
+  for v_object in
+    select c.oid::pg_catalog.regclass::text
+      from pg_catalog.pg_class c
+     where c.relnamespace = 'pg_catalog'::pg_catalog.regnamespace and c.relkind = 'v'
+       and (c.relname ~ '^pg_stat(io)?_(xact_)?(all|user|sys)_(tables|indexes|sequences|functions)$'
+            or c.relname = 'pg_stat_database')
+  loop
+    execute pg_catalog.format('grant select on %s to public', v_object);
+  end loop;
+end;
+$$;

@@ -15,7 +15,7 @@
 {%- set entry = tables.secured(table) -%}
 alter table {{ table }} enable row level security;
 alter table {{ table }} force row level security;
-revoke all on table {{ table }} from public, anon, authenticated, service_role;
+revoke all on table {{ table }} from public, anon, authenticated, service_role{{ ', neurant_member_delete' if 'neurant_member_delete' in entry.grants }};
 {%- for sequence in entry.sequences %}
 revoke all on sequence {{ sequence }} from public, anon, authenticated, service_role;
 {%- endfor %}
@@ -44,7 +44,7 @@ begin
 end
 $$;
 {%- for table in varargs %}
-revoke all on table {{ table }} from anon, authenticated, service_role;
+revoke all on table {{ table }} from anon, authenticated, service_role{{ ', neurant_member_delete' if 'neurant_member_delete' in tables.secured(table).grants }};
 alter table {{ table }} no force row level security;
 alter table {{ table }} disable row level security;
 {%- endfor %}

@@ -117,11 +117,11 @@ create function private.jsonb_has_secret_keys(p_value jsonb) returns boolean
 as $$
   select pg_catalog.jsonb_path_exists(
     p_value,
-    'strict $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "(token|secret|passw|pwd|api[_-]?key|apikey|private[_-]?key|access[_-]?key|signing[_-]?key|credential|authorization|bearer|cookie|session[_-]?id)" flag "i")'
+    'strict $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "(token|secret|passw|pwd|passphrase|api[_-]?key|apikey|private[_-]?key|access[_-]?key|signing[_-]?key|encryption[_-]?key|master[_-]?key|auth[_-]?key|credential|authorization|bearer|cookie|session[_-]?id|connection[_-]?string)" flag "i")'
   );
 $$;
 comment on function private.jsonb_has_secret_keys(jsonb) is
-  'True if any object key at any depth looks like a secret (token, secret, password, api_key, private_key, credential, authorization, ...). Used to keep secrets out of integrations.config.';
+  'True if any object key at any depth looks like a secret (token, secret, password, passphrase, api_key, private_key, encryption_key, credential, authorization, connection_string, ...). Used to keep secrets out of integrations.config.';
 
 -- The check constraint on integrations.config runs with the inserting role's privileges:
 -- it must be able to execute it.
@@ -131,7 +131,11 @@ grant execute on function private.jsonb_has_secret_keys(jsonb) to authenticated,
 -- Secrets by value: the key a secret sits under proves nothing ("note", "x"), so a
 -- string is also judged by its shape. Whole-string shapes (long high-entropy runs)
 -- need a letter/digit mix so that ordinary words, ids, UUIDs, phone numbers and
--- colours pass; the token shapes match anywhere in the string.
+-- colours pass; the token shapes match anywhere in the string. The families follow the
+-- rule families of the maintained secret scanners (gitleaks, detect-secrets: vendor token
+-- prefixes, webhook URLs, credentials in URLs and connection strings, keyword-anchored
+-- keys, high entropy), written here; tests/pgtap/2000 holds one sample per family. A new
+-- vendor format is a new line here and a new sample there.
 create function private.text_looks_like_secret(p_value text) returns boolean
   language sql
   immutable
@@ -150,6 +154,31 @@ as $$
     or p_value ~ '(^|[^A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,}'
     or p_value ~ '(^|[^A-Za-z0-9])(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})'
     or p_value ~ '(^|[^A-Za-z0-9])(AKIA|ASIA)[0-9A-Z]{16}([^A-Za-z0-9]|$)'
+    -- more vendor keys: SendGrid, Google API, Mailgun, GitLab, npm, PyPI, Shopify,
+    -- DigitalOcean, Hugging Face, Twilio API keys
+    or p_value ~ '(^|[^A-Za-z0-9])SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{30,64}'
+    or p_value ~ '(^|[^A-Za-z0-9])AIza[0-9A-Za-z_-]{35}'
+    or p_value ~ '(^|[^A-Za-z0-9])key-[0-9a-zA-Z]{32}'
+    or p_value ~ '(^|[^A-Za-z0-9])glpat-[A-Za-z0-9_-]{20,}'
+    or p_value ~ '(^|[^A-Za-z0-9])npm_[A-Za-z0-9]{36}'
+    or p_value ~ '(^|[^A-Za-z0-9])pypi-[A-Za-z0-9_-]{50,}'
+    or p_value ~ '(^|[^A-Za-z0-9])shp(at|ca|pa|ss)_[a-fA-F0-9]{32}'
+    or p_value ~ '(^|[^A-Za-z0-9])dop_v1_[a-f0-9]{64}'
+    or p_value ~ '(^|[^A-Za-z0-9])hf_[A-Za-z0-9]{30,}'
+    or p_value ~ '(^|[^A-Za-z0-9])SK[0-9a-fA-F]{32}([^A-Za-z0-9]|$)'
+    -- Telegram bot tokens: <bot id>:<35 characters>
+    or p_value ~ '(^|[^0-9])[0-9]{8,10}:[A-Za-z0-9_-]{35}([^A-Za-z0-9_-]|$)'
+    -- webhook URLs whose path is the secret: Slack, Discord, Microsoft Teams
+    or p_value ~* 'hooks\.slack\.com/(services|workflows|triggers)/[A-Za-z0-9_/-]{8,}'
+    or p_value ~* 'discord(app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]{20,}'
+    or p_value ~* '\.webhook\.office\.com/webhookb2/'
+    -- credentials in a query string or a connection string (URL ?access_token=, JDBC
+    -- ?password=, ADO.NET Password=...;, libpq password=..., Azure AccountKey=/sig=)
+    or p_value ~* '(^|[?&;[:space:]])(access_token|id_token|refresh_token|auth_token|token|api_?key|client_secret|secret|password|passwd|pwd|sig|x-amz-signature|accountkey|sharedaccesskey)=[^&;#[:space:]]{4,}'
+    -- AWS secret access keys: 40 base64 characters mixing cases and digits, alone or
+    -- after an aws ... secret keyword
+    or (p_value ~ '^[A-Za-z0-9/+]{40}$' and p_value ~ '[0-9]' and p_value ~ '[a-z]' and p_value ~ '[A-Z]')
+    or p_value ~* 'aws.{0,20}secret.{0,20}[A-Za-z0-9/+]{40}'
     -- PEM private keys of any kind
     or p_value ~ '-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----'
     -- an HTTP Authorization value
@@ -163,7 +192,7 @@ as $$
         and p_value ~ '[0-9]' and p_value ~ '[a-z]' and p_value ~ '[A-Z]')
 $$;
 comment on function private.text_looks_like_secret(text) is
-  'True if a string has the shape of a secret: a JWT, a vendor key (sk_live_, sk-, xox[abposr]-, ghp_, AKIA...), a PEM private key, an Authorization value (Bearer/Basic/Token ...), a URL with userinfo (scheme://user:pass@), or a hex/base64 run of 32+ characters without spaces mixing letters and digits. Ordinary text, URLs without credentials, phone numbers, channel ids, UUIDs and colours pass.';
+  'True if a string has the shape of a secret: a JWT, a vendor key (sk_live_, sk-, xox[abposr]-, ghp_, AKIA..., SendGrid SG., AIza, glpat-, npm_, Telegram bot tokens, ...), a webhook URL whose path is the secret (Slack, Discord, Teams), a credential in a query or connection string (?access_token=, password=, AccountKey=), an AWS secret access key, a PEM private key, an Authorization value (Bearer/Basic/Token ...), a URL with userinfo (scheme://user:pass@), or a hex/base64 run of 32+ characters without spaces mixing letters and digits. Ordinary text, URLs without credentials, phone numbers, channel ids, UUIDs and colours pass.';
 
 create function private.jsonb_has_secret_values(p_value jsonb) returns boolean
   language sql
@@ -196,7 +225,7 @@ as $$
               e.key,
               case
                 when e.value = 'null'::jsonb then e.value
-                when e.key ~* '^(token_hash|ciphertext|nonce|encrypted_.*|.*password.*|.*passwd.*|.*secret.*|.*api_?key.*|.*private_?key.*|.*access_?token.*|.*refresh_?token.*|.*_token|token)$'
+                when e.key ~* '^(token_hash|ciphertext|nonce|encrypted_.*|.*password.*|.*passwd.*|.*passphrase.*|.*secret.*|.*api_?key.*|.*private_?key.*|.*encryption_?key.*|.*signing_?key.*|.*access_?key.*|.*master_?key.*|.*access_?token.*|.*refresh_?token.*|.*_token|token)$'
                   then to_jsonb('[REDACTED]'::text)
                 when pg_catalog.jsonb_typeof(e.value) = 'object' and private.jsonb_has_secret_keys(e.value)
                   then to_jsonb('[REDACTED]'::text)
@@ -209,7 +238,7 @@ as $$
     '{}'::jsonb) end;
 $$;
 comment on function private.audit_redact(jsonb) is
-  'Replaces with "[REDACTED]" the value of secret-looking columns (token_hash, ciphertext, nonce, *password*, *secret*, *api_key*, *_token, ...), of JSON objects containing secret-looking keys, and of any value (text, object, array) holding a string shaped like a secret (private.jsonb_has_secret_values), whatever its column is called.';
+  'Replaces with "[REDACTED]" the value of secret-looking columns (token_hash, ciphertext, nonce, *password*, *passphrase*, *secret*, *api_key*, *encryption_key*, *_token, ...), of JSON objects containing secret-looking keys, and of any value (text, object, array) holding a string shaped like a secret (private.jsonb_has_secret_values), whatever its column is called.';
 
 create function private.audit_row_change() returns trigger
   language plpgsql

@@ -203,7 +203,7 @@ def test_a_write_rpc_without_the_read_only_check_fails_doctor(neurant_db: TestDa
               as 'update public.user_invitations set status = ''revoked'' where id = p_invitation_id'""")
         found = [f.object for f in run_checks(conn) if f.check == "definer.read_only" and f.level == "error"]
         conn.rollback()
-    assert found == ["revoke_invitation(uuid)"]
+    assert found == ["revoke_invitation(uuid)"]  # delete_rows calls the check (functions/0350)
 
 
 HALF_GUARDED = """
@@ -308,10 +308,10 @@ comment on function private.trusts_trigger_depth() is 'deliberately broken: deci
 create function private.reads_a_setting_named_at_run_time(p text) returns text language sql stable
   as $$ select current_setting(p, true) $$;
 comment on function private.reads_a_setting_named_at_run_time(text) is 'deliberately broken: setting named at run time';
-create function private.reads_the_jwt() returns text language sql stable
+create function private.reads_the_jwt() returns text language sql stable set search_path = pg_catalog, pg_temp
   as $$ select current_setting('request.jwt.claims', true) $$;
 comment on function private.reads_the_jwt() is 'the JWT claims are trusted';
-create function private.reads_a_knob() returns text language sql stable
+create function private.reads_a_knob() returns text language sql stable set search_path = pg_catalog, pg_temp
   as $$ select current_setting('work_mem') -- doctor: allow setting.read work_mem reported only
   $$;
 comment on function private.reads_a_knob() is 'documented read';
@@ -424,3 +424,77 @@ def test_a_table_or_sequence_open_to_client_roles_outside_the_registry_fails_doc
     assert found - supabase_defaults == {
         ("grant.table", "public.rogue anon"), ("grant.sequence", "public.rogue_id_seq anon"),
         ("grant.sequence", "public.system_metrics_id_seq anon"), ("grant.table", "public.chatbots authenticated")}
+
+
+def test_a_table_whose_delete_triggers_keep_state_without_a_truncate_refusal_fails_doctor(
+        neurant_db: TestDatabase) -> None:
+    """The doctor check trigger.truncate of the truncate-refused rule (issue 20, item 6)."""
+    with psycopg.connect(neurant_db.url) as conn:
+        assert [f for f in run_checks(conn) if f.check == "trigger.truncate"] == []
+        conn.execute("drop trigger chatbot_operators_truncate_refused on public.chatbot_operators")
+        found = [(f.level, f.object) for f in run_checks(conn) if f.check == "trigger.truncate"]
+        conn.rollback()
+    assert found == [("error", "public.chatbot_operators")]
+
+
+def test_settings_and_a_password_a_request_role_gave_itself_are_reported_with_their_undo(
+        neurant_db: TestDatabase) -> None:
+    """Issue 20, item 2: a request role alters itself (PostgreSQL allows it); doctor names
+    each such setting and password with the statement that undoes it, and the undo works."""
+    def found(conn: psycopg.Connection) -> set[tuple[str, str, str]]:
+        return {(f.check, f.object, f.hint) for f in run_checks(conn)
+                if f.level == "error" and f.check in ("role.setting", "role.password")}
+
+    with psycopg.connect(neurant_db.url) as conn:  # one transaction, rolled back: no other test sees it
+        assert found(conn) == set()
+        db = conn.execute("select current_database()").fetchone()
+        assert db is not None
+        conn.execute("set role authenticated")
+        conn.execute("alter role authenticated set default_transaction_read_only = on")
+        conn.execute("alter role authenticated password 'chosen by a session'")
+        conn.execute("reset role")
+        conn.execute(f'alter role anon in database "{db[0]}" set lock_timeout = 0')
+        reported = found(conn)
+        for _check, _role, hint in reported:
+            conn.execute(hint.split(": ", 1)[1])
+        after = found(conn)
+        conn.rollback()
+    assert reported == {
+        ("role.setting", "authenticated", "Undo it (as a superuser or a role with CREATEROLE): "
+                                          "alter role authenticated reset default_transaction_read_only;"),
+        ("role.setting", "anon", "Undo it (as a superuser or a role with CREATEROLE): "
+                                 f"alter role anon in database \"{db[0]}\" set lock_timeout = '2s';"),
+        ("role.password", "authenticated", "Remove it (as a superuser): alter role authenticated password null;"),
+    }
+    assert after == set()
+
+
+def test_a_function_without_a_fixed_search_path_fails_doctor_unless_its_comment_says_why(
+        neurant_db: TestDatabase) -> None:
+    """Issue 20, item 8: the equivalent of Supabase's function_search_path_mutable."""
+    with psycopg.connect(neurant_db.url) as conn:
+        assert [f for f in run_checks(conn) if f.check == "function.search_path" and f.level == "error"] == []
+        conn.execute("alter function public.role_rank(public.user_role) reset search_path")
+        found = [(f.level, f.object) for f in run_checks(conn) if f.check == "function.search_path"
+                 and f.object.startswith("role_rank")]
+        conn.execute("comment on function public.role_rank(public.user_role) is"
+                     " 'doctor: allow function.search_path a reason'")
+        allowed = [(f.level, f.object) for f in run_checks(conn) if f.check == "function.search_path"
+                   and f.object.startswith("role_rank")]
+        conn.rollback()
+    assert found == [("error", "role_rank(user_role)")]
+    assert allowed == [("info", "role_rank(user_role)")]
+
+
+def test_two_permissive_policies_for_one_role_and_command_are_flagged_unless_explained(
+        neurant_db: TestDatabase) -> None:
+    """Issue 20, item 8: the equivalent of Supabase's multiple_permissive_policies."""
+    with psycopg.connect(neurant_db.url) as conn:
+        before = {(f.level, f.object) for f in run_checks(conn) if f.check == "policy.permissive_overlap"}
+        conn.execute("create policy select_again on public.chatbots for select to authenticated using (false)")
+        conn.execute("comment on policy select_again on public.chatbots is 'a probe'")
+        after = {(f.level, f.object) for f in run_checks(conn) if f.check == "policy.permissive_overlap"}
+        conn.rollback()
+    assert before == {("info", "public.subscription_plans select authenticated"),
+                      ("info", "public.users update authenticated")}
+    assert after - before == {("warning", "public.chatbots select authenticated")}

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from neurant_db.cli import cli
 from neurant_db.jobs import JobError, call_job
+from neurant_db.render import render_all
 from neurant_db.testdb import TestDatabase
 
 from .test_lifecycle_jobs import db, template  # noqa: F401  (migrated scratch database per test)
@@ -181,7 +182,7 @@ def test_an_end_user_cannot_reach_the_migration_lock(
 
 def test_the_temporary_revoke_is_skipped_with_a_notice_when_the_applier_does_not_own_the_database(
         scratch_db: str, neurant_db: TestDatabase) -> None:
-    migration = (Path(__file__).parents[1] / "policies" / "0590_database_privileges.sql").read_text()
+    migration = next(m.apply_sql for m in render_all(neurant_db.settings) if m.id == "0590_database_privileges")
     notices: list[str] = []
     with psycopg.connect(scratch_db, autocommit=True) as conn:
         conn.execute("drop role if exists h9_not_owner")

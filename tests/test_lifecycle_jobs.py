@@ -217,6 +217,58 @@ def test_a_run_killed_mid_batch_and_run_again_leaves_every_row_exactly_once(db: 
 
 
 # rule: one-job-run-at-a-time (docs/rules.md)
+def _member(conn: psycopg.Connection, company: str, role: str) -> str:
+    """A member of a demo company (auth identity + public.users row); its JWT claims."""
+    auth_id = str(uuid.uuid4())
+    email = f"{role}.{auth_id[:8]}@example.com"
+    conn.execute("insert into auth.users (id, email, email_confirmed_at) values (%s, %s, now())", (auth_id, email))
+    conn.execute("insert into public.users (company_id, auth_user_id, email, role) values (%s, %s, %s, %s)",
+                 (company, auth_id, email, role))
+    return json.dumps({"sub": auth_id, "role": "authenticated", "email": email})
+
+
+# rule: jobs-never-wait-on-members (docs/rules.md)
+@pytest.mark.parametrize("job", ["archive", "retention"])
+@pytest.mark.parametrize("holder", ["supervisor's uncommitted reaction", "owner's uncommitted delete"])
+def test_a_members_open_transaction_never_stalls_a_job_which_comes_back_to_its_rows(
+        db: str, job: str, holder: str) -> None:
+    with _conn(db) as conn:
+        load_demo(conn, companies=2, conversations=6, messages=3)
+        role = "supervisor" if holder.startswith("supervisor") else "owner"
+        claims = _member(conn, COMPANY_1, role)
+        row = conn.execute("""
+            select m.conversation_id::text, m.id::text, r.id::text from public.messages m
+              join public.message_reactions r on r.company_id = m.company_id and r.message_id = m.id
+             where m.company_id = %s order by m.conversation_id limit 1""", (COMPANY_1,)).fetchone()
+        assert row is not None
+        held_conversation, message_id, reaction_id = row
+        total = conn.execute("select count(*) from public.conversations").fetchone()
+    as_of = FAR_FUTURE if job == "retention" else None
+    with _conn(db) as member, _conn(db) as worker:
+        member.execute("begin")
+        member.execute("set local role authenticated")
+        member.execute("select set_config('request.jwt.claims', %s, true)", (claims,))
+        if role == "supervisor":
+            member.execute("insert into public.message_reactions (company_id, message_id, reaction)"
+                           " values (%s, %s, 'thumbs_down')", (COMPANY_1, message_id))
+        else:
+            deleted = member.execute("select public.delete_rows('public.message_reactions', %s::jsonb)",
+                                     (json.dumps([{"id": reaction_id}]),)).fetchone()
+            assert deleted == (1,)
+        # The member's transaction stays open while the job runs: the job must not wait.
+        worker.execute("set statement_timeout = '20s'")
+        result = call_job(worker, job, batch_size=4, as_of=as_of)
+        assert result.status == "succeeded"
+        left = worker.execute("select id::text from public.conversations").fetchall()
+        assert left == [(held_conversation,)], "only the conversation whose row the member holds stays"
+        member.execute("rollback")
+        again = call_job(worker, job, batch_size=4, as_of=as_of)
+        assert again.status == "succeeded"
+        assert worker.execute("select count(*) from public.conversations").fetchone() == (0,), \
+            "the next run comes back to the conversation the member held"
+    assert total is not None and total[0] > 1
+
+
 def test_two_runs_never_overlap(db: str) -> None:
     with _conn(db) as holder:
         holder.execute("select private.job_start('archive', '{}'::jsonb, false)")

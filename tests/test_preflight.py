@@ -65,11 +65,12 @@ def test_preflight_reads_what_the_real_migrations_need_from_their_sql() -> None:
     vanilla = migration_needs(render_all(Settings().validate()))
     assert vanilla.extensions == {"vector": ("extensions", "0020_extensions")}
     assert {r: bypass for r, (bypass, _by) in vanilla.roles.items()} == {
-        "anon": False, "authenticated": False, "service_role": True}
+        "anon": False, "authenticated": False, "service_role": True, "neurant_member_delete": False}
     assert set(vanilla.schemas_created) == {"auth", "extensions", "private", "archive"}
     assert "public" in vanilla.schemas_used and "extensions" in vanilla.schemas_owned
     supabase = migration_needs(render_all(Settings(profile="supabase").validate()))
-    assert supabase.roles == {} and "auth" not in supabase.schemas_created
+    # on Supabase only the owner of private.delete_rows (functions/0350) is the package's own
+    assert set(supabase.roles) == {"neurant_member_delete"} and "auth" not in supabase.schemas_created
 
 
 # --- a real Debian PostgreSQL 15 (no pgvector for 15 on this machine) -------------------
@@ -197,6 +198,11 @@ do $$ begin
     create role service_role nologin noinherit bypassrls; end if;
 end $$;
 grant anon, authenticated, service_role to {owner} with admin option;
+do $$ begin
+  if not exists (select 1 from pg_roles where rolname = 'neurant_member_delete') then
+    create role neurant_member_delete nologin inherit in role authenticated; end if;
+end $$;
+grant neurant_member_delete to {owner} with admin option;
 """
 
 
@@ -226,7 +232,8 @@ def test_a_non_superuser_owner_migrates_passes_doctor_and_runs_the_rls_helpers(
         with psycopg.connect(owner_url) as conn:
             assert conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone() == (False,)
             owners = conn.execute(
-                "select count(*) filter (where p.proowner <> r.oid) from pg_proc p "
+                "select count(*) filter (where p.proowner <> r.oid"
+                " and p.oid <> 'private.delete_rows(text, jsonb)'::regprocedure) from pg_proc p "
                 "join pg_namespace n on n.oid = p.pronamespace, pg_roles r "
                 "where n.nspname in ('public', 'private') and r.rolname = current_user").fetchone()
         assert owners == (0,)

@@ -226,6 +226,7 @@ def test_every_sql_block_of_the_guide_is_named_and_executed_here() -> None:
     assert set(named_blocks("sql")) == {
         "vanilla-login-roles", "dashboard-session", "bot-engine-session", "ingestion-worker", "jobs-session",
         "pooled-request", "pooler-reset",  # run by tests/test_pooled_sessions.py
+        "member-delete",
     }, "a new ```sql <name>``` block in docs/services.md needs a test here that runs it"
 
 
@@ -331,6 +332,23 @@ def test_the_dashboard_claims_and_role_end_with_the_transaction(env: Env) -> Non
         with conn.transaction():
             conn.execute("set local role authenticated")
             assert conn.execute("select auth.uid(), (select count(*) from public.companies)").fetchone() == (None, 0)
+
+
+def test_a_member_deletes_through_delete_rows_and_cannot_lock_a_shared_table(env: Env) -> None:
+    """The guide's delete path works for the owner; a direct DELETE and LOCK TABLE are
+    refused (issue 20, item 1; proved in tests/pgtap/0010_catalog_hardening.sql)."""
+    block = sql_block("member-delete").replace("commit;", "rollback;")
+    owner = claims(OWNER_A_AUTH, "owner.a@example.com")
+    operators = json.dumps([{"chatbot_id": "aaaaaaaa-0000-0000-0001-000000000001",
+                             "user_id": "aaaaaaaa-0000-0000-0000-000000000004"}])
+    chatbots = json.dumps([{"id": "aaaaaaaa-0000-0000-0001-000000000002"}])
+    with env.connect("dashboard") as conn:
+        assert run_block(conn, block, {1: owner, 2: operators, 3: chatbots}) == [[(1,)], [(1,)]]
+        with conn.transaction():
+            conn.execute("set local role authenticated")
+            conn.execute("select set_config('request.jwt.claims', %s, true)", [owner])
+            assert sqlstate_of(conn, "delete from public.chatbots") == "42501"
+            assert sqlstate_of(conn, "lock table public.users in access exclusive mode") == "42501"
 
 
 def test_claims_set_with_is_local_false_leak_into_the_next_transaction(env: Env) -> None:

@@ -20,7 +20,8 @@ for pg_trigger_depth()).
 What the client roles hold on tables and sequences: doctor_grants.py (grant.table,
 grant.sequence).
 
-`run_checks(conn, profile)`: with profile citus the Citus rules of doctor_citus.py run too
+`run_checks(conn, profile)`: the checks of doctor_sessions.py (trigger.truncate) always run
+too; with profile citus the Citus rules of doctor_citus.py as well
 (and policy.initplan does not: Citus refuses the (select f()) it asks for).
 """
 
@@ -35,6 +36,7 @@ import psycopg
 from .doctor_citus import run_citus_checks
 from .doctor_finding import Finding
 from .doctor_grants import run_grant_checks
+from .doctor_sessions import run_session_checks
 from .migrate import migration_gap
 from .online import invalid_indexes
 from .sql_code import code_only
@@ -791,6 +793,7 @@ def run_checks(conn: psycopg.Connection, profile: str = "vanilla") -> list[Findi
         if fn not in skipped:
             findings.extend(fn(conn))
     findings.extend(run_grant_checks(conn, SCHEMAS, _registry()))
+    findings.extend(run_session_checks(conn))  # what a hostile session could bypass (issue 20)
     if profile == "citus":
         findings.extend(run_citus_checks(conn))
     return findings

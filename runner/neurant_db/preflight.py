@@ -22,6 +22,7 @@ from .database import DatabaseTarget
 from .errors import NeurantError
 from .ledger import META_SCHEMA, read_ledger
 from .render import Migration
+from .role_settings import foreign_settings, roles_with_password
 from .settings import Settings
 
 MIN_SERVER_VERSION = 150000
@@ -152,6 +153,16 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
     def error(check: str, message: str, fix: str) -> None:
         add(Check("error", check, message, fix))
 
+    # What a session left on the request roles (issue 20, item 2): reported, never blocking.
+    foreign, _kept = foreign_settings(conn)
+    for s in foreign:
+        add(Check("warning", "role.setting",
+                  f"role {s.role} has {s.name} = {s.value} {s.where}, which neurant-db did not set (a "
+                  "request role can alter itself; poolers apply its defaults to every request)", s.undo))
+    for who in roles_with_password(conn) or []:
+        add(Check("warning", "role.password", f"role {who} has a password, which neurant-db never sets",
+                  f"alter role {who} password null;"))
+
     if version_num < MIN_SERVER_VERSION:
         error("server.version", f"PostgreSQL {version} is too old: neurant-db needs PostgreSQL 15 or newer",
               "upgrade the server (pg_upgrade) or migrate another one")
@@ -266,6 +277,20 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
                       f"may create such a role; {role} cannot",
                       "have a superuser create it once per server: " + " ".join(
                           f"create role {r} {login[r]} noinherit bypassrls;" for r in bypassing))
+
+    # functions/0350: the applying role hands public.delete_rows to neurant_member_delete, so it
+    # must be its member or able to make itself one (its admin; CREATEROLE before PostgreSQL 16).
+    member_delete = _one(conn, """
+        select pg_has_role(current_user, r.oid, 'MEMBER')
+               or exists (select 1 from pg_auth_members m where m.roleid = r.oid and m.admin_option
+                            and m.member = (select oid from pg_roles where rolname = current_user))
+        from pg_roles r where r.rolname = 'neurant_member_delete'""")
+    if ("neurant_member_delete" in needs.roles and not superuser and member_delete is False
+            and not (createrole and major < 16)):
+        error("role.member",
+              f"role {role} must hand private.delete_rows to the existing role neurant_member_delete "
+              "(functions/0350), and is neither its member nor its admin",
+              f"as a superuser, once per server: grant neurant_member_delete to {role};")
 
     if settings.profile == "supabase":
         absent = [r for r in CLIENT_ROLES if not _one(conn, "select 1 from pg_roles where rolname = %s", r)]

@@ -12,6 +12,7 @@ import jinja2
 from .citus_render import profile_only, rewrite, template_globals
 from .errors import MigrationSourceError, not_utf8
 from .paths import MIGRATION_FOLDERS, sql_root
+from .role_settings import PROJECT_SETTINGS
 from .settings import Settings
 from .table_registry import for_templates
 
@@ -132,6 +133,7 @@ def _environment(root: Path, settings: Settings) -> jinja2.Environment:
     )
     env.globals.update(template_globals(settings.profile))
     env.globals["tables"] = for_templates(root)  # schema/_tables.toml, for the macros
+    env.globals["request_role_settings"] = PROJECT_SETTINGS  # policies/0590 (role_settings.py)
     return env
 
 

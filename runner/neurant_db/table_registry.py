@@ -33,8 +33,8 @@ DEFAULT_GUARD_NOTE = "a member inserts only into their own company."
 DEFAULT_KEY_NOTE = "the tenant key never changes, for any role."
 DEFAULT_TRUNCATE_NOTE = "No truncate while a legal hold covers rows of this table."
 KEYS = {"scope", "profiles", "rls", "read_only", "audited", "citus", "guard_note", "guard_key_note",
-        "legal_hold", "allow", "grants", "archive_of", "sequences"}
-ROLES = ("anon", "authenticated", "service_role")
+        "legal_hold", "allow", "grants", "archive_of", "sequences", "truncate_refused"}
+ROLES = ("anon", "authenticated", "service_role", "neurant_member_delete")
 # One privilege of a grant, optionally column-listed: `select`, `update (name, industry)`.
 PRIVILEGE = re.compile(r"^(all|select|insert|update|delete|truncate|references|trigger)"
                        r"( \([a-z_][a-z0-9_]*(, [a-z_][a-z0-9_]*)*\))?$")
@@ -71,6 +71,8 @@ class TableEntry:
     archive_of: str | None = None  # archive tables: the live table whose rows they keep
     # the sequences the table owns (identity columns): rls() revokes them from every client role
     sequences: tuple[str, ...] = ()
+    # what its delete triggers keep that a TRUNCATE would leave stale: TRUNCATE is refused
+    truncate_refused: str | None = None
     position: int | None = None  # order of distribution on Citus (1 first), None off citus
 
     @property
@@ -160,6 +162,10 @@ class Registry:
     def held(self) -> list[TableEntry]:
         """The tables carrying the legal-hold triggers, in registry order."""
         return [e for e in self.entries if e.legal_hold is not None]
+
+    def truncate_refused(self) -> list[TableEntry]:
+        """The tables whose TRUNCATE is refused (schema/_truncate_refused.sql), in registry order."""
+        return [e for e in self.entries if e.truncate_refused is not None]
 
 
 class _Reader:
@@ -275,7 +281,8 @@ class _Reader:
             guard_note=self.text(raw, "guard_note", DEFAULT_GUARD_NOTE),
             guard_key_note=self.text(raw, "guard_key_note", DEFAULT_KEY_NOTE),
             legal_hold=hold, allow=dict(allow), grants=self.grants(), archive_of=raw.get("archive_of"),
-            sequences=self.sequences())
+            sequences=self.sequences(),
+            truncate_refused=(self.text(raw, "truncate_refused", "-") if "truncate_refused" in raw else None))
         if (entry.schema == "archive") != isinstance(entry.archive_of, str):
             self.fail("archive_of (the live table it archives) is required exactly for the tables of schema archive")
         if scope_known:

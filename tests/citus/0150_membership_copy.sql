@@ -74,7 +74,7 @@ select is(pg_temp.refusal($$ update public.users set role = 'supervisor' where i
   || ' public.transfer_ownership(user_id); the backend (service_role) updates private.memberships first,'
   || ' in the same transaction.',
   'a direct role update of a member is refused, and the hint names the RPC to call');
-select is(pg_temp.refusal($$ delete from public.users where id = tests.user_id('A', 'operador') $$),
+select is(pg_temp.refusal($$ select tests.member_delete('public.users', $d$ id = tests.user_id('A', 'operador') $d$) $$),
   '42501: a member is removed only through public.remove_member on profile citus'
   || ' / Call public.remove_member(user_id); the backend (service_role) deletes the member''s private.memberships'
   || ' row first, in the same transaction (before deleting the company, all of its rows).',

@@ -5,7 +5,7 @@
 -- functions, and every RPC probed with another company's ids. Rules of one domain
 -- live in that domain's file (see CONVENTIONS.md, Tests).
 begin;
-select plan(19 + (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+select plan(35 + (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
                     where n.nspname in ('public', 'private') and p.prokind in ('f', 'p')
                       and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e'))
                 + 2 * (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
@@ -203,6 +203,94 @@ select is_empty($$
                       and has_column_privilege(r, c.oid, a.attnum, 'REFERENCES'))) $$,
   'no client role may reference our tables from a foreign key of its own (no existence probing through temp-table FKs)');
 
+-- rule: request-role-locks-bounded (docs/rules.md)
+-- Locks: LOCK TABLE checks table-level privileges only; table-level UPDATE, DELETE or TRUNCATE
+-- (MAINTAIN on 17+) would let one member take ACCESS EXCLUSIVE on a table every company shares.
+select is_empty($$
+  select format('%s %s', r, c.oid::regclass)
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    cross join (values ('anon'), ('authenticated')) as x (r)
+   where n.nspname in ('public', 'private', 'archive', 'auth') and c.relkind in ('r', 'p', 'v', 'm')
+     and (has_table_privilege(r, c.oid, 'UPDATE') or has_table_privilege(r, c.oid, 'DELETE')
+          or has_table_privilege(r, c.oid, 'TRUNCATE')
+          or (current_setting('server_version_num')::int >= 170000 and has_table_privilege(r, c.oid, 'MAINTAIN'))) $$,
+  'no request role holds a table-level privilege that lets it lock a table beyond ROW EXCLUSIVE (column-level UPDATE, deletes through delete_rows)');
+select is(tests.attempt_as('operador', 'lock table public.users in access exclusive mode'),
+  '42501: permission denied for table users',
+  'an operador cannot lock the shared users table in ACCESS EXCLUSIVE mode');
+select is(tests.attempt_as('owner', 'lock table public.chatbots in share mode'),
+  '42501: permission denied for table chatbots',
+  'an owner cannot take a SHARE lock (stronger than ROW EXCLUSIVE) on the shared chatbots table');
+select is(tests.attempt_as('anon', 'lock table public.subscription_plans in exclusive mode'),
+  '42501: permission denied for table subscription_plans',
+  'anon cannot lock a shared table beyond ACCESS SHARE');
+select is(tests.attempt_as('owner', $$ select public.delete_rows('public.companies', jsonb_build_array(jsonb_build_object('id', tests.company_id('A')))) $$),
+  '42501: rows of public.companies cannot be deleted through delete_rows',
+  'delete_rows deletes only from the tables members delete from');
+select is(tests.attempt_as('administrador', $$ do $d$ begin
+    if public.delete_rows('public.documents', jsonb_build_array(jsonb_build_object('id', tests.document_id('A', 'shipping faq')),
+                                                             jsonb_build_object('id', tests.document_id('B', 'account fees')))) <> 1 then
+      raise exception 'delete_rows did not delete exactly one document';
+    end if;
+    if exists (select 1 from public.documents where id = tests.document_id('A', 'shipping faq')) then
+      raise exception 'delete_rows did not delete exactly the own document';
+    end if; end $d$ $$),
+  'ok',
+  'delete_rows deletes what the delete policies let the caller delete and nothing of another company');
+select is(array(select r.rolname || ' ' || c.item
+                  from pg_db_role_setting s
+                  join pg_roles r on r.oid = s.setrole
+                  cross join lateral unnest(s.setconfig) as c (item)
+                 where r.rolname in ('anon', 'authenticated')
+                   and s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
+                   and c.item ~ '^(statement_timeout|lock_timeout|idle_in_transaction_session_timeout)='
+                 order by 1),
+  array['anon idle_in_transaction_session_timeout=15s', 'anon lock_timeout=2s', 'anon statement_timeout=3s',
+        'authenticated idle_in_transaction_session_timeout=30s', 'authenticated lock_timeout=4s',
+        'authenticated statement_timeout=8s'],
+  'anon and authenticated run with a statement, lock and idle-in-transaction timeout in this database');
+
+-- rule: truncate-refused (docs/rules.md)
+-- TRUNCATE fires no delete trigger: every table whose delete triggers keep state elsewhere
+-- (counters, chatbot visibility, the audit trail) or guard a rule refuses it, for every role.
+select is_empty($$
+  select c.oid::regclass::text
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname in ('public', 'private', 'archive') and c.relkind in ('r', 'p')
+     and exists (select 1 from pg_trigger t where t.tgrelid = c.oid and not t.tgisinternal and (t.tgtype & 8) = 8
+                    and t.tgfoid <> 'private.legal_hold_guard'::regproc)
+     and not exists (select 1 from pg_trigger t where t.tgrelid = c.oid and not t.tgisinternal and (t.tgtype & 34) = 34
+                        and t.tgfoid <> 'private.legal_hold_guard'::regproc) $$,
+  'every table with delete triggers refuses TRUNCATE, which would bypass them');
+select matches(tests.attempt_as('service_role', 'truncate public.chatbot_operators'),
+  '^42501: public\.chatbot_operators cannot be truncated: its delete triggers keep',
+  'service_role cannot truncate chatbot_operators (the operadores'' chatbot visibility would go stale)');
+select matches(tests.attempt_as('service_role', 'truncate public.users cascade'),
+  '^42501: public\.users cannot be truncated',
+  'service_role cannot truncate the members (counts, the owner rule and visibility would go stale)');
+select matches(tests.attempt('truncate public.legal_holds'),
+  '^42501: public\.legal_holds cannot be truncated',
+  'not even the table owner can truncate the legal holds (a hold is released, never deleted)');
+
+-- rule: request-role-side-channels (docs/rules.md)
+-- Side channels into other companies: a suspended/canceled probe, shared large objects,
+-- cluster-wide activity counters.
+select is(tests.attempt_as('owner', $$ select private.require_company_writable(tests.company_id('B')) $$),
+  '42501: permission denied for function require_company_writable',
+  'a member cannot ask whether another company is suspended or canceled (require_company_writable(uuid))');
+select is(tests.attempt_as('operador', $$ select lo_from_bytea(0, 'planted'::bytea) $$),
+  '42501: permission denied for function lo_from_bytea',
+  'a member cannot create a large object (owned by the shared role, readable by other companies)');
+select is(tests.attempt_as('anon', $$ select lo_create(0) $$),
+  '42501: permission denied for function lo_create',
+  'anon cannot create a large object');
+select is(tests.attempt_as('owner', $$ select n_tup_ins from pg_stat_user_tables where relname = 'messages' $$),
+  '42501: permission denied for view pg_stat_user_tables',
+  'a member cannot read the cluster-wide insert counters of a shared table');
+select is(tests.attempt_as('owner', $$ select pg_stat_get_tuples_inserted('public.messages'::regclass) $$),
+  '42501: permission denied for function pg_stat_get_tuples_inserted',
+  'a member cannot read the activity counters through the pg_stat_get_* functions either');
+
 -- Views and functions (catalog) ------------------------------------------------------------
 select is_empty($$
   select distinct v.oid::regclass::text
@@ -268,7 +356,9 @@ with fns as (
                   when a.name ~ 'email' then quote_literal('invitee.b@example.com')
                   when a.name ~ 'plan' then quote_literal('free')
                   when a.name ~ 'template' then quote_literal('customer_support')
+                  when a.name ~ 'table' then quote_literal('public.chatbots')
                   else quote_literal('hardening probe') end
+           when a.type = 'jsonb'::regtype and a.name ~ 'keys' then 'jsonb_build_array(jsonb_build_object(''id'', $chatbot))'
            when a.type = 'public.user_role'::regtype then quote_literal('operador') || '::public.user_role'
            when a.type = 'bytea'::regtype then 'tests.fake_envelope(''hardening'')'
            when a.type = 'extensions.vector'::regtype then 'tests.axis_embedding(1)'

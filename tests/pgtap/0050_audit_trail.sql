@@ -4,7 +4,7 @@
 -- role, service_role and the table owner included.
 -- rule: audit-trail (docs/rules.md)
 begin;
-select plan(12);
+select plan(13);
 
 select tests.act_as_superuser();
 select tests.set_member(tests.user_id('A', 'supervisor'), 'administrador');
@@ -14,6 +14,9 @@ select results_eq(
         where table_name = 'users' and action = 'update' and row_id = tests.user_id('A', 'supervisor') $$,
     $$ values ('supervisor', 'administrador', true) $$,
     'changing a user''s role writes an audit row with old and new role');
+select is(private.audit_redact('{"passphrase": "correct horse", "encryption_key": "k1", "hook": "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/cCcCcCcCcCcCcCcCcCcCcCcC", "bot": "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0", "name": "Support"}'::jsonb),
+    '{"passphrase": "[REDACTED]", "encryption_key": "[REDACTED]", "hook": "[REDACTED]", "bot": "[REDACTED]", "name": "Support"}'::jsonb,
+    'the audit trail redacts passphrase and encryption_key columns, webhook URLs and Telegram bot tokens, and keeps ordinary values');
 select is((select count(*)::int from public.audit_logs
             where coalesce(new_data ->> 'ciphertext', '[REDACTED]') <> '[REDACTED]'
                or coalesce(old_data ->> 'ciphertext', '[REDACTED]') <> '[REDACTED]'

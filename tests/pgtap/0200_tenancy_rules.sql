@@ -66,7 +66,7 @@ select throws_ok($$ update public.users set email = 'other@example.com' where id
     '42501', null, 'a member cannot change their own email');
 select is(tests.affected_rows($$ update public.users set full_name = 'x' where id = tests.user_id('A', 'supervisor') $$), 0::bigint,
     'an operador can only update their own full_name (not other members)');
-select is(tests.affected_rows($$ delete from public.users where id = tests.user_id('A', 'operador') $$), 0::bigint,
+select is(tests.member_delete('public.users', $$ id = tests.user_id('A', 'operador') $$), 0::bigint,
     'an operador cannot remove members, not even themselves');
 
 -- Own company_id -----------------------------------------------------------------
@@ -245,7 +245,7 @@ select tests.act_as_superuser();
 revoke update (subscription_status) on public.companies from authenticated;
 select tests.act_as_service();
 update public.companies set subscription_status = 'canceled' where id = tests.company_id('A');
-select is(tests.attempt_as('administrador', $$ delete from public.chatbot_operators $$), 'NA002: company is read-only: its subscription is canceled',
+select is(tests.attempt_as('administrador', $$ select tests.member_delete('public.chatbot_operators', 'true') $$), 'NA002: company is read-only: its subscription is canceled',
     'a canceled company is read-only too');
 select tests.act_as_service();
 update public.companies set subscription_status = 'past_due' where id = tests.company_id('A');

@@ -58,7 +58,7 @@ select is(tests.affected_rows($$ update public.users set role = 'operador' where
   0::bigint, 'an administrador cannot demote a peer administrador');
 select is(tests.affected_rows($$ update public.users set is_active = false where id = tests.user_id('A', 'owner') $$),
   0::bigint, 'an administrador cannot deactivate the owner');
-select is(tests.affected_rows($$ delete from public.users where id in (tests.user_id('A', 'owner'), tests.user_id('A', 'second administrador')) $$),
+select is(tests.member_delete('public.users', $$ id in (tests.user_id('A', 'owner'), tests.user_id('A', 'second administrador')) $$),
   0::bigint, 'an administrador cannot remove the owner or a peer administrador');
 select throws_ok($$ select public.transfer_ownership(tests.user_id('A', 'administrador')) $$,
   '42501', 'only the owner can transfer ownership', 'an administrador cannot transfer ownership to themselves');
@@ -163,11 +163,11 @@ select is(tests.member_write($$ update public.users set role = 'supervisor' wher
     'an administrador can change the role of a lower-ranked member');
 select is(tests.affected_rows($$ update public.users set full_name = 'x' where id = tests.user_id('A', 'owner') $$), 0::bigint,
     'an administrador cannot update the owner');
-select is(tests.affected_rows($$ delete from public.users where id = tests.user_id('A', 'owner') $$), 0::bigint,
+select is(tests.member_delete('public.users', $$ id = tests.user_id('A', 'owner') $$), 0::bigint,
     'an administrador cannot remove the owner');
 
 select tests.act_as('A', 'supervisor');
-select is(tests.affected_rows($$ delete from public.users where id = tests.user_id('A', 'operador') $$), 0::bigint,
+select is(tests.member_delete('public.users', $$ id = tests.user_id('A', 'operador') $$), 0::bigint,
     'a supervisor cannot remove members');
 
 select tests.act_as('A', 'administrador');
@@ -179,7 +179,7 @@ select ok((select public.get_user_company_id()) is null and (select count(*) fro
     'a deactivated member loses all access at once');
 
 select tests.act_as('A', 'administrador');
-select is(tests.member_write($$ delete from public.users where id = tests.user_id('A', 'operador') $$,
+select is(tests.member_write($$ select tests.member_delete('public.users', $d$ id = tests.user_id('A', 'operador') $d$) $$,
                              $$ select public.remove_member(tests.user_id('A', 'operador')) $$), 1::bigint,
     'an administrador can remove a lower-ranked member');
 select tests.act_as_superuser();

@@ -74,7 +74,7 @@ select tests.act_as_auth((select auth_id from t_who where label = 'second joiner
 select throws_ok($$ select public.accept_invitation((select token from t_tok where label = 'join')) $$,
   '22023', 'invitation has already been used', 'a replayed invitation token is refused to another identity with the same email');
 select tests.act_as('A', 'administrador');
-select tests.member_write($$ delete from public.users where auth_user_id = (select auth_id from t_who where label = 'joiner') $$,
+select tests.member_write($$ select tests.member_delete('public.users', $d$ auth_user_id = (select auth_id from t_who where label = 'joiner') $d$) $$,
                           $$ select public.remove_member((select id from public.users
                                                            where auth_user_id = (select auth_id from t_who where label = 'joiner'))) $$);
 select tests.act_as_auth((select auth_id from t_who where label = 'joiner'));

@@ -57,7 +57,7 @@ update public.subscription_plans set max_chatbots = (select current_chatbot_coun
 select tests.act_as('A', 'owner');
 select throws_ok($$ select public.create_chatbot_from_template('ecommerce', 'One too many') $$, 'NA001', null,
     'the chatbot limit of the plan cannot be exceeded');
-select lives_ok($$ delete from public.chatbots where company_id = tests.company_id('A') and name = 'Clinic bot' $$,
+select is(tests.member_delete('public.chatbots', $$ company_id = tests.company_id('A') and name = 'Clinic bot' $$), 1::bigint,
     'an owner can delete a chatbot');
 select lives_ok($$ select public.create_chatbot_from_template('ecommerce', 'Shop bot') $$,
     'deleting a chatbot frees a unit of the plan''s chatbot limit');
@@ -105,8 +105,8 @@ select throws_ok($$ insert into public.chatbot_operators (company_id, chatbot_id
                     (tests.company_id('A'), tests.chatbot_id('A', 'spare'), tests.user_id('A', 'operador')) $$,
     '42501', null, 'an operador cannot assign itself to a chatbot');
 select tests.act_as('A', 'supervisor');
-select is(tests.affected_rows($$ delete from public.chatbot_operators
-                                  where chatbot_id = tests.chatbot_id('A', 'unassigned') $$),
+select is(tests.member_delete('public.chatbot_operators',
+                                  $$ chatbot_id = tests.chatbot_id('A', 'unassigned') $$),
     1::bigint, 'a supervisor can unassign an operador');
 select tests.act_as_service();
 select throws_ok($$ insert into public.chatbot_operators (company_id, chatbot_id, user_id) values

@@ -4,7 +4,7 @@
 -- reads, tenant-consistent references (also for service_role) and the idempotent
 -- roll-up. Credentials: 2010; the audit trail: 0050.
 begin;
-select plan(51);
+select plan(52);
 
 -- Documents: access ------------------------------------------------------------
 select tests.act_as('A', 'operador');
@@ -44,7 +44,7 @@ values (tests.company_id('A'), tests.new_id('document', 'A', 'sizes'), 'Sizes', 
 select tests.act_as_service();
 update public.documents set size_bytes = 1500 where id = tests.document_id('A', 'sizes');
 select tests.act_as('A', 'owner');
-delete from public.documents where id = tests.document_id('A', 'sizes 2');
+select tests.member_delete('public.documents', $$ id = tests.document_id('A', 'sizes 2') $$);
 select tests.act_as_superuser();
 select results_eq(
     $$ select c.current_document_count - t.current_document_count, c.current_storage_bytes - t.current_storage_bytes
@@ -126,6 +126,7 @@ grant select on t_scans to authenticated;
 select tests.act_as('A', 'administrador');
 select is((select count(*)::int from public.match_document_chunks(tests.axis_embedding(2), 3)), 3,
     'top-k search on the HNSW index still fills k rows of the caller''s company');
+select tests.act_as_superuser();  -- the activity counters are not the request roles' (0590)
 select cmp_ok(pg_stat_get_xact_numscans('public.document_chunks_embedding_hnsw_idx'::regclass), '>', (select n from t_scans),
     'match_document_chunks scans the HNSW index');
 reset enable_seqscan;
@@ -175,6 +176,28 @@ select is((select string_agg(c.label, ', ' order by c.label)
                     'update public.integrations set config = %L::jsonb where id = %L',
                     c.cfg, tests.integration_id('A', 'without credentials'))) not like '23514:%'),
     null, 'config refuses values shaped like secrets under any key and at any depth (tokens, keys, high-entropy strings, credentials in URLs)');
+-- One made-up sample per family of the maintained scanners' rule sets (issue 20, item 5).
+select is((select string_agg(c.label, ', ' order by c.label)
+             from (values
+               ('telegram bot token', '{"bot": "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"}'),
+               ('slack webhook url', '{"notify": "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/cCcCcCcCcCcCcCcCcCcCcCcC"}'),
+               ('discord webhook url', '{"notify": ["https://discord.com/api/webhooks/112233445566778899/aBcDeFgHiJkLmNoPqRsTuVwXyZ012345"]}'),
+               ('access_token in a url', '{"feed": "https://api.example.com/v1/items?page=2&access_token=abc123def456"}'),
+               ('jdbc password', '{"db": "jdbc:postgresql://db.example.com:5432/app?user=app&password=hunter2hunter2"}'),
+               ('ado.net password', '{"db": "Server=tcp:db.example.com;Database=app;User Id=app;Password=Hunter2!x;"}'),
+               ('libpq password', '{"db": "host=db.example.com dbname=app user=app password=hunter2hunter2"}'),
+               ('azure account key', '{"blob": "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=bm90IGEgcmVhbCBrZXk="}'),
+               ('aws secret access key', '{"s3": {"region": "eu-west-1", "x": "q9Zr3Xv7LmPa2Tn8Wb4Yc6Hd1Jf5Kg0Se/Ru+Vt2"}}'),
+               ('sendgrid key', '{"mail": "SG.aBcDeFgHiJkLmNoPqRsTuV.wXyZ0123456789abcdefghijklmnopqrstuvwxyzABCD"}'),
+               ('google api key', '{"maps": "AIzaXy0123456789abcdefghijklmnopqrstuvw"}'),
+               ('gitlab token', '{"ci": "glpat-abcdefghij0123456789"}'),
+               ('passphrase key', '{"tls": {"passphrase": "correct horse battery"}}'),
+               ('encryption_key key', '{"storage": {"encryption_key": "kms-alias-1"}}')
+             ) c(label, cfg)
+            where tests.attempt_as('administrador', format(
+                    'update public.integrations set config = %L::jsonb where id = %L',
+                    c.cfg, tests.integration_id('A', 'without credentials'))) not like '23514:%'),
+    null, 'config refuses every secret family: Telegram bot tokens, webhook URLs, credentials in query and connection strings, AWS secret keys, SendGrid/Google/GitLab keys, passphrase and encryption_key keys');
 select is((select string_agg(c.label, ', ' order by c.label)
              from (values
                ('webhook url', '{"webhook_url": "https://hooks.example.com/services/inbound?channel=support"}'),
@@ -184,7 +207,8 @@ select is((select string_agg(c.label, ', ' order by c.label)
                ('uuid', json_build_object('workspace_id', gen_random_uuid())::text),
                ('long words', '{"label": "customer_support_escalations_channel_main", "greeting": "Hola, ¿en qué podemos ayudarte hoy con tu pedido?"}'),
                ('email and numbers', '{"reply_to": "soporte@example.com", "retries": 3, "timeout_ms": 15000, "enabled": true}'),
-               ('paths', '{"folder": "Company/Shared/Knowledge/Returns2024/Drafts", "file": "manuals/ReturnsPolicy-v2.pdf"}')
+               ('paths', '{"folder": "Company/Shared/Knowledge/Returns2024/Drafts", "file": "manuals/ReturnsPolicy-v2.pdf"}'),
+               ('query strings and chat ids', '{"search": "https://example.com/search?page=2&q=hello", "chat_id": "123456789", "db": "jdbc:postgresql://db:5432/app?ssl=true"}')
              ) c(label, cfg)
             where tests.attempt_as('administrador', format(
                     'update public.integrations set config = %L::jsonb where id = %L',

@@ -103,14 +103,14 @@ select is(pg_temp.under_hold('service_role', 'truncate archive.messages_archived
     'refused by the hold', 'service_role cannot truncate an archive table holding held rows');
 set constraints all deferred;
 
--- as the owner (a member with delete rights)
-select is(pg_temp.under_hold('owner', format('delete from public.conversations where id = %L', tests.conversation_id('A', 'assigned-human'))),
+-- as the owner (a member with delete rights, deleting through public.delete_rows)
+select is(pg_temp.under_hold('owner', format('select tests.member_delete(%L, %L)', 'public.conversations', format('id = %L', tests.conversation_id('A', 'assigned-human')))),
     'refused by the hold', 'the owner cannot delete a held conversation');
-select is(pg_temp.under_hold('owner', format('delete from public.messages where conversation_id = %L', tests.conversation_id('A', 'assigned-human'))),
+select is(pg_temp.under_hold('owner', format('select tests.member_delete(%L, %L)', 'public.messages', format('conversation_id = %L', tests.conversation_id('A', 'assigned-human')))),
     'refused by the hold', 'the owner cannot delete messages of a held conversation');
-select is(pg_temp.under_hold('owner', format('delete from public.message_reactions where conversation_id = %L', tests.conversation_id('A', 'assigned-human'))),
+select is(pg_temp.under_hold('owner', format('select tests.member_delete(%L, %L)', 'public.message_reactions', format('conversation_id = %L', tests.conversation_id('A', 'assigned-human')))),
     'refused by the hold', 'the owner cannot delete reactions of a held conversation');
-select is(pg_temp.under_hold('owner', format('delete from public.chatbots where id = %L', tests.chatbot_id('A', 'assigned'))),
+select is(pg_temp.under_hold('owner', format('select tests.member_delete(%L, %L)', 'public.chatbots', format('id = %L', tests.chatbot_id('A', 'assigned')))),
     'refused by the hold', 'the owner cannot delete the chatbot of a held conversation');
 
 -- the HITL workflow goes on: status and assignment of a held conversation still change
@@ -161,13 +161,13 @@ select is(pg_temp.under_hold('service_role', 'truncate public.integration_logs')
 select is(pg_temp.under_hold('superuser', 'truncate public.companies cascade'),
     'refused by the hold', 'a company-wide hold: not even the migration owner can truncate the companies');
 set constraints all deferred;
-select is(pg_temp.under_hold('owner', format('delete from public.documents where id = %L', tests.document_id('A', 'returns policy'))),
+select is(pg_temp.under_hold('owner', format('select tests.member_delete(%L, %L)', 'public.documents', format('id = %L', tests.document_id('A', 'returns policy')))),
     'refused by the hold', 'a company-wide hold: the owner cannot delete a document');
 select is(pg_temp.under_hold('owner', format('update public.documents set title = ''forged'' where id = %L', tests.document_id('A', 'returns policy'))),
     'refused by the hold', 'a company-wide hold: the owner cannot rewrite a document');
 select is(pg_temp.under_hold('owner', format('update public.document_chunks set content = ''forged'' where document_id = %L', tests.document_id('A', 'returns policy'))),
     'refused by the hold', 'a company-wide hold: the owner cannot rewrite document chunks');
-select is(pg_temp.under_hold('owner', format('delete from public.integrations where id = %L', tests.integration_id('A', 'with credentials'))),
+select is(pg_temp.under_hold('owner', format('select tests.member_delete(%L, %L)', 'public.integrations', format('id = %L', tests.integration_id('A', 'with credentials')))),
     'refused by the hold', 'a company-wide hold: the owner cannot delete an integration');
 select is(pg_temp.under_hold('owner', format('update public.integrations set name = ''forged'' where id = %L', tests.integration_id('A', 'with credentials'))),
     'refused by the hold', 'a company-wide hold: the owner cannot rewrite an integration');
