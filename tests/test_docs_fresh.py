@@ -129,7 +129,7 @@ def test_the_freshness_check_reports_every_file_of_a_changed_schema_as_stale(
     for name in DOCS_FILES:
         assert f"stale: {out / name}" in stale.output
     assert "docs_probe" in stale.output
-    assert "3 stale file(s)" in stale.output
+    assert f"{len(DOCS_FILES)} stale file(s)" in stale.output
     assert (out / "schema.md").read_text(encoding="utf-8").count("docs_probe") == 0  # --check writes nothing
 
 

@@ -1,5 +1,6 @@
 """`neurant-db docs`: the committed schema dump (docs/schema.sql), reference
-(docs/schema.md) and ER diagram (docs/erd.svg), generated from a fully migrated
+(docs/schema.md), ER diagram (docs/erd.svg) and machine-readable contract
+(docs/contract.json, docs/contract.ts, docs/contract_types.py: contract.py), generated from a fully migrated
 database and compared with the committed files by `--check` and the test suite.
 
 Only the live database is read (pg_dump and pg_catalog), never the migration
@@ -20,18 +21,21 @@ from pathlib import Path
 import psycopg
 
 from .catalog import DOCUMENTED_SCHEMAS, read_catalog
+from .contract import build_json, read_errors, read_rpcs, render_json
+from .contract_code import render_py, render_ts
 from .database import DatabaseTarget, connect, scrub
 from .erd import render_erd
 from .errors import NeurantError
 from .ledger import META_SCHEMA
 from .migrate import require_migrated as require_any_migrated
 from .migrate import status
+from .paths import sql_root
 from .reference import render_reference
 from .render import Migration
 from .server import embedded_sharedir
 from .settings import Settings
 
-DOCS_FILES = ("schema.sql", "schema.md", "erd.svg")
+DOCS_FILES = ("schema.sql", "schema.md", "erd.svg", "contract.json", "contract.ts", "contract_types.py")
 COMMAND = "neurant-db docs"
 DUMP_NOISE = ("-- Dumped", "\\restrict", "\\unrestrict")
 OLDEST_MAJOR = 15  # the oldest supported server: the committed files must load there
@@ -140,12 +144,17 @@ def build(target: DatabaseTarget, settings: Settings) -> dict[str, str]:
     with target.connect(purpose="docs") as conn:
         catalog = read_catalog(conn)
         excluded = _foreign_schemas(conn)
+        rpcs, errors = read_rpcs(conn), read_errors(conn, sql_root())
     title = header(settings)
+    contract = build_json(catalog, rpcs, errors, title)
     dump = dump_schema(target.url, find_pg_dump(catalog.server_major), exclude_schemas=excluded)
     return {
         "schema.sql": f"-- {title}\n" + dump.lstrip("\n").rstrip() + "\n",
         "schema.md": render_reference(catalog, title),
         "erd.svg": render_erd(catalog, title),
+        "contract.json": render_json(contract),
+        "contract.ts": render_ts(contract),
+        "contract_types.py": render_py(contract),
     }
 
 

@@ -185,12 +185,15 @@ def doctor(c: Context, as_json: bool, show_all: bool, doctor_profile: str | None
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 listing the files that differ from a fresh build.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("docs"),
-              show_default=True, help="Folder of schema.sql, schema.md and erd.svg.")
+              show_default=True, help="Folder of the generated files (schema.sql, schema.md, erd.svg, contract.*).")
 @pass_ctx
 def docs(c: Context, check: bool, out: Path) -> None:
-    """Generate the schema dump (schema.sql), the reference (schema.md) and the ER
-    diagram (erd.svg) from a fully migrated database. The committed files describe
-    the default settings (profile vanilla, embedding_dimensions 1536).
+    """Generate the schema dump (schema.sql), the reference (schema.md), the ER
+    diagram (erd.svg) and the machine-readable contract (contract.json: tables, RPCs
+    with argument and return types, error codes; contract.ts and contract_types.py:
+    TypeScript and Python types) from a fully migrated database. The committed files
+    describe the default settings (profile vanilla, embedding_dimensions 1536) and
+    are the same text from every supported PostgreSQL major (15 and later).
 
     \b
     Example:
