@@ -580,7 +580,7 @@ export interface JobAnalyticsArgs {
 export interface JobAnalyticsRow {
   p_run_id: string | null;
 }
-export type JobAnalyticsReturns = void;
+export type JobAnalyticsReturns = JobAnalyticsRow;
 
 /** public.job_archive: executable by service_role */
 export interface JobArchiveArgs {
@@ -593,7 +593,7 @@ export interface JobArchiveArgs {
 export interface JobArchiveRow {
   p_run_id: string | null;
 }
-export type JobArchiveReturns = void;
+export type JobArchiveReturns = JobArchiveRow;
 
 /** public.job_metrics: executable by service_role */
 export interface JobMetricsArgs {
@@ -603,7 +603,7 @@ export interface JobMetricsArgs {
 export interface JobMetricsRow {
   p_run_id: string | null;
 }
-export type JobMetricsReturns = void;
+export type JobMetricsReturns = JobMetricsRow;
 
 /** public.job_retention: executable by service_role */
 export interface JobRetentionArgs {
@@ -616,7 +616,7 @@ export interface JobRetentionArgs {
 export interface JobRetentionRow {
   p_run_id: string | null;
 }
-export type JobRetentionReturns = void;
+export type JobRetentionReturns = JobRetentionRow;
 
 /** public.match_document_chunks: executable by authenticated, service_role */
 export interface MatchDocumentChunksArgs {

@@ -651,7 +651,7 @@ class JobAnalyticsRow(TypedDict):
     p_run_id: int | None
 
 
-JobAnalyticsReturns = None
+JobAnalyticsReturns = JobAnalyticsRow
 
 
 class JobArchiveArgs(TypedDict):
@@ -670,7 +670,7 @@ class JobArchiveRow(TypedDict):
     p_run_id: int | None
 
 
-JobArchiveReturns = None
+JobArchiveReturns = JobArchiveRow
 
 
 class JobMetricsArgs(TypedDict):
@@ -686,7 +686,7 @@ class JobMetricsRow(TypedDict):
     p_run_id: int | None
 
 
-JobMetricsReturns = None
+JobMetricsReturns = JobMetricsRow
 
 
 class JobRetentionArgs(TypedDict):
@@ -705,7 +705,7 @@ class JobRetentionRow(TypedDict):
     p_run_id: int | None
 
 
-JobRetentionReturns = None
+JobRetentionReturns = JobRetentionRow
 
 
 class MatchDocumentChunksArgs(TypedDict):

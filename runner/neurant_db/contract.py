@@ -109,12 +109,12 @@ def read_rpcs(conn: psycopg.Connection) -> list[Rpc]:
                    for t, m, n in zip(types, modes, names, strict=True) if m in ("o", "b", "t")]
         arguments = [Column(n, t, False, i >= len(inputs) - ndefaults) for i, (n, t) in enumerate(inputs)]
         table = any(m == "t" for m in modes)
-        if kind == "p" or (rettype == "void" and not outputs):
+        if not outputs and (kind == "p" or rettype == "void"):
             returns, return_type = "void", None
         elif table:
             returns, return_type = "table", None
         elif outputs:
-            returns, return_type = ("set" if retset else "record"), None
+            returns, return_type = ("set" if retset and kind != "p" else "record"), None
         else:
             returns, return_type = ("set" if retset else "scalar"), rettype
         out.append(Rpc(name, "procedure" if kind == "p" else "function", arguments, returns, return_type,

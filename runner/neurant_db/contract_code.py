@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 TS_SCALARS = {"integer": "number", "smallint": "number", "real": "number", "double precision": "number",
@@ -55,13 +57,28 @@ def _ts_fields(columns: list[dict[str, Any]], enums: set[str], *, optional: bool
             + (" | null" if c["nullable"] else "") + ";" for c in columns]
 
 
-def _ts_returns(rpc: dict[str, Any], enums: set[str]) -> str:
-    if rpc["returns"] in ("table", "set") and rpc["columns"]:
-        return f"{pascal(rpc['name'])}Row[]"
-    if rpc["returns"] == "record":
-        return f"{pascal(rpc['name'])}Row"
-    t = ts_type(rpc["return_type"] or "void", enums)
-    return f"{t}[]" if rpc["returns"] == "set" else t if t == "void" else f"{t} | null"
+@dataclass(frozen=True)
+class Language:
+    type: Callable[[str, set[str]], str]
+    many: str  # "{}[]" or "list[{}]"
+    nullable: str  # "{} | null" or "{} | None"
+    nothing: str  # void or None
+
+
+TS = Language(ts_type, "{}[]", "{} | null", "void")
+PY = Language(py_type, "list[{}]", "{} | None", "None")
+
+
+def returns(rpc: dict[str, Any], enums: set[str], lang: Language) -> str:
+    """An RPC's result type: its row type (a list of them for table and set results), else
+    the scalar type (nullable: a function may return null) or nothing."""
+    if rpc["columns"]:
+        row = f"{pascal(rpc['name'])}Row"
+        return row if rpc["returns"] == "record" else lang.many.format(row)
+    t = lang.type(rpc["return_type"] or "void", enums)
+    if rpc["returns"] == "set":
+        return lang.many.format(t)
+    return t if t == lang.nothing else lang.nullable.format(t)
 
 
 def render_ts(contract: dict[str, Any]) -> str:
@@ -80,7 +97,7 @@ def render_ts(contract: dict[str, Any]) -> str:
                 f"export interface {name}Args {{", *_ts_fields(rpc["arguments"], enums, optional=True), "}"]
         if rpc["columns"]:
             out += [f"export interface {name}Row {{", *_ts_fields(rpc["columns"], enums), "}"]
-        out += [f"export type {name}Returns = {_ts_returns(rpc, enums)};", ""]
+        out += [f"export type {name}Returns = {returns(rpc, enums, TS)};", ""]
     out.append("export interface Database {")
     for schema in dict.fromkeys(t["name"].split(".")[0] for t in contract["tables"]):
         out.append(f"  {schema}: {{")
@@ -115,16 +132,6 @@ def _py_class(name: str, columns: list[dict[str, Any]], enums: set[str], doc: st
     return [f"class {name}(TypedDict):", f'    """{doc}"""', *(["", *body] if body else []), "", ""]
 
 
-def _py_returns(rpc: dict[str, Any], enums: set[str]) -> str:
-    name = pascal(rpc["name"])
-    if rpc["returns"] in ("table", "set") and rpc["columns"]:
-        return f"list[{name}Row]"
-    if rpc["returns"] == "record":
-        return f"{name}Row"
-    t = py_type(rpc["return_type"] or "void", enums)
-    return f"list[{t}]" if rpc["returns"] == "set" else t if t == "None" else f"{t} | None"
-
-
 def render_py(contract: dict[str, Any]) -> str:
     enums = set(contract["enums"])
     out = [f'"""{contract["generated_by"]}"""', "",
@@ -142,7 +149,7 @@ def render_py(contract: dict[str, Any]) -> str:
                          optional=True)
         if rpc["columns"]:
             out += _py_class(f"{name}Row", rpc["columns"], enums, f"A row {rpc['name']} returns.")
-        out += [f"{name}Returns = {_py_returns(rpc, enums)}", "", ""]
+        out += [f"{name}Returns = {returns(rpc, enums, PY)}", "", ""]
     while out and out[-1] == "":
         out.pop()
     return "\n".join(out) + "\n"
