@@ -384,7 +384,7 @@ def test_the_bot_engine_session_answers_in_the_given_company_only(env: Env) -> N
         conn.execute("insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel)"
                      " values (%s, %s, %s, 'guide-test', 'whatsapp')", (COMPANY_A, conversation, CHATBOT_A1))
     with env.connect("bot") as conn:
-        status, end_user, chunks, bot = run_block(conn, sql_block("bot-engine-session"), {
+        end_user, status, chunks, bot = run_block(conn, sql_block("bot-engine-session"), {
             "company_id": COMPANY_A, "conversation_id": conversation, "end_user_text": "What are your opening hours?",
             "embedding": env.vector(1), "bot_text": "We open at 9:00."})
         assert status == [("active", False)]
@@ -395,6 +395,26 @@ def test_the_bot_engine_session_answers_in_the_given_company_only(env: Env) -> N
         rows = conn.execute("select company_id::text, sender_type::text from public.messages"
                             " where conversation_id = %s order by created_at, sender_type", (conversation,)).fetchall()
     assert sorted(rows) == [(COMPANY_A, "bot"), (COMPANY_A, "end_user")]
+
+
+def test_the_bot_engine_session_stays_silent_while_a_human_has_the_conversation(env: Env) -> None:
+    """rule bot-silent-in-human-mode: the guide's sequence keeps the end user's message and the
+    bot answer is refused with NA003."""
+    conversation = str(uuid.uuid4())
+    with psycopg.connect(env.admin_url, autocommit=True) as conn:
+        conn.execute("insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel)"
+                     " values (%s, %s, %s, 'guide-test-human', 'whatsapp')", (COMPANY_A, conversation, CHATBOT_A1))
+        conn.execute("update public.conversations set status = 'waiting_human' where company_id = %s and id = %s",
+                     (COMPANY_A, conversation))
+    with env.connect("bot") as conn:
+        with pytest.raises(psycopg.Error) as info:
+            run_block(conn, sql_block("bot-engine-session"), bot_params(env, COMPANY_A, conversation))
+        conn.execute("rollback")
+    assert info.value.sqlstate == "NA003" and info.value.diag.message_hint
+    with psycopg.connect(env.admin_url) as conn:
+        rows = conn.execute("select sender_type::text from public.messages where conversation_id = %s",
+                            (conversation,)).fetchall()
+    assert rows == [("end_user",)]
 
 
 def bot_params(env: Env, company: str, conversation: str) -> dict[str, object]:
