@@ -12225,7 +12225,14 @@ ALTER TABLE ONLY public.user_invitations
 --
 
 ALTER TABLE ONLY public.users
-    ADD CONSTRAINT users_auth_user_fkey FOREIGN KEY (auth_user_id) REFERENCES auth.users(id) ON DELETE RESTRICT;
+    ADD CONSTRAINT users_auth_user_fkey FOREIGN KEY (auth_user_id) REFERENCES auth.users(id) ON DELETE CASCADE;
+
+
+--
+-- Name: CONSTRAINT users_auth_user_fkey ON users; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON CONSTRAINT users_auth_user_fkey ON public.users IS 'Deleting a member''s login (Supabase''s dashboard, the auth service, service_role) removes the membership as removing the member does: references cleared, history kept, audited; the owner''s login is refused while the company exists (users_require_owner_on_delete: transfer ownership or delete the company first). Profile citus: restrict (public.remove_member first).';
 
 
 --

@@ -101,9 +101,14 @@ grant execute on function private.caller_is_subject_to_rls() to authenticated, s
 -- RPCs that run past RLS (security definer) call the company form themselves.
 -- trialing, active and past_due (billing retries: a grace period) stay writable.
 -- service_role and the jobs are not end users: billing reactivates a company by
--- updating companies.subscription_status as service_role.
+-- updating companies.subscription_status as service_role.{% if profile == 'citus' %}
+-- Profile citus: both forms run as their caller (security invoker). companies is
+-- distributed; a definer reading it after the member's own write in the same transaction
+-- fails with 25001 ("placements that were modified in this transaction by a different
+-- user", issue 19). A member reads its own company under RLS (select_own_company); the
+-- write RPCs call it as their definer.{% endif %}
 create function private.require_company_writable(p_company_id uuid) returns boolean
-  language plpgsql stable security definer
+  language plpgsql stable security {{ 'invoker' if profile == 'citus' else 'definer' }}
   set search_path = pg_catalog, pg_temp{{ citus_settings() }}
 as $$
 declare
@@ -123,7 +128,7 @@ comment on function private.require_company_writable(uuid) is
   'True when company p_company_id accepts writes by its members (subscription trialing, active or past_due; also for null or unknown ids: nothing to guard); raises NA002 "company is read-only" when it is suspended or canceled. Called by the write RPCs that run as security definer.';
 
 create function private.require_company_writable() returns boolean
-  language sql stable security definer
+  language sql stable security {{ 'invoker' if profile == 'citus' else 'definer' }}
   set search_path = pg_catalog, pg_temp{{ citus_settings() }}
 as $$
   select private.require_company_writable(public.get_user_company_id())

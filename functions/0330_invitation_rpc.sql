@@ -81,7 +81,11 @@ begin
     raise exception using errcode = '22023', message = 'invitation token is missing';
   end if;
   select * into v_inv from public.user_invitations i
-   where i.token_hash = sha256(convert_to(btrim(p_token), 'UTF8'))
+   where i.token_hash = sha256(convert_to(btrim(p_token), 'UTF8')){% if profile == 'citus' %};
+  -- Citus: found across the shards without a lock (a multi-shard statement takes none,
+  -- 0A000), then locked on its company's shard and read again.
+  select * into v_inv from public.user_invitations i
+   where i.company_id = v_inv.company_id and i.id = v_inv.id{% endif %}
      for update;
   if not found then
     raise exception using errcode = '22023', message = 'invitation not found', hint = 'Check the link or ask for a new invitation.';

@@ -161,7 +161,10 @@ as $$
 declare
   v_key text := private.job_lock_key(p_job);
   v_holder text;
-  v_id bigint;
+  v_id bigint;{% if profile == 'citus' %}
+  -- Citus refuses a volatile function in an UPDATE of a distributed or reference table:
+  -- the time is taken first and sent as a value.
+  v_now timestamptz := pg_catalog.clock_timestamp();{% endif %}
 begin
   perform private.lifecycle_require_privileges();
   -- A run of the group still marked running is live while its session is: the same pid,
@@ -177,7 +180,7 @@ begin
   if v_holder is null then
     -- Nobody live holds the group: any run of it still marked running lost its session.
     update private.job_runs r
-       set status = 'interrupted', finished_at = pg_catalog.clock_timestamp(),
+       set status = 'interrupted', finished_at = {{ 'v_now' if profile == 'citus' else 'pg_catalog.clock_timestamp()' }},
            error = coalesce(r.error, 'the session running the job ended before it finished')
      where r.status = 'running' and private.job_lock_key(r.job) = v_key;
     begin
@@ -207,10 +210,12 @@ create function private.job_finish(p_run_id bigint, p_status text, p_error text 
   language plpgsql
   volatile
   set search_path = pg_catalog, pg_temp
-as $$
+as $${% if profile == 'citus' %}
+declare
+  v_now timestamptz := pg_catalog.clock_timestamp(); -- a value: see job_start{% endif %}
 begin
   update private.job_runs
-     set status = p_status, finished_at = pg_catalog.clock_timestamp(), error = p_error
+     set status = p_status, finished_at = {{ 'v_now' if profile == 'citus' else 'pg_catalog.clock_timestamp()' }}, error = p_error
    where id = p_run_id;
 end;
 $$;

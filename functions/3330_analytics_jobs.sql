@@ -8,7 +8,7 @@
 create procedure public.refresh_analytics_daily(p_day date)
 language plpgsql
 security invoker
-set search_path = pg_catalog, pg_temp
+set search_path = pg_catalog, pg_temp{{ citus_sequential('') }}
 as $$
 declare
   v_from pg_catalog.timestamptz;
@@ -107,8 +107,8 @@ begin
      where a.day = p_day
        and not exists (select 1 from public.legal_holds h
                         where h.company_id = a.company_id and h.released_at is null and h.conversation_id is null)
-       and not exists (select 1 from day_rollup r
-                        where r.company_id = a.company_id and r.chatbot_id = a.chatbot_id)
+       and {% if profile == 'citus' %}(a.company_id, a.chatbot_id) not in (select r.company_id, r.chatbot_id from day_rollup r){% else %}not exists (select 1 from day_rollup r
+                        where r.company_id = a.company_id and r.chatbot_id = a.chatbot_id){% endif %}
   )
   insert into public.analytics_daily as a (
     company_id, chatbot_id, day, conversations_count, new_conversations_count, messages_count,
@@ -118,8 +118,8 @@ begin
          r.end_user_messages_count, r.bot_messages_count, r.operator_messages_count, r.hitl_escalations,
          r.avg_processing_time_ms, r.positive_reactions, r.negative_reactions, r.knowledge_queries_count, now()
     from day_rollup r
-   where not exists (select 1 from archive.analytics_archived x
-                      where x.company_id = r.company_id and x.chatbot_id = r.chatbot_id and x.day = p_day)
+   where {% if profile == 'citus' %}(r.company_id, r.chatbot_id) not in (select x.company_id, x.chatbot_id from archive.analytics_archived x where x.day = p_day){% else %}not exists (select 1 from archive.analytics_archived x
+                      where x.company_id = r.company_id and x.chatbot_id = r.chatbot_id and x.day = p_day){% endif %}
   on conflict (company_id, chatbot_id, day) do update
      set conversations_count     = excluded.conversations_count,
          new_conversations_count = excluded.new_conversations_count,
@@ -171,7 +171,10 @@ begin
     return;
   end if;
   v_day := v_from;
-  while v_day <= v_to loop
+  while v_day <= v_to loop{% if profile == 'citus' %}
+    -- Citus: each day's transaction reads the shards one connection per node, so that it
+    -- may then write the reference table private.job_runs (job_progress).
+    perform pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);{% endif %}
     begin
       call public.refresh_analytics_daily(v_day);
       select pg_catalog.count(*) into v_rows from public.analytics_daily a where a.day = v_day;

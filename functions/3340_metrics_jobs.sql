@@ -8,7 +8,7 @@
 create function private.collect_system_metrics() returns jsonb
   language plpgsql
   volatile
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_sequential() }}
 as $$
 declare
   v_at timestamptz := pg_catalog.clock_timestamp();

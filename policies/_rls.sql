@@ -1,6 +1,6 @@
 {#- The RLS header of a table (CONVENTIONS.md, "Roles, grants, RLS"): enable and force row
     level security, revoke everything from the client roles (Supabase grants everything
-    by default), then grant what its entry in schema/_tables.toml lists under grants
+    by default; the sequences its entry lists too), then grant what its entry in schema/_tables.toml lists under grants
     (service_role: all, unless the entry says otherwise), and, when the entry says
     read_only = true, the read-only policies of policies/_read_only.sql (unless
     with_read_only=false: a table created before private.require_company_writable,
@@ -16,6 +16,9 @@
 alter table {{ table }} enable row level security;
 alter table {{ table }} force row level security;
 revoke all on table {{ table }} from public, anon, authenticated, service_role;
+{%- for sequence in entry.sequences %}
+revoke all on sequence {{ sequence }} from public, anon, authenticated, service_role;
+{%- endfor %}
 {%- for role, privileges in entry.grants.items() %}
 {%- for privilege in privileges %}
 grant {{ privilege }} on table {{ table }} to {{ role }};

@@ -20,7 +20,7 @@ create table public.users (
   constraint users_company_fkey foreign key (company_id)
     references public.companies (id) on delete cascade,
   constraint users_auth_user_fkey foreign key (auth_user_id)
-    references auth.users (id) on delete restrict,
+    references auth.users (id) on delete {{ 'restrict' if profile == 'citus' else 'cascade' }},
   constraint users_invited_by_fkey foreign key (company_id, invited_by)
     references public.users (company_id, id) on delete no action,
   constraint users_email_format_check check (email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$' and char_length(email) <= 320),
@@ -33,6 +33,10 @@ comment on table public.users is
 comment on column public.users.company_id is 'Tenant key (companies.id).';
 comment on column public.users.id is 'Member id, unique within the company; what get_current_user_id() returns.';
 comment on column public.users.auth_user_id is 'The auth.users identity of this member; unique across companies (one membership per identity). Note: a global unique key, so under Citus this table stays local/reference-like for the lookup.';
+{% if profile != 'citus' -%}
+comment on constraint users_auth_user_fkey on public.users is
+  'Deleting a member''s login (Supabase''s dashboard, the auth service, service_role) removes the membership as removing the member does: references cleared, history kept, audited; the owner''s login is refused while the company exists (users_require_owner_on_delete: transfer ownership or delete the company first). Profile citus: restrict (public.remove_member first).';
+{% endif -%}
 comment on column public.users.email is 'Lower-case email of the member (copied from auth at join time); unique within the company.';
 comment on column public.users.full_name is 'Display name; the member may change their own.';
 comment on column public.users.role is 'Role in the company (owner > administrador > supervisor > operador). Changed only by a higher-ranked member, never to a rank at or above the changer''s; ownership moves only via transfer_ownership.';

@@ -210,12 +210,19 @@ create function private.users_require_owner() returns trigger
 as $$
 declare
   v_company_id uuid;
-begin
+begin{% if profile == 'citus' %}
+  -- Citus: a row trigger per owner row changed (WHEN), fired after the statement like every
+  -- after-row trigger; a shard's statement trigger cannot hand its transition table to the
+  -- distributed queries below (XX000 "could not find named tuplestore", issue 19).
+  if exists (select 1 from public.companies c where c.id = old.company_id)
+     and not exists (select 1 from public.users u where u.company_id = old.company_id and u.role = 'owner') then
+    v_company_id := old.company_id;
+  end if;{% else %}
   select o.company_id into v_company_id
     from (select distinct company_id from old_rows where role = 'owner') o
    where exists (select 1 from public.companies c where c.id = o.company_id)
      and not exists (select 1 from public.users u where u.company_id = o.company_id and u.role = 'owner')
-   limit 1;
+   limit 1;{% endif %}
   if v_company_id is not null then
     raise exception using
       errcode = '42501',
@@ -226,19 +233,21 @@ begin
 end
 $$;
 comment on function private.users_require_owner() is
-  'Trigger function (after update / after delete on users, for each statement): a company that still exists never ends a statement without an owner (42501).';
+  'Trigger function (after update / after delete on users, for each statement{{ '; profile citus: for each owner row, after the statement' if profile == 'citus' }}): a company that still exists never ends a statement without an owner (42501).';
 
 create trigger users_require_owner_on_update
-  after update on public.users
+  after update on public.users{% if profile == 'citus' %}
+  for each row when (old.role = 'owner'){% else %}
   referencing old table as old_rows
-  for each statement execute function private.users_require_owner();
+  for each statement{% endif %} execute function private.users_require_owner();
 comment on trigger users_require_owner_on_update on public.users is
   'Rule: a company always has exactly one owner (never zero after an update).';
 
 create trigger users_require_owner_on_delete
-  after delete on public.users
+  after delete on public.users{% if profile == 'citus' %}
+  for each row when (old.role = 'owner'){% else %}
   referencing old table as old_rows
-  for each statement execute function private.users_require_owner();
+  for each statement{% endif %} execute function private.users_require_owner();
 comment on trigger users_require_owner_on_delete on public.users is
   'Rule: the owner cannot be deleted while the company exists.';
 

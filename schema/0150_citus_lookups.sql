@@ -94,17 +94,18 @@ comment on trigger users_membership_copy on public.users is
 
 -- The plan a member may read (subscription_plans.select_own_plan) without a subquery
 -- in the policy: companies is distributed, so the helper carries the nested-execution
--- setting (the lookup is one row of the caller's company, colocated).
+-- setting (the lookup is one row of the caller's company, colocated). It runs as its
+-- caller: a definer reading companies after the member's own write in the same
+-- transaction fails with 25001 (issue 19); the member reads its own company under RLS.
 create function public.get_user_plan_code() returns text
-  language sql stable security definer
+  language plpgsql stable security invoker
   set search_path = pg_catalog, pg_temp
   set citus.allow_nested_distributed_execution = on
 as $$
-  select c.subscription_plan
-    from public.companies c
-    join private.memberships m on m.company_id = c.id
-   where m.auth_user_id = auth.uid()
-     and m.is_active
+begin
+  -- plpgsql: get_user_company_id() is created later (functions/0300)
+  return (select c.subscription_plan from public.companies c where c.id = public.get_user_company_id());
+end
 $$;
 comment on function public.get_user_plan_code() is
   'Profile citus: the subscription plan code of the caller''s company (active members), null otherwise; the policy subscription_plans.select_own_plan calls it instead of a subquery.';

@@ -81,7 +81,9 @@ declare
   -- shard then do not queue on its row lock, held until commit (issue 11). Under
   -- repeatable read only the own shard: another session's shard row is updated all the
   -- time, and updating it would fail with a serialization error.
-  v_any_shard boolean := pg_catalog.current_setting('transaction_isolation') = 'read committed';
+  v_any_shard boolean := pg_catalog.current_setting('transaction_isolation') = 'read committed';{% if profile == 'citus' %}
+  v_pick smallint;
+  v_now timestamptz := pg_catalog.now();{% endif %}
 begin
   if p_billable then
     -- the effective monthly limit: the company's override, else its plan's (null =
@@ -97,24 +99,33 @@ begin
     -- nothing to check (a message that is not billable needs no limit): count in a free
     -- shard row of the month (see v_any_shard). The rows exist after the first messages of
     -- the month, so try the UPDATE first; the upsert into this session's shard (which also
-    -- runs the row's insert triggers, and waits for its row) only when none is free.
+    -- runs the row's insert triggers, and waits for its row) only when none is free.{% if profile == 'citus' %}
+    -- Citus: the free row is picked first, then updated by its key: a statement routes to
+    -- the company's shard (local to this shard trigger) only with company_id = in its own
+    -- WHERE, and an upsert's DO UPDATE takes no stable function (now() as a value).
+    select f.shard into v_pick from public.company_message_usage f
+     where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
+     order by f.shard <> v_shard, f.shard
+     limit 1
+       for no key update of f skip locked;{% endif %}
     update public.company_message_usage u
        set message_count = u.message_count + case when p_billable then 1 else 0 end,
            total_message_count = u.total_message_count + 1,
-           updated_at = pg_catalog.now()
+           updated_at = pg_catalog.now(){% if profile == 'citus' %}
+     where u.company_id = p_company_id and u.month = v_month and u.shard = v_pick;{% else %}
      where (u.company_id, u.month, u.shard) = (
              select f.company_id, f.month, f.shard from public.company_message_usage f
               where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
               order by f.shard <> v_shard, f.shard
               limit 1
-                for no key update of f skip locked);
+                for no key update of f skip locked);{% endif %}
     if not found then
       insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
       values (p_company_id, v_month, v_shard, case when p_billable then 1 else 0 end, 1)
       on conflict (company_id, month, shard) do update
          set message_count = u.message_count + excluded.message_count,
              total_message_count = u.total_message_count + 1,
-             updated_at = pg_catalog.now();
+             updated_at = {{ 'v_now' if profile == 'citus' else 'pg_catalog.now()' }};
     end if;
     return;
   end if;
@@ -126,17 +137,24 @@ begin
     -- that lock, so this session waits for shard 0 below holding no usage row.
     -- Any shard row with allowance left counts it (see v_any_shard): its allowance was
     -- granted under the shard-0 lock whoever uses it, and its row lock is held here.
-    begin
+    begin{% if profile == 'citus' %}
+      select f.shard into v_pick from public.company_message_usage f
+       where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
+         and f.allowance_limit = v_limit and f.message_count < f.allowance
+       order by f.shard <> v_shard, f.shard
+       limit 1
+         for no key update of f skip locked;{% endif %}
       update public.company_message_usage u
          set message_count = u.message_count + 1, total_message_count = u.total_message_count + 1,
-             updated_at = pg_catalog.now()
+             updated_at = pg_catalog.now(){% if profile == 'citus' %}
+       where u.company_id = p_company_id and u.month = v_month and u.shard = v_pick{% else %}
        where (u.company_id, u.month, u.shard) = (
                select f.company_id, f.month, f.shard from public.company_message_usage f
                 where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
                   and f.allowance_limit = v_limit and f.message_count < f.allowance
                 order by f.shard <> v_shard, f.shard
                 limit 1
-                  for no key update of f skip locked)
+                  for no key update of f skip locked){% endif %}
          and u.allowance_limit = v_limit and u.message_count < u.allowance
       returning u.message_count into strict v_count;
       return;
@@ -169,7 +187,7 @@ begin
     if v_grant < 1 then
       -- the exact check near the limit: lock every shard (in-flight writers finish first),
       -- take back their unused allowances, admit only below the exact total
-      perform from public.company_message_usage u
+      perform {{ '1 ' if profile == 'citus' }}from public.company_message_usage u
         where u.company_id = p_company_id and u.month = v_month order by u.shard for update;
       select coalesce(sum(u.message_count), 0)::bigint into v_count from public.company_message_usage u
        where u.company_id = p_company_id and u.month = v_month;

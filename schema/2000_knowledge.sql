@@ -193,7 +193,20 @@ create function private.document_chunks_count() returns trigger
   security definer
   set search_path = pg_catalog, pg_temp
 as $$
-begin
+begin{% if profile == 'citus' %}
+  -- Citus: a row trigger; a shard's statement trigger cannot hand its transition table to
+  -- a distributed query (XX000 "could not find named tuplestore", issue 19). The update
+  -- names the company: it runs on the co-located shard of this node.
+  if tg_op = 'INSERT' then
+    update public.documents d set chunk_count = d.chunk_count + 1
+     where d.company_id = new.company_id and d.id = new.document_id;
+  else
+    update public.documents d set chunk_count = greatest(d.chunk_count - 1, 0)
+     where d.company_id = old.company_id and d.id = old.document_id;
+  end if;
+  return null;
+end;
+$$;{% else %}
   if tg_op = 'INSERT' then
     update public.documents d
        set chunk_count = d.chunk_count + n.cnt
@@ -209,9 +222,9 @@ begin
   end if;
   return null;
 end;
-$$;
+$$;{% endif %}
 comment on function private.document_chunks_count() is
-  'Statement trigger: adjusts documents.chunk_count once per document per statement (bulk ingestion does not update the document row per chunk).';
+  'Statement trigger: adjusts documents.chunk_count once per document per statement (bulk ingestion does not update the document row per chunk){{ '; profile citus: a row trigger, once per chunk' if profile == 'citus' }}.';
 
 create function private.document_chunks_before_update() returns trigger
   language plpgsql
@@ -275,13 +288,15 @@ create trigger document_chunks_before_update
   before update on public.document_chunks
   for each row execute function private.document_chunks_before_update();
 create trigger document_chunks_count_insert
-  after insert on public.document_chunks
+  after insert on public.document_chunks{% if profile == 'citus' %}
+  for each row{% else %}
   referencing new table as new_rows
-  for each statement execute function private.document_chunks_count();
+  for each statement{% endif %} execute function private.document_chunks_count();
 create trigger document_chunks_count_delete
-  after delete on public.document_chunks
+  after delete on public.document_chunks{% if profile == 'citus' %}
+  for each row{% else %}
   referencing old table as old_rows
-  for each statement execute function private.document_chunks_count();
+  for each statement{% endif %} execute function private.document_chunks_count();
 
 create trigger knowledge_queries_before_write
   before insert or update on public.knowledge_queries

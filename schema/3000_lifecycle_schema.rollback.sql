@@ -15,7 +15,10 @@ drop schema archive;
 drop table private.cold_exports;
 drop table private.job_runs;
 
-drop function private.legal_hold_guard();
+-- cascade: the triggers above are gone; on a Citus cluster, shards that Citus has not yet
+-- cleaned up after the distribution step was undone (deferred shard cleanup) still carry
+-- copies of them, which go with the function.
+drop function private.legal_hold_guard() cascade;
 drop table public.legal_holds;
 drop function private.legal_holds_guard();
 drop function private.legal_holds_check_conversation();

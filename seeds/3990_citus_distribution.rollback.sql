@@ -1,8 +1,20 @@
 -- Why: undoes 3990_citus_distribution.sql (profile citus only, like it). Tables Citus
 -- already distributed stay distributed: undistribute_table(...) each first when that
 -- is the intent (docs/scale-out.md).
+-- The database setting stays while Citus still holds tables: their triggers can be
+-- neither changed nor dropped without it (the rollbacks of the earlier migrations).
 do $$
+declare
+  v_placed boolean := false;
 begin
+  if pg_catalog.to_regclass('pg_catalog.pg_dist_partition') is not null then
+    execute 'select exists (select 1 from pg_catalog.pg_dist_partition)' into v_placed;
+  end if;
+  if v_placed then
+    raise notice 'citus.enable_unsafe_triggers stays set for database %: Citus still holds its tables',
+      pg_catalog.current_database();
+    return;
+  end if;
   execute pg_catalog.format('alter database %I reset citus.enable_unsafe_triggers',
     pg_catalog.current_database());
 exception when insufficient_privilege then

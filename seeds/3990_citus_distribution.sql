@@ -59,6 +59,8 @@ declare
   v_current text;
   v_column name;
   v_done integer := 0;
+  v_fkeys text[];
+  v_fkey text[];
 begin
   -- Citus is what this step calls: its placement catalog and its two functions (found by
   -- name, not through pg_extension, so tests/test_citus_distribution.py can run every
@@ -77,6 +79,24 @@ begin
   perform pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
   -- Read the plan first: the layout table itself is placed last, with no cursor open on it.
   select pg_catalog.array_agg(l order by l.position) into v_rows from private.citus_layout l;
+  -- The foreign keys between the tables still to place go while they are placed and come
+  -- back afterwards: Citus turns every local table linked by a foreign key to a new
+  -- reference table into a Citus local table (auth.users -> companies, users: issue 19),
+  -- which can then no longer be distributed. Re-added on the placed tables, Citus creates
+  -- them on every shard (co-located, or to a reference table).
+  -- One row per key: table, name, definition, comment.
+  select pg_catalog.array_agg(array[f.tbl, f.conname, f.def, f.note] order by f.conname) into v_fkeys
+    from (select c.conrelid::regclass::text as tbl, c.conname::text, pg_catalog.pg_get_constraintdef(c.oid) as def,
+                 pg_catalog.obj_description(c.oid, 'pg_constraint') as note
+            from pg_catalog.pg_constraint c
+           where c.contype = 'f'
+             and (c.conrelid in (select l.relation from private.citus_layout l)
+                  or c.confrelid in (select l.relation from private.citus_layout l))
+             and (select pg_catalog.count(*) from pg_catalog.pg_dist_partition p
+                   where p.logicalrelid in (c.conrelid, c.confrelid)) < 2) f;
+  foreach v_fkey slice 1 in array coalesce(v_fkeys, '{}') loop
+    execute pg_catalog.format('alter table %s drop constraint %I', v_fkey[1], v_fkey[2]);
+  end loop;
   foreach v_row in array v_rows loop
     execute 'select case when p.partmethod = ''h'' then ''distributed''
                          when p.partmethod = ''n'' and p.repmodel = ''t'' then ''reference''
@@ -103,6 +123,12 @@ begin
               coalesce(v_row.colocate_with::text, 'none');
     end if;
     v_done := v_done + 1;
+  end loop;
+  foreach v_fkey slice 1 in array coalesce(v_fkeys, '{}') loop
+    execute pg_catalog.format('alter table %s add constraint %I %s', v_fkey[1], v_fkey[2], v_fkey[3]);
+    if v_fkey[4] is not null then
+      execute pg_catalog.format('comment on constraint %I on %s is %L', v_fkey[2], v_fkey[1], v_fkey[4]);
+    end if;
   end loop;
   raise notice 'citus: % table(s) distributed as private.citus_layout says', v_done;
   return v_done;

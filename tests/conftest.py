@@ -16,6 +16,9 @@ from neurant_db.database import with_database
 from neurant_db.paths import MIGRATION_FOLDERS, sql_root
 from neurant_db.testdb import TestDatabase
 
+from .citus_cluster import CitusCluster, missing_reason, skip_or_fail
+from .citus_cluster import citus_cluster as start_citus_cluster
+
 # The pgTAP collector and the neurant_db/neurant_server fixtures: opt-in (no pytest11 entry
 # point), so a service that installs neurant-db keeps its own test runs free of them.
 pytest_plugins = ["neurant_db.pytest_plugin"]
@@ -32,6 +35,17 @@ def scratch_database(server_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def citus_cluster() -> Iterator[CitusCluster]:
+    """A real Citus cluster (coordinator and two workers, tests/citus_cluster.py) for the
+    session: skipped with one line when it cannot be had, a failure under CI=true."""
+    reason = missing_reason()
+    if reason:
+        skip_or_fail(reason)
+    with start_citus_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -64,8 +64,9 @@ class DebianServer:
 
 @contextmanager
 def debian_postgres(major: int = 15, conf: dict[str, str] | None = None,
-                    password: str | None = None) -> Iterator[DebianServer]:
+                    password: str | None = None, superuser: str = "postgres") -> Iterator[DebianServer]:
     """Start a throwaway Debian PostgreSQL `major`; conf lines are appended to postgresql.conf.
+    `superuser` names the bootstrap superuser (Supabase's clusters: supabase_admin).
     With `password`: the superuser postgres has it, every connection (socket or TCP) must
     give it (scram-sha-256), and the server also listens on 127.0.0.1 (DebianServer.url)."""
     reason = missing_server_reason(major)
@@ -96,7 +97,7 @@ def debian_postgres(major: int = 15, conf: dict[str, str] | None = None,
         auth = ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
         listen, port = "'127.0.0.1'", free_tcp_port()
     try:
-        run([bindir / "initdb", "-D", data, "-U", "postgres", *auth, "-E", "UTF8",
+        run([bindir / "initdb", "-D", data, "-U", superuser, *auth, "-E", "UTF8",
              "--locale=C", "--no-sync"])
         lines = {"listen_addresses": listen, "unix_socket_directories": f"'{base}'", "port": str(port),
                  "fsync": "off", "full_page_writes": "off", **(conf or {})}

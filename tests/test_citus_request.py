@@ -40,9 +40,9 @@ def test_each_statement_of_the_request_is_sent_alone_and_auth_uid_resolves(
     sent = _sent(trace)
     assert sent[:4] == [
         "BEGIN",
+        "set local role \"authenticated\"",
         "set local citus.propagate_set_commands = 'local'",
         "set local request.jwt.claims = '{\"note\":\"it''s\",\"role\":\"authenticated\",\"sub\":\"" + sub + "\"}'",
-        "set local role \"authenticated\"",
     ]
     assert sent[-1] == "COMMIT"
     assert all(";" not in text for text in sent)  # one statement per message, never a batch

@@ -405,3 +405,22 @@ def test_a_legal_hold_trigger_freeing_columns_the_registry_does_not_fails_doctor
         conn.rollback()
     assert found == ["messages_legal_hold runs private.legal_hold_guard(conversation_id, content), "
                      "schema/_tables.toml says (conversation_id)"]
+
+
+def test_a_table_or_sequence_open_to_client_roles_outside_the_registry_fails_doctor(neurant_db: TestDatabase) -> None:
+    """A table created outside the migrations with Supabase's default grants (anon=arwdDxt,
+    its identity sequence anon=rwU), and a registered sequence granted back to anon: errors."""
+    with psycopg.connect(neurant_db.url) as conn:
+        assert not [f for f in run_checks(conn) if f.check.startswith("grant.") and f.level == "error"]
+        conn.execute("create table public.rogue (id bigint generated always as identity primary key)")
+        conn.execute("grant all on table public.rogue to anon")
+        conn.execute("grant all on sequence public.rogue_id_seq, public.system_metrics_id_seq to anon")
+        conn.execute("grant select, truncate on table public.chatbots to authenticated")  # select: registered
+        found = {(f.check, f.object) for f in run_checks(conn) if f.check.startswith("grant.") and f.level == "error"}
+        conn.rollback()
+    # (on a Supabase template its default privileges open public.rogue to authenticated too)
+    supabase_defaults = {("grant.table", "public.rogue authenticated"),
+                         ("grant.sequence", "public.rogue_id_seq authenticated")}
+    assert found - supabase_defaults == {
+        ("grant.table", "public.rogue anon"), ("grant.sequence", "public.rogue_id_seq anon"),
+        ("grant.sequence", "public.system_metrics_id_seq anon"), ("grant.table", "public.chatbots authenticated")}

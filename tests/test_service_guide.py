@@ -552,7 +552,10 @@ def test_every_public_function_executable_by_authenticated_or_service_role_is_in
         "docs/services.md lists functions that do not exist (or lost their grants)"
     for sig, (status, roles) in documented.items():
         assert status in ("stable", "internal", "job"), f"{sig}: status must be stable, internal or job"
-        assert roles == granted[sig], \
+        # Section 8 is the vanilla state; on Supabase its default privileges add service_role
+        # to every function (section 7), which the profile supabase run must accept.
+        catalog = granted[sig] - ({"service_role"} if test_settings().profile == "supabase" else set())
+        assert roles == catalog or roles == granted[sig], \
             f"{sig}: the guide says granted to {sorted(roles)}, the catalog {sorted(granted[sig])}"
 
 

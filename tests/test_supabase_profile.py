@@ -24,10 +24,14 @@ def test_profile_supabase_creates_no_roles_and_no_auth_schema() -> None:
 def test_profile_supabase_migrates_onto_an_existing_auth_surface(scratch_db: str) -> None:
     # What Supabase provides before our first migration: the vanilla auth surface.
     vanilla = {m.id: m for m in render_all(Settings(profile="vanilla").validate())}
+    # On a server whose template is a Supabase project's database (NEURANT_TEST_PROFILE=supabase
+    # on one) the platform's own surface is already there.
     with psycopg.connect(scratch_db, autocommit=True) as conn:
-        conn.execute(vanilla["0010_auth_surface"].apply_sql.encode())
+        if conn.execute("select to_regnamespace('auth') is null").fetchone() == (True,):
+            conn.execute(vanilla["0010_auth_surface"].apply_sql.encode())
         conn.execute("comment on function auth.uid() is 'provided by the platform'")
-        conn.execute("create schema extensions; grant usage on schema extensions to anon, authenticated, service_role")
+        conn.execute("create schema if not exists extensions; "
+                     "grant usage on schema extensions to anon, authenticated, service_role")
     args = ["--database-url", scratch_db, "--profile", "supabase", "--embedding-dimensions", "1536"]
     result = CliRunner().invoke(cli, [*args, "migrate"])
     assert result.exit_code == 0, result.output

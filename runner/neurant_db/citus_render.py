@@ -6,11 +6,14 @@ Three mechanisms, so that the vanilla and supabase texts stay byte-identical:
   template may call;
 - migrations whose opening comment says `-- neurant: profile citus`: rendered only on
   that profile (the other profiles do not even list them);
-- two text rewrites applied to every rendered migration of profile citus only:
+- three text rewrites applied to every rendered migration of profile citus only:
   in `create policy` / `alter policy` statements, `(select schema.helper())` becomes
   `schema.helper()` (Citus refuses SubLinks in the policies of distributed tables), and
   `tg_table_name` becomes `private.logical_table_name(tg_relid)` (inside a shard trigger
-  TG_TABLE_NAME is the shard's name, `users_102008`).
+  TG_TABLE_NAME is the shard's name, `users_102008`), and the tenant guard's WHEN
+  `row_security_active('<table>'::regclass)` becomes `row_security_active('<table>'::text)`:
+  Citus creates a shard's triggers on a worker before the table's shell exists there, so a
+  regclass constant fails (`42P01`); the text is resolved when the trigger fires (issue 19).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ POLICY_STATEMENT = re.compile(r"\b(?:create|alter)\s+policy\b[^;]*;", re.IGNOREC
 WRAPPED_HELPER = re.compile(r"\(\s*select\s+((?:public|private|auth)\.[a-z_][a-z0-9_]*\(\s*\))\s*\)",
                             re.IGNORECASE)
 TG_TABLE_NAME = re.compile(r"\btg_table_name\b", re.IGNORECASE)
+GUARD_WHEN = re.compile(r"(\bpg_catalog\.row_security_active\('[a-z_][a-z0-9_.]*')::regclass\)")
 NESTED_EXECUTION = "set citus.allow_nested_distributed_execution = on"
 # Writes to tables with foreign keys to reference tables after a multi-shard statement need
 # one connection per node ("cannot modify table ... because there was a parallel operation").
@@ -71,4 +75,5 @@ def rewrite(sql: str, profile: str) -> str:
     """The rendered text of one migration as profile `profile` ships it."""
     if profile != "citus":
         return sql
-    return TG_TABLE_NAME.sub("private.logical_table_name(tg_relid)", unwrap_policy_helpers(sql))
+    sql = TG_TABLE_NAME.sub("private.logical_table_name(tg_relid)", unwrap_policy_helpers(sql))
+    return GUARD_WHEN.sub(r"\1::text)", sql)

@@ -1,12 +1,15 @@
 """Open a request on a Citus cluster (profile citus): the claims and the role reach the
 workers only when sent this way (issue 12, docs/services.md "Citus").
 
-1. `SET LOCAL citus.propagate_set_commands = 'local'`: Citus then forwards the SET LOCALs
-   of the transaction to the worker connections it opens;
-2. `SET LOCAL request.jwt.claims = '<json>'`: what auth.uid() / auth.jwt() read (a
+1. `SET LOCAL ROLE <request role>` (a LOGIN role: Citus connects to the workers as it),
+   first: sent after the propagate setting, the role change would be replayed on every
+   worker connection Citus opens in the transaction, those of a security definer
+   function's owner included, and the definer's reads fail there with `42501` (issue 19);
+2. `SET LOCAL citus.propagate_set_commands = 'local'`: Citus then forwards the later SET
+   LOCALs of the transaction to the worker connections it opens;
+3. `SET LOCAL request.jwt.claims = '<json>'`: what auth.uid() / auth.jwt() read (a
    `set_config(..., true)` is not propagated: on the workers auth.uid() would be null and
-   every policy fail closed);
-3. `SET LOCAL ROLE <request role>` (a LOGIN role: Citus connects to the workers as it).
+   every policy fail closed).
 
 Each is sent as its own statement, never batched with another: Citus re-sends the whole
 query string that held a SET LOCAL to every worker. Plain PostgreSQL accepts the same
@@ -39,9 +42,9 @@ def request_statements(claims: Mapping[str, Any], role: str = "authenticated") -
         raise BadArgument("the claim sub must be a string (the auth.users id)")
     text = json.dumps(dict(claims), separators=(",", ":"), sort_keys=True)
     return [
+        sql.SQL("set local role {}").format(sql.Identifier(role)),
         sql.SQL("set local citus.propagate_set_commands = 'local'").format(),
         sql.SQL("set local request.jwt.claims = {}").format(sql.Literal(text)),
-        sql.SQL("set local role {}").format(sql.Identifier(role)),
     ]
 
 

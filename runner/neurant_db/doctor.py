@@ -17,6 +17,9 @@ COMMENT, `doctor: allow setting.read <name> <reason>`: no setting a client can s
 may decide anything security-relevant (check setting.read; trigger.depth likewise
 for pg_trigger_depth()).
 
+What the client roles hold on tables and sequences: doctor_grants.py (grant.table,
+grant.sequence).
+
 `run_checks(conn, profile)`: with profile citus the Citus rules of doctor_citus.py run too
 (and policy.initplan does not: Citus refuses the (select f()) it asks for).
 """
@@ -31,6 +34,7 @@ import psycopg
 
 from .doctor_citus import run_citus_checks
 from .doctor_finding import Finding
+from .doctor_grants import run_grant_checks
 from .migrate import migration_gap
 from .online import invalid_indexes
 from .sql_code import code_only
@@ -200,11 +204,15 @@ def security_definer_hygiene(conn: psycopg.Connection) -> Iterator[Finding]:
 
 @check
 def views_are_security_invoker(conn: psycopg.Connection) -> Iterator[Finding]:
+    """Our views run with the caller's rights; an extension's own views (Citus's
+    public.citus_tables, public.citus_schemas) are the extension's to define."""
     for (name,) in _rows(conn, """
         select n.nspname || '.' || c.relname from pg_class c
         join pg_namespace n on n.oid = c.relnamespace
         where c.relkind = 'v' and n.nspname = any(%s)
-          and not coalesce(c.reloptions @> array['security_invoker=true'], false)"""):
+          and not coalesce(c.reloptions @> array['security_invoker=true'], false)
+          and not exists (select 1 from pg_depend d
+                           where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')"""):
         yield Finding("error", "view.invoker", name,
                       "view runs with its owner's rights: create it with (security_invoker = true)")
 
@@ -364,7 +372,10 @@ from pg_trigger t
 where t.tgrelid = %s and not t.tgisinternal and t.tgenabled <> 'D'
   and t.tgfoid = pg_catalog.to_regprocedure('private.reject_other_tenant_insert()')
 """
-GUARD_INSERT_WHEN = re.compile(r"\(row_security_active\(\('(?P<table>[^']+)'::regclass\)::oid\)\)")
+# The table as a regclass constant, or as text (profile citus: resolved when it fires, so
+# valid on a worker before the table's shell exists there, runner/neurant_db/citus_render.py).
+GUARD_INSERT_WHEN = re.compile(
+    r"\(row_security_active\((?:\('(?P<table>[^']+)'::regclass\)::oid|'(?P<text>[^']+)'::text)\)\)")
 GUARD_UPDATE_WHEN = "((new.company_id IS DISTINCT FROM old.company_id))"
 
 
@@ -379,7 +390,7 @@ def _guard_covers(conn: psycopg.Connection, oid: int, tgtype: int, attr: str, wh
     if insert and not update:
         m = GUARD_INSERT_WHEN.fullmatch(when)
         if m:
-            row = conn.execute("select to_regclass(%s)::oid = %s", (m["table"], oid)).fetchone()
+            row = conn.execute("select to_regclass(%s)::oid = %s", (m["table"] or m["text"], oid)).fetchone()
             return bool(row and row[0]), False
     if update and not insert and when == GUARD_UPDATE_WHEN:
         return False, True
@@ -779,6 +790,7 @@ def run_checks(conn: psycopg.Connection, profile: str = "vanilla") -> list[Findi
     for fn in CHECKS:
         if fn not in skipped:
             findings.extend(fn(conn))
+    findings.extend(run_grant_checks(conn, SCHEMAS, _registry()))
     if profile == "citus":
         findings.extend(run_citus_checks(conn))
     return findings

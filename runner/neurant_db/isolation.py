@@ -5,7 +5,10 @@ spec (tests/isolation/access_spec.toml, the matrix of docs/design.md in TOML). O
 one pgTAP assertion per table check and per table x identity x command x target
 cell, each calling tests.check_cell() (tests/fixtures/0001_isolation_probe.sql).
 A table the spec does not know, a spec entry for a table that does not exist,
-RLS not enabled or not forced, or a table without a policy, each fail.
+RLS not enabled or not forced, or a table without a policy, each fail. Every sequence
+in those schemas is a cell too: no client role (anon, authenticated, PUBLIC) may use,
+read or set it (Supabase's default privileges grant anon and authenticated USAGE and
+UPDATE on every new sequence; a setval to the maximum stops the table's inserts).
 
 A deny cell also asserts why it was denied: by RLS (no row visible or affected,
 or "new row violates row-level security policy") or by a missing grant
@@ -179,6 +182,30 @@ def _catalog(url: str) -> dict[str, dict[str, Any]]:
     return {r[0]: {"rls": r[1], "force": r[2], "policies": r[3]} for r in rows}
 
 
+CLIENT_ROLES = ("anon", "authenticated", "public")
+SEQUENCE_PRIVILEGES = ("USAGE", "SELECT", "UPDATE")
+
+
+def _sequences(url: str) -> list[str]:
+    with connect(url, purpose="isolation") as conn:
+        rows = conn.execute(
+            "select n.nspname || '.' || c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+            " where c.relkind = 'S' and n.nspname = any(%s) order by 1", (list(EXPOSED_SCHEMAS),)).fetchall()
+    return [r[0] for r in rows]
+
+
+def sequence_cells(url: str) -> list[str]:
+    """One assertion per sequence and client role: it holds none of USAGE (nextval), SELECT
+    (currval) and UPDATE (setval)."""
+    privileges = "array[" + ", ".join(sql_literal(p) for p in SEQUENCE_PRIVILEGES) + "]"
+    return [
+        f"select is(array(select p from unnest({privileges}) p "
+        f"where has_sequence_privilege({sql_literal(role)}, {sql_literal(seq)}, p)), '{{}}'::text[], "
+        f"{sql_literal(f'{role} cannot use, read or set sequence {seq} (nextval, currval, setval)')});"
+        for seq in _sequences(url) for role in CLIENT_ROLES
+    ]
+
+
 def _target_predicate(spec: TableSpec, target: str, identity: str) -> str:
     user_id, role = COMPANY_IDENTITIES.get(identity, (None, None))
     if spec.is_global:
@@ -248,6 +275,7 @@ def generate_matrix_sql(url: str, spec_path: Path) -> str:
                 f"{sql_literal(identity)}, {sql_literal(command)}, {sql_literal(table)}::regclass, "
                 f"{sql_literal(pred)}, {update_set}, {overrides}::jsonb);"
             )
+    lines += sequence_cells(url)
     return f"select plan({len(lines)});\n" + "\n".join(lines) + "\nselect * from finish();\n"
 
 

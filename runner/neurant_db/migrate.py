@@ -103,6 +103,9 @@ def header(m: Migration, settings: Settings, direction: str) -> str:
         "set local search_path = pg_catalog, public;\n"
         f"set local lock_timeout = '{settings.statement_lock_timeout_ms}ms';\n"
         f"set local statement_timeout = '{settings.statement_timeout_ms}ms';\n"
+        # profile citus: the DDL of a migration on distributed and reference tables in one
+        # connection per node (a reference table changed after a parallel shard DDL fails)
+        + ("set local citus.multi_shard_modify_mode = 'sequential';\n" if settings.profile == "citus" else "")
     )
 
 
@@ -283,10 +286,11 @@ def _yoyo_backend(target: DatabaseTarget, purpose: str) -> Any:
 
 
 def _yoyo_migrations(selected: list[Migration], settings: Settings, workdir: Path) -> dict[int, Any]:
-    """Write each migration as a one-step yoyo migration and load them back.
+    """Write each migration as a yoyo migration and load them back.
 
     The whole rendered text is one step: psycopg 3 sends it as one simple query,
-    so dollar-quoted bodies never go through a statement splitter.
+    so dollar-quoted bodies never go through a statement splitter; except on profile
+    citus (_yoyo_steps).
     """
     from yoyo import read_migrations
 
@@ -294,12 +298,29 @@ def _yoyo_migrations(selected: list[Migration], settings: Settings, workdir: Pat
         (workdir / f"{m.id}.py").write_text(
             "from yoyo import step\n"
             "__transactional__ = True\n"
-            f"steps = [step({wrapped_apply(m, settings)!r}, {wrapped_rollback(m, settings)!r})]\n",
+            f"steps = [{', '.join(_yoyo_steps(m, settings))}]\n",
             encoding="utf-8",
         )
     loaded = read_migrations(str(workdir))
     ids = {m.id: m.version for m in selected}
     return {ids[ym.id]: ym for ym in loaded}
+
+
+def _yoyo_steps(m: Migration, settings: Settings) -> list[str]:
+    """The yoyo steps of m, as Python source: one step holding the whole text, or on profile
+    citus one step per statement (still one transaction). Citus sends the DDL of a
+    distributed table's index to the shards as the query string that held it, which fails
+    on the workers when that string holds several statements ("cannot insert multiple
+    commands into a prepared statement", issue 19). yoyo runs the rollbacks of the steps
+    last first, so the rollback statements are dealt to the steps from the last one."""
+    apply, rollback = wrapped_apply(m, settings), wrapped_rollback(m, settings)
+    if settings.profile != "citus":
+        return [f"step({apply!r}, {rollback!r})"]
+    forward, backward = sql_statements(apply), sql_statements(rollback)
+    count = max(len(forward), len(backward))
+    forward += ["select 1"] * (count - len(forward))
+    backward += ["select 1"] * (count - len(backward))
+    return [f"step({forward[i]!r}, {backward[count - 1 - i]!r})" for i in range(count)]
 
 
 def _migration_error(m: Migration, exc: psycopg.Error, direction: str, settings: Settings,
@@ -646,7 +667,8 @@ def tables_with_rows(conn: psycopg.Connection, migrations: list[Migration]) -> l
                 tables.append(row[0])
     losing = []
     for table in dict.fromkeys(tables):
-        row = conn.execute(f"select count(*) from (select from {table} limit {COUNT_CAP}) t").fetchone()
+        # `select 1`, not an empty select list: Citus refuses the latter on a distributed table.
+        row = conn.execute(f"select count(*) from (select 1 from {table} limit {COUNT_CAP}) t").fetchone()
         if row and row[0]:
             losing.append((table, int(row[0])))
     return losing

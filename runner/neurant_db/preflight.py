@@ -27,6 +27,9 @@ from .settings import Settings
 MIN_SERVER_VERSION = 150000
 CLIENT_ROLES = ("anon", "authenticated", "service_role")
 SUPABASE_ROLES = ("supabase_admin", "supabase_auth_admin")
+# The columns of auth.users the RPCs read (the auth service adds email_confirmed_at and
+# raw_user_meta_data with its own migrations).
+AUTH_USER_COLUMNS = ("email", "email_confirmed_at", "raw_user_meta_data")
 
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
 _CREATE_EXTENSION = re.compile(
@@ -272,7 +275,20 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
                           ("function auth.jwt()", "select to_regprocedure('auth.jwt()')")):
             if _one(conn, sql) is None:
                 absent.append(what)
-        if absent:
+        if _one(conn, "select to_regclass('auth.users')") is not None:
+            absent += [f"column auth.users.{c}" for c in AUTH_USER_COLUMNS if not _one(
+                conn, "select 1 from pg_attribute where attrelid = 'auth.users'::regclass and attname = %s "
+                      "and not attisdropped", c)]
+        if absent and _one(conn, "select to_regnamespace('auth')") is not None:
+            # Supabase's platform is there, its auth service has not migrated its schema yet.
+            error("profile.supabase",
+                  "the auth schema is not complete yet (its auth service has not migrated it): missing "
+                  + ", ".join(a if " " in a else f"role {a}" for a in absent),
+                  "start the project's auth service (GoTrue) once: its own migrations create the rest of "
+                  "the auth schema (on supabase.com a new project's does before it is ready; self-hosted or "
+                  "`supabase start`: wait until the auth container is healthy), then run preflight again. "
+                  "Profile vanilla does not apply: it creates an auth schema of its own and refuses this one.")
+        elif absent:
             error("profile.supabase",
                   "profile supabase expects the platform's auth surface, which this server lacks: "
                   + ", ".join(a if " " in a else f"role {a}" for a in absent),

@@ -22,7 +22,7 @@ from .database import DatabaseTarget, named_target
 from .errors import NeurantError
 from .isolation import generate_matrix_sql
 from .tap import TapAssertion, TapResult, run_tap_file, run_tap_sql
-from .testdb import TestDatabase, provision
+from .testdb import TestDatabase, provision, test_settings
 
 _DB_KEY = pytest.StashKey[TestDatabase]()
 _ERR_KEY = pytest.StashKey[str]()
@@ -76,6 +76,8 @@ def neurant_server(request: pytest.FixtureRequest) -> TestDatabase:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix == ".sql" and "pgtap" in file_path.parts:
         return PgTapFile.from_parent(parent, path=file_path)
+    if file_path.suffix == ".sql" and file_path.parent.name == "citus" and test_settings().profile == "citus":
+        return PgTapFile.from_parent(parent, path=file_path)  # tests/citus: profile citus only
     if file_path.name == "access_spec.toml":
         return IsolationMatrixFile.from_parent(parent, path=file_path)
     return None

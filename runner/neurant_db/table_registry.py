@@ -33,7 +33,7 @@ DEFAULT_GUARD_NOTE = "a member inserts only into their own company."
 DEFAULT_KEY_NOTE = "the tenant key never changes, for any role."
 DEFAULT_TRUNCATE_NOTE = "No truncate while a legal hold covers rows of this table."
 KEYS = {"scope", "profiles", "rls", "read_only", "audited", "citus", "guard_note", "guard_key_note",
-        "legal_hold", "allow", "grants", "archive_of"}
+        "legal_hold", "allow", "grants", "archive_of", "sequences"}
 ROLES = ("anon", "authenticated", "service_role")
 # One privilege of a grant, optionally column-listed: `select`, `update (name, industry)`.
 PRIVILEGE = re.compile(r"^(all|select|insert|update|delete|truncate|references|trigger)"
@@ -69,6 +69,8 @@ class TableEntry:
     # role -> privileges on the table, in order (service_role: ["all"] unless given)
     grants: dict[str, tuple[str, ...]] = field(default_factory=dict)
     archive_of: str | None = None  # archive tables: the live table whose rows they keep
+    # the sequences the table owns (identity columns): rls() revokes them from every client role
+    sequences: tuple[str, ...] = ()
     position: int | None = None  # order of distribution on Citus (1 first), None off citus
 
     @property
@@ -207,6 +209,16 @@ class _Reader:
         grants.setdefault("service_role", ("all",))
         return grants
 
+    def sequences(self) -> tuple[str, ...]:
+        value = self.raw.get("sequences", [])
+        schema = self.name.split(".")[0]
+        if not isinstance(value, list) or not all(
+                isinstance(v, str) and v.startswith(schema + ".") and COLUMN.match(v.split(".", 1)[1])
+                for v in value):
+            self.fail(f"sequences must list the table's sequences as {schema}.<name>")
+            return ()
+        return tuple(value)
+
     def legal_hold(self) -> LegalHold | None:
         raw = self.raw.get("legal_hold")
         if raw is None:
@@ -262,7 +274,8 @@ class _Reader:
             read_only=self.flag("read_only"), audited=self.flag("audited"), citus=citus,
             guard_note=self.text(raw, "guard_note", DEFAULT_GUARD_NOTE),
             guard_key_note=self.text(raw, "guard_key_note", DEFAULT_KEY_NOTE),
-            legal_hold=hold, allow=dict(allow), grants=self.grants(), archive_of=raw.get("archive_of"))
+            legal_hold=hold, allow=dict(allow), grants=self.grants(), archive_of=raw.get("archive_of"),
+            sequences=self.sequences())
         if (entry.schema == "archive") != isinstance(entry.archive_of, str):
             self.fail("archive_of (the live table it archives) is required exactly for the tables of schema archive")
         if scope_known:

@@ -2,9 +2,13 @@
 
 Without a server (the caller's DatabaseTarget, see database.named_target): a throwaway
 embedded server (deleted at exit). With one: a fresh database `neurant_test_<random>`
-created on that server (dropped at exit), so tests never touch an existing database; a
-password in its URL moves into a private passfile (passfile.py), so no URL the tests
-handle, print or put in a traceback carries it. Either way it is migrated
+created on that server (dropped at exit), so tests never touch an existing database
+(NEURANT_TEST_TEMPLATE: a copy of that database, e.g. one prepared like a new Supabase
+project and migrated as its `postgres`, tests/test_supabase_suite.py); with profile
+citus on a Citus coordinator that has workers, it is created on every node and
+distributed (citus_testdb.py). A password in the server's URL moves into a private
+passfile (passfile.py), so no URL the tests handle, print or put in a traceback carries
+it. Either way it is migrated
 from zero with the test settings, and pgTAP is made available.
 """
 
@@ -19,7 +23,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from . import pgtap
+from . import citus_testdb, pgtap
 from .database import DatabaseTarget, Source
 from .migrate import migrate
 from .passfile import password_out_of_url
@@ -120,15 +124,27 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
         url, password = password_out_of_url(server.url)
         server = replace(server, url=url)
         name = f"neurant_test_{secrets.token_hex(4)}"
+        # Profile citus on a Citus coordinator with workers: a distributed database.
+        nodes = citus_testdb.cluster_nodes(server.url) if settings.profile == "citus" else None
+        template = os.environ.get("NEURANT_TEST_TEMPLATE")
         with server.connect() as admin:
             before = ServerState.read(admin)
-            admin.execute(f'create database "{name}"')
+            if template:  # a database prepared (and migrated) elsewhere, copied as it is
+                admin.execute(sql.SQL("create database {} template {}").format(
+                    sql.Identifier(name), sql.Identifier(template)))
+            elif not nodes:
+                admin.execute(f'create database "{name}"')
+        if nodes and not template:
+            citus_testdb.create_distributed_database(server.url, name, nodes)
         target = server.with_database(name, Source.THROWAWAY_DATABASE)
 
         def drop() -> None:
             try:
+                if nodes:
+                    citus_testdb.drop_distributed_database(server.url, name, nodes)
                 with server.connect() as admin:
-                    admin.execute(f'drop database if exists "{name}" with (force)')
+                    if not nodes:
+                        admin.execute(f'drop database if exists "{name}" with (force)')
                     before.restore(admin)
             except Exception:
                 pass

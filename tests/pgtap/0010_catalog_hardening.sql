@@ -73,7 +73,10 @@ select is_empty($$
                          and (t.tgtype & 1) <> 0 and (t.tgtype & 2) <> 0 and (t.tgtype & 4) <> 0
                          and (t.tgqual is null
                               or substring(pg_get_triggerdef(t.oid) from ' WHEN (.*) EXECUTE ')
-                                 = format('(row_security_active((%L::regclass)::oid))', c.oid::regclass)))
+                                 = format('(row_security_active((%L::regclass)::oid))', c.oid::regclass)
+                              -- profile citus: the table's name as text (valid on the workers)
+                              or to_regclass(substring(pg_get_triggerdef(t.oid)
+                                   from ' WHEN \(row_security_active\(''([^'']+)''::text\)\) EXECUTE ')) = c.oid))
               and exists (select 1 from pg_trigger t
                            where t.tgrelid = c.oid and not t.tgisinternal and t.tgattr = ''::int2vector
                              and t.tgfoid = 'private.reject_other_tenant_insert()'::regprocedure

