@@ -21,7 +21,9 @@ extension members and comments.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -194,8 +196,9 @@ def reference_definitions(server: DatabaseTarget, migrations: list[Migration], s
     try:
         with scratch_database(server, REFERENCE_PREFIX, purpose="reference", why=why,
                               error=ReferenceUnavailable) as scratch:
-            try:
-                migrate(scratch, migrations, settings)
+            try:  # silent: a migration's own output (citus's distribution step) is not doctor's
+                with contextlib.redirect_stdout(io.StringIO()):
+                    migrate(scratch, migrations, settings)
             except NeurantError as exc:
                 raise ReferenceUnavailable(f"the reference build failed: {exc.message}", hint=why) from None
             with scratch.connect(purpose="reference") as conn:
@@ -252,6 +255,10 @@ def check_schema(target: DatabaseTarget, fallback: Settings, *, reference_server
         done = applied(conn, fallback)
         if not done.versions:
             return []  # nothing applied: schema.migrations says so
+        if conn.execute("select exists (select 1 from pg_extension where extname = 'citus')").fetchone() == (True,):
+            return [Finding("info", "schema.reference", "neurant_meta.schema_migrations",
+                            "not compared on a Citus cluster: distribution adds Citus's own objects a plain "
+                            "reference build does not have (the Citus rules still run)")]
         schemas = compared_schemas(done.settings.profile)
         live = definitions(conn, schemas)
     chosen = [m for m in render(done.settings) if m.version in done.versions]
