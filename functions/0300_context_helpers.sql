@@ -142,4 +142,8 @@ revoke execute on function private.require_company_writable(uuid), private.requi
 -- the security definer RPCs, which run as its owner: a member calling it with another
 -- company's id would learn whether that company is suspended or canceled (issue 20, item 7).
 grant execute on function private.require_company_writable() to authenticated, service_role;
-grant execute on function private.require_company_writable(uuid) to service_role;
+grant execute on function private.require_company_writable(uuid) to service_role;{% if profile == 'citus' %}
+-- Profile citus: the no-argument form runs as its caller (above), so the caller needs the
+-- company form too; as an invoker it reads companies under the caller's RLS, so another
+-- company's id finds no row and reveals nothing.
+grant execute on function private.require_company_writable(uuid) to authenticated;{% endif %}
