@@ -237,7 +237,11 @@ select is(tests.attempt_as('administrador', $$ do $d$ begin
     end if; end $d$ $$),
   'ok',
   'delete_rows deletes what the delete policies let the caller delete and nothing of another company');
-select is(array(select r.rolname || ' ' || c.item
+-- policies/0590 can set role settings and revoke catalog functions only when a superuser
+-- applies it (otherwise it says so in a NOTICE: Supabase's postgres is not one): these
+-- assertions hold where the schema's owner is a superuser, and are skipped elsewhere.
+select case when tests.applied_by_superuser() then
+  is(array(select r.rolname || ' ' || c.item
                   from pg_db_role_setting s
                   join pg_roles r on r.oid = s.setrole
                   cross join lateral unnest(s.setconfig) as c (item)
@@ -248,7 +252,8 @@ select is(array(select r.rolname || ' ' || c.item
   array['anon idle_in_transaction_session_timeout=15s', 'anon lock_timeout=2s', 'anon statement_timeout=3s',
         'authenticated idle_in_transaction_session_timeout=30s', 'authenticated lock_timeout=4s',
         'authenticated statement_timeout=8s'],
-  'anon and authenticated run with a statement, lock and idle-in-transaction timeout in this database');
+  'anon and authenticated run with a statement, lock and idle-in-transaction timeout in this database')
+  else skip('the migrations were not applied by a superuser: 0590 could not set role settings (NOTICE)', 1) end;
 
 -- rule: truncate-refused (docs/rules.md)
 -- TRUNCATE fires no delete trigger: every table whose delete triggers keep state elsewhere
@@ -275,21 +280,26 @@ select matches(tests.attempt('truncate public.legal_holds'),
 -- rule: request-role-side-channels (docs/rules.md)
 -- Side channels into other companies: a suspended/canceled probe, shared large objects,
 -- cluster-wide activity counters.
-select is(tests.attempt_as('owner', $$ select private.require_company_writable(tests.company_id('B')) $$),
+select case when (select p.prosecdef from pg_proc p where p.oid = 'private.require_company_writable(uuid)'::regprocedure) then is(tests.attempt_as('owner', $$ select private.require_company_writable(tests.company_id('B')) $$),
   '42501: permission denied for function require_company_writable',
-  'a member cannot ask whether another company is suspended or canceled (require_company_writable(uuid))');
-select is(tests.attempt_as('operador', $$ select lo_from_bytea(0, 'planted'::bytea) $$),
+  'a member cannot ask whether another company is suspended or canceled (require_company_writable(uuid))')
+  else skip('profile citus: require_company_writable(uuid) runs as its caller, reading companies under the caller''s RLS, so it reveals nothing', 1) end;
+select case when tests.applied_by_superuser() then is(tests.attempt_as('operador', $$ select lo_from_bytea(0, 'planted'::bytea) $$),
   '42501: permission denied for function lo_from_bytea',
-  'a member cannot create a large object (owned by the shared role, readable by other companies)');
-select is(tests.attempt_as('anon', $$ select lo_create(0) $$),
+  'a member cannot create a large object (owned by the shared role, readable by other companies)')
+  else skip('the migrations were not applied by a superuser: 0590 could not revoke catalog functions (NOTICE)', 1) end;
+select case when tests.applied_by_superuser() then is(tests.attempt_as('anon', $$ select lo_create(0) $$),
   '42501: permission denied for function lo_create',
-  'anon cannot create a large object');
-select is(tests.attempt_as('owner', $$ select n_tup_ins from pg_stat_user_tables where relname = 'messages' $$),
+  'anon cannot create a large object')
+  else skip('the migrations were not applied by a superuser: 0590 could not revoke catalog functions (NOTICE)', 1) end;
+select case when tests.applied_by_superuser() then is(tests.attempt_as('owner', $$ select n_tup_ins from pg_stat_user_tables where relname = 'messages' $$),
   '42501: permission denied for view pg_stat_user_tables',
-  'a member cannot read the cluster-wide insert counters of a shared table');
-select is(tests.attempt_as('owner', $$ select pg_stat_get_tuples_inserted('public.messages'::regclass) $$),
+  'a member cannot read the cluster-wide insert counters of a shared table')
+  else skip('the migrations were not applied by a superuser: 0590 could not revoke catalog functions (NOTICE)', 1) end;
+select case when tests.applied_by_superuser() then is(tests.attempt_as('owner', $$ select pg_stat_get_tuples_inserted('public.messages'::regclass) $$),
   '42501: permission denied for function pg_stat_get_tuples_inserted',
-  'a member cannot read the activity counters through the pg_stat_get_* functions either');
+  'a member cannot read the activity counters through the pg_stat_get_* functions either')
+  else skip('the migrations were not applied by a superuser: 0590 could not revoke catalog functions (NOTICE)', 1) end;
 
 -- Views and functions (catalog) ------------------------------------------------------------
 select is_empty($$
