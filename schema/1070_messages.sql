@@ -160,6 +160,13 @@ begin
     perform private.messages_refuse_conversation(new.company_id, new.conversation_id);
   end if;
   new.chatbot_id := coalesce(new.chatbot_id, v_conv.chatbot_id);
+  -- The bot stays silent while a human has the conversation (HITL).
+  if new.sender_type = 'bot' and v_conv.status in ('waiting_human', 'human') then
+    raise exception using errcode = 'NA003',
+      message = format('the bot cannot answer conversation %s: a human has it (status %s)',
+                       new.conversation_id, v_conv.status),
+      hint = 'Drop the bot answer: read is_hitl_active after writing the end user''s message, and answer only while it is false.';
+  end if;
 
   -- Automatic escalation (HITL) of a conversation in bot mode, by the chatbot's settings.
   if not v_conv.hitl_enabled or v_conv.status <> 'active' then
@@ -191,7 +198,7 @@ $$;
 comment on function private.messages_before_insert() is
   'Trigger (the whole message write path, before the row is stored): authenticated callers may only write operator messages as themselves in their company/assigned chatbots (42501; '
   'a conversation an operador cannot see fails exactly like one that does not exist: RLS or the foreign key answers); '
-  'no messages in closed conversations (22023); operator messages only in human mode (42501); counts usage (NA001 at the plan limit); '
+  'no messages in closed conversations (22023); operator messages only in human mode (42501); no bot messages while a human has the conversation (NA003); counts usage (NA001 at the plan limit); '
   'keeps the conversation''s last_message_at, turn counter and status (an end user reopens a resolved conversation, the first operator answer takes a waiting one over) '
   'and escalates a bot-mode conversation on a human-request phrase or keyword (end-user messages) or at hitl_max_bot_turns (bot messages).';
 revoke execute on function private.messages_before_insert() from public, anon, authenticated;

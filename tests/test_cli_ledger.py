@@ -232,10 +232,14 @@ def test_baseline_refuses_a_database_that_already_has_a_ledger(sql_tree: Path, s
 
 
 def test_baseline_asks_before_marking_anything(sql_tree: Path, scratch_db: str) -> None:
+    with psycopg.connect(scratch_db) as conn:  # the objects of 0010, built by hand
+        conn.execute((sql_tree / "schema/0010_widgets.sql").read_text())
     declined = run(scratch_db, "baseline", "10", input="n\n")
     dbname = urlsplit(scratch_db).path.lstrip("/")
     assert declined.exit_code != 0 and f"dbname={dbname}" in declined.output
     assert rows(scratch_db, "select to_regnamespace('neurant_meta')") == [(None,)]  # nothing written
+    refused = run(scratch_db, "baseline", "20", "--yes")  # 0020's function was never built
+    assert refused.exit_code == 2 and "function public.widget_count()" in refused.output
     assert run(scratch_db, "baseline", "10", input="y\n").exit_code == 0
     assert [r[0] for r in ledger(scratch_db)] == [10]
     unknown = run(scratch_db, "baseline", "15", "--yes")

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from neurant_db.catalog import DOCUMENTED_SCHEMAS, read_catalog
 from neurant_db.cli import cli
 from neurant_db.database import DatabaseTarget, with_database
-from neurant_db.docs import DOCS_FILES, committed_major, find_pg_dump
+from neurant_db.docs import DOCS_FILES, find_pg_dump
 from neurant_db.erd import render_erd
 from neurant_db.errors import NeurantError
 from neurant_db.migrate import migrate
@@ -74,11 +74,6 @@ def _docs(run: CliRunner, url: str, *args: str) -> Result:
 
 def test_the_committed_schema_dump_reference_and_er_diagram_match_a_fresh_build(
         default_db: str, run: CliRunner) -> None:
-    made_from = committed_major(DOCS)
-    assert made_from is not None, f"docs/schema.sql is missing or has no header; {REGENERATE}"
-    server = _server_major(default_db)
-    if server != made_from:
-        pytest.skip(f"the committed dump was made from PostgreSQL {made_from}; this server is {server}")
     result = _docs(run, default_db, "--check", "--out", str(DOCS))
     assert result.exit_code == 0, f"{result.output}\n{REGENERATE}"
     assert "docs are fresh" in result.output
@@ -134,7 +129,7 @@ def test_the_freshness_check_reports_every_file_of_a_changed_schema_as_stale(
     for name in DOCS_FILES:
         assert f"stale: {out / name}" in stale.output
     assert "docs_probe" in stale.output
-    assert "3 stale file(s)" in stale.output
+    assert f"{len(DOCS_FILES)} stale file(s)" in stale.output
     assert (out / "schema.md").read_text(encoding="utf-8").count("docs_probe") == 0  # --check writes nothing
 
 

@@ -34,6 +34,7 @@ from .test_service_guide import (
     COMPANY_B,
     OWNER_A_AUTH,
     OWNER_B_AUTH,
+    bind,
     claims,
     guide_text,
     migrated_with_fixtures,
@@ -88,10 +89,9 @@ def request(conn: psycopg.Connection[Any], role: str, jwt_claims: str,
     stmts = statements(sql_block("pooled-request"))
     assert (stmts[0].lower(), stmts[-1].lower()) == ("begin", "commit"), "the guide's request is one transaction"
     out: list[list[tuple[Any, ...]] | str] = []
-    params = {1: role, 2: jwt_claims}
+    params = {"role": role, "claims": jwt_claims}
     for stmt in stmts[:-1]:
-        numbers = [int(n) for n in re.findall(r"\$(\d+)", stmt)]
-        cur = conn.execute(re.sub(r"\$(\d+)", "%s", stmt), [params[n] for n in numbers])
+        cur = conn.execute(*bind(stmt, params))
         if cur.description is not None and not stmt.startswith("select set_config("):
             out.append([tuple(str(v) if isinstance(v, uuid.UUID) else v for v in r) for r in cur.fetchall()])
     for probe in probes:

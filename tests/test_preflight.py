@@ -233,6 +233,12 @@ def test_a_non_superuser_owner_migrates_passes_doctor_and_runs_the_rls_helpers(
         doctor = run(owner_url, "doctor", "--json")
         assert doctor.exit_code == 0, doctor.output
         assert [f for f in json.loads(doctor.output) if f["level"] == "error"] == []
+        # without CREATEDB the owner cannot build the reference schema: a warning says so...
+        assert "schema.reference" in {f["check"] for f in json.loads(doctor.output)}
+        # ...and a server where it may be built (here the admin's) makes the comparison: read-only on app
+        doctor = run(owner_url, "doctor", "--json", "--reference-url", admin)
+        assert doctor.exit_code == 0, doctor.output
+        assert [f for f in json.loads(doctor.output) if f["check"].startswith("schema.")] == []
         demo = run(owner_url, "demo")  # the RLS helpers, as the owner acting as each member
         assert demo.exit_code == 0, demo.output
         assert "leo@acme.test        operador      sees company Acme Retail  1 conversation(s)" in demo.output

@@ -4,8 +4,9 @@ and error tables cannot fall behind the schema.
 The named ```sql <name>``` blocks of the guide are extracted and executed against a
 migrated scratch database holding the test fixtures (tests/fixtures, committed), as
 the LOGIN roles the guide's own `vanilla-login-roles` block creates (renamed with a
-random suffix, dropped afterwards). `$n` placeholders are bound as parameters from
-fixture identities, `<...>` placeholders are filled in by the test.
+random suffix, dropped afterwards). The psql variables `:'name'` are bound as query
+parameters from fixture identities (tests/test_postgresql15.py runs the same blocks in
+psql 15, with `-v name=value`), `<...>` placeholders are filled in by the test.
 """
 
 from __future__ import annotations
@@ -153,15 +154,30 @@ def fill(block: str, values: Mapping[str, str]) -> str:
     return re.sub(r"<([a-z][a-z0-9-]*)>", sub, block)
 
 
-def run_block(conn: psycopg.Connection[Any], block: str, params: Mapping[int, object]) -> list[list[tuple[Any, ...]]]:
+PSQL_VARIABLE = re.compile(r":'([a-z_][a-z0-9_]*)'")
+
+
+def variables(block: str) -> set[str]:
+    """The psql variables (`:'name'`) a guide block uses."""
+    return set(PSQL_VARIABLE.findall(block))
+
+
+def bind(stmt: str, params: Mapping[str, object]) -> tuple[str, dict[str, object]]:
+    """A guide statement for psycopg: each psql variable `:'name'` becomes the parameter %(name)s."""
+    used = variables(stmt)
+    missing = sorted(used - set(params))
+    assert not missing, f"no value for the guide's psql variable(s) {missing}"
+    return PSQL_VARIABLE.sub(lambda m: f"%({m[1]})s", stmt.replace("%", "%%")), {n: params[n] for n in used}
+
+
+def run_block(conn: psycopg.Connection[Any], block: str, params: Mapping[str, object]) -> list[list[tuple[Any, ...]]]:
     """Execute a guide block statement by statement on `conn` (autocommit: the block's
-    own begin/commit delimit the transactions); `$n` is bound to params[n]. Returns the
-    rows of every statement that returns rows (set_config calls aside), in order."""
+    own begin/commit delimit the transactions); `:'name'` is bound to params[name]. Returns
+    the rows of every statement that returns rows (set_config calls aside), in order."""
     results = []
     for stmt in statements(block):
-        numbers = [int(n) for n in re.findall(r"\$(\d+)", stmt)]
-        query = re.sub(r"\$(\d+)", "%s", stmt)
-        cur = conn.execute(query, [params[n] for n in numbers])
+        query, values = bind(stmt, params)
+        cur = conn.execute(query, values)
         if cur.description is not None and not stmt.startswith("select set_config("):
             results.append(cur.fetchall())
     return results
@@ -169,6 +185,11 @@ def run_block(conn: psycopg.Connection[Any], block: str, params: Mapping[int, ob
 
 def renamed(block: str, logins: Mapping[str, str]) -> str:
     return re.sub(r"\bneurant_(dashboard|bot|ingest|jobs)\b", lambda m: logins[m[1]], block)
+
+
+def dashboard(jwt_claims: str, company: str) -> dict[str, object]:
+    """The values of the dashboard-session block's psql variables."""
+    return {"claims": jwt_claims, "company_id": company}
 
 
 def claims(auth_uid: str, email: str) -> str:
@@ -312,18 +333,18 @@ def test_the_claims_example_is_a_fixture_member_with_sub_and_email(env: Env) -> 
 def test_the_dashboard_session_sees_only_the_callers_company(env: Env) -> None:
     block = sql_block("dashboard-session")
     with env.connect("dashboard") as conn:
-        companies, chatbots = run_block(conn, block, {1: json.dumps(json_example()), 2: COMPANY_A})
+        companies, chatbots = run_block(conn, block, dashboard(json.dumps(json_example()), COMPANY_A))
         assert [str(r[0]) for r in companies] == [COMPANY_A]
         assert {r[0] for r in chatbots} == ids_of(env, "public.chatbots", COMPANY_A)
-        companies, chatbots = run_block(conn, block, {1: json.dumps(json_example()), 2: COMPANY_B})
+        companies, chatbots = run_block(conn, block, dashboard(json.dumps(json_example()), COMPANY_B))
         assert companies == [] and chatbots == [], "another company's rows are invisible even when asked for"
-        companies, _ = run_block(conn, block, {1: claims(OWNER_B_AUTH, "owner.b@example.com"), 2: COMPANY_B})
+        companies, _ = run_block(conn, block, dashboard(claims(OWNER_B_AUTH, "owner.b@example.com"), COMPANY_B))
         assert [str(r[0]) for r in companies] == [COMPANY_B]
 
 
 def test_the_dashboard_claims_and_role_end_with_the_transaction(env: Env) -> None:
     with env.connect("dashboard") as conn:
-        run_block(conn, sql_block("dashboard-session"), {1: json.dumps(json_example()), 2: COMPANY_A})
+        run_block(conn, sql_block("dashboard-session"), dashboard(json.dumps(json_example()), COMPANY_A))
         row = conn.execute("select current_user, current_setting('request.jwt.claims', true)").fetchone()
         assert row is not None
         assert row[0] == env.logins["dashboard"] and not row[1]
@@ -335,10 +356,10 @@ def test_the_dashboard_claims_and_role_end_with_the_transaction(env: Env) -> Non
 
 def test_claims_set_with_is_local_false_leak_into_the_next_transaction(env: Env) -> None:
     """Why the guide insists on is_local = true: a session-level claim survives commit."""
-    leaked = sql_block("dashboard-session").replace("$1, true)", "$1, false)")
+    leaked = sql_block("dashboard-session").replace(":'claims', true)", ":'claims', false)")
     assert leaked != sql_block("dashboard-session")
     with env.connect("dashboard") as conn:
-        run_block(conn, leaked, {1: json.dumps(json_example()), 2: COMPANY_A})
+        run_block(conn, leaked, dashboard(json.dumps(json_example()), COMPANY_A))
         with conn.transaction():
             conn.execute("set local role authenticated")
             row = conn.execute("select auth.uid()::text, (select count(*) from public.companies)").fetchone()
@@ -349,7 +370,7 @@ def test_a_stale_legacy_claim_sub_does_not_override_request_jwt_claims(env: Env)
     """Profile vanilla: the current request.jwt.claims win over a session-level legacy sub."""
     with env.connect("dashboard") as conn:
         conn.execute("select set_config('request.jwt.claim.sub', %s, false)", (OWNER_B_AUTH,))
-        companies, _ = run_block(conn, sql_block("dashboard-session"), {1: json.dumps(json_example()), 2: COMPANY_A})
+        companies, _ = run_block(conn, sql_block("dashboard-session"), dashboard(json.dumps(json_example()), COMPANY_A))
         assert [str(r[0]) for r in companies] == [COMPANY_A], "owner A's claims lost against the stale legacy setting"
 
 
@@ -363,9 +384,9 @@ def test_the_bot_engine_session_answers_in_the_given_company_only(env: Env) -> N
         conn.execute("insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel)"
                      " values (%s, %s, %s, 'guide-test', 'whatsapp')", (COMPANY_A, conversation, CHATBOT_A1))
     with env.connect("bot") as conn:
-        status, end_user, chunks, bot = run_block(conn, sql_block("bot-engine-session"), {
-            1: COMPANY_A, 2: conversation, 3: "What are your opening hours?", 4: env.vector(1),
-            5: "We open at 9:00."})
+        end_user, status, chunks, bot = run_block(conn, sql_block("bot-engine-session"), {
+            "company_id": COMPANY_A, "conversation_id": conversation, "end_user_text": "What are your opening hours?",
+            "embedding": env.vector(1), "bot_text": "We open at 9:00."})
         assert status == [("active", False)]
         assert len(end_user) == 1 and len(bot) == 1
         assert chunks and {c[0] for c in chunks} <= ids_of(env, "public.document_chunks", COMPANY_A)
@@ -374,6 +395,31 @@ def test_the_bot_engine_session_answers_in_the_given_company_only(env: Env) -> N
         rows = conn.execute("select company_id::text, sender_type::text from public.messages"
                             " where conversation_id = %s order by created_at, sender_type", (conversation,)).fetchall()
     assert sorted(rows) == [(COMPANY_A, "bot"), (COMPANY_A, "end_user")]
+
+
+def test_the_bot_engine_session_stays_silent_while_a_human_has_the_conversation(env: Env) -> None:
+    """rule bot-silent-in-human-mode: the guide's sequence keeps the end user's message and the
+    bot answer is refused with NA003."""
+    conversation = str(uuid.uuid4())
+    with psycopg.connect(env.admin_url, autocommit=True) as conn:
+        conn.execute("insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel)"
+                     " values (%s, %s, %s, 'guide-test-human', 'whatsapp')", (COMPANY_A, conversation, CHATBOT_A1))
+        conn.execute("update public.conversations set status = 'waiting_human' where company_id = %s and id = %s",
+                     (COMPANY_A, conversation))
+    with env.connect("bot") as conn:
+        with pytest.raises(psycopg.Error) as info:
+            run_block(conn, sql_block("bot-engine-session"), bot_params(env, COMPANY_A, conversation))
+        conn.execute("rollback")
+    assert info.value.sqlstate == "NA003" and info.value.diag.message_hint
+    with psycopg.connect(env.admin_url) as conn:
+        rows = conn.execute("select sender_type::text from public.messages where conversation_id = %s",
+                            (conversation,)).fetchall()
+    assert rows == [("end_user",)]
+
+
+def bot_params(env: Env, company: str, conversation: str) -> dict[str, object]:
+    return {"company_id": company, "conversation_id": conversation, "end_user_text": "hi",
+            "embedding": env.vector(1), "bot_text": "hello"}
 
 
 def test_a_bot_engine_session_carrying_a_members_sub_is_refused_bot_messages(env: Env) -> None:
@@ -385,7 +431,7 @@ def test_a_bot_engine_session_carrying_a_members_sub_is_refused_bot_messages(env
         """'{"role": "service_role"}'""", "'" + claims(OWNER_A_AUTH, "owner.a@example.com") + "'")
     assert block != sql_block("bot-engine-session")
     with env.connect("bot") as conn, pytest.raises(psycopg.Error) as info:
-        run_block(conn, block, {1: COMPANY_A, 2: conversation, 3: "hi", 4: env.vector(1), 5: "hello"})
+        run_block(conn, block, bot_params(env, COMPANY_A, conversation))
     assert info.value.sqlstate == "42501"
 
 
@@ -411,8 +457,7 @@ def test_the_bot_engine_cannot_write_into_a_conversation_of_another_company(env:
         conn.execute("insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel)"
                      " values (%s, %s, %s, 'guide-test-2', 'whatsapp')", (COMPANY_A, conversation, CHATBOT_A1))
     with env.connect("bot") as conn, pytest.raises(psycopg.Error) as info:
-        run_block(conn, sql_block("bot-engine-session"), {
-            1: COMPANY_B, 2: conversation, 3: "hi", 4: env.vector(1), 5: "hello"})
+        run_block(conn, sql_block("bot-engine-session"), bot_params(env, COMPANY_B, conversation))
     assert info.value.sqlstate == "23503"
 
 
@@ -424,7 +469,8 @@ def test_the_ingestion_worker_sequence_makes_a_document_ready_with_its_chunks(en
                      (COMPANY_A, document, f"docs/{document}.txt"))
     with env.connect("ingest") as conn:
         claimed, *_ = run_block(conn, sql_block("ingestion-worker"), {
-            1: COMPANY_A, 2: document, 3: "We open at 9:00 every weekday.", 4: env.vector(2)})
+            "company_id": COMPANY_A, "document_id": document, "chunk_text": "We open at 9:00 every weekday.",
+            "embedding": env.vector(2)})
         assert [str(r[0]) for r in claimed] == [document]
     with psycopg.connect(env.admin_url) as conn:
         row = conn.execute("select status::text, chunk_count, processed_at is not null from public.documents"
@@ -442,7 +488,7 @@ def test_a_retried_document_gets_a_fresh_processed_at(env: Env) -> None:
                      (COMPANY_A, document, f"docs/{document}.txt"))
     with env.connect("ingest") as conn:
         run_block(conn, sql_block("ingestion-worker"), {
-            1: COMPANY_A, 2: document, 3: "Second try.", 4: env.vector(3)})
+            "company_id": COMPANY_A, "document_id": document, "chunk_text": "Second try.", "embedding": env.vector(3)})
     with psycopg.connect(env.admin_url) as conn:
         row = conn.execute("select status::text, error_message, processed_at > now() - interval '1 hour'"
                            " from public.documents where company_id = %s and id = %s", (COMPANY_A, document)).fetchone()

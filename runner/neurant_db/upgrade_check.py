@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import secrets
 import shutil
 import subprocess
 import tarfile
@@ -53,7 +52,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .database import DatabaseTarget, Source, connect, database_name
+from . import scratch
+from .database import DatabaseTarget, connect, database_name
 from .errors import BadArgument, MigrationSourceError, NeurantError
 from .lifecycle_demo import live_counts, load_demo
 from .migrate import migrate
@@ -377,23 +377,9 @@ class UpgradeReport:
 @contextmanager
 def scratch_database(server: DatabaseTarget, prefix: str = "neurant_upgrade") -> Iterator[DatabaseTarget]:
     """A new database with a random name on server's server, dropped on exit (also on error)."""
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    with server.connect(purpose="upgrade-check") as admin:
-        try:
-            admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-        except psycopg.Error as exc:
-            raise UpgradeCheckError(
-                f"cannot create the scratch database {name}: {(exc.diag.message_primary or str(exc)).strip()}",
-                hint="the upgrade check needs a role with CREATEDB on the target server") from None
-    try:
-        yield server.with_database(name, Source.THROWAWAY_DATABASE)
-    finally:
-        try:
-            with server.connect(purpose="upgrade-check") as admin:
-                admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        except (NeurantError, psycopg.Error) as exc:
-            raise UpgradeCheckError(f"could not drop the scratch database {name}: {exc}",
-                                    hint=f"drop it by hand: drop database {name} with (force)") from None
+    with scratch.scratch_database(server, prefix, purpose="upgrade-check", error=UpgradeCheckError,
+                                  why="the upgrade check needs a role with CREATEDB on the target server") as db:
+        yield db
 
 
 def load_fixtures(conn: psycopg.Connection, root: Path) -> list[str]:

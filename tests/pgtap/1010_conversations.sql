@@ -3,7 +3,7 @@
 -- (not forgeable), tenant-consistent references (also for service_role) and probing
 -- of another company's conversations. Operador scope: 1005; monthly message usage: 1015.
 begin;
-select plan(58);
+select plan(60);
 
 -- Test conversations on A's assigned chatbot (keywords refund/lawyer, 3 bot turns,
 -- low rating <= 2) and unassigned chatbot, all in bot mode (active), named by the rule they exercise.
@@ -46,6 +46,13 @@ select throws_ok($$ insert into public.messages (company_id, conversation_id, se
                     (tests.company_id('B'), tests.conversation_id('B', 'assigned-human'), 'operator', 'Hello B') $$,
     '42501', null, 'a user cannot write into another company''s conversation');
 select tests.act_as_service();
+-- rule: bot-silent-in-human-mode (docs/rules.md)
+select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
+                    (tests.company_id('A'), tests.conversation_id('A', 'assigned-human'), 'bot', 'Can I help?') $$,
+    'NA003', null, 'the bot cannot answer while a human has the conversation, not even as service_role');
+select lives_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
+                   (tests.company_id('A'), tests.conversation_id('A', 'assigned-human'), 'end_user', 'Still there?') $$,
+    'the end user keeps writing while a human has the conversation');
 select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
                     (tests.company_id('A'), tests.conversation_id('B', 'assigned-human'), 'end_user', 'cross-tenant') $$,
     '23503', null, 'a message cannot reference another company''s conversation, not even from service_role');

@@ -7,7 +7,8 @@ select plan(10);
 
 select tests.act_as_service();
 insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
-    (tests.company_id('A'), tests.new_id('conversation', 'A', 'usage'), tests.chatbot_id('A', 'assigned'), 'u13', 'whatsapp');
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'usage'), tests.chatbot_id('A', 'assigned'), 'u13', 'whatsapp'),
+    (tests.company_id('B'), tests.new_id('conversation', 'B', 'usage'), tests.chatbot_id('B', 'assigned'), 'u13', 'whatsapp');
 
 -- Visibility -------------------------------------------------------------------------------
 select tests.act_as('A', 'operador');
@@ -72,7 +73,7 @@ select lives_ok($$ insert into public.messages (company_id, conversation_id, sen
                    (tests.company_id('A'), tests.conversation_id('A', 'usage'), 'end_user', 'Hello? Anyone?') $$,
     'end-user messages are still accepted when the monthly allowance is used up');
 select lives_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
-                   (tests.company_id('B'), tests.conversation_id('B', 'assigned-human'), 'bot', 'B is not limited') $$,
+                   (tests.company_id('B'), tests.conversation_id('B', 'usage'), 'bot', 'B is not limited') $$,
     'one company''s message limit does not affect another company');
 
 -- Company plan, billing and usage counters -------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -46,4 +48,18 @@ class Context:
         return scrub(text, self.database_url or "")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 pass_ctx = click.make_pass_decorator(Context)
+
+
+def reference_url_option() -> Callable[[F], F]:
+    return click.option(
+        "--reference-url", default=None, metavar="URL", envvar="NEURANT_REFERENCE_URL",
+        help="Server where the schema check builds the applied migrations in a scratch database "
+             "(default: the target's server; needs CREATEDB there).")
+
+
+def reference_server(url: str | None) -> DatabaseTarget | None:
+    """The server of --reference-url, or None for the target's own."""
+    return named_target(url, Source.OPTION) if url else None

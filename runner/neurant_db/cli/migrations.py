@@ -14,7 +14,8 @@ from ..errors import NeurantError
 from ..online import invalid_indexes
 from ..preflight import preflight as run_preflight
 from ..render import Migration, render_all
-from .context import Context, pass_ctx
+from ..schema_diff import checked_baseline
+from .context import Context, pass_ctx, reference_server, reference_url_option
 from .json_output import emit, json_option
 
 
@@ -241,12 +242,17 @@ def repair(c: Context, versions: tuple[int, ...], reason: str, lock_timeout: flo
 @click.option("--reason", default="baseline", show_default=True, help="Recorded in the ledger history.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--lock-timeout", type=float, default=30.0, show_default=True)
+@reference_url_option()
+@click.option("--no-schema-check", is_flag=True,
+              help="Mark the migrations applied without checking that their objects exist.")
 @json_option()
 @pass_ctx
-def baseline(c: Context, version: int, reason: str, yes: bool, lock_timeout: float, as_json: bool) -> None:
+def baseline(c: Context, version: int, reason: str, yes: bool, lock_timeout: float, reference_url: str | None,
+             no_schema_check: bool, as_json: bool) -> None:
     """Adopt an existing database built without the runner: mark every migration up to
     VERSION applied (recorded as baselined) without running it. Refuses a database
-    whose ledger already has rows.
+    whose ledger already has rows, and one that lacks objects those migrations define
+    (compared with a reference build in a scratch database, see docs/doctor.md).
 
     \b
     Example:
@@ -260,8 +266,9 @@ def baseline(c: Context, version: int, reason: str, yes: bool, lock_timeout: flo
                                hint="check the database and VERSION, then pass --yes")
         click.confirm(f"mark every migration up to {version:04d} applied on {target.redacted} "
                       "without running it?", abort=True)
-    done = m.baseline(target, render_all(settings), settings, version=version, reason=reason,
-                      lock_timeout_s=lock_timeout)
+    done = checked_baseline(target, render_all(settings), settings, version=version, reason=reason,
+                            lock_timeout_s=lock_timeout, reference_server=reference_server(reference_url),
+                            check=not no_schema_check)
     if as_json:
         emit({"database": target.redacted, "baselined": [x.id for x in done]})
         return

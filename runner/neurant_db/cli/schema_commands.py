@@ -18,10 +18,11 @@ from ..isolation import SpecError, load_spec, render_matrix
 from ..migrate import require_migrated
 from ..paths import sql_root
 from ..render import render_all, write_rendered
+from ..schema_diff import check_schema
 from ..sql_style import check_tree
 from ..squawk_lint import check_migrations
 from ..summary import load_demo_data, print_isolation_demo, print_summary
-from .context import Context, pass_ctx
+from .context import Context, pass_ctx, reference_server, reference_url_option
 from .json_output import emit, json_option
 
 
@@ -137,10 +138,17 @@ def lint(as_json: bool) -> None:
 @click.option("--profile", "doctor_profile", type=click.Choice(("vanilla", "supabase", "citus")), default=None,
               help="Rules to apply (default: the render profile); citus adds the Citus rules "
               "(placements as info).")
+@reference_url_option()
+@click.option("--no-schema-check", is_flag=True,
+              help="Skip comparing the schema with a reference build of the applied migrations.")
 @pass_ctx
-def doctor(c: Context, as_json: bool, show_all: bool, doctor_profile: str | None) -> None:
-    """Check the live schema: RLS forced, policies, definer hygiene, FK indexes,
-    comments, tenant keys. Exit 1 on any error-level finding. With --profile citus,
+def doctor(c: Context, as_json: bool, show_all: bool, doctor_profile: str | None, reference_url: str | None,
+           no_schema_check: bool) -> None:
+    """Check the live schema: every object the applied migrations define exists as they
+    define it and nothing else is there (schema.missing, schema.differs, schema.extra:
+    compared with a reference build in a scratch database, see docs/doctor.md), RLS
+    forced, policies, definer hygiene, FK indexes, comments, tenant keys. Read-only on
+    the target. Exit 1 on any error-level finding. With --profile citus,
     also every Citus restriction as a static rule (policy subqueries, triggers on
     shards, unique keys, foreign keys, NOLOGIN request roles, insert grants): they
     run on plain PostgreSQL, with the table placements of pg_dist_partition, else of
@@ -154,6 +162,8 @@ def doctor(c: Context, as_json: bool, show_all: bool, doctor_profile: str | None
     profile = doctor_profile or c.settings().profile
     with c.target().connect(purpose="doctor") as conn:
         findings = run_checks(conn, profile)
+    if not no_schema_check:
+        findings += check_schema(c.target(), c.settings(), reference_server=reference_server(reference_url))
     errors = [f for f in findings if f.level == "error"]
     if as_json:
         click.echo(json.dumps([f.as_dict() for f in findings], indent=2))
@@ -175,12 +185,15 @@ def doctor(c: Context, as_json: bool, show_all: bool, doctor_profile: str | None
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 listing the files that differ from a fresh build.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("docs"),
-              show_default=True, help="Folder of schema.sql, schema.md and erd.svg.")
+              show_default=True, help="Folder of the generated files (schema.sql, schema.md, erd.svg, contract.*).")
 @pass_ctx
 def docs(c: Context, check: bool, out: Path) -> None:
-    """Generate the schema dump (schema.sql), the reference (schema.md) and the ER
-    diagram (erd.svg) from a fully migrated database. The committed files describe
-    the default settings (profile vanilla, embedding_dimensions 1536).
+    """Generate the schema dump (schema.sql), the reference (schema.md), the ER
+    diagram (erd.svg) and the machine-readable contract (contract.json: tables, RPCs
+    with argument and return types, error codes; contract.ts and contract_types.py:
+    TypeScript and Python types) from a fully migrated database. The committed files
+    describe the default settings (profile vanilla, embedding_dimensions 1536) and
+    are the same text from every supported PostgreSQL major (15 and later).
 
     \b
     Example:
