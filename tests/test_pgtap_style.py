@@ -27,7 +27,10 @@ ASSERTION_FUNCTIONS = (
     "results_eq", "results_ne", "set_eq", "set_ne", "bag_eq", "bag_ne", "is_empty", "isnt_empty",
     "row_eq", "performs_ok", "has_table", "hasnt_table", "has_function", "has_column", "col_is_pk",
 )
-ASSERTION = re.compile(r"select\s+(?:" + "|".join(ASSERTION_FUNCTIONS) + r")\s*\(", re.IGNORECASE)
+# One assertion, or a conditional one: `select case when <condition> then <assertion>(...)
+# else skip('<why>', 1) end` (an assertion that holds only where its condition does).
+ASSERTION = re.compile(r"select\s+(?:case\s+when\s.+?\s+then\s+)?(?:" + "|".join(ASSERTION_FUNCTIONS)
+                       + r")\s*\(", re.IGNORECASE | re.DOTALL)
 LITERAL_PLAN = re.compile(r"select\s+plan\(\s*(\d+)\s*\)\s*;?", re.IGNORECASE)
 COMPUTED_PLAN = re.compile(r"select\s+plan\(\s*(\d+)\s*\+", re.IGNORECASE)
 
