@@ -498,3 +498,9 @@ def test_two_permissive_policies_for_one_role_and_command_are_flagged_unless_exp
     assert before == {("info", "public.subscription_plans select authenticated"),
                       ("info", "public.users update authenticated")}
     assert after - before == {("warning", "public.chatbots select authenticated")}
+
+
+def test_a_tenant_keyed_table_without_a_companies_table_is_a_finding_not_a_database_error(scratch_db: str) -> None:
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("create table public.things (id int primary key, company_id uuid not null)")
+    assert ("tenant.cascade", "public.things") in findings_for(scratch_db)

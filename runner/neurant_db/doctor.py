@@ -339,7 +339,7 @@ def tenant_tables_cascade_from_company(conn: psycopg.Connection) -> Iterator[Fin
             continue
         direct = conn.execute(
             "select 1 from pg_constraint where conrelid = %s and contype = 'f' "
-            "and confrelid = %s::regclass and confdeltype = 'c'", (oid, TENANT_ROOT)).fetchone()
+            "and confrelid = to_regclass(%s) and confdeltype = 'c'", (oid, TENANT_ROOT)).fetchone()
         if direct:
             continue
         allowed = _table_allows(name, "tenant.cascade")
