@@ -551,27 +551,27 @@ export interface DeleteRowsArgs {
 }
 export type DeleteRowsReturns = string | null;
 
-/** public.get_assigned_chatbot_ids: executable by authenticated, service_role */
+/** private.get_assigned_chatbot_ids: executable by authenticated, service_role */
 export interface GetAssignedChatbotIdsArgs {
 }
 export type GetAssignedChatbotIdsReturns = string[] | null;
 
-/** public.get_current_user_id: executable by authenticated, service_role */
+/** private.get_current_user_id: executable by authenticated, service_role */
 export interface GetCurrentUserIdArgs {
 }
 export type GetCurrentUserIdReturns = string | null;
 
-/** public.get_user_company_id: executable by authenticated, service_role */
+/** private.get_user_company_id: executable by authenticated, service_role */
 export interface GetUserCompanyIdArgs {
 }
 export type GetUserCompanyIdReturns = string | null;
 
-/** public.get_user_role: executable by authenticated, service_role */
+/** private.get_user_role: executable by authenticated, service_role */
 export interface GetUserRoleArgs {
 }
 export type GetUserRoleReturns = UserRole | null;
 
-/** public.get_visible_chatbot_ids: executable by authenticated, service_role */
+/** private.get_visible_chatbot_ids: executable by authenticated, service_role */
 export interface GetVisibleChatbotIdsArgs {
 }
 export type GetVisibleChatbotIdsReturns = string[] | null;

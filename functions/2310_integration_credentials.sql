@@ -17,8 +17,8 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_company_id uuid := public.get_user_company_id();
-  v_role public.user_role := public.get_user_role();
+  v_company_id uuid := private.get_user_company_id();
+  v_role public.user_role := private.get_user_role();
   v_updated_at timestamptz;
 begin
   if v_company_id is null or v_role is null or v_role not in ('owner', 'administrador') then
@@ -41,7 +41,7 @@ begin
   end if;
 
   insert into private.integration_credentials as c (company_id, integration_id, ciphertext, key_id, updated_by)
-  values (v_company_id, p_integration_id, p_ciphertext, p_key_id, public.get_current_user_id())
+  values (v_company_id, p_integration_id, p_ciphertext, p_key_id, private.get_current_user_id())
   on conflict (company_id, integration_id) do update
      set ciphertext = excluded.ciphertext,
          key_id = excluded.key_id,
@@ -61,8 +61,8 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_company_id uuid := public.get_user_company_id();
-  v_role public.user_role := public.get_user_role();
+  v_company_id uuid := private.get_user_company_id();
+  v_role public.user_role := private.get_user_role();
 begin
   if v_company_id is null or v_role is null or v_role not in ('owner', 'administrador') then
     raise exception using errcode = '42501',

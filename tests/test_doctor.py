@@ -18,8 +18,8 @@ from neurant_db.testdb import TestDatabase
 
 WEAK_SCHEMA = """
 create role doctor_probe_role nologin;
-create function public.get_user_company_id() returns uuid language sql stable as 'select null::uuid';
-comment on function public.get_user_company_id() is 'stand-in';
+create function private.get_user_company_id() returns uuid language sql stable as 'select null::uuid';
+comment on function private.get_user_company_id() is 'stand-in';
 create table public.companies (id uuid primary key);
 comment on table public.companies is 'tenant root';
 comment on column public.companies.id is 'id';
@@ -33,7 +33,7 @@ create table public.leaky (
   primary key (company_id, id), unique (code)
 );
 alter table public.leaky enable row level security;
-create policy per_row on public.leaky using (company_id = public.get_user_company_id());
+create policy per_row on public.leaky using (company_id = private.get_user_company_id());
 create table public.child (
   company_id uuid, id uuid primary key, leaky_id uuid,
   foreign key (company_id, leaky_id) references public.leaky (company_id, id)

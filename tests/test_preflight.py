@@ -255,7 +255,7 @@ def test_a_non_superuser_owner_migrates_passes_doctor_and_runs_the_rls_helpers(
             conn.execute("select set_config('request.jwt.claims', %s, true)",
                          (json.dumps({"sub": str(ana[0]), "role": "authenticated"}),))
             conn.execute("set local role authenticated")
-            seen = conn.execute("select (select public.get_user_role())::text, "
+            seen = conn.execute("select (select private.get_user_role())::text, "
                                 "(select count(*) from public.companies), "
                                 "(select count(*) from public.users)").fetchone()
         assert seen == ("owner", 1, 2)

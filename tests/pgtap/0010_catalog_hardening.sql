@@ -456,12 +456,12 @@ grant usage on schema shadow to public;
 
 select tests.act_as('A', 'administrador');
 select set_config('search_path', 'pg_temp, shadow, pg_catalog, public, tap, extensions', true);
-select is(array[public.get_user_company_id()::text, public.get_user_role()::text, public.get_current_user_id()::text],
+select is(array[private.get_user_company_id()::text, private.get_user_role()::text, private.get_current_user_id()::text],
   array[tests.company_id('A')::text, 'administrador', tests.user_id('A', 'administrador')::text],
   'the tenant-context helpers ignore temp tables and functions that shadow their objects');
 select tests.act_as('A', 'operador');
 select set_config('search_path', 'pg_temp, shadow, pg_catalog, public, tap, extensions', true);
-select is(public.get_assigned_chatbot_ids(), array[tests.chatbot_id('A', 'assigned')],
+select is(private.get_assigned_chatbot_ids(), array[tests.chatbot_id('A', 'assigned')],
   'get_assigned_chatbot_ids ignores a shadowing chatbot_operators temp table');
 select tests.act_as('A', 'administrador');
 select set_config('search_path', 'pg_temp, shadow, pg_catalog, public, tap, extensions', true);
