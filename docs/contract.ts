@@ -551,31 +551,6 @@ export interface DeleteRowsArgs {
 }
 export type DeleteRowsReturns = string | null;
 
-/** private.get_assigned_chatbot_ids: executable by authenticated, service_role */
-export interface GetAssignedChatbotIdsArgs {
-}
-export type GetAssignedChatbotIdsReturns = string[] | null;
-
-/** private.get_current_user_id: executable by authenticated, service_role */
-export interface GetCurrentUserIdArgs {
-}
-export type GetCurrentUserIdReturns = string | null;
-
-/** private.get_user_company_id: executable by authenticated, service_role */
-export interface GetUserCompanyIdArgs {
-}
-export type GetUserCompanyIdReturns = string | null;
-
-/** private.get_user_role: executable by authenticated, service_role */
-export interface GetUserRoleArgs {
-}
-export type GetUserRoleReturns = UserRole | null;
-
-/** private.get_visible_chatbot_ids: executable by authenticated, service_role */
-export interface GetVisibleChatbotIdsArgs {
-}
-export type GetVisibleChatbotIdsReturns = string[] | null;
-
 /** public.job_analytics: executable by service_role */
 export interface JobAnalyticsArgs {
   p_run_id?: string;
@@ -724,11 +699,6 @@ export interface Database {
       create_company_with_owner: { Args: CreateCompanyWithOwnerArgs; Returns: CreateCompanyWithOwnerReturns };
       create_invitation: { Args: CreateInvitationArgs; Returns: CreateInvitationReturns };
       delete_rows: { Args: DeleteRowsArgs; Returns: DeleteRowsReturns };
-      get_assigned_chatbot_ids: { Args: GetAssignedChatbotIdsArgs; Returns: GetAssignedChatbotIdsReturns };
-      get_current_user_id: { Args: GetCurrentUserIdArgs; Returns: GetCurrentUserIdReturns };
-      get_user_company_id: { Args: GetUserCompanyIdArgs; Returns: GetUserCompanyIdReturns };
-      get_user_role: { Args: GetUserRoleArgs; Returns: GetUserRoleReturns };
-      get_visible_chatbot_ids: { Args: GetVisibleChatbotIdsArgs; Returns: GetVisibleChatbotIdsReturns };
       job_analytics: { Args: JobAnalyticsArgs; Returns: JobAnalyticsReturns };
       job_archive: { Args: JobArchiveArgs; Returns: JobArchiveReturns };
       job_metrics: { Args: JobMetricsArgs; Returns: JobMetricsReturns };

@@ -610,41 +610,6 @@ class DeleteRowsArgs(TypedDict):
 DeleteRowsReturns = int | None
 
 
-class GetAssignedChatbotIdsArgs(TypedDict):
-    """Arguments of private.get_assigned_chatbot_ids (executable by authenticated, service_role)."""
-
-
-GetAssignedChatbotIdsReturns = list[uuid.UUID] | None
-
-
-class GetCurrentUserIdArgs(TypedDict):
-    """Arguments of private.get_current_user_id (executable by authenticated, service_role)."""
-
-
-GetCurrentUserIdReturns = uuid.UUID | None
-
-
-class GetUserCompanyIdArgs(TypedDict):
-    """Arguments of private.get_user_company_id (executable by authenticated, service_role)."""
-
-
-GetUserCompanyIdReturns = uuid.UUID | None
-
-
-class GetUserRoleArgs(TypedDict):
-    """Arguments of private.get_user_role (executable by authenticated, service_role)."""
-
-
-GetUserRoleReturns = UserRole | None
-
-
-class GetVisibleChatbotIdsArgs(TypedDict):
-    """Arguments of private.get_visible_chatbot_ids (executable by authenticated, service_role)."""
-
-
-GetVisibleChatbotIdsReturns = list[uuid.UUID] | None
-
-
 class JobAnalyticsArgs(TypedDict):
     """Arguments of public.job_analytics (executable by service_role)."""
 

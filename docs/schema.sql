@@ -1795,6 +1795,114 @@ COMMENT ON FUNCTION private.escalate_conversation(p_company_id uuid, p_conversat
 
 
 --
+-- Name: get_assigned_chatbot_ids(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.get_assigned_chatbot_ids() RETURNS uuid[]
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select coalesce(pg_catalog.array_agg(co.chatbot_id order by co.chatbot_id), '{}')
+    from public.chatbot_operators co
+   where co.company_id = private.get_user_company_id()
+     and co.user_id = private.get_current_user_id()
+$$;
+
+
+--
+-- Name: FUNCTION get_assigned_chatbot_ids(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.get_assigned_chatbot_ids() IS 'Ids of the chatbots the calling user is assigned to as operador (empty array for none or no user). Use in policies wrapped in (select ...).';
+
+
+--
+-- Name: get_current_user_id(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.get_current_user_id() RETURNS uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select u.id
+    from public.users u
+   where u.auth_user_id = auth.uid()
+     and u.is_active
+$$;
+
+
+--
+-- Name: FUNCTION get_current_user_id(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.get_current_user_id() IS 'The caller''s public.users.id (active members only), from auth.uid(); null otherwise. Wrap in (select ...) in policies.';
+
+
+--
+-- Name: get_user_company_id(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.get_user_company_id() RETURNS uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select u.company_id
+    from public.users u
+   where u.auth_user_id = auth.uid()
+     and u.is_active
+$$;
+
+
+--
+-- Name: FUNCTION get_user_company_id(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.get_user_company_id() IS 'The caller''s company (public.companies.id) if they are an active member; null otherwise. Wrap in (select ...) in policies.';
+
+
+--
+-- Name: get_user_role(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.get_user_role() RETURNS public.user_role
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select u.role
+    from public.users u
+   where u.auth_user_id = auth.uid()
+     and u.is_active
+$$;
+
+
+--
+-- Name: FUNCTION get_user_role(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.get_user_role() IS 'The caller''s role in their company if they are an active member; null otherwise. Wrap in (select ...) in policies.';
+
+
+--
+-- Name: get_visible_chatbot_ids(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.get_visible_chatbot_ids() RETURNS uuid[]
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select coalesce((select v.chatbot_ids from private.chatbot_visibility v
+                    where v.auth_user_id = auth.uid()), '{}'::uuid[])
+$$;
+
+
+--
+-- Name: FUNCTION get_visible_chatbot_ids(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.get_visible_chatbot_ids() IS 'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). One primary-key lookup of private.chatbot_visibility (kept current by triggers in the transaction of every change). Use in policies wrapped in (select ...): chatbot_id = any (...) is an index condition.';
+
+
+--
 -- Name: guard_role_grant(); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -4037,114 +4145,6 @@ $$;
 --
 
 COMMENT ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) IS 'Deletes rows of one table (schema-qualified name) of the caller''s company, named by their primary keys without company_id (a JSON array: [{"id": ...}], or [{"chatbot_id": ..., "user_id": ...}] for chatbot_operators), that the caller''s delete policies allow, and returns how many: the way members delete (no request role holds table-level DELETE, which would let it LOCK a shared table). The work is done by private.delete_rows as neurant_member_delete, a member of authenticated subject to RLS, so the policies TO authenticated and the triggers decide; a row the caller may not delete counts 0, like a direct delete. 42501 for a table members do not delete from, 22023 for keys that are not an array, NA002 while the company is read-only.';
-
-
---
--- Name: get_assigned_chatbot_ids(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION private.get_assigned_chatbot_ids() RETURNS uuid[]
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-  select coalesce(pg_catalog.array_agg(co.chatbot_id order by co.chatbot_id), '{}')
-    from public.chatbot_operators co
-   where co.company_id = private.get_user_company_id()
-     and co.user_id = private.get_current_user_id()
-$$;
-
-
---
--- Name: FUNCTION get_assigned_chatbot_ids(); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION private.get_assigned_chatbot_ids() IS 'Ids of the chatbots the calling user is assigned to as operador (empty array for none or no user). Use in policies wrapped in (select ...).';
-
-
---
--- Name: get_current_user_id(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION private.get_current_user_id() RETURNS uuid
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-  select u.id
-    from public.users u
-   where u.auth_user_id = auth.uid()
-     and u.is_active
-$$;
-
-
---
--- Name: FUNCTION get_current_user_id(); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION private.get_current_user_id() IS 'The caller''s public.users.id (active members only), from auth.uid(); null otherwise. Wrap in (select ...) in policies.';
-
-
---
--- Name: get_user_company_id(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION private.get_user_company_id() RETURNS uuid
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-  select u.company_id
-    from public.users u
-   where u.auth_user_id = auth.uid()
-     and u.is_active
-$$;
-
-
---
--- Name: FUNCTION get_user_company_id(); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION private.get_user_company_id() IS 'The caller''s company (public.companies.id) if they are an active member; null otherwise. Wrap in (select ...) in policies.';
-
-
---
--- Name: get_user_role(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION private.get_user_role() RETURNS public.user_role
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-  select u.role
-    from public.users u
-   where u.auth_user_id = auth.uid()
-     and u.is_active
-$$;
-
-
---
--- Name: FUNCTION get_user_role(); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION private.get_user_role() IS 'The caller''s role in their company if they are an active member; null otherwise. Wrap in (select ...) in policies.';
-
-
---
--- Name: get_visible_chatbot_ids(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION private.get_visible_chatbot_ids() RETURNS uuid[]
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-  select coalesce((select v.chatbot_ids from private.chatbot_visibility v
-                    where v.auth_user_id = auth.uid()), '{}'::uuid[])
-$$;
-
-
---
--- Name: FUNCTION get_visible_chatbot_ids(); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION private.get_visible_chatbot_ids() IS 'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). One primary-key lookup of private.chatbot_visibility (kept current by triggers in the transaction of every change). Use in policies wrapped in (select ...): chatbot_id = any (...) is an index condition.';
 
 
 --
@@ -14949,6 +14949,51 @@ REVOKE ALL ON FUNCTION private.escalate_conversation(p_company_id uuid, p_conver
 
 
 --
+-- Name: FUNCTION get_assigned_chatbot_ids(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.get_assigned_chatbot_ids() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.get_assigned_chatbot_ids() TO authenticated;
+GRANT ALL ON FUNCTION private.get_assigned_chatbot_ids() TO service_role;
+
+
+--
+-- Name: FUNCTION get_current_user_id(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.get_current_user_id() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.get_current_user_id() TO authenticated;
+GRANT ALL ON FUNCTION private.get_current_user_id() TO service_role;
+
+
+--
+-- Name: FUNCTION get_user_company_id(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.get_user_company_id() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.get_user_company_id() TO authenticated;
+GRANT ALL ON FUNCTION private.get_user_company_id() TO service_role;
+
+
+--
+-- Name: FUNCTION get_user_role(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.get_user_role() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.get_user_role() TO authenticated;
+GRANT ALL ON FUNCTION private.get_user_role() TO service_role;
+
+
+--
+-- Name: FUNCTION get_visible_chatbot_ids(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.get_visible_chatbot_ids() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.get_visible_chatbot_ids() TO authenticated;
+GRANT ALL ON FUNCTION private.get_visible_chatbot_ids() TO service_role;
+
+
+--
 -- Name: FUNCTION guard_role_grant(); Type: ACL; Schema: private; Owner: -
 --
 
@@ -15312,51 +15357,6 @@ GRANT ALL ON FUNCTION public.create_invitation(p_email text, p_role public.user_
 
 REVOKE ALL ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) TO authenticated;
-
-
---
--- Name: FUNCTION get_assigned_chatbot_ids(); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION private.get_assigned_chatbot_ids() FROM PUBLIC;
-GRANT ALL ON FUNCTION private.get_assigned_chatbot_ids() TO authenticated;
-GRANT ALL ON FUNCTION private.get_assigned_chatbot_ids() TO service_role;
-
-
---
--- Name: FUNCTION get_current_user_id(); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION private.get_current_user_id() FROM PUBLIC;
-GRANT ALL ON FUNCTION private.get_current_user_id() TO authenticated;
-GRANT ALL ON FUNCTION private.get_current_user_id() TO service_role;
-
-
---
--- Name: FUNCTION get_user_company_id(); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION private.get_user_company_id() FROM PUBLIC;
-GRANT ALL ON FUNCTION private.get_user_company_id() TO authenticated;
-GRANT ALL ON FUNCTION private.get_user_company_id() TO service_role;
-
-
---
--- Name: FUNCTION get_user_role(); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION private.get_user_role() FROM PUBLIC;
-GRANT ALL ON FUNCTION private.get_user_role() TO authenticated;
-GRANT ALL ON FUNCTION private.get_user_role() TO service_role;
-
-
---
--- Name: FUNCTION get_visible_chatbot_ids(); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION private.get_visible_chatbot_ids() FROM PUBLIC;
-GRANT ALL ON FUNCTION private.get_visible_chatbot_ids() TO authenticated;
-GRANT ALL ON FUNCTION private.get_visible_chatbot_ids() TO service_role;
 
 
 --
