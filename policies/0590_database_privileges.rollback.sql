@@ -1,4 +1,3 @@
-{% from 'policies/_database_privileges.sql' import large_object_functions, statistics_functions, statistics_views -%}
 -- Why: undoes 0590_database_privileges.sql: PUBLIC gets back the default TEMPORARY
 -- privilege on the database, service_role loses its explicit grant (when the applying
 -- role may change the database's privileges; otherwise nothing changed on apply either).
@@ -40,6 +39,7 @@ begin
 end;
 $$;
 
+{% from 'policies/_database_privileges.sql' import large_object_functions, statistics_functions, statistics_views -%}
 -- The large-object functions and activity statistics of pg_catalog: back to PUBLIC, and the
 -- explicit grants 0590 made on the statistics taken back.
 do $$

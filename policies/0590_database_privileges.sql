@@ -1,4 +1,3 @@
-{% from 'policies/_database_privileges.sql' import large_object_functions, statistics_functions, statistics_views -%}
 -- Why: defence in depth for "trusted code never uses an object an end user can create"
 -- (issue 9). A temp table, domain or function an end user creates lives in the session's
 -- pg_temp, which a pooler then hands to the backend (service_role); pg_temp is searched
@@ -94,6 +93,7 @@ begin
 end;
 $$;
 
+{% from 'policies/_database_privileges.sql' import large_object_functions, statistics_functions, statistics_views -%}
 -- Why (issue 20, item 7): side channels of the request roles into other companies.
 -- Large objects: any role may create them (lo_from_bytea, lo_create, ...) with no quota; one
 -- created by a member is owned by the shared role authenticated, so every other company's
