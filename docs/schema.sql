@@ -3901,7 +3901,7 @@ $$;
 -- Name: FUNCTION accept_invitation(p_token text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.accept_invitation(p_token text) IS 'RPC: the invited identity (its auth.users email - not the JWT email claim - must match, case-insensitively, and be confirmed) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / email not confirmed / already a member; NA002 the company is read-only (suspended/canceled); 22023 unknown, used, revoked or expired token; NA001 user limit.';
+COMMENT ON FUNCTION public.accept_invitation(p_token text) IS 'RPC: the invited identity (its auth.users email - not the JWT email claim - must match, case-insensitively, and be confirmed) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / email not confirmed / already a member; NA002 the company is read-only (suspended/canceled); 22023 unknown, used, revoked or expired token; NA001 user limit. doctor: allow definer.exposed an RPC of the API (docs/services.md, section 8): it runs as its owner to write past RLS, and checks the caller''s company and role itself';
 
 
 --
@@ -3933,7 +3933,7 @@ $$;
 -- Name: FUNCTION clear_integration_credentials(p_integration_id uuid); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.clear_integration_credentials(p_integration_id uuid) IS 'Deletes the stored credentials of one of the caller''s integrations (owner/administrador only; NA002 while the company is suspended or canceled); true if there were any.';
+COMMENT ON FUNCTION public.clear_integration_credentials(p_integration_id uuid) IS 'Deletes the stored credentials of one of the caller''s integrations (owner/administrador only; NA002 while the company is suspended or canceled); true if there were any. doctor: allow definer.exposed an RPC of the API (docs/services.md, section 8): it runs as its owner to write past RLS, and checks the caller''s company and role itself';
 
 
 --
@@ -4056,7 +4056,7 @@ $$;
 -- Name: FUNCTION create_company_with_owner(p_name text, p_industry text, p_plan text, p_full_name text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.create_company_with_owner(p_name text, p_industry text, p_plan text, p_full_name text) IS 'RPC: an authenticated identity without a company creates a company on a free public plan (monthly_price_cents = 0; default free), active, and becomes its owner, atomically. Returns the company id. Self-service never picks a paid or custom-priced plan nor a trial: the backend (service_role) sets subscription_plan/subscription_status after checkout. Errors: 42501 not authenticated / already a member / paid or custom-priced plan; 22023 bad name, unknown plan, no email. doctor: allow definer.read_only it creates a new company, which has no subscription state to honour yet.';
+COMMENT ON FUNCTION public.create_company_with_owner(p_name text, p_industry text, p_plan text, p_full_name text) IS 'RPC: an authenticated identity without a company creates a company on a free public plan (monthly_price_cents = 0; default free), active, and becomes its owner, atomically. Returns the company id. Self-service never picks a paid or custom-priced plan nor a trial: the backend (service_role) sets subscription_plan/subscription_status after checkout. Errors: 42501 not authenticated / already a member / paid or custom-priced plan; 22023 bad name, unknown plan, no email. doctor: allow definer.read_only it creates a new company, which has no subscription state to honour yet. doctor: allow definer.exposed an RPC of the API (docs/services.md, section 8): it runs as its owner to write past RLS, and checks the caller''s company and role itself';
 
 
 --
@@ -4125,7 +4125,7 @@ $_$;
 -- Name: FUNCTION create_invitation(p_email text, p_role public.user_role); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.create_invitation(p_email text, p_role public.user_role) IS 'RPC: an owner/administrador invites an email with a role strictly below their own. Returns the invitation id and the token (shown once; only sha256(token) is stored). Limited by max_pending_invitations and max_users (members + pending). Errors: 42501 caller/role not allowed; NA002 company read-only (suspended/canceled); 22023 bad email or already a member; 23505 pending invitation exists; NA001 plan limit.';
+COMMENT ON FUNCTION public.create_invitation(p_email text, p_role public.user_role) IS 'RPC: an owner/administrador invites an email with a role strictly below their own. Returns the invitation id and the token (shown once; only sha256(token) is stored). Limited by max_pending_invitations and max_users (members + pending). Errors: 42501 caller/role not allowed; NA002 company read-only (suspended/canceled); 22023 bad email or already a member; 23505 pending invitation exists; NA001 plan limit. doctor: allow definer.exposed an RPC of the API (docs/services.md, section 8): it runs as its owner to write past RLS, and checks the caller''s company and role itself';
 
 
 --
@@ -4664,7 +4664,7 @@ $$;
 -- Name: FUNCTION revoke_invitation(p_invitation_id uuid); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.revoke_invitation(p_invitation_id uuid) IS 'RPC: an owner/administrador revokes a pending invitation of their company for a role below their own; it can no longer be accepted and frees its seat. Errors: 42501 caller not allowed; NA002 company read-only (suspended/canceled); 22023 not found / not pending.';
+COMMENT ON FUNCTION public.revoke_invitation(p_invitation_id uuid) IS 'RPC: an owner/administrador revokes a pending invitation of their company for a role below their own; it can no longer be accepted and frees its seat. Errors: 42501 caller not allowed; NA002 company read-only (suspended/canceled); 22023 not found / not pending. doctor: allow definer.exposed an RPC of the API (docs/services.md, section 8): it runs as its owner to write past RLS, and checks the caller''s company and role itself';
 
 
 --
@@ -4739,7 +4739,7 @@ $$;
 -- Name: FUNCTION set_integration_credentials(p_integration_id uuid, p_ciphertext bytea, p_key_id text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.set_integration_credentials(p_integration_id uuid, p_ciphertext bytea, p_key_id text) IS 'Stores (or replaces) the encrypted credentials envelope of one of the caller''s integrations; owner/administrador only (42501 otherwise; NA002 while the company is suspended or canceled). Write-only: returns the new credentials_updated_at, never the secret.';
+COMMENT ON FUNCTION public.set_integration_credentials(p_integration_id uuid, p_ciphertext bytea, p_key_id text) IS 'Stores (or replaces) the encrypted credentials envelope of one of the caller''s integrations; owner/administrador only (42501 otherwise; NA002 while the company is suspended or canceled). Write-only: returns the new credentials_updated_at, never the secret. doctor: allow definer.exposed an RPC of the API (docs/services.md, section 8): it runs as its owner to write past RLS, and checks the caller''s company and role itself';
 
 
 --
@@ -4797,7 +4797,7 @@ $$;
 -- Name: FUNCTION transfer_ownership(p_new_owner_user_id uuid); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.transfer_ownership(p_new_owner_user_id uuid) IS 'RPC: the owner hands ownership to another active member of the company (p_new_owner_user_id = public.users.id); the new owner becomes owner and the old one administrador, atomically. Errors: 42501 caller is not the owner; NA002 company read-only (suspended/canceled); 22023 bad target.';
+COMMENT ON FUNCTION public.transfer_ownership(p_new_owner_user_id uuid) IS 'RPC: the owner hands ownership to another active member of the company (p_new_owner_user_id = public.users.id); the new owner becomes owner and the old one administrador, atomically. Errors: 42501 caller is not the owner; NA002 company read-only (suspended/canceled); 22023 bad target. doctor: allow definer.exposed an RPC of the API (docs/services.md, section 8): it runs as its owner to write past RLS, and checks the caller''s company and role itself';
 
 
 SET default_tablespace = '';

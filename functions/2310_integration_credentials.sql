@@ -5,6 +5,7 @@
 -- (service_role) reads private.integration_credentials and decrypts with the
 -- application-held KMS key named by key_id.
 
+{% from 'functions/_rpc.sql' import exposed_rpc -%}
 create function public.set_integration_credentials(
   p_integration_id uuid,
   p_ciphertext bytea,
@@ -51,7 +52,7 @@ begin
 end;
 $$;
 comment on function public.set_integration_credentials(uuid, bytea, text) is
-  'Stores (or replaces) the encrypted credentials envelope of one of the caller''s integrations; owner/administrador only (42501 otherwise; NA002 while the company is suspended or canceled). Write-only: returns the new credentials_updated_at, never the secret.';
+  'Stores (or replaces) the encrypted credentials envelope of one of the caller''s integrations; owner/administrador only (42501 otherwise; NA002 while the company is suspended or canceled). Write-only: returns the new credentials_updated_at, never the secret.'{{ exposed_rpc() }};
 
 create function public.clear_integration_credentials(p_integration_id uuid)
 returns boolean
@@ -76,7 +77,7 @@ begin
 end;
 $$;
 comment on function public.clear_integration_credentials(uuid) is
-  'Deletes the stored credentials of one of the caller''s integrations (owner/administrador only; NA002 while the company is suspended or canceled); true if there were any.';
+  'Deletes the stored credentials of one of the caller''s integrations (owner/administrador only; NA002 while the company is suspended or canceled); true if there were any.'{{ exposed_rpc() }};
 
 revoke execute on function public.set_integration_credentials(uuid, bytea, text) from public, anon;
 grant execute on function public.set_integration_credentials(uuid, bytea, text) to authenticated;

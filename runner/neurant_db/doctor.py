@@ -611,7 +611,7 @@ def definer_writes_check_writable(conn: psycopg.Connection) -> Iterator[Finding]
         order by 1""", END_USER_ROLE):
         if not writes.search(src) or WRITABLE_CHECK + "(" in src:
             continue
-        allowed = re.search(r"doctor: allow definer\.read_only\b[:\s]*(.*)", note)
+        allowed = re.search(r"doctor: allow definer\.read_only\b[:\s]*(.*?)(?= doctor: |$)", note)
         if allowed:
             yield Finding("info", "definer.read_only", sig,
                           f"writes without the read-only check on purpose: {allowed.group(1).strip()}")

@@ -22,6 +22,12 @@ table (Supabase's advisor: multiple_permissive_policies, each is evaluated for e
 a warning, or info when one of them says why in its COMMENT (`doctor: allow
 policy.permissive_overlap <reason>`).
 
+`definer.exposed`: a security definer function in a schema the Data API exposes (public, and
+any schema a role's `pgrst.db_schemas` setting names) that anon or authenticated may execute
+(Supabase's advisor: authenticated_security_definer_function_executable) is an endpoint
+running as its owner: an error, or info when its COMMENT says it is an RPC on purpose
+(`doctor: allow definer.exposed <reason>`). The policy helpers live in private.
+
 Run by `doctor.run_checks` on every profile.
 """
 
@@ -152,7 +158,62 @@ def permissive_policies_do_not_overlap(conn: psycopg.Connection) -> Iterator[Fin
                           "why not in one's COMMENT: doctor: allow policy.permissive_overlap <reason>.")
 
 
+# PostgREST serves the schemas of its db-schemas setting (Supabase: public and graphql_public);
+# set in the database it is the role setting pgrst.db_schemas (of its login role, authenticator).
+EXPOSED_SCHEMAS = ("public",)
+CONFIGURED_SCHEMAS = """
+select pg_catalog.btrim(x.name)
+from pg_catalog.pg_db_role_setting s
+cross join lateral pg_catalog.unnest(s.setconfig) as c (item)
+cross join lateral pg_catalog.regexp_split_to_table(pg_catalog.substr(c.item, 18), ',') as x (name)
+where c.item like 'pgrst.db\\_schemas=%%'
+  and (s.setdatabase = 0 or s.setdatabase = (select d.oid from pg_catalog.pg_database d
+                                             where d.datname = pg_catalog.current_database()))
+"""
+EXPOSED_DEFINERS = """
+select p.oid::pg_catalog.regprocedure::text, coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), ''),
+       pg_catalog.array_remove(array[
+         case when pg_catalog.has_function_privilege(a.oid, p.oid, 'execute') then 'anon' end,
+         case when pg_catalog.has_function_privilege(u.oid, p.oid, 'execute') then 'authenticated' end],
+         null)
+from pg_catalog.pg_proc p
+join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+cross join (select r.oid from pg_catalog.pg_roles r where r.rolname = 'anon') a
+cross join (select r.oid from pg_catalog.pg_roles r where r.rolname = 'authenticated') u
+where p.prosecdef and n.nspname = any(%s)
+  and not exists (select 1 from pg_catalog.pg_depend d where d.objid = p.oid and d.deptype = 'e')
+  and (pg_catalog.has_function_privilege(a.oid, p.oid, 'execute')
+       or pg_catalog.has_function_privilege(u.oid, p.oid, 'execute'))
+order by 1
+"""
+_ALLOW_EXPOSED = re.compile(r"doctor: allow definer\.exposed\b[:\s]*(.*?)(?= doctor: |$)", re.DOTALL)
+
+
+def exposed_schemas(conn: psycopg.Connection) -> list[str]:
+    """public, plus the schemas a pgrst.db_schemas role setting names in this database."""
+    configured = [str(r[0]) for r in conn.execute(CONFIGURED_SCHEMAS).fetchall() if r[0]]
+    return list(dict.fromkeys([*EXPOSED_SCHEMAS, *configured]))
+
+
+def exposed_definers_are_declared_rpcs(conn: psycopg.Connection) -> Iterator[Finding]:
+    """A security definer function the Data API serves to anon or authenticated is an RPC
+    that says so in its COMMENT; any other (a policy helper) belongs in an unexposed schema."""
+    for sig, note, roles in conn.execute(EXPOSED_DEFINERS, (exposed_schemas(conn),)).fetchall():
+        allowed = _ALLOW_EXPOSED.search(note)
+        if allowed:
+            yield Finding("info", "definer.exposed", sig,
+                          f"kept in the exposed schema on purpose: {allowed.group(1).strip().rstrip('.')}")
+        else:
+            yield Finding("error", "definer.exposed", sig,
+                          f"security definer function in a schema the Data API exposes, executable by "
+                          f"{' and '.join(roles)}: an endpoint running as its owner (Supabase's advisor: "
+                          "authenticated_security_definer_function_executable)",
+                          "Move a helper to schema private (policies and functions call it there), or say "
+                          "in its COMMENT why it is an RPC: doctor: allow definer.exposed <reason>.")
+
+
 def run_session_checks(conn: psycopg.Connection) -> list[Finding]:
     """Every check of this module."""
     return [*truncate_keeps_trigger_state(conn), *request_roles_as_the_project_left_them(conn),
-            *functions_fix_their_search_path(conn), *permissive_policies_do_not_overlap(conn)]
+            *functions_fix_their_search_path(conn), *permissive_policies_do_not_overlap(conn),
+            *exposed_definers_are_declared_rpcs(conn)]

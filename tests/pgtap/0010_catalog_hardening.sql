@@ -5,7 +5,7 @@
 -- functions, and every RPC probed with another company's ids. Rules of one domain
 -- live in that domain's file (see CONVENTIONS.md, Tests).
 begin;
-select plan(35 + (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+select plan(37 + (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
                     where n.nspname in ('public', 'private') and p.prokind in ('f', 'p')
                       and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e'))
                 + 2 * (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
@@ -117,6 +117,22 @@ select is(
            where p.prosecdef and p.pronamespace = 'public'::regnamespace
              and has_function_privilege('anon', p.oid, 'execute') order by 1),
     '{}'::text[], 'anon cannot execute any security definer function');
+
+-- rule: exposed-definers-are-rpcs (docs/rules.md)
+-- The Data API serves public: a definer function there is an endpoint running as its owner.
+select is(
+    array(select distinct p.oid::regprocedure::text
+            from pg_depend d join pg_proc p on p.oid = d.refobjid
+           where d.classid = 'pg_policy'::regclass and d.refclassid = 'pg_proc'::regclass
+             and p.prosecdef and p.pronamespace = 'public'::regnamespace order by 1),
+    '{}'::text[], 'no policy calls a security definer function of the exposed schema public: the policy helpers live in private');
+select is(
+    array(select p.oid::regprocedure::text from pg_proc p
+           where p.prosecdef and p.pronamespace = 'public'::regnamespace
+             and has_function_privilege('authenticated', p.oid, 'execute')
+             and coalesce(obj_description(p.oid, 'pg_proc'), '') !~ 'doctor: allow definer\.exposed \S'
+           order by 1),
+    '{}'::text[], 'every security definer function authenticated may execute in public is an RPC whose comment says so (doctor: allow definer.exposed)');
 
 -- rule: anon-surface (docs/rules.md)
 -- anon ----------------------------------------------------------------------------------
