@@ -33,12 +33,11 @@ Run by `doctor.run_checks` on every profile.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import psycopg
 
-from .doctor_finding import Finding
+from .doctor_finding import Finding, allowed_reason
 from .role_settings import foreign_settings, roles_with_password
 
 SCHEMAS = ("public", "private", "archive")
@@ -104,16 +103,14 @@ where n.nspname = any(%s)
   and not coalesce(pg_catalog.array_to_string(p.proconfig, ',') ~ '(^|,)search_path=', false)
 order by 1
 """
-_ALLOW_PATHLESS = re.compile(r"doctor: allow function\.search_path\b[:\s]*(.*)")
 
 
 def functions_fix_their_search_path(conn: psycopg.Connection) -> Iterator[Finding]:
     """Every function and procedure sets search_path, or says in its COMMENT why it cannot."""
     for sig, note in conn.execute(PATHLESS_FUNCTIONS, (list(SCHEMAS),)).fetchall():
-        allowed = _ALLOW_PATHLESS.search(note)
-        if allowed:
-            yield Finding("info", "function.search_path", sig,
-                          f"no fixed search_path on purpose: {allowed.group(1).strip()}")
+        allowed = allowed_reason("function.search_path", note)
+        if allowed is not None:
+            yield Finding("info", "function.search_path", sig, f"no fixed search_path on purpose: {allowed}")
         else:
             yield Finding("error", "function.search_path", sig,
                           "no fixed search_path: it runs with the caller's (Supabase's advisor: "
@@ -139,17 +136,16 @@ having pg_catalog.count(*) > 1
 order by 1, 2, 3
 """
 _COMMANDS = {"r": "select", "a": "insert", "w": "update", "d": "delete"}
-_ALLOW_OVERLAP = re.compile(r"doctor: allow policy\.permissive_overlap\b[:\s]*([^.]*)")
 
 
 def permissive_policies_do_not_overlap(conn: psycopg.Connection) -> Iterator[Finding]:
     """One permissive policy per table, role and command, or a stated reason for more."""
     for table, cmd, role, names, notes in conn.execute(PERMISSIVE_OVERLAPS, {"schemas": list(SCHEMAS)}).fetchall():
         what = f"{table} {_COMMANDS.get(str(cmd), cmd)} {role}"
-        allowed = _ALLOW_OVERLAP.search(notes)
-        if allowed:
+        allowed = allowed_reason("policy.permissive_overlap", notes)
+        if allowed is not None:
             yield Finding("info", "policy.permissive_overlap", what,
-                          f"{', '.join(names)} overlap on purpose: {allowed.group(1).strip()}")
+                          f"{', '.join(names)} overlap on purpose: {allowed}")
         else:
             yield Finding("warning", "policy.permissive_overlap", what,
                           f"permissive policies {', '.join(names)} all apply: each is evaluated for every row "
@@ -186,7 +182,6 @@ where p.prosecdef and n.nspname = any(%s)
        or pg_catalog.has_function_privilege(u.oid, p.oid, 'execute'))
 order by 1
 """
-_ALLOW_EXPOSED = re.compile(r"doctor: allow definer\.exposed\b[:\s]*(.*?)(?= doctor: |$)", re.DOTALL)
 
 
 def exposed_schemas(conn: psycopg.Connection) -> list[str]:
@@ -199,10 +194,9 @@ def exposed_definers_are_declared_rpcs(conn: psycopg.Connection) -> Iterator[Fin
     """A security definer function the Data API serves to anon or authenticated is an RPC
     that says so in its COMMENT; any other (a policy helper) belongs in an unexposed schema."""
     for sig, note, roles in conn.execute(EXPOSED_DEFINERS, (exposed_schemas(conn),)).fetchall():
-        allowed = _ALLOW_EXPOSED.search(note)
-        if allowed:
-            yield Finding("info", "definer.exposed", sig,
-                          f"kept in the exposed schema on purpose: {allowed.group(1).strip().rstrip('.')}")
+        allowed = allowed_reason("definer.exposed", note)
+        if allowed is not None:
+            yield Finding("info", "definer.exposed", sig, f"kept in the exposed schema on purpose: {allowed}")
         else:
             yield Finding("error", "definer.exposed", sig,
                           f"security definer function in a schema the Data API exposes, executable by "
