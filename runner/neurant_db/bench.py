@@ -483,8 +483,8 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
             echo: Callable[[str], None], profile: str | None = None) -> dict[str, Any]:
     """`neurant-db bench`: reads (and --writes) on a throwaway database of `server` (None: of
     a throwaway embedded server; profile citus: distributed over the cluster `server` is the
-    coordinator of; `profile` None: the suites' default, test_settings); the results and the plans of every hot query are saved into
-    report_dir/bench-<time>-<scale>/."""
+    coordinator of; `profile` None: the suites' default, test_settings); the results and the
+    plans of every hot query are saved into report_dir/bench-<time>-<scale>/."""
     n_comp, n_conv, n_msg = SCALES[scale]
     companies = companies or n_comp
     conversations = conversations or n_conv
