@@ -61,10 +61,14 @@ def _fingerprints(url: str, tables: list[str]) -> dict[str, tuple[int, str]]:
     return out
 
 
+QUALIFIED = "(select n.nspname || '.' || c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace " \
+    "where c.oid = {})"
+
+
 def _placements(url: str) -> dict[str, str]:
     with psycopg.connect(url) as conn:
         return {r[0]: r[1] for r in conn.execute(
-            "select logicalrelid::regclass::text, case when partmethod = 'h' then 'distributed' "
+            f"select {QUALIFIED.format('logicalrelid')}, case when partmethod = 'h' then 'distributed' "
             "when repmodel = 't' then 'reference' else 'local' end from pg_dist_partition")}
 
 
@@ -114,7 +118,7 @@ def test_a_filled_vanilla_database_moved_to_the_cluster_keeps_every_row_and_the_
         _ok(["--database-url", url, *CITUS, "migrate"])
         with psycopg.connect(url) as conn:
             layout = {r[0]: r[1] for r in conn.execute(
-                "select relation::regclass::text, placement from private.citus_layout")}
+                f"select {QUALIFIED.format('relation')}, placement from private.citus_layout")}
         assert _placements(url) == layout and len(layout) == 34
         moved = sorted(set(layout) - {"private.memberships", "private.citus_layout"})
         source = _fingerprints(vanilla_db, moved)
