@@ -60,7 +60,7 @@ def bench_run(citus_cluster: CitusCluster, tmp_path_factory: pytest.TempPathFact
     report = json.loads(done.stdout[done.stdout.index("{"):])
     (explain,) = reports.glob("bench-*/explain.txt")
     plans = {(m.group(1), m.group(2)): m.group(3) for m in re.finditer(
-        r"^== (.+) \[(baseline|rls\+key|rls)\]\n(.*?)(?=^== |\Z)", explain.read_text(), re.M | re.S)}
+        r"^== ([^\n]+) \[(baseline|rls\+key|rls)\]\n(.*?)(?=^== |\Z)", explain.read_text(), re.M | re.S)}
     return BenchRun(report, plans, before, _state(citus_cluster))
 
 
