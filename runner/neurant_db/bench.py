@@ -396,7 +396,7 @@ def _plans_short(plan_cache: dict[str, str]) -> str:
     return "/".join(short.get(plan_cache.get(v, "unknown"), "M") for v in ("baseline", "rls+key", "rls"))
 
 
-def print_results(results: list[dict[str, Any]], echo: Callable[[str], None]) -> None:
+def print_results(results: list[dict[str, Any]], echo: Callable[[str], None], goal: float = 1.10) -> None:
     echo(f"{'query':<42} {'baseline':>9} {'rls+key':>9} {'ratio (min-max)':>17} {'rls':>9} "
          f"{'ratio (min-max)':>17}  rows  plans")
     for r in results:
@@ -407,7 +407,7 @@ def print_results(results: list[dict[str, Any]], echo: Callable[[str], None]) ->
              f"{r['ratio_rls']:>5.2f}x ({lo2:.2f}-{hi2:.2f})  "
              f"{'same' if r['same_rows'] else 'DIFFER'}  {_plans_short(r.get('plan_cache', {}))}")
     worst = max(r["ratio_rls_keyed"] for r in results)
-    echo(f"worst rls+key ratio: {worst:.2f}x (goal <= 1.10x); plans of baseline/rls+key/rls: "
+    echo(f"worst rls+key ratio: {worst:.2f}x (goal <= {goal:.2f}x); plans of baseline/rls+key/rls: "
          "G generic (planned once), C custom (planned at every execution)")
 
 
@@ -519,8 +519,8 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
         "data": {"companies": companies, "conversations_per_company": conversations,
                  "messages_per_conversation": messages}, "reads": results,
     }
-    if results and not as_json:
-        print_results(results, echo)
+    if results and not as_json:  # the goal on a cluster: issue 19 (a hop to the shard in both)
+        print_results(results, echo, goal=1.5 if distributed else 1.10)
     if writes:
         say("write benchmark ...")
         report["writes"] = bw.run(db.target, nconv=conversations, seconds=write_seconds,
