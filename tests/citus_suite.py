@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 # The pgTAP files that pass on the cluster, unchanged (growing). The others, with what stops
 # them, are in docs/scale-out.md ("What was verified how").
 PGTAP_ON_CLUSTER = ("0220_tenancy_catalog.sql", "1020_chatbot_catalog.sql")
-# The isolation matrix's tables whose every cell (and catalog check) passes on the cluster
-# (growing); the cells of the other tables run too and are counted as not yet passing.
+# The isolation matrix runs whole on the cluster (tests/test_citus_cluster_suite.py); an
+# assertion's description names its table, for the "not yet" line of a failing run.
 MATRIX_TABLE = re.compile(r"\b((?:public|private|archive|auth)\.[a-z_]+)")
 
 
