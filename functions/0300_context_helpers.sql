@@ -131,7 +131,9 @@ grant execute on function private.caller_is_subject_to_rls() to authenticated, s
 -- distributed; a definer reading it after the member's own write in the same transaction
 -- fails with 25001 ("placements that were modified in this transaction by a different
 -- user", issue 19). A member reads its own company under RLS (select_own_company); the
--- write RPCs call it as their definer.{% endif %}
+-- write RPCs call it as their definer. No policy is restrictive on this profile (Citus
+-- recreates them permissive on its shards): the no-argument form is ANDed into every
+-- permissive write policy of a read-only table instead (runner/neurant_db/citus_render.py).{% endif %}
 create function private.require_company_writable(p_company_id uuid) returns boolean
   language plpgsql stable security {{ 'invoker' if profile == 'citus' else 'definer' }}
   set search_path = pg_catalog, pg_temp{{ citus_settings() }}
@@ -159,7 +161,7 @@ as $$
   select private.require_company_writable(public.get_user_company_id())
 $$;
 comment on function private.require_company_writable() is
-  'private.require_company_writable(uuid) for the caller''s own company (true for a caller without one: the other policies deny). The check of the restrictive *_while_writable policies; wrap it in (select ...) so it runs once per statement.';
+  'private.require_company_writable(uuid) for the caller''s own company (true for a caller without one: the other policies deny). {{ 'On profile citus ANDed into every write policy of a read-only table (Citus keeps no restrictive policy on its shards), called bare.' if profile == 'citus' else 'The check of the restrictive *_while_writable policies; wrap it in (select ...) so it runs once per statement.' }}';
 
 revoke execute on function private.require_company_writable(uuid), private.require_company_writable() from public, anon;
 -- The policies call the no-argument form (the caller's own company); the company form is for

@@ -27,13 +27,15 @@ class ClusterCounts:
     passed: int = 0
     failed: int = 0
     skipped: int = 0
+    not_applicable: int = 0  # isolation-matrix cells whose target selects no row (as on every profile)
     vanilla_shape: int = 0  # the assertions about the vanilla shape itself (test_citus_profile)
     files: list[str] = field(default_factory=list)
     not_yet: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"citus cluster suite: {self.passed} passed, {self.failed} failed, {self.skipped} skipped "
-                f"({', '.join(self.files)}; {self.vanilla_shape} vanilla-shape assertions proven by tests/citus "
+                f"({', '.join(self.files)}; {self.not_applicable} matrix cells without a target row for their "
+                f"identity; {self.vanilla_shape} vanilla-shape assertions proven by tests/citus "
                 f"instead)" + (f"; not yet on the cluster: {', '.join(self.not_yet)}" if self.not_yet else ""))
 
 
