@@ -3,9 +3,9 @@ drop function private.require_company_writable();
 drop function private.require_company_writable(uuid);
 revoke usage on schema private from authenticated, service_role;
 drop function private.caller_is_subject_to_rls();
-drop function public.get_user_role();
-drop function public.get_user_company_id();
-drop function public.get_current_user_id();
+drop function private.get_user_role();
+drop function private.get_user_company_id();
+drop function private.get_current_user_id();
 {% if profile == 'citus' -%}
 drop cast (text as public.user_role);
 drop function private.user_role_from_text(text);
