@@ -6,14 +6,16 @@
 -- passes; usage stays exact on the update-first path; the tenant guard still refuses
 -- another company's rows to members.
 begin;
-select plan(14);
+select plan(22);
 
 select tests.act_as_service();
 insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
     (tests.company_id('A'), tests.new_id('conversation', 'A', 'new keyword'), tests.chatbot_id('A', 'unassigned'), 'w1', 'web'),
     (tests.company_id('A'), tests.new_id('conversation', 'A', 'old keyword'), tests.chatbot_id('A', 'unassigned'), 'w2', 'web'),
     (tests.company_id('A'), tests.new_id('conversation', 'A', 'bot keyword'), tests.chatbot_id('A', 'unassigned'), 'w3', 'web'),
-    (tests.company_id('A'), tests.new_id('conversation', 'A', 'held'), tests.chatbot_id('A', 'unassigned'), 'w4', 'web');
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'held'), tests.chatbot_id('A', 'unassigned'), 'w4', 'web'),
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'redelivered'), tests.chatbot_id('A', 'unassigned'), 'w5', 'web'),
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'redelivered bot'), tests.chatbot_id('A', 'unassigned'), 'w6', 'web');
 
 -- Normalised phrase lists --------------------------------------------------------------------
 update public.chatbots set hitl_keywords = '{"Escalate-NOW!", "cancel  my order"}', hitl_human_request_phrases = '{}'
@@ -107,6 +109,72 @@ select throws_ok(format($$ insert into public.messages (company_id, conversation
                             values (%L, %L, 'operator', 'probe') $$, tests.company_id('B'), tests.conversation_id('A', 'held')),
     '42501', 'new row violates row-level security policy for table "messages"',
     'a member proposing a message of another company gets the RLS error from the tenant guard');
+
+-- Redelivery ------------------------------------------------------------------------------------
+-- rule: message-redelivery-idempotent (docs/rules.md)
+-- Channels and queues deliver a message again (retries, at-least-once delivery); the backend
+-- writes it with `on conflict do nothing`. Only rows actually stored count: a message that is
+-- already there changes no usage, escalates nothing and moves no conversation.
+select tests.act_as_service();
+insert into public.messages (company_id, id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.new_id('message', 'A', 'escalating'), tests.conversation_id('A', 'redelivered'),
+     'end_user', 'Please escalate now.');
+insert into public.messages (company_id, id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.new_id('message', 'A', 'bot answer'), tests.conversation_id('A', 'redelivered bot'),
+     'bot', 'An answer.');
+-- staff hand the escalated conversation back to the bot
+update public.conversations set status = 'active' where id = tests.conversation_id('A', 'redelivered');
+select tests.act_as_superuser();
+create temp table redelivery_before on commit drop as
+  select (select sum(total_message_count) from public.company_message_usage where company_id = tests.company_id('A')) as total,
+         (select sum(message_count) from public.company_message_usage where company_id = tests.company_id('A')) as billable,
+         (select count(*) from public.hitl_escalations where conversation_id = tests.conversation_id('A', 'redelivered')) as escalations,
+         (select last_message_at from public.conversations where id = tests.conversation_id('A', 'redelivered')) as last_at,
+         (select bot_turns_without_resolution from public.conversations where id = tests.conversation_id('A', 'redelivered bot')) as turns;
+grant select on redelivery_before to service_role;
+select tests.act_as_service();
+select lives_ok($$ insert into public.messages (company_id, id, conversation_id, sender_type, content, created_at) values
+                   (tests.company_id('A'), tests.message_id('A', 'escalating'), tests.conversation_id('A', 'redelivered'),
+                    'end_user', 'Please escalate now.', now() + interval '1 hour')
+                   on conflict do nothing $$,
+    'a redelivered end-user message is accepted by on conflict do nothing');
+select results_eq($$ select status::text, (select count(*) from public.hitl_escalations e where e.conversation_id = c.id),
+                            last_message_at
+                       from public.conversations c where c.id = tests.conversation_id('A', 'redelivered') $$,
+    $$ select 'active', escalations, last_at from redelivery_before $$,
+    'a redelivered message that is not stored escalates nothing and leaves last_message_at where it was');
+insert into public.messages (company_id, id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.message_id('A', 'bot answer'), tests.conversation_id('A', 'redelivered bot'), 'bot', 'An answer.')
+on conflict (company_id, id) do nothing;
+select is((select bot_turns_without_resolution from public.conversations where id = tests.conversation_id('A', 'redelivered bot')),
+          (select turns from redelivery_before),
+    'a redelivered bot message that is not stored does not count a bot turn');
+select results_eq($$ select sum(total_message_count), sum(message_count) from public.company_message_usage
+                      where company_id = tests.company_id('A') $$,
+    $$ select total, billable from redelivery_before $$,
+    'redelivered messages that are not stored count no usage (billable or total)');
+-- a retried batch: one message already stored, one new
+insert into public.messages (company_id, id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.message_id('A', 'bot answer'), tests.conversation_id('A', 'redelivered bot'), 'bot', 'An answer.'),
+    (tests.company_id('A'), tests.new_id('message', 'A', 'second answer'), tests.conversation_id('A', 'redelivered bot'), 'bot', 'Another one.')
+on conflict do nothing;
+select results_eq($$ select sum(total_message_count), sum(message_count) from public.company_message_usage
+                      where company_id = tests.company_id('A') $$,
+    $$ select total + 1, billable + 1 from redelivery_before $$,
+    'a retried batch counts only the messages it stores');
+select is((select bot_turns_without_resolution from public.conversations where id = tests.conversation_id('A', 'redelivered bot')),
+          (select turns + 1 from redelivery_before),
+    'a retried batch counts the bot turns of the messages it stores only');
+-- and again: nothing
+select lives_ok($$ insert into public.messages (company_id, id, conversation_id, sender_type, content) values
+                   (tests.company_id('A'), tests.message_id('A', 'second answer'), tests.conversation_id('A', 'redelivered bot'),
+                    'bot', 'Another one.')
+                   on conflict (company_id, id) do nothing $$,
+    'redelivering the batch''s new message again is accepted');
+select results_eq($$ select sum(total_message_count), sum(message_count) from public.company_message_usage
+                      where company_id = tests.company_id('A') $$,
+    $$ select total + 1, billable + 1 from redelivery_before $$,
+    'a second redelivery counts nothing either');
 
 select * from finish();
 rollback;
