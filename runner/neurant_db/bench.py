@@ -386,7 +386,7 @@ SCALES = {  # companies, conversations per company, messages per conversation
 def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None, conversations: int | None,
             messages: int | None, iterations: int, rounds: int, writes: bool, write_seconds: int,
             reads: bool = True,
-            write_repeats: int, show_explain: bool, report_dir: Path, as_json: bool,
+            write_repeats: int, show_explain: bool, copy_rows: int = bw.COPY_ROWS, report_dir: Path, as_json: bool,
             echo: Callable[[str], None]) -> dict[str, Any]:
     """`neurant-db bench`: reads (and --writes) on a throwaway database of `server` (None: of
     a throwaway embedded server); the results and the plans of every hot query are saved
@@ -419,7 +419,7 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
     if writes:
         say("write benchmark ...")
         report["writes"] = bw.run(db.target, nconv=conversations, seconds=write_seconds,
-                                  repeats=write_repeats, echo=say)
+                                  repeats=write_repeats, echo=say, copy_rows=copy_rows)
         if not as_json:
             bw.print_results(report["writes"], echo)
     report["load_after"] = os.getloadavg()
