@@ -156,12 +156,9 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_companies uuid[];
-  v_company uuid;
-  v_conversations uuid[];
+  v_one boolean := pg_catalog.cardinality(p_rows) = 1; -- the common case, read without a query
+  v_company record;
   v_done uuid[] := '{}';
-  v_bots bigint;
-  v_total bigint;
   v_conv record;
   v_text text;
   v_match text;
@@ -171,19 +168,23 @@ begin
   if coalesce(pg_catalog.cardinality(p_rows), 0) = 0 then
     return; -- nothing stored (every row skipped by on conflict do nothing)
   end if;
-  v_companies := case when pg_catalog.cardinality(p_rows) = 1 then array[p_rows[1].company_id]
-                      else array(select distinct r.company_id from pg_catalog.unnest(p_rows) r order by 1) end;
-  foreach v_company in array v_companies loop
-    select pg_catalog.count(*) filter (where r.sender_type = 'bot'), pg_catalog.count(*) into v_bots, v_total
-      from pg_catalog.unnest(p_rows) r where r.company_id = v_company;
-    perform private.record_message_usage(v_company, v_bots, v_total);
-
-    v_conversations := array(select distinct r.conversation_id from pg_catalog.unnest(p_rows) r
-                              where r.company_id = v_company order by 1);
-    if pg_catalog.cardinality(v_conversations) > 1 then
+  for v_company in
+    select (p_rows[1]).company_id as id, ((p_rows[1]).sender_type = 'bot')::int::bigint as bots, 1::bigint as total,
+           array[(p_rows[1]).conversation_id] as conversations
+     where v_one
+    union all
+    select r.company_id, pg_catalog.count(*) filter (where r.sender_type = 'bot'), pg_catalog.count(*),
+           pg_catalog.array_agg(distinct r.conversation_id)
+      from pg_catalog.unnest(p_rows) r
+     where not v_one
+     group by r.company_id
+     order by 1
+  loop
+    perform private.record_message_usage(v_company.id, v_company.bots, v_company.total);
+    if pg_catalog.cardinality(v_company.conversations) > 1 then
       -- several conversations: locked in id order, so two such statements never deadlock
       perform {{ '1 ' if profile == 'citus' }}from public.conversations c
-        where c.company_id = v_company and c.id = any (v_conversations) order by c.id for no key update;
+        where c.company_id = v_company.id and c.id = any (v_company.conversations) order by c.id for no key update;
     end if;
     -- one statement per company keeps every conversation's activity and turn counter and
     -- takes its state changes; a conversation that cannot take its messages is not updated
@@ -195,9 +196,12 @@ begin
                pg_catalog.count(*) filter (where r.sender_type = 'end_user') as end_users,
                pg_catalog.count(*) filter (where r.sender_type = 'operator') as operators,
                (pg_catalog.array_agg(r.sender_id order by r.created_at)
-                  filter (where r.sender_type = 'operator' and r.sender_id is not null))[1] as operator_id
-          from pg_catalog.unnest(p_rows) r
-         where r.company_id = v_company
+                  filter (where r.sender_type = 'operator' and r.sender_id is not null))[1] as operator_id,
+               -- the end-user texts in order, for the escalation phrases
+               pg_catalog.array_agg(r.content order by r.created_at, r.n) filter (where r.sender_type = 'end_user') as texts
+          from pg_catalog.unnest(p_rows) with ordinality as r (company_id, conversation_id, sender_type,
+                                                               sender_id, content, created_at, n)
+         where r.company_id = v_company.id
          group by r.conversation_id)
       update public.conversations c
          set last_message_at = greatest(c.last_message_at, a.last_at),
@@ -213,14 +217,14 @@ begin
                                          else c.assigned_operator_id end,
              updated_at = pg_catalog.now()
         from a, public.chatbots b
-       where c.company_id = v_company and c.id = a.conversation_id
-         and b.company_id = v_company and b.id = c.chatbot_id
+       where c.company_id = v_company.id and c.id = a.conversation_id
+         and b.company_id = v_company.id and b.id = c.chatbot_id
          -- closed accepts nothing; the bot is silent while a human has the conversation;
          -- operators write only in human mode
          and c.status <> 'closed'
          and (a.bots = 0 or not c.is_hitl_active)
          and (a.operators = 0 or c.is_hitl_active)
-      returning c.id, c.status, c.bot_turns_without_resolution as turns, a.bots, a.end_users,
+      returning c.id, c.status, c.bot_turns_without_resolution as turns, a.bots, a.texts,
                 b.hitl_enabled, b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
                 b.hitl_human_request_phrases_normalized, b.hitl_max_bot_turns
     loop
@@ -230,15 +234,10 @@ begin
       -- the bot turns reaching the limit.
       continue when not v_conv.hitl_enabled or v_conv.status <> 'active';
       v_reason := null;
-      if v_conv.end_users > 0 then
-        -- the text is normalised once for both lists; the phrases were when the chatbot was written
-        for v_text in
-          select private.normalize_phrase(r.content)
-            from pg_catalog.unnest(p_rows) with ordinality as r (company_id, conversation_id, sender_type,
-                                                                 sender_id, content, created_at, n)
-           where r.company_id = v_company and r.conversation_id = v_conv.id and r.sender_type = 'end_user'
-           order by r.created_at, r.n
-        loop
+      if v_conv.texts is not null then
+        foreach v_text in array v_conv.texts loop
+          -- the text is normalised once for both lists; the phrases were when the chatbot was written
+          v_text := private.normalize_phrase(v_text);
           v_match := private.match_phrase(v_text, v_conv.hitl_human_request_phrases,
                                            v_conv.hitl_human_request_phrases_normalized);
           if v_match is not null then
@@ -259,24 +258,24 @@ begin
         v_detail := format('%s bot turns without resolution (limit %s)', v_conv.turns, v_conv.hitl_max_bot_turns);
       end if;
       if v_reason is not null then
-        perform private.escalate_conversation(v_company, v_conv.id, v_reason, v_detail);
+        perform private.escalate_conversation(v_company.id, v_conv.id, v_reason, v_detail);
       end if;
     end loop;
 
-    if pg_catalog.cardinality(v_done) < pg_catalog.cardinality(v_conversations) then
+    if pg_catalog.cardinality(v_done) < pg_catalog.cardinality(v_company.conversations) then
       -- a conversation that could not take its messages: say why (the whole statement fails)
       for v_conv in
         select r.conversation_id as id, c.status,
                pg_catalog.count(*) filter (where r.sender_type = 'bot') as bots,
                pg_catalog.count(*) filter (where r.sender_type = 'operator') as operators
           from pg_catalog.unnest(p_rows) r
-          left join public.conversations c on c.company_id = v_company and c.id = r.conversation_id
-         where r.company_id = v_company and r.conversation_id <> all (v_done)
+          left join public.conversations c on c.company_id = v_company.id and c.id = r.conversation_id
+         where r.company_id = v_company.id and r.conversation_id <> all (v_done)
          group by r.conversation_id, c.status
          order by r.conversation_id
       loop
         if v_conv.status is null or v_conv.status = 'closed' then
-          perform private.messages_refuse_conversation(v_company, v_conv.id);
+          perform private.messages_refuse_conversation(v_company.id, v_conv.id);
         end if;
         if v_conv.bots > 0 then
           raise exception using errcode = 'NA003',
