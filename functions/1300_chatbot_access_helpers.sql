@@ -4,24 +4,140 @@
 -- statement: chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[]).
 {% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 {% from 'policies/_rls.sql' import rls -%}
+{% macro citus_helper_cost() %}{% if profile == 'citus' %}
+cost 10000{% endif %}{% endmacro -%}
+{% if profile == 'citus' -%}
+-- Profile citus: who reads the chatbots of a policy (issue 19, failure 8). Citus keeps one
+-- connection per node and database user in a transaction, and refuses a placement (and
+-- its co-located ones: the whole company) modified over one user's connection to another
+-- user: 25001 "cannot perform query on placements that were modified in this transaction
+-- by a different user". A modification's policy helpers are evaluated twice: on the
+-- coordinator (Citus evaluates every non-immutable function of an INSERT, UPDATE or DELETE
+-- before routing it, the policies included, source: citus_custom_scan.c,
+-- CitusBeginModifyScan) and in the shard statement on the worker, where the policy
+-- decides. A security definer reading chatbots on the coordinator after the member wrote
+-- to its company in the transaction reads over the owner's connection: 25001. So the two
+-- chatbot helpers are security invoker and choose who reads:
+--   * inside a shard statement (a session Citus opened, application_name
+--     'citus_internal gpid=...', as Citus itself tells them apart: IsCitusInternalBackend)
+--     the company's shards are on this node and read locally, without a connection: as
+--     the owner (private.*_in_shard), past RLS, about 0.1 ms;
+--   * anywhere else (the coordinator, a direct call) as the caller, over the caller's own
+--     connections: the caller's RLS lets it read exactly these rows (chatbots.select_visible,
+--     chatbot_operators.select_visible), so the answer is the same; slower (the chatbots
+--     read runs their policies), and only modifications and direct calls take this path.
+-- A session that sets its application_name to look internal only picks the other path to
+-- the same answer (or a 25001). Both paths run private.*_of, invoker: as whoever calls it.
+-- cost 10000 tells the planner a call is expensive, so that it makes the helper an index
+-- condition (evaluated once per scan) rather than a filter evaluated per row.
+
+create function private.caller_membership()
+returns private.memberships
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
+as $$
+declare
+  v_uid uuid := auth.uid();
+  v_membership private.memberships;
+begin
+  select m.* into v_membership from private.memberships m where m.auth_user_id = v_uid and m.is_active;
+  return v_membership;
+end
+$$;
+comment on function private.caller_membership() is
+  'Profile citus: the caller''s active membership (the row of the reference table private.memberships for auth.uid(); all null for none). What the chatbot helpers need, in one read.';
+revoke execute on function private.caller_membership() from public, anon;
+grant execute on function private.caller_membership() to authenticated, service_role;
+
+create function private.assigned_chatbot_ids_of(p_membership private.memberships)
+returns uuid[]
+language plpgsql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
+as $$
+begin
+  -- the company in a variable: one query routed to the member's co-located shard
+  return array(select co.chatbot_id from public.chatbot_operators co
+                where co.company_id = p_membership.company_id and co.user_id = p_membership.id
+                order by co.chatbot_id);
+end
+$$;
+comment on function private.assigned_chatbot_ids_of(private.memberships) is
+  'Profile citus: the chatbots member p_membership is assigned to, read as whoever calls it (security invoker): under the caller''s RLS, which shows a member its own assignments only within its own company.';
+revoke execute on function private.assigned_chatbot_ids_of(private.memberships) from public, anon;
+grant execute on function private.assigned_chatbot_ids_of(private.memberships) to authenticated, service_role;
+
+create function private.visible_chatbot_ids_of(p_membership private.memberships)
+returns uuid[]
+language plpgsql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
+as $$
+begin
+  if p_membership.role in ('owner', 'administrador', 'supervisor') then
+    return array(select b.id from public.chatbots b where b.company_id = p_membership.company_id order by b.id);
+  elsif p_membership.role = 'operador' then
+    return private.assigned_chatbot_ids_of(p_membership);
+  end if;
+  return '{}'::uuid[];
+end
+$$;
+comment on function private.visible_chatbot_ids_of(private.memberships) is
+  'Profile citus: the chatbots whose conversations member p_membership may see (every chatbot of its company for owner/administrador/supervisor, its assigned ones for an operador, none otherwise), read as whoever calls it (security invoker): under the caller''s RLS, another company''s rows stay out of reach.';
+revoke execute on function private.visible_chatbot_ids_of(private.memberships) from public, anon;
+grant execute on function private.visible_chatbot_ids_of(private.memberships) to authenticated, service_role;
+
+create function private.assigned_chatbot_ids_in_shard()
+returns uuid[]
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
+as $$
+begin
+  return private.assigned_chatbot_ids_of(private.caller_membership());
+end
+$$;
+comment on function private.assigned_chatbot_ids_in_shard() is
+  'Profile citus: public.get_assigned_chatbot_ids() inside a shard statement: the caller''s assigned chatbots read as the owner (past RLS, the co-located shard read locally).';
+revoke execute on function private.assigned_chatbot_ids_in_shard() from public, anon;
+grant execute on function private.assigned_chatbot_ids_in_shard() to authenticated, service_role;
+
+create function private.visible_chatbot_ids_in_shard()
+returns uuid[]
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
+as $$
+begin
+  return private.visible_chatbot_ids_of(private.caller_membership());
+end
+$$;
+comment on function private.visible_chatbot_ids_in_shard() is
+  'Profile citus: public.get_visible_chatbot_ids() inside a shard statement: the caller''s visible chatbots read as the owner (past RLS, the co-located shard read locally).';
+revoke execute on function private.visible_chatbot_ids_in_shard() from public, anon;
+grant execute on function private.visible_chatbot_ids_in_shard() to authenticated, service_role;
+
+{% endif -%}
 
 create function public.get_assigned_chatbot_ids()
 returns uuid[]
 language {{ 'plpgsql' if profile == 'citus' else 'sql' }}
 stable
-security definer
-set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
+security {{ 'invoker' if profile == 'citus' else 'definer' }}
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}{{ citus_helper_cost() }}
 as $${% if profile == 'citus' %}
--- Profile citus: the company in a variable, so that the query is routed to the caller's
--- co-located shard and runs there locally; with the helper call in its WHERE it went to
--- every shard (issue 19: a member's chatbot list 30 ms, 1 ms so, on a real cluster).
-declare
-  v_company_id uuid := public.get_user_company_id();
-  v_user_id uuid := public.get_current_user_id();
+-- Profile citus: inside a shard statement as the owner, anywhere else as the caller (below).
 begin
-  return array(select co.chatbot_id from public.chatbot_operators co
-                where co.company_id = v_company_id and co.user_id = v_user_id
-                order by co.chatbot_id);
+  if pg_catalog.current_setting('application_name') like 'citus\_internal gpid=%' then
+    return private.assigned_chatbot_ids_in_shard();
+  end if;
+  return private.assigned_chatbot_ids_of(private.caller_membership());
 end{% else %}
   select coalesce(pg_catalog.array_agg(co.chatbot_id order by co.chatbot_id), '{}')
     from public.chatbot_operators co
@@ -29,7 +145,7 @@ end{% else %}
      and co.user_id = public.get_current_user_id(){% endif %}
 $$;
 comment on function public.get_assigned_chatbot_ids() is
-  'Ids of the chatbots the calling user is assigned to as operador (empty array for none or no user). Use in policies wrapped in (select ...).';
+  'Ids of the chatbots the calling user is assigned to as operador (empty array for none or no user). Use in policies wrapped in (select ...).{{ " Profile citus: security invoker; inside a shard statement it reads as the owner (private.assigned_chatbot_ids_in_shard), anywhere else as the caller, under its RLS (the same rows; no 25001 after the caller''s own writes)." if profile == 'citus' }}';
 
 revoke execute on function public.get_assigned_chatbot_ids() from public, anon;
 grant execute on function public.get_assigned_chatbot_ids() to authenticated, service_role;
@@ -187,34 +303,24 @@ comment on function public.get_visible_chatbot_ids() is
 -- co-located with the row they follow): the shape the Citus experiment of issue 12 saw
 -- fail for audit_logs (docs/scale-out.md). The helper reads the live rows instead: the
 -- membership from private.memberships (reference), then the chatbots of the caller's
--- company, one query routed to one shard.
+-- company, one query routed to one shard; as the owner inside a shard statement, as the
+-- caller anywhere else (the top of this file).
 create function public.get_visible_chatbot_ids()
 returns uuid[]
 language plpgsql
 stable
-security definer
-set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
+security invoker
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}{{ citus_helper_cost() }}
 as $$
-declare
-  v_user_id uuid;
-  v_company_id uuid;
-  v_role public.user_role;
 begin
-  select m.id, m.company_id, m.role into v_user_id, v_company_id, v_role
-    from private.memberships m
-   where m.auth_user_id = auth.uid()
-     and m.is_active;
-  if v_role in ('owner', 'administrador', 'supervisor') then
-    return array(select b.id from public.chatbots b where b.company_id = v_company_id order by b.id);
-  elsif v_role = 'operador' then
-    return array(select co.chatbot_id from public.chatbot_operators co
-                  where co.company_id = v_company_id and co.user_id = v_user_id order by co.chatbot_id);
+  if pg_catalog.current_setting('application_name') like 'citus\_internal gpid=%' then
+    return private.visible_chatbot_ids_in_shard();
   end if;
-  return '{}'::uuid[];
+  return private.visible_chatbot_ids_of(private.caller_membership());
 end
 $$;
 comment on function public.get_visible_chatbot_ids() is
-  'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). Profile citus: the membership from the reference table private.memberships, then one query routed to the caller''s shard (company_id known), from the live rows. Called bare in policies (profile citus), once per shard statement.';
+  'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). Profile citus: security invoker; inside a shard statement it reads as the owner (private.visible_chatbot_ids_in_shard), anywhere else as the caller, under its RLS (the same rows; no 25001 after the caller''s own writes). Called bare in policies (profile citus), once per shard statement where it is an index condition.';
 
 {% endif -%}
 revoke execute on function public.get_visible_chatbot_ids() from public, anon;
