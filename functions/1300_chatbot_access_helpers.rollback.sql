@@ -9,3 +9,10 @@ drop function private.refresh_chatbot_visibility(uuid, uuid);
 drop table private.chatbot_visibility;
 {% endif -%}
 drop function public.get_assigned_chatbot_ids();
+{% if profile == 'citus' -%}
+drop function private.visible_chatbot_ids_in_shard();
+drop function private.assigned_chatbot_ids_in_shard();
+drop function private.read_visible_chatbot_ids();
+drop function private.read_assigned_chatbot_ids();
+drop function private.caller_membership();
+{% endif -%}

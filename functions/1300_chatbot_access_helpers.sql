@@ -27,12 +27,11 @@ cost 10000{% endif %}{% endmacro -%}
 --     chatbot_operators.select_visible), so the answer is the same; slower (the chatbots
 --     read runs their policies), and only modifications and direct calls take this path.
 -- A session that sets its application_name to look internal only picks the other path to
--- the same answer (or a 25001). Both paths run private.*_of, invoker: as whoever calls it.
+-- the same answer (or a 25001). Both paths run private.read_*, invoker: as whoever calls it.
 -- cost 10000 tells the planner a call is expensive, so that it makes the helper an index
 -- condition (evaluated once per scan) rather than a filter evaluated per row.
 
-create function private.caller_membership()
-returns private.memberships
+create function private.caller_membership(out company_id uuid, out user_id uuid, out role public.user_role)
 language plpgsql
 stable
 security definer
@@ -40,56 +39,67 @@ set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
 as $$
 declare
   v_uid uuid := auth.uid();
-  v_membership private.memberships;
 begin
-  select m.* into v_membership from private.memberships m where m.auth_user_id = v_uid and m.is_active;
-  return v_membership;
+  select m.company_id, m.id, m.role into company_id, user_id, role
+    from private.memberships m
+   where m.auth_user_id = v_uid and m.is_active;
 end
 $$;
 comment on function private.caller_membership() is
-  'Profile citus: the caller''s active membership (the row of the reference table private.memberships for auth.uid(); all null for none). What the chatbot helpers need, in one read.';
+  'Profile citus: the caller''s active membership (company, public.users.id, role) from the reference table private.memberships for auth.uid(); nulls for none. What the chatbot helpers need, in one read. Out parameters, not the table''s row type: Citus propagates a function to the workers only when what it depends on is distributed, and this one is created before the distribution step.';
 revoke execute on function private.caller_membership() from public, anon;
 grant execute on function private.caller_membership() to authenticated, service_role;
 
-create function private.assigned_chatbot_ids_of(p_membership private.memberships)
+create function private.read_assigned_chatbot_ids()
 returns uuid[]
 language plpgsql
 stable
 security invoker
 set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
 as $$
+declare
+  v_company_id uuid;
+  v_user_id uuid;
 begin
+  select m.company_id, m.user_id into v_company_id, v_user_id from private.caller_membership() m;
   -- the company in a variable: one query routed to the member's co-located shard
   return array(select co.chatbot_id from public.chatbot_operators co
-                where co.company_id = p_membership.company_id and co.user_id = p_membership.id
+                where co.company_id = v_company_id and co.user_id = v_user_id
                 order by co.chatbot_id);
 end
 $$;
-comment on function private.assigned_chatbot_ids_of(private.memberships) is
-  'Profile citus: the chatbots member p_membership is assigned to, read as whoever calls it (security invoker): under the caller''s RLS, which shows a member its own assignments only within its own company.';
-revoke execute on function private.assigned_chatbot_ids_of(private.memberships) from public, anon;
-grant execute on function private.assigned_chatbot_ids_of(private.memberships) to authenticated, service_role;
+comment on function private.read_assigned_chatbot_ids() is
+  'Profile citus: the chatbots the caller is assigned to, read as whoever calls this function (security invoker): as the owner from private.assigned_chatbot_ids_in_shard, as the member from public.get_assigned_chatbot_ids() outside a shard statement, under its RLS (the same rows: a member reads its own assignments).';
+revoke execute on function private.read_assigned_chatbot_ids() from public, anon;
+grant execute on function private.read_assigned_chatbot_ids() to authenticated, service_role;
 
-create function private.visible_chatbot_ids_of(p_membership private.memberships)
+create function private.read_visible_chatbot_ids()
 returns uuid[]
 language plpgsql
 stable
 security invoker
 set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
 as $$
+declare
+  v_company_id uuid;
+  v_user_id uuid;
+  v_role public.user_role;
 begin
-  if p_membership.role in ('owner', 'administrador', 'supervisor') then
-    return array(select b.id from public.chatbots b where b.company_id = p_membership.company_id order by b.id);
-  elsif p_membership.role = 'operador' then
-    return private.assigned_chatbot_ids_of(p_membership);
+  select m.company_id, m.user_id, m.role into v_company_id, v_user_id, v_role from private.caller_membership() m;
+  if v_role in ('owner', 'administrador', 'supervisor') then
+    return array(select b.id from public.chatbots b where b.company_id = v_company_id order by b.id);
+  elsif v_role = 'operador' then
+    return array(select co.chatbot_id from public.chatbot_operators co
+                  where co.company_id = v_company_id and co.user_id = v_user_id
+                  order by co.chatbot_id);
   end if;
   return '{}'::uuid[];
 end
 $$;
-comment on function private.visible_chatbot_ids_of(private.memberships) is
-  'Profile citus: the chatbots whose conversations member p_membership may see (every chatbot of its company for owner/administrador/supervisor, its assigned ones for an operador, none otherwise), read as whoever calls it (security invoker): under the caller''s RLS, another company''s rows stay out of reach.';
-revoke execute on function private.visible_chatbot_ids_of(private.memberships) from public, anon;
-grant execute on function private.visible_chatbot_ids_of(private.memberships) to authenticated, service_role;
+comment on function private.read_visible_chatbot_ids() is
+  'Profile citus: the chatbots whose conversations the caller may see (every chatbot of its company for owner/administrador/supervisor, its assigned ones for an operador, none otherwise), read as whoever calls this function (security invoker): as the owner from private.visible_chatbot_ids_in_shard, as the member from public.get_visible_chatbot_ids() outside a shard statement, under its RLS (the same rows: chatbots.select_visible, chatbot_operators.select_visible).';
+revoke execute on function private.read_visible_chatbot_ids() from public, anon;
+grant execute on function private.read_visible_chatbot_ids() to authenticated, service_role;
 
 create function private.assigned_chatbot_ids_in_shard()
 returns uuid[]
@@ -99,11 +109,11 @@ security definer
 set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
 as $$
 begin
-  return private.assigned_chatbot_ids_of(private.caller_membership());
+  return private.read_assigned_chatbot_ids();
 end
 $$;
 comment on function private.assigned_chatbot_ids_in_shard() is
-  'Profile citus: public.get_assigned_chatbot_ids() inside a shard statement: the caller''s assigned chatbots read as the owner (past RLS, the co-located shard read locally).';
+  'Profile citus: public.get_assigned_chatbot_ids() inside a shard statement: the caller''s assigned chatbots read as the owner (past RLS; the co-located shard is on this node and read locally).';
 revoke execute on function private.assigned_chatbot_ids_in_shard() from public, anon;
 grant execute on function private.assigned_chatbot_ids_in_shard() to authenticated, service_role;
 
@@ -115,11 +125,11 @@ security definer
 set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
 as $$
 begin
-  return private.visible_chatbot_ids_of(private.caller_membership());
+  return private.read_visible_chatbot_ids();
 end
 $$;
 comment on function private.visible_chatbot_ids_in_shard() is
-  'Profile citus: public.get_visible_chatbot_ids() inside a shard statement: the caller''s visible chatbots read as the owner (past RLS, the co-located shard read locally).';
+  'Profile citus: public.get_visible_chatbot_ids() inside a shard statement: the caller''s visible chatbots read as the owner (past RLS; the co-located shard is on this node and read locally).';
 revoke execute on function private.visible_chatbot_ids_in_shard() from public, anon;
 grant execute on function private.visible_chatbot_ids_in_shard() to authenticated, service_role;
 
@@ -137,7 +147,7 @@ begin
   if pg_catalog.current_setting('application_name') like 'citus\_internal gpid=%' then
     return private.assigned_chatbot_ids_in_shard();
   end if;
-  return private.assigned_chatbot_ids_of(private.caller_membership());
+  return private.read_assigned_chatbot_ids();
 end{% else %}
   select coalesce(pg_catalog.array_agg(co.chatbot_id order by co.chatbot_id), '{}')
     from public.chatbot_operators co
@@ -316,7 +326,7 @@ begin
   if pg_catalog.current_setting('application_name') like 'citus\_internal gpid=%' then
     return private.visible_chatbot_ids_in_shard();
   end if;
-  return private.visible_chatbot_ids_of(private.caller_membership());
+  return private.read_visible_chatbot_ids();
 end
 $$;
 comment on function public.get_visible_chatbot_ids() is
