@@ -144,6 +144,7 @@ set search_path = pg_catalog, pg_temp{{ citus_settings('') }}{{ citus_helper_cos
 as $${% if profile == 'citus' %}
 -- Profile citus: inside a shard statement as the owner, anywhere else as the caller (below).
 begin
+  -- doctor: allow setting.read application_name it only picks who reads (the owner inside a shard statement, the caller elsewhere), and both read the same rows: a session posing as Citus's gets the same answer, or 25001
   if pg_catalog.current_setting('application_name') like 'citus\_internal gpid=%' then
     return private.assigned_chatbot_ids_in_shard();
   end if;
@@ -323,6 +324,7 @@ security invoker
 set search_path = pg_catalog, pg_temp{{ citus_settings('') }}{{ citus_helper_cost() }}
 as $$
 begin
+  -- doctor: allow setting.read application_name it only picks who reads (the owner inside a shard statement, the caller elsewhere), and both read the same rows: a session posing as Citus's gets the same answer, or 25001
   if pg_catalog.current_setting('application_name') like 'citus\_internal gpid=%' then
     return private.visible_chatbot_ids_in_shard();
   end if;

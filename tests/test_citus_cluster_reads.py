@@ -34,16 +34,15 @@ def url(citus_cluster: CitusCluster) -> Iterator[str]:
         yield db
 
 
-def request(url: str, sub: str, statements: Sequence[tuple[str, Sequence[Any]]],
-            commit: bool = False) -> list[list[tuple[Any, ...]]]:
-    """One request (one transaction) of member `sub`; rolled back unless `commit`."""
+def request(url: str, sub: str, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+    """One request (one transaction) of member `sub`, rolled back afterwards (the data set
+    stays as seeded for the plans)."""
     out: list[list[tuple[Any, ...]]] = []
-    with psycopg.connect(url, autocommit=True) as conn:
-        with conn.transaction(force_rollback=not commit), \
-                citus_request(conn, {"sub": sub, "role": "authenticated"}) as r:
-            for sql, params in statements:
-                cur = r.execute(sql, params)
-                out.append(cur.fetchall() if cur.description else [])
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction(force_rollback=True), \
+            citus_request(conn, {"sub": sub, "role": "authenticated"}) as r:
+        for sql, params in statements:
+            cur = r.execute(sql, params)
+            out.append(cur.fetchall() if cur.description else [])
     return out
 
 
