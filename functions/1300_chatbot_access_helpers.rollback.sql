@@ -10,9 +10,7 @@ drop table private.chatbot_visibility;
 {% endif -%}
 drop function public.get_assigned_chatbot_ids();
 {% if profile == 'citus' -%}
-drop function private.visible_chatbot_ids_in_shard();
-drop function private.assigned_chatbot_ids_in_shard();
-drop function private.read_visible_chatbot_ids();
-drop function private.read_assigned_chatbot_ids();
+drop function private.chatbot_ids_in_shard(boolean);
+drop function private.read_chatbot_ids(boolean);
 drop function private.caller_membership();
 {% endif -%}

@@ -21,13 +21,14 @@ cost 10000{% endif %}{% endmacro -%}
 --   * inside a shard statement (a session Citus opened, application_name
 --     'citus_internal gpid=...', as Citus itself tells them apart: IsCitusInternalBackend)
 --     the company's shards are on this node and read locally, without a connection: as
---     the owner (private.*_in_shard), past RLS, about 0.1 ms;
+--     the owner (private.chatbot_ids_in_shard), past RLS;
 --   * anywhere else (the coordinator, a direct call) as the caller, over the caller's own
 --     connections: the caller's RLS lets it read exactly these rows (chatbots.select_visible,
 --     chatbot_operators.select_visible), so the answer is the same; slower (the chatbots
 --     read runs their policies), and only modifications and direct calls take this path.
 -- A session that sets its application_name to look internal only picks the other path to
--- the same answer (or a 25001). Both paths run private.read_*, invoker: as whoever calls it.
+-- the same answer (or a 25001). Both paths run private.read_chatbot_ids, invoker: as whoever
+-- calls it.
 -- cost 10000 tells the planner a call is expensive, so that it makes the helper an index
 -- condition (evaluated once per scan) rather than a filter evaluated per row.
 
@@ -50,30 +51,7 @@ comment on function private.caller_membership() is
 revoke execute on function private.caller_membership() from public, anon;
 grant execute on function private.caller_membership() to authenticated, service_role;
 
-create function private.read_assigned_chatbot_ids()
-returns uuid[]
-language plpgsql
-stable
-security invoker
-set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
-as $$
-declare
-  v_company_id uuid;
-  v_user_id uuid;
-begin
-  select m.company_id, m.user_id into v_company_id, v_user_id from private.caller_membership() m;
-  -- the company in a variable: one query routed to the member's co-located shard
-  return array(select co.chatbot_id from public.chatbot_operators co
-                where co.company_id = v_company_id and co.user_id = v_user_id
-                order by co.chatbot_id);
-end
-$$;
-comment on function private.read_assigned_chatbot_ids() is
-  'Profile citus: the chatbots the caller is assigned to, read as whoever calls this function (security invoker): as the owner from private.assigned_chatbot_ids_in_shard, as the member from public.get_assigned_chatbot_ids() outside a shard statement, under its RLS (the same rows: a member reads its own assignments).';
-revoke execute on function private.read_assigned_chatbot_ids() from public, anon;
-grant execute on function private.read_assigned_chatbot_ids() to authenticated, service_role;
-
-create function private.read_visible_chatbot_ids()
+create function private.read_chatbot_ids(p_visible boolean)
 returns uuid[]
 language plpgsql
 stable
@@ -86,9 +64,10 @@ declare
   v_role public.user_role;
 begin
   select m.company_id, m.user_id, m.role into v_company_id, v_user_id, v_role from private.caller_membership() m;
-  if v_role in ('owner', 'administrador', 'supervisor') then
+  -- the company in a variable: each query is routed to the member's co-located shard
+  if p_visible and v_role in ('owner', 'administrador', 'supervisor') then
     return array(select b.id from public.chatbots b where b.company_id = v_company_id order by b.id);
-  elsif v_role = 'operador' then
+  elsif not p_visible or v_role = 'operador' then
     return array(select co.chatbot_id from public.chatbot_operators co
                   where co.company_id = v_company_id and co.user_id = v_user_id
                   order by co.chatbot_id);
@@ -96,12 +75,12 @@ begin
   return '{}'::uuid[];
 end
 $$;
-comment on function private.read_visible_chatbot_ids() is
-  'Profile citus: the chatbots whose conversations the caller may see (every chatbot of its company for owner/administrador/supervisor, its assigned ones for an operador, none otherwise), read as whoever calls this function (security invoker): as the owner from private.visible_chatbot_ids_in_shard, as the member from public.get_visible_chatbot_ids() outside a shard statement, under its RLS (the same rows: chatbots.select_visible, chatbot_operators.select_visible).';
-revoke execute on function private.read_visible_chatbot_ids() from public, anon;
-grant execute on function private.read_visible_chatbot_ids() to authenticated, service_role;
+comment on function private.read_chatbot_ids(boolean) is
+  'Profile citus: the body of both chatbot helpers, read as whoever calls this function (security invoker): the caller''s visible chatbots (p_visible: every chatbot of its company for owner/administrador/supervisor, its assigned ones for an operador, none otherwise), or its assigned ones. As the owner from private.chatbot_ids_in_shard, as the member outside a shard statement, under its RLS: the same rows (chatbots.select_visible, chatbot_operators.select_visible).';
+revoke execute on function private.read_chatbot_ids(boolean) from public, anon;
+grant execute on function private.read_chatbot_ids(boolean) to authenticated, service_role;
 
-create function private.assigned_chatbot_ids_in_shard()
+create function private.chatbot_ids_in_shard(p_visible boolean)
 returns uuid[]
 language plpgsql
 stable
@@ -109,29 +88,13 @@ security definer
 set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
 as $$
 begin
-  return private.read_assigned_chatbot_ids();
+  return private.read_chatbot_ids(p_visible);
 end
 $$;
-comment on function private.assigned_chatbot_ids_in_shard() is
-  'Profile citus: public.get_assigned_chatbot_ids() inside a shard statement: the caller''s assigned chatbots read as the owner (past RLS; the co-located shard is on this node and read locally).';
-revoke execute on function private.assigned_chatbot_ids_in_shard() from public, anon;
-grant execute on function private.assigned_chatbot_ids_in_shard() to authenticated, service_role;
-
-create function private.visible_chatbot_ids_in_shard()
-returns uuid[]
-language plpgsql
-stable
-security definer
-set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
-as $$
-begin
-  return private.read_visible_chatbot_ids();
-end
-$$;
-comment on function private.visible_chatbot_ids_in_shard() is
-  'Profile citus: public.get_visible_chatbot_ids() inside a shard statement: the caller''s visible chatbots read as the owner (past RLS; the co-located shard is on this node and read locally).';
-revoke execute on function private.visible_chatbot_ids_in_shard() from public, anon;
-grant execute on function private.visible_chatbot_ids_in_shard() to authenticated, service_role;
+comment on function private.chatbot_ids_in_shard(boolean) is
+  'Profile citus: the chatbot helpers inside a shard statement: private.read_chatbot_ids(p_visible) as the owner (past RLS; the co-located shard is on this node and read locally).';
+revoke execute on function private.chatbot_ids_in_shard(boolean) from public, anon;
+grant execute on function private.chatbot_ids_in_shard(boolean) to authenticated, service_role;
 
 {% endif -%}
 
@@ -146,9 +109,9 @@ as $${% if profile == 'citus' %}
 begin
   -- doctor: allow setting.read application_name it only picks who reads (the owner inside a shard statement, the caller elsewhere), and both read the same rows: a session posing as Citus's gets the same answer, or 25001
   if pg_catalog.current_setting('application_name') like 'citus\_internal gpid=%' then
-    return private.assigned_chatbot_ids_in_shard();
+    return private.chatbot_ids_in_shard(false);
   end if;
-  return private.read_assigned_chatbot_ids();
+  return private.read_chatbot_ids(false);
 end{% else %}
   select coalesce(pg_catalog.array_agg(co.chatbot_id order by co.chatbot_id), '{}')
     from public.chatbot_operators co
@@ -156,7 +119,7 @@ end{% else %}
      and co.user_id = public.get_current_user_id(){% endif %}
 $$;
 comment on function public.get_assigned_chatbot_ids() is
-  'Ids of the chatbots the calling user is assigned to as operador (empty array for none or no user). Use in policies wrapped in (select ...).{{ " Profile citus: security invoker; inside a shard statement it reads as the owner (private.assigned_chatbot_ids_in_shard), anywhere else as the caller, under its RLS (the same rows; no 25001 after the caller''s own writes)." if profile == 'citus' }}';
+  'Ids of the chatbots the calling user is assigned to as operador (empty array for none or no user). Use in policies wrapped in (select ...).{{ " Profile citus: security invoker; inside a shard statement it reads as the owner (private.chatbot_ids_in_shard), anywhere else as the caller, under its RLS (the same rows; no 25001 after the caller''s own writes)." if profile == 'citus' }}';
 
 revoke execute on function public.get_assigned_chatbot_ids() from public, anon;
 grant execute on function public.get_assigned_chatbot_ids() to authenticated, service_role;
@@ -326,13 +289,13 @@ as $$
 begin
   -- doctor: allow setting.read application_name it only picks who reads (the owner inside a shard statement, the caller elsewhere), and both read the same rows: a session posing as Citus's gets the same answer, or 25001
   if pg_catalog.current_setting('application_name') like 'citus\_internal gpid=%' then
-    return private.visible_chatbot_ids_in_shard();
+    return private.chatbot_ids_in_shard(true);
   end if;
-  return private.read_visible_chatbot_ids();
+  return private.read_chatbot_ids(true);
 end
 $$;
 comment on function public.get_visible_chatbot_ids() is
-  'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). Profile citus: security invoker; inside a shard statement it reads as the owner (private.visible_chatbot_ids_in_shard), anywhere else as the caller, under its RLS (the same rows; no 25001 after the caller''s own writes). Called bare in policies (profile citus), once per shard statement where it is an index condition.';
+  'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). Profile citus: security invoker; inside a shard statement it reads as the owner (private.chatbot_ids_in_shard), anywhere else as the caller, under its RLS (the same rows; no 25001 after the caller''s own writes). Called bare in policies (profile citus), once per shard statement where it is an index condition.';
 
 {% endif -%}
 revoke execute on function public.get_visible_chatbot_ids() from public, anon;
