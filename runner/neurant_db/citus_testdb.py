@@ -8,6 +8,7 @@ group 0, the active primary workers)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from psycopg.conninfo import make_conninfo
@@ -66,3 +67,25 @@ def drop_distributed_database(base: str, name: str, nodes: CitusNodes) -> None:
     for url in [base, *(_on_node(base, node) for node in nodes.workers)]:
         with connect(url) as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+
+def copy_distributed_database(base: str, template: str, name: str, nodes: CitusNodes) -> None:
+    """Create `name` as a copy of the distributed database `template` on every node at once
+    (each node's part: the coordinator's metadata, each worker's shards), so a suite that
+    commits can run on the copy and leave `template` as it was. `template` takes no
+    connection while it is copied (Citus's maintenance daemon, which reconnects to every
+    database with the extension, is sent away first) and takes them again afterwards."""
+    def copy(url: str) -> None:
+        with connect(url) as conn:
+            conn.execute(f'alter database "{template}" with allow_connections false')
+            try:
+                conn.execute("select pg_catalog.pg_terminate_backend(a.pid) from pg_catalog.pg_stat_activity a "
+                             "where a.datname = %s and a.pid <> pg_catalog.pg_backend_pid()", (template,))
+                conn.execute(f'create database "{name}" template "{template}" strategy file_copy')
+            finally:
+                conn.execute(f'alter database "{template}" with allow_connections true')
+
+    with ThreadPoolExecutor(max_workers=1 + len(nodes.workers)) as pool:
+        for done in [pool.submit(copy, url) for url in [base, *(_on_node(base, n) for n in nodes.workers)]]:
+            done.result()

@@ -29,7 +29,7 @@ select throws_ok($$ update public.chatbots set hitl_keywords_normalized = '{forg
 insert into public.messages (company_id, conversation_id, sender_type, content) values
     (tests.company_id('A'), tests.conversation_id('A', 'new keyword'), 'end_user', 'Please escalate now.');
 select results_eq($$ select c.status::text, e.reason::text, e.detail from public.conversations c
-                      join public.hitl_escalations e on e.conversation_id = c.id
+                      join public.hitl_escalations e on e.company_id = c.company_id and e.conversation_id = c.id
                      where c.id = tests.conversation_id('A', 'new keyword') $$,
     $$ values ('waiting_human', 'keyword', 'keyword "Escalate-NOW!" in end-user message') $$,
     'a keyword changed in the chatbot configuration is picked up by the next message (the detail names it as configured)');
@@ -39,7 +39,7 @@ select is((select status::text from public.conversations where id = tests.conver
     'keywords and phrases removed from the configuration no longer escalate');
 insert into public.messages (company_id, conversation_id, sender_type, content) values
     (tests.company_id('A'), tests.conversation_id('A', 'bot keyword'), 'bot', 'Shall I escalate now, or cancel my order?');
-select results_eq($$ select c.status::text, (select count(*)::int from public.hitl_escalations e where e.conversation_id = c.id)
+select results_eq($$ select c.status::text, (select count(*)::int from public.hitl_escalations e where e.company_id = c.company_id and e.conversation_id = c.id)
                       from public.conversations c where c.id = tests.conversation_id('A', 'bot keyword') $$,
     $$ values ('active', 0) $$,
     'a bot message containing a keyword does not escalate (only end-user messages are matched)');
@@ -52,8 +52,8 @@ select throws_ok($$ insert into public.messages (company_id, conversation_id, se
                       (tests.company_id('A'), tests.conversation_id('A', 'old keyword'), 'end_user',
                        'Escalate now! ' || repeat('x', 32000)) $$,
     '23514', null, 'an over-long end-user message with a keyword is refused by the table');
-select results_eq($$ select c.status::text, (select count(*)::int from public.hitl_escalations e where e.conversation_id = c.id),
-                            (select count(*)::int from public.messages m where m.conversation_id = c.id)
+select results_eq($$ select c.status::text, (select count(*)::int from public.hitl_escalations e where e.company_id = c.company_id and e.conversation_id = c.id),
+                            (select count(*)::int from public.messages m where m.company_id = c.company_id and m.conversation_id = c.id)
                        from public.conversations c where c.id = tests.conversation_id('A', 'old keyword') $$,
     $$ values ('active', 0, 1) $$,
     'a message the table refuses leaves no escalation behind (the conversation stays in bot mode, one message)');
