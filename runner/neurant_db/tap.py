@@ -163,9 +163,9 @@ def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]], 
     statement_transactions: each statement in a transaction of its own, the preamble
     first, committed (pgTAP keeps its count in the session), on a Citus cluster, where one
     transaction cannot read as one user what another user wrote (25001). What the
-    transaction held for the next statement goes on to it (carry_local_state: the role,
-    the claims, the search path, the `neurant.*` settings), so each statement runs as the
-    file left it. Only on a database the caller throws away afterwards, or for SQL whose
+    transaction held for the next statement goes on to it (LocalState: the role, the
+    claims, the search path, the `neurant.*` settings; and every `set constraints`), so
+    each statement runs as the file left it. Only on a database the caller throws away afterwards, or for SQL whose
     every statement undoes its own writes (the isolation matrix's probes roll back).
     continue_after_errors (with statement_transactions): a statement that fails is recorded
     in `statement_errors` and undone alone, and the next one runs as if it had not been
@@ -180,6 +180,7 @@ def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]], 
         statements = statements[:-1]
     conn = connect(url, autocommit=True, purpose="pgtap")
     notices: list[str] = []
+    replayed: list[str] = []
     conn.add_notice_handler(lambda d: notices.append(f"{d.severity}: {d.message_primary}"))
     def begin(carried: LocalState | None = None) -> str | None:
         conn.execute("begin")
@@ -191,6 +192,8 @@ def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]], 
         if carried is not None:
             try:
                 carried.restore(conn)
+                for text in replayed:
+                    conn.execute(text.encode("utf-8"))
             except psycopg.Error as exc:
                 return f"restoring the previous statement's role and settings failed: {str(exc).strip()}"
         return None
@@ -223,6 +226,8 @@ def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]], 
                 cur = conn.execute(statement.encode("utf-8"))
                 for line in _rows_as_lines(cur):
                     parser.feed(line)
+                if statement_transactions and _keyword(statement).startswith("set constraints"):
+                    replayed.append(statement)  # holds for the rest of the transaction: for every next one
             except psycopg.Error as exc:
                 where = line_of(statement)
                 diag = exc.diag
