@@ -77,7 +77,7 @@ select throws_ok($$ update public.users set company_id = tests.company_id('B')
 select tests.act_as('A', 'owner');
 select throws_ok($$ update public.users set company_id = tests.company_id('B')
                      where id = tests.user_id('A', 'operador') $$,
-  '42501', null, 'an owner cannot move a member into another company');
+  tests.tenant_key_errcode('public.users'), null, 'an owner cannot move a member into another company');
 select tests.act_as_service();
 select throws_ok($$ update public.users set company_id = tests.company_id('B')
                      where company_id = tests.company_id('A') and id = tests.user_id('A', 'operador') $$,
