@@ -26,6 +26,10 @@ from .citus_suite import CLUSTER_PREAMBLE, COUNTS, KNOWN_ERRORS, KNOWN_FAILING, 
 from .test_citus_profile import VANILLA_SHAPE
 
 ROOT = sql_root()
+# Shards per distributed table in the suite database (Citus's default is 32): both workers
+# still hold shards of every table and every multi-shard statement spans both; fewer make
+# the suite's per-file copies and its many small multi-shard statements faster.
+SHARD_COUNT = 4
 PREAMBLE = [("search path", SEARCH_PATH)]
 # The isolation matrix's tables whose every cell passes on the cluster (growing).
 MATRIX_ON_CLUSTER = (
@@ -44,6 +48,8 @@ MATRIX_ON_CLUSTER = (
 def suite_db(citus_cluster: CitusCluster) -> Iterator[str]:
     """A distributed database migrated with profile citus, pgTAP and the fixtures committed."""
     with distributed_database(citus_cluster) as url:
+        with psycopg.connect(url, autocommit=True) as conn:  # see SHARD_COUNT
+            conn.execute(f"alter database {url.rsplit('/', 1)[1]} set citus.shard_count = {SHARD_COUNT}")
         result = CliRunner().invoke(cli, ["--database-url", url, "--profile", "citus",
                                           "--embedding-dimensions", "8", "migrate"])
         assert result.exit_code == 0, result.output
@@ -103,8 +109,10 @@ def test_the_pgtap_file_holds_on_the_cluster(file_copies: FileCopies, path: Path
     refused = {next((m for m in known_errors if m in e), e) for e in result.statement_errors}
     not_run = (result.plan or 0) - len(result.assertions)
     _count(name, result, known=failed & set(known), not_run=not_run)
-    COUNTS.reasons.extend(f"{name}: {known[d]} ({d})" for d in sorted(failed & set(known)))
-    COUNTS.reasons.extend(f"{name}: {known_errors[m]} (refused: {m})" for m in sorted(refused & set(known_errors)))
+    for d in sorted(failed & set(known)):
+        COUNTS.name(known[d], f"{name} {d!r}")
+    for m in sorted(refused & set(known_errors)):
+        COUNTS.name(known_errors[m], f"{name} refused {m!r}")
     # Every failure and every refused statement is named in tests/citus_suite.py with its reason,
     # and every one named there still happens (remove it when it holds).
     assert sorted(failed - set(known)) == [], "failing on the cluster for no named reason"

@@ -301,5 +301,7 @@ def _line_index(sql: str):  # type: ignore[no-untyped-def]
     return line_of
 
 
-def run_tap_file(url: str, path: Path, preamble: list[tuple[str, str]]) -> TapResult:
-    return run_tap_sql(url, str(path), path.read_text(encoding="utf-8"), preamble)
+def run_tap_file(url: str, path: Path, preamble: list[tuple[str, str]], *,
+                 statement_transactions: bool = False) -> TapResult:
+    return run_tap_sql(url, str(path), path.read_text(encoding="utf-8"), preamble,
+                       statement_transactions=statement_transactions)
