@@ -164,9 +164,10 @@ def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]], 
     first, committed (pgTAP keeps its count in the session), on a Citus cluster, where one
     transaction cannot read as one user what another user wrote (25001). What the
     transaction held for the next statement goes on to it (LocalState: the role, the
-    claims, the search path, the `neurant.*` settings; and every `set constraints`), so
-    each statement runs as the file left it. Only on a database the caller throws away afterwards, or for SQL whose
-    every statement undoes its own writes (the isolation matrix's probes roll back).
+    claims, the search path, the custom settings a statement set with set_config; and every
+    `set constraints`), so each statement runs as the file left it. Only on a database the
+    caller throws away afterwards, or for SQL whose every statement undoes its own writes
+    (the isolation matrix's probes roll back).
     continue_after_errors (with statement_transactions): a statement that fails is recorded
     in `statement_errors` and undone alone, and the next one runs as if it had not been
     sent (the plan then counts the assertions it held as not run).
@@ -181,6 +182,7 @@ def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]], 
     conn = connect(url, autocommit=True, purpose="pgtap")
     notices: list[str] = []
     replayed: list[str] = []
+    names: set[str] = set()  # the custom settings the statements set (LocalState)
     conn.add_notice_handler(lambda d: notices.append(f"{d.severity}: {d.message_primary}"))
     def begin(carried: LocalState | None = None) -> str | None:
         conn.execute("begin")
@@ -217,7 +219,7 @@ def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]], 
                     if failed_last:  # its transaction is aborted: the state before it goes on
                         conn.execute("rollback")
                     else:
-                        carried = LocalState.read(conn)
+                        carried = LocalState.read(conn, names)
                         conn.execute("commit")
                     failed_last = False
                     result.error = begin(carried)
@@ -226,6 +228,7 @@ def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]], 
                 cur = conn.execute(statement.encode("utf-8"))
                 for line in _rows_as_lines(cur):
                     parser.feed(line)
+                names |= custom_settings(statement)
                 if statement_transactions and _keyword(statement).startswith("set constraints"):
                     replayed.append(statement)  # holds for the rest of the transaction: for every next one
             except psycopg.Error as exc:
@@ -258,8 +261,9 @@ LOCAL_STATE = """
 select pg_catalog.current_setting('role'), pg_catalog.current_setting('search_path'),
        coalesce(pg_catalog.current_setting('request.jwt.claims', true), ''),
        coalesce(pg_catalog.current_setting('request.jwt.claim.sub', true), ''),
-       coalesce((select pg_catalog.jsonb_object_agg(s.name, s.setting) from pg_catalog.pg_settings s
-                  where s.name like 'neurant.%'), '{}')::text
+       coalesce((select pg_catalog.jsonb_object_agg(n, pg_catalog.current_setting(n, true))
+                   from pg_catalog.unnest(%(names)s::text[]) n
+                  where pg_catalog.current_setting(n, true) is not null), '{}')::text
 """
 # The claims go as tests.set_claims sends them (after the role: docs/services.md section 11).
 RESTORE_STATE = """
@@ -268,6 +272,14 @@ select pg_catalog.set_config('search_path', %(path)s, true),
        pg_catalog.set_config('request.jwt.claim.sub', %(sub)s, true),
        (select count(pg_catalog.set_config(k, v, true)) from pg_catalog.jsonb_each_text(%(custom)s::jsonb) as e(k, v))
 """
+# Custom settings a statement sets by name (placeholders are not listed in pg_settings).
+SET_CONFIG = re.compile(r"set_config\(\s*'([a-z_][a-z0-9_]*\.[a-z0-9_.]+)'", re.IGNORECASE)
+CARRIED_ELSEWHERE = {"request.jwt.claims", "request.jwt.claim.sub"}
+
+
+def custom_settings(statement: str) -> set[str]:
+    """The custom settings (`prefix.name`) a statement sets with set_config('<name>', ...)."""
+    return {m.group(1).lower() for m in SET_CONFIG.finditer(statement)} - CARRIED_ELSEWHERE
 
 
 @dataclass(frozen=True)
@@ -281,8 +293,8 @@ class LocalState:
     custom: str
 
     @classmethod
-    def read(cls, conn: psycopg.Connection) -> LocalState:
-        row = conn.execute(LOCAL_STATE).fetchone()
+    def read(cls, conn: psycopg.Connection, names: set[str]) -> LocalState:
+        row = conn.execute(LOCAL_STATE, {"names": sorted(names)}).fetchone()
         assert row is not None
         return cls(*(str(v) for v in row))
 
