@@ -85,7 +85,7 @@ def test_a_real_pgtap_file_passes_with_todo_and_skip(neurant_server: TestDatabas
 def test_one_transaction_per_statement_carries_the_role_and_settings_to_the_next(neurant_server: TestDatabase) -> None:
     # As on a Citus cluster (tests/test_citus_cluster_suite.py): each statement commits on its
     # own, and runs as the statement before it left the role and the settings.
-    sql = ("select plan(4);\n"
+    sql = ("select plan(5);\n"
            "select set_config('neurant.xid', txid_current()::text, true), set_config('role', 'pg_monitor', true);\n"
            "select set_config('neurant.who', current_user, true), set_config('role', 'none', true);\n"
            "select isnt(txid_current()::text, current_setting('neurant.xid'),\n"
@@ -94,10 +94,12 @@ def test_one_transaction_per_statement_carries_the_role_and_settings_to_the_next
            "select set_config('search_path', 'pg_catalog, public, tap', true);\n"
            "select is(current_setting('search_path'), 'pg_catalog, public, tap', 'the search path goes on');\n"
            "select isnt(current_setting('neurant.xid', true), null, 'a neurant.* setting goes on');\n"
+           "set local enable_seqscan = off;\n"
+           "select is(current_setting('enable_seqscan'), 'off', 'a set local goes on');\n"
            "select * from finish();\n")
     r = run_tap_sql(neurant_server.url, "carried", sql, PREAMBLE, statement_transactions=True)
     assert r.passed, (r.problems, r.error, r.output)
-    assert len(r.assertions) == 4
+    assert len(r.assertions) == 5
 
 def test_a_refused_statement_is_recorded_and_undone_alone_when_asked(neurant_server: TestDatabase) -> None:
     sql = ("select plan(3);\nselect ok(true, 'first');\nselect set_config('neurant.probe', 'before', true);\n"

@@ -165,7 +165,7 @@ def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]], 
     transaction cannot read as one user what another user wrote (25001). What the
     transaction held for the next statement goes on to it (LocalState: the role, the
     claims, the search path, the custom settings a statement set with set_config; and every
-    `set constraints`), so each statement runs as the file left it. Only on a database the
+    `set constraints` and `set local`), so each statement runs as the file left it. Only on a database the
     caller throws away afterwards, or for SQL whose every statement undoes its own writes
     (the isolation matrix's probes roll back).
     continue_after_errors (with statement_transactions): a statement that fails is recorded
@@ -229,7 +229,7 @@ def run_tap_sql(url: str, name: str, sql: str, preamble: list[tuple[str, str]], 
                 for line in _rows_as_lines(cur):
                     parser.feed(line)
                 names |= custom_settings(statement)
-                if statement_transactions and _keyword(statement).startswith("set constraints"):
+                if statement_transactions and _replayed(_keyword(statement)):
                     replayed.append(statement)  # holds for the rest of the transaction: for every next one
             except psycopg.Error as exc:
                 where = line_of(statement)
@@ -275,6 +275,16 @@ select pg_catalog.set_config('search_path', %(path)s, true),
 # Custom settings a statement sets by name (placeholders are not listed in pg_settings).
 SET_CONFIG = re.compile(r"set_config\(\s*'([a-z_][a-z0-9_]*\.[a-z0-9_.]+)'", re.IGNORECASE)
 CARRIED_ELSEWHERE = {"request.jwt.claims", "request.jwt.claim.sub"}
+# Set with SET LOCAL by tests.set_claims on a Citus cluster: the later SET LOCALs reach the workers.
+ALWAYS_CARRIED = {"citus.propagate_set_commands"}
+
+
+def _replayed(keyword: str) -> bool:
+    """A statement whose effect lasts for the rest of the transaction, replayed after each
+    commit (the role and the search path are carried by LocalState, which a later statement
+    may have changed)."""
+    return keyword.startswith("set constraints") or (
+        keyword.startswith("set local") and not re.match(r"set local (role|session|search_path)\b", keyword))
 
 
 def custom_settings(statement: str) -> set[str]:
@@ -294,7 +304,7 @@ class LocalState:
 
     @classmethod
     def read(cls, conn: psycopg.Connection, names: set[str]) -> LocalState:
-        row = conn.execute(LOCAL_STATE, {"names": sorted(names)}).fetchone()
+        row = conn.execute(LOCAL_STATE, {"names": sorted(names | ALWAYS_CARRIED)}).fetchone()
         assert row is not None
         return cls(*(str(v) for v in row))
 
