@@ -48,11 +48,18 @@ DEFERRED = ("Citus does not send SET CONSTRAINTS ALL IMMEDIATE to the workers: t
 NOT_NULL_FIRST = ("on a shard the message's chatbot_id / the reaction's conversation_id, filled by a trigger from "
                   "a row the operador may not see, is refused as null (23502) where plain PostgreSQL's RLS check "
                   "refuses first (42501): refused either way, but the answers differ")
+# Reasons whose assertions fail on some runs and hold on others (which earlier probe's
+# connection a later one meets varies): not strict.
+UNSTABLE = {MIXED}
 # (file, assertion description) -> why it fails there.
 KNOWN_FAILING: dict[tuple[str, str], str] = {
     ("0010_catalog_hardening.sql", "superuser cannot move a row of private.memberships to another company"): MIXED,
     ("0010_catalog_hardening.sql", "delete_rows deletes what the delete policies let the caller delete and nothing "
      "of another company"): MIXED,
+    ("0010_catalog_hardening.sql", "match_document_chunks_for_company(uuid,vector,integer,double precision) called by "
+     "an owner with another company's ids changes and returns nothing of it, and answers as for unknown ids"): MIXED,
+    ("0010_catalog_hardening.sql", "match_document_chunks_for_company(uuid,vector,integer,double precision) called by "
+     "an identity without a company with another company's ids changes and returns nothing of it"): MIXED,
     ("0200_tenancy_rules.sql", "the owner can update the company profile"): CROSS_TENANT,
     ("0200_tenancy_rules.sql", "a supervisor cannot update the company profile"): CROSS_TENANT,
     ("1000_chatbots.sql", "a supervisor cannot create chatbots"): RESTRICTIVE,
@@ -91,9 +98,6 @@ KNOWN_FAILING: dict[tuple[str, str], str] = {
         NOT_NULL_FIRST,
     ("2000_knowledge_integrations.sql", "an operador cannot upload documents"): RESTRICTIVE,
     ("2000_knowledge_integrations.sql", "a supervisor cannot edit documents"): RESTRICTIVE,
-    ("2000_knowledge_integrations.sql", "the HNSW index is used for top-k search within a company"):
-        "the plan is Citus's (a Custom Scan over every shard, the company not pruned from the function's "
-        "query): the HNSW index shows only in each task's plan",
     ("2000_knowledge_integrations.sql", "match_document_chunks scans the HNSW index"):
         "the index scan runs on the workers: the coordinator's pg_stat counters of the index stay 0",
     ("2010_integration_credentials.sql", "setting credentials is audited with the acting member, in the same "
