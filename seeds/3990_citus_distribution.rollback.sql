@@ -3,6 +3,19 @@
 -- is the intent (docs/scale-out.md).
 -- The database setting stays while Citus still holds tables: their triggers can be
 -- neither changed nor dropped without it (the rollbacks of the earlier migrations).
+-- Citus's views are readable by PUBLIC again, as the extension makes them.
+do $$
+declare
+  v_view regclass;
+begin
+  foreach v_view in array array[pg_catalog.to_regclass('public.citus_tables'),
+                                pg_catalog.to_regclass('public.citus_schemas')] loop
+    if v_view is not null then
+      execute pg_catalog.format('grant select on %s to public', v_view);
+    end if;
+  end loop;
+end
+$$;
 do $$
 declare
   v_placed boolean := false;

@@ -172,3 +172,20 @@ end
 $$;
 
 select private.citus_distribute();
+
+-- Citus's own views in the exposed schema (public.citus_tables, public.citus_schemas: the
+-- name, owner and size of every distributed table) are readable by PUBLIC as the extension
+-- makes them: the API would show them to anon and every member. Only the backend and the
+-- owner read them (issue 19: found by tests/pgtap/0010 on the cluster).
+do $$
+declare
+  v_view regclass;
+begin
+  foreach v_view in array array[pg_catalog.to_regclass('public.citus_tables'),
+                                pg_catalog.to_regclass('public.citus_schemas')] loop
+    if v_view is not null then
+      execute pg_catalog.format('revoke all on %s from public, anon, authenticated', v_view);
+    end if;
+  end loop;
+end
+$$;

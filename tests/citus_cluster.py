@@ -204,6 +204,61 @@ def distributed_database(cluster: CitusCluster) -> Iterator[str]:
         drop_distributed_database(base, name, nodes)
 
 
+class FileCopies:
+    """Fresh copies of a distributed database, one per suite file (each file commits), the
+    next made in the background while one runs. They are copied from a copy of their own, so
+    the database `source` stays free for the other tests (a copy shuts its template's doors)."""
+
+    def __init__(self, cluster: CitusCluster, source: str, order: list[str]) -> None:
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        from neurant_db.citus_testdb import cluster_nodes, copy_distributed_database
+
+        nodes = cluster_nodes(cluster.url())
+        assert nodes is not None
+        self._base, self._nodes, self._order = cluster.url(), nodes, order
+        self._copy = copy_distributed_database
+        self._source = source.rsplit("/", 1)[1]
+        self._template = f"{self._source}_files"
+        self._cluster = cluster
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._made: dict[str, Future[str]] = {}
+        self._copy(self._base, self._source, self._template, nodes)
+
+    def _start(self, name: str) -> None:
+        if name not in self._made:
+            target = f"{self._template}_{len(self._made)}"
+            self._made[name] = self._pool.submit(lambda: (self._copy(self._base, self._template, target,
+                                                                     self._nodes), target)[1])
+
+    @contextmanager
+    def take(self, name: str) -> Iterator[str]:
+        """A fresh copy for file `name` (dropped afterwards); the next file's is started."""
+        from neurant_db.citus_testdb import drop_distributed_database
+
+        self._start(name)
+        database = self._made[name].result()
+        following = self._order[self._order.index(name) + 1:] if name in self._order else []
+        if following:
+            self._start(following[0])
+        try:
+            yield self._cluster.url(database=database)
+        finally:
+            drop_distributed_database(self._base, database, self._nodes)
+
+    def __enter__(self) -> FileCopies:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from neurant_db.citus_testdb import drop_distributed_database
+
+        self._pool.shutdown(wait=True)
+        for done in self._made.values():
+            if done.exception() is None:
+                drop_distributed_database(self._base, done.result(), self._nodes)
+        drop_distributed_database(self._base, self._template, self._nodes)
+
+
 def main(argv: list[str]) -> int:
     """`python -m tests.citus_cluster bench [bench options]` (`make bench-citus`): start the
     test cluster (as root, where ../shared/vendor is; cached like the tests') and run

@@ -14,9 +14,135 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-# The pgTAP files that pass on the cluster, unchanged (growing). The others, with what stops
-# them, are in docs/scale-out.md ("What was verified how").
-PGTAP_ON_CLUSTER = ("0220_tenancy_catalog.sql", "1020_chatbot_catalog.sql")
+from neurant_db.paths import sql_root
+from neurant_db.testdb import CITUS_SEQUENTIAL
+
+ROOT = sql_root()
+# Every pgTAP file, and tests/citus: each runs on the cluster on a fresh copy of the suite
+# database, one statement per transaction (neurant_db.tap: the role and settings carried
+# from one statement to the next), so no transaction reads as a member what the superuser
+# or service_role wrote in it.
+PGTAP_PATHS = (*sorted((ROOT / "tests" / "pgtap").glob("*.sql")), *sorted((ROOT / "tests" / "citus").glob("*.sql")))
+# Test set-up statements (superuser) that write a reference table after a multi-shard
+# statement run sequentially, as the fixtures and the RPCs writing several tables do.
+# One connection per worker (cached from one statement's transaction to the next): the
+# suite's data is tiny, and each statement commits on its own.
+CLUSTER_PREAMBLE = [("citus sequential", CITUS_SEQUENTIAL),
+                    ("one connection per worker", "set local citus.max_adaptive_executor_pool_size = 1;\n")]
+
+# What does not hold on the cluster yet, each with its reason (docs/scale-out.md, "What was
+# verified how"). Both are strict: an entry that now holds fails the suite until removed.
+RESTRICTIVE = ("the read-only policies are permissive on the shards (Citus 13.2.2 drops AS RESTRICTIVE, "
+               "docs/scale-out.md: open defect): a member below administrador writes its own company's rows")
+CROSS_TENANT = ("the read-only policies are permissive on the shards (open defect): an UPDATE that reads no "
+                "column passes update_while_writable for every row, so a member rewrites every company's rows")
+MEMBER_RANK = ("the read-only policies are permissive on the shards (open defect): a member's update or delete "
+               "of a member it may not change reaches the rank / membership-copy trigger (42501) instead of "
+               "changing no row")
+MIXED = ("one statement probes as several identities (tests.outcome_as / attempt_as / same_either_way): a later "
+         "identity meets a placement an earlier probe wrote, even rolled back (25001)")
+JOBS = ("the lifecycle job functions: SQL functions with parameters over distributed tables, FOR UPDATE across "
+        "shards, joins with local tables, which Citus cannot plan (issue 19 failure 9; the job functions' owner)")
+DEFERRED = ("Citus does not send SET CONSTRAINTS ALL IMMEDIATE to the workers: the archive's deferred keys are "
+            "checked at the workers' commit, after the attempt was rolled back")
+NOT_NULL_FIRST = ("on a shard the message's chatbot_id / the reaction's conversation_id, filled by a trigger from "
+                  "a row the operador may not see, is refused as null (23502) where plain PostgreSQL's RLS check "
+                  "refuses first (42501): refused either way, but the answers differ")
+# Reasons whose assertions fail on some runs and hold on others (which earlier probe's
+# connection a later one meets varies): not strict.
+UNSTABLE = {MIXED}
+# (file, assertion description) -> why it fails there.
+KNOWN_FAILING: dict[tuple[str, str], str] = {
+    ("0010_catalog_hardening.sql", "superuser cannot move a row of private.memberships to another company"): MIXED,
+    ("0010_catalog_hardening.sql", "delete_rows deletes what the delete policies let the caller delete and nothing "
+     "of another company"): MIXED,
+    ("0010_catalog_hardening.sql", "match_document_chunks_for_company(uuid,vector,integer,double precision) called by "
+     "an owner with another company's ids changes and returns nothing of it, and answers as for unknown ids"): MIXED,
+    ("0010_catalog_hardening.sql", "match_document_chunks_for_company(uuid,vector,integer,double precision) called by "
+     "an identity without a company with another company's ids changes and returns nothing of it"): MIXED,
+    ("0200_tenancy_rules.sql", "the owner can update the company profile"): CROSS_TENANT,
+    ("0200_tenancy_rules.sql", "a supervisor cannot update the company profile"): CROSS_TENANT,
+    ("1000_chatbots.sql", "a supervisor cannot create chatbots"): RESTRICTIVE,
+    ("1000_chatbots.sql", "an operador cannot create chatbots"): RESTRICTIVE,
+    ("1000_chatbots.sql", "a supervisor cannot change chatbots"): RESTRICTIVE,
+    ("1000_chatbots.sql", "an operador cannot assign themselves to another chatbot"): RESTRICTIVE,
+    ("1000_chatbots.sql", "an operador cannot assign itself to a chatbot"): RESTRICTIVE,
+    ("1000_chatbots.sql", "deleting a chatbot frees a unit of the plan's chatbot limit"):
+        RESTRICTIVE + " (an earlier statement's chatbot, which plain PostgreSQL refuses, takes the name)",
+    ("1000_chatbots.sql", "a supervisor can assign an operador to a chatbot"):
+        RESTRICTIVE + " (the operador's own assignment, refused on plain PostgreSQL, is already there)",
+    ("1000_chatbots.sql", "an assignment records who made it"):
+        RESTRICTIVE + " (the assignment is the operador's own, refused on plain PostgreSQL)",
+    ("1005_operador_scope.sql", "an operador cannot write in conversations of unassigned chatbots"): NOT_NULL_FIRST,
+    **{("1005_operador_scope.sql", d): NOT_NULL_FIRST for d in (
+        "an operador writing into an unassigned chatbot's closed conversation fails like writing into no conversation",
+        "an operador writing into an unassigned chatbot's conversation in human mode fails like writing into no "
+        "conversation",
+        "an operador writing into an unassigned chatbot's conversation in bot mode fails like writing into no "
+        "conversation",
+        "an operador writing into another company's conversation fails like writing into no conversation",
+        "reacting to a message of an unassigned chatbot's closed conversation fails like reacting to no message",
+        "reacting to a message of an unassigned chatbot's conversation in human mode fails like reacting to no message",
+        "reacting to a message of an unassigned chatbot's conversation in bot mode fails like reacting to no message",
+        "reacting to another company's message fails like reacting to no message, for an operador too")},
+    **{("1005_operador_scope.sql", d): MIXED for d in (
+        "naming an assigned chatbot_id does not tell an operador that an unassigned chatbot's conversation is closed",
+        "naming an assigned chatbot_id does not tell an operador that an unassigned chatbot's conversation is in human "
+        "mode",
+        "naming an assigned chatbot_id does not tell an operador that an unassigned chatbot's conversation is in bot "
+        "mode",
+        "naming an assigned chatbot_id does not tell an operador that another company's conversation exists")},
+    ("1010_conversations.sql", "a message pointing at another company's conversation fails exactly like one "
+     "pointing at no conversation"): MIXED,
+    ("1010_conversations.sql", "reacting to another company's message fails exactly like reacting to no message"):
+        NOT_NULL_FIRST,
+    ("2000_knowledge_integrations.sql", "an operador cannot upload documents"): RESTRICTIVE,
+    ("2000_knowledge_integrations.sql", "a supervisor cannot edit documents"): RESTRICTIVE,
+    ("2000_knowledge_integrations.sql", "match_document_chunks scans the HNSW index"):
+        "the index scan runs on the workers: the coordinator's pg_stat counters of the index stay 0",
+    ("2010_integration_credentials.sql", "setting credentials is audited with the acting member, in the same "
+     "transaction, ciphertext redacted"):
+        "the audit row written on the worker names the connection's role (postgres) as actor_role: the request's "
+        "role is not known there",
+    ("2010_integration_credentials.sql", "credentials are not readable through RETURNING of an integrations update"):
+        "Citus refuses the RETURNING subquery first (0A000 non-IMMUTABLE functions are not allowed in the "
+        "RETURNING clause): refused either way",
+    **{("3000_lifecycle.sql", d): DEFERRED for d in (
+        "an archived reaction belongs to the conversation of its message (a hold on that conversation covers it)",
+        "an archived knowledge query belongs to the conversation of its message",
+        "an archived message carries the chatbot of its conversation",
+        "an archived HITL escalation carries the chatbot of its conversation",
+        "an archived reaction cannot point at another company's archived message",
+        "an archived message cannot point at another company's archived conversation")},
+    **{("3000_lifecycle.sql", d): JOBS for d in (
+        "archival moves every closed conversation past archive_after_days except the held one",
+        "no message of an archived conversation is left in the live table",
+        "retention deletes archived conversations past delete_after_days",
+        "retention deletes the messages, reactions, knowledge queries and escalations of those conversations",
+        "retention purges audit rows older than 7 years through the audit purge hook")},
+}
+# (file, part of the refused statement's error) -> why; the statement's assertions do not run.
+KNOWN_ERRORS: dict[tuple[str, str], str] = {
+    ("0200_tenancy_rules.sql", "a operador cannot change a member of rank supervisor"): MEMBER_RANK,
+    ("0200_tenancy_rules.sql", "a member is removed only through public.remove_member on profile citus"): MEMBER_RANK,
+    ("0200_tenancy_rules.sql", "[25001]"): MIXED,
+    ("0205_role_hierarchy.sql", "cannot change a member of rank"): MEMBER_RANK,
+    ("0205_role_hierarchy.sql", "cannot grant the role supervisor"): MEMBER_RANK,
+    ("0205_role_hierarchy.sql", "a member is removed only through public.remove_member on profile citus"): MEMBER_RANK,
+    ("1000_chatbots.sql", "[25001]"): MIXED,
+    ("1005_operador_scope.sql", "[25001]"): MIXED,
+    ("1010_conversations.sql", "[25001]"): MIXED,
+    ("2010_integration_credentials.sql", "complex joins are only supported"):
+        "the test's own check joins audit_logs with every credential (on true), which Citus cannot plan",
+    ("3000_lifecycle.sql", "parameterized queries for SQL functions"): JOBS,
+    ("3000_lifecycle.sql", "could not run distributed query with FOR UPDATE/SHARE"): JOBS,
+    ("3000_lifecycle.sql", "direct joins between distributed and local tables"): JOBS,
+    ("3000_lifecycle.sql", 'relation "first_move" does not exist'): JOBS + " (the table the refused archival "
+                                                                       "statement would have made)",
+    ("3010_lifecycle_clock.sql", "audit logs are append-only: delete is not allowed"):
+        "private.purge_audit_logs' purge hook does not reach the shards (its setting is not sent to the workers)",
+    ("3010_lifecycle_clock.sql", "could not run distributed query with FOR UPDATE/SHARE"): JOBS,
+}
 # The isolation matrix runs whole on the cluster (tests/test_citus_cluster_suite.py); an
 # assertion's description names its table, for the "not yet" line of a failing run.
 MATRIX_TABLE = re.compile(r"\b((?:public|private|archive|auth)\.[a-z_]+)")
@@ -29,14 +155,23 @@ class ClusterCounts:
     skipped: int = 0
     not_applicable: int = 0  # isolation-matrix cells whose target selects no row (as on every profile)
     vanilla_shape: int = 0  # the assertions about the vanilla shape itself (test_citus_profile)
+    known: int = 0  # failing for a reason named in KNOWN_FAILING
+    not_run: int = 0  # in a statement refused for a reason named in KNOWN_ERRORS
     files: list[str] = field(default_factory=list)
     not_yet: list[str] = field(default_factory=list)
+    reasons: dict[str, list[str]] = field(default_factory=dict)  # reason -> "file: assertion or statement"
 
     def line(self) -> str:
         return (f"citus cluster suite: {self.passed} passed, {self.failed} failed, {self.skipped} skipped "
-                f"({', '.join(self.files)}; {self.not_applicable} matrix cells without a target row for their "
-                f"identity; {self.vanilla_shape} vanilla-shape assertions proven by tests/citus "
-                f"instead)" + (f"; not yet on the cluster: {', '.join(self.not_yet)}" if self.not_yet else ""))
+                f"({len(self.files)} files: {', '.join(self.files)}; {self.not_applicable} matrix cells without a "
+                f"target row for their identity; {self.vanilla_shape} vanilla-shape assertions "
+                f"proven by tests/citus instead; {self.known} known to fail and {self.not_run} not run after a "
+                f"refused statement, each for its named reason)"
+                + (f"; not yet on the cluster: {', '.join(self.not_yet)}" if self.not_yet else "")
+                + "".join(f"\n  not yet ({len(what)}): {why}: {'; '.join(what)}" for why, what in self.reasons.items()))
+
+    def name(self, why: str, what: str) -> None:
+        self.reasons.setdefault(why, []).append(what)
 
 
 COUNTS = ClusterCounts()

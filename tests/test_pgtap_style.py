@@ -126,3 +126,16 @@ select throws_ok($$ select ok(false) from x $$, '42501', null, 'dollar-quoted te
 select is(f(p.oid), 'ran', 'one per function') from pg_proc p;
 select tests.act_as('A', 'owner');"""
     assert _assertions(split_statements(sql)) == (2, 1)
+
+
+@pytest.mark.parametrize("path", [*PGTAP_FILES, *sorted((PGTAP_DIR.parent / "citus").glob("*.sql"))],
+                         ids=lambda p: p.name)
+def test_pgtap_files_keep_nothing_that_ends_with_a_statements_transaction(path: Path) -> None:
+    """On a Citus cluster each statement of a file runs in a transaction of its own, the role
+    and settings carried to the next (neurant_db.tap, docs/scale-out.md): a temp table
+    dropped at commit would be gone for the next statement (the file's connection is closed
+    after it anyway)."""
+    code = _code(path.read_text(encoding="utf-8"))
+    assert not re.search(r"\bon\s+commit\s+(drop|delete\s+rows)\b", code, re.IGNORECASE), (
+        f"{path.name}: a temp table `on commit drop` or `delete rows` does not survive the next statement "
+        "on a Citus cluster; create it without (it goes with the file's session)")

@@ -76,3 +76,41 @@ def test_a_real_pgtap_file_passes_with_todo_and_skip(neurant_server: TestDatabas
     r = run_tap_sql(neurant_server.url, "real", sql, PREAMBLE)
     assert r.passed, (r.problems, r.error, r.output)
     assert r.counts() == {"passed": 2, "failed": 0, "todo": 1, "skipped": 1}
+
+
+
+
+# pg_monitor: a role every server has; the role a statement ran as is kept in a setting and
+# the assertions run as the superuser again (pgTAP writes its own temp tables).
+def test_one_transaction_per_statement_carries_the_role_and_settings_to_the_next(neurant_server: TestDatabase) -> None:
+    # As on a Citus cluster (tests/test_citus_cluster_suite.py): each statement commits on its
+    # own, and runs as the statement before it left the role and the settings.
+    sql = ("select plan(5);\n"
+           "select set_config('neurant.xid', txid_current()::text, true), set_config('role', 'pg_monitor', true);\n"
+           "select set_config('neurant.who', current_user, true), set_config('role', 'none', true);\n"
+           "select isnt(txid_current()::text, current_setting('neurant.xid'),\n"
+           "            'each statement is a transaction of its own');\n"
+           "select is(current_setting('neurant.who'), 'pg_monitor', 'the role goes on to the next statement');\n"
+           "select set_config('search_path', 'pg_catalog, public, tap', true);\n"
+           "select is(current_setting('search_path'), 'pg_catalog, public, tap', 'the search path goes on');\n"
+           "select isnt(current_setting('neurant.xid', true), null, 'a neurant.* setting goes on');\n"
+           "set local enable_seqscan = off;\n"
+           "select is(current_setting('enable_seqscan'), 'off', 'a set local goes on');\n"
+           "select * from finish();\n")
+    r = run_tap_sql(neurant_server.url, "carried", sql, PREAMBLE, statement_transactions=True)
+    assert r.passed, (r.problems, r.error, r.output)
+    assert len(r.assertions) == 5
+
+def test_a_refused_statement_is_recorded_and_undone_alone_when_asked(neurant_server: TestDatabase) -> None:
+    sql = ("select plan(3);\nselect ok(true, 'first');\nselect set_config('neurant.probe', 'before', true);\n"
+           "select set_config('neurant.probe', 'lost', true), ok(1 / 0 = 1, 'never');\n"
+           "select is(current_setting('neurant.probe'), 'before', 'the state before it goes on');\n"
+           "select * from finish();\n")
+    r = run_tap_sql(neurant_server.url, "refused", sql, PREAMBLE, statement_transactions=True,
+                    continue_after_errors=True)
+    assert r.error is None and len(r.statement_errors) == 1 and "[22012]" in r.statement_errors[0]
+    assert [a.description for a in r.assertions] == ["first", "the state before it goes on"]
+    assert not r.assertions[1].failed and not r.passed
+    assert r.problems == ["planned 3 tests but ran 2"]
+    stopped = run_tap_sql(neurant_server.url, "stopped", sql, PREAMBLE, statement_transactions=True)
+    assert stopped.error is not None and "[22012]" in stopped.error and stopped.statement_errors == []

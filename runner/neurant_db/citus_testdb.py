@@ -8,8 +8,10 @@ group 0, the active primary workers)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from .database import connect, with_database
@@ -67,3 +69,42 @@ def drop_distributed_database(base: str, name: str, nodes: CitusNodes) -> None:
     for url in [base, *(node_url(base, node) for node in nodes.workers)]:
         with connect(url) as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+
+ROLE_SETTINGS = """
+select r.rolname::text, c.setting from pg_catalog.pg_db_role_setting s
+  left join pg_catalog.pg_roles r on r.oid = s.setrole join pg_catalog.pg_database d on d.oid = s.setdatabase
+  cross join lateral pg_catalog.unnest(s.setconfig) c(setting)
+ where d.datname = %s
+"""
+
+
+def copy_distributed_database(base: str, template: str, name: str, nodes: CitusNodes) -> None:
+    """Create `name` as a copy of the distributed database `template` on every node at once
+    (each node's part: the coordinator's metadata, each worker's shards), so a suite that
+    commits can run on the copy and leave `template` as it was. `template` takes no
+    connection while it is copied (Citus's maintenance daemon, which reconnects to every
+    database with the extension, is sent away first) and takes them again afterwards. The
+    database's settings, and its roles' settings in it, are given to the copy too."""
+    def copy(url: str) -> None:
+        with connect(url) as conn:
+            conn.execute(f'alter database "{template}" with allow_connections false')
+            try:
+                conn.execute("select pg_catalog.pg_terminate_backend(a.pid) from pg_catalog.pg_stat_activity a "
+                             "where a.datname = %s and a.pid <> pg_catalog.pg_backend_pid()", (template,))
+                conn.execute(f'create database "{name}" template "{template}" strategy file_copy')
+            finally:
+                conn.execute(f'alter database "{template}" with allow_connections true')
+            # The database's settings and its roles' (alter database / alter role ... in
+            # database ... set) stay with the template: given to the copy.
+            for role, setting in conn.execute(ROLE_SETTINGS, (template,)).fetchall():
+                key, _, value = str(setting).partition("=")
+                who = sql.SQL("role {} in database {}").format(sql.Identifier(role), sql.Identifier(name)) \
+                    if role else sql.SQL("database {}").format(sql.Identifier(name))
+                conn.execute(sql.SQL("alter {} set {} = {}").format(
+                    who, sql.SQL(".").join(sql.Identifier(k) for k in key.split(".")), sql.Literal(value)))
+
+    with ThreadPoolExecutor(max_workers=1 + len(nodes.workers)) as pool:
+        for done in [pool.submit(copy, url) for url in [base, *(_on_node(base, n) for n in nodes.workers)]]:
+            done.result()

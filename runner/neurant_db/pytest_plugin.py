@@ -145,7 +145,9 @@ def _items(collector: pytest.File, result: TapResult) -> Iterator[pytest.Item]:
 class PgTapFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         db = test_database(self.config)
-        yield from _items(self, run_tap_file(db.url, self.path, db.preamble()))
+        with db.file_database() as url:  # on a Citus cluster a copy: each statement commits there
+            result = run_tap_file(url, self.path, db.preamble(), statement_transactions=db.distributed)
+        yield from _items(self, result)
 
 
 class IsolationMatrixFile(pytest.File):

@@ -17,14 +17,17 @@ from __future__ import annotations
 import atexit
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from . import citus_testdb, pgtap
-from .database import DatabaseTarget, Source, connect
+from .database import DatabaseTarget, Source, connect, with_database
 from .migrate import migrate
 from .passfile import password_out_of_url
 from .paths import sql_root
@@ -83,6 +86,9 @@ class TestDatabase:
     # The server's password, when it has one: not in any URL (passfile.py), only here for
     # what must be given it explicitly (a pooler's configuration); never shown.
     server_password: str | None = field(default=None, repr=False)
+    # On a Citus cluster: its nodes and the coordinator's maintenance URL (file_database).
+    citus_nodes: citus_testdb.CitusNodes | None = None
+    server_url: str | None = None
 
     def migrate(self) -> None:
         migrate(self.target, self.migrations, self.settings)
@@ -98,8 +104,24 @@ class TestDatabase:
         """pgTAP + test helpers + fixtures, run inside every test transaction (only the
         search path once the fixtures are committed: commit_fixtures)."""
         if self.fixtures_committed:
-            return [("search path", SEARCH_PATH)]
+            return [("search path", SEARCH_PATH + (CITUS_SEQUENTIAL if self.distributed else ""))]
         return [("pgtap", PGTAP_SETUP + SEARCH_PATH), *fixture_files()]
+
+    @contextmanager
+    def file_database(self) -> Iterator[str]:
+        """The database one pgTAP file runs on: on a Citus cluster a fresh copy of the test
+        database (dropped afterwards), since there the file's statements commit one by one
+        (tap.run_tap_sql's statement_transactions); elsewhere the test database itself."""
+        if not (self.distributed and self.citus_nodes and self.server_url):
+            yield self.url
+            return
+        source = str(conninfo_to_dict(self.url)["dbname"])
+        name = f"{source}_{secrets.token_hex(3)}"
+        citus_testdb.copy_distributed_database(self.server_url, source, name, self.citus_nodes)
+        try:
+            yield with_database(self.server_url, name)
+        finally:
+            citus_testdb.drop_distributed_database(self.server_url, name, self.citus_nodes)
 
     def commit_fixtures(self) -> None:
         """Load pgTAP, the helpers and the fixtures once, committed, for every suite after
@@ -198,7 +220,8 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
         with target.connect() as conn:
             pgtap.ensure_available(conn, embedded_sharedir=sharedir)
     db = TestDatabase(target, settings, migrations, sharedir, server_password=password,
-                      distributed=bool(server is not None and nodes))
+                      distributed=bool(server is not None and nodes), citus_nodes=nodes,
+                      server_url=server.url if server is not None and nodes else None)
     if migrate_schema:
         db.migrate()
     return db

@@ -73,20 +73,20 @@ select is(tests.member_delete('public.users', $$ id = tests.user_id('A', 'operad
 select tests.act_as('A', 'administrador');
 select throws_ok($$ update public.users set company_id = tests.company_id('B')
                      where id = tests.user_id('A', 'administrador') $$,
-  '42501', null, 'an administrador cannot change their own company_id');
+  tests.tenant_key_errcode('public.users'), null, 'an administrador cannot change their own company_id');
 select tests.act_as('A', 'owner');
 select throws_ok($$ update public.users set company_id = tests.company_id('B')
                      where id = tests.user_id('A', 'operador') $$,
-  '42501', null, 'an owner cannot move a member into another company');
+  tests.tenant_key_errcode('public.users'), null, 'an owner cannot move a member into another company');
 select tests.act_as_service();
 select throws_ok($$ update public.users set company_id = tests.company_id('B')
                      where company_id = tests.company_id('A') and id = tests.user_id('A', 'operador') $$,
-  '42501', 'the tenant key of users cannot change',
+  tests.tenant_key_errcode('public.users'), tests.tenant_key_message('public.users'),
   'a member cannot be moved to another company, even by service_role');
 
 select tests.act_as_service();
 select throws_ok($$ update public.users set company_id = tests.company_id('B') where id = tests.user_id('A', 'supervisor') $$,
-    '42501', null, 'a member can never be moved to another company');
+    tests.tenant_key_errcode('public.users'), null, 'a member can never be moved to another company');
 
 -- rule: billing-columns-backend-only (docs/rules.md)
 -- Company profile vs plan/billing --------------------------------------------------
@@ -107,7 +107,7 @@ select is(tests.affected_rows($$ update public.companies set subscription_plan =
 -- Company plan, billing and usage counters -------------------------------------------
 select tests.act_as('A', 'owner');
 select throws_ok($$ update public.companies set id = tests.company_id('B') where id = tests.company_id('A') $$,
-  '42501', null, 'the owner cannot re-key the company');
+  tests.tenant_key_errcode('public.companies'), null, 'the owner cannot re-key the company');
 
 -- Cross-company references and probing --------------------------------------------------
 select is(tests.attempt_as('service_role', $$ select tests.add_member(tests.company_id('A'), null, tests.no_company_auth_id(),
@@ -177,7 +177,7 @@ select is((select u.email from public.users u where u.auth_user_id = tests.auth_
 -- (catalog-driven: each table x insert/update/delete authenticated holds a grant for,
 -- cloning one of A's rows) is refused with NA002 once the company is suspended.
 select tests.act_as_superuser();
-create temp table t_writes on commit drop as
+create temp table t_writes as
 with tenant_tables as materialized (
   select c.oid, case when c.oid = 'public.companies'::regclass then 'id' else 'company_id' end as key
     from pg_class c join pg_namespace n on n.oid = c.relnamespace

@@ -122,15 +122,15 @@ select is(tests.same_either_way('operador', $$ insert into public.message_reacti
   'same: 23502: null value in column "conversation_id" of relation "message_reactions" violates not-null constraint',
   'reacting to another company''s message fails like reacting to no message, for an operador too');
 
-select is(tests.same_either_way('operador', $$ update public.conversations set status = 'active' where id = $1 returning status::text $$,
+select is(tests.same_either_way('operador', $$ update public.conversations set status = 'active' where id = $1 returning status $$,
     array[tests.conversation_id('A', 'unassigned-closed')]),
   'same: ok: <null>',
   'changing the status of an unassigned chatbot''s closed conversation does nothing, like changing no conversation');
-select is(tests.same_either_way('operador', $$ update public.conversations set status = 'waiting_human' where id = $1 returning status::text $$,
+select is(tests.same_either_way('operador', $$ update public.conversations set status = 'waiting_human' where id = $1 returning status $$,
     array[tests.conversation_id('A', 'unassigned-human')]),
   'same: ok: <null>',
   'changing the status of an unassigned chatbot''s conversation in human mode does nothing, like changing no conversation');
-select is(tests.same_either_way('operador', $$ update public.conversations set status = 'human' where id = $1 returning status::text $$,
+select is(tests.same_either_way('operador', $$ update public.conversations set status = 'human' where id = $1 returning status $$,
     array[tests.conversation_id('A', 'unassigned-bot mode')]),
   'same: ok: <null>',
   'changing the status of an unassigned chatbot''s conversation in bot mode does nothing, like changing no conversation');
@@ -149,7 +149,7 @@ select is(tests.same_either_way('operador', $$ insert into public.conversations 
   'same: 42501: new row violates row-level security policy for table "conversations"',
   'a conversation proposed by an operador does not reveal the assignments of an unassigned chatbot');
 select is(tests.same_either_way('operador', $$ update public.conversations set assigned_operator_id = tests.user_id('A', 'operador')
-    where id = $1 returning status::text $$, array[tests.conversation_id('A', 'unassigned-human')]),
+    where id = $1 returning status $$, array[tests.conversation_id('A', 'unassigned-human')]),
   'same: ok: <null>',
   'an operador taking over an unassigned chatbot''s conversation does nothing, like taking over no conversation');
 

@@ -18,7 +18,7 @@ select is((select count(*)::int from public.company_message_usage), 0,
 -- rule: monthly-message-limit (docs/rules.md)
 -- Monthly message usage ----------------------------------------------------------------------
 select tests.act_as_superuser();
-create temp table usage_before on commit drop as
+create temp table usage_before as
 select coalesce(sum(message_count), 0)::bigint as message_count, coalesce(sum(total_message_count), 0)::bigint as total_message_count
   from public.company_message_usage
  where company_id = tests.company_id('A') and month = date_trunc('month', now() at time zone 'UTC')::date;
@@ -82,7 +82,7 @@ select throws_ok($$ insert into public.messages (company_id, conversation_id, se
                      now() + interval '100 years') $$,
     'NA001', null, 'a bot message dated a century ahead is counted in the current month and refused when its allowance is used up');
 select tests.act_as_superuser();
-create temp table usage_backdated on commit drop as
+create temp table usage_backdated as
 select (select coalesce(sum(total_message_count), 0)::bigint from public.company_message_usage
          where company_id = tests.company_id('A') and month = date_trunc('month', now() at time zone 'UTC')::date) as this_month,
        (select count(*) from public.company_message_usage

@@ -3,7 +3,7 @@
 begin;
 select plan(16);
 
-create temp table my_tables on commit drop as
+create temp table my_tables as
 select unnest(array['public.chatbot_templates', 'public.chatbots', 'public.chatbot_operators', 'public.conversations',
                     'public.hitl_escalations', 'public.company_message_usage', 'public.messages',
                     'public.message_reactions']::regclass[]) as oid;
