@@ -106,5 +106,5 @@ def copy_distributed_database(base: str, template: str, name: str, nodes: CitusN
                     who, sql.SQL(".").join(sql.Identifier(k) for k in key.split(".")), sql.Literal(value)))
 
     with ThreadPoolExecutor(max_workers=1 + len(nodes.workers)) as pool:
-        for done in [pool.submit(copy, url) for url in [base, *(_on_node(base, n) for n in nodes.workers)]]:
+        for done in [pool.submit(copy, url) for url in [base, *(node_url(base, n) for n in nodes.workers)]]:
             done.result()
