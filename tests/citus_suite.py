@@ -32,22 +32,12 @@ CLUSTER_PREAMBLE = [("citus sequential", CITUS_SEQUENTIAL),
 
 # What does not hold on the cluster yet, each with its reason (docs/scale-out.md, "What was
 # verified how"). Both are strict: an entry that now holds fails the suite until removed.
-RESTRICTIVE = ("the read-only policies are permissive on the shards (Citus 13.2.2 drops AS RESTRICTIVE, "
-               "docs/scale-out.md: open defect): a member below administrador writes its own company's rows")
-CROSS_TENANT = ("the read-only policies are permissive on the shards (open defect): an UPDATE that reads no "
-                "column passes update_while_writable for every row, so a member rewrites every company's rows")
-MEMBER_RANK = ("the read-only policies are permissive on the shards (open defect): a member's update or delete "
-               "of a member it may not change reaches the rank / membership-copy trigger (42501) instead of "
-               "changing no row")
 MIXED = ("one statement probes as several identities (tests.outcome_as / attempt_as / same_either_way): a later "
          "identity meets a placement an earlier probe wrote, even rolled back (25001)")
 JOBS = ("the lifecycle job functions: SQL functions with parameters over distributed tables, FOR UPDATE across "
         "shards, joins with local tables, which Citus cannot plan (issue 19 failure 9; the job functions' owner)")
 DEFERRED = ("Citus does not send SET CONSTRAINTS ALL IMMEDIATE to the workers: the archive's deferred keys are "
             "checked at the workers' commit, after the attempt was rolled back")
-NOT_NULL_FIRST = ("on a shard the message's chatbot_id / the reaction's conversation_id, filled by a trigger from "
-                  "a row the operador may not see, is refused as null (23502) where plain PostgreSQL's RLS check "
-                  "refuses first (42501): refused either way, but the answers differ")
 # Reasons whose assertions fail on some runs and hold on others (which earlier probe's
 # connection a later one meets varies): not strict.
 UNSTABLE = {MIXED}
@@ -60,31 +50,6 @@ KNOWN_FAILING: dict[tuple[str, str], str] = {
      "an owner with another company's ids changes and returns nothing of it, and answers as for unknown ids"): MIXED,
     ("0010_catalog_hardening.sql", "match_document_chunks_for_company(uuid,vector,integer,double precision) called by "
      "an identity without a company with another company's ids changes and returns nothing of it"): MIXED,
-    ("0200_tenancy_rules.sql", "the owner can update the company profile"): CROSS_TENANT,
-    ("0200_tenancy_rules.sql", "a supervisor cannot update the company profile"): CROSS_TENANT,
-    ("1000_chatbots.sql", "a supervisor cannot create chatbots"): RESTRICTIVE,
-    ("1000_chatbots.sql", "an operador cannot create chatbots"): RESTRICTIVE,
-    ("1000_chatbots.sql", "a supervisor cannot change chatbots"): RESTRICTIVE,
-    ("1000_chatbots.sql", "an operador cannot assign themselves to another chatbot"): RESTRICTIVE,
-    ("1000_chatbots.sql", "an operador cannot assign itself to a chatbot"): RESTRICTIVE,
-    ("1000_chatbots.sql", "deleting a chatbot frees a unit of the plan's chatbot limit"):
-        RESTRICTIVE + " (an earlier statement's chatbot, which plain PostgreSQL refuses, takes the name)",
-    ("1000_chatbots.sql", "a supervisor can assign an operador to a chatbot"):
-        RESTRICTIVE + " (the operador's own assignment, refused on plain PostgreSQL, is already there)",
-    ("1000_chatbots.sql", "an assignment records who made it"):
-        RESTRICTIVE + " (the assignment is the operador's own, refused on plain PostgreSQL)",
-    ("1005_operador_scope.sql", "an operador cannot write in conversations of unassigned chatbots"): NOT_NULL_FIRST,
-    **{("1005_operador_scope.sql", d): NOT_NULL_FIRST for d in (
-        "an operador writing into an unassigned chatbot's closed conversation fails like writing into no conversation",
-        "an operador writing into an unassigned chatbot's conversation in human mode fails like writing into no "
-        "conversation",
-        "an operador writing into an unassigned chatbot's conversation in bot mode fails like writing into no "
-        "conversation",
-        "an operador writing into another company's conversation fails like writing into no conversation",
-        "reacting to a message of an unassigned chatbot's closed conversation fails like reacting to no message",
-        "reacting to a message of an unassigned chatbot's conversation in human mode fails like reacting to no message",
-        "reacting to a message of an unassigned chatbot's conversation in bot mode fails like reacting to no message",
-        "reacting to another company's message fails like reacting to no message, for an operador too")},
     **{("1005_operador_scope.sql", d): MIXED for d in (
         "naming an assigned chatbot_id does not tell an operador that an unassigned chatbot's conversation is closed",
         "naming an assigned chatbot_id does not tell an operador that an unassigned chatbot's conversation is in human "
@@ -94,10 +59,6 @@ KNOWN_FAILING: dict[tuple[str, str], str] = {
         "naming an assigned chatbot_id does not tell an operador that another company's conversation exists")},
     ("1010_conversations.sql", "a message pointing at another company's conversation fails exactly like one "
      "pointing at no conversation"): MIXED,
-    ("1010_conversations.sql", "reacting to another company's message fails exactly like reacting to no message"):
-        NOT_NULL_FIRST,
-    ("2000_knowledge_integrations.sql", "an operador cannot upload documents"): RESTRICTIVE,
-    ("2000_knowledge_integrations.sql", "a supervisor cannot edit documents"): RESTRICTIVE,
     ("2000_knowledge_integrations.sql", "match_document_chunks scans the HNSW index"):
         "the index scan runs on the workers: the coordinator's pg_stat counters of the index stay 0",
     ("2010_integration_credentials.sql", "setting credentials is audited with the acting member, in the same "
@@ -123,12 +84,7 @@ KNOWN_FAILING: dict[tuple[str, str], str] = {
 }
 # (file, part of the refused statement's error) -> why; the statement's assertions do not run.
 KNOWN_ERRORS: dict[tuple[str, str], str] = {
-    ("0200_tenancy_rules.sql", "a operador cannot change a member of rank supervisor"): MEMBER_RANK,
-    ("0200_tenancy_rules.sql", "a member is removed only through public.remove_member on profile citus"): MEMBER_RANK,
     ("0200_tenancy_rules.sql", "[25001]"): MIXED,
-    ("0205_role_hierarchy.sql", "cannot change a member of rank"): MEMBER_RANK,
-    ("0205_role_hierarchy.sql", "cannot grant the role supervisor"): MEMBER_RANK,
-    ("0205_role_hierarchy.sql", "a member is removed only through public.remove_member on profile citus"): MEMBER_RANK,
     ("1000_chatbots.sql", "[25001]"): MIXED,
     ("1005_operador_scope.sql", "[25001]"): MIXED,
     ("1010_conversations.sql", "[25001]"): MIXED,
