@@ -18,7 +18,7 @@ create function private.purge_audit_logs(p_as_of timestamptz, p_limit integer) r
   language plpgsql
   volatile
   security definer
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_sequential() }}
 as $$
 declare
   n bigint;
@@ -50,7 +50,7 @@ revoke execute on function private.purge_audit_logs(timestamptz, integer) from p
 create function private.retention_batch(p_as_of timestamptz, p_limit integer) returns jsonb
   language plpgsql
   volatile
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_sequential() }}
 as $$
 declare
   k record;
