@@ -528,8 +528,7 @@ begin
     --    transaction holds are skipped (next batch/run)
     select coalesce(pg_catalog.array_agg(c.id), '{}') into v_ids
       from (select c.id from public.conversations c
-             where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before
-               and not exists (select 1 from public.legal_holds h
+             where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before and not exists (select 1 from public.legal_holds h
                             where h.company_id = k.company_id and h.released_at is null
                               and (h.conversation_id is null or h.conversation_id = c.id))
              limit v_left
@@ -667,30 +666,25 @@ begin
     v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object(
       'knowledge_queries', (select pg_catalog.count(*) from public.knowledge_queries r
                               where r.company_id = k.company_id
-                                and r.conversation_id in (select c.id from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before
-               and not exists (select 1 from public.legal_holds h
+                                and r.conversation_id in (select c.id from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before and not exists (select 1 from public.legal_holds h
                             where h.company_id = k.company_id and h.released_at is null
                               and (h.conversation_id is null or h.conversation_id = c.id)))),
       'message_reactions', (select pg_catalog.count(*) from public.message_reactions r
                               where r.company_id = k.company_id
-                                and r.conversation_id in (select c.id from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before
-               and not exists (select 1 from public.legal_holds h
+                                and r.conversation_id in (select c.id from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before and not exists (select 1 from public.legal_holds h
                             where h.company_id = k.company_id and h.released_at is null
                               and (h.conversation_id is null or h.conversation_id = c.id)))),
       'messages', (select pg_catalog.count(*) from public.messages r
                               where r.company_id = k.company_id
-                                and r.conversation_id in (select c.id from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before
-               and not exists (select 1 from public.legal_holds h
+                                and r.conversation_id in (select c.id from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before and not exists (select 1 from public.legal_holds h
                             where h.company_id = k.company_id and h.released_at is null
                               and (h.conversation_id is null or h.conversation_id = c.id)))),
       'hitl_escalations', (select pg_catalog.count(*) from public.hitl_escalations r
                               where r.company_id = k.company_id
-                                and r.conversation_id in (select c.id from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before
-               and not exists (select 1 from public.legal_holds h
+                                and r.conversation_id in (select c.id from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before and not exists (select 1 from public.legal_holds h
                             where h.company_id = k.company_id and h.released_at is null
                               and (h.conversation_id is null or h.conversation_id = c.id)))),
-      'conversations', (select pg_catalog.count(*) from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before
-               and not exists (select 1 from public.legal_holds h
+      'conversations', (select pg_catalog.count(*) from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before and not exists (select 1 from public.legal_holds h
                             where h.company_id = k.company_id and h.released_at is null
                               and (h.conversation_id is null or h.conversation_id = c.id))),
       'integration_logs', (select pg_catalog.count(*) from public.integration_logs l where l.company_id = k.company_id and l.created_at < k.archive_before),
@@ -3331,8 +3325,7 @@ begin
     -- rows, without waiting on a member's open transaction (those conversations wait)
     select coalesce(pg_catalog.array_agg(c.id), '{}') into v_ids
       from (select c.id from public.conversations c
-             where c.company_id = k.company_id and c.closed_at < k.delete_before
-               and not exists (select 1 from public.legal_holds h
+             where c.company_id = k.company_id and c.closed_at < k.delete_before and not exists (select 1 from public.legal_holds h
                             where h.company_id = k.company_id and h.released_at is null
                               and (h.conversation_id is null or h.conversation_id = c.id)) and c.status = 'closed'
              limit v_left[1] for update of c skip locked) c;
@@ -3359,8 +3352,7 @@ begin
     -- archived conversations past retention (the cold export did not take them)
     select coalesce(pg_catalog.array_agg(c.id), '{}') into v_ids
       from (select c.id from archive.conversations_archived c
-             where c.company_id = k.company_id and c.closed_at < k.delete_before
-               and not exists (select 1 from public.legal_holds h
+             where c.company_id = k.company_id and c.closed_at < k.delete_before and not exists (select 1 from public.legal_holds h
                             where h.company_id = k.company_id and h.released_at is null
                               and (h.conversation_id is null or h.conversation_id = c.id))
              limit v_left[2] for update of c skip locked) c;
@@ -3456,27 +3448,23 @@ begin
   for k in select c.company_id, c.delete_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
     v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object(
       'public.conversations', (select pg_catalog.count(*) from public.conversations c
-                                where c.company_id = k.company_id and c.closed_at < k.delete_before
-               and not exists (select 1 from public.legal_holds h
+                                where c.company_id = k.company_id and c.closed_at < k.delete_before and not exists (select 1 from public.legal_holds h
                             where h.company_id = k.company_id and h.released_at is null
                               and (h.conversation_id is null or h.conversation_id = c.id)) and c.status = 'closed'),
       'public.messages', (select pg_catalog.count(*) from public.messages m
                            where m.company_id = k.company_id
                              and m.conversation_id in (select c.id from public.conversations c
-                                                        where c.company_id = k.company_id and c.closed_at < k.delete_before
-               and not exists (select 1 from public.legal_holds h
+                                                        where c.company_id = k.company_id and c.closed_at < k.delete_before and not exists (select 1 from public.legal_holds h
                             where h.company_id = k.company_id and h.released_at is null
                               and (h.conversation_id is null or h.conversation_id = c.id)) and c.status = 'closed')),
       'archive.conversations_archived', (select pg_catalog.count(*) from archive.conversations_archived c
-                                          where c.company_id = k.company_id and c.closed_at < k.delete_before
-               and not exists (select 1 from public.legal_holds h
+                                          where c.company_id = k.company_id and c.closed_at < k.delete_before and not exists (select 1 from public.legal_holds h
                             where h.company_id = k.company_id and h.released_at is null
                               and (h.conversation_id is null or h.conversation_id = c.id))),
       'archive.messages_archived', (select pg_catalog.count(*) from archive.messages_archived m
                                      where m.company_id = k.company_id
                                        and m.conversation_id in (select c.id from archive.conversations_archived c
-                                                                  where c.company_id = k.company_id and c.closed_at < k.delete_before
-               and not exists (select 1 from public.legal_holds h
+                                                                  where c.company_id = k.company_id and c.closed_at < k.delete_before and not exists (select 1 from public.legal_holds h
                             where h.company_id = k.company_id and h.released_at is null
                               and (h.conversation_id is null or h.conversation_id = c.id)))),
       'public.integration_logs', (select pg_catalog.count(*) from public.integration_logs l where l.company_id = k.company_id and l.created_at < k.delete_before),

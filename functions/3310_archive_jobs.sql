@@ -9,8 +9,7 @@
 {% set children = conversation_tables('public').split(' ') -%}
 {#- The eligibility rules, once: the batches and the previews render them. -#}
 {% macro archivable(c) -%}
-{{ c }}.company_id = k.company_id and {{ c }}.status = 'closed' and {{ c }}.closed_at < k.archive_before
-               and {{ not_held('k.company_id', c ~ '.id') }}
+{{ c }}.company_id = k.company_id and {{ c }}.status = 'closed' and {{ c }}.closed_at < k.archive_before and {{ not_held('k.company_id', c ~ '.id') }}
 {%- endmacro -%}
 {% macro old_logs(l, before) -%}
 {{ l }}.company_id = k.company_id and {{ l }}.created_at < k.{{ before }}

@@ -6,8 +6,7 @@
 {% set archived = conversation_tables('archive').split(' ') -%}
 {#- A conversation (live or archived) past retention that no active legal hold covers. -#}
 {% macro expired_conversation(c) -%}
-{{ c }}.company_id = k.company_id and {{ c }}.closed_at < k.delete_before
-               and {{ not_held('k.company_id', c ~ '.id') }}
+{{ c }}.company_id = k.company_id and {{ c }}.closed_at < k.delete_before and {{ not_held('k.company_id', c ~ '.id') }}
 {%- endmacro %}
 
 -- ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from neurant_db.cli import cli
 from neurant_db.cold_storage import verify_export
 
 from .citus_cluster import CitusCluster, distributed_database
-from .test_citus_cluster_requests import ARGS, one, request, sign_up
+from .test_citus_cluster_requests import ARGS, one, sign_up
 
 NOW = datetime.now(UTC)
 ARCHIVE_AS_OF = (NOW + timedelta(days=2 * 365)).strftime("%Y-%m-%dT%H:%M:%S")  # past archive_after_days (365)
@@ -46,6 +46,12 @@ def jobs(url: str, *args: str) -> Result:
 def rows(url: str, sql: str, *params: object) -> list[tuple[object, ...]]:
     with psycopg.connect(url) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+def value(cur: psycopg.Cursor[tuple[object, ...]]) -> object:
+    row = cur.fetchone()
+    assert row is not None
+    return row[0]
 
 
 def where(url: str, conversation: str) -> str:
@@ -79,23 +85,23 @@ def world(citus_cluster: CitusCluster) -> Iterator[World]:
         with psycopg.connect(url, autocommit=True) as conn:  # billing and the backend's writes
             for name, company in companies.items():
                 conn.execute("update public.companies set subscription_plan = 'enterprise' where id = %s", (company,))
-                bot = conn.execute("insert into public.chatbots (company_id, name, system_prompt) "
-                                   "values (%s, 'Support', 'Be kind.') returning id", (company,)).fetchone()[0]
-                hook = conn.execute("insert into public.integrations (company_id, type, name, config) "
-                                    "values (%s, 'webhook', 'hook', '{}') returning id", (company,)).fetchone()[0]
+                bot = value(conn.execute("insert into public.chatbots (company_id, name, system_prompt) "
+                                   "values (%s, 'Support', 'Be kind.') returning id", (company,)))
+                hook = value(conn.execute("insert into public.integrations (company_id, type, name, config) "
+                                    "values (%s, 'webhook', 'hook', '{}') returning id", (company,)))
                 for _ in range(2):
                     conn.execute("insert into public.integration_logs (company_id, integration_id, direction, "
                                  "operation, status) values (%s, %s, 'outbound', 'notify', 'success')", (company, hook))
                 ids = []
                 for i in range(3):
-                    conversation = conn.execute(
+                    conversation = value(conn.execute(
                         "insert into public.conversations (company_id, chatbot_id, end_user_id, channel) "
-                        "values (%s, %s, %s, 'web') returning id", (company, bot, f"visitor-{i}")).fetchone()[0]
+                        "values (%s, %s, %s, 'web') returning id", (company, bot, f"visitor-{i}")))
                     message = None
                     for sender in ("end_user", "bot"):
-                        message = conn.execute(
+                        message = value(conn.execute(
                             "insert into public.messages (company_id, conversation_id, sender_type, content) "
-                            "values (%s, %s, %s, 'hello') returning id", (company, conversation, sender)).fetchone()[0]
+                            "values (%s, %s, %s, 'hello') returning id", (company, conversation, sender)))
                     if i == 0:
                         conn.execute("insert into public.message_reactions (company_id, message_id, conversation_id, "
                                      "chatbot_id, reaction) values (%s, %s, %s, %s, 'thumbs_up')",
@@ -117,7 +123,7 @@ def world(citus_cluster: CitusCluster) -> Iterator[World]:
 
 def test_a_job_does_not_start_while_a_live_session_runs_one_of_its_lock_group(world: World) -> None:
     with psycopg.connect(world.url, autocommit=True) as holder:
-        run = holder.execute("select private.job_start('retention', '{}', false)").fetchone()[0]
+        run = value(holder.execute("select private.job_start('retention', '{}', false)"))
         try:
             refused = jobs(world.url, "archive", "--as-of", ARCHIVE_AS_OF)
             assert refused.exit_code == 4, refused.output
