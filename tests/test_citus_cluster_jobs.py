@@ -229,7 +229,7 @@ def test_retention_deletes_both_companies_past_their_plan_and_keeps_every_held_c
     deleted = json.loads(result.stdout)["rows"]
     counted = json.loads(dry.stdout)["rows"]  # conversations and messages, logs, analytics
     assert {k: deleted.get(k) for k in counted} == counted, "the dry run counts what the run deletes"
-    assert deleted["public.conversations"] == 1 and deleted["public.messages"] == 0
+    assert deleted["public.conversations"] == 1 and "public.messages" not in deleted
     assert rows(w.url, "select count(*) from public.conversations where end_user_id = 'late'") == [(0,)]
     assert where(w.url, w.conversations["A"][2]) == "live"
     assert where(w.url, w.conversations["B"][1]) == "archive"
