@@ -20,13 +20,28 @@ create function private.purge_audit_logs(p_as_of timestamptz, p_limit integer) r
   set search_path = pg_catalog, pg_temp{{ citus_sequential() }}
 as $$
 declare
-  n bigint;
+  n bigint;{% if profile == 'citus' %}
+  v_token text;{% endif %}
 begin
   -- The purge hook of 0050_audit_trail: only the table owner (this function's owner) may
   -- delete, in the transaction whose id neurant.audit_purge holds. Ages are measured from lifecycle_clock():
   -- only a superuser session may move the clock forward. Never younger than 7 years (2555 days),
   -- whatever a plan says; a company-wide legal hold keeps the company's trail.
-  perform pg_catalog.set_config('neurant.audit_purge', pg_catalog.pg_current_xact_id()::text, true);
+{%- if profile == 'citus' %}
+  -- Citus: the hook fires on the workers. The token is the distributed transaction's id (0
+  -- before the transaction's first distributed statement), sent to them with SET LOCAL
+  -- (a set_config is not propagated).
+  v_token := {{ transaction_token() }};
+  if v_token like '%:0:%' then
+    raise exception using errcode = '55000',
+      message = 'the audit purge needs a distributed transaction',
+      hint = 'Run it from the retention job, or in a transaction block after a statement on a distributed table.';
+  end if;
+  execute 'set local citus.propagate_set_commands = ''local''';
+  execute pg_catalog.format('set local neurant.audit_purge = %L', v_token);
+{%- else %}
+  perform pg_catalog.set_config('neurant.audit_purge', {{ transaction_token() }}, true);
+{%- endif %}
   delete from public.audit_logs a
    where (a.company_id, a.id) in (
      select l.company_id, l.id
@@ -38,7 +53,11 @@ begin
                          where h.company_id = l.company_id and h.released_at is null and h.conversation_id is null)
       limit p_limit);
   get diagnostics n = row_count;
+{%- if profile == 'citus' %}
+  execute 'set local neurant.audit_purge = ''''';
+{%- else %}
   perform pg_catalog.set_config('neurant.audit_purge', '', true);
+{%- endif %}
   return n;
 end;
 $$;

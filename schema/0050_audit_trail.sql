@@ -84,7 +84,7 @@ begin
            current_user,
            (select c.relowner from pg_catalog.pg_class c where c.oid = tg_relid),
            'MEMBER')
-     and coalesce(current_setting('neurant.audit_purge', true), '') = pg_catalog.pg_current_xact_id()::text then
+     and coalesce(current_setting('neurant.audit_purge', true), '') = {{ transaction_token() }} then
     return old;
   end if;
   raise exception using errcode = '42501',

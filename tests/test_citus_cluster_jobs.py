@@ -214,13 +214,24 @@ def test_cold_export_writes_verified_files_per_company_then_deletes_only_what_th
 def test_retention_deletes_both_companies_past_their_plan_and_keeps_every_held_conversation(world: World) -> None:
     w = world
     with psycopg.connect(w.url, autocommit=True) as conn:
-        # a short retention (audit rows still need 7 years: none of this test's are purged)
+        # a short retention (audit rows still need 7 years)
         conn.execute("update public.subscription_plans set archive_after_days = 30, cold_after_days = 60, "
                      "delete_after_days = 400 where code = 'enterprise'")
         conn.execute("insert into public.conversations (company_id, chatbot_id, end_user_id, channel, status) "
                      "select company_id, chatbot_id, 'late', 'web', 'active' from public.conversations "
                      "where company_id = %s and id = %s", (w.companies["A"], w.conversations["A"][2]))
         conn.execute("update public.conversations set status = 'closed' where end_user_id = 'late'")
+        for company in w.companies.values():  # audit rows 9 years old at the run's as-of
+            conn.execute("insert into public.audit_logs (company_id, actor_role, action, event_name, created_at) "
+                         "values (%s, 'service_role', 'custom', 'data.export', now() - interval '6 years')",
+                         (company,))
+        audit = int(str(value(conn.execute("select count(*) from public.audit_logs"))))
+        # The purge hook fires on the workers: a delete outside the purge is refused there,
+        # a planted token too.
+        conn.execute("set neurant.audit_purge = '0:1:2'")
+        with pytest.raises(psycopg.Error) as refused:
+            conn.execute("delete from public.audit_logs where event_name = 'data.export'")
+        assert refused.value.sqlstate == "42501"
     as_of = (NOW + timedelta(days=3 * 365)).strftime("%Y-%m-%dT%H:%M:%S")
     dry = jobs(w.url, "retention", "--as-of", as_of, "--dry-run", "--json")
     assert dry.exit_code == 0, dry.output
@@ -230,6 +241,9 @@ def test_retention_deletes_both_companies_past_their_plan_and_keeps_every_held_c
     counted = json.loads(dry.stdout)["rows"]  # conversations and messages, logs, analytics
     assert {k: deleted.get(k) for k in counted} == counted, "the dry run counts what the run deletes"
     assert deleted["public.conversations"] == 1 and "public.messages" not in deleted
+    assert deleted["public.audit_logs"] == 2, "the audit purge's token reached the workers"
+    assert rows(w.url, "select count(*) from public.audit_logs where event_name = 'data.export'") == [(0,)]
+    assert rows(w.url, "select count(*) from public.audit_logs") == [(audit - 2,)], "younger rows stay"
     assert rows(w.url, "select count(*) from public.conversations where end_user_id = 'late'") == [(0,)]
     assert where(w.url, w.conversations["A"][2]) == "live"
     assert where(w.url, w.conversations["B"][1]) == "archive"
