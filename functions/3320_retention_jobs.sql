@@ -28,11 +28,11 @@ begin
   -- only a superuser session may move the clock forward. Never younger than 7 years (2555 days),
   -- whatever a plan says; a company-wide legal hold keeps the company's trail.
 {%- if profile == 'citus' %}
-  -- Citus: the hook fires on the workers. The token is the distributed transaction's id (0
-  -- before the transaction's first distributed statement), sent to them with SET LOCAL
-  -- (a set_config is not propagated).
+  -- Citus: the hook fires on the workers. The token is the distributed transaction's id
+  -- (none before the transaction's first distributed statement), sent to them with SET
+  -- LOCAL (a set_config is not propagated).
   v_token := {{ transaction_token() }};
-  if v_token like '%:0:%' then
+  if v_token is null then
     raise exception using errcode = '55000',
       message = 'the audit purge needs a distributed transaction',
       hint = 'Run it from the retention job, or in a transaction block after a statement on a distributed table.';

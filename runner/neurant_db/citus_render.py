@@ -34,11 +34,9 @@ NESTED_EXECUTION = "set citus.allow_nested_distributed_execution = on"
 SEQUENTIAL = "set citus.multi_shard_modify_mode = 'sequential'"
 # The audit purge's token (schema/0050, functions/3320): the id of the transaction, on Citus
 # the distributed transaction's (the coordinator and every worker it writes through share it;
-# a worker's own transaction id is not the coordinator's). Its epoch is time-zone free.
+# a worker's own transaction id is not the coordinator's).
 XACT_TOKEN = "pg_catalog.pg_current_xact_id()::text"
-CITUS_XACT_TOKEN = ("(select t.initiator_node_identifier || ':' || t.transaction_number || ':' "
-                    "|| pg_catalog.date_part('epoch', t.transaction_stamp) "
-                    "from pg_catalog.get_current_transaction_id() t)")
+CITUS_XACT_TOKEN = "private.transaction_token()"  # schema/0050, citus only
 
 
 def profile_only(sql: str) -> str | None:
