@@ -56,6 +56,7 @@ export interface AuditLogs {
   created_at: string;
 }
 
+// Members delete rows of public.chatbot_operators through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501).
 /** public.chatbot_operators */
 export interface ChatbotOperators {
   company_id: string;
@@ -83,6 +84,7 @@ export interface ChatbotTemplates {
   updated_at: string;
 }
 
+// Members delete rows of public.chatbots through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501).
 /** public.chatbots */
 export interface Chatbots {
   company_id: string;
@@ -137,6 +139,7 @@ export interface CompanyMessageUsage {
   updated_at: string;
 }
 
+// Members delete rows of public.conversations through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501).
 /** public.conversations */
 export interface Conversations {
   company_id: string;
@@ -155,6 +158,7 @@ export interface Conversations {
   updated_at: string;
 }
 
+// Members delete rows of public.document_chunks through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501).
 /** public.document_chunks */
 export interface DocumentChunks {
   company_id: string;
@@ -168,6 +172,7 @@ export interface DocumentChunks {
   created_at: string;
 }
 
+// Members delete rows of public.documents through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501).
 /** public.documents */
 export interface Documents {
   company_id: string;
@@ -213,6 +218,7 @@ export interface IntegrationLogs {
   created_at: string;
 }
 
+// Members delete rows of public.integrations through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501).
 /** public.integrations */
 export interface Integrations {
   company_id: string;
@@ -254,6 +260,7 @@ export interface LegalHolds {
   released_by: string | null;
 }
 
+// Members delete rows of public.message_reactions through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501).
 /** public.message_reactions */
 export interface MessageReactions {
   company_id: string;
@@ -268,6 +275,7 @@ export interface MessageReactions {
   created_at: string;
 }
 
+// Members delete rows of public.messages through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501).
 /** public.messages */
 export interface Messages {
   company_id: string;
@@ -331,6 +339,7 @@ export interface UserInvitations {
   updated_at: string;
 }
 
+// Members delete rows of public.users through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501).
 /** public.users */
 export interface Users {
   company_id: string;
@@ -551,31 +560,6 @@ export interface DeleteRowsArgs {
 }
 export type DeleteRowsReturns = string | null;
 
-/** public.get_assigned_chatbot_ids: executable by authenticated, service_role */
-export interface GetAssignedChatbotIdsArgs {
-}
-export type GetAssignedChatbotIdsReturns = string[] | null;
-
-/** public.get_current_user_id: executable by authenticated, service_role */
-export interface GetCurrentUserIdArgs {
-}
-export type GetCurrentUserIdReturns = string | null;
-
-/** public.get_user_company_id: executable by authenticated, service_role */
-export interface GetUserCompanyIdArgs {
-}
-export type GetUserCompanyIdReturns = string | null;
-
-/** public.get_user_role: executable by authenticated, service_role */
-export interface GetUserRoleArgs {
-}
-export type GetUserRoleReturns = UserRole | null;
-
-/** public.get_visible_chatbot_ids: executable by authenticated, service_role */
-export interface GetVisibleChatbotIdsArgs {
-}
-export type GetVisibleChatbotIdsReturns = string[] | null;
-
 /** public.job_analytics: executable by service_role */
 export interface JobAnalyticsArgs {
   p_run_id?: string;
@@ -724,11 +708,6 @@ export interface Database {
       create_company_with_owner: { Args: CreateCompanyWithOwnerArgs; Returns: CreateCompanyWithOwnerReturns };
       create_invitation: { Args: CreateInvitationArgs; Returns: CreateInvitationReturns };
       delete_rows: { Args: DeleteRowsArgs; Returns: DeleteRowsReturns };
-      get_assigned_chatbot_ids: { Args: GetAssignedChatbotIdsArgs; Returns: GetAssignedChatbotIdsReturns };
-      get_current_user_id: { Args: GetCurrentUserIdArgs; Returns: GetCurrentUserIdReturns };
-      get_user_company_id: { Args: GetUserCompanyIdArgs; Returns: GetUserCompanyIdReturns };
-      get_user_role: { Args: GetUserRoleArgs; Returns: GetUserRoleReturns };
-      get_visible_chatbot_ids: { Args: GetVisibleChatbotIdsArgs; Returns: GetVisibleChatbotIdsReturns };
       job_analytics: { Args: JobAnalyticsArgs; Returns: JobAnalyticsReturns };
       job_archive: { Args: JobArchiveArgs; Returns: JobArchiveReturns };
       job_metrics: { Args: JobMetricsArgs; Returns: JobMetricsReturns };

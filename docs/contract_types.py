@@ -65,7 +65,7 @@ class AuditLogs(TypedDict):
 
 
 class ChatbotOperators(TypedDict):
-    """A row of public.chatbot_operators."""
+    """A row of public.chatbot_operators. Members delete rows of public.chatbot_operators through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501)."""
 
     company_id: uuid.UUID
     chatbot_id: uuid.UUID
@@ -94,7 +94,7 @@ class ChatbotTemplates(TypedDict):
 
 
 class Chatbots(TypedDict):
-    """A row of public.chatbots."""
+    """A row of public.chatbots. Members delete rows of public.chatbots through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501)."""
 
     company_id: uuid.UUID
     id: uuid.UUID
@@ -151,7 +151,7 @@ class CompanyMessageUsage(TypedDict):
 
 
 class Conversations(TypedDict):
-    """A row of public.conversations."""
+    """A row of public.conversations. Members delete rows of public.conversations through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501)."""
 
     company_id: uuid.UUID
     id: uuid.UUID
@@ -170,7 +170,7 @@ class Conversations(TypedDict):
 
 
 class DocumentChunks(TypedDict):
-    """A row of public.document_chunks."""
+    """A row of public.document_chunks. Members delete rows of public.document_chunks through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501)."""
 
     company_id: uuid.UUID
     id: uuid.UUID
@@ -184,7 +184,7 @@ class DocumentChunks(TypedDict):
 
 
 class Documents(TypedDict):
-    """A row of public.documents."""
+    """A row of public.documents. Members delete rows of public.documents through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501)."""
 
     company_id: uuid.UUID
     id: uuid.UUID
@@ -232,7 +232,7 @@ class IntegrationLogs(TypedDict):
 
 
 class Integrations(TypedDict):
-    """A row of public.integrations."""
+    """A row of public.integrations. Members delete rows of public.integrations through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501)."""
 
     company_id: uuid.UUID
     id: uuid.UUID
@@ -276,7 +276,7 @@ class LegalHolds(TypedDict):
 
 
 class MessageReactions(TypedDict):
-    """A row of public.message_reactions."""
+    """A row of public.message_reactions. Members delete rows of public.message_reactions through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501)."""
 
     company_id: uuid.UUID
     id: uuid.UUID
@@ -291,7 +291,7 @@ class MessageReactions(TypedDict):
 
 
 class Messages(TypedDict):
-    """A row of public.messages."""
+    """A row of public.messages. Members delete rows of public.messages through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501)."""
 
     company_id: uuid.UUID
     id: uuid.UUID
@@ -358,7 +358,7 @@ class UserInvitations(TypedDict):
 
 
 class Users(TypedDict):
-    """A row of public.users."""
+    """A row of public.users. Members delete rows of public.users through public.delete_rows (rpc): authenticated holds no DELETE on it, so a DELETE request is refused (42501)."""
 
     company_id: uuid.UUID
     id: uuid.UUID
@@ -608,41 +608,6 @@ class DeleteRowsArgs(TypedDict):
 
 
 DeleteRowsReturns = int | None
-
-
-class GetAssignedChatbotIdsArgs(TypedDict):
-    """Arguments of public.get_assigned_chatbot_ids (executable by authenticated, service_role)."""
-
-
-GetAssignedChatbotIdsReturns = list[uuid.UUID] | None
-
-
-class GetCurrentUserIdArgs(TypedDict):
-    """Arguments of public.get_current_user_id (executable by authenticated, service_role)."""
-
-
-GetCurrentUserIdReturns = uuid.UUID | None
-
-
-class GetUserCompanyIdArgs(TypedDict):
-    """Arguments of public.get_user_company_id (executable by authenticated, service_role)."""
-
-
-GetUserCompanyIdReturns = uuid.UUID | None
-
-
-class GetUserRoleArgs(TypedDict):
-    """Arguments of public.get_user_role (executable by authenticated, service_role)."""
-
-
-GetUserRoleReturns = UserRole | None
-
-
-class GetVisibleChatbotIdsArgs(TypedDict):
-    """Arguments of public.get_visible_chatbot_ids (executable by authenticated, service_role)."""
-
-
-GetVisibleChatbotIdsReturns = list[uuid.UUID] | None
 
 
 class JobAnalyticsArgs(TypedDict):

@@ -831,7 +831,7 @@ begin
     table_schema, table_name, row_id, row_pk, old_data, new_data, changed_columns)
   values (
     (v_row ->> v_company_col)::uuid,
-    public.get_current_user_id(),
+    private.get_current_user_id(),
     auth.uid(),
     v_role,
     lower(tg_op)::public.audit_action,
@@ -929,7 +929,7 @@ CREATE FUNCTION private.chatbot_operators_before_write() RETURNS trigger
 declare
   v_role public.user_role;
   v_active boolean;
-  v_user_id uuid := public.get_current_user_id();
+  v_user_id uuid := private.get_current_user_id();
 begin
   if tg_op = 'UPDATE' and new.company_id = old.company_id and new.user_id = old.user_id then
     -- only the chatbot or the bookkeeping changed: the assignee was validated on insert
@@ -1012,7 +1012,7 @@ CREATE FUNCTION private.chatbots_before_write() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_user_id uuid := public.get_current_user_id();
+  v_user_id uuid := private.get_current_user_id();
 begin
   if tg_op = 'INSERT' then
     if v_user_id is not null then
@@ -1478,8 +1478,8 @@ begin
   -- the caller's membership, only where a rule needs it (not for the per-message update
   -- of the message triggers; issue 11); no JWT subject (service_role, jobs): none to look up
   if tg_op = 'INSERT' or new.assigned_operator_id is distinct from old.assigned_operator_id then
-    v_user_id := case when auth.uid() is not null then public.get_current_user_id() end;
-    v_role := case when v_user_id is not null then public.get_user_role() end;
+    v_user_id := case when auth.uid() is not null then private.get_current_user_id() end;
+    v_role := case when v_user_id is not null then private.get_user_role() end;
   end if;
   if tg_op = 'INSERT' then
     -- Only owner/administrador/supervisor open conversations (policy insert_as_supervisor):
@@ -1592,7 +1592,7 @@ begin
                         and e.created_at = new.hitl_escalated_at
                         and e.reason <> 'manual' and e.escalated_by is null) then
     insert into public.hitl_escalations (company_id, conversation_id, chatbot_id, reason, detail, escalated_by)
-    values (new.company_id, new.id, new.chatbot_id, 'manual', '', public.get_current_user_id());
+    values (new.company_id, new.id, new.chatbot_id, 'manual', '', private.get_current_user_id());
   end if;
   return null;
 end
@@ -1649,7 +1649,7 @@ begin
   -- triggers then decide as for a direct delete by the caller (see the header).
   execute pg_catalog.format(
     'delete from %I.%I t using pg_catalog.jsonb_populate_recordset(null::%I.%I, $1) k'
-    ' where t.company_id operator(pg_catalog.=) (select public.get_user_company_id()) and %s',
+    ' where t.company_id operator(pg_catalog.=) (select private.get_user_company_id()) and %s',
     v_schema, v_name, v_schema, v_name, v_match)
     using p_keys;
   get diagnostics v_count = row_count;
@@ -1736,7 +1736,7 @@ CREATE FUNCTION private.documents_before_write() RETURNS trigger
 begin
   if tg_op = 'INSERT' then
     if new.uploaded_by is null then
-      new.uploaded_by := public.get_current_user_id();
+      new.uploaded_by := private.get_current_user_id();
     end if;
   end if;
   if new.status in ('ready', 'failed')
@@ -1836,6 +1836,114 @@ $$;
 --
 
 COMMENT ON FUNCTION private.escalate_conversation(p_company_id uuid, p_conversation_id uuid, p_reason public.hitl_escalation_reason, p_detail text) IS 'Hands a bot-mode (active) conversation to a human (status waiting_human) and writes its public.hitl_escalations row with the automatic reason and detail itself; false when it was not in bot mode. Only the message/reaction triggers call it; no session setting is involved, so a client cannot forge a reason.';
+
+
+--
+-- Name: get_assigned_chatbot_ids(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.get_assigned_chatbot_ids() RETURNS uuid[]
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select coalesce(pg_catalog.array_agg(co.chatbot_id order by co.chatbot_id), '{}')
+    from public.chatbot_operators co
+   where co.company_id = private.get_user_company_id()
+     and co.user_id = private.get_current_user_id()
+$$;
+
+
+--
+-- Name: FUNCTION get_assigned_chatbot_ids(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.get_assigned_chatbot_ids() IS 'Ids of the chatbots the calling user is assigned to as operador (empty array for none or no user). Use in policies wrapped in (select ...).';
+
+
+--
+-- Name: get_current_user_id(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.get_current_user_id() RETURNS uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select u.id
+    from public.users u
+   where u.auth_user_id = auth.uid()
+     and u.is_active
+$$;
+
+
+--
+-- Name: FUNCTION get_current_user_id(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.get_current_user_id() IS 'The caller''s public.users.id (active members only), from auth.uid(); null otherwise. Wrap in (select ...) in policies.';
+
+
+--
+-- Name: get_user_company_id(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.get_user_company_id() RETURNS uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select u.company_id
+    from public.users u
+   where u.auth_user_id = auth.uid()
+     and u.is_active
+$$;
+
+
+--
+-- Name: FUNCTION get_user_company_id(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.get_user_company_id() IS 'The caller''s company (public.companies.id) if they are an active member; null otherwise. Wrap in (select ...) in policies.';
+
+
+--
+-- Name: get_user_role(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.get_user_role() RETURNS public.user_role
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select u.role
+    from public.users u
+   where u.auth_user_id = auth.uid()
+     and u.is_active
+$$;
+
+
+--
+-- Name: FUNCTION get_user_role(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.get_user_role() IS 'The caller''s role in their company if they are an active member; null otherwise. Wrap in (select ...) in policies.';
+
+
+--
+-- Name: get_visible_chatbot_ids(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.get_visible_chatbot_ids() RETURNS uuid[]
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select coalesce((select v.chatbot_ids from private.chatbot_visibility v
+                    where v.auth_user_id = auth.uid()), '{}'::uuid[])
+$$;
+
+
+--
+-- Name: FUNCTION get_visible_chatbot_ids(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.get_visible_chatbot_ids() IS 'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). One primary-key lookup of private.chatbot_visibility (kept current by triggers in the transaction of every change). Use in policies wrapped in (select ...): chatbot_id = any (...) is an index condition.';
 
 
 --
@@ -1954,7 +2062,7 @@ CREATE FUNCTION private.integrations_before_write() RETURNS trigger
 begin
   if tg_op = 'INSERT' then
     if new.created_by is null then
-      new.created_by := public.get_current_user_id();
+      new.created_by := private.get_current_user_id();
     end if;
   end if;
   return new;
@@ -2674,11 +2782,11 @@ CREATE FUNCTION private.message_reactions_before_insert() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_user_id uuid := public.get_current_user_id();
+  v_user_id uuid := private.get_current_user_id();
   v_msg record;
 begin
   if v_user_id is not null then
-    if new.company_id is distinct from public.get_user_company_id() then
+    if new.company_id is distinct from private.get_user_company_id() then
       raise exception using errcode = '42501',
         message = 'new row violates row-level security policy for table "message_reactions"',
         hint = 'Reactions can only be given to messages of your own company.';
@@ -2691,8 +2799,8 @@ begin
     select m.conversation_id, m.chatbot_id into v_msg
       from public.messages m
      where m.company_id = new.company_id and m.id = new.message_id
-       and (v_user_id is null or public.get_user_role() is distinct from 'operador'
-            or m.chatbot_id = any (public.get_assigned_chatbot_ids()));
+       and (v_user_id is null or private.get_user_role() is distinct from 'operador'
+            or m.chatbot_id = any (private.get_assigned_chatbot_ids()));
     if found then
       new.conversation_id := coalesce(new.conversation_id, v_msg.conversation_id);
       new.chatbot_id := coalesce(new.chatbot_id, v_msg.chatbot_id);
@@ -2721,7 +2829,7 @@ CREATE FUNCTION private.messages_before_insert() RETURNS trigger
 declare
   -- no JWT subject (service_role, jobs): no membership to look up (issue 11: the three
   -- context lookups were a fifth of the trigger time of every backend-written message)
-  v_user_id uuid := case when auth.uid() is not null then public.get_current_user_id() end;
+  v_user_id uuid := case when auth.uid() is not null then private.get_current_user_id() end;
   v_role public.user_role;
   v_operador boolean := false;
   v_assigned uuid[];
@@ -2732,12 +2840,12 @@ begin
   if v_user_id is not null then
     -- an application user (authenticated): check tenancy and assignment before anything
     -- else, so nothing about other tenants' or unassigned conversations leaks via errors
-    v_role := public.get_user_role();
+    v_role := private.get_user_role();
     v_operador := v_role = 'operador';
     if v_operador then
-      v_assigned := public.get_assigned_chatbot_ids();
+      v_assigned := private.get_assigned_chatbot_ids();
     end if;
-    if new.company_id is distinct from public.get_user_company_id() then
+    if new.company_id is distinct from private.get_user_company_id() then
       raise exception using errcode = '42501',
         message = 'new row violates row-level security policy for table "messages"',
         hint = 'Messages can only be written in conversations of your own company.';
@@ -3234,7 +3342,7 @@ begin
   -- row_security_active: exactly the callers whose row RLS would check on this table (a
   -- built-in, no catalog query: issue 11); for anyone else, RLS would refuse nothing
   if pg_catalog.row_security_active(tg_relid)
-     and new.company_id is distinct from public.get_user_company_id() then
+     and new.company_id is distinct from private.get_user_company_id() then
     raise exception using errcode = '42501',
       message = format('new row violates row-level security policy for table "%s"', tg_table_name),
       hint = 'Rows can only be written in your own company.';
@@ -3259,7 +3367,7 @@ CREATE FUNCTION private.require_company_writable() RETURNS boolean
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-  select private.require_company_writable(public.get_user_company_id())
+  select private.require_company_writable(private.get_user_company_id())
 $$;
 
 
@@ -3701,8 +3809,8 @@ begin
     return new;
   end if;
 
-  v_caller_id := public.get_current_user_id();
-  v_caller_role := public.get_user_role();
+  v_caller_id := private.get_current_user_id();
+  v_caller_role := private.get_user_role();
   if new.auth_user_id is distinct from old.auth_user_id or new.email is distinct from old.email then
     raise exception using
       errcode = '42501',
@@ -3864,7 +3972,7 @@ $$;
 -- Name: FUNCTION accept_invitation(p_token text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.accept_invitation(p_token text) IS 'RPC: the invited identity (its auth.users email - not the JWT email claim - must match, case-insensitively, and be confirmed) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / email not confirmed / already a member; NA002 the company is read-only (suspended/canceled); 22023 unknown, used, revoked or expired token; NA001 user limit.';
+COMMENT ON FUNCTION public.accept_invitation(p_token text) IS 'RPC: the invited identity (its auth.users email - not the JWT email claim - must match, case-insensitively, and be confirmed) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / email not confirmed / already a member; NA002 the company is read-only (suspended/canceled); 22023 unknown, used, revoked or expired token; NA001 user limit. doctor: allow definer.exposed an RPC of the API (docs/services.md, section 8): it runs as its owner to write past RLS, and checks the caller''s company and role itself';
 
 
 --
@@ -3876,8 +3984,8 @@ CREATE FUNCTION public.clear_integration_credentials(p_integration_id uuid) RETU
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_company_id uuid := public.get_user_company_id();
-  v_role public.user_role := public.get_user_role();
+  v_company_id uuid := private.get_user_company_id();
+  v_role public.user_role := private.get_user_role();
 begin
   if v_company_id is null or v_role is null or v_role not in ('owner', 'administrador') then
     raise exception using errcode = '42501',
@@ -3896,7 +4004,7 @@ $$;
 -- Name: FUNCTION clear_integration_credentials(p_integration_id uuid); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.clear_integration_credentials(p_integration_id uuid) IS 'Deletes the stored credentials of one of the caller''s integrations (owner/administrador only; NA002 while the company is suspended or canceled); true if there were any.';
+COMMENT ON FUNCTION public.clear_integration_credentials(p_integration_id uuid) IS 'Deletes the stored credentials of one of the caller''s integrations (owner/administrador only; NA002 while the company is suspended or canceled); true if there were any. doctor: allow definer.exposed an RPC of the API (docs/services.md, section 8): it runs as its owner to write past RLS, and checks the caller''s company and role itself';
 
 
 --
@@ -3908,7 +4016,7 @@ CREATE FUNCTION public.create_chatbot_from_template(p_template_code text, p_name
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_company_id uuid := public.get_user_company_id();
+  v_company_id uuid := private.get_user_company_id();
   v_template public.chatbot_templates;
   v_id uuid;
 begin
@@ -4019,7 +4127,7 @@ $$;
 -- Name: FUNCTION create_company_with_owner(p_name text, p_industry text, p_plan text, p_full_name text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.create_company_with_owner(p_name text, p_industry text, p_plan text, p_full_name text) IS 'RPC: an authenticated identity without a company creates a company on a free public plan (monthly_price_cents = 0; default free), active, and becomes its owner, atomically. Returns the company id. Self-service never picks a paid or custom-priced plan nor a trial: the backend (service_role) sets subscription_plan/subscription_status after checkout. Errors: 42501 not authenticated / already a member / paid or custom-priced plan; 22023 bad name, unknown plan, no email. doctor: allow definer.read_only it creates a new company, which has no subscription state to honour yet.';
+COMMENT ON FUNCTION public.create_company_with_owner(p_name text, p_industry text, p_plan text, p_full_name text) IS 'RPC: an authenticated identity without a company creates a company on a free public plan (monthly_price_cents = 0; default free), active, and becomes its owner, atomically. Returns the company id. Self-service never picks a paid or custom-priced plan nor a trial: the backend (service_role) sets subscription_plan/subscription_status after checkout. Errors: 42501 not authenticated / already a member / paid or custom-priced plan; 22023 bad name, unknown plan, no email. doctor: allow definer.read_only it creates a new company, which has no subscription state to honour yet. doctor: allow definer.exposed an RPC of the API (docs/services.md, section 8): it runs as its owner to write past RLS, and checks the caller''s company and role itself';
 
 
 --
@@ -4088,7 +4196,7 @@ $_$;
 -- Name: FUNCTION create_invitation(p_email text, p_role public.user_role); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.create_invitation(p_email text, p_role public.user_role) IS 'RPC: an owner/administrador invites an email with a role strictly below their own. Returns the invitation id and the token (shown once; only sha256(token) is stored). Limited by max_pending_invitations and max_users (members + pending). Errors: 42501 caller/role not allowed; NA002 company read-only (suspended/canceled); 22023 bad email or already a member; 23505 pending invitation exists; NA001 plan limit.';
+COMMENT ON FUNCTION public.create_invitation(p_email text, p_role public.user_role) IS 'RPC: an owner/administrador invites an email with a role strictly below their own. Returns the invitation id and the token (shown once; only sha256(token) is stored). Limited by max_pending_invitations and max_users (members + pending). Errors: 42501 caller/role not allowed; NA002 company read-only (suspended/canceled); 22023 bad email or already a member; 23505 pending invitation exists; NA001 plan limit. doctor: allow definer.exposed an RPC of the API (docs/services.md, section 8): it runs as its owner to write past RLS, and checks the caller''s company and role itself';
 
 
 --
@@ -4108,114 +4216,6 @@ $$;
 --
 
 COMMENT ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) IS 'Deletes rows of one table (schema-qualified name) of the caller''s company, named by their primary keys without company_id (a JSON array: [{"id": ...}], or [{"chatbot_id": ..., "user_id": ...}] for chatbot_operators), that the caller''s delete policies allow, and returns how many: the way members delete (no request role holds table-level DELETE, which would let it LOCK a shared table). The work is done by private.delete_rows as neurant_member_delete, a member of authenticated subject to RLS, so the policies TO authenticated and the triggers decide; a row the caller may not delete counts 0, like a direct delete. 42501 for a table members do not delete from, 22023 for keys that are not an array, NA002 while the company is read-only.';
-
-
---
--- Name: get_assigned_chatbot_ids(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.get_assigned_chatbot_ids() RETURNS uuid[]
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-  select coalesce(pg_catalog.array_agg(co.chatbot_id order by co.chatbot_id), '{}')
-    from public.chatbot_operators co
-   where co.company_id = public.get_user_company_id()
-     and co.user_id = public.get_current_user_id()
-$$;
-
-
---
--- Name: FUNCTION get_assigned_chatbot_ids(); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.get_assigned_chatbot_ids() IS 'Ids of the chatbots the calling user is assigned to as operador (empty array for none or no user). Use in policies wrapped in (select ...).';
-
-
---
--- Name: get_current_user_id(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.get_current_user_id() RETURNS uuid
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-  select u.id
-    from public.users u
-   where u.auth_user_id = auth.uid()
-     and u.is_active
-$$;
-
-
---
--- Name: FUNCTION get_current_user_id(); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.get_current_user_id() IS 'The caller''s public.users.id (active members only), from auth.uid(); null otherwise. Wrap in (select ...) in policies.';
-
-
---
--- Name: get_user_company_id(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.get_user_company_id() RETURNS uuid
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-  select u.company_id
-    from public.users u
-   where u.auth_user_id = auth.uid()
-     and u.is_active
-$$;
-
-
---
--- Name: FUNCTION get_user_company_id(); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.get_user_company_id() IS 'The caller''s company (public.companies.id) if they are an active member; null otherwise. Wrap in (select ...) in policies.';
-
-
---
--- Name: get_user_role(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.get_user_role() RETURNS public.user_role
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-  select u.role
-    from public.users u
-   where u.auth_user_id = auth.uid()
-     and u.is_active
-$$;
-
-
---
--- Name: FUNCTION get_user_role(); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.get_user_role() IS 'The caller''s role in their company if they are an active member; null otherwise. Wrap in (select ...) in policies.';
-
-
---
--- Name: get_visible_chatbot_ids(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.get_visible_chatbot_ids() RETURNS uuid[]
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-  select coalesce((select v.chatbot_ids from private.chatbot_visibility v
-                    where v.auth_user_id = auth.uid()), '{}'::uuid[])
-$$;
-
-
---
--- Name: FUNCTION get_visible_chatbot_ids(); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.get_visible_chatbot_ids() IS 'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). One primary-key lookup of private.chatbot_visibility (kept current by triggers in the transaction of every change). Use in policies wrapped in (select ...): chatbot_id = any (...) is an index condition.';
 
 
 --
@@ -4452,7 +4452,7 @@ CREATE FUNCTION public.match_document_chunks(p_query_embedding extensions.vector
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_company_id uuid := (select public.get_user_company_id());
+  v_company_id uuid := (select private.get_user_company_id());
 begin
   return query
   select * from public.match_document_chunks_for_company(v_company_id, p_query_embedding, p_match_count, p_min_similarity);
@@ -4735,7 +4735,7 @@ $$;
 -- Name: FUNCTION revoke_invitation(p_invitation_id uuid); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.revoke_invitation(p_invitation_id uuid) IS 'RPC: an owner/administrador revokes a pending invitation of their company for a role below their own; it can no longer be accepted and frees its seat. Errors: 42501 caller not allowed; NA002 company read-only (suspended/canceled); 22023 not found / not pending.';
+COMMENT ON FUNCTION public.revoke_invitation(p_invitation_id uuid) IS 'RPC: an owner/administrador revokes a pending invitation of their company for a role below their own; it can no longer be accepted and frees its seat. Errors: 42501 caller not allowed; NA002 company read-only (suspended/canceled); 22023 not found / not pending. doctor: allow definer.exposed an RPC of the API (docs/services.md, section 8): it runs as its owner to write past RLS, and checks the caller''s company and role itself';
 
 
 --
@@ -4771,8 +4771,8 @@ CREATE FUNCTION public.set_integration_credentials(p_integration_id uuid, p_ciph
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_company_id uuid := public.get_user_company_id();
-  v_role public.user_role := public.get_user_role();
+  v_company_id uuid := private.get_user_company_id();
+  v_role public.user_role := private.get_user_role();
   v_updated_at timestamptz;
 begin
   if v_company_id is null or v_role is null or v_role not in ('owner', 'administrador') then
@@ -4795,7 +4795,7 @@ begin
   end if;
 
   insert into private.integration_credentials as c (company_id, integration_id, ciphertext, key_id, updated_by)
-  values (v_company_id, p_integration_id, p_ciphertext, p_key_id, public.get_current_user_id())
+  values (v_company_id, p_integration_id, p_ciphertext, p_key_id, private.get_current_user_id())
   on conflict (company_id, integration_id) do update
      set ciphertext = excluded.ciphertext,
          key_id = excluded.key_id,
@@ -4810,7 +4810,7 @@ $$;
 -- Name: FUNCTION set_integration_credentials(p_integration_id uuid, p_ciphertext bytea, p_key_id text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.set_integration_credentials(p_integration_id uuid, p_ciphertext bytea, p_key_id text) IS 'Stores (or replaces) the encrypted credentials envelope of one of the caller''s integrations; owner/administrador only (42501 otherwise; NA002 while the company is suspended or canceled). Write-only: returns the new credentials_updated_at, never the secret.';
+COMMENT ON FUNCTION public.set_integration_credentials(p_integration_id uuid, p_ciphertext bytea, p_key_id text) IS 'Stores (or replaces) the encrypted credentials envelope of one of the caller''s integrations; owner/administrador only (42501 otherwise; NA002 while the company is suspended or canceled). Write-only: returns the new credentials_updated_at, never the secret. doctor: allow definer.exposed an RPC of the API (docs/services.md, section 8): it runs as its owner to write past RLS, and checks the caller''s company and role itself';
 
 
 --
@@ -4868,7 +4868,7 @@ $$;
 -- Name: FUNCTION transfer_ownership(p_new_owner_user_id uuid); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.transfer_ownership(p_new_owner_user_id uuid) IS 'RPC: the owner hands ownership to another active member of the company (p_new_owner_user_id = public.users.id); the new owner becomes owner and the old one administrador, atomically. Errors: 42501 caller is not the owner; NA002 company read-only (suspended/canceled); 22023 bad target.';
+COMMENT ON FUNCTION public.transfer_ownership(p_new_owner_user_id uuid) IS 'RPC: the owner hands ownership to another active member of the company (p_new_owner_user_id = public.users.id); the new owner becomes owner and the old one administrador, atomically. Errors: 42501 caller is not the owner; NA002 company read-only (suspended/canceled); 22023 bad target. doctor: allow definer.exposed an RPC of the API (docs/services.md, section 8): it runs as its owner to write past RLS, and checks the caller''s company and role itself';
 
 
 SET default_tablespace = '';
@@ -5819,7 +5819,7 @@ ALTER TABLE ONLY private.chatbot_visibility FORCE ROW LEVEL SECURITY;
 -- Name: TABLE chatbot_visibility; Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON TABLE private.chatbot_visibility IS 'Per active member: the chatbots whose conversations it may read (all of the company''s for owner/administrador/supervisor, the assigned ones for an operador). Written only by the triggers of public.users, public.chatbots and public.chatbot_operators in the transaction of the change; read by public.get_visible_chatbot_ids(). doctor: allow legal_hold access bookkeeping derived from live rows, not a record.';
+COMMENT ON TABLE private.chatbot_visibility IS 'Per active member: the chatbots whose conversations it may read (all of the company''s for owner/administrador/supervisor, the assigned ones for an operador). Written only by the triggers of public.users, public.chatbots and public.chatbot_operators in the transaction of the change; read by private.get_visible_chatbot_ids(). doctor: allow legal_hold access bookkeeping derived from live rows, not a record.';
 
 
 --
@@ -9264,7 +9264,7 @@ CREATE INDEX chatbot_operators_user_idx ON public.chatbot_operators USING btree 
 -- Name: INDEX chatbot_operators_user_idx; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON INDEX public.chatbot_operators_user_idx IS 'FK chatbot_operators_user_fkey and public.get_assigned_chatbot_ids() (index-only scan of a user''s chatbots).';
+COMMENT ON INDEX public.chatbot_operators_user_idx IS 'FK chatbot_operators_user_fkey and private.get_assigned_chatbot_ids() (index-only scan of a user''s chatbots).';
 
 
 --
@@ -12909,7 +12909,7 @@ ALTER TABLE archive.messages_archived ENABLE ROW LEVEL SECURITY;
 -- Name: analytics_archived select_as_admin; Type: POLICY; Schema: archive; Owner: -
 --
 
-CREATE POLICY select_as_admin ON archive.analytics_archived FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY select_as_admin ON archive.analytics_archived FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -12923,7 +12923,7 @@ COMMENT ON POLICY select_as_admin ON archive.analytics_archived IS 'Owner/admini
 -- Name: conversations_archived select_as_admin; Type: POLICY; Schema: archive; Owner: -
 --
 
-CREATE POLICY select_as_admin ON archive.conversations_archived FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY select_as_admin ON archive.conversations_archived FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -12937,7 +12937,7 @@ COMMENT ON POLICY select_as_admin ON archive.conversations_archived IS 'Owner/ad
 -- Name: hitl_escalations_archived select_as_admin; Type: POLICY; Schema: archive; Owner: -
 --
 
-CREATE POLICY select_as_admin ON archive.hitl_escalations_archived FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY select_as_admin ON archive.hitl_escalations_archived FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -12951,7 +12951,7 @@ COMMENT ON POLICY select_as_admin ON archive.hitl_escalations_archived IS 'Owner
 -- Name: integration_logs_archived select_as_admin; Type: POLICY; Schema: archive; Owner: -
 --
 
-CREATE POLICY select_as_admin ON archive.integration_logs_archived FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY select_as_admin ON archive.integration_logs_archived FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -12965,7 +12965,7 @@ COMMENT ON POLICY select_as_admin ON archive.integration_logs_archived IS 'Owner
 -- Name: knowledge_queries_archived select_as_admin; Type: POLICY; Schema: archive; Owner: -
 --
 
-CREATE POLICY select_as_admin ON archive.knowledge_queries_archived FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY select_as_admin ON archive.knowledge_queries_archived FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -12979,7 +12979,7 @@ COMMENT ON POLICY select_as_admin ON archive.knowledge_queries_archived IS 'Owne
 -- Name: message_reactions_archived select_as_admin; Type: POLICY; Schema: archive; Owner: -
 --
 
-CREATE POLICY select_as_admin ON archive.message_reactions_archived FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY select_as_admin ON archive.message_reactions_archived FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -12993,7 +12993,7 @@ COMMENT ON POLICY select_as_admin ON archive.message_reactions_archived IS 'Owne
 -- Name: messages_archived select_as_admin; Type: POLICY; Schema: archive; Owner: -
 --
 
-CREATE POLICY select_as_admin ON archive.messages_archived FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY select_as_admin ON archive.messages_archived FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -13124,7 +13124,7 @@ CREATE POLICY deny_members ON private.chatbot_visibility AS RESTRICTIVE TO anon,
 -- Name: POLICY deny_members ON chatbot_visibility; Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON POLICY deny_members ON private.chatbot_visibility IS 'Nobody but BYPASSRLS roles (service_role, the owner of the triggers and of public.get_visible_chatbot_ids()) reaches a row: members read their visible chatbots only through that helper.';
+COMMENT ON POLICY deny_members ON private.chatbot_visibility IS 'Nobody but BYPASSRLS roles (service_role, the owner of the triggers and of private.get_visible_chatbot_ids()) reaches a row: members read their visible chatbots only through that helper.';
 
 
 --
@@ -13233,7 +13233,7 @@ ALTER TABLE public.conversations ENABLE ROW LEVEL SECURITY;
 -- Name: chatbots delete_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY delete_as_admin ON public.chatbots FOR DELETE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY delete_as_admin ON public.chatbots FOR DELETE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -13247,7 +13247,7 @@ COMMENT ON POLICY delete_as_admin ON public.chatbots IS 'Owner/administrador del
 -- Name: conversations delete_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY delete_as_admin ON public.conversations FOR DELETE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY delete_as_admin ON public.conversations FOR DELETE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -13261,7 +13261,7 @@ COMMENT ON POLICY delete_as_admin ON public.conversations IS 'Owner/administrado
 -- Name: document_chunks delete_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY delete_as_admin ON public.document_chunks FOR DELETE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY delete_as_admin ON public.document_chunks FOR DELETE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -13275,7 +13275,7 @@ COMMENT ON POLICY delete_as_admin ON public.document_chunks IS 'Owner/administra
 -- Name: documents delete_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY delete_as_admin ON public.documents FOR DELETE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY delete_as_admin ON public.documents FOR DELETE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -13289,7 +13289,7 @@ COMMENT ON POLICY delete_as_admin ON public.documents IS 'Owner/administrador de
 -- Name: integrations delete_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY delete_as_admin ON public.integrations FOR DELETE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY delete_as_admin ON public.integrations FOR DELETE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -13303,7 +13303,7 @@ COMMENT ON POLICY delete_as_admin ON public.integrations IS 'Owner/administrador
 -- Name: message_reactions delete_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY delete_as_admin ON public.message_reactions FOR DELETE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY delete_as_admin ON public.message_reactions FOR DELETE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -13317,7 +13317,7 @@ COMMENT ON POLICY delete_as_admin ON public.message_reactions IS 'Owner/administ
 -- Name: messages delete_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY delete_as_admin ON public.messages FOR DELETE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY delete_as_admin ON public.messages FOR DELETE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -13331,7 +13331,7 @@ COMMENT ON POLICY delete_as_admin ON public.messages IS 'Owner/administrador del
 -- Name: chatbot_operators delete_as_supervisor; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY delete_as_supervisor ON public.chatbot_operators FOR DELETE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role]))));
+CREATE POLICY delete_as_supervisor ON public.chatbot_operators FOR DELETE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role]))));
 
 
 --
@@ -13345,7 +13345,7 @@ COMMENT ON POLICY delete_as_supervisor ON public.chatbot_operators IS 'Owner/adm
 -- Name: users delete_lower_rank; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY delete_lower_rank ON public.users FOR DELETE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role])) AND (public.role_rank(role) < public.role_rank(( SELECT public.get_user_role() AS get_user_role)))));
+CREATE POLICY delete_lower_rank ON public.users FOR DELETE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role])) AND (public.role_rank(role) < public.role_rank(( SELECT private.get_user_role() AS get_user_role)))));
 
 
 --
@@ -13643,7 +13643,7 @@ ALTER TABLE public.hitl_escalations ENABLE ROW LEVEL SECURITY;
 -- Name: chatbots insert_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY insert_as_admin ON public.chatbots FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY insert_as_admin ON public.chatbots FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -13657,7 +13657,7 @@ COMMENT ON POLICY insert_as_admin ON public.chatbots IS 'Owner/administrador cre
 -- Name: document_chunks insert_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY insert_as_admin ON public.document_chunks FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY insert_as_admin ON public.document_chunks FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -13671,7 +13671,7 @@ COMMENT ON POLICY insert_as_admin ON public.document_chunks IS 'Owner/administra
 -- Name: documents insert_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY insert_as_admin ON public.documents FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY insert_as_admin ON public.documents FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -13685,7 +13685,7 @@ COMMENT ON POLICY insert_as_admin ON public.documents IS 'Owner/administrador up
 -- Name: integrations insert_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY insert_as_admin ON public.integrations FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY insert_as_admin ON public.integrations FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -13699,7 +13699,7 @@ COMMENT ON POLICY insert_as_admin ON public.integrations IS 'Owner/administrador
 -- Name: chatbot_operators insert_as_supervisor; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY insert_as_supervisor ON public.chatbot_operators FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role]))));
+CREATE POLICY insert_as_supervisor ON public.chatbot_operators FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role]))));
 
 
 --
@@ -13713,7 +13713,7 @@ COMMENT ON POLICY insert_as_supervisor ON public.chatbot_operators IS 'Owner/adm
 -- Name: conversations insert_as_supervisor; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY insert_as_supervisor ON public.conversations FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role]))));
+CREATE POLICY insert_as_supervisor ON public.conversations FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role]))));
 
 
 --
@@ -13727,7 +13727,7 @@ COMMENT ON POLICY insert_as_supervisor ON public.conversations IS 'Owner/adminis
 -- Name: messages insert_operator_message; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY insert_operator_message ON public.messages FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND ((( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT public.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[]))) AND (sender_type = 'operator'::public.message_sender_type) AND (sender_id = ( SELECT public.get_current_user_id() AS get_current_user_id))));
+CREATE POLICY insert_operator_message ON public.messages FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND ((( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT private.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[]))) AND (sender_type = 'operator'::public.message_sender_type) AND (sender_id = ( SELECT private.get_current_user_id() AS get_current_user_id))));
 
 
 --
@@ -13741,7 +13741,7 @@ COMMENT ON POLICY insert_operator_message ON public.messages IS 'Users write onl
 -- Name: message_reactions insert_visible; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY insert_visible ON public.message_reactions FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND ((( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT public.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[]))) AND (created_by = ( SELECT public.get_current_user_id() AS get_current_user_id))));
+CREATE POLICY insert_visible ON public.message_reactions FOR INSERT TO authenticated WITH CHECK (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND ((( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT private.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[]))) AND (created_by = ( SELECT private.get_current_user_id() AS get_current_user_id))));
 
 
 --
@@ -14057,7 +14057,7 @@ COMMENT ON POLICY select_all ON public.chatbot_templates IS 'Every authenticated
 -- Name: audit_logs select_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_as_admin ON public.audit_logs FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY select_as_admin ON public.audit_logs FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -14071,7 +14071,7 @@ COMMENT ON POLICY select_as_admin ON public.audit_logs IS 'Owner/administrador r
 -- Name: integration_logs select_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_as_admin ON public.integration_logs FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY select_as_admin ON public.integration_logs FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -14085,7 +14085,7 @@ COMMENT ON POLICY select_as_admin ON public.integration_logs IS 'Owner/administr
 -- Name: integrations select_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_as_admin ON public.integrations FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY select_as_admin ON public.integrations FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -14099,7 +14099,7 @@ COMMENT ON POLICY select_as_admin ON public.integrations IS 'Owner/administrador
 -- Name: legal_holds select_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_as_admin ON public.legal_holds FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY select_as_admin ON public.legal_holds FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -14113,7 +14113,7 @@ COMMENT ON POLICY select_as_admin ON public.legal_holds IS 'Owner/administrador 
 -- Name: user_invitations select_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_as_admin ON public.user_invitations FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY select_as_admin ON public.user_invitations FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -14127,7 +14127,7 @@ COMMENT ON POLICY select_as_admin ON public.user_invitations IS 'Owner and admin
 -- Name: company_message_usage select_as_supervisor; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_as_supervisor ON public.company_message_usage FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role]))));
+CREATE POLICY select_as_supervisor ON public.company_message_usage FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role]))));
 
 
 --
@@ -14141,7 +14141,7 @@ COMMENT ON POLICY select_as_supervisor ON public.company_message_usage IS 'Owner
 -- Name: companies select_own_company; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_own_company ON public.companies FOR SELECT TO authenticated USING ((id = ( SELECT public.get_user_company_id() AS get_user_company_id)));
+CREATE POLICY select_own_company ON public.companies FOR SELECT TO authenticated USING ((id = ( SELECT private.get_user_company_id() AS get_user_company_id)));
 
 
 --
@@ -14155,7 +14155,7 @@ COMMENT ON POLICY select_own_company ON public.companies IS 'Every member reads 
 -- Name: document_chunks select_own_company; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_own_company ON public.document_chunks FOR SELECT TO authenticated USING ((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)));
+CREATE POLICY select_own_company ON public.document_chunks FOR SELECT TO authenticated USING ((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)));
 
 
 --
@@ -14169,7 +14169,7 @@ COMMENT ON POLICY select_own_company ON public.document_chunks IS 'Every member 
 -- Name: documents select_own_company; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_own_company ON public.documents FOR SELECT TO authenticated USING ((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)));
+CREATE POLICY select_own_company ON public.documents FOR SELECT TO authenticated USING ((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)));
 
 
 --
@@ -14183,7 +14183,7 @@ COMMENT ON POLICY select_own_company ON public.documents IS 'Every member reads 
 -- Name: analytics_daily select_own_company_by_role; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_own_company_by_role ON public.analytics_daily FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT public.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
+CREATE POLICY select_own_company_by_role ON public.analytics_daily FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT private.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
 
 
 --
@@ -14197,7 +14197,7 @@ COMMENT ON POLICY select_own_company_by_role ON public.analytics_daily IS 'Owner
 -- Name: knowledge_queries select_own_company_by_role; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_own_company_by_role ON public.knowledge_queries FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT public.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
+CREATE POLICY select_own_company_by_role ON public.knowledge_queries FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT private.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
 
 
 --
@@ -14213,7 +14213,7 @@ COMMENT ON POLICY select_own_company_by_role ON public.knowledge_queries IS 'Rea
 
 CREATE POLICY select_own_plan ON public.subscription_plans FOR SELECT TO authenticated USING ((code = ( SELECT c.subscription_plan
    FROM public.companies c
-  WHERE (c.id = ( SELECT public.get_user_company_id() AS get_user_company_id)))));
+  WHERE (c.id = ( SELECT private.get_user_company_id() AS get_user_company_id)))));
 
 
 --
@@ -14241,7 +14241,7 @@ COMMENT ON POLICY select_public_plans ON public.subscription_plans IS 'Everyone 
 -- Name: users select_same_company; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_same_company ON public.users FOR SELECT TO authenticated USING ((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)));
+CREATE POLICY select_same_company ON public.users FOR SELECT TO authenticated USING ((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)));
 
 
 --
@@ -14255,7 +14255,7 @@ COMMENT ON POLICY select_same_company ON public.users IS 'Every member reads all
 -- Name: chatbot_operators select_visible; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_visible ON public.chatbot_operators FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND ((( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (user_id = ( SELECT public.get_current_user_id() AS get_current_user_id)))));
+CREATE POLICY select_visible ON public.chatbot_operators FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND ((( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (user_id = ( SELECT private.get_current_user_id() AS get_current_user_id)))));
 
 
 --
@@ -14269,7 +14269,7 @@ COMMENT ON POLICY select_visible ON public.chatbot_operators IS 'Owner/administr
 -- Name: chatbots select_visible; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_visible ON public.chatbots FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND ((( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (id = ANY (( SELECT public.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[])))));
+CREATE POLICY select_visible ON public.chatbots FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND ((( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (id = ANY (( SELECT private.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[])))));
 
 
 --
@@ -14283,7 +14283,7 @@ COMMENT ON POLICY select_visible ON public.chatbots IS 'Owner/administrador/supe
 -- Name: conversations select_visible; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_visible ON public.conversations FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT public.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
+CREATE POLICY select_visible ON public.conversations FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT private.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
 
 
 --
@@ -14297,7 +14297,7 @@ COMMENT ON POLICY select_visible ON public.conversations IS 'Owner/administrador
 -- Name: hitl_escalations select_visible; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_visible ON public.hitl_escalations FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT public.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
+CREATE POLICY select_visible ON public.hitl_escalations FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT private.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
 
 
 --
@@ -14311,7 +14311,7 @@ COMMENT ON POLICY select_visible ON public.hitl_escalations IS 'Owner/administra
 -- Name: message_reactions select_visible; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_visible ON public.message_reactions FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT public.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
+CREATE POLICY select_visible ON public.message_reactions FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT private.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
 
 
 --
@@ -14325,7 +14325,7 @@ COMMENT ON POLICY select_visible ON public.message_reactions IS 'Owner/administr
 -- Name: messages select_visible; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY select_visible ON public.messages FOR SELECT TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT public.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
+CREATE POLICY select_visible ON public.messages FOR SELECT TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT private.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[]))));
 
 
 --
@@ -14351,7 +14351,7 @@ ALTER TABLE public.system_metrics ENABLE ROW LEVEL SECURITY;
 -- Name: chatbots update_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY update_as_admin ON public.chatbots FOR UPDATE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role])))) WITH CHECK (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY update_as_admin ON public.chatbots FOR UPDATE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role])))) WITH CHECK (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -14365,7 +14365,7 @@ COMMENT ON POLICY update_as_admin ON public.chatbots IS 'Owner/administrador cha
 -- Name: document_chunks update_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY update_as_admin ON public.document_chunks FOR UPDATE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role])))) WITH CHECK ((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)));
+CREATE POLICY update_as_admin ON public.document_chunks FOR UPDATE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role])))) WITH CHECK ((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)));
 
 
 --
@@ -14379,7 +14379,7 @@ COMMENT ON POLICY update_as_admin ON public.document_chunks IS 'Owner/administra
 -- Name: documents update_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY update_as_admin ON public.documents FOR UPDATE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role])))) WITH CHECK ((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)));
+CREATE POLICY update_as_admin ON public.documents FOR UPDATE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role])))) WITH CHECK ((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)));
 
 
 --
@@ -14393,7 +14393,7 @@ COMMENT ON POLICY update_as_admin ON public.documents IS 'Owner/administrador ed
 -- Name: integrations update_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY update_as_admin ON public.integrations FOR UPDATE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role])))) WITH CHECK ((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)));
+CREATE POLICY update_as_admin ON public.integrations FOR UPDATE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role])))) WITH CHECK ((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)));
 
 
 --
@@ -14407,7 +14407,7 @@ COMMENT ON POLICY update_as_admin ON public.integrations IS 'Owner/administrador
 -- Name: users update_lower_rank; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY update_lower_rank ON public.users FOR UPDATE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role])) AND (public.role_rank(role) < public.role_rank(( SELECT public.get_user_role() AS get_user_role))))) WITH CHECK (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (public.role_rank(role) < public.role_rank(( SELECT public.get_user_role() AS get_user_role)))));
+CREATE POLICY update_lower_rank ON public.users FOR UPDATE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role])) AND (public.role_rank(role) < public.role_rank(( SELECT private.get_user_role() AS get_user_role))))) WITH CHECK (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (public.role_rank(role) < public.role_rank(( SELECT private.get_user_role() AS get_user_role)))));
 
 
 --
@@ -14421,7 +14421,7 @@ COMMENT ON POLICY update_lower_rank ON public.users IS 'Owner and administrador 
 -- Name: companies update_own_company_as_admin; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY update_own_company_as_admin ON public.companies FOR UPDATE TO authenticated USING (((id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role])))) WITH CHECK (((id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
+CREATE POLICY update_own_company_as_admin ON public.companies FOR UPDATE TO authenticated USING (((id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role])))) WITH CHECK (((id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role]))));
 
 
 --
@@ -14435,7 +14435,7 @@ COMMENT ON POLICY update_own_company_as_admin ON public.companies IS 'Owner and 
 -- Name: users update_self; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY update_self ON public.users FOR UPDATE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (id = ( SELECT public.get_current_user_id() AS get_current_user_id)))) WITH CHECK (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (id = ( SELECT public.get_current_user_id() AS get_current_user_id))));
+CREATE POLICY update_self ON public.users FOR UPDATE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (id = ( SELECT private.get_current_user_id() AS get_current_user_id)))) WITH CHECK (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (id = ( SELECT private.get_current_user_id() AS get_current_user_id))));
 
 
 --
@@ -14449,7 +14449,7 @@ COMMENT ON POLICY update_self ON public.users IS 'A member updates their own row
 -- Name: conversations update_visible; Type: POLICY; Schema: public; Owner: -
 --
 
-CREATE POLICY update_visible ON public.conversations FOR UPDATE TO authenticated USING (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT public.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[])))) WITH CHECK (((company_id = ( SELECT public.get_user_company_id() AS get_user_company_id)) AND ((( SELECT public.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT public.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[])))));
+CREATE POLICY update_visible ON public.conversations FOR UPDATE TO authenticated USING (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND (chatbot_id = ANY (( SELECT private.get_visible_chatbot_ids() AS get_visible_chatbot_ids)::uuid[])))) WITH CHECK (((company_id = ( SELECT private.get_user_company_id() AS get_user_company_id)) AND ((( SELECT private.get_user_role() AS get_user_role) = ANY (ARRAY['owner'::public.user_role, 'administrador'::public.user_role, 'supervisor'::public.user_role])) OR (chatbot_id = ANY (( SELECT private.get_assigned_chatbot_ids() AS get_assigned_chatbot_ids)::uuid[])))));
 
 
 --
@@ -15012,6 +15012,51 @@ REVOKE ALL ON FUNCTION private.escalate_conversation(p_company_id uuid, p_conver
 
 
 --
+-- Name: FUNCTION get_assigned_chatbot_ids(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.get_assigned_chatbot_ids() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.get_assigned_chatbot_ids() TO authenticated;
+GRANT ALL ON FUNCTION private.get_assigned_chatbot_ids() TO service_role;
+
+
+--
+-- Name: FUNCTION get_current_user_id(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.get_current_user_id() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.get_current_user_id() TO authenticated;
+GRANT ALL ON FUNCTION private.get_current_user_id() TO service_role;
+
+
+--
+-- Name: FUNCTION get_user_company_id(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.get_user_company_id() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.get_user_company_id() TO authenticated;
+GRANT ALL ON FUNCTION private.get_user_company_id() TO service_role;
+
+
+--
+-- Name: FUNCTION get_user_role(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.get_user_role() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.get_user_role() TO authenticated;
+GRANT ALL ON FUNCTION private.get_user_role() TO service_role;
+
+
+--
+-- Name: FUNCTION get_visible_chatbot_ids(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.get_visible_chatbot_ids() FROM PUBLIC;
+GRANT ALL ON FUNCTION private.get_visible_chatbot_ids() TO authenticated;
+GRANT ALL ON FUNCTION private.get_visible_chatbot_ids() TO service_role;
+
+
+--
 -- Name: FUNCTION guard_role_grant(); Type: ACL; Schema: private; Owner: -
 --
 
@@ -15375,51 +15420,6 @@ GRANT ALL ON FUNCTION public.create_invitation(p_email text, p_role public.user_
 
 REVOKE ALL ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) TO authenticated;
-
-
---
--- Name: FUNCTION get_assigned_chatbot_ids(); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION public.get_assigned_chatbot_ids() FROM PUBLIC;
-GRANT ALL ON FUNCTION public.get_assigned_chatbot_ids() TO authenticated;
-GRANT ALL ON FUNCTION public.get_assigned_chatbot_ids() TO service_role;
-
-
---
--- Name: FUNCTION get_current_user_id(); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION public.get_current_user_id() FROM PUBLIC;
-GRANT ALL ON FUNCTION public.get_current_user_id() TO authenticated;
-GRANT ALL ON FUNCTION public.get_current_user_id() TO service_role;
-
-
---
--- Name: FUNCTION get_user_company_id(); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION public.get_user_company_id() FROM PUBLIC;
-GRANT ALL ON FUNCTION public.get_user_company_id() TO authenticated;
-GRANT ALL ON FUNCTION public.get_user_company_id() TO service_role;
-
-
---
--- Name: FUNCTION get_user_role(); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION public.get_user_role() FROM PUBLIC;
-GRANT ALL ON FUNCTION public.get_user_role() TO authenticated;
-GRANT ALL ON FUNCTION public.get_user_role() TO service_role;
-
-
---
--- Name: FUNCTION get_visible_chatbot_ids(); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION public.get_visible_chatbot_ids() FROM PUBLIC;
-GRANT ALL ON FUNCTION public.get_visible_chatbot_ids() TO authenticated;
-GRANT ALL ON FUNCTION public.get_visible_chatbot_ids() TO service_role;
 
 
 --

@@ -33,7 +33,7 @@ $$;
 comment on function public.role_rank(public.user_role) is
   'Rank of a role: owner 4 > administrador 3 > supervisor 2 > operador 1 (null for null). Immutable, inlinable into policies.';
 
-create function public.get_current_user_id() returns uuid
+create function private.get_current_user_id() returns uuid
   language sql stable security definer
   set search_path = pg_catalog, pg_temp{{ citus_settings() }}
 as $$
@@ -42,10 +42,10 @@ as $$
    where u.auth_user_id = auth.uid()
      and u.is_active
 $$;
-comment on function public.get_current_user_id() is
+comment on function private.get_current_user_id() is
   'The caller''s public.users.id (active members only), from auth.uid(); null otherwise. Wrap in (select ...) in policies.';
 
-create function public.get_user_company_id() returns uuid
+create function private.get_user_company_id() returns uuid
   language sql stable security definer
   set search_path = pg_catalog, pg_temp{{ citus_settings() }}
 as $$
@@ -54,10 +54,10 @@ as $$
    where u.auth_user_id = auth.uid()
      and u.is_active
 $$;
-comment on function public.get_user_company_id() is
+comment on function private.get_user_company_id() is
   'The caller''s company (public.companies.id) if they are an active member; null otherwise. Wrap in (select ...) in policies.';
 
-create function public.get_user_role() returns public.user_role
+create function private.get_user_role() returns public.user_role
   language sql stable security definer
   set search_path = pg_catalog, pg_temp{{ citus_settings() }}
 as $$
@@ -66,13 +66,13 @@ as $$
    where u.auth_user_id = auth.uid()
      and u.is_active
 $$;
-comment on function public.get_user_role() is
+comment on function private.get_user_role() is
   'The caller''s role in their company if they are an active member; null otherwise. Wrap in (select ...) in policies.';
 
 revoke execute on function public.role_rank(public.user_role) from public;
 grant execute on function public.role_rank(public.user_role) to anon, authenticated, service_role;
-revoke execute on function public.get_current_user_id(), public.get_user_company_id(), public.get_user_role() from public, anon;
-grant execute on function public.get_current_user_id(), public.get_user_company_id(), public.get_user_role()
+revoke execute on function private.get_current_user_id(), private.get_user_company_id(), private.get_user_role() from public, anon;
+grant execute on function private.get_current_user_id(), private.get_user_company_id(), private.get_user_role()
   to authenticated, service_role;
 
 -- Who is subject to the tenant rules enforced in triggers: any role without
@@ -132,7 +132,7 @@ create function private.require_company_writable() returns boolean
   language sql stable security {{ 'invoker' if profile == 'citus' else 'definer' }}
   set search_path = pg_catalog, pg_temp{{ citus_settings() }}
 as $$
-  select private.require_company_writable(public.get_user_company_id())
+  select private.require_company_writable(private.get_user_company_id())
 $$;
 comment on function private.require_company_writable() is
   'private.require_company_writable(uuid) for the caller''s own company (true for a caller without one: the other policies deny). The check of the restrictive *_while_writable policies; wrap it in (select ...) so it runs once per statement.';

@@ -1,6 +1,7 @@
 -- Business functions (RPC) of companies and membership: atomic creation of a
 -- company with its owner, and the explicit hand-over of ownership.
 
+{% from 'functions/_rpc.sql' import exposed_rpc -%}
 create function public.create_company_with_owner(
   p_name text,
   p_industry text default null,
@@ -79,7 +80,7 @@ begin
 end
 $$;
 comment on function public.create_company_with_owner(text, text, text, text) is
-  'RPC: an authenticated identity without a company creates a company on a free public plan (monthly_price_cents = 0; default free), active, and becomes its owner, atomically. Returns the company id. Self-service never picks a paid or custom-priced plan nor a trial: the backend (service_role) sets subscription_plan/subscription_status after checkout. Errors: 42501 not authenticated / already a member / paid or custom-priced plan; 22023 bad name, unknown plan, no email. doctor: allow definer.read_only it creates a new company, which has no subscription state to honour yet.';
+  'RPC: an authenticated identity without a company creates a company on a free public plan (monthly_price_cents = 0; default free), active, and becomes its owner, atomically. Returns the company id. Self-service never picks a paid or custom-priced plan nor a trial: the backend (service_role) sets subscription_plan/subscription_status after checkout. Errors: 42501 not authenticated / already a member / paid or custom-priced plan; 22023 bad name, unknown plan, no email. doctor: allow definer.read_only it creates a new company, which has no subscription state to honour yet.'{{ exposed_rpc() }};
 
 create function public.transfer_ownership(p_new_owner_user_id uuid) returns void
   language plpgsql volatile security definer
@@ -131,7 +132,7 @@ begin
 end
 $$;
 comment on function public.transfer_ownership(uuid) is
-  'RPC: the owner hands ownership to another active member of the company (p_new_owner_user_id = public.users.id); the new owner becomes owner and the old one administrador, atomically. Errors: 42501 caller is not the owner; NA002 company read-only (suspended/canceled); 22023 bad target.';
+  'RPC: the owner hands ownership to another active member of the company (p_new_owner_user_id = public.users.id); the new owner becomes owner and the old one administrador, atomically. Errors: 42501 caller is not the owner; NA002 company read-only (suspended/canceled); 22023 bad target.'{{ exposed_rpc() }};
 
 revoke execute on function public.create_company_with_owner(text, text, text, text) from public, anon;
 revoke execute on function public.transfer_ownership(uuid) from public, anon;

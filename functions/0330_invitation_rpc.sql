@@ -2,6 +2,7 @@
 -- its sha256 stored), accept (single use, expiring, bound to an email) and
 -- revoke. Plan limits are enforced by the triggers of schema/0140_tenancy_rules.
 
+{% from 'functions/_rpc.sql' import exposed_rpc -%}
 create function public.create_invitation(p_email text, p_role public.user_role)
 returns table (invitation_id uuid, token text)
   language plpgsql volatile security definer
@@ -60,7 +61,7 @@ begin
 end
 $$;
 comment on function public.create_invitation(text, public.user_role) is
-  'RPC: an owner/administrador invites an email with a role strictly below their own. Returns the invitation id and the token (shown once; only sha256(token) is stored). Limited by max_pending_invitations and max_users (members + pending). Errors: 42501 caller/role not allowed; NA002 company read-only (suspended/canceled); 22023 bad email or already a member; 23505 pending invitation exists; NA001 plan limit.';
+  'RPC: an owner/administrador invites an email with a role strictly below their own. Returns the invitation id and the token (shown once; only sha256(token) is stored). Limited by max_pending_invitations and max_users (members + pending). Errors: 42501 caller/role not allowed; NA002 company read-only (suspended/canceled); 22023 bad email or already a member; 23505 pending invitation exists; NA001 plan limit.'{{ exposed_rpc() }};
 
 create function public.accept_invitation(p_token text) returns uuid
   language plpgsql volatile security definer
@@ -148,7 +149,7 @@ begin
 end
 $$;
 comment on function public.accept_invitation(text) is
-  'RPC: the invited identity (its auth.users email - not the JWT email claim - must match, case-insensitively, and be confirmed) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / email not confirmed / already a member; NA002 the company is read-only (suspended/canceled); 22023 unknown, used, revoked or expired token; NA001 user limit.';
+  'RPC: the invited identity (its auth.users email - not the JWT email claim - must match, case-insensitively, and be confirmed) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / email not confirmed / already a member; NA002 the company is read-only (suspended/canceled); 22023 unknown, used, revoked or expired token; NA001 user limit.'{{ exposed_rpc() }};
 
 create function public.revoke_invitation(p_invitation_id uuid) returns void
   language plpgsql volatile security definer
@@ -190,7 +191,7 @@ begin
 end
 $$;
 comment on function public.revoke_invitation(uuid) is
-  'RPC: an owner/administrador revokes a pending invitation of their company for a role below their own; it can no longer be accepted and frees its seat. Errors: 42501 caller not allowed; NA002 company read-only (suspended/canceled); 22023 not found / not pending.';
+  'RPC: an owner/administrador revokes a pending invitation of their company for a role below their own; it can no longer be accepted and frees its seat. Errors: 42501 caller not allowed; NA002 company read-only (suspended/canceled); 22023 not found / not pending.'{{ exposed_rpc() }};
 
 revoke execute on function public.create_invitation(text, public.user_role) from public, anon;
 revoke execute on function public.accept_invitation(text) from public, anon;

@@ -13,6 +13,7 @@
 -- (users_one_owner_per_company_key, users_require_owner_*), the tenant guard, the legal
 -- holds, the audit trail.
 
+{% from 'functions/_rpc.sql' import exposed_rpc -%}
 create function private.member_to_change(p_user_id uuid, p_new_role public.user_role)
 returns private.memberships
   language plpgsql volatile security definer
@@ -106,7 +107,7 @@ begin
 end
 $$;
 comment on function public.set_member_role(uuid, public.user_role) is
-  'RPC (profile citus): an owner or administrador changes the role of a member of lower rank (p_user_id = public.users.id) to a role below their own; private.memberships and public.users change together, so the member''s next statement runs with the new role. Errors: 42501 caller not owner/administrador, own row, member not of lower rank, role at or above the caller''s (ownership moves with transfer_ownership); NA002 company read-only; 22023 no role, member not found.';
+  'RPC (profile citus): an owner or administrador changes the role of a member of lower rank (p_user_id = public.users.id) to a role below their own; private.memberships and public.users change together, so the member''s next statement runs with the new role. Errors: 42501 caller not owner/administrador, own row, member not of lower rank, role at or above the caller''s (ownership moves with transfer_ownership); NA002 company read-only; 22023 no role, member not found.'{{ exposed_rpc() }};
 
 create function public.set_member_active(p_user_id uuid, p_is_active boolean) returns void
   language plpgsql volatile security definer
@@ -121,7 +122,7 @@ begin
 end
 $$;
 comment on function public.set_member_active(uuid, boolean) is
-  'RPC (profile citus): an owner or administrador activates or deactivates a member of lower rank (p_user_id = public.users.id); an inactive member keeps the seat and gets no access from its next statement. Errors: 42501 caller not owner/administrador, own row, member not of lower rank; NA002 company read-only; 22023 no value, member not found.';
+  'RPC (profile citus): an owner or administrador activates or deactivates a member of lower rank (p_user_id = public.users.id); an inactive member keeps the seat and gets no access from its next statement. Errors: 42501 caller not owner/administrador, own row, member not of lower rank; NA002 company read-only; 22023 no value, member not found.'{{ exposed_rpc() }};
 
 create function public.remove_member(p_user_id uuid) returns void
   language plpgsql volatile security definer
@@ -145,7 +146,7 @@ begin
 end
 $$;
 comment on function public.remove_member(uuid) is
-  'RPC (profile citus): an owner or administrador removes a member of lower rank (p_user_id = public.users.id): the membership copy and the public.users row go together (its assignments with it; references to it are cleared), so the identity reads nothing from its next statement and may join a company again. Errors: 42501 caller not owner/administrador, own row, member not of lower rank, a legal hold naming the member; NA002 company read-only; 22023 member not found.';
+  'RPC (profile citus): an owner or administrador removes a member of lower rank (p_user_id = public.users.id): the membership copy and the public.users row go together (its assignments with it; references to it are cleared), so the identity reads nothing from its next statement and may join a company again. Errors: 42501 caller not owner/administrador, own row, member not of lower rank, a legal hold naming the member; NA002 company read-only; 22023 member not found.'{{ exposed_rpc() }};
 
 revoke execute on function public.set_member_role(uuid, public.user_role) from public, anon;
 revoke execute on function public.set_member_active(uuid, boolean) from public, anon;

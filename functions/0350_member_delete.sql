@@ -83,7 +83,7 @@ begin
   -- triggers then decide as for a direct delete by the caller (see the header).
   execute pg_catalog.format(
     'delete from %I.%I t using pg_catalog.jsonb_populate_recordset(null::%I.%I, $1) k'
-    ' where t.company_id operator(pg_catalog.=) (select public.get_user_company_id()) and %s',
+    ' where t.company_id operator(pg_catalog.=) (select private.get_user_company_id()) and %s',
     v_schema, v_name, v_schema, v_name, v_match)
     using p_keys;
   get diagnostics v_count = row_count;

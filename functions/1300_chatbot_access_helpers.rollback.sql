@@ -1,5 +1,5 @@
 -- Why: undoes 1300_chatbot_access_helpers.sql.
-drop function public.get_visible_chatbot_ids();
+drop function private.get_visible_chatbot_ids();
 {% if profile != 'citus' -%}
 drop trigger chatbot_operators_chatbot_visibility on public.chatbot_operators;
 drop trigger chatbots_chatbot_visibility on public.chatbots;
@@ -8,4 +8,4 @@ drop function private.chatbot_visibility_follow();
 drop function private.refresh_chatbot_visibility(uuid, uuid);
 drop table private.chatbot_visibility;
 {% endif -%}
-drop function public.get_assigned_chatbot_ids();
+drop function private.get_assigned_chatbot_ids();

@@ -1,11 +1,11 @@
 -- Why: operador-scoped policies need "the caller's assigned chatbots" without a per-row
 -- subquery into chatbot_operators (slow, and rejected by Citus on distributed tables).
 -- This security definer helper returns them as an array that a policy evaluates once per
--- statement: chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[]).
+-- statement: chatbot_id = any ((select private.get_assigned_chatbot_ids())::uuid[]).
 {% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 {% from 'policies/_rls.sql' import rls -%}
 
-create function public.get_assigned_chatbot_ids()
+create function private.get_assigned_chatbot_ids()
 returns uuid[]
 language {{ 'plpgsql' if profile == 'citus' else 'sql' }}
 stable
@@ -16,8 +16,8 @@ as $${% if profile == 'citus' %}
 -- co-located shard and runs there locally; with the helper call in its WHERE it went to
 -- every shard (issue 19: a member's chatbot list 30 ms, 1 ms so, on a real cluster).
 declare
-  v_company_id uuid := public.get_user_company_id();
-  v_user_id uuid := public.get_current_user_id();
+  v_company_id uuid := private.get_user_company_id();
+  v_user_id uuid := private.get_current_user_id();
 begin
   return array(select co.chatbot_id from public.chatbot_operators co
                 where co.company_id = v_company_id and co.user_id = v_user_id
@@ -25,22 +25,22 @@ begin
 end{% else %}
   select coalesce(pg_catalog.array_agg(co.chatbot_id order by co.chatbot_id), '{}')
     from public.chatbot_operators co
-   where co.company_id = public.get_user_company_id()
-     and co.user_id = public.get_current_user_id(){% endif %}
+   where co.company_id = private.get_user_company_id()
+     and co.user_id = private.get_current_user_id(){% endif %}
 $$;
-comment on function public.get_assigned_chatbot_ids() is
+comment on function private.get_assigned_chatbot_ids() is
   'Ids of the chatbots the calling user is assigned to as operador (empty array for none or no user). Use in policies wrapped in (select ...).';
 
-revoke execute on function public.get_assigned_chatbot_ids() from public, anon;
-grant execute on function public.get_assigned_chatbot_ids() to authenticated, service_role;
+revoke execute on function private.get_assigned_chatbot_ids() from public, anon;
+grant execute on function private.get_assigned_chatbot_ids() to authenticated, service_role;
 
 -- Why (issue 11): the operador branch of a policy written as
 --   (role in (owner, administrador, supervisor) or chatbot_id = any (assigned))
 -- is an OR the planner cannot turn into an index condition, so an operador's inbox read
--- every conversation of the tenant. public.get_visible_chatbot_ids() folds the role test
+-- every conversation of the tenant. private.get_visible_chatbot_ids() folds the role test
 -- into the array: every chatbot of the company for owner/administrador/supervisor, the
 -- assigned ones for an operador, none otherwise; a policy then reads
---   company_id = (select ...company_id...) and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[])
+--   company_id = (select ...company_id...) and chatbot_id = any ((select private.get_visible_chatbot_ids())::uuid[])
 -- and both terms are index conditions. Not for tables whose rows ARE chatbots (a chatbot
 -- created by the same statement would not be in the array yet): public.chatbots keeps the
 -- role test.
@@ -67,7 +67,7 @@ create table private.chatbot_visibility (
     references public.users (company_id, id) on delete cascade
 );
 comment on table private.chatbot_visibility is
-  'Per active member: the chatbots whose conversations it may read (all of the company''s for owner/administrador/supervisor, the assigned ones for an operador). Written only by the triggers of public.users, public.chatbots and public.chatbot_operators in the transaction of the change; read by public.get_visible_chatbot_ids().'{{ doctor_notes('private.chatbot_visibility') }};
+  'Per active member: the chatbots whose conversations it may read (all of the company''s for owner/administrador/supervisor, the assigned ones for an operador). Written only by the triggers of public.users, public.chatbots and public.chatbot_operators in the transaction of the change; read by private.get_visible_chatbot_ids().'{{ doctor_notes('private.chatbot_visibility') }};
 comment on column private.chatbot_visibility.company_id is 'Company of the member (tenant key).';
 comment on column private.chatbot_visibility.user_id is 'The member (public.users.id); the row goes with the member.';
 comment on column private.chatbot_visibility.auth_user_id is 'The member''s auth identity (auth.uid()), the lookup key of the helper.';
@@ -80,7 +80,7 @@ create policy deny_members on private.chatbot_visibility
   as restrictive for all to anon, authenticated
   using (false) with check (false);
 comment on policy deny_members on private.chatbot_visibility is
-  'Nobody but BYPASSRLS roles (service_role, the owner of the triggers and of public.get_visible_chatbot_ids()) reaches a row: members read their visible chatbots only through that helper.';
+  'Nobody but BYPASSRLS roles (service_role, the owner of the triggers and of private.get_visible_chatbot_ids()) reaches a row: members read their visible chatbots only through that helper.';
 
 {{ tenant_guard('private.chatbot_visibility') }}
 
@@ -168,7 +168,7 @@ comment on trigger chatbot_operators_chatbot_visibility on public.chatbot_operat
 -- Members who exist before this migration (none on a fresh install).
 select private.refresh_chatbot_visibility(c.id, null) from public.companies c;
 
-create function public.get_visible_chatbot_ids()
+create function private.get_visible_chatbot_ids()
 returns uuid[]
 language sql
 stable
@@ -178,7 +178,7 @@ as $$
   select coalesce((select v.chatbot_ids from private.chatbot_visibility v
                     where v.auth_user_id = auth.uid()), '{}'::uuid[])
 $$;
-comment on function public.get_visible_chatbot_ids() is
+comment on function private.get_visible_chatbot_ids() is
   'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). One primary-key lookup of private.chatbot_visibility (kept current by triggers in the transaction of every change). Use in policies wrapped in (select ...): chatbot_id = any (...) is an index condition.';
 
 {% else %}
@@ -188,7 +188,7 @@ comment on function public.get_visible_chatbot_ids() is
 -- fail for audit_logs (docs/scale-out.md). The helper reads the live rows instead: the
 -- membership from private.memberships (reference), then the chatbots of the caller's
 -- company, one query routed to one shard.
-create function public.get_visible_chatbot_ids()
+create function private.get_visible_chatbot_ids()
 returns uuid[]
 language plpgsql
 stable
@@ -213,9 +213,9 @@ begin
   return '{}'::uuid[];
 end
 $$;
-comment on function public.get_visible_chatbot_ids() is
+comment on function private.get_visible_chatbot_ids() is
   'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). Profile citus: the membership from the reference table private.memberships, then one query routed to the caller''s shard (company_id known), from the live rows. Called bare in policies (profile citus), once per shard statement.';
 
 {% endif -%}
-revoke execute on function public.get_visible_chatbot_ids() from public, anon;
-grant execute on function public.get_visible_chatbot_ids() to authenticated, service_role;
+revoke execute on function private.get_visible_chatbot_ids() from public, anon;
+grant execute on function private.get_visible_chatbot_ids() to authenticated, service_role;

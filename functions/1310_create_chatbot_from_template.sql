@@ -11,7 +11,7 @@ security invoker
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_company_id uuid := public.get_user_company_id();
+  v_company_id uuid := private.get_user_company_id();
   v_template public.chatbot_templates;
   v_id uuid;
 begin

@@ -42,7 +42,7 @@ security invoker
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_company_id uuid := (select public.get_user_company_id());
+  v_company_id uuid := (select private.get_user_company_id());
 begin
   return query
   select * from public.match_document_chunks_for_company(v_company_id, p_query_embedding, p_match_count, p_min_similarity);

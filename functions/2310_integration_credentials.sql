@@ -5,6 +5,7 @@
 -- (service_role) reads private.integration_credentials and decrypts with the
 -- application-held KMS key named by key_id.
 
+{% from 'functions/_rpc.sql' import exposed_rpc -%}
 create function public.set_integration_credentials(
   p_integration_id uuid,
   p_ciphertext bytea,
@@ -17,8 +18,8 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_company_id uuid := public.get_user_company_id();
-  v_role public.user_role := public.get_user_role();
+  v_company_id uuid := private.get_user_company_id();
+  v_role public.user_role := private.get_user_role();
   v_updated_at timestamptz;
 begin
   if v_company_id is null or v_role is null or v_role not in ('owner', 'administrador') then
@@ -41,7 +42,7 @@ begin
   end if;
 
   insert into private.integration_credentials as c (company_id, integration_id, ciphertext, key_id, updated_by)
-  values (v_company_id, p_integration_id, p_ciphertext, p_key_id, public.get_current_user_id())
+  values (v_company_id, p_integration_id, p_ciphertext, p_key_id, private.get_current_user_id())
   on conflict (company_id, integration_id) do update
      set ciphertext = excluded.ciphertext,
          key_id = excluded.key_id,
@@ -51,7 +52,7 @@ begin
 end;
 $$;
 comment on function public.set_integration_credentials(uuid, bytea, text) is
-  'Stores (or replaces) the encrypted credentials envelope of one of the caller''s integrations; owner/administrador only (42501 otherwise; NA002 while the company is suspended or canceled). Write-only: returns the new credentials_updated_at, never the secret.';
+  'Stores (or replaces) the encrypted credentials envelope of one of the caller''s integrations; owner/administrador only (42501 otherwise; NA002 while the company is suspended or canceled). Write-only: returns the new credentials_updated_at, never the secret.'{{ exposed_rpc() }};
 
 create function public.clear_integration_credentials(p_integration_id uuid)
 returns boolean
@@ -61,8 +62,8 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_company_id uuid := public.get_user_company_id();
-  v_role public.user_role := public.get_user_role();
+  v_company_id uuid := private.get_user_company_id();
+  v_role public.user_role := private.get_user_role();
 begin
   if v_company_id is null or v_role is null or v_role not in ('owner', 'administrador') then
     raise exception using errcode = '42501',
@@ -76,7 +77,7 @@ begin
 end;
 $$;
 comment on function public.clear_integration_credentials(uuid) is
-  'Deletes the stored credentials of one of the caller''s integrations (owner/administrador only; NA002 while the company is suspended or canceled); true if there were any.';
+  'Deletes the stored credentials of one of the caller''s integrations (owner/administrador only; NA002 while the company is suspended or canceled); true if there were any.'{{ exposed_rpc() }};
 
 revoke execute on function public.set_integration_credentials(uuid, bytea, text) from public, anon;
 grant execute on function public.set_integration_credentials(uuid, bytea, text) to authenticated;

@@ -19,7 +19,7 @@ comment on index public.chatbots_template_code_idx is 'FK chatbots_template_fkey
 
 -- chatbot_operators
 create index chatbot_operators_user_idx on public.chatbot_operators (company_id, user_id, chatbot_id);
-comment on index public.chatbot_operators_user_idx is 'FK chatbot_operators_user_fkey and public.get_assigned_chatbot_ids() (index-only scan of a user''s chatbots).';
+comment on index public.chatbot_operators_user_idx is 'FK chatbot_operators_user_fkey and private.get_assigned_chatbot_ids() (index-only scan of a user''s chatbots).';
 create index chatbot_operators_assigned_by_idx on public.chatbot_operators (company_id, assigned_by) where assigned_by is not null;
 comment on index public.chatbot_operators_assigned_by_idx is 'FK chatbot_operators_assigned_by_fkey (user deletion).';
 

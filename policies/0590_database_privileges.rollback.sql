@@ -25,8 +25,10 @@ declare
   v_name text;
 begin
   for v_role, v_name in
-    select r, n from (values ('anon'), ('authenticated')) as a (r)
-      cross join (values ('statement_timeout'), ('lock_timeout'), ('idle_in_transaction_session_timeout')) as b (n)
+    select * from (values
+{%- for role, name, _ in request_role_settings %}
+      ('{{ role }}', '{{ name }}'){{ ',' if not loop.last }}
+{%- endfor %}) as s (r, n)
   loop
     begin
       execute pg_catalog.format('alter role %I in database %I reset %s', v_role, v_db, v_name);
@@ -37,7 +39,9 @@ begin
 end;
 $$;
 
--- The large-object functions and activity statistics of pg_catalog: back to PUBLIC.
+{% from 'policies/_database_privileges.sql' import large_object_functions, statistics_functions, statistics_views -%}
+-- The large-object functions and activity statistics of pg_catalog: back to PUBLIC, and the
+-- explicit grants 0590 made on the statistics taken back.
 do $$
 declare
   v_object text;
@@ -46,22 +50,21 @@ begin
     return;
   end if;
   for v_object in
-    select p.oid::pg_catalog.regprocedure::text
-      from pg_catalog.pg_proc p
-     where p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
-       and (p.proname ~ '^lo_' or p.proname in ('loread', 'lowrite')
-            or (p.proname ~ '^pg_stat_get_' and p.pronargs = 1 and p.proargtypes[0] = 'pg_catalog.oid'::pg_catalog.regtype))
+    {{ large_object_functions() }}
   loop
     execute pg_catalog.format('grant execute on function %s to public', v_object);
   end loop;
   for v_object in
-    select c.oid::pg_catalog.regclass::text
-      from pg_catalog.pg_class c
-     where c.relnamespace = 'pg_catalog'::pg_catalog.regnamespace and c.relkind = 'v'
-       and (c.relname ~ '^pg_stat(io)?_(xact_)?(all|user|sys)_(tables|indexes|sequences|functions)$'
-            or c.relname = 'pg_stat_database')
+    {{ statistics_functions() }}
+  loop
+    execute pg_catalog.format('grant execute on function %s to public', v_object);
+    execute pg_catalog.format('revoke execute on function %s from service_role, pg_read_all_stats', v_object);
+  end loop;
+  for v_object in
+    {{ statistics_views() }}
   loop
     execute pg_catalog.format('grant select on %s to public', v_object);
+    execute pg_catalog.format('revoke select on %s from service_role, pg_read_all_stats', v_object);
   end loop;
 end;
 $$;

@@ -93,6 +93,7 @@ begin
 end;
 $$;
 
+{% from 'policies/_database_privileges.sql' import large_object_functions, statistics_functions, statistics_views -%}
 -- Why (issue 20, item 7): side channels of the request roles into other companies.
 -- Large objects: any role may create them (lo_from_bytea, lo_create, ...) with no quota; one
 -- created by a member is owned by the shared role authenticated, so every other company's
@@ -116,28 +117,18 @@ begin
     return;
   end if;
   for v_object in
-    select p.oid::pg_catalog.regprocedure::text
-      from pg_catalog.pg_proc p
-     where p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
-       and (p.proname ~ '^lo_' or p.proname in ('loread', 'lowrite'))
+    {{ large_object_functions() }}
   loop
     execute pg_catalog.format('revoke execute on function %s from public', v_object);
   end loop;
   for v_object in
-    select p.oid::pg_catalog.regprocedure::text
-      from pg_catalog.pg_proc p
-     where p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
-       and p.proname ~ '^pg_stat_get_' and p.pronargs = 1 and p.proargtypes[0] = 'pg_catalog.oid'::pg_catalog.regtype
+    {{ statistics_functions() }}
   loop
     execute pg_catalog.format('revoke execute on function %s from public', v_object);
     execute pg_catalog.format('grant execute on function %s to service_role, pg_read_all_stats, %I', v_object, current_user);
   end loop;
   for v_object in
-    select c.oid::pg_catalog.regclass::text
-      from pg_catalog.pg_class c
-     where c.relnamespace = 'pg_catalog'::pg_catalog.regnamespace and c.relkind = 'v'
-       and (c.relname ~ '^pg_stat(io)?_(xact_)?(all|user|sys)_(tables|indexes|sequences|functions)$'
-            or c.relname = 'pg_stat_database')
+    {{ statistics_views() }}
   loop
     execute pg_catalog.format('revoke select on %s from public', v_object);
     execute pg_catalog.format('grant select on %s to service_role, pg_read_all_stats, %I', v_object, current_user);

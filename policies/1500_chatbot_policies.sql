@@ -19,9 +19,9 @@ comment on policy select_all on public.chatbot_templates is 'Every authenticated
 create policy select_visible on public.chatbots
   for select to authenticated
   using (
-    company_id = (select public.get_user_company_id())
-    and ((select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
-         or id = any ((select public.get_assigned_chatbot_ids())::uuid[]))
+    company_id = (select private.get_user_company_id())
+    and ((select private.get_user_role()) in ('owner', 'administrador', 'supervisor')
+         or id = any ((select private.get_assigned_chatbot_ids())::uuid[]))
   );
 comment on policy select_visible on public.chatbots is
   'Owner/administrador/supervisor read every chatbot of their company; an operador reads only the chatbots assigned to it.';
@@ -29,28 +29,28 @@ comment on policy select_visible on public.chatbots is
 create policy insert_as_admin on public.chatbots
   for insert to authenticated
   with check (
-    company_id = (select public.get_user_company_id())
-    and (select public.get_user_role()) in ('owner', 'administrador')
+    company_id = (select private.get_user_company_id())
+    and (select private.get_user_role()) in ('owner', 'administrador')
   );
 comment on policy insert_as_admin on public.chatbots is 'Owner/administrador create chatbots in their company (within the plan''s chatbot limit).';
 
 create policy update_as_admin on public.chatbots
   for update to authenticated
   using (
-    company_id = (select public.get_user_company_id())
-    and (select public.get_user_role()) in ('owner', 'administrador')
+    company_id = (select private.get_user_company_id())
+    and (select private.get_user_role()) in ('owner', 'administrador')
   )
   with check (
-    company_id = (select public.get_user_company_id())
-    and (select public.get_user_role()) in ('owner', 'administrador')
+    company_id = (select private.get_user_company_id())
+    and (select private.get_user_role()) in ('owner', 'administrador')
   );
 comment on policy update_as_admin on public.chatbots is 'Owner/administrador change chatbots of their company.';
 
 create policy delete_as_admin on public.chatbots
   for delete to authenticated
   using (
-    company_id = (select public.get_user_company_id())
-    and (select public.get_user_role()) in ('owner', 'administrador')
+    company_id = (select private.get_user_company_id())
+    and (select private.get_user_role()) in ('owner', 'administrador')
   );
 comment on policy delete_as_admin on public.chatbots is 'Owner/administrador delete chatbots of their company (frees one unit of the plan''s chatbot limit).';
 
@@ -60,9 +60,9 @@ comment on policy delete_as_admin on public.chatbots is 'Owner/administrador del
 create policy select_visible on public.chatbot_operators
   for select to authenticated
   using (
-    company_id = (select public.get_user_company_id())
-    and ((select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
-         or user_id = (select public.get_current_user_id()))
+    company_id = (select private.get_user_company_id())
+    and ((select private.get_user_role()) in ('owner', 'administrador', 'supervisor')
+         or user_id = (select private.get_current_user_id()))
   );
 comment on policy select_visible on public.chatbot_operators is
   'Owner/administrador/supervisor read every assignment of their company; an operador reads its own assignments.';
@@ -70,15 +70,15 @@ comment on policy select_visible on public.chatbot_operators is
 create policy insert_as_supervisor on public.chatbot_operators
   for insert to authenticated
   with check (
-    company_id = (select public.get_user_company_id())
-    and (select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
+    company_id = (select private.get_user_company_id())
+    and (select private.get_user_role()) in ('owner', 'administrador', 'supervisor')
   );
 comment on policy insert_as_supervisor on public.chatbot_operators is 'Owner/administrador/supervisor assign operadores of their company to its chatbots.';
 
 create policy delete_as_supervisor on public.chatbot_operators
   for delete to authenticated
   using (
-    company_id = (select public.get_user_company_id())
-    and (select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
+    company_id = (select private.get_user_company_id())
+    and (select private.get_user_role()) in ('owner', 'administrador', 'supervisor')
   );
 comment on policy delete_as_supervisor on public.chatbot_operators is 'Owner/administrador/supervisor unassign operadores of their company.';

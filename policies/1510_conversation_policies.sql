@@ -14,8 +14,8 @@
 create policy select_visible on public.conversations
   for select to authenticated
   using (
-    company_id = (select public.get_user_company_id())
-    and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[])
+    company_id = (select private.get_user_company_id())
+    and chatbot_id = any ((select private.get_visible_chatbot_ids())::uuid[])
   );
 comment on policy select_visible on public.conversations is
   'Owner/administrador/supervisor read every conversation of their company; an operador reads those of its assigned chatbots.';
@@ -23,8 +23,8 @@ comment on policy select_visible on public.conversations is
 create policy insert_as_supervisor on public.conversations
   for insert to authenticated
   with check (
-    company_id = (select public.get_user_company_id())
-    and (select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
+    company_id = (select private.get_user_company_id())
+    and (select private.get_user_role()) in ('owner', 'administrador', 'supervisor')
   );
 comment on policy insert_as_supervisor on public.conversations is
   'Owner/administrador/supervisor open conversations (e.g. proactive outreach); the backend opens the rest.';
@@ -32,13 +32,13 @@ comment on policy insert_as_supervisor on public.conversations is
 create policy update_visible on public.conversations
   for update to authenticated
   using (
-    company_id = (select public.get_user_company_id())
-    and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[])
+    company_id = (select private.get_user_company_id())
+    and chatbot_id = any ((select private.get_visible_chatbot_ids())::uuid[])
   )
   with check (
-    company_id = (select public.get_user_company_id())
-    and ((select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
-         or chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[]))
+    company_id = (select private.get_user_company_id())
+    and ((select private.get_user_role()) in ('owner', 'administrador', 'supervisor')
+         or chatbot_id = any ((select private.get_assigned_chatbot_ids())::uuid[]))
   );
 comment on policy update_visible on public.conversations is
   'Whoever sees a conversation may change its status/assignee (operador: assigned chatbots only); transitions are validated by trigger.';
@@ -46,8 +46,8 @@ comment on policy update_visible on public.conversations is
 create policy delete_as_admin on public.conversations
   for delete to authenticated
   using (
-    company_id = (select public.get_user_company_id())
-    and (select public.get_user_role()) in ('owner', 'administrador')
+    company_id = (select private.get_user_company_id())
+    and (select private.get_user_role()) in ('owner', 'administrador')
   );
 comment on policy delete_as_admin on public.conversations is
   'Owner/administrador delete conversations (e.g. data erasure requests) with their messages.';
@@ -58,8 +58,8 @@ comment on policy delete_as_admin on public.conversations is
 create policy select_visible on public.messages
   for select to authenticated
   using (
-    company_id = (select public.get_user_company_id())
-    and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[])
+    company_id = (select private.get_user_company_id())
+    and chatbot_id = any ((select private.get_visible_chatbot_ids())::uuid[])
   );
 comment on policy select_visible on public.messages is
   'Owner/administrador/supervisor read every message of their company; an operador reads those of its assigned chatbots.';
@@ -67,11 +67,11 @@ comment on policy select_visible on public.messages is
 create policy insert_operator_message on public.messages
   for insert to authenticated
   with check (
-    company_id = (select public.get_user_company_id())
-    and ((select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
-         or chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[]))
+    company_id = (select private.get_user_company_id())
+    and ((select private.get_user_role()) in ('owner', 'administrador', 'supervisor')
+         or chatbot_id = any ((select private.get_assigned_chatbot_ids())::uuid[]))
     and sender_type = 'operator'
-    and sender_id = (select public.get_current_user_id())
+    and sender_id = (select private.get_current_user_id())
   );
 comment on policy insert_operator_message on public.messages is
   'Users write only operator messages, as themselves, in conversations they see (operador: assigned chatbots); human mode is required by trigger.';
@@ -79,8 +79,8 @@ comment on policy insert_operator_message on public.messages is
 create policy delete_as_admin on public.messages
   for delete to authenticated
   using (
-    company_id = (select public.get_user_company_id())
-    and (select public.get_user_role()) in ('owner', 'administrador')
+    company_id = (select private.get_user_company_id())
+    and (select private.get_user_role()) in ('owner', 'administrador')
   );
 comment on policy delete_as_admin on public.messages is
   'Owner/administrador delete messages (e.g. data erasure requests).';
@@ -91,8 +91,8 @@ comment on policy delete_as_admin on public.messages is
 create policy select_visible on public.message_reactions
   for select to authenticated
   using (
-    company_id = (select public.get_user_company_id())
-    and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[])
+    company_id = (select private.get_user_company_id())
+    and chatbot_id = any ((select private.get_visible_chatbot_ids())::uuid[])
   );
 comment on policy select_visible on public.message_reactions is
   'Owner/administrador/supervisor read every reaction of their company; an operador reads those of its assigned chatbots.';
@@ -100,10 +100,10 @@ comment on policy select_visible on public.message_reactions is
 create policy insert_visible on public.message_reactions
   for insert to authenticated
   with check (
-    company_id = (select public.get_user_company_id())
-    and ((select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
-         or chatbot_id = any ((select public.get_assigned_chatbot_ids())::uuid[]))
-    and created_by = (select public.get_current_user_id())
+    company_id = (select private.get_user_company_id())
+    and ((select private.get_user_role()) in ('owner', 'administrador', 'supervisor')
+         or chatbot_id = any ((select private.get_assigned_chatbot_ids())::uuid[]))
+    and created_by = (select private.get_current_user_id())
   );
 comment on policy insert_visible on public.message_reactions is
   'Users who see a message may review it, as themselves (operador: assigned chatbots only).';
@@ -111,8 +111,8 @@ comment on policy insert_visible on public.message_reactions is
 create policy delete_as_admin on public.message_reactions
   for delete to authenticated
   using (
-    company_id = (select public.get_user_company_id())
-    and (select public.get_user_role()) in ('owner', 'administrador')
+    company_id = (select private.get_user_company_id())
+    and (select private.get_user_role()) in ('owner', 'administrador')
   );
 comment on policy delete_as_admin on public.message_reactions is
   'Owner/administrador delete reactions of their company.';
@@ -123,8 +123,8 @@ comment on policy delete_as_admin on public.message_reactions is
 create policy select_visible on public.hitl_escalations
   for select to authenticated
   using (
-    company_id = (select public.get_user_company_id())
-    and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[])
+    company_id = (select private.get_user_company_id())
+    and chatbot_id = any ((select private.get_visible_chatbot_ids())::uuid[])
   );
 comment on policy select_visible on public.hitl_escalations is
   'Owner/administrador/supervisor read every escalation of their company; an operador reads those of its assigned chatbots. Rows are written by the database only.';
@@ -135,8 +135,8 @@ comment on policy select_visible on public.hitl_escalations is
 create policy select_as_supervisor on public.company_message_usage
   for select to authenticated
   using (
-    company_id = (select public.get_user_company_id())
-    and (select public.get_user_role()) in ('owner', 'administrador', 'supervisor')
+    company_id = (select private.get_user_company_id())
+    and (select private.get_user_role()) in ('owner', 'administrador', 'supervisor')
   );
 comment on policy select_as_supervisor on public.company_message_usage is
   'Owner/administrador/supervisor read their company''s monthly message usage; written by the message trigger only.';

@@ -13,21 +13,21 @@
 -- integrations -----------------------------------------------------------
 create policy select_as_admin on public.integrations
   for select to authenticated
-  using (company_id = (select public.get_user_company_id())
-         and (select public.get_user_role()) in ('owner', 'administrador'));
+  using (company_id = (select private.get_user_company_id())
+         and (select private.get_user_role()) in ('owner', 'administrador'));
 create policy insert_as_admin on public.integrations
   for insert to authenticated
-  with check (company_id = (select public.get_user_company_id())
-              and (select public.get_user_role()) in ('owner', 'administrador'));
+  with check (company_id = (select private.get_user_company_id())
+              and (select private.get_user_role()) in ('owner', 'administrador'));
 create policy update_as_admin on public.integrations
   for update to authenticated
-  using (company_id = (select public.get_user_company_id())
-         and (select public.get_user_role()) in ('owner', 'administrador'))
-  with check (company_id = (select public.get_user_company_id()));
+  using (company_id = (select private.get_user_company_id())
+         and (select private.get_user_role()) in ('owner', 'administrador'))
+  with check (company_id = (select private.get_user_company_id()));
 create policy delete_as_admin on public.integrations
   for delete to authenticated
-  using (company_id = (select public.get_user_company_id())
-         and (select public.get_user_role()) in ('owner', 'administrador'));
+  using (company_id = (select private.get_user_company_id())
+         and (select private.get_user_role()) in ('owner', 'administrador'));
 
 comment on policy select_as_admin on public.integrations is 'Owner/administrador read their company''s integrations (config, has_credentials; never the credentials).';
 comment on policy insert_as_admin on public.integrations is 'Owner/administrador create integrations in their company (plan limit by trigger).';
@@ -37,8 +37,8 @@ comment on policy delete_as_admin on public.integrations is 'Owner/administrador
 -- integration_logs ---------------------------------------------------------
 create policy select_as_admin on public.integration_logs
   for select to authenticated
-  using (company_id = (select public.get_user_company_id())
-         and (select public.get_user_role()) in ('owner', 'administrador'));
+  using (company_id = (select private.get_user_company_id())
+         and (select private.get_user_role()) in ('owner', 'administrador'));
 comment on policy select_as_admin on public.integration_logs is 'Owner/administrador read their company''s integration call log; only service_role writes it.';
 
 -- private.integration_credentials: RLS enabled and forced with no policy for

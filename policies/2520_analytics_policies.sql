@@ -9,8 +9,8 @@ grant usage, select on sequence public.system_metrics_id_seq to service_role;
 
 create policy select_own_company_by_role on public.analytics_daily
   for select to authenticated
-  using (company_id = (select public.get_user_company_id())
-         and chatbot_id = any ((select public.get_visible_chatbot_ids())::uuid[]));
+  using (company_id = (select private.get_user_company_id())
+         and chatbot_id = any ((select private.get_visible_chatbot_ids())::uuid[]));
 comment on policy select_own_company_by_role on public.analytics_daily is
   'Owner/administrador/supervisor read all of the company''s analytics; operador only rows of assigned chatbots. Writes: service_role jobs only.';
 

@@ -9,64 +9,64 @@
 {{ rls('archive.conversations_archived') }}
 create policy select_as_admin on archive.conversations_archived
   for select to authenticated
-  using (company_id = (select public.get_user_company_id())
-         and (select public.get_user_role()) in ('owner', 'administrador'));
+  using (company_id = (select private.get_user_company_id())
+         and (select private.get_user_role()) in ('owner', 'administrador'));
 comment on policy select_as_admin on archive.conversations_archived is
   'Owner/administrador read their company''s archive; supervisors, operadores and other companies see nothing. Writes: service_role only.';
 
 {{ rls('archive.messages_archived') }}
 create policy select_as_admin on archive.messages_archived
   for select to authenticated
-  using (company_id = (select public.get_user_company_id())
-         and (select public.get_user_role()) in ('owner', 'administrador'));
+  using (company_id = (select private.get_user_company_id())
+         and (select private.get_user_role()) in ('owner', 'administrador'));
 comment on policy select_as_admin on archive.messages_archived is
   'Owner/administrador read their company''s archive; supervisors, operadores and other companies see nothing. Writes: service_role only.';
 
 {{ rls('archive.message_reactions_archived') }}
 create policy select_as_admin on archive.message_reactions_archived
   for select to authenticated
-  using (company_id = (select public.get_user_company_id())
-         and (select public.get_user_role()) in ('owner', 'administrador'));
+  using (company_id = (select private.get_user_company_id())
+         and (select private.get_user_role()) in ('owner', 'administrador'));
 comment on policy select_as_admin on archive.message_reactions_archived is
   'Owner/administrador read their company''s archive; supervisors, operadores and other companies see nothing. Writes: service_role only.';
 
 {{ rls('archive.hitl_escalations_archived') }}
 create policy select_as_admin on archive.hitl_escalations_archived
   for select to authenticated
-  using (company_id = (select public.get_user_company_id())
-         and (select public.get_user_role()) in ('owner', 'administrador'));
+  using (company_id = (select private.get_user_company_id())
+         and (select private.get_user_role()) in ('owner', 'administrador'));
 comment on policy select_as_admin on archive.hitl_escalations_archived is
   'Owner/administrador read their company''s archive; supervisors, operadores and other companies see nothing. Writes: service_role only.';
 
 {{ rls('archive.knowledge_queries_archived') }}
 create policy select_as_admin on archive.knowledge_queries_archived
   for select to authenticated
-  using (company_id = (select public.get_user_company_id())
-         and (select public.get_user_role()) in ('owner', 'administrador'));
+  using (company_id = (select private.get_user_company_id())
+         and (select private.get_user_role()) in ('owner', 'administrador'));
 comment on policy select_as_admin on archive.knowledge_queries_archived is
   'Owner/administrador read their company''s archive; supervisors, operadores and other companies see nothing. Writes: service_role only.';
 
 {{ rls('archive.integration_logs_archived') }}
 create policy select_as_admin on archive.integration_logs_archived
   for select to authenticated
-  using (company_id = (select public.get_user_company_id())
-         and (select public.get_user_role()) in ('owner', 'administrador'));
+  using (company_id = (select private.get_user_company_id())
+         and (select private.get_user_role()) in ('owner', 'administrador'));
 comment on policy select_as_admin on archive.integration_logs_archived is
   'Owner/administrador read their company''s archive; supervisors, operadores and other companies see nothing. Writes: service_role only.';
 
 {{ rls('archive.analytics_archived') }}
 create policy select_as_admin on archive.analytics_archived
   for select to authenticated
-  using (company_id = (select public.get_user_company_id())
-         and (select public.get_user_role()) in ('owner', 'administrador'));
+  using (company_id = (select private.get_user_company_id())
+         and (select private.get_user_role()) in ('owner', 'administrador'));
 comment on policy select_as_admin on archive.analytics_archived is
   'Owner/administrador read their company''s archive; supervisors, operadores and other companies see nothing. Writes: service_role only.';
 
 {{ rls('public.legal_holds') }}
 create policy select_as_admin on public.legal_holds
   for select to authenticated
-  using (company_id = (select public.get_user_company_id())
-         and (select public.get_user_role()) in ('owner', 'administrador'));
+  using (company_id = (select private.get_user_company_id())
+         and (select private.get_user_role()) in ('owner', 'administrador'));
 comment on policy select_as_admin on public.legal_holds is
   'Owner/administrador read their company''s legal holds; supervisors, operadores and other companies see nothing. Writes: service_role only.';
 

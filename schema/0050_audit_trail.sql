@@ -331,7 +331,7 @@ begin
     table_schema, table_name, row_id, row_pk, old_data, new_data, changed_columns)
   values (
     (v_row ->> v_company_col)::uuid,
-    public.get_current_user_id(),
+    private.get_current_user_id(),
     auth.uid(),
     v_role,
     lower(tg_op)::public.audit_action,

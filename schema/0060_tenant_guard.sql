@@ -45,7 +45,7 @@ begin
   -- row_security_active: exactly the callers whose row RLS would check on this table (a
   -- built-in, no catalog query: issue 11); for anyone else, RLS would refuse nothing
   if pg_catalog.row_security_active(tg_relid)
-     and new.company_id is distinct from public.get_user_company_id() then
+     and new.company_id is distinct from private.get_user_company_id() then
     raise exception using errcode = '42501',
       message = format('new row violates row-level security policy for table "%s"', tg_table_name),
       hint = 'Rows can only be written in your own company.';

@@ -48,8 +48,8 @@ begin
     return new;
   end if;
 
-  v_caller_id := public.get_current_user_id();
-  v_caller_role := public.get_user_role();
+  v_caller_id := private.get_current_user_id();
+  v_caller_role := private.get_user_role();
   if new.auth_user_id is distinct from old.auth_user_id or new.email is distinct from old.email then
     raise exception using
       errcode = '42501',

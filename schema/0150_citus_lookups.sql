@@ -97,20 +97,20 @@ comment on trigger users_membership_copy on public.users is
 -- setting (the lookup is one row of the caller's company, colocated). It runs as its
 -- caller: a definer reading companies after the member's own write in the same
 -- transaction fails with 25001 (issue 19); the member reads its own company under RLS.
-create function public.get_user_plan_code() returns text
+create function private.get_user_plan_code() returns text
   language plpgsql stable security invoker
   set search_path = pg_catalog, pg_temp
   set citus.allow_nested_distributed_execution = on
 as $$
 begin
   -- plpgsql: get_user_company_id() is created later (functions/0300)
-  return (select c.subscription_plan from public.companies c where c.id = public.get_user_company_id());
+  return (select c.subscription_plan from public.companies c where c.id = private.get_user_company_id());
 end
 $$;
-comment on function public.get_user_plan_code() is
+comment on function private.get_user_plan_code() is
   'Profile citus: the subscription plan code of the caller''s company (active members), null otherwise; the policy subscription_plans.select_own_plan calls it instead of a subquery.';
-revoke execute on function public.get_user_plan_code() from public, anon;
-grant execute on function public.get_user_plan_code() to authenticated, service_role;
+revoke execute on function private.get_user_plan_code() from public, anon;
+grant execute on function private.get_user_plan_code() to authenticated, service_role;
 
 -- TG_TABLE_NAME inside a shard trigger is the shard's name (users_102008): the citus
 -- rendering replaces it with this (runner/neurant_db/citus_render.py).

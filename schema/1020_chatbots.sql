@@ -74,7 +74,7 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_user_id uuid := public.get_current_user_id();
+  v_user_id uuid := private.get_current_user_id();
 begin
   if tg_op = 'INSERT' then
     if v_user_id is not null then

@@ -1,6 +1,6 @@
 -- Why: which operadores work which chatbots (seed section 2, "Chatbot Operators";
 -- "operators can only access assigned chatbots"). Every operador-scoped policy of the
--- conversation domain derives from these rows through public.get_assigned_chatbot_ids().
+-- conversation domain derives from these rows through private.get_assigned_chatbot_ids().
 
 {% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 create table public.chatbot_operators (
@@ -38,7 +38,7 @@ as $$
 declare
   v_role public.user_role;
   v_active boolean;
-  v_user_id uuid := public.get_current_user_id();
+  v_user_id uuid := private.get_current_user_id();
 begin
   if tg_op = 'UPDATE' and new.company_id = old.company_id and new.user_id = old.user_id then
     -- only the chatbot or the bookkeeping changed: the assignee was validated on insert

@@ -126,8 +126,8 @@ begin
   -- the caller's membership, only where a rule needs it (not for the per-message update
   -- of the message triggers; issue 11); no JWT subject (service_role, jobs): none to look up
   if tg_op = 'INSERT' or new.assigned_operator_id is distinct from old.assigned_operator_id then
-    v_user_id := case when auth.uid() is not null then public.get_current_user_id() end;
-    v_role := case when v_user_id is not null then public.get_user_role() end;
+    v_user_id := case when auth.uid() is not null then private.get_current_user_id() end;
+    v_role := case when v_user_id is not null then private.get_user_role() end;
   end if;
   if tg_op = 'INSERT' then
     -- Only owner/administrador/supervisor open conversations (policy insert_as_supervisor):

@@ -101,7 +101,7 @@ begin
                         and e.created_at = new.hitl_escalated_at
                         and e.reason <> 'manual' and e.escalated_by is null) then
     insert into public.hitl_escalations (company_id, conversation_id, chatbot_id, reason, detail, escalated_by)
-    values (new.company_id, new.id, new.chatbot_id, 'manual', '', public.get_current_user_id());
+    values (new.company_id, new.id, new.chatbot_id, 'manual', '', private.get_current_user_id());
   end if;
   return null;
 end

@@ -59,7 +59,7 @@ as $$
 declare
   -- no JWT subject (service_role, jobs): no membership to look up (issue 11: the three
   -- context lookups were a fifth of the trigger time of every backend-written message)
-  v_user_id uuid := case when auth.uid() is not null then public.get_current_user_id() end;
+  v_user_id uuid := case when auth.uid() is not null then private.get_current_user_id() end;
   v_role public.user_role;
   v_operador boolean := false;
   v_assigned uuid[];
@@ -70,12 +70,12 @@ begin
   if v_user_id is not null then
     -- an application user (authenticated): check tenancy and assignment before anything
     -- else, so nothing about other tenants' or unassigned conversations leaks via errors
-    v_role := public.get_user_role();
+    v_role := private.get_user_role();
     v_operador := v_role = 'operador';
     if v_operador then
-      v_assigned := public.get_assigned_chatbot_ids();
+      v_assigned := private.get_assigned_chatbot_ids();
     end if;
-    if new.company_id is distinct from public.get_user_company_id() then
+    if new.company_id is distinct from private.get_user_company_id() then
       raise exception using errcode = '42501',
         message = 'new row violates row-level security policy for table "messages"',
         hint = 'Messages can only be written in conversations of your own company.';

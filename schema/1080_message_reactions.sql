@@ -48,11 +48,11 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_user_id uuid := public.get_current_user_id();
+  v_user_id uuid := private.get_current_user_id();
   v_msg record;
 begin
   if v_user_id is not null then
-    if new.company_id is distinct from public.get_user_company_id() then
+    if new.company_id is distinct from private.get_user_company_id() then
       raise exception using errcode = '42501',
         message = 'new row violates row-level security policy for table "message_reactions"',
         hint = 'Reactions can only be given to messages of your own company.';
@@ -65,8 +65,8 @@ begin
     select m.conversation_id, m.chatbot_id into v_msg
       from public.messages m
      where m.company_id = new.company_id and m.id = new.message_id
-       and (v_user_id is null or public.get_user_role() is distinct from 'operador'
-            or m.chatbot_id = any (public.get_assigned_chatbot_ids()));
+       and (v_user_id is null or private.get_user_role() is distinct from 'operador'
+            or m.chatbot_id = any (private.get_assigned_chatbot_ids()));
     if found then
       new.conversation_id := coalesce(new.conversation_id, v_msg.conversation_id);
       new.chatbot_id := coalesce(new.chatbot_id, v_msg.chatbot_id);

@@ -145,7 +145,7 @@ as $$
 begin
   if tg_op = 'INSERT' then
     if new.uploaded_by is null then
-      new.uploaded_by := public.get_current_user_id();
+      new.uploaded_by := private.get_current_user_id();
     end if;
   end if;
   if new.status in ('ready', 'failed')

@@ -146,7 +146,7 @@ as $$
 begin
   if tg_op = 'INSERT' then
     if new.created_by is null then
-      new.created_by := public.get_current_user_id();
+      new.created_by := private.get_current_user_id();
     end if;
   end if;
   return new;

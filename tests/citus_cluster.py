@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 
-from .debian_pg import _run_as, debian_bin, ensure_debian_package, missing_server_reason, vendor_dir
+from .debian_pg import debian_bin, ensure_debian_package, missing_server_reason, server_user, vendor_dir
 
 MAJOR = 15
 NODES = ("coordinator", "worker1", "worker2")
@@ -60,7 +60,7 @@ def missing_reason() -> str | None:
     reason = missing_server_reason(MAJOR)
     if reason:
         return reason
-    if _run_as() is None and os.geteuid() == 0:
+    if server_user() is None and os.geteuid() == 0:
         return "no unprivileged system user (postgres, nobody) to run PostgreSQL as"
     return ensure_debian_package(f"postgresql-{MAJOR}-pgtap", PGTAP_FILES)
 
@@ -140,7 +140,7 @@ def _configure(data: Path) -> None:
 def citus_cluster() -> Iterator[CitusCluster]:
     """Start a coordinator and two workers (copies of the cached template); stop and delete
     them afterwards. The caller checks missing_reason() first."""
-    user = _run_as()
+    user = server_user()
     template = _template(user)
     base = Path(tempfile.mkdtemp(prefix="neurant-citus-"))
     if user is not None:

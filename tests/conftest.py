@@ -3,8 +3,10 @@ small migration trees for exercising the runner."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,6 +89,32 @@ def sql_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for folder in MIGRATION_FOLDERS:
         shutil.copytree(sql_root() / folder, root / folder)
     monkeypatch.setenv("NEURANT_SQL_ROOT", str(root))
+    return root
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in repo as a fixed author; its output."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+def project_tree(root: Path, files: dict[str, tuple[str, str | None]], fixtures: str,
+                 monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project at root (the five migration folders, tests/fixtures) holding `files`
+    (path -> apply, rollback) and one fixture file, committed to a new git repository
+    and made the SQL root."""
+    for folder in (*MIGRATION_FOLDERS, "tests/fixtures"):
+        (root / folder).mkdir(parents=True)
+    for rel, (apply_sql, rollback_sql) in files.items():
+        write(root, rel, apply_sql, rollback_sql)
+    (root / "tests/fixtures/0100_fixtures.sql").write_text(fixtures, encoding="utf-8")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "v1")
+    monkeypatch.setenv("NEURANT_SQL_ROOT", str(root))
+    monkeypatch.chdir(root.parent)
     return root
 
 

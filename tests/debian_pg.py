@@ -30,7 +30,7 @@ def missing_server_reason(major: int) -> str | None:
     return None
 
 
-def _run_as() -> str | None:
+def server_user() -> str | None:
     """PostgreSQL refuses to run as root: the system user to run it as (None: ourselves)."""
     if os.geteuid() != 0:
         return None
@@ -73,7 +73,7 @@ def debian_postgres(major: int = 15, conf: dict[str, str] | None = None,
     if reason:
         raise RuntimeError(reason)
     base = Path(tempfile.mkdtemp(prefix=f"neurant-pg{major}-"))
-    user = _run_as()
+    user = server_user()
     if user is not None:
         entry = pwd.getpwnam(user)
         os.chown(base, entry.pw_uid, entry.pw_gid)

@@ -251,7 +251,7 @@ def test_the_membership_rpcs_keep_the_copy_equal_to_users_on_the_cluster(tenants
     assert one(t.url, invitee, "select count(*) from public.users where company_id = %s", t.company_a) == 0
     one(t.url, t.owner_a, "select public.set_member_active(%s, true)", member)
     one(t.url, t.owner_a, "select public.transfer_ownership(%s)", member)
-    first_owner = one(t.url, t.owner_a, "select public.get_current_user_id()")
+    first_owner = one(t.url, t.owner_a, "select private.get_current_user_id()")
     one(t.url, invitee, "select public.remove_member(%s)", first_owner)
     with psycopg.connect(t.url) as conn:
         users = conn.execute("select id, role::text, is_active from public.users where company_id = %s order by id",

@@ -44,9 +44,9 @@ LOGIN_ROLES = (*REQUEST_ROLES, "neurant_member_delete")
 # The warnings doctor --profile citus keeps on this profile, each a documented cost: the policy
 # helpers that still read a co-located distributed table from the shard, with the nested
 # setting (docs/scale-out.md). No error: the membership copy is written by coordinator code.
-# (signatures as regprocedure prints them: public is on the doctor's search_path)
-DISTRIBUTED_READS = {"get_assigned_chatbot_ids()", "get_visible_chatbot_ids()", "get_user_plan_code()",
-                     "private.require_company_writable(uuid)"}
+# (signatures as regprocedure prints them: private is not on the doctor's search_path)
+DISTRIBUTED_READS = {"private.get_assigned_chatbot_ids()", "private.get_visible_chatbot_ids()",
+                     "private.get_user_plan_code()", "private.require_company_writable(uuid)"}
 HELPER_CALL = re.compile(r"(public|private)\.(get_[a-z_]+|require_company_writable)\(\)")
 
 

@@ -81,3 +81,19 @@ def test_the_typescript_types_declare_every_table_and_rpc() -> None:
     assert "export type CreateInvitationReturns = CreateInvitationRow[];" in ts
     assert "  p_industry?: string;" in ts  # an argument with a default may be left out
     assert ts.count("{") == ts.count("}")
+
+
+def test_the_tables_members_delete_from_name_the_rpc_and_no_request_role_holds_delete() -> None:
+    """Issue 20, item 1: DELETE on a table is refused to every request role (a PostgREST DELETE
+    fails with 42501); the contract says, per table, which RPC members delete through."""
+    tables = contract()["tables"]
+    for t in tables:
+        for role in ("anon", "authenticated"):
+            assert not {"ALL", "DELETE"} & set(t["grants"].get(role, [])), (t["name"], role)
+        assert ("member_delete" in t) == ("DELETE" in t["grants"].get("neurant_member_delete", [])), t["name"]
+    assert {t["name"] for t in tables if t.get("member_delete") == "public.delete_rows"} == {
+        "public.users", "public.chatbots", "public.chatbot_operators", "public.conversations", "public.messages",
+        "public.message_reactions", "public.documents", "public.document_chunks", "public.integrations"}
+    ts = (DOCS / "contract.ts").read_text(encoding="utf-8")
+    assert ("// Members delete rows of public.chatbots through public.delete_rows (rpc): authenticated holds "
+            "no DELETE on it, so a DELETE request is refused (42501).\n/** public.chatbots */") in ts

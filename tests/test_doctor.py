@@ -18,8 +18,9 @@ from neurant_db.testdb import TestDatabase
 
 WEAK_SCHEMA = """
 create role doctor_probe_role nologin;
-create function public.get_user_company_id() returns uuid language sql stable as 'select null::uuid';
-comment on function public.get_user_company_id() is 'stand-in';
+create schema if not exists private;
+create function private.get_user_company_id() returns uuid language sql stable as 'select null::uuid';
+comment on function private.get_user_company_id() is 'stand-in';
 create table public.companies (id uuid primary key);
 comment on table public.companies is 'tenant root';
 comment on column public.companies.id is 'id';
@@ -33,7 +34,7 @@ create table public.leaky (
   primary key (company_id, id), unique (code)
 );
 alter table public.leaky enable row level security;
-create policy per_row on public.leaky using (company_id = public.get_user_company_id());
+create policy per_row on public.leaky using (company_id = private.get_user_company_id());
 create table public.child (
   company_id uuid, id uuid primary key, leaky_id uuid,
   foreign key (company_id, leaky_id) references public.leaky (company_id, id)
@@ -156,7 +157,7 @@ def test_a_global_unique_key_the_registry_allows_is_reported_as_info(weak_db: st
 
 # Hostile sessions (issue 9): time and identity a caller chooses ---------------------------
 CALLER_CHOSEN = """
-create schema private;
+create schema if not exists private;
 create function public.weak_email_claim() returns text language plpgsql stable as
   $$ begin return lower(auth.email()); end $$;
 create function public.weak_email_jwt() returns text language plpgsql stable as
@@ -207,7 +208,7 @@ def test_a_write_rpc_without_the_read_only_check_fails_doctor(neurant_db: TestDa
 
 
 HALF_GUARDED = """
-create schema private;
+create schema if not exists private;
 create function private.reject_other_tenant_insert() returns trigger language plpgsql as 'begin return new; end';
 create function private.legal_hold_guard() returns trigger language plpgsql as 'begin return old; end';
 create table public.half_guarded (company_id uuid not null, id uuid not null, primary key (company_id, id));
@@ -254,7 +255,7 @@ def test_a_tenant_table_guarded_on_insert_only_or_without_truncate_block_is_caug
 
 
 SPLIT_GUARDS = """
-create schema private;
+create schema if not exists private;
 create function private.reject_other_tenant_insert() returns trigger language plpgsql as 'begin return new; end';
 create table public.split_guarded (company_id uuid not null, id uuid not null, primary key (company_id, id));
 create trigger split_guarded_0_tenant_guard before insert on public.split_guarded
@@ -498,3 +499,43 @@ def test_two_permissive_policies_for_one_role_and_command_are_flagged_unless_exp
     assert before == {("info", "public.subscription_plans select authenticated"),
                       ("info", "public.users update authenticated")}
     assert after - before == {("warning", "public.chatbots select authenticated")}
+
+
+def test_a_tenant_keyed_table_without_a_companies_table_is_a_finding_not_a_database_error(scratch_db: str) -> None:
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        conn.execute("create table public.things (id int primary key, company_id uuid not null)")
+    assert ("tenant.cascade", "public.things") in findings_for(scratch_db)
+
+
+EXPOSED_RPCS = {"accept_invitation(text)", "clear_integration_credentials(uuid)",
+                "create_company_with_owner(text,text,text,text)", "create_invitation(text,user_role)",
+                "revoke_invitation(uuid)", "set_integration_credentials(uuid,bytea,text)",
+                "transfer_ownership(uuid)"}
+
+
+def test_a_definer_function_the_data_api_serves_fails_doctor_unless_its_comment_says_it_is_an_rpc(
+        neurant_db: TestDatabase) -> None:
+    """Issue 20, item 8: the equivalent of Supabase's authenticated_security_definer_function_executable.
+    The definer RPCs stay in public on purpose (info); a policy helper moved back into public, or
+    private exposed through PostgREST's pgrst.db_schemas, is an error."""
+    def exposed(conn: psycopg.Connection) -> set[tuple[str, str]]:
+        return {(f.level, f.object) for f in run_checks(conn) if f.check == "definer.exposed"}
+
+    with psycopg.connect(neurant_db.url) as conn:
+        migrated = exposed(conn)
+        conn.execute("alter function private.get_user_role() set schema public")
+        helper_in_public = exposed(conn) - migrated
+        conn.execute("comment on function public.get_user_role() is"
+                     " 'a probe. doctor: allow definer.exposed a reason'")
+        helper_allowed = exposed(conn) - migrated
+        conn.rollback()
+        db = conn.execute("select current_database()").fetchone()
+        assert db is not None
+        conn.execute(f"alter role authenticated in database \"{db[0]}\" set pgrst.db_schemas = 'public, private'")
+        private_exposed = exposed(conn) - migrated
+        conn.rollback()
+    assert migrated == {("info", sig) for sig in EXPOSED_RPCS}
+    assert helper_in_public == {("error", "get_user_role()")}
+    assert helper_allowed == {("info", "get_user_role()")}
+    assert {("error", "private.get_user_company_id()"), ("error", "private.get_visible_chatbot_ids()"),
+            ("error", "private.delete_rows(text,jsonb)")} <= private_exposed

@@ -348,7 +348,7 @@ def test_the_vanilla_schema_fails_the_citus_rules_where_a_real_citus_refused_it(
             "public.user_invitations user_invitations_token_hash_key"} <= by_check["citus.unique_key"]
     assert "private.audit_row_change()" in by_check["citus.insert_values_subquery"]
     assert "private.audit_row_change()" in by_check["citus.trigger_table_name"]
-    assert "get_user_company_id()" in by_check["citus.policy_reads_distributed"]
+    assert "private.get_user_company_id()" in by_check["citus.policy_reads_distributed"]
     assert "authenticated" in by_check["citus.nologin_role"]
     assert "public.chatbots" in by_check["citus.unsafe_triggers"]
     assert "public.messages authenticated" in by_check["citus.insert_grant_defaults"]

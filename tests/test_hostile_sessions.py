@@ -81,7 +81,7 @@ def test_trusted_code_never_resolves_a_type_an_end_user_planted_in_pg_temp(
     # A temp domain shadows the built-in type for unqualified names when pg_temp is searched
     # first (the default, and under search_path = ''); its check runs the attacker's code.
     pooled.execute(f"create domain pg_temp.{type_name} as pg_catalog.{type_name} check (pg_temp.steal())")
-    pooled.execute("select public.get_user_company_id(), public.get_user_role()")  # definer helpers
+    pooled.execute("select private.get_user_company_id(), private.get_user_role()")  # definer helpers
     pooled.execute("reset role")
     pooled.execute("set role service_role")
     call_job(pooled, "metrics")

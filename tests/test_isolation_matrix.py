@@ -18,9 +18,9 @@ PEER_CELL = "administrador cannot update own company's peer_or_higher rows of pu
 # the owner and its peers; only users_guard_update (42501, a business rule) stops it.
 WEAKEN = """
 alter policy update_lower_rank on public.users
-  using (company_id = (select public.get_user_company_id())
-         and (select public.get_user_role()) in ('owner', 'administrador'))
-  with check (company_id = (select public.get_user_company_id()));
+  using (company_id = (select private.get_user_company_id())
+         and (select private.get_user_role()) in ('owner', 'administrador'))
+  with check (company_id = (select private.get_user_company_id()));
 """
 
 

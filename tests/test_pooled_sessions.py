@@ -121,7 +121,7 @@ def test_interleaved_requests_of_two_tenants_on_one_connection_each_see_only_the
         assert ids(companies) == [COMPANY_A]
 
         # request 2: a backend job as service_role, no user
-        who, member = request(conn, "service_role", SERVICE_CLAIMS, ["select public.get_user_company_id()"])
+        who, member = request(conn, "service_role", SERVICE_CLAIMS, ["select private.get_user_company_id()"])
         assert who == [(None, "service_role")], "the stale legacy sub made the service_role request a member"
         assert member == [(None,)]
 

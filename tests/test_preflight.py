@@ -255,7 +255,7 @@ def test_a_non_superuser_owner_migrates_passes_doctor_and_runs_the_rls_helpers(
             conn.execute("select set_config('request.jwt.claims', %s, true)",
                          (json.dumps({"sub": str(ana[0]), "role": "authenticated"}),))
             conn.execute("set local role authenticated")
-            seen = conn.execute("select (select public.get_user_role())::text, "
+            seen = conn.execute("select (select private.get_user_role())::text, "
                                 "(select count(*) from public.companies), "
                                 "(select count(*) from public.users)").fetchone()
         assert seen == ("owner", 1, 2)
@@ -310,3 +310,18 @@ def test_a_command_on_an_unmigrated_database_says_run_migrate_first(
     assert result.exit_code != 0
     assert "run migrate first" in result.output, result.output
     assert "Traceback" not in result.output and "database error" not in result.output
+
+
+def test_preflight_warns_of_a_setting_a_request_role_gave_itself_with_its_undo(
+        neurant_db: TestDatabase, scratch_db: str) -> None:
+    """Issue 20, item 2: before a migration, preflight names what a session left on a request
+    role (a warning: it blocks nothing) and the statement that undoes it."""
+    database = urlsplit(scratch_db).path.lstrip("/")
+    with psycopg.connect(scratch_db, autocommit=True) as conn:  # dropped with the database
+        conn.execute(sql.SQL("alter role authenticated in database {} set default_transaction_read_only = on")
+                     .format(sql.Identifier(database)))
+    result = run(scratch_db, "preflight", "--json")
+    found = [c for c in json.loads(result.output)["checks"] if c["check"] == "role.setting"]
+    assert [(c["level"], c["fix"]) for c in found] == [
+        ("warning", f"alter role authenticated in database \"{database}\" reset default_transaction_read_only;")]
+    assert "default_transaction_read_only = on" in found[0]["message"]

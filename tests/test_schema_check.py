@@ -51,7 +51,7 @@ def test_doctor_reports_every_object_of_a_baselined_empty_database_missing(scrat
     result = run(scratch_db, "doctor", "--json")
     assert result.exit_code == 1
     missing = {f["object"] for f in json.loads(result.output) if f["check"] == "schema.missing"}
-    assert {"table public.companies", "function public.get_user_company_id()"} <= missing
+    assert {"table public.companies", "function private.get_user_company_id()"} <= missing
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ tmp_path play the release (tag v1) and the working tree (uncommitted files)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import psycopg
@@ -17,44 +15,29 @@ from click.testing import CliRunner, Result
 from neurant_db.cli import cli
 from neurant_db.errors import BadArgument
 from neurant_db.paths import sql_root
+from neurant_db.releases import newest_release
 from neurant_db.testdb import TestDatabase, test_settings
 from neurant_db.upgrade_check import (
     UpgradeCheckError,
     UpgradeReport,
-    git_location,
-    newest_release_tag,
+    release_ref,
     run_upgrade_check,
 )
 
-from .conftest import write
+from .conftest import git, project_tree, write
 
-NO_TAG = "no release tag yet (the upgrade path is tested from 0.1.0 on)"
-
-
-def git(repo: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env)
+NO_RELEASE = "no release recorded in releases.json yet (the upgrade path is tested from 0.1.0 on)"
 
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Release v1: widgets (three rows from its fixtures) and an empty-column table."""
-    root = tmp_path / "repo"
-    for folder in ("schema", "functions", "policies", "indexes", "seeds", "tests/fixtures"):
-        (root / folder).mkdir(parents=True)
-    write(root, "schema/0010_widgets.sql",
-          "-- widgets\ncreate table public.widgets (id int primary key, name text, legacy text,"
-          " updated_at timestamptz not null default now());\n",
-          "drop table public.widgets;\n")
-    (root / "tests/fixtures/0100_widgets.sql").write_text(
-        "insert into public.widgets (id, name) values (1, 'one'), (2, 'two'), (3, 'three');\n", encoding="utf-8")
-    git(root, "init", "-q")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "v1")
+    root = project_tree(tmp_path / "repo", {"schema/0010_widgets.sql": (
+        "-- widgets\ncreate table public.widgets (id int primary key, name text, legacy text,"
+        " updated_at timestamptz not null default now());\n",
+        "drop table public.widgets;\n")},
+        "insert into public.widgets (id, name) values (1, 'one'), (2, 'two'), (3, 'three');\n", monkeypatch)
     git(root, "tag", "v1")
-    monkeypatch.setenv("NEURANT_SQL_ROOT", str(root))
-    monkeypatch.chdir(tmp_path)
     return root
 
 
@@ -85,7 +68,7 @@ def test_a_working_tree_adding_a_column_and_a_table_keeps_every_row(
     report = check(neurant_server, repo)
     assert report.ok
     assert report.applied == ["0020_widget_colour"]
-    assert report.fixtures == ["0100_widgets.sql"]
+    assert report.fixtures == ["0100_fixtures.sql"]
     assert status_of(report) == {"public.widgets": (3, 3, "ok"), "public.gadgets": (None, 0, "new")}
     assert "new column(s): colour" in report.tables[1].details
     assert databases(neurant_server) == before, "the scratch database is dropped"
@@ -191,13 +174,11 @@ def test_without_git_the_error_says_so(neurant_server: TestDatabase, repo: Path,
         check(neurant_server, repo)
 
 
-def test_the_upgrade_from_the_newest_release_of_this_repository_loses_nothing(
-        neurant_server: TestDatabase) -> None:
-    repo_root, _prefix = git_location(sql_root())
-    tag = newest_release_tag(repo_root)
-    if tag is None:
-        pytest.skip(NO_TAG)
-    report = run_upgrade_check(neurant_server.target, tag, test_settings())
+def test_the_upgrade_from_the_newest_recorded_release_loses_nothing(neurant_server: TestDatabase) -> None:
+    if newest_release() is None:
+        pytest.skip(NO_RELEASE)
+    # Once a release is recorded its commit must be found: release_ref raises, never skips.
+    report = run_upgrade_check(neurant_server.target, release_ref(None), test_settings())
     failed = [t.as_dict() for t in report.tables if t.failed]
     assert report.ok, failed
     empty = [t.table for t in report.tables if t.status != "new" and not t.rows_before]

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 PROFILE_ONLY = re.compile(r"^--\s*neurant:\s*profile\s+(?P<profile>[a-z]+)\s*$")
 POLICY_STATEMENT = re.compile(r"\b(?:create|alter)\s+policy\b[^;]*;", re.IGNORECASE)
-# A scalar subquery around one helper call without arguments: (select public.get_user_role()).
+# A scalar subquery around one helper call without arguments: (select private.get_user_role()).
 WRAPPED_HELPER = re.compile(r"\(\s*select\s+((?:public|private|auth)\.[a-z_][a-z0-9_]*\(\s*\))\s*\)",
                             re.IGNORECASE)
 TG_TABLE_NAME = re.compile(r"\btg_table_name\b", re.IGNORECASE)

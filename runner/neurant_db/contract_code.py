@@ -81,6 +81,11 @@ def returns(rpc: dict[str, Any], enums: set[str], lang: Language) -> str:
     return t if t == lang.nothing else lang.nullable.format(t)
 
 
+def _member_delete_note(table: dict[str, Any]) -> str:
+    return (f"Members delete rows of {table['name']} through {table['member_delete']} (rpc): "
+            "authenticated holds no DELETE on it, so a DELETE request is refused (42501).")
+
+
 def render_ts(contract: dict[str, Any]) -> str:
     enums = set(contract["enums"])
     out = [f"// {contract['generated_by']}", "",
@@ -89,7 +94,8 @@ def render_ts(contract: dict[str, Any]) -> str:
         out.append(f"export type {pascal(name)} = " + " | ".join(f'"{v}"' for v in values) + ";")
     out.append("")
     for t in contract["tables"]:
-        out += [f"/** {t['name']} */", f"export interface {pascal(t['name'])} {{",
+        out += [*([f"// {_member_delete_note(t)}"] if "member_delete" in t else []),
+                f"/** {t['name']} */", f"export interface {pascal(t['name'])} {{",
                 *_ts_fields(t["columns"], enums), "}", ""]
     for rpc in contract["rpcs"]:
         name = pascal(rpc["name"])
@@ -141,7 +147,8 @@ def render_py(contract: dict[str, Any]) -> str:
         out.append(f"{pascal(name)} = Literal[" + ", ".join(f'"{v}"' for v in values) + "]")
     out += ["", ""]
     for t in contract["tables"]:
-        out += _py_class(pascal(t["name"]), t["columns"], enums, f"A row of {t['name']}.")
+        note = f" {_member_delete_note(t)}" if "member_delete" in t else ""
+        out += _py_class(pascal(t["name"]), t["columns"], enums, f"A row of {t['name']}.{note}")
     for rpc in contract["rpcs"]:
         name = pascal(rpc["name"])
         out += _py_class(f"{name}Args", rpc["arguments"], enums,

@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 
 from .doctor_citus import run_citus_checks
-from .doctor_finding import Finding
+from .doctor_finding import Finding, allowed_reason
 from .doctor_grants import run_grant_checks
 from .doctor_sessions import run_session_checks
 from .migrate import migration_gap
@@ -339,7 +339,7 @@ def tenant_tables_cascade_from_company(conn: psycopg.Connection) -> Iterator[Fin
             continue
         direct = conn.execute(
             "select 1 from pg_constraint where conrelid = %s and contype = 'f' "
-            "and confrelid = %s::regclass and confdeltype = 'c'", (oid, TENANT_ROOT)).fetchone()
+            "and confrelid = to_regclass(%s) and confdeltype = 'c'", (oid, TENANT_ROOT)).fetchone()
         if direct:
             continue
         allowed = _table_allows(name, "tenant.cascade")
@@ -611,10 +611,9 @@ def definer_writes_check_writable(conn: psycopg.Connection) -> Iterator[Finding]
         order by 1""", END_USER_ROLE):
         if not writes.search(src) or WRITABLE_CHECK + "(" in src:
             continue
-        allowed = re.search(r"doctor: allow definer\.read_only\b[:\s]*(.*)", note)
-        if allowed:
-            yield Finding("info", "definer.read_only", sig,
-                          f"writes without the read-only check on purpose: {allowed.group(1).strip()}")
+        allowed = allowed_reason("definer.read_only", note)
+        if allowed is not None:
+            yield Finding("info", "definer.read_only", sig, f"writes without the read-only check on purpose: {allowed}")
         else:
             yield Finding("error", "definer.read_only", sig,
                           f"security definer function writes past RLS without calling "

@@ -183,7 +183,7 @@ def policy_subqueries(model: Model) -> Iterator[Finding]:
                           f"policy of {p.placement} table {p.relation} contains a subquery: Citus refuses "
                           "it (unexpected non-SELECT command in SubLink)",
                           "Call the context helper directly, without (select ...): "
-                          "using (company_id = public.get_user_company_id()), and move any lookup "
+                          "using (company_id = private.get_user_company_id()), and move any lookup "
                           "into a stable security definer helper.")
 
 

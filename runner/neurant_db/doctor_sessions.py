@@ -22,17 +22,22 @@ table (Supabase's advisor: multiple_permissive_policies, each is evaluated for e
 a warning, or info when one of them says why in its COMMENT (`doctor: allow
 policy.permissive_overlap <reason>`).
 
+`definer.exposed`: a security definer function in a schema the Data API exposes (public, and
+any schema a role's `pgrst.db_schemas` setting names) that anon or authenticated may execute
+(Supabase's advisor: authenticated_security_definer_function_executable) is an endpoint
+running as its owner: an error, or info when its COMMENT says it is an RPC on purpose
+(`doctor: allow definer.exposed <reason>`). The policy helpers live in private.
+
 Run by `doctor.run_checks` on every profile.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import psycopg
 
-from .doctor_finding import Finding
+from .doctor_finding import Finding, allowed_reason
 from .role_settings import foreign_settings, roles_with_password
 
 SCHEMAS = ("public", "private", "archive")
@@ -98,16 +103,14 @@ where n.nspname = any(%s)
   and not coalesce(pg_catalog.array_to_string(p.proconfig, ',') ~ '(^|,)search_path=', false)
 order by 1
 """
-_ALLOW_PATHLESS = re.compile(r"doctor: allow function\.search_path\b[:\s]*(.*)")
 
 
 def functions_fix_their_search_path(conn: psycopg.Connection) -> Iterator[Finding]:
     """Every function and procedure sets search_path, or says in its COMMENT why it cannot."""
     for sig, note in conn.execute(PATHLESS_FUNCTIONS, (list(SCHEMAS),)).fetchall():
-        allowed = _ALLOW_PATHLESS.search(note)
-        if allowed:
-            yield Finding("info", "function.search_path", sig,
-                          f"no fixed search_path on purpose: {allowed.group(1).strip()}")
+        allowed = allowed_reason("function.search_path", note)
+        if allowed is not None:
+            yield Finding("info", "function.search_path", sig, f"no fixed search_path on purpose: {allowed}")
         else:
             yield Finding("error", "function.search_path", sig,
                           "no fixed search_path: it runs with the caller's (Supabase's advisor: "
@@ -133,17 +136,16 @@ having pg_catalog.count(*) > 1
 order by 1, 2, 3
 """
 _COMMANDS = {"r": "select", "a": "insert", "w": "update", "d": "delete"}
-_ALLOW_OVERLAP = re.compile(r"doctor: allow policy\.permissive_overlap\b[:\s]*([^.]*)")
 
 
 def permissive_policies_do_not_overlap(conn: psycopg.Connection) -> Iterator[Finding]:
     """One permissive policy per table, role and command, or a stated reason for more."""
     for table, cmd, role, names, notes in conn.execute(PERMISSIVE_OVERLAPS, {"schemas": list(SCHEMAS)}).fetchall():
         what = f"{table} {_COMMANDS.get(str(cmd), cmd)} {role}"
-        allowed = _ALLOW_OVERLAP.search(notes)
-        if allowed:
+        allowed = allowed_reason("policy.permissive_overlap", notes)
+        if allowed is not None:
             yield Finding("info", "policy.permissive_overlap", what,
-                          f"{', '.join(names)} overlap on purpose: {allowed.group(1).strip()}")
+                          f"{', '.join(names)} overlap on purpose: {allowed}")
         else:
             yield Finding("warning", "policy.permissive_overlap", what,
                           f"permissive policies {', '.join(names)} all apply: each is evaluated for every row "
@@ -152,7 +154,60 @@ def permissive_policies_do_not_overlap(conn: psycopg.Connection) -> Iterator[Fin
                           "why not in one's COMMENT: doctor: allow policy.permissive_overlap <reason>.")
 
 
+# PostgREST serves the schemas of its db-schemas setting (Supabase: public and graphql_public);
+# set in the database it is the role setting pgrst.db_schemas (of its login role, authenticator).
+EXPOSED_SCHEMAS = ("public",)
+CONFIGURED_SCHEMAS = """
+select pg_catalog.btrim(x.name)
+from pg_catalog.pg_db_role_setting s
+cross join lateral pg_catalog.unnest(s.setconfig) as c (item)
+cross join lateral pg_catalog.regexp_split_to_table(pg_catalog.substr(c.item, 18), ',') as x (name)
+where c.item like 'pgrst.db\\_schemas=%%'
+  and (s.setdatabase = 0 or s.setdatabase = (select d.oid from pg_catalog.pg_database d
+                                             where d.datname = pg_catalog.current_database()))
+"""
+EXPOSED_DEFINERS = """
+select p.oid::pg_catalog.regprocedure::text, coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), ''),
+       pg_catalog.array_remove(array[
+         case when pg_catalog.has_function_privilege(a.oid, p.oid, 'execute') then 'anon' end,
+         case when pg_catalog.has_function_privilege(u.oid, p.oid, 'execute') then 'authenticated' end],
+         null)
+from pg_catalog.pg_proc p
+join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+cross join (select r.oid from pg_catalog.pg_roles r where r.rolname = 'anon') a
+cross join (select r.oid from pg_catalog.pg_roles r where r.rolname = 'authenticated') u
+where p.prosecdef and n.nspname = any(%s)
+  and not exists (select 1 from pg_catalog.pg_depend d where d.objid = p.oid and d.deptype = 'e')
+  and (pg_catalog.has_function_privilege(a.oid, p.oid, 'execute')
+       or pg_catalog.has_function_privilege(u.oid, p.oid, 'execute'))
+order by 1
+"""
+
+
+def exposed_schemas(conn: psycopg.Connection) -> list[str]:
+    """public, plus the schemas a pgrst.db_schemas role setting names in this database."""
+    configured = [str(r[0]) for r in conn.execute(CONFIGURED_SCHEMAS).fetchall() if r[0]]
+    return list(dict.fromkeys([*EXPOSED_SCHEMAS, *configured]))
+
+
+def exposed_definers_are_declared_rpcs(conn: psycopg.Connection) -> Iterator[Finding]:
+    """A security definer function the Data API serves to anon or authenticated is an RPC
+    that says so in its COMMENT; any other (a policy helper) belongs in an unexposed schema."""
+    for sig, note, roles in conn.execute(EXPOSED_DEFINERS, (exposed_schemas(conn),)).fetchall():
+        allowed = allowed_reason("definer.exposed", note)
+        if allowed is not None:
+            yield Finding("info", "definer.exposed", sig, f"kept in the exposed schema on purpose: {allowed}")
+        else:
+            yield Finding("error", "definer.exposed", sig,
+                          f"security definer function in a schema the Data API exposes, executable by "
+                          f"{' and '.join(roles)}: an endpoint running as its owner (Supabase's advisor: "
+                          "authenticated_security_definer_function_executable)",
+                          "Move a helper to schema private (policies and functions call it there), or say "
+                          "in its COMMENT why it is an RPC: doctor: allow definer.exposed <reason>.")
+
+
 def run_session_checks(conn: psycopg.Connection) -> list[Finding]:
     """Every check of this module."""
     return [*truncate_keeps_trigger_state(conn), *request_roles_as_the_project_left_them(conn),
-            *functions_fix_their_search_path(conn), *permissive_policies_do_not_overlap(conn)]
+            *functions_fix_their_search_path(conn), *permissive_policies_do_not_overlap(conn),
+            *exposed_definers_are_declared_rpcs(conn)]

@@ -58,6 +58,7 @@ from .errors import BadArgument, MigrationSourceError, NeurantError
 from .lifecycle_demo import live_counts, load_demo
 from .migrate import migrate
 from .paths import MIGRATION_FOLDERS, sql_root
+from .releases import find_release, newest_release
 from .render import Migration, render_all
 from .settings import Settings
 
@@ -121,10 +122,25 @@ def resolve_ref(repo: Path, ref: str) -> str:
     return done.stdout.decode().strip()
 
 
-def newest_release_tag(repo: Path) -> str | None:
-    """The newest `v*` tag (by version order), or None when there is none."""
-    tags = _git(repo, "tag", "--list", "v*", "--sort=-v:refname").decode().split()
-    return tags[0] if tags else None
+def release_ref(name: str | None, root: Path | None = None) -> str:
+    """What to upgrade from: a release recorded in releases.json (by version, `0.1.0` or
+    `v0.1.0`; the newest when name is None) gives its commit, which must be in this clone;
+    any other name is taken as a git ref."""
+    if name is None:
+        newest = newest_release(root)
+        if newest is None:
+            raise BadArgument("no release is recorded in releases.json yet, so there is no release to upgrade from",
+                              hint="pass --from REF (a tag, branch or commit) to check the upgrade from it")
+        name = newest.version
+    found = find_release(name, root)
+    if found is None:
+        return name
+    repo, _prefix = git_location(root or sql_root())
+    if _run_git(repo, "cat-file", "-e", f"{found.commit}^{{commit}}").returncode != 0:
+        raise UpgradeCheckError(f"release {found.version} was recorded at commit {found.commit[:12]}, "
+                                "which this clone does not have",
+                                hint=f"fetch the history: git fetch --unshallow (or git fetch origin {found.commit})")
+    return found.commit
 
 
 def extract_tree(root: Path, ref: str, dest: Path) -> tuple[Path, str]:

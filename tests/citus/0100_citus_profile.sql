@@ -25,9 +25,9 @@ select is(array(
 select is(array(
   select p.proname::text collate "C"
     from pg_proc p
-   where p.oid in ('public.get_current_user_id()'::regprocedure, 'public.get_user_company_id()'::regprocedure,
-                   'public.get_user_role()'::regprocedure, 'public.get_assigned_chatbot_ids()'::regprocedure,
-                   'public.get_visible_chatbot_ids()'::regprocedure, 'public.get_user_plan_code()'::regprocedure,
+   where p.oid in ('private.get_current_user_id()'::regprocedure, 'private.get_user_company_id()'::regprocedure,
+                   'private.get_user_role()'::regprocedure, 'private.get_assigned_chatbot_ids()'::regprocedure,
+                   'private.get_visible_chatbot_ids()'::regprocedure, 'private.get_user_plan_code()'::regprocedure,
                    'private.require_company_writable()'::regprocedure,
                    'private.require_company_writable(uuid)'::regprocedure)
      and not coalesce('citus.allow_nested_distributed_execution=on' = any (p.proconfig), false)
@@ -52,8 +52,8 @@ select is(array(
 select is(array(
   select p.proname::text collate "C"
     from pg_proc p
-   where p.oid in ('public.get_current_user_id()'::regprocedure, 'public.get_user_company_id()'::regprocedure,
-                   'public.get_user_role()'::regprocedure)
+   where p.oid in ('private.get_current_user_id()'::regprocedure, 'private.get_user_company_id()'::regprocedure,
+                   'private.get_user_role()'::regprocedure)
      and p.prosrc ~ '\mpublic\.users\M'
    order by 1),
   '{}'::text[],

@@ -175,7 +175,7 @@ select is(array[pg_temp.copy_mismatches()::text,
                 (select m.role::text from private.memberships m where m.id = tests.user_id('A', 'supervisor'))],
   array['0', 'operador'], 'set_member_role changes the copy and the users row together');
 select tests.act_as('A', 'supervisor');
-select is(array[public.get_user_role()::text,
+select is(array[private.get_user_role()::text,
                 (select count(*) from public.conversations where company_id = tests.company_id('A'))::text],
   array['operador', '0'],
   'a demoted member has the new role on its next statement (an operador without chatbots reads no conversation)');
@@ -188,7 +188,7 @@ select is(array[pg_temp.copy_mismatches()::text,
                 (select m.is_active::text from private.memberships m where m.id = tests.user_id('A', 'administrador'))],
   array['0', 'false'], 'set_member_active changes the copy and the users row together');
 select tests.act_as('A', 'administrador');
-select is(array[coalesce(public.get_user_company_id()::text, 'none'),
+select is(array[coalesce(private.get_user_company_id()::text, 'none'),
                 (select count(*) from public.users)::text, (select count(*) from public.messages)::text],
   array['none', '0', '0'], 'a deactivated member resolves to no company and reads nothing on its next statement');
 
@@ -201,7 +201,7 @@ select is(array[pg_temp.copy_mismatches()::text,
                 (select current_user_count from public.companies where id = tests.company_id('A'))::text],
   array['0', '0', '4'], 'remove_member deletes the copy with the users row (the seat is freed)');
 select tests.act_as_auth(tests.auth_id('A', 'operador')); -- the identity is still signed in
-select is(array[coalesce(public.get_user_company_id()::text, 'none'),
+select is(array[coalesce(private.get_user_company_id()::text, 'none'),
                 ((select count(*) from public.conversations) + (select count(*) from public.messages))::text],
   array['none', '0'], 'a removed member reads nothing on its next statement');
 

@@ -5,7 +5,7 @@
 -- functions, and every RPC probed with another company's ids. Rules of one domain
 -- live in that domain's file (see CONVENTIONS.md, Tests).
 begin;
-select plan(35 + (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+select plan(37 + (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
                     where n.nspname in ('public', 'private') and p.prokind in ('f', 'p')
                       and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e'))
                 + 2 * (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
@@ -117,6 +117,22 @@ select is(
            where p.prosecdef and p.pronamespace = 'public'::regnamespace
              and has_function_privilege('anon', p.oid, 'execute') order by 1),
     '{}'::text[], 'anon cannot execute any security definer function');
+
+-- rule: exposed-definers-are-rpcs (docs/rules.md)
+-- The Data API serves public: a definer function there is an endpoint running as its owner.
+select is(
+    array(select distinct p.oid::regprocedure::text
+            from pg_depend d join pg_proc p on p.oid = d.refobjid
+           where d.classid = 'pg_policy'::regclass and d.refclassid = 'pg_proc'::regclass
+             and p.prosecdef and p.pronamespace = 'public'::regnamespace order by 1),
+    '{}'::text[], 'no policy calls a security definer function of the exposed schema public: the policy helpers live in private');
+select is(
+    array(select p.oid::regprocedure::text from pg_proc p
+           where p.prosecdef and p.pronamespace = 'public'::regnamespace
+             and has_function_privilege('authenticated', p.oid, 'execute')
+             and coalesce(obj_description(p.oid, 'pg_proc'), '') !~ 'doctor: allow definer\.exposed \S'
+           order by 1),
+    '{}'::text[], 'every security definer function authenticated may execute in public is an RPC whose comment says so (doctor: allow definer.exposed)');
 
 -- rule: anon-surface (docs/rules.md)
 -- anon ----------------------------------------------------------------------------------
@@ -456,12 +472,12 @@ grant usage on schema shadow to public;
 
 select tests.act_as('A', 'administrador');
 select set_config('search_path', 'pg_temp, shadow, pg_catalog, public, tap, extensions', true);
-select is(array[public.get_user_company_id()::text, public.get_user_role()::text, public.get_current_user_id()::text],
+select is(array[private.get_user_company_id()::text, private.get_user_role()::text, private.get_current_user_id()::text],
   array[tests.company_id('A')::text, 'administrador', tests.user_id('A', 'administrador')::text],
   'the tenant-context helpers ignore temp tables and functions that shadow their objects');
 select tests.act_as('A', 'operador');
 select set_config('search_path', 'pg_temp, shadow, pg_catalog, public, tap, extensions', true);
-select is(public.get_assigned_chatbot_ids(), array[tests.chatbot_id('A', 'assigned')],
+select is(private.get_assigned_chatbot_ids(), array[tests.chatbot_id('A', 'assigned')],
   'get_assigned_chatbot_ids ignores a shadowing chatbot_operators temp table');
 select tests.act_as('A', 'administrador');
 select set_config('search_path', 'pg_temp, shadow, pg_catalog, public, tap, extensions', true);

@@ -175,7 +175,7 @@ select is(tests.member_write($$ update public.users set is_active = false where 
                              $$ select public.set_member_active(tests.user_id('A', 'operador'), false) $$), 1::bigint,
     'an administrador can deactivate a lower-ranked member');
 select tests.act_as_auth(tests.auth_id('A', 'operador'));
-select ok((select public.get_user_company_id()) is null and (select count(*) from public.users) = 0,
+select ok((select private.get_user_company_id()) is null and (select count(*) from public.users) = 0,
     'a deactivated member loses all access at once');
 
 select tests.act_as('A', 'administrador');

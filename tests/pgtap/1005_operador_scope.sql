@@ -10,10 +10,10 @@ select tests.act_as('A', 'operador');
 select results_eq($$ select id from public.chatbots $$,
     $$ values (tests.chatbot_id('A', 'assigned')) $$,
     'an operador reads only the chatbots assigned to it');
-select is(public.get_assigned_chatbot_ids(), array[tests.chatbot_id('A', 'assigned')],
+select is(private.get_assigned_chatbot_ids(), array[tests.chatbot_id('A', 'assigned')],
     'get_assigned_chatbot_ids returns the caller''s assigned chatbots');
 select tests.act_as('A', 'owner');
-select is(public.get_assigned_chatbot_ids(), '{}'::uuid[],
+select is(private.get_assigned_chatbot_ids(), '{}'::uuid[],
     'get_assigned_chatbot_ids is empty for a user without assignments');
 
 select tests.act_as_superuser();

@@ -49,7 +49,7 @@ select is(array(select format('%s on %s', pol.polname, pol.polrelid::regclass) f
 
 select is(array(select format('%s on %s', pol.polname, pol.polrelid::regclass) from pg_policy pol join my_tables t on t.oid = pol.polrelid
                  where coalesce(pg_get_expr(pol.polqual, pol.polrelid), '') || ' ' || coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid), '')
-                       ~ '(?<!SELECT )(?<!SELECT public\.)(get_current_user_id|get_user_company_id|get_user_role|get_assigned_chatbot_ids)\('
+                       ~ '(?<!SELECT )(?<!SELECT private\.)(get_current_user_id|get_user_company_id|get_user_role|get_assigned_chatbot_ids)\('
                  order by 1),
     '{}'::text[], 'policies call the context helpers only wrapped in (select ...), once per statement');
 

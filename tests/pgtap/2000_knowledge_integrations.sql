@@ -192,12 +192,21 @@ select is((select string_agg(c.label, ', ' order by c.label)
                ('google api key', '{"maps": "AIzaXy0123456789abcdefghijklmnopqrstuvw"}'),
                ('gitlab token', '{"ci": "glpat-abcdefghij0123456789"}'),
                ('passphrase key', '{"tls": {"passphrase": "correct horse battery"}}'),
-               ('encryption_key key', '{"storage": {"encryption_key": "kms-alias-1"}}')
+               ('encryption_key key', '{"storage": {"encryption_key": "kms-alias-1"}}'),
+               -- inside a sentence, so that only the vendor pattern (not the long-token rule) can catch them
+               ('mailgun key', '{"note": "mail with key-5URYX45jqRO25g3uK5kbAAegiuE8LCAn please"}'),
+               ('npm token', '{"note": "publish with npm_muO6RvvBfOHZ1FzfnKpcmgfmqSWstSqkNh5b from ci"}'),
+               ('pypi token', '{"note": "upload with pypi-rTo21oKpdaZPNtriSPvMUC6j7OrJ1Bkkz7T3hSiXLBwoh6MdHmBll1fhY4sa now"}'),
+               ('shopify token', '{"note": "shop token 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 here"}'),
+               ('digitalocean token', '{"note": "droplets via dop_v1_767394c42ef0569c396b943081cb9ce32f602a058930166c2b9e14ccc80e2fa7 ok"}'),
+               ('hugging face token', '{"note": "models via hf_XmsC4vynNdwifV0xbWhEpIjsXUaiRxwHjb ok"}'),
+               ('twilio api key', '{"note": "sms key SK7de7cc992f8b4e7f4ba43816bc69f544 ok"}'),
+               ('teams webhook url', '{"notify": "https://acme.webhook.office.com/webhookb2/a1b2c3@d4e5f6/IncomingWebhook/0a1b/2c3d"}')
              ) c(label, cfg)
             where tests.attempt_as('administrador', format(
                     'update public.integrations set config = %L::jsonb where id = %L',
                     c.cfg, tests.integration_id('A', 'without credentials'))) not like '23514:%'),
-    null, 'config refuses every secret family: Telegram bot tokens, webhook URLs, credentials in query and connection strings, AWS secret keys, SendGrid/Google/GitLab keys, passphrase and encryption_key keys');
+    null, 'config refuses every secret family: Telegram bot tokens, Slack/Discord/Teams webhook URLs, credentials in query and connection strings, AWS secret keys, SendGrid/Google/Mailgun/GitLab/npm/PyPI/Shopify/DigitalOcean/Hugging Face/Twilio keys, passphrase and encryption_key keys');
 select is((select string_agg(c.label, ', ' order by c.label)
              from (values
                ('webhook url', '{"webhook_url": "https://hooks.example.com/services/inbound?channel=support"}'),

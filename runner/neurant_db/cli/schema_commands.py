@@ -17,6 +17,7 @@ from ..errors import NeurantError
 from ..isolation import SpecError, load_spec, render_matrix
 from ..migrate import require_migrated
 from ..paths import sql_root
+from ..releases import immutability_findings
 from ..render import render_all, write_rendered
 from ..schema_diff import check_schema
 from ..sql_style import check_tree
@@ -113,7 +114,9 @@ def lint(as_json: bool) -> None:
     Numbering by domain and layer, leading comments, rollback headers, two-space
     indentation, named foreign keys with ON DELETE, hints as sentences; then squawk
     (the dev extra's squawk-cli) on the rendered migrations, with .squawk.toml and the
-    justified exceptions of squawk-exceptions.toml. Needs no database.
+    justified exceptions of squawk-exceptions.toml; and the releases of releases.json:
+    released migrations render as recorded, new ones are numbered above them (release
+    check). Needs no database.
 
     \b
     Example:
@@ -122,6 +125,7 @@ def lint(as_json: bool) -> None:
     """
     findings = check_tree()
     findings += check_migrations(sql_root())
+    findings += immutability_findings()
     if as_json:
         click.echo(json.dumps([f.__dict__ for f in findings], indent=2))
     else:
