@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench pgtap clean server-stop upgrade-check
+.PHONY: demo test lint bench bench-citus pgtap clean server-stop upgrade-check
 
 $(STAMP): pyproject.toml
 	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
@@ -48,6 +48,10 @@ upgrade-check: $(STAMP)
 
 bench: $(STAMP)
 	@$(BIN)/neurant-db bench --writes --scale $(or $(SCALE),200k)
+
+# the same on a Citus cluster the tests start (root, ../shared/vendor): docs/performance.md
+bench-citus: $(STAMP)
+	@$(BIN)/python -m tests.citus_cluster bench --writes --scale $(or $(SCALE),200k)
 
 server-stop: $(STAMP)
 	@$(BIN)/neurant-db server stop

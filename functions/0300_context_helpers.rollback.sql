@@ -6,4 +6,8 @@ drop function private.caller_is_subject_to_rls();
 drop function private.get_user_role();
 drop function private.get_user_company_id();
 drop function private.get_current_user_id();
+{% if profile == 'citus' -%}
+drop cast (text as public.user_role);
+drop function private.user_role_from_text(text);
+{% endif -%}
 drop function public.role_rank(public.user_role);

@@ -31,7 +31,31 @@ as $$
   end
 $$;
 comment on function public.role_rank(public.user_role) is
-  'Rank of a role: owner 4 > administrador 3 > supervisor 2 > operador 1 (null for null). Immutable, inlinable into policies.';
+  'Rank of a role: owner 4 > administrador 3 > supervisor 2 > operador 1 (null for null). Immutable, inlinable into policies.';{% if profile == 'citus' %}
+
+-- Profile citus: text -> public.user_role as an immutable cast. PostgreSQL converts text to an
+-- enum through the enum's input function, which is stable (the labels live in pg_enum), and
+-- Citus refuses an UPDATE or DELETE of a distributed table whose WHERE holds a CASE or
+-- COALESCE over a non-immutable function (0A000 "non-IMMUTABLE functions are not allowed in
+-- CASE or COALESCE statements"), as in `role_rank(role) < coalesce(role_rank($1::user_role), 0)`
+-- (issue 19). The labels are fixed by the migrations (0030), so the mapping is immutable; the
+-- conversion itself is still the enum's input function (through name: no cast from name to
+-- the enum is defined, so it is not this one), with its 22P02 for an unknown label.
+create function private.user_role_from_text(p_label text) returns public.user_role
+  language plpgsql immutable strict parallel safe security invoker
+  set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return p_label::pg_catalog.name::public.user_role;
+end
+$$;
+comment on function private.user_role_from_text(text) is
+  'Profile citus: the cast text -> public.user_role, immutable (the enum''s own input function is stable, and Citus refuses a stable function inside CASE/COALESCE of an UPDATE or DELETE of a distributed table). 22P02 for an unknown label, null for null.';
+revoke execute on function private.user_role_from_text(text) from public, anon;
+grant execute on function private.user_role_from_text(text) to authenticated, service_role;
+create cast (text as public.user_role) with function private.user_role_from_text(text);
+comment on cast (text as public.user_role) is
+  'Profile citus: explicit casts of text to public.user_role go through private.user_role_from_text(text), immutable, so Citus accepts them inside CASE/COALESCE of an UPDATE or DELETE (issue 19).';{% endif %}
 
 create function private.get_current_user_id() returns uuid
   language sql stable security definer
@@ -107,7 +131,9 @@ grant execute on function private.caller_is_subject_to_rls() to authenticated, s
 -- distributed; a definer reading it after the member's own write in the same transaction
 -- fails with 25001 ("placements that were modified in this transaction by a different
 -- user", issue 19). A member reads its own company under RLS (select_own_company); the
--- write RPCs call it as their definer.{% endif %}
+-- write RPCs call it as their definer. No policy is restrictive on this profile (Citus
+-- recreates them permissive on its shards): the no-argument form is ANDed into every
+-- permissive write policy of a read-only table instead (runner/neurant_db/citus_render.py).{% endif %}
 create function private.require_company_writable(p_company_id uuid) returns boolean
   language plpgsql stable security {{ 'invoker' if profile == 'citus' else 'definer' }}
   set search_path = pg_catalog, pg_temp{{ citus_settings() }}
@@ -135,7 +161,7 @@ as $$
   select private.require_company_writable(private.get_user_company_id())
 $$;
 comment on function private.require_company_writable() is
-  'private.require_company_writable(uuid) for the caller''s own company (true for a caller without one: the other policies deny). The check of the restrictive *_while_writable policies; wrap it in (select ...) so it runs once per statement.';
+  'private.require_company_writable(uuid) for the caller''s own company (true for a caller without one: the other policies deny). {{ 'On profile citus ANDed into every write policy of a read-only table (Citus keeps no restrictive policy on its shards), called bare.' if profile == 'citus' else 'The check of the restrictive *_while_writable policies; wrap it in (select ...) so it runs once per statement.' }}';
 
 revoke execute on function private.require_company_writable(uuid), private.require_company_writable() from public, anon;
 -- The policies call the no-argument form (the caller's own company); the company form is for

@@ -5,29 +5,43 @@
     says read_only = true; call it yourself only for a table whose RLS header came before
     functions/0300 (private.memberships, policies/0580). A table the registry does not mark
     read_only stops the render. drop_rls drops them with the table's other policies.
-    `neurant-db doctor` (policy.read_only) fails on a tenant table without them. -#}
+    `neurant-db doctor` (policy.read_only) fails on a tenant table without them.
+    Profile citus has no restrictive policy (restrictive_policies() is false): Citus recreates
+    a table's policies on its shards without AS RESTRICTIVE, so these would widen access there.
+    The render folds the same check into each permissive write policy of the table instead
+    (runner/neurant_db/citus_render.py, fold_read_only_check); the macro leaves a comment. -#}
 {% macro read_only_when_inactive(table) -%}
 {%- set _ = tables.read_only(table) -%}
+{%- if restrictive_policies() -%}
 create policy insert_while_writable on {{ table }}
   as restrictive for insert to authenticated
-  with check ((select private.require_company_writable()));
+  with check ({{ per_statement(writable_check()) }});
 comment on policy insert_while_writable on {{ table }} is
   'Read-only tenants: no member inserts while the company''s subscription is suspended or canceled (NA002).';
 create policy update_while_writable on {{ table }}
   as restrictive for update to authenticated
-  using ((select private.require_company_writable()))
-  with check ((select private.require_company_writable()));
+  using ({{ per_statement(writable_check()) }})
+  with check ({{ per_statement(writable_check()) }});
 comment on policy update_while_writable on {{ table }} is
   'Read-only tenants: no member updates while the company''s subscription is suspended or canceled (NA002).';
 create policy delete_while_writable on {{ table }}
   as restrictive for delete to authenticated
-  using ((select private.require_company_writable()));
+  using ({{ per_statement(writable_check()) }});
 comment on policy delete_while_writable on {{ table }} is
   'Read-only tenants: no member deletes while the company''s subscription is suspended or canceled (NA002).';
+{%- else -%}
+-- Read-only tenants, profile citus: {{ writable_check() }} is ANDed into each
+-- permissive write policy of {{ table }} (Citus would recreate a restrictive policy
+-- permissive on its shards; runner/neurant_db/citus_render.py).
+{%- endif %}
 {%- endmacro %}
 
 {% macro drop_read_only_when_inactive(table) -%}
+{%- if restrictive_policies() -%}
 drop policy delete_while_writable on {{ table }};
 drop policy update_while_writable on {{ table }};
 drop policy insert_while_writable on {{ table }};
+{%- else -%}
+-- Read-only tenants, profile citus: {{ table }} has no restrictive policy to drop.
+{%- endif %}
 {%- endmacro %}

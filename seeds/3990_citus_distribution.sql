@@ -61,6 +61,8 @@ declare
   v_done integer := 0;
   v_fkeys text[];
   v_fkey text[];
+  v_triggers text[];
+  v_i integer;
 begin
   -- Citus is what this step calls: its placement catalog and its two functions (found by
   -- name, not through pg_extension, so tests/test_citus_distribution.py can run every
@@ -115,6 +117,16 @@ begin
           coalesce(' by ' || v_row.distribution_column, '')),
         hint = 'Undistribute it (select undistribute_table(...)) and migrate again, or fix private.citus_layout.';
     end if;
+    -- Citus copies a filled table's rows into its new shards with COPY, which fires the
+    -- shards' row triggers (audit, quotas, usage, the tenant guard: issue 19, moving a
+    -- filled database): the table's enabled triggers are off while it is placed (Citus
+    -- creates the shards' triggers in the same state) and back on, as they were, after.
+    select pg_catalog.array_agg(array[t.tgname::text, t.tgenabled::text] order by t.tgname) into v_triggers
+      from pg_catalog.pg_trigger t
+     where t.tgrelid = v_row.relation and not t.tgisinternal and t.tgenabled <> 'D';
+    for v_i in 1 .. coalesce(pg_catalog.array_length(v_triggers, 1), 0) loop
+      execute pg_catalog.format('alter table %s disable trigger %I', v_row.relation, v_triggers[v_i][1]);
+    end loop;
     if v_row.placement = 'reference' then
       execute 'select pg_catalog.create_reference_table($1)' using v_row.relation;
     else
@@ -122,6 +134,11 @@ begin
         using v_row.relation, v_row.distribution_column::text,
               coalesce(v_row.colocate_with::text, 'none');
     end if;
+    for v_i in 1 .. coalesce(pg_catalog.array_length(v_triggers, 1), 0) loop
+      execute pg_catalog.format('alter table %s %s trigger %I', v_row.relation,
+        case v_triggers[v_i][2] when 'A' then 'enable always' when 'R' then 'enable replica' else 'enable' end,
+        v_triggers[v_i][1]);
+    end loop;
     v_done := v_done + 1;
   end loop;
   foreach v_fkey slice 1 in array coalesce(v_fkeys, '{}') loop
@@ -135,7 +152,7 @@ begin
 end
 $$;
 comment on function private.citus_distribute() is
-  'Profile citus: places every table of private.citus_layout in position order (create_reference_table / create_distributed_table ... colocate_with); skips tables already placed as planned, raises 55000 for a table placed otherwise; a NOTICE and 0 on a server without Citus (no pg_catalog.pg_dist_partition, create_reference_table, create_distributed_table, column_to_column_name). Returns how many tables it placed.';
+  'Profile citus: places every table of private.citus_layout in position order (create_reference_table / create_distributed_table ... colocate_with); skips tables already placed as planned, raises 55000 for a table placed otherwise; a table''s triggers are off while Citus copies its rows into the shards; a NOTICE and 0 on a server without Citus (no pg_catalog.pg_dist_partition, create_reference_table, create_distributed_table, column_to_column_name). Returns how many tables it placed.';
 revoke execute on function private.citus_distribute() from public, anon, authenticated;
 
 -- Citus refuses to distribute a table with triggers, or to create a trigger on a

@@ -202,3 +202,29 @@ def distributed_database(cluster: CitusCluster) -> Iterator[str]:
         yield cluster.url(database=name)
     finally:
         drop_distributed_database(base, name, nodes)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m tests.citus_cluster bench [bench options]` (`make bench-citus`): start the
+    test cluster (as root, where ../shared/vendor is; cached like the tests') and run
+    `neurant-db --profile citus bench` against its coordinator; the cluster is stopped and
+    deleted afterwards. A DBA points the bench at a real cluster instead (docs/performance.md)."""
+    import sys
+
+    if not argv or argv[0] != "bench":
+        print("usage: python -m tests.citus_cluster bench [neurant-db bench options]", file=sys.stderr)
+        return 2
+    reason = missing_reason()
+    if reason:
+        print(f"no Citus cluster here: {reason}", file=sys.stderr)
+        return 1
+    exe = shutil.which("neurant-db") or str(Path(sys.executable).parent / "neurant-db")
+    with citus_cluster() as cluster:
+        return subprocess.run([exe, "--profile", "citus", "--database-url", cluster.url(), *argv],
+                              check=False).returncode
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

@@ -113,3 +113,20 @@ def test_the_write_benchmark_counts_usage_exactly_and_measures_full_bare_and_flo
                            "(select count(*) from bench.conversations where updated_at > now() - interval '1 hour')"
                            ).fetchone()
     assert row is not None and row[0] > 0 and row[1] > 0, "the floor wrote no usage or conversation activity"
+
+
+def test_bench_with_profile_citus_refuses_anything_but_a_citus_coordinator(scratch_db: str) -> None:
+    # Profile citus measures a cluster: no server named, or one plain PostgreSQL server (here
+    # the test server), is refused before anything is created, with what to pass instead.
+    from click.testing import CliRunner
+
+    from neurant_db.cli import cli
+
+    for args in (["--profile", "citus", "bench"], ["--profile", "citus", "--database-url", scratch_db, "bench"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code != 0, result.output
+        assert "bench with profile citus" in result.output and "--database-url" in result.output, result.output
+    assert "not a Citus coordinator with workers" in result.output
+    with connect(scratch_db) as conn:
+        assert conn.execute("select count(*) from pg_database where datname like 'neurant_test_%'").fetchone() \
+            == (0,)

@@ -16,12 +16,14 @@ from click.testing import CliRunner
 
 from neurant_db import pgtap
 from neurant_db.citus import PlannedTable, format_plan
-from neurant_db.citus_render import rewrite
+from neurant_db.citus_render import POLICY_HEADER, WRITABLE_CHECK, rewrite
 from neurant_db.cli import cli
+from neurant_db.errors import MigrationSourceError
 from neurant_db.isolation import generate_matrix_sql
 from neurant_db.paths import sql_root
 from neurant_db.render import render_all, sql_statements
 from neurant_db.settings import Settings
+from neurant_db.table_registry import load
 from neurant_db.tap import TapResult, run_tap_file, run_tap_sql
 from neurant_db.testdb import TestDatabase
 
@@ -75,6 +77,49 @@ def test_citus_policies_call_the_helpers_bare_and_hold_no_subquery() -> None:
     assert [p for p in policies if re.search(r"\(\s*select\b", p, re.IGNORECASE)] == []
     text = "\n".join(m.apply_sql for m in migrations)
     assert not re.search(r"\btg_table_name\b", text, re.IGNORECASE)
+
+
+def test_citus_has_no_restrictive_policy_and_every_write_policy_of_a_read_only_table_ands_the_check() -> None:
+    """Citus 13.2 recreates policies on its shards without AS RESTRICTIVE (issue 19): the
+    read-only check is folded into each permissive write policy (citus_render.py)."""
+    policies = [p for m in render_all(CITUS) for p in _policies(m.apply_sql)]
+    assert [p for p in policies if re.search(r"\bas\s+restrictive\b", p, re.IGNORECASE)] == []
+    read_only = {e.name for e in load().entries if e.read_only}
+    writes = []
+    for policy in (re.sub(r"--[^\n]*", "", p).strip() for p in policies):
+        header = POLICY_HEADER.match(policy)
+        assert header, policy
+        if header["table"] in read_only and (header["command"] or "all") != "select":
+            writes.append(policy)
+            clauses = re.findall(r"\b(?:using|with\s+check)\s*\(", policy, re.IGNORECASE)
+            assert len(clauses) == policy.count(f") and {WRITABLE_CHECK})") >= 1, policy
+    assert len(writes) >= 25  # the write policies of chatbots, documents, messages, users, ...
+
+
+@pytest.mark.parametrize(("policy", "refusal"), [
+    ("create policy narrow on public.chatbots as restrictive for update to authenticated using (true);",
+     "policy narrow on public.chatbots is restrictive"),
+    ("create policy everything on public.chatbots for all to authenticated using (true);",
+     "policy everything on public.chatbots (read_only in schema/_tables.toml) is for all to authenticated"),
+    ("create policy both on public.chatbots for insert to anon, authenticated with check (true);",
+     "is for insert to anon,authenticated"),
+])
+def test_the_citus_render_refuses_a_policy_the_read_only_check_cannot_be_folded_into(policy: str, refusal: str) -> None:
+    with pytest.raises(MigrationSourceError, match=re.escape(refusal)):
+        rewrite(policy, "citus", {"public.chatbots"})
+    assert rewrite(policy, "vanilla", {"public.chatbots"}) is policy
+
+
+def test_the_citus_render_ands_the_check_into_each_clause_and_keeps_an_or_inside() -> None:
+    policy = ("create policy update_mine on public.chatbots for update to authenticated\n"
+              "  using (a or b) with check (c);\n"
+              "comment on policy update_mine on public.chatbots is 'Mine.';")
+    assert rewrite(policy, "citus", {"public.chatbots"}).startswith(
+        "create policy update_mine on public.chatbots for update to authenticated\n"
+        f"  using ((a or b) and {WRITABLE_CHECK}) with check ((c) and {WRITABLE_CHECK});\n"
+        "comment on policy update_mine on public.chatbots is 'Mine. Profile citus: ANDed with")
+    untouched = policy.replace("public.chatbots", "public.other")
+    assert rewrite(untouched, "citus", {"public.chatbots"}) == untouched
 
 
 def test_the_citus_migrations_are_listed_only_for_a_database_migrated_with_citus(scratch_db: str) -> None:

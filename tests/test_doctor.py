@@ -196,6 +196,37 @@ def test_a_tenant_table_without_its_read_only_policy_fails_doctor(neurant_db: Te
     assert [(f.object, "update" in f.message) for f in found] == [("public.chatbots", True)]
 
 
+def test_write_policies_that_and_the_read_only_check_pass_doctor_without_restrictive_policies(
+        neurant_db: TestDatabase) -> None:
+    """Profile citus's shape (no policy may be restrictive there: runner/neurant_db/citus_render.py)
+    on the real schema, inside a rolled-back transaction: the three restrictive policies of
+    chatbots dropped and the check ANDed into its write policies passes; one write policy
+    without it fails, named; one ORing it in fails too."""
+    check = "private.require_company_writable()"
+    admin = ("company_id = (select private.get_user_company_id()) "
+             "and (select private.get_user_role()) in ('owner', 'administrador')")
+    with psycopg.connect(neurant_db.url) as conn:
+        for command in ("insert", "update", "delete"):
+            conn.execute(f"drop policy {command}_while_writable on public.chatbots")
+        conn.execute(f"alter policy insert_as_admin on public.chatbots with check (({admin}) and {check})")
+        conn.execute(f"alter policy update_as_admin on public.chatbots using (({admin}) and {check}) "
+                     f"with check (({admin}) and {check})")
+        conn.execute(f"alter policy delete_as_admin on public.chatbots using (({admin}) and {check})")
+
+        def read_only_findings() -> list[str]:
+            return [f.message for f in run_checks(conn) if f.check == "policy.read_only" and f.level == "error"
+                    and f.object == "public.chatbots"]
+        folded = read_only_findings()
+        conn.execute(f"alter policy update_as_admin on public.chatbots using ({admin})")
+        update_unguarded = read_only_findings()
+        conn.execute(f"alter policy update_as_admin on public.chatbots using (({admin}) or {check})")
+        update_ored = read_only_findings()
+        conn.rollback()
+    assert folded == []
+    assert [("update (admitted by update_as_admin)" in m, "insert" in m, "delete" in m)
+            for m in update_unguarded + update_ored] == [(True, False, False)] * 2
+
+
 def test_a_write_rpc_without_the_read_only_check_fails_doctor(neurant_db: TestDatabase) -> None:
     with psycopg.connect(neurant_db.url) as conn:
         conn.execute("""

@@ -108,6 +108,8 @@ create policy update_no_setting_broken on public.notes for update to citus_probe
   using (company_id = public.company_no_setting_broken());
 create policy delete_fixed on public.notes for delete to citus_probe_login
   using (company_id = public.company_fixed());
+create policy delete_restrictive_broken on public.notes as restrictive for delete to citus_probe_login
+  using (company_id = public.company_fixed());
 create policy select_exists_broken on public.notes for select to citus_probe_login
   using (exists (select 1 from public.members m where m.company_id = notes.company_id));
 create policy select_in_broken on public.plans for select to citus_probe_login
@@ -190,6 +192,7 @@ def citus_found(citus_db: str) -> list[Finding]:
     ("citus.policy_subquery", "public.plans.select_in_broken"),
     ("citus.policy_reads_distributed", "company_broken()"),
     ("citus.policy_nested_execution", "company_no_setting_broken()"),
+    ("citus.policy_restrictive", "public.notes.delete_restrictive_broken"),
     ("citus.unsafe_triggers", "public.notes"),
     ("citus.unsafe_triggers", "public.plans"),
     ("citus.trigger_table_name", "private.audit_broken()"),
@@ -344,6 +347,9 @@ def test_the_vanilla_schema_fails_the_citus_rules_where_a_real_citus_refused_it(
             by_check.setdefault(f["check"], set()).add(f["object"])
     assert "public.subscription_plans.select_own_plan" in by_check["citus.policy_subquery"]
     assert "public.chatbots.select_visible" in by_check["citus.policy_subquery"]
+    # Issue 19: Citus recreates these permissive on its shards (the citus render folds them).
+    assert {"public.chatbots.update_while_writable", "private.integration_credentials.deny_members"
+            } <= by_check["citus.policy_restrictive"]
     assert {"public.users users_auth_user_id_key",
             "public.user_invitations user_invitations_token_hash_key"} <= by_check["citus.unique_key"]
     assert "private.audit_row_change()" in by_check["citus.insert_values_subquery"]

@@ -11,6 +11,13 @@ connection (role switched between blocks of queries, blocks shuffled per
 round): on a small machine, comparing two connections mostly measures which
 CPU their backends landed on. The goal (docs/performance.md) is
 rls+key <= 1.10x baseline.
+
+On a Citus cluster (profile citus, --database-url of the coordinator) the data set is
+loaded into a throwaway database distributed over every node: migrated up to the
+distribution step, loaded locally, then distributed by that step (the path of
+docs/scale-out.md, "Moving an existing database"); each block of queries runs in one
+transaction opened with the documented request sequence (citus_request.py: session
+settings do not reach the workers), the baseline's blocks in a transaction too.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ import random
 import re
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +40,12 @@ import psycopg
 import psycopg.sql
 
 from . import bench_writes as bw
+from . import citus_testdb
+from .citus_request import request_statements
 from .database import DatabaseTarget
-from .testdb import provision
+from .errors import NeurantError
+from .migrate import migrate
+from .testdb import TestDatabase, provision, test_settings
 
 LOAD_SQL = """
 set session_replication_role = replica;
@@ -148,9 +160,30 @@ def load(conn: psycopg.Connection, companies: int, conversations: int, messages:
     conn.execute("vacuum (analyze)")
 
 
+def _claims(company_no: int, role_no: int) -> dict[str, str]:
+    return {"sub": USER.format(company_no * 10 + role_no), "role": "authenticated"}
+
+
 def _act_as(conn: psycopg.Connection, company_no: int, role_no: int) -> None:
-    claims = json.dumps({"sub": USER.format(company_no * 10 + role_no), "role": "authenticated"})
+    claims = json.dumps(_claims(company_no, role_no))
     conn.execute("select set_config('request.jwt.claims', %s, false)", (claims,))
+
+
+@contextmanager
+def _as_variant(conn: psycopg.Connection, role: str | None, claims: dict[str, str],
+                distributed: bool) -> Iterator[None]:
+    """Run what follows as the variant's role: on one server the role switched on the session
+    (the claims set once by _act_as); on a Citus cluster one transaction opened with the
+    request sequence (the baseline's too, so both pay for a transaction alike)."""
+    if not distributed:
+        conn.execute("reset role" if role is None else f"set role {role}")
+        yield
+        return
+    with conn.transaction():
+        if role is not None:
+            for statement in request_statements(claims, role):
+                conn.execute(statement)
+        yield
 
 
 def _tag(sql: str, label: str) -> str:
@@ -195,7 +228,7 @@ def _prepared_text(sql: str) -> str:
 
 
 def explain(conn: psycopg.Connection, companies: int, *, fmt: str = "text",
-            analyze: bool = True) -> dict[str, dict[str, Any]]:
+            analyze: bool = True, distributed: bool = False) -> dict[str, dict[str, Any]]:
     """EXPLAIN (ANALYZE, BUFFERS) of every hot query, every variant, as the bench runs
     it: a prepared statement, explained after the executions that let the plan cache
     settle on its generic or custom plan (the plan the timed loop used).
@@ -210,14 +243,15 @@ def explain(conn: psycopg.Connection, companies: int, *, fmt: str = "text",
         _act_as(conn, target, q.identity)
         out[q.name] = {}
         for label, role, sql in _variants(q):
-            conn.execute("reset role" if role is None else f"set role {role}")
-            conn.execute(f"prepare bench_plan ({types}) as {_prepared_text(sql)}")
-            try:
+            with _as_variant(conn, role, _claims(target, q.identity), distributed):
+                conn.execute(f"prepare bench_plan ({types}) as {_prepared_text(sql)}")
                 for _ in range(6):  # the plan cache decides generic vs custom after 5
                     conn.execute(f"execute bench_plan ({args})").fetchall()
+            # (on a cluster in a transaction of its own: EXPLAIN ANALYZE of a multi-shard query
+            # cannot follow the coordinator's local reads of reference tables in one)
+            with _as_variant(conn, role, _claims(target, q.identity), distributed):
                 rows = conn.execute(f"explain ({opts}) execute bench_plan ({args})").fetchall()
-            finally:
-                conn.execute("deallocate bench_plan")
+            conn.execute("deallocate bench_plan")
             out[q.name][label] = ("\n".join(r[0] for r in rows) if fmt == "text" else rows[0][0])
         conn.execute("reset role")
     return out
@@ -286,7 +320,7 @@ def _pin_cpus(conn: psycopg.Connection) -> tuple[str, Callable[[], None]]:
 
 def run(database: DatabaseTarget, *, companies: int, conversations: int, messages: int, iterations: int,
         echo: Callable[[str], None], rounds: int = 10, seed: int = 7, load_data: bool = True,
-        explain_into: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        explain_into: dict[str, Any] | None = None, distributed: bool = False) -> list[dict[str, Any]]:
     """One connection for every variant (the role is switched between blocks), so
     the comparison is not skewed by which CPU each backend process landed on. Each
     variant has its own statement text (own prepared statement and plan cache);
@@ -306,26 +340,27 @@ def run(database: DatabaseTarget, *, companies: int, conversations: int, message
         pinned, unpin = _pin_cpus(conn)
         echo(f"reads on one connection: {pinned}")
         try:
-            results = _measure(conn, target, params, rng, per_block, rounds)
+            results = _measure(conn, target, params, rng, per_block, rounds, distributed)
         finally:
             unpin()
         for r in results:
             r["cpus"] = pinned
         if explain_into is not None:
-            explain_into.update(explain(conn, companies))
+            explain_into.update(explain(conn, companies, distributed=distributed))
     return results
 
 
 def _measure(conn: psycopg.Connection, target: int, params: dict[str, Any], rng: random.Random,
-             per_block: int, rounds: int) -> list[dict[str, Any]]:
+             per_block: int, rounds: int, distributed: bool = False) -> list[dict[str, Any]]:
     results = []
     for q in QUERIES:
         _act_as(conn, target, q.identity)
+        claims = _claims(target, q.identity)
         variants = _variants(q)
         rows = {}
         for label, role, sql in variants:
-            conn.execute("reset role" if role is None else f"set role {role}")
-            rows[label] = sorted(map(str, conn.execute(sql, params).fetchall()))
+            with _as_variant(conn, role, claims, distributed):
+                rows[label] = sorted(map(str, conn.execute(sql, params).fetchall()))
         same = rows["baseline"] == rows["rls+key"] == rows["rls"]
         samples: dict[str, list[float]] = {label: [] for label, _r, _s in variants}
         per_round: dict[str, list[float]] = {"rls+key": [], "rls": []}
@@ -333,8 +368,8 @@ def _measure(conn: psycopg.Connection, target: int, params: dict[str, Any], rng:
             rng.shuffle(variants)
             meds = {}
             for label, role, sql in variants:
-                conn.execute("reset role" if role is None else f"set role {role}")
-                block = _block(conn, sql, params, per_block, warmup=5)
+                with _as_variant(conn, role, claims, distributed):
+                    block = _block(conn, sql, params, per_block, warmup=5)
                 samples[label] += block
                 meds[label] = statistics.median(block)
             for label in per_round:
@@ -361,7 +396,7 @@ def _plans_short(plan_cache: dict[str, str]) -> str:
     return "/".join(short.get(plan_cache.get(v, "unknown"), "M") for v in ("baseline", "rls+key", "rls"))
 
 
-def print_results(results: list[dict[str, Any]], echo: Callable[[str], None]) -> None:
+def print_results(results: list[dict[str, Any]], echo: Callable[[str], None], goal: float = 1.10) -> None:
     echo(f"{'query':<42} {'baseline':>9} {'rls+key':>9} {'ratio (min-max)':>17} {'rls':>9} "
          f"{'ratio (min-max)':>17}  rows  plans")
     for r in results:
@@ -372,8 +407,56 @@ def print_results(results: list[dict[str, Any]], echo: Callable[[str], None]) ->
              f"{r['ratio_rls']:>5.2f}x ({lo2:.2f}-{hi2:.2f})  "
              f"{'same' if r['same_rows'] else 'DIFFER'}  {_plans_short(r.get('plan_cache', {}))}")
     worst = max(r["ratio_rls_keyed"] for r in results)
-    echo(f"worst rls+key ratio: {worst:.2f}x (goal <= 1.10x); plans of baseline/rls+key/rls: "
+    echo(f"worst rls+key ratio: {worst:.2f}x (goal <= {goal:.2f}x); plans of baseline/rls+key/rls: "
          "G generic (planned once), C custom (planned at every execution)")
+
+
+MEMBERSHIPS_SQL = """
+insert into private.memberships (auth_user_id, company_id, id, role, is_active)
+select auth_user_id, company_id, id, role, is_active from public.users;
+"""
+
+
+def cluster_or_refuse(server: DatabaseTarget | None) -> citus_testdb.CitusNodes:
+    """The Citus cluster `server` is the coordinator of, or a clear refusal: bench with
+    profile citus measures a cluster, never profile citus on one plain server."""
+    hint = ("pass the coordinator: neurant-db --profile citus --database-url "
+            "postgresql://<superuser>@<coordinator>/<any distributed database> bench (its "
+            "throwaway database is created on every node and dropped afterwards); without "
+            "--profile citus the bench measures one PostgreSQL server")
+    if server is None:
+        raise NeurantError("bench with profile citus measures a Citus cluster, and no server was named",
+                           hint=hint)
+    nodes = citus_testdb.cluster_nodes(server.url)
+    if nodes is None:
+        raise NeurantError(f"bench with profile citus: {server.redacted} is not a Citus coordinator with "
+                           "workers (no active primary worker in its pg_dist_node)", hint=hint)
+    return nodes
+
+
+def load_distributed(db: TestDatabase, companies: int, conversations: int, messages: int,
+                     echo: Callable[[str], None]) -> None:
+    """The data set on a cluster: migrated up to the distribution step, loaded into the still
+    local tables (triggers off), the membership copy filled from users, then distributed by
+    the step's own migration (create_distributed_table copies the rows into the shards): the
+    way docs/scale-out.md moves a filled database."""
+    step = next(m for m in db.migrations if m.source.name == "citus_distribution")
+    before = max(m.version for m in db.migrations if m.version < step.version)
+    migrate(db.target, db.migrations, db.settings, to_version=before)
+    t0 = time.perf_counter()
+    with db.target.connect(purpose="bench-load") as conn:
+        conn.execute(LOAD_SQL % {"companies": companies, "conversations": conversations,
+                                 "messages": messages})
+        conn.execute(MEMBERSHIPS_SQL)
+        total = conn.execute("select count(*) from public.messages").fetchone()
+    t1 = time.perf_counter()
+    migrate(db.target, db.migrations, db.settings)
+    db.migrated = True
+    with db.target.connect(purpose="bench-load") as conn:
+        conn.execute("vacuum (analyze)")
+    echo(f"loaded {companies} companies, {companies * conversations} conversations, "
+         f"{total[0] if total else 0} messages in {t1 - t0:.1f}s, distributed in "
+         f"{time.perf_counter() - t1:.1f}s")
 
 
 SCALES = {  # companies, conversations per company, messages per conversation
@@ -383,43 +466,65 @@ SCALES = {  # companies, conversations per company, messages per conversation
 }
 
 
+def _describe_cluster(db: TestDatabase, nodes: citus_testdb.CitusNodes) -> dict[str, Any]:
+    with db.target.connect(purpose="bench") as conn:
+        row = conn.execute("select extversion, current_setting('citus.shard_count') "
+                           "from pg_catalog.pg_extension where extname = 'citus'").fetchone()
+    return {"citus": f"Citus {row[0]}" if row else "Citus",
+            "shards": int(row[1]) if row else None,
+            "coordinator": "{}:{}".format(*nodes.coordinator),
+            "workers": ["{}:{}".format(*w) for w in nodes.workers]}
+
+
 def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None, conversations: int | None,
             messages: int | None, iterations: int, rounds: int, writes: bool, write_seconds: int,
             reads: bool = True,
             write_repeats: int, show_explain: bool, report_dir: Path, as_json: bool,
-            echo: Callable[[str], None]) -> dict[str, Any]:
+            echo: Callable[[str], None], profile: str | None = None) -> dict[str, Any]:
     """`neurant-db bench`: reads (and --writes) on a throwaway database of `server` (None: of
-    a throwaway embedded server); the results and the plans of every hot query are saved
-    into report_dir/bench-<time>-<scale>/."""
+    a throwaway embedded server; profile citus: distributed over the cluster `server` is the
+    coordinator of; `profile` None: the suites' default, test_settings); the results and the
+    plans of every hot query are saved into report_dir/bench-<time>-<scale>/."""
     n_comp, n_conv, n_msg = SCALES[scale]
     companies = companies or n_comp
     conversations = conversations or n_conv
     messages = messages or n_msg
     say = (lambda _s: None) if as_json else echo
-    db = provision(server, migrate_schema=True, with_pgtap=False)
+    profile = test_settings(profile).profile
+    nodes = cluster_or_refuse(server) if profile == "citus" else None
+    distributed = nodes is not None
+    db = provision(server, migrate_schema=not distributed, with_pgtap=False, profile=profile)
     started = datetime.datetime.now(datetime.UTC)
     say(f"bench {started:%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} CPUs, "
         f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    cluster = _describe_cluster(db, nodes) if nodes is not None else None
+    if cluster:
+        say(f"on a Citus cluster: {cluster['citus']}, coordinator {cluster['coordinator']}, "
+            f"{len(cluster['workers'])} workers, {cluster['shards']} shards per distributed table")
     plans: dict[str, Any] = {}
+    if distributed:
+        load_distributed(db, companies, conversations, messages, say)
     if reads:
         results = run(db.target, companies=companies, conversations=conversations, messages=messages,
-                      iterations=iterations, echo=say, rounds=rounds, explain_into=plans)
+                      iterations=iterations, echo=say, rounds=rounds, explain_into=plans,
+                      load_data=not distributed, distributed=distributed)
     else:  # the write benchmark needs the data set all the same
-        with db.target.connect(purpose="bench-load") as conn:
-            load(conn, companies, conversations, messages)
+        if not distributed:
+            with db.target.connect(purpose="bench-load") as conn:
+                load(conn, companies, conversations, messages)
         results = []
     report: dict[str, Any] = {
         "started": started.isoformat(), "machine": platform.node(), "cpus": os.cpu_count(),
-        "load_before": os.getloadavg(), "scale": scale,
+        "load_before": os.getloadavg(), "scale": scale, "profile": profile, "cluster": cluster,
         "data": {"companies": companies, "conversations_per_company": conversations,
                  "messages_per_conversation": messages}, "reads": results,
     }
-    if results and not as_json:
-        print_results(results, echo)
+    if results and not as_json:  # the goal on a cluster: issue 19 (a hop to the shard in both)
+        print_results(results, echo, goal=1.5 if distributed else 1.10)
     if writes:
         say("write benchmark ...")
         report["writes"] = bw.run(db.target, nconv=conversations, seconds=write_seconds,
-                                  repeats=write_repeats, echo=say)
+                                  repeats=write_repeats, echo=say, distributed=distributed)
         if not as_json:
             bw.print_results(report["writes"], echo)
     report["load_after"] = os.getloadavg()

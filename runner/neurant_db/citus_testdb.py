@@ -41,16 +41,17 @@ def cluster_nodes(base: str) -> CitusNodes | None:
     return CitusNodes(coordinator[0], workers)
 
 
-def _on_node(base: str, node: tuple[str, int]) -> str:
+def node_url(base: str, node: tuple[str, int]) -> str:
+    """`base` (user, password, database, options) pointed at `node`."""
     return make_conninfo(base, host=node[0], port=str(node[1]))
 
 
 def create_distributed_database(base: str, name: str, nodes: CitusNodes) -> None:
     """Create `name` on every node with the citus extension, and register the workers."""
     for node in nodes.workers:
-        with connect(_on_node(base, node)) as conn:
+        with connect(node_url(base, node)) as conn:
             conn.execute(f'create database "{name}"')
-        with connect(with_database(_on_node(base, node), name)) as conn:
+        with connect(with_database(node_url(base, node), name)) as conn:
             conn.execute("create extension citus")
     with connect(base) as conn:
         conn.execute(f'create database "{name}"')
@@ -63,6 +64,6 @@ def create_distributed_database(base: str, name: str, nodes: CitusNodes) -> None
 
 def drop_distributed_database(base: str, name: str, nodes: CitusNodes) -> None:
     """Drop `name` on the coordinator and every worker (each that has it)."""
-    for url in [base, *(_on_node(base, node) for node in nodes.workers)]:
+    for url in [base, *(node_url(base, node) for node in nodes.workers)]:
         with connect(url) as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')

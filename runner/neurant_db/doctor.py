@@ -561,36 +561,72 @@ def as_of_goes_through_the_lifecycle_clock(conn: psycopg.Connection) -> Iterator
             break
 
 
+def _conjuncts(expr: str) -> list[str]:
+    """The top-level AND terms of a deparsed expression, each without enclosing parentheses."""
+    def bare(term: str) -> str:
+        term = term.strip()
+        while term.startswith("(") and term.endswith(")"):
+            depth = 0
+            for i, c in enumerate(term):
+                depth += {"(": 1, ")": -1}.get(c, 0)
+                if depth == 0 and i < len(term) - 1:
+                    return term
+            term = term[1:-1].strip()
+        return term
+    expr, terms, depth, last = bare(expr), [], 0, 0
+    for m in re.finditer(r"[()]|\bAND\b", expr, re.IGNORECASE):
+        if m.group(0) in "()":
+            depth += 1 if m.group(0) == "(" else -1
+        elif depth == 0:
+            terms.append(bare(expr[last:m.start()]))
+            last = m.end()
+    return [*terms, bare(expr[last:])]
+
+
+def _guards_writes(expr: str) -> bool:
+    """The expression refuses a suspended company: a top-level AND term is the read-only
+    check (bare, or as the scalar subquery of policies/_read_only.sql), or it is false."""
+    return any(re.match(rf"(select\s+)?(private\.)?{WRITABLE_CHECK}\(\)", term, re.IGNORECASE) or term == "false"
+               for term in _conjuncts(expr))
+
+
 @check
 def tenant_tables_read_only_when_inactive(conn: psycopg.Connection) -> Iterator[Finding]:
-    """A suspended or canceled company writes nothing: every tenant table carries a
-    restrictive insert/update/delete policy for authenticated that calls
-    require_company_writable() (policies/_read_only.sql), or denies outright."""
+    """A suspended or canceled company writes nothing: on every tenant table each
+    insert/update/delete of authenticated meets require_company_writable(). Either a
+    restrictive policy for the command calls it (policies/_read_only.sql), or every
+    permissive policy admitting the command ANDs it into each of its expressions (profile
+    citus: Citus keeps no restrictive policy on its shards, runner/neurant_db/citus_render.py);
+    a command no permissive policy admits is denied anyway."""
     role = conn.execute("select oid from pg_roles where rolname = %s", (END_USER_ROLE,)).fetchone()
     if not role:
         return
     for oid, name, *_rest in _tenant_tables(conn):
         policies = conn.execute("""
-            select p.polcmd, coalesce(pg_get_expr(p.polqual, p.polrelid), ''),
+            select p.polname::text, p.polpermissive, p.polcmd, coalesce(pg_get_expr(p.polqual, p.polrelid), ''),
                    coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
             from pg_policy p
-            where p.polrelid = %s and not p.polpermissive
+            where p.polrelid = %s
               and (%s = any(p.polroles) or 0 = any(p.polroles))""", (oid, role[0])).fetchall()
+        missing = []
+        for command, letter in (("insert", "a"), ("update", "w"), ("delete", "d")):
+            applying = [row for row in policies if row[2] in (letter, "*")]
 
-        def guards(expr: str) -> bool:
-            return WRITABLE_CHECK + "(" in expr or expr.strip("() ") == "false"
-
-        missing = [
-            command for command, letter, column in (("insert", "a", 2), ("update", "w", 1),
-                                                    ("delete", "d", 1))
-            if not any(cmd in (letter, "*") and guards(row[column]) for row in policies
-                       for cmd in [row[0]])
-        ]
+            def expressions(qual: str, check: str, command: str = command) -> list[str]:
+                return {"insert": [check or qual], "update": [qual, check or qual], "delete": [qual]}[command]
+            if any(not permissive and all(_guards_writes(e) for e in expressions(q, c))
+                   for _n, permissive, _c, q, c in applying):
+                continue
+            unguarded = [n for n, permissive, _c, q, c in applying
+                         if permissive and not all(_guards_writes(e) for e in expressions(q, c))]
+            if unguarded:
+                missing.append(f"{command} (admitted by {', '.join(sorted(unguarded))})")
         if missing:
             yield Finding("error", "policy.read_only", name,
-                          f"no restrictive {'/'.join(missing)} policy for {END_USER_ROLE} calling "
-                          f"(select private.{WRITABLE_CHECK}()): a suspended company could still write "
-                          "(use read_only_when_inactive of policies/_read_only.sql)")
+                          f"{'; '.join(missing)} without the read-only check for {END_USER_ROLE}: a suspended "
+                          f"company could still write. Add the restrictive policies of read_only_when_inactive "
+                          f"(policies/_read_only.sql), or, where no policy may be restrictive (profile citus), "
+                          f"AND private.{WRITABLE_CHECK}() into each of those policies")
 
 
 @check

@@ -188,6 +188,25 @@ def policy_subqueries(model: Model) -> Iterator[Finding]:
 
 
 @citus_check
+def policy_restrictive(model: Model) -> Iterator[Finding]:
+    """A restrictive policy of a distributed or reference table: Citus 13.2 recreates the
+    policies of a table on its shards (at create_distributed_table, and for each CREATE
+    POLICY after it) without AS RESTRICTIVE (commands/policy.c, CreatePolicyCommandForPolicy),
+    so on every shard it is ORed with the permissive policies instead of ANDed: it widens
+    access where it was meant to narrow it (issue 19: the read-only policies let a supervisor
+    write what only an administrador may)."""
+    for relid, name in model.rows("select polrelid, polname::text from pg_policy where not polpermissive "
+                                  "order by polrelid::regclass::text, polname"):
+        p = model.placement(relid)
+        if p and p.sharded:
+            yield Finding("error", "citus.policy_restrictive", f"{p.relation}.{name}",
+                          f"restrictive policy of {p.placement} table {p.relation}: Citus recreates it "
+                          "permissive on every shard, where it then admits rows instead of narrowing",
+                          "AND its condition into each permissive policy of the same command instead "
+                          "(profile citus does so for the read-only check: runner/neurant_db/citus_render.py).")
+
+
+@citus_check
 def policy_functions(model: Model) -> Iterator[Finding]:
     """Functions a policy of a sharded table calls (FuncExpr nodes of the stored quals,
     then every application function they reach by qualified name): one that reads a

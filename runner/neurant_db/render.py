@@ -14,7 +14,7 @@ from .errors import MigrationSourceError, not_utf8
 from .paths import MIGRATION_FOLDERS, sql_root
 from .role_settings import PROJECT_SETTINGS
 from .settings import Settings
-from .table_registry import for_templates
+from .table_registry import Registry, for_templates
 
 FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 ROLLBACK_SUFFIX = ".rollback.sql"
@@ -140,7 +140,9 @@ def _environment(root: Path, settings: Settings) -> jinja2.Environment:
 def _render_file(env: jinja2.Environment, root: Path, path: Path, settings: Settings) -> str:
     rel = path.relative_to(root).as_posix()
     try:
-        return rewrite(env.get_template(rel).render(**settings.template_context()), settings.profile)
+        tables = env.globals["tables"]
+        read_only = {e.name for e in tables.entries if e.read_only} if isinstance(tables, Registry) else set()
+        return rewrite(env.get_template(rel).render(**settings.template_context()), settings.profile, read_only)
     except jinja2.TemplateSyntaxError as exc:
         raise MigrationSourceError(f"{rel}:{exc.lineno}: template syntax error: {exc.message}") from None
     except jinja2.UndefinedError as exc:

@@ -57,9 +57,10 @@ def commit_fixtures(url: str) -> None:
                 conn.execute((citus + text).encode("utf-8"))
 
 
-def test_settings() -> Settings:
+def test_settings(profile: str | None = None) -> Settings:
+    """The suites' settings: `profile`, else NEURANT_TEST_PROFILE, else vanilla."""
     dims = int(os.environ.get("NEURANT_TEST_EMBEDDING_DIMENSIONS", TEST_EMBEDDING_DIMENSIONS))
-    profile = os.environ.get("NEURANT_TEST_PROFILE", "vanilla")
+    profile = profile or os.environ.get("NEURANT_TEST_PROFILE", "vanilla")
     return Settings(profile=profile, embedding_dimensions=dims).validate()
 
 
@@ -142,10 +143,11 @@ class ServerState:
 
 
 def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = True,
-              with_pgtap: bool = True) -> TestDatabase:
+              with_pgtap: bool = True, profile: str | None = None) -> TestDatabase:
     """A fresh database on `server` (dropped at exit), or, without one, a throwaway
-    embedded server (deleted at exit); migrated unless told otherwise."""
-    settings = test_settings()
+    embedded server (deleted at exit); migrated unless told otherwise. `profile`: the
+    rendering (default: test_settings's)."""
+    settings = test_settings(profile)
     migrations = render_all(settings)
     sharedir: Path | None = None
     password: str | None = None
@@ -164,7 +166,13 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
                     sql.Identifier(name), sql.Identifier(template)))
             elif not nodes:
                 admin.execute(f'create database "{name}"')
+        # the roles the migrations create propagate to every worker, but their drop from the
+        # coordinator's maintenance database does not (not distributed objects there)
+        worker_states: dict[tuple[str, int], ServerState] = {}
         if nodes and not template:
+            for node in nodes.workers:
+                with connect(citus_testdb.node_url(server.url, node)) as admin:
+                    worker_states[node] = ServerState.read(admin)
             citus_testdb.create_distributed_database(server.url, name, nodes)
         target = server.with_database(name, Source.THROWAWAY_DATABASE)
 
@@ -176,6 +184,9 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
                     if not nodes:
                         admin.execute(f'drop database if exists "{name}" with (force)')
                     before.restore(admin)
+                for node, state in worker_states.items():
+                    with connect(citus_testdb.node_url(server.url, node)) as admin:
+                        state.restore(admin)
             except Exception:
                 pass
 

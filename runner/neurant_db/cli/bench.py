@@ -37,14 +37,19 @@ def bench(c: Context, companies: int | None, conversations: int | None, messages
     """Measure hot queries under RLS against the same query without RLS, side by side,
     and (--writes) the message write path against a bare copy of the table.
 
-    Runs on a throwaway server (or a throwaway database on --database-url's server).
+    Runs on a throwaway server (or a throwaway database on --database-url's server). With
+    --profile citus, --database-url names a Citus coordinator: the throwaway database is
+    distributed over the cluster (created on every node, dropped on every node afterwards).
 
     \b
     Example:
       neurant-db bench --companies 50 --iterations 500
       neurant-db bench --scale 2m --writes --explain
+      neurant-db --profile citus --database-url postgresql://postgres@coordinator/app bench --writes
     """
+    profile = c.overrides["profile"]  # None: the suites' profile (NEURANT_TEST_PROFILE, else vanilla)
     run_all(c.named_server(), scale=scale, companies=companies, conversations=conversations,
             messages=messages, iterations=iterations, rounds=rounds, writes=writes, reads=reads,
             write_seconds=write_seconds, write_repeats=write_repeats, show_explain=show_explain,
-            report_dir=report_dir, as_json=as_json, echo=click.echo)
+            report_dir=report_dir, as_json=as_json, echo=click.echo,
+            profile=str(profile) if profile else None)
