@@ -87,6 +87,46 @@ COMMENT ON EXTENSION vector IS 'vector data type and ivfflat and hnsw access met
 
 
 --
+-- Name: message_sender_type; Type: TYPE; Schema: public; Owner: -
+--
+
+CREATE TYPE public.message_sender_type AS ENUM (
+    'end_user',
+    'bot',
+    'operator',
+    'system'
+);
+
+
+--
+-- Name: TYPE message_sender_type; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TYPE public.message_sender_type IS 'Who wrote a message: the end user (customer), the AI bot, a human operator (a public.users row), or the platform itself (system notices).';
+
+
+--
+-- Name: stored_message; Type: TYPE; Schema: private; Owner: -
+--
+
+CREATE TYPE private.stored_message AS (
+	company_id uuid,
+	conversation_id uuid,
+	sender_type public.message_sender_type,
+	sender_id uuid,
+	content text,
+	created_at timestamp with time zone
+);
+
+
+--
+-- Name: TYPE stored_message; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON TYPE private.stored_message IS 'A message one statement stored, as private.messages_bookkeeping reads it (the trigger of public.messages hands it the statement''s rows).';
+
+
+--
 -- Name: audit_action; Type: TYPE; Schema: public; Owner: -
 --
 
@@ -288,25 +328,6 @@ CREATE TYPE public.invitation_status AS ENUM (
 --
 
 COMMENT ON TYPE public.invitation_status IS 'Life cycle of a user invitation: pending -> accepted | revoked | expired; the three outcomes are final.';
-
-
---
--- Name: message_sender_type; Type: TYPE; Schema: public; Owner: -
---
-
-CREATE TYPE public.message_sender_type AS ENUM (
-    'end_user',
-    'bot',
-    'operator',
-    'system'
-);
-
-
---
--- Name: TYPE message_sender_type; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TYPE public.message_sender_type IS 'Who wrote a message: the end user (customer), the AI bot, a human operator (a public.users row), or the platform itself (system notices).';
 
 
 --
@@ -2819,6 +2840,30 @@ COMMENT ON FUNCTION private.message_reactions_before_insert() IS 'Trigger: stamp
 
 
 --
+-- Name: messages_after_insert(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.messages_after_insert() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+  perform private.messages_bookkeeping(array(
+    select row(n.company_id, n.conversation_id, n.sender_type, n.sender_id, n.content, n.created_at)::private.stored_message
+      from stored n));
+  return null;
+end
+$$;
+
+
+--
+-- Name: FUNCTION messages_after_insert(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.messages_after_insert() IS 'Trigger: hands the messages a statement stored to private.messages_bookkeeping.';
+
+
+--
 -- Name: messages_before_insert(); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -2830,18 +2875,14 @@ declare
   -- no JWT subject (service_role, jobs): no membership to look up (issue 11: the three
   -- context lookups were a fifth of the trigger time of every backend-written message)
   v_user_id uuid := case when auth.uid() is not null then private.get_current_user_id() end;
-  v_role public.user_role;
   v_operador boolean := false;
   v_assigned uuid[];
-  v_conv record;
-  v_text text;
-  v_match text;
+  v_chatbot_id uuid;
 begin
   if v_user_id is not null then
     -- an application user (authenticated): check tenancy and assignment before anything
     -- else, so nothing about other tenants' or unassigned conversations leaks via errors
-    v_role := private.get_user_role();
-    v_operador := v_role = 'operador';
+    v_operador := private.get_user_role() = 'operador';
     if v_operador then
       v_assigned := private.get_assigned_chatbot_ids();
     end if;
@@ -2857,110 +2898,29 @@ begin
     end if;
     new.sender_id := v_user_id;
   end if;
-
-  -- Usage first, before any row lock: the sharded usage counters (1060) wait for other
-  -- sessions only here, while this one holds nothing they could be waiting for (the
-  -- conversation row below), so single-message transactions cannot deadlock. A message
-  -- refused further down rolls its count back with it.
-  perform private.record_message_usage(new.company_id, new.sender_type = 'bot');
-
-  if new.sender_type = 'operator' then
-    -- An operador sees only the conversations of its assigned chatbots: any other one is,
-    -- for it, a conversation that does not exist. The lookup filters on visibility, so
-    -- nothing is read (or locked) before access is known, and an invisible conversation -
-    -- closed, in human or bot mode, missing or another company's - gets no status check:
-    -- the row goes on untouched (chatbot_id not filled) and RLS or the foreign key refuses
-    -- it, exactly as for a conversation that exists nowhere.
-    select c.chatbot_id, c.status, c.is_hitl_active into v_conv
-      from public.conversations c
-     where c.company_id = new.company_id and c.id = new.conversation_id
-       and (not v_operador or c.chatbot_id = any (v_assigned))
-       for no key update; -- serialises messages of one conversation
-    if not found and v_operador then
-      return new;
-    end if;
-    if not found then
-      perform private.messages_refuse_conversation(new.company_id, new.conversation_id);
-    end if;
-    new.chatbot_id := coalesce(new.chatbot_id, v_conv.chatbot_id);
-    if v_operador and not coalesce(new.chatbot_id = any (v_assigned), false) then
-      raise exception using errcode = '42501',
-        message = 'new row violates row-level security policy for table "messages"',
-        hint = 'An operador can only write in conversations of chatbots assigned to it.';
-    end if;
-    if v_conv.status = 'closed' then
-      perform private.messages_refuse_conversation(new.company_id, new.conversation_id);
-    end if;
-    if not v_conv.is_hitl_active then
-      raise exception using errcode = '42501',
-        message = format('operator messages can only be written while the conversation is in human mode (conversation %s is %s)',
-                         new.conversation_id, v_conv.status),
-        hint = 'Escalate the conversation first (set status to waiting_human or human).';
-    end if;
-    -- the first operator answer takes the conversation over
-    update public.conversations c
-       set last_message_at = greatest(c.last_message_at, new.created_at),
-           status = case when c.status = 'waiting_human' then 'human' else c.status end,
-           assigned_operator_id = coalesce(c.assigned_operator_id, new.sender_id),
-           updated_at = pg_catalog.now()
-     where c.company_id = new.company_id and c.id = new.conversation_id;
+  if new.chatbot_id is not null and not v_operador then
     return new;
   end if;
-
-  -- The backend's messages (service_role: end user, bot, system): one statement locks the
-  -- open conversation (serialising its messages: turn counter, status), keeps its activity
-  -- and turn counter, and reads the chatbot's escalation settings.
-  update public.conversations c
-     set last_message_at = greatest(c.last_message_at, new.created_at),
-         -- an end user coming back reopens a resolved conversation
-         status = case when new.sender_type = 'end_user' and c.status = 'resolved' then 'active'
-                       else c.status end,
-         -- a bot answer in bot mode is one more turn without resolution
-         bot_turns_without_resolution = c.bot_turns_without_resolution
-                                        + case when new.sender_type = 'bot' and c.status = 'active' then 1 else 0 end,
-         updated_at = pg_catalog.now()
-    from public.chatbots b
-   where c.company_id = new.company_id and c.id = new.conversation_id and c.status <> 'closed'
-     and b.company_id = c.company_id and b.id = c.chatbot_id
-  returning c.chatbot_id, c.status, c.bot_turns_without_resolution as turns, b.hitl_enabled,
-            b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
-            b.hitl_human_request_phrases_normalized, b.hitl_max_bot_turns
-       into v_conv;
+  -- An operador sees only the conversations of its assigned chatbots: any other one is, for
+  -- it, a conversation that does not exist. The lookup filters on visibility, so an
+  -- invisible conversation - closed, in human or bot mode, missing or another company's -
+  -- gets no check at all: the row goes on untouched (chatbot_id not filled) and RLS or the
+  -- foreign key refuses it, exactly as for a conversation that exists nowhere.
+  select c.chatbot_id into v_chatbot_id
+    from public.conversations c
+   where c.company_id = new.company_id and c.id = new.conversation_id
+     and (not v_operador or c.chatbot_id = any (v_assigned));
+  if not found and v_operador then
+    return new;
+  end if;
   if not found then
     perform private.messages_refuse_conversation(new.company_id, new.conversation_id);
   end if;
-  new.chatbot_id := coalesce(new.chatbot_id, v_conv.chatbot_id);
-  -- The bot stays silent while a human has the conversation (HITL).
-  if new.sender_type = 'bot' and v_conv.status in ('waiting_human', 'human') then
-    raise exception using errcode = 'NA003',
-      message = format('the bot cannot answer conversation %s: a human has it (status %s)',
-                       new.conversation_id, v_conv.status),
-      hint = 'Drop the bot answer: read is_hitl_active after writing the end user''s message, and answer only while it is false.';
-  end if;
-
-  -- Automatic escalation (HITL) of a conversation in bot mode, by the chatbot's settings.
-  if not v_conv.hitl_enabled or v_conv.status <> 'active' then
-    return new;
-  end if;
-  if new.sender_type = 'end_user' then
-    -- the text is normalised once for both lists; the phrases were when the chatbot was written
-    v_text := private.normalize_phrase(new.content);
-    v_match := private.match_phrase(v_text, v_conv.hitl_human_request_phrases,
-                                     v_conv.hitl_human_request_phrases_normalized);
-    if v_match is not null then
-      perform private.escalate_conversation(new.company_id, new.conversation_id, 'human_request',
-                                            format('end user asked for a human: "%s"', v_match));
-    else
-      v_match := private.match_phrase(v_text, v_conv.hitl_keywords, v_conv.hitl_keywords_normalized);
-      if v_match is not null then
-        perform private.escalate_conversation(new.company_id, new.conversation_id, 'keyword',
-                                              format('keyword "%s" in end-user message', v_match));
-      end if;
-    end if;
-  elsif new.sender_type = 'bot' and v_conv.turns >= v_conv.hitl_max_bot_turns then
-    perform private.escalate_conversation(new.company_id, new.conversation_id, 'bot_turns',
-                                          format('%s bot turns without resolution (limit %s)',
-                                                 v_conv.turns, v_conv.hitl_max_bot_turns));
+  new.chatbot_id := coalesce(new.chatbot_id, v_chatbot_id);
+  if v_operador and not coalesce(new.chatbot_id = any (v_assigned), false) then
+    raise exception using errcode = '42501',
+      message = 'new row violates row-level security policy for table "messages"',
+      hint = 'An operador can only write in conversations of chatbots assigned to it.';
   end if;
   return new;
 end
@@ -2971,7 +2931,161 @@ $$;
 -- Name: FUNCTION messages_before_insert(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.messages_before_insert() IS 'Trigger (the whole message write path, before the row is stored): authenticated callers may only write operator messages as themselves in their company/assigned chatbots (42501; a conversation an operador cannot see fails exactly like one that does not exist: RLS or the foreign key answers); no messages in closed conversations (22023); operator messages only in human mode (42501); no bot messages while a human has the conversation (NA003); counts usage (NA001 at the plan limit); keeps the conversation''s last_message_at, turn counter and status (an end user reopens a resolved conversation, the first operator answer takes a waiting one over) and escalates a bot-mode conversation on a human-request phrase or keyword (end-user messages) or at hitl_max_bot_turns (bot messages).';
+COMMENT ON FUNCTION private.messages_before_insert() IS 'Trigger (before a message row is stored): authenticated callers may only write operator messages as themselves in their company/assigned chatbots (42501; a conversation an operador cannot see fails exactly like one that does not exist: RLS or the foreign key answers); fills chatbot_id from the conversation when omitted (23503 for a conversation that does not exist). The rest of the write path runs once per statement: private.messages_bookkeeping.';
+
+
+--
+-- Name: messages_bookkeeping(private.stored_message[]); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.messages_bookkeeping(p_rows private.stored_message[]) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_one boolean := pg_catalog.cardinality(p_rows) = 1; -- the common case, read without a query
+  v_company record;
+  v_done uuid[] := '{}';
+  v_conv record;
+  v_text text;
+  v_match text;
+  v_reason public.hitl_escalation_reason;
+  v_detail text;
+begin
+  if coalesce(pg_catalog.cardinality(p_rows), 0) = 0 then
+    return; -- nothing stored (every row skipped by on conflict do nothing)
+  end if;
+  for v_company in
+    select (p_rows[1]).company_id as id, ((p_rows[1]).sender_type = 'bot')::int::bigint as bots, 1::bigint as total,
+           array[(p_rows[1]).conversation_id] as conversations
+     where v_one
+    union all
+    select r.company_id, pg_catalog.count(*) filter (where r.sender_type = 'bot'), pg_catalog.count(*),
+           pg_catalog.array_agg(distinct r.conversation_id)
+      from pg_catalog.unnest(p_rows) r
+     where not v_one
+     group by r.company_id
+     order by 1
+  loop
+    perform private.record_message_usage(v_company.id, v_company.bots, v_company.total);
+    if pg_catalog.cardinality(v_company.conversations) > 1 then
+      -- several conversations: locked in id order, so two such statements never deadlock
+      perform from public.conversations c
+        where c.company_id = v_company.id and c.id = any (v_company.conversations) order by c.id for no key update;
+    end if;
+    -- one statement per company keeps every conversation's activity and turn counter and
+    -- takes its state changes; a conversation that cannot take its messages is not updated
+    for v_conv in
+      with a as (
+        select r.conversation_id,
+               pg_catalog.max(r.created_at) as last_at,
+               pg_catalog.count(*) filter (where r.sender_type = 'bot') as bots,
+               pg_catalog.count(*) filter (where r.sender_type = 'end_user') as end_users,
+               pg_catalog.count(*) filter (where r.sender_type = 'operator') as operators,
+               (pg_catalog.array_agg(r.sender_id order by r.created_at)
+                  filter (where r.sender_type = 'operator' and r.sender_id is not null))[1] as operator_id,
+               -- the end-user texts in order, for the escalation phrases
+               pg_catalog.array_agg(r.content order by r.created_at, r.n) filter (where r.sender_type = 'end_user') as texts
+          from pg_catalog.unnest(p_rows) with ordinality as r (company_id, conversation_id, sender_type,
+                                                               sender_id, content, created_at, n)
+         where r.company_id = v_company.id
+         group by r.conversation_id)
+      update public.conversations c
+         set last_message_at = greatest(c.last_message_at, a.last_at),
+             -- an end user coming back reopens a resolved conversation; the first operator
+             -- answer takes a waiting one over
+             status = case when a.end_users > 0 and c.status = 'resolved' then 'active'
+                           when a.operators > 0 and c.status = 'waiting_human' then 'human'
+                           else c.status end,
+             -- a bot answer in bot mode is one more turn without resolution
+             bot_turns_without_resolution = c.bot_turns_without_resolution
+                                            + case when c.status = 'active' then a.bots else 0 end,
+             assigned_operator_id = case when a.operators > 0 then coalesce(c.assigned_operator_id, a.operator_id)
+                                         else c.assigned_operator_id end,
+             updated_at = pg_catalog.now()
+        from a, public.chatbots b
+       where c.company_id = v_company.id and c.id = a.conversation_id
+         and b.company_id = v_company.id and b.id = c.chatbot_id
+         -- closed accepts nothing; the bot is silent while a human has the conversation;
+         -- operators write only in human mode
+         and c.status <> 'closed'
+         and (a.bots = 0 or not c.is_hitl_active)
+         and (a.operators = 0 or c.is_hitl_active)
+      returning c.id, c.status, c.bot_turns_without_resolution as turns, a.bots, a.texts,
+                b.hitl_enabled, b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
+                b.hitl_human_request_phrases_normalized, b.hitl_max_bot_turns
+    loop
+      v_done := v_done || v_conv.id;
+      -- Automatic escalation (HITL) of a conversation in bot mode, by the chatbot's settings:
+      -- the first end-user message (in order) with a human-request phrase or a keyword, else
+      -- the bot turns reaching the limit.
+      continue when not v_conv.hitl_enabled or v_conv.status <> 'active';
+      v_reason := null;
+      if v_conv.texts is not null then
+        foreach v_text in array v_conv.texts loop
+          -- the text is normalised once for both lists; the phrases were when the chatbot was written
+          v_text := private.normalize_phrase(v_text);
+          v_match := private.match_phrase(v_text, v_conv.hitl_human_request_phrases,
+                                           v_conv.hitl_human_request_phrases_normalized);
+          if v_match is not null then
+            v_reason := 'human_request';
+            v_detail := format('end user asked for a human: "%s"', v_match);
+            exit;
+          end if;
+          v_match := private.match_phrase(v_text, v_conv.hitl_keywords, v_conv.hitl_keywords_normalized);
+          if v_match is not null then
+            v_reason := 'keyword';
+            v_detail := format('keyword "%s" in end-user message', v_match);
+            exit;
+          end if;
+        end loop;
+      end if;
+      if v_reason is null and v_conv.bots > 0 and v_conv.turns >= v_conv.hitl_max_bot_turns then
+        v_reason := 'bot_turns';
+        v_detail := format('%s bot turns without resolution (limit %s)', v_conv.turns, v_conv.hitl_max_bot_turns);
+      end if;
+      if v_reason is not null then
+        perform private.escalate_conversation(v_company.id, v_conv.id, v_reason, v_detail);
+      end if;
+    end loop;
+
+    if pg_catalog.cardinality(v_done) < pg_catalog.cardinality(v_company.conversations) then
+      -- a conversation that could not take its messages: say why (the whole statement fails)
+      for v_conv in
+        select r.conversation_id as id, c.status,
+               pg_catalog.count(*) filter (where r.sender_type = 'bot') as bots,
+               pg_catalog.count(*) filter (where r.sender_type = 'operator') as operators
+          from pg_catalog.unnest(p_rows) r
+          left join public.conversations c on c.company_id = v_company.id and c.id = r.conversation_id
+         where r.company_id = v_company.id and r.conversation_id <> all (v_done)
+         group by r.conversation_id, c.status
+         order by r.conversation_id
+      loop
+        if v_conv.status is null or v_conv.status = 'closed' then
+          perform private.messages_refuse_conversation(v_company.id, v_conv.id);
+        end if;
+        if v_conv.bots > 0 then
+          raise exception using errcode = 'NA003',
+            message = format('the bot cannot answer conversation %s: a human has it (status %s)', v_conv.id, v_conv.status),
+            hint = 'Drop the bot answer: read is_hitl_active after writing the end user''s message, and answer only while it is false.';
+        end if;
+        raise exception using errcode = '42501',
+          message = format('operator messages can only be written while the conversation is in human mode (conversation %s is %s)',
+                           v_conv.id, v_conv.status),
+          hint = 'Escalate the conversation first (set status to waiting_human or human).';
+      end loop;
+    end if;
+    v_done := '{}';
+  end loop;
+end
+$$;
+
+
+--
+-- Name: FUNCTION messages_bookkeeping(p_rows private.stored_message[]); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.messages_bookkeeping(p_rows private.stored_message[]) IS 'The write path of the messages one statement stored, once per statement (issue 21): counts usage per company (NA001 at the plan limit: the whole statement is refused); keeps each conversation''s last_message_at, bot turn counter and status (an end user reopens a resolved conversation, the first operator answer takes a waiting one over, assigned to that operator); refuses messages in closed conversations (22023), bot messages while a human has the conversation (NA003) and operator messages outside human mode (42501); escalates a bot-mode conversation on a human-request phrase or keyword of an end-user message (the first in order) or at hitl_max_bot_turns. Every rule sees the conversation as it was before the statement.';
 
 
 --
@@ -3109,10 +3223,10 @@ COMMENT ON FUNCTION private.purge_audit_logs(p_as_of timestamp with time zone, p
 
 
 --
--- Name: record_message_usage(uuid, boolean); Type: FUNCTION; Schema: private; Owner: -
+-- Name: record_message_usage(uuid, bigint, bigint); Type: FUNCTION; Schema: private; Owner: -
 --
 
-CREATE FUNCTION private.record_message_usage(p_company_id uuid, p_billable boolean) RETURNS void
+CREATE FUNCTION private.record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -3126,6 +3240,7 @@ declare
   v_own public.company_message_usage;
   v_others bigint;
   v_grant bigint;
+  v_block bigint;
   -- Under read committed a message may count in any shard row of the month that no other
   -- session holds (skip locked), this session's own first: two sessions whose pids share a
   -- shard then do not queue on its row lock, held until commit (issue 11). Under
@@ -3133,7 +3248,10 @@ declare
   -- time, and updating it would fail with a serialization error.
   v_any_shard boolean := pg_catalog.current_setting('transaction_isolation') = 'read committed';
 begin
-  if p_billable then
+  if p_total < 1 then
+    return;
+  end if;
+  if p_billable > 0 then
     -- the effective monthly limit: the company's override, else its plan's (null =
     -- unlimited); read here, not through a SQL function with a SET clause, which runs
     -- through the function manager and is planned again on every call (issue 11)
@@ -3143,14 +3261,14 @@ begin
      where c.id = p_company_id;
   end if;
 
-  if not p_billable or v_limit is null then
-    -- nothing to check (a message that is not billable needs no limit): count in a free
+  if p_billable = 0 or v_limit is null then
+    -- nothing to check (messages that are not billable need no limit): count in a free
     -- shard row of the month (see v_any_shard). The rows exist after the first messages of
     -- the month, so try the UPDATE first; the upsert into this session's shard (which also
     -- runs the row's insert triggers, and waits for its row) only when none is free.
     update public.company_message_usage u
-       set message_count = u.message_count + case when p_billable then 1 else 0 end,
-           total_message_count = u.total_message_count + 1,
+       set message_count = u.message_count + p_billable,
+           total_message_count = u.total_message_count + p_total,
            updated_at = pg_catalog.now()
      where (u.company_id, u.month, u.shard) = (
              select f.company_id, f.month, f.shard from public.company_message_usage f
@@ -3160,17 +3278,17 @@ begin
                 for no key update of f skip locked);
     if not found then
       insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
-      values (p_company_id, v_month, v_shard, case when p_billable then 1 else 0 end, 1)
+      values (p_company_id, v_month, v_shard, p_billable, p_total)
       on conflict (company_id, month, shard) do update
          set message_count = u.message_count + excluded.message_count,
-             total_message_count = u.total_message_count + 1,
+             total_message_count = u.total_message_count + excluded.total_message_count,
              updated_at = pg_catalog.now();
     end if;
     return;
   end if;
 
-  if v_limit > 0 then
-    -- within the allowance of this shard (its row lock serialises its writers). In a
+  if v_limit >= p_billable then
+    -- within the allowance of this shard (all of a statement's billable messages or none) (its row lock serialises its writers). In a
     -- block of its own: an UPDATE that waited for another writer of the shard keeps the
     -- row locked even when the row no longer qualifies; rolling the block back releases
     -- that lock, so this session waits for shard 0 below holding no usage row.
@@ -3178,16 +3296,16 @@ begin
     -- granted under the shard-0 lock whoever uses it, and its row lock is held here.
     begin
       update public.company_message_usage u
-         set message_count = u.message_count + 1, total_message_count = u.total_message_count + 1,
+         set message_count = u.message_count + p_billable, total_message_count = u.total_message_count + p_total,
              updated_at = pg_catalog.now()
        where (u.company_id, u.month, u.shard) = (
                select f.company_id, f.month, f.shard from public.company_message_usage f
                 where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
-                  and f.allowance_limit = v_limit and f.message_count < f.allowance
+                  and f.allowance_limit = v_limit and f.message_count + p_billable <= f.allowance
                 order by f.shard <> v_shard, f.shard
                 limit 1
                   for no key update of f skip locked)
-         and u.allowance_limit = v_limit and u.message_count < u.allowance
+         and u.allowance_limit = v_limit and u.message_count + p_billable <= u.allowance
       returning u.message_count into strict v_count;
       return;
     exception when no_data_found then
@@ -3215,23 +3333,25 @@ begin
                              else u.message_count end), 0)::bigint into v_others
       from public.company_message_usage u
      where u.company_id = p_company_id and u.month = v_month and u.shard <> v_shard;
-    v_grant := least(greatest(v_limit / 64, 1), 1000, v_limit - v_others - v_own.message_count);
-    if v_grant < 1 then
+    -- a block (at least the statement's billable messages), never beyond the limit
+    v_block := greatest(least(greatest(v_limit / 64, 1), 1000), p_billable);
+    v_grant := least(v_block, v_limit - v_others - v_own.message_count);
+    if v_grant < p_billable then
       -- the exact check near the limit: lock every shard (in-flight writers finish first),
       -- take back their unused allowances, admit only below the exact total
       perform from public.company_message_usage u
         where u.company_id = p_company_id and u.month = v_month order by u.shard for update;
       select coalesce(sum(u.message_count), 0)::bigint into v_count from public.company_message_usage u
        where u.company_id = p_company_id and u.month = v_month;
-      if v_count < v_limit then
+      if v_count + p_billable <= v_limit then
         update public.company_message_usage u set allowance = u.message_count, allowance_limit = v_limit
          where u.company_id = p_company_id and u.month = v_month and u.shard <> v_shard;
-        v_grant := least(greatest(v_limit / 64, 1), 1000, v_limit - v_count);
+        v_grant := least(v_block, v_limit - v_count);
       end if;
     end if;
-    if v_grant >= 1 then
+    if v_grant >= p_billable then
       update public.company_message_usage u
-         set message_count = u.message_count + 1, total_message_count = u.total_message_count + 1,
+         set message_count = u.message_count + p_billable, total_message_count = u.total_message_count + p_total,
              allowance = v_own.message_count + v_grant, allowance_limit = v_limit,
              updated_at = pg_catalog.now()
        where u.company_id = p_company_id and u.month = v_month and u.shard = v_shard;
@@ -3241,17 +3361,19 @@ begin
   v_count := coalesce(v_count, 0);
   select c.subscription_plan into v_plan from public.companies c where c.id = p_company_id;
   raise exception using errcode = 'NA001',
-    message = format('monthly message limit reached for plan %s: %s of %s (%s)', v_plan, v_count, v_limit, pg_catalog.to_char(v_month, 'YYYY-MM')),
+    message = format('monthly message limit reached for plan %s: %s of %s (%s)%s', v_plan, v_count, v_limit,
+                     pg_catalog.to_char(v_month, 'YYYY-MM'),
+                     case when p_billable > 1 then format(', a statement of %s bot messages does not fit', p_billable) else '' end),
     hint = 'Upgrade the subscription plan, or wait for the next month (the allowance resets on the 1st, UTC). End-user and operator messages are still accepted.';
 end
 $$;
 
 
 --
--- Name: FUNCTION record_message_usage(p_company_id uuid, p_billable boolean); Type: COMMENT; Schema: private; Owner: -
+-- Name: FUNCTION record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable boolean) IS 'Counts one message in company_message_usage (this session''s shard) for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit. doctor: allow setting.read transaction_isolation it only picks which shard row counts the message (any free one under read committed, the own one otherwise); every shard keeps the limit exact.';
+COMMENT ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint) IS 'Counts the messages one statement stored for a company (p_billable bot messages of p_total) in company_message_usage (a free shard, this session''s first) for the current UTC month of the server clock (now(), never the messages'' created_at); billable messages beyond the effective monthly message limit raise NA001 for the whole statement (all of them count or none). Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit. doctor: allow setting.read transaction_isolation it only picks which shard row counts the message (any free one under read committed, the own one otherwise); every shard keeps the limit exact.';
 
 
 --
@@ -11704,17 +11826,31 @@ COMMENT ON TRIGGER messages_0_tenant_key ON public.messages IS 'Fires first on u
 
 
 --
+-- Name: messages messages_after_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER messages_after_insert AFTER INSERT ON public.messages REFERENCING NEW TABLE AS stored FOR EACH STATEMENT EXECUTE FUNCTION private.messages_after_insert();
+
+
+--
+-- Name: TRIGGER messages_after_insert ON messages; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER messages_after_insert ON public.messages IS 'The bookkeeping of the messages a statement stored (usage, conversation activity and state, HITL escalation): rows skipped by on conflict do nothing count nothing.';
+
+
+--
 -- Name: messages messages_before_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER messages_before_insert BEFORE INSERT ON public.messages FOR EACH ROW EXECUTE FUNCTION private.messages_before_insert();
+CREATE TRIGGER messages_before_insert BEFORE INSERT ON public.messages FOR EACH ROW WHEN (((new.chatbot_id IS NULL) OR (auth.uid() IS NOT NULL))) EXECUTE FUNCTION private.messages_before_insert();
 
 
 --
 -- Name: TRIGGER messages_before_insert ON messages; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER messages_before_insert ON public.messages IS 'The message write path: write rules, monthly usage, conversation bookkeeping and HITL escalation.';
+COMMENT ON TRIGGER messages_before_insert ON public.messages IS 'Who may write a message (application users: operator messages only, as themselves) and its chatbot_id when omitted; fires for application users and for rows without chatbot_id.';
 
 
 --
@@ -15240,10 +15376,24 @@ REVOKE ALL ON FUNCTION private.message_reactions_before_insert() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION messages_after_insert(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.messages_after_insert() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION messages_before_insert(); Type: ACL; Schema: private; Owner: -
 --
 
 REVOKE ALL ON FUNCTION private.messages_before_insert() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION messages_bookkeeping(p_rows private.stored_message[]); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.messages_bookkeeping(p_rows private.stored_message[]) FROM PUBLIC;
 
 
 --
@@ -15262,10 +15412,10 @@ GRANT ALL ON FUNCTION private.purge_audit_logs(p_as_of timestamp with time zone,
 
 
 --
--- Name: FUNCTION record_message_usage(p_company_id uuid, p_billable boolean); Type: ACL; Schema: private; Owner: -
+-- Name: FUNCTION record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint); Type: ACL; Schema: private; Owner: -
 --
 
-REVOKE ALL ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint) FROM PUBLIC;
 
 
 --

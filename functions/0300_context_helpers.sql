@@ -57,38 +57,67 @@ create cast (text as public.user_role) with function private.user_role_from_text
 comment on cast (text as public.user_role) is
   'Profile citus: explicit casts of text to public.user_role go through private.user_role_from_text(text), immutable, so Citus accepts them inside CASE/COALESCE of an UPDATE or DELETE (issue 19).';{% endif %}
 
+{% if profile == 'citus' -%}
+-- Profile citus: PL/pgSQL, the identity in a variable. Citus plans every query of a
+-- reference table in a helper as a distributed query; with a parameter instead of the
+-- auth.uid() call it becomes a fast-path query whose local plan is cached, so a call costs
+-- about 45 us on a worker instead of about 200 us (issue 19; docs/scale-out.md, "Reads
+-- under RLS"). A bare policy call runs once per shard statement, or once per row where it
+-- is only a filter: the cost of each call counts.
+{% endif -%}
 create function private.get_current_user_id() returns uuid
-  language sql stable security definer
+  language {{ 'plpgsql' if profile == 'citus' else 'sql' }} stable security definer
   set search_path = pg_catalog, pg_temp{{ citus_settings() }}
-as $$
+as $${% if profile == 'citus' %}
+declare
+  v_uid uuid := auth.uid();
+  v_id uuid;
+begin
+  select m.id into v_id from private.memberships m where m.auth_user_id = v_uid and m.is_active;
+  return v_id;
+end{% else %}
   select u.id
-    from {{ 'private.memberships' if profile == 'citus' else 'public.users' }} u
+    from public.users u
    where u.auth_user_id = auth.uid()
-     and u.is_active
+     and u.is_active{% endif %}
 $$;
 comment on function private.get_current_user_id() is
   'The caller''s public.users.id (active members only), from auth.uid(); null otherwise. Wrap in (select ...) in policies.';
 
 create function private.get_user_company_id() returns uuid
-  language sql stable security definer
+  language {{ 'plpgsql' if profile == 'citus' else 'sql' }} stable security definer
   set search_path = pg_catalog, pg_temp{{ citus_settings() }}
-as $$
+as $${% if profile == 'citus' %}
+declare
+  v_uid uuid := auth.uid();
+  v_company_id uuid;
+begin
+  select m.company_id into v_company_id from private.memberships m where m.auth_user_id = v_uid and m.is_active;
+  return v_company_id;
+end{% else %}
   select u.company_id
-    from {{ 'private.memberships' if profile == 'citus' else 'public.users' }} u
+    from public.users u
    where u.auth_user_id = auth.uid()
-     and u.is_active
+     and u.is_active{% endif %}
 $$;
 comment on function private.get_user_company_id() is
   'The caller''s company (public.companies.id) if they are an active member; null otherwise. Wrap in (select ...) in policies.';
 
 create function private.get_user_role() returns public.user_role
-  language sql stable security definer
+  language {{ 'plpgsql' if profile == 'citus' else 'sql' }} stable security definer
   set search_path = pg_catalog, pg_temp{{ citus_settings() }}
-as $$
+as $${% if profile == 'citus' %}
+declare
+  v_uid uuid := auth.uid();
+  v_role public.user_role;
+begin
+  select m.role into v_role from private.memberships m where m.auth_user_id = v_uid and m.is_active;
+  return v_role;
+end{% else %}
   select u.role
-    from {{ 'private.memberships' if profile == 'citus' else 'public.users' }} u
+    from public.users u
    where u.auth_user_id = auth.uid()
-     and u.is_active
+     and u.is_active{% endif %}
 $$;
 comment on function private.get_user_role() is
   'The caller''s role in their company if they are an active member; null otherwise. Wrap in (select ...) in policies.';

@@ -4,24 +4,114 @@
 -- statement: chatbot_id = any ((select private.get_assigned_chatbot_ids())::uuid[]).
 {% from 'schema/_tenant_guard.sql' import tenant_guard, doctor_notes -%}
 {% from 'policies/_rls.sql' import rls -%}
+{% macro citus_helper_cost() %}{% if profile == 'citus' %}
+cost 10000{% endif %}{% endmacro -%}
+{% if profile == 'citus' -%}
+-- Profile citus: who reads the chatbots of a policy (issue 19, failure 8). Citus keeps one
+-- connection per node and database user in a transaction, and refuses a placement (and
+-- its co-located ones: the whole company) modified over one user's connection to another
+-- user: 25001 "cannot perform query on placements that were modified in this transaction
+-- by a different user". A modification's policy helpers are evaluated twice: on the
+-- coordinator (Citus evaluates every non-immutable function of an INSERT, UPDATE or DELETE
+-- before routing it, the policies included, source: citus_custom_scan.c,
+-- CitusBeginModifyScan) and in the shard statement on the worker, where the policy
+-- decides. A security definer reading chatbots on the coordinator after the member wrote
+-- to its company in the transaction reads over the owner's connection: 25001. So the two
+-- chatbot helpers are security invoker and choose who reads:
+--   * inside a shard statement (a session Citus opened, application_name
+--     'citus_internal gpid=...', as Citus itself tells them apart: IsCitusInternalBackend)
+--     the company's shards are on this node and read locally, without a connection: as
+--     the owner (private.chatbot_ids_in_shard), past RLS;
+--   * anywhere else (the coordinator, a direct call) as the caller, over the caller's own
+--     connections: the caller's RLS lets it read exactly these rows (chatbots.select_visible,
+--     chatbot_operators.select_visible), so the answer is the same; slower (the chatbots
+--     read runs their policies), and only modifications and direct calls take this path.
+-- A session that sets its application_name to look internal only picks the other path to
+-- the same answer (or a 25001). Both paths run private.read_chatbot_ids, invoker: as whoever
+-- calls it.
+-- cost 10000 tells the planner a call is expensive, so that it makes the helper an index
+-- condition (evaluated once per scan) rather than a filter evaluated per row.
+
+create function private.caller_membership(out company_id uuid, out user_id uuid, out role public.user_role)
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
+as $$
+declare
+  v_uid uuid := auth.uid();
+begin
+  select m.company_id, m.id, m.role into company_id, user_id, role
+    from private.memberships m
+   where m.auth_user_id = v_uid and m.is_active;
+end
+$$;
+comment on function private.caller_membership() is
+  'Profile citus: the caller''s active membership (company, public.users.id, role) from the reference table private.memberships for auth.uid(); nulls for none. What the chatbot helpers need, in one read. Out parameters, not the table''s row type: Citus propagates a function to the workers only when what it depends on is distributed, and this one is created before the distribution step.';
+revoke execute on function private.caller_membership() from public, anon;
+grant execute on function private.caller_membership() to authenticated, service_role;
+
+create function private.read_chatbot_ids(p_visible boolean)
+returns uuid[]
+language plpgsql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
+as $$
+declare
+  v_company_id uuid;
+  v_user_id uuid;
+  v_role public.user_role;
+begin
+  select m.company_id, m.user_id, m.role into v_company_id, v_user_id, v_role from private.caller_membership() m;
+  -- the company in a variable: each query is routed to the member's co-located shard
+  if p_visible and v_role in ('owner', 'administrador', 'supervisor') then
+    return array(select b.id from public.chatbots b where b.company_id = v_company_id order by b.id);
+  elsif not p_visible or v_role = 'operador' then
+    return array(select co.chatbot_id from public.chatbot_operators co
+                  where co.company_id = v_company_id and co.user_id = v_user_id
+                  order by co.chatbot_id);
+  end if;
+  return '{}'::uuid[];
+end
+$$;
+comment on function private.read_chatbot_ids(boolean) is
+  'Profile citus: the body of both chatbot helpers, read as whoever calls this function (security invoker): the caller''s visible chatbots (p_visible: every chatbot of its company for owner/administrador/supervisor, its assigned ones for an operador, none otherwise), or its assigned ones. As the owner from private.chatbot_ids_in_shard, as the member outside a shard statement, under its RLS: the same rows (chatbots.select_visible, chatbot_operators.select_visible).';
+revoke execute on function private.read_chatbot_ids(boolean) from public, anon;
+grant execute on function private.read_chatbot_ids(boolean) to authenticated, service_role;
+
+create function private.chatbot_ids_in_shard(p_visible boolean)
+returns uuid[]
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
+as $$
+begin
+  return private.read_chatbot_ids(p_visible);
+end
+$$;
+comment on function private.chatbot_ids_in_shard(boolean) is
+  'Profile citus: the chatbot helpers inside a shard statement: private.read_chatbot_ids(p_visible) as the owner (past RLS; the co-located shard is on this node and read locally).';
+revoke execute on function private.chatbot_ids_in_shard(boolean) from public, anon;
+grant execute on function private.chatbot_ids_in_shard(boolean) to authenticated, service_role;
+
+{% endif -%}
 
 create function private.get_assigned_chatbot_ids()
 returns uuid[]
 language {{ 'plpgsql' if profile == 'citus' else 'sql' }}
 stable
-security definer
-set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
+security {{ 'invoker' if profile == 'citus' else 'definer' }}
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}{{ citus_helper_cost() }}
 as $${% if profile == 'citus' %}
--- Profile citus: the company in a variable, so that the query is routed to the caller's
--- co-located shard and runs there locally; with the helper call in its WHERE it went to
--- every shard (issue 19: a member's chatbot list 30 ms, 1 ms so, on a real cluster).
-declare
-  v_company_id uuid := private.get_user_company_id();
-  v_user_id uuid := private.get_current_user_id();
+-- Profile citus: inside a shard statement as the owner, anywhere else as the caller (below).
 begin
-  return array(select co.chatbot_id from public.chatbot_operators co
-                where co.company_id = v_company_id and co.user_id = v_user_id
-                order by co.chatbot_id);
+  -- doctor: allow setting.read application_name it only picks who reads (the owner inside a shard statement, the caller elsewhere), and both read the same rows: a session posing as Citus's gets the same answer, or 25001
+  if pg_catalog.current_setting('application_name') like 'citus\_internal gpid=%' then
+    return private.chatbot_ids_in_shard(false);
+  end if;
+  return private.read_chatbot_ids(false);
 end{% else %}
   select coalesce(pg_catalog.array_agg(co.chatbot_id order by co.chatbot_id), '{}')
     from public.chatbot_operators co
@@ -29,7 +119,7 @@ end{% else %}
      and co.user_id = private.get_current_user_id(){% endif %}
 $$;
 comment on function private.get_assigned_chatbot_ids() is
-  'Ids of the chatbots the calling user is assigned to as operador (empty array for none or no user). Use in policies wrapped in (select ...).';
+  'Ids of the chatbots the calling user is assigned to as operador (empty array for none or no user). Use in policies wrapped in (select ...).{{ " Profile citus: security invoker; inside a shard statement it reads as the owner (private.chatbot_ids_in_shard), anywhere else as the caller, under its RLS (the same rows; no 25001 after the caller''s own writes)." if profile == 'citus' }}';
 
 revoke execute on function private.get_assigned_chatbot_ids() from public, anon;
 grant execute on function private.get_assigned_chatbot_ids() to authenticated, service_role;
@@ -187,34 +277,25 @@ comment on function private.get_visible_chatbot_ids() is
 -- co-located with the row they follow): the shape the Citus experiment of issue 12 saw
 -- fail for audit_logs (docs/scale-out.md). The helper reads the live rows instead: the
 -- membership from private.memberships (reference), then the chatbots of the caller's
--- company, one query routed to one shard.
+-- company, one query routed to one shard; as the owner inside a shard statement, as the
+-- caller anywhere else (the top of this file).
 create function private.get_visible_chatbot_ids()
 returns uuid[]
 language plpgsql
 stable
-security definer
-set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
+security invoker
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}{{ citus_helper_cost() }}
 as $$
-declare
-  v_user_id uuid;
-  v_company_id uuid;
-  v_role public.user_role;
 begin
-  select m.id, m.company_id, m.role into v_user_id, v_company_id, v_role
-    from private.memberships m
-   where m.auth_user_id = auth.uid()
-     and m.is_active;
-  if v_role in ('owner', 'administrador', 'supervisor') then
-    return array(select b.id from public.chatbots b where b.company_id = v_company_id order by b.id);
-  elsif v_role = 'operador' then
-    return array(select co.chatbot_id from public.chatbot_operators co
-                  where co.company_id = v_company_id and co.user_id = v_user_id order by co.chatbot_id);
+  -- doctor: allow setting.read application_name it only picks who reads (the owner inside a shard statement, the caller elsewhere), and both read the same rows: a session posing as Citus's gets the same answer, or 25001
+  if pg_catalog.current_setting('application_name') like 'citus\_internal gpid=%' then
+    return private.chatbot_ids_in_shard(true);
   end if;
-  return '{}'::uuid[];
+  return private.read_chatbot_ids(true);
 end
 $$;
 comment on function private.get_visible_chatbot_ids() is
-  'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). Profile citus: the membership from the reference table private.memberships, then one query routed to the caller''s shard (company_id known), from the live rows. Called bare in policies (profile citus), once per shard statement.';
+  'Ids of the chatbots whose conversations the caller may see: all of its company''s for owner/administrador/supervisor, the assigned ones for an operador, empty otherwise (no active membership). Profile citus: security invoker; inside a shard statement it reads as the owner (private.chatbot_ids_in_shard), anywhere else as the caller, under its RLS (the same rows; no 25001 after the caller''s own writes). Called bare in policies (profile citus), once per shard statement where it is an index condition.';
 
 {% endif -%}
 revoke execute on function private.get_visible_chatbot_ids() from public, anon;

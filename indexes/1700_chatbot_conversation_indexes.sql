@@ -40,8 +40,15 @@ create index conversations_assigned_operator_idx on public.conversations (compan
 comment on index public.conversations_assigned_operator_idx is 'FK conversations_assigned_operator_fkey and "my conversations" of an operator.';
 
 -- messages
-create index messages_conversation_time_idx on public.messages (company_id, conversation_id, created_at desc);
-comment on index public.messages_conversation_time_idx is 'Time series: a conversation''s transcript, latest first; also serves FK messages_conversation_fkey.';
+{% if profile == 'citus' -%}
+-- Profile citus: chatbot_id too (constant within a conversation), so that the bare policy
+-- call chatbot_id = any (private.get_visible_chatbot_ids()) is an index condition, evaluated
+-- once per scan, not a filter evaluated per message (no InitPlan on Citus; issue 19: a
+-- transcript read under RLS 7x the explicit filter, docs/scale-out.md "Reads under RLS").
+-- Rows come out in chatbot order then, so the latest first is a sort of one conversation.
+{% endif -%}
+create index messages_conversation_time_idx on public.messages (company_id, conversation_id, {{ 'chatbot_id, ' if profile == 'citus' }}created_at desc);
+comment on index public.messages_conversation_time_idx is 'Time series: a conversation''s transcript, latest first; also serves FK messages_conversation_fkey.{{ " Profile citus: chatbot_id before created_at, for the index condition of the policies'' visible chatbots." if profile == 'citus' }}';
 create index messages_chatbot_time_idx on public.messages (company_id, chatbot_id, created_at desc);
 comment on index public.messages_chatbot_time_idx is 'Operador policy column; per-chatbot message time series (analytics roll-ups).';
 create index messages_sender_idx on public.messages (company_id, sender_id) where sender_id is not null;

@@ -60,7 +60,7 @@ comment on column public.company_message_usage.allowance_limit is 'The monthly l
 comment on column public.company_message_usage.created_at is 'When the first message of the month was counted.';
 comment on column public.company_message_usage.updated_at is 'When the latest message of the month was counted.';
 
-create function private.record_message_usage(p_company_id uuid, p_billable boolean)
+create function private.record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint)
 returns void
 language plpgsql
 security definer
@@ -76,6 +76,7 @@ declare
   v_own public.company_message_usage;
   v_others bigint;
   v_grant bigint;
+  v_block bigint;
   -- Under read committed a message may count in any shard row of the month that no other
   -- session holds (skip locked), this session's own first: two sessions whose pids share a
   -- shard then do not queue on its row lock, held until commit (issue 11). Under
@@ -85,7 +86,10 @@ declare
   v_pick smallint;
   v_now timestamptz := pg_catalog.now();{% endif %}
 begin
-  if p_billable then
+  if p_total < 1 then
+    return;
+  end if;
+  if p_billable > 0 then
     -- the effective monthly limit: the company's override, else its plan's (null =
     -- unlimited); read here, not through a SQL function with a SET clause, which runs
     -- through the function manager and is planned again on every call (issue 11)
@@ -95,8 +99,8 @@ begin
      where c.id = p_company_id;
   end if;
 
-  if not p_billable or v_limit is null then
-    -- nothing to check (a message that is not billable needs no limit): count in a free
+  if p_billable = 0 or v_limit is null then
+    -- nothing to check (messages that are not billable need no limit): count in a free
     -- shard row of the month (see v_any_shard). The rows exist after the first messages of
     -- the month, so try the UPDATE first; the upsert into this session's shard (which also
     -- runs the row's insert triggers, and waits for its row) only when none is free.{% if profile == 'citus' %}
@@ -109,8 +113,8 @@ begin
      limit 1
        for no key update of f skip locked;{% endif %}
     update public.company_message_usage u
-       set message_count = u.message_count + case when p_billable then 1 else 0 end,
-           total_message_count = u.total_message_count + 1,
+       set message_count = u.message_count + p_billable,
+           total_message_count = u.total_message_count + p_total,
            updated_at = pg_catalog.now(){% if profile == 'citus' %}
      where u.company_id = p_company_id and u.month = v_month and u.shard = v_pick;{% else %}
      where (u.company_id, u.month, u.shard) = (
@@ -121,17 +125,17 @@ begin
                 for no key update of f skip locked);{% endif %}
     if not found then
       insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
-      values (p_company_id, v_month, v_shard, case when p_billable then 1 else 0 end, 1)
+      values (p_company_id, v_month, v_shard, p_billable, p_total)
       on conflict (company_id, month, shard) do update
          set message_count = u.message_count + excluded.message_count,
-             total_message_count = u.total_message_count + 1,
+             total_message_count = u.total_message_count + excluded.total_message_count,
              updated_at = {{ 'v_now' if profile == 'citus' else 'pg_catalog.now()' }};
     end if;
     return;
   end if;
 
-  if v_limit > 0 then
-    -- within the allowance of this shard (its row lock serialises its writers). In a
+  if v_limit >= p_billable then
+    -- within the allowance of this shard (all of a statement's billable messages or none) (its row lock serialises its writers). In a
     -- block of its own: an UPDATE that waited for another writer of the shard keeps the
     -- row locked even when the row no longer qualifies; rolling the block back releases
     -- that lock, so this session waits for shard 0 below holding no usage row.
@@ -140,22 +144,22 @@ begin
     begin{% if profile == 'citus' %}
       select f.shard into v_pick from public.company_message_usage f
        where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
-         and f.allowance_limit = v_limit and f.message_count < f.allowance
+         and f.allowance_limit = v_limit and f.message_count + p_billable <= f.allowance
        order by f.shard <> v_shard, f.shard
        limit 1
          for no key update of f skip locked;{% endif %}
       update public.company_message_usage u
-         set message_count = u.message_count + 1, total_message_count = u.total_message_count + 1,
+         set message_count = u.message_count + p_billable, total_message_count = u.total_message_count + p_total,
              updated_at = pg_catalog.now(){% if profile == 'citus' %}
        where u.company_id = p_company_id and u.month = v_month and u.shard = v_pick{% else %}
        where (u.company_id, u.month, u.shard) = (
                select f.company_id, f.month, f.shard from public.company_message_usage f
                 where f.company_id = p_company_id and f.month = v_month and (v_any_shard or f.shard = v_shard)
-                  and f.allowance_limit = v_limit and f.message_count < f.allowance
+                  and f.allowance_limit = v_limit and f.message_count + p_billable <= f.allowance
                 order by f.shard <> v_shard, f.shard
                 limit 1
                   for no key update of f skip locked){% endif %}
-         and u.allowance_limit = v_limit and u.message_count < u.allowance
+         and u.allowance_limit = v_limit and u.message_count + p_billable <= u.allowance
       returning u.message_count into strict v_count;
       return;
     exception when no_data_found then
@@ -183,23 +187,25 @@ begin
                              else u.message_count end), 0)::bigint into v_others
       from public.company_message_usage u
      where u.company_id = p_company_id and u.month = v_month and u.shard <> v_shard;
-    v_grant := least(greatest(v_limit / 64, 1), 1000, v_limit - v_others - v_own.message_count);
-    if v_grant < 1 then
+    -- a block (at least the statement's billable messages), never beyond the limit
+    v_block := greatest(least(greatest(v_limit / 64, 1), 1000), p_billable);
+    v_grant := least(v_block, v_limit - v_others - v_own.message_count);
+    if v_grant < p_billable then
       -- the exact check near the limit: lock every shard (in-flight writers finish first),
       -- take back their unused allowances, admit only below the exact total
       perform {{ '1 ' if profile == 'citus' }}from public.company_message_usage u
         where u.company_id = p_company_id and u.month = v_month order by u.shard for update;
       select coalesce(sum(u.message_count), 0)::bigint into v_count from public.company_message_usage u
        where u.company_id = p_company_id and u.month = v_month;
-      if v_count < v_limit then
+      if v_count + p_billable <= v_limit then
         update public.company_message_usage u set allowance = u.message_count, allowance_limit = v_limit
          where u.company_id = p_company_id and u.month = v_month and u.shard <> v_shard;
-        v_grant := least(greatest(v_limit / 64, 1), 1000, v_limit - v_count);
+        v_grant := least(v_block, v_limit - v_count);
       end if;
     end if;
-    if v_grant >= 1 then
+    if v_grant >= p_billable then
       update public.company_message_usage u
-         set message_count = u.message_count + 1, total_message_count = u.total_message_count + 1,
+         set message_count = u.message_count + p_billable, total_message_count = u.total_message_count + p_total,
              allowance = v_own.message_count + v_grant, allowance_limit = v_limit,
              updated_at = pg_catalog.now()
        where u.company_id = p_company_id and u.month = v_month and u.shard = v_shard;
@@ -209,14 +215,16 @@ begin
   v_count := coalesce(v_count, 0);
   select c.subscription_plan into v_plan from public.companies c where c.id = p_company_id;
   raise exception using errcode = 'NA001',
-    message = format('monthly message limit reached for plan %s: %s of %s (%s)', v_plan, v_count, v_limit, pg_catalog.to_char(v_month, 'YYYY-MM')),
+    message = format('monthly message limit reached for plan %s: %s of %s (%s)%s', v_plan, v_count, v_limit,
+                     pg_catalog.to_char(v_month, 'YYYY-MM'),
+                     case when p_billable > 1 then format(', a statement of %s bot messages does not fit', p_billable) else '' end),
     hint = 'Upgrade the subscription plan, or wait for the next month (the allowance resets on the 1st, UTC). End-user and operator messages are still accepted.';
 end
 $$;
-comment on function private.record_message_usage(uuid, boolean) is
-  'Counts one message in company_message_usage (this session''s shard) for the current UTC month of the server clock (now(), never the message''s created_at); a billable (bot) message beyond the effective monthly message limit raises NA001. Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit. '
+comment on function private.record_message_usage(uuid, bigint, bigint) is
+  'Counts the messages one statement stored for a company (p_billable bot messages of p_total) in company_message_usage (a free shard, this session''s first) for the current UTC month of the server clock (now(), never the messages'' created_at); billable messages beyond the effective monthly message limit raise NA001 for the whole statement (all of them count or none). Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit. '
   'doctor: allow setting.read transaction_isolation it only picks which shard row counts the message (any free one under read committed, the own one otherwise); every shard keeps the limit exact.';
-revoke execute on function private.record_message_usage(uuid, boolean) from public, anon, authenticated;
+revoke execute on function private.record_message_usage(uuid, bigint, bigint) from public, anon, authenticated;
 
 -- Tenant guard: fires first (see schema/0060_tenant_guard.sql).
 {{ tenant_guard('public.company_message_usage') }}

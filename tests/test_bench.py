@@ -103,9 +103,12 @@ def test_the_write_benchmark_counts_usage_exactly_and_measures_full_bare_and_flo
     with connect(scratch_db, autocommit=True) as conn:
         bench.load(conn, 8, 20, 2)
     out = bench_writes.run(DatabaseTarget(scratch_db), nconv=20, seconds=1, repeats=1, echo=lambda _line: None,
-                           with_profile=False)
+                           with_profile=False, copy_rows=200)
     assert out["usage_exact"], out
+    assert out["copy"]["full_s"] > 0 and out["copy"]["bare_s"] > 0, out["copy"]
     assert out["messages_written"] > 0
+    assert {(r["clients"], r["tenants"], r["rows"]) for r in out["results"]} == {
+        (8, 1, 1), (8, 8, 1), (8, 1, 20), (8, 8, 20)}
     for r in out["results"]:
         assert r["full_tps"] > 0 and r["bare_tps"] > 0 and r["floor_tps"] > 0, r
     with connect(scratch_db) as conn:

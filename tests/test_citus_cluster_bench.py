@@ -85,7 +85,7 @@ def test_the_bench_on_the_cluster_reports_reads_and_writes_side_by_side(bench_ru
     assert all(r["same_rows"] for r in report["reads"]), report["reads"]
     assert all(r["ratio_rls_keyed"] > 0 and r["ratio_rls"] > 0 for r in report["reads"])
     writes = report["writes"]
-    assert [(r["clients"], r["tenants"]) for r in writes["results"]] == [(1, 1), (8, 1), (8, 8)]
+    assert [(r["clients"], r["tenants"], r["rows"]) for r in writes["results"]] == [(8, 1, 1), (8, 8, 1)]
     assert all(r["full_tps"] > 0 and r["bare_tps"] > 0 and r["floor_tps"] > 0 for r in writes["results"])
     assert writes["usage_exact"] and writes["messages_written"] > 0, writes
     assert "profile" not in writes  # the triggers run on the workers: no coordinator profile

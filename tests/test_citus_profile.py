@@ -47,8 +47,8 @@ LOGIN_ROLES = (*REQUEST_ROLES, "neurant_member_delete")
 # helpers that still read a co-located distributed table from the shard, with the nested
 # setting (docs/scale-out.md). No error: the membership copy is written by coordinator code.
 # (signatures as regprocedure prints them: private is not on the doctor's search_path)
-DISTRIBUTED_READS = {"private.get_assigned_chatbot_ids()", "private.get_visible_chatbot_ids()",
-                     "private.get_user_plan_code()", "private.require_company_writable(uuid)"}
+DISTRIBUTED_READS = {"private.read_chatbot_ids(boolean)", "private.get_user_plan_code()",
+                     "private.require_company_writable(uuid)"}
 HELPER_CALL = re.compile(r"(public|private)\.(get_[a-z_]+|require_company_writable)\(\)")
 
 

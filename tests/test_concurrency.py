@@ -362,3 +362,32 @@ def test_a_writer_does_not_queue_behind_a_held_usage_shard(db: str, sender: str)
                   company) == 3
     assert scalar(db, "select sum(message_count)::int from public.company_message_usage where company_id = %s",
                   company) == (3 if sender == "bot" else 2)
+
+
+@pytest.mark.parametrize("sender", ["end_user", "bot"])
+def test_a_message_delivered_twice_at_once_is_stored_and_counted_once(db: str, sender: str) -> None:
+    """rule: message-redelivery-idempotent (docs/rules.md). Two sessions write the same
+    message (same id, `on conflict do nothing`) at the same time, as a queue delivering it
+    twice does: one row is stored, and usage, the bot turn counter, escalation and
+    last_message_at count it once."""
+    company, conversations = _company_with_conversations(db, "enterprise", 1)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("update public.chatbots set hitl_keywords = '{refund}' where company_id = %s", (company,))
+    message = uuid.uuid4()
+    results = race(db, as_service, [
+        execute("insert into public.messages (company_id, id, conversation_id, sender_type, content, created_at)"
+                " values (%s, %s, %s, %s, 'I want a refund', now()) on conflict do nothing",
+                (company, message, conversations[0], sender))
+        for _ in range(2)])
+    assert results == ["ok", "ok"]
+    assert scalar(db, "select count(*)::int from public.messages where company_id = %s", company) == 1
+    assert scalar(db, "select sum(total_message_count)::int from public.company_message_usage where company_id = %s",
+                  company) == 1
+    assert scalar(db, "select sum(message_count)::int from public.company_message_usage where company_id = %s",
+                  company) == (1 if sender == "bot" else 0)
+    assert scalar(db, "select bot_turns_without_resolution from public.conversations where id = %s",
+                  conversations[0]) == (1 if sender == "bot" else 0)
+    assert scalar(db, "select count(*)::int from public.hitl_escalations where conversation_id = %s",
+                  conversations[0]) == (1 if sender == "end_user" else 0)
+    assert scalar(db, "select c.last_message_at = m.created_at from public.conversations c"
+                  " join public.messages m on m.conversation_id = c.id where c.id = %s", conversations[0]) is True

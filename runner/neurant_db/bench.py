@@ -479,7 +479,7 @@ def _describe_cluster(db: TestDatabase, nodes: citus_testdb.CitusNodes) -> dict[
 def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None, conversations: int | None,
             messages: int | None, iterations: int, rounds: int, writes: bool, write_seconds: int,
             reads: bool = True,
-            write_repeats: int, show_explain: bool, report_dir: Path, as_json: bool,
+            write_repeats: int, show_explain: bool, copy_rows: int = bw.COPY_ROWS, report_dir: Path, as_json: bool,
             echo: Callable[[str], None], profile: str | None = None) -> dict[str, Any]:
     """`neurant-db bench`: reads (and --writes) on a throwaway database of `server` (None: of
     a throwaway embedded server; profile citus: distributed over the cluster `server` is the
@@ -524,7 +524,7 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
     if writes:
         say("write benchmark ...")
         report["writes"] = bw.run(db.target, nconv=conversations, seconds=write_seconds,
-                                  repeats=write_repeats, echo=say, distributed=distributed)
+                                  repeats=write_repeats, echo=say, distributed=distributed, copy_rows=copy_rows)
         if not as_json:
             bw.print_results(report["writes"], echo)
     report["load_after"] = os.getloadavg()

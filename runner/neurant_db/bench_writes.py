@@ -13,19 +13,23 @@ connection per client) inserts messages into
         above), in one statement without triggers or foreign keys - what the
         full stack would cost if its rules were free; full/floor is the price of
         the rules themselves, floor/bare that of the data model;
-for 1 and 8 clients on 1 and 8 tenants (client i writes in tenant 1 + i mod T),
-half end-user, half bot messages, in open conversations picked at random. Runs
+for 8 clients on 1 and on 8 tenants (client i writes in tenant 1 + i mod T), one
+message or 20 (one INSERT, one conversation) at a time, half end-user, half bot
+messages, in open conversations picked at random; and a COPY of 100,000 messages
+(a history import over 8 tenants) into public.messages vs bench.messages. Runs
 are interleaved: every repeat runs each configuration and variant once, in a
-shuffled order, and the ratio full/bare is the median over repeats (spread =
-min..max). Afterwards usage must equal the messages written (exact counting),
-and one profiled run (track_functions = all) shows the time per message spent
-in each trigger function.
+shuffled order, and each ratio (full/bare, floor/bare, full/floor; COPY full/bare
+by time) is the median over repeats (spread = min..max). Afterwards usage must
+equal the messages written (exact counting), and one profiled run
+(track_functions = all) shows the time per message spent in each trigger function.
 
 On a Citus cluster (distributed=True) the bare copies are distributed like the tables
 they copy (by company_id, co-located with public.companies), so bare pays the same hop
 to the shard as full; the floor is its three writes as three routed statements in one
 transaction (FLOOR_CLUSTER_SCRIPT); the trigger profile is left out there (the triggers run on the
-workers, whose function statistics a coordinator session does not turn on).
+workers, whose function statistics a coordinator session does not turn on), and so are the
+20-row batches and the COPY (their floor has no routable shape there yet): one-message inserts only.
+
 """
 
 from __future__ import annotations
@@ -75,45 +79,42 @@ update public.chatbots
 analyze;
 """
 
-SCRIPT = """\\set c 1 + :client_id % :tenants
+# one INSERT of {rows} messages of one open conversation (rows = 1: a single message, half
+# bot half end-user over the run; rows = 20: a batch, as a bot engine writing the user's
+# message and the answer together or a channel's history import)
+MESSAGE_ROWS = """\\set c 1 + :client_id % :tenants
 \\set k random(0, :nconv / 5 - 1)
 \\set r random(1, 4)
 \\set v 5 * :k + :r
 \\set s random(0, 1)
-insert into {table} (company_id, conversation_id, chatbot_id, sender_type, content)
-values (('00000000-0000-4000-9000-' || lpad(to_hex(:c::int), 12, '0'))::uuid,
-        ('00000000-0000-4000-c000-' || lpad(to_hex(:c::int * 100000 + :v::int), 12, '0'))::uuid,
-        ('00000000-0000-4000-b000-' || lpad(to_hex(:c::int * 10 + 1 + :v::int % 4), 12, '0'))::uuid,
-        (case when :s::int = 0 then 'bot' else 'end_user' end)::public.message_sender_type,
-        'Hello, I have a question about the delivery of my order, can you help me?');
-"""
+{insert} (company_id, conversation_id, chatbot_id, sender_type, content)
+select ('00000000-0000-4000-9000-' || lpad(to_hex(:c::int), 12, '0'))::uuid,
+       ('00000000-0000-4000-c000-' || lpad(to_hex(:c::int * 100000 + :v::int), 12, '0'))::uuid,
+       ('00000000-0000-4000-b000-' || lpad(to_hex(:c::int * 10 + 1 + :v::int % 4), 12, '0'))::uuid,
+       (case when (g + :s::int) % 2 = 0 then 'bot' else 'end_user' end)::public.message_sender_type,
+       'Hello, I have a question about the delivery of my order, can you help me?'
+  from generate_series(1, {rows}) g"""
 
-# the floor: one statement, the three writes of a message (a writable CTE runs them all)
-FLOOR_SCRIPT = """\\set c 1 + :client_id % :tenants
-\\set k random(0, :nconv / 5 - 1)
-\\set r random(1, 4)
-\\set v 5 * :k + :r
-\\set s random(0, 1)
-with m as (
-  insert into bench.messages (company_id, conversation_id, chatbot_id, sender_type, content)
-  values (('00000000-0000-4000-9000-' || lpad(to_hex(:c::int), 12, '0'))::uuid,
-          ('00000000-0000-4000-c000-' || lpad(to_hex(:c::int * 100000 + :v::int), 12, '0'))::uuid,
-          ('00000000-0000-4000-b000-' || lpad(to_hex(:c::int * 10 + 1 + :v::int % 4), 12, '0'))::uuid,
-          (case when :s::int = 0 then 'bot' else 'end_user' end)::public.message_sender_type,
-          'Hello, I have a question about the delivery of my order, can you help me?')
+SCRIPT = MESSAGE_ROWS + ";\n"
+
+# the floor: one statement, the three writes of the messages (a writable CTE runs them all)
+FLOOR_SCRIPT = MESSAGE_ROWS.replace("{insert}", "with m as (\n  insert into bench.messages") + """
   returning company_id, conversation_id, sender_type, created_at),
+a as (
+  select company_id, conversation_id, max(created_at) as last_at, count(*) as n,
+         count(*) filter (where sender_type = 'bot') as bots
+    from m group by company_id, conversation_id),
 c as (
   update bench.conversations x
-     set last_message_at = greatest(x.last_message_at, m.created_at), updated_at = now(),
-         bot_turns_without_resolution = x.bot_turns_without_resolution + (m.sender_type = 'bot')::int
-    from m where x.company_id = m.company_id and x.id = m.conversation_id)
+     set last_message_at = greatest(x.last_message_at, a.last_at), updated_at = now(),
+         bot_turns_without_resolution = x.bot_turns_without_resolution + a.bots
+    from a where x.company_id = a.company_id and x.id = a.conversation_id)
 insert into bench.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
-select m.company_id, date_trunc('month', now() at time zone 'UTC')::date, pg_backend_pid() % 16,
-       (m.sender_type = 'bot')::int, 1
-  from m
+select a.company_id, date_trunc('month', now() at time zone 'UTC')::date, pg_backend_pid() % 16, sum(a.bots), sum(a.n)
+  from a group by a.company_id
 on conflict (company_id, month, shard) do update
    set message_count = u.message_count + excluded.message_count,
-       total_message_count = u.total_message_count + 1, updated_at = excluded.updated_at;
+       total_message_count = u.total_message_count + excluded.total_message_count, updated_at = excluded.updated_at;
 """
 
 # profile citus: the bare copies placed like the tables they copy
@@ -153,7 +154,10 @@ commit;
 """
 
 TABLES = {"full": "public.messages", "bare": "bench.messages", "floor": "bench.messages"}
-CONFIGS = [(1, 1), (8, 1), (8, 8)]  # (clients, tenants)
+CONFIGS = [(8, 1), (8, 8)]  # (clients, tenants)
+BATCHES = [1, 20]  # messages per INSERT
+COPY_ROWS = 100_000
+COPY_TENANTS = 8
 
 
 def find_pgbench() -> str | None:
@@ -229,8 +233,47 @@ def profile(url: str, pgbench: str, script: Path, nconv: int, seconds: int) -> l
             for f, calls, self_ms, total_ms in rows if calls]
 
 
+def _script(variant: str, rows: int, distributed: bool = False) -> str:
+    if variant == "floor" and distributed:
+        return FLOOR_CLUSTER_SCRIPT
+    if variant == "floor":
+        return FLOOR_SCRIPT.replace("{rows}", str(rows))
+    return SCRIPT.replace("{insert}", f"insert into {TABLES[variant]}").replace("{rows}", str(rows))
+
+
+def _copy_data(nconv: int, rows: int, tenants: int, rng: random.Random) -> bytes:
+    """A history import: `rows` messages of the open conversations of `tenants` companies,
+    half bot half end-user, in COPY text format."""
+    lines = []
+    for i in range(rows):
+        c = 1 + i % tenants
+        v = 5 * rng.randrange(max(1, nconv // 5)) + rng.randint(1, 4)
+        sender = "bot" if i % 2 else "end_user"
+        lines.append(f"00000000-0000-4000-9000-{c:012x}\t00000000-0000-4000-c000-{c * 100000 + v:012x}\t"
+                     f"00000000-0000-4000-b000-{c * 10 + 1 + v % 4:012x}\t{sender}\t"
+                     f"Imported message {i} about the delivery of an order\n")
+    return "".join(lines).encode()
+
+
+def _copy_run(url: str, table: str, data: bytes) -> float:
+    """Seconds for one COPY of `data` into `table` as service_role, committed."""
+    with connect(url, purpose="bench-copy") as conn:
+        conn.execute("set role service_role")
+        t0 = time.perf_counter()
+        with conn.cursor().copy(f"copy {table} (company_id, conversation_id, chatbot_id, sender_type, content) "
+                                "from stdin") as cp:
+            cp.write(data)
+        conn.commit()
+        return time.perf_counter() - t0
+
+
+def _median_spread(xs: list[float]) -> tuple[float, list[float]]:
+    return round(statistics.median(xs), 3), [round(min(xs), 3), round(max(xs), 3)]
+
+
 def run(database: DatabaseTarget, *, nconv: int, seconds: int, repeats: int, echo: Callable[[str], None],
-        seed: int = 11, with_profile: bool = True, distributed: bool = False) -> dict[str, Any]:
+        seed: int = 11, with_profile: bool = True, copy_rows: int = COPY_ROWS,
+        distributed: bool = False) -> dict[str, Any]:
     pgbench = find_pgbench()
     if pgbench is None:
         raise NeurantError("pgbench not found: install Debian's postgresql-client-common/"
@@ -249,29 +292,43 @@ def run(database: DatabaseTarget, *, nconv: int, seconds: int, repeats: int, ech
             "(select count(*) from public.messages)").fetchone()
     tmp = Path(tempfile.mkdtemp(prefix="neurant-bench-"))
     scripts = {}
-    for variant, table in TABLES.items():
-        scripts[variant] = tmp / f"{variant}.sql"
-        floor = FLOOR_CLUSTER_SCRIPT if distributed else FLOOR_SCRIPT
-        text = floor if variant == "floor" else SCRIPT.format(table=table)
-        scripts[variant].write_text(text, encoding="utf-8")
+    batches = [1] if distributed else BATCHES
+    copy_rows = 0 if distributed else copy_rows
+    for variant in TABLES:
+        for rows in batches:
+            scripts[(variant, rows)] = tmp / f"{variant}-{rows}.sql"
+            scripts[(variant, rows)].write_text(_script(variant, rows, distributed), encoding="utf-8")
     rng = random.Random(seed)
-    tps: dict[tuple[int, int, str], list[float]] = {}
-    ratios: dict[tuple[int, int], list[float]] = {cfg: [] for cfg in CONFIGS}
-    floor_ratios: dict[tuple[int, int], list[float]] = {cfg: [] for cfg in CONFIGS}
+    cells = [(c, t, b) for b in batches for c, t in CONFIGS]
+    tps: dict[tuple[int, int, int, str], list[float]] = {}
+    ratios: dict[str, dict[tuple[int, int, int], list[float]]] = {
+        k: {cell: [] for cell in cells} for k in ("full/bare", "floor/bare", "full/floor")}
+    copy_data = _copy_data(nconv, copy_rows, COPY_TENANTS, rng) if copy_rows else b""
+    copy_secs: dict[str, list[float]] = {"full": [], "bare": []}
+    copy_ratios: list[float] = []
     for rep in range(repeats):
-        order = [(c, t, v) for c, t in CONFIGS for v in TABLES]
+        order: list[tuple[int, int, int, str]] = [(*cell, v) for cell in cells for v in TABLES]
         rng.shuffle(order)
         got = {}
-        for clients, tenants, variant in order:
-            got[(clients, tenants, variant)] = _one_run(pgbench, database.url, scripts[variant], clients, tenants,
-                                                        nconv, seconds)
-            tps.setdefault((clients, tenants, variant), []).append(got[(clients, tenants, variant)])
-        for cfg in CONFIGS:
-            ratios[cfg].append(got[(*cfg, "full")] / got[(*cfg, "bare")])
-            floor_ratios[cfg].append(got[(*cfg, "floor")] / got[(*cfg, "bare")])
-        echo(f"  repeat {rep + 1}/{repeats}: " + ", ".join(
-            f"{c}c/{t}t {got[(c, t, 'full')] / got[(c, t, 'bare')]:.2f}x "
-            f"(floor {got[(c, t, 'floor')] / got[(c, t, 'bare')]:.2f}x)" for c, t in CONFIGS))
+        for clients, tenants, rows, variant in order:
+            got[(clients, tenants, rows, variant)] = _one_run(
+                pgbench, database.url, scripts[(variant, rows)], clients, tenants, nconv, seconds)
+            tps.setdefault((clients, tenants, rows, variant), []).append(got[(clients, tenants, rows, variant)])
+        for cell in cells:
+            full, bare, floor = (got[(*cell, v)] for v in ("full", "bare", "floor"))
+            ratios["full/bare"][cell].append(full / bare)
+            ratios["floor/bare"][cell].append(floor / bare)
+            ratios["full/floor"][cell].append(full / floor)
+        line = ", ".join(f"{c}c/{t}t x{b} {ratios['full/floor'][(c, t, b)][-1]:.2f}x" for c, t, b in cells)
+        if copy_rows:
+            copy_order = ["full", "bare"]
+            rng.shuffle(copy_order)
+            took = {v: _copy_run(database.url, TABLES[v], copy_data) for v in copy_order}
+            for v, secs in took.items():
+                copy_secs[v].append(secs)
+            copy_ratios.append(took["bare"] / took["full"])
+            line += f", copy {copy_ratios[-1]:.2f}x of bare"
+        echo(f"  repeat {rep + 1}/{repeats} (full/floor): {line}")
     with database.connect(purpose="bench-writes") as conn:
         usage_after = conn.execute(
             "select (select coalesce(sum(total_message_count), 0)::bigint from public.company_message_usage), "
@@ -279,43 +336,55 @@ def run(database: DatabaseTarget, *, nconv: int, seconds: int, repeats: int, ech
     assert usage_before is not None and usage_after is not None
     counted = usage_after[0] - usage_before[0]
     written = usage_after[1] - usage_before[1]
-    results = [{
-        "clients": c, "tenants": t,
-        "full_tps": round(statistics.median(tps[(c, t, "full")]), 1),
-        "bare_tps": round(statistics.median(tps[(c, t, "bare")]), 1),
-        "floor_tps": round(statistics.median(tps[(c, t, "floor")]), 1),
-        "ratio": round(statistics.median(ratios[(c, t)]), 3),
-        "spread": [round(min(ratios[(c, t)]), 3), round(max(ratios[(c, t)]), 3)],
-        "floor_ratio": round(statistics.median(floor_ratios[(c, t)]), 3),
-        "floor_spread": [round(min(floor_ratios[(c, t)]), 3), round(max(floor_ratios[(c, t)]), 3)],
-    } for c, t in CONFIGS]
+    results = []
+    for c, t, b in cells:
+        r: dict[str, Any] = {"clients": c, "tenants": t, "rows": b}
+        for v in TABLES:
+            r[f"{v}_tps"] = round(statistics.median(tps[(c, t, b, v)]), 1)
+            r[f"{v}_msgs"] = round(statistics.median(tps[(c, t, b, v)]) * b, 1)
+        r["ratio"], r["spread"] = _median_spread(ratios["full/bare"][(c, t, b)])
+        r["floor_ratio"], r["floor_spread"] = _median_spread(ratios["floor/bare"][(c, t, b)])
+        r["full_floor"], r["full_floor_spread"] = _median_spread(ratios["full/floor"][(c, t, b)])
+        results.append(r)
     out: dict[str, Any] = {"pgbench": pgbench, "seconds": seconds, "repeats": repeats,
                            "results": results, "messages_written": written,
                            "usage_counted": counted, "usage_exact": counted == written,
                            "floor": "three statements, one transaction" if distributed else "one statement"}
+    if copy_rows:
+        ratio, spread = _median_spread(copy_ratios)
+        out["copy"] = {"rows": copy_rows, "tenants": COPY_TENANTS,
+                       "full_s": round(statistics.median(copy_secs["full"]), 2),
+                       "bare_s": round(statistics.median(copy_secs["bare"]), 2),
+                       "ratio": ratio, "spread": spread}
     if with_profile and not distributed:
-        out["profile"] = profile(database.url, pgbench, scripts["full"], nconv, seconds)
+        out["profile"] = profile(database.url, pgbench, scripts[("full", 1)], nconv, seconds)
     shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
 def print_results(out: dict[str, Any], echo: Callable[[str], None]) -> None:
     echo(f"write path: pgbench -M prepared, {out['seconds']}s runs x {out['repeats']} repeats "
-         f"(service_role, half bot / half end-user messages)")
-    echo(f"{'clients':>7} {'tenants':>7} {'full tps':>9} {'bare tps':>9} {'full/bare (min-max)':>20} "
-         f"{'floor tps':>9} {'floor/bare (min-max)':>21}")
+         f"(service_role, half bot / half end-user messages; msg/s = messages per second)")
+    echo(f"{'clients':>7} {'tenants':>7} {'rows':>4} {'full msg/s':>10} {'bare msg/s':>10} {'floor msg/s':>11} "
+         f"{'full/bare (min-max)':>20} {'floor/bare (min-max)':>21} {'full/floor (min-max)':>21}")
     for r in out["results"]:
         lo, hi = r["spread"]
-        flo, fhi = r.get("floor_spread", [0.0, 0.0])
-        echo(f"{r['clients']:>7} {r['tenants']:>7} {r['full_tps']:>9.0f} {r['bare_tps']:>9.0f} "
-             f"{r['ratio']:>8.2f}x ({lo:.2f}-{hi:.2f}) {r.get('floor_tps', 0):>9.0f} "
-             f"{r.get('floor_ratio', 0):>9.2f}x ({flo:.2f}-{fhi:.2f})")
+        flo, fhi = r["floor_spread"]
+        plo, phi = r["full_floor_spread"]
+        echo(f"{r['clients']:>7} {r['tenants']:>7} {r['rows']:>4} {r['full_msgs']:>10.0f} {r['bare_msgs']:>10.0f} "
+             f"{r['floor_msgs']:>11.0f} {r['ratio']:>8.2f}x ({lo:.2f}-{hi:.2f}) "
+             f"{r['floor_ratio']:>9.2f}x ({flo:.2f}-{fhi:.2f}) {r['full_floor']:>9.2f}x ({plo:.2f}-{phi:.2f})")
     echo(f"(floor: the message, conversation and usage writes alone, {out.get('floor', 'one statement')}, "
-         "no triggers or foreign keys: the best any rule set could do on this data model)")
+         "no triggers or foreign keys: the best any rule set could do on this data model; goal full/floor >= 0.75)")
+    if out.get("copy"):
+        cp = out["copy"]
+        lo, hi = cp["spread"]
+        echo(f"COPY of {cp['rows']} messages ({cp['tenants']} tenants, one transaction): full {cp['full_s']:.2f}s, "
+             f"bare {cp['bare_s']:.2f}s, full/bare {cp['ratio']:.2f}x ({lo:.2f}-{hi:.2f}) (goal >= 0.50x)")
     echo(f"usage exact: {out['usage_exact']} ({out['usage_counted']} counted, "
          f"{out['messages_written']} written)")
     if out.get("profile"):
-        echo("trigger profile (1 client, per message):")
+        echo("trigger profile (1 client, single-message inserts, per message):")
         echo(f"  {'function':<48} {'calls':>6} {'self us':>8} {'total us':>9}")
         for p in out["profile"][:15]:
             echo(f"  {p['function']:<48} {p['calls_per_message']:>6} {p['self_us_per_message']:>8} "

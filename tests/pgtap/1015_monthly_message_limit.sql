@@ -3,11 +3,11 @@
 -- messages are still accepted, other companies are unaffected; members neither read
 -- nor reset the usage, nor raise the company's allowance.
 begin;
-select plan(10);
+select plan(14);
 
 select tests.act_as_service();
 insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
-    (tests.company_id('A'), tests.new_id('conversation', 'A', 'usage'), tests.chatbot_id('A', 'assigned'), 'u13', 'whatsapp'),
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'usage'), tests.chatbot_id('A', 'unassigned'), 'u13', 'web'),
     (tests.company_id('B'), tests.new_id('conversation', 'B', 'usage'), tests.chatbot_id('B', 'assigned'), 'u13', 'whatsapp');
 
 -- Visibility -------------------------------------------------------------------------------
@@ -32,12 +32,42 @@ select results_eq($$ select sum(u.message_count)::bigint - min(b.message_count),
                      where u.month = date_trunc('month', now() at time zone 'UTC')::date $$,
     $$ values (1::bigint, 1::bigint) $$,
     'each message is counted in the company''s monthly usage in the same transaction (bot messages are billable)');
+-- A statement is counted whole (the bookkeeping runs once per statement): a batch whose bot
+-- messages would cross the limit is refused with all its messages; one that fits counts exactly.
 select tests.act_as_superuser();
 update public.companies set monthly_message_limit =
-       (select sum(message_count) from public.company_message_usage
+       (select sum(message_count) + 3 from public.company_message_usage
          where company_id = tests.company_id('A') and month = date_trunc('month', now() at time zone 'UTC')::date)
  where id = tests.company_id('A');
+create temp table usage_batch on commit drop as
+select sum(message_count)::bigint as message_count, sum(total_message_count)::bigint as total_message_count,
+       (select count(*) from public.messages where conversation_id = tests.conversation_id('A', 'usage')) as messages
+  from public.company_message_usage
+ where company_id = tests.company_id('A') and month = date_trunc('month', now() at time zone 'UTC')::date;
+grant select on usage_batch to service_role;
 select tests.act_as_service();
+select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content)
+                    select tests.company_id('A'), tests.conversation_id('A', 'usage'),
+                           (case when g = 1 then 'end_user' else 'bot' end)::public.message_sender_type, 'Batch ' || g
+                      from generate_series(1, 5) g $$,
+    'NA001', null, 'a batch whose bot messages would cross the monthly limit is refused with NA001');
+select results_eq($$ select sum(u.message_count)::bigint, sum(u.total_message_count)::bigint,
+                            (select count(*) from public.messages where conversation_id = tests.conversation_id('A', 'usage'))
+                       from public.company_message_usage u
+                      where u.company_id = tests.company_id('A') and u.month = date_trunc('month', now() at time zone 'UTC')::date $$,
+    $$ select message_count, total_message_count, messages from usage_batch $$,
+    'a refused batch is refused whole: none of its messages is stored or counted (its end-user message neither)');
+select lives_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content)
+                   select tests.company_id('A'), tests.conversation_id('A', 'usage'),
+                          (case when g = 1 then 'end_user' else 'bot' end)::public.message_sender_type, 'Batch ' || g
+                     from generate_series(1, 4) g $$,
+    'a batch whose bot messages reach the limit exactly is accepted');
+select results_eq($$ select sum(u.message_count)::bigint - b.message_count, sum(u.total_message_count)::bigint - b.total_message_count
+                       from public.company_message_usage u, usage_batch b
+                      where u.company_id = tests.company_id('A') and u.month = date_trunc('month', now() at time zone 'UTC')::date
+                      group by b.message_count, b.total_message_count $$,
+    $$ values (3::bigint, 4::bigint) $$,
+    'an accepted batch counts each of its messages exactly once (3 billable of 4)');
 select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
                     (tests.company_id('A'), tests.conversation_id('A', 'usage'), 'bot', 'Over the limit') $$,
     'NA001', null, 'the monthly message limit cannot be exceeded');

@@ -23,7 +23,8 @@ select is(
                                      'chatbots_before_write', 'chatbots_count_quota', 'chatbot_operators_before_write',
                                      'get_assigned_chatbot_ids', 'conversations_check_assignee', 'conversation_transition_allowed',
                                      'conversations_guard_transition', 'escalate_conversation', 'conversations_log_escalation',
-                                     'record_message_usage', 'messages_before_insert', 'messages_refuse_conversation',
+                                     'record_message_usage', 'messages_before_insert', 'messages_bookkeeping', 'messages_after_insert',
+                                     'messages_refuse_conversation',
                                      'message_reactions_before_insert', 'message_reactions_after_insert',
                                      'create_chatbot_from_template', 'get_visible_chatbot_ids']) f
            where not exists (select 1 from pg_proc p
@@ -95,12 +96,17 @@ select is(array(select con.conname::text from pg_constraint con join my_tables t
                  where con.contype = 'f'
                    and not exists (select from pg_index i where i.indrelid = con.conrelid
                                       and (i.indkey::int2[])[0:cardinality(con.conkey) - 1] @> con.conkey
-                                      and (i.indkey::int2[])[0:cardinality(con.conkey) - 1] <@ con.conkey) order by 1),
-    array['messages_conversation_fkey'],
+                                      and (i.indkey::int2[])[0:cardinality(con.conkey) - 1] <@ con.conkey)
+                   -- served by the time-series index (exactly on profile citus, where it holds chatbot_id too)
+                   and not (con.conname = 'messages_conversation_fkey'
+                            and pg_get_indexdef('public.messages_conversation_time_idx'::regclass)
+                                like '%(company_id, conversation_id, %') order by 1),
+    '{}'::text[],
     'every foreign key has an index leading with its columns (messages -> conversations is served by the time-series index)');
 
-select ok(not has_function_privilege('authenticated', 'private.record_message_usage(uuid, boolean)', 'execute')
-          and not has_function_privilege('authenticated', 'private.escalate_conversation(uuid, uuid, public.hitl_escalation_reason, text)', 'execute'),
+select ok(not has_function_privilege('authenticated', 'private.record_message_usage(uuid, bigint, bigint)', 'execute')
+          and not has_function_privilege('authenticated', 'private.escalate_conversation(uuid, uuid, public.hitl_escalation_reason, text)', 'execute')
+          and not has_function_privilege('authenticated', 'private.messages_bookkeeping(private.stored_message[])', 'execute'),
     'users cannot bump message usage or escalate conversations by calling the internal functions');
 
 select * from finish();

@@ -6,14 +6,16 @@
 -- passes; usage stays exact on the update-first path; the tenant guard still refuses
 -- another company's rows to members.
 begin;
-select plan(14);
+select plan(30);
 
 select tests.act_as_service();
 insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
     (tests.company_id('A'), tests.new_id('conversation', 'A', 'new keyword'), tests.chatbot_id('A', 'unassigned'), 'w1', 'web'),
     (tests.company_id('A'), tests.new_id('conversation', 'A', 'old keyword'), tests.chatbot_id('A', 'unassigned'), 'w2', 'web'),
     (tests.company_id('A'), tests.new_id('conversation', 'A', 'bot keyword'), tests.chatbot_id('A', 'unassigned'), 'w3', 'web'),
-    (tests.company_id('A'), tests.new_id('conversation', 'A', 'held'), tests.chatbot_id('A', 'unassigned'), 'w4', 'web');
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'held'), tests.chatbot_id('A', 'unassigned'), 'w4', 'web'),
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'redelivered'), tests.chatbot_id('A', 'unassigned'), 'w5', 'web'),
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'redelivered bot'), tests.chatbot_id('A', 'unassigned'), 'w6', 'web');
 
 -- Normalised phrase lists --------------------------------------------------------------------
 update public.chatbots set hitl_keywords = '{"Escalate-NOW!", "cancel  my order"}', hitl_human_request_phrases = '{}'
@@ -107,6 +109,130 @@ select throws_ok(format($$ insert into public.messages (company_id, conversation
                             values (%L, %L, 'operator', 'probe') $$, tests.company_id('B'), tests.conversation_id('A', 'held')),
     '42501', 'new row violates row-level security policy for table "messages"',
     'a member proposing a message of another company gets the RLS error from the tenant guard');
+
+-- A statement is one step --------------------------------------------------------------------
+-- The bookkeeping runs once per statement over its stored messages: every rule sees the
+-- conversation as it was before the statement, and an escalation applies after it. (Where
+-- the trigger is a row trigger - profile citus - each row is such a step of its own.)
+select tests.act_as_service();
+insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'batch keyword'), tests.chatbot_id('A', 'assigned'), 'b1', 'web'),
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'batch turns'), tests.chatbot_id('A', 'assigned'), 'b2', 'web'),
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'batch one'), tests.chatbot_id('A', 'unassigned'), 'b3', 'web'),
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'batch two'), tests.chatbot_id('A', 'unassigned'), 'b4', 'web'),
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'batch closed'), tests.chatbot_id('A', 'unassigned'), 'b5', 'web');
+update public.conversations set status = 'closed' where id = tests.conversation_id('A', 'batch closed');
+select case when (select t.tgtype::int & 1 = 0 from pg_trigger t where t.tgrelid = 'public.messages'::regclass and t.tgname = 'messages_after_insert') then lives_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
+                   (tests.company_id('A'), tests.conversation_id('A', 'batch keyword'), 'end_user', 'I want a refund'),
+                   (tests.company_id('A'), tests.conversation_id('A', 'batch keyword'), 'bot', 'Let me check that for you.') $$,
+    'an end-user message and the bot''s answer written in one statement are both stored, the keyword notwithstanding')
+  else skip('profile citus: the bookkeeping runs one row at a time (no transition tables on distributed tables), so a statement''s rows are separate steps', 1) end;
+select case when (select t.tgtype::int & 1 = 0 from pg_trigger t where t.tgrelid = 'public.messages'::regclass and t.tgname = 'messages_after_insert') then results_eq($$ select c.status::text, e.reason::text, e.detail,
+                            (select count(*)::int from public.messages m where m.conversation_id = c.id)
+                       from public.conversations c join public.hitl_escalations e on e.conversation_id = c.id
+                      where c.id = tests.conversation_id('A', 'batch keyword') $$,
+    $$ values ('waiting_human', 'keyword', 'keyword "refund" in end-user message', 2) $$,
+    'the keyword of a batch escalates the conversation once, after the statement')
+  else skip('profile citus: the bookkeeping runs one row at a time (no transition tables on distributed tables), so a statement''s rows are separate steps', 1) end;
+update public.conversations set status = 'waiting_human'
+ where id = tests.conversation_id('A', 'batch keyword') and status = 'active';
+select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
+                    (tests.company_id('A'), tests.conversation_id('A', 'batch keyword'), 'end_user', 'Hello?'),
+                    (tests.company_id('A'), tests.conversation_id('A', 'batch keyword'), 'bot', 'Hi!') $$,
+    'NA003', null, 'a batch with a bot message for a conversation a human has is refused whole (NA003)');
+select case when (select t.tgtype::int & 1 = 0 from pg_trigger t where t.tgrelid = 'public.messages'::regclass and t.tgname = 'messages_after_insert') then lives_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content)
+                   select tests.company_id('A'), tests.conversation_id('A', 'batch turns'), 'bot', 'Answer ' || g
+                     from generate_series(1, 5) g $$,
+    'five bot answers written in one statement are stored together')
+  else skip('profile citus: the bookkeeping runs one row at a time (no transition tables on distributed tables), so a statement''s rows are separate steps', 1) end;
+select case when (select t.tgtype::int & 1 = 0 from pg_trigger t where t.tgrelid = 'public.messages'::regclass and t.tgname = 'messages_after_insert') then results_eq($$ select c.status::text, c.bot_turns_without_resolution, e.reason::text, e.detail
+                       from public.conversations c join public.hitl_escalations e on e.conversation_id = c.id
+                      where c.id = tests.conversation_id('A', 'batch turns') $$,
+    $$ values ('waiting_human', 0, 'bot_turns', '5 bot turns without resolution (limit 3)') $$,
+    'bot answers of one statement count as turns together and escalate once at hitl_max_bot_turns')
+  else skip('profile citus: the bookkeeping runs one row at a time (no transition tables on distributed tables), so a statement''s rows are separate steps', 1) end;
+insert into public.messages (company_id, conversation_id, sender_type, content, created_at) values
+    (tests.company_id('A'), tests.conversation_id('A', 'batch one'), 'end_user', 'One', '2026-01-01 10:00+00'),
+    (tests.company_id('A'), tests.conversation_id('A', 'batch two'), 'end_user', 'Two', '2026-01-01 11:00+00'),
+    (tests.company_id('A'), tests.conversation_id('A', 'batch one'), 'bot', 'One more', '2026-01-01 12:00+00'),
+    (tests.company_id('A'), tests.conversation_id('A', 'batch two'), 'bot', 'Two more', '2026-01-01 09:00+00');
+select results_eq($$ select last_message_at, bot_turns_without_resolution from public.conversations
+                      where id in (tests.conversation_id('A', 'batch one'), tests.conversation_id('A', 'batch two'))
+                      order by end_user_id $$,
+    $$ values ('2026-01-01 12:00+00'::timestamptz, 1), ('2026-01-01 11:00+00'::timestamptz, 1) $$,
+    'a statement over several conversations keeps each one''s latest activity and turn counter');
+select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
+                    (tests.company_id('A'), tests.conversation_id('A', 'batch one'), 'end_user', 'Open'),
+                    (tests.company_id('A'), tests.conversation_id('A', 'batch closed'), 'end_user', 'Closed') $$,
+    '22023', null, 'a statement with a message for a closed conversation is refused (22023)');
+select is((select count(*)::int from public.messages where conversation_id = tests.conversation_id('A', 'batch one')), 2,
+    'nothing of a refused statement is stored, not even its messages for open conversations');
+
+-- Redelivery ------------------------------------------------------------------------------------
+-- rule: message-redelivery-idempotent (docs/rules.md)
+-- Channels and queues deliver a message again (retries, at-least-once delivery); the backend
+-- writes it with `on conflict do nothing`. Only rows actually stored count: a message that is
+-- already there changes no usage, escalates nothing and moves no conversation.
+select tests.act_as_service();
+insert into public.messages (company_id, id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.new_id('message', 'A', 'escalating'), tests.conversation_id('A', 'redelivered'),
+     'end_user', 'Please escalate now.');
+insert into public.messages (company_id, id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.new_id('message', 'A', 'bot answer'), tests.conversation_id('A', 'redelivered bot'),
+     'bot', 'An answer.');
+-- staff hand the escalated conversation back to the bot
+update public.conversations set status = 'active' where id = tests.conversation_id('A', 'redelivered');
+select tests.act_as_superuser();
+create temp table redelivery_before on commit drop as
+  select (select sum(total_message_count) from public.company_message_usage where company_id = tests.company_id('A')) as total,
+         (select sum(message_count) from public.company_message_usage where company_id = tests.company_id('A')) as billable,
+         (select count(*) from public.hitl_escalations where conversation_id = tests.conversation_id('A', 'redelivered')) as escalations,
+         (select last_message_at from public.conversations where id = tests.conversation_id('A', 'redelivered')) as last_at,
+         (select bot_turns_without_resolution from public.conversations where id = tests.conversation_id('A', 'redelivered bot')) as turns;
+grant select on redelivery_before to service_role;
+select tests.act_as_service();
+select lives_ok($$ insert into public.messages (company_id, id, conversation_id, sender_type, content, created_at) values
+                   (tests.company_id('A'), tests.message_id('A', 'escalating'), tests.conversation_id('A', 'redelivered'),
+                    'end_user', 'Please escalate now.', now() + interval '1 hour')
+                   on conflict do nothing $$,
+    'a redelivered end-user message is accepted by on conflict do nothing');
+select results_eq($$ select status::text, (select count(*) from public.hitl_escalations e where e.conversation_id = c.id),
+                            last_message_at
+                       from public.conversations c where c.id = tests.conversation_id('A', 'redelivered') $$,
+    $$ select 'active', escalations, last_at from redelivery_before $$,
+    'a redelivered message that is not stored escalates nothing and leaves last_message_at where it was');
+insert into public.messages (company_id, id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.message_id('A', 'bot answer'), tests.conversation_id('A', 'redelivered bot'), 'bot', 'An answer.')
+on conflict (company_id, id) do nothing;
+select is((select bot_turns_without_resolution from public.conversations where id = tests.conversation_id('A', 'redelivered bot')),
+          (select turns from redelivery_before),
+    'a redelivered bot message that is not stored does not count a bot turn');
+select results_eq($$ select sum(total_message_count), sum(message_count) from public.company_message_usage
+                      where company_id = tests.company_id('A') $$,
+    $$ select total, billable from redelivery_before $$,
+    'redelivered messages that are not stored count no usage (billable or total)');
+-- a retried batch: one message already stored, one new
+insert into public.messages (company_id, id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.message_id('A', 'bot answer'), tests.conversation_id('A', 'redelivered bot'), 'bot', 'An answer.'),
+    (tests.company_id('A'), tests.new_id('message', 'A', 'second answer'), tests.conversation_id('A', 'redelivered bot'), 'bot', 'Another one.')
+on conflict do nothing;
+select results_eq($$ select sum(total_message_count), sum(message_count) from public.company_message_usage
+                      where company_id = tests.company_id('A') $$,
+    $$ select total + 1, billable + 1 from redelivery_before $$,
+    'a retried batch counts only the messages it stores');
+select is((select bot_turns_without_resolution from public.conversations where id = tests.conversation_id('A', 'redelivered bot')),
+          (select turns + 1 from redelivery_before),
+    'a retried batch counts the bot turns of the messages it stores only');
+-- and again: nothing
+select lives_ok($$ insert into public.messages (company_id, id, conversation_id, sender_type, content) values
+                   (tests.company_id('A'), tests.message_id('A', 'second answer'), tests.conversation_id('A', 'redelivered bot'),
+                    'bot', 'Another one.')
+                   on conflict (company_id, id) do nothing $$,
+    'redelivering the batch''s new message again is accepted');
+select results_eq($$ select sum(total_message_count), sum(message_count) from public.company_message_usage
+                      where company_id = tests.company_id('A') $$,
+    $$ select total + 1, billable + 1 from redelivery_before $$,
+    'a second redelivery counts nothing either');
 
 select * from finish();
 rollback;

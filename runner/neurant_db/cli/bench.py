@@ -26,6 +26,8 @@ from .json_output import json_option
 @click.option("--reads/--no-reads", default=True, show_default=True, help="Run the read benchmark.")
 @click.option("--write-seconds", type=int, default=5, show_default=True)
 @click.option("--write-repeats", type=int, default=3, show_default=True)
+@click.option("--copy-rows", type=int, default=100_000, show_default=True,
+              help="Messages in the write benchmark's COPY (a history import); 0 skips it.")
 @click.option("--explain", "show_explain", is_flag=True, help="Print EXPLAIN (ANALYZE, BUFFERS) of each query.")
 @click.option("--report-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Where the run (results JSON + plans) is saved.")
@@ -33,7 +35,7 @@ from .json_output import json_option
 @pass_ctx
 def bench(c: Context, companies: int | None, conversations: int | None, messages: int | None, scale: str,
           iterations: int, rounds: int, writes: bool, reads: bool, write_seconds: int, write_repeats: int,
-          show_explain: bool, report_dir: Path, as_json: bool) -> None:
+          copy_rows: int, show_explain: bool, report_dir: Path, as_json: bool) -> None:
     """Measure hot queries under RLS against the same query without RLS, side by side,
     and (--writes) the message write path against a bare copy of the table.
 
@@ -50,6 +52,6 @@ def bench(c: Context, companies: int | None, conversations: int | None, messages
     profile = c.overrides["profile"]  # None: the suites' profile (NEURANT_TEST_PROFILE, else vanilla)
     run_all(c.named_server(), scale=scale, companies=companies, conversations=conversations,
             messages=messages, iterations=iterations, rounds=rounds, writes=writes, reads=reads,
-            write_seconds=write_seconds, write_repeats=write_repeats, show_explain=show_explain,
-            report_dir=report_dir, as_json=as_json, echo=click.echo,
+            write_seconds=write_seconds, write_repeats=write_repeats, copy_rows=copy_rows,
+            show_explain=show_explain, report_dir=report_dir, as_json=as_json, echo=click.echo,
             profile=str(profile) if profile else None)

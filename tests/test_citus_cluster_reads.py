@@ -1,0 +1,141 @@
+"""What the policy helpers read on a real Citus cluster (tests/citus_cluster.py), every
+request sent the documented way (neurant_db.citus_request): issue 19's failure 8 (25001
+after a member's own write) and the plans of the hot reads under RLS (one shard, the
+helpers evaluated once per scan, not per row). Timings are not asserted: they are measured
+by tests/citus_read_speed.py (docs/scale-out.md, "Reads under RLS")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from neurant_db.citus_request import citus_request
+from neurant_db.cli import cli
+
+from . import citus_read_speed as reads
+from .citus_cluster import CitusCluster, distributed_database
+
+ARGS = ["--profile", "citus", "--embedding-dimensions", "8"]
+C = reads.COMPANY
+NEW_BOT = ("insert into public.chatbots (company_id, name, system_prompt) values (%s, %s, 'Sell.') returning id")
+
+
+@pytest.fixture(scope="module")
+def url(citus_cluster: CitusCluster) -> Iterator[str]:
+    """A distributed database migrated with profile citus and the read data set loaded."""
+    with distributed_database(citus_cluster) as db:
+        result = CliRunner().invoke(cli, ["--database-url", db, *ARGS, "migrate"])
+        assert result.exit_code == 0, result.output
+        reads.seed(db)
+        yield db
+
+
+def request(url: str, sub: str, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+    """One request (one transaction) of member `sub`, rolled back afterwards (the data set
+    stays as seeded for the plans)."""
+    out: list[list[tuple[Any, ...]]] = []
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction(force_rollback=True), \
+            citus_request(conn, {"sub": sub, "role": "authenticated"}) as r:
+        for sql, params in statements:
+            cur = r.execute(sql, params)
+            out.append(cur.fetchall() if cur.description else [])
+    return out
+
+
+def test_a_member_writes_then_reads_and_updates_the_same_company_in_one_request(url: str) -> None:
+    # Failure 8: the chatbot helpers evaluated on the coordinator for an UPDATE (Citus
+    # evaluates a modification's functions there, its policies included) read chatbots as
+    # the definer, over the owner's connection, after the member wrote the company's
+    # placements over its own: 25001. They now read as the caller there.
+    out = request(url, reads.OWNER, [
+        (NEW_BOT, (C, "Sales")),
+        ("update public.chatbots set name = 'Sales 2' where company_id = %s and name = 'Sales'", (C,)),
+        ("update public.conversations set status = 'waiting_human' where company_id = %s and end_user_id = 'visitor-1'",
+         (C,)),
+        ("select count(*) from public.conversations where company_id = %s and status = 'waiting_human'", (C,)),
+        ("insert into public.documents (company_id, title, mime_type, storage_path) "
+         "values (%s, 'Prices', 'text/plain', 'a/prices.txt')", (C,)),
+        ("select id from public.chatbots where company_id = %s and name = 'Sales 2'", (C,)),
+        ("select count(*) from public.documents where company_id = %s and title = 'Prices'", (C,)),
+    ])
+    assert out[3] == [(1,)]
+    assert out[5] == [(out[0][0][0],)]
+    assert out[6] == [(1,)]
+
+
+def test_an_operador_writes_then_updates_a_conversation_of_its_chatbot_in_one_request(url: str) -> None:
+    # The operador's policies call get_assigned_chatbot_ids (conversations.update_visible's
+    # check) after its own write in the transaction.
+    out = request(url, reads.OPERADOR, [
+        ("update public.conversations set status = 'waiting_human' where company_id = %s and end_user_id = 'visitor-4'",
+         (C,)),
+        ("update public.conversations set status = 'active' where company_id = %s and end_user_id = 'visitor-4' "
+         "returning chatbot_id", (C,)),
+        ("update public.conversations set status = 'waiting_human' where company_id = %s and end_user_id = 'visitor-1' "
+         "returning id", (C,)),
+        ("select private.get_assigned_chatbot_ids()", ()),
+    ])
+    assert [str(r[0]) for r in out[1]] == ["00000000-0000-4000-b000-000000000001"]
+    assert out[2] == []  # visitor-1 talks to bot 2: not the operador's
+    assert [str(b) for b in out[3][0][0]] == ["00000000-0000-4000-b000-000000000001"]
+
+
+def test_a_member_writes_then_calls_an_invoker_rpc_in_one_request(url: str) -> None:
+    # An RPC that runs as its caller (create_chatbot_from_template) after a direct write.
+    out = request(url, reads.OWNER, [
+        (NEW_BOT, (C, "Support")),
+        ("select public.create_chatbot_from_template((select min(code) from public.chatbot_templates), 'From preset')",
+         ()),
+        ("select count(*) from public.chatbots where company_id = %s", (C,)),
+    ])
+    assert out[2] == [(6,)]
+
+
+def test_the_helpers_read_the_same_rows_as_the_caller_and_as_the_owner(url: str) -> None:
+    # Called directly on the coordinator the helpers read as the caller; inside a shard
+    # statement as the owner (the policy of a keyed read, evaluated on the worker). Both
+    # give every chatbot to the owner and the assigned one to the operador.
+    everything = sorted(f"00000000-0000-4000-b000-00000000000{b}" for b in range(1, 5))
+    for sub, expected in ((reads.OWNER, everything), (reads.OPERADOR, everything[:1])):
+        direct = request(url, sub, [("select private.get_visible_chatbot_ids()", ())])[0][0][0]
+        assert [str(b) for b in direct] == expected
+        in_shard = request(url, sub, [("select distinct chatbot_id from public.conversations "
+                                       "where company_id = %s order by 1", (C,))])[0]
+        assert [str(r[0]) for r in in_shard] == expected
+
+
+def test_a_definer_rpc_and_a_members_direct_write_of_one_company_take_separate_requests(url: str) -> None:
+    # The rule that stays (docs/scale-out.md, "companies: distributed"): a security definer
+    # RPC writes the company's placements over its owner's connection, the member's own
+    # statements go over the member's; Citus refuses either after the other wrote (25001).
+    # Reads before the RPC are fine; a direct write before or any statement after it needs
+    # a request of its own.
+    request(url, reads.OWNER, [("select count(*) from public.users where company_id = %s", (C,)),
+                               ("select public.create_invitation('reads.first@example.com', 'operador')", ())])
+    for statements in ([(NEW_BOT, (C, "Before"))], []):
+        with pytest.raises(psycopg.Error) as refused:
+            request(url, reads.OWNER, [*statements,
+                                       ("select public.create_invitation('reads.second@example.com', 'operador')", ()),
+                                       *([] if statements else [(NEW_BOT, (C, "After"))])])
+        assert refused.value.sqlstate == "25001"
+
+
+@pytest.mark.parametrize("query", reads.HOT_QUERIES, ids=[q.name for q in reads.HOT_QUERIES])
+def test_every_keyed_hot_read_under_rls_is_routed_to_one_shard(url: str, query: reads.HotQuery) -> None:
+    text = reads.plan(url, query)
+    assert "Task Count: 1" in text, text
+
+
+@pytest.mark.parametrize("query", reads.HOT_QUERIES, ids=[q.name for q in reads.HOT_QUERIES])
+def test_the_policy_helpers_of_a_hot_read_run_once_per_scan_not_per_row(url: str, query: reads.HotQuery) -> None:
+    # A bare policy call (Citus refuses the (select f()) InitPlan) runs once as an index
+    # condition or a one-time filter, but once per row as a filter: cost 10000 on the
+    # chatbot helpers and chatbot_id in messages_conversation_time_idx keep them out of
+    # the filters (the worker's plan, as the member runs it).
+    text = reads.plan(url, query, analyze=True)
+    assert "Task Count: 1" in text, text
+    assert reads.per_row_helpers(text, query.helpers_once) == [], text
