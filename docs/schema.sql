@@ -475,30 +475,6 @@ COMMENT ON FUNCTION auth.uid() IS 'The caller''s auth.users.id from the JWT ''su
 
 
 --
--- Name: archivable_conversations(timestamp with time zone); Type: FUNCTION; Schema: private; Owner: -
---
-
-CREATE FUNCTION private.archivable_conversations(p_as_of timestamp with time zone) RETURNS TABLE(company_id uuid, id uuid)
-    LANGUAGE sql STABLE
-    AS $$
-  select c.company_id, c.id
-    from private.lifecycle_cutoffs(p_as_of) k
-    join public.conversations c
-      on c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before
-   where not k.company_held
-     and not exists (select 1 from public.legal_holds h
-                      where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
-$$;
-
-
---
--- Name: FUNCTION archivable_conversations(p_as_of timestamp with time zone); Type: COMMENT; Schema: private; Owner: -
---
-
-COMMENT ON FUNCTION private.archivable_conversations(p_as_of timestamp with time zone) IS 'Closed live conversations whose closed_at is older than their plan''s archive_after_days and that no active legal hold covers. doctor: allow function.search_path inlined into the job batches (a SET clause would stop the inlining and make every batch compute all candidates); every name in it is qualified and its callers fix the path.';
-
-
---
 -- Name: archive_analytics_batch(timestamp with time zone, integer); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -507,31 +483,38 @@ CREATE FUNCTION private.archive_analytics_batch(p_as_of timestamp with time zone
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
+  k record;
+  v_bots uuid[];
+  v_days date[];
+  v_left integer := p_limit;
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_moved bigint := 0;
   n bigint;
 begin
   perform private.lifecycle_require_privileges();
-  with batch as (
-    select a.company_id, a.chatbot_id, a.day
-      from private.lifecycle_cutoffs(p_as_of) k
-      join public.analytics_daily a
-        on a.company_id = k.company_id and a.day < (k.archive_before at time zone 'UTC')::date
-     where not k.company_held
-     limit p_limit
-       for update of a skip locked
-  ), moved as (
-    delete from public.analytics_daily a using batch b
-     where a.company_id = b.company_id and a.chatbot_id = b.chatbot_id and a.day = b.day
-    returning a.*)
-  insert into archive.analytics_archived
-    (company_id, chatbot_id, day, conversations_count, new_conversations_count, messages_count, end_user_messages_count,
-     bot_messages_count, operator_messages_count, hitl_escalations, avg_processing_time_ms, positive_reactions,
-     negative_reactions, knowledge_queries_count, refreshed_at, archived_at)
-  select company_id, chatbot_id, day, conversations_count, new_conversations_count, messages_count, end_user_messages_count,
-         bot_messages_count, operator_messages_count, hitl_escalations, avg_processing_time_ms, positive_reactions,
-         negative_reactions, knowledge_queries_count, refreshed_at, pg_catalog.clock_timestamp()
-    from moved;
-  get diagnostics n = row_count;
-  return case when n = 0 then '{}'::jsonb else pg_catalog.jsonb_build_object('analytics_daily', n) end;
+  for k in select c.company_id, c.archive_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
+    exit when v_left < 1;
+    select coalesce(pg_catalog.array_agg(x.chatbot_id), '{}'), coalesce(pg_catalog.array_agg(x.day), '{}') into v_bots, v_days
+      from (select a.chatbot_id, a.day from public.analytics_daily a where a.company_id = k.company_id and a.day < (k.archive_before at time zone 'UTC')::pg_catalog.date
+             limit v_left for update of a skip locked) x;
+    continue when pg_catalog.cardinality(v_days) = 0;
+    with moved as (
+      delete from public.analytics_daily a using unnest(v_bots, v_days) b(chatbot_id, day)
+       where a.company_id = k.company_id and a.chatbot_id = b.chatbot_id and a.day = b.day
+      returning a.*)
+    insert into archive.analytics_archived
+      (company_id, chatbot_id, day, conversations_count, new_conversations_count, messages_count, end_user_messages_count,
+       bot_messages_count, operator_messages_count, hitl_escalations, avg_processing_time_ms, positive_reactions,
+       negative_reactions, knowledge_queries_count, refreshed_at, archived_at)
+    select company_id, chatbot_id, day, conversations_count, new_conversations_count, messages_count, end_user_messages_count,
+           bot_messages_count, operator_messages_count, hitl_escalations, avg_processing_time_ms, positive_reactions,
+           negative_reactions, knowledge_queries_count, refreshed_at, v_now
+      from moved;
+    get diagnostics n = row_count;
+    v_moved := v_moved + n;
+    v_left := v_left - n::integer;
+  end loop;
+  return case when v_moved = 0 then '{}'::jsonb else pg_catalog.jsonb_build_object('analytics_daily', v_moved) end;
 end;
 $$;
 
@@ -540,7 +523,7 @@ $$;
 -- Name: FUNCTION archive_analytics_batch(p_as_of timestamp with time zone, p_limit integer); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.archive_analytics_batch(p_as_of timestamp with time zone, p_limit integer) IS 'One archival batch: moves up to p_limit analytics_daily rows whose UTC day is older than their plan''s archive_after_days (no company-wide hold) to archive.analytics_archived.';
+COMMENT ON FUNCTION private.archive_analytics_batch(p_as_of timestamp with time zone, p_limit integer) IS 'One archival batch: moves up to p_limit analytics_daily rows whose UTC day is older than their plan''s archive_after_days (no company-wide hold) to archive.analytics_archived, company by company.';
 
 
 --
@@ -552,82 +535,82 @@ CREATE FUNCTION private.archive_conversations_batch(p_as_of timestamp with time 
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_companies uuid[];
+  k record;
   v_ids uuid[];
+  v_left integer := p_limit;
   v_now timestamptz := pg_catalog.clock_timestamp();
   v_out jsonb := '{}'::jsonb;
   n bigint;
 begin
   perform private.lifecycle_require_privileges();
-  -- 1. claim a batch of conversations; rows another transaction holds are skipped (next batch/run)
-  select coalesce(array_agg(c.company_id), '{}'), coalesce(array_agg(c.id), '{}') into v_companies, v_ids
-    from (select c.company_id, c.id
-            from public.conversations c
-            join (select e.company_id, e.id from private.archivable_conversations(p_as_of) e limit p_limit) e
-              on e.company_id = c.company_id and e.id = c.id
-             for update of c skip locked) c;
-  if pg_catalog.cardinality(v_ids) = 0 then
-    return v_out;
-  end if;
-  -- 2. lock their messages and child rows without waiting (a conversation with a row another
-  --    transaction holds waits for a later batch or run); a concurrent reaction / knowledge
-  --    query on a locked message now waits for this batch and then fails its foreign key
-  --    check, instead of being lost by a cascade
-  select l.o_companies, l.o_ids into v_companies, v_ids
-    from private.lock_conversation_rows(v_companies, v_ids) l;
-  -- 3. move children first (archive FKs are deferred to commit); every delete returns
-  --    exactly the rows inserted, in the same statement
-  with moved as (
-    delete from public.message_reactions r using public.messages m, unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id and r.company_id = m.company_id and r.message_id = m.id
-    returning r.*)
-  insert into archive.message_reactions_archived
-    (company_id, id, message_id, conversation_id, chatbot_id, reaction, rating, comment, created_by, created_at, archived_at)
-  select company_id, id, message_id, conversation_id, chatbot_id, reaction, rating, comment, created_by, created_at, v_now from moved;
-  get diagnostics n = row_count;
-  v_out := v_out || pg_catalog.jsonb_build_object('message_reactions', n);
+  for k in select c.company_id, c.archive_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
+    exit when v_left < 1;
+    -- 1. claim up to the rest of the batch of the company's conversations; rows another
+    --    transaction holds are skipped (next batch/run)
+    select coalesce(pg_catalog.array_agg(c.id), '{}') into v_ids
+      from (select c.id from public.conversations c
+             where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before and not exists (select 1 from public.legal_holds h
+                            where h.company_id = k.company_id and h.released_at is null
+                              and (h.conversation_id is null or h.conversation_id = c.id))
+             limit v_left
+               for update of c skip locked) c;
+    continue when pg_catalog.cardinality(v_ids) = 0;
+    -- 2. lock their messages and child rows without waiting (a conversation with a row another
+    --    transaction holds waits for a later batch or run); a concurrent reaction / knowledge
+    --    query on a locked message now waits for this batch and then fails its foreign key
+    --    check, instead of being lost by a cascade
+    v_ids := private.lock_conversation_rows(k.company_id, v_ids);
+    continue when pg_catalog.cardinality(v_ids) = 0;
+    v_left := v_left - pg_catalog.cardinality(v_ids);
+    -- 3. move children first (archive FKs are deferred to commit); every delete returns
+    --    exactly the rows inserted, in the same statement
+    with moved as (
+      delete from public.message_reactions r where r.company_id = k.company_id and r.conversation_id = any (v_ids)
+      returning r.*)
+    insert into archive.message_reactions_archived
+      (company_id, id, message_id, conversation_id, chatbot_id, reaction, rating, comment, created_by, created_at, archived_at)
+    select company_id, id, message_id, conversation_id, chatbot_id, reaction, rating, comment, created_by, created_at, v_now from moved;
+    get diagnostics n = row_count;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('message_reactions', n));
 
-  with moved as (
-    delete from public.knowledge_queries q using public.messages m, unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id and q.company_id = m.company_id and q.message_id = m.id
-    returning q.*)
-  insert into archive.knowledge_queries_archived
-    (company_id, id, conversation_id, message_id, chatbot_id, chunk_id, document_id, similarity, rank, created_at, archived_at)
-  select company_id, id, conversation_id, message_id, chatbot_id, chunk_id, document_id, similarity, rank, created_at, v_now from moved;
-  get diagnostics n = row_count;
-  v_out := v_out || pg_catalog.jsonb_build_object('knowledge_queries', n);
+    with moved as (
+      delete from public.knowledge_queries q where q.company_id = k.company_id and q.conversation_id = any (v_ids)
+      returning q.*)
+    insert into archive.knowledge_queries_archived
+      (company_id, id, conversation_id, message_id, chatbot_id, chunk_id, document_id, similarity, rank, created_at, archived_at)
+    select company_id, id, conversation_id, message_id, chatbot_id, chunk_id, document_id, similarity, rank, created_at, v_now from moved;
+    get diagnostics n = row_count;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('knowledge_queries', n));
 
-  with moved as (
-    delete from public.hitl_escalations e using unnest(v_companies, v_ids) b(company_id, id)
-     where e.company_id = b.company_id and e.conversation_id = b.id
-    returning e.*)
-  insert into archive.hitl_escalations_archived
-    (company_id, id, conversation_id, chatbot_id, reason, detail, escalated_by, created_at, archived_at)
-  select company_id, id, conversation_id, chatbot_id, reason, detail, escalated_by, created_at, v_now from moved;
-  get diagnostics n = row_count;
-  v_out := v_out || pg_catalog.jsonb_build_object('hitl_escalations', n);
+    with moved as (
+      delete from public.hitl_escalations e where e.company_id = k.company_id and e.conversation_id = any (v_ids)
+      returning e.*)
+    insert into archive.hitl_escalations_archived
+      (company_id, id, conversation_id, chatbot_id, reason, detail, escalated_by, created_at, archived_at)
+    select company_id, id, conversation_id, chatbot_id, reason, detail, escalated_by, created_at, v_now from moved;
+    get diagnostics n = row_count;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('hitl_escalations', n));
 
-  with moved as (
-    delete from public.messages m using unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id
-    returning m.*)
-  insert into archive.messages_archived
-    (company_id, id, conversation_id, chatbot_id, sender_type, sender_id, content, processing_time_ms, token_count, created_at, archived_at)
-  select company_id, id, conversation_id, chatbot_id, sender_type, sender_id, content, processing_time_ms, token_count, created_at, v_now from moved;
-  get diagnostics n = row_count;
-  v_out := v_out || pg_catalog.jsonb_build_object('messages', n);
+    with moved as (
+      delete from public.messages m where m.company_id = k.company_id and m.conversation_id = any (v_ids)
+      returning m.*)
+    insert into archive.messages_archived
+      (company_id, id, conversation_id, chatbot_id, sender_type, sender_id, content, processing_time_ms, token_count, created_at, archived_at)
+    select company_id, id, conversation_id, chatbot_id, sender_type, sender_id, content, processing_time_ms, token_count, created_at, v_now from moved;
+    get diagnostics n = row_count;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('messages', n));
 
-  with moved as (
-    delete from public.conversations c using unnest(v_companies, v_ids) b(company_id, id)
-     where c.company_id = b.company_id and c.id = b.id
-    returning c.*)
-  insert into archive.conversations_archived
-    (company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, hitl_escalated_at,
-     bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at, archived_at)
-  select company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, hitl_escalated_at,
-         bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at, v_now from moved;
-  get diagnostics n = row_count;
-  v_out := v_out || pg_catalog.jsonb_build_object('conversations', n);
+    with moved as (
+      delete from public.conversations c where c.company_id = k.company_id and c.id = any (v_ids)
+      returning c.*)
+    insert into archive.conversations_archived
+      (company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, hitl_escalated_at,
+       bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at, archived_at)
+    select company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, hitl_escalated_at,
+           bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at, v_now from moved;
+    get diagnostics n = row_count;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('conversations', n));
+  end loop;
   return v_out;
 end;
 $$;
@@ -637,7 +620,7 @@ $$;
 -- Name: FUNCTION archive_conversations_batch(p_as_of timestamp with time zone, p_limit integer); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.archive_conversations_batch(p_as_of timestamp with time zone, p_limit integer) IS 'One archival batch: moves up to p_limit archivable closed conversations (private.archivable_conversations) with their messages, reactions, knowledge queries and HITL escalations from the live tables to archive.*_archived, in the caller''s transaction; returns rows moved per table.';
+COMMENT ON FUNCTION private.archive_conversations_batch(p_as_of timestamp with time zone, p_limit integer) IS 'One archival batch: moves up to p_limit closed conversations older than their plan''s archive_after_days that no active legal hold covers, with their messages, reactions, knowledge queries and HITL escalations, from the live tables to archive.*_archived, company by company, in the caller''s transaction; returns rows moved per table.';
 
 
 --
@@ -649,27 +632,32 @@ CREATE FUNCTION private.archive_integration_logs_batch(p_as_of timestamp with ti
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
+  k record;
+  v_ids uuid[];
+  v_left integer := p_limit;
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_moved bigint := 0;
   n bigint;
 begin
   perform private.lifecycle_require_privileges();
-  with batch as (
-    select l.company_id, l.id
-      from private.lifecycle_cutoffs(p_as_of) k
-      join public.integration_logs l on l.company_id = k.company_id and l.created_at < k.archive_before
-     where not k.company_held
-     limit p_limit
-       for update of l skip locked
-  ), moved as (
-    delete from public.integration_logs l using batch b
-     where l.company_id = b.company_id and l.id = b.id
-    returning l.*)
-  insert into archive.integration_logs_archived
-    (company_id, id, integration_id, direction, operation, status, http_status, latency_ms, error_message, request_id, created_at, archived_at)
-  select company_id, id, integration_id, direction, operation, status, http_status, latency_ms, error_message, request_id, created_at,
-         pg_catalog.clock_timestamp()
-    from moved;
-  get diagnostics n = row_count;
-  return case when n = 0 then '{}'::jsonb else pg_catalog.jsonb_build_object('integration_logs', n) end;
+  for k in select c.company_id, c.archive_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
+    exit when v_left < 1;
+    select coalesce(pg_catalog.array_agg(x.id), '{}') into v_ids
+      from (select l.id from public.integration_logs l where l.company_id = k.company_id and l.created_at < k.archive_before
+             limit v_left for update of l skip locked) x;
+    continue when pg_catalog.cardinality(v_ids) = 0;
+    with moved as (
+      delete from public.integration_logs l where l.company_id = k.company_id and l.id = any (v_ids)
+      returning l.*)
+    insert into archive.integration_logs_archived
+      (company_id, id, integration_id, direction, operation, status, http_status, latency_ms, error_message, request_id, created_at, archived_at)
+    select company_id, id, integration_id, direction, operation, status, http_status, latency_ms, error_message, request_id, created_at, v_now
+      from moved;
+    get diagnostics n = row_count;
+    v_moved := v_moved + n;
+    v_left := v_left - n::integer;
+  end loop;
+  return case when v_moved = 0 then '{}'::jsonb else pg_catalog.jsonb_build_object('integration_logs', v_moved) end;
 end;
 $$;
 
@@ -678,7 +666,7 @@ $$;
 -- Name: FUNCTION archive_integration_logs_batch(p_as_of timestamp with time zone, p_limit integer); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.archive_integration_logs_batch(p_as_of timestamp with time zone, p_limit integer) IS 'One archival batch: moves up to p_limit integration logs older than their plan''s archive_after_days (no company-wide hold) to archive.integration_logs_archived.';
+COMMENT ON FUNCTION private.archive_integration_logs_batch(p_as_of timestamp with time zone, p_limit integer) IS 'One archival batch: moves up to p_limit integration logs older than their plan''s archive_after_days (no company-wide hold) to archive.integration_logs_archived, company by company.';
 
 
 --
@@ -686,24 +674,45 @@ COMMENT ON FUNCTION private.archive_integration_logs_batch(p_as_of timestamp wit
 --
 
 CREATE FUNCTION private.archive_preview(p_as_of timestamp with time zone) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-  with c as (select * from private.archivable_conversations(p_as_of))
-  select pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-    'message_reactions', (select pg_catalog.count(*) from public.message_reactions r join public.messages m on m.company_id = r.company_id and m.id = r.message_id
-                            join c on c.company_id = m.company_id and c.id = m.conversation_id),
-    'knowledge_queries', (select pg_catalog.count(*) from public.knowledge_queries q join public.messages m on m.company_id = q.company_id and m.id = q.message_id
-                            join c on c.company_id = m.company_id and c.id = m.conversation_id),
-    'hitl_escalations', (select pg_catalog.count(*) from public.hitl_escalations e join c on c.company_id = e.company_id and c.id = e.conversation_id),
-    'messages', (select pg_catalog.count(*) from public.messages m join c on c.company_id = m.company_id and c.id = m.conversation_id),
-    'conversations', (select pg_catalog.count(*) from c),
-    'integration_logs', (select pg_catalog.count(*) from private.lifecycle_cutoffs(p_as_of) k
-                           join public.integration_logs l on l.company_id = k.company_id and l.created_at < k.archive_before
-                          where not k.company_held),
-    'analytics_daily', (select pg_catalog.count(*) from private.lifecycle_cutoffs(p_as_of) k
-                          join public.analytics_daily a on a.company_id = k.company_id and a.day < (k.archive_before at time zone 'UTC')::pg_catalog.date
-                         where not k.company_held)))
+declare
+  k record;
+  v_out jsonb := '{}'::jsonb;
+begin
+  -- PL/pgSQL, company by company: the same rules as the batches (Citus plans no SQL
+  -- function with parameters over a distributed table)
+  for k in select c.company_id, c.archive_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object(
+      'knowledge_queries', (select pg_catalog.count(*) from public.knowledge_queries r
+                              where r.company_id = k.company_id
+                                and r.conversation_id in (select c.id from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before and not exists (select 1 from public.legal_holds h
+                            where h.company_id = k.company_id and h.released_at is null
+                              and (h.conversation_id is null or h.conversation_id = c.id)))),
+      'message_reactions', (select pg_catalog.count(*) from public.message_reactions r
+                              where r.company_id = k.company_id
+                                and r.conversation_id in (select c.id from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before and not exists (select 1 from public.legal_holds h
+                            where h.company_id = k.company_id and h.released_at is null
+                              and (h.conversation_id is null or h.conversation_id = c.id)))),
+      'messages', (select pg_catalog.count(*) from public.messages r
+                              where r.company_id = k.company_id
+                                and r.conversation_id in (select c.id from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before and not exists (select 1 from public.legal_holds h
+                            where h.company_id = k.company_id and h.released_at is null
+                              and (h.conversation_id is null or h.conversation_id = c.id)))),
+      'hitl_escalations', (select pg_catalog.count(*) from public.hitl_escalations r
+                              where r.company_id = k.company_id
+                                and r.conversation_id in (select c.id from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before and not exists (select 1 from public.legal_holds h
+                            where h.company_id = k.company_id and h.released_at is null
+                              and (h.conversation_id is null or h.conversation_id = c.id)))),
+      'conversations', (select pg_catalog.count(*) from public.conversations c where c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before and not exists (select 1 from public.legal_holds h
+                            where h.company_id = k.company_id and h.released_at is null
+                              and (h.conversation_id is null or h.conversation_id = c.id))),
+      'integration_logs', (select pg_catalog.count(*) from public.integration_logs l where l.company_id = k.company_id and l.created_at < k.archive_before),
+      'analytics_daily', (select pg_catalog.count(*) from public.analytics_daily a where a.company_id = k.company_id and a.day < (k.archive_before at time zone 'UTC')::pg_catalog.date)));
+  end loop;
+  return v_out;
+end;
 $$;
 
 
@@ -1144,26 +1153,82 @@ COMMENT ON FUNCTION private.clear_user_reference() IS 'Trigger function (before 
 
 
 --
--- Name: cold_conversations(timestamp with time zone); Type: FUNCTION; Schema: private; Owner: -
+-- Name: cold_export_keys(uuid, timestamp with time zone, integer); Type: FUNCTION; Schema: private; Owner: -
 --
 
-CREATE FUNCTION private.cold_conversations(p_as_of timestamp with time zone) RETURNS TABLE(company_id uuid, id uuid)
-    LANGUAGE sql STABLE
+CREATE FUNCTION private.cold_export_keys(p_company_id uuid, p_as_of timestamp with time zone, p_limit integer, OUT o_conversations uuid[], OUT o_logs uuid[], OUT o_bots uuid[], OUT o_days date[]) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-  select c.company_id, c.id
-    from private.lifecycle_cutoffs(p_as_of) k
-    join archive.conversations_archived c on c.company_id = k.company_id and c.closed_at < k.cold_before
-   where not k.company_held
-     and not exists (select 1 from public.legal_holds h
-                      where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
+declare
+  k record;
+begin
+  perform private.lifecycle_require_privileges();
+  o_conversations := '{}'; o_logs := '{}'; o_bots := '{}'; o_days := '{}';
+  select c.company_id, c.cold_before into k
+    from private.lifecycle_cutoffs(p_as_of) c where c.company_id = p_company_id and not c.company_held;
+  if not found then
+    return;
+  end if;
+  -- Locked until the export commits (archive rows: nobody but the jobs writes them).
+  select coalesce(pg_catalog.array_agg(x.id), '{}') into o_conversations
+    from (select c.id from archive.conversations_archived c
+           where c.company_id = k.company_id and c.closed_at < k.cold_before
+             and not exists (select 1 from public.legal_holds h
+                            where h.company_id = k.company_id and h.released_at is null
+                              and (h.conversation_id is null or h.conversation_id = c.id))
+           limit p_limit for update of c) x;
+  select coalesce(pg_catalog.array_agg(x.id), '{}') into o_logs
+    from (select l.id from archive.integration_logs_archived l where l.company_id = k.company_id and l.created_at < k.cold_before
+           limit p_limit for update of l) x;
+  select coalesce(pg_catalog.array_agg(x.chatbot_id), '{}'), coalesce(pg_catalog.array_agg(x.day), '{}') into o_bots, o_days
+    from (select a.chatbot_id, a.day from archive.analytics_archived a where a.company_id = k.company_id and a.day < (k.cold_before at time zone 'UTC')::pg_catalog.date
+           limit p_limit for update of a) x;
+end;
 $$;
 
 
 --
--- Name: FUNCTION cold_conversations(p_as_of timestamp with time zone); Type: COMMENT; Schema: private; Owner: -
+-- Name: FUNCTION cold_export_keys(p_company_id uuid, p_as_of timestamp with time zone, p_limit integer, OUT o_conversations uuid[], OUT o_logs uuid[], OUT o_bots uuid[], OUT o_days date[]); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.cold_conversations(p_as_of timestamp with time zone) IS 'Archived conversations older than their plan''s cold_after_days (by closed_at) that no active legal hold covers: what the cold export takes. doctor: allow function.search_path inlined into the job batches (a SET clause would stop the inlining and make every batch compute all candidates); every name in it is qualified and its callers fix the path.';
+COMMENT ON FUNCTION private.cold_export_keys(p_company_id uuid, p_as_of timestamp with time zone, p_limit integer, OUT o_conversations uuid[], OUT o_logs uuid[], OUT o_bots uuid[], OUT o_days date[]) IS 'The keys of one cold export of company p_company_id, locked until its transaction ends: up to p_limit archived conversations older than the plan''s cold_after_days that no active legal hold covers, and up to p_limit archived integration logs and analytics days as old (no company-wide hold).';
+
+
+--
+-- Name: cold_export_preview(timestamp with time zone); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.cold_export_preview(p_as_of timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  k record;
+  v_out jsonb := '{}'::jsonb;
+begin
+  for k in select c.company_id, c.cold_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object(
+      'archive.conversations_archived', (select pg_catalog.count(*) from archive.conversations_archived c
+                                          where c.company_id = k.company_id and c.closed_at < k.cold_before
+                                            and not exists (select 1 from public.legal_holds h
+                            where h.company_id = k.company_id and h.released_at is null
+                              and (h.conversation_id is null or h.conversation_id = c.id))),
+      'archive.integration_logs_archived', (select pg_catalog.count(*) from archive.integration_logs_archived l
+                                             where l.company_id = k.company_id and l.created_at < k.cold_before),
+      'archive.analytics_archived', (select pg_catalog.count(*) from archive.analytics_archived a where a.company_id = k.company_id and a.day < (k.cold_before at time zone 'UTC')::pg_catalog.date)));
+  end loop;
+  return coalesce((select pg_catalog.jsonb_object_agg(e.key, e.value) from pg_catalog.jsonb_each(v_out) e where e.value::text <> '0'),
+                  '{}'::jsonb);
+end;
+$$;
+
+
+--
+-- Name: FUNCTION cold_export_preview(p_as_of timestamp with time zone); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.cold_export_preview(p_as_of timestamp with time zone) IS 'What `neurant-db jobs run cold-export` would take as of p_as_of: archived conversations, integration logs and analytics days past their plan''s cold_after_days that no active legal hold covers.';
 
 
 --
@@ -1348,27 +1413,6 @@ $_$;
 --
 
 COMMENT ON FUNCTION private.consume_quota(p_company_id uuid, p_counter text, p_delta bigint) IS 'Moves a live counter of public.companies by p_delta; a positive delta fails with NA001 when the plan limit (current_user_count->max_users, current_chatbot_count->max_chatbots, current_document_count->max_documents, current_storage_bytes->max_storage_bytes, current_integration_count->max_integrations, current_pending_invitation_count->max_pending_invitations; null = unlimited) would be exceeded. A delta <= 0 never fails (clamped at 0; no-op if the company is gone). Locks the company row until commit. Returns the new value. Security invoker: call it from security definer trigger functions.';
-
-
---
--- Name: conversation_is_held(uuid, uuid); Type: FUNCTION; Schema: private; Owner: -
---
-
-CREATE FUNCTION private.conversation_is_held(p_company_id uuid, p_conversation_id uuid) RETURNS boolean
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-  select exists (select 1 from public.legal_holds h
-                  where h.company_id = p_company_id and h.released_at is null
-                    and (h.conversation_id is null or h.conversation_id = p_conversation_id))
-$$;
-
-
---
--- Name: FUNCTION conversation_is_held(p_company_id uuid, p_conversation_id uuid); Type: COMMENT; Schema: private; Owner: -
---
-
-COMMENT ON FUNCTION private.conversation_is_held(p_company_id uuid, p_conversation_id uuid) IS 'True when an active legal hold covers the conversation (a hold on it or on its whole company).';
 
 
 --
@@ -2553,17 +2597,25 @@ COMMENT ON FUNCTION private.lifecycle_clock(p_as_of timestamp with time zone) IS
 --
 
 CREATE FUNCTION private.lifecycle_cutoffs(p_as_of timestamp with time zone) RETURNS TABLE(company_id uuid, archive_before timestamp with time zone, cold_before timestamp with time zone, delete_before timestamp with time zone, company_held boolean)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+  -- PL/pgSQL, not SQL: Citus cannot plan a SQL function with parameters over a distributed
+  -- table (companies), and the clock is read once, not three times per company.
+  v_clock timestamptz := private.lifecycle_clock(p_as_of);
+begin
+  return query
   select co.id,
-         private.lifecycle_clock(p_as_of) - pg_catalog.make_interval(days => p.archive_after_days),
-         private.lifecycle_clock(p_as_of) - pg_catalog.make_interval(days => p.cold_after_days),
-         private.lifecycle_clock(p_as_of) - pg_catalog.make_interval(days => p.delete_after_days),
+         v_clock - pg_catalog.make_interval(days => p.archive_after_days),
+         v_clock - pg_catalog.make_interval(days => p.cold_after_days),
+         v_clock - pg_catalog.make_interval(days => p.delete_after_days),
          exists (select 1 from public.legal_holds h
                   where h.company_id = co.id and h.released_at is null and h.conversation_id is null)
     from public.companies co
     join public.subscription_plans p on p.code = co.subscription_plan
+   order by co.id;
+end;
 $$;
 
 
@@ -2601,71 +2653,74 @@ COMMENT ON FUNCTION private.lifecycle_require_privileges() IS 'Raises 42501 unle
 
 
 --
--- Name: lock_conversation_rows(uuid[], uuid[]); Type: FUNCTION; Schema: private; Owner: -
+-- Name: lock_conversation_rows(uuid, uuid[]); Type: FUNCTION; Schema: private; Owner: -
 --
 
-CREATE FUNCTION private.lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]) RETURNS record
+CREATE FUNCTION private.lock_conversation_rows(p_company_id uuid, p_ids uuid[]) RETURNS uuid[]
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_companies uuid[];
-  v_ids uuid[];
+  v_locked uuid[];
+  v_all uuid[];
 begin
-  -- Lock every live child row of the claimed conversations, skipping what another transaction
-  -- holds (a member's uncommitted reaction holds its message, an uncommitted delete the row).
-  select coalesce(pg_catalog.array_agg(t.company_id), '{}'), coalesce(pg_catalog.array_agg(t.conversation_id), '{}')
-    into v_companies, v_ids
-    from (select x.company_id, x.conversation_id
-            from (select m.company_id, m.conversation_id
-                    from public.messages m
-                    join unnest(p_companies, p_ids) b(company_id, id)
-                      on m.company_id = b.company_id and m.conversation_id = b.id
-                     for update of m skip locked) x
-          union all
-          select x.company_id, x.conversation_id
-            from (select r.company_id, r.conversation_id
-                    from public.message_reactions r
-                    join unnest(p_companies, p_ids) b(company_id, id)
-                      on r.company_id = b.company_id and r.conversation_id = b.id
+  -- Lock every live row hanging off the claimed conversations, in
+  -- public.hitl_escalations, public.messages, public.message_reactions, public.knowledge_queries,
+  -- skipping what another transaction holds (a member's uncommitted reaction holds its
+  -- message, an uncommitted delete the row); then read them all.
+  select coalesce(pg_catalog.array_agg(t.conversation_id), '{}') into v_locked
+    from (
+          select x.conversation_id
+            from (select r.conversation_id from public.hitl_escalations r
+                   where r.company_id = p_company_id and r.conversation_id = any (p_ids)
                      for update of r skip locked) x
           union all
-          select x.company_id, x.conversation_id
-            from (select q.company_id, q.conversation_id
-                    from public.knowledge_queries q
-                    join unnest(p_companies, p_ids) b(company_id, id)
-                      on q.company_id = b.company_id and q.conversation_id = b.id
-                     for update of q skip locked) x
+          select x.conversation_id
+            from (select r.conversation_id from public.messages r
+                   where r.company_id = p_company_id and r.conversation_id = any (p_ids)
+                     for update of r skip locked) x
           union all
-          select x.company_id, x.conversation_id
-            from (select e.company_id, e.conversation_id
-                    from public.hitl_escalations e
-                    join unnest(p_companies, p_ids) b(company_id, id)
-                      on e.company_id = b.company_id and e.conversation_id = b.id
-                     for update of e skip locked) x) t;
+          select x.conversation_id
+            from (select r.conversation_id from public.message_reactions r
+                   where r.company_id = p_company_id and r.conversation_id = any (p_ids)
+                     for update of r skip locked) x
+          union all
+          select x.conversation_id
+            from (select r.conversation_id from public.knowledge_queries r
+                   where r.company_id = p_company_id and r.conversation_id = any (p_ids)
+                     for update of r skip locked) x) t;
+  select coalesce(pg_catalog.array_agg(t.conversation_id), '{}') into v_all
+    from (
+          select x.conversation_id
+            from (select r.conversation_id from public.hitl_escalations r
+                   where r.company_id = p_company_id and r.conversation_id = any (p_ids)) x
+          union all
+          select x.conversation_id
+            from (select r.conversation_id from public.messages r
+                   where r.company_id = p_company_id and r.conversation_id = any (p_ids)) x
+          union all
+          select x.conversation_id
+            from (select r.conversation_id from public.message_reactions r
+                   where r.company_id = p_company_id and r.conversation_id = any (p_ids)) x
+          union all
+          select x.conversation_id
+            from (select r.conversation_id from public.knowledge_queries r
+                   where r.company_id = p_company_id and r.conversation_id = any (p_ids)) x) t;
   -- Keep the conversations whose every row is now locked by this transaction; the others stay
   -- live, untouched, for the next batch or run.
-  select coalesce(pg_catalog.array_agg(b.company_id), '{}'), coalesce(pg_catalog.array_agg(b.id), '{}')
-    into o_companies, o_ids
-    from unnest(p_companies, p_ids) b(company_id, id)
-    left join (select l.company_id, l.id, pg_catalog.count(*) as n
-                 from unnest(v_companies, v_ids) l(company_id, id)
-                group by l.company_id, l.id) l
-      on l.company_id = b.company_id and l.id = b.id
-   where coalesce(l.n, 0)
-         = (select pg_catalog.count(*) from public.messages m where m.company_id = b.company_id and m.conversation_id = b.id)
-         + (select pg_catalog.count(*) from public.message_reactions r where r.company_id = b.company_id and r.conversation_id = b.id)
-         + (select pg_catalog.count(*) from public.knowledge_queries q where q.company_id = b.company_id and q.conversation_id = b.id)
-         + (select pg_catalog.count(*) from public.hitl_escalations e where e.company_id = b.company_id and e.conversation_id = b.id);
+  return (select coalesce(pg_catalog.array_agg(b.id), '{}')
+            from unnest(p_ids) b(id)
+           where (select pg_catalog.count(*) from unnest(v_locked) l(id) where l.id = b.id)
+               = (select pg_catalog.count(*) from unnest(v_all) a(id) where a.id = b.id));
 end;
 $$;
 
 
 --
--- Name: FUNCTION lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]); Type: COMMENT; Schema: private; Owner: -
+-- Name: FUNCTION lock_conversation_rows(p_company_id uuid, p_ids uuid[]); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]) IS 'Locks, without waiting, every message, reaction, knowledge query and HITL escalation of the given (already locked) live conversations, and returns the conversations whose rows are all locked now: one with a row another transaction holds (a member''s open transaction) is left for a later batch or run, so a job never waits on a member.';
+COMMENT ON FUNCTION private.lock_conversation_rows(p_company_id uuid, p_ids uuid[]) IS 'Locks, without waiting, every hitl_escalations, messages, message_reactions, knowledge_queries row of the given (already locked) live conversations of company p_company_id (the tables schema/_tables.toml maps to a conversation), and returns the conversations whose rows are all locked now: one with a row another transaction holds (a member''s open transaction) is left for a later batch or run, so a job never waits on a member.';
 
 
 --
@@ -3484,111 +3539,106 @@ CREATE FUNCTION private.retention_batch(p_as_of timestamp with time zone, p_limi
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-  v_companies uuid[];
+  k record;
   v_ids uuid[];
+  v_bots uuid[];
+  v_days date[];
+  -- what is left of p_limit, per kind: live and archived conversations, live and archived
+  -- integration logs, live and archived analytics days
+  v_left integer[] := pg_catalog.array_fill(p_limit, array[6]);
   v_out jsonb := '{}'::jsonb;
   n bigint;
 begin
   perform private.lifecycle_require_privileges();
+  for k in select c.company_id, c.delete_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
+    -- live closed conversations past retention (the archive job never took them), and their
+    -- rows, without waiting on a member's open transaction (those conversations wait)
+    select coalesce(pg_catalog.array_agg(c.id), '{}') into v_ids
+      from (select c.id from public.conversations c
+             where c.company_id = k.company_id and c.closed_at < k.delete_before and not exists (select 1 from public.legal_holds h
+                            where h.company_id = k.company_id and h.released_at is null
+                              and (h.conversation_id is null or h.conversation_id = c.id)) and c.status = 'closed'
+             limit v_left[1] for update of c skip locked) c;
+    if pg_catalog.cardinality(v_ids) > 0 then
+      v_ids := private.lock_conversation_rows(k.company_id, v_ids);
+      v_left[1] := v_left[1] - pg_catalog.cardinality(v_ids);
+      delete from public.knowledge_queries r where r.company_id = k.company_id and r.conversation_id = any (v_ids);
+      get diagnostics n = row_count;
+      v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.knowledge_queries', n));
+      delete from public.message_reactions r where r.company_id = k.company_id and r.conversation_id = any (v_ids);
+      get diagnostics n = row_count;
+      v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.message_reactions', n));
+      delete from public.messages r where r.company_id = k.company_id and r.conversation_id = any (v_ids);
+      get diagnostics n = row_count;
+      v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.messages', n));
+      delete from public.hitl_escalations r where r.company_id = k.company_id and r.conversation_id = any (v_ids);
+      get diagnostics n = row_count;
+      v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.hitl_escalations', n));
+      delete from public.conversations c where c.company_id = k.company_id and c.id = any (v_ids);
+      get diagnostics n = row_count;
+      v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.conversations', n));
+    end if;
 
-  -- live closed conversations past retention (the archive job never took them)
-  select coalesce(array_agg(c.company_id), '{}'), coalesce(array_agg(c.id), '{}') into v_companies, v_ids
-    from (select c.company_id, c.id
-            from private.lifecycle_cutoffs(p_as_of) k
-            join public.conversations c on c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.delete_before
-           where not k.company_held
-             and not exists (select 1 from public.legal_holds h
-                              where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
-           limit p_limit
-             for update of c skip locked) c;
-  -- their rows, without waiting on a member's open transaction (those conversations wait)
-  select l.o_companies, l.o_ids into v_companies, v_ids
-    from private.lock_conversation_rows(v_companies, v_ids) l;
-  if pg_catalog.cardinality(v_ids) > 0 then
-    delete from public.message_reactions r using public.messages m, unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id and r.company_id = m.company_id and r.message_id = m.id;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.message_reactions', n));
-    delete from public.knowledge_queries q using public.messages m, unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id and q.company_id = m.company_id and q.message_id = m.id;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.knowledge_queries', n));
-    delete from public.hitl_escalations e using unnest(v_companies, v_ids) b(company_id, id)
-     where e.company_id = b.company_id and e.conversation_id = b.id;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.hitl_escalations', n));
-    delete from public.messages m using unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.messages', n));
-    delete from public.conversations c using unnest(v_companies, v_ids) b(company_id, id)
-     where c.company_id = b.company_id and c.id = b.id;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.conversations', n));
-  end if;
+    -- archived conversations past retention (the cold export did not take them)
+    select coalesce(pg_catalog.array_agg(c.id), '{}') into v_ids
+      from (select c.id from archive.conversations_archived c
+             where c.company_id = k.company_id and c.closed_at < k.delete_before and not exists (select 1 from public.legal_holds h
+                            where h.company_id = k.company_id and h.released_at is null
+                              and (h.conversation_id is null or h.conversation_id = c.id))
+             limit v_left[2] for update of c skip locked) c;
+    if pg_catalog.cardinality(v_ids) > 0 then
+      v_left[2] := v_left[2] - pg_catalog.cardinality(v_ids);
+      delete from archive.knowledge_queries_archived r where r.company_id = k.company_id and r.conversation_id = any (v_ids);
+      get diagnostics n = row_count;
+      v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.knowledge_queries_archived', n));
+      delete from archive.hitl_escalations_archived r where r.company_id = k.company_id and r.conversation_id = any (v_ids);
+      get diagnostics n = row_count;
+      v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.hitl_escalations_archived', n));
+      delete from archive.message_reactions_archived r where r.company_id = k.company_id and r.conversation_id = any (v_ids);
+      get diagnostics n = row_count;
+      v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.message_reactions_archived', n));
+      delete from archive.messages_archived r where r.company_id = k.company_id and r.conversation_id = any (v_ids);
+      get diagnostics n = row_count;
+      v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.messages_archived', n));
+      delete from archive.conversations_archived c where c.company_id = k.company_id and c.id = any (v_ids);
+      get diagnostics n = row_count;
+      v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.conversations_archived', n));
+    end if;
 
-  -- archived conversations past retention (the cold export did not take them)
-  select coalesce(array_agg(c.company_id), '{}'), coalesce(array_agg(c.id), '{}') into v_companies, v_ids
-    from (select c.company_id, c.id
-            from private.lifecycle_cutoffs(p_as_of) k
-            join archive.conversations_archived c on c.company_id = k.company_id and c.closed_at < k.delete_before
-           where not k.company_held
-             and not exists (select 1 from public.legal_holds h
-                              where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
-           limit p_limit
-             for update of c skip locked) c;
-  if pg_catalog.cardinality(v_ids) > 0 then
-    delete from archive.message_reactions_archived r using archive.messages_archived m, unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id and r.company_id = m.company_id and r.message_id = m.id;
+    -- integration logs and analytics, live and archived
+    select coalesce(pg_catalog.array_agg(x.id), '{}') into v_ids
+      from (select l.id from public.integration_logs l where l.company_id = k.company_id and l.created_at < k.delete_before
+             limit v_left[3] for update of l skip locked) x;
+    delete from public.integration_logs l where l.company_id = k.company_id and l.id = any (v_ids);
     get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.message_reactions_archived', n));
-    delete from archive.knowledge_queries_archived q using archive.messages_archived m, unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id and q.company_id = m.company_id and q.message_id = m.id;
+    v_left[3] := v_left[3] - n::integer;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.integration_logs', n));
+    select coalesce(pg_catalog.array_agg(x.id), '{}') into v_ids
+      from (select l.id from archive.integration_logs_archived l where l.company_id = k.company_id and l.created_at < k.delete_before
+             limit v_left[4] for update of l skip locked) x;
+    delete from archive.integration_logs_archived l where l.company_id = k.company_id and l.id = any (v_ids);
     get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.knowledge_queries_archived', n));
-    delete from archive.hitl_escalations_archived e using unnest(v_companies, v_ids) b(company_id, id)
-     where e.company_id = b.company_id and e.conversation_id = b.id;
+    v_left[4] := v_left[4] - n::integer;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.integration_logs_archived', n));
+    select coalesce(pg_catalog.array_agg(x.chatbot_id), '{}'), coalesce(pg_catalog.array_agg(x.day), '{}') into v_bots, v_days
+      from (select a.chatbot_id, a.day from public.analytics_daily a
+             where a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::pg_catalog.date
+             limit v_left[5] for update of a skip locked) x;
+    delete from public.analytics_daily a using unnest(v_bots, v_days) b(chatbot_id, day)
+     where a.company_id = k.company_id and a.chatbot_id = b.chatbot_id and a.day = b.day;
     get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.hitl_escalations_archived', n));
-    delete from archive.messages_archived m using unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id;
+    v_left[5] := v_left[5] - n::integer;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.analytics_daily', n));
+    select coalesce(pg_catalog.array_agg(x.chatbot_id), '{}'), coalesce(pg_catalog.array_agg(x.day), '{}') into v_bots, v_days
+      from (select a.chatbot_id, a.day from archive.analytics_archived a
+             where a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::pg_catalog.date
+             limit v_left[6] for update of a skip locked) x;
+    delete from archive.analytics_archived a using unnest(v_bots, v_days) b(chatbot_id, day)
+     where a.company_id = k.company_id and a.chatbot_id = b.chatbot_id and a.day = b.day;
     get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.messages_archived', n));
-    delete from archive.conversations_archived c using unnest(v_companies, v_ids) b(company_id, id)
-     where c.company_id = b.company_id and c.id = b.id;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.conversations_archived', n));
-  end if;
-
-  -- integration logs and analytics, live and archived
-  delete from public.integration_logs l using (
-    select l.company_id, l.id from private.lifecycle_cutoffs(p_as_of) k
-      join public.integration_logs l on l.company_id = k.company_id and l.created_at < k.delete_before
-     where not k.company_held limit p_limit for update of l skip locked) b
-   where l.company_id = b.company_id and l.id = b.id;
-  get diagnostics n = row_count;
-  v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.integration_logs', n));
-  delete from archive.integration_logs_archived l using (
-    select l.company_id, l.id from private.lifecycle_cutoffs(p_as_of) k
-      join archive.integration_logs_archived l on l.company_id = k.company_id and l.created_at < k.delete_before
-     where not k.company_held limit p_limit for update of l skip locked) b
-   where l.company_id = b.company_id and l.id = b.id;
-  get diagnostics n = row_count;
-  v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.integration_logs_archived', n));
-  delete from public.analytics_daily a using (
-    select a.company_id, a.chatbot_id, a.day from private.lifecycle_cutoffs(p_as_of) k
-      join public.analytics_daily a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::date
-     where not k.company_held limit p_limit for update of a skip locked) b
-   where a.company_id = b.company_id and a.chatbot_id = b.chatbot_id and a.day = b.day;
-  get diagnostics n = row_count;
-  v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.analytics_daily', n));
-  delete from archive.analytics_archived a using (
-    select a.company_id, a.chatbot_id, a.day from private.lifecycle_cutoffs(p_as_of) k
-      join archive.analytics_archived a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::date
-     where not k.company_held limit p_limit for update of a skip locked) b
-   where a.company_id = b.company_id and a.chatbot_id = b.chatbot_id and a.day = b.day;
-  get diagnostics n = row_count;
-  v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.analytics_archived', n));
+    v_left[6] := v_left[6] - n::integer;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.analytics_archived', n));
+  end loop;
 
   v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.audit_logs', private.purge_audit_logs(p_as_of, p_limit)));
   -- platform samples are kept 400 days (no tenant, no hold), aged by the lifecycle clock
@@ -3608,7 +3658,7 @@ $$;
 -- Name: FUNCTION retention_batch(p_as_of timestamp with time zone, p_limit integer); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.retention_batch(p_as_of timestamp with time zone, p_limit integer) IS 'One retention batch: deletes up to p_limit conversations (with their rows) and p_limit rows of each other kind that are older than their plan''s delete_after_days, live or archived, that no active legal hold covers; audit logs through private.purge_audit_logs(). Returns rows deleted per table.';
+COMMENT ON FUNCTION private.retention_batch(p_as_of timestamp with time zone, p_limit integer) IS 'One retention batch: deletes up to p_limit conversations (with their rows) and p_limit rows of each other kind that are older than their plan''s delete_after_days, live or archived, that no active legal hold covers, company by company; audit logs through private.purge_audit_logs(). Returns rows deleted per table.';
 
 
 --
@@ -3616,26 +3666,47 @@ COMMENT ON FUNCTION private.retention_batch(p_as_of timestamp with time zone, p_
 --
 
 CREATE FUNCTION private.retention_preview(p_as_of timestamp with time zone) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-  with k as (select * from private.lifecycle_cutoffs(p_as_of) where not company_held),
-  lc as (select c.company_id, c.id from k join public.conversations c
-           on c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.delete_before
-          where not private.conversation_is_held(c.company_id, c.id)),
-  ac as (select c.company_id, c.id from k join archive.conversations_archived c
-           on c.company_id = k.company_id and c.closed_at < k.delete_before
-          where not private.conversation_is_held(c.company_id, c.id))
-  select coalesce((select pg_catalog.jsonb_object_agg(t, n) from (values
-    ('public.conversations', (select pg_catalog.count(*) from lc)),
-    ('public.messages', (select pg_catalog.count(*) from public.messages m join lc on lc.company_id = m.company_id and lc.id = m.conversation_id)),
-    ('archive.conversations_archived', (select pg_catalog.count(*) from ac)),
-    ('archive.messages_archived', (select pg_catalog.count(*) from archive.messages_archived m join ac on ac.company_id = m.company_id and ac.id = m.conversation_id)),
-    ('public.integration_logs', (select pg_catalog.count(*) from k join public.integration_logs l on l.company_id = k.company_id and l.created_at < k.delete_before)),
-    ('archive.integration_logs_archived', (select pg_catalog.count(*) from k join archive.integration_logs_archived l on l.company_id = k.company_id and l.created_at < k.delete_before)),
-    ('public.analytics_daily', (select pg_catalog.count(*) from k join public.analytics_daily a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::pg_catalog.date)),
-    ('archive.analytics_archived', (select pg_catalog.count(*) from k join archive.analytics_archived a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::pg_catalog.date))
-  ) v(t, n) where n > 0), '{}'::pg_catalog.jsonb)
+declare
+  k record;
+  v_out jsonb := '{}'::jsonb;
+begin
+  -- PL/pgSQL, company by company: the rules of retention_batch (Citus plans no SQL function
+  -- with parameters over a distributed table)
+  for k in select c.company_id, c.delete_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object(
+      'public.conversations', (select pg_catalog.count(*) from public.conversations c
+                                where c.company_id = k.company_id and c.closed_at < k.delete_before and not exists (select 1 from public.legal_holds h
+                            where h.company_id = k.company_id and h.released_at is null
+                              and (h.conversation_id is null or h.conversation_id = c.id)) and c.status = 'closed'),
+      'public.messages', (select pg_catalog.count(*) from public.messages m
+                           where m.company_id = k.company_id
+                             and m.conversation_id in (select c.id from public.conversations c
+                                                        where c.company_id = k.company_id and c.closed_at < k.delete_before and not exists (select 1 from public.legal_holds h
+                            where h.company_id = k.company_id and h.released_at is null
+                              and (h.conversation_id is null or h.conversation_id = c.id)) and c.status = 'closed')),
+      'archive.conversations_archived', (select pg_catalog.count(*) from archive.conversations_archived c
+                                          where c.company_id = k.company_id and c.closed_at < k.delete_before and not exists (select 1 from public.legal_holds h
+                            where h.company_id = k.company_id and h.released_at is null
+                              and (h.conversation_id is null or h.conversation_id = c.id))),
+      'archive.messages_archived', (select pg_catalog.count(*) from archive.messages_archived m
+                                     where m.company_id = k.company_id
+                                       and m.conversation_id in (select c.id from archive.conversations_archived c
+                                                                  where c.company_id = k.company_id and c.closed_at < k.delete_before and not exists (select 1 from public.legal_holds h
+                            where h.company_id = k.company_id and h.released_at is null
+                              and (h.conversation_id is null or h.conversation_id = c.id)))),
+      'public.integration_logs', (select pg_catalog.count(*) from public.integration_logs l where l.company_id = k.company_id and l.created_at < k.delete_before),
+      'archive.integration_logs_archived', (select pg_catalog.count(*) from archive.integration_logs_archived l where l.company_id = k.company_id and l.created_at < k.delete_before),
+      'public.analytics_daily', (select pg_catalog.count(*) from public.analytics_daily a
+                       where a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::pg_catalog.date),
+      'archive.analytics_archived', (select pg_catalog.count(*) from archive.analytics_archived a
+                       where a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::pg_catalog.date)));
+  end loop;
+  return coalesce((select pg_catalog.jsonb_object_agg(e.key, e.value) from pg_catalog.jsonb_each(v_out) e where e.value::text <> '0'),
+                  '{}'::jsonb);
+end;
 $$;
 
 
@@ -14863,14 +14934,6 @@ GRANT ALL ON FUNCTION auth.uid() TO service_role;
 
 
 --
--- Name: FUNCTION archivable_conversations(p_as_of timestamp with time zone); Type: ACL; Schema: private; Owner: -
---
-
-REVOKE ALL ON FUNCTION private.archivable_conversations(p_as_of timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION private.archivable_conversations(p_as_of timestamp with time zone) TO service_role;
-
-
---
 -- Name: FUNCTION archive_analytics_batch(p_as_of timestamp with time zone, p_limit integer); Type: ACL; Schema: private; Owner: -
 --
 
@@ -14983,11 +15046,19 @@ REVOKE ALL ON FUNCTION private.clear_user_reference() FROM PUBLIC;
 
 
 --
--- Name: FUNCTION cold_conversations(p_as_of timestamp with time zone); Type: ACL; Schema: private; Owner: -
+-- Name: FUNCTION cold_export_keys(p_company_id uuid, p_as_of timestamp with time zone, p_limit integer, OUT o_conversations uuid[], OUT o_logs uuid[], OUT o_bots uuid[], OUT o_days date[]); Type: ACL; Schema: private; Owner: -
 --
 
-REVOKE ALL ON FUNCTION private.cold_conversations(p_as_of timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION private.cold_conversations(p_as_of timestamp with time zone) TO service_role;
+REVOKE ALL ON FUNCTION private.cold_export_keys(p_company_id uuid, p_as_of timestamp with time zone, p_limit integer, OUT o_conversations uuid[], OUT o_logs uuid[], OUT o_bots uuid[], OUT o_days date[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.cold_export_keys(p_company_id uuid, p_as_of timestamp with time zone, p_limit integer, OUT o_conversations uuid[], OUT o_logs uuid[], OUT o_bots uuid[], OUT o_days date[]) TO service_role;
+
+
+--
+-- Name: FUNCTION cold_export_preview(p_as_of timestamp with time zone); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.cold_export_preview(p_as_of timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.cold_export_preview(p_as_of timestamp with time zone) TO service_role;
 
 
 --
@@ -15010,14 +15081,6 @@ REVOKE ALL ON FUNCTION private.companies_guard_update() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION private.consume_quota(p_company_id uuid, p_counter text, p_delta bigint) FROM PUBLIC;
-
-
---
--- Name: FUNCTION conversation_is_held(p_company_id uuid, p_conversation_id uuid); Type: ACL; Schema: private; Owner: -
---
-
-REVOKE ALL ON FUNCTION private.conversation_is_held(p_company_id uuid, p_conversation_id uuid) FROM PUBLIC;
-GRANT ALL ON FUNCTION private.conversation_is_held(p_company_id uuid, p_conversation_id uuid) TO service_role;
 
 
 --
@@ -15291,11 +15354,11 @@ GRANT ALL ON FUNCTION private.lifecycle_require_privileges() TO service_role;
 
 
 --
--- Name: FUNCTION lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]); Type: ACL; Schema: private; Owner: -
+-- Name: FUNCTION lock_conversation_rows(p_company_id uuid, p_ids uuid[]); Type: ACL; Schema: private; Owner: -
 --
 
-REVOKE ALL ON FUNCTION private.lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]) FROM PUBLIC;
-GRANT ALL ON FUNCTION private.lock_conversation_rows(p_companies uuid[], p_ids uuid[], OUT o_companies uuid[], OUT o_ids uuid[]) TO service_role;
+REVOKE ALL ON FUNCTION private.lock_conversation_rows(p_company_id uuid, p_ids uuid[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.lock_conversation_rows(p_company_id uuid, p_ids uuid[]) TO service_role;
 
 
 --

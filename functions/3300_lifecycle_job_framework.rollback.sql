@@ -7,7 +7,6 @@ drop function private.job_session_alive(integer, timestamptz);
 drop index private.job_runs_one_running_per_lock_key;
 drop function private.job_lock_key(text);
 drop function private.jsonb_add_counts(jsonb, jsonb);
-drop function private.conversation_is_held(uuid, uuid);
 drop function private.lifecycle_cutoffs(timestamptz);
 drop function private.lifecycle_clock(timestamptz);
 drop function private.lifecycle_require_privileges();

@@ -74,33 +74,29 @@ grant execute on function private.lifecycle_clock(timestamptz) to service_role;
 create function private.lifecycle_cutoffs(p_as_of timestamptz)
 returns table (company_id uuid, archive_before timestamptz, cold_before timestamptz,
                delete_before timestamptz, company_held boolean)
-  language sql
+  language plpgsql
   stable
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_sequential() }}
 as $$
+declare
+  -- PL/pgSQL, not SQL: Citus cannot plan a SQL function with parameters over a distributed
+  -- table (companies), and the clock is read once, not three times per company.
+  v_clock timestamptz := private.lifecycle_clock(p_as_of);
+begin
+  return query
   select co.id,
-         private.lifecycle_clock(p_as_of) - pg_catalog.make_interval(days => p.archive_after_days),
-         private.lifecycle_clock(p_as_of) - pg_catalog.make_interval(days => p.cold_after_days),
-         private.lifecycle_clock(p_as_of) - pg_catalog.make_interval(days => p.delete_after_days),
+         v_clock - pg_catalog.make_interval(days => p.archive_after_days),
+         v_clock - pg_catalog.make_interval(days => p.cold_after_days),
+         v_clock - pg_catalog.make_interval(days => p.delete_after_days),
          exists (select 1 from public.legal_holds h
                   where h.company_id = co.id and h.released_at is null and h.conversation_id is null)
     from public.companies co
     join public.subscription_plans p on p.code = co.subscription_plan
+   order by co.id;
+end;
 $$;
 comment on function private.lifecycle_cutoffs(timestamptz) is
   'Per company, as of private.lifecycle_clock(p_as_of): the times before which data is archived, exported to cold storage and deleted (from its plan''s retention days), and whether a company-wide legal hold is active.';
-
-create function private.conversation_is_held(p_company_id uuid, p_conversation_id uuid) returns boolean
-  language sql
-  stable
-  set search_path = pg_catalog, pg_temp
-as $$
-  select exists (select 1 from public.legal_holds h
-                  where h.company_id = p_company_id and h.released_at is null
-                    and (h.conversation_id is null or h.conversation_id = p_conversation_id))
-$$;
-comment on function private.conversation_is_held(uuid, uuid) is
-  'True when an active legal hold covers the conversation (a hold on it or on its whole company).';
 
 create function private.jsonb_add_counts(p_a jsonb, p_b jsonb) returns jsonb
   language sql
@@ -262,7 +258,6 @@ comment on function private.batch_rows(jsonb) is 'Total rows of a {"table": coun
 revoke execute on function private.lifecycle_require_privileges(),
   private.job_require_trusted_path(name[]),
   private.lifecycle_cutoffs(timestamptz),
-  private.conversation_is_held(uuid, uuid),
   private.jsonb_add_counts(jsonb, jsonb),
   private.job_lock_key(text),
   private.job_session_alive(integer, timestamptz),
@@ -274,7 +269,6 @@ revoke execute on function private.lifecycle_require_privileges(),
 grant execute on function private.lifecycle_require_privileges(),
   private.job_require_trusted_path(name[]),
   private.lifecycle_cutoffs(timestamptz),
-  private.conversation_is_held(uuid, uuid),
   private.jsonb_add_counts(jsonb, jsonb),
   private.job_lock_key(text),
   private.job_session_alive(integer, timestamptz),

@@ -3,106 +3,62 @@
 -- the archive and the delete from the live table commit together, so a row is in exactly
 -- one place at every instant. public.job_archive commits after every batch (a procedure
 -- carries no SET clause, which would forbid COMMIT: every name is schema-qualified
--- instead). The eligibility functions are shared with the cold export of the CLI.
-
--- ---------------------------------------------------------------------------
--- Eligibility (inlined SQL functions: the jobs, their previews and the cold export share them)
--- ---------------------------------------------------------------------------
-
-create function private.archivable_conversations(p_as_of timestamptz)
-returns table (company_id uuid, id uuid)
-  language sql
-  stable
-as $$
-  select c.company_id, c.id
-    from private.lifecycle_cutoffs(p_as_of) k
-    join public.conversations c
-      on c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.archive_before
-   where not k.company_held
-     and not exists (select 1 from public.legal_holds h
-                      where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
-$$;
-comment on function private.archivable_conversations(timestamptz) is
-  'Closed live conversations whose closed_at is older than their plan''s archive_after_days and that no active legal hold covers. doctor: allow function.search_path inlined into the job batches (a SET clause would stop the inlining and make every batch compute all candidates); every name in it is qualified and its callers fix the path.';
-
-create function private.cold_conversations(p_as_of timestamptz)
-returns table (company_id uuid, id uuid)
-  language sql
-  stable
-as $$
-  select c.company_id, c.id
-    from private.lifecycle_cutoffs(p_as_of) k
-    join archive.conversations_archived c on c.company_id = k.company_id and c.closed_at < k.cold_before
-   where not k.company_held
-     and not exists (select 1 from public.legal_holds h
-                      where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
-$$;
-comment on function private.cold_conversations(timestamptz) is
-  'Archived conversations older than their plan''s cold_after_days (by closed_at) that no active legal hold covers: what the cold export takes. doctor: allow function.search_path inlined into the job batches (a SET clause would stop the inlining and make every batch compute all candidates); every name in it is qualified and its callers fix the path.';
+-- instead). A batch goes company by company (private.lifecycle_cutoffs) and every statement
+-- in it names its company: one shard on Citus (docs/scale-out.md), one index range here.
+{% from 'functions/_lifecycle.sql' import not_held, conversation_tables -%}
+{% set children = conversation_tables('public').split(' ') -%}
+{#- The eligibility rules, once: the batches and the previews render them. -#}
+{% macro archivable(c) -%}
+{{ c }}.company_id = k.company_id and {{ c }}.status = 'closed' and {{ c }}.closed_at < k.archive_before and {{ not_held('k.company_id', c ~ '.id') }}
+{%- endmacro -%}
+{% macro old_logs(l, before) -%}
+{{ l }}.company_id = k.company_id and {{ l }}.created_at < k.{{ before }}
+{%- endmacro -%}
+{% macro old_days(a, before) -%}
+{{ a }}.company_id = k.company_id and {{ a }}.day < (k.{{ before }} at time zone 'UTC')::pg_catalog.date
+{%- endmacro %}
 
 -- ---------------------------------------------------------------------------
 -- Jobs never wait on a member (issue 20, item 3)
 -- ---------------------------------------------------------------------------
 
-create function private.lock_conversation_rows(p_companies uuid[], p_ids uuid[],
-                                               out o_companies uuid[], out o_ids uuid[])
+create function private.lock_conversation_rows(p_company_id uuid, p_ids uuid[]) returns uuid[]
   language plpgsql
   volatile
   set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_companies uuid[];
-  v_ids uuid[];
+  v_locked uuid[];
+  v_all uuid[];
 begin
-  -- Lock every live child row of the claimed conversations, skipping what another transaction
-  -- holds (a member's uncommitted reaction holds its message, an uncommitted delete the row).
-  select coalesce(pg_catalog.array_agg(t.company_id), '{}'), coalesce(pg_catalog.array_agg(t.conversation_id), '{}')
-    into v_companies, v_ids
-    from (select x.company_id, x.conversation_id
-            from (select m.company_id, m.conversation_id
-                    from public.messages m
-                    join unnest(p_companies, p_ids) b(company_id, id)
-                      on m.company_id = b.company_id and m.conversation_id = b.id
-                     for update of m skip locked) x
-          union all
-          select x.company_id, x.conversation_id
-            from (select r.company_id, r.conversation_id
-                    from public.message_reactions r
-                    join unnest(p_companies, p_ids) b(company_id, id)
-                      on r.company_id = b.company_id and r.conversation_id = b.id
-                     for update of r skip locked) x
-          union all
-          select x.company_id, x.conversation_id
-            from (select q.company_id, q.conversation_id
-                    from public.knowledge_queries q
-                    join unnest(p_companies, p_ids) b(company_id, id)
-                      on q.company_id = b.company_id and q.conversation_id = b.id
-                     for update of q skip locked) x
-          union all
-          select x.company_id, x.conversation_id
-            from (select e.company_id, e.conversation_id
-                    from public.hitl_escalations e
-                    join unnest(p_companies, p_ids) b(company_id, id)
-                      on e.company_id = b.company_id and e.conversation_id = b.id
-                     for update of e skip locked) x) t;
+  -- Lock every live row hanging off the claimed conversations, in
+  -- {{ children | join(', ') }},
+  -- skipping what another transaction holds (a member's uncommitted reaction holds its
+  -- message, an uncommitted delete the row); then read them all.
+{%- for pass in ['locked', 'all'] %}
+  select coalesce(pg_catalog.array_agg(t.conversation_id), '{}') into v_{{ pass }}
+    from (
+{%- for table in children %}
+          select x.conversation_id
+            from (select r.conversation_id from {{ table }} r
+                   where r.company_id = p_company_id and r.conversation_id = any (p_ids)
+{%- if pass == 'locked' %}
+                     for update of r skip locked
+{%- endif %}) x{{ '\n          union all' if not loop.last }}
+{%- endfor %}) t;
+{%- endfor %}
   -- Keep the conversations whose every row is now locked by this transaction; the others stay
   -- live, untouched, for the next batch or run.
-  select coalesce(pg_catalog.array_agg(b.company_id), '{}'), coalesce(pg_catalog.array_agg(b.id), '{}')
-    into o_companies, o_ids
-    from unnest(p_companies, p_ids) b(company_id, id)
-    left join (select l.company_id, l.id, pg_catalog.count(*) as n
-                 from unnest(v_companies, v_ids) l(company_id, id)
-                group by l.company_id, l.id) l
-      on l.company_id = b.company_id and l.id = b.id
-   where coalesce(l.n, 0)
-         = (select pg_catalog.count(*) from public.messages m where m.company_id = b.company_id and m.conversation_id = b.id)
-         + (select pg_catalog.count(*) from public.message_reactions r where r.company_id = b.company_id and r.conversation_id = b.id)
-         + (select pg_catalog.count(*) from public.knowledge_queries q where q.company_id = b.company_id and q.conversation_id = b.id)
-         + (select pg_catalog.count(*) from public.hitl_escalations e where e.company_id = b.company_id and e.conversation_id = b.id);
+  return (select coalesce(pg_catalog.array_agg(b.id), '{}')
+            from unnest(p_ids) b(id)
+           where (select pg_catalog.count(*) from unnest(v_locked) l(id) where l.id = b.id)
+               = (select pg_catalog.count(*) from unnest(v_all) a(id) where a.id = b.id));
 end;
 $$;
-comment on function private.lock_conversation_rows(uuid[], uuid[]) is
-  'Locks, without waiting, every message, reaction, knowledge query and HITL escalation of the given (already locked) live conversations, and returns the conversations whose rows are all locked now: one with a row another transaction holds (a member''s open transaction) is left for a later batch or run, so a job never waits on a member.';
+comment on function private.lock_conversation_rows(uuid, uuid[]) is
+  'Locks, without waiting, every {{ children | map("replace", "public.", "") | join(", ") }} row of the given (already locked) live conversations of company p_company_id '
+  '(the tables schema/_tables.toml maps to a conversation), and returns the conversations whose rows are all locked now: one with a row another transaction holds '
+  '(a member''s open transaction) is left for a later batch or run, so a job never waits on a member.';
 
 -- ---------------------------------------------------------------------------
 -- One batch of each move (callable in a transaction: the pgTAP suites use them)
@@ -114,88 +70,86 @@ create function private.archive_conversations_batch(p_as_of timestamptz, p_limit
   set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_companies uuid[];
+  k record;
   v_ids uuid[];
+  v_left integer := p_limit;
   v_now timestamptz := pg_catalog.clock_timestamp();
   v_out jsonb := '{}'::jsonb;
   n bigint;
 begin
   perform private.lifecycle_require_privileges();
-  -- 1. claim a batch of conversations; rows another transaction holds are skipped (next batch/run)
-  select coalesce(array_agg(c.company_id), '{}'), coalesce(array_agg(c.id), '{}') into v_companies, v_ids
-    from (select c.company_id, c.id
-            from public.conversations c
-            join (select e.company_id, e.id from private.archivable_conversations(p_as_of) e limit p_limit) e
-              on e.company_id = c.company_id and e.id = c.id
-             for update of c skip locked) c;
-  if pg_catalog.cardinality(v_ids) = 0 then
-    return v_out;
-  end if;
-  -- 2. lock their messages and child rows without waiting (a conversation with a row another
-  --    transaction holds waits for a later batch or run); a concurrent reaction / knowledge
-  --    query on a locked message now waits for this batch and then fails its foreign key
-  --    check, instead of being lost by a cascade
-  select l.o_companies, l.o_ids into v_companies, v_ids
-    from private.lock_conversation_rows(v_companies, v_ids) l;
-  -- 3. move children first (archive FKs are deferred to commit); every delete returns
-  --    exactly the rows inserted, in the same statement
-  with moved as (
-    delete from public.message_reactions r using public.messages m, unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id and r.company_id = m.company_id and r.message_id = m.id
-    returning r.*)
-  insert into archive.message_reactions_archived
-    (company_id, id, message_id, conversation_id, chatbot_id, reaction, rating, comment, created_by, created_at, archived_at)
-  select company_id, id, message_id, conversation_id, chatbot_id, reaction, rating, comment, created_by, created_at, v_now from moved;
-  get diagnostics n = row_count;
-  v_out := v_out || pg_catalog.jsonb_build_object('message_reactions', n);
+  for k in select c.company_id, c.archive_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
+    exit when v_left < 1;
+    -- 1. claim up to the rest of the batch of the company's conversations; rows another
+    --    transaction holds are skipped (next batch/run)
+    select coalesce(pg_catalog.array_agg(c.id), '{}') into v_ids
+      from (select c.id from public.conversations c
+             where {{ archivable('c') }}
+             limit v_left
+               for update of c skip locked) c;
+    continue when pg_catalog.cardinality(v_ids) = 0;
+    -- 2. lock their messages and child rows without waiting (a conversation with a row another
+    --    transaction holds waits for a later batch or run); a concurrent reaction / knowledge
+    --    query on a locked message now waits for this batch and then fails its foreign key
+    --    check, instead of being lost by a cascade
+    v_ids := private.lock_conversation_rows(k.company_id, v_ids);
+    continue when pg_catalog.cardinality(v_ids) = 0;
+    v_left := v_left - pg_catalog.cardinality(v_ids);
+    -- 3. move children first (archive FKs are deferred to commit); every delete returns
+    --    exactly the rows inserted, in the same statement
+    with moved as (
+      delete from public.message_reactions r where r.company_id = k.company_id and r.conversation_id = any (v_ids)
+      returning r.*)
+    insert into archive.message_reactions_archived
+      (company_id, id, message_id, conversation_id, chatbot_id, reaction, rating, comment, created_by, created_at, archived_at)
+    select company_id, id, message_id, conversation_id, chatbot_id, reaction, rating, comment, created_by, created_at, v_now from moved;
+    get diagnostics n = row_count;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('message_reactions', n));
 
-  with moved as (
-    delete from public.knowledge_queries q using public.messages m, unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id and q.company_id = m.company_id and q.message_id = m.id
-    returning q.*)
-  insert into archive.knowledge_queries_archived
-    (company_id, id, conversation_id, message_id, chatbot_id, chunk_id, document_id, similarity, rank, created_at, archived_at)
-  select company_id, id, conversation_id, message_id, chatbot_id, chunk_id, document_id, similarity, rank, created_at, v_now from moved;
-  get diagnostics n = row_count;
-  v_out := v_out || pg_catalog.jsonb_build_object('knowledge_queries', n);
+    with moved as (
+      delete from public.knowledge_queries q where q.company_id = k.company_id and q.conversation_id = any (v_ids)
+      returning q.*)
+    insert into archive.knowledge_queries_archived
+      (company_id, id, conversation_id, message_id, chatbot_id, chunk_id, document_id, similarity, rank, created_at, archived_at)
+    select company_id, id, conversation_id, message_id, chatbot_id, chunk_id, document_id, similarity, rank, created_at, v_now from moved;
+    get diagnostics n = row_count;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('knowledge_queries', n));
 
-  with moved as (
-    delete from public.hitl_escalations e using unnest(v_companies, v_ids) b(company_id, id)
-     where e.company_id = b.company_id and e.conversation_id = b.id
-    returning e.*)
-  insert into archive.hitl_escalations_archived
-    (company_id, id, conversation_id, chatbot_id, reason, detail, escalated_by, created_at, archived_at)
-  select company_id, id, conversation_id, chatbot_id, reason, detail, escalated_by, created_at, v_now from moved;
-  get diagnostics n = row_count;
-  v_out := v_out || pg_catalog.jsonb_build_object('hitl_escalations', n);
+    with moved as (
+      delete from public.hitl_escalations e where e.company_id = k.company_id and e.conversation_id = any (v_ids)
+      returning e.*)
+    insert into archive.hitl_escalations_archived
+      (company_id, id, conversation_id, chatbot_id, reason, detail, escalated_by, created_at, archived_at)
+    select company_id, id, conversation_id, chatbot_id, reason, detail, escalated_by, created_at, v_now from moved;
+    get diagnostics n = row_count;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('hitl_escalations', n));
 
-  with moved as (
-    delete from public.messages m using unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id
-    returning m.*)
-  insert into archive.messages_archived
-    (company_id, id, conversation_id, chatbot_id, sender_type, sender_id, content, processing_time_ms, token_count, created_at, archived_at)
-  select company_id, id, conversation_id, chatbot_id, sender_type, sender_id, content, processing_time_ms, token_count, created_at, v_now from moved;
-  get diagnostics n = row_count;
-  v_out := v_out || pg_catalog.jsonb_build_object('messages', n);
+    with moved as (
+      delete from public.messages m where m.company_id = k.company_id and m.conversation_id = any (v_ids)
+      returning m.*)
+    insert into archive.messages_archived
+      (company_id, id, conversation_id, chatbot_id, sender_type, sender_id, content, processing_time_ms, token_count, created_at, archived_at)
+    select company_id, id, conversation_id, chatbot_id, sender_type, sender_id, content, processing_time_ms, token_count, created_at, v_now from moved;
+    get diagnostics n = row_count;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('messages', n));
 
-  with moved as (
-    delete from public.conversations c using unnest(v_companies, v_ids) b(company_id, id)
-     where c.company_id = b.company_id and c.id = b.id
-    returning c.*)
-  insert into archive.conversations_archived
-    (company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, hitl_escalated_at,
-     bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at, archived_at)
-  select company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, hitl_escalated_at,
-         bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at, v_now from moved;
-  get diagnostics n = row_count;
-  v_out := v_out || pg_catalog.jsonb_build_object('conversations', n);
+    with moved as (
+      delete from public.conversations c where c.company_id = k.company_id and c.id = any (v_ids)
+      returning c.*)
+    insert into archive.conversations_archived
+      (company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, hitl_escalated_at,
+       bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at, archived_at)
+    select company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, hitl_escalated_at,
+           bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at, v_now from moved;
+    get diagnostics n = row_count;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('conversations', n));
+  end loop;
   return v_out;
 end;
 $$;
 comment on function private.archive_conversations_batch(timestamptz, integer) is
-  'One archival batch: moves up to p_limit archivable closed conversations (private.archivable_conversations) with their messages, reactions, '
-  'knowledge queries and HITL escalations from the live tables to archive.*_archived, in the caller''s transaction; returns rows moved per table.';
+  'One archival batch: moves up to p_limit closed conversations older than their plan''s archive_after_days that no active legal hold covers, with their messages, reactions, '
+  'knowledge queries and HITL escalations, from the live tables to archive.*_archived, company by company, in the caller''s transaction; returns rows moved per table.';
 
 create function private.archive_integration_logs_batch(p_as_of timestamptz, p_limit integer) returns jsonb
   language plpgsql
@@ -203,31 +157,36 @@ create function private.archive_integration_logs_batch(p_as_of timestamptz, p_li
   set search_path = pg_catalog, pg_temp
 as $$
 declare
+  k record;
+  v_ids uuid[];
+  v_left integer := p_limit;
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_moved bigint := 0;
   n bigint;
 begin
   perform private.lifecycle_require_privileges();
-  with batch as (
-    select l.company_id, l.id
-      from private.lifecycle_cutoffs(p_as_of) k
-      join public.integration_logs l on l.company_id = k.company_id and l.created_at < k.archive_before
-     where not k.company_held
-     limit p_limit
-       for update of l skip locked
-  ), moved as (
-    delete from public.integration_logs l using batch b
-     where l.company_id = b.company_id and l.id = b.id
-    returning l.*)
-  insert into archive.integration_logs_archived
-    (company_id, id, integration_id, direction, operation, status, http_status, latency_ms, error_message, request_id, created_at, archived_at)
-  select company_id, id, integration_id, direction, operation, status, http_status, latency_ms, error_message, request_id, created_at,
-         pg_catalog.clock_timestamp()
-    from moved;
-  get diagnostics n = row_count;
-  return case when n = 0 then '{}'::jsonb else pg_catalog.jsonb_build_object('integration_logs', n) end;
+  for k in select c.company_id, c.archive_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
+    exit when v_left < 1;
+    select coalesce(pg_catalog.array_agg(x.id), '{}') into v_ids
+      from (select l.id from public.integration_logs l where {{ old_logs('l', 'archive_before') }}
+             limit v_left for update of l skip locked) x;
+    continue when pg_catalog.cardinality(v_ids) = 0;
+    with moved as (
+      delete from public.integration_logs l where l.company_id = k.company_id and l.id = any (v_ids)
+      returning l.*)
+    insert into archive.integration_logs_archived
+      (company_id, id, integration_id, direction, operation, status, http_status, latency_ms, error_message, request_id, created_at, archived_at)
+    select company_id, id, integration_id, direction, operation, status, http_status, latency_ms, error_message, request_id, created_at, v_now
+      from moved;
+    get diagnostics n = row_count;
+    v_moved := v_moved + n;
+    v_left := v_left - n::integer;
+  end loop;
+  return case when v_moved = 0 then '{}'::jsonb else pg_catalog.jsonb_build_object('integration_logs', v_moved) end;
 end;
 $$;
 comment on function private.archive_integration_logs_batch(timestamptz, integer) is
-  'One archival batch: moves up to p_limit integration logs older than their plan''s archive_after_days (no company-wide hold) to archive.integration_logs_archived.';
+  'One archival batch: moves up to p_limit integration logs older than their plan''s archive_after_days (no company-wide hold) to archive.integration_logs_archived, company by company.';
 
 create function private.archive_analytics_batch(p_as_of timestamptz, p_limit integer) returns jsonb
   language plpgsql
@@ -235,59 +194,134 @@ create function private.archive_analytics_batch(p_as_of timestamptz, p_limit int
   set search_path = pg_catalog, pg_temp
 as $$
 declare
+  k record;
+  v_bots uuid[];
+  v_days date[];
+  v_left integer := p_limit;
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_moved bigint := 0;
   n bigint;
 begin
   perform private.lifecycle_require_privileges();
-  with batch as (
-    select a.company_id, a.chatbot_id, a.day
-      from private.lifecycle_cutoffs(p_as_of) k
-      join public.analytics_daily a
-        on a.company_id = k.company_id and a.day < (k.archive_before at time zone 'UTC')::date
-     where not k.company_held
-     limit p_limit
-       for update of a skip locked
-  ), moved as (
-    delete from public.analytics_daily a using batch b
-     where a.company_id = b.company_id and a.chatbot_id = b.chatbot_id and a.day = b.day
-    returning a.*)
-  insert into archive.analytics_archived
-    (company_id, chatbot_id, day, conversations_count, new_conversations_count, messages_count, end_user_messages_count,
-     bot_messages_count, operator_messages_count, hitl_escalations, avg_processing_time_ms, positive_reactions,
-     negative_reactions, knowledge_queries_count, refreshed_at, archived_at)
-  select company_id, chatbot_id, day, conversations_count, new_conversations_count, messages_count, end_user_messages_count,
-         bot_messages_count, operator_messages_count, hitl_escalations, avg_processing_time_ms, positive_reactions,
-         negative_reactions, knowledge_queries_count, refreshed_at, pg_catalog.clock_timestamp()
-    from moved;
-  get diagnostics n = row_count;
-  return case when n = 0 then '{}'::jsonb else pg_catalog.jsonb_build_object('analytics_daily', n) end;
+  for k in select c.company_id, c.archive_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
+    exit when v_left < 1;
+    select coalesce(pg_catalog.array_agg(x.chatbot_id), '{}'), coalesce(pg_catalog.array_agg(x.day), '{}') into v_bots, v_days
+      from (select a.chatbot_id, a.day from public.analytics_daily a where {{ old_days('a', 'archive_before') }}
+             limit v_left for update of a skip locked) x;
+    continue when pg_catalog.cardinality(v_days) = 0;
+    with moved as (
+      delete from public.analytics_daily a using unnest(v_bots, v_days) b(chatbot_id, day)
+       where a.company_id = k.company_id and a.chatbot_id = b.chatbot_id and a.day = b.day
+      returning a.*)
+    insert into archive.analytics_archived
+      (company_id, chatbot_id, day, conversations_count, new_conversations_count, messages_count, end_user_messages_count,
+       bot_messages_count, operator_messages_count, hitl_escalations, avg_processing_time_ms, positive_reactions,
+       negative_reactions, knowledge_queries_count, refreshed_at, archived_at)
+    select company_id, chatbot_id, day, conversations_count, new_conversations_count, messages_count, end_user_messages_count,
+           bot_messages_count, operator_messages_count, hitl_escalations, avg_processing_time_ms, positive_reactions,
+           negative_reactions, knowledge_queries_count, refreshed_at, v_now
+      from moved;
+    get diagnostics n = row_count;
+    v_moved := v_moved + n;
+    v_left := v_left - n::integer;
+  end loop;
+  return case when v_moved = 0 then '{}'::jsonb else pg_catalog.jsonb_build_object('analytics_daily', v_moved) end;
 end;
 $$;
 comment on function private.archive_analytics_batch(timestamptz, integer) is
-  'One archival batch: moves up to p_limit analytics_daily rows whose UTC day is older than their plan''s archive_after_days (no company-wide hold) to archive.analytics_archived.';
+  'One archival batch: moves up to p_limit analytics_daily rows whose UTC day is older than their plan''s archive_after_days (no company-wide hold) to archive.analytics_archived, company by company.';
 
 create function private.archive_preview(p_as_of timestamptz) returns jsonb
-  language sql
+  language plpgsql
   stable
   set search_path = pg_catalog, pg_temp
 as $$
-  with c as (select * from private.archivable_conversations(p_as_of))
-  select pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-    'message_reactions', (select pg_catalog.count(*) from public.message_reactions r join public.messages m on m.company_id = r.company_id and m.id = r.message_id
-                            join c on c.company_id = m.company_id and c.id = m.conversation_id),
-    'knowledge_queries', (select pg_catalog.count(*) from public.knowledge_queries q join public.messages m on m.company_id = q.company_id and m.id = q.message_id
-                            join c on c.company_id = m.company_id and c.id = m.conversation_id),
-    'hitl_escalations', (select pg_catalog.count(*) from public.hitl_escalations e join c on c.company_id = e.company_id and c.id = e.conversation_id),
-    'messages', (select pg_catalog.count(*) from public.messages m join c on c.company_id = m.company_id and c.id = m.conversation_id),
-    'conversations', (select pg_catalog.count(*) from c),
-    'integration_logs', (select pg_catalog.count(*) from private.lifecycle_cutoffs(p_as_of) k
-                           join public.integration_logs l on l.company_id = k.company_id and l.created_at < k.archive_before
-                          where not k.company_held),
-    'analytics_daily', (select pg_catalog.count(*) from private.lifecycle_cutoffs(p_as_of) k
-                          join public.analytics_daily a on a.company_id = k.company_id and a.day < (k.archive_before at time zone 'UTC')::pg_catalog.date
-                         where not k.company_held)))
+declare
+  k record;
+  v_out jsonb := '{}'::jsonb;
+begin
+  -- PL/pgSQL, company by company: the same rules as the batches (Citus plans no SQL
+  -- function with parameters over a distributed table)
+  for k in select c.company_id, c.archive_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object(
+{%- for table in children | reverse %}
+      '{{ table | replace("public.", "") }}', (select pg_catalog.count(*) from {{ table }} r
+                              where r.company_id = k.company_id
+                                and r.conversation_id in (select c.id from public.conversations c where {{ archivable('c') }})),
+{%- endfor %}
+      'conversations', (select pg_catalog.count(*) from public.conversations c where {{ archivable('c') }}),
+      'integration_logs', (select pg_catalog.count(*) from public.integration_logs l where {{ old_logs('l', 'archive_before') }}),
+      'analytics_daily', (select pg_catalog.count(*) from public.analytics_daily a where {{ old_days('a', 'archive_before') }})));
+  end loop;
+  return v_out;
+end;
 $$;
 comment on function private.archive_preview(timestamptz) is
   'What public.job_archive() would move as of p_as_of, per live table (its dry run and its progress total).';
+
+-- ---------------------------------------------------------------------------
+-- Cold export (the CLI's `jobs run cold-export`, runner/neurant_db/cold_storage.py)
+-- ---------------------------------------------------------------------------
+
+create function private.cold_export_keys(p_company_id uuid, p_as_of timestamptz, p_limit integer,
+                                         out o_conversations uuid[], out o_logs uuid[],
+                                         out o_bots uuid[], out o_days date[])
+  language plpgsql
+  volatile
+  set search_path = pg_catalog, pg_temp
+as $$
+declare
+  k record;
+begin
+  perform private.lifecycle_require_privileges();
+  o_conversations := '{}'; o_logs := '{}'; o_bots := '{}'; o_days := '{}';
+  select c.company_id, c.cold_before into k
+    from private.lifecycle_cutoffs(p_as_of) c where c.company_id = p_company_id and not c.company_held;
+  if not found then
+    return;
+  end if;
+  -- Locked until the export commits (archive rows: nobody but the jobs writes them).
+  select coalesce(pg_catalog.array_agg(x.id), '{}') into o_conversations
+    from (select c.id from archive.conversations_archived c
+           where c.company_id = k.company_id and c.closed_at < k.cold_before
+             and {{ not_held('k.company_id', 'c.id') }}
+           limit p_limit for update of c) x;
+  select coalesce(pg_catalog.array_agg(x.id), '{}') into o_logs
+    from (select l.id from archive.integration_logs_archived l where {{ old_logs('l', 'cold_before') }}
+           limit p_limit for update of l) x;
+  select coalesce(pg_catalog.array_agg(x.chatbot_id), '{}'), coalesce(pg_catalog.array_agg(x.day), '{}') into o_bots, o_days
+    from (select a.chatbot_id, a.day from archive.analytics_archived a where {{ old_days('a', 'cold_before') }}
+           limit p_limit for update of a) x;
+end;
+$$;
+comment on function private.cold_export_keys(uuid, timestamptz, integer) is
+  'The keys of one cold export of company p_company_id, locked until its transaction ends: up to p_limit archived conversations older than the plan''s cold_after_days '
+  'that no active legal hold covers, and up to p_limit archived integration logs and analytics days as old (no company-wide hold).';
+
+create function private.cold_export_preview(p_as_of timestamptz) returns jsonb
+  language plpgsql
+  stable
+  set search_path = pg_catalog, pg_temp
+as $$
+declare
+  k record;
+  v_out jsonb := '{}'::jsonb;
+begin
+  for k in select c.company_id, c.cold_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object(
+      'archive.conversations_archived', (select pg_catalog.count(*) from archive.conversations_archived c
+                                          where c.company_id = k.company_id and c.closed_at < k.cold_before
+                                            and {{ not_held('k.company_id', 'c.id') }}),
+      'archive.integration_logs_archived', (select pg_catalog.count(*) from archive.integration_logs_archived l
+                                             where {{ old_logs('l', 'cold_before') }}),
+      'archive.analytics_archived', (select pg_catalog.count(*) from archive.analytics_archived a where {{ old_days('a', 'cold_before') }})));
+  end loop;
+  return coalesce((select pg_catalog.jsonb_object_agg(e.key, e.value) from pg_catalog.jsonb_each(v_out) e where e.value::text <> '0'),
+                  '{}'::jsonb);
+end;
+$$;
+comment on function private.cold_export_preview(timestamptz) is
+  'What `neurant-db jobs run cold-export` would take as of p_as_of: archived conversations, integration logs and analytics days past their plan''s cold_after_days that no active legal hold covers.';
 
 -- ---------------------------------------------------------------------------
 -- The job (CALL outside a transaction block: it commits per batch)
@@ -357,17 +391,17 @@ comment on procedure public.job_archive(bigint, integer, integer, boolean, times
   'where the last committed batch ended). p_as_of (default now()) fixes the clock; p_dry_run counts only. Progress in private.job_runs (id returned in p_run_id). doctor: allow function.search_path a procedure that commits cannot carry a SET clause: every name in it is qualified and it first calls private.job_require_trusted_path.';
 
 -- Privileges: the jobs are for service_role (and the owner / pg_cron).
-revoke execute on function private.archivable_conversations(timestamptz),
-  private.cold_conversations(timestamptz),
-  private.lock_conversation_rows(uuid[], uuid[]),
+revoke execute on function private.lock_conversation_rows(uuid, uuid[]),
+  private.cold_export_keys(uuid, timestamptz, integer),
+  private.cold_export_preview(timestamptz),
   private.archive_conversations_batch(timestamptz, integer),
   private.archive_integration_logs_batch(timestamptz, integer),
   private.archive_analytics_batch(timestamptz, integer),
   private.archive_preview(timestamptz)
   from public, anon, authenticated;
-grant execute on function private.archivable_conversations(timestamptz),
-  private.cold_conversations(timestamptz),
-  private.lock_conversation_rows(uuid[], uuid[]),
+grant execute on function private.lock_conversation_rows(uuid, uuid[]),
+  private.cold_export_keys(uuid, timestamptz, integer),
+  private.cold_export_preview(timestamptz),
   private.archive_conversations_batch(timestamptz, integer),
   private.archive_integration_logs_batch(timestamptz, integer),
   private.archive_analytics_batch(timestamptz, integer),

@@ -1,6 +1,13 @@
 -- Why: compliance retention (docs/design.md: delete after the plan's delete_after_days, 7 years
 -- by default, unless a legal hold applies), live or archived, in batches of one
 -- transaction each; audit logs are never purged before 7 years whatever the plan says.
+{% from 'functions/_lifecycle.sql' import not_held, conversation_tables -%}
+{% set live = conversation_tables('public').split(' ') -%}
+{% set archived = conversation_tables('archive').split(' ') -%}
+{#- A conversation (live or archived) past retention that no active legal hold covers. -#}
+{% macro expired_conversation(c) -%}
+{{ c }}.company_id = k.company_id and {{ c }}.closed_at < k.delete_before and {{ not_held('k.company_id', c ~ '.id') }}
+{%- endmacro %}
 
 -- ---------------------------------------------------------------------------
 -- Compliance retention: delete what is older than delete_after_days, wherever it is
@@ -10,16 +17,31 @@ create function private.purge_audit_logs(p_as_of timestamptz, p_limit integer) r
   language plpgsql
   volatile
   security definer
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_sequential() }}
 as $$
 declare
-  n bigint;
+  n bigint;{% if profile == 'citus' %}
+  v_token text;{% endif %}
 begin
   -- The purge hook of 0050_audit_trail: only the table owner (this function's owner) may
   -- delete, in the transaction whose id neurant.audit_purge holds. Ages are measured from lifecycle_clock():
   -- only a superuser session may move the clock forward. Never younger than 7 years (2555 days),
   -- whatever a plan says; a company-wide legal hold keeps the company's trail.
-  perform pg_catalog.set_config('neurant.audit_purge', pg_catalog.pg_current_xact_id()::text, true);
+{%- if profile == 'citus' %}
+  -- Citus: the hook fires on the workers. The token is the distributed transaction's id
+  -- (none before the transaction's first distributed statement), sent to them with SET
+  -- LOCAL (a set_config is not propagated).
+  v_token := {{ transaction_token() }};
+  if v_token is null then
+    raise exception using errcode = '55000',
+      message = 'the audit purge needs a distributed transaction',
+      hint = 'Run it from the retention job, or in a transaction block after a statement on a distributed table.';
+  end if;
+  execute 'set local citus.propagate_set_commands = ''local''';
+  execute pg_catalog.format('set local neurant.audit_purge = %L', v_token);
+{%- else %}
+  perform pg_catalog.set_config('neurant.audit_purge', {{ transaction_token() }}, true);
+{%- endif %}
   delete from public.audit_logs a
    where (a.company_id, a.id) in (
      select l.company_id, l.id
@@ -31,7 +53,11 @@ begin
                          where h.company_id = l.company_id and h.released_at is null and h.conversation_id is null)
       limit p_limit);
   get diagnostics n = row_count;
+{%- if profile == 'citus' %}
+  execute 'set local neurant.audit_purge = ''''';
+{%- else %}
   perform pg_catalog.set_config('neurant.audit_purge', '', true);
+{%- endif %}
   return n;
 end;
 $$;
@@ -42,114 +68,79 @@ revoke execute on function private.purge_audit_logs(timestamptz, integer) from p
 create function private.retention_batch(p_as_of timestamptz, p_limit integer) returns jsonb
   language plpgsql
   volatile
-  set search_path = pg_catalog, pg_temp
+  set search_path = pg_catalog, pg_temp{{ citus_sequential() }}
 as $$
 declare
-  v_companies uuid[];
+  k record;
   v_ids uuid[];
+  v_bots uuid[];
+  v_days date[];
+  -- what is left of p_limit, per kind: live and archived conversations, live and archived
+  -- integration logs, live and archived analytics days
+  v_left integer[] := pg_catalog.array_fill(p_limit, array[6]);
   v_out jsonb := '{}'::jsonb;
   n bigint;
 begin
   perform private.lifecycle_require_privileges();
+  for k in select c.company_id, c.delete_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
+    -- live closed conversations past retention (the archive job never took them), and their
+    -- rows, without waiting on a member's open transaction (those conversations wait)
+    select coalesce(pg_catalog.array_agg(c.id), '{}') into v_ids
+      from (select c.id from public.conversations c
+             where {{ expired_conversation('c') }} and c.status = 'closed'
+             limit v_left[1] for update of c skip locked) c;
+    if pg_catalog.cardinality(v_ids) > 0 then
+      v_ids := private.lock_conversation_rows(k.company_id, v_ids);
+      v_left[1] := v_left[1] - pg_catalog.cardinality(v_ids);
+{%- for table in live | reverse %}
+      delete from {{ table }} r where r.company_id = k.company_id and r.conversation_id = any (v_ids);
+      get diagnostics n = row_count;
+      v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('{{ table }}', n));
+{%- endfor %}
+      delete from public.conversations c where c.company_id = k.company_id and c.id = any (v_ids);
+      get diagnostics n = row_count;
+      v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.conversations', n));
+    end if;
 
-  -- live closed conversations past retention (the archive job never took them)
-  select coalesce(array_agg(c.company_id), '{}'), coalesce(array_agg(c.id), '{}') into v_companies, v_ids
-    from (select c.company_id, c.id
-            from private.lifecycle_cutoffs(p_as_of) k
-            join public.conversations c on c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.delete_before
-           where not k.company_held
-             and not exists (select 1 from public.legal_holds h
-                              where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
-           limit p_limit
-             for update of c skip locked) c;
-  -- their rows, without waiting on a member's open transaction (those conversations wait)
-  select l.o_companies, l.o_ids into v_companies, v_ids
-    from private.lock_conversation_rows(v_companies, v_ids) l;
-  if pg_catalog.cardinality(v_ids) > 0 then
-    delete from public.message_reactions r using public.messages m, unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id and r.company_id = m.company_id and r.message_id = m.id;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.message_reactions', n));
-    delete from public.knowledge_queries q using public.messages m, unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id and q.company_id = m.company_id and q.message_id = m.id;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.knowledge_queries', n));
-    delete from public.hitl_escalations e using unnest(v_companies, v_ids) b(company_id, id)
-     where e.company_id = b.company_id and e.conversation_id = b.id;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.hitl_escalations', n));
-    delete from public.messages m using unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.messages', n));
-    delete from public.conversations c using unnest(v_companies, v_ids) b(company_id, id)
-     where c.company_id = b.company_id and c.id = b.id;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.conversations', n));
-  end if;
+    -- archived conversations past retention (the cold export did not take them)
+    select coalesce(pg_catalog.array_agg(c.id), '{}') into v_ids
+      from (select c.id from archive.conversations_archived c
+             where {{ expired_conversation('c') }}
+             limit v_left[2] for update of c skip locked) c;
+    if pg_catalog.cardinality(v_ids) > 0 then
+      v_left[2] := v_left[2] - pg_catalog.cardinality(v_ids);
+{%- for table in archived | reverse %}
+      delete from {{ table }} r where r.company_id = k.company_id and r.conversation_id = any (v_ids);
+      get diagnostics n = row_count;
+      v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('{{ table }}', n));
+{%- endfor %}
+      delete from archive.conversations_archived c where c.company_id = k.company_id and c.id = any (v_ids);
+      get diagnostics n = row_count;
+      v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.conversations_archived', n));
+    end if;
 
-  -- archived conversations past retention (the cold export did not take them)
-  select coalesce(array_agg(c.company_id), '{}'), coalesce(array_agg(c.id), '{}') into v_companies, v_ids
-    from (select c.company_id, c.id
-            from private.lifecycle_cutoffs(p_as_of) k
-            join archive.conversations_archived c on c.company_id = k.company_id and c.closed_at < k.delete_before
-           where not k.company_held
-             and not exists (select 1 from public.legal_holds h
-                              where h.company_id = c.company_id and h.released_at is null and h.conversation_id = c.id)
-           limit p_limit
-             for update of c skip locked) c;
-  if pg_catalog.cardinality(v_ids) > 0 then
-    delete from archive.message_reactions_archived r using archive.messages_archived m, unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id and r.company_id = m.company_id and r.message_id = m.id;
+    -- integration logs and analytics, live and archived
+{%- for table in ['public.integration_logs', 'archive.integration_logs_archived'] %}
+    select coalesce(pg_catalog.array_agg(x.id), '{}') into v_ids
+      from (select l.id from {{ table }} l where l.company_id = k.company_id and l.created_at < k.delete_before
+             limit v_left[{{ loop.index + 2 }}] for update of l skip locked) x;
+    delete from {{ table }} l where l.company_id = k.company_id and l.id = any (v_ids);
     get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.message_reactions_archived', n));
-    delete from archive.knowledge_queries_archived q using archive.messages_archived m, unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id and q.company_id = m.company_id and q.message_id = m.id;
+    v_left[{{ loop.index + 2 }}] := v_left[{{ loop.index + 2 }}] - n::integer;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('{{ table }}', n));
+{%- endfor %}
+{%- for table in ['public.analytics_daily', 'archive.analytics_archived'] %}
+    select coalesce(pg_catalog.array_agg(x.chatbot_id), '{}'), coalesce(pg_catalog.array_agg(x.day), '{}') into v_bots, v_days
+      from (select a.chatbot_id, a.day from {{ table }} a
+             where a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::pg_catalog.date
+             limit v_left[{{ loop.index + 4 }}] for update of a skip locked) x;
+    delete from {{ table }} a using unnest(v_bots, v_days) b(chatbot_id, day)
+     where a.company_id = k.company_id and a.chatbot_id = b.chatbot_id and a.day = b.day;
     get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.knowledge_queries_archived', n));
-    delete from archive.hitl_escalations_archived e using unnest(v_companies, v_ids) b(company_id, id)
-     where e.company_id = b.company_id and e.conversation_id = b.id;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.hitl_escalations_archived', n));
-    delete from archive.messages_archived m using unnest(v_companies, v_ids) b(company_id, id)
-     where m.company_id = b.company_id and m.conversation_id = b.id;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.messages_archived', n));
-    delete from archive.conversations_archived c using unnest(v_companies, v_ids) b(company_id, id)
-     where c.company_id = b.company_id and c.id = b.id;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.conversations_archived', n));
-  end if;
-
-  -- integration logs and analytics, live and archived
-  delete from public.integration_logs l using (
-    select l.company_id, l.id from private.lifecycle_cutoffs(p_as_of) k
-      join public.integration_logs l on l.company_id = k.company_id and l.created_at < k.delete_before
-     where not k.company_held limit p_limit for update of l skip locked) b
-   where l.company_id = b.company_id and l.id = b.id;
-  get diagnostics n = row_count;
-  v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.integration_logs', n));
-  delete from archive.integration_logs_archived l using (
-    select l.company_id, l.id from private.lifecycle_cutoffs(p_as_of) k
-      join archive.integration_logs_archived l on l.company_id = k.company_id and l.created_at < k.delete_before
-     where not k.company_held limit p_limit for update of l skip locked) b
-   where l.company_id = b.company_id and l.id = b.id;
-  get diagnostics n = row_count;
-  v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.integration_logs_archived', n));
-  delete from public.analytics_daily a using (
-    select a.company_id, a.chatbot_id, a.day from private.lifecycle_cutoffs(p_as_of) k
-      join public.analytics_daily a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::date
-     where not k.company_held limit p_limit for update of a skip locked) b
-   where a.company_id = b.company_id and a.chatbot_id = b.chatbot_id and a.day = b.day;
-  get diagnostics n = row_count;
-  v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.analytics_daily', n));
-  delete from archive.analytics_archived a using (
-    select a.company_id, a.chatbot_id, a.day from private.lifecycle_cutoffs(p_as_of) k
-      join archive.analytics_archived a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::date
-     where not k.company_held limit p_limit for update of a skip locked) b
-   where a.company_id = b.company_id and a.chatbot_id = b.chatbot_id and a.day = b.day;
-  get diagnostics n = row_count;
-  v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('archive.analytics_archived', n));
+    v_left[{{ loop.index + 4 }}] := v_left[{{ loop.index + 4 }}] - n::integer;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('{{ table }}', n));
+{%- endfor %}
+  end loop;
 
   v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.audit_logs', private.purge_audit_logs(p_as_of, p_limit)));
   -- platform samples are kept 400 days (no tenant, no hold), aged by the lifecycle clock
@@ -165,30 +156,44 @@ end;
 $$;
 comment on function private.retention_batch(timestamptz, integer) is
   'One retention batch: deletes up to p_limit conversations (with their rows) and p_limit rows of each other kind that are older than their plan''s delete_after_days, '
-  'live or archived, that no active legal hold covers; audit logs through private.purge_audit_logs(). Returns rows deleted per table.';
+  'live or archived, that no active legal hold covers, company by company; audit logs through private.purge_audit_logs(). Returns rows deleted per table.';
 
 create function private.retention_preview(p_as_of timestamptz) returns jsonb
-  language sql
+  language plpgsql
   stable
   set search_path = pg_catalog, pg_temp
 as $$
-  with k as (select * from private.lifecycle_cutoffs(p_as_of) where not company_held),
-  lc as (select c.company_id, c.id from k join public.conversations c
-           on c.company_id = k.company_id and c.status = 'closed' and c.closed_at < k.delete_before
-          where not private.conversation_is_held(c.company_id, c.id)),
-  ac as (select c.company_id, c.id from k join archive.conversations_archived c
-           on c.company_id = k.company_id and c.closed_at < k.delete_before
-          where not private.conversation_is_held(c.company_id, c.id))
-  select coalesce((select pg_catalog.jsonb_object_agg(t, n) from (values
-    ('public.conversations', (select pg_catalog.count(*) from lc)),
-    ('public.messages', (select pg_catalog.count(*) from public.messages m join lc on lc.company_id = m.company_id and lc.id = m.conversation_id)),
-    ('archive.conversations_archived', (select pg_catalog.count(*) from ac)),
-    ('archive.messages_archived', (select pg_catalog.count(*) from archive.messages_archived m join ac on ac.company_id = m.company_id and ac.id = m.conversation_id)),
-    ('public.integration_logs', (select pg_catalog.count(*) from k join public.integration_logs l on l.company_id = k.company_id and l.created_at < k.delete_before)),
-    ('archive.integration_logs_archived', (select pg_catalog.count(*) from k join archive.integration_logs_archived l on l.company_id = k.company_id and l.created_at < k.delete_before)),
-    ('public.analytics_daily', (select pg_catalog.count(*) from k join public.analytics_daily a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::pg_catalog.date)),
-    ('archive.analytics_archived', (select pg_catalog.count(*) from k join archive.analytics_archived a on a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::pg_catalog.date))
-  ) v(t, n) where n > 0), '{}'::pg_catalog.jsonb)
+declare
+  k record;
+  v_out jsonb := '{}'::jsonb;
+begin
+  -- PL/pgSQL, company by company: the rules of retention_batch (Citus plans no SQL function
+  -- with parameters over a distributed table)
+  for k in select c.company_id, c.delete_before from private.lifecycle_cutoffs(p_as_of) c where not c.company_held loop
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object(
+      'public.conversations', (select pg_catalog.count(*) from public.conversations c
+                                where {{ expired_conversation('c') }} and c.status = 'closed'),
+      'public.messages', (select pg_catalog.count(*) from public.messages m
+                           where m.company_id = k.company_id
+                             and m.conversation_id in (select c.id from public.conversations c
+                                                        where {{ expired_conversation('c') }} and c.status = 'closed')),
+      'archive.conversations_archived', (select pg_catalog.count(*) from archive.conversations_archived c
+                                          where {{ expired_conversation('c') }}),
+      'archive.messages_archived', (select pg_catalog.count(*) from archive.messages_archived m
+                                     where m.company_id = k.company_id
+                                       and m.conversation_id in (select c.id from archive.conversations_archived c
+                                                                  where {{ expired_conversation('c') }})),
+{%- for table in ['public.integration_logs', 'archive.integration_logs_archived'] %}
+      '{{ table }}', (select pg_catalog.count(*) from {{ table }} l where l.company_id = k.company_id and l.created_at < k.delete_before),
+{%- endfor %}
+{%- for table in ['public.analytics_daily', 'archive.analytics_archived'] %}
+      '{{ table }}', (select pg_catalog.count(*) from {{ table }} a
+                       where a.company_id = k.company_id and a.day < (k.delete_before at time zone 'UTC')::pg_catalog.date){{ ',' if not loop.last }}
+{%- endfor %}));
+  end loop;
+  return coalesce((select pg_catalog.jsonb_object_agg(e.key, e.value) from pg_catalog.jsonb_each(v_out) e where e.value::text <> '0'),
+                  '{}'::jsonb);
+end;
 $$;
 comment on function private.retention_preview(timestamptz) is
   'What public.job_retention() would delete as of p_as_of (conversations and messages live/archived, logs, analytics; audit rows not counted): its dry run and progress total.';

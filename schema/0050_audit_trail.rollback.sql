@@ -7,4 +7,7 @@ drop function if exists private.jsonb_has_secret_values(jsonb);
 drop function if exists private.text_looks_like_secret(text);
 drop function if exists private.jsonb_has_secret_keys(jsonb);
 drop function if exists private.audit_logs_append_only();
+{% if profile == 'citus' -%}
+drop function if exists private.transaction_token();
+{% endif -%}
 drop type if exists public.audit_action;

@@ -66,6 +66,36 @@ comment on column public.audit_logs.created_at is 'Transaction start time of the
 -- Append-only enforcement
 -- ---------------------------------------------------------------------------
 
+{% if profile == 'citus' -%}
+create function private.transaction_token() returns text
+  language plpgsql
+  stable
+  set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_token text;
+begin
+  -- Citus: the distributed transaction's id, which the coordinator and every worker it
+  -- writes through share (a worker's own transaction id is not the coordinator's); its
+  -- start as an epoch, free of the session's time zone. Read by EXECUTE: the profile also
+  -- runs without the citus extension, where the transaction's own id serves.
+  if pg_catalog.to_regprocedure('pg_catalog.get_current_transaction_id()') is null then
+    return pg_catalog.pg_current_xact_id()::text;
+  end if;
+  -- null before the transaction's first distributed statement (number 0, no start)
+  execute 'select t.initiator_node_identifier || '':'' || t.transaction_number || '':'' '
+          '|| pg_catalog.date_part(''epoch'', t.transaction_stamp) from pg_catalog.get_current_transaction_id() t '
+          'where t.transaction_number <> 0'
+    into v_token;
+  return v_token;
+end;
+$$;
+comment on function private.transaction_token() is
+  'Names the current transaction, the same on every node it runs on: Citus''s distributed transaction id (initiator:number:start epoch; null before the transaction''s first distributed statement), else pg_current_xact_id(). The audit purge''s token (private.purge_audit_logs, private.audit_logs_append_only).';
+revoke execute on function private.transaction_token() from public, anon, authenticated;
+grant execute on function private.transaction_token() to service_role;
+
+{% endif -%}
 create function private.audit_logs_append_only() returns trigger
   language plpgsql
   volatile
@@ -84,7 +114,7 @@ begin
            current_user,
            (select c.relowner from pg_catalog.pg_class c where c.oid = tg_relid),
            'MEMBER')
-     and coalesce(current_setting('neurant.audit_purge', true), '') = pg_catalog.pg_current_xact_id()::text then
+     and coalesce(current_setting('neurant.audit_purge', true), '') = {{ transaction_token() }} then
     return old;
   end if;
   raise exception using errcode = '42501',

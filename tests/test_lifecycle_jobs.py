@@ -351,12 +351,12 @@ def test_export_delete_restore_returns_identical_rows(db: str, tmp_path: Path) -
         original = _archive_rows(conn)
     assert all(original[t] for t in ("conversations_archived", "messages_archived", "analytics_archived"))
     run = cold_export(DatabaseTarget(db), tmp_path, as_of=FAR_FUTURE, batch_size=10)
-    assert len(run.exports) == 3  # 24 conversations, 10 per export
+    assert len(run.exports) == 4  # 12 conversations per company, 10 per export, one company per export
     with _conn(db) as conn:
         assert all(not rows for rows in _archive_rows(conn).values()), "exported rows are deleted"
         recorded = conn.execute("select count(*), sum((row_counts->>'archive.messages_archived')::int) "
                                 "from private.cold_exports").fetchone()
-    assert recorded == (3, len(original["messages_archived"]))
+    assert recorded == (4, len(original["messages_archived"]))
     for export in run.exports:
         manifest = json.loads((export.path / "manifest.json").read_text())
         assert set(manifest["tables"]) >= {"archive.conversations_archived", "archive.messages_archived"}

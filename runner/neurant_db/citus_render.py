@@ -2,8 +2,8 @@
 
 Three mechanisms, so that the vanilla and supabase texts stay byte-identical:
 
-- template globals (`per_statement(...)`, `citus_settings()`, `citus_sequential()`) a
-  template may call;
+- template globals (`per_statement(...)`, `citus_settings()`, `citus_sequential()`,
+  `transaction_token()`) a template may call;
 - migrations whose opening comment says `-- neurant: profile citus`: rendered only on
   that profile (the other profiles do not even list them);
 - four text rewrites applied to every rendered migration of profile citus only:
@@ -41,6 +41,11 @@ NESTED_EXECUTION = "set citus.allow_nested_distributed_execution = on"
 # Writes to tables with foreign keys to reference tables after a multi-shard statement need
 # one connection per node ("cannot modify table ... because there was a parallel operation").
 SEQUENTIAL = "set citus.multi_shard_modify_mode = 'sequential'"
+# The audit purge's token (schema/0050, functions/3320): the id of the transaction, on Citus
+# the distributed transaction's (the coordinator and every worker it writes through share it;
+# a worker's own transaction id is not the coordinator's).
+XACT_TOKEN = "pg_catalog.pg_current_xact_id()::text"
+CITUS_XACT_TOKEN = "private.transaction_token()"  # schema/0050, citus only
 # The read-only check (functions/0300): the restrictive policies of policies/_read_only.sql
 # call it, and on profile citus every permissive write policy of a read-only table.
 WRITABLE_CHECK = "private.require_company_writable()"
@@ -81,9 +86,13 @@ def template_globals(profile: str) -> dict[str, Callable[..., object]]:
         """The setting of an RPC that writes several tables in one transaction on Citus."""
         return f"\n{indent}{SEQUENTIAL}" if citus else ""
 
+    def transaction_token() -> str:
+        """A text naming the current transaction, equal on every node it runs on."""
+        return CITUS_XACT_TOKEN if citus else XACT_TOKEN
+
     return {"per_statement": per_statement, "citus_settings": citus_settings,
             "citus_sequential": citus_sequential, "writable_check": lambda: WRITABLE_CHECK,
-            "restrictive_policies": lambda: not citus}
+            "restrictive_policies": lambda: not citus, "transaction_token": transaction_token}
 
 
 def unwrap_policy_helpers(sql: str) -> str:

@@ -33,98 +33,48 @@ FORMAT = "neurant-db cold export"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
+# One export holds the keys of one company (private.cold_export_keys): every statement names
+# the company (on Citus, one shard; docs/scale-out.md).
+_CONV = "where t.company_id = %(company)s and t.conversation_id = any(%(conversations)s)"
+_DAYS = ("using unnest(%(bots)s::uuid[], %(days)s::date[]) k(chatbot_id, day) "
+         "where t.company_id = %(company)s and t.chatbot_id = k.chatbot_id and t.day = k.day")
 # Export order = restore order (parents first); deletion runs in reverse.
-# (table, SQL selecting the keys' rows; the temp tables cold_conv / cold_logs / cold_days
-#  hold this export's keys)
+# (table, SQL selecting the keys' rows)
 TABLES: list[tuple[str, str]] = [
     ("archive.conversations_archived",
      "select row_to_json(t)::text from archive.conversations_archived t "
-     "join cold_conv k on k.company_id = t.company_id and k.id = t.id order by t.company_id, t.id"),
-    ("archive.messages_archived",
-     "select row_to_json(t)::text from archive.messages_archived t "
-     "join cold_conv k on k.company_id = t.company_id and k.id = t.conversation_id order by t.company_id, t.id"),
-    ("archive.message_reactions_archived",
-     "select row_to_json(t)::text from archive.message_reactions_archived t "
-     "join archive.messages_archived m on m.company_id = t.company_id and m.id = t.message_id "
-     "join cold_conv k on k.company_id = m.company_id and k.id = m.conversation_id order by t.company_id, t.id"),
-    ("archive.hitl_escalations_archived",
-     "select row_to_json(t)::text from archive.hitl_escalations_archived t "
-     "join cold_conv k on k.company_id = t.company_id and k.id = t.conversation_id order by t.company_id, t.id"),
-    ("archive.knowledge_queries_archived",
-     "select row_to_json(t)::text from archive.knowledge_queries_archived t "
-     "join archive.messages_archived m on m.company_id = t.company_id and m.id = t.message_id "
-     "join cold_conv k on k.company_id = m.company_id and k.id = m.conversation_id order by t.company_id, t.id"),
+     "where t.company_id = %(company)s and t.id = any(%(conversations)s) order by t.id"),
+    *[(table, f"select row_to_json(t)::text from {table} t {_CONV} order by t.id")
+      for table in ("archive.messages_archived", "archive.message_reactions_archived",
+                    "archive.hitl_escalations_archived", "archive.knowledge_queries_archived")],
     ("archive.integration_logs_archived",
      "select row_to_json(t)::text from archive.integration_logs_archived t "
-     "join cold_logs k on k.company_id = t.company_id and k.id = t.id order by t.company_id, t.id"),
+     "where t.company_id = %(company)s and t.id = any(%(logs)s) order by t.id"),
     ("archive.analytics_archived",
      "select row_to_json(t)::text from archive.analytics_archived t "
-     "join cold_days k on k.company_id = t.company_id and k.chatbot_id = t.chatbot_id and k.day = t.day "
-     "order by t.company_id, t.chatbot_id, t.day"),
+     "join unnest(%(bots)s::uuid[], %(days)s::date[]) k(chatbot_id, day) on t.chatbot_id = k.chatbot_id "
+     "and t.day = k.day where t.company_id = %(company)s order by t.chatbot_id, t.day"),
 ]
 
 DELETES: dict[str, str] = {
-    "archive.message_reactions_archived":
-        "delete from archive.message_reactions_archived t using archive.messages_archived m, cold_conv k "
-        "where m.company_id = t.company_id and m.id = t.message_id and k.company_id = m.company_id "
-        "and k.id = m.conversation_id",
-    "archive.knowledge_queries_archived":
-        "delete from archive.knowledge_queries_archived t using archive.messages_archived m, cold_conv k "
-        "where m.company_id = t.company_id and m.id = t.message_id and k.company_id = m.company_id "
-        "and k.id = m.conversation_id",
-    "archive.hitl_escalations_archived":
-        "delete from archive.hitl_escalations_archived t using cold_conv k "
-        "where k.company_id = t.company_id and k.id = t.conversation_id",
-    "archive.messages_archived":
-        "delete from archive.messages_archived t using cold_conv k "
-        "where k.company_id = t.company_id and k.id = t.conversation_id",
+    **{table: f"delete from {table} t {_CONV}"
+       for table in ("archive.message_reactions_archived", "archive.knowledge_queries_archived",
+                     "archive.hitl_escalations_archived", "archive.messages_archived")},
     "archive.conversations_archived":
-        "delete from archive.conversations_archived t using cold_conv k "
-        "where k.company_id = t.company_id and k.id = t.id",
+        "delete from archive.conversations_archived t "
+        "where t.company_id = %(company)s and t.id = any(%(conversations)s)",
     "archive.integration_logs_archived":
-        "delete from archive.integration_logs_archived t using cold_logs k "
-        "where k.company_id = t.company_id and k.id = t.id",
-    "archive.analytics_archived":
-        "delete from archive.analytics_archived t using cold_days k "
-        "where k.company_id = t.company_id and k.chatbot_id = t.chatbot_id and k.day = t.day",
+        "delete from archive.integration_logs_archived t where t.company_id = %(company)s and t.id = any(%(logs)s)",
+    "archive.analytics_archived": f"delete from archive.analytics_archived t {_DAYS}",
 }
 DELETE_ORDER = ["archive.message_reactions_archived", "archive.knowledge_queries_archived",
                 "archive.hitl_escalations_archived", "archive.messages_archived",
                 "archive.conversations_archived", "archive.integration_logs_archived",
                 "archive.analytics_archived"]
 
-KEYS_SQL = """
-create temp table cold_conv (company_id uuid, id uuid, primary key (company_id, id)) on commit drop;
-create temp table cold_logs (company_id uuid, id uuid, primary key (company_id, id)) on commit drop;
-create temp table cold_days (company_id uuid, chatbot_id uuid, day date,
-                             primary key (company_id, chatbot_id, day)) on commit drop;
-"""
-CLAIM_SQL = [
-    """insert into cold_conv
-       select c.company_id, c.id from archive.conversations_archived c
-         join (select e.company_id, e.id from private.cold_conversations(%(as_of)s) e limit %(limit)s) e
-           on e.company_id = c.company_id and e.id = c.id
-          for update of c""",
-    """insert into cold_logs
-       select l.company_id, l.id from private.lifecycle_cutoffs(%(as_of)s) k
-         join archive.integration_logs_archived l on l.company_id = k.company_id and l.created_at < k.cold_before
-        where not k.company_held limit %(limit)s for update of l""",
-    """insert into cold_days
-       select a.company_id, a.chatbot_id, a.day from private.lifecycle_cutoffs(%(as_of)s) k
-         join archive.analytics_archived a
-           on a.company_id = k.company_id and a.day < (k.cold_before at time zone 'UTC')::date
-        where not k.company_held limit %(limit)s for update of a""",
-]
-PREVIEW_SQL = """
-select (select count(*) from private.cold_conversations(%(as_of)s)),
-       (select count(*) from private.lifecycle_cutoffs(%(as_of)s) k
-          join archive.integration_logs_archived l on l.company_id = k.company_id and l.created_at < k.cold_before
-         where not k.company_held),
-       (select count(*) from private.lifecycle_cutoffs(%(as_of)s) k
-          join archive.analytics_archived a on a.company_id = k.company_id
-           and a.day < (k.cold_before at time zone 'UTC')::date
-         where not k.company_held)
-"""
+KEYS_SQL = ("select o_conversations, o_logs, o_bots, o_days "
+            "from private.cold_export_keys(%(company)s, %(as_of)s, %(limit)s)")
+COMPANIES_SQL = "select company_id from private.lifecycle_cutoffs(%(as_of)s) where not company_held"
 
 
 class ExportInvalid(NeurantError):
@@ -170,14 +120,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_table(conn: psycopg.Connection, query: str, path: Path) -> dict[str, Any]:
+def _write_table(conn: psycopg.Connection, query: str, params: dict[str, Any], path: Path) -> dict[str, Any]:
     content = hashlib.sha256()
     rows = 0
     with path.open("wb") as raw:
         with (gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
               conn.cursor(name=f"cold_{path.stem.replace('.', '_')}") as cur):
             cur.itersize = 2000
-            cur.execute(query)
+            cur.execute(query, params)
             for (line,) in cur:
                 data = line.encode("utf-8") + b"\n"
                 gz.write(data)
@@ -235,16 +185,15 @@ def verify_export(directory: Path) -> dict[str, int]:
 
 
 def preview(conn: psycopg.Connection, as_of: datetime) -> dict[str, int]:
-    row = conn.execute(PREVIEW_SQL, {"as_of": as_of}).fetchone()
+    row = conn.execute("select private.cold_export_preview(%s)", (as_of,)).fetchone()
     assert row is not None
-    return {k: int(v) for k, v in zip(
-        ("archive.conversations_archived", "archive.integration_logs_archived", "archive.analytics_archived"),
-        row, strict=True) if v}
+    return {str(k): int(v) for k, v in row[0].items()}
 
 
-def _export_one(conn: psycopg.Connection, out_dir: Path, as_of: datetime, limit: int, run_id: int,
-                total: dict[str, int]) -> ExportResult | None:
-    """One export = one transaction. Returns None when nothing is left to export."""
+def _export_one(conn: psycopg.Connection, out_dir: Path, company: str, as_of: datetime, limit: int,
+                run_id: int, total: dict[str, int]) -> ExportResult | None:
+    """One export of one company = one transaction. Returns None when nothing of the
+    company is left to export."""
     export_id = conn.execute("select gen_random_uuid()::text").fetchone()[0]  # type: ignore[index]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     directory = out_dir / f"{stamp}-{export_id[:8]}"
@@ -252,21 +201,16 @@ def _export_one(conn: psycopg.Connection, out_dir: Path, as_of: datetime, limit:
     try:
         with conn.transaction():
             conn.execute("set transaction isolation level repeatable read")
-            conn.execute(KEYS_SQL)
-            for claim in CLAIM_SQL:
-                conn.execute(claim, {"as_of": as_of, "limit": limit})
-            keyed = conn.execute(
-                "select (select count(*) from cold_conv) + (select count(*) from cold_logs) "
-                "+ (select count(*) from cold_days)").fetchone()
-            if not keyed or keyed[0] == 0:
+            row = conn.execute(KEYS_SQL, {"company": company, "as_of": as_of, "limit": limit}).fetchone()
+            assert row is not None
+            keys = {"company": company, "conversations": row[0], "logs": row[1], "bots": row[2], "days": row[3]}
+            if not (keys["conversations"] or keys["logs"] or keys["days"]):
                 return None
             directory.mkdir(parents=True, exist_ok=False)
             tables: dict[str, Any] = {}
             for table, query in TABLES:
-                tables[table] = _write_table(conn, query, directory / _file_name(table))
-            companies = [r[0] for r in conn.execute(
-                "select distinct company_id::text from (select company_id from cold_conv union all "
-                "select company_id from cold_logs union all select company_id from cold_days) s order by 1")]
+                tables[table] = _write_table(conn, query, keys, directory / _file_name(table))
+            companies = [company]
             manifest = {
                 "format": FORMAT, "version": FORMAT_VERSION, "export_id": export_id,
                 "created_at": datetime.now(UTC).isoformat(), "as_of": as_of.isoformat(),
@@ -286,7 +230,7 @@ def _export_one(conn: psycopg.Connection, out_dir: Path, as_of: datetime, limit:
             if verified != rows:
                 raise ExportInvalid(f"{directory}: read back {verified}, wrote {rows}")
             for table in DELETE_ORDER:
-                cur = conn.execute(DELETES[table])
+                cur = conn.execute(DELETES[table], keys)
                 if cur.rowcount != rows[table]:
                     raise ExportInvalid(
                         f"{table}: deleted {cur.rowcount} rows but exported {rows[table]}; nothing was deleted",
@@ -310,7 +254,8 @@ def cold_export(target: DatabaseTarget, out_dir: Path, *, as_of: datetime | None
                 batch_size: int = 1000, max_batches: int | None = None, dry_run: bool = False,
                 on_progress: Callable[[Progress], None] | None = None) -> ColdRun:
     """Export archived data past cold_after_days, verify it, then delete it: one export
-    directory (and one transaction) per batch of up to batch_size conversations."""
+    directory (and one transaction) per batch of one company, up to batch_size conversations
+    (and as many logs and analytics days)."""
     if batch_size < 1:
         raise JobError("batch size must be at least 1")
     conn = job_connection(target, "jobs cold-export", own_session=True)
@@ -336,15 +281,17 @@ def cold_export(target: DatabaseTarget, out_dir: Path, *, as_of: datetime | None
                     on_progress(Progress("start", {}, total))
                 out_dir.mkdir(parents=True, exist_ok=True)
                 done: dict[str, int] = {}
-                while max_batches is None or len(exports) < max_batches:
-                    result = _export_one(conn, out_dir, when, batch_size, run_id, total)
-                    if result is None:
-                        break
-                    exports.append(result)
-                    for k, v in result.rows.items():
-                        done[k] = done.get(k, 0) + v
-                    if on_progress:
-                        on_progress(Progress("export", dict(done), total))
+                companies = [str(r[0]) for r in conn.execute(COMPANIES_SQL, {"as_of": when})]
+                for company in companies:
+                    while max_batches is None or len(exports) < max_batches:
+                        result = _export_one(conn, out_dir, company, when, batch_size, run_id, total)
+                        if result is None:
+                            break
+                        exports.append(result)
+                        for k, v in result.rows.items():
+                            done[k] = done.get(k, 0) + v
+                        if on_progress:
+                            on_progress(Progress("export", dict(done), total))
         except (psycopg.Error, OSError, NeurantError) as exc:
             error = exc.message if isinstance(exc, NeurantError) else str(exc).strip()
         conn.execute("select private.job_finish(%s, %s, %s)",
