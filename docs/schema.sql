@@ -604,10 +604,8 @@ begin
       delete from public.conversations c where c.company_id = k.company_id and c.id = any (v_ids)
       returning c.*)
     insert into archive.conversations_archived
-      (company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, hitl_escalated_at,
-       bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at, archived_at)
-    select company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, hitl_escalated_at,
-           bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at, v_now from moved;
+      (company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, hitl_escalated_at, bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at, archived_at)
+    select company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, hitl_escalated_at, bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at, v_now from moved;
     get diagnostics n = row_count;
     v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('conversations', n));
   end loop;

@@ -5,7 +5,7 @@
 -- carries no SET clause, which would forbid COMMIT: every name is schema-qualified
 -- instead). A batch goes company by company (private.lifecycle_cutoffs) and every statement
 -- in it names its company: one shard on Citus (docs/scale-out.md), one index range here.
-{% from 'functions/_lifecycle.sql' import not_held, conversation_tables -%}
+{% from 'functions/_lifecycle.sql' import not_held, conversation_tables, move_to_archive -%}
 {% set children = conversation_tables('public').split(' ') -%}
 {#- The eligibility rules, once: the batches and the previews render them. -#}
 {% macro archivable(c) -%}
@@ -97,52 +97,25 @@ begin
     v_left := v_left - pg_catalog.cardinality(v_ids);
     -- 3. move children first (archive FKs are deferred to commit); every delete returns
     --    exactly the rows inserted, in the same statement
-    with moved as (
-      delete from public.message_reactions r where r.company_id = k.company_id and r.conversation_id = any (v_ids)
-      returning r.*)
-    insert into archive.message_reactions_archived
-      (company_id, id, message_id, conversation_id, chatbot_id, reaction, rating, comment, created_by, created_at, archived_at)
-    select company_id, id, message_id, conversation_id, chatbot_id, reaction, rating, comment, created_by, created_at, v_now from moved;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('message_reactions', n));
+    {{ move_to_archive('public.message_reactions', 'r', 'conversation_id', 'archive.message_reactions_archived',
+         'company_id, id, message_id, conversation_id, chatbot_id, reaction, rating, comment, created_by, created_at',
+         'message_reactions') }}
 
-    with moved as (
-      delete from public.knowledge_queries q where q.company_id = k.company_id and q.conversation_id = any (v_ids)
-      returning q.*)
-    insert into archive.knowledge_queries_archived
-      (company_id, id, conversation_id, message_id, chatbot_id, chunk_id, document_id, similarity, rank, created_at, archived_at)
-    select company_id, id, conversation_id, message_id, chatbot_id, chunk_id, document_id, similarity, rank, created_at, v_now from moved;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('knowledge_queries', n));
+    {{ move_to_archive('public.knowledge_queries', 'q', 'conversation_id', 'archive.knowledge_queries_archived',
+         'company_id, id, conversation_id, message_id, chatbot_id, chunk_id, document_id, similarity, rank, created_at',
+         'knowledge_queries') }}
 
-    with moved as (
-      delete from public.hitl_escalations e where e.company_id = k.company_id and e.conversation_id = any (v_ids)
-      returning e.*)
-    insert into archive.hitl_escalations_archived
-      (company_id, id, conversation_id, chatbot_id, reason, detail, escalated_by, created_at, archived_at)
-    select company_id, id, conversation_id, chatbot_id, reason, detail, escalated_by, created_at, v_now from moved;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('hitl_escalations', n));
+    {{ move_to_archive('public.hitl_escalations', 'e', 'conversation_id', 'archive.hitl_escalations_archived',
+         'company_id, id, conversation_id, chatbot_id, reason, detail, escalated_by, created_at', 'hitl_escalations') }}
 
-    with moved as (
-      delete from public.messages m where m.company_id = k.company_id and m.conversation_id = any (v_ids)
-      returning m.*)
-    insert into archive.messages_archived
-      (company_id, id, conversation_id, chatbot_id, sender_type, sender_id, content, processing_time_ms, token_count, created_at, archived_at)
-    select company_id, id, conversation_id, chatbot_id, sender_type, sender_id, content, processing_time_ms, token_count, created_at, v_now from moved;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('messages', n));
+    {{ move_to_archive('public.messages', 'm', 'conversation_id', 'archive.messages_archived',
+         'company_id, id, conversation_id, chatbot_id, sender_type, sender_id, content, processing_time_ms, token_count, '
+         ~ 'created_at', 'messages') }}
 
-    with moved as (
-      delete from public.conversations c where c.company_id = k.company_id and c.id = any (v_ids)
-      returning c.*)
-    insert into archive.conversations_archived
-      (company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, hitl_escalated_at,
-       bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at, archived_at)
-    select company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, hitl_escalated_at,
-           bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at, v_now from moved;
-    get diagnostics n = row_count;
-    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('conversations', n));
+    {{ move_to_archive('public.conversations', 'c', 'id', 'archive.conversations_archived',
+         'company_id, id, chatbot_id, end_user_id, channel, status, is_hitl_active, assigned_operator_id, '
+         ~ 'hitl_escalated_at, bot_turns_without_resolution, last_message_at, closed_at, created_at, updated_at',
+         'conversations') }}
   end loop;
   return v_out;
 end;

@@ -2,7 +2,7 @@
     Every statement of a job batch names one company (`<alias>.company_id = k.company_id`):
     on Citus it is then routed to the one shard holding that company, and takes its row locks
     there; on plain PostgreSQL it is an index range of that company.
-      {% from 'functions/_lifecycle.sql' import not_held, conversation_tables -%}
+      {% from 'functions/_lifecycle.sql' import not_held, conversation_tables, move_to_archive -%}
 -#}
 
 {#- True unless an active legal hold covers the conversation: one on it, or one on its whole
@@ -19,4 +19,18 @@ not exists (select 1 from public.legal_holds h
 {% macro conversation_tables(schema) -%}
 {{ tables.held() | selectattr('schema', 'eq', schema) | selectattr('legal_hold.map', 'eq', 'conversation_id')
    | map(attribute='name') | join(' ') }}
+{%- endmacro %}
+
+{#- One archive move of an archive batch: delete the company's rows of `source` whose `key`
+    is in v_ids, insert exactly those rows (`columns`, then archived_at = v_now) into
+    `target` in the same statement, and add their count to v_out under `label`. -#}
+{% macro move_to_archive(source, alias, key, target, columns, label) -%}
+with moved as (
+      delete from {{ source }} {{ alias }} where {{ alias }}.company_id = k.company_id and {{ alias }}.{{ key }} = any (v_ids)
+      returning {{ alias }}.*)
+    insert into {{ target }}
+      ({{ columns }}, archived_at)
+    select {{ columns }}, v_now from moved;
+    get diagnostics n = row_count;
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('{{ label }}', n));
 {%- endmacro %}
