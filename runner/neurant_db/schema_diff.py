@@ -15,8 +15,8 @@ profile is supabase, where auth is Supabase's): tables, views and sequences (col
 with types, nullability and defaults, row level security), constraints, indexes,
 triggers, policies (command, roles, expressions), functions and procedures (their full
 definition), enum types, and the privileges on all of them. Owners and grantors are
-left out (a non-superuser deploy owns the objects under another role), and so are
-extension members and comments.
+left out (a non-superuser deploy owns the objects under another role), and so are grants
+to a role that owns the objects on either side, extension members and comments.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ with ns as (
     where a.grantee <> r.relowner) p
   group by r.oid
 )
-select 'schema', nspname, 'exists' from ns
+select 'schema', nspname::text, 'exists' from ns  -- text: a `name` here would type (truncate) every name below
 union all
 select case r.relkind when 'v' then 'view' when 'm' then 'view' when 'S' then 'sequence' else 'table' end,
        r.name,
@@ -170,6 +170,30 @@ def definitions(conn: psycopg.Connection, schemas: Iterable[str]) -> Definitions
     return {(kind, name): text for kind, name, text in rows}
 
 
+OWNERS = """
+select distinct o.owner::regrole::text from (
+  select c.relowner as owner from pg_class c where c.relnamespace::regnamespace::text = any(%(schemas)s)
+  union select p.proowner from pg_proc p where p.pronamespace::regnamespace::text = any(%(schemas)s)
+  union select n.nspowner from pg_namespace n where n.nspname = any(%(schemas)s)) o
+"""
+
+
+def object_owners(conn: psycopg.Connection, schemas: Iterable[str]) -> frozenset[str]:
+    """The roles that own objects in `schemas`."""
+    return frozenset(r[0] for r in conn.execute(OWNERS, {"schemas": list(schemas)}).fetchall())
+
+
+def without_grants_to(defs: Definitions, roles: frozenset[str]) -> Definitions:
+    """`defs` with the privileges granted to `roles` left out of every grant. Used with the roles
+    that own the objects in the live database or in the reference: a grant to an owner changes
+    nothing it may do (on Supabase the reference, built by supabase_admin, grants postgres what
+    postgres holds as the owner of the live objects)."""
+    def kept(text: str) -> str:
+        items = [i for i in text.split(", ") if i.split(":", 1)[0] not in roles]
+        return ", ".join(items) or "none"
+    return {key: kept(text) if key[0] in GRANTS and text != "none" else text for key, text in defs.items()}
+
+
 @dataclass(frozen=True)
 class Applied:
     """What the ledger says was applied: the versions, and the settings it recorded."""
@@ -189,8 +213,8 @@ def applied(conn: psycopg.Connection, fallback: Settings) -> Applied:
 
 
 def reference_definitions(server: DatabaseTarget, migrations: list[Migration], settings: Settings,
-                          schemas: Iterable[str]) -> Definitions:
-    """Apply `migrations` to a scratch database of `server` and read its definitions."""
+                          schemas: Iterable[str]) -> tuple[Definitions, frozenset[str]]:
+    """Apply `migrations` to a scratch database of `server`; its definitions and object owners."""
     why = ("the schema check builds the migrations' schema in a scratch database: use a role with "
            "CREATEDB, or --reference-url naming a server where it may (a local one: neurant-db server start)")
     try:
@@ -202,7 +226,7 @@ def reference_definitions(server: DatabaseTarget, migrations: list[Migration], s
             except NeurantError as exc:
                 raise ReferenceUnavailable(f"the reference build failed: {exc.message}", hint=why) from None
             with scratch.connect(purpose="reference") as conn:
-                return definitions(conn, schemas)
+                return definitions(conn, schemas), object_owners(conn, schemas)
     except (psycopg.Error, OSError) as exc:
         raise ReferenceUnavailable(f"the reference build failed: {exc}", hint=why) from None
 
@@ -261,13 +285,15 @@ def check_schema(target: DatabaseTarget, fallback: Settings, *, reference_server
                             "reference build does not have (the Citus rules still run)")]
         schemas = compared_schemas(done.settings.profile)
         live = definitions(conn, schemas)
+        live_owners = object_owners(conn, schemas)
     chosen = [m for m in render(done.settings) if m.version in done.versions]
     try:
-        expected = reference_definitions(reference_server or target, chosen, done.settings, schemas)
+        expected, reference_owners = reference_definitions(reference_server or target, chosen, done.settings, schemas)
     except ReferenceUnavailable as exc:
         return [Finding("warning", "schema.reference", "neurant_meta.schema_migrations",
                         f"cannot compare the schema with its migrations: {exc.message}", hint=exc.hint or "")]
-    return compare(live, expected)
+    owners = live_owners | reference_owners
+    return compare(without_grants_to(live, owners), without_grants_to(expected, owners))
 
 
 def missing_objects(target: DatabaseTarget, migrations: list[Migration], settings: Settings, *,
@@ -277,7 +303,7 @@ def missing_objects(target: DatabaseTarget, migrations: list[Migration], setting
     schemas = compared_schemas(settings.profile)
     with target.connect(purpose="baseline") as conn:
         live = definitions(conn, schemas)
-    expected = reference_definitions(reference_server or target, migrations, settings, schemas)
+    expected, _ = reference_definitions(reference_server or target, migrations, settings, schemas)
     return [f"{kind} {name}" for kind, name in sorted(set(expected) - set(live), key=_order) if kind not in GRANTS]
 
 
