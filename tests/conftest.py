@@ -27,11 +27,12 @@ pytest_plugins = ["neurant_db.pytest_plugin"]
 
 
 @contextmanager
-def scratch_database(server_url: str) -> Iterator[str]:
-    """An empty database on the server of `server_url` (its URL), dropped afterwards."""
+def scratch_database(server_url: str, template: str | None = None) -> Iterator[str]:
+    """An empty database on the server of `server_url` (its URL), dropped afterwards; from
+    `template` (template0: a plain database even where template1 is a Supabase project's)."""
     name = f"scratch_{secrets.token_hex(4)}"
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
+        conn.execute(f'create database "{name}"' + (f' template "{template}"' if template else ""))
     try:
         yield with_database(server_url, name)  # a URI stays a URI; a keyword DSN or "" (PG*) gets dbname=
     finally:
@@ -54,6 +55,14 @@ def citus_cluster() -> Iterator[CitusCluster]:
 def scratch_db(neurant_server: TestDatabase) -> Iterator[str]:
     """An empty database on the test server, dropped afterwards."""
     with scratch_database(neurant_server.url) as url:
+        yield url
+
+
+@pytest.fixture
+def plain_scratch_db(neurant_server: TestDatabase) -> Iterator[str]:
+    """An empty plain PostgreSQL database (from template0), dropped afterwards: for what profile
+    vanilla does, also on a server whose template1 is a Supabase project's."""
+    with scratch_database(neurant_server.url, template="template0") as url:
         yield url
 
 

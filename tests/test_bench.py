@@ -125,11 +125,14 @@ def test_bench_with_profile_citus_refuses_anything_but_a_citus_coordinator(scrat
 
     from neurant_db.cli import cli
 
+    def databases() -> set[str]:
+        with connect(scratch_db) as conn:
+            return {r[0] for r in conn.execute("select datname from pg_database")}
+
+    before = databases()
     for args in (["--profile", "citus", "bench"], ["--profile", "citus", "--database-url", scratch_db, "bench"]):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code != 0, result.output
         assert "bench with profile citus" in result.output and "--database-url" in result.output, result.output
     assert "not a Citus coordinator with workers" in result.output
-    with connect(scratch_db) as conn:
-        assert conn.execute("select count(*) from pg_database where datname like 'neurant_test_%'").fetchone() \
-            == (0,)
+    assert databases() == before

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 
 from neurant_db.cli import cli
 from neurant_db.docs import dump_schema
-from neurant_db.testdb import TestDatabase
+from neurant_db.testdb import TestDatabase, test_cli_args
 
 from .conftest import scratch_database, write
 
@@ -71,7 +71,7 @@ def test_the_dry_run_plan_run_by_psql_leaves_what_migrate_leaves(sql_tree: Path,
                                                                   neurant_server: TestDatabase) -> None:
     plan = run(scratch_db, "migrate", "--dry-run")
     assert plan.exit_code == 0
-    done = run_psql(scratch_db, plan.output)
+    done = run_psql(scratch_db, plan.stdout)
     assert done.returncode == 0, done.stderr
     status = run(scratch_db, "status", "--json", "--exit-code")
     assert status.exit_code == 0, status.output
@@ -88,7 +88,7 @@ def test_the_dry_run_plan_run_by_psql_leaves_what_migrate_leaves(sql_tree: Path,
 
 def test_the_dry_run_plan_run_twice_stops_at_the_first_applied_migration(
         sql_tree: Path, scratch_db: str) -> None:
-    plan = run(scratch_db, "migrate", "--dry-run").output
+    plan = run(scratch_db, "migrate", "--dry-run").stdout
     assert run_psql(scratch_db, plan).returncode == 0
     again = run_psql(scratch_db, plan)
     assert again.returncode != 0 and "0010_widgets is already applied" in again.stderr
@@ -97,7 +97,7 @@ def test_the_dry_run_plan_run_twice_stops_at_the_first_applied_migration(
 
 def test_the_dry_run_plan_waits_for_no_one_while_a_migrate_holds_the_lock(
         sql_tree: Path, scratch_db: str) -> None:
-    plan = run(scratch_db, "migrate", "--dry-run").output
+    plan = run(scratch_db, "migrate", "--dry-run").stdout
     with psycopg.connect(scratch_db) as conn:
         conn.execute("create schema neurant_meta; create table neurant_meta.migration_lock "
                      "(id boolean primary key default true check (id)); "
@@ -112,11 +112,11 @@ def test_the_dry_run_plan_waits_for_no_one_while_a_migrate_holds_the_lock(
 def test_the_dry_run_plan_of_the_real_schema_builds_the_schema_migrate_builds(
         neurant_server: TestDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    args = ("--embedding-dimensions", "8")
+    args = test_cli_args()
     with scratch_database(neurant_server.url) as by_psql, scratch_database(neurant_server.url) as by_migrate:
         plan = run(by_psql, *args, "migrate", "--dry-run")
         assert plan.exit_code == 0
-        done = run_psql(by_psql, plan.output)
+        done = run_psql(by_psql, plan.stdout)
         assert done.returncode == 0, done.stderr[-2000:]
         status = run(by_psql, *args, "status", "--exit-code")
         assert status.exit_code == 0, status.output[-2000:]
@@ -278,12 +278,12 @@ def test_status_json_has_a_summary_the_settings_and_the_database_without_its_pas
 # --- --json on every command, errors as JSON -------------------------------------------
 
 def test_migrate_rollback_and_render_speak_json(sql_tree: Path, scratch_db: str) -> None:
-    planned = json.loads(run(scratch_db, "migrate", "--dry-run", "--json").output)
+    planned = json.loads(run(scratch_db, "migrate", "--dry-run", "--json").stdout)
     assert planned["dry_run"] is True and planned["planned"] == ["0010_widgets", "0020_widget_count",
                                                                  "0030_gadgets"]
     assert "begin;" in planned["script"]
     applied = run(scratch_db, "migrate", "--json")
-    assert applied.exit_code == 0 and json.loads(applied.output)["applied"] == planned["planned"]
+    assert applied.exit_code == 0 and json.loads(applied.stdout)["applied"] == planned["planned"]
     back = run(scratch_db, "rollback", "--steps", "1", "--json")
     assert back.exit_code == 0 and json.loads(back.output)["rolled_back"] == ["0030_gadgets"]
     rendered = json.loads(run(None, "--embedding-dimensions", "7", "render", "--json").output)

@@ -246,11 +246,14 @@ def test_an_invitation_token_accepted_concurrently_is_used_exactly_once(db: str)
         as_member(conn, owner)
         token = conn.execute("select token from public.create_invitation('twin@example.com', 'operador')").fetchone()[0]  # type: ignore[index]
         conn.execute("reset role")
-        # several identities share the invited email (e.g. a re-created account)
+        # several identities share the invited email (e.g. a re-created account; on Supabase,
+        # whose auth.users keeps emails unique among password logins, SSO identities)
+        sso = conn.execute("select count(*) from pg_attribute where attrelid = 'auth.users'::regclass"
+                           " and attname = 'is_sso_user' and not attisdropped").fetchone() == (1,)
         twins = [uuid.uuid4() for _ in range(6)]
         for twin in twins:
-            conn.execute("insert into auth.users (id, email, email_confirmed_at)"
-                         " values (%s, 'twin@example.com', now())", (twin,))
+            conn.execute("insert into auth.users (id, email, email_confirmed_at" + (", is_sso_user" if sso else "")
+                         + ") values (%s, 'twin@example.com', now()" + (", true" if sso else "") + ")", (twin,))
 
     def accept_as(twin: uuid.UUID) -> Action:
         def action(c: psycopg.Connection) -> object:

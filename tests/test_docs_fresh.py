@@ -44,8 +44,9 @@ def _drop(server_url: str, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def default_db(neurant_server: TestDatabase) -> Iterator[str]:
-    """A scratch database migrated with the default settings (what the committed docs describe)."""
-    name = _create(neurant_server.url)
+    """A scratch database migrated with the default settings (what the committed docs describe),
+    from template0: on a server whose template1 is a Supabase project's, a plain database still."""
+    name = _create(neurant_server.url, template="template0")
     url = with_database(neurant_server.url, name)
     try:
         settings = Settings()

@@ -165,7 +165,7 @@ def test_the_dry_run_plan_of_a_no_transaction_migration_runs_in_psql_like_migrat
     plan = run(scratch_db, "migrate", "--dry-run")
     assert plan.exit_code == 0, plan.output
     assert "create index concurrently" in plan.output
-    done = run_psql(scratch_db, plan.output)
+    done = run_psql(scratch_db, plan.stdout)
     assert done.returncode == 0, done.stderr
     assert ledger(scratch_db) == [10, 20, 30, 40]
     assert index_validity(scratch_db, "widgets_name_idx") is True

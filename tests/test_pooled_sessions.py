@@ -26,7 +26,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from neurant_db.testdb import TestDatabase
+from neurant_db.testdb import TestDatabase, test_settings
 
 from .bouncer import run_pgbouncer, wait_for
 from .test_service_guide import (
@@ -112,6 +112,8 @@ def ids(rows: list[tuple[Any, ...]] | str) -> list[str]:
 
 
 def test_interleaved_requests_of_two_tenants_on_one_connection_each_see_only_their_own(pool: Pool) -> None:
+    if test_settings().profile == "supabase":
+        pytest.skip("profile supabase: Supabase's auth.uid() prefers a stale legacy sub (the next test proves it)")
     with pool.connect() as conn:
         # request 1: company A's owner; the client also leaves a session-level legacy sub behind
         who, stale, companies = request(conn, "authenticated", claims(OWNER_A_AUTH, "owner.a@example.com"), [
@@ -143,6 +145,23 @@ def test_interleaved_requests_of_two_tenants_on_one_connection_each_see_only_the
         row = conn.execute("select current_user, current_setting('request.jwt.claim.sub', true),"
                            " current_setting('request.jwt.claims', true)").fetchone()
         assert row == (pool.login, OWNER_A_AUTH, "")
+
+
+def test_on_supabase_a_stale_legacy_sub_overrides_later_requests_so_the_reset_is_mandatory(pool: Pool) -> None:
+    """docs/services.md, "What a missing reset costs": on profile supabase, auth.uid() is the
+    platform's own, which prefers `request.jwt.claim.sub`; a value left on the session makes a
+    later service_role request company A's owner. Only the pooler reset prevents it."""
+    if test_settings().profile != "supabase":
+        pytest.skip("profile supabase only: on vanilla the request's claims win (the test above)")
+    with pool.connect() as conn:
+        request(conn, "authenticated", claims(OWNER_A_AUTH, "owner.a@example.com"), [
+            f"select set_config('request.jwt.claim.sub', '{OWNER_A_AUTH}', false)"])
+        who, member = request(conn, "service_role", SERVICE_CLAIMS, ["select private.get_user_company_id()"])
+        assert who == [(OWNER_A_AUTH, "service_role")] and ids(member) == [COMPANY_A]
+        for stmt in statements(sql_block("pooler-reset")):
+            conn.execute(stmt)
+        who, member = request(conn, "service_role", SERVICE_CLAIMS, ["select private.get_user_company_id()"])
+        assert who == [(None, "service_role")] and member == [(None,)]
 
 
 def test_the_documented_pooler_reset_clears_what_a_client_left_on_the_session(pool: Pool) -> None:

@@ -78,7 +78,7 @@ def guide_db(pg15: Pg15) -> str:
     fixtures loaded, and the guide's login roles created by psql 15 from its own block."""
     with psycopg.connect(pg15.server.url(), autocommit=True) as conn:
         conn.execute("create database guide")
-    settings = test_settings()
+    settings = test_settings("vanilla")  # this server is a plain PostgreSQL 15, whatever the suites' profile
     migrate(DatabaseTarget(pg15.server.url("guide")), render_all(settings), settings)
     with psycopg.connect(pg15.server.url("guide"), autocommit=True) as conn, conn.transaction():
         for path in sorted((ROOT / "tests" / "fixtures").glob("*.sql")):

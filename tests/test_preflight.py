@@ -17,7 +17,7 @@ from psycopg import sql
 
 from neurant_db.cli import cli
 from neurant_db.database import with_database
-from neurant_db.testdb import TestDatabase
+from neurant_db.testdb import TestDatabase, test_cli_args, test_settings
 
 from .conftest import scratch_database
 from .debian_pg import debian_postgres, missing_server_reason
@@ -173,13 +173,13 @@ def test_profile_vanilla_on_a_server_with_supabase_roles_is_a_warning(pg15: str,
 
 # --- the embedded server -----------------------------------------------------------------
 
-def test_profile_vanilla_on_a_database_that_has_an_auth_schema_is_refused(scratch_db: str) -> None:
-    with psycopg.connect(scratch_db, autocommit=True) as conn:
+def test_profile_vanilla_on_a_database_that_has_an_auth_schema_is_refused(plain_scratch_db: str) -> None:
+    with psycopg.connect(plain_scratch_db, autocommit=True) as conn:
         conn.execute("create schema auth; create table auth.users (id uuid primary key)")
-    result = run(scratch_db, "migrate")
+    result = run(plain_scratch_db, "--profile", "vanilla", "migrate")
     assert result.exit_code == PREFLIGHT_FAILED, result.output
     assert "[profile.vanilla]" in result.output and "--profile supabase" in result.output
-    with psycopg.connect(scratch_db) as conn:
+    with psycopg.connect(plain_scratch_db) as conn:
         assert conn.execute("select to_regnamespace('neurant_meta')").fetchone() == (None,)
 
 
@@ -209,6 +209,9 @@ grant neurant_member_delete to {owner} with admin option;
 def test_a_non_superuser_owner_migrates_passes_doctor_and_runs_the_rls_helpers(
         neurant_server: TestDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """docs/deploy.md, step by step: an admin's one-time SQL, then migrate as the owner."""
+    if test_settings().profile == "supabase":
+        pytest.skip("docs/deploy.md's non-superuser owner is a plain server's deploy; on Supabase, postgres "
+                    "migrates (tests/test_supabase_suite.py)")
     monkeypatch.chdir(tmp_path)
     owner, db = f"app_owner_{secrets.token_hex(3)}", f"app_{secrets.token_hex(3)}"
     admin = neurant_server.url
@@ -271,8 +274,8 @@ def test_a_non_superuser_owner_migrates_passes_doctor_and_runs_the_rls_helpers(
 # --- commands that need a migrated database ---------------------------------------------
 
 def test_doctor_on_a_partially_migrated_database_says_the_schema_is_incomplete(scratch_db: str) -> None:
-    assert run(scratch_db, "--embedding-dimensions", "8", "migrate", "--to", "10").exit_code == 0
-    result = run(scratch_db, "doctor", "--json")
+    assert run(scratch_db, *test_cli_args(), "migrate", "--to", "10").exit_code == 0
+    result = run(scratch_db, *test_cli_args(), "doctor", "--json")
     assert result.exit_code == 1
     first = json.loads(result.output)[0]
     assert (first["level"], first["check"]) == ("error", "schema.migrations")

@@ -16,7 +16,7 @@ from neurant_db.cli import cli
 from neurant_db.errors import BadArgument
 from neurant_db.paths import sql_root
 from neurant_db.releases import newest_release
-from neurant_db.testdb import TestDatabase, test_settings
+from neurant_db.testdb import TestDatabase, test_cli_args, test_settings
 from neurant_db.upgrade_check import (
     UpgradeCheckError,
     UpgradeReport,
@@ -55,7 +55,8 @@ def databases(server: TestDatabase) -> set[str]:
 
 
 def cli_check(server: TestDatabase, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--database-url", server.url, "upgrade-check", *args], catch_exceptions=False)
+    return CliRunner().invoke(cli, ["--database-url", server.url, *test_cli_args(), "upgrade-check", *args],
+                              catch_exceptions=False)
 
 
 def test_a_working_tree_adding_a_column_and_a_table_keeps_every_row(
@@ -224,7 +225,7 @@ def test_a_populated_upgrade_with_an_online_index_and_a_new_column_loses_nothing
           "-- Why: undoes 4010_conversations_priority.sql.\n"
           "alter table public.conversations drop column priority;\n")
     result = cli_check(neurant_server, "--from", "v1", "--rows", str(GENERATED_ROWS), "--json")
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert result.exit_code == 0, [t for t in report["tables"] if t["status"] not in ("ok", "new")]
     assert report["applied"] == ["4000_messages_sender_index", "4010_conversations_priority"]
     assert GENERATED_ROWS <= sum(report["generated_rows"].values()) <= 2 * GENERATED_ROWS

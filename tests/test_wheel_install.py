@@ -19,6 +19,7 @@ import pytest
 from neurant_db import __version__
 from neurant_db.paths import MIGRATION_FOLDERS, sql_root
 from neurant_db.render import discover
+from neurant_db.testdb import test_cli_args
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +76,7 @@ def test_the_installed_package_reads_its_sql_from_site_packages(installed: Path,
 
 def test_the_installed_package_alone_migrates_reports_and_rolls_back(
         installed: Path, scratch_db: str, tmp_path: Path) -> None:
-    cli: list[str | Path] = [installed / "neurant-db", "--database-url", scratch_db, "--embedding-dimensions", "8"]
+    cli: list[str | Path] = [installed / "neurant-db", "--database-url", scratch_db, *test_cli_args()]
     env = clean_env()
     migrated = run(*cli, "migrate", cwd=tmp_path, env=env)
     assert "applied" in migrated.stdout

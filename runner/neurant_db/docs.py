@@ -95,9 +95,23 @@ def dump_schema(url: str, pg_dump: Path | None = None, *, privileges: bool = Tru
     if done.returncode != 0:
         raise NeurantError(f"pg_dump failed: {scrub(done.stderr.strip(), url)}")
     newer = tuple(f"SET {name} = " for name in NEWER_SETTINGS)
-    lines = [line for line in without_catalog_privileges(done.stdout).splitlines()
+    lines = [policy_roles_sorted(line) for line in without_catalog_privileges(done.stdout).splitlines()
              if not line.startswith(DUMP_NOISE + newer)]
     return "\n".join(lines)
+
+
+POLICY_ROLES = re.compile(r"^(CREATE POLICY .*? TO )(.+?)( USING \(| WITH CHECK \(|;$)")
+
+
+def policy_roles_sorted(line: str) -> str:
+    """A CREATE POLICY line with its `TO` roles in name order: pg_dump lists them in the order
+    of the roles' OIDs, which differs between servers (a Supabase project creates anon after
+    authenticated), while the policy is the same."""
+    found = POLICY_ROLES.match(line)
+    if not found:
+        return line
+    roles = ", ".join(sorted(found.group(2).split(", ")))
+    return f"{found.group(1)}{roles}{found.group(3)}{line[found.end():]}"
 
 
 def without_catalog_privileges(dump: str) -> str:

@@ -60,6 +60,19 @@ def commit_fixtures(url: str) -> None:
                 conn.execute((citus + text).encode("utf-8"))
 
 
+# Migrations whose effect lives on the database object, not in it (its privileges, the roles'
+# settings in it): `create database ... template` does not copy them.
+DATABASE_LEVEL_MIGRATIONS = ("database_privileges",)
+
+
+def reapply_database_level(target: DatabaseTarget, migrations: list[Migration]) -> None:
+    """Apply again, on a copy of a migrated database, what its copy lost (idempotent DO blocks)."""
+    with target.connect(autocommit=True) as conn:
+        for migration in migrations:
+            if migration.source.name in DATABASE_LEVEL_MIGRATIONS:
+                conn.execute(migration.apply_sql.encode("utf-8"))
+
+
 def test_settings(profile: str | None = None) -> Settings:
     """The suites' settings: `profile`, else NEURANT_TEST_PROFILE, else vanilla."""
     dims = int(os.environ.get("NEURANT_TEST_EMBEDDING_DIMENSIONS", TEST_EMBEDDING_DIMENSIONS))
@@ -68,6 +81,17 @@ def test_settings(profile: str | None = None) -> Settings:
 
 
 test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test
+
+
+def test_cli_args(embedding_dimensions: int | None = None) -> list[str]:
+    """The CLI options that render the suites' settings (test_settings): `--profile` and
+    `--embedding-dimensions` (`embedding_dimensions` overrides the latter)."""
+    settings = test_settings()
+    dims = settings.embedding_dimensions if embedding_dimensions is None else embedding_dimensions
+    return ["--profile", settings.profile, "--embedding-dimensions", str(dims)]
+
+
+test_cli_args.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test
 
 
 @dataclass
@@ -216,6 +240,8 @@ def provision(server: DatabaseTarget | None = None, *, migrate_schema: bool = Tr
     else:
         target = DatabaseTarget(start_throwaway().url(), Source.THROWAWAY_SERVER)
         sharedir = embedded_sharedir()
+    if server is not None and os.environ.get("NEURANT_TEST_TEMPLATE"):
+        reapply_database_level(target, migrations)
     if with_pgtap:
         with target.connect() as conn:
             pgtap.ensure_available(conn, embedded_sharedir=sharedir)
