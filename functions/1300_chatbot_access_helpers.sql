@@ -43,23 +43,34 @@ declare
   v_company_id uuid;
   v_user_id uuid;
   v_role public.user_role;
+  v_placement text;
   v_ids uuid[];
 begin
   select m.company_id, m.user_id, m.role into v_company_id, v_user_id, v_role from private.caller_membership() m;
   if v_company_id is null then
     return '{}'::uuid[];
   end if;
-  -- the company in a variable: each query is routed to the member's co-located shard, or
-  -- reads it directly inside a shard statement on its worker (private.local_placement)
+  -- the company in a variable: each query is routed to the member's co-located shard
+  -- (static: its plan cached), or inside a shard statement on its worker reads the
+  -- company's placement there directly (private.local_placement)
   if p_visible and v_role in ('owner', 'administrador', 'supervisor') then
-    execute pg_catalog.format('select array(select b.id from %s b where b.company_id = $1 order by b.id)',
-      coalesce(private.local_placement('public.chatbots', v_company_id), 'public.chatbots'))
-      into v_ids using v_company_id;
+    v_placement := private.local_placement('public.chatbots', v_company_id);
+    if v_placement is null then
+      return array(select b.id from public.chatbots b where b.company_id = v_company_id order by b.id);
+    end if;
+    execute pg_catalog.format('select array(select b.id from %s b where b.company_id = $1 order by b.id)', v_placement)
+       into v_ids using v_company_id;
     return v_ids;
   elsif not p_visible or v_role = 'operador' then
-    execute pg_catalog.format('select array(select co.chatbot_id from %s co where co.company_id = $1 and co.user_id = $2 order by co.chatbot_id)',
-      coalesce(private.local_placement('public.chatbot_operators', v_company_id), 'public.chatbot_operators'))
-      into v_ids using v_company_id, v_user_id;
+    v_placement := private.local_placement('public.chatbot_operators', v_company_id);
+    if v_placement is null then
+      return array(select co.chatbot_id from public.chatbot_operators co
+                    where co.company_id = v_company_id and co.user_id = v_user_id
+                    order by co.chatbot_id);
+    end if;
+    execute pg_catalog.format('select array(select co.chatbot_id from %s co where co.company_id = $1 and co.user_id = $2 '
+                              || 'order by co.chatbot_id)', v_placement)
+       into v_ids using v_company_id, v_user_id;
     return v_ids;
   end if;
   return '{}'::uuid[];
