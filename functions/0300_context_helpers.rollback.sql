@@ -7,6 +7,8 @@ drop function private.get_user_role();
 drop function private.get_user_company_id();
 drop function private.get_current_user_id();
 {% if profile == 'citus' -%}
+drop function private.caller_membership();
+drop function private.local_placement(regclass, uuid);
 drop cast (text as public.user_role);
 drop function private.user_role_from_text(text);
 {% endif -%}

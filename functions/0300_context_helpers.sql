@@ -58,12 +58,76 @@ comment on cast (text as public.user_role) is
   'Profile citus: explicit casts of text to public.user_role go through private.user_role_from_text(text), immutable, so Citus accepts them inside CASE/COALESCE of an UPDATE or DELETE (issue 19).';{% endif %}
 
 {% if profile == 'citus' -%}
--- Profile citus: PL/pgSQL, the identity in a variable. Citus plans every query of a
--- reference table in a helper as a distributed query; with a parameter instead of the
--- auth.uid() call it becomes a fast-path query whose local plan is cached, so a call costs
--- about 45 us on a worker instead of about 200 us (issue 19; docs/scale-out.md, "Reads
--- under RLS"). A bare policy call runs once per shard statement, or once per row where it
--- is only a filter: the cost of each call counts.
+-- Profile citus: PL/pgSQL, the identity in a variable, one read of the membership for all
+-- three (private.caller_membership). Citus plans every query of a reference table in a
+-- helper as a distributed query; with a parameter instead of the auth.uid() call it
+-- becomes a fast-path query whose local plan is cached, about 45 us a call on a worker
+-- instead of about 200 us; inside a shard statement the local placement read directly is
+-- cheaper still (issue 19; docs/scale-out.md, "Reads under RLS"). Each helper reads the
+-- membership itself (one function call less: a policy's InitPlan runs one helper).
+{% macro membership_read(columns, targets) -%}
+  if v_placement is null then
+    select {{ columns }} into {{ targets }} from private.memberships m where m.auth_user_id = v_uid and m.is_active;
+  else
+    -- inside a shard statement on a worker: the reference table's local placement directly
+    execute pg_catalog.format('select {{ columns }} from %s m where m.auth_user_id = $1 and m.is_active', v_placement)
+       into {{ targets }} using v_uid;
+  end if;
+{%- endmacro %}
+-- Inside a shard statement on a worker the company's co-located placements are on that
+-- node: read directly they cost a plan of one query (about 40 us), read through Citus's
+-- planner and local executor (the shell table) more (about 150 us for the chatbots).
+create function private.local_placement(p_table regclass, p_company_id uuid)
+returns text
+language plpgsql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_shard text;
+begin
+  -- doctor: allow setting.read application_name it only picks where the same rows are read (the company's local placement inside a shard statement on a worker, the table through Citus elsewhere), under the reader's own privileges and RLS either way
+  if pg_catalog.current_setting('application_name') not like 'citus\_internal gpid=%' then
+    return null;
+  end if;
+  if pg_catalog.citus_is_coordinator() then
+    return null;
+  end if;
+  -- no query: Citus's metadata cache names the shard (a reference table's one shard for a
+  -- null company), the catalog says whether it is here. A placement of another company
+  -- being moved away may still be here: never one of a shard statement's own company,
+  -- whose placements are where the statement runs, and the policies compare company_id.
+  v_shard := pg_catalog.shard_name(p_table, pg_catalog.get_shard_id_for_distribution_column(p_table, p_company_id), false);
+  if pg_catalog.to_regclass(v_shard) is null then
+    return null;
+  end if;
+  return v_shard;
+end
+$$;
+comment on function private.local_placement(regclass, uuid) is
+  'Profile citus: inside a shard statement on a worker (a session Citus opened, application_name citus_internal gpid=..., on a node that is not the coordinator), the qualified name of the shard of p_table holding company p_company_id (of a reference table: its one shard, p_company_id null) when that shard is on this node; null anywhere else (42P01-free: a shard not here is null). What private.caller_membership and private.read_chatbot_ids read there instead of the table: the same rows in the same transaction (Citus''s local execution reads that placement too), under the reader''s privileges and RLS, at the price of one planned query instead of a distributed one.';
+revoke execute on function private.local_placement(regclass, uuid) from public, anon;
+grant execute on function private.local_placement(regclass, uuid) to authenticated, service_role;
+
+create function private.caller_membership(out company_id uuid, out user_id uuid, out role public.user_role)
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
+as $$
+declare
+  v_uid uuid := auth.uid();
+  v_placement text := private.local_placement('private.memberships', null);
+begin
+  {{ membership_read('m.company_id, m.id, m.role', 'company_id, user_id, role') }}
+end
+$$;
+comment on function private.caller_membership() is
+  'Profile citus: the caller''s active membership (company, public.users.id, role) from the reference table private.memberships for auth.uid(); nulls for none. The membership as the chatbot helpers need it, in one read (get_current_user_id(), get_user_company_id() and get_user_role() read their column the same way). Through Citus (a fast-path query, its local plan cached), or inside a shard statement on a worker from the table''s local placement directly (private.local_placement). Out parameters, not the table''s row type: Citus propagates a function to the workers only when what it depends on is distributed, and this one is created before the distribution step.';
+revoke execute on function private.caller_membership() from public, anon;
+grant execute on function private.caller_membership() to authenticated, service_role;
+
 {% endif -%}
 create function private.get_current_user_id() returns uuid
   language {{ 'plpgsql' if profile == 'citus' else 'sql' }} stable security definer
@@ -71,9 +135,10 @@ create function private.get_current_user_id() returns uuid
 as $${% if profile == 'citus' %}
 declare
   v_uid uuid := auth.uid();
+  v_placement text := private.local_placement('private.memberships', null);
   v_id uuid;
 begin
-  select m.id into v_id from private.memberships m where m.auth_user_id = v_uid and m.is_active;
+  {{ membership_read('m.id', 'v_id') }}
   return v_id;
 end{% else %}
   select u.id
@@ -90,9 +155,10 @@ create function private.get_user_company_id() returns uuid
 as $${% if profile == 'citus' %}
 declare
   v_uid uuid := auth.uid();
+  v_placement text := private.local_placement('private.memberships', null);
   v_company_id uuid;
 begin
-  select m.company_id into v_company_id from private.memberships m where m.auth_user_id = v_uid and m.is_active;
+  {{ membership_read('m.company_id', 'v_company_id') }}
   return v_company_id;
 end{% else %}
   select u.company_id
@@ -109,9 +175,10 @@ create function private.get_user_role() returns public.user_role
 as $${% if profile == 'citus' %}
 declare
   v_uid uuid := auth.uid();
+  v_placement text := private.local_placement('private.memberships', null);
   v_role public.user_role;
 begin
-  select m.role into v_role from private.memberships m where m.auth_user_id = v_uid and m.is_active;
+  {{ membership_read('m.role', 'v_role') }}
   return v_role;
 end{% else %}
   select u.role

@@ -12,5 +12,4 @@ drop function private.get_assigned_chatbot_ids();
 {% if profile == 'citus' -%}
 drop function private.chatbot_ids_in_shard(boolean);
 drop function private.read_chatbot_ids(boolean);
-drop function private.caller_membership();
 {% endif -%}

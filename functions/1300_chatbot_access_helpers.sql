@@ -32,25 +32,6 @@ cost 10000{% endif %}{% endmacro -%}
 -- cost 10000 tells the planner a call is expensive, so that it makes the helper an index
 -- condition (evaluated once per scan) rather than a filter evaluated per row.
 
-create function private.caller_membership(out company_id uuid, out user_id uuid, out role public.user_role)
-language plpgsql
-stable
-security definer
-set search_path = pg_catalog, pg_temp{{ citus_settings('') }}
-as $$
-declare
-  v_uid uuid := auth.uid();
-begin
-  select m.company_id, m.id, m.role into company_id, user_id, role
-    from private.memberships m
-   where m.auth_user_id = v_uid and m.is_active;
-end
-$$;
-comment on function private.caller_membership() is
-  'Profile citus: the caller''s active membership (company, public.users.id, role) from the reference table private.memberships for auth.uid(); nulls for none. What the chatbot helpers need, in one read. Out parameters, not the table''s row type: Citus propagates a function to the workers only when what it depends on is distributed, and this one is created before the distribution step.';
-revoke execute on function private.caller_membership() from public, anon;
-grant execute on function private.caller_membership() to authenticated, service_role;
-
 create function private.read_chatbot_ids(p_visible boolean)
 returns uuid[]
 language plpgsql
@@ -62,21 +43,41 @@ declare
   v_company_id uuid;
   v_user_id uuid;
   v_role public.user_role;
+  v_placement text;
+  v_ids uuid[];
 begin
   select m.company_id, m.user_id, m.role into v_company_id, v_user_id, v_role from private.caller_membership() m;
+  if v_company_id is null then
+    return '{}'::uuid[];
+  end if;
   -- the company in a variable: each query is routed to the member's co-located shard
+  -- (static: its plan cached), or inside a shard statement on its worker reads the
+  -- company's placement there directly (private.local_placement)
   if p_visible and v_role in ('owner', 'administrador', 'supervisor') then
-    return array(select b.id from public.chatbots b where b.company_id = v_company_id order by b.id);
+    v_placement := private.local_placement('public.chatbots', v_company_id);
+    if v_placement is null then
+      return array(select b.id from public.chatbots b where b.company_id = v_company_id order by b.id);
+    end if;
+    execute pg_catalog.format('select array(select b.id from %s b where b.company_id = $1 order by b.id)', v_placement)
+       into v_ids using v_company_id;
+    return v_ids;
   elsif not p_visible or v_role = 'operador' then
-    return array(select co.chatbot_id from public.chatbot_operators co
-                  where co.company_id = v_company_id and co.user_id = v_user_id
-                  order by co.chatbot_id);
+    v_placement := private.local_placement('public.chatbot_operators', v_company_id);
+    if v_placement is null then
+      return array(select co.chatbot_id from public.chatbot_operators co
+                    where co.company_id = v_company_id and co.user_id = v_user_id
+                    order by co.chatbot_id);
+    end if;
+    execute pg_catalog.format('select array(select co.chatbot_id from %s co where co.company_id = $1 and co.user_id = $2 '
+                              || 'order by co.chatbot_id)', v_placement)
+       into v_ids using v_company_id, v_user_id;
+    return v_ids;
   end if;
   return '{}'::uuid[];
 end
 $$;
 comment on function private.read_chatbot_ids(boolean) is
-  'Profile citus: the body of both chatbot helpers, read as whoever calls this function (security invoker): the caller''s visible chatbots (p_visible: every chatbot of its company for owner/administrador/supervisor, its assigned ones for an operador, none otherwise), or its assigned ones. As the owner from private.chatbot_ids_in_shard, as the member outside a shard statement, under its RLS: the same rows (chatbots.select_visible, chatbot_operators.select_visible).';
+  'Profile citus: the body of both chatbot helpers, read as whoever calls this function (security invoker): the caller''s visible chatbots (p_visible: every chatbot of its company for owner/administrador/supervisor, its assigned ones for an operador, none otherwise), or its assigned ones. As the owner from private.chatbot_ids_in_shard, as the member outside a shard statement, under its RLS: the same rows (chatbots.select_visible, chatbot_operators.select_visible). Inside a shard statement on a worker it reads the company''s local placement of chatbots / chatbot_operators directly (private.local_placement), elsewhere the table through Citus.';
 revoke execute on function private.read_chatbot_ids(boolean) from public, anon;
 grant execute on function private.read_chatbot_ids(boolean) to authenticated, service_role;
 

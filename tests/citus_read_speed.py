@@ -5,6 +5,7 @@ queries, their plans, and a measurement that can be rerun.
     .venv/bin/python -m tests.citus_read_speed                  # starts a cluster (root, ../shared/vendor)
     .venv/bin/python -m tests.citus_read_speed --runs 1000
     .venv/bin/python -m tests.citus_read_speed --database-url postgresql://...   # migrated with --profile citus
+    .venv/bin/python -m tests.citus_read_speed --database-url URL --before-url OLD  # two commits side by side
 
 `seed(url)` loads one company (4 members, one per role, 4 chatbots, the operador assigned
 to the first, 300 conversations, 1,500 messages), `HOT_QUERIES` are the reads, `plan(...)`
@@ -17,6 +18,7 @@ request), and returns the medians. Used by tests/test_citus_cluster_reads.py; i1
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Iterator, Sequence
@@ -187,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "(default: start a cluster and create one)")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3, help="measure this many times, print each")
+    parser.add_argument("--before-url", help="another migrated distributed database (an older commit's) "
+                        "measured just before --database-url in each round, side by side")
     args = parser.parse_args(argv)
 
     def run(url: str) -> None:
@@ -197,7 +201,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"{query.name:16s} {tasks[0] if tasks else '?'}; per-row helpers: "
                   f"{per_row_helpers(text, query.helpers_once) or 'none'}")
         for n in range(args.rounds):
-            print(f"round {n + 1} (median of {args.runs}):\n{report(measure(url, args.runs))}", flush=True)
+            load = f", load average {os.getloadavg()[0]:.1f}"
+            if args.before_url:
+                seed(args.before_url)
+                print(f"round {n + 1} before (median of {args.runs}{load}):\n"
+                      f"{report(measure(args.before_url, args.runs))}", flush=True)
+            print(f"round {n + 1} (median of {args.runs}{load}):\n{report(measure(url, args.runs))}", flush=True)
 
     if args.database_url:
         run(args.database_url)

@@ -95,11 +95,12 @@ def test_migrate_places_every_table_as_the_layout_says_with_every_foreign_key_ke
     assert _placements(distributed_db) == layout
     assert _foreign_keys(distributed_db) == keys
 
-    # Re-runs: nothing to apply; the distribution step rolled back and applied again
-    # skips every table already placed, and keeps every foreign key.
+    # Re-runs: nothing to apply; the distribution step (and the shard policies after it,
+    # seeds/3995) rolled back and applied again skips every table already placed, and
+    # keeps every foreign key.
     again = runner.invoke(cli, ["--database-url", distributed_db, *ARGS, "migrate"])
     assert again.exit_code == 0 and "nothing to apply" in again.output, again.output
-    back = runner.invoke(cli, ["--database-url", distributed_db, *ARGS, "rollback", "--steps", "1", "--yes"])
+    back = runner.invoke(cli, ["--database-url", distributed_db, *ARGS, "rollback", "--steps", "2", "--yes"])
     assert back.exit_code == 0, back.output
     redo = runner.invoke(cli, ["--database-url", distributed_db, *ARGS, "migrate"])
     assert redo.exit_code == 0, redo.output

@@ -1,7 +1,7 @@
 """What the policy helpers read on a real Citus cluster (tests/citus_cluster.py), every
 request sent the documented way (neurant_db.citus_request): issue 19's failure 8 (25001
 after a member's own write) and the plans of the hot reads under RLS (one shard, the
-helpers evaluated once per scan, not per row). Timings are not asserted: they are measured
+helpers evaluated once per statement, not per row). Timings are not asserted: they are measured
 by tests/citus_read_speed.py (docs/scale-out.md, "Reads under RLS")."""
 
 from __future__ import annotations
@@ -131,11 +131,75 @@ def test_every_keyed_hot_read_under_rls_is_routed_to_one_shard(url: str, query: 
 
 
 @pytest.mark.parametrize("query", reads.HOT_QUERIES, ids=[q.name for q in reads.HOT_QUERIES])
-def test_the_policy_helpers_of_a_hot_read_run_once_per_scan_not_per_row(url: str, query: reads.HotQuery) -> None:
-    # A bare policy call (Citus refuses the (select f()) InitPlan) runs once as an index
-    # condition or a one-time filter, but once per row as a filter: cost 10000 on the
-    # chatbot helpers and chatbot_id in messages_conversation_time_idx keep them out of
-    # the filters (the worker's plan, as the member runs it).
+def test_the_policy_helpers_of_a_hot_read_run_once_per_statement_as_initplans(url: str, query: reads.HotQuery) -> None:
+    # Citus refuses the (select f()) InitPlan in a policy of a distributed table, but not on
+    # its shards: seeds/3995 writes every placement's policies so (private.citus_shard_policies).
+    # In the worker's plan, as the member runs it, each helper is an InitPlan: no call in a
+    # per-row Filter, none in an Index Cond (evaluated again at planning for the estimate).
     text = reads.plan(url, query, analyze=True)
     assert "Task Count: 1" in text, text
+    assert "InitPlan" in text, text
     assert reads.per_row_helpers(text, query.helpers_once) == [], text
+    conditions = [line for line in text.splitlines()
+                  if line.strip().startswith(("Index Cond:", "Filter:", "One-Time Filter:"))]
+    assert [line for line in conditions if "private." in line] == [], text
+
+
+# Every policy condition of the shards (and the reference tables' placements) on each node:
+# how many helper calls it holds, and how many of them are not wrapped in (select ...).
+SHARD_POLICY_CALLS = """
+with shard_policy as (
+  select coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '') || ' '
+         || coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '') as cond
+    from pg_catalog.pg_dist_shard s
+    join pg_catalog.pg_policy p
+      on p.polrelid = pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid, false)))
+select coalesce(sum((select count(*) from pg_catalog.regexp_matches(c.cond, %(call)s, 'g'))), 0) || ' ' ||
+       coalesce(sum((select count(*) from pg_catalog.regexp_matches(c.cond, %(bare)s, 'g'))), 0)
+  from shard_policy c
+""".replace("%(call)s", "'(public|private|auth)\\.[a-z_]+\\(\\)'").replace(
+    "%(bare)s", "'(?<!SELECT )(public|private|auth)\\.[a-z_]+\\(\\)'")
+
+
+def shard_policy_calls(url: str) -> dict[int, tuple[int, int]]:
+    """Per node (its id): helper calls in the policies of the shards there, and how many are bare."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("select nodeid, success, result from pg_catalog.run_command_on_all_nodes(%s)",
+                            (SHARD_POLICY_CALLS,)).fetchall()
+    assert all(ok for _, ok, _ in rows), rows
+    return {port: (int(result.split()[0]), int(result.split()[1])) for port, _, result in rows}
+
+
+def test_every_placement_calls_the_policy_helpers_wrapped_in_select_after_migrate(url: str) -> None:
+    calls = shard_policy_calls(url)
+    assert len(calls) == 3 and all(total > 0 for total, _ in calls.values()), calls
+    assert [bare for _, bare in calls.values()] == [0, 0, 0], calls
+
+
+def test_the_shard_policies_step_is_idempotent_and_undone_by_its_bare_form(url: str) -> None:
+    # After a shard move or a policy migration a DBA runs it again (docs/scale-out.md); its
+    # rollback (p_initplan false) puts the tables' own bare text back on every placement.
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = conn.execute("select private.citus_shard_policies()").fetchone()
+        assert tables is not None and tables[0] > 0
+        assert all(bare == 0 for _, bare in shard_policy_calls(url).values())
+        try:
+            conn.execute("select private.citus_shard_policies(false)")
+            assert all(bare == total > 0 for total, bare in shard_policy_calls(url).values())
+        finally:
+            conn.execute("select private.citus_shard_policies()")
+    assert all(bare == 0 for _, bare in shard_policy_calls(url).values())
+
+
+def test_the_helpers_read_the_local_placement_only_inside_a_shard_statement(url: str) -> None:
+    # private.local_placement names the company's shard where a shard statement runs (the
+    # worker holding it, a session Citus opened) and nothing on the coordinator, where the
+    # helpers read the tables through Citus.
+    out = request(url, reads.OWNER, [
+        ("select private.local_placement('public.chatbots', %s)", (C,)),
+        ("select private.local_placement('public.chatbots', company_id) from public.chatbots where company_id = %s "
+         "limit 1", (C,)),
+    ])
+    assert out[0] == [(None,)]
+    [(shard,)] = out[1]
+    assert shard.startswith("public.chatbots_"), out
