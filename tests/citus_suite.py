@@ -67,10 +67,6 @@ KNOWN_FAILING: dict[tuple[str, str], str] = {
      "pointing at no conversation"): MIXED,
     ("2000_knowledge_integrations.sql", "match_document_chunks scans the HNSW index"):
         "the index scan runs on the workers: the coordinator's pg_stat counters of the index stay 0",
-    ("2010_integration_credentials.sql", "setting credentials is audited with the acting member, in the same "
-     "transaction, ciphertext redacted"):
-        "the audit row written on the worker names the connection's role (postgres) as actor_role: the request's "
-        "role is not known there",
     ("2010_integration_credentials.sql", "credentials are not readable through RETURNING of an integrations update"):
         "Citus refuses the RETURNING subquery first (0A000 non-IMMUTABLE functions are not allowed in the "
         "RETURNING clause): refused either way",
