@@ -36,9 +36,6 @@ MIXED = ("one statement probes as several identities (tests.outcome_as / attempt
          "identity meets a placement an earlier probe wrote, even rolled back (25001)")
 DEFERRED = ("Citus does not send SET CONSTRAINTS ALL IMMEDIATE to the workers: the archive's deferred keys are "
             "checked at the workers' commit, after the attempt was rolled back")
-PURGE_ALONE = ("the audit purge called first in its own transaction: on Citus it needs the distributed "
-               "transaction's id to reach the shards and refuses without one (55000, by design: the retention job "
-               "opens one); the file runs it as a statement of its own")
 BATCH_LIMIT = ("on profile citus the message bookkeeping runs once per row (no transition tables on distributed "
                "tables): a batch crossing the monthly limit is refused whole, but by the row that crosses it, "
                "not with the statement's NA001")
@@ -80,13 +77,8 @@ KNOWN_FAILING: dict[tuple[str, str], str] = {
 }
 # (file, part of the refused statement's error) -> why; the statement's assertions do not run.
 KNOWN_ERRORS: dict[tuple[str, str], str] = {
-    ("3000_lifecycle.sql", "the audit purge needs a distributed transaction"): PURGE_ALONE,
     ("3000_lifecycle.sql", "direct joins between distributed and local tables"):
         "the file's own check joins its temp table of message fingerprints with the archive, which Citus cannot plan",
-    ("3010_lifecycle_clock.sql", "[25001]"):
-        "a retention batch asked for the year infinity, in the statement's own transaction after the file's "
-        "set-up: 25001 (a placement written by one user read by another in one transaction); not analysed yet",
-    ("3010_lifecycle_clock.sql", "the audit purge needs a distributed transaction"): PURGE_ALONE,
     ("0200_tenancy_rules.sql", "[25001]"): MIXED,
     ("1000_chatbots.sql", "[25001]"): MIXED,
     ("1005_operador_scope.sql", "[25001]"): MIXED,
