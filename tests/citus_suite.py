@@ -36,16 +36,11 @@ MIXED = ("one statement probes as several identities (tests.outcome_as / attempt
          "identity meets a placement an earlier probe wrote, even rolled back (25001)")
 DEFERRED = ("Citus does not send SET CONSTRAINTS ALL IMMEDIATE to the workers: the archive's deferred keys are "
             "checked at the workers' commit, after the attempt was rolled back")
-BATCH_LIMIT = ("on profile citus the message bookkeeping runs once per row (no transition tables on distributed "
-               "tables): a batch crossing the monthly limit is refused whole, but by the row that crosses it, "
-               "not with the statement's NA001")
 # Reasons whose assertions fail on some runs and hold on others (which earlier probe's
 # connection a later one meets varies): not strict.
 UNSTABLE = {MIXED}
 # (file, assertion description) -> why it fails there.
 KNOWN_FAILING: dict[tuple[str, str], str] = {
-    ("1015_monthly_message_limit.sql", "a batch whose bot messages would cross the monthly limit is refused with "
-     "NA001"): BATCH_LIMIT,
     ("0010_catalog_hardening.sql", "superuser cannot move a row of private.memberships to another company"): MIXED,
     ("0010_catalog_hardening.sql", "delete_rows deletes what the delete policies let the caller delete and nothing "
      "of another company"): MIXED,
