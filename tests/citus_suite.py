@@ -32,8 +32,12 @@ CLUSTER_PREAMBLE = [("citus sequential", CITUS_SEQUENTIAL),
 
 # What does not hold on the cluster yet, each with its reason (docs/scale-out.md, "What was
 # verified how"). Both are strict: an entry that now holds fails the suite until removed.
-MIXED = ("one statement probes as several identities (tests.outcome_as / attempt_as / same_either_way): a later "
-         "identity meets a placement an earlier probe wrote, even rolled back (25001)")
+MIXED = ("one statement probes as several identities (tests.outcome_as / attempt_as / same_either_way): company B's "
+         "fingerprint is read as the superuser after a member's or service_role's probe in the same transaction, and "
+         "Citus keeps for the whole transaction which user's connection touched each placement group (a rollback to "
+         "the probe's savepoint does not undo it: placement_connection.c), so a later identity meets a placement an "
+         "earlier probe wrote (25001); a test reading another company as superuser cannot be delegated to the "
+         "company's worker as the RPCs are")
 DEFERRED = ("Citus does not send SET CONSTRAINTS ALL IMMEDIATE to the workers: the archive's deferred keys are "
             "checked at the workers' commit, after the attempt was rolled back")
 # Reasons whose assertions fail on some runs and hold on others (which earlier probe's
