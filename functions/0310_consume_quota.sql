@@ -43,7 +43,24 @@ begin
        into v_new using p_company_id, p_delta;
     return v_new;
   end if;
-
+{% if profile == 'citus' %}
+  -- Citus: the company row locked first (by its key: one shard), then its plan's limit
+  -- read alone, then the counter moved by the key. No statement joins the distributed
+  -- companies with the reference subscription_plans: a delegated RPC refuses that shape
+  -- (docs/scale-out.md, "Definer RPCs"). The row lock serialises concurrent callers as the
+  -- conditional UPDATE does elsewhere.
+  execute format('select c.subscription_plan, c.%1$I from public.companies c where c.id = $1 for update', p_counter)
+     into v_plan, v_used using p_company_id;
+  if v_plan is not null then
+    execute format('select p.%1$I from public.subscription_plans p where p.code = $1', v_limit_column)
+       into v_limit using v_plan;
+    if v_limit is null or v_used + p_delta <= v_limit then
+      execute format('update public.companies c set %1$I = c.%1$I + $2 where c.id = $1 returning c.%1$I', p_counter)
+         into v_new using p_company_id, p_delta;
+      return v_new;
+    end if;
+  end if;
+{%- else %}
   execute format(
     'update public.companies c set %1$I = c.%1$I + $2'
     ' from public.subscription_plans p'
@@ -59,6 +76,7 @@ begin
     'select c.subscription_plan, c.%1$I, p.%2$I from public.companies c'
     ' join public.subscription_plans p on p.code = c.subscription_plan where c.id = $1', p_counter, v_limit_column)
      into v_plan, v_used, v_limit using p_company_id;
+{%- endif %}
   if v_plan is null then
     raise exception using
       errcode = '23503',

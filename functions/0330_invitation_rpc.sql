@@ -2,8 +2,8 @@
 -- its sha256 stored), accept (single use, expiring, bound to an email) and
 -- revoke. Plan limits are enforced by the triggers of schema/0140_tenancy_rules.
 
-{% from 'functions/_rpc.sql' import exposed_rpc -%}
-create function public.create_invitation(p_email text, p_role public.user_role)
+{% from 'functions/_rpc.sql' import exposed_rpc, delegated_rpc, delegated_note -%}
+create function {{ 'private.create_invitation(p_company_id uuid, ' if profile == 'citus' else 'public.create_invitation(' }}p_email text, p_role public.user_role)
 returns table (invitation_id uuid, token text)
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp{{ citus_sequential() }}
@@ -14,7 +14,7 @@ declare
   v_token text;
   v_id uuid;
 begin
-  select * into v_caller from public.users u where u.auth_user_id = auth.uid() and u.is_active;
+  select * into v_caller from public.users u where {{ 'u.company_id = p_company_id and ' if profile == 'citus' }}u.auth_user_id = auth.uid() and u.is_active;
   if not found or v_caller.role not in ('owner', 'administrador') then
     raise exception using
       errcode = '42501',
@@ -60,8 +60,13 @@ begin
   return next;
 end
 $$;
+{%- if profile == 'citus' %}
+comment on function private.create_invitation(uuid, text, public.user_role) is
+  'Profile citus: the body of public.create_invitation for the caller''s company p_company_id (refused like an outsider when the caller is not an active owner/administrador of it), distributed by p_company_id with force_delegation (seeds/3990): run on the worker holding the company, over the caller''s connection.';
+{{ delegated_rpc('create_invitation', 'p_email text, p_role public.user_role', [('p_email', 'text'), ('p_role', 'public.user_role')], 'table (invitation_id uuid, token text)', 'table') }}
+{%- endif %}
 comment on function public.create_invitation(text, public.user_role) is
-  'RPC: an owner/administrador invites an email with a role strictly below their own. Returns the invitation id and the token (shown once; only sha256(token) is stored). Limited by max_pending_invitations and max_users (members + pending). Errors: 42501 caller/role not allowed; NA002 company read-only (suspended/canceled); 22023 bad email or already a member; 23505 pending invitation exists; NA001 plan limit.'{{ exposed_rpc() }};
+  'RPC: an owner/administrador invites an email with a role strictly below their own. Returns the invitation id and the token (shown once; only sha256(token) is stored). Limited by max_pending_invitations and max_users (members + pending). Errors: 42501 caller/role not allowed; NA002 company read-only (suspended/canceled); 22023 bad email or already a member; 23505 pending invitation exists; NA001 plan limit.'{{ exposed_rpc() if profile != 'citus' else delegated_note('create_invitation') }};
 
 create function public.accept_invitation(p_token text) returns uuid
   language plpgsql volatile security definer
@@ -151,7 +156,7 @@ $$;
 comment on function public.accept_invitation(text) is
   'RPC: the invited identity (its auth.users email - not the JWT email claim - must match, case-insensitively, and be confirmed) joins the company with the invited role, and the invitation becomes accepted, atomically and once. Returns the new public.users.id. Errors: 42501 not authenticated / other email / email not confirmed / already a member; NA002 the company is read-only (suspended/canceled); 22023 unknown, used, revoked or expired token; NA001 user limit.'{{ exposed_rpc() }};
 
-create function public.revoke_invitation(p_invitation_id uuid) returns void
+create function {{ 'private.revoke_invitation(p_company_id uuid, ' if profile == 'citus' else 'public.revoke_invitation(' }}p_invitation_id uuid) returns void
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp{{ citus_sequential() }}
 as $$
@@ -159,7 +164,7 @@ declare
   v_caller public.users%rowtype;
   v_inv public.user_invitations%rowtype;
 begin
-  select * into v_caller from public.users u where u.auth_user_id = auth.uid() and u.is_active;
+  select * into v_caller from public.users u where {{ 'u.company_id = p_company_id and ' if profile == 'citus' }}u.auth_user_id = auth.uid() and u.is_active;
   if not found or v_caller.role not in ('owner', 'administrador') then
     raise exception using
       errcode = '42501',
@@ -190,8 +195,13 @@ begin
    where i.company_id = v_inv.company_id and i.id = v_inv.id;
 end
 $$;
+{%- if profile == 'citus' %}
+comment on function private.revoke_invitation(uuid, uuid) is
+  'Profile citus: the body of public.revoke_invitation for the caller''s company p_company_id (refused like an outsider when the caller is not an active owner/administrador of it), distributed by p_company_id with force_delegation (seeds/3990): run on the worker holding the company, over the caller''s connection.';
+{{ delegated_rpc('revoke_invitation', 'p_invitation_id uuid', [('p_invitation_id', 'uuid')], 'void', 'void') }}
+{%- endif %}
 comment on function public.revoke_invitation(uuid) is
-  'RPC: an owner/administrador revokes a pending invitation of their company for a role below their own; it can no longer be accepted and frees its seat. Errors: 42501 caller not allowed; NA002 company read-only (suspended/canceled); 22023 not found / not pending.'{{ exposed_rpc() }};
+  'RPC: an owner/administrador revokes a pending invitation of their company for a role below their own; it can no longer be accepted and frees its seat. Errors: 42501 caller not allowed; NA002 company read-only (suspended/canceled); 22023 not found / not pending.'{{ exposed_rpc() if profile != 'citus' else delegated_note('revoke_invitation') }};
 
 revoke execute on function public.create_invitation(text, public.user_role) from public, anon;
 revoke execute on function public.accept_invitation(text) from public, anon;
@@ -199,3 +209,7 @@ revoke execute on function public.revoke_invitation(uuid) from public, anon;
 grant execute on function public.create_invitation(text, public.user_role) to authenticated;
 grant execute on function public.accept_invitation(text) to authenticated;
 grant execute on function public.revoke_invitation(uuid) to authenticated;
+{%- if profile == 'citus' %}
+revoke execute on function private.create_invitation(uuid, text, public.user_role), private.revoke_invitation(uuid, uuid) from public, anon;
+grant execute on function private.create_invitation(uuid, text, public.user_role), private.revoke_invitation(uuid, uuid) to authenticated;
+{%- endif %}

@@ -21,17 +21,27 @@ create function private.purge_audit_logs(p_as_of timestamptz, p_limit integer) r
 as $$
 declare
   n bigint;{% if profile == 'citus' %}
-  v_token text;{% endif %}
+  v_token text;
+  v_clock timestamptz := private.lifecycle_clock(p_as_of);{% endif %}
 begin
   -- The purge hook of 0050_audit_trail: only the table owner (this function's owner) may
   -- delete, in the transaction whose id neurant.audit_purge holds. Ages are measured from lifecycle_clock():
   -- only a superuser session may move the clock forward. Never younger than 7 years (2555 days),
   -- whatever a plan says; a company-wide legal hold keeps the company's trail.
 {%- if profile == 'citus' %}
+  -- Citus: the clock is read here, on the coordinator, in the caller's session (v_clock): in
+  -- the delete's subquery it would be evaluated on the workers, in the sessions Citus opens as
+  -- this function's owner, a superuser that has not switched role there, which may look forward.
   -- Citus: the hook fires on the workers. The token is the distributed transaction's id
   -- (none before the transaction's first distributed statement), sent to them with SET
   -- LOCAL (a set_config is not propagated).
   v_token := {{ transaction_token() }};
+  if v_token is null then
+    -- Called first in its transaction (the retention job's own purge transactions): a read of
+    -- the audit placements opens the distributed transaction, as this function's owner.
+    perform 1 from public.audit_logs l limit 1;
+    v_token := {{ transaction_token() }};
+  end if;
   if v_token is null then
     raise exception using errcode = '55000',
       message = 'the audit purge needs a distributed transaction',
@@ -48,7 +58,7 @@ begin
        from public.audit_logs l
        left join public.companies co on co.id = l.company_id
        left join public.subscription_plans p on p.code = co.subscription_plan
-      where l.created_at < private.lifecycle_clock(p_as_of) - pg_catalog.make_interval(days => greatest(coalesce(p.delete_after_days, 2555), 2555))
+      where l.created_at < {{ 'v_clock' if profile == 'citus' else 'private.lifecycle_clock(p_as_of)' }} - pg_catalog.make_interval(days => greatest(coalesce(p.delete_after_days, 2555), 2555))
         and not exists (select 1 from public.legal_holds h
                          where h.company_id = l.company_id and h.released_at is null and h.conversation_id is null)
       limit p_limit);
@@ -141,8 +151,18 @@ begin
     v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('{{ table }}', n));
 {%- endfor %}
   end loop;
-
+{% if profile == 'citus' %}
+  -- Citus: purge_audit_logs runs as its owner. Run by another role (service_role), this batch
+  -- wrote the companies' placements over that role's connections, and Citus refuses them, in
+  -- the same transaction, to the owner's (25001: audit_logs is co-located with every table
+  -- above): then job_retention purges in transactions of its own (docs/scale-out.md).
+  if current_user = (select pg_catalog.pg_get_userbyid(f.proowner) from pg_catalog.pg_proc f
+                      where f.oid = 'private.purge_audit_logs(timestamptz, integer)'::pg_catalog.regprocedure) then
+    v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.audit_logs', private.purge_audit_logs(p_as_of, p_limit)));
+  end if;
+{%- else %}
   v_out := private.jsonb_add_counts(v_out, pg_catalog.jsonb_build_object('public.audit_logs', private.purge_audit_logs(p_as_of, p_limit)));
+{%- endif %}
   -- platform samples are kept 400 days (no tenant, no hold), aged by the lifecycle clock
   delete from public.system_metrics s using (
     select s.id from public.system_metrics s
@@ -156,7 +176,7 @@ end;
 $$;
 comment on function private.retention_batch(timestamptz, integer) is
   'One retention batch: deletes up to p_limit conversations (with their rows) and p_limit rows of each other kind that are older than their plan''s delete_after_days, '
-  'live or archived, that no active legal hold covers, company by company; audit logs through private.purge_audit_logs(). Returns rows deleted per table.';
+  'live or archived, that no active legal hold covers, company by company; audit logs through private.purge_audit_logs(){{ " (profile citus: only when run as its owner; for any other role job_retention calls it in transactions of its own)" if profile == "citus" }}. Returns rows deleted per table.';
 
 create function private.retention_preview(p_as_of timestamptz) returns jsonb
   language plpgsql
@@ -244,6 +264,23 @@ begin
     perform private.job_progress(p_run_id, 'delete', v_batch, v_total);
     commit;
   end loop;
+{%- if profile == 'citus' %}
+  -- Citus: the audit purge in transactions of its own, after the company batches (it runs as
+  -- its owner, they as the job's role: one transaction cannot hold both users' writes, 25001).
+  commit;
+  loop
+    exit when v_err is not null or (p_max_batches is not null and v_batches >= p_max_batches);
+    begin
+      v_batch := pg_catalog.jsonb_build_object('public.audit_logs', private.purge_audit_logs(v_as_of, p_batch_size));
+    exception when others then
+      v_err := sqlerrm;
+    end;
+    exit when v_err is not null or private.batch_rows(v_batch) = 0;
+    v_batches := v_batches + 1;
+    perform private.job_progress(p_run_id, 'delete', v_batch, v_total);
+    commit;
+  end loop;
+{%- endif %}
   perform private.job_finish(p_run_id, case when v_err is null then 'succeeded' else 'failed' end, v_err);
   commit;
   if v_err is not null then

@@ -305,11 +305,21 @@ begin
   perform private.consume_quota(v_company_id, 'current_pending_invitation_count', v_delta);
   if v_delta > 0 then
     -- A pending invitation holds a seat: members + pending <= max_users.
+{%- if profile == 'citus' %}
+    -- Citus: the company, then its plan's limit (a statement of a delegated RPC may not join
+    -- a distributed table with a reference table: docs/scale-out.md, "Definer RPCs").
+    select c.subscription_plan, c.current_user_count, c.current_pending_invitation_count
+      into v_plan, v_users, v_pending
+      from public.companies c
+     where c.id = v_company_id;
+    select p.max_users into v_max_users from public.subscription_plans p where p.code = v_plan;
+{%- else %}
     select c.subscription_plan, c.current_user_count, c.current_pending_invitation_count, p.max_users
       into v_plan, v_users, v_pending, v_max_users
       from public.companies c
       join public.subscription_plans p on p.code = c.subscription_plan
      where c.id = v_company_id;
+{%- endif %}
     if v_max_users is not null and v_users + v_pending > v_max_users then
       raise exception using
         errcode = 'NA001',

@@ -63,6 +63,7 @@ declare
   v_fkey text[];
   v_triggers text[];
   v_i integer;
+  v_function regprocedure;
 begin
   -- Citus is what this step calls: its placement catalog and its two functions (found by
   -- name, not through pg_extension, so tests/test_citus_distribution.py can run every
@@ -147,12 +148,41 @@ begin
       execute pg_catalog.format('comment on constraint %I on %s is %L', v_fkey[2], v_fkey[1], v_fkey[4]);
     end if;
   end loop;
+  -- The delegated RPCs (functions/_rpc.sql, delegated_rpc): each public RPC of that shape
+  -- is a security invoker handing its call to the security definer private.<same name>
+  -- (p_company_id uuid, ...). Distributed by p_company_id, co-located with companies and
+  -- force-delegated, Citus runs such a call on the worker holding the company, over the
+  -- caller's own connection, even inside a transaction block (docs/scale-out.md, "Definer
+  -- RPCs on Citus"). Found in the catalog, so the macro stays the one list.
+  if pg_catalog.to_regclass('pg_catalog.pg_dist_object') is not null
+     and exists (select 1 from pg_catalog.pg_proc p
+                  where p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
+                    and p.proname = 'create_distributed_function') then
+    for v_function in
+      select d.oid::regprocedure
+        from pg_catalog.pg_proc d
+        join pg_catalog.pg_proc i on i.proname = d.proname
+       where d.pronamespace = 'private'::pg_catalog.regnamespace and d.prosecdef
+         and (d.proargnames)[1] = 'p_company_id' and d.proargtypes[0] = 'uuid'::pg_catalog.regtype
+         and i.pronamespace = 'public'::pg_catalog.regnamespace and not i.prosecdef
+       order by d.proname
+    loop
+      execute 'select pg_catalog.count(*) from pg_catalog.pg_dist_object o
+                where o.classid = ''pg_catalog.pg_proc''::pg_catalog.regclass and o.objid = $1
+                  and o.distribution_argument_index = 0 and o.force_delegation'
+         into v_i using v_function;
+      if v_i = 0 then
+        execute 'select pg_catalog.create_distributed_function($1, $2, colocate_with => $3, force_delegation => true)'
+          using v_function, 'p_company_id', 'public.companies';
+      end if;
+    end loop;
+  end if;
   raise notice 'citus: % table(s) distributed as private.citus_layout says', v_done;
   return v_done;
 end
 $$;
 comment on function private.citus_distribute() is
-  'Profile citus: places every table of private.citus_layout in position order (create_reference_table / create_distributed_table ... colocate_with); skips tables already placed as planned, raises 55000 for a table placed otherwise; a table''s triggers are off while Citus copies its rows into the shards; a NOTICE and 0 on a server without Citus (no pg_catalog.pg_dist_partition, create_reference_table, create_distributed_table, column_to_column_name). Returns how many tables it placed.';
+  'Profile citus: places every table of private.citus_layout in position order (create_reference_table / create_distributed_table ... colocate_with); skips tables already placed as planned, raises 55000 for a table placed otherwise; a table''s triggers are off while Citus copies its rows into the shards; then distributes the definer body of each delegated RPC (private.<name>(p_company_id uuid, ...) behind the invoker public.<name>) by p_company_id, co-located with companies, force_delegation; a NOTICE and 0 on a server without Citus (no pg_catalog.pg_dist_partition, create_reference_table, create_distributed_table, column_to_column_name). Returns how many tables it placed.';
 revoke execute on function private.citus_distribute() from public, anon, authenticated;
 
 -- Citus refuses to distribute a table with triggers, or to create a trigger on a

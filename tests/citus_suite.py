@@ -32,23 +32,19 @@ CLUSTER_PREAMBLE = [("citus sequential", CITUS_SEQUENTIAL),
 
 # What does not hold on the cluster yet, each with its reason (docs/scale-out.md, "What was
 # verified how"). Both are strict: an entry that now holds fails the suite until removed.
-MIXED = ("one statement probes as several identities (tests.outcome_as / attempt_as / same_either_way): a later "
-         "identity meets a placement an earlier probe wrote, even rolled back (25001)")
+MIXED = ("one statement probes as several identities (tests.outcome_as / attempt_as / same_either_way): company B's "
+         "fingerprint is read as the superuser after a member's or service_role's probe in the same transaction, and "
+         "Citus keeps for the whole transaction which user's connection touched each placement group (a rollback to "
+         "the probe's savepoint does not undo it: placement_connection.c), so a later identity meets a placement an "
+         "earlier probe wrote (25001); a test reading another company as superuser cannot be delegated to the "
+         "company's worker as the RPCs are")
 DEFERRED = ("Citus does not send SET CONSTRAINTS ALL IMMEDIATE to the workers: the archive's deferred keys are "
             "checked at the workers' commit, after the attempt was rolled back")
-PURGE_ALONE = ("the audit purge called first in its own transaction: on Citus it needs the distributed "
-               "transaction's id to reach the shards and refuses without one (55000, by design: the retention job "
-               "opens one); the file runs it as a statement of its own")
-BATCH_LIMIT = ("on profile citus the message bookkeeping runs once per row (no transition tables on distributed "
-               "tables): a batch crossing the monthly limit is refused whole, but by the row that crosses it, "
-               "not with the statement's NA001")
 # Reasons whose assertions fail on some runs and hold on others (which earlier probe's
 # connection a later one meets varies): not strict.
 UNSTABLE = {MIXED}
 # (file, assertion description) -> why it fails there.
 KNOWN_FAILING: dict[tuple[str, str], str] = {
-    ("1015_monthly_message_limit.sql", "a batch whose bot messages would cross the monthly limit is refused with "
-     "NA001"): BATCH_LIMIT,
     ("0010_catalog_hardening.sql", "superuser cannot move a row of private.memberships to another company"): MIXED,
     ("0010_catalog_hardening.sql", "delete_rows deletes what the delete policies let the caller delete and nothing "
      "of another company"): MIXED,
@@ -56,6 +52,8 @@ KNOWN_FAILING: dict[tuple[str, str], str] = {
      "an owner with another company's ids changes and returns nothing of it, and answers as for unknown ids"): MIXED,
     ("0010_catalog_hardening.sql", "match_document_chunks_for_company(uuid,vector,integer,double precision) called by "
      "an identity without a company with another company's ids changes and returns nothing of it"): MIXED,
+    ("0010_catalog_hardening.sql", "create_company_with_owner(text,text,text,text) called by an identity without a "
+     "company with another company's ids changes and returns nothing of it"): MIXED,
     **{("1005_operador_scope.sql", d): MIXED for d in (
         "naming an assigned chatbot_id does not tell an operador that an unassigned chatbot's conversation is closed",
         "naming an assigned chatbot_id does not tell an operador that an unassigned chatbot's conversation is in human "
@@ -67,10 +65,6 @@ KNOWN_FAILING: dict[tuple[str, str], str] = {
      "pointing at no conversation"): MIXED,
     ("2000_knowledge_integrations.sql", "match_document_chunks scans the HNSW index"):
         "the index scan runs on the workers: the coordinator's pg_stat counters of the index stay 0",
-    ("2010_integration_credentials.sql", "setting credentials is audited with the acting member, in the same "
-     "transaction, ciphertext redacted"):
-        "the audit row written on the worker names the connection's role (postgres) as actor_role: the request's "
-        "role is not known there",
     ("2010_integration_credentials.sql", "credentials are not readable through RETURNING of an integrations update"):
         "Citus refuses the RETURNING subquery first (0A000 non-IMMUTABLE functions are not allowed in the "
         "RETURNING clause): refused either way",
@@ -84,13 +78,8 @@ KNOWN_FAILING: dict[tuple[str, str], str] = {
 }
 # (file, part of the refused statement's error) -> why; the statement's assertions do not run.
 KNOWN_ERRORS: dict[tuple[str, str], str] = {
-    ("3000_lifecycle.sql", "the audit purge needs a distributed transaction"): PURGE_ALONE,
     ("3000_lifecycle.sql", "direct joins between distributed and local tables"):
         "the file's own check joins its temp table of message fingerprints with the archive, which Citus cannot plan",
-    ("3010_lifecycle_clock.sql", "[25001]"):
-        "a retention batch asked for the year infinity, in the statement's own transaction after the file's "
-        "set-up: 25001 (a placement written by one user read by another in one transaction); not analysed yet",
-    ("3010_lifecycle_clock.sql", "the audit purge needs a distributed transaction"): PURGE_ALONE,
     ("0200_tenancy_rules.sql", "[25001]"): MIXED,
     ("1000_chatbots.sql", "[25001]"): MIXED,
     ("1005_operador_scope.sql", "[25001]"): MIXED,

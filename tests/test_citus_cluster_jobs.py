@@ -251,3 +251,36 @@ def test_retention_deletes_both_companies_past_their_plan_and_keeps_every_held_c
     assert rows(w.url, "select count(*) from archive.integration_logs_archived") == [(0,)]
     assert rows(w.url, "select job, status from private.job_runs where job = 'retention' and not dry_run "
                        "and params ? 'as_of'") == [("retention", "succeeded")]
+
+
+def test_retention_run_by_a_login_acting_as_service_role_purges_the_audit_trail_on_the_cluster(world: World) -> None:
+    # A job login that is no superuser: `jobs run` switches to service_role (jobs.py). Found by
+    # pgTAP 3010 on the cluster: the batch took the companies' row locks over service_role's
+    # connections, then the audit purge, a definer, met those placements as its owner (25001);
+    # and the purge's clock, evaluated on the workers in the owner's superuser sessions, let
+    # service_role look forward. The purge now runs in transactions of its own for any role but
+    # its owner, its clock read on the coordinator.
+    w = world
+    with psycopg.connect(w.url, autocommit=True) as conn:
+        conn.execute("create role citus_jobs_login login in role service_role")
+        for company in w.companies.values():
+            conn.execute("insert into public.audit_logs (company_id, actor_role, action, event_name, created_at) "
+                         "values (%s, 'service_role', 'custom', 'data.export', now() - interval '8 years')",
+                         (company,))
+    login = w.url.replace("postgresql://postgres@", "postgresql://citus_jobs_login@")
+    try:
+        audit = rows(w.url, "select count(*) from public.audit_logs")[0][0]
+        result = CliRunner().invoke(cli, ["--database-url", login, *ARGS, "jobs", "run", "retention", "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["rows"].get("public.audit_logs") == 2
+        assert rows(w.url, "select count(*) from public.audit_logs") == [(int(str(audit)) - 2,)]
+        # A future as-of is clamped to now for service_role: nothing younger than 7 years goes.
+        future = (NOW + timedelta(days=20 * 365)).strftime("%Y-%m-%dT%H:%M:%S")
+        again = CliRunner().invoke(cli, ["--database-url", login, *ARGS, "jobs", "run", "retention",
+                                         "--as-of", future, "--json"])
+        assert again.exit_code == 0, again.output
+        assert "public.audit_logs" not in json.loads(again.stdout)["rows"]
+        assert rows(w.url, "select count(*) from public.audit_logs") == [(int(str(audit)) - 2,)]
+    finally:
+        with psycopg.connect(w.url, autocommit=True) as conn:
+            conn.execute("drop role citus_jobs_login")

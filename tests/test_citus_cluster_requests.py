@@ -193,6 +193,69 @@ def test_a_member_request_writes_twice_and_reads_after_writing(tenants: Tenants)
     assert results[3] == [("enterprise",)]
 
 
+ENVELOPE = bytes([1]) + bytes(12) + b"sealed-secret" + bytes(16)  # envelope v1's shape: 0x01, nonce, ciphertext, tag
+
+
+def test_a_member_writes_directly_and_calls_definer_rpcs_in_one_request(tenants: Tenants) -> None:
+    # Issue 19, failure 8 for RPCs: a security definer RPC wrote the company's placements over
+    # its owner's connection, the member's statements over the member's: 25001 either way.
+    # On profile citus create_invitation, revoke_invitation and the credentials RPCs run on the
+    # worker holding the company (force-delegated definers behind invoker RPCs), over the
+    # member's connection: direct writes before and after them, in one request.
+    t = tenants
+    suffix = uuid.uuid4().hex[:8]
+    bot = f"Before {suffix}"
+    out = request(t.url, t.owner_a, [
+        ("insert into public.chatbots (company_id, name, system_prompt) values (%s, %s, 'Sell.')", (t.company_a, bot)),
+        ("select invitation_id from public.create_invitation(%s, 'operador')", (f"first.{suffix}@example.com",)),
+        ("update public.chatbots set name = %s where company_id = %s and name = %s",
+         (f"After {suffix}", t.company_a, bot)),
+        ("select invitation_id from public.create_invitation(%s, 'supervisor')", (f"second.{suffix}@example.com",)),
+    ])
+    first, second = out[1][0][0], out[3][0][0]
+    # The reverse order: the RPC first, the member's write after it.
+    out = request(t.url, t.owner_a, [
+        ("select public.revoke_invitation(%s)", (second,)),
+        ("insert into public.integrations (company_id, type, name, config) values (%s, 'webhook', %s, '{}') "
+         "returning id", (t.company_a, f"Hook {suffix}")),
+    ])
+    integration = out[1][0][0]
+    out = request(t.url, t.owner_a, [
+        ("insert into public.documents (company_id, title, mime_type, storage_path) "
+         "values (%s, %s, 'text/plain', 'a/mixed.txt')", (t.company_a, f"Doc {suffix}")),
+        ("select public.set_integration_credentials(%s, %s, 'kms:test') is not null", (integration, ENVELOPE)),
+        ("update public.integrations set name = %s where company_id = %s and id = %s",
+         (f"Hook 2 {suffix}", t.company_a, integration)),
+        ("select has_credentials from public.integrations where company_id = %s and id = %s",
+         (t.company_a, integration)),
+        ("select public.clear_integration_credentials(%s)", (integration,)),
+        ("select status::text from public.user_invitations where company_id = %s and id in (%s, %s) "
+         "order by status", (t.company_a, first, second)),
+        ("select count(*) from public.chatbots where company_id = %s and name = %s", (t.company_a, f"After {suffix}")),
+    ])
+    assert out[1] == [(True,)] and out[3] == [(True,)] and out[4] == [(True,)]
+    assert out[5] == [("pending",), ("revoked",)]
+    assert out[6] == [(1,)]
+
+
+def test_a_delegated_rpcs_definer_refuses_another_companys_id(tenants: Tenants) -> None:
+    # The definer bodies take the company as their first argument (the one Citus routes by)
+    # and are executable by authenticated: called directly with another company's id they
+    # refuse like an outsider, and write nothing there.
+    t = tenants
+    calls = [("select * from private.create_invitation(%s, 'x.' || gen_random_uuid() || '@example.com', 'operador')",
+              (t.company_b,)),
+             ("select private.clear_integration_credentials(%s, gen_random_uuid())", (t.company_b,))]
+    for sql, params in calls:
+        with pytest.raises(psycopg.Error) as refused:
+            request(t.url, t.owner_a, [(sql, params)])
+        assert refused.value.sqlstate == "42501", refused.value
+    with psycopg.connect(t.url) as conn:
+        pending = conn.execute("select count(*) from public.user_invitations where company_id = %s",
+                               (t.company_b,)).fetchone()
+    assert pending == (0,)
+
+
 def test_a_read_only_company_refuses_its_members_writes_and_keeps_their_reads(tenants: Tenants) -> None:
     t = tenants
     with psycopg.connect(t.url, autocommit=True) as conn:

@@ -107,7 +107,8 @@ def test_the_pgtap_file_holds_on_the_cluster(file_copies: FileCopies, path: Path
         COUNTS.name(known_errors[m], f"{name} refused {m!r}")
     # Every failure and every refused statement is named in tests/citus_suite.py with its reason,
     # and every one named there still happens (remove it when it holds).
-    assert sorted(failed - set(known)) == [], "failing on the cluster for no named reason"
+    unnamed = [f"{a.description}: {a.diagnostics}" for a in result.assertions if a.description in failed - set(known)]
+    assert unnamed == [], "failing on the cluster for no named reason"
     assert sorted(refused - set(known_errors)) == [], "refused on the cluster for no named reason"
     assert sorted(d for d in set(known) - failed if known[d] not in UNSTABLE) == [], \
         "named as failing on the cluster but holds now: remove it"

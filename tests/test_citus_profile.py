@@ -152,7 +152,7 @@ def test_citus_profile_passes_the_pgtap_suite_and_the_isolation_matrix_on_plain_
     assert broken == {}
     failed = {(name, a.description) for name, r in results.items() for a in r.assertions if a.failed}
     assert failed == VANILLA_SHAPE
-    assert len(results["0100_citus_profile.sql"].assertions) == 17
+    assert len(results["0100_citus_profile.sql"].assertions) == 18
     assert len(results["0150_membership_copy.sql"].assertions) == 38
     assert sum(len(r.assertions) for r in results.values()) > 2000
 

@@ -339,11 +339,108 @@ def check_server(conn: psycopg.Connection, pending: list[Migration], settings: S
                       "request role",
                       " ".join(f"alter role {r} login;" for r in nologin)
                       + " (on every node; no password: the roles are only ever reached by SET ROLE)"))
+        report.checks.extend(citus_node_checks(conn, needs))
     elif any(_one(conn, "select 1 from pg_roles where rolname = %s", r) for r in SUPABASE_ROLES):
         add(Check("warning", "profile.vanilla",
                   "this server has Supabase's roles (supabase_admin) but the profile is vanilla",
                   "on Supabase use profile supabase; ignore this on a plain server that merely has such roles"))
     return report
+
+
+# What every node of a Citus cluster must hold (docs/scale-out.md, "Moving an existing
+# database", step 1): read on each worker through the coordinator (run_command_on_workers:
+# the coordinator's own connections, as the applying role, to this database on each node).
+_NODE_FACTS = {
+    "version": "select current_setting('server_version_num')",
+    "citus": "select coalesce((select extversion from pg_extension where extname = 'citus'), '')",
+    "roles": "select coalesce(string_agg(rolname || ':' || rolcanlogin::text, ',' order by rolname), '') "
+             "from pg_roles where rolname = any (string_to_array('{roles}', ','))",
+    "available": "select coalesce(string_agg(name, ',' order by name), '') from pg_available_extensions "
+                 "where name = any (string_to_array('{extensions}', ','))",
+}
+
+
+def _role_sql(conn: psycopg.Connection, role: str) -> str:
+    """create role, with the attributes the role has on the coordinator."""
+    row = conn.execute("select rolcanlogin, rolinherit, rolbypassrls, rolsuper, rolcreaterole, rolcreatedb "
+                       "from pg_roles where rolname = %s", (role,)).fetchone()
+    assert row is not None
+    flags = ["login" if row[0] else "nologin", "inherit" if row[1] else "noinherit"]
+    flags += [name for name, on in (("bypassrls", row[2]), ("superuser", row[3]), ("createrole", row[4]),
+                                    ("createdb", row[5])) if on]
+    return f"create role {role} {' '.join(flags)};"
+
+
+def citus_node_checks(conn: psycopg.Connection, needs: MigrationNeeds) -> list[Check]:
+    """Profile citus on a Citus coordinator: every worker must hold this database with the
+    citus extension, the same PostgreSQL and Citus versions, the extensions the migrations
+    create, and every role the migrations grant to that already exists here (Citus creates
+    on the workers the roles a migration creates; one that exists on the coordinator only is
+    not created, and the migration's grants then fail on the workers: 42704)."""
+    if _one(conn, "select to_regprocedure('pg_catalog.run_command_on_workers(text, boolean)')") is None \
+            or _one(conn, "select to_regclass('pg_catalog.pg_dist_node')") is None:
+        return []  # not a Citus coordinator (plain PostgreSQL: the distribution step only notices)
+    checks: list[Check] = []
+    database = str(_one(conn, "select current_database()"))
+    version = str(_one(conn, "select current_setting('server_version_num')"))
+    citus = str(_one(conn, "select extversion from pg_extension where extname = 'citus'"))
+    wanted = sorted({*CLIENT_ROLES, *needs.roles, str(_one(conn, "select current_user"))})
+    here = {r for (r,) in conn.execute("select rolname from pg_roles where rolname = any (%s)", (wanted,))}
+    extensions = sorted(set(needs.extensions) - {"citus"})
+    facts: dict[str, dict[tuple[str, int], tuple[bool, str]]] = {}
+    for name, sql in _NODE_FACTS.items():
+        command = sql.format(roles=",".join(wanted), extensions=",".join(extensions))
+        facts[name] = {(str(n), int(p)): (bool(ok), str(out)) for n, p, ok, out in conn.execute(
+            "select nodename, nodeport, success, result from pg_catalog.run_command_on_workers(%s)", (command,))}
+    for node in sorted(facts["version"]):
+        where = f"{node[0]}:{node[1]}"
+        ok, out = facts["version"][node]
+        if not ok:
+            checks.append(Check("error", "citus.node",
+                                f"worker {where} cannot be queried in database {database} as the applying role: {out}",
+                                f"on {where}: create database {database}; then in it, as a superuser: create extension "
+                                "citus; and let the coordinator connect as this role (pg_hba.conf: docs/scale-out.md, "
+                                "\"Roles and settings\")"))
+            continue
+        if out[:-4] != version[:-4]:
+            checks.append(Check("error", "citus.version",
+                                f"worker {where} runs PostgreSQL {int(out) // 10000}, the coordinator "
+                                f"{int(version) // 10000}", "run the same PostgreSQL major on every node"))
+        node_citus = facts["citus"].get(node, (False, ""))[1]
+        if not node_citus:
+            checks.append(Check("error", "citus.node",
+                                f"database {database} on worker {where} has no citus extension",
+                                f"on {where}, in database {database}, as a superuser: create extension citus;"))
+        elif node_citus != citus:
+            checks.append(Check("error", "citus.version",
+                                f"worker {where} has Citus {node_citus} in database {database}, the coordinator "
+                                f"{citus}",
+                                f"install Citus {citus} on {where}, then there: alter extension citus update;"))
+        available = set(filter(None, facts["available"].get(node, (False, ""))[1].split(",")))
+        for ext in extensions:
+            if ext not in available:
+                checks.append(Check("error", f"extension.{ext}",
+                                    f"extension {ext} is not available on worker {where} (the migrations create "
+                                    "it, and Citus creates it on every node)",
+                                    f"install it for PostgreSQL {int(version) // 10000} on {where}, as on the "
+                                    "coordinator"))
+        roles = dict(r.split(":") for r in filter(None, facts["roles"].get(node, (False, ""))[1].split(",")))
+        missing = [r for r in wanted if r in here and r not in roles]
+        if missing:
+            checks.append(Check("error", "citus.role",
+                                f"role {', '.join(missing)} exists on the coordinator but not on worker {where}: the "
+                                "migrations grant to it there (42704); Citus creates only the roles a migration "
+                                "creates",
+                                f"on {where}, as a superuser (on that node only: a worker propagates a role it "
+                                "creates): set citus.enable_create_role_propagation = off; "
+                                + " ".join(_role_sql(conn, r) for r in missing)))
+        nologin = [r for r in CLIENT_ROLES if roles.get(r) == "false"]
+        if nologin:
+            checks.append(Check("warning", "profile.citus",
+                                f"role {', '.join(nologin)} is NOLOGIN on worker {where}, and Citus connects to "
+                                "the nodes as the request role",
+                                f"on {where}: " + " ".join(f"alter role {r} login;" for r in nologin)))
+    return checks
 
 
 def pending_migrations(conn: psycopg.Connection, migrations: list[Migration],

@@ -2,7 +2,7 @@
 -- on behaviour (tests/test_citus_profile.py runs this file after the whole pgTAP suite
 -- and the isolation matrix against a database migrated with --profile citus).
 begin;
-select plan(17);
+select plan(18);
 
 -- The tables' own policies: the join with pg_class leaves out the shards Citus hides there
 -- (on the coordinator the reference tables' placements, whose policies seeds/3995 wraps).
@@ -43,14 +43,31 @@ select is(array(
     from pg_proc p
    where p.oid in ('public.create_company_with_owner(text, text, text, text)'::regprocedure,
                    'public.transfer_ownership(uuid)'::regprocedure,
-                   'public.create_invitation(text, public.user_role)'::regprocedure,
-                   'public.accept_invitation(text)'::regprocedure, 'public.revoke_invitation(uuid)'::regprocedure,
+                   'private.create_invitation(uuid, text, public.user_role)'::regprocedure,
+                   'public.accept_invitation(text)'::regprocedure, 'private.revoke_invitation(uuid, uuid)'::regprocedure,
                    'public.set_member_role(uuid, public.user_role)'::regprocedure,
                    'public.set_member_active(uuid, boolean)'::regprocedure, 'public.remove_member(uuid)'::regprocedure)
      and not coalesce('citus.multi_shard_modify_mode=sequential' = any (p.proconfig), false)
    order by 1),
   '{}'::text[],
   'the RPCs that write several tables (the membership RPCs: the copy, then public.users) run in sequential mode (one connection per node, as foreign keys to reference tables need)');
+
+-- The delegated RPCs (functions/_rpc.sql, delegated_rpc; docs/scale-out.md, "Definer RPCs on
+-- Citus"): the public RPC is a security invoker, its body a security definer in private whose
+-- first argument is the company Citus routes the call by (seeds/3990 distributes it).
+select is(array(
+  select i.proname::text || ': ' || case when i.prosecdef then 'public is a definer' when d.oid is null then 'no body'
+                                         when not d.prosecdef then 'body is an invoker'
+                                         when not coalesce('search_path=pg_catalog, pg_temp' = any (d.proconfig), false) then 'body search_path'
+                                         else 'ok' end collate "C"
+    from pg_proc i
+    left join pg_proc d on d.proname = i.proname and d.pronamespace = 'private'::regnamespace
+                       and d.proargnames[1] = 'p_company_id' and d.proargtypes[0] = 'uuid'::regtype
+   where i.pronamespace = 'public'::regnamespace
+     and i.proname in ('create_invitation', 'revoke_invitation', 'set_integration_credentials', 'clear_integration_credentials')
+   order by 1),
+  array['clear_integration_credentials: ok', 'create_invitation: ok', 'revoke_invitation: ok', 'set_integration_credentials: ok'],
+  'the delegated RPCs are invokers in public whose security definer bodies in private take the company first');
 
 select is(array(
   select p.proname::text collate "C"
