@@ -2950,7 +2950,9 @@ declare
   v_bots bigint[];
   v_totals bigint[];
   v_company uuid;
+  v_month date;
   v_conversations uuid[];
+  v_operator uuid;
   v_done uuid[] := '{}';
   v_conv record;
   v_texts text[];
@@ -2978,7 +2980,7 @@ begin
   end if;
   for i in 1 .. pg_catalog.cardinality(v_companies) loop
     v_company := v_companies[i];
-    perform private.record_message_usage(v_company, v_bots[i], v_totals[i]);
+    v_month := private.record_message_usage(v_company, v_bots[i], v_totals[i]); -- an assignment: no query
     if v_one then
       v_conversations := array[(p_rows[1]).conversation_id];
     else
@@ -3030,16 +3032,20 @@ begin
       -- takes a waiting one over, assigned to that operator (the first in order)
       if (v_conv.end_users > 0 and v_conv.status = 'resolved')
          or (v_conv.operators > 0 and (v_conv.status = 'waiting_human' or v_conv.assigned_operator_id is null)) then
+        v_operator := null;
+        if v_conv.operators > 0 and v_one then
+          v_operator := (p_rows[1]).sender_id;
+        elsif v_conv.operators > 0 then
+          select (pg_catalog.array_agg(r.sender_id order by r.created_at)
+                    filter (where r.sender_type = 'operator' and r.sender_id is not null))[1] into v_operator
+            from pg_catalog.unnest(p_rows) r
+           where r.company_id = v_company and r.conversation_id = v_conv.id;
+        end if;
         update public.conversations c
            set status = case when v_conv.end_users > 0 and c.status = 'resolved' then 'active'
                              when v_conv.operators > 0 and c.status = 'waiting_human' then 'human'
                              else c.status end,
-               assigned_operator_id = case when v_conv.operators > 0 then coalesce(c.assigned_operator_id, (
-                                        select (pg_catalog.array_agg(r.sender_id order by r.created_at)
-                                                  filter (where r.sender_type = 'operator' and r.sender_id is not null))[1]
-                                          from pg_catalog.unnest(p_rows) r
-                                         where r.company_id = v_company and r.conversation_id = v_conv.id))
-                                      else c.assigned_operator_id end
+               assigned_operator_id = coalesce(c.assigned_operator_id, v_operator)
          where c.company_id = v_company and c.id = v_conv.id
         returning c.status into v_conv.status;
       end if;
@@ -3269,7 +3275,7 @@ COMMENT ON FUNCTION private.purge_audit_logs(p_as_of timestamp with time zone, p
 -- Name: record_message_usage(uuid, bigint, bigint); Type: FUNCTION; Schema: private; Owner: -
 --
 
-CREATE FUNCTION private.record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint) RETURNS void
+CREATE FUNCTION private.record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint) RETURNS date
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -3292,7 +3298,7 @@ declare
   v_any_shard boolean := pg_catalog.current_setting('transaction_isolation') = 'read committed';
 begin
   if p_total < 1 then
-    return;
+    return v_month;
   end if;
   if p_billable > 0 then
     -- the effective monthly limit: the company's override, else its plan's (null =
@@ -3327,7 +3333,7 @@ begin
              total_message_count = u.total_message_count + excluded.total_message_count,
              updated_at = pg_catalog.now();
     end if;
-    return;
+    return v_month;
   end if;
 
   if v_limit >= p_billable then
@@ -3350,7 +3356,7 @@ begin
                   for no key update of f skip locked)
          and u.allowance_limit = v_limit and u.message_count + p_billable <= u.allowance
       returning u.message_count into strict v_count;
-      return;
+      return v_month;
     exception when no_data_found then
       v_count := null;
     end;
@@ -3398,7 +3404,7 @@ begin
              allowance = v_own.message_count + v_grant, allowance_limit = v_limit,
              updated_at = pg_catalog.now()
        where u.company_id = p_company_id and u.month = v_month and u.shard = v_shard;
-      return;
+      return v_month;
     end if;
   end if;
   v_count := coalesce(v_count, 0);
@@ -3416,7 +3422,7 @@ $$;
 -- Name: FUNCTION record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint) IS 'Counts the messages one statement stored for a company (p_billable bot messages of p_total) in company_message_usage (a free shard, this session''s first) for the current UTC month of the server clock (now(), never the messages'' created_at); billable messages beyond the effective monthly message limit raise NA001 for the whole statement (all of them count or none). Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit. doctor: allow setting.read transaction_isolation it only picks which shard row counts the message (any free one under read committed, the own one otherwise); every shard keeps the limit exact.';
+COMMENT ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint) IS 'Counts the messages one statement stored for a company (p_billable bot messages of p_total) in company_message_usage (a free shard, this session''s first) for the current UTC month of the server clock (now(), never the messages'' created_at); billable messages beyond the effective monthly message limit raise NA001 for the whole statement (all of them count or none). Returns the month counted in (a value, so that callers assign it: a PERFORM runs a query). Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit. doctor: allow setting.read transaction_isolation it only picks which shard row counts the message (any free one under read committed, the own one otherwise); every shard keeps the limit exact.';
 
 
 --

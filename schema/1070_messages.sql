@@ -167,7 +167,9 @@ declare
   v_bots bigint[];
   v_totals bigint[];
   v_company uuid;
+  v_month date;
   v_conversations uuid[];
+  v_operator uuid;
   v_done uuid[] := '{}';
   v_conv record;
   v_texts text[];
@@ -195,7 +197,7 @@ begin
   end if;
   for i in 1 .. pg_catalog.cardinality(v_companies) loop
     v_company := v_companies[i];
-    perform private.record_message_usage(v_company, v_bots[i], v_totals[i]);
+    v_month := private.record_message_usage(v_company, v_bots[i], v_totals[i]); -- an assignment: no query
     if v_one then
       v_conversations := array[(p_rows[1]).conversation_id];
     else
@@ -247,16 +249,20 @@ begin
       -- takes a waiting one over, assigned to that operator (the first in order)
       if (v_conv.end_users > 0 and v_conv.status = 'resolved')
          or (v_conv.operators > 0 and (v_conv.status = 'waiting_human' or v_conv.assigned_operator_id is null)) then
+        v_operator := null;
+        if v_conv.operators > 0 and v_one then
+          v_operator := (p_rows[1]).sender_id;
+        elsif v_conv.operators > 0 then
+          select (pg_catalog.array_agg(r.sender_id order by r.created_at)
+                    filter (where r.sender_type = 'operator' and r.sender_id is not null))[1] into v_operator
+            from pg_catalog.unnest(p_rows) r
+           where r.company_id = v_company and r.conversation_id = v_conv.id;
+        end if;
         update public.conversations c
            set status = case when v_conv.end_users > 0 and c.status = 'resolved' then 'active'
                              when v_conv.operators > 0 and c.status = 'waiting_human' then 'human'
                              else c.status end,
-               assigned_operator_id = case when v_conv.operators > 0 then coalesce(c.assigned_operator_id, (
-                                        select (pg_catalog.array_agg(r.sender_id order by r.created_at)
-                                                  filter (where r.sender_type = 'operator' and r.sender_id is not null))[1]
-                                          from pg_catalog.unnest(p_rows) r
-                                         where r.company_id = v_company and r.conversation_id = v_conv.id))
-                                      else c.assigned_operator_id end
+               assigned_operator_id = coalesce(c.assigned_operator_id, v_operator)
          where c.company_id = v_company and c.id = v_conv.id
         returning c.status into v_conv.status;
       end if;
