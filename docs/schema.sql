@@ -2952,7 +2952,6 @@ declare
   v_company uuid;
   v_month date;
   v_conversations uuid[];
-  v_operator uuid;
   v_done uuid[] := '{}';
   v_conv record;
   v_texts text[];
@@ -3005,8 +3004,13 @@ begin
                pg_catalog.max(r.created_at) as last_at,
                pg_catalog.count(*) filter (where r.sender_type = 'bot') as bots,
                pg_catalog.count(*) filter (where r.sender_type = 'end_user') as end_users,
-               pg_catalog.count(*) filter (where r.sender_type = 'operator') as operators
-          from pg_catalog.unnest(p_rows) r
+               pg_catalog.count(*) filter (where r.sender_type = 'operator') as operators,
+               (pg_catalog.array_agg(r.sender_id order by r.created_at)
+                  filter (where r.sender_type = 'operator' and r.sender_id is not null))[1] as operator_id,
+               -- the end-user texts in order, for the escalation phrases
+               pg_catalog.array_agg(r.content order by r.created_at, r.n) filter (where r.sender_type = 'end_user') as texts
+          from pg_catalog.unnest(p_rows) with ordinality as r (company_id, conversation_id, sender_type,
+                                                               sender_id, content, created_at, n)
          where r.company_id = v_company
          group by r.conversation_id)
       update public.conversations c
@@ -3024,7 +3028,7 @@ begin
          and (a.bots = 0 or not c.is_hitl_active)
          and (a.operators = 0 or c.is_hitl_active)
       returning c.id, c.status, c.assigned_operator_id, c.bot_turns_without_resolution as turns, a.bots, a.end_users,
-                a.operators, b.hitl_enabled, b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
+                a.operators, a.operator_id, a.texts, b.hitl_enabled, b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
                 b.hitl_human_request_phrases_normalized, b.hitl_max_bot_turns
     loop
       v_done := v_done || v_conv.id;
@@ -3032,20 +3036,11 @@ begin
       -- takes a waiting one over, assigned to that operator (the first in order)
       if (v_conv.end_users > 0 and v_conv.status = 'resolved')
          or (v_conv.operators > 0 and (v_conv.status = 'waiting_human' or v_conv.assigned_operator_id is null)) then
-        v_operator := null;
-        if v_conv.operators > 0 and v_one then
-          v_operator := (p_rows[1]).sender_id;
-        elsif v_conv.operators > 0 then
-          select (pg_catalog.array_agg(r.sender_id order by r.created_at)
-                    filter (where r.sender_type = 'operator' and r.sender_id is not null))[1] into v_operator
-            from pg_catalog.unnest(p_rows) r
-           where r.company_id = v_company and r.conversation_id = v_conv.id;
-        end if;
         update public.conversations c
            set status = case when v_conv.end_users > 0 and c.status = 'resolved' then 'active'
                              when v_conv.operators > 0 and c.status = 'waiting_human' then 'human'
                              else c.status end,
-               assigned_operator_id = coalesce(c.assigned_operator_id, v_operator)
+               assigned_operator_id = coalesce(c.assigned_operator_id, v_conv.operator_id)
          where c.company_id = v_company and c.id = v_conv.id
         returning c.status into v_conv.status;
       end if;
@@ -3054,16 +3049,8 @@ begin
       -- the bot turns reaching the limit.
       continue when not v_conv.hitl_enabled or v_conv.status <> 'active';
       v_reason := null;
-      if v_conv.end_users > 0 then
-        -- the end-user texts in order (one message: its own)
-        if v_one then
-          v_texts := array[(p_rows[1]).content];
-        else
-          select pg_catalog.array_agg(r.content order by r.created_at, r.n) into v_texts
-            from pg_catalog.unnest(p_rows) with ordinality as r (company_id, conversation_id, sender_type,
-                                                                 sender_id, content, created_at, n)
-           where r.company_id = v_company and r.conversation_id = v_conv.id and r.sender_type = 'end_user';
-        end if;
+      if v_conv.texts is not null then
+        v_texts := v_conv.texts;
         -- A necessary condition first, with one text for the whole statement: no phrase of
         -- either list occurs in the texts joined (a phrase that only spans two texts is
         -- checked for nothing, message by message below). One message: that is its check.
