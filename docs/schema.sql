@@ -2726,17 +2726,21 @@ COMMENT ON FUNCTION private.lock_conversation_rows(p_company_id uuid, p_ids uuid
 --
 
 CREATE FUNCTION private.match_phrase(p_normalized_text text, p_phrases text[], p_normalized text[]) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-  -- phrases normalise to a non-empty string by the lists' check constraint
-  -- (phrase_list_is_valid), the <> '' test only keeps the function total for other callers
-  select p_phrases[i]
-    from pg_catalog.generate_subscripts(p_normalized, 1) as i
-   where p_normalized[i] <> ''
-     and pg_catalog.strpos(' ' || p_normalized_text || ' ', ' ' || p_normalized[i] || ' ') > 0
-   order by i
-   limit 1
+declare
+  v_text text := ' ' || p_normalized_text || ' ';
+begin
+  for i in 1 .. coalesce(pg_catalog.cardinality(p_normalized), 0) loop
+    -- phrases normalise to a non-empty string by the lists' check constraint
+    -- (phrase_list_is_valid), the <> '' test only keeps the function total for other callers
+    if p_normalized[i] <> '' and pg_catalog.strpos(v_text, ' ' || p_normalized[i] || ' ') > 0 then
+      return p_phrases[i];
+    end if;
+  end loop;
+  return null;
+end
 $$;
 
 
@@ -2942,9 +2946,15 @@ CREATE FUNCTION private.messages_bookkeeping(p_rows private.stored_message[]) RE
     AS $$
 declare
   v_one boolean := pg_catalog.cardinality(p_rows) = 1; -- the common case, read without a query
-  v_company record;
+  v_companies uuid[];
+  v_bots bigint[];
+  v_totals bigint[];
+  v_company uuid;
+  v_month date;
+  v_conversations uuid[];
   v_done uuid[] := '{}';
   v_conv record;
+  v_texts text[];
   v_text text;
   v_match text;
   v_reason public.hitl_escalation_reason;
@@ -2953,26 +2963,41 @@ begin
   if coalesce(pg_catalog.cardinality(p_rows), 0) = 0 then
     return; -- nothing stored (every row skipped by on conflict do nothing)
   end if;
-  for v_company in
-    select (p_rows[1]).company_id as id, ((p_rows[1]).sender_type = 'bot')::int::bigint as bots, 1::bigint as total,
-           array[(p_rows[1]).conversation_id] as conversations
-     where v_one
-    union all
-    select r.company_id, pg_catalog.count(*) filter (where r.sender_type = 'bot'), pg_catalog.count(*),
-           pg_catalog.array_agg(distinct r.conversation_id)
-      from pg_catalog.unnest(p_rows) r
-     where not v_one
-     group by r.company_id
-     order by 1
-  loop
-    perform private.record_message_usage(v_company.id, v_company.bots, v_company.total);
-    if pg_catalog.cardinality(v_company.conversations) > 1 then
-      -- several conversations: locked in id order, so two such statements never deadlock
-      perform from public.conversations c
-        where c.company_id = v_company.id and c.id = any (v_company.conversations) order by c.id for no key update;
+  -- the statement's companies in id order, with their bot messages and messages (one
+  -- message: read from the row, no query)
+  if v_one then
+    v_companies := array[(p_rows[1]).company_id];
+    v_bots := array[((p_rows[1]).sender_type = 'bot')::int::bigint];
+    v_totals := '{1}';
+  else
+    select pg_catalog.array_agg(g.company_id order by g.company_id), pg_catalog.array_agg(g.bots order by g.company_id),
+           pg_catalog.array_agg(g.total order by g.company_id)
+      into v_companies, v_bots, v_totals
+      from (select r.company_id, pg_catalog.count(*) filter (where r.sender_type = 'bot') as bots, pg_catalog.count(*) as total
+              from pg_catalog.unnest(p_rows) r
+             group by r.company_id) g;
+  end if;
+  for i in 1 .. pg_catalog.cardinality(v_companies) loop
+    v_company := v_companies[i];
+    v_month := private.record_message_usage(v_company, v_bots[i], v_totals[i]); -- an assignment: no query
+    if v_one then
+      v_conversations := array[(p_rows[1]).conversation_id];
+    else
+      select pg_catalog.array_agg(distinct r.conversation_id) into v_conversations
+        from pg_catalog.unnest(p_rows) r
+       where r.company_id = v_company;
+      if pg_catalog.cardinality(v_conversations) > 1 then
+        -- several conversations: locked in id order, so two such statements never deadlock
+        perform from public.conversations c
+          where c.company_id = v_company and c.id = any (v_conversations) order by c.id for no key update;
+      end if;
     end if;
-    -- one statement per company keeps every conversation's activity and turn counter and
-    -- takes its state changes; a conversation that cannot take its messages is not updated
+    -- One statement per company keeps every conversation's activity and turn counter; a
+    -- conversation that cannot take its messages is not updated. It names no state column
+    -- (status, assignee), so the state machine's triggers, which fire on those columns, do
+    -- not run for it; the rare state change (an end user reopening a resolved
+    -- conversation, the first operator answer taking a waiting one over) is a second
+    -- update of that conversation below.
     for v_conv in
       with a as (
         select r.conversation_id,
@@ -2986,41 +3011,55 @@ begin
                pg_catalog.array_agg(r.content order by r.created_at, r.n) filter (where r.sender_type = 'end_user') as texts
           from pg_catalog.unnest(p_rows) with ordinality as r (company_id, conversation_id, sender_type,
                                                                sender_id, content, created_at, n)
-         where r.company_id = v_company.id
+         where r.company_id = v_company
          group by r.conversation_id)
       update public.conversations c
          set last_message_at = greatest(c.last_message_at, a.last_at),
-             -- an end user coming back reopens a resolved conversation; the first operator
-             -- answer takes a waiting one over
-             status = case when a.end_users > 0 and c.status = 'resolved' then 'active'
-                           when a.operators > 0 and c.status = 'waiting_human' then 'human'
-                           else c.status end,
              -- a bot answer in bot mode is one more turn without resolution
              bot_turns_without_resolution = c.bot_turns_without_resolution
                                             + case when c.status = 'active' then a.bots else 0 end,
-             assigned_operator_id = case when a.operators > 0 then coalesce(c.assigned_operator_id, a.operator_id)
-                                         else c.assigned_operator_id end,
              updated_at = pg_catalog.now()
         from a, public.chatbots b
-       where c.company_id = v_company.id and c.id = a.conversation_id
-         and b.company_id = v_company.id and b.id = c.chatbot_id
+       where c.company_id = v_company and c.id = a.conversation_id
+         and b.company_id = v_company and b.id = c.chatbot_id
          -- closed accepts nothing; the bot is silent while a human has the conversation;
          -- operators write only in human mode
          and c.status <> 'closed'
          and (a.bots = 0 or not c.is_hitl_active)
          and (a.operators = 0 or c.is_hitl_active)
-      returning c.id, c.status, c.bot_turns_without_resolution as turns, a.bots, a.texts,
-                b.hitl_enabled, b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
+      returning c.id, c.status, c.assigned_operator_id, c.bot_turns_without_resolution as turns, a.bots, a.end_users,
+                a.operators, a.operator_id, a.texts, b.hitl_enabled, b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
                 b.hitl_human_request_phrases_normalized, b.hitl_max_bot_turns
     loop
       v_done := v_done || v_conv.id;
+      -- an end user coming back reopens a resolved conversation; the first operator answer
+      -- takes a waiting one over, assigned to that operator (the first in order)
+      if (v_conv.end_users > 0 and v_conv.status = 'resolved')
+         or (v_conv.operators > 0 and (v_conv.status = 'waiting_human' or v_conv.assigned_operator_id is null)) then
+        update public.conversations c
+           set status = case when v_conv.end_users > 0 and c.status = 'resolved' then 'active'
+                             when v_conv.operators > 0 and c.status = 'waiting_human' then 'human'
+                             else c.status end,
+               assigned_operator_id = coalesce(c.assigned_operator_id, v_conv.operator_id)
+         where c.company_id = v_company and c.id = v_conv.id
+        returning c.status into v_conv.status;
+      end if;
       -- Automatic escalation (HITL) of a conversation in bot mode, by the chatbot's settings:
       -- the first end-user message (in order) with a human-request phrase or a keyword, else
       -- the bot turns reaching the limit.
       continue when not v_conv.hitl_enabled or v_conv.status <> 'active';
       v_reason := null;
       if v_conv.texts is not null then
-        foreach v_text in array v_conv.texts loop
+        v_texts := v_conv.texts;
+        -- A necessary condition first, with one text for the whole statement: no phrase of
+        -- either list occurs in the texts joined (a phrase that only spans two texts is
+        -- checked for nothing, message by message below). One message: that is its check.
+        v_text := private.normalize_phrase(pg_catalog.array_to_string(v_texts, ' '));
+        if private.match_phrase(v_text, v_conv.hitl_human_request_phrases, v_conv.hitl_human_request_phrases_normalized) is null
+           and private.match_phrase(v_text, v_conv.hitl_keywords, v_conv.hitl_keywords_normalized) is null then
+          v_texts := '{}';
+        end if;
+        foreach v_text in array v_texts loop
           -- the text is normalised once for both lists; the phrases were when the chatbot was written
           v_text := private.normalize_phrase(v_text);
           v_match := private.match_phrase(v_text, v_conv.hitl_human_request_phrases,
@@ -3043,24 +3082,24 @@ begin
         v_detail := format('%s bot turns without resolution (limit %s)', v_conv.turns, v_conv.hitl_max_bot_turns);
       end if;
       if v_reason is not null then
-        perform private.escalate_conversation(v_company.id, v_conv.id, v_reason, v_detail);
+        perform private.escalate_conversation(v_company, v_conv.id, v_reason, v_detail);
       end if;
     end loop;
 
-    if pg_catalog.cardinality(v_done) < pg_catalog.cardinality(v_company.conversations) then
+    if pg_catalog.cardinality(v_done) < pg_catalog.cardinality(v_conversations) then
       -- a conversation that could not take its messages: say why (the whole statement fails)
       for v_conv in
         select r.conversation_id as id, c.status,
                pg_catalog.count(*) filter (where r.sender_type = 'bot') as bots,
                pg_catalog.count(*) filter (where r.sender_type = 'operator') as operators
           from pg_catalog.unnest(p_rows) r
-          left join public.conversations c on c.company_id = v_company.id and c.id = r.conversation_id
-         where r.company_id = v_company.id and r.conversation_id <> all (v_done)
+          left join public.conversations c on c.company_id = v_company and c.id = r.conversation_id
+         where r.company_id = v_company and r.conversation_id <> all (v_done)
          group by r.conversation_id, c.status
          order by r.conversation_id
       loop
         if v_conv.status is null or v_conv.status = 'closed' then
-          perform private.messages_refuse_conversation(v_company.id, v_conv.id);
+          perform private.messages_refuse_conversation(v_company, v_conv.id);
         end if;
         if v_conv.bots > 0 then
           raise exception using errcode = 'NA003',
@@ -3121,7 +3160,6 @@ COMMENT ON FUNCTION private.messages_refuse_conversation(p_company_id uuid, p_co
 
 CREATE FUNCTION private.normalize_phrase(p_text text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
   select pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.lower(p_text), '[^[:alnum:]_]+', ' ', 'g'))
 $$;
@@ -3131,7 +3169,7 @@ $$;
 -- Name: FUNCTION normalize_phrase(p_text text); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.normalize_phrase(p_text text) IS 'Normalises text for HITL phrase matching: lower case, non-alphanumeric runs collapsed to one space, trimmed.';
+COMMENT ON FUNCTION private.normalize_phrase(p_text text) IS 'Normalises text for HITL phrase matching: lower case, non-alphanumeric runs collapsed to one space, trimmed. doctor: allow function.search_path inlined into its caller (a SET clause forbids that); it names only qualified pg_catalog functions, no type or operator.';
 
 
 --
@@ -3224,7 +3262,7 @@ COMMENT ON FUNCTION private.purge_audit_logs(p_as_of timestamp with time zone, p
 -- Name: record_message_usage(uuid, bigint, bigint); Type: FUNCTION; Schema: private; Owner: -
 --
 
-CREATE FUNCTION private.record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint) RETURNS void
+CREATE FUNCTION private.record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint) RETURNS date
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -3247,7 +3285,7 @@ declare
   v_any_shard boolean := pg_catalog.current_setting('transaction_isolation') = 'read committed';
 begin
   if p_total < 1 then
-    return;
+    return v_month;
   end if;
   if p_billable > 0 then
     -- the effective monthly limit: the company's override, else its plan's (null =
@@ -3282,7 +3320,7 @@ begin
              total_message_count = u.total_message_count + excluded.total_message_count,
              updated_at = pg_catalog.now();
     end if;
-    return;
+    return v_month;
   end if;
 
   if v_limit >= p_billable then
@@ -3305,7 +3343,7 @@ begin
                   for no key update of f skip locked)
          and u.allowance_limit = v_limit and u.message_count + p_billable <= u.allowance
       returning u.message_count into strict v_count;
-      return;
+      return v_month;
     exception when no_data_found then
       v_count := null;
     end;
@@ -3353,7 +3391,7 @@ begin
              allowance = v_own.message_count + v_grant, allowance_limit = v_limit,
              updated_at = pg_catalog.now()
        where u.company_id = p_company_id and u.month = v_month and u.shard = v_shard;
-      return;
+      return v_month;
     end if;
   end if;
   v_count := coalesce(v_count, 0);
@@ -3371,7 +3409,7 @@ $$;
 -- Name: FUNCTION record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint) IS 'Counts the messages one statement stored for a company (p_billable bot messages of p_total) in company_message_usage (a free shard, this session''s first) for the current UTC month of the server clock (now(), never the messages'' created_at); billable messages beyond the effective monthly message limit raise NA001 for the whole statement (all of them count or none). Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit. doctor: allow setting.read transaction_isolation it only picks which shard row counts the message (any free one under read committed, the own one otherwise); every shard keeps the limit exact.';
+COMMENT ON FUNCTION private.record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint) IS 'Counts the messages one statement stored for a company (p_billable bot messages of p_total) in company_message_usage (a free shard, this session''s first) for the current UTC month of the server clock (now(), never the messages'' created_at); billable messages beyond the effective monthly message limit raise NA001 for the whole statement (all of them count or none). Returns the month counted in (a value, so that callers assign it: a PERFORM runs a query). Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit. doctor: allow setting.read transaction_isolation it only picks which shard row counts the message (any free one under read committed, the own one otherwise); every shard keeps the limit exact.';
 
 
 --
@@ -10987,7 +11025,7 @@ COMMENT ON TRIGGER conversations_guard_insert ON public.conversations IS 'Invari
 -- Name: conversations conversations_guard_transition; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER conversations_guard_transition BEFORE UPDATE ON public.conversations FOR EACH ROW WHEN (((new.status IS DISTINCT FROM old.status) OR (new.assigned_operator_id IS DISTINCT FROM old.assigned_operator_id) OR (new.company_id IS DISTINCT FROM old.company_id) OR (new.chatbot_id IS DISTINCT FROM old.chatbot_id) OR (new.end_user_id IS DISTINCT FROM old.end_user_id) OR (new.channel IS DISTINCT FROM old.channel) OR (new.created_at IS DISTINCT FROM old.created_at))) EXECUTE FUNCTION private.conversations_guard_transition();
+CREATE TRIGGER conversations_guard_transition BEFORE UPDATE OF status, assigned_operator_id, company_id, chatbot_id, end_user_id, channel, created_at ON public.conversations FOR EACH ROW WHEN (((new.status IS DISTINCT FROM old.status) OR (new.assigned_operator_id IS DISTINCT FROM old.assigned_operator_id) OR (new.company_id IS DISTINCT FROM old.company_id) OR (new.chatbot_id IS DISTINCT FROM old.chatbot_id) OR (new.end_user_id IS DISTINCT FROM old.end_user_id) OR (new.channel IS DISTINCT FROM old.channel) OR (new.created_at IS DISTINCT FROM old.created_at))) EXECUTE FUNCTION private.conversations_guard_transition();
 
 
 --
@@ -11841,14 +11879,14 @@ COMMENT ON TRIGGER messages_after_insert ON public.messages IS 'The bookkeeping 
 -- Name: messages messages_before_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER messages_before_insert BEFORE INSERT ON public.messages FOR EACH ROW WHEN (((new.chatbot_id IS NULL) OR (auth.uid() IS NOT NULL))) EXECUTE FUNCTION private.messages_before_insert();
+CREATE TRIGGER messages_before_insert BEFORE INSERT ON public.messages FOR EACH ROW WHEN (((new.chatbot_id IS NULL) OR (current_setting('request.jwt.claims'::text, true) <> ''::text) OR (current_setting('request.jwt.claim.sub'::text, true) <> ''::text))) EXECUTE FUNCTION private.messages_before_insert();
 
 
 --
 -- Name: TRIGGER messages_before_insert ON messages; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER messages_before_insert ON public.messages IS 'Who may write a message (application users: operator messages only, as themselves) and its chatbot_id when omitted; fires for application users and for rows without chatbot_id.';
+COMMENT ON TRIGGER messages_before_insert ON public.messages IS 'Who may write a message (application users: operator messages only, as themselves) and its chatbot_id when omitted; fires for rows without chatbot_id and whenever JWT claims are set (auth.uid() decides inside).';
 
 
 --

@@ -30,17 +30,21 @@ comment on type public.hitl_escalation_reason is
 
 -- Normalised form used for phrase matching: lower case, every run of non-word characters
 -- collapsed to one space, trimmed. 'Talk to a HUMAN!!' -> 'talk to a human'.
+-- No SET clause: a function with one is never inlined, and this one is inlined into the
+-- expression that calls it (the message write path normalises every end-user message;
+-- issue 21). It names only qualified pg_catalog functions and no type or operator, so the
+-- caller's search_path changes nothing.
 create function private.normalize_phrase(p_text text)
 returns text
 language sql
 immutable
 parallel safe
-set search_path = pg_catalog, pg_temp
 as $$
   select pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.lower(p_text), '[^[:alnum:]_]+', ' ', 'g'))
 $$;
 comment on function private.normalize_phrase(text) is
-  'Normalises text for HITL phrase matching: lower case, non-alphanumeric runs collapsed to one space, trimmed.';
+  'Normalises text for HITL phrase matching: lower case, non-alphanumeric runs collapsed to one space, trimmed. '
+  'doctor: allow function.search_path inlined into its caller (a SET clause forbids that); it names only qualified pg_catalog functions, no type or operator.';
 
 -- The phrase lists normalised once, when a chatbot's configuration is written: stored
 -- (generated) columns of public.chatbots, so a message normalises only its own text
@@ -64,21 +68,28 @@ comment on function private.normalize_phrases(text[]) is
 -- normalised: p_normalized_text is private.normalize_phrase(text), computed once per
 -- message however many lists it is matched against, and p_normalized is
 -- private.normalize_phrases(p_phrases) (a generated column of public.chatbots).
+-- plpgsql, not SQL: a loop of simple expressions needs no executor per call, which the
+-- query over generate_subscripts did (issue 21: the message write path calls it once or
+-- twice per end-user message).
 create function private.match_phrase(p_normalized_text text, p_phrases text[], p_normalized text[])
 returns text
-language sql
+language plpgsql
 immutable
 parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
-  -- phrases normalise to a non-empty string by the lists' check constraint
-  -- (phrase_list_is_valid), the <> '' test only keeps the function total for other callers
-  select p_phrases[i]
-    from pg_catalog.generate_subscripts(p_normalized, 1) as i
-   where p_normalized[i] <> ''
-     and pg_catalog.strpos(' ' || p_normalized_text || ' ', ' ' || p_normalized[i] || ' ') > 0
-   order by i
-   limit 1
+declare
+  v_text text := ' ' || p_normalized_text || ' ';
+begin
+  for i in 1 .. coalesce(pg_catalog.cardinality(p_normalized), 0) loop
+    -- phrases normalise to a non-empty string by the lists' check constraint
+    -- (phrase_list_is_valid), the <> '' test only keeps the function total for other callers
+    if p_normalized[i] <> '' and pg_catalog.strpos(v_text, ' ' || p_normalized[i] || ' ') > 0 then
+      return p_phrases[i];
+    end if;
+  end loop;
+  return null;
+end
 $$;
 comment on function private.match_phrase(text, text[], text[]) is
   'First phrase of the list that occurs in the normalised text (private.normalize_phrase) as a whole-word sequence, case and punctuation insensitive; null when none. '

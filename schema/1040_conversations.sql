@@ -229,9 +229,13 @@ comment on trigger conversations_guard_insert on public.conversations is 'Invari
 
 -- (when: only an update of a column the state machine guards runs the function; the
 -- per-message update of the message trigger, which keeps last_message_at and the turn
--- counter, calls nothing - issue 11)
+-- counter, calls nothing - issue 11. The column list: an update that does not name one of
+-- those columns cannot change them (this trigger runs before every other that could), so
+-- it skips the trigger before its WHEN clause is even planned, which every statement does
+-- again; the messages' activity update names none - issue 21)
 create trigger conversations_guard_transition
-  before update on public.conversations
+  before update of status, assigned_operator_id, company_id, chatbot_id, end_user_id, channel, created_at
+  on public.conversations
   for each row
   when (new.status is distinct from old.status
         or new.assigned_operator_id is distinct from old.assigned_operator_id

@@ -61,7 +61,7 @@ comment on column public.company_message_usage.created_at is 'When the first mes
 comment on column public.company_message_usage.updated_at is 'When the latest message of the month was counted.';
 
 create function private.record_message_usage(p_company_id uuid, p_billable bigint, p_total bigint)
-returns void
+returns date
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
@@ -87,7 +87,7 @@ declare
   v_now timestamptz := pg_catalog.now();{% endif %}
 begin
   if p_total < 1 then
-    return;
+    return v_month;
   end if;
   if p_billable > 0 then
     -- the effective monthly limit: the company's override, else its plan's (null =
@@ -131,7 +131,7 @@ begin
              total_message_count = u.total_message_count + excluded.total_message_count,
              updated_at = {{ 'v_now' if profile == 'citus' else 'pg_catalog.now()' }};
     end if;
-    return;
+    return v_month;
   end if;
 
   if v_limit >= p_billable then
@@ -161,7 +161,7 @@ begin
                   for no key update of f skip locked){% endif %}
          and u.allowance_limit = v_limit and u.message_count + p_billable <= u.allowance
       returning u.message_count into strict v_count;
-      return;
+      return v_month;
     exception when no_data_found then
       v_count := null;
     end;
@@ -209,7 +209,7 @@ begin
              allowance = v_own.message_count + v_grant, allowance_limit = v_limit,
              updated_at = pg_catalog.now()
        where u.company_id = p_company_id and u.month = v_month and u.shard = v_shard;
-      return;
+      return v_month;
     end if;
   end if;
   v_count := coalesce(v_count, 0);
@@ -222,7 +222,7 @@ begin
 end
 $$;
 comment on function private.record_message_usage(uuid, bigint, bigint) is
-  'Counts the messages one statement stored for a company (p_billable bot messages of p_total) in company_message_usage (a free shard, this session''s first) for the current UTC month of the server clock (now(), never the messages'' created_at); billable messages beyond the effective monthly message limit raise NA001 for the whole statement (all of them count or none). Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit. '
+  'Counts the messages one statement stored for a company (p_billable bot messages of p_total) in company_message_usage (a free shard, this session''s first) for the current UTC month of the server clock (now(), never the messages'' created_at); billable messages beyond the effective monthly message limit raise NA001 for the whole statement (all of them count or none). Returns the month counted in (a value, so that callers assign it: a PERFORM runs a query). Race-free: allowances granted in blocks under the month''s shard-0 lock, exact check (every shard locked) near the limit. '
   'doctor: allow setting.read transaction_isolation it only picks which shard row counts the message (any free one under read committed, the own one otherwise); every shard keeps the limit exact.';
 revoke execute on function private.record_message_usage(uuid, bigint, bigint) from public, anon, authenticated;
 

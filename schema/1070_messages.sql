@@ -121,13 +121,19 @@ comment on function private.messages_before_insert() is
   '(23503 for a conversation that does not exist). The rest of the write path runs once per statement: private.messages_bookkeeping.';
 revoke execute on function private.messages_before_insert() from public, anon, authenticated;
 
--- (when: a backend write that names its chatbot, the common case, calls nothing)
+-- (when: a backend write that names its chatbot, the common case, calls nothing). The
+-- clause tests the JWT settings auth.uid() reads, not auth.uid() itself: a trigger's WHEN
+-- clause is planned again by every statement, and planning inlines the SQL function
+-- auth.uid() - parses its text - each time (issue 21: a tenth of a backend insert's CPU).
+-- It fires whenever a subject may be set (a superset); the function decides by auth.uid().
 create trigger messages_before_insert
   before insert on public.messages
-  for each row when (new.chatbot_id is null or auth.uid() is not null)
+  for each row when (new.chatbot_id is null
+                     or pg_catalog.current_setting('request.jwt.claims', true) <> ''
+                     or pg_catalog.current_setting('request.jwt.claim.sub', true) <> '')
   execute function private.messages_before_insert();
 comment on trigger messages_before_insert on public.messages is
-  'Who may write a message (application users: operator messages only, as themselves) and its chatbot_id when omitted; fires for application users and for rows without chatbot_id.';
+  'Who may write a message (application users: operator messages only, as themselves) and its chatbot_id when omitted; fires for rows without chatbot_id and whenever JWT claims are set (auth.uid() decides inside).';
 
 -- A stored message as its bookkeeping sees it: the columns the rules read.
 create type private.stored_message as (
@@ -157,9 +163,15 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_one boolean := pg_catalog.cardinality(p_rows) = 1; -- the common case, read without a query
-  v_company record;
+  v_companies uuid[];
+  v_bots bigint[];
+  v_totals bigint[];
+  v_company uuid;
+  v_month date;
+  v_conversations uuid[];
   v_done uuid[] := '{}';
   v_conv record;
+  v_texts text[];
   v_text text;
   v_match text;
   v_reason public.hitl_escalation_reason;
@@ -168,26 +180,41 @@ begin
   if coalesce(pg_catalog.cardinality(p_rows), 0) = 0 then
     return; -- nothing stored (every row skipped by on conflict do nothing)
   end if;
-  for v_company in
-    select (p_rows[1]).company_id as id, ((p_rows[1]).sender_type = 'bot')::int::bigint as bots, 1::bigint as total,
-           array[(p_rows[1]).conversation_id] as conversations
-     where v_one
-    union all
-    select r.company_id, pg_catalog.count(*) filter (where r.sender_type = 'bot'), pg_catalog.count(*),
-           pg_catalog.array_agg(distinct r.conversation_id)
-      from pg_catalog.unnest(p_rows) r
-     where not v_one
-     group by r.company_id
-     order by 1
-  loop
-    perform private.record_message_usage(v_company.id, v_company.bots, v_company.total);
-    if pg_catalog.cardinality(v_company.conversations) > 1 then
-      -- several conversations: locked in id order, so two such statements never deadlock
-      perform {{ '1 ' if profile == 'citus' }}from public.conversations c
-        where c.company_id = v_company.id and c.id = any (v_company.conversations) order by c.id for no key update;
+  -- the statement's companies in id order, with their bot messages and messages (one
+  -- message: read from the row, no query)
+  if v_one then
+    v_companies := array[(p_rows[1]).company_id];
+    v_bots := array[((p_rows[1]).sender_type = 'bot')::int::bigint];
+    v_totals := '{1}';
+  else
+    select pg_catalog.array_agg(g.company_id order by g.company_id), pg_catalog.array_agg(g.bots order by g.company_id),
+           pg_catalog.array_agg(g.total order by g.company_id)
+      into v_companies, v_bots, v_totals
+      from (select r.company_id, pg_catalog.count(*) filter (where r.sender_type = 'bot') as bots, pg_catalog.count(*) as total
+              from pg_catalog.unnest(p_rows) r
+             group by r.company_id) g;
+  end if;
+  for i in 1 .. pg_catalog.cardinality(v_companies) loop
+    v_company := v_companies[i];
+    v_month := private.record_message_usage(v_company, v_bots[i], v_totals[i]); -- an assignment: no query
+    if v_one then
+      v_conversations := array[(p_rows[1]).conversation_id];
+    else
+      select pg_catalog.array_agg(distinct r.conversation_id) into v_conversations
+        from pg_catalog.unnest(p_rows) r
+       where r.company_id = v_company;
+      if pg_catalog.cardinality(v_conversations) > 1 then
+        -- several conversations: locked in id order, so two such statements never deadlock
+        perform {{ '1 ' if profile == 'citus' }}from public.conversations c
+          where c.company_id = v_company and c.id = any (v_conversations) order by c.id for no key update;
+      end if;
     end if;
-    -- one statement per company keeps every conversation's activity and turn counter and
-    -- takes its state changes; a conversation that cannot take its messages is not updated
+    -- One statement per company keeps every conversation's activity and turn counter; a
+    -- conversation that cannot take its messages is not updated. It names no state column
+    -- (status, assignee), so the state machine's triggers, which fire on those columns, do
+    -- not run for it; the rare state change (an end user reopening a resolved
+    -- conversation, the first operator answer taking a waiting one over) is a second
+    -- update of that conversation below.
     for v_conv in
       with a as (
         select r.conversation_id,
@@ -201,41 +228,55 @@ begin
                pg_catalog.array_agg(r.content order by r.created_at, r.n) filter (where r.sender_type = 'end_user') as texts
           from pg_catalog.unnest(p_rows) with ordinality as r (company_id, conversation_id, sender_type,
                                                                sender_id, content, created_at, n)
-         where r.company_id = v_company.id
+         where r.company_id = v_company
          group by r.conversation_id)
       update public.conversations c
          set last_message_at = greatest(c.last_message_at, a.last_at),
-             -- an end user coming back reopens a resolved conversation; the first operator
-             -- answer takes a waiting one over
-             status = case when a.end_users > 0 and c.status = 'resolved' then 'active'
-                           when a.operators > 0 and c.status = 'waiting_human' then 'human'
-                           else c.status end,
              -- a bot answer in bot mode is one more turn without resolution
              bot_turns_without_resolution = c.bot_turns_without_resolution
                                             + case when c.status = 'active' then a.bots else 0 end,
-             assigned_operator_id = case when a.operators > 0 then coalesce(c.assigned_operator_id, a.operator_id)
-                                         else c.assigned_operator_id end,
              updated_at = pg_catalog.now()
         from a, public.chatbots b
-       where c.company_id = v_company.id and c.id = a.conversation_id
-         and b.company_id = v_company.id and b.id = c.chatbot_id
+       where c.company_id = v_company and c.id = a.conversation_id
+         and b.company_id = v_company and b.id = c.chatbot_id
          -- closed accepts nothing; the bot is silent while a human has the conversation;
          -- operators write only in human mode
          and c.status <> 'closed'
          and (a.bots = 0 or not c.is_hitl_active)
          and (a.operators = 0 or c.is_hitl_active)
-      returning c.id, c.status, c.bot_turns_without_resolution as turns, a.bots, a.texts,
-                b.hitl_enabled, b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
+      returning c.id, c.status, c.assigned_operator_id, c.bot_turns_without_resolution as turns, a.bots, a.end_users,
+                a.operators, a.operator_id, a.texts, b.hitl_enabled, b.hitl_keywords, b.hitl_keywords_normalized, b.hitl_human_request_phrases,
                 b.hitl_human_request_phrases_normalized, b.hitl_max_bot_turns
     loop
       v_done := v_done || v_conv.id;
+      -- an end user coming back reopens a resolved conversation; the first operator answer
+      -- takes a waiting one over, assigned to that operator (the first in order)
+      if (v_conv.end_users > 0 and v_conv.status = 'resolved')
+         or (v_conv.operators > 0 and (v_conv.status = 'waiting_human' or v_conv.assigned_operator_id is null)) then
+        update public.conversations c
+           set status = case when v_conv.end_users > 0 and c.status = 'resolved' then 'active'
+                             when v_conv.operators > 0 and c.status = 'waiting_human' then 'human'
+                             else c.status end,
+               assigned_operator_id = coalesce(c.assigned_operator_id, v_conv.operator_id)
+         where c.company_id = v_company and c.id = v_conv.id
+        returning c.status into v_conv.status;
+      end if;
       -- Automatic escalation (HITL) of a conversation in bot mode, by the chatbot's settings:
       -- the first end-user message (in order) with a human-request phrase or a keyword, else
       -- the bot turns reaching the limit.
       continue when not v_conv.hitl_enabled or v_conv.status <> 'active';
       v_reason := null;
       if v_conv.texts is not null then
-        foreach v_text in array v_conv.texts loop
+        v_texts := v_conv.texts;
+        -- A necessary condition first, with one text for the whole statement: no phrase of
+        -- either list occurs in the texts joined (a phrase that only spans two texts is
+        -- checked for nothing, message by message below). One message: that is its check.
+        v_text := private.normalize_phrase(pg_catalog.array_to_string(v_texts, ' '));
+        if private.match_phrase(v_text, v_conv.hitl_human_request_phrases, v_conv.hitl_human_request_phrases_normalized) is null
+           and private.match_phrase(v_text, v_conv.hitl_keywords, v_conv.hitl_keywords_normalized) is null then
+          v_texts := '{}';
+        end if;
+        foreach v_text in array v_texts loop
           -- the text is normalised once for both lists; the phrases were when the chatbot was written
           v_text := private.normalize_phrase(v_text);
           v_match := private.match_phrase(v_text, v_conv.hitl_human_request_phrases,
@@ -258,24 +299,24 @@ begin
         v_detail := format('%s bot turns without resolution (limit %s)', v_conv.turns, v_conv.hitl_max_bot_turns);
       end if;
       if v_reason is not null then
-        perform private.escalate_conversation(v_company.id, v_conv.id, v_reason, v_detail);
+        perform private.escalate_conversation(v_company, v_conv.id, v_reason, v_detail);
       end if;
     end loop;
 
-    if pg_catalog.cardinality(v_done) < pg_catalog.cardinality(v_company.conversations) then
+    if pg_catalog.cardinality(v_done) < pg_catalog.cardinality(v_conversations) then
       -- a conversation that could not take its messages: say why (the whole statement fails)
       for v_conv in
         select r.conversation_id as id, c.status,
                pg_catalog.count(*) filter (where r.sender_type = 'bot') as bots,
                pg_catalog.count(*) filter (where r.sender_type = 'operator') as operators
           from pg_catalog.unnest(p_rows) r
-          left join public.conversations c on c.company_id = v_company.id and c.id = r.conversation_id
-         where r.company_id = v_company.id and r.conversation_id <> all (v_done)
+          left join public.conversations c on c.company_id = v_company and c.id = r.conversation_id
+         where r.company_id = v_company and r.conversation_id <> all (v_done)
          group by r.conversation_id, c.status
          order by r.conversation_id
       loop
         if v_conv.status is null or v_conv.status = 'closed' then
-          perform private.messages_refuse_conversation(v_company.id, v_conv.id);
+          perform private.messages_refuse_conversation(v_company, v_conv.id);
         end if;
         if v_conv.bots > 0 then
           raise exception using errcode = 'NA003',

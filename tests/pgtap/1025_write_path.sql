@@ -6,7 +6,7 @@
 -- passes; usage stays exact on the update-first path; the tenant guard still refuses
 -- another company's rows to members.
 begin;
-select plan(30);
+select plan(32);
 
 select tests.act_as_service();
 insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
@@ -47,6 +47,25 @@ select results_eq($$ select c.status::text, (select count(*)::int from public.hi
     'a bot message containing a keyword does not escalate (only end-user messages are matched)');
 select is(private.match_phrase(private.normalize_phrase('The ESCALATION now'), '{Escalate-NOW!}', '{"escalate now"}'), null,
     'phrases still match whole words only');
+-- A statement's end-user texts are first matched joined (issue 21): a phrase that only
+-- spans two messages of the statement matches neither of them
+insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'spanning'), tests.chatbot_id('A', 'unassigned'), 'w7', 'web');
+insert into public.messages (company_id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.conversation_id('A', 'spanning'), 'end_user', 'Please cancel my'),
+    (tests.company_id('A'), tests.conversation_id('A', 'spanning'), 'end_user', 'order of shoes, it is late');
+select results_eq($$ select c.status::text, (select count(*)::int from public.hitl_escalations e where e.company_id = c.company_id and e.conversation_id = c.id)
+                      from public.conversations c where c.id = tests.conversation_id('A', 'spanning') $$,
+    $$ values ('active', 0) $$,
+    'a phrase split over two end-user messages of one statement escalates nothing');
+insert into public.messages (company_id, conversation_id, sender_type, content) values
+    (tests.company_id('A'), tests.conversation_id('A', 'spanning'), 'end_user', 'Still waiting.'),
+    (tests.company_id('A'), tests.conversation_id('A', 'spanning'), 'end_user', 'Please CANCEL my order!');
+select results_eq($$ select c.status::text, e.reason::text, e.detail from public.conversations c
+                      join public.hitl_escalations e on e.company_id = c.company_id and e.conversation_id = c.id
+                     where c.id = tests.conversation_id('A', 'spanning') $$,
+    $$ values ('waiting_human', 'keyword', 'keyword "cancel  my order" in end-user message') $$,
+    'a keyword in a later end-user message of one statement escalates the conversation');
 
 -- The whole path runs before the row is stored: a message the table then refuses (here its
 -- length check) takes the escalation it caused back with it
