@@ -19,7 +19,8 @@ from .json_output import json_option
               help="Messages per conversation (default: from --scale).")
 @click.option("--scale", type=click.Choice(["200k", "2m", "10m"]), default="200k", show_default=True,
               help="Data set: 200k messages (200 conversations per company), 2m (2,000 per company) or 10m.")
-@click.option("--iterations", type=int, default=300, show_default=True)
+@click.option("--iterations", type=int, default=1000, show_default=True,
+              help="Timed executions per variant and plan mode, over all rounds.")
 @click.option("--rounds", type=int, default=10, show_default=True,
               help="Shuffled rounds per query (the spread is over rounds).")
 @click.option("--writes", is_flag=True, help="Also run the write benchmark (pgbench, full stack vs bare).")
