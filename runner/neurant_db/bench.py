@@ -805,6 +805,7 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
     distributed = nodes is not None
     db = provision(server, migrate_schema=not distributed, with_pgtap=False, profile=profile)
     started = datetime.datetime.now(datetime.UTC)
+    load_before = os.getloadavg()
     say(f"bench {started:%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} CPUs, "
         f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     cluster = _describe_cluster(db, nodes) if nodes is not None else None
@@ -825,7 +826,8 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
         results = []
     report: dict[str, Any] = {
         "started": started.isoformat(), "machine": platform.node(), "cpus": os.cpu_count(),
-        "load_before": os.getloadavg(), "scale": scale, "profile": profile, "cluster": cluster,
+        "load_before": load_before, "load_after_reads": os.getloadavg(), "scale": scale, "profile": profile,
+        "cluster": cluster,
         "data": {"companies": companies, "conversations_per_company": conversations,
                  "messages_per_conversation": messages}, "reads": results,
     }
@@ -835,6 +837,7 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
                            "verdict": peer_verdict(results)}
     if results and not as_json:  # the goal on a cluster: issue 19 (a hop to the shard in both)
         print_results(results, echo, goal=1.5 if distributed else 1.10)
+        echo(f"load after the reads: {' '.join(f'{x:.2f}' for x in report['load_after_reads'])}")
     if writes:
         say("write benchmark ...")
         report["writes"] = bw.run(db.target, nconv=conversations, seconds=write_seconds,
