@@ -38,7 +38,10 @@ def bench(c: Context, companies: int | None, conversations: int | None, messages
           iterations: int, rounds: int, writes: bool, reads: bool, write_seconds: int, write_repeats: int,
           copy_rows: int, show_explain: bool, report_dir: Path, as_json: bool) -> None:
     """Measure hot queries under RLS against the same query without RLS, side by side,
-    and (--writes) the message write path against a bare copy of the table.
+    and (--writes) the message write path against a bare copy of the table. On one server
+    the reads also run under the tenant policies people copy (Supabase's guide, basejump's
+    helper, an array of tenants, a stale JWT claim) on copies of the hot tables; every read
+    variant is timed under a generic and a custom plan, the faster counting.
 
     Runs on a throwaway server (or a throwaway database on --database-url's server). With
     --profile citus, --database-url names a Citus coordinator: the throwaway database is
