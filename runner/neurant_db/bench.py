@@ -11,7 +11,8 @@ the hot tables in schema bench_peers (same rows, same indexes; the real schema i
 touched), each with and without the key, plus `copy`, the baseline on the copies. Every
 variant is timed under a generic and under a custom plan (plan_cache_mode forced), and the
 faster of the two counts: no ratio is made by a baseline held to its slower plan.
-It prints medians and the ratios to baseline. All variants run on one
+It prints each variant's time (the lower quartile of its blocks) and the ratios to
+baseline. All variants run on one
 connection (role switched between blocks of queries, blocks shuffled per
 round): on a small machine, comparing two connections mostly measures which
 CPU their backends landed on. The goals (docs/performance.md): rls+key <= 1.10x
@@ -281,6 +282,8 @@ $$""")
 
 
 def drop_peers(conn: psycopg.Connection) -> None:
+    """Schema bench_peers and the peer shapes' roles gone (a role that holds a grant in another
+    database of the server stays)."""
     conn.execute(f"drop schema if exists {PEER_SCHEMA} cascade")
     existing = {r[0] for r in conn.execute("select rolname from pg_catalog.pg_roles where rolname = any(%s)",
                                            ([s.role for s in PEER_SHAPES],))}
