@@ -5,37 +5,69 @@ the explicit tenant filter without RLS - otherwise the ratios compare different 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from neurant_db import bench
 from neurant_db.database import DatabaseTarget, connect
 from neurant_db.migrate import migrate
 from neurant_db.render import render_all
-from neurant_db.testdb import test_settings
+from neurant_db.testdb import TestDatabase, test_settings
+
+from .conftest import scratch_database
 
 
-def test_rls_returns_the_same_rows_as_the_explicit_tenant_filter(scratch_db: str) -> None:
-    settings = test_settings()
-    migrate(DatabaseTarget(scratch_db), render_all(settings), settings)
-    results = bench.run(DatabaseTarget(scratch_db), companies=4, conversations=20, messages=3, iterations=10,
-                        echo=lambda _line: None, rounds=1)
+@pytest.fixture(scope="module")
+def toy_run(neurant_server: TestDatabase) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """One toy-scale read bench (every variant, both plan modes), shared by the tests that
+    read its results: (database, results)."""
+    with scratch_database(neurant_server.url) as url:
+        settings = test_settings()
+        migrate(DatabaseTarget(url), render_all(settings), settings)
+        yield url, bench.run(DatabaseTarget(url), companies=4, conversations=20, messages=3, iterations=10,
+                             echo=lambda _line: None, rounds=1)
+
+
+LABELS = {"baseline", "rls+key", "rls", "copy", *(f"{s.key}+key" for s in bench.PEER_SHAPES),
+          *(s.key for s in bench.PEER_SHAPES)}
+
+
+def test_rls_and_every_peer_shape_return_the_same_rows_as_the_explicit_tenant_filter(
+        toy_run: tuple[str, list[dict[str, Any]]]) -> None:
+    db, results = toy_run
     assert [r["query"] for r in results] == [q.name for q in bench.QUERIES]
+    assert all(set(r["variants"]) == LABELS for r in results), results[0]["variants"].keys()
     assert all(r["same_rows"] for r in results), results
     assert all(r["baseline_us"] > 0 and r["rls_keyed_us"] > 0 for r in results)
     # each result says where the client and the backend ran (pinned to two CPUs, or why not)
     assert all(r["cpus"].startswith(("client on CPU", "not pinned")) for r in results), results
+    # the copies, their roles and policies are gone afterwards
+    with connect(db) as conn:
+        assert conn.execute("select to_regnamespace(%s)", (bench.PEER_SCHEMA,)).fetchone() == (None,)
+        assert conn.execute("select count(*) from pg_roles where rolname like 'neurant_bench_%'").fetchone() == (0,)
 
 
-def test_the_bench_says_how_the_server_planned_each_variant(scratch_db: str) -> None:
-    """A custom plan is planned again at every execution: a ratio is only read right
-    knowing which variant pays planning, so each result names it."""
-    settings = test_settings()
-    migrate(DatabaseTarget(scratch_db), render_all(settings), settings)
-    results = bench.run(DatabaseTarget(scratch_db), companies=4, conversations=20, messages=3, iterations=10,
-                        echo=lambda _line: None, rounds=1)
-    for r in results:
-        assert set(r["plan_cache"]) == {"baseline", "rls+key", "rls"}, r
-        assert all(v in ("generic", "custom") or v.endswith(" custom") for v in r["plan_cache"].values()), r
+def test_every_variant_is_timed_under_a_generic_and_a_custom_plan_and_the_faster_counts(
+        toy_run: tuple[str, list[dict[str, Any]]]) -> None:
+    """The baseline held to its slower plan makes every ratio look better than it is (issue
+    21): each variant runs under plan_cache_mode force_generic_plan and force_custom_plan,
+    the server kept to each (pg_prepared_statements: a statement without parameters has
+    only the one plan, generic), and the faster one is the variant's."""
+    _db, results = toy_run
+    for q, r in zip(bench.QUERIES, results, strict=True):
+        assert set(r["plan_cache"]) == LABELS, r
+        sql = {label: text for label, _role, text in bench._variants(q, peers=True)}
+        for label, v in r["variants"].items():
+            assert set(v["us_by_plan"]) == {"generic", "custom"}, (r["query"], label, v)
+            assert v["us"] == min(v["us_by_plan"].values()) and v["us_by_plan"][v["plan"]] == v["us"], v
+            assert r["plan_cache"][label] == v["plan"]
+            assert r["plans_held"][f"{label} generic"] == "generic", (r["query"], label, r["plans_held"])
+            custom = "custom" if "%(" in sql[label] else "generic"
+            assert r["plans_held"][f"{label} custom"] == custom, (r["query"], label, r["plans_held"])
+        assert r["ratio_rls_keyed"] == r["variants"]["rls+key"]["ratio"]
 
 
 def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -64,6 +96,63 @@ def test_every_hot_query_has_an_index_condition_on_company_id(scratch_db: str) -
             assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], (query, variant)
             conds = [n.get("Index Cond", "") for n in nodes if n.get("Relation Name") or "Index" in n["Node Type"]]
             assert any("company_id" in c for c in conds), (query, variant, json.dumps(plan, indent=1))
+
+
+def _index_defs(conn: Any, schema: str, table: str) -> list[str]:
+    """The table's index definitions with names and schema left out."""
+    rows = conn.execute("select pg_get_indexdef(i.indexrelid) from pg_index i "
+                        "where i.indrelid = (%s || '.' || %s)::regclass", (schema, table)).fetchall()
+    return sorted(re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON \S+", r"CREATE \1INDEX ON", r[0]) for r in rows)
+
+
+def test_the_peer_shapes_run_on_copies_with_the_rows_and_indexes_of_the_real_tables(scratch_db: str) -> None:
+    """The peers' ratios compare policies, not data or indexes: their copies hold the same
+    rows and every index of the real table (same columns, order, predicates), and building
+    and dropping them leaves the real schema's policies as they were."""
+    settings = test_settings()
+    migrate(DatabaseTarget(scratch_db), render_all(settings), settings)
+    with connect(scratch_db, autocommit=True) as conn:
+        bench.load(conn, 4, 20, 3)
+        policies = conn.execute("select count(*) from pg_policies where schemaname = 'public'").fetchone()
+        bench.build_peers(conn)
+        for table in bench.HOT_TABLES:
+            real = _index_defs(conn, "public", table)
+            assert real and _index_defs(conn, bench.PEER_SCHEMA, table) == real, table
+            assert conn.execute(f"select count(*) from (select * from public.{table} except all "
+                                f"select * from {bench.PEER_SCHEMA}.{table}) d").fetchone() == (0,), table
+            assert conn.execute(f"select (select count(*) from public.{table}) = "
+                                f"(select count(*) from {bench.PEER_SCHEMA}.{table})").fetchone() == (True,)
+            shapes = {r[0] for r in conn.execute("select policyname from pg_policies where schemaname = %s "
+                                                 "and tablename = %s", (bench.PEER_SCHEMA, table))}
+            assert shapes == {s.key for s in bench.PEER_SHAPES}, shapes
+        bench.drop_peers(conn)
+        assert conn.execute("select count(*) from pg_policies where schemaname = 'public'").fetchone() == policies
+
+
+def test_every_keyed_peer_variant_reads_the_tenant_through_an_index(scratch_db: str) -> None:
+    """With the key sent, every peer shape (and the baseline on the copies) has an index
+    condition on company_id, as the baseline does: their ratios are the policies' cost, not
+    a plan that lost the index. Without the key, the shapes that give the planner a value
+    (the array of tenants, the claim) keep it; basejump's per-row call cannot (what its
+    ratio shows)."""
+    settings = test_settings()
+    migrate(DatabaseTarget(scratch_db), render_all(settings), settings)
+    with connect(scratch_db, autocommit=True) as conn:
+        bench.load(conn, 4, 20, 3)
+        bench.build_peers(conn)
+        conn.execute("set enable_seqscan = off")
+        plans = bench.explain(conn, 4, fmt="json", analyze=False, peers=True)
+        bench.drop_peers(conn)
+    keyed = ["copy", *(f"{s.key}+key" for s in bench.PEER_SHAPES), "tenant_array", "jwt_claim"]
+    for query, by_variant in plans.items():
+        assert set(by_variant) == LABELS, by_variant.keys()
+        for variant in keyed:
+            nodes = _nodes(by_variant[variant][0]["Plan"])
+            assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], (query, variant)
+            conds = [n.get("Index Cond", "") for n in nodes if "Index" in n["Node Type"]]
+            assert any("company_id" in c for c in conds), (query, variant, json.dumps(by_variant[variant], indent=1))
+        nodes = _nodes(by_variant["basejump"][0]["Plan"])
+        assert not any("company_id" in n.get("Index Cond", "") for n in nodes), (query, by_variant["basejump"])
 
 
 def test_operador_inbox_reads_only_the_assigned_chatbots_conversations(scratch_db: str) -> None:

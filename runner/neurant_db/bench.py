@@ -2,26 +2,35 @@
 
 Loads a multi-tenant data set (triggers off: this measures reads; then vacuumed, as
 autovacuum would, and the members' visible chatbots filled in), then runs each
-hot query three ways on the same server, interleaved so drift hits all alike:
+hot query several ways on the same server, interleaved so drift hits all alike:
   baseline  superuser, no RLS, explicit `company_id = $1`   (the reference)
   rls+key   authenticated user under RLS, still sending `company_id = $1`
   rls       authenticated user under RLS, no explicit tenant filter
-and prints medians and the ratios to baseline. All variants run on one
+and, on one server, the policy shapes people copy today (PEER_SHAPES), built on copies of
+the hot tables in schema bench_peers (same rows, same indexes; the real schema is not
+touched), each with and without the key, plus `copy`, the baseline on the copies. Every
+variant is timed under a generic and under a custom plan (plan_cache_mode forced), and the
+faster of the two counts: no ratio is made by a baseline held to its slower plan.
+It prints each variant's time (the lower quartile of its blocks) and the ratios to
+baseline. All variants run on one
 connection (role switched between blocks of queries, blocks shuffled per
 round): on a small machine, comparing two connections mostly measures which
-CPU their backends landed on. The goal (docs/performance.md) is
-rls+key <= 1.10x baseline.
+CPU their backends landed on. The goals (docs/performance.md): rls+key <= 1.10x
+baseline; ours the fastest fresh policy shape on every hot query, within 0.05x of the
+stale JWT claim, none above 1.25x (issue 21).
 
 On a Citus cluster (profile citus, --database-url of the coordinator) the data set is
 loaded into a throwaway database distributed over every node: migrated up to the
 distribution step, loaded locally, then distributed by that step (the path of
 docs/scale-out.md, "Moving an existing database"); each block of queries runs in one
 transaction opened with the documented request sequence (citus_request.py: session
-settings do not reach the workers), the baseline's blocks in a transaction too.
+settings do not reach the workers), the baseline's blocks in a transaction too. There the
+peer shapes are not built and the plan cache is left to the server (plan_cache_mode auto).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -114,6 +123,9 @@ class Query:
     baseline: str  # run without RLS; %(company)s etc. bound
     rls_keyed: str
     rls_only: str
+    # the peer shapes without the key (on the copies): they isolate tenants only, so the
+    # operador's chatbot filter is sent by the query, as an application on them would
+    peer_only: str = ""
 
 
 QUERIES = [
@@ -141,6 +153,8 @@ QUERIES = [
           "select id, status, last_message_at from public.conversations where company_id = %(company)s "
           "order by last_message_at desc limit 50",
           "select id, status, last_message_at from public.conversations "
+          "order by last_message_at desc limit 50",
+          "select id, status, last_message_at from public.conversations where chatbot_id = any(%(assigned)s) "
           "order by last_message_at desc limit 50"),
     Query("messages this month (usage)", 1,
           "select count(*) from public.messages where company_id = %(company)s "
@@ -160,8 +174,137 @@ def load(conn: psycopg.Connection, companies: int, conversations: int, messages:
     conn.execute("vacuum (analyze)")
 
 
+PEER_SCHEMA = "bench_peers"
+HOT_TABLES = ("conversations", "messages")
+
+
+@dataclass(frozen=True)
+class PeerShape:
+    """A tenant policy shape people copy today, written here from its published form (not
+    copied): `using` is its USING clause on a copy of a hot table, for role `role`."""
+    key: str  # variant label; `<key>+key` is the same shape with the explicit key sent
+    title: str
+    fresh: bool  # False: trusts a value fixed when the token was issued
+    using: str
+
+    @property
+    def role(self) -> str:
+        return f"neurant_bench_{self.key}"
+
+
+PEER_SHAPES = [
+    PeerShape("supabase", "Supabase's RLS guide: company_id in (select company_id from <membership> "
+              "where auth_user_id = (select auth.uid()))", True,
+              f"company_id in (select m.company_id from {PEER_SCHEMA}.memberships m "
+              "where m.auth_user_id = (select auth.uid()))"),
+    PeerShape("basejump", "basejump: has_role_on_account(company_id), called as it is", True,
+              f"{PEER_SCHEMA}.has_role_on_account(company_id)"),
+    PeerShape("basejump_select", "basejump's helper wrapped: (select has_role_on_account(company_id))", True,
+              f"(select {PEER_SCHEMA}.has_role_on_account(company_id))"),
+    PeerShape("tenant_array", "array of tenants: company_id = any (array(select company_id from <membership> "
+              "where auth_user_id = (select auth.uid())))", True,
+              f"company_id = any (array(select m.company_id from {PEER_SCHEMA}.memberships m "
+              "where m.auth_user_id = (select auth.uid())))"),
+    PeerShape("jwt_claim", "stale JWT claim: company_id = ((select auth.jwt()) ->> 'company_id')::uuid "
+              "(the speed reference: no lookup, not fresh)", False,
+              "company_id = ((select auth.jwt()) ->> 'company_id')::uuid"),
+]
+
+PEERS_SQL = f"""
+create schema {PEER_SCHEMA};
+comment on schema {PEER_SCHEMA} is
+  'neurant-db bench: copies of the hot tables under the policy shapes people copy today.';
+-- the membership table those shapes look the caller up in: the active members, keyed as
+-- their guides advise (the caller's identity first); no RLS of its own (their best case)
+create table {PEER_SCHEMA}.memberships (
+  auth_user_id uuid not null,
+  company_id uuid not null,
+  role public.user_role not null,
+  primary key (auth_user_id, company_id)
+);
+comment on table {PEER_SCHEMA}.memberships is 'bench: who belongs to which company, for the peer shapes.';
+insert into {PEER_SCHEMA}.memberships (auth_user_id, company_id, role)
+select auth_user_id, company_id, role from public.users where is_active and auth_user_id is not null;
+-- basejump's shape: a security definer function per row, true when the caller belongs to the company
+create function {PEER_SCHEMA}.has_role_on_account(p_company_id uuid) returns boolean
+  language sql stable security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+  select exists (select 1 from {PEER_SCHEMA}.memberships m
+                  where m.auth_user_id = auth.uid() and m.company_id = p_company_id)
+$$;
+comment on function {PEER_SCHEMA}.has_role_on_account(uuid) is 'bench: basejump''s shape of a membership test.';
+revoke execute on function {PEER_SCHEMA}.has_role_on_account(uuid) from public;
+"""
+
+
+def _copy_columns(conn: psycopg.Connection, table: str) -> str:
+    rows = conn.execute("select a.attname from pg_catalog.pg_attribute a where a.attrelid = %s::regclass "
+                        "and a.attnum > 0 and not a.attisdropped and a.attgenerated = '' order by a.attnum",
+                        (f"public.{table}",)).fetchall()
+    return ", ".join(psycopg.sql.Identifier(r[0]).as_string(conn) for r in rows)
+
+
+def build_peers(conn: psycopg.Connection) -> None:
+    """Schema bench_peers: a copy of each hot table (`like ... including all`: the same
+    columns, checks and indexes; the same rows, in the same order), a membership table, and
+    per peer shape one role with its select policy on the copies. Nothing of the real
+    schema changes; drop_peers removes it all (roles included)."""
+    drop_peers(conn)
+    conn.execute(PEERS_SQL)
+    for table in HOT_TABLES:
+        columns = _copy_columns(conn, table)
+        conn.execute(f"create table {PEER_SCHEMA}.{table} (like public.{table} including all)")
+        conn.execute(f"insert into {PEER_SCHEMA}.{table} ({columns}) select {columns} from public.{table}")
+        conn.execute(f"alter table {PEER_SCHEMA}.{table} enable row level security")
+        conn.execute(f"alter table {PEER_SCHEMA}.{table} force row level security")
+    for shape in PEER_SHAPES:
+        conn.execute(f"""
+do $$
+begin
+  create role {shape.role} nologin;
+exception when duplicate_object then null;
+end
+$$""")
+        conn.execute(psycopg.sql.SQL("comment on role {} is {}").format(
+            psycopg.sql.Identifier(shape.role),
+            psycopg.sql.Literal(f"neurant-db bench (dropped after the run): {shape.title}")))
+        conn.execute(f"grant usage on schema {PEER_SCHEMA}, auth to {shape.role}")
+        conn.execute(f"grant select on {PEER_SCHEMA}.memberships to {shape.role}")
+        conn.execute(f"grant execute on function auth.uid(), auth.jwt(), "
+                     f"{PEER_SCHEMA}.has_role_on_account(uuid) to {shape.role}")
+        for table in HOT_TABLES:
+            conn.execute(f"grant select on {PEER_SCHEMA}.{table} to {shape.role}")
+            conn.execute(f"create policy {shape.key} on {PEER_SCHEMA}.{table} for select to {shape.role} "
+                         f"using ({shape.using})")
+    conn.execute(f"vacuum (analyze) {PEER_SCHEMA}.memberships, "
+                 + ", ".join(f"{PEER_SCHEMA}.{t}" for t in HOT_TABLES))
+
+
+def drop_peers(conn: psycopg.Connection) -> None:
+    """Schema bench_peers and the peer shapes' roles gone (a role that holds a grant in another
+    database of the server stays)."""
+    conn.execute(f"drop schema if exists {PEER_SCHEMA} cascade")
+    existing = {r[0] for r in conn.execute("select rolname from pg_catalog.pg_roles where rolname = any(%s)",
+                                           ([s.role for s in PEER_SHAPES],))}
+    for shape in PEER_SHAPES:
+        if shape.role in existing:
+            conn.execute(f"drop owned by {shape.role}")  # its grants in this database
+            # (granted something in another database of the server: left there)
+            with contextlib.suppress(psycopg.errors.DependentObjectsStillExist):
+                conn.execute(f"drop role {shape.role}")
+
+
+def _on_copies(sql: str) -> str:
+    for table in HOT_TABLES:
+        sql = sql.replace(f"public.{table}", f"{PEER_SCHEMA}.{table}")
+    return sql
+
+
 def _claims(company_no: int, role_no: int) -> dict[str, str]:
-    return {"sub": USER.format(company_no * 10 + role_no), "role": "authenticated"}
+    # company_id: only the stale-claim peer shape reads it (ours never trusts a claim's tenant)
+    return {"sub": USER.format(company_no * 10 + role_no), "role": "authenticated",
+            "company_id": COMPANY.format(company_no)}
 
 
 def _act_as(conn: psycopg.Connection, company_no: int, role_no: int) -> None:
@@ -192,14 +335,46 @@ def _tag(sql: str, label: str) -> str:
     return f"/* bench {label} */ {sql}"
 
 
-def _block(conn: psycopg.Connection, sql: str, params: dict[str, Any], n: int, warmup: int) -> list[float]:
-    out = []
-    for i in range(warmup + n):
+# A block of executions stops early once it has run this long (with one timed execution
+# at least): a peer shape that calls a function per row reads every row of the table
+# without the key (seconds per execution at 2M), and needs no 30 samples to show it.
+BLOCK_BUDGET_S = 0.25
+# After the first round, a variant slower than this many times the baseline (and than
+# SLOW_S) is not measured again: its ratio is from that round (marked in the output).
+SLOW_RATIO = 10.0
+SLOW_S = 0.01
+
+
+def _low(times: list[float]) -> float:
+    """The lower quartile of a block's times: on a machine shared with other work the upper
+    part of a block is time the backend waited for a CPU, which no variant owns; the lower
+    quartile is what the statement costs when it runs (the median of a single sample)."""
+    if len(times) < 4:
+        return statistics.median(times)
+    return statistics.quantiles(times, n=4)[0]
+
+
+def _block(conn: psycopg.Connection, sql: str, params: dict[str, Any], n: int, warmup: int,
+           budget: float | None = None) -> tuple[list[float], list[Any]]:
+    """n timed executions after `warmup` untimed ones (fewer once `budget` seconds are
+    spent, one timed at least); the times and the rows of the last execution."""
+    out: list[float] = []
+    rows: list[Any] = []
+    started = time.perf_counter()
+    i = 0
+    while len(out) < n:
         start = time.perf_counter()
-        conn.execute(sql, params, prepare=True).fetchall()
-        if i >= warmup:
-            out.append(time.perf_counter() - start)
-    return out
+        rows = conn.execute(sql, params, prepare=True).fetchall()
+        elapsed = time.perf_counter() - start
+        # (a warm-up that alone takes several budgets is timed: nothing is left to warm)
+        if i >= warmup or (budget is not None and elapsed > 4 * budget):
+            out.append(elapsed)
+        i += 1
+        if budget is not None and time.perf_counter() - started > budget:
+            if out:
+                break
+            warmup = min(warmup, i)  # the next execution is timed
+    return out, rows
 
 
 def bench_params(companies: int) -> tuple[int, dict[str, Any]]:
@@ -211,10 +386,23 @@ def bench_params(companies: int) -> tuple[int, dict[str, Any]]:
     }
 
 
-def _variants(q: Query) -> list[tuple[str, str | None, str]]:
-    return [("baseline", None, _tag(q.baseline, "baseline")),
-            ("rls+key", "authenticated", _tag(q.rls_keyed, "rls+key")),
-            ("rls", "authenticated", _tag(q.rls_only, "rls"))]
+def _variants(q: Query, peers: bool = False) -> list[tuple[str, str | None, str]]:
+    """(label, role, tagged statement) of every variant of a hot query: ours (baseline,
+    rls+key, rls) and, with `peers`, the baseline on the copies (`copy`) and every peer shape
+    with the key (`<shape>+key`, the baseline's text) and without (`<shape>`)."""
+    out = [("baseline", None, q.baseline), ("rls+key", "authenticated", q.rls_keyed),
+           ("rls", "authenticated", q.rls_only)]
+    if peers:
+        keyed, only = _on_copies(q.baseline), _on_copies(q.peer_only or q.rls_only)
+        out.append(("copy", None, keyed))
+        for shape in PEER_SHAPES:
+            out += [(f"{shape.key}+key", shape.role, keyed), (shape.key, shape.role, only)]
+    return [(label, role, _tag(sql, label)) for label, role, sql in out]
+
+
+# plan_cache_mode per timed mode: every variant is timed under both forced modes and the
+# faster counts ("auto": the server's choice, used on a Citus cluster)
+PLAN_MODES = {"generic": "force_generic_plan", "custom": "force_custom_plan", "auto": "auto"}
 
 
 PARAM_TYPES = {"company": "uuid", "conversation": "uuid", "assigned": "uuid[]"}
@@ -228,10 +416,14 @@ def _prepared_text(sql: str) -> str:
 
 
 def explain(conn: psycopg.Connection, companies: int, *, fmt: str = "text",
-            analyze: bool = True, distributed: bool = False) -> dict[str, dict[str, Any]]:
-    """EXPLAIN (ANALYZE, BUFFERS) of every hot query, every variant, as the bench runs
-    it: a prepared statement, explained after the executions that let the plan cache
-    settle on its generic or custom plan (the plan the timed loop used).
+            analyze: bool = True, distributed: bool = False, peers: bool = False,
+            modes: dict[str, dict[str, str]] | None = None,
+            slow: dict[str, list[str]] | None = None) -> dict[str, dict[str, Any]]:
+    """EXPLAIN (ANALYZE, BUFFERS) of every hot query, every variant (`peers`: the peer
+    shapes' too, build_peers first), as the bench runs it: a prepared statement under the
+    plan mode the timed loop found fastest for it (`modes`: {query: {variant: generic or
+    custom}}, from the results' plan_cache), explained after the executions that let the
+    plan cache settle (`slow`: {query: [variant]}, explained at their first execution).
     {query: {variant: plan text or JSON}}."""
     target, params = bench_params(companies)
     out: dict[str, dict[str, Any]] = {}
@@ -242,10 +434,16 @@ def explain(conn: psycopg.Connection, companies: int, *, fmt: str = "text",
     for q in QUERIES:
         _act_as(conn, target, q.identity)
         out[q.name] = {}
-        for label, role, sql in _variants(q):
+        for label, role, sql in _variants(q, peers):
+            mode = (modes or {}).get(q.name, {}).get(label, "auto")
+            conn.execute(f"set plan_cache_mode = {PLAN_MODES.get(mode, 'auto')}")
             with _as_variant(conn, role, _claims(target, q.identity), distributed):
                 conn.execute(f"prepare bench_plan ({types}) as {_prepared_text(sql)}")
-                for _ in range(6):  # the plan cache decides generic vs custom after 5
+                # auto: the plan cache decides generic vs custom after 5 executions; a forced
+                # mode holds from the first (one execution warms the buffers, none for a
+                # variant the bench found too slow to repeat)
+                warm = 6 if mode == "auto" else 0 if label in (slow or {}).get(q.name, ()) else 1
+                for _ in range(warm):
                     conn.execute(f"execute bench_plan ({args})").fetchall()
             # (on a cluster in a transaction of its own: EXPLAIN ANALYZE of a multi-shard query
             # cannot follow the coordinator's local reads of reference tables in one)
@@ -254,6 +452,7 @@ def explain(conn: psycopg.Connection, companies: int, *, fmt: str = "text",
             conn.execute("deallocate bench_plan")
             out[q.name][label] = ("\n".join(r[0] for r in rows) if fmt == "text" else rows[0][0])
         conn.execute("reset role")
+        conn.execute("reset plan_cache_mode")
     return out
 
 
@@ -320,12 +519,15 @@ def _pin_cpus(conn: psycopg.Connection) -> tuple[str, Callable[[], None]]:
 
 def run(database: DatabaseTarget, *, companies: int, conversations: int, messages: int, iterations: int,
         echo: Callable[[str], None], rounds: int = 10, seed: int = 7, load_data: bool = True,
-        explain_into: dict[str, Any] | None = None, distributed: bool = False) -> list[dict[str, Any]]:
+        explain_into: dict[str, Any] | None = None, distributed: bool = False,
+        peers: bool = True) -> list[dict[str, Any]]:
     """One connection for every variant (the role is switched between blocks), so
     the comparison is not skewed by which CPU each backend process landed on. Each
-    variant has its own statement text (own prepared statement and plan cache);
-    per round the variants run in a shuffled order, and the ratio of each round's
-    medians gives the spread (min..max over rounds)."""
+    variant has its own statement text per plan mode (own prepared statement and plan
+    cache); per round the variants run in a shuffled order, and the ratio of each round's
+    medians gives the spread (min..max over rounds). `peers` (one server only): the peer
+    shapes too, on copies of the hot tables built here and dropped afterwards."""
+    peers = peers and not distributed
     if load_data:
         with database.connect(purpose="bench-load") as conn:
             t0 = time.perf_counter()
@@ -333,70 +535,146 @@ def run(database: DatabaseTarget, *, companies: int, conversations: int, message
             total = conn.execute("select count(*) from public.messages").fetchone()
             echo(f"loaded {companies} companies, {companies * conversations} conversations, "
                  f"{total[0] if total else 0} messages in {time.perf_counter() - t0:.1f}s")
+    if peers:
+        with database.connect(purpose="bench-load") as conn:
+            t0 = time.perf_counter()
+            build_peers(conn)
+            echo(f"peer policy shapes on copies of {', '.join(HOT_TABLES)} (schema {PEER_SCHEMA}) "
+                 f"built in {time.perf_counter() - t0:.1f}s")
     target, params = bench_params(companies)
     rng = random.Random(seed)
     per_block = max(10, iterations // rounds)
-    with database.connect(purpose="bench") as conn:
-        pinned, unpin = _pin_cpus(conn)
-        echo(f"reads on one connection: {pinned}")
-        try:
-            results = _measure(conn, target, params, rng, per_block, rounds, distributed)
-        finally:
-            unpin()
-        for r in results:
-            r["cpus"] = pinned
-        if explain_into is not None:
-            explain_into.update(explain(conn, companies, distributed=distributed))
+    try:
+        with database.connect(purpose="bench") as conn:
+            pinned, unpin = _pin_cpus(conn)
+            echo(f"reads on one connection: {pinned}")
+            try:
+                results = _measure(conn, target, params, rng, per_block, rounds, distributed, peers)
+            finally:
+                unpin()
+            for r in results:
+                r["cpus"] = pinned
+            if explain_into is not None:
+                modes = {r["query"]: r["plan_cache"] for r in results}
+                slow = {r["query"]: [label for label, v in r["variants"].items()
+                                     if v.get("rounds", rounds) < rounds] for r in results}
+                explain_into.update(explain(conn, companies, distributed=distributed, peers=peers,
+                                            modes=None if distributed else modes, slow=slow))
+    finally:
+        if peers:
+            with database.connect(purpose="bench-load") as conn:
+                drop_peers(conn)
     return results
 
 
 def _measure(conn: psycopg.Connection, target: int, params: dict[str, Any], rng: random.Random,
-             per_block: int, rounds: int, distributed: bool = False) -> list[dict[str, Any]]:
+             per_block: int, rounds: int, distributed: bool = False, peers: bool = False) -> list[dict[str, Any]]:
+    modes = ("auto",) if distributed else ("generic", "custom")
     results = []
     for q in QUERIES:
         _act_as(conn, target, q.identity)
         claims = _claims(target, q.identity)
-        variants = _variants(q)
-        rows = {}
-        for label, role, sql in variants:
-            with _as_variant(conn, role, claims, distributed):
-                rows[label] = sorted(map(str, conn.execute(sql, params).fetchall()))
-        same = rows["baseline"] == rows["rls+key"] == rows["rls"]
-        samples: dict[str, list[float]] = {label: [] for label, _r, _s in variants}
-        per_round: dict[str, list[float]] = {"rls+key": [], "rls": []}
-        for _ in range(rounds):
-            rng.shuffle(variants)
-            meds = {}
-            for label, role, sql in variants:
+        variants = _variants(q, peers)
+        labels = [label for label, _r, _s in variants]
+        # one statement per variant and mode: its own prepared statement and plan cache
+        runs = [(label, role, _tag(sql, mode), mode) for label, role, sql in variants for mode in modes]
+        rows: dict[str, list[str]] = {}
+        samples: dict[tuple[str, str], list[float]] = {(r[0], r[3]): [] for r in runs}
+        per_round: dict[str, list[float]] = {label: [] for label in labels if label != "baseline"}
+        slow: set[str] = set()  # measured in the first round only
+        for round_no in range(rounds):
+            rng.shuffle(runs)
+            meds: dict[tuple[str, str], float] = {}
+            for label, role, sql, mode in runs:
+                if label in slow:
+                    continue
                 with _as_variant(conn, role, claims, distributed):
-                    block = _block(conn, sql, params, per_block, warmup=5)
-                samples[label] += block
-                meds[label] = statistics.median(block)
-            for label in per_round:
-                per_round[label].append(meds[label] / meds["baseline"])
+                    conn.execute(f"set plan_cache_mode = {PLAN_MODES[mode]}")
+                    block, result = _block(conn, sql, params, per_block, warmup=2, budget=BLOCK_BUDGET_S)
+                rows.setdefault(label, sorted(map(str, result)))
+                samples[(label, mode)] += block
+                meds[(label, mode)] = _low(block)
+            best = {label: min(meds[(label, m)] for m in modes) for label in labels if (label, modes[0]) in meds}
+            for label, t in best.items():
+                if label != "baseline":
+                    per_round[label].append(t / best["baseline"])
+                    if round_no == 0 and t > SLOW_S and t > SLOW_RATIO * best["baseline"]:
+                        slow.add(label)
         conn.execute("reset role")
-        med = {k: statistics.median(v) * 1e6 for k, v in samples.items()}
-        plan_cache = _plan_cache(conn, variants)
+        conn.execute("reset plan_cache_mode")
+        med = {k: _low(v) for k, v in samples.items()}
+        fastest = {label: min(modes, key=lambda m, label=label: med[(label, m)]) for label in labels}
+        best_us = {label: med[(label, fastest[label])] * 1e6 for label in labels}
+        ratio = {label: round(statistics.median(v), 3) for label, v in per_round.items()}
+        spread = {label: [round(min(v), 3), round(max(v), 3)] for label, v in per_round.items()}
+        held = _plan_cache(conn, [(f"{label} {mode}", None, sql) for label, _r, sql, mode in runs])
         results.append({
-            "query": q.name, "same_rows": same, "rows": len(rows["baseline"]),
-            "baseline_us": round(med["baseline"], 1),
-            "rls_keyed_us": round(med["rls+key"], 1), "rls_us": round(med["rls"], 1),
-            "ratio_rls_keyed": round(statistics.median(per_round["rls+key"]), 3),
-            "ratio_rls": round(statistics.median(per_round["rls"]), 3),
-            "spread_rls_keyed": [round(min(per_round["rls+key"]), 3), round(max(per_round["rls+key"]), 3)],
-            "spread_rls": [round(min(per_round["rls"]), 3), round(max(per_round["rls"]), 3)],
-            "rounds": rounds, "plan_cache": plan_cache,
+            "query": q.name, "same_rows": all(rows[label] == rows["baseline"] for label in labels),
+            "rows": len(rows["baseline"]),
+            "baseline_us": round(best_us["baseline"], 1),
+            "rls_keyed_us": round(best_us["rls+key"], 1), "rls_us": round(best_us["rls"], 1),
+            "ratio_rls_keyed": ratio["rls+key"], "ratio_rls": ratio["rls"],
+            "spread_rls_keyed": spread["rls+key"], "spread_rls": spread["rls"],
+            "rounds": rounds,
+            # the plan each variant was timed under (the faster of the two forced modes; on a
+            # cluster the server's own choice) and, per mode, whether the server kept to it
+            "plan_cache": (_plan_cache(conn, [(label, None, sql) for label, _r, sql, _m in runs])
+                           if distributed else fastest),
+            "plans_held": {f"{label} {mode}": held[f"{label} {mode}"] for label, _r, _s, mode in runs},
+            "variants": {label: {
+                "us": round(best_us[label], 1), "plan": fastest[label],
+                "us_by_plan": {m: round(med[(label, m)] * 1e6, 1) for m in modes},
+                **({"ratio": ratio[label], "spread": spread[label],
+                    "rounds": len(per_round[label])} if label != "baseline" else {}),
+            } for label in labels},
         })
     return results
 
 
 def _plans_short(plan_cache: dict[str, str]) -> str:
-    """'C/G/G': baseline/rls+key/rls planned at every execution (C), once (G) or a mix (M)."""
+    """'C/G/G': baseline/rls+key/rls timed under a custom plan, planned at every execution
+    (C), under the generic plan, planned once (G), or a mix (M)."""
     short = {"generic": "G", "custom": "C", "unknown": "?"}
     return "/".join(short.get(plan_cache.get(v, "unknown"), "M") for v in ("baseline", "rls+key", "rls"))
 
 
+# the goals of issue 21 for the peers' comparison
+PEER_GOAL_MAX = 1.25
+PEER_GOAL_CLAIM_MARGIN = 0.05
+
+
+def peer_verdict(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ours against the peer shapes, with the key and without: the fastest fresh shape on
+    every hot query? how far above the stale claim? the worst ratio? (goal: fastest, within
+    0.05x of the claim, none above 1.25x)."""
+    fresh = [s.key for s in PEER_SHAPES if s.fresh]
+    stale = [s.key for s in PEER_SHAPES if not s.fresh]
+    out: dict[str, Any] = {"not_fastest": [], "claim_margin": {}, "worst": {}}
+    for keyed, ours, suffix in ((True, "rls+key", "+key"), (False, "rls", "")):
+        mode = "with the key" if keyed else "without the key"
+        worst_margin = ("", -99.0)
+        worst = ("", 0.0)
+        for r in results:
+            v = r.get("variants", {})
+            if not all(f"{k}{suffix}" in v for k in fresh + stale):
+                continue
+            mine = v[ours]["ratio"]
+            faster = [f"{k} {v[k + suffix]['ratio']:.2f}x" for k in fresh if v[f"{k}{suffix}"]["ratio"] < mine]
+            if faster:
+                out["not_fastest"].append(f"{r['query']} {'+key' if keyed else 'no key'} "
+                                          f"(ours {mine:.2f}x): {', '.join(faster)}")
+            margin = mine - min(v[f"{k}{suffix}"]["ratio"] for k in stale)
+            worst_margin = max(worst_margin, (r["query"], margin), key=lambda t: t[1])
+            worst = max(worst, (r["query"], mine), key=lambda t: t[1])
+        out["claim_margin"][mode] = worst_margin
+        out["worst"][mode] = worst
+    return out
+
+
 def print_results(results: list[dict[str, Any]], echo: Callable[[str], None], goal: float = 1.10) -> None:
+    echo("every variant timed under a generic and a custom plan (plan_cache_mode forced), the faster counts"
+         if all("variants" in r and "generic" in next(iter(r["variants"].values()))["us_by_plan"] for r in results)
+         else "plans left to the server (plan_cache_mode auto)")
     echo(f"{'query':<42} {'baseline':>9} {'rls+key':>9} {'ratio (min-max)':>17} {'rls':>9} "
          f"{'ratio (min-max)':>17}  rows  plans")
     for r in results:
@@ -409,6 +687,41 @@ def print_results(results: list[dict[str, Any]], echo: Callable[[str], None], go
     worst = max(r["ratio_rls_keyed"] for r in results)
     echo(f"worst rls+key ratio: {worst:.2f}x (goal <= {goal:.2f}x); plans of baseline/rls+key/rls: "
          "G generic (planned once), C custom (planned at every execution)")
+    if any("copy" in r.get("variants", {}) for r in results):
+        print_peers(results, echo)
+
+
+def _peer_cell(r: dict[str, Any], keyed: str, only: str) -> str:
+    def one(label: str) -> str:
+        v = r["variants"][label]
+        return f"{v['ratio']:.2f}{'*' if v['rounds'] < r['rounds'] else ''}"
+    return f"{one(keyed)} / {one(only)}"
+
+
+def print_peers(results: list[dict[str, Any]], echo: Callable[[str], None]) -> None:
+    """The hot queries x policy shapes, each as its ratio to the baseline: sent with the
+    key / without it (rows: `same` when every variant returned the baseline's rows)."""
+    echo("policy shapes on copies of the hot tables (same rows, same indexes), ratio to the baseline, "
+         "query sent with company_id = $1 / without it:")
+    for shape in PEER_SHAPES:
+        echo(f"  {shape.key}: {shape.title}")
+    cols = ["ours", *[s.key for s in PEER_SHAPES]]
+    echo(f"{'query':<42} {'copy':>5} " + " ".join(f"{c:>15}" for c in cols) + "  rows")
+    for r in results:
+        v = r["variants"]
+        cells = [_peer_cell(r, "rls+key", "rls"), *[_peer_cell(r, f"{s.key}+key", s.key) for s in PEER_SHAPES]]
+        echo(f"{r['query']:<42} {v['copy']['ratio']:>5.2f} " + " ".join(f"{c:>15}" for c in cells)
+             + f"  {'same' if r['same_rows'] else 'DIFFER'}")
+    echo(f"(* measured in the first round only: more than {SLOW_RATIO:.0f}x the baseline)")
+    verdict = peer_verdict(results)
+    echo("ours the fastest fresh shape on every hot query: "
+         + ("yes" if not verdict["not_fastest"] else "no, faster than ours:"))
+    for line in verdict["not_fastest"]:
+        echo(f"  {line}")
+    for mode, (query, margin) in verdict["claim_margin"].items():
+        q2, worst = verdict["worst"][mode]
+        echo(f"{mode}: ours at most {margin:+.2f}x from the stale claim ({query}; goal <= "
+             f"+{PEER_GOAL_CLAIM_MARGIN:.2f}x), worst {worst:.2f}x ({q2}; goal <= {PEER_GOAL_MAX:.2f}x)")
 
 
 MEMBERSHIPS_SQL = """
@@ -495,6 +808,7 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
     distributed = nodes is not None
     db = provision(server, migrate_schema=not distributed, with_pgtap=False, profile=profile)
     started = datetime.datetime.now(datetime.UTC)
+    load_before = os.getloadavg()
     say(f"bench {started:%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} CPUs, "
         f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     cluster = _describe_cluster(db, nodes) if nodes is not None else None
@@ -515,12 +829,18 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
         results = []
     report: dict[str, Any] = {
         "started": started.isoformat(), "machine": platform.node(), "cpus": os.cpu_count(),
-        "load_before": os.getloadavg(), "scale": scale, "profile": profile, "cluster": cluster,
+        "load_before": load_before, "load_after_reads": os.getloadavg(), "scale": scale, "profile": profile,
+        "cluster": cluster,
         "data": {"companies": companies, "conversations_per_company": conversations,
                  "messages_per_conversation": messages}, "reads": results,
     }
+    if any("copy" in r.get("variants", {}) for r in results):
+        report["peers"] = {"shapes": {s.key: {"title": s.title, "fresh": s.fresh, "using": s.using}
+                                      for s in PEER_SHAPES},
+                           "verdict": peer_verdict(results)}
     if results and not as_json:  # the goal on a cluster: issue 19 (a hop to the shard in both)
         print_results(results, echo, goal=1.5 if distributed else 1.10)
+        echo(f"load after the reads: {' '.join(f'{x:.2f}' for x in report['load_after_reads'])}")
     if writes:
         say("write benchmark ...")
         report["writes"] = bw.run(db.target, nconv=conversations, seconds=write_seconds,

@@ -19,7 +19,8 @@ from .json_output import json_option
               help="Messages per conversation (default: from --scale).")
 @click.option("--scale", type=click.Choice(["200k", "2m", "10m"]), default="200k", show_default=True,
               help="Data set: 200k messages (200 conversations per company), 2m (2,000 per company) or 10m.")
-@click.option("--iterations", type=int, default=300, show_default=True)
+@click.option("--iterations", type=int, default=1000, show_default=True,
+              help="Timed executions per variant and plan mode, over all rounds.")
 @click.option("--rounds", type=int, default=10, show_default=True,
               help="Shuffled rounds per query (the spread is over rounds).")
 @click.option("--writes", is_flag=True, help="Also run the write benchmark (pgbench, full stack vs bare).")
@@ -37,7 +38,10 @@ def bench(c: Context, companies: int | None, conversations: int | None, messages
           iterations: int, rounds: int, writes: bool, reads: bool, write_seconds: int, write_repeats: int,
           copy_rows: int, show_explain: bool, report_dir: Path, as_json: bool) -> None:
     """Measure hot queries under RLS against the same query without RLS, side by side,
-    and (--writes) the message write path against a bare copy of the table.
+    and (--writes) the message write path against a bare copy of the table. On one server
+    the reads also run under the tenant policies people copy (Supabase's guide, basejump's
+    helper, an array of tenants, a stale JWT claim) on copies of the hot tables; every read
+    variant is timed under a generic and a custom plan, the faster counting.
 
     Runs on a throwaway server (or a throwaway database on --database-url's server). With
     --profile citus, --database-url names a Citus coordinator: the throwaway database is
