@@ -110,7 +110,7 @@ def source() -> Iterator[Source]:
                 "[global]\n"
                 f"repo1-path={work / 'repo'}\nlog-path={work / 'log'}\nlock-path={work / 'lock'}\n"
                 f"spool-path={work / 'spool'}\nlog-level-console=warn\nlog-level-file=info\n"
-                "start-fast=y\ncompress-type=lz4\nrepo1-retention-full=2\n"
+                "start-fast=y\ncompress-type=none\nrepo1-retention-full=2\n"
                 f"[{STANZA}]\npg1-path={server.data}\npg1-socket-path={server.socket_dir}\npg1-port={server.port}\n",
                 encoding="utf-8")
             if user is not None:

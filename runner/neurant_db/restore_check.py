@@ -118,7 +118,7 @@ class DrillOptions:
     pg_bindir: Path | None = None
     os_user: str | None = None
     isolation_sample: int = 200
-    seed: int = 0
+    seed: int | None = None  # None: a new sample every drill (the seed is in the evidence)
     schema_check: bool = True
     lock_timeout_s: int = 30
     start_timeout_s: int = 3600
@@ -477,21 +477,26 @@ def check_heartbeats(copy: psycopg.Connection, source_beats: list[tuple[int, dat
     missing = [b for b in expected if b[0] not in found]
     extra = [b for b in after if b[0] in found]
     newest = max((b[1] for b in found.values() if b[1] <= target), default=None)
-    ok = not missing and not extra and newest is not None
+    ok = not missing and not extra and (newest is not None or not expected)
     parts = [f"{len(expected) - len(missing)}/{len(expected)} heartbeats written before the target found"]
     if extra:
         parts.append(f"{len(extra)} written after the target found too (the restore went past it)")
     if newest is None:
-        parts.append("no heartbeat at all in the copy")
+        parts.append("no heartbeat in the copy" + ("" if expected else " (none was written before the target)"))
     data = {"expected": [b[0] for b in expected], "missing": [b[0] for b in missing],
             "after_target": [b[0] for b in after], "found_after_target": [b[0] for b in extra],
             "newest_in_copy": newest.isoformat() if newest else None}
     return Check("heartbeats", ok, "; ".join(parts), data), newest
 
 
-def check_ledger(copy: psycopg.Connection, source_ledger: dict[int, Any], fallback: Settings) -> Check:
+def check_ledger(copy: psycopg.Connection, source_ledger: dict[int, Any], fallback: Settings, *,
+                 exact: bool) -> Check:
+    """The copy's ledger against the source's (`exact`: the same rows; else, at a target the DBA
+    named, every row of the copy as the source has it: a migration may have come since) and
+    against the migrations rendered with the settings it records (no drift)."""
     ledger = read_ledger(copy)
-    differ = sorted(v for v in set(ledger) | set(source_ledger)
+    versions = set(ledger) | set(source_ledger) if exact else set(ledger)
+    differ = sorted(v for v in versions
                     if (ledger.get(v) and ledger[v].checksum) != (source_ledger.get(v) and source_ledger[v].checksum))
     done = applied(copy, fallback)
     states = explain_drift(compute_status(render_all(done.settings), ledger), ledger, done.settings)
@@ -654,9 +659,10 @@ def run_drill(source: DatabaseTarget, options: DrillOptions, fallback: Settings,
     backrest = PgBackRest(options, user)
     try:
         _drill(source, options, fallback, report, backrest, user, say, hooks)
-    except NeurantError as exc:
-        report.error = source.scrub(exc.message)
-        exc.report = report  # type: ignore[attr-defined]  # the evidence so far, for --out
+    except (NeurantError, psycopg.Error) as exc:
+        message = exc.message if isinstance(exc, NeurantError) else (exc.diag.message_primary or str(exc)).strip()
+        report.error = source.scrub(message)
+        exc.report = report  # type: ignore[union-attr]  # the evidence so far, for --out
         raise
     finally:
         report.steps["pgbackrest_commands"] = backrest.commands
@@ -666,18 +672,22 @@ def run_drill(source: DatabaseTarget, options: DrillOptions, fallback: Settings,
 def _drill(source: DatabaseTarget, options: DrillOptions, fallback: Settings, report: DrillReport,
            backrest: PgBackRest, user: str | None, say: Progress, hooks: DrillHooks) -> None:
     timings = report.timings
+    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(1 << 31)
     stanza = backrest.info()
     with connect(source.url, purpose="restore-check") as conn:
         _prepare(conn)
         row = conn.execute(
             "select current_setting('server_version_num')::int / 10000, (select rolname from pg_roles where oid = 10),"
-            " current_setting('archive_mode'), current_setting('archive_command'),"
-            " (select setting::int from pg_settings where name = 'archive_timeout'), a.last_archived_wal, a.last_archived_time,"
-            " a.last_failed_wal, a.last_failed_time, clock_timestamp() from pg_stat_archiver a").fetchone()
+            " current_setting('archive_mode'), (select setting from pg_settings where name = 'archive_command'),"
+            " (select setting::int from pg_settings where name = 'archive_timeout'), a.last_archived_wal,"
+            " a.last_archived_time, a.last_failed_wal, a.last_failed_time, clock_timestamp()"
+            " from pg_stat_archiver a").fetchone()
         assert row is not None
         major, superuser, mode, command, timeout, last_wal, last_time, failed_wal, failed_time, now = row
         report.steps["source"] = {"server_major": major, "database": database_name(source.url)}
-        archiving_ok = mode in ("on", "always") and "pgbackrest" in command and options.stanza in command
+        visible = command is not None  # hidden from a role without pg_read_all_settings
+        archiving_ok = mode in ("on", "always") and (not visible or bool(command.strip()))
+        pushes = visible and "pgbackrest" in command and options.stanza in command
         failing = failed_time is not None and (last_time is None or failed_time > last_time)
         bounded = 0 < timeout < options.max_rpo_s
         report.rpo.update({
@@ -689,8 +699,10 @@ def _drill(source: DatabaseTarget, options: DrillOptions, fallback: Settings, re
             "archiving", archiving_ok and not failing and bounded,
             "; ".join(filter(None, [
                 f"archive_mode = {mode}" + ("" if mode in ("on", "always") else " (no WAL is archived)"),
-                "" if "pgbackrest" in command and options.stanza in command else
-                f"archive_command does not push to stanza {options.stanza} with pgbackrest",
+                "archive_command not visible to this role (pg_read_all_settings)" if not visible else
+                "archive_command is empty" if not command.strip() else "" if pushes else
+                f"archive_command does not name pgbackrest and stanza {options.stanza} (a wrapper?): "
+                "pgbackrest check proves the archive below",
                 f"archive_timeout = {timeout}s" + ("" if bounded else
                                                      f" (must be above 0 and below {options.max_rpo_s}s for that RPO)"),
                 f"the archiver is failing since {failed_time} ({failed_wal})" if failing else ""]))))
@@ -757,10 +769,10 @@ def _drill(source: DatabaseTarget, options: DrillOptions, fallback: Settings, re
             tables, rows = check_tables(copy, hashes)
             report.checks.append(tables)
             report.tables = rows
-            report.checks.append(check_ledger(copy, source_ledger, fallback))
+            report.checks.append(check_ledger(copy, source_ledger, fallback, exact=hashes is not None))
             report.checks.append(check_rls(copy))
             copy.execute("reset row_security")
-            report.checks.append(check_isolation(copy, options.isolation_sample, options.seed))
+            report.checks.append(check_isolation(copy, options.isolation_sample, seed))
             report.checks.append(check_doctor(DatabaseTarget(url, Source.THROWAWAY_SERVER), copy, fallback,
                                               options.schema_check))
         timings["checks"] = time.monotonic() - t0

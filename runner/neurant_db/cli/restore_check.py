@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+import psycopg
 
 from ..errors import BadArgument, NeurantError
 from ..restore_check import DrillOptions, print_report, run_drill, write_evidence
@@ -67,7 +68,8 @@ def _target(text: str | None) -> datetime | None:
               help="System user running pgbackrest and the scratch cluster (root only; default postgres as root).")
 @click.option("--isolation-sample", type=click.IntRange(min=0), default=200, show_default=True, metavar="N",
               help="Cells of the isolation matrix probed on the copy (0: none).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the isolation sample.")
+@click.option("--seed", type=int, default=None,
+              help="Seed of the isolation sample (default: a new one each drill, recorded in the evidence).")
 @click.option("--no-schema-check", is_flag=True,
               help="Skip doctor's schema comparison with a reference build (built in the scratch cluster).")
 @click.option("--lock-timeout", type=click.IntRange(min=1), default=30, show_default=True, metavar="SECONDS",
@@ -84,7 +86,7 @@ def restore_check(c: Context, stanza: str, pgbackrest_config: Path | None, pgbac
                   pgbackrest_options: tuple[str, ...], backup: bool, backup_type: str, target_time: str | None,
                   scratch_dir: Path | None, scratch_port: int | None, scratch_settings: tuple[str, ...],
                   keep_scratch: bool, pg_bindir: Path | None, os_user: str | None, isolation_sample: int,
-                  seed: int, no_schema_check: bool, lock_timeout: int, start_timeout: int, max_rpo: int,
+                  seed: int | None, no_schema_check: bool, lock_timeout: int, start_timeout: int, max_rpo: int,
                   out: Path | None, as_json: bool) -> None:
     """Restore drill: back up the database with pgBackRest, restore it to a point in time
     into a scratch cluster and prove the copy (heartbeats, migration ledger and checksums,
@@ -114,9 +116,9 @@ def restore_check(c: Context, stanza: str, pgbackrest_config: Path | None, pgbac
     try:
         report = run_drill(target, options, c.settings(),
                            progress=None if as_json else (lambda text: click.echo(f"  {text}")))
-    except NeurantError as exc:
+    except (NeurantError, psycopg.Error) as exc:
         if out is not None and getattr(exc, "report", None) is not None:
-            write_evidence(exc.report, out)  # type: ignore[attr-defined]
+            write_evidence(exc.report, out)  # type: ignore[union-attr]
         raise
     finally:
         if out is not None and report is not None:
