@@ -138,7 +138,7 @@ def test_restore_drill_restores_a_point_in_time_copy_and_proves_it(source: Sourc
     evidence = tmp_path / "drill.json"
     scratch = _scratch(source)
     result = CliRunner().invoke(cli, source.drill_args(
-        "--scratch-dir", str(scratch), "--isolation-sample", "60", "--out", str(evidence)))
+        "--scratch-dir", str(scratch), "--backup-type", "incr", "--isolation-sample", "60", "--out", str(evidence)))
     assert result.exit_code == 0, result.output
     assert "restore drill passed" in result.output and "RPO: " in result.output and "RTO: " in result.output
     report = json.loads(evidence.read_text())
