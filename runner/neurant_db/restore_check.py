@@ -748,7 +748,12 @@ def _drill(source: DatabaseTarget, options: DrillOptions, fallback: Settings, re
         report.steps["scratch"] = {"dir": str(scratch.root), "port": scratch.port, "kept": options.keep_scratch}
         say(f"restore to {_utc(restore_target)} into {scratch.data}")
         t0 = time.monotonic()
-        backrest.run("restore", f"--pg1-path={scratch.data}", "--type=time", f"--target={_utc(restore_target)}",
+        # the drill's own target follows the latest backup, but pgBackRest's record of that backup's
+        # stop time (whole seconds, after its last WAL was archived) may not precede it: name the set
+        latest = report.steps["backup"]["latest"]
+        chosen = [f"--set={latest}"] if hashes is not None and latest else []
+        backrest.run("restore", f"--pg1-path={scratch.data}", *chosen, "--type=time",
+                     f"--target={_utc(restore_target)}",
                      "--target-action=promote", "--archive-mode=off",
                      f"--tablespace-map-all={scratch.root / 'tablespaces'}")
         timings["restore"] = time.monotonic() - t0
