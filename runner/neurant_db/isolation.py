@@ -206,7 +206,8 @@ def sequence_cells(url: str) -> list[str]:
     ]
 
 
-def _target_predicate(spec: TableSpec, target: str, identity: str) -> str:
+def target_predicate(spec: TableSpec, target: str, identity: str) -> str:
+    """The SQL predicate selecting the rows of one cell's target (own, other, or a named target)."""
     user_id, role = COMPANY_IDENTITIES.get(identity, (None, None))
     if spec.is_global:
         base = "true"
@@ -269,7 +270,7 @@ def generate_matrix_sql(url: str, spec_path: Path) -> str:
                 target, f"own company's {target} rows")
             why = {"allow": "", "deny": " (RLS or grant)"}.get(expected, " (business rule)")
             desc = f"{identity} {verb} {command} {scope} of {table}{why}"
-            pred = _target_predicate(spec, target, identity)
+            pred = target_predicate(spec, target, identity)
             lines.append(
                 f"select tests.check_cell({sql_literal(expected)}, {sql_literal(desc)}, "
                 f"{sql_literal(identity)}, {sql_literal(command)}, {sql_literal(table)}::regclass, "

@@ -57,7 +57,7 @@ from psycopg import sql
 from .database import DatabaseTarget, Source, connect, database_name
 from .doctor import run_checks
 from .errors import BadArgument, NeurantError
-from .isolation import COMMANDS, EXPOSED_SCHEMAS, IDENTITIES, SpecError, TableSpec, _target_predicate, cells, load_spec
+from .isolation import COMMANDS, EXPOSED_SCHEMAS, IDENTITIES, SpecError, TableSpec, cells, load_spec, target_predicate
 from .ledger import META_SCHEMA, read_ledger
 from .migrate import compute_status, explain_drift
 from .paths import sql_root
@@ -586,7 +586,7 @@ def check_isolation(copy: psycopg.Connection, sample: int, seed: int) -> Check:
             for path in sorted((sql_root() / "tests" / "fixtures").glob("*.sql")):
                 copy.execute(path.read_bytes())
             for spec, identity, command, target, expected in chosen:
-                predicate = _target_predicate(spec, target, identity)
+                predicate = target_predicate(spec, target, identity)
                 row = copy.execute(
                     "select tests.probe(%s, %s, %s::regclass, %s, %s, %s::jsonb)",
                     (identity, command, spec.name, predicate, spec.update_set,
