@@ -225,3 +225,29 @@ def test_restore_check_with_a_missing_repository_says_so_in_one_line() -> None:
         assert "Traceback" not in result.output
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_restore_check_never_shows_a_password_or_a_secret_pgbackrest_option(tmp_path: Path) -> None:
+    reason = ensure_debian_package("pgbackrest", [PGBACKREST])
+    if reason:
+        pytest.skip(reason)
+    user = server_user()
+    work = _private_dir("neurant-secret-", user)
+    evidence = tmp_path / "drill.json"
+    try:
+        config = work / "pgbackrest.conf"
+        config.write_text(f"[global]\nrepo1-path={work / 'repo'}\nlog-path={work}\nlock-path={work}\n"
+                          f"[{STANZA}]\npg1-path={work / 'data'}\n", encoding="utf-8")
+        if user is not None:
+            shutil.chown(config, user)
+        args = ["--database-url", "postgresql://nobody:Sup3rSecretPassw0rd@127.0.0.1:1/none", "restore-check",
+                "--stanza", STANZA, "--pgbackrest-config", str(config), "--out", str(evidence),
+                "--pgbackrest-option", "repo1-cipher-pass=Cipher0Secret0Words", *(["--os-user", user] if user else [])]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, result.output
+        written = evidence.read_text()
+        assert json.loads(written)["error"] and "repo1-cipher-pass=***" in written
+        for secret in ("Sup3rSecretPassw0rd", "Cipher0Secret0Words"):
+            assert secret not in result.output and secret not in written
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

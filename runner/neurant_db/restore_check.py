@@ -752,10 +752,15 @@ def _drill(source: DatabaseTarget, options: DrillOptions, fallback: Settings, re
         # stop time (whole seconds, after its last WAL was archived) may not precede it: name the set
         latest = report.steps["backup"]["latest"]
         chosen = [f"--set={latest}"] if hashes is not None and latest else []
-        backrest.run("restore", f"--pg1-path={scratch.data}", *chosen, "--type=time",
-                     f"--target={_utc(restore_target)}",
-                     "--target-action=promote", "--archive-mode=off",
-                     f"--tablespace-map-all={scratch.root / 'tablespaces'}")
+        try:
+            backrest.run("restore", f"--pg1-path={scratch.data}", *chosen, "--type=time",
+                         f"--target={_utc(restore_target)}", "--target-action=promote", "--archive-mode=off",
+                         f"--tablespace-map-all={scratch.root / 'tablespaces'}")
+        except DrillFailed as exc:
+            if "unable to find backup set" not in exc.message:
+                raise
+            raise DrillFailed(exc.message, hint="no backup in the repository ended before the target: a point "
+                              "in time can only be restored from a backup that ended earlier") from None
         timings["restore"] = time.monotonic() - t0
         say(f"start and recovery (socket {scratch.root}, port {scratch.port})")
         t0 = time.monotonic()

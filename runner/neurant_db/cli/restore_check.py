@@ -67,7 +67,7 @@ def _target(text: str | None) -> datetime | None:
 @click.option("--os-user", default=None,
               help="System user running pgbackrest and the scratch cluster (root only; default postgres as root).")
 @click.option("--isolation-sample", type=click.IntRange(min=0), default=200, show_default=True, metavar="N",
-              help="Cells of the isolation matrix probed on the copy (0: none).")
+              help="Cells of the isolation matrix probed on the copy, at least one per table (0: none).")
 @click.option("--seed", type=int, default=None,
               help="Seed of the isolation sample (default: a new one each drill, recorded in the evidence).")
 @click.option("--no-schema-check", is_flag=True,
