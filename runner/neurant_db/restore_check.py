@@ -54,10 +54,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .database import DatabaseTarget, Source, connect, database_name
+from .database import DatabaseTarget, Source, connect
 from .doctor import run_checks
 from .errors import BadArgument, NeurantError
-from .isolation import COMMANDS, EXPOSED_SCHEMAS, IDENTITIES, SpecError, TableSpec, cells, load_spec, target_predicate
+from .isolation import EXPOSED_SCHEMAS, SpecError, TableSpec, cells, load_spec, target_predicate
 from .ledger import META_SCHEMA, read_ledger
 from .migrate import compute_status, explain_drift
 from .paths import sql_root
@@ -613,7 +613,7 @@ def check_isolation(copy: psycopg.Connection, sample: int, seed: int) -> Check:
                                       if failed else "", f"tables not in the access spec: {', '.join(undeclared)}"
                                       if undeclared else "", "" if results else "no cell ran"])))
     return Check("isolation", ok, detail, {"cells": len(results), "skipped": skipped, "failed": failed,
-                                           "seed": seed, "commands": list(COMMANDS), "identities": list(IDENTITIES)})
+                                           "seed": seed})
 
 
 def check_tables(copy: psycopg.Connection, source: dict[str, tuple[int, str]] | None
@@ -680,11 +680,11 @@ def _drill(source: DatabaseTarget, options: DrillOptions, fallback: Settings, re
             "select current_setting('server_version_num')::int / 10000, (select rolname from pg_roles where oid = 10),"
             " current_setting('archive_mode'), (select setting from pg_settings where name = 'archive_command'),"
             " (select setting::int from pg_settings where name = 'archive_timeout'), a.last_archived_wal,"
-            " a.last_archived_time, a.last_failed_wal, a.last_failed_time, clock_timestamp()"
+            " a.last_archived_time, a.last_failed_wal, a.last_failed_time, clock_timestamp(), current_database()"
             " from pg_stat_archiver a").fetchone()
         assert row is not None
-        major, superuser, mode, command, timeout, last_wal, last_time, failed_wal, failed_time, now = row
-        report.steps["source"] = {"server_major": major, "database": database_name(source.url)}
+        major, superuser, mode, command, timeout, last_wal, last_time, failed_wal, failed_time, now, database = row
+        report.steps["source"] = {"server_major": major, "database": database}
         visible = command is not None  # hidden from a role without pg_read_all_settings
         archiving_ok = mode in ("on", "always") and (not visible or bool(command.strip()))
         pushes = visible and "pgbackrest" in command and options.stanza in command
@@ -707,8 +707,9 @@ def _drill(source: DatabaseTarget, options: DrillOptions, fallback: Settings, re
                                                      f" (must be above 0 and below {options.max_rpo_s}s for that RPO)"),
                 f"the archiver is failing since {failed_time} ({failed_wal})" if failing else ""]))))
         source_ledger = read_ledger(conn)
-        with conn.transaction():
-            conn.execute(HEARTBEAT_SQL)
+        if conn.execute("select to_regclass(%s) is null", (HEARTBEATS,)).fetchone() == (True,):
+            with conn.transaction():
+                conn.execute(HEARTBEAT_SQL)
         write_heartbeat(conn, report.drill, "before-backup")
     bindir = _bindir(options, int(major))
     if options.backup:
@@ -767,7 +768,7 @@ def _drill(source: DatabaseTarget, options: DrillOptions, fallback: Settings, re
         start_scratch(scratch, options, superuser)
         timings["start_and_recovery"] = time.monotonic() - t0
         report.steps["recovery"] = _recovery_lines(scratch)
-        url = scratch.url(database_name(source.url), superuser)
+        url = scratch.url(database, superuser)
         if hooks.before_checks:
             hooks.before_checks(url)
         say("checks on the copy")
