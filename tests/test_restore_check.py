@@ -137,8 +137,13 @@ def _scratch(src: Source) -> Path:
 def test_restore_drill_restores_a_point_in_time_copy_and_proves_it(source: Source, tmp_path: Path) -> None:
     evidence = tmp_path / "drill.json"
     scratch = _scratch(source)
-    result = CliRunner().invoke(cli, source.drill_args(
-        "--scratch-dir", str(scratch), "--backup-type", "incr", "--isolation-sample", "60", "--out", str(evidence)))
+    try:
+        result = CliRunner().invoke(cli, source.drill_args(
+            "--scratch-dir", str(scratch), "--backup-type", "incr", "--isolation-sample", "60",
+            "--out", str(evidence)))
+        assert not scratch.exists(), "the scratch cluster is deleted after the drill"
+    finally:
+        shutil.rmtree(scratch.parent, ignore_errors=True)
     assert result.exit_code == 0, result.output
     assert "restore drill passed" in result.output and "RPO: " in result.output and "RTO: " in result.output
     report = json.loads(evidence.read_text())
@@ -157,8 +162,6 @@ def test_restore_drill_restores_a_point_in_time_copy_and_proves_it(source: Sourc
     assert report["rpo"]["archive_timeout_seconds"] == 60
     assert report["rto_seconds"] > 0 and report["steps"]["backup"]["taken"]
     assert report["steps"]["target"]["time"] == report["steps"]["target"]["restored_to"]
-    assert not scratch.exists(), "the scratch cluster is deleted after the drill"
-    shutil.rmtree(scratch.parent)
     with psycopg.connect(source.url) as conn:  # the heartbeats stay on the source, outside the tenant tables
         steps = [r[0] for r in conn.execute(f"select step from {HEARTBEATS} where drill = %s order by id",
                                             (report["drill"],))]
