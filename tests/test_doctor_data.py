@@ -239,6 +239,30 @@ def test_amcheck_checks_btree_indexes_where_installed_and_says_so_where_not(db: 
         assert [f for f in run_data_checks(conn) if f.check == "data.amcheck"] == []
 
 
+def test_amcheck_finds_a_btree_index_out_of_order(db: str) -> None:
+    """Planted by changing the comparison function of the index's operator class after the
+    build: the index's pages are then out of order for it, which bt_index_check reports."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        try:
+            conn.execute("create extension if not exists amcheck")
+        except psycopg.Error as exc:
+            pytest.skip(f"amcheck not available: {exc}")
+        conn.execute("""
+            create function public.doctor_probe_cmp(int4, int4) returns int4 language sql immutable
+              as 'select case when $1 < $2 then -1 when $1 > $2 then 1 else 0 end';
+            create operator class public.doctor_probe_ops for type int4 using btree as
+              operator 1 <, operator 2 <=, operator 3 =, operator 4 >=, operator 5 >,
+              function 1 public.doctor_probe_cmp(int4, int4);
+            create table public.doctor_probe (v int4);
+            insert into public.doctor_probe select generate_series(1, 2000);
+            create index doctor_probe_idx on public.doctor_probe (v public.doctor_probe_ops);
+            create or replace function public.doctor_probe_cmp(int4, int4) returns int4 language sql immutable
+              as 'select case when $1 < $2 then 1 when $1 > $2 then -1 else 0 end';""")
+    [finding] = _only(db, "data.amcheck")
+    assert finding.level == "error" and finding.object == "public.doctor_probe_idx"
+    assert "reindex index concurrently" in finding.hint
+
+
 def test_a_check_that_exceeds_statement_timeout_is_a_warning_and_the_others_still_run(db: str) -> None:
     _plant(db, f"update public.companies set current_user_count = current_user_count + 1 where id = '{COMPANY_A}'")
     with psycopg.connect(db, autocommit=True) as conn:
