@@ -18,6 +18,7 @@ from neurant_db.cli import cli
 from neurant_db.database import DatabaseTarget
 from neurant_db.doctor_data import run_data_checks
 from neurant_db.doctor_finding import Finding
+from neurant_db.lifecycle_demo import load_demo
 from neurant_db.migrate import migrate
 from neurant_db.render import render_all
 from neurant_db.summary import load_demo_data
@@ -94,6 +95,14 @@ def test_a_clean_populated_database_gives_no_finding(db: str) -> None:
         counts = conn.execute("select (select count(*) from public.companies), (select count(*) from public.messages), "
                               "(select count(*) from archive.messages_archived)").fetchone()
     assert counts and all(n > 0 for n in counts), "the template is populated"
+    assert _findings(db) == []
+
+
+def test_the_generated_data_set_gives_no_finding(db: str) -> None:
+    """lifecycle_demo.py (the rows of `upgrade-check --rows` and `jobs bench`) loads with the
+    triggers off and writes their bookkeeping after: consistent too."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        load_demo(conn, companies=3, conversations=20, messages=4, first=500)
     assert _findings(db) == []
 
 
