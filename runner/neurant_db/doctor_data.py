@@ -45,6 +45,19 @@ def _literal(value: Any) -> str:
     return sql.Literal(str(value)).as_string(None)
 
 
+def _count(conn: psycopg.Connection, check: str, obj: str, query: str) -> tuple[int, Finding | None]:
+    """count(*) of `query` in a savepoint: a statement that times out gives a warning finding
+    for its object alone, and the check goes on with the next one."""
+    try:
+        with conn.transaction():
+            row = conn.execute(f"select count(*) from ({query}) q").fetchone()
+        return (int(row[0]) if row else 0), None
+    except (errors.QueryCanceled, errors.LockNotAvailable) as exc:
+        return 0, Finding("warning", check, obj, f"did not finish within statement_timeout "
+                          f"({exc.diag.message_primary}): not checked",
+                          hint="run it off-peak with a larger --statement-timeout", query=query)
+
+
 # --- counters -----------------------------------------------------------------------------
 # (counter column of public.companies, the recount of one company `c`): the rows each
 # trigger counts (schema/0140, 1020, 2000, 2010 via private.consume_quota).
@@ -210,8 +223,10 @@ def constraints_validated(conn: psycopg.Connection) -> Iterator[Finding]:
         validate = f"alter table {table} validate constraint {sql.Identifier(name).as_string(None)};"
         if kind == "c" and expr:
             query = f"select * from {table} where ({expr}) is false"
-            broken = conn.execute(f"select count(*) from {table} where ({expr}) is false").fetchone()
-            n = broken[0] if broken else 0
+            n, timed_out = _count(conn, "data.not_valid", f"{table}.{name}", query)
+            if timed_out:
+                yield timed_out
+                continue
             if n:
                 yield Finding("error", "data.not_valid", f"{table}.{name}",
                               f"NOT VALID and {n} existing row(s) break it ({definition})",
@@ -266,8 +281,9 @@ def rows_have_their_parents(conn: psycopg.Connection) -> Iterator[Finding]:
     whose parent is gone was written or kept with the triggers off (session_replication_role
     = replica, a partial restore), since the key itself refuses it."""
     for name, child, parent, cols, pcols in conn.execute(FOREIGN_KEYS_SQL, (list(SCHEMAS),)).fetchall():
-        row = conn.execute(_orphan_query(child, parent, cols, pcols, "count(*)")).fetchone()
-        n = row[0] if row else 0
+        n, timed_out = _count(conn, "data.orphan", f"{child}.{name}", _orphan_query(child, parent, cols, pcols, "1"))
+        if timed_out:
+            yield timed_out
         if n:
             keys = ", ".join(cols)
             yield Finding(
@@ -297,8 +313,9 @@ def rows_live_or_archived(conn: psycopg.Connection) -> Iterator[Finding]:
     for live, archived in LIVE_AND_ARCHIVED:
         query = (f"select t.company_id, t.id from {live} t join {archived} a "
                  "on a.company_id = t.company_id and a.id = t.id")
-        row = conn.execute(f"select count(*) from ({query}) d").fetchone()
-        n = row[0] if row else 0
+        n, timed_out = _count(conn, "data.duplicate", live, query)
+        if timed_out:
+            yield timed_out
         if n:
             yield Finding(
                 "error", "data.duplicate", live,
