@@ -22,9 +22,11 @@ class Finding:
     object: str
     message: str
     hint: str = ""  # the fix, as a sentence (the Citus rules give one)
+    query: str = ""  # the query that shows it (doctor --data, doctor_data.py)
 
     def as_dict(self) -> dict[str, str]:
         out = asdict(self)
-        if not self.hint:
-            del out["hint"]
+        for optional in ("hint", "query"):
+            if not out[optional]:
+                del out[optional]
         return out

@@ -2,7 +2,8 @@
 with messages, reactions, escalations, integration logs and daily analytics. Used by
 `neurant-db jobs bench` (archival throughput) and the lifecycle tests. Loaded with
 triggers off (set session_replication_role = replica): this exercises the moves, not
-the write rules."""
+the write rules; the bookkeeping the triggers would have done (company counters, message
+usage) is written after, so that the data set is consistent (`doctor --data`)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,29 @@ select ('00000000-0000-4000-9000-' || lpad(to_hex(c), 12, '0'))::uuid, gen_rando
        ('00000000-0000-4000-e000-' || lpad(to_hex(c), 12, '0'))::uuid, 'outbound', 'messages.send', 'success', 100,
        timestamptz '2024-06-01 00:00:00+00' + (l || ' minutes')::interval
 from generate_series(%(first)s, %(first)s + %(companies)s - 1) c, generate_series(1, %(conversations)s) l;
+-- The bookkeeping the triggers skipped above, so that the data set is consistent
+-- (`neurant-db doctor --data` finds nothing on it): the companies' counters, and the usage
+-- the messages were counted in (in the month they are dated: the demo's "written then").
+update public.companies c set current_chatbot_count = b.n
+  from (select company_id, count(*) as n from public.chatbots group by company_id) b
+ where b.company_id = c.id
+   and c.id in (select ('00000000-0000-4000-9000-' || lpad(to_hex(g), 12, '0'))::uuid
+                from generate_series(%(first)s, %(first)s + %(companies)s - 1) g);
+update public.companies c set current_integration_count = i.n
+  from (select company_id, count(*) as n from public.integrations group by company_id) i
+ where i.company_id = c.id
+   and c.id in (select ('00000000-0000-4000-9000-' || lpad(to_hex(g), 12, '0'))::uuid
+                from generate_series(%(first)s, %(first)s + %(companies)s - 1) g);
+insert into public.company_message_usage as u (company_id, month, shard, message_count, total_message_count)
+select m.company_id, date_trunc('month', m.created_at at time zone 'UTC')::date, 0,
+       count(*) filter (where m.sender_type = 'bot'), count(*)
+from public.messages m
+where m.company_id in (select ('00000000-0000-4000-9000-' || lpad(to_hex(c), 12, '0'))::uuid
+                       from generate_series(%(first)s, %(first)s + %(companies)s - 1) c)
+group by 1, 2
+on conflict (company_id, month, shard) do update
+   set message_count = u.message_count + excluded.message_count,
+       total_message_count = u.total_message_count + excluded.total_message_count;
 set session_replication_role = origin;
 """
 

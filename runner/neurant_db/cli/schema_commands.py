@@ -13,6 +13,7 @@ from ..docs import build as build_docs
 from ..docs import require_migrated as require_fully_migrated
 from ..docs import stale_files, write_docs
 from ..doctor import run_checks
+from ..doctor_data import DEFAULT_STATEMENT_TIMEOUT_MS, run_data_checks
 from ..errors import NeurantError
 from ..isolation import SpecError, load_spec, render_matrix
 from ..migrate import require_migrated
@@ -145,9 +146,16 @@ def lint(as_json: bool) -> None:
 @reference_url_option()
 @click.option("--no-schema-check", is_flag=True,
               help="Skip comparing the schema with a reference build of the applied migrations.")
+@click.option("--data", "data_checks", is_flag=True,
+              help="Check the data instead of the catalog (read-only, safe on production): counters, usage, "
+              "NOT VALID constraints, invalid indexes, orphans, legal holds, cold exports, amcheck.")
+@click.option("--statement-timeout", "statement_timeout_ms", type=click.IntRange(min=1),
+              default=DEFAULT_STATEMENT_TIMEOUT_MS, show_default=True,
+              help="With --data: statement_timeout (and lock_timeout) of each check, in milliseconds; a check "
+              "that does not finish in time is reported as a warning.")
 @pass_ctx
 def doctor(c: Context, as_json: bool, show_all: bool, doctor_profile: str | None, reference_url: str | None,
-           no_schema_check: bool) -> None:
+           no_schema_check: bool, data_checks: bool, statement_timeout_ms: int) -> None:
     """Check the live schema: every object the applied migrations define exists as they
     define it and nothing else is there (schema.missing, schema.differs, schema.extra:
     compared with a reference build in a scratch database, see docs/doctor.md), RLS
@@ -158,15 +166,24 @@ def doctor(c: Context, as_json: bool, show_all: bool, doctor_profile: str | None
     run on plain PostgreSQL, with the table placements of pg_dist_partition, else of
     private.citus_layout, else the default plan (see docs/doctor.md).
 
+    With --data, the rows instead (docs/operations.md, "Data health: doctor --data"):
+    each check in its own read-only transaction bounded by --statement-timeout; each
+    finding carries the query that shows it and the fix.
+
     \b
     Example:
       neurant-db doctor --json > doctor.json
       neurant-db doctor --profile citus --all
+      neurant-db doctor --data --statement-timeout 60000 --json
     """
-    profile = doctor_profile or c.settings().profile
-    with c.target().connect(purpose="doctor") as conn:
-        findings = run_checks(conn, profile)
-    if not no_schema_check:
+    if data_checks:
+        with c.target().connect(purpose="doctor-data") as conn:
+            findings = run_data_checks(conn, statement_timeout_ms)
+    else:
+        profile = doctor_profile or c.settings().profile
+        with c.target().connect(purpose="doctor") as conn:
+            findings = run_checks(conn, profile)
+    if not no_schema_check and not data_checks:
         findings += check_schema(c.target(), c.settings(), reference_server=reference_server(reference_url))
     errors = [f for f in findings if f.level == "error"]
     if as_json:
@@ -179,6 +196,8 @@ def doctor(c: Context, as_json: bool, show_all: bool, doctor_profile: str | None
             click.echo(click.style(f"{f.level.upper():<7}", fg=colour) + f" {f.check:<20} {f.object}: {f.message}")
             if f.hint:
                 click.echo(f"{'':<28} hint: {f.hint}")
+            if f.query:
+                click.echo(f"{'':<28} query: {f.query}")
         infos = sum(1 for f in findings if f.level == "info")
         click.echo(f"{len(errors)} error(s), {infos} info (use --all to list them)")
     if errors:
