@@ -156,10 +156,11 @@ def test_a_filled_vanilla_database_moved_to_the_cluster_keeps_every_row_and_the_
         assert _read_as(url, BENCH_OWNER_1, "select count(*) from public.conversations "
                         f"where company_id = '{BENCH_COMPANY_1}'") == [(10,)]
 
-        # Re-runs: nothing to apply; the step rolled back (the tables stay distributed, no row
-        # moves) and applied again; every row still as it was.
+        # Re-runs: nothing to apply; the step rolled back with the shard policies after it
+        # (seeds/3995; the tables stay distributed, no row moves) and applied again; every row
+        # still as it was.
         assert "nothing to apply" in _ok(["--database-url", url, *CITUS, "migrate"])
-        _ok(["--database-url", url, *CITUS, "rollback", "--steps", "1", "--yes"])
+        _ok(["--database-url", url, *CITUS, "rollback", "--steps", "2", "--yes"])
         assert set(_placements(url)) == set(layout) - {"private.citus_layout"}
         assert _fingerprints(url, moved) == source
         _ok(["--database-url", url, *CITUS, "migrate"])
