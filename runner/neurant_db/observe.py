@@ -132,21 +132,30 @@ with ix as (
     join pg_catalog.pg_namespace n on n.oid = c.relnamespace
    where n.nspname = any(%(schemas)s) and i.indexprs is null and i.indpred is null and i.indisvalid
 )
-select a.indrelid::regclass::text as "table", a.indexrelid::regclass::text as index,
-       b.indexrelid::regclass::text as covered_by,
-       (select string_agg(quote_ident(att.attname), ', ' order by k.o)
-          from unnest(a.cols) with ordinality k(v, o)
-          join pg_catalog.pg_attribute att on att.attrelid = a.indrelid and att.attnum = k.v) as columns,
-       pg_catalog.pg_relation_size(a.indexrelid) as bytes
-  from ix a
-  join ix b on b.indrelid = a.indrelid and b.indexrelid <> a.indexrelid and b.relam = a.relam
- where not a.indisunique
-   and cardinality(a.cols) <= cardinality(b.cols)
-   and b.cols[1:cardinality(a.cols)] = a.cols
-   and b.ops[1:cardinality(a.cols)] = a.ops
-   and b.colls[1:cardinality(a.cols)] = a.colls
-   and (cardinality(a.cols) < cardinality(b.cols) or b.indisunique or a.indexrelid > b.indexrelid)
- order by 1, 2, 3
+select q.table_name as "table", q.index_name as index,
+       array_agg(q.covering order by q.covering) as covered_by, q.columns, q.bytes
+  from (select format('%%I.%%I', tn.nspname, tc.relname) as table_name,
+               format('%%I.%%I', n.nspname, ac.relname) as index_name,
+               format('%%I.%%I', n.nspname, bc.relname) as covering,
+               (select string_agg(quote_ident(att.attname), ', ' order by k.o)
+                  from unnest(a.cols) with ordinality k(v, o)
+                  join pg_catalog.pg_attribute att on att.attrelid = a.indrelid and att.attnum = k.v) as columns,
+               pg_catalog.pg_relation_size(a.indexrelid) as bytes
+          from ix a
+          join ix b on b.indrelid = a.indrelid and b.indexrelid <> a.indexrelid and b.relam = a.relam
+          join pg_catalog.pg_class ac on ac.oid = a.indexrelid
+          join pg_catalog.pg_namespace n on n.oid = ac.relnamespace
+          join pg_catalog.pg_class bc on bc.oid = b.indexrelid
+          join pg_catalog.pg_class tc on tc.oid = a.indrelid
+          join pg_catalog.pg_namespace tn on tn.oid = tc.relnamespace
+         where not a.indisunique
+           and cardinality(a.cols) <= cardinality(b.cols)
+           and b.cols[1:cardinality(a.cols)] = a.cols
+           and b.ops[1:cardinality(a.cols)] = a.ops
+           and b.colls[1:cardinality(a.cols)] = a.colls
+           and (cardinality(a.cols) < cardinality(b.cols) or b.indisunique or a.indexrelid > b.indexrelid)) q
+ group by 1, 2, 4, 5
+ order by 1, 2
 """
 
 REPLICATION_SQL = """

@@ -59,7 +59,7 @@ def _print(report: TopReport) -> None:
     _table(f"Unused indexes ({report.unused_index_count}, no scan since {reset})", ["index", "table", "bytes"],
            [(i["index"], i["table"], i["bytes"]) for i in report.unused_indexes])
     _table("Duplicate indexes", ["index", "covered_by", "columns", "bytes"],
-           [(d["index"], d["covered_by"], d["columns"], d["bytes"]) for d in report.duplicate_indexes])
+           [(d["index"], ", ".join(d["covered_by"]), d["columns"], d["bytes"]) for d in report.duplicate_indexes])
     if report.standby is not None:
         s = report.standby
         _table("Standby replay", ["replay_delay_s", "unreplayed_bytes", "receiver"],
