@@ -332,16 +332,18 @@ def primary_and_standby() -> Iterator[tuple[str, str]]:
     with debian_postgres(15, conf=conf) as primary:
         standby_data = primary.data.parent / "standby"
         port = primary.port + 1
-        run = {"capture_output": True, "text": True, "user": user, "timeout": 120, "check": True}
-        subprocess.run([str(debian_bin(15) / "pg_basebackup"), "-h", str(primary.socket_dir), "-p", str(primary.port),
-                        "-U", "postgres", "-D", str(standby_data), "-R", "-X", "stream",
-                        "--no-sync", "-c", "fast"], **run)  # type: ignore[call-overload]
+
+        def run(*args: str) -> None:
+            subprocess.run(args, capture_output=True, text=True, user=user, timeout=120, check=True)
+
+        run(str(debian_bin(15) / "pg_basebackup"), "-h", str(primary.socket_dir), "-p", str(primary.port),
+            "-U", "postgres", "-D", str(standby_data), "-R", "-X", "stream", "--no-sync", "-c", "fast")
         with (standby_data / "postgresql.auto.conf").open("a", encoding="utf-8") as f:  # after -R's line
             f.write(f"port = {port}\narchive_mode = off\nhot_standby = on\n"
                     f"primary_conninfo = 'host={primary.socket_dir} port={primary.port} user=postgres "
                     f"application_name=observe_standby'\n")
-        subprocess.run([str(debian_bin(15) / "pg_ctl"), "-D", str(standby_data), "-l",
-                        str(primary.data.parent / "standby.log"), "-w", "-t", "60", "start"], **run)  # type: ignore[call-overload]
+        run(str(debian_bin(15) / "pg_ctl"), "-D", str(standby_data), "-l", str(primary.data.parent / "standby.log"),
+            "-w", "-t", "60", "start")
         try:
             url = primary.url("postgres")
             with psycopg.connect(url, autocommit=True) as conn:
