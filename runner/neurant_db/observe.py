@@ -188,7 +188,8 @@ select (select setting from pg_catalog.pg_settings where name = 'archive_mode') 
 
 
 def _citus(conn: psycopg.Connection, limit: int) -> dict[str, Any] | None:
-    """Citus's per-tenant statistics where the extension is installed (else None)."""
+    """Citus's per-tenant statistics where the extension is installed (else None), summed over
+    the nodes (the view has a row per node that saw the tenant)."""
     if _one(conn, "select 1 as x from pg_catalog.pg_extension where extname = 'citus'") is None:
         return None
     track = _one(conn, "select current_setting('citus.stat_tenants_track', true) as v")
@@ -199,11 +200,13 @@ def _citus(conn: psycopg.Connection, limit: int) -> dict[str, Any] | None:
         return out
     with conn.transaction():  # a savepoint: a Citus without the view leaves the report intact
         out["tenants"] = _rows(conn, """
-            select tenant_attribute as company_id, query_count_in_this_period as queries,
-                   read_count_in_this_period as reads, cpu_usage_in_this_period::float8 as cpu_seconds,
-                   query_count_in_last_period as queries_last_period
+            select tenant_attribute as company_id, sum(query_count_in_this_period)::bigint as queries,
+                   sum(read_count_in_this_period)::bigint as reads,
+                   sum(cpu_usage_in_this_period)::float8 as cpu_seconds,
+                   sum(query_count_in_last_period)::bigint as queries_last_period
               from pg_catalog.citus_stat_tenants
-             order by query_count_in_this_period desc, cpu_usage_in_this_period desc, tenant_attribute
+             group by tenant_attribute
+             order by 2 desc, 4 desc, 1
              limit %(limit)s""", {"limit": limit})
     return out
 
