@@ -18,8 +18,20 @@ declare
   n bigint;
   total bigint := 0;
   v_table record;
+  v_sizes jsonb;
 begin
   perform private.lifecycle_require_privileges();
+  -- the tenant tables (every table with a company_id the caller may read) and their on-disk
+  -- size (heap, TOAST, indexes, free space), taken first: on profile citus the size function
+  -- refuses to run after a multi-shard modification (the inserts below) in the transaction
+  select pg_catalog.jsonb_object_agg(t.rel, {{ 'pg_catalog.citus_total_relation_size' if profile == 'citus' else 'pg_catalog.pg_total_relation_size' }}(t.oid))
+    into v_sizes
+    from (select c.oid, pg_catalog.format('%I.%I', ns.nspname, c.relname) as rel
+            from pg_catalog.pg_class c
+            join pg_catalog.pg_namespace ns on ns.oid = c.relnamespace
+            join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attname = 'company_id' and not a.attisdropped
+           where c.relkind in ('r', 'p') and not c.relispartition and ns.nspname in ('public', 'private', 'archive')
+             and pg_catalog.has_table_privilege(c.oid, 'select')) t;
   insert into public.system_metrics (metric_name, value, labels, recorded_at)
   select 'db.size_bytes', pg_catalog.pg_database_size(pg_catalog.current_database()),
          pg_catalog.jsonb_build_object('database', pg_catalog.current_database()), v_at
@@ -60,8 +72,12 @@ begin
   union all
   select 'tenant.message_bytes', s.b, pg_catalog.jsonb_build_object('company_id', s.company_id), v_at
     from (select m.company_id, sum(pg_catalog.pg_column_size(m.content))::double precision as b
-            from public.messages m group by m.company_id) s
-  union all
+            from public.messages m group by m.company_id) s;
+  get diagnostics n = row_count;
+  total := n;
+  -- a statement of its own (on profile citus a UNION ALL of these catalog views with the
+  -- distributed reads above cannot be pushed down)
+  insert into public.system_metrics (metric_name, value, labels, recorded_at)
   -- replication: one row per standby streaming from this server (null lags: caught up or not readable)
   select m.metric_name, m.value, pg_catalog.jsonb_build_object('standby', coalesce(r.application_name, ''),
                                                                'client_addr', coalesce(r.client_addr::text, 'local')), v_at
@@ -81,18 +97,11 @@ begin
      ('wal.archive_failed_count', a.failed_count::double precision)) m(metric_name, value)
    where a.last_archived_time is not null or a.failed_count > 0;
   get diagnostics n = row_count;
-  total := n;
-  -- per tenant, per tenant table (every table with a company_id the caller may read): the bytes
-  -- of its rows (pg_column_size of the whole row: the stored, possibly compressed, datums).
-  -- One scan of each table, like the row counts above.
+  total := total + n;
+  -- per tenant, per tenant table: the bytes of its rows (pg_column_size of the whole row: the
+  -- stored, possibly compressed, datums). One scan of each table, like the row counts above.
   for v_table in
-    select c.oid, pg_catalog.format('%I.%I', ns.nspname, c.relname) as rel
-      from pg_catalog.pg_class c
-      join pg_catalog.pg_namespace ns on ns.oid = c.relnamespace
-      join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attname = 'company_id' and not a.attisdropped
-     where c.relkind in ('r', 'p') and not c.relispartition and ns.nspname in ('public', 'private', 'archive')
-       and pg_catalog.has_table_privilege(c.oid, 'select')
-     order by 2
+    select k.rel from pg_catalog.jsonb_object_keys(coalesce(v_sizes, '{}'::jsonb)) k(rel) order by 1
   loop
     execute pg_catalog.format(
       'insert into public.system_metrics (metric_name, value, labels, recorded_at) '
@@ -103,24 +112,31 @@ begin
     total := total + n;
   end loop;
   -- per tenant: its share of each table's on-disk size (heap, TOAST, indexes, free space) in
-  -- proportion to its row bytes, summed over the tables; and its growth since its previous sample
+  -- proportion to its row bytes, summed over the tables; and its growth since the previous
+  -- sample (0 for a tenant that sample did not have). No correlated subquery: profile citus
+  -- cannot push one down in an insert into a reference table.
+  with t as (
+    select x.company_id, coalesce(sum(x.share), 0)::double precision as bytes
+      from (select s.labels->>'company_id' as company_id,
+                   s.value / nullif(sum(s.value) over (partition by s.labels->>'table'), 0)
+                   * (v_sizes->>(s.labels->>'table'))::double precision as share
+              from public.system_metrics s
+             where s.metric_name = 'tenant.row_bytes' and s.recorded_at = v_at) x
+     group by x.company_id
+  ), prev as (
+    select p.labels->>'company_id' as company_id, p.value
+      from public.system_metrics p
+     where p.metric_name = 'tenant.total_bytes'
+       and p.recorded_at = (select max(q.recorded_at) from public.system_metrics q
+                             where q.metric_name = 'tenant.total_bytes' and q.recorded_at < v_at)
+  )
   insert into public.system_metrics (metric_name, value, labels, recorded_at)
-  select m.metric_name, m.value, pg_catalog.jsonb_build_object('company_id', t.company_id), v_at
-    from (select x.company_id, coalesce(sum(x.share), 0)::double precision as bytes
-            from (select s.labels->>'company_id' as company_id,
-                         s.value / nullif(sum(s.value) over (partition by s.labels->>'table'), 0)
-                         * {{ 'pg_catalog.citus_total_relation_size' if profile == 'citus' else 'pg_catalog.pg_total_relation_size' }}((s.labels->>'table')::regclass) as share
-                    from public.system_metrics s
-                   where s.metric_name = 'tenant.row_bytes' and s.recorded_at = v_at) x
-           group by x.company_id) t
-   cross join lateral (values
-     ('tenant.total_bytes', t.bytes),
-     ('tenant.growth_bytes',
-      t.bytes - coalesce((select p.value from public.system_metrics p
-                           where p.metric_name = 'tenant.total_bytes'
-                             and p.labels = pg_catalog.jsonb_build_object('company_id', t.company_id)
-                             and p.recorded_at < v_at
-                           order by p.recorded_at desc limit 1), t.bytes))) m(metric_name, value);
+  select 'tenant.total_bytes', t.bytes, pg_catalog.jsonb_build_object('company_id', t.company_id), v_at
+    from t
+  union all
+  select 'tenant.growth_bytes', t.bytes - coalesce(prev.value, t.bytes),
+         pg_catalog.jsonb_build_object('company_id', t.company_id), v_at
+    from t left join prev on prev.company_id = t.company_id;
   get diagnostics n = row_count;
   total := total + n;
   return pg_catalog.jsonb_build_object('public.system_metrics', total);
