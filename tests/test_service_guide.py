@@ -248,6 +248,7 @@ def test_every_sql_block_of_the_guide_is_named_and_executed_here() -> None:
         "vanilla-login-roles", "dashboard-session", "bot-engine-session", "ingestion-worker", "jobs-session",
         "pooled-request", "pooler-reset",  # run by tests/test_pooled_sessions.py
         "member-delete",
+        "session-label", "postgrest-label",  # run by tests/test_observe.py
     }, "a new ```sql <name>``` block in docs/services.md needs a test here that runs it"
 
 

@@ -10,6 +10,7 @@ from .citus import citus
 from .jobs import jobs
 from .local_server import pgtap, server, test_cmd
 from .migrations import baseline, migrate, preflight, repair, rollback, status
+from .observe import top
 from .release import release
 from .restore_check import restore_check
 from .root import cli
@@ -17,8 +18,8 @@ from .schema_commands import demo, docs, doctor, lint, matrix, render
 from .upgrade_check import upgrade_check
 
 for command in (render, migrate, rollback, preflight, status, repair, baseline, server, pgtap, test_cmd, demo,
-                matrix, lint, doctor, docs, bench, upgrade_check, restore_check, jobs, archive, citus,
-                release):
+                matrix, lint, doctor, docs, top, bench, upgrade_check, restore_check, jobs, archive,
+                citus, release):
     cli.add_command(command)
 
 
