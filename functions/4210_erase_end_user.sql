@@ -149,7 +149,7 @@ begin
   v_counts := private.erasure_redact(p_company_id, v_free);
   v_status := case when pg_catalog.cardinality(v_held) > 0 then 'deferred' else 'done' end;
   v_ref := private.erasure_subject_ref(p_company_id, p_end_user_id);
-  v_by := pg_catalog.left(pg_catalog.session_user::text
+  v_by := pg_catalog.left(session_user::text
             || coalesce(' sub=' || nullif(pg_catalog.current_setting('request.jwt.claim.sub', true), ''), ''), 200);
   insert into private.erasure_ledger (company_id, id, subject_ref, reason, requested_by, requested_at, status,
                                       erased, deferred_conversation_ids, completed_at)
