@@ -128,8 +128,9 @@ begin
       hint = 'Name the request (ticket, legal basis), without personal data.';
   end if;
   if not exists (select 1 from public.companies c where c.id = p_company_id) then
-    raise exception using errcode = 'P0002',
-      message = pg_catalog.format('company %s does not exist', p_company_id);
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('company %s does not exist', p_company_id),
+      hint = 'Pass the id of an existing company.';
   end if;
   select pg_catalog.array_agg(distinct s.id) into v_ids
     from (select c.id from public.conversations c
