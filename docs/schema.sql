@@ -1843,13 +1843,16 @@ COMMENT ON FUNCTION private.erasure_add_counts(p_a jsonb, p_b jsonb) IS 'The per
 --
 
 CREATE FUNCTION private.erasure_on_hold_release() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
   v_request record;
   v_free uuid[];
   v_left uuid[];
+  v_counts jsonb;
+  v_status text;
+  v_done_at timestamptz;
 begin
   for v_request in
     select l.id, l.deferred_conversation_ids from private.erasure_ledger l
@@ -1864,11 +1867,16 @@ begin
                                  and (h.conversation_id is null or h.conversation_id = i)) as held
               from pg_catalog.unnest(v_request.deferred_conversation_ids) i) s;
     continue when pg_catalog.cardinality(v_free) = 0;
+    -- computed first: Citus refuses a volatile function in an UPDATE of a distributed table
+    v_counts := private.erasure_redact(new.company_id, v_free);
+    -- (and constants, not CASE over functions, which Citus refuses there too)
+    v_status := case when pg_catalog.cardinality(v_left) = 0 then 'done' else 'deferred' end;
+    v_done_at := case when v_status = 'done' then pg_catalog.now() end;
     update private.erasure_ledger l
-       set erased = private.erasure_add_counts(l.erased, private.erasure_redact(new.company_id, v_free)),
+       set erased = private.erasure_add_counts(l.erased, v_counts),
            deferred_conversation_ids = v_left,
-           status = case when pg_catalog.cardinality(v_left) = 0 then 'done' else 'deferred' end,
-           completed_at = case when pg_catalog.cardinality(v_left) = 0 then pg_catalog.now() end
+           status = v_status,
+           completed_at = v_done_at
      where l.company_id = new.company_id and l.id = v_request.id;
   end loop;
   return null;
@@ -1880,7 +1888,7 @@ $$;
 -- Name: FUNCTION erasure_on_hold_release(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.erasure_on_hold_release() IS 'Trigger (after a legal hold is released): carries out the deferred part of every open erasure request of the company whose conversations no hold covers any more (private.erasure_redact), in the releasing transaction; a request is done when no conversation is left.';
+COMMENT ON FUNCTION private.erasure_on_hold_release() IS 'Trigger (after a legal hold is released): carries out the deferred part of every open erasure request of the company whose conversations no hold covers any more (private.erasure_redact), in the releasing transaction, as the releasing role (service_role or the owner: nobody else may update a hold); a request is done when no conversation is left.';
 
 
 --
@@ -1888,7 +1896,7 @@ COMMENT ON FUNCTION private.erasure_on_hold_release() IS 'Trigger (after a legal
 --
 
 CREATE FUNCTION private.erasure_redact(p_company_id uuid, p_conversation_ids uuid[]) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
@@ -1946,7 +1954,7 @@ $$;
 -- Name: FUNCTION erasure_redact(p_company_id uuid, p_conversation_ids uuid[]); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.erasure_redact(p_company_id uuid, p_conversation_ids uuid[]) IS 'Redacts, irreversibly, the personal columns of the given conversations of a company in the live and archive tables (end_user_id, message content, reaction comments, escalation details); rows stay, so analytics keep their totals. Returns rows per table. Does not check legal holds: its callers pass only unheld conversations (the legal-hold triggers refuse held ones anyway). Security definer: the hold-release trigger runs it for whoever releases.';
+COMMENT ON FUNCTION private.erasure_redact(p_company_id uuid, p_conversation_ids uuid[]) IS 'Redacts, irreversibly, the personal columns of the given conversations of a company in the live and archive tables (end_user_id, message content, reaction comments, escalation details); rows stay, so analytics keep their totals. Returns rows per table. Does not check legal holds: its callers pass only unheld conversations (the legal-hold triggers refuse held ones anyway). Security invoker, for service_role (BYPASSRLS) and the owner: on Citus a definer would write, as another user, placements its caller read in the same transaction (25001).';
 
 
 --

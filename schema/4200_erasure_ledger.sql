@@ -68,9 +68,26 @@ comment on policy deny_members on private.erasure_ledger is
   'Members never reach the ledger: service_role (BYPASSRLS) writes it and hands the tenant a receipt.';
 {%- if profile == 'citus' %}
 
--- Profile citus: the table's place in the plan (after every released table) and its
--- distribution, as seeds/3990 does for the others (a table placed as planned is skipped).
+-- Profile citus: distributed by company_id, co-located with companies (an empty table: no
+-- rows to copy, and its one foreign key goes to the co-located companies), then its row of
+-- the plan after every released table. The row comes second: private.citus_layout is a
+-- reference table, and its regclass names a table every node must already know. Then
+-- private.citus_distribute() checks it is placed as planned (it skips it; 55000 otherwise).
+-- On a server without Citus only the row is written, as seeds/3990 does there.
 {%- set entry = tables['private.erasure_ledger'] %}
+do $$
+begin
+  if pg_catalog.to_regclass('pg_catalog.pg_dist_partition') is not null
+     and exists (select 1 from pg_catalog.pg_proc p
+                  where p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
+                    and p.proname = 'create_distributed_table') then
+    -- its foreign key reaches reference tables through companies: one connection per node
+    perform pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    execute 'select pg_catalog.create_distributed_table($1, $2, colocate_with => $3)'
+      using 'private.erasure_ledger', '{{ entry.distribution_column }}', 'public.companies';
+  end if;
+end
+$$;
 insert into private.citus_layout (position, relation, placement, distribution_column, colocate_with)
 values ({{ entry.position }}, 'private.erasure_ledger'::regclass, '{{ entry.citus }}', '{{ entry.distribution_column }}', 'public.companies'::regclass);
 select private.citus_distribute();

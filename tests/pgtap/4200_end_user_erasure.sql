@@ -31,14 +31,14 @@ values (tests.company_id('A'), tests.new_id('legal_hold', 'A', 'erasure held'), 
 
 -- analytics before: today's roll-up of company A
 call public.refresh_analytics_daily(current_date);
-create temp table analytics_before on commit drop as
+create temp table analytics_before as
   select chatbot_id, day, conversations_count, new_conversations_count, messages_count, end_user_messages_count,
          bot_messages_count, operator_messages_count, hitl_escalations, positive_reactions, negative_reactions,
          knowledge_queries_count
     from public.analytics_daily where company_id = tests.company_id('A');
-create temp table b_before on commit drop as
+create temp table b_before as
   select tests.company_fingerprint(tests.company_id('B')) as fingerprint;
-create temp table other_before on commit drop as
+create temp table other_before as
   select m.id, m.content from public.messages m
     join public.conversations c on c.company_id = m.company_id and c.id = m.conversation_id
    where c.company_id = tests.company_id('A') and c.end_user_id <> '+34600000001';
@@ -53,7 +53,7 @@ select is(tests.attempt_as('service_role', $$select public.erase_end_user(tests.
 
 -- the request, as service_role
 select tests.act_as_service();
-create temp table receipt on commit drop as
+create temp table receipt as
   select public.erase_end_user(tests.company_id('A'), '+34600000001', 'GDPR ticket 1') as r;
 select tests.act_as_superuser();
 
