@@ -335,25 +335,18 @@ def parse(text: str, source: str = str(REGISTRY_FILE)) -> Registry:
         problems.append("no [table.\"schema.name\"] entry")
         tables = {}
     entries: list[TableEntry] = []
-    position = 0
     for name, raw in tables.items():
         if not isinstance(raw, dict):
             problems.append(f"table {name}: must be a table of keys")
             continue
-        entry = _Reader(name, raw, problems).entry()
-        if entry.citus is not None:
-            position += 1
-            entry = replace(entry, position=position)
-        entries.append(entry)
+        entries.append(_Reader(name, raw, problems).entry())
+    # Citus positions: the entries without `since` in file order, then those added after a
+    # release by the version of their migration (file order among equals), so a new entry
+    # never moves the position of a released one (seeds/3990 renders them).
+    placed = sorted((e for e in entries if e.citus is not None), key=lambda e: e.since or 0)
+    positions = {e.name: i for i, e in enumerate(placed, start=1)}
+    entries = [replace(e, position=positions[e.name]) if e.name in positions else e for e in entries]
     names = {e.name for e in entries}
-    # Entries added after a release come last (in the order of their migrations): the Citus
-    # positions of the released entries, rendered by seeds/3990, never move.
-    late = [e.since or 0 for e in entries]
-    first_late = next((i for i, e in enumerate(entries) if e.since is not None), len(entries))
-    problems += [f"table {e.name}: an entry without since follows an entry with since (the entries added "
-                 "after a release come last)" for e in entries[first_late:] if e.since is None]
-    problems += [f"table {entries[i].name}: since = {late[i]} is lower than the since of the entry before it"
-                 for i in range(first_late + 1, len(entries)) if 0 < late[i] < late[i - 1]]
     problems += [f"table {e.name}: archive_of names {e.archive_of}, which has no entry"
                  for e in entries if e.archive_of is not None and e.archive_of not in names]
     roots = [e.name for e in entries if e.scope == "root"]
