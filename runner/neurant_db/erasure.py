@@ -31,7 +31,7 @@ from typing import Any
 
 import psycopg
 
-from .cold_storage import MANIFEST, _fsync_dir, _iter_lines, _sha256_file, read_manifest, verify_export
+from .cold_storage import MANIFEST, fsync_dir, iter_lines, read_manifest, sha256_file, verify_export
 from .database import DatabaseTarget
 from .errors import NeurantError
 from .jobs import job_connection, raise_job_error
@@ -82,7 +82,7 @@ def _write_lines(path: Path, lines: list[bytes]) -> dict[str, Any]:
                 content.update(line)
         raw.flush()
         os.fsync(raw.fileno())
-    return {"rows": len(lines), "sha256": _sha256_file(path), "content_sha256": content.hexdigest()}
+    return {"rows": len(lines), "sha256": sha256_file(path), "content_sha256": content.hexdigest()}
 
 
 def _rewrite_export(directory: Path, company: str, match: Callable[[dict[str, Any]], bool],
@@ -98,7 +98,7 @@ def _rewrite_export(directory: Path, company: str, match: Callable[[dict[str, An
     if not entry or not entry["rows"]:
         return None
     ids: set[str] = set()
-    for line in _iter_lines(directory / entry["file"]):
+    for line in iter_lines(directory / entry["file"]):
         row = json.loads(line)
         if row.get("company_id") == company and row.get("id") not in held and match(row):
             ids.add(str(row["id"]))
@@ -112,7 +112,7 @@ def _rewrite_export(directory: Path, company: str, match: Callable[[dict[str, An
             continue
         lines: list[bytes] = []
         changed = 0
-        for line in _iter_lines(directory / entry["file"]):
+        for line in iter_lines(directory / entry["file"]):
             row = json.loads(line)
             if row.get("company_id") == company and str(row.get(key)) in ids:
                 row.update(columns)
@@ -136,7 +136,7 @@ def _rewrite_export(directory: Path, company: str, match: Callable[[dict[str, An
     for tmp, final in staged:
         os.replace(tmp, final)
     os.replace(tmp_manifest, directory / MANIFEST)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     verify_export(directory)
     return counts, hashlib.sha256(manifest_bytes).hexdigest()
 
