@@ -376,6 +376,21 @@ export interface PrivateColdExports {
   restored_at: string | null;
 }
 
+/** private.erasure_ledger */
+export interface PrivateErasureLedger {
+  company_id: string;
+  id: string;
+  subject_ref: string;
+  reason: string;
+  requested_by: string;
+  requested_at: string;
+  status: string;
+  erased: Json;
+  deferred_conversation_ids: string[];
+  completed_at: string | null;
+  cold_files: Json | null;
+}
+
 /** private.integration_credentials */
 export interface PrivateIntegrationCredentials {
   company_id: string;
@@ -560,6 +575,14 @@ export interface DeleteRowsArgs {
 }
 export type DeleteRowsReturns = string | null;
 
+/** public.erase_end_user: executable by service_role */
+export interface EraseEndUserArgs {
+  p_company_id: string;
+  p_end_user_id: string;
+  p_reason: string;
+}
+export type EraseEndUserReturns = Json | null;
+
 /** public.job_analytics: executable by service_role */
 export interface JobAnalyticsArgs {
   p_run_id?: string;
@@ -708,6 +731,7 @@ export interface Database {
       create_company_with_owner: { Args: CreateCompanyWithOwnerArgs; Returns: CreateCompanyWithOwnerReturns };
       create_invitation: { Args: CreateInvitationArgs; Returns: CreateInvitationReturns };
       delete_rows: { Args: DeleteRowsArgs; Returns: DeleteRowsReturns };
+      erase_end_user: { Args: EraseEndUserArgs; Returns: EraseEndUserReturns };
       job_analytics: { Args: JobAnalyticsArgs; Returns: JobAnalyticsReturns };
       job_archive: { Args: JobArchiveArgs; Returns: JobArchiveReturns };
       job_metrics: { Args: JobMetricsArgs; Returns: JobMetricsReturns };
@@ -725,6 +749,7 @@ export interface Database {
     Tables: {
       chatbot_visibility: { Row: PrivateChatbotVisibility };
       cold_exports: { Row: PrivateColdExports };
+      erasure_ledger: { Row: PrivateErasureLedger };
       integration_credentials: { Row: PrivateIntegrationCredentials };
       job_runs: { Row: PrivateJobRuns };
     };

@@ -396,6 +396,22 @@ class PrivateColdExports(TypedDict):
     restored_at: datetime.datetime | None
 
 
+class PrivateErasureLedger(TypedDict):
+    """A row of private.erasure_ledger."""
+
+    company_id: uuid.UUID
+    id: uuid.UUID
+    subject_ref: str
+    reason: str
+    requested_by: str
+    requested_at: datetime.datetime
+    status: str
+    erased: Json
+    deferred_conversation_ids: list[uuid.UUID]
+    completed_at: datetime.datetime | None
+    cold_files: Json | None
+
+
 class PrivateIntegrationCredentials(TypedDict):
     """A row of private.integration_credentials."""
 
@@ -608,6 +624,17 @@ class DeleteRowsArgs(TypedDict):
 
 
 DeleteRowsReturns = int | None
+
+
+class EraseEndUserArgs(TypedDict):
+    """Arguments of public.erase_end_user (executable by service_role)."""
+
+    p_company_id: uuid.UUID
+    p_end_user_id: str
+    p_reason: str
+
+
+EraseEndUserReturns = Json | None
 
 
 class JobAnalyticsArgs(TypedDict):

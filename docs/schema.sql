@@ -1618,12 +1618,15 @@ begin
   end if;
 
   -- UPDATE
+  -- end_user_id changes only to 'erased': the redaction of public.erase_end_user
+  -- (functions/4210_erase_end_user.sql), which removes the identity and nothing else
   if new.company_id is distinct from old.company_id or new.chatbot_id is distinct from old.chatbot_id
-     or new.end_user_id is distinct from old.end_user_id or new.channel is distinct from old.channel
+     or (new.end_user_id is distinct from old.end_user_id and new.end_user_id <> 'erased')
+     or new.channel is distinct from old.channel
      or new.created_at is distinct from old.created_at then
     raise exception using errcode = '22023',
       message = 'company_id, chatbot_id, end_user_id, channel and created_at of a conversation cannot change',
-      hint = 'Start a new conversation instead.';
+      hint = 'Start a new conversation instead (end_user_id changes only to ''erased'', by public.erase_end_user).';
   end if;
 
   if new.status is distinct from old.status then
@@ -1672,7 +1675,7 @@ $$;
 -- Name: FUNCTION conversations_guard_transition(); Type: COMMENT; Schema: private; Owner: -
 --
 
-COMMENT ON FUNCTION private.conversations_guard_transition() IS 'Trigger: refuses a new conversation from a caller the insert policy refuses (42501, the RLS error, before any lookup); validates new conversations (active chatbot, enabled channel, open status) and status transitions (22023); maintains closed_at, hitl_escalated_at and the bot turn counter; validates the assigned operator.';
+COMMENT ON FUNCTION private.conversations_guard_transition() IS 'Trigger: refuses a new conversation from a caller the insert policy refuses (42501, the RLS error, before any lookup); validates new conversations (active chatbot, enabled channel, open status) and status transitions (22023); maintains closed_at, hitl_escalated_at and the bot turn counter; validates the assigned operator. The identity columns never change, but end_user_id may become ''erased'' (end-user erasure, public.erase_end_user).';
 
 
 --
@@ -1888,6 +1891,168 @@ $$;
 --
 
 COMMENT ON FUNCTION private.documents_quota() IS 'Trigger: keeps companies.current_document_count / current_storage_bytes exact and enforces the plan limits (errcode NA001) in the same transaction.';
+
+
+--
+-- Name: erasure_add_counts(jsonb, jsonb); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.erasure_add_counts(p_a jsonb, p_b jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select coalesce(pg_catalog.jsonb_object_agg(k, v), '{}'::jsonb)
+    from (select k, pg_catalog.sum(v::bigint) as v
+            from (select a.key as k, a.value as v from pg_catalog.jsonb_each_text(coalesce(p_a, '{}'::jsonb)) a
+                  union all
+                  select b.key, b.value from pg_catalog.jsonb_each_text(coalesce(p_b, '{}'::jsonb)) b) s
+           group by k) t
+$$;
+
+
+--
+-- Name: FUNCTION erasure_add_counts(p_a jsonb, p_b jsonb); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.erasure_add_counts(p_a jsonb, p_b jsonb) IS 'The per-table sum of two erasure count objects (private.erasure_ledger.erased).';
+
+
+--
+-- Name: erasure_on_hold_release(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.erasure_on_hold_release() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_request record;
+  v_free uuid[];
+  v_left uuid[];
+  v_counts jsonb;
+  v_status text;
+  v_done_at timestamptz;
+begin
+  for v_request in
+    select l.id, l.deferred_conversation_ids from private.erasure_ledger l
+     where l.company_id = new.company_id and l.status = 'deferred'
+     order by l.requested_at, l.id
+  loop
+    select coalesce(pg_catalog.array_agg(i) filter (where not held), '{}'::uuid[]),
+           coalesce(pg_catalog.array_agg(i) filter (where held), '{}'::uuid[])
+      into v_free, v_left
+      from (select i, exists (select 1 from public.legal_holds h
+                               where h.company_id = new.company_id and h.released_at is null
+                                 and (h.conversation_id is null or h.conversation_id = i)) as held
+              from pg_catalog.unnest(v_request.deferred_conversation_ids) i) s;
+    continue when pg_catalog.cardinality(v_free) = 0;
+    -- computed first: Citus refuses a volatile function in an UPDATE of a distributed table
+    v_counts := private.erasure_redact(new.company_id, v_free);
+    -- (and constants, not CASE over functions, which Citus refuses there too)
+    v_status := case when pg_catalog.cardinality(v_left) = 0 then 'done' else 'deferred' end;
+    v_done_at := case when v_status = 'done' then pg_catalog.now() end;
+    update private.erasure_ledger l
+       set erased = private.erasure_add_counts(l.erased, v_counts),
+           deferred_conversation_ids = v_left,
+           status = v_status,
+           completed_at = v_done_at
+     where l.company_id = new.company_id and l.id = v_request.id;
+  end loop;
+  return null;
+end
+$$;
+
+
+--
+-- Name: FUNCTION erasure_on_hold_release(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.erasure_on_hold_release() IS 'Trigger (after a legal hold is released): carries out the deferred part of every open erasure request of the company whose conversations no hold covers any more (private.erasure_redact), in the releasing transaction, as the releasing role (service_role or the owner: nobody else may update a hold); a request is done when no conversation is left.';
+
+
+--
+-- Name: erasure_redact(uuid, uuid[]); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.erasure_redact(p_company_id uuid, p_conversation_ids uuid[]) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_counts jsonb := '{}'::jsonb;
+  v_n bigint;
+begin
+  if p_company_id is null or coalesce(pg_catalog.cardinality(p_conversation_ids), 0) = 0 then
+    return v_counts;
+  end if;
+  update public.messages t set content = '[erased]'
+   where t.company_id = p_company_id and t.conversation_id = any (p_conversation_ids);
+  get diagnostics v_n = row_count;
+  v_counts := v_counts || pg_catalog.jsonb_build_object('public.messages', v_n);
+  update archive.messages_archived t set content = '[erased]'
+   where t.company_id = p_company_id and t.conversation_id = any (p_conversation_ids);
+  get diagnostics v_n = row_count;
+  v_counts := v_counts || pg_catalog.jsonb_build_object('archive.messages_archived', v_n);
+  update public.message_reactions t set comment = ''
+   where t.company_id = p_company_id and t.conversation_id = any (p_conversation_ids);
+  get diagnostics v_n = row_count;
+  v_counts := v_counts || pg_catalog.jsonb_build_object('public.message_reactions', v_n);
+  update archive.message_reactions_archived t set comment = ''
+   where t.company_id = p_company_id and t.conversation_id = any (p_conversation_ids);
+  get diagnostics v_n = row_count;
+  v_counts := v_counts || pg_catalog.jsonb_build_object('archive.message_reactions_archived', v_n);
+  update public.hitl_escalations t set detail = ''
+   where t.company_id = p_company_id and t.conversation_id = any (p_conversation_ids);
+  get diagnostics v_n = row_count;
+  v_counts := v_counts || pg_catalog.jsonb_build_object('public.hitl_escalations', v_n);
+  update archive.hitl_escalations_archived t set detail = ''
+   where t.company_id = p_company_id and t.conversation_id = any (p_conversation_ids);
+  get diagnostics v_n = row_count;
+  v_counts := v_counts || pg_catalog.jsonb_build_object('archive.hitl_escalations_archived', v_n);
+  -- no personal column: counted (they point only at redacted messages), not changed
+  select pg_catalog.count(*) into v_n from public.knowledge_queries t
+   where t.company_id = p_company_id and t.conversation_id = any (p_conversation_ids);
+  v_counts := v_counts || pg_catalog.jsonb_build_object('public.knowledge_queries', v_n);
+  select pg_catalog.count(*) into v_n from archive.knowledge_queries_archived t
+   where t.company_id = p_company_id and t.conversation_id = any (p_conversation_ids);
+  v_counts := v_counts || pg_catalog.jsonb_build_object('archive.knowledge_queries_archived', v_n);
+  update public.conversations t set end_user_id = 'erased'
+   where t.company_id = p_company_id and t.id = any (p_conversation_ids);
+  get diagnostics v_n = row_count;
+  v_counts := v_counts || pg_catalog.jsonb_build_object('public.conversations', v_n);
+  update archive.conversations_archived t set end_user_id = 'erased'
+   where t.company_id = p_company_id and t.id = any (p_conversation_ids);
+  get diagnostics v_n = row_count;
+  v_counts := v_counts || pg_catalog.jsonb_build_object('archive.conversations_archived', v_n);
+  return v_counts;
+end
+$$;
+
+
+--
+-- Name: FUNCTION erasure_redact(p_company_id uuid, p_conversation_ids uuid[]); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.erasure_redact(p_company_id uuid, p_conversation_ids uuid[]) IS 'Redacts, irreversibly, the personal columns of the given conversations of a company in the live and archive tables (end_user_id, message content, reaction comments, escalation details); rows stay, so analytics keep their totals. Returns rows per table. Does not check legal holds: its callers pass only unheld conversations (the legal-hold triggers refuse held ones anyway). Security invoker, for service_role (BYPASSRLS) and the owner: on Citus a definer would write, as another user, placements its caller read in the same transaction (25001).';
+
+
+--
+-- Name: erasure_subject_ref(uuid, text); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.erasure_subject_ref(p_company_id uuid, p_end_user_id text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+  select pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(p_company_id::text || ':' || p_end_user_id, 'UTF8')), 'hex')
+$$;
+
+
+--
+-- Name: FUNCTION erasure_subject_ref(p_company_id uuid, p_end_user_id text); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.erasure_subject_ref(p_company_id uuid, p_end_user_id text) IS 'The erasure ledger''s reference to an end user: hex sha256 of "<company_id>:<end_user_id>" (not reversible; recomputable by whoever knows the id).';
 
 
 --
@@ -4456,6 +4621,79 @@ COMMENT ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) IS 'Deletes r
 
 
 --
+-- Name: erase_end_user(uuid, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.erase_end_user(p_company_id uuid, p_end_user_id text, p_reason text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  v_ids uuid[];
+  v_held uuid[];
+  v_free uuid[];
+  v_counts jsonb;
+  v_id uuid := pg_catalog.gen_random_uuid();
+  v_status text;
+  v_ref text;
+  v_by text;
+  v_at timestamptz := pg_catalog.now();
+begin
+  if p_company_id is null or p_end_user_id is null or pg_catalog.char_length(p_end_user_id) not between 1 and 255 then
+    raise exception using errcode = '22023',
+      message = 'erase_end_user needs a company and an end-user id (1-255 characters)',
+      hint = 'Pass the company id and the end_user_id of its conversations.';
+  end if;
+  if p_reason is null or pg_catalog.char_length(pg_catalog.btrim(p_reason)) not between 3 and 500 then
+    raise exception using errcode = '22023',
+      message = 'erase_end_user needs a reason of 3-500 characters',
+      hint = 'Name the request (ticket, legal basis), without personal data.';
+  end if;
+  if not exists (select 1 from public.companies c where c.id = p_company_id) then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('company %s does not exist', p_company_id),
+      hint = 'Pass the id of an existing company.';
+  end if;
+  select pg_catalog.array_agg(distinct s.id) into v_ids
+    from (select c.id from public.conversations c
+           where c.company_id = p_company_id and c.end_user_id = p_end_user_id
+          union all
+          select a.id from archive.conversations_archived a
+           where a.company_id = p_company_id and a.end_user_id = p_end_user_id) s;
+  v_ids := coalesce(v_ids, '{}'::uuid[]);
+  -- Legal holds win: a conversation under an active hold (its own, or company-wide) waits.
+  select coalesce(pg_catalog.array_agg(i) filter (where held), '{}'::uuid[]),
+         coalesce(pg_catalog.array_agg(i) filter (where not held), '{}'::uuid[])
+    into v_held, v_free
+    from (select i, exists (select 1 from public.legal_holds h
+                             where h.company_id = p_company_id and h.released_at is null
+                               and (h.conversation_id is null or h.conversation_id = i)) as held
+            from pg_catalog.unnest(v_ids) i) s;
+  v_counts := private.erasure_redact(p_company_id, v_free);
+  v_status := case when pg_catalog.cardinality(v_held) > 0 then 'deferred' else 'done' end;
+  v_ref := private.erasure_subject_ref(p_company_id, p_end_user_id);
+  v_by := pg_catalog.left(session_user::text
+            || coalesce(' sub=' || nullif(pg_catalog.current_setting('request.jwt.claim.sub', true), ''), ''), 200);
+  insert into private.erasure_ledger (company_id, id, subject_ref, reason, requested_by, requested_at, status,
+                                      erased, deferred_conversation_ids, completed_at)
+  values (p_company_id, v_id, v_ref, pg_catalog.btrim(p_reason), v_by, v_at, v_status, v_counts, v_held,
+          case when v_status = 'done' then v_at end);
+  return pg_catalog.jsonb_build_object(
+    'ledger_id', v_id, 'company_id', p_company_id, 'subject_ref', v_ref, 'requested_at', v_at,
+    'status', v_status, 'conversations', pg_catalog.cardinality(v_ids), 'erased', v_counts,
+    'deferred_conversations', pg_catalog.cardinality(v_held));
+end
+$$;
+
+
+--
+-- Name: FUNCTION erase_end_user(p_company_id uuid, p_end_user_id text, p_reason text); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.erase_end_user(p_company_id uuid, p_end_user_id text, p_reason text) IS 'GDPR Art. 17 (service_role only): redacts every conversation of the end user in the company, live and archived (end_user_id, message content, reaction comments, escalation details), except those under an active legal hold, which are deferred to the hold''s release. Records the request in private.erasure_ledger (no personal data: the end user as a sha256 reference) and returns the receipt (ledger_id, status, rows per table, deferred count). Cold files: neurant-db erase.';
+
+
+--
 -- Name: job_analytics(bigint, integer, date, date, boolean); Type: PROCEDURE; Schema: public; Owner: -
 --
 
@@ -6170,6 +6408,118 @@ COMMENT ON COLUMN private.cold_exports.created_at IS 'When the rows were deleted
 --
 
 COMMENT ON COLUMN private.cold_exports.restored_at IS 'When the export was restored; null otherwise.';
+
+
+--
+-- Name: erasure_ledger; Type: TABLE; Schema: private; Owner: -
+--
+
+CREATE TABLE private.erasure_ledger (
+    company_id uuid NOT NULL,
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    subject_ref text NOT NULL,
+    reason text NOT NULL,
+    requested_by text NOT NULL,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL,
+    status text NOT NULL,
+    erased jsonb DEFAULT '{}'::jsonb NOT NULL,
+    deferred_conversation_ids uuid[] DEFAULT '{}'::uuid[] NOT NULL,
+    completed_at timestamp with time zone,
+    cold_files jsonb,
+    CONSTRAINT erasure_ledger_completed_check CHECK (((status = 'done'::text) = (completed_at IS NOT NULL))),
+    CONSTRAINT erasure_ledger_deferred_check CHECK (((status = 'deferred'::text) = (cardinality(deferred_conversation_ids) > 0))),
+    CONSTRAINT erasure_ledger_erased_object_check CHECK ((jsonb_typeof(erased) = 'object'::text)),
+    CONSTRAINT erasure_ledger_reason_length_check CHECK (((char_length(btrim(reason)) >= 3) AND (char_length(btrim(reason)) <= 500))),
+    CONSTRAINT erasure_ledger_requested_by_length_check CHECK (((char_length(requested_by) >= 1) AND (char_length(requested_by) <= 200))),
+    CONSTRAINT erasure_ledger_status_check CHECK ((status = ANY (ARRAY['done'::text, 'deferred'::text]))),
+    CONSTRAINT erasure_ledger_subject_ref_check CHECK ((subject_ref ~ '^[0-9a-f]{64}$'::text))
+);
+
+ALTER TABLE ONLY private.erasure_ledger FORCE ROW LEVEL SECURITY;
+
+
+--
+-- Name: TABLE erasure_ledger; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON TABLE private.erasure_ledger IS 'End-user erasure requests (GDPR Art. 17; tenant table): one row per call of public.erase_end_user. Holds no personal data: the end user is named only by subject_ref (sha256 of company and end-user id). Written by service_role through public.erase_end_user and by the hold-release trigger (private.erasure_on_hold_release); members have no access. doctor: allow legal_hold the ledger of erasure requests holds no conversation data; a hold defers the erasure it records, never the record.';
+
+
+--
+-- Name: COLUMN erasure_ledger.company_id; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.erasure_ledger.company_id IS 'Company whose end user asked (tenant key).';
+
+
+--
+-- Name: COLUMN erasure_ledger.id; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.erasure_ledger.id IS 'Request id (the receipt''s ledger_id).';
+
+
+--
+-- Name: COLUMN erasure_ledger.subject_ref; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.erasure_ledger.subject_ref IS 'private.erasure_subject_ref(company_id, end_user_id): hex sha256 of "<company_id>:<end_user_id>". Not reversible; whoever knows the id can recompute it to find the request.';
+
+
+--
+-- Name: COLUMN erasure_ledger.reason; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.erasure_ledger.reason IS 'Why the erasure was requested (ticket, legal basis), 3-500 characters; must not contain personal data.';
+
+
+--
+-- Name: COLUMN erasure_ledger.requested_by; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.erasure_ledger.requested_by IS 'Who called public.erase_end_user: the session role, and the JWT subject when there is one.';
+
+
+--
+-- Name: COLUMN erasure_ledger.requested_at; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.erasure_ledger.requested_at IS 'When the request was recorded (and its undeferred part carried out).';
+
+
+--
+-- Name: COLUMN erasure_ledger.status; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.erasure_ledger.status IS 'done: every conversation of the end user is redacted; deferred: deferred_conversation_ids are under a legal hold and are redacted when it is released.';
+
+
+--
+-- Name: COLUMN erasure_ledger.erased; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.erasure_ledger.erased IS 'Rows redacted per table ({"public.messages": n, ...}), summed over the request and its deferred completions.';
+
+
+--
+-- Name: COLUMN erasure_ledger.deferred_conversation_ids; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.erasure_ledger.deferred_conversation_ids IS 'Conversations of the end user still under a legal hold (random ids, no personal data); emptied as their holds are released.';
+
+
+--
+-- Name: COLUMN erasure_ledger.completed_at; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.erasure_ledger.completed_at IS 'When the last deferred conversation was redacted (the request time when nothing was deferred).';
+
+
+--
+-- Name: COLUMN erasure_ledger.cold_files; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.erasure_ledger.cold_files IS 'What neurant-db erase did to cold-storage exports: {"exports": n, "rows": {table: n}, "deferred": bool}; null until it ran.';
 
 
 --
@@ -8919,6 +9269,14 @@ ALTER TABLE ONLY private.cold_exports
 
 
 --
+-- Name: erasure_ledger erasure_ledger_pkey; Type: CONSTRAINT; Schema: private; Owner: -
+--
+
+ALTER TABLE ONLY private.erasure_ledger
+    ADD CONSTRAINT erasure_ledger_pkey PRIMARY KEY (company_id, id);
+
+
+--
 -- Name: integration_credentials integration_credentials_pkey; Type: CONSTRAINT; Schema: private; Owner: -
 --
 
@@ -9376,6 +9734,20 @@ CREATE INDEX cold_exports_job_run_idx ON private.cold_exports USING btree (job_r
 --
 
 COMMENT ON INDEX private.cold_exports_job_run_idx IS 'FK cold_exports -> job_runs.';
+
+
+--
+-- Name: erasure_ledger_deferred_idx; Type: INDEX; Schema: private; Owner: -
+--
+
+CREATE INDEX erasure_ledger_deferred_idx ON private.erasure_ledger USING btree (company_id) WHERE (status = 'deferred'::text);
+
+
+--
+-- Name: INDEX erasure_ledger_deferred_idx; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON INDEX private.erasure_ledger_deferred_idx IS 'The open (deferred) requests of a company, read when one of its holds is released.';
 
 
 --
@@ -10510,6 +10882,34 @@ CREATE TRIGGER chatbot_visibility_0_tenant_key BEFORE UPDATE ON private.chatbot_
 --
 
 COMMENT ON TRIGGER chatbot_visibility_0_tenant_key ON private.chatbot_visibility IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
+
+
+--
+-- Name: erasure_ledger erasure_ledger_0_tenant_guard; Type: TRIGGER; Schema: private; Owner: -
+--
+
+CREATE TRIGGER erasure_ledger_0_tenant_guard BEFORE INSERT ON private.erasure_ledger FOR EACH ROW WHEN (row_security_active(('private.erasure_ledger'::regclass)::oid)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER erasure_ledger_0_tenant_guard ON erasure_ledger; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON TRIGGER erasure_ledger_0_tenant_guard ON private.erasure_ledger IS 'Fires first, for callers subject to RLS only (when): only service_role writes the ledger (no grant to members).';
+
+
+--
+-- Name: erasure_ledger erasure_ledger_0_tenant_key; Type: TRIGGER; Schema: private; Owner: -
+--
+
+CREATE TRIGGER erasure_ledger_0_tenant_key BEFORE UPDATE ON private.erasure_ledger FOR EACH ROW WHEN ((new.company_id IS DISTINCT FROM old.company_id)) EXECUTE FUNCTION private.reject_other_tenant_insert();
+
+
+--
+-- Name: TRIGGER erasure_ledger_0_tenant_key ON erasure_ledger; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON TRIGGER erasure_ledger_0_tenant_key ON private.erasure_ledger IS 'Fires first on update, only when company_id changes (when): the tenant key never changes, for any role.';
 
 
 --
@@ -11801,6 +12201,20 @@ COMMENT ON TRIGGER legal_holds_check_conversation ON public.legal_holds IS 'A ho
 
 
 --
+-- Name: legal_holds legal_holds_erasure_release; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER legal_holds_erasure_release AFTER UPDATE OF released_at ON public.legal_holds FOR EACH ROW WHEN (((old.released_at IS NULL) AND (new.released_at IS NOT NULL))) EXECUTE FUNCTION private.erasure_on_hold_release();
+
+
+--
+-- Name: TRIGGER legal_holds_erasure_release ON legal_holds; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER legal_holds_erasure_release ON public.legal_holds IS 'A released hold lets the erasures it deferred run (private.erasure_on_hold_release).';
+
+
+--
 -- Name: legal_holds legal_holds_guard; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -12526,6 +12940,14 @@ ALTER TABLE ONLY private.chatbot_visibility
 
 ALTER TABLE ONLY private.cold_exports
     ADD CONSTRAINT cold_exports_job_run_fkey FOREIGN KEY (job_run_id) REFERENCES private.job_runs(id) ON DELETE SET NULL;
+
+
+--
+-- Name: erasure_ledger erasure_ledger_company_fkey; Type: FK CONSTRAINT; Schema: private; Owner: -
+--
+
+ALTER TABLE ONLY private.erasure_ledger
+    ADD CONSTRAINT erasure_ledger_company_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
 
 
 --
@@ -13393,6 +13815,20 @@ COMMENT ON POLICY deny_members ON private.cold_exports IS 'Platform bookkeeping 
 
 
 --
+-- Name: erasure_ledger deny_members; Type: POLICY; Schema: private; Owner: -
+--
+
+CREATE POLICY deny_members ON private.erasure_ledger AS RESTRICTIVE TO anon, authenticated USING (false) WITH CHECK (false);
+
+
+--
+-- Name: POLICY deny_members ON erasure_ledger; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON POLICY deny_members ON private.erasure_ledger IS 'Members never reach the ledger: service_role (BYPASSRLS) writes it and hands the tenant a receipt.';
+
+
+--
 -- Name: integration_credentials deny_members; Type: POLICY; Schema: private; Owner: -
 --
 
@@ -13419,6 +13855,12 @@ CREATE POLICY deny_members ON private.job_runs AS RESTRICTIVE TO anon, authentic
 
 COMMENT ON POLICY deny_members ON private.job_runs IS 'Platform bookkeeping of the lifecycle jobs: service_role (and the job owner) only; no tenant role reads or writes it.';
 
+
+--
+-- Name: erasure_ledger; Type: ROW SECURITY; Schema: private; Owner: -
+--
+
+ALTER TABLE private.erasure_ledger ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: integration_credentials; Type: ROW SECURITY; Schema: private; Owner: -
@@ -15256,6 +15698,37 @@ REVOKE ALL ON FUNCTION private.documents_quota() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION erasure_add_counts(p_a jsonb, p_b jsonb); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.erasure_add_counts(p_a jsonb, p_b jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.erasure_add_counts(p_a jsonb, p_b jsonb) TO service_role;
+
+
+--
+-- Name: FUNCTION erasure_on_hold_release(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.erasure_on_hold_release() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION erasure_redact(p_company_id uuid, p_conversation_ids uuid[]); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.erasure_redact(p_company_id uuid, p_conversation_ids uuid[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.erasure_redact(p_company_id uuid, p_conversation_ids uuid[]) TO service_role;
+
+
+--
+-- Name: FUNCTION erasure_subject_ref(p_company_id uuid, p_end_user_id text); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.erasure_subject_ref(p_company_id uuid, p_end_user_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.erasure_subject_ref(p_company_id uuid, p_end_user_id text) TO service_role;
+
+
+--
 -- Name: FUNCTION escalate_conversation(p_company_id uuid, p_conversation_id uuid, p_reason public.hitl_escalation_reason, p_detail text); Type: ACL; Schema: private; Owner: -
 --
 
@@ -15688,6 +16161,14 @@ GRANT ALL ON FUNCTION public.delete_rows(p_table text, p_keys jsonb) TO authenti
 
 
 --
+-- Name: FUNCTION erase_end_user(p_company_id uuid, p_end_user_id text, p_reason text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.erase_end_user(p_company_id uuid, p_end_user_id text, p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.erase_end_user(p_company_id uuid, p_end_user_id text, p_reason text) TO service_role;
+
+
+--
 -- Name: PROCEDURE job_analytics(INOUT p_run_id bigint, IN p_days integer, IN p_from date, IN p_to date, IN p_dry_run boolean); Type: ACL; Schema: public; Owner: -
 --
 
@@ -15854,6 +16335,13 @@ GRANT ALL ON TABLE private.chatbot_visibility TO service_role;
 --
 
 GRANT ALL ON TABLE private.cold_exports TO service_role;
+
+
+--
+-- Name: TABLE erasure_ledger; Type: ACL; Schema: private; Owner: -
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE private.erasure_ledger TO service_role;
 
 
 --

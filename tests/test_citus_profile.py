@@ -218,8 +218,9 @@ def test_the_distribution_step_without_citus_is_a_notice(neurant_db: TestDatabas
         conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
         placed = conn.execute("select private.citus_distribute()").fetchone()
     assert placed == (0,)
+    planned = len(load().on("citus"))  # every entry, those with `since` placed by their own migration
     assert notices == ["citus not installed (no pg_dist_partition, create_reference_table, "
-                       "create_distributed_table): nothing distributed (private.citus_layout lists 34 tables)"]
+                       f"create_distributed_table): nothing distributed (private.citus_layout lists {planned} tables)"]
     text = CliRunner().invoke(cli, [*args, "citus", "plan"])
     assert text.exit_code == 0, text.output
     assert "not a Citus server" in text.output

@@ -209,25 +209,27 @@ def real_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+# The new migrations of these tests are numbered 9000 and up: above every migration the
+# working tree (release v1 here) already has, whatever the ranges in use (4000 and up).
 def test_a_populated_upgrade_with_an_online_index_and_a_new_column_loses_nothing(
         neurant_server: TestDatabase, real_repo: Path) -> None:
-    write(real_repo, "indexes/4000_messages_sender_index.sql",
+    write(real_repo, "indexes/9000_messages_sender_index.sql",
           "-- Why: messages by sender without blocking writes (domain 1, public.messages).\n"
           "-- neurant: no-transaction\n"
           "create index concurrently if not exists messages_company_sender_idx\n"
           "  on public.messages (company_id, sender_type);\n",
-          "-- Why: undoes 4000_messages_sender_index.sql.\n-- neurant: no-transaction\n"
+          "-- Why: undoes 9000_messages_sender_index.sql.\n-- neurant: no-transaction\n"
           "drop index concurrently if exists public.messages_company_sender_idx;\n")
-    write(real_repo, "schema/4010_conversations_priority.sql",
+    write(real_repo, "schema/9010_conversations_priority.sql",
           "-- Why: conversations get a priority (domain 1, public.conversations).\n"
           "alter table public.conversations add column priority smallint not null default 0;\n"
           "comment on column public.conversations.priority is 'Triage priority; 0 is normal.';\n",
-          "-- Why: undoes 4010_conversations_priority.sql.\n"
+          "-- Why: undoes 9010_conversations_priority.sql.\n"
           "alter table public.conversations drop column priority;\n")
     result = cli_check(neurant_server, "--from", "v1", "--rows", str(GENERATED_ROWS), "--json")
     report = json.loads(result.stdout)
     assert result.exit_code == 0, [t for t in report["tables"] if t["status"] not in ("ok", "new")]
-    assert report["applied"] == ["4000_messages_sender_index", "4010_conversations_priority"]
+    assert report["applied"] == ["9000_messages_sender_index", "9010_conversations_priority"]
     assert GENERATED_ROWS <= sum(report["generated_rows"].values()) <= 2 * GENERATED_ROWS
     tables = {t["table"]: t for t in report["tables"]}
     assert tables["public.messages"]["rows_before"] >= report["generated_rows"]["public.messages"] > 1000
@@ -237,10 +239,10 @@ def test_a_populated_upgrade_with_an_online_index_and_a_new_column_loses_nothing
 
 
 def test_the_loss_of_generated_rows_is_caught_at_scale(neurant_server: TestDatabase, real_repo: Path) -> None:
-    write(real_repo, "schema/4010_purge_old_messages.sql",
+    write(real_repo, "schema/9010_purge_old_messages.sql",
           "-- Why: an upgrade that silently deletes data (domain 1, public.messages).\n"
           "delete from public.messages where content like 'message 3 of %';\n",
-          "-- Why: undoes 4010_purge_old_messages.sql.\nselect 1;\n")
+          "-- Why: undoes 9010_purge_old_messages.sql.\nselect 1;\n")
     report = run_upgrade_check(neurant_server.target, "v1", test_settings(), root=real_repo, rows=GENERATED_ROWS)
     assert not report.ok
     messages = next(t for t in report.tables if t.table == "public.messages")

@@ -104,7 +104,7 @@ def _file_name(table: str) -> str:
     return table.split(".", 1)[1] + ".jsonl.gz"
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -112,7 +112,7 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -135,10 +135,10 @@ def _write_table(conn: psycopg.Connection, query: str, params: dict[str, Any], p
                 rows += 1
         raw.flush()
         os.fsync(raw.fileno())
-    return {"file": path.name, "rows": rows, "sha256": _sha256_file(path), "content_sha256": content.hexdigest()}
+    return {"file": path.name, "rows": rows, "sha256": sha256_file(path), "content_sha256": content.hexdigest()}
 
 
-def _iter_lines(path: Path) -> Iterator[bytes]:
+def iter_lines(path: Path) -> Iterator[bytes]:
     with gzip.open(path, "rb") as gz:
         yield from gz
 
@@ -165,12 +165,12 @@ def verify_export(directory: Path) -> dict[str, int]:
         path = directory / entry["file"]
         if not path.is_file():
             raise ExportInvalid(f"{directory}: {entry['file']} is missing")
-        if _sha256_file(path) != entry["sha256"]:
+        if sha256_file(path) != entry["sha256"]:
             raise ExportInvalid(f"{path}: sha256 differs from the manifest (file altered or truncated)")
         content = hashlib.sha256()
         rows = 0
         try:
-            for line in _iter_lines(path):
+            for line in iter_lines(path):
                 content.update(line)
                 if not isinstance(json.loads(line), dict):
                     raise ExportInvalid(f"{path}: line {rows + 1} is not a JSON object")
@@ -223,7 +223,7 @@ def _export_one(conn: psycopg.Connection, out_dir: Path, company: str, as_of: da
                 f.write(manifest_bytes)
                 f.flush()
                 os.fsync(f.fileno())
-            _fsync_dir(directory)
+            fsync_dir(directory)
             # read everything back before deleting anything
             verified = verify_export(directory)
             rows = {t: e["rows"] for t, e in tables.items()}
@@ -334,7 +334,7 @@ def restore_export(target: DatabaseTarget, directory: Path, *, dry_run: bool = F
                     if not entry or not entry["rows"]:
                         continue
                     batch: list[str] = []
-                    for line in _iter_lines(directory / entry["file"]):
+                    for line in iter_lines(directory / entry["file"]):
                         batch.append(line.decode("utf-8"))
                         if len(batch) >= 1000:
                             _insert(conn, table, batch)

@@ -14,7 +14,7 @@ from .errors import MigrationSourceError, not_utf8
 from .paths import MIGRATION_FOLDERS, sql_root
 from .role_settings import PROJECT_SETTINGS
 from .settings import Settings
-from .table_registry import Registry, for_templates
+from .table_registry import VersionedRegistry, for_templates
 
 FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 ROLLBACK_SUFFIX = ".rollback.sql"
@@ -137,11 +137,15 @@ def _environment(root: Path, settings: Settings) -> jinja2.Environment:
     return env
 
 
-def _render_file(env: jinja2.Environment, root: Path, path: Path, settings: Settings) -> str:
+def _render_file(env: jinja2.Environment, root: Path, path: Path, settings: Settings, version: int) -> str:
     rel = path.relative_to(root).as_posix()
     try:
         tables = env.globals["tables"]
-        read_only = {e.name for e in tables.entries if e.read_only} if isinstance(tables, Registry) else set()
+        read_only: set[str] = set()
+        if isinstance(tables, VersionedRegistry):
+            # the loops over the registry see it as of this migration (`since`)
+            tables.version = version
+            read_only = {e.name for e in tables.registry.entries if e.read_only}
         return rewrite(env.get_template(rel).render(**settings.template_context()), settings.profile, read_only)
     except jinja2.TemplateSyntaxError as exc:
         raise MigrationSourceError(f"{rel}:{exc.lineno}: template syntax error: {exc.message}") from None
@@ -217,9 +221,9 @@ def render_all(settings: Settings, root: Path | None = None) -> list[Migration]:
     for src in discover(root):
         if src.only_profile is not None and src.only_profile != settings.profile:
             continue  # `-- neurant: profile citus`: not part of the other profiles at all
-        apply_sql = _render_file(env, root, src.path, settings)
+        apply_sql = _render_file(env, root, src.path, settings, src.version)
         migrations.append(Migration(source=src, apply_sql=apply_sql,
-                                    rollback_sql=_render_file(env, root, src.rollback_path, settings)))
+                                    rollback_sql=_render_file(env, root, src.rollback_path, settings, src.version)))
     problems = []
     for m in migrations:
         for label, text in (("", m.apply_sql), (" (rollback)", m.rollback_sql)):

@@ -33,7 +33,7 @@ DEFAULT_GUARD_NOTE = "a member inserts only into their own company."
 DEFAULT_KEY_NOTE = "the tenant key never changes, for any role."
 DEFAULT_TRUNCATE_NOTE = "No truncate while a legal hold covers rows of this table."
 KEYS = {"scope", "profiles", "rls", "read_only", "audited", "citus", "guard_note", "guard_key_note",
-        "legal_hold", "allow", "grants", "archive_of", "sequences", "truncate_refused"}
+        "legal_hold", "allow", "grants", "archive_of", "sequences", "truncate_refused", "since"}
 ROLES = ("anon", "authenticated", "service_role", "neurant_member_delete")
 # One privilege of a grant, optionally column-listed: `select`, `update (name, industry)`.
 PRIVILEGE = re.compile(r"^(all|select|insert|update|delete|truncate|references|trigger)"
@@ -74,6 +74,9 @@ class TableEntry:
     # what its delete triggers keep that a TRUNCATE would leave stale: TRUNCATE is refused
     truncate_refused: str | None = None
     position: int | None = None  # order of distribution on Citus (1 first), None off citus
+    # the version of the migration that creates the table (tables added after a release):
+    # the loops over entries skip it while rendering an older migration (Registry.as_of)
+    since: int | None = None
 
     @property
     def schema(self) -> str:
@@ -151,6 +154,12 @@ class Registry:
                                        hint="set it in the registry, so doctor and the tests expect the policies")
         return entry
 
+    def as_of(self, version: int) -> Registry:
+        """The registry as the migration numbered `version` sees it in its loops: without
+        the entries whose table a later migration creates (since > version), so that adding
+        an entry never changes the render of a released migration."""
+        return Registry(tuple(e for e in self.entries if e.since is None or e.since <= version))
+
     def on(self, profile: str) -> list[TableEntry]:
         """The entries the given render profile creates, in registry (Citus) order."""
         return [e for e in self.entries if e.on(profile)]
@@ -225,6 +234,15 @@ class _Reader:
             return ()
         return tuple(value)
 
+    def since(self) -> int | None:
+        value = self.raw.get("since")
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 9999:
+            self.fail("since must be the version (1-9999) of the migration that creates the table")
+            return None
+        return value
+
     def legal_hold(self) -> LegalHold | None:
         raw = self.raw.get("legal_hold")
         if raw is None:
@@ -282,7 +300,8 @@ class _Reader:
             guard_key_note=self.text(raw, "guard_key_note", DEFAULT_KEY_NOTE),
             legal_hold=hold, allow=dict(allow), grants=self.grants(), archive_of=raw.get("archive_of"),
             sequences=self.sequences(),
-            truncate_refused=(self.text(raw, "truncate_refused", "-") if "truncate_refused" in raw else None))
+            truncate_refused=(self.text(raw, "truncate_refused", "-") if "truncate_refused" in raw else None),
+            since=self.since())
         if (entry.schema == "archive") != isinstance(entry.archive_of, str):
             self.fail("archive_of (the live table it archives) is required exactly for the tables of schema archive")
         if scope_known:
@@ -316,16 +335,17 @@ def parse(text: str, source: str = str(REGISTRY_FILE)) -> Registry:
         problems.append("no [table.\"schema.name\"] entry")
         tables = {}
     entries: list[TableEntry] = []
-    position = 0
     for name, raw in tables.items():
         if not isinstance(raw, dict):
             problems.append(f"table {name}: must be a table of keys")
             continue
-        entry = _Reader(name, raw, problems).entry()
-        if entry.citus is not None:
-            position += 1
-            entry = replace(entry, position=position)
-        entries.append(entry)
+        entries.append(_Reader(name, raw, problems).entry())
+    # Citus positions: the entries without `since` in file order, then those added after a
+    # release by the version of their migration (file order among equals), so a new entry
+    # never moves the position of a released one (seeds/3990 renders them).
+    placed = sorted((e for e in entries if e.citus is not None), key=lambda e: e.since or 0)
+    positions = {e.name: i for i, e in enumerate(placed, start=1)}
+    entries = [replace(e, position=positions[e.name]) if e.name in positions else e for e in entries]
     names = {e.name for e in entries}
     problems += [f"table {e.name}: archive_of names {e.archive_of}, which has no entry"
                  for e in entries if e.archive_of is not None and e.archive_of not in names]
@@ -356,6 +376,29 @@ def load(root: Path | None = None) -> Registry:
     return _load(((root or sql_root()) / REGISTRY_FILE).resolve())
 
 
+class VersionedRegistry:
+    """What the templates see as `tables`: the registry as of the migration being rendered
+    (render.py sets `version` before each file). Its loops (entries, on(), held(),
+    archives(), truncate_refused()) skip the entries whose `since` is later; a lookup of one
+    table by name (tables['t'], secured(), guarded(), read_only()) finds every entry."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.version = 9999
+
+    @property
+    def entries(self) -> tuple[TableEntry, ...]:
+        return self.registry.as_of(self.version).entries
+
+    def __getitem__(self, name: str) -> TableEntry:
+        return self.registry[name]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("on", "archives", "held", "truncate_refused"):
+            return getattr(self.registry.as_of(self.version), name)
+        return getattr(self.registry, name)
+
+
 class MissingRegistry:
     """What the templates get in a tree without schema/_tables.toml (a scratch tree of a
     few migrations): nothing, until a template asks it something."""
@@ -374,11 +417,12 @@ class MissingRegistry:
         raise self._refuse()
 
 
-def for_templates(root: Path) -> Registry | MissingRegistry:
-    """The registry the templates see: loaded when the tree has one, else a stand-in that
-    refuses every question (only a template that uses `tables` needs the file)."""
+def for_templates(root: Path) -> VersionedRegistry | MissingRegistry:
+    """The registry the templates see: loaded when the tree has one (as of the migration
+    being rendered), else a stand-in that refuses every question (only a template that uses
+    `tables` needs the file)."""
     path = (root / REGISTRY_FILE).resolve()
-    return _load(path) if path.is_file() else MissingRegistry(path)
+    return VersionedRegistry(_load(path)) if path.is_file() else MissingRegistry(path)
 
 
 def load_if_present(root: Path | None = None) -> Registry:

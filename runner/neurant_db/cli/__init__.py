@@ -7,6 +7,7 @@ from __future__ import annotations
 from .archive import archive
 from .bench import bench
 from .citus import citus
+from .erase import erase_cmd
 from .jobs import jobs
 from .local_server import pgtap, server, test_cmd
 from .migrations import baseline, migrate, preflight, repair, rollback, status
@@ -19,7 +20,7 @@ from .upgrade_check import upgrade_check
 
 for command in (render, migrate, rollback, preflight, status, repair, baseline, server, pgtap, test_cmd, demo,
                 matrix, lint, doctor, docs, top, bench, upgrade_check, restore_check, jobs, archive,
-                citus, release):
+                citus, release, erase_cmd):
     cli.add_command(command)
 
 
