@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,9 +24,9 @@ from neurant_db.cold_storage import cold_export, restore_export, verify_export
 from neurant_db.database import DatabaseTarget
 from neurant_db.jobs import call_job
 from neurant_db.lifecycle_demo import load_demo
-from neurant_db.migrate import migrate
-from neurant_db.render import render_all
-from neurant_db.testdb import TestDatabase, test_settings
+from neurant_db.testdb import TestDatabase
+
+from .conftest import migrated_template, scratch_database
 
 COMPANY_1 = "00000000-0000-4000-9000-000000000001"
 COMPANY_2 = "00000000-0000-4000-9000-000000000002"
@@ -35,36 +34,17 @@ END_USER = "end-user-10"
 FAR_FUTURE = datetime(2040, 1, 1, tzinfo=UTC)
 
 
-def _url(base: str, name: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    return urlunsplit(urlsplit(base)._replace(path="/" + name))
-
 
 @pytest.fixture(scope="module")
 def template(neurant_server: TestDatabase) -> Iterator[str]:
-    name = f"erasure_tpl_{secrets.token_hex(4)}"
-    with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    settings = test_settings()
-    migrate(DatabaseTarget(_url(neurant_server.url, name)), render_all(settings), settings)
-    try:
+    with migrated_template(neurant_server.url, "erasure_tpl") as name:
         yield name
-    finally:
-        with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 @pytest.fixture
 def db(neurant_server: TestDatabase, template: str) -> Iterator[str]:
-    name = f"erasure_{secrets.token_hex(4)}"
-    with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}" template "{template}"')
-    try:
-        yield _url(neurant_server.url, name)
-    finally:
-        with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+    with scratch_database(neurant_server.url, template=template) as url:
+        yield url
 
 
 def _cold(db: str, out: Path) -> list[Path]:
@@ -99,11 +79,11 @@ def _conversation_of(rows: dict[str, list[dict[str, Any]]], company: str, end_us
             if r["company_id"] == company and r["end_user_id"] == end_user]
 
 
-def _erase(db: str, *args: str) -> dict[str, Any]:
+def _erase(db: str, *args: str) -> Any:
+    """The JSON `neurant-db erase` prints: a receipt, or with --pending the list of receipts."""
     result = CliRunner().invoke(cli, ["--database-url", db, "erase", *args])
     assert result.exit_code == 0, result.output
-    data: dict[str, Any] = json.loads(result.output)
-    return data
+    return json.loads(result.stdout)
 
 
 # rule: end-user-erasure (docs/rules.md)
