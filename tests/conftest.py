@@ -7,16 +7,18 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from neurant_db.database import with_database
+from neurant_db.database import DatabaseTarget, with_database
+from neurant_db.migrate import migrate
 from neurant_db.paths import MIGRATION_FOLDERS, sql_root
-from neurant_db.testdb import TestDatabase
+from neurant_db.render import render_all
+from neurant_db.testdb import TestDatabase, test_settings
 
 from .citus_cluster import CitusCluster, missing_reason, skip_or_fail
 from .citus_cluster import citus_cluster as start_citus_cluster
@@ -35,6 +37,26 @@ def scratch_database(server_url: str, template: str | None = None) -> Iterator[s
         conn.execute(f'create database "{name}"' + (f' template "{template}"' if template else ""))
     try:
         yield with_database(server_url, name)  # a URI stays a URI; a keyword DSN or "" (PG*) gets dbname=
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@contextmanager
+def migrated_template(server_url: str, prefix: str,
+                      prepare: Callable[[str], None] | None = None) -> Iterator[str]:
+    """A database on the server of `server_url` migrated with the suites' settings, then
+    `prepare(url)`: its name, for `scratch_database(..., template=name)` copies; dropped after."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    try:
+        url = with_database(server_url, name)
+        settings = test_settings()
+        migrate(DatabaseTarget(url), render_all(settings), settings)
+        if prepare is not None:
+            prepare(url)
+        yield name
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')

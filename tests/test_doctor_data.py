@@ -6,9 +6,7 @@ the fix the finding gives clears it where it is a statement to run."""
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -19,48 +17,32 @@ from neurant_db.database import DatabaseTarget
 from neurant_db.doctor_data import run_data_checks
 from neurant_db.doctor_finding import Finding
 from neurant_db.lifecycle_demo import load_demo
-from neurant_db.migrate import migrate
-from neurant_db.render import render_all
 from neurant_db.summary import load_demo_data
 from neurant_db.testdb import TestDatabase, commit_fixtures, test_settings
 
+from .conftest import migrated_template, scratch_database
+
 COMPANY_A = "aaaaaaaa-0000-0000-0000-000000000000"
 
-
-def _url(base: str, name: str) -> str:
-    return urlunsplit(urlsplit(base)._replace(path="/" + name))
 
 
 @pytest.fixture(scope="module")
 def template(neurant_server: TestDatabase) -> Iterator[str]:
     """Migrated, with the test fixtures and (profile vanilla: seeds/_demo_data.sql writes
     auth.users) the demo tenants: a clean populated database."""
-    name = f"doctor_data_tpl_{secrets.token_hex(4)}"
-    with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = _url(neurant_server.url, name)
-    settings = test_settings()
-    try:
-        migrate(DatabaseTarget(url), render_all(settings), settings)
+    def populate(url: str) -> None:
         commit_fixtures(url)
-        if settings.profile == "vanilla":
+        if test_settings().profile == "vanilla":
             load_demo_data(DatabaseTarget(url))
+
+    with migrated_template(neurant_server.url, "doctor_data_tpl", populate) as name:
         yield name
-    finally:
-        with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 @pytest.fixture
 def db(neurant_server: TestDatabase, template: str) -> Iterator[str]:
-    name = f"doctor_data_{secrets.token_hex(4)}"
-    with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}" template "{template}"')
-    try:
-        yield _url(neurant_server.url, name)
-    finally:
-        with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+    with scratch_database(neurant_server.url, template=template) as url:
+        yield url
 
 
 def _plant(url: str, statements: str) -> None:

@@ -6,7 +6,6 @@ identical analytics re-runs, metrics, and the CLI."""
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 import uuid
@@ -23,45 +22,26 @@ from neurant_db.cold_storage import ExportInvalid, cold_export, restore_export, 
 from neurant_db.database import DatabaseTarget, with_database
 from neurant_db.jobs import JobLocked, call_job, has_pg_cron
 from neurant_db.lifecycle_demo import live_counts, load_demo
-from neurant_db.migrate import migrate
-from neurant_db.render import render_all
-from neurant_db.testdb import TestDatabase, test_settings
+from neurant_db.testdb import TestDatabase
+
+from .conftest import migrated_template, scratch_database
 
 COMPANY_1 = "00000000-0000-4000-9000-000000000001"
 FAR_FUTURE = datetime(2040, 1, 1, tzinfo=UTC)  # past every retention threshold of the demo data
 
 
-def _url(base: str, name: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    return urlunsplit(urlsplit(base)._replace(path="/" + name))
-
 
 @pytest.fixture(scope="module")
 def template(neurant_server: TestDatabase) -> Iterator[str]:
     """A migrated database used as template for each test's database."""
-    name = f"lifecycle_tpl_{secrets.token_hex(4)}"
-    with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    settings = test_settings()
-    migrate(DatabaseTarget(_url(neurant_server.url, name)), render_all(settings), settings)
-    try:
+    with migrated_template(neurant_server.url, "lifecycle_tpl") as name:
         yield name
-    finally:
-        with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 @pytest.fixture
 def db(neurant_server: TestDatabase, template: str) -> Iterator[str]:
-    name = f"lifecycle_{secrets.token_hex(4)}"
-    with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}" template "{template}"')
-    try:
-        yield _url(neurant_server.url, name)
-    finally:
-        with psycopg.connect(neurant_server.url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+    with scratch_database(neurant_server.url, template=template) as url:
+        yield url
 
 
 def _conn(url: str) -> psycopg.Connection:
