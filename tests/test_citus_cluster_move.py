@@ -23,6 +23,7 @@ from neurant_db.citus_request import citus_request
 from neurant_db.cli import cli
 from neurant_db.render import render_all
 from neurant_db.settings import Settings
+from neurant_db.table_registry import load as load_registry
 from neurant_db.testdb import commit_fixtures
 
 from .citus_cluster import MAJOR, CitusCluster, distributed_database
@@ -103,10 +104,21 @@ def test_a_filled_vanilla_database_moved_to_the_cluster_keeps_every_row_and_the_
     migrations = render_all(Settings(profile="citus", embedding_dimensions=8))
     step = next(m for m in migrations if m.source.name == "citus_distribution")
     before_step = max(m.version for m in migrations if m.version < step.version)
-    dump = tmp_path / "data.sql"
-    done = subprocess.run([str(debian_bin(MAJOR) / "pg_dump"), *DUMP, "-f", str(dump), "-d", vanilla_db],
-                          capture_output=True, text=True, check=False, timeout=300)
-    assert done.returncode == 0, done.stderr
+    # Tables a migration after the step creates (registry `since`): their own migration
+    # places them on the cluster, so their rows are loaded once `migrate` has run to the end.
+    late = sorted(e.name for e in load_registry().entries if e.since is not None and e.since > step.version)
+    dump, late_dump = tmp_path / "data.sql", tmp_path / "late.sql"
+    for args, path in (([*DUMP, *(f"--exclude-table={t}" for t in late)], dump),
+                       ([*DUMP[:3], *(f"--table={t}" for t in late)], late_dump)):
+        done = subprocess.run([str(debian_bin(MAJOR) / "pg_dump"), *args, "-f", str(path), "-d", vanilla_db],
+                              capture_output=True, text=True, check=False, timeout=300)
+        assert done.returncode == 0, done.stderr
+
+    def load_late() -> None:
+        loaded = subprocess.run([str(debian_bin(MAJOR) / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                                 "-f", str(late_dump), "-d", url], capture_output=True, text=True, check=False,
+                                timeout=300)
+        assert loaded.returncode == 0, loaded.stderr[-3000:]
     with distributed_database(citus_cluster) as url:
         # 1. The schema of profile citus, but the distribution step.
         _ok(["--database-url", url, *CITUS, "migrate", "--to", str(before_step)])
@@ -117,12 +129,14 @@ def test_a_filled_vanilla_database_moved_to_the_cluster_keeps_every_row_and_the_
         assert load.returncode == 0, load.stderr[-3000:]
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(MEMBERSHIPS)
-        # 3. The distribution step on the filled tables.
+        # 3. The distribution step on the filled tables, the migrations after it, their tables' rows.
         _ok(["--database-url", url, *CITUS, "migrate"])
+        load_late()
         with psycopg.connect(url) as conn:
             layout = {r[0]: r[1] for r in conn.execute(
                 f"select {QUALIFIED.format('relation')}, placement from private.citus_layout")}
-        assert _placements(url) == layout and len(layout) == 34
+        assert _placements(url) == layout
+        assert len(layout) == sum(1 for e in load_registry().entries if e.citus is not None)
         moved = sorted(set(layout) - {"private.memberships", "private.citus_layout"} - SEEDED)
         source = _fingerprints(vanilla_db, moved)
         assert all(source[t][0] > 0 for t in ("public.companies", "public.users", "public.messages",
@@ -156,14 +170,16 @@ def test_a_filled_vanilla_database_moved_to_the_cluster_keeps_every_row_and_the_
         assert _read_as(url, BENCH_OWNER_1, "select count(*) from public.conversations "
                         f"where company_id = '{BENCH_COMPANY_1}'") == [(10,)]
 
-        # Re-runs: nothing to apply; the step rolled back with the shard policies after it
-        # (seeds/3995; the tables stay distributed, no row moves) and applied again; every row
-        # still as it was.
+        # Re-runs: nothing to apply; the step rolled back with everything after it (the shard
+        # policies, the later tables; the step's tables stay distributed, no row moves) and
+        # applied again; every row still as it was.
         assert "nothing to apply" in _ok(["--database-url", url, *CITUS, "migrate"])
-        _ok(["--database-url", url, *CITUS, "rollback", "--steps", "2", "--yes"])
-        assert set(_placements(url)) == set(layout) - {"private.citus_layout"}
-        assert _fingerprints(url, moved) == source
+        _ok(["--database-url", url, *CITUS, "rollback", "--to", str(before_step), "--yes"])
+        assert set(_placements(url)) == set(layout) - {"private.citus_layout", *late}
+        kept = [t for t in moved if t not in late]
+        assert _fingerprints(url, kept) == {t: source[t] for t in kept}
         _ok(["--database-url", url, *CITUS, "migrate"])
+        load_late()
         assert _placements(url) == layout
         # Step 4 of the move: the local copies left in the coordinator's shell tables freed (the
         # tables' refuse_truncate triggers would refuse that local TRUNCATE too: replica role).
