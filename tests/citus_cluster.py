@@ -27,6 +27,8 @@ from pathlib import Path
 
 import psycopg
 
+from neurant_db.citus_testdb import CitusNodes
+
 from .debian_pg import debian_bin, ensure_debian_package, missing_server_reason, server_user, vendor_dir
 
 MAJOR = 15
@@ -184,20 +186,70 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(message)
 
 
-@contextmanager
-def distributed_database(cluster: CitusCluster) -> Iterator[str]:
-    """A fresh database with the citus extension on every node and the workers registered
-    (what `neurant-db --profile citus test` creates), dropped on every node afterwards."""
-    import secrets
+# The profile the cluster tests migrate with, and the shard count of their databases: with
+# 4 shards per distributed table (Citus's default is 32) both workers still hold shards of
+# every table and every multi-shard statement spans both, so every placement-level property
+# the tests prove holds (routing to one shard, co-location, shard policies, 25001), and
+# migrations, database copies and multi-shard statements are several times faster.
+MIGRATE_ARGS = ("--profile", "citus", "--embedding-dimensions", "8")
+TEST_SHARD_COUNT = 4
 
-    from neurant_db.citus_testdb import cluster_nodes, create_distributed_database, drop_distributed_database
 
-    base = cluster.url()
-    nodes = cluster_nodes(base)
+def _nodes(cluster: CitusCluster) -> CitusNodes:
+    from neurant_db.citus_testdb import cluster_nodes
+
+    nodes = cluster_nodes(cluster.url())
     if nodes is None or len(nodes.workers) != 2:
         raise RuntimeError(f"the cluster's coordinator does not list its two workers: {nodes}")
+    return nodes
+
+
+@contextmanager
+def distributed_database(cluster: CitusCluster, shard_count: int | None = None) -> Iterator[str]:
+    """A fresh database with the citus extension on every node and the workers registered
+    (what `neurant-db --profile citus test` creates), its tables distributed into
+    `shard_count` shards (None: Citus's default), dropped on every node afterwards."""
+    import secrets
+
+    from neurant_db.citus_testdb import create_distributed_database, drop_distributed_database
+
+    base, nodes = cluster.url(), _nodes(cluster)
     name = f"scratch_{secrets.token_hex(4)}"
     create_distributed_database(base, name, nodes)
+    try:
+        if shard_count is not None:
+            with psycopg.connect(cluster.url(database=name), autocommit=True) as conn:
+                conn.execute(f'alter database "{name}" set citus.shard_count = {int(shard_count)}')
+        yield cluster.url(database=name)
+    finally:
+        drop_distributed_database(base, name, nodes)
+
+
+@contextmanager
+def migrated_database(cluster: CitusCluster) -> Iterator[str]:
+    """A distributed database migrated to the end with MIGRATE_ARGS (no rows), dropped afterwards."""
+    from click.testing import CliRunner
+
+    from neurant_db.cli import cli
+
+    with distributed_database(cluster, TEST_SHARD_COUNT) as url:
+        result = CliRunner().invoke(cli, ["--database-url", url, *MIGRATE_ARGS, "migrate"])
+        if result.exit_code != 0:
+            raise RuntimeError(f"migrating the cluster's template database failed:\n{result.output}")
+        yield url
+
+
+@contextmanager
+def copy_of(cluster: CitusCluster, template_url: str) -> Iterator[str]:
+    """A fresh copy, on every node, of the distributed database `template_url` (tests that
+    commit work on it and leave the template as it was), dropped afterwards."""
+    import secrets
+
+    from neurant_db.citus_testdb import copy_distributed_database, drop_distributed_database
+
+    base, nodes = cluster.url(), _nodes(cluster)
+    name = f"copy_{secrets.token_hex(4)}"
+    copy_distributed_database(base, template_url.rsplit("/", 1)[1], name, nodes)
     try:
         yield cluster.url(database=name)
     finally:

@@ -20,7 +20,7 @@ from neurant_db.paths import MIGRATION_FOLDERS, sql_root
 from neurant_db.render import render_all
 from neurant_db.testdb import TestDatabase, test_settings
 
-from .citus_cluster import CitusCluster, missing_reason, skip_or_fail
+from .citus_cluster import CitusCluster, migrated_database, missing_reason, skip_or_fail
 from .citus_cluster import citus_cluster as start_citus_cluster
 
 # The pgTAP collector and the neurant_db/neurant_server fixtures: opt-in (no pytest11 entry
@@ -71,6 +71,14 @@ def citus_cluster() -> Iterator[CitusCluster]:
         skip_or_fail(reason)
     with start_citus_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def citus_migrated(citus_cluster: CitusCluster) -> Iterator[str]:
+    """A distributed database migrated with profile citus once per session, no rows: the
+    template of `tests.citus_cluster.copy_of`, never used directly (a copy shuts its doors)."""
+    with migrated_database(citus_cluster) as url:
+        yield url
 
 
 @pytest.fixture

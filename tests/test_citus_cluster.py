@@ -20,7 +20,7 @@ from neurant_db.citus_testdb import CitusNodes, cluster_nodes
 from neurant_db.cli import cli
 from neurant_db.table_registry import load
 
-from .citus_cluster import CitusCluster, distributed_database, skip_or_fail
+from .citus_cluster import TEST_SHARD_COUNT, CitusCluster, copy_of, distributed_database, skip_or_fail
 
 ARGS = ["--profile", "citus", "--embedding-dimensions", "8"]
 
@@ -28,7 +28,7 @@ ARGS = ["--profile", "citus", "--embedding-dimensions", "8"]
 @pytest.fixture
 def distributed_db(citus_cluster: CitusCluster) -> Iterator[str]:
     """A fresh database with the citus extension on every node, dropped on all afterwards."""
-    with distributed_database(citus_cluster) as url:
+    with distributed_database(citus_cluster, TEST_SHARD_COUNT) as url:
         yield url
 
 
@@ -124,15 +124,15 @@ def test_migrate_places_every_table_as_the_layout_says_with_every_foreign_key_ke
     assert _placements(distributed_db) == layout and _foreign_keys(distributed_db) == keys
 
 
-def test_doctor_on_the_cluster_reports_no_error_and_ignores_citus_own_views(distributed_db: str) -> None:
+def test_doctor_on_the_cluster_reports_no_error_and_ignores_citus_own_views(
+        citus_cluster: CitusCluster, citus_migrated: str) -> None:
     # Failure 2 of issue 19: public.citus_tables / citus_schemas (Citus's views) were errors.
-    runner = CliRunner()
-    assert runner.invoke(cli, ["--database-url", distributed_db, *ARGS, "migrate"]).exit_code == 0
-    doctor = runner.invoke(cli, ["--database-url", distributed_db, *ARGS, "doctor", "--json"])
-    findings = json.loads(doctor.output)
-    assert [(f["check"], f["object"]) for f in findings if f["level"] == "error"] == []
-    with psycopg.connect(distributed_db) as conn:
-        assert conn.execute("select to_regclass('public.citus_tables') is not null").fetchone() == (True,)
+    with copy_of(citus_cluster, citus_migrated) as url:
+        doctor = CliRunner().invoke(cli, ["--database-url", url, *ARGS, "doctor", "--json"])
+        findings = json.loads(doctor.output)
+        assert [(f["check"], f["object"]) for f in findings if f["level"] == "error"] == []
+        with psycopg.connect(url) as conn:
+            assert conn.execute("select to_regclass('public.citus_tables') is not null").fetchone() == (True,)
 
 
 def _databases(cluster: CitusCluster) -> dict[str, set[str]]:

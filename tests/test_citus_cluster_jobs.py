@@ -23,7 +23,7 @@ from neurant_db.citus_request import citus_request
 from neurant_db.cli import cli
 from neurant_db.cold_storage import verify_export
 
-from .citus_cluster import CitusCluster, distributed_database
+from .citus_cluster import CitusCluster, copy_of
 from .test_citus_cluster_requests import ARGS, one, sign_up
 
 NOW = datetime.now(UTC)
@@ -71,13 +71,11 @@ def where(url: str, conversation: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(citus_cluster: CitusCluster) -> Iterator[World]:
+def world(citus_cluster: CitusCluster, citus_migrated: str) -> Iterator[World]:
     """Two companies created by their owners, each with a chatbot, an integration with two
     logs, three closed conversations of two messages (the first with a reaction and an
     escalation) and their day of analytics; a legal hold on A's third conversation."""
-    with distributed_database(citus_cluster) as url:
-        result = CliRunner().invoke(cli, ["--database-url", url, *ARGS, "migrate"])
-        assert result.exit_code == 0, result.output
+    with copy_of(citus_cluster, citus_migrated) as url:
         owners = {name: sign_up(url, f"owner.{name.lower()}") for name in "AB"}
         companies = {name: str(one(url, sub, "select public.create_company_with_owner(%s, null, 'free', 'Owner')",
                                    f"Company {name}")) for name, sub in owners.items()}

@@ -26,7 +26,7 @@ from neurant_db.settings import Settings
 from neurant_db.table_registry import load as load_registry
 from neurant_db.testdb import commit_fixtures
 
-from .citus_cluster import MAJOR, CitusCluster, distributed_database
+from .citus_cluster import MAJOR, TEST_SHARD_COUNT, CitusCluster, distributed_database
 from .debian_pg import debian_bin, debian_postgres
 
 VANILLA = ["--embedding-dimensions", "8"]
@@ -119,7 +119,7 @@ def test_a_filled_vanilla_database_moved_to_the_cluster_keeps_every_row_and_the_
                                  "-f", str(late_dump), "-d", url], capture_output=True, text=True, check=False,
                                 timeout=300)
         assert loaded.returncode == 0, loaded.stderr[-3000:]
-    with distributed_database(citus_cluster) as url:
+    with distributed_database(citus_cluster, TEST_SHARD_COUNT) as url:
         # 1. The schema of profile citus, but the distribution step.
         _ok(["--database-url", url, *CITUS, "migrate", "--to", str(before_step)])
         # 2. The data, triggers off; the membership copy from users.

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from neurant_db.cli import cli
 
-from .citus_cluster import NODES, CitusCluster, distributed_database
+from .citus_cluster import NODES, CitusCluster, copy_of
 from .test_citus_cluster_requests import ARGS, one, request, sign_up
 
 
@@ -40,9 +40,8 @@ def tracked(citus_cluster: CitusCluster) -> Iterator[CitusCluster]:
 
 
 def test_on_citus_the_metrics_job_samples_tenant_bytes_and_top_reads_citus_stat_tenants(
-        tracked: CitusCluster) -> None:
-    with distributed_database(tracked) as url:
-        invoke(url, "migrate")
+        tracked: CitusCluster, citus_migrated: str) -> None:
+    with copy_of(tracked, citus_migrated) as url:
         owners = [sign_up(url, f"owner.{n}") for n in ("a", "b")]
         companies = [str(one(url, o, "select public.create_company_with_owner(%s, null, 'free', 'Ana')", f"Co {i}"))
                      for i, o in enumerate(owners)]

@@ -18,7 +18,14 @@ from click.testing import CliRunner
 
 from neurant_db.cli import cli
 
-from .citus_cluster import CitusCluster, citus_cluster, distributed_database, missing_reason, skip_or_fail
+from .citus_cluster import (
+    TEST_SHARD_COUNT,
+    CitusCluster,
+    citus_cluster,
+    distributed_database,
+    missing_reason,
+    skip_or_fail,
+)
 
 ARGS = ["--profile", "citus", "--embedding-dimensions", "8"]
 
@@ -39,7 +46,7 @@ def test_preflight_names_each_worker_missing_a_role_of_the_coordinator_and_the_f
         conn.execute("set citus.enable_create_role_propagation = off")
         conn.execute("create role anon login noinherit")
         conn.execute("create role authenticated login noinherit")
-    with distributed_database(c) as url:
+    with distributed_database(c, TEST_SHARD_COUNT) as url:
         result = CliRunner().invoke(cli, ["--database-url", url, *ARGS, "preflight", "--json"])
         assert result.exit_code == 8, result.output
         checks = [x for x in json.loads(result.stdout)["checks"] if x["level"] == "error"]

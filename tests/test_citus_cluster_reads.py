@@ -11,13 +11,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner
 
 from neurant_db.citus_request import citus_request
-from neurant_db.cli import cli
 
 from . import citus_read_speed as reads
-from .citus_cluster import CitusCluster, distributed_database
+from .citus_cluster import CitusCluster, copy_of
 
 ARGS = ["--profile", "citus", "--embedding-dimensions", "8"]
 C = reads.COMPANY
@@ -25,11 +23,9 @@ NEW_BOT = ("insert into public.chatbots (company_id, name, system_prompt) values
 
 
 @pytest.fixture(scope="module")
-def url(citus_cluster: CitusCluster) -> Iterator[str]:
-    """A distributed database migrated with profile citus and the read data set loaded."""
-    with distributed_database(citus_cluster) as db:
-        result = CliRunner().invoke(cli, ["--database-url", db, *ARGS, "migrate"])
-        assert result.exit_code == 0, result.output
+def url(citus_cluster: CitusCluster, citus_migrated: str) -> Iterator[str]:
+    """A copy of the session's migrated distributed database, the read data set loaded."""
+    with copy_of(citus_cluster, citus_migrated) as db:
         reads.seed(db)
         yield db
 

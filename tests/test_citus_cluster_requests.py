@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from neurant_db.citus_request import citus_request
 from neurant_db.cli import cli
 
-from .citus_cluster import CitusCluster, distributed_database
+from .citus_cluster import CitusCluster, copy_of
 
 ARGS = ["--profile", "citus", "--embedding-dimensions", "8"]
 
@@ -57,13 +57,11 @@ def sign_up(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def tenants(citus_cluster: CitusCluster) -> Iterator[Tenants]:
+def tenants(citus_cluster: CitusCluster, citus_migrated: str) -> Iterator[Tenants]:
     """A migrated distributed database with two companies, each created by its owner
     through create_company_with_owner in the documented request sequence (failure 3:
     42501 on companies_102033 when the role was set after the propagate setting)."""
-    with distributed_database(citus_cluster) as url:
-        result = CliRunner().invoke(cli, ["--database-url", url, *ARGS, "migrate"])
-        assert result.exit_code == 0, result.output
+    with copy_of(citus_cluster, citus_migrated) as url:
         owner_a, owner_b = sign_up(url, "owner.a"), sign_up(url, "owner.b")
         company_a = str(one(url, owner_a, "select public.create_company_with_owner('Company A', null, 'free', 'Ana')"))
         company_b = str(one(url, owner_b, "select public.create_company_with_owner('Company B', null, 'free', 'Bea')"))

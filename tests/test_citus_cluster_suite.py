@@ -13,36 +13,25 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from click.testing import CliRunner
 
 from neurant_db import pgtap
-from neurant_db.cli import cli
 from neurant_db.isolation import generate_matrix_sql
 from neurant_db.paths import sql_root
 from neurant_db.tap import TapResult, run_tap_sql
 from neurant_db.testdb import SEARCH_PATH, commit_fixtures
 
-from .citus_cluster import CitusCluster, FileCopies, distributed_database
+from .citus_cluster import CitusCluster, FileCopies, copy_of
 from .citus_suite import CLUSTER_PREAMBLE, COUNTS, KNOWN_ERRORS, KNOWN_FAILING, PGTAP_PATHS, UNSTABLE, matrix_table
 from .test_citus_profile import VANILLA_SHAPE
 
 ROOT = sql_root()
-# Shards per distributed table in the suite database (Citus's default is 32): both workers
-# still hold shards of every table and every multi-shard statement spans both; fewer make
-# the suite's per-file copies and its many small multi-shard statements faster.
-SHARD_COUNT = 4
 PREAMBLE = [("search path", SEARCH_PATH)]
 
 
 @pytest.fixture(scope="module")
-def suite_db(citus_cluster: CitusCluster) -> Iterator[str]:
-    """A distributed database migrated with profile citus, pgTAP and the fixtures committed."""
-    with distributed_database(citus_cluster) as url:
-        with psycopg.connect(url, autocommit=True) as conn:  # see SHARD_COUNT
-            conn.execute(f"alter database {url.rsplit('/', 1)[1]} set citus.shard_count = {SHARD_COUNT}")
-        result = CliRunner().invoke(cli, ["--database-url", url, "--profile", "citus",
-                                          "--embedding-dimensions", "8", "migrate"])
-        assert result.exit_code == 0, result.output
+def suite_db(citus_cluster: CitusCluster, citus_migrated: str) -> Iterator[str]:
+    """A copy of the session's migrated distributed database, pgTAP and the fixtures committed."""
+    with copy_of(citus_cluster, citus_migrated) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             pgtap.ensure_available(conn, embedded_sharedir=None)
         commit_fixtures(url)

@@ -129,6 +129,20 @@ def test_changed_values_fail_unless_the_migration_declares_the_rewrite_which_cov
     assert report_ok.tables[0].details == ("column name rewritten (declared by 0020_upper)",)
 
 
+def test_a_migration_leaving_rows_that_break_a_not_valid_constraint_fails_doctor_data(
+        neurant_server: TestDatabase, repo: Path) -> None:
+    write(repo, "schema/0020_short_names.sql",
+          "-- short names, for new rows only\nalter table public.widgets add constraint widgets_name_short"
+          " check (length(name) < 4) not valid;\n",
+          "alter table public.widgets drop constraint widgets_name_short;\n")
+    result = cli_check(neurant_server, "--from", "v1")
+    assert result.exit_code == 1, result.output
+    assert "public.widgets       3       3  ok" in result.output, "no row lost or changed"
+    assert "doctor --data ERROR: data.not_valid public.widgets.widgets_name_short: NOT VALID and 1 existing" \
+        in result.output
+    assert "LEAVES THE DATA INCONSISTENT: data.not_valid" in result.output
+
+
 def test_a_dropped_table_is_lost_unless_declared(neurant_server: TestDatabase, repo: Path) -> None:
     write(repo, "schema/0020_no_widgets.sql", "-- gone\ndrop table public.widgets;\n",
           "create table public.widgets (id int primary key, name text, legacy text, updated_at timestamptz);\n")
@@ -181,7 +195,8 @@ def test_the_upgrade_from_the_newest_recorded_release_loses_nothing(neurant_serv
     # Once a release is recorded its commit must be found: release_ref raises, never skips.
     report = run_upgrade_check(neurant_server.target, release_ref(None), test_settings())
     failed = [t.as_dict() for t in report.tables if t.failed]
-    assert report.ok, failed
+    assert report.ok, (failed, [f.as_dict() for f in report.data_errors])
+    assert report.data_errors == [], "doctor --data finds no new inconsistency after the upgrade"
     empty = [t.table for t in report.tables if t.status != "new" and not t.rows_before]
     assert not empty, f"the release's fixtures leave these tables empty, so their upgrade is untested: {empty}"
 
@@ -236,6 +251,8 @@ def test_a_populated_upgrade_with_an_online_index_and_a_new_column_loses_nothing
     assert tables["public.conversations"]["status"] == "ok"
     assert "new column(s): priority" in tables["public.conversations"]["details"]
     assert report["counts"].get("lost", 0) == 0 and report["counts"].get("changed", 0) == 0
+    assert [f for f in report["data_findings"] if f["level"] == "error"] == [], \
+        "doctor --data: the populated upgrade leaves counters, usage and keys consistent"
 
 
 def test_the_loss_of_generated_rows_is_caught_at_scale(neurant_server: TestDatabase, real_repo: Path) -> None:

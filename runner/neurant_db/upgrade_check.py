@@ -28,6 +28,13 @@ off), so the upgrade runs against populated tables, as it would in production (a
 online migration, an index build, a column added with a default) and every row of
 them is compared. The generator writes today's table shapes: REF must have them.
 
+6. `doctor --data` (doctor_data.py) runs before and after the upgrade: counters
+   against the rows, usage against stored messages, orphans, constraints left NOT
+   VALID, invalid indexes. An error finding after the upgrade that was not there
+   before (a backfill that forgets a counter, a constraint added NOT VALID over rows
+   that break it) fails the check; one already in REF's data (its fixtures were
+   written by hand) is printed and does not fail it, nor do warnings.
+
 The snapshot holds one short hash per cell in memory: it is meant for fixture-sized
 data (a few thousand generated rows), not for a copy of production.
 """
@@ -54,6 +61,8 @@ from psycopg import sql
 
 from . import scratch
 from .database import DatabaseTarget, connect, database_name
+from .doctor_data import run_data_checks
+from .doctor_finding import Finding
 from .errors import BadArgument, MigrationSourceError, NeurantError
 from .lifecycle_demo import live_counts, load_demo
 from .migrate import migrate
@@ -374,10 +383,18 @@ class UpgradeReport:
     tables: list[TableReport]
     seconds: float = 0.0
     generated: dict[str, int] = field(default_factory=dict)  # --rows: rows generated per table
+    data_findings: list[Finding] = field(default_factory=list)  # doctor --data on the upgraded database
+    data_before: list[Finding] = field(default_factory=list)  # doctor --data on REF's database
+
+    @property
+    def data_errors(self) -> list[Finding]:
+        """The error findings after the upgrade that REF's database did not have."""
+        known = {(f.check, f.object) for f in self.data_before if f.level == "error"}
+        return [f for f in self.data_findings if f.level == "error" and (f.check, f.object) not in known]
 
     @property
     def ok(self) -> bool:
-        return not any(t.failed for t in self.tables)
+        return not any(t.failed for t in self.tables) and not self.data_errors
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(t.status for t in self.tables))
@@ -387,7 +404,10 @@ class UpgradeReport:
                 "from_migrations": len(self.ref_migrations), "fixtures": self.fixtures,
                 "applied": self.applied, "ok": self.ok, "counts": self.counts(),
                 "seconds": round(self.seconds, 2), "generated_rows": self.generated,
-                "tables": [t.as_dict() for t in self.tables]}
+                "tables": [t.as_dict() for t in self.tables],
+                "data_findings": [f.as_dict() for f in self.data_findings],
+                "data_findings_before": [f.as_dict() for f in self.data_before],
+                "data_errors": [f.as_dict() for f in self.data_errors]}
 
 
 @contextmanager
@@ -470,6 +490,7 @@ def run_upgrade_check(server: DatabaseTarget, ref: str, settings: Settings, *, r
                     say(f"generated {sum(generated.values())} rows: "
                         + ", ".join(f"{t} {n}" for t, n in sorted(generated.items())))
                 before = snapshot(conn, schemas)
+                findings_before = run_data_checks(conn)
             try:
                 result = migrate(scratch, new_migrations, settings)
             except NeurantError as exc:
@@ -480,9 +501,11 @@ def run_upgrade_check(server: DatabaseTarget, ref: str, settings: Settings, *, r
             declared = read_declarations([m for m in new_migrations if m.id in applied])
             with connect(scratch.url, purpose="upgrade-check") as conn:
                 after = snapshot(conn, schemas)
+                findings = run_data_checks(conn)
+            say(f"doctor --data on the upgraded database: {_plural(len(findings), 'finding')}")
     return UpgradeReport(ref, commit, database, [m.id for m in old_migrations],
                          fixtures, result.applied, compare(before, after, declared), time.monotonic() - started,
-                         generated)
+                         generated, findings, findings_before)
 
 
 def print_report(report: UpgradeReport, echo: Callable[[str], None]) -> None:
@@ -493,11 +516,25 @@ def print_report(report: UpgradeReport, echo: Callable[[str], None]) -> None:
         after = "-" if t.rows_after is None else str(t.rows_after)
         status = t.status.upper() if t.failed else t.status
         echo(f"{t.table:<{width}}  {before:>6}  {after:>6}  {status:<8} {'; '.join(t.details)}".rstrip())
+    new = report.data_errors
+    for f in report.data_findings:
+        if f in new:
+            echo(f"doctor --data ERROR: {f.check} {f.object}: {f.message}" + (f" (fix: {f.hint})" if f.hint else ""))
+        else:  # the details are doctor --data's, on a database of REF
+            echo(f"doctor --data {f.level}{' (already before the upgrade)' if f.level == 'error' else ''}: "
+                 f"{f.check} {f.object}: {f.message.split(':', 1)[0]}")
     counts = report.counts()
     echo(f"{_plural(len(report.tables), 'table')}: "
          + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("ok", "new", "dropped", "changed", "lost")))
+    errors = len(new)
+    echo(f"doctor --data after the upgrade: {_plural(errors, 'new error')}, "
+         f"{_plural(len(report.data_findings) - errors, 'other finding')}")
     if report.ok:
-        echo(f"upgrade from {report.ref} loses nothing ({report.seconds:.1f}s)")
-    else:
-        bad = [t.table for t in report.tables if t.failed]
+        echo(f"upgrade from {report.ref} loses nothing and leaves the data consistent ({report.seconds:.1f}s)")
+        return
+    bad = [t.table for t in report.tables if t.failed]
+    if bad:
         echo(f"upgrade from {report.ref} LOSES OR CHANGES DATA in {', '.join(bad)}")
+    if errors:
+        echo(f"upgrade from {report.ref} LEAVES THE DATA INCONSISTENT: "
+             + ", ".join(sorted({f.check for f in new})))
