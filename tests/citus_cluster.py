@@ -193,6 +193,8 @@ def skip_or_fail(reason: str) -> None:
 # migrations, database copies and multi-shard statements are several times faster.
 MIGRATE_ARGS = ("--profile", "citus", "--embedding-dimensions", "8")
 TEST_SHARD_COUNT = 4
+# the same for a `neurant-db` process the tests start (libpq sends it with every session)
+TEST_SHARDS = {"PGOPTIONS": f"{os.environ.get('PGOPTIONS', '')} -c citus.shard_count={TEST_SHARD_COUNT}".strip()}
 
 
 def _nodes(cluster: CitusCluster) -> CitusNodes:

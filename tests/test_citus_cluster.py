@@ -20,7 +20,7 @@ from neurant_db.citus_testdb import CitusNodes, cluster_nodes
 from neurant_db.cli import cli
 from neurant_db.table_registry import load
 
-from .citus_cluster import TEST_SHARD_COUNT, CitusCluster, copy_of, distributed_database, skip_or_fail
+from .citus_cluster import TEST_SHARD_COUNT, TEST_SHARDS, CitusCluster, copy_of, distributed_database, skip_or_fail
 
 ARGS = ["--profile", "citus", "--embedding-dimensions", "8"]
 
@@ -166,7 +166,7 @@ def test_neurant_db_test_with_profile_citus_runs_on_a_distributed_database_and_d
         "select * from finish();\n")
     before = _databases(citus_cluster)
     exe = shutil.which("neurant-db") or str(Path(sys.executable).parent / "neurant-db")
-    env = {**os.environ, "NEURANT_SQL_ROOT": str(root)}
+    env = {**os.environ, "NEURANT_SQL_ROOT": str(root), **TEST_SHARDS}
     env.pop("NEURANT_TEST_PROFILE", None)
     result = subprocess.run(
         [exe, "--profile", "citus", "--embedding-dimensions", "8", "--database-url", citus_cluster.url(),

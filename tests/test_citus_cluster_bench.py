@@ -21,7 +21,7 @@ import pytest
 
 from neurant_db.bench import QUERIES
 
-from .citus_cluster import CitusCluster
+from .citus_cluster import TEST_SHARDS, CitusCluster
 
 TOY = ["--companies", "8", "--conversations", "10", "--messages", "2", "--iterations", "10", "--rounds", "1",
        "--writes", "--write-seconds", "1", "--write-repeats", "1"]
@@ -55,7 +55,7 @@ def bench_run(citus_cluster: CitusCluster, tmp_path_factory: pytest.TempPathFact
         [exe, "--profile", "citus", "--embedding-dimensions", "8", "--database-url", citus_cluster.url(),
          "bench", *TOY, "--report-dir", str(reports), "--json"],
         capture_output=True, text=True, check=False, timeout=900,
-        env={k: v for k, v in os.environ.items() if k != "NEURANT_TEST_PROFILE"})
+        env={**{k: v for k, v in os.environ.items() if k != "NEURANT_TEST_PROFILE"}, **TEST_SHARDS})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(done.stdout[done.stdout.index("{"):])
     (explain,) = reports.glob("bench-*/explain.txt")
