@@ -25,12 +25,13 @@ from click.testing import CliRunner
 from neurant_db.citus_request import citus_request
 from neurant_db.cli import cli
 from neurant_db.doctor_finding import Finding
-from neurant_db.doctor_placements import BARE_CALL, CHECK, REWRITE, placement_policy_findings
+from neurant_db.doctor_placements import CHECK, REWRITE, placement_policy_findings
 
 from .citus_cluster import CitusCluster, distributed_database
 from .test_citus_cluster_requests import ARGS, one, request, sign_up
 
 TRANSFER_MODE = "block_writes"
+BARE_CALL = r"(?<!SELECT )(?:public|private|auth)\.[a-z_][a-z0-9_]*\(\)"  # a helper call, deparsed with its schema
 NEW_BOT = "insert into public.chatbots (company_id, name, system_prompt) values (%s, %s, 'Sell.') returning id"
 
 
