@@ -190,7 +190,7 @@ def test_the_shard_policies_step_is_idempotent_and_undone_by_its_bare_form(url: 
             assert all(bare == total > 0 for total, bare in shard_policy_calls(url).values())
         finally:
             tables = conn.execute("select private.citus_shard_policies()").fetchone()
-        assert tables is not None and tables[0] > 30
+        assert tables is not None and tables[0] > 20  # every table whose policies call a helper
     assert all(bare == 0 for _, bare in shard_policy_calls(url).values())
 
 
