@@ -25,6 +25,7 @@ import psycopg
 
 from .citus_layout import APPLICATION_SCHEMAS, Placement, layout_source, table_layout
 from .doctor_finding import Finding
+from .doctor_placements import placement_policy_findings
 from .sql_code import code_only
 
 NESTED_SETTING = "citus.allow_nested_distributed_execution"
@@ -248,6 +249,17 @@ def policy_functions(model: Model) -> Iterator[Finding]:
                       f"Add set {NESTED_SETTING} = on to the helper the policy calls "
                       "(create function ... set search_path = pg_catalog, pg_temp "
                       f"set {NESTED_SETTING} = on).")
+
+
+@citus_check
+def placement_policies(model: Model) -> Iterator[Finding]:
+    """On a real Citus cluster only (nothing without pg_dist_placement): every shard placement
+    holds its table's policies in the (select f()) form private.citus_shard_policies() writes,
+    and row level security as its table. A placement Citus made anew from the table's bare
+    policies (a shard move, split, rebalance) is a warning; a missing, extra or different
+    policy, or row level security off, an error naming the statements that mend it on its
+    node (runner/neurant_db/doctor_placements.py)."""
+    yield from placement_policy_findings(model.conn)
 
 
 TRIGGERS = """

@@ -164,7 +164,9 @@ def doctor(c: Context, as_json: bool, show_all: bool, doctor_profile: str | None
     also every Citus restriction as a static rule (policy subqueries, triggers on
     shards, unique keys, foreign keys, NOLOGIN request roles, insert grants): they
     run on plain PostgreSQL, with the table placements of pg_dist_partition, else of
-    private.citus_layout, else the default plan (see docs/doctor.md).
+    private.citus_layout, else the default plan (see docs/doctor.md); on a Citus cluster
+    also every shard placement's policies against its table's (citus.placement_policies:
+    after a shard move or rebalance, docs/scale-out.md).
 
     With --data, the rows instead (docs/operations.md, "Data health: doctor --data"):
     each check in its own read-only transaction bounded by --statement-timeout; each
