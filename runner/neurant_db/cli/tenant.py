@@ -34,7 +34,12 @@ def export_cmd(c: Context, company: str, out_dir: Path) -> None:
     """Write one snapshot of COMPANY (one REPEATABLE READ, READ ONLY transaction): one COPY
     file per tenant table of the table registry, the identities it references, its cold
     exports' manifests, and manifest.json (columns, row counts, sha256, schema version).
-    Prints a summary (JSON)."""
+    Prints a summary (JSON).
+
+    \b
+    Example:
+      neurant-db tenant export 2f0c... --out /backups/tenant-2f0c
+    """
     manifest = export_tenant(c.target(), company, out_dir)
     emit({"company": company, "out": str(out_dir), "schema": manifest["schema"]["newest_migration"],
           "rows": {t: e["rows"] for t, e in manifest["tables"].items()},
@@ -49,7 +54,12 @@ def import_cmd(c: Context, directory: Path) -> None:
     constraints, foreign keys and tenant guards checked, ids kept, the bookkeeping not run
     twice (import mode, functions/4400); counts and sha256 of every table verified before
     the commit. Refuses a newer schema, a changed or missing file and any row already
-    present; then nothing is loaded."""
+    present; then nothing is loaded.
+
+    \b
+    Example:
+      neurant-db --database-url postgresql://db2/app tenant import /backups/tenant-2f0c
+    """
     emit(import_tenant(c.target(), directory))
 
 
@@ -62,5 +72,10 @@ def import_cmd(c: Context, directory: Path) -> None:
 def delete_cmd(c: Context, company: str, export_dir: Path) -> None:
     """Delete COMPANY and everything it owns, only if EXPORT_DIR holds it exactly as it is
     now (every table's count and sha256 recomputed in one snapshot). An active legal hold
-    refuses it. Prints what went and what stays (the audit trail)."""
+    refuses it. Prints what went and what stays (the audit trail).
+
+    \b
+    Example:
+      neurant-db tenant delete 2f0c... --verified-export /backups/tenant-2f0c
+    """
     emit(delete_tenant(c.target(), company, export_dir))
