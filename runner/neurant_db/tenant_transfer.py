@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -405,15 +406,20 @@ def import_tenant(target: DatabaseTarget, directory: Path) -> dict[str, Any]:
         _collisions(conn, company, plan)
         added = _load_identities(conn, directory, manifest)
         loaded: dict[str, int] = {}
+        seconds: dict[str, float] = {}
         for table, entry in plan.load:
             if table.name == "public.users" and MEMBERSHIPS in plan.derived:
                 _stage_memberships(conn, directory, entry)
+            started = time.perf_counter()
             try:
                 _copy_in(conn, table.name, tuple(entry["columns"]), directory / entry["file"])
             except psycopg.Error as exc:
                 raise _load_error(table.name, exc) from None
             loaded[table.name] = int(entry["rows"])
+            seconds[table.name] = round(time.perf_counter() - started, 3)
+        started = time.perf_counter()
         mismatches = verify_loaded(conn, company, plan)
+        seconds["verify"] = round(time.perf_counter() - started, 3)
         if mismatches:
             raise TenantTransferError("the loaded rows differ from the snapshot: " + "; ".join(mismatches),
                                       hint="Nothing was imported (rolled back).")
@@ -425,7 +431,7 @@ def import_tenant(target: DatabaseTarget, directory: Path) -> dict[str, Any]:
     finally:
         conn.close()
     return {"company": company, "tables": loaded, "identities_added": added, "skipped": plan.skipped,
-            "derived": plan.derived, "verified": True, "rows": sum(loaded.values())}
+            "derived": plan.derived, "verified": True, "rows": sum(loaded.values()), "seconds": seconds}
 
 
 def _stage_memberships(conn: psycopg.Connection, directory: Path, users_entry: dict[str, Any]) -> None:
@@ -436,8 +442,9 @@ def _stage_memberships(conn: psycopg.Connection, directory: Path, users_entry: d
     cols = [str(r[0]) for r in conn.execute(
         "select attname from pg_attribute where attrelid = 'private.memberships'::regclass and attnum > 0 "
         "and not attisdropped and attgenerated = '' order by attnum").fetchall()]
-    source = {"user_id": "id"}
-    conn.execute(sql.SQL("insert into private.memberships ({}) select {} from pg_temp.tenant_import_users").format(
+    source: dict[str, str] = {}  # memberships' columns are the users' own (id: the users row's)
+    conn.execute(sql.SQL("insert into private.memberships ({}) select {} from pg_temp.tenant_import_users "
+                         "where auth_user_id is not null").format(
         _ident_list(tuple(cols)), sql.SQL(", ").join(sql.Identifier(source.get(c, c)) for c in cols)))
 
 
