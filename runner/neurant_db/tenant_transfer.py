@@ -334,7 +334,11 @@ def _plan(conn: psycopg.Connection, manifest: dict[str, Any]) -> ImportPlan:
     # foreign key): loaded once the archive is
     plan.load.sort(key=lambda item: item[0].name in LOAD_LAST)
     ours = {e.name for e in tenant_entries(registry, profile)}
-    plan.skipped = [name for name in tables if name not in ours]
+    unknown = [name for name in tables if registry.get(name) is None or not registry[name].tenant]
+    if unknown:
+        raise TenantTransferError(f"the manifest names tables that are no tenant table here: {', '.join(unknown)}",
+                                  hint="Only exports written by neurant-db tenant export are imported.")
+    plan.skipped = [name for name in tables if name not in ours]  # another profile's own tables
     return plan
 
 
@@ -430,14 +434,22 @@ def import_tenant(target: DatabaseTarget, directory: Path) -> dict[str, Any]:
             raise TenantTransferError("the loaded rows differ from the snapshot: " + "; ".join(mismatches),
                                       hint="Nothing was imported (rolled back).")
         conn.execute("commit")
+    except psycopg.Error as exc:
+        _rollback(conn)
+        raise TenantTransferError(f"tenant import: {exc.diag.message_primary or exc}: nothing imported",
+                                  hint=exc.diag.message_hint) from None
     except BaseException:
-        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("rollback")
+        _rollback(conn)
         raise
     finally:
         conn.close()
     return {"company": company, "tables": loaded, "identities_added": added, "skipped": plan.skipped,
             "derived": plan.derived, "verified": True, "rows": sum(loaded.values()), "seconds": seconds}
+
+
+def _rollback(conn: psycopg.Connection) -> None:
+    if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.execute("rollback")
 
 
 def _stage_memberships(conn: psycopg.Connection, directory: Path, users_entry: dict[str, Any]) -> None:
@@ -507,7 +519,10 @@ def delete_tenant(target: DatabaseTarget, company: str, verified_export: Path) -
     conn = _owner_connection(target, "tenant delete")
     try:
         conn.execute("begin isolation level repeatable read")
-        if conn.execute("select 1 from public.companies where id = %s", (company,)).fetchone() is None:
+        # the company row locked first: no row naming it (every tenant table's foreign key to
+        # it takes a key-share lock) is written between the check and the delete
+        if conn.execute("select 1 from public.companies where id = %s for update",
+                        (company,)).fetchone() is None:
             raise TenantTransferError(f"company {company} does not exist")
         changed = []
         for name, entry in manifest["tables"].items():
@@ -531,9 +546,12 @@ def delete_tenant(target: DatabaseTarget, company: str, verified_export: Path) -
                                       hint=diag.message_hint) from None
         after = _counts(conn, company, manifest)
         conn.execute("commit")
+    except psycopg.Error as exc:
+        _rollback(conn)
+        raise TenantTransferError(f"tenant delete: {exc.diag.message_primary or exc}: nothing deleted",
+                                  hint=exc.diag.message_hint) from None
     except BaseException:
-        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("rollback")
+        _rollback(conn)
         raise
     finally:
         conn.close()
