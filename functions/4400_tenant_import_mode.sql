@@ -16,7 +16,7 @@
 -- private.integration_credentials_before_write() of schema/2010_integrations.sql (an imported
 -- secret keeps its updated_at, which integrations.credentials_updated_at repeats).
 --
--- `neurant-db tenant import` (runner/neurant_db/tenant_import.py) loads a tenant's snapshot
+-- `neurant-db tenant import` (runner/neurant_db/tenant_transfer.py) loads a tenant's snapshot
 -- row for row, in one transaction, with every constraint, foreign key, tenant guard and
 -- before-row rule of the target checked. What it must not do is run the bookkeeping again:
 -- the snapshot already holds its result (the companies' counters, the monthly usage, the
