@@ -173,6 +173,7 @@ def test_export_holds_rows_of_its_tenant_only(exports: dict[str, tuple[Path, dic
     assert manifest_a["global"]["auth.users"]["rows"] == (members[0] if members else -1)
 
 
+# rule: tenant-transfer (docs/rules.md)
 def test_round_trip_gives_identical_hashes(target: tuple[str, dict[str, Any]],
                                           exports: dict[str, tuple[Path, dict[str, Any]]]) -> None:
     url, reports = target
