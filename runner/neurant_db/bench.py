@@ -48,8 +48,8 @@ from typing import Any
 import psycopg
 import psycopg.sql
 
+from . import bench_tenant, citus_testdb
 from . import bench_writes as bw
-from . import citus_testdb
 from .citus_request import request_statements
 from .database import DatabaseTarget, with_database
 from .errors import NeurantError
@@ -850,9 +850,8 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
     if tenant_messages and distributed:
         say("tenant export/import: measured on profile vanilla only (skipped on a cluster)")
     elif tenant_messages:
-        from . import bench_tenant
         on = server if server is not None else DatabaseTarget(with_database(db.target.url, "postgres"))
-        report["tenant"] = bench_tenant.run(on, messages=tenant_messages, echo=say)
+        report["tenant"] = bench_tenant.run(on, messages=tenant_messages, load=load, echo=say)
         if not as_json:
             bench_tenant.print_results(report["tenant"], echo)
     report["load_after"] = os.getloadavg()

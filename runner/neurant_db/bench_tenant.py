@@ -1,7 +1,7 @@
 """`neurant-db bench --tenant`: export and import of one tenant, side by side with plain COPY.
 
 One company with `messages` messages (10 per conversation, the read benchmark's generator,
-bench.LOAD_SQL) in a throwaway database; then, in the same run and on the same server:
+bench.load, handed in) in a throwaway database; then, in the same run and on the same server:
   export        `tenant export` (one snapshot, COPY out per table, files fsynced and hashed)
   copy out      plain COPY (select ... where company_id = ...) TO STDOUT of the same tables
                 into files: no snapshot transaction, no hashing
@@ -25,9 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
-from .bench import load
 from .database import DatabaseTarget
 from .tenant_transfer import export_tenant, import_tenant
 from .testdb import provision
@@ -66,7 +66,10 @@ def _plain_copy_in(target: DatabaseTarget, manifest: dict[str, Any], directory: 
         conn.commit()
 
 
-def run(server: DatabaseTarget | None, *, messages: int, echo: Callable[[str], None]) -> dict[str, Any]:
+Loader = Callable[[psycopg.Connection, int, int, int], None]  # bench.load: companies, conversations, messages
+
+
+def run(server: DatabaseTarget | None, *, messages: int, load: Loader, echo: Callable[[str], None]) -> dict[str, Any]:
     conversations = max(1, messages // MESSAGES_PER_CONVERSATION)
     source, target, plain = (provision(server, with_pgtap=False, profile="vanilla") for _ in range(3))
     with source.target.connect(purpose="bench-tenant") as conn:
