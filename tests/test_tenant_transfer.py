@@ -254,6 +254,17 @@ def test_import_refuses_a_bad_snapshot(damage: str, message: str, neurant_server
         assert not any(_counts(url).values())
 
 
+def test_import_accepts_a_snapshot_of_an_older_schema(neurant_server: TestDatabase, template: str,
+                                                      exports: dict[str, tuple[Path, dict[str, Any]]],
+                                                      work: Path) -> None:
+    """A target with migrations the snapshot did not have (here: the snapshot says it
+    predates 4300) takes it: only a newer snapshot is refused."""
+    directory = _copy(exports[COMPANY_A][0], work / "older")
+    _rewrite(directory, lambda m: m["schema"]["applied"].remove(4300))
+    with scratch_database(neurant_server.url, template=template) as url:
+        assert import_tenant(DatabaseTarget(url), directory)["verified"]
+
+
 def test_import_mode_is_refused_to_other_sessions(target: tuple[str, dict[str, Any]]) -> None:
     """neurant.tenant_import set by a session that is not the owner's: its writes fail (42501)."""
     url, _ = target
