@@ -51,6 +51,7 @@ from .database import DatabaseTarget
 from .errors import NeurantError
 from .ledger import read_ledger
 from .releases import newest_release
+from .render import discover
 from .table_registry import Registry, TableEntry, load
 
 FORMAT = "neurant-db tenant export"
@@ -287,8 +288,12 @@ def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
 
 
 def _check_schema(conn: psycopg.Connection, manifest: dict[str, Any]) -> None:
+    """Every migration the snapshot had must be applied here, except those of another
+    profile only (the Citus distribution steps on a vanilla target, say)."""
     applied = set(read_ledger(conn))
-    theirs = set(manifest["schema"]["applied"])
+    profile = profile_of(conn)
+    other_profiles = {s.version for s in discover() if s.only_profile is not None and s.only_profile != profile}
+    theirs = set(manifest["schema"]["applied"]) - other_profiles
     newer = sorted(theirs - applied)
     if newer:
         raise TenantTransferError(
@@ -319,7 +324,7 @@ def _plan(conn: psycopg.Connection, manifest: dict[str, Any]) -> ImportPlan:
                                       hint="Export the tenant again; an incomplete export is never imported.")
     for entry in tenant_entries(registry, profile):
         if entry.name not in tables:
-            if entry.name == MEMBERSHIPS:
+            if entry.name in (MEMBERSHIPS, VISIBILITY):
                 plan.derived.append(entry.name)
             continue  # created after the snapshot's schema: no rows to bring
         table = _table_copy(conn, entry)
@@ -346,6 +351,9 @@ LOAD_LAST = ("public.legal_holds",)
 # Profile citus keeps the membership lookup the policies read from any shard (schema/0150):
 # written from the users rows it mirrors when the snapshot (another profile) has none.
 MEMBERSHIPS = "private.memberships"
+# Profiles vanilla and supabase keep each member's visible chatbots (functions/1300): computed
+# from the loaded users, chatbots and operators when the snapshot (of profile citus) has none.
+VISIBILITY = "private.chatbot_visibility"
 
 
 def _collisions(conn: psycopg.Connection, company: str, plan: ImportPlan) -> None:
@@ -427,6 +435,8 @@ def import_tenant(target: DatabaseTarget, directory: Path) -> dict[str, Any]:
                 # table's, each lookup of a 1M-message load scanned (5x slower at 100k)
                 conn.execute(sql.SQL("analyze {}").format(_qualified(table.name)))
             seconds[table.name] = round(time.perf_counter() - started, 3)
+        if VISIBILITY in plan.derived:
+            conn.execute("select private.refresh_chatbot_visibility(%s, null)", (company,))
         started = time.perf_counter()
         mismatches = verify_loaded(conn, company, plan)
         seconds["verify"] = round(time.perf_counter() - started, 3)
