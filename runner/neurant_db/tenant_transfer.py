@@ -36,7 +36,6 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -568,8 +567,3 @@ def delete_tenant(target: DatabaseTarget, company: str, verified_export: Path) -
     return {"company": company, "deleted": {t: before[t] - after[t] for t in before if before[t] - after[t]},
             "kept": {t: n for t, n in after.items() if n},
             "note": "kept: the audit trail outlives its company; auth.users identities are global"}
-
-
-def iter_tables(manifest: dict[str, Any]) -> Iterator[tuple[str, int, str]]:
-    for name, entry in manifest["tables"].items():
-        yield name, int(entry["rows"]), str(entry["sha256"])
