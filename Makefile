@@ -47,7 +47,7 @@ upgrade-check: $(STAMP)
 	@$(BIN)/neurant-db upgrade-check $(if $(FROM),--from "$(FROM)") --rows $(or $(ROWS),2000)
 
 bench: $(STAMP)
-	@$(BIN)/neurant-db bench --writes --scale $(or $(SCALE),200k)
+	@$(BIN)/neurant-db bench --writes --scale $(or $(SCALE),200k) --tenant-messages $(or $(TENANT_MESSAGES),1000000)
 
 # the same on a Citus cluster the tests start (root, ../shared/vendor): docs/performance.md
 bench-citus: $(STAMP)

@@ -817,6 +817,9 @@ declare
   -- doctor: allow setting.read role the SET ROLE in effect (a session may only become roles it is a member of), recorded for attribution, decides nothing
   v_role        text := coalesce(nullif(current_setting('role', true), 'none'), session_user);
 begin
+  if private.tenant_import_mode() then
+    return null; -- a tenant import: the snapshot brings this bookkeeping's result (functions/4400)
+  end if;
   if tg_op in ('UPDATE', 'DELETE') then
     v_old := to_jsonb(old);
   end if;
@@ -995,6 +998,9 @@ CREATE FUNCTION private.chatbot_visibility_follow() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
+  if private.tenant_import_mode() then
+    return null; -- a tenant import: the snapshot brings this bookkeeping's result (functions/4400)
+  end if;
   if tg_table_name = 'users' then
     -- a deleted member's row goes by its foreign key
     if tg_op <> 'DELETE' then
@@ -1063,6 +1069,9 @@ CREATE FUNCTION private.chatbots_count_quota() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
+  if private.tenant_import_mode() then
+    return null; -- a tenant import: the snapshot brings this bookkeeping's result (functions/4400)
+  end if;
   if tg_op = 'INSERT' then
     perform private.consume_quota(new.company_id, 'current_chatbot_count', 1);
   elsif exists (select from public.companies c where c.id = old.company_id) then
@@ -1573,6 +1582,13 @@ declare
   v_user_id uuid;
   v_role public.user_role;
 begin
+  if tg_op = 'INSERT' and private.tenant_import_mode() then
+    -- a tenant import (functions/4400): the row as its source stored it, state, times and
+    -- counters included (the opening rules are for new conversations); the assignee is
+    -- still checked against the chatbot's operators
+    perform private.conversations_check_assignee(new.company_id, new.chatbot_id, new.assigned_operator_id);
+    return new;
+  end if;
   -- the caller's membership, only where a rule needs it (not for the per-message update
   -- of the message triggers; issue 11); no JWT subject (service_role, jobs): none to look up
   if tg_op = 'INSERT' or new.assigned_operator_id is distinct from old.assigned_operator_id then
@@ -1687,6 +1703,9 @@ CREATE FUNCTION private.conversations_log_escalation() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
+  if private.tenant_import_mode() then
+    return null; -- a tenant import: the snapshot brings this bookkeeping's result (functions/4400)
+  end if;
   if new.is_hitl_active and (tg_op = 'INSERT' or not old.is_hitl_active)
      and not exists (select 1 from public.hitl_escalations e
                       where e.company_id = new.company_id and e.conversation_id = new.id
@@ -1801,6 +1820,9 @@ CREATE FUNCTION private.document_chunks_count() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
+  if private.tenant_import_mode() then
+    return null; -- a tenant import: the snapshot brings this bookkeeping's result (functions/4400)
+  end if;
   if tg_op = 'INSERT' then
     update public.documents d
        set chunk_count = d.chunk_count + n.cnt
@@ -1865,6 +1887,9 @@ CREATE FUNCTION private.documents_quota() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
+  if private.tenant_import_mode() then
+    return null; -- a tenant import: the snapshot brings this bookkeeping's result (functions/4400)
+  end if;
   if tg_op = 'INSERT' then
     perform private.consume_quota(new.company_id, 'current_document_count', 1);
     perform private.consume_quota(new.company_id, 'current_storage_bytes', new.size_bytes);
@@ -2263,6 +2288,9 @@ CREATE FUNCTION private.integration_credentials_before_write() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
+  if tg_op = 'INSERT' and private.tenant_import_mode() then
+    return new; -- a tenant import (functions/4400): updated_at as its source stored it
+  end if;
   if tg_op = 'UPDATE' and new.integration_id is distinct from old.integration_id then
     raise exception using errcode = '22023',
       message = 'credentials cannot move to another integration',
@@ -2290,6 +2318,9 @@ CREATE FUNCTION private.integration_credentials_sync() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
+  if private.tenant_import_mode() then
+    return null; -- a tenant import: the snapshot brings this bookkeeping's result (functions/4400)
+  end if;
   if tg_op = 'DELETE' and not exists (select 1 from public.companies where id = old.company_id) then
     return old;  -- the company is being deleted: its integrations go with it
   end if;
@@ -2349,6 +2380,9 @@ CREATE FUNCTION private.integrations_quota() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
+  if private.tenant_import_mode() then
+    return null; -- a tenant import: the snapshot brings this bookkeeping's result (functions/4400)
+  end if;
   if tg_op = 'INSERT' then
     perform private.consume_quota(new.company_id, 'current_integration_count', 1);
     return new;
@@ -3008,6 +3042,9 @@ declare
   v_sender public.message_sender_type;
   v_bot record;
 begin
+  if private.tenant_import_mode() then
+    return null; -- a tenant import: the snapshot brings this bookkeeping's result (functions/4400)
+  end if;
   if new.created_by is not null then
     return null; -- staff reviews never escalate
   end if;
@@ -3094,6 +3131,9 @@ CREATE FUNCTION private.messages_after_insert() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
+  if private.tenant_import_mode() then
+    return null; -- a tenant import: the snapshot brings this bookkeeping's result (functions/4400)
+  end if;
   perform private.messages_bookkeeping(array(
     select row(n.company_id, n.conversation_id, n.sender_type, n.sender_id, n.content, n.created_at)::private.stored_message
       from stored n));
@@ -3998,6 +4038,40 @@ COMMENT ON FUNCTION private.retention_preview(p_as_of timestamp with time zone) 
 
 
 --
+-- Name: tenant_import_mode(); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.tenant_import_mode() RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+  -- doctor: allow setting.read neurant.tenant_import import mode, honoured only for a session of the schema owner (any other session setting it is refused, 42501)
+  v_company text := pg_catalog.current_setting('neurant.tenant_import', true);
+begin
+  if v_company is null or v_company = '' then
+    return false;
+  end if;
+  if not pg_catalog.pg_has_role(session_user,
+                                (select n.nspowner from pg_catalog.pg_namespace n where n.nspname = 'private'),
+                                'MEMBER') then
+    raise exception using errcode = '42501',
+      message = pg_catalog.format('neurant.tenant_import is set by %s: only the schema owner''s session may import a tenant', session_user),
+      hint = 'Run neurant-db tenant import as the database owner; never set neurant.tenant_import elsewhere.';
+  end if;
+  return true;
+end
+$$;
+
+
+--
+-- Name: FUNCTION tenant_import_mode(); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.tenant_import_mode() IS 'True inside a tenant import (neurant-db tenant import): the transaction-local setting neurant.tenant_import names the company and the session''s login role is a member of the schema owner; the bookkeeping trigger functions then return at once (the snapshot brings their result). 42501 when another session sets it.';
+
+
+--
 -- Name: text_looks_like_secret(text); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -4100,6 +4174,9 @@ declare
   v_pending bigint;
   v_max_users bigint;
 begin
+  if private.tenant_import_mode() then
+    return null; -- a tenant import: the snapshot brings this bookkeeping's result (functions/4400)
+  end if;
   v_delta := case when tg_op <> 'DELETE' and new.status = 'pending' then 1 else 0 end
        - case when tg_op <> 'INSERT' and old.status = 'pending' then 1 else 0 end;
   v_company_id := case when tg_op = 'DELETE' then old.company_id else new.company_id end;
@@ -4177,6 +4254,9 @@ CREATE FUNCTION private.users_count_members() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
+  if private.tenant_import_mode() then
+    return null; -- a tenant import: the snapshot brings this bookkeeping's result (functions/4400)
+  end if;
   if tg_op = 'INSERT' then
     perform private.consume_quota(new.company_id, 'current_user_count', 1);
     return new;
@@ -16058,6 +16138,13 @@ GRANT ALL ON FUNCTION private.retention_batch(p_as_of timestamp with time zone, 
 
 REVOKE ALL ON FUNCTION private.retention_preview(p_as_of timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.retention_preview(p_as_of timestamp with time zone) TO service_role;
+
+
+--
+-- Name: FUNCTION tenant_import_mode(); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.tenant_import_mode() FROM PUBLIC;
 
 
 --

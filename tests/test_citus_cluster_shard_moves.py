@@ -27,7 +27,7 @@ from neurant_db.cli import cli
 from neurant_db.doctor_finding import Finding
 from neurant_db.doctor_placements import CHECK, REWRITE, placement_policy_findings
 
-from .citus_cluster import CitusCluster, distributed_database
+from .citus_cluster import CitusCluster, copy_of
 from .test_citus_cluster_requests import ARGS, one, request, sign_up
 
 TRANSFER_MODE = "block_writes"
@@ -45,12 +45,10 @@ class Tenants:
 
 
 @pytest.fixture(scope="module")
-def tenants(citus_cluster: CitusCluster) -> Iterator[Tenants]:
-    """A distributed database migrated with profile citus, two companies made by their owners
-    through the documented request sequence, one chatbot each."""
-    with distributed_database(citus_cluster) as url:
-        result = CliRunner().invoke(cli, ["--database-url", url, *ARGS, "migrate"])
-        assert result.exit_code == 0, result.output
+def tenants(citus_cluster: CitusCluster, citus_migrated: str) -> Iterator[Tenants]:
+    """A copy of the session's migrated distributed database, two companies made by their
+    owners through the documented request sequence, one chatbot each."""
+    with copy_of(citus_cluster, citus_migrated) as url:
         owner_a, owner_b = sign_up(url, "owner.a"), sign_up(url, "owner.b")
         company_a = str(one(url, owner_a, "select public.create_company_with_owner('Company A', null, 'free', 'Ana')"))
         company_b = str(one(url, owner_b, "select public.create_company_with_owner('Company B', null, 'free', 'Bea')"))

@@ -7,6 +7,7 @@ are printed at the end of the run (issue 19, deliver item 1)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,17 +16,25 @@ import psycopg
 import pytest
 
 from neurant_db import pgtap
+from neurant_db.database import DatabaseTarget
+from neurant_db.doctor_data import run_data_checks
 from neurant_db.isolation import generate_matrix_sql
+from neurant_db.jobs import call_job
+from neurant_db.lifecycle_demo import load_demo
 from neurant_db.paths import sql_root
 from neurant_db.tap import TapResult, run_tap_sql
-from neurant_db.testdb import SEARCH_PATH, commit_fixtures
+from neurant_db.tenant_transfer import export_tenant, import_tenant, table_hashes
+from neurant_db.testdb import SEARCH_PATH, TestDatabase, commit_fixtures, test_settings
 
 from .citus_cluster import CitusCluster, FileCopies, copy_of
 from .citus_suite import CLUSTER_PREAMBLE, COUNTS, KNOWN_ERRORS, KNOWN_FAILING, PGTAP_PATHS, UNSTABLE, matrix_table
+from .conftest import migrated_template, scratch_database
 from .test_citus_profile import VANILLA_SHAPE
 
 ROOT = sql_root()
 PREAMBLE = [("search path", SEARCH_PATH)]
+GENERATED_COMPANY = "00000000-0000-4000-9000-000000000001"  # lifecycle_demo's first company
+COMPANY_A = "aaaaaaaa-0000-0000-0000-000000000000"
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +239,70 @@ def test_every_shard_placement_and_worker_shell_holds_exactly_its_tables_policie
     assert set(shells) <= set(tables) and len(tables) >= 30
     assert len(placements) > 2 * len(tables)
     assert [name for policies in shells.values() for name, _c, permissive, *_ in policies if not permissive] == []
+
+
+@pytest.fixture(scope="module")
+def vanilla_template(neurant_server: TestDatabase) -> Iterator[str]:
+    """A migrated vanilla database of the session's test server (copied, never written)."""
+    if test_settings().profile != "vanilla":
+        pytest.skip("the tenant round trip pairs the cluster with the vanilla test server")
+    with migrated_template(neurant_server.url, "tenant_citus_tpl") as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def vanilla_tenant_export(neurant_server: TestDatabase, vanilla_template: str,
+                          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`tenant export` of a generated company (not one of the fixtures' A and B, which the
+    suite database holds) from a vanilla database of the session's test server."""
+    out = tmp_path_factory.mktemp("tenant-citus") / "export"
+    with scratch_database(neurant_server.url, template=vanilla_template) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            load_demo(conn, companies=1, conversations=12, messages=3)
+            call_job(conn, "archive")
+        export_tenant(DatabaseTarget(url), GENERATED_COMPANY, out)
+        yield out
+
+
+# rule: tenant-transfer (docs/rules.md)
+def test_a_vanilla_tenant_export_imports_onto_the_cluster_with_identical_hashes(
+        citus_cluster: CitusCluster, suite_db: str, vanilla_tenant_export: Path, neurant_server: TestDatabase,
+        vanilla_template: str) -> None:
+    """On a copy of the suite database (fixtures committed): the import derives the citus-only
+    membership lookup from the users rows, leaves out the vanilla-only chatbot visibility,
+    and every loaded table's count and sha256 equal the export's; doctor --data is clean."""
+    from neurant_db.citus_testdb import cluster_nodes, copy_distributed_database, drop_distributed_database
+
+    nodes = cluster_nodes(citus_cluster.url())
+    assert nodes is not None
+    name = f"{suite_db.rsplit('/', 1)[1]}_tenant"
+    copy_distributed_database(citus_cluster.url(), suite_db.rsplit("/", 1)[1], name, nodes)
+    try:
+        url = citus_cluster.url(database=name)
+        report = import_tenant(DatabaseTarget(url), vanilla_tenant_export)
+        assert report["verified"] and report["skipped"] == ["private.chatbot_visibility"]
+        assert report["derived"] == ["private.memberships"]
+        manifest = json.loads((vanilla_tenant_export / "manifest.json").read_text())
+        loaded = {**manifest, "tables": {t: e for t, e in manifest["tables"].items() if t in report["tables"]}}
+        assert table_hashes(DatabaseTarget(url), GENERATED_COMPANY, loaded) == {
+            t: (e["rows"], e["sha256"]) for t, e in loaded["tables"].items()}
+        assert loaded["tables"]["archive.messages_archived"]["rows"] > 0
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert [f for f in run_data_checks(conn) if f.level == "error"] == []
+        # and back: the fixtures' company A exported from the cluster imports onto vanilla
+        # (memberships left out, the chatbot visibility computed there)
+        back = vanilla_tenant_export.parent / "from-citus"
+        exported = export_tenant(DatabaseTarget(url), COMPANY_A, back)
+        with scratch_database(neurant_server.url, template=vanilla_template) as vanilla:
+            report = import_tenant(DatabaseTarget(vanilla), back)
+            assert report["verified"] and report["skipped"] == ["private.memberships"]
+            assert report["derived"] == ["private.chatbot_visibility"]
+            here = {**exported, "tables": {t: e for t, e in exported["tables"].items() if t in report["tables"]}}
+            assert table_hashes(DatabaseTarget(vanilla), COMPANY_A, here) == {
+                t: (e["rows"], e["sha256"]) for t, e in here["tables"].items()}
+            with psycopg.connect(vanilla) as conn:
+                visible = conn.execute("select count(*) from private.chatbot_visibility where company_id = %s",
+                                       (COMPANY_A,)).fetchone()
+            assert visible is not None and visible[0] > 0
+    finally:
+        drop_distributed_database(citus_cluster.url(), name, nodes)

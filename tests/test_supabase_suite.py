@@ -207,3 +207,31 @@ def test_the_supabase_suite_is_skipped_in_one_line_without_its_vendor_and_fails_
     else:
         assert done.returncode == 0 and "1 skipped" in done.stdout, done.stdout
         assert f"profile supabase suite not run: {missing}" in done.stdout, done.stdout
+
+
+def test_a_tenant_round_trips_between_two_supabase_projects_with_identical_hashes(
+        supabase: Supabase, tmp_path: Path) -> None:
+    """`tenant export` and `tenant import` as `postgres` (demoted, as on a Supabase project):
+    company A of the fixtures (loaded by Supabase's superuser) moves into a second copy with
+    every table's count and sha256 identical, and doctor --data finds nothing there."""
+    from neurant_db.database import DatabaseTarget
+    from neurant_db.doctor_data import run_data_checks
+    from neurant_db.tenant_transfer import export_tenant, import_tenant, table_hashes
+    from neurant_db.testdb import commit_fixtures
+
+    company = "aaaaaaaa-0000-0000-0000-000000000000"
+    source, target = "neurant_sb_tenant_src", "neurant_sb_tenant_dst"
+    try:
+        supabase.copy(source)
+        commit_fixtures(supabase.url(source, SUPERUSER))
+        url = supabase.copy(target)
+        manifest = export_tenant(DatabaseTarget(supabase.url(source)), company, tmp_path / "export")
+        report = import_tenant(DatabaseTarget(url), tmp_path / "export")
+        assert report["verified"] and report["skipped"] == [] and report["derived"] == []
+        assert table_hashes(DatabaseTarget(url), company, manifest) == {
+            t: (e["rows"], e["sha256"]) for t, e in manifest["tables"].items()}
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert [f for f in run_data_checks(conn) if f.level == "error"] == []
+    finally:
+        supabase.drop(source)
+        supabase.drop(target)

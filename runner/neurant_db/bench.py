@@ -48,10 +48,10 @@ from typing import Any
 import psycopg
 import psycopg.sql
 
+from . import bench_tenant, citus_testdb
 from . import bench_writes as bw
-from . import citus_testdb
 from .citus_request import request_statements
-from .database import DatabaseTarget
+from .database import DatabaseTarget, with_database
 from .errors import NeurantError
 from .migrate import migrate
 from .testdb import TestDatabase, provision, test_settings
@@ -793,7 +793,7 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
             messages: int | None, iterations: int, rounds: int, writes: bool, write_seconds: int,
             reads: bool = True,
             write_repeats: int, show_explain: bool, copy_rows: int = bw.COPY_ROWS, report_dir: Path, as_json: bool,
-            echo: Callable[[str], None], profile: str | None = None) -> dict[str, Any]:
+            echo: Callable[[str], None], profile: str | None = None, tenant_messages: int = 0) -> dict[str, Any]:
     """`neurant-db bench`: reads (and --writes) on a throwaway database of `server` (None: of
     a throwaway embedded server; profile citus: distributed over the cluster `server` is the
     coordinator of; `profile` None: the suites' default, test_settings); the results and the
@@ -847,6 +847,13 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
                                   repeats=write_repeats, echo=say, distributed=distributed, copy_rows=copy_rows)
         if not as_json:
             bw.print_results(report["writes"], echo)
+    if tenant_messages and distributed:
+        say("tenant export/import: measured on profile vanilla only (skipped on a cluster)")
+    elif tenant_messages:
+        on = server if server is not None else DatabaseTarget(with_database(db.target.url, "postgres"))
+        report["tenant"] = bench_tenant.run(on, messages=tenant_messages, load=load, echo=say)
+        if not as_json:
+            bench_tenant.print_results(report["tenant"], echo)
     report["load_after"] = os.getloadavg()
     out = report_dir / f"bench-{started:%Y%m%d-%H%M%S}-{scale}"
     out.mkdir(parents=True, exist_ok=True)

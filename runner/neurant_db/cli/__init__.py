@@ -16,11 +16,12 @@ from .release import release
 from .restore_check import restore_check
 from .root import cli
 from .schema_commands import demo, docs, doctor, lint, matrix, render
+from .tenant import tenant
 from .upgrade_check import upgrade_check
 
 for command in (render, migrate, rollback, preflight, status, repair, baseline, server, pgtap, test_cmd, demo,
                 matrix, lint, doctor, docs, top, bench, upgrade_check, restore_check, jobs, archive,
-                citus, release, erase_cmd):
+                citus, release, erase_cmd, tenant):
     cli.add_command(command)
 
 

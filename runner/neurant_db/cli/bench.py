@@ -29,6 +29,9 @@ from .json_output import json_option
 @click.option("--write-repeats", type=int, default=3, show_default=True)
 @click.option("--copy-rows", type=int, default=100_000, show_default=True,
               help="Messages in the write benchmark's COPY (a history import); 0 skips it.")
+@click.option("--tenant-messages", type=int, default=0, show_default=True,
+              help="Also time `tenant export` and `tenant import` of one company with this many messages, "
+                   "side by side with plain COPY (make bench: 1,000,000); 0 skips it.")
 @click.option("--explain", "show_explain", is_flag=True, help="Print EXPLAIN (ANALYZE, BUFFERS) of each query.")
 @click.option("--report-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Where the run (results JSON + plans) is saved.")
@@ -36,7 +39,7 @@ from .json_output import json_option
 @pass_ctx
 def bench(c: Context, companies: int | None, conversations: int | None, messages: int | None, scale: str,
           iterations: int, rounds: int, writes: bool, reads: bool, write_seconds: int, write_repeats: int,
-          copy_rows: int, show_explain: bool, report_dir: Path, as_json: bool) -> None:
+          copy_rows: int, tenant_messages: int, show_explain: bool, report_dir: Path, as_json: bool) -> None:
     """Measure hot queries under RLS against the same query without RLS, side by side,
     and (--writes) the message write path against a bare copy of the table. On one server
     the reads also run under the tenant policies people copy (Supabase's guide, basejump's
@@ -51,6 +54,7 @@ def bench(c: Context, companies: int | None, conversations: int | None, messages
     Example:
       neurant-db bench --companies 50 --iterations 500
       neurant-db bench --scale 2m --writes --explain
+      neurant-db bench --no-reads --tenant-messages 100000
       neurant-db --profile citus --database-url postgresql://postgres@coordinator/app bench --writes
     """
     profile = c.overrides["profile"]  # None: the suites' profile (NEURANT_TEST_PROFILE, else vanilla)
@@ -58,4 +62,4 @@ def bench(c: Context, companies: int | None, conversations: int | None, messages
             messages=messages, iterations=iterations, rounds=rounds, writes=writes, reads=reads,
             write_seconds=write_seconds, write_repeats=write_repeats, copy_rows=copy_rows,
             show_explain=show_explain, report_dir=report_dir, as_json=as_json, echo=click.echo,
-            profile=str(profile) if profile else None)
+            profile=str(profile) if profile else None, tenant_messages=tenant_messages)
