@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -17,7 +18,9 @@ from click.testing import CliRunner
 from neurant_db import pgtap
 from neurant_db.citus import PlannedTable, format_plan
 from neurant_db.citus_render import POLICY_HEADER, WRITABLE_CHECK, rewrite
+from neurant_db.citus_testdb import copy_database_settings
 from neurant_db.cli import cli
+from neurant_db.database import DatabaseTarget, database_name
 from neurant_db.errors import MigrationSourceError
 from neurant_db.isolation import generate_matrix_sql
 from neurant_db.paths import sql_root
@@ -25,10 +28,13 @@ from neurant_db.render import render_all, sql_statements
 from neurant_db.settings import Settings
 from neurant_db.table_registry import load
 from neurant_db.tap import TapResult, run_tap_file, run_tap_sql
-from neurant_db.testdb import TestDatabase
+from neurant_db.testdb import TestDatabase, reapply_database_level, test_cli_args
+
+from .conftest import scratch_database
 
 ROOT = sql_root()
 CITUS = Settings(profile="citus", embedding_dimensions=8).validate()
+CITUS_ARGS = ["--profile", "citus", "--embedding-dimensions", "8"]
 CITUS_ONLY = {"0150_citus_lookups", "0340_citus_membership_rpc", "0580_citus_lookup_policies",
               "2590_citus_insert_grants", "3990_citus_distribution", "3995_citus_shard_policies",
               "4500_citus_shard_policies_moved"}
@@ -123,12 +129,31 @@ def test_the_citus_render_ands_the_check_into_each_clause_and_keeps_an_or_inside
     assert rewrite(untouched, "citus", {"public.chatbots"}) == untouched
 
 
-def test_the_citus_migrations_are_listed_only_for_a_database_migrated_with_citus(scratch_db: str) -> None:
-    runner = CliRunner()
-    assert runner.invoke(cli, ["--database-url", scratch_db, "migrate"]).exit_code == 0
-    status = runner.invoke(cli, ["--database-url", scratch_db, "status", "--json"])
+def test_the_citus_migrations_are_listed_only_for_a_database_migrated_with_citus(neurant_db: TestDatabase) -> None:
+    # the session's database, migrated with the suites' profile (vanilla, or supabase)
+    status = CliRunner().invoke(cli, ["--database-url", neurant_db.url, *test_cli_args(), "status", "--json"])
     assert status.exit_code == 0, status.output
     assert "3990_citus_distribution" not in status.output
+
+
+@pytest.fixture(scope="module")
+def citus_template(neurant_server: TestDatabase) -> Iterator[str]:
+    """A database of the test server migrated once with profile citus: copied, never written."""
+    with scratch_database(neurant_server.url) as url:
+        result = CliRunner().invoke(cli, ["--database-url", url, *CITUS_ARGS, "migrate"])
+        assert result.exit_code == 0, result.output
+        yield database_name(url)
+
+
+@pytest.fixture
+def citus_db(neurant_server: TestDatabase, citus_template: str) -> Iterator[str]:
+    """A copy of citus_template (with the database-level grants and settings a copy loses),
+    dropped after."""
+    with scratch_database(neurant_server.url, template=citus_template) as url:
+        reapply_database_level(DatabaseTarget(url), render_all(CITUS))
+        with psycopg.connect(neurant_server.url, autocommit=True) as conn:  # citus.enable_unsafe_triggers
+            copy_database_settings(conn, citus_template, database_name(url))
+        yield url
 
 
 def _run_suite(db: TestDatabase, url: str) -> dict[str, TapResult]:
@@ -142,13 +167,13 @@ def _run_suite(db: TestDatabase, url: str) -> dict[str, TapResult]:
 
 
 def test_citus_profile_passes_the_pgtap_suite_and_the_isolation_matrix_on_plain_postgres(
-        neurant_db: TestDatabase, scratch_db: str) -> None:
-    args = ["--database-url", scratch_db, "--profile", "citus", "--embedding-dimensions", "8"]
+        neurant_db: TestDatabase, citus_db: str) -> None:
+    args = ["--database-url", citus_db, *CITUS_ARGS]
     result = CliRunner().invoke(cli, [*args, "migrate"])
-    assert result.exit_code == 0, result.output
-    with psycopg.connect(scratch_db, autocommit=True) as conn:
+    assert result.exit_code == 0 and "nothing to apply" in result.output, result.output
+    with psycopg.connect(citus_db, autocommit=True) as conn:
         pgtap.ensure_available(conn, embedded_sharedir=neurant_db.embedded_sharedir)
-    results = _run_suite(neurant_db, scratch_db)
+    results = _run_suite(neurant_db, citus_db)
     broken = {name: (r.error, r.problems) for name, r in results.items() if r.error or r.problems}
     assert broken == {}
     failed = {(name, a.description) for name, r in results.items() for a in r.assertions if a.failed}
@@ -200,22 +225,19 @@ def _doctor_with_login_roles(db: TestDatabase, args: list[str]) -> list[dict[str
 
 
 def test_the_doctor_of_a_citus_database_names_each_nologin_request_role(
-        neurant_db: TestDatabase, scratch_db: str) -> None:
+        neurant_db: TestDatabase, citus_db: str) -> None:
     if neurant_db.settings.profile != "vanilla":
         pytest.skip("the session server's roles were created by another profile")
-    args = ["--database-url", scratch_db, "--profile", "citus", "--embedding-dimensions", "8"]
-    assert CliRunner().invoke(cli, [*args, "migrate"]).exit_code == 0
+    args = ["--database-url", citus_db, *CITUS_ARGS]
     doctor = CliRunner().invoke(cli, [*args, "doctor", "--json"])
     nologin = {f["object"] for f in json.loads(doctor.output) if f["check"] == "citus.nologin_role"}
     assert nologin == set(LOGIN_ROLES)  # created NOLOGIN by the vanilla session migration
-    assert CliRunner().invoke(cli, [*args, "rollback", "--to", "0", "--yes"]).exit_code == 0
 
 
-def test_the_distribution_step_without_citus_is_a_notice(neurant_db: TestDatabase, scratch_db: str) -> None:
-    args = ["--database-url", scratch_db, "--profile", "citus", "--embedding-dimensions", "8"]
-    assert CliRunner().invoke(cli, [*args, "migrate"]).exit_code == 0
+def test_the_distribution_step_without_citus_is_a_notice(citus_db: str) -> None:
+    args = ["--database-url", citus_db, *CITUS_ARGS]
     notices: list[str] = []
-    with psycopg.connect(scratch_db) as conn:
+    with psycopg.connect(citus_db) as conn:
         conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
         placed = conn.execute("select private.citus_distribute()").fetchone()
     assert placed == (0,)

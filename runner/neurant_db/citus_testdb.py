@@ -11,6 +11,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -80,6 +81,18 @@ select r.rolname::text, c.setting from pg_catalog.pg_db_role_setting s
 """
 
 
+def copy_database_settings(conn: psycopg.Connection, template: str, name: str) -> None:
+    """Give database `name` the settings of database `template` and its roles' settings in it
+    (alter database / alter role ... in database ... set): `create database ... template`
+    leaves them with the template."""
+    for role, setting in conn.execute(ROLE_SETTINGS, (template,)).fetchall():
+        key, _, value = str(setting).partition("=")
+        who = sql.SQL("role {} in database {}").format(sql.Identifier(role), sql.Identifier(name)) \
+            if role else sql.SQL("database {}").format(sql.Identifier(name))
+        conn.execute(sql.SQL("alter {} set {} = {}").format(
+            who, sql.SQL(".").join(sql.Identifier(k) for k in key.split(".")), sql.Literal(value)))
+
+
 def copy_distributed_database(base: str, template: str, name: str, nodes: CitusNodes) -> None:
     """Create `name` as a copy of the distributed database `template` on every node at once
     (each node's part: the coordinator's metadata, each worker's shards), so a suite that
@@ -96,14 +109,7 @@ def copy_distributed_database(base: str, template: str, name: str, nodes: CitusN
                 conn.execute(f'create database "{name}" template "{template}" strategy file_copy')
             finally:
                 conn.execute(f'alter database "{template}" with allow_connections true')
-            # The database's settings and its roles' (alter database / alter role ... in
-            # database ... set) stay with the template: given to the copy.
-            for role, setting in conn.execute(ROLE_SETTINGS, (template,)).fetchall():
-                key, _, value = str(setting).partition("=")
-                who = sql.SQL("role {} in database {}").format(sql.Identifier(role), sql.Identifier(name)) \
-                    if role else sql.SQL("database {}").format(sql.Identifier(name))
-                conn.execute(sql.SQL("alter {} set {} = {}").format(
-                    who, sql.SQL(".").join(sql.Identifier(k) for k in key.split(".")), sql.Literal(value)))
+            copy_database_settings(conn, template, name)
 
     with ThreadPoolExecutor(max_workers=1 + len(nodes.workers)) as pool:
         for done in [pool.submit(copy, url) for url in [base, *(node_url(base, n) for n in nodes.workers)]]:
