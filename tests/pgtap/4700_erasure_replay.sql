@@ -21,11 +21,12 @@ values (tests.company_id('A'), tests.new_id('message', 'A', 'replay archived'), 
         tests.chatbot_id('A', 'assigned'), 'end_user', 'My address is Calle Mayor 1', now(), now());
 create temp table b_before as select tests.company_fingerprint(tests.company_id('B')) as fingerprint;
 create temp table req as
-  select '00000000-0000-4000-f000-0000000000a1'::uuid as id,
+  select tests.new_id('erasure', 'A', 'replayed') as id, tests.new_id('erasure', 'A', 'nobody') as nobody,
+         tests.new_id('erasure', 'Z', 'absent') as absent, tests.new_id('company', 'Z', 'absent') as absent_company,
          encode(sha256(convert_to(tests.company_id('A')::text || ':+34600000001', 'UTF8')), 'hex') as ref;
 grant select on req to service_role;
 
-select is(tests.attempt_as('owner', $$select private.erasure_replay(tests.company_id('A'), '00000000-0000-4000-f000-0000000000a1', repeat('a', 64), 'GDPR ticket 1')$$),
+select is(tests.attempt_as('owner', $$select private.erasure_replay(tests.company_id('A'), tests.id('erasure', 'A', 'replayed'), repeat('a', 64), 'GDPR ticket 1')$$),
     '42501: permission denied for function erasure_replay', 'a member (even the owner) cannot replay an erasure');
 
 select tests.act_as_service();
@@ -34,11 +35,11 @@ create temp table first_replay as
 create temp table second_replay as
   select private.erasure_replay(tests.company_id('A'), (select id from req), (select ref from req), 'GDPR ticket 1') as r;
 create temp table nobody as
-  select private.erasure_replay(tests.company_id('A'), '00000000-0000-4000-f000-0000000000a2',
+  select private.erasure_replay(tests.company_id('A'), (select nobody from req),
                                 encode(sha256(convert_to(tests.company_id('A')::text || ':never-here', 'UTF8')), 'hex'),
                                 'GDPR ticket 2') as r;
 create temp table absent as
-  select private.erasure_replay('00000000-0000-4000-9999-000000000000', '00000000-0000-4000-f000-0000000000a3',
+  select private.erasure_replay((select absent_company from req), (select absent from req),
                                 repeat('b', 64), 'GDPR ticket 3') as r;
 select tests.act_as_superuser();
 
@@ -53,7 +54,7 @@ select is((select count(*) from private.erasure_ledger where company_id = tests.
     1, 'the ledger row of the replay names the request it replays');
 select is((select r ->> 'outcome' from second_replay), 'already_present', 'replaying the same request again does nothing');
 select is((select r ->> 'outcome' from nobody) || ' ' || (select erased::text from private.erasure_ledger
-             where company_id = tests.company_id('A') and replay_of = '00000000-0000-4000-f000-0000000000a2'),
+             where company_id = tests.company_id('A') and replay_of = tests.id('erasure', 'A', 'nobody')),
     'matched_nobody {}', 'a request matching nobody is recorded with nothing erased');
 select is((select r ->> 'outcome' from absent), 'company_absent', 'a request of a company not in this database is reported, not recorded');
 select is((select tests.company_fingerprint(tests.company_id('B'))), (select fingerprint from b_before),
