@@ -309,6 +309,10 @@ def replay_entries(conn: psycopg.Connection, entries: list[dict[str, Any]]) -> l
     """The database part of the replay, on `conn` (in the caller's transaction if it has one):
     one private.erasure_replay per request, oldest first. Returns its outcomes."""
     outcomes: list[dict[str, Any]] = []
+    if entries and conn.execute("select to_regprocedure('private.erasure_replay(uuid, uuid, text, text)') is null"
+                                ).fetchone() == (True,):
+        raise ReplayError("this database's schema predates the erasure replay (functions/4710_erasure_replay)",
+                          hint="Migrate it (neurant-db migrate), then replay.")
     for e in entries:
         row = conn.execute("select private.erasure_replay(%s, %s, %s, %s)",
                            (e["company_id"], e["request"], e["subject_ref"], e.get("reason") or "")).fetchone()
