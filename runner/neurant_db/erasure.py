@@ -15,6 +15,13 @@ Legal holds win here too: under a company-wide hold the cold files are left as t
 and the ledger says `cold_files.deferred`; `neurant-db erase --pending` (run after the
 release) finds the end user again without their id, by the ledger's subject reference
 (sha256 of company and end-user id) of each cold conversation row.
+
+After a restore or an import of data older than an erasure, `neurant-db erase --replay-from
+SOURCE` (`replay`) reads the newer ledger (the source database's, or a file of
+`erase --export-ledger`) and, per request the target lacks, calls private.erasure_replay
+(functions/4710): the end user is found by the subject reference alone and erased by
+public.erase_end_user, the row marked `replay_of` the request; then the cold files, as
+above. `tenant import --replay-erasures-from` and `restore-check` use `replay_entries`.
 """
 
 from __future__ import annotations
