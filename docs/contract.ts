@@ -389,6 +389,7 @@ export interface PrivateErasureLedger {
   deferred_conversation_ids: string[];
   completed_at: string | null;
   cold_files: Json | null;
+  replay_of: string | null;
 }
 
 /** private.integration_credentials */

@@ -410,6 +410,7 @@ class PrivateErasureLedger(TypedDict):
     deferred_conversation_ids: list[uuid.UUID]
     completed_at: datetime.datetime | None
     cold_files: Json | None
+    replay_of: uuid.UUID | None
 
 
 class PrivateIntegrationCredentials(TypedDict):

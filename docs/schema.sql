@@ -2062,6 +2062,75 @@ COMMENT ON FUNCTION private.erasure_redact(p_company_id uuid, p_conversation_ids
 
 
 --
+-- Name: erasure_replay(uuid, uuid, text, text); Type: FUNCTION; Schema: private; Owner: -
+--
+
+CREATE FUNCTION private.erasure_replay(p_company_id uuid, p_request_id uuid, p_subject_ref text, p_reason text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+  v_users text[];
+  v_receipt jsonb;
+  v_id uuid := pg_catalog.gen_random_uuid();
+  v_at timestamptz := pg_catalog.now();
+  v_by text;
+  v_reason text;
+begin
+  if p_company_id is null or p_request_id is null or p_subject_ref is null
+     or p_subject_ref !~ '^[0-9a-f]{64}$' then
+    raise exception using errcode = '22023',
+      message = 'erasure_replay needs a company, the request''s ledger id and its subject reference (64 hex digits)',
+      hint = 'Pass the entries of the newer private.erasure_ledger (neurant-db erase --replay-from).';
+  end if;
+  if not exists (select 1 from public.companies c where c.id = p_company_id) then
+    return pg_catalog.jsonb_build_object('request', p_request_id, 'company_id', p_company_id,
+                                         'outcome', 'company_absent');
+  end if;
+  if exists (select 1 from private.erasure_ledger l
+              where l.company_id = p_company_id and (l.id = p_request_id or l.replay_of = p_request_id)) then
+    return pg_catalog.jsonb_build_object('request', p_request_id, 'company_id', p_company_id,
+                                         'outcome', 'already_present');
+  end if;
+  select coalesce(pg_catalog.array_agg(s.end_user_id), '{}'::text[]) into v_users
+    from (select c.end_user_id from public.conversations c where c.company_id = p_company_id
+          union
+          select a.end_user_id from archive.conversations_archived a where a.company_id = p_company_id) s
+   where private.erasure_subject_ref(p_company_id, s.end_user_id) = p_subject_ref;
+  v_reason := pg_catalog.left(coalesce(nullif(pg_catalog.btrim(p_reason), ''), 'replayed erasure'), 500);
+  if pg_catalog.char_length(v_reason) < 3 then
+    v_reason := 'replayed erasure';
+  end if;
+  if pg_catalog.cardinality(v_users) = 0 then
+    v_by := pg_catalog.left(session_user::text, 200);
+    insert into private.erasure_ledger (company_id, id, subject_ref, reason, requested_by, requested_at, status,
+                                        erased, deferred_conversation_ids, completed_at, replay_of)
+    values (p_company_id, v_id, p_subject_ref, v_reason, v_by, v_at, 'done', '{}'::jsonb, '{}'::uuid[], v_at,
+            p_request_id);
+    return pg_catalog.jsonb_build_object('request', p_request_id, 'company_id', p_company_id,
+                                         'outcome', 'matched_nobody', 'ledger_id', v_id);
+  end if;
+  -- one reference names one end-user id (sha256): at most one element, erased by the rules of a request
+  v_receipt := public.erase_end_user(p_company_id, v_users[1], v_reason);
+  v_id := (v_receipt ->> 'ledger_id')::uuid;
+  update private.erasure_ledger l set replay_of = p_request_id
+   where l.company_id = p_company_id and l.id = v_id;
+  return pg_catalog.jsonb_build_object('request', p_request_id, 'company_id', p_company_id, 'outcome', 'replayed',
+                                       'ledger_id', v_id, 'status', v_receipt -> 'status',
+                                       'conversations', v_receipt -> 'conversations', 'erased', v_receipt -> 'erased',
+                                       'deferred_conversations', v_receipt -> 'deferred_conversations');
+end
+$_$;
+
+
+--
+-- Name: FUNCTION erasure_replay(p_company_id uuid, p_request_id uuid, p_subject_ref text, p_reason text); Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON FUNCTION private.erasure_replay(p_company_id uuid, p_request_id uuid, p_subject_ref text, p_reason text) IS 'Carries out again, after a restore or an import, an erasure request of a newer ledger (service_role): unless the request is already here (ledger id or replay_of), erases the company''s end user whose id hashes to the subject reference through public.erase_end_user (legal holds defer) and marks the row replay_of the request; records a request matching nobody with nothing erased. Returns {request, company_id, outcome: replayed | already_present | matched_nobody | company_absent, ledger_id, status, erased, ...}; never an end-user id.';
+
+
+--
 -- Name: erasure_subject_ref(uuid, text); Type: FUNCTION; Schema: private; Owner: -
 --
 
@@ -6506,6 +6575,7 @@ CREATE TABLE private.erasure_ledger (
     deferred_conversation_ids uuid[] DEFAULT '{}'::uuid[] NOT NULL,
     completed_at timestamp with time zone,
     cold_files jsonb,
+    replay_of uuid,
     CONSTRAINT erasure_ledger_completed_check CHECK (((status = 'done'::text) = (completed_at IS NOT NULL))),
     CONSTRAINT erasure_ledger_deferred_check CHECK (((status = 'deferred'::text) = (cardinality(deferred_conversation_ids) > 0))),
     CONSTRAINT erasure_ledger_erased_object_check CHECK ((jsonb_typeof(erased) = 'object'::text)),
@@ -6600,6 +6670,13 @@ COMMENT ON COLUMN private.erasure_ledger.completed_at IS 'When the last deferred
 --
 
 COMMENT ON COLUMN private.erasure_ledger.cold_files IS 'What neurant-db erase did to cold-storage exports: {"exports": n, "rows": {table: n}, "deferred": bool}; null until it ran.';
+
+
+--
+-- Name: COLUMN erasure_ledger.replay_of; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON COLUMN private.erasure_ledger.replay_of IS 'The original request (its ledger id in the database it was made in) this row carries out again after a restore or an import (private.erasure_replay); null for a request made here.';
 
 
 --
@@ -9828,6 +9905,20 @@ CREATE INDEX erasure_ledger_deferred_idx ON private.erasure_ledger USING btree (
 --
 
 COMMENT ON INDEX private.erasure_ledger_deferred_idx IS 'The open (deferred) requests of a company, read when one of its holds is released.';
+
+
+--
+-- Name: erasure_ledger_replay_of_key; Type: INDEX; Schema: private; Owner: -
+--
+
+CREATE UNIQUE INDEX erasure_ledger_replay_of_key ON private.erasure_ledger USING btree (company_id, replay_of) WHERE (replay_of IS NOT NULL);
+
+
+--
+-- Name: INDEX erasure_ledger_replay_of_key; Type: COMMENT; Schema: private; Owner: -
+--
+
+COMMENT ON INDEX private.erasure_ledger_replay_of_key IS 'A request is replayed at most once per company (private.erasure_replay finds it here and does nothing the second time).';
 
 
 --
@@ -15798,6 +15889,14 @@ REVOKE ALL ON FUNCTION private.erasure_on_hold_release() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION private.erasure_redact(p_company_id uuid, p_conversation_ids uuid[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION private.erasure_redact(p_company_id uuid, p_conversation_ids uuid[]) TO service_role;
+
+
+--
+-- Name: FUNCTION erasure_replay(p_company_id uuid, p_request_id uuid, p_subject_ref text, p_reason text); Type: ACL; Schema: private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION private.erasure_replay(p_company_id uuid, p_request_id uuid, p_subject_ref text, p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION private.erasure_replay(p_company_id uuid, p_request_id uuid, p_subject_ref text, p_reason text) TO service_role;
 
 
 --

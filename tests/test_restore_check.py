@@ -148,8 +148,10 @@ def test_restore_drill_restores_a_point_in_time_copy_and_proves_it(source: Sourc
     assert "restore drill passed" in result.output and "RPO: " in result.output and "RTO: " in result.output
     report = json.loads(evidence.read_text())
     checks = {c["name"]: c for c in report["checks"]}
-    assert set(checks) == {"archiving", "heartbeats", "tables", "migrations", "rls", "isolation", "doctor"}
+    assert set(checks) == {"archiving", "heartbeats", "tables", "migrations", "rls", "isolation", "doctor",
+                           "erasures"}
     assert all(c["ok"] for c in checks.values()), checks
+    assert checks["erasures"]["data"]["replayed"] == 0  # restored at the drill's own target: nothing is newer
     assert "schema check skipped" not in checks["doctor"]["detail"]
     assert checks["isolation"]["data"]["cells"] > 0
     # the heartbeat written after the target is in the source, not in the copy
@@ -184,11 +186,16 @@ def test_restore_drill_fails_on_a_copy_changed_before_the_checks(source: Source)
 
 
 def test_restore_drill_fails_when_restored_to_the_wrong_moment(source: Source) -> None:
+    """...and replays on the copy the erasure the source recorded after that moment."""
     with psycopg.connect(source.url, autocommit=True) as conn:
         row = conn.execute("select clock_timestamp()").fetchone()
         assert row is not None
         too_early = row[0]
         time.sleep(0.2)
+        erased = conn.execute(
+            "select public.erase_end_user(company_id, end_user_id, 'drill test erasure') from public.conversations "
+            "where end_user_id is not null and end_user_id <> 'erased' order by id limit 1").fetchone()
+        assert erased is not None
         conn.execute("set session_replication_role = replica")
         conn.execute("update public.integration_logs set latency_ms = latency_ms + 1 "
                      "where id = (select id from public.integration_logs order by id limit 1)")
@@ -198,6 +205,10 @@ def test_restore_drill_fails_when_restored_to_the_wrong_moment(source: Source) -
     checks = {c.name: c for c in report.checks}
     assert not report.ok
     assert not checks["heartbeats"].ok and checks["heartbeats"].data["missing"]
+    # the erasure recorded after the restored moment is carried out again on the copy, last
+    assert checks["erasures"].ok and checks["erasures"].data["replayed"] == 1, checks["erasures"]
+    assert checks["erasures"].data["replayed_requests"] == [str(erased[0]["ledger_id"])]
+    assert report.checks[-1].name == "erasures"
     assert not checks["tables"].ok and "public.integration_logs" in checks["tables"].data["differ"]
 
 

@@ -28,6 +28,7 @@ from neurant_db.cli import cli
 from neurant_db.cold_storage import cold_export
 from neurant_db.database import DatabaseTarget
 from neurant_db.doctor_data import run_data_checks
+from neurant_db.erasure import subject_ref
 from neurant_db.jobs import call_job
 from neurant_db.lifecycle_demo import load_demo
 from neurant_db.table_registry import load
@@ -37,6 +38,7 @@ from neurant_db.tenant_transfer import (
     delete_tenant,
     export_tenant,
     import_tenant,
+    read_manifest,
     sha256_file,
     table_hashes,
     tenant_entries,
@@ -311,3 +313,141 @@ def test_delete_after_a_verified_export_reports_what_went(target: tuple[str, dic
     assert set(report["kept"]) <= {"public.audit_logs"}
     with psycopg.connect(url) as conn:
         assert conn.execute("select count(*) from public.companies where id = %s", (GENERATED_1,)).fetchone() == (0,)
+
+
+# --- erasures made after the export, replayed on import (erasure.py, functions/4710) ----------
+
+ERASED_LATER = "end-user-3"
+LIVE_OF_ERASED = "00000000-0000-4000-c000-00000000e003"
+
+
+@pytest.fixture(scope="module")
+def erased_after_export(neurant_server: TestDatabase, template: str, work: Path) -> Iterator[tuple[str, Path, str]]:
+    """A generated company whose end user ERASED_LATER has archived conversations and a live
+    one; exported; then that end user is erased in the source. (source URL, export, ledger id)"""
+    with scratch_database(neurant_server.url, template=template) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            load_demo(conn, companies=1, conversations=6, messages=2)
+            call_job(conn, "archive")
+            conn.execute("insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) "
+                         "values (%s, %s, '00000000-0000-4000-b000-00000000000b', %s, 'web')",
+                         (GENERATED_1, LIVE_OF_ERASED, ERASED_LATER))
+            conn.execute("insert into public.messages (company_id, conversation_id, sender_type, content) "
+                         "values (%s, %s, 'end_user', 'I live at Calle Mayor 1')", (GENERATED_1, LIVE_OF_ERASED))
+        directory = work / "export-before-erasure"
+        export_tenant(DatabaseTarget(url), GENERATED_1, directory)
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("select public.erase_end_user(%s, %s, 'GDPR request 2026-7')",
+                               (GENERATED_1, ERASED_LATER)).fetchone()
+        assert row is not None and row[0]["status"] == "done"
+        yield url, directory, str(row[0]["ledger_id"])
+
+
+@pytest.fixture(scope="module")
+def imported_twice(neurant_server: TestDatabase, template: str, erased_after_export: tuple[str, Path, str]
+                   ) -> Iterator[tuple[str, dict[str, Any], str, dict[str, Any]]]:
+    """The export imported into two fresh databases: without and with the replay."""
+    source, directory, _ = erased_after_export
+    with scratch_database(neurant_server.url, template=template) as plain, \
+            scratch_database(neurant_server.url, template=template) as replayed:
+        yield (plain, import_tenant(DatabaseTarget(plain), directory),
+               replayed, import_tenant(DatabaseTarget(replayed), directory, replay_from=source))
+
+
+def _of_end_user(url: str, end_user: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        return {t: conn.execute(f"select count(*) from {t} where company_id = %s and end_user_id = %s",  # type: ignore[index]
+                                (GENERATED_1, end_user)).fetchone()[0]
+                for t in ("public.conversations", "archive.conversations_archived")}
+
+
+def _replay_cli(url: str, *args: str) -> Any:
+    result = CliRunner().invoke(cli, ["--database-url", url, "erase", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_an_end_user_erased_after_the_export_comes_back_on_import_unless_replayed(
+        imported_twice: tuple[str, dict[str, Any], str, dict[str, Any]],
+        erased_after_export: tuple[str, Path, str]) -> None:
+    plain, plain_report, replayed, report = imported_twice
+    _, _, ledger_id = erased_after_export
+    assert "erasures" not in plain_report
+    back = _of_end_user(plain, ERASED_LATER)
+    assert back["public.conversations"] == 1 and back["archive.conversations_archived"] >= 1  # live and archive
+    # with the replay: the snapshot verified as exported first, then the erasure carried out again
+    assert report["verified"] is True
+    assert {k: report["erasures"][k] for k in ("entries", "replayed", "already_present", "matched_nobody")} == \
+        {"entries": 1, "replayed": 1, "already_present": 0, "matched_nobody": 0}
+    assert _of_end_user(replayed, ERASED_LATER) == {"public.conversations": 0, "archive.conversations_archived": 0}
+    with psycopg.connect(replayed) as conn:
+        assert conn.execute("select content from public.messages where conversation_id = %s",
+                            (LIVE_OF_ERASED,)).fetchall() == [("[erased]",)]
+        assert conn.execute("select count(*) from archive.messages_archived a join archive.conversations_archived c "
+                            "on c.company_id = a.company_id and c.id = a.conversation_id "
+                            "where c.end_user_id = 'erased' and a.content <> '[erased]'").fetchone() == (0,)
+        assert conn.execute("select replay_of::text, status from private.erasure_ledger where replay_of is not null"
+                            ).fetchall() == [(ledger_id, "done")]
+        # the other end users stay
+        assert conn.execute("select count(*) from archive.conversations_archived where end_user_id like 'end-user-%'"
+                            ).fetchone() == (5,)
+
+
+def test_replaying_twice_changes_nothing_and_a_request_matching_nobody_is_reported(
+        imported_twice: tuple[str, dict[str, Any], str, dict[str, Any]],
+        erased_after_export: tuple[str, Path, str], work: Path) -> None:
+    _, _, replayed, _ = imported_twice
+    source, directory, _ = erased_after_export
+    manifest = read_manifest(directory)
+    before = table_hashes(DatabaseTarget(replayed), GENERATED_1, manifest)
+    again = _replay_cli(replayed, "--replay-from", source)
+    assert (again["entries"], again["replayed"], again["already_present"]) == (1, 0, 1)
+    assert table_hashes(DatabaseTarget(replayed), GENERATED_1, manifest) == before
+    # a request whose end user is not in this database: recorded, reported, skipped next time
+    nobody = work / "ledger-nobody.json"
+    nobody.write_text(json.dumps({"format": "neurant-db erasure ledger", "format_version": 1, "entries": [
+        {"company_id": GENERATED_1, "request": "00000000-0000-4000-f000-00000000abcd",
+         "subject_ref": subject_ref(GENERATED_1, "never-here"), "reason": "GDPR request 2026-8",
+         "status": "done", "requested_at": "2026-01-01"}]}))
+    first = _replay_cli(replayed, "--replay-from", str(nobody))
+    second = _replay_cli(replayed, "--replay-from", str(nobody))
+    assert (first["matched_nobody"], second["matched_nobody"], second["already_present"]) == (1, 0, 1)
+    bad = CliRunner().invoke(cli, ["--database-url", replayed, "erase", "--replay-from", str(work / "missing.json"),
+                                   "--json"])
+    assert bad.exit_code == 1 and "no such ledger file" in json.loads(bad.output)["error"]["message"]
+
+
+def test_a_held_conversation_of_a_replayed_erasure_waits_for_its_release(
+        imported_twice: tuple[str, dict[str, Any], str, dict[str, Any]],
+        erased_after_export: tuple[str, Path, str], work: Path) -> None:
+    plain, _, _, _ = imported_twice
+    source, _, ledger_id = erased_after_export
+    ledger_file = work / "erasures.json"
+    assert _replay_cli(source, "--export-ledger", str(ledger_file))["entries"] == 1
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("insert into public.legal_holds (company_id, conversation_id, reason, set_by) "
+                     "values (%s, %s, 'Litigation 2026-41', 'legal@example.com')", (GENERATED_1, LIVE_OF_ERASED))
+    out = _replay_cli(plain, "--replay-from", str(ledger_file))
+    assert (out["replayed"], out["deferred"]) == (1, 1)
+    assert _of_end_user(plain, ERASED_LATER) == {"public.conversations": 1, "archive.conversations_archived": 0}
+    with psycopg.connect(plain, autocommit=True) as conn:
+        assert conn.execute("select status, replay_of::text from private.erasure_ledger where replay_of is not null"
+                            ).fetchall() == [("deferred", ledger_id)]
+        conn.execute("update public.legal_holds set released_at = now(), released_by = 'legal@example.com' "
+                     "where conversation_id = %s", (LIVE_OF_ERASED,))
+        assert conn.execute("select status from private.erasure_ledger where replay_of is not null"
+                            ).fetchall() == [("done",)]
+    assert _of_end_user(plain, ERASED_LATER) == {"public.conversations": 0, "archive.conversations_archived": 0}
+
+
+def test_the_replay_ledger_and_its_file_carry_no_raw_end_user_id(
+        imported_twice: tuple[str, dict[str, Any], str, dict[str, Any]],
+        erased_after_export: tuple[str, Path, str], work: Path) -> None:
+    _, _, replayed, _ = imported_twice
+    ledger_file = work / "erasures-of-the-source.json"
+    _replay_cli(erased_after_export[0], "--export-ledger", str(ledger_file))
+    assert ERASED_LATER not in ledger_file.read_text()
+    assert subject_ref(GENERATED_1, ERASED_LATER) in ledger_file.read_text()
+    with psycopg.connect(replayed) as conn:
+        rows = conn.execute("select row_to_json(l)::text from private.erasure_ledger l").fetchall()
+    assert rows and not any(ERASED_LATER in r[0] for r in rows)

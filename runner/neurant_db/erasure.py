@@ -15,6 +15,13 @@ Legal holds win here too: under a company-wide hold the cold files are left as t
 and the ledger says `cold_files.deferred`; `neurant-db erase --pending` (run after the
 release) finds the end user again without their id, by the ledger's subject reference
 (sha256 of company and end-user id) of each cold conversation row.
+
+After a restore or an import of data older than an erasure, `neurant-db erase --replay-from
+SOURCE` (`replay`) reads the newer ledger (the source database's, or a file of
+`erase --export-ledger`) and, per request the target lacks, calls private.erasure_replay
+(functions/4710): the end user is found by the subject reference alone and erased by
+public.erase_end_user, the row marked `replay_of` the request; then the cold files, as
+above. `tenant import --replay-erasures-from` and `restore-check` use `replay_entries`.
 """
 
 from __future__ import annotations
@@ -214,5 +221,149 @@ def erase_pending(target: DatabaseTarget) -> list[dict[str, Any]]:
         return done
     except OSError as exc:
         raise NeurantError(f"cold files: {exc}") from None
+    finally:
+        conn.close()
+
+
+# --- replay after a restore or an import -------------------------------------------------
+
+LEDGER_FORMAT = "neurant-db erasure ledger"
+LEDGER_FORMAT_VERSION = 1
+_ENTRY_KEYS = ("company_id", "request", "subject_ref", "reason", "status", "requested_at")
+
+
+class ReplayError(NeurantError):
+    """The newer ledger cannot be read, or a replay failed (nothing of that entry done)."""
+
+    exit_code = 1
+
+
+def ledger_entries(conn: psycopg.Connection, company: str | None = None) -> list[dict[str, Any]]:
+    """Every request of a database's ledger (no personal data), oldest first: `request` is
+    the original request's id (a replayed row names the request it replays)."""
+    if conn.execute("select to_regclass('private.erasure_ledger') is null").fetchone() == (True,):
+        return []
+    has_replay = conn.execute("select 1 from pg_attribute where attrelid = 'private.erasure_ledger'::regclass "
+                              "and attname = 'replay_of' and not attisdropped").fetchone() is not None
+    origin = "coalesce(replay_of, id)" if has_replay else "id"
+    rows = conn.execute(
+        f"select company_id::text, {origin}::text, subject_ref, reason, status, requested_at::text "
+        "from private.erasure_ledger where %(c)s::uuid is null or company_id = %(c)s::uuid "
+        "order by requested_at, id", {"c": company}).fetchall()
+    seen: set[tuple[str, str]] = set()
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        entry = dict(zip(_ENTRY_KEYS, row, strict=True))
+        if (entry["company_id"], entry["request"]) not in seen:  # a request and its replays: once
+            seen.add((entry["company_id"], entry["request"]))
+            out.append(entry)
+    return out
+
+
+def export_ledger(target: DatabaseTarget, path: Path, company: str | None = None) -> dict[str, Any]:
+    """Write the ledger's requests (hashes, ids, reasons: no personal data) to a JSON file
+    for `erase --replay-from FILE` where the source database is out of reach."""
+    conn = job_connection(target, "erase")
+    try:
+        entries = ledger_entries(conn, company)
+    finally:
+        conn.close()
+    doc = {"format": LEDGER_FORMAT, "format_version": LEDGER_FORMAT_VERSION,
+           "exported_at": datetime.now(UTC).isoformat(), "company": company, "entries": entries}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return {"file": str(path), "entries": len(entries), "company": company}
+
+
+def read_source(source: str, company: str | None = None) -> list[dict[str, Any]]:
+    """The requests of the newer ledger: SOURCE is a ledger file (erase --export-ledger) or
+    the connection string of the database it belongs to (the live source)."""
+    path = Path(source)
+    if not source.startswith(("postgres://", "postgresql://")) and "=" not in source:
+        if not path.is_file():
+            raise ReplayError(f"{source}: no such ledger file",
+                              hint="Pass a file written by `neurant-db erase --export-ledger` or the "
+                                   "postgresql:// URL of the database whose ledger is newer.")
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ReplayError(f"{source}: not a ledger file ({exc})") from None
+        if not isinstance(doc, dict) or doc.get("format") != LEDGER_FORMAT \
+                or doc.get("format_version") != LEDGER_FORMAT_VERSION or not isinstance(doc.get("entries"), list):
+            raise ReplayError(f"{source}: not a ledger file of format {LEDGER_FORMAT!r} "
+                              f"version {LEDGER_FORMAT_VERSION}")
+        entries = [e for e in doc["entries"] if company is None or e.get("company_id") == company]
+        for e in entries:
+            if not isinstance(e, dict) or any(not isinstance(e.get(k), str) for k in _ENTRY_KEYS[:3]):
+                raise ReplayError(f"{source}: an entry lacks company_id, request or subject_ref")
+        return entries
+    try:
+        conn = DatabaseTarget(source).connect(autocommit=True, purpose="erase replay source")
+    except psycopg.Error as exc:
+        raise ReplayError(f"the source database cannot be reached: {exc.diag.message_primary or exc}") from None
+    try:
+        conn.execute("set search_path = pg_catalog, pg_temp")
+        return ledger_entries(conn, company)
+    except psycopg.Error as exc:
+        raise ReplayError(f"the source's ledger cannot be read: {exc.diag.message_primary or exc}",
+                          hint="Connect as the owner or a role with service_role.") from None
+    finally:
+        conn.close()
+
+
+def replay_entries(conn: psycopg.Connection, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The database part of the replay, on `conn` (in the caller's transaction if it has one):
+    one private.erasure_replay per request, oldest first. Returns its outcomes."""
+    outcomes: list[dict[str, Any]] = []
+    if entries and conn.execute("select to_regprocedure('private.erasure_replay(uuid, uuid, text, text)') is null"
+                                ).fetchone() == (True,):
+        raise ReplayError("this database's schema predates the erasure replay (functions/4710_erasure_replay)",
+                          hint="Migrate it (neurant-db migrate), then replay.")
+    for e in entries:
+        row = conn.execute("select private.erasure_replay(%s, %s, %s, %s)",
+                           (e["company_id"], e["request"], e["subject_ref"], e.get("reason") or "")).fetchone()
+        assert row is not None
+        outcomes.append(row[0])
+    return outcomes
+
+
+def summarize(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts per outcome (replayed, already_present, matched_nobody, company_absent), the
+    replayed ones left deferred by a hold, and every outcome."""
+    counts = {k: 0 for k in ("replayed", "already_present", "matched_nobody", "company_absent")}
+    for o in outcomes:
+        counts[o["outcome"]] += 1
+    deferred = sum(1 for o in outcomes if o["outcome"] == "replayed" and o.get("status") == "deferred")
+    return {"entries": len(outcomes), **counts, "deferred": deferred, "outcomes": outcomes}
+
+
+def replay(target: DatabaseTarget, source: str, *, company: str | None = None, cold: bool = True) -> dict[str, Any]:
+    """`erase --replay-from SOURCE`: every request of the newer ledger this database lacks,
+    carried out again (database, then cold files as `erase` does). Idempotent."""
+    entries = read_source(source, company)
+    conn = job_connection(target, "erase")
+    try:
+        try:
+            outcomes = replay_entries(conn, entries)
+        except psycopg.Error as exc:
+            raise_job_error(exc, "erase replay")
+            raise
+        if cold:
+            for o in outcomes:
+                if o["outcome"] not in ("replayed", "matched_nobody"):
+                    continue
+                ref = next(e["subject_ref"] for e in entries
+                           if e["request"] == o["request"] and e["company_id"] == o["company_id"])
+
+                def match(row: dict[str, Any], company: str = o["company_id"], ref: str = ref) -> bool:
+                    return subject_ref(company, str(row.get("end_user_id"))) == ref
+                try:
+                    done = shred_cold(conn, o["company_id"], match, [str(o["ledger_id"])])
+                except OSError as exc:
+                    raise NeurantError(f"cold files: {exc}") from None
+                _record_cold(conn, o["company_id"], str(o["ledger_id"]), done)
+                o["cold_files"] = done.as_dict()
+        return {"source": "file" if Path(source).is_file() else "database", **summarize(outcomes)}
     finally:
         conn.close()

@@ -20,7 +20,10 @@ time into a scratch cluster, and the copy proved.
    (with the schema check built in a scratch database of the scratch cluster), RLS enabled
    and forced on every table, a sample of the isolation matrix (the test fixtures and the
    probe loaded in a transaction that is rolled back), and the row count and hash of every
-   table equal to the source's at T;
+   table equal to the source's at T; then, last (it changes rows), the erasures requested in
+   the source after T are carried out again on the copy (check `erasures`, erasure.py:
+   replayed / already in the copy / matched nobody), as they must be before a restored copy
+   goes live;
 6. RPO (T minus the newest heartbeat in the copy; archive_timeout as the bound) and RTO
    (restore + start + recovery + checks, wall clock) are measured; the evidence is one JSON
    document. The scratch cluster is stopped and deleted (unless kept).
@@ -56,6 +59,7 @@ from psycopg import sql
 
 from .database import DatabaseTarget, Source, connect
 from .doctor import run_checks
+from .erasure import ReplayError, ledger_entries, replay_entries, summarize
 from .errors import BadArgument, NeurantError
 from .isolation import EXPOSED_SCHEMAS, SpecError, TableSpec, cells, load_spec, target_predicate
 from .ledger import META_SCHEMA, read_ledger
@@ -643,6 +647,32 @@ def check_tables(copy: psycopg.Connection, source: dict[str, tuple[int, str]] | 
 # --- the drill ---------------------------------------------------------------------
 
 
+def check_erasures(copy: psycopg.Connection, source: DatabaseTarget) -> Check:
+    """The erasures requested in the source after T (its ledger now, which the copy's
+    predates), carried out again on the copy (erasure.replay_entries: by subject hash,
+    legal holds defer). Database part only: the copy's private.cold_exports name the
+    source's own files, which a drill must not rewrite (the source's `erase` did, or defers
+    them under its holds); those rows keep cold_files null, for `erase --pending` on a copy
+    that is promoted. One transaction: a failure leaves the copy as restored."""
+    try:
+        with connect(source.url, purpose="restore-check") as conn:
+            _prepare(conn)
+            entries = ledger_entries(conn)
+        with copy.transaction():
+            summary = summarize(replay_entries(copy, entries))
+    except ReplayError as exc:  # a copy older than the replay itself: the runbook migrates it first
+        return Check("erasures", True, f"not replayed: {exc.message} ({len(entries)} requests in the source's "
+                     "ledger; migrate the copy, then neurant-db erase --replay-from)", {"skipped": exc.message})
+    except psycopg.Error as exc:
+        return Check("erasures", False, f"the erasures could not be replayed: "
+                     f"{source.scrub((exc.diag.message_primary or str(exc)).strip())}")
+    detail = (f"{summary['entries']} requests in the source's ledger: {summary['replayed']} replayed "
+              f"({summary['deferred']} deferred by a legal hold), {summary['already_present']} already in the copy, "
+              f"{summary['matched_nobody']} matched nobody, {summary['company_absent']} of a company not in the copy")
+    return Check("erasures", True, detail, {k: v for k, v in summary.items() if k != "outcomes"}
+                 | {"replayed_requests": [o["request"] for o in summary["outcomes"] if o["outcome"] == "replayed"]})
+
+
 def _utc(ts: datetime) -> str:
     """A recovery target PostgreSQL and pgBackRest both read: UTC with microseconds."""
     return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") + "+00"
@@ -786,6 +816,9 @@ def _drill(source: DatabaseTarget, options: DrillOptions, fallback: Settings, re
             report.checks.append(check_isolation(copy, options.isolation_sample, seed))
             report.checks.append(check_doctor(DatabaseTarget(url, Source.THROWAWAY_SERVER), copy, fallback,
                                               options.schema_check))
+            # last: the checks above prove the copy as restored (the tables' hashes are the
+            # source's at T); the replay then changes rows, as it would on a promoted copy
+            report.checks.append(check_erasures(copy, source))
         timings["checks"] = time.monotonic() - t0
         report.rto_seconds = round(time.monotonic() - rto_started, 3)
         gap = (target - newest).total_seconds() if newest is not None else None

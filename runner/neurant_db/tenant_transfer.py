@@ -47,6 +47,7 @@ from psycopg import sql
 from . import __version__
 from .cold_storage import MANIFEST as COLD_MANIFEST
 from .database import DatabaseTarget
+from .erasure import read_source, replay_entries, summarize
 from .errors import NeurantError
 from .ledger import read_ledger
 from .releases import newest_release
@@ -399,11 +400,16 @@ def _load_identities(conn: psycopg.Connection, directory: Path, manifest: dict[s
     return cur.rowcount
 
 
-def import_tenant(target: DatabaseTarget, directory: Path) -> dict[str, Any]:
-    """Load a tenant export into `target` in one transaction; returns the verification report."""
+def import_tenant(target: DatabaseTarget, directory: Path, *, replay_from: str | None = None) -> dict[str, Any]:
+    """Load a tenant export into `target` in one transaction; returns the verification report.
+    replay_from (a newer ledger: database URL or file, erasure.read_source): after the
+    loaded rows are verified against the snapshot, in the same transaction, the erasures
+    requested since the export are carried out again (erasure.replay_entries)."""
     manifest = read_manifest(directory)
     verify_files(directory, manifest)
     company = str(manifest["company"])
+    newer = read_source(replay_from, company) if replay_from is not None else None
+    erasures: dict[str, Any] | None = None
     conn = _owner_connection(target, "tenant import")
     try:
         _check_schema(conn, manifest)
@@ -442,6 +448,13 @@ def import_tenant(target: DatabaseTarget, directory: Path) -> dict[str, Any]:
         if mismatches:
             raise TenantTransferError("the loaded rows differ from the snapshot: " + "; ".join(mismatches),
                                       hint="Nothing was imported (rolled back).")
+        if newer is not None:
+            # after the verification (the hashes prove the snapshot as exported), with the
+            # import mode off: a replayed erasure runs every rule of a request made here
+            started = time.perf_counter()
+            conn.execute(sql.SQL("set local {} = ''").format(sql.Identifier(*IMPORT_SETTING.split("."))))
+            erasures = summarize(replay_entries(conn, newer))
+            seconds["erasures"] = round(time.perf_counter() - started, 3)
         conn.execute("commit")
     except psycopg.Error as exc:
         _rollback(conn)
@@ -452,8 +465,11 @@ def import_tenant(target: DatabaseTarget, directory: Path) -> dict[str, Any]:
         raise
     finally:
         conn.close()
-    return {"company": company, "tables": loaded, "identities_added": added, "skipped": plan.skipped,
-            "derived": plan.derived, "verified": True, "rows": sum(loaded.values()), "seconds": seconds}
+    report = {"company": company, "tables": loaded, "identities_added": added, "skipped": plan.skipped,
+              "derived": plan.derived, "verified": True, "rows": sum(loaded.values()), "seconds": seconds}
+    if erasures is not None:
+        report["erasures"] = erasures
+    return report
 
 
 def _rollback(conn: psycopg.Connection) -> None:

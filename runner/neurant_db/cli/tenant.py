@@ -48,19 +48,25 @@ def export_cmd(c: Context, company: str, out_dir: Path) -> None:
 
 @tenant.command("import")
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--replay-erasures-from", "replay_from", default=None, metavar="SOURCE",
+              help="After the loaded rows are verified, in the same transaction, carry out again the "
+                   "tenant's erasures requested since the export: SOURCE is the postgresql:// URL of the "
+                   "source database or a file of `neurant-db erase --export-ledger`.")
 @pass_ctx
-def import_cmd(c: Context, directory: Path) -> None:
+def import_cmd(c: Context, directory: Path, replay_from: str | None) -> None:
     """Load a tenant export into this database (same or newer schema) in one transaction:
     constraints, foreign keys and tenant guards checked, ids kept, the bookkeeping not run
     twice (import mode, functions/4400); counts and sha256 of every table verified before
     the commit. Refuses a newer schema, a changed or missing file and any row already
-    present; then nothing is loaded.
+    present; then nothing is loaded. The snapshot's own erasure ledger is loaded as data; the
+    erasures made after the export are in the source's newer ledger: --replay-erasures-from.
 
     \b
     Example:
-      neurant-db --database-url postgresql://db2/app tenant import /backups/tenant-2f0c
+      neurant-db --database-url postgresql://db2/app tenant import /backups/tenant-2f0c \\
+          --replay-erasures-from postgresql://db1/app
     """
-    emit(import_tenant(c.target(), directory))
+    emit(import_tenant(c.target(), directory, replay_from=replay_from))
 
 
 @tenant.command("delete")
