@@ -148,6 +148,17 @@ def test_export_covers_every_tenant_table_of_the_registry(exports: dict[str, tup
     assert all(e.tenant for e in tenant_entries(registry, "vanilla"))
 
 
+def test_a_snapshot_is_readable_by_its_owner_only(exports: dict[str, tuple[Path, dict[str, Any]]]) -> None:
+    """It holds end users' messages, identities and integration credentials: the folder is
+    0700 and every file 0600, whatever the umask."""
+    for directory, _ in exports.values():
+        assert directory.stat().st_mode & 0o777 == 0o700
+        files = [f for f in directory.rglob("*") if f.is_file()]
+        assert len(files) >= 30
+        assert {f.stat().st_mode & 0o777 for f in files} == {0o600}
+        assert {d.stat().st_mode & 0o777 for d in directory.rglob("*") if d.is_dir()} <= {0o700}
+
+
 def test_export_holds_rows_of_its_tenant_only(exports: dict[str, tuple[Path, dict[str, Any]]], source: str) -> None:
     """Every row of every file carries the exported company's key (fixtures: A without B;
     generated data: company 1 without company 2), and the files are what the manifest says."""

@@ -34,12 +34,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 import psycopg
 from psycopg import sql
@@ -180,8 +179,9 @@ def _cold_exports(conn: psycopg.Connection, company: str, out: Path) -> list[dic
         if company not in cold.get("companies", []):
             continue
         copy = out / "cold" / f"{export_id}.manifest.json"
-        copy.parent.mkdir(exist_ok=True)
-        shutil.copyfile(manifest_path, copy)
+        copy.parent.mkdir(mode=0o700, exist_ok=True)
+        with _private_file(copy) as f:
+            f.write(manifest_path.read_bytes())
         entry["manifest"] = {"file": f"cold/{copy.name}", "sha256": sha256_file(copy)}
         found.append(entry)
     return found
@@ -201,6 +201,7 @@ def export_tenant(target: DatabaseTarget, company: str, out_dir: Path) -> dict[s
     if out_dir.exists() and any(out_dir.iterdir()):
         raise TenantTransferError(f"{out_dir} is not empty", hint="Export into a new or empty directory.")
     out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.chmod(0o700)  # the snapshot holds end users' messages, identities and credentials
     conn = _owner_connection(target, "tenant export")
     try:
         conn.execute("begin isolation level repeatable read, read only")
@@ -217,7 +218,7 @@ def export_tenant(target: DatabaseTarget, company: str, out_dir: Path) -> dict[s
                 raise TenantTransferError(f"{entry.name} is in the table registry but not in the database",
                                           hint="Migrate the database to the end first.")
             path = out_dir / table.file
-            with path.open("wb") as f:
+            with _private_file(path) as f:
                 rows, digest = _copy_out(conn, _select(table), (company,), f)
                 f.flush()
                 os.fsync(f.fileno())
@@ -229,7 +230,7 @@ def export_tenant(target: DatabaseTarget, company: str, out_dir: Path) -> dict[s
             query = sql.SQL("select {} from auth.users where id in (select * from ({}) r) order by id").format(
                 _ident_list(auth.columns), _identities())
             path = out_dir / auth.file
-            with path.open("wb") as f:
+            with _private_file(path) as f:
                 rows, digest = _copy_out(conn, query, (company,) * len(IDENTITY_REFS), f)
             manifest["global"]["auth.users"] = {
                 "file": auth.file, "columns": list(auth.columns), "rows": rows, "sha256": digest,
@@ -241,8 +242,15 @@ def export_tenant(target: DatabaseTarget, company: str, out_dir: Path) -> dict[s
                                   hint=exc.diag.message_hint) from None
     finally:
         conn.close()
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    with _private_file(out_dir / MANIFEST) as f:
+        f.write((json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return manifest
+
+
+def _private_file(path: Path) -> BinaryIO:
+    """`path` created for writing, readable by its owner only (0600, whatever the umask): a
+    snapshot holds personal data, password hashes and integration credentials."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
 
 
 def _owner_connection(target: DatabaseTarget, purpose: str) -> psycopg.Connection:
