@@ -287,7 +287,7 @@ def test_a_check_waiting_on_a_lock_gives_up_after_the_timeout_and_finds_nothing_
     lock_timeout with a warning each; no error is made up, and doctor returns."""
     with psycopg.connect(db) as locker:
         locker.execute("lock table public.companies in access exclusive mode")
-        found = _findings(db, timeout_ms=300)
+        found = _findings(db, timeout_ms=100)
         locker.rollback()
     counters = [f for f in found if f.check == "data.counter"]
     assert counters and all(f.level == "warning" and "did not finish" in f.message for f in counters), counters
