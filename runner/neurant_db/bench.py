@@ -238,6 +238,11 @@ CANDIDATE_SHAPES = [
     PeerShape("ours_vis", "both helpers read the caller's private.chatbot_visibility row (company from it)", True,
               f"company_id = (select {PEER_SCHEMA}.visible_company_id()) "
               "and chatbot_id = any ((select private.get_visible_chatbot_ids())::uuid[])", candidate=True),
+    PeerShape("ours_view", "both lookups inline through a view of the caller's own chatbot_visibility row "
+              "(security_invoker off: no function call, no security definer)", True,
+              f"company_id = (select v.company_id from {PEER_SCHEMA}.my_visibility v) "
+              f"and chatbot_id = any ((select v.chatbot_ids from {PEER_SCHEMA}.my_visibility v)::uuid[])",
+              candidate=True),
     PeerShape("ours_plpgsql", "ours with both helpers in plpgsql (plans cached per session)", True,
               f"company_id = (select {PEER_SCHEMA}.company_plpgsql()) "
               f"and chatbot_id = any ((select {PEER_SCHEMA}.visible_plpgsql())::uuid[])", candidate=True),
@@ -292,6 +297,10 @@ begin
 end
 $$;
 comment on function {PEER_SCHEMA}.visible_plpgsql() is 'bench candidate: get_visible_chatbot_ids in plpgsql.';
+create view {PEER_SCHEMA}.my_visibility as
+  select v.company_id, v.chatbot_ids from private.chatbot_visibility v where v.auth_user_id = auth.uid();
+comment on view {PEER_SCHEMA}.my_visibility is
+  'bench candidate: the caller''s own visibility row, read as the view''s owner.';
 """
 CANDIDATE_FUNCTIONS = ("private.get_user_company_id()", "private.get_visible_chatbot_ids()",
                        f"{PEER_SCHEMA}.sees_every_chatbot()", f"{PEER_SCHEMA}.visible_or_null()",
@@ -367,6 +376,7 @@ $$""")
         if shape.candidate:
             conn.execute(f"grant usage on schema private to {shape.role}")
             conn.execute(f"grant execute on function {', '.join(CANDIDATE_FUNCTIONS)} to {shape.role}")
+            conn.execute(f"grant select on {PEER_SCHEMA}.my_visibility to {shape.role}")
         for table in HOT_TABLES:
             conn.execute(f"grant select on {PEER_SCHEMA}.{table} to {shape.role}")
             conn.execute(f"create policy {shape.key} on {PEER_SCHEMA}.{table} for select to {shape.role} "
