@@ -8,7 +8,9 @@ hot query several ways on the same server, interleaved so drift hits all alike:
   rls       authenticated user under RLS, no explicit tenant filter
 and, on one server, the policy shapes people copy today (PEER_SHAPES), built on copies of
 the hot tables in schema bench_peers (same rows, same indexes; the real schema is not
-touched), each with and without the key, plus `copy`, the baseline on the copies. Every
+touched), each with and without the key, plus `copy`, the baseline on the copies (with
+--candidates also CANDIDATE_SHAPES, candidate shapes of our own select policy, side by side
+with ours on the copies, `ours_copy`: a policy change measured before it is made). Every
 variant is timed under a generic and under a custom plan (plan_cache_mode forced), and the
 faster of the two counts: no ratio is made by a baseline held to its slower plan.
 It prints each variant's time (the lower quartile of its blocks) and the ratios to
@@ -243,6 +245,12 @@ CANDIDATE_SHAPES = [
               f"company_id = (select v.company_id from {PEER_SCHEMA}.my_visibility v) "
               f"and chatbot_id = any ((select v.chatbot_ids from {PEER_SCHEMA}.my_visibility v)::uuid[])",
               candidate=True),
+    PeerShape("ours_inline", "both lookups inline, read under RLS: the caller may select its own "
+              "private.chatbot_visibility row (auth_user_id = (select auth.uid())), no helper called", True,
+              "company_id = (select v.company_id from private.chatbot_visibility v "
+              "where v.auth_user_id = (select auth.uid())) "
+              "and chatbot_id = any ((select v.chatbot_ids from private.chatbot_visibility v "
+              "where v.auth_user_id = (select auth.uid()))::uuid[])", candidate=True),
     PeerShape("ours_plpgsql", "ours with both helpers in plpgsql (plans cached per session)", True,
               f"company_id = (select {PEER_SCHEMA}.company_plpgsql()) "
               f"and chatbot_id = any ((select {PEER_SCHEMA}.visible_plpgsql())::uuid[])", candidate=True),
@@ -377,6 +385,10 @@ $$""")
             conn.execute(f"grant usage on schema private to {shape.role}")
             conn.execute(f"grant execute on function {', '.join(CANDIDATE_FUNCTIONS)} to {shape.role}")
             conn.execute(f"grant select on {PEER_SCHEMA}.my_visibility to {shape.role}")
+            if shape.key == "ours_inline":  # its own row of the real table (dropped with the role)
+                conn.execute(f"grant select on private.chatbot_visibility to {shape.role}")
+                conn.execute(f"create policy bench_{shape.key} on private.chatbot_visibility for select "
+                             f"to {shape.role} using (auth_user_id = (select auth.uid()))")
         for table in HOT_TABLES:
             conn.execute(f"grant select on {PEER_SCHEMA}.{table} to {shape.role}")
             conn.execute(f"create policy {shape.key} on {PEER_SCHEMA}.{table} for select to {shape.role} "
