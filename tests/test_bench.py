@@ -50,6 +50,27 @@ def test_rls_and_every_peer_shape_return_the_same_rows_as_the_explicit_tenant_fi
         assert conn.execute("select count(*) from pg_roles where rolname like 'neurant_bench_%'").fetchone() == (0,)
 
 
+def test_candidate_shapes_of_ours_return_ours_rows_and_leave_nothing_behind(neurant_server: TestDatabase) -> None:
+    """`bench --candidates` (issue 21, item 4): a candidate of our own policy is timed on the
+    copies only if it returns ours' rows (the operador scoped to its chatbots without the
+    query sending the filter), and the run leaves the real schema as it found it (no role,
+    no policy of a candidate on private.chatbot_visibility)."""
+    with scratch_database(neurant_server.url) as url:
+        settings = test_settings()
+        migrate(DatabaseTarget(url), render_all(settings), settings)
+        results = bench.run(DatabaseTarget(url), companies=4, conversations=20, messages=3, iterations=10,
+                            echo=lambda _line: None, rounds=1, candidates=True)
+        candidates = {s.key for s in bench.CANDIDATE_SHAPES}
+        assert candidates and all(s.candidate and s.fresh for s in bench.CANDIDATE_SHAPES)
+        for r in results:
+            assert {*candidates, *(f"{k}+key" for k in candidates)} <= set(r["variants"]), r["variants"].keys()
+            assert r["same_rows"], r["query"]
+        with connect(url) as conn:
+            assert conn.execute("select count(*) from pg_roles where rolname like 'neurant_bench_%'").fetchone() == (0,)
+            assert conn.execute("select count(*) from pg_policy where polname like 'bench%'").fetchone() == (0,)
+            assert conn.execute("select to_regnamespace(%s)", (bench.PEER_SCHEMA,)).fetchone() == (None,)
+
+
 def test_every_variant_is_timed_under_a_generic_and_a_custom_plan_and_the_faster_counts(
         toy_run: tuple[str, list[dict[str, Any]]]) -> None:
     """The baseline held to its slower plan makes every ratio look better than it is (issue

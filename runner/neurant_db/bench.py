@@ -8,7 +8,9 @@ hot query several ways on the same server, interleaved so drift hits all alike:
   rls       authenticated user under RLS, no explicit tenant filter
 and, on one server, the policy shapes people copy today (PEER_SHAPES), built on copies of
 the hot tables in schema bench_peers (same rows, same indexes; the real schema is not
-touched), each with and without the key, plus `copy`, the baseline on the copies. Every
+touched), each with and without the key, plus `copy`, the baseline on the copies (with
+--candidates also CANDIDATE_SHAPES, candidate shapes of our own select policy, side by side
+with ours on the copies, `ours_copy`: a policy change measured before it is made). Every
 variant is timed under a generic and under a custom plan (plan_cache_mode forced), and the
 faster of the two counts: no ratio is made by a baseline held to its slower plan.
 It prints each variant's time (the lower quartile of its blocks) and the ratios to
@@ -186,6 +188,10 @@ class PeerShape:
     title: str
     fresh: bool  # False: trusts a value fixed when the token was issued
     using: str
+    # a candidate shape of OUR policy (--candidates): it scopes the operador to its chatbots
+    # as ours does, so its query without the key is ours (no chatbot filter sent), and it is
+    # compared with ours on the copies (`ours_copy`), not counted among the peers
+    candidate: bool = False
 
     @property
     def role(self) -> str:
@@ -209,6 +215,106 @@ PEER_SHAPES = [
               "(the speed reference: no lookup, not fresh)", False,
               "company_id = ((select auth.jwt()) ->> 'company_id')::uuid"),
 ]
+
+
+# Candidate shapes of our own select policy (issue 21, item 4; `neurant-db bench
+# --candidates`): on the same copies, side by side with ours there (`ours_copy`, the
+# released shape), so a change of the real policies is measured before it is made. Each
+# keeps the operador to its chatbots (the rows of ours); helpers they need are created in
+# bench_peers (CANDIDATES_SQL), security definer as ours are.
+CANDIDATE_SHAPES = [
+    PeerShape("ours_copy", "ours, released: company_id = (select private.get_user_company_id()) and "
+              "chatbot_id = any ((select private.get_visible_chatbot_ids())::uuid[])", True,
+              "company_id = (select private.get_user_company_id()) "
+              "and chatbot_id = any ((select private.get_visible_chatbot_ids())::uuid[])", candidate=True),
+    PeerShape("ours_flag", "company_id = (select get_user_company_id()) and ((select sees_every_chatbot()) "
+              "or chatbot_id = any ((select get_visible_chatbot_ids())))", True,
+              "company_id = (select private.get_user_company_id()) "
+              f"and ((select {PEER_SCHEMA}.sees_every_chatbot()) "
+              "or chatbot_id = any ((select private.get_visible_chatbot_ids())::uuid[]))", candidate=True),
+    PeerShape("ours_null_all", "company_id = (select get_user_company_id()) and "
+              "coalesce(chatbot_id = any ((select visible_or_null())), true) (null: every chatbot)", True,
+              "company_id = (select private.get_user_company_id()) "
+              f"and coalesce(chatbot_id = any ((select {PEER_SCHEMA}.visible_or_null())::uuid[]), true)",
+              candidate=True),
+    PeerShape("ours_vis", "both helpers read the caller's private.chatbot_visibility row (company from it)", True,
+              f"company_id = (select {PEER_SCHEMA}.visible_company_id()) "
+              "and chatbot_id = any ((select private.get_visible_chatbot_ids())::uuid[])", candidate=True),
+    PeerShape("ours_view", "both lookups inline through a view of the caller's own chatbot_visibility row "
+              "(security_invoker off: no function call, no security definer)", True,
+              f"company_id = (select v.company_id from {PEER_SCHEMA}.my_visibility v) "
+              f"and chatbot_id = any ((select v.chatbot_ids from {PEER_SCHEMA}.my_visibility v)::uuid[])",
+              candidate=True),
+    PeerShape("ours_inline", "both lookups inline, read under RLS: the caller may select its own "
+              "private.chatbot_visibility row (auth_user_id = (select auth.uid())), no helper called", True,
+              "company_id = (select v.company_id from private.chatbot_visibility v "
+              "where v.auth_user_id = (select auth.uid())) "
+              "and chatbot_id = any ((select v.chatbot_ids from private.chatbot_visibility v "
+              "where v.auth_user_id = (select auth.uid()))::uuid[])", candidate=True),
+    PeerShape("ours_plpgsql", "ours with both helpers in plpgsql (plans cached per session)", True,
+              f"company_id = (select {PEER_SCHEMA}.company_plpgsql()) "
+              f"and chatbot_id = any ((select {PEER_SCHEMA}.visible_plpgsql())::uuid[])", candidate=True),
+]
+
+CANDIDATES_SQL = f"""
+create function {PEER_SCHEMA}.sees_every_chatbot() returns boolean
+  language sql stable security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+  select coalesce((select u.role in ('owner', 'administrador', 'supervisor') from public.users u
+                    where u.auth_user_id = auth.uid() and u.is_active), false)
+$$;
+comment on function {PEER_SCHEMA}.sees_every_chatbot() is
+  'bench candidate: the caller sees every chatbot of its company.';
+create function {PEER_SCHEMA}.visible_or_null() returns uuid[]
+  language sql stable security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+  select case when u.role in ('owner', 'administrador', 'supervisor') then null
+              else coalesce(v.chatbot_ids, '{{}}'::uuid[]) end
+    from (select auth.uid() as uid) c
+    left join private.chatbot_visibility v on v.auth_user_id = c.uid
+    left join public.users u on u.company_id = v.company_id and u.id = v.user_id
+$$;
+comment on function {PEER_SCHEMA}.visible_or_null() is
+  'bench candidate: the caller''s visible chatbots, null for every chatbot.';
+create function {PEER_SCHEMA}.visible_company_id() returns uuid
+  language sql stable security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+  select v.company_id from private.chatbot_visibility v where v.auth_user_id = auth.uid()
+$$;
+comment on function {PEER_SCHEMA}.visible_company_id() is
+  'bench candidate: the caller''s company from its visibility row.';
+create function {PEER_SCHEMA}.company_plpgsql() returns uuid
+  language plpgsql stable security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return (select u.company_id from public.users u where u.auth_user_id = auth.uid() and u.is_active);
+end
+$$;
+comment on function {PEER_SCHEMA}.company_plpgsql() is 'bench candidate: get_user_company_id in plpgsql.';
+create function {PEER_SCHEMA}.visible_plpgsql() returns uuid[]
+  language plpgsql stable security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return coalesce((select v.chatbot_ids from private.chatbot_visibility v where v.auth_user_id = auth.uid()),
+                  '{{}}'::uuid[]);
+end
+$$;
+comment on function {PEER_SCHEMA}.visible_plpgsql() is 'bench candidate: get_visible_chatbot_ids in plpgsql.';
+create view {PEER_SCHEMA}.my_visibility as
+  select v.company_id, v.chatbot_ids from private.chatbot_visibility v where v.auth_user_id = auth.uid();
+comment on view {PEER_SCHEMA}.my_visibility is
+  'bench candidate: the caller''s own visibility row, read as the view''s owner.';
+"""
+CANDIDATE_FUNCTIONS = ("private.get_user_company_id()", "private.get_visible_chatbot_ids()",
+                       f"{PEER_SCHEMA}.sees_every_chatbot()", f"{PEER_SCHEMA}.visible_or_null()",
+                       f"{PEER_SCHEMA}.visible_company_id()", f"{PEER_SCHEMA}.company_plpgsql()",
+                       f"{PEER_SCHEMA}.visible_plpgsql()")
+ALL_SHAPES = (*PEER_SHAPES, *CANDIDATE_SHAPES)
 
 PEERS_SQL = f"""
 create schema {PEER_SCHEMA};
@@ -245,20 +351,22 @@ def _copy_columns(conn: psycopg.Connection, table: str) -> str:
     return ", ".join(psycopg.sql.Identifier(r[0]).as_string(conn) for r in rows)
 
 
-def build_peers(conn: psycopg.Connection) -> None:
+def build_peers(conn: psycopg.Connection, shapes: tuple[PeerShape, ...] = tuple(PEER_SHAPES)) -> None:
     """Schema bench_peers: a copy of each hot table (`like ... including all`: the same
     columns, checks and indexes; the same rows, in the same order), a membership table, and
     per peer shape one role with its select policy on the copies. Nothing of the real
     schema changes; drop_peers removes it all (roles included)."""
     drop_peers(conn)
     conn.execute(PEERS_SQL)
+    if any(s.candidate for s in shapes):
+        conn.execute(CANDIDATES_SQL)
     for table in HOT_TABLES:
         columns = _copy_columns(conn, table)
         conn.execute(f"create table {PEER_SCHEMA}.{table} (like public.{table} including all)")
         conn.execute(f"insert into {PEER_SCHEMA}.{table} ({columns}) select {columns} from public.{table}")
         conn.execute(f"alter table {PEER_SCHEMA}.{table} enable row level security")
         conn.execute(f"alter table {PEER_SCHEMA}.{table} force row level security")
-    for shape in PEER_SHAPES:
+    for shape in shapes:
         conn.execute(f"""
 do $$
 begin
@@ -273,6 +381,14 @@ $$""")
         conn.execute(f"grant select on {PEER_SCHEMA}.memberships to {shape.role}")
         conn.execute(f"grant execute on function auth.uid(), auth.jwt(), "
                      f"{PEER_SCHEMA}.has_role_on_account(uuid) to {shape.role}")
+        if shape.candidate:
+            conn.execute(f"grant usage on schema private to {shape.role}")
+            conn.execute(f"grant execute on function {', '.join(CANDIDATE_FUNCTIONS)} to {shape.role}")
+            conn.execute(f"grant select on {PEER_SCHEMA}.my_visibility to {shape.role}")
+            if shape.key == "ours_inline":  # its own row of the real table (dropped with the role)
+                conn.execute(f"grant select on private.chatbot_visibility to {shape.role}")
+                conn.execute(f"create policy bench_{shape.key} on private.chatbot_visibility for select "
+                             f"to {shape.role} using (auth_user_id = (select auth.uid()))")
         for table in HOT_TABLES:
             conn.execute(f"grant select on {PEER_SCHEMA}.{table} to {shape.role}")
             conn.execute(f"create policy {shape.key} on {PEER_SCHEMA}.{table} for select to {shape.role} "
@@ -286,8 +402,8 @@ def drop_peers(conn: psycopg.Connection) -> None:
     database of the server stays)."""
     conn.execute(f"drop schema if exists {PEER_SCHEMA} cascade")
     existing = {r[0] for r in conn.execute("select rolname from pg_catalog.pg_roles where rolname = any(%s)",
-                                           ([s.role for s in PEER_SHAPES],))}
-    for shape in PEER_SHAPES:
+                                           ([s.role for s in ALL_SHAPES],))}
+    for shape in ALL_SHAPES:
         if shape.role in existing:
             conn.execute(f"drop owned by {shape.role}")  # its grants in this database
             # (granted something in another database of the server: left there)
@@ -386,7 +502,8 @@ def bench_params(companies: int) -> tuple[int, dict[str, Any]]:
     }
 
 
-def _variants(q: Query, peers: bool = False) -> list[tuple[str, str | None, str]]:
+def _variants(q: Query, peers: bool = False,
+              shapes: tuple[PeerShape, ...] = tuple(PEER_SHAPES)) -> list[tuple[str, str | None, str]]:
     """(label, role, tagged statement) of every variant of a hot query: ours (baseline,
     rls+key, rls) and, with `peers`, the baseline on the copies (`copy`) and every peer shape
     with the key (`<shape>+key`, the baseline's text) and without (`<shape>`)."""
@@ -395,8 +512,10 @@ def _variants(q: Query, peers: bool = False) -> list[tuple[str, str | None, str]
     if peers:
         keyed, only = _on_copies(q.baseline), _on_copies(q.peer_only or q.rls_only)
         out.append(("copy", None, keyed))
-        for shape in PEER_SHAPES:
-            out += [(f"{shape.key}+key", shape.role, keyed), (shape.key, shape.role, only)]
+        for shape in shapes:
+            # a candidate of ours scopes the operador itself: its keyed and unkeyed queries are ours
+            out += [(f"{shape.key}+key", shape.role, _on_copies(q.rls_keyed) if shape.candidate else keyed),
+                    (shape.key, shape.role, _on_copies(q.rls_only) if shape.candidate else only)]
     return [(label, role, _tag(sql, label)) for label, role, sql in out]
 
 
@@ -418,7 +537,8 @@ def _prepared_text(sql: str) -> str:
 def explain(conn: psycopg.Connection, companies: int, *, fmt: str = "text",
             analyze: bool = True, distributed: bool = False, peers: bool = False,
             modes: dict[str, dict[str, str]] | None = None,
-            slow: dict[str, list[str]] | None = None) -> dict[str, dict[str, Any]]:
+            slow: dict[str, list[str]] | None = None,
+            shapes: tuple[PeerShape, ...] = tuple(PEER_SHAPES)) -> dict[str, dict[str, Any]]:
     """EXPLAIN (ANALYZE, BUFFERS) of every hot query, every variant (`peers`: the peer
     shapes' too, build_peers first), as the bench runs it: a prepared statement under the
     plan mode the timed loop found fastest for it (`modes`: {query: {variant: generic or
@@ -434,7 +554,7 @@ def explain(conn: psycopg.Connection, companies: int, *, fmt: str = "text",
     for q in QUERIES:
         _act_as(conn, target, q.identity)
         out[q.name] = {}
-        for label, role, sql in _variants(q, peers):
+        for label, role, sql in _variants(q, peers, shapes):
             mode = (modes or {}).get(q.name, {}).get(label, "auto")
             conn.execute(f"set plan_cache_mode = {PLAN_MODES.get(mode, 'auto')}")
             with _as_variant(conn, role, _claims(target, q.identity), distributed):
@@ -520,7 +640,7 @@ def _pin_cpus(conn: psycopg.Connection) -> tuple[str, Callable[[], None]]:
 def run(database: DatabaseTarget, *, companies: int, conversations: int, messages: int, iterations: int,
         echo: Callable[[str], None], rounds: int = 10, seed: int = 7, load_data: bool = True,
         explain_into: dict[str, Any] | None = None, distributed: bool = False,
-        peers: bool = True) -> list[dict[str, Any]]:
+        peers: bool = True, candidates: bool = False) -> list[dict[str, Any]]:
     """One connection for every variant (the role is switched between blocks), so
     the comparison is not skewed by which CPU each backend process landed on. Each
     variant has its own statement text per plan mode (own prepared statement and plan
@@ -528,6 +648,7 @@ def run(database: DatabaseTarget, *, companies: int, conversations: int, message
     medians gives the spread (min..max over rounds). `peers` (one server only): the peer
     shapes too, on copies of the hot tables built here and dropped afterwards."""
     peers = peers and not distributed
+    shapes = ALL_SHAPES if candidates else tuple(PEER_SHAPES)
     if load_data:
         with database.connect(purpose="bench-load") as conn:
             t0 = time.perf_counter()
@@ -538,7 +659,7 @@ def run(database: DatabaseTarget, *, companies: int, conversations: int, message
     if peers:
         with database.connect(purpose="bench-load") as conn:
             t0 = time.perf_counter()
-            build_peers(conn)
+            build_peers(conn, shapes)
             echo(f"peer policy shapes on copies of {', '.join(HOT_TABLES)} (schema {PEER_SCHEMA}) "
                  f"built in {time.perf_counter() - t0:.1f}s")
     target, params = bench_params(companies)
@@ -549,7 +670,7 @@ def run(database: DatabaseTarget, *, companies: int, conversations: int, message
             pinned, unpin = _pin_cpus(conn)
             echo(f"reads on one connection: {pinned}")
             try:
-                results = _measure(conn, target, params, rng, per_block, rounds, distributed, peers)
+                results = _measure(conn, target, params, rng, per_block, rounds, distributed, peers, shapes)
             finally:
                 unpin()
             for r in results:
@@ -559,7 +680,8 @@ def run(database: DatabaseTarget, *, companies: int, conversations: int, message
                 slow = {r["query"]: [label for label, v in r["variants"].items()
                                      if v.get("rounds", rounds) < rounds] for r in results}
                 explain_into.update(explain(conn, companies, distributed=distributed, peers=peers,
-                                            modes=None if distributed else modes, slow=slow))
+                                            modes=None if distributed else modes, slow=slow,
+                                            shapes=shapes))
     finally:
         if peers:
             with database.connect(purpose="bench-load") as conn:
@@ -568,13 +690,14 @@ def run(database: DatabaseTarget, *, companies: int, conversations: int, message
 
 
 def _measure(conn: psycopg.Connection, target: int, params: dict[str, Any], rng: random.Random,
-             per_block: int, rounds: int, distributed: bool = False, peers: bool = False) -> list[dict[str, Any]]:
+             per_block: int, rounds: int, distributed: bool = False, peers: bool = False,
+             shapes: tuple[PeerShape, ...] = tuple(PEER_SHAPES)) -> list[dict[str, Any]]:
     modes = ("auto",) if distributed else ("generic", "custom")
     results = []
     for q in QUERIES:
         _act_as(conn, target, q.identity)
         claims = _claims(target, q.identity)
-        variants = _variants(q, peers)
+        variants = _variants(q, peers, shapes)
         labels = [label for label, _r, _s in variants]
         # one statement per variant and mode: its own prepared statement and plan cache
         runs = [(label, role, _tag(sql, mode), mode) for label, role, sql in variants for mode in modes]
@@ -703,13 +826,14 @@ def print_peers(results: list[dict[str, Any]], echo: Callable[[str], None]) -> N
     key / without it (rows: `same` when every variant returned the baseline's rows)."""
     echo("policy shapes on copies of the hot tables (same rows, same indexes), ratio to the baseline, "
          "query sent with company_id = $1 / without it:")
-    for shape in PEER_SHAPES:
+    shapes = [s for s in ALL_SHAPES if f"{s.key}+key" in results[0]["variants"]]
+    for shape in shapes:
         echo(f"  {shape.key}: {shape.title}")
-    cols = ["ours", *[s.key for s in PEER_SHAPES]]
+    cols = ["ours", *[s.key for s in shapes]]
     echo(f"{'query':<42} {'copy':>5} " + " ".join(f"{c:>15}" for c in cols) + "  rows")
     for r in results:
         v = r["variants"]
-        cells = [_peer_cell(r, "rls+key", "rls"), *[_peer_cell(r, f"{s.key}+key", s.key) for s in PEER_SHAPES]]
+        cells = [_peer_cell(r, "rls+key", "rls"), *[_peer_cell(r, f"{s.key}+key", s.key) for s in shapes]]
         echo(f"{r['query']:<42} {v['copy']['ratio']:>5.2f} " + " ".join(f"{c:>15}" for c in cells)
              + f"  {'same' if r['same_rows'] else 'DIFFER'}")
     echo(f"(* measured in the first round only: more than {SLOW_RATIO:.0f}x the baseline)")
@@ -793,7 +917,8 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
             messages: int | None, iterations: int, rounds: int, writes: bool, write_seconds: int,
             reads: bool = True,
             write_repeats: int, show_explain: bool, copy_rows: int = bw.COPY_ROWS, report_dir: Path, as_json: bool,
-            echo: Callable[[str], None], profile: str | None = None, tenant_messages: int = 0) -> dict[str, Any]:
+            echo: Callable[[str], None], profile: str | None = None, tenant_messages: int = 0,
+            candidates: bool = False) -> dict[str, Any]:
     """`neurant-db bench`: reads (and --writes) on a throwaway database of `server` (None: of
     a throwaway embedded server; profile citus: distributed over the cluster `server` is the
     coordinator of; `profile` None: the suites' default, test_settings); the results and the
@@ -821,7 +946,7 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
     if reads:
         results = run(db.target, companies=companies, conversations=conversations, messages=messages,
                       iterations=iterations, echo=say, rounds=rounds, explain_into=plans,
-                      load_data=not distributed, distributed=distributed)
+                      load_data=not distributed, distributed=distributed, candidates=candidates)
     else:  # the write benchmark needs the data set all the same
         if not distributed:
             with db.target.connect(purpose="bench-load") as conn:
@@ -836,7 +961,7 @@ def run_all(server: DatabaseTarget | None, *, scale: str, companies: int | None,
     }
     if any("copy" in r.get("variants", {}) for r in results):
         report["peers"] = {"shapes": {s.key: {"title": s.title, "fresh": s.fresh, "using": s.using}
-                                      for s in PEER_SHAPES},
+                                      for s in ALL_SHAPES if f"{s.key}+key" in results[0]["variants"]},
                            "verdict": peer_verdict(results)}
     if results and not as_json:  # the goal on a cluster: issue 19 (a hop to the shard in both)
         print_results(results, echo, goal=1.5 if distributed else 1.10)

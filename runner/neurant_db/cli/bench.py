@@ -32,6 +32,9 @@ from .json_output import json_option
 @click.option("--tenant-messages", type=int, default=0, show_default=True,
               help="Also time `tenant export` and `tenant import` of one company with this many messages, "
                    "side by side with plain COPY (make bench: 1,000,000); 0 skips it.")
+@click.option("--candidates", is_flag=True,
+              help="Also time candidate shapes of our own select policy on the copies, side by side with "
+                   "ours there (ours_copy): a policy change measured before it is made.")
 @click.option("--explain", "show_explain", is_flag=True, help="Print EXPLAIN (ANALYZE, BUFFERS) of each query.")
 @click.option("--report-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Where the run (results JSON + plans) is saved.")
@@ -39,7 +42,8 @@ from .json_output import json_option
 @pass_ctx
 def bench(c: Context, companies: int | None, conversations: int | None, messages: int | None, scale: str,
           iterations: int, rounds: int, writes: bool, reads: bool, write_seconds: int, write_repeats: int,
-          copy_rows: int, tenant_messages: int, show_explain: bool, report_dir: Path, as_json: bool) -> None:
+          copy_rows: int, tenant_messages: int, candidates: bool, show_explain: bool, report_dir: Path,
+          as_json: bool) -> None:
     """Measure hot queries under RLS against the same query without RLS, side by side,
     and (--writes) the message write path against a bare copy of the table. On one server
     the reads also run under the tenant policies people copy (Supabase's guide, basejump's
@@ -62,4 +66,5 @@ def bench(c: Context, companies: int | None, conversations: int | None, messages
             messages=messages, iterations=iterations, rounds=rounds, writes=writes, reads=reads,
             write_seconds=write_seconds, write_repeats=write_repeats, copy_rows=copy_rows,
             show_explain=show_explain, report_dir=report_dir, as_json=as_json, echo=click.echo,
-            profile=str(profile) if profile else None, tenant_messages=tenant_messages)
+            profile=str(profile) if profile else None, tenant_messages=tenant_messages,
+            candidates=candidates)
