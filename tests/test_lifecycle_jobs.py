@@ -6,6 +6,7 @@ identical analytics re-runs, metrics, and the CLI."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -346,6 +347,24 @@ def test_export_delete_restore_returns_identical_rows(db: str, tmp_path: Path) -
         assert _archive_rows(conn) == original
     with pytest.raises(ExportInvalid, match="already restored"):
         restore_export(DatabaseTarget(db), run.exports[0].path)
+
+
+def test_a_cold_export_is_readable_by_its_owner_only(db: str, tmp_path: Path) -> None:
+    """Cold files hold end users' messages: each export folder is 0700 and its files 0600,
+    whatever the umask (the archive root is the operator's and keeps its mode)."""
+    with _conn(db) as conn:
+        load_demo(conn, companies=1, conversations=3, messages=2)
+        call_job(conn, "archive")
+    old = os.umask(0o022)
+    try:
+        run = cold_export(DatabaseTarget(db), tmp_path, as_of=FAR_FUTURE, batch_size=10)
+    finally:
+        os.umask(old)
+    assert run.exports
+    for export in run.exports:
+        assert export.path.stat().st_mode & 0o777 == 0o700
+        files = list(export.path.iterdir())
+        assert len(files) > 3 and {f.stat().st_mode & 0o777 for f in files} == {0o600}
 
 
 def test_an_altered_export_is_refused(db: str, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ import psycopg
 from .database import DatabaseTarget
 from .errors import NeurantError
 from .jobs import JobError, JobResult, Progress, fetch_run, job_connection, raise_job_error
+from .private_files import private_dir, private_file
 
 FORMAT = "neurant-db cold export"
 FORMAT_VERSION = 1
@@ -123,7 +124,7 @@ def fsync_dir(path: Path) -> None:
 def _write_table(conn: psycopg.Connection, query: str, params: dict[str, Any], path: Path) -> dict[str, Any]:
     content = hashlib.sha256()
     rows = 0
-    with path.open("wb") as raw:
+    with private_file(path) as raw:
         with (gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
               conn.cursor(name=f"cold_{path.stem.replace('.', '_')}") as cur):
             cur.itersize = 2000
@@ -206,7 +207,7 @@ def _export_one(conn: psycopg.Connection, out_dir: Path, company: str, as_of: da
             keys = {"company": company, "conversations": row[0], "logs": row[1], "bots": row[2], "days": row[3]}
             if not (keys["conversations"] or keys["logs"] or keys["days"]):
                 return None
-            directory.mkdir(parents=True, exist_ok=False)
+            private_dir(directory, exist_ok=False)
             tables: dict[str, Any] = {}
             for table, query in TABLES:
                 tables[table] = _write_table(conn, query, keys, directory / _file_name(table))
@@ -219,7 +220,7 @@ def _export_one(conn: psycopg.Connection, out_dir: Path, company: str, as_of: da
             }
             manifest_path = directory / MANIFEST
             manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
-            with manifest_path.open("wb") as f:
+            with private_file(manifest_path) as f:
                 f.write(manifest_bytes)
                 f.flush()
                 os.fsync(f.fileno())

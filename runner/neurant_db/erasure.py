@@ -42,6 +42,7 @@ from .cold_storage import MANIFEST, fsync_dir, iter_lines, read_manifest, sha256
 from .database import DatabaseTarget
 from .errors import NeurantError
 from .jobs import job_connection, raise_job_error
+from .private_files import private_file
 
 ERASED_ID = "erased"
 ERASED_TEXT = "[erased]"
@@ -82,7 +83,7 @@ def _holds(conn: psycopg.Connection, company: str) -> tuple[bool, set[str]]:
 
 def _write_lines(path: Path, lines: list[bytes]) -> dict[str, Any]:
     content = hashlib.sha256()
-    with path.open("wb") as raw:
+    with private_file(path) as raw:
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
             for line in lines:
                 gz.write(line)
@@ -136,7 +137,7 @@ def _rewrite_export(directory: Path, company: str, match: Callable[[dict[str, An
         {"at": datetime.now(UTC).isoformat(), "ledger_ids": ledger_ids, "conversations": len(ids), "rows": counts})
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
     tmp_manifest = directory / (MANIFEST + ".erasing")
-    with tmp_manifest.open("wb") as f:
+    with private_file(tmp_manifest) as f:
         f.write(manifest_bytes)
         f.flush()
         os.fsync(f.fileno())
@@ -271,7 +272,8 @@ def export_ledger(target: DatabaseTarget, path: Path, company: str | None = None
     doc = {"format": LEDGER_FORMAT, "format_version": LEDGER_FORMAT_VERSION,
            "exported_at": datetime.now(UTC).isoformat(), "company": company, "entries": entries}
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    with private_file(tmp) as f:
+        f.write((json.dumps(doc, indent=2) + "\n").encode("utf-8"))
     os.replace(tmp, path)
     return {"file": str(path), "entries": len(entries), "company": company}
 

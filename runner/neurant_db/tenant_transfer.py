@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 import psycopg
 from psycopg import sql
@@ -49,6 +49,7 @@ from .database import DatabaseTarget
 from .erasure import read_source, replay_entries, summarize
 from .errors import NeurantError
 from .ledger import read_ledger
+from .private_files import private_dir, private_file
 from .releases import newest_release
 from .render import discover
 from .table_registry import Registry, TableEntry, load
@@ -179,8 +180,8 @@ def _cold_exports(conn: psycopg.Connection, company: str, out: Path) -> list[dic
         if company not in cold.get("companies", []):
             continue
         copy = out / "cold" / f"{export_id}.manifest.json"
-        copy.parent.mkdir(mode=0o700, exist_ok=True)
-        with _private_file(copy) as f:
+        private_dir(copy.parent)
+        with private_file(copy) as f:
             f.write(manifest_path.read_bytes())
         entry["manifest"] = {"file": f"cold/{copy.name}", "sha256": sha256_file(copy)}
         found.append(entry)
@@ -200,8 +201,8 @@ def export_tenant(target: DatabaseTarget, company: str, out_dir: Path) -> dict[s
     """Write the snapshot of `company` into `out_dir` (new or empty); returns the manifest."""
     if out_dir.exists() and any(out_dir.iterdir()):
         raise TenantTransferError(f"{out_dir} is not empty", hint="Export into a new or empty directory.")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out_dir.chmod(0o700)  # the snapshot holds end users' messages, identities and credentials
+    private_dir(out_dir)  # the snapshot holds end users' messages, identities and credentials
+    out_dir.chmod(0o700)  # an empty folder given by the caller too
     conn = _owner_connection(target, "tenant export")
     try:
         conn.execute("begin isolation level repeatable read, read only")
@@ -218,7 +219,7 @@ def export_tenant(target: DatabaseTarget, company: str, out_dir: Path) -> dict[s
                 raise TenantTransferError(f"{entry.name} is in the table registry but not in the database",
                                           hint="Migrate the database to the end first.")
             path = out_dir / table.file
-            with _private_file(path) as f:
+            with private_file(path) as f:
                 rows, digest = _copy_out(conn, _select(table), (company,), f)
                 f.flush()
                 os.fsync(f.fileno())
@@ -230,7 +231,7 @@ def export_tenant(target: DatabaseTarget, company: str, out_dir: Path) -> dict[s
             query = sql.SQL("select {} from auth.users where id in (select * from ({}) r) order by id").format(
                 _ident_list(auth.columns), _identities())
             path = out_dir / auth.file
-            with _private_file(path) as f:
+            with private_file(path) as f:
                 rows, digest = _copy_out(conn, query, (company,) * len(IDENTITY_REFS), f)
             manifest["global"]["auth.users"] = {
                 "file": auth.file, "columns": list(auth.columns), "rows": rows, "sha256": digest,
@@ -242,15 +243,9 @@ def export_tenant(target: DatabaseTarget, company: str, out_dir: Path) -> dict[s
                                   hint=exc.diag.message_hint) from None
     finally:
         conn.close()
-    with _private_file(out_dir / MANIFEST) as f:
+    with private_file(out_dir / MANIFEST) as f:
         f.write((json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return manifest
-
-
-def _private_file(path: Path) -> BinaryIO:
-    """`path` created for writing, readable by its owner only (0600, whatever the umask): a
-    snapshot holds personal data, password hashes and integration credentials."""
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
 
 
 def _owner_connection(target: DatabaseTarget, purpose: str) -> psycopg.Connection:
