@@ -35,6 +35,8 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -414,7 +416,7 @@ def import_tenant(target: DatabaseTarget, directory: Path, *, replay_from: str |
     newer = read_source(replay_from, company) if replay_from is not None else None
     erasures: dict[str, Any] | None = None
     conn = _owner_connection(target, "tenant import")
-    try:
+    with _all_or_nothing(conn, "tenant import", "nothing imported"):
         _check_schema(conn, manifest)
         plan = _plan(conn, manifest)
         citus = conn.execute("select 1 from pg_extension where extname = 'citus'").fetchone() is not None
@@ -459,20 +461,29 @@ def import_tenant(target: DatabaseTarget, directory: Path, *, replay_from: str |
             erasures = summarize(replay_entries(conn, newer))
             seconds["erasures"] = round(time.perf_counter() - started, 3)
         conn.execute("commit")
+    report = {"company": company, "tables": loaded, "identities_added": added, "skipped": plan.skipped,
+              "derived": plan.derived, "verified": True, "rows": sum(loaded.values()), "seconds": seconds}
+    if erasures is not None:
+        report["erasures"] = erasures
+    return report
+
+
+@contextmanager
+def _all_or_nothing(conn: psycopg.Connection, action: str, outcome: str) -> Iterator[None]:
+    """The body commits its transaction itself; on any error it is rolled back, a SQL error
+    becomes one clear TenantTransferError ("<action>: <message>: <outcome>"), and the
+    connection is closed either way."""
+    try:
+        yield
     except psycopg.Error as exc:
         _rollback(conn)
-        raise TenantTransferError(f"tenant import: {exc.diag.message_primary or exc}: nothing imported",
+        raise TenantTransferError(f"{action}: {exc.diag.message_primary or exc}: {outcome}",
                                   hint=exc.diag.message_hint) from None
     except BaseException:
         _rollback(conn)
         raise
     finally:
         conn.close()
-    report = {"company": company, "tables": loaded, "identities_added": added, "skipped": plan.skipped,
-              "derived": plan.derived, "verified": True, "rows": sum(loaded.values()), "seconds": seconds}
-    if erasures is not None:
-        report["erasures"] = erasures
-    return report
 
 
 def _rollback(conn: psycopg.Connection) -> None:
@@ -545,7 +556,7 @@ def delete_tenant(target: DatabaseTarget, company: str, verified_export: Path) -
         raise TenantTransferError(f"{verified_export} is the export of company {manifest['company']}, not {company}")
     verify_files(verified_export, manifest)
     conn = _owner_connection(target, "tenant delete")
-    try:
+    with _all_or_nothing(conn, "tenant delete", "nothing deleted"):
         conn.execute("begin isolation level repeatable read")
         # the company row locked first: no row naming it (every tenant table's foreign key to
         # it takes a key-share lock) is written between the check and the delete
@@ -574,15 +585,6 @@ def delete_tenant(target: DatabaseTarget, company: str, verified_export: Path) -
                                       hint=diag.message_hint) from None
         after = _counts(conn, company, manifest)
         conn.execute("commit")
-    except psycopg.Error as exc:
-        _rollback(conn)
-        raise TenantTransferError(f"tenant delete: {exc.diag.message_primary or exc}: nothing deleted",
-                                  hint=exc.diag.message_hint) from None
-    except BaseException:
-        _rollback(conn)
-        raise
-    finally:
-        conn.close()
     return {"company": company, "deleted": {t: before[t] - after[t] for t in before if before[t] - after[t]},
             "kept": {t: n for t, n in after.items() if n},
             "note": "kept: the audit trail outlives its company; auth.users identities are global"}
