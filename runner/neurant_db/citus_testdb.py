@@ -8,6 +8,7 @@ group 0, the active primary workers)."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -69,7 +70,30 @@ def drop_distributed_database(base: str, name: str, nodes: CitusNodes) -> None:
     """Drop `name` on the coordinator and every worker (each that has it)."""
     for url in [base, *(node_url(base, node) for node in nodes.workers)]:
         with connect(url) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+            drop_citus_database(conn, name)
+
+
+def drop_citus_database(conn: psycopg.Connection, name: str, attempts: int = 40) -> None:
+    """Drop database `name` (if it exists) on the node of `conn`, whoever is connected to it.
+
+    `drop database ... with (force)` alone loses a race on a node with Citus: Citus stops the
+    database's maintenance daemon first, but any backend still in the database (one the drop
+    is about to terminate, or a connection another node's backend opened) starts it again,
+    and a daemon that connects after the terminations counts as "1 other session" (55006).
+    Closing the database's doors first keeps the daemon out (it does not bypass
+    `allow_connections`); the drop is retried while the last sessions leave."""
+    row = conn.execute("select 1 from pg_catalog.pg_database where datname = %s", (name,)).fetchone()
+    if row is None:
+        return
+    conn.execute(sql.SQL("alter database {} with allow_connections false").format(sql.Identifier(name)))
+    for attempt in range(attempts):
+        try:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
 
 
 
