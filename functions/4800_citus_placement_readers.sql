@@ -217,9 +217,21 @@ declare
   v_company_id uuid;
   v_user_id uuid;
   v_role public.user_role;
-  v_placement text;
+  v_placement text := private.local_placement('private.memberships', null);
+  v_row record;
 begin
-  select m.company_id, m.user_id, m.role into v_company_id, v_user_id, v_role from private.caller_membership() m;
+  if v_placement is null then
+    select m.company_id, m.user_id, m.role into v_company_id, v_user_id, v_role from private.caller_membership() m;
+  else
+    -- inside a shard statement on a worker, where private.chatbot_ids_in_shard calls it as the
+    -- owner: the membership from the reference table's local placement, without the definer
+    -- private.caller_membership() in between (a member calling this directly from a session
+    -- posing as Citus's may not read the placement: 42501)
+    v_row := private.membership_in_placement(v_placement, auth.uid());
+    v_company_id := v_row.company_id;
+    v_user_id := v_row.user_id;
+    v_role := v_row.role;
+  end if;
   if v_company_id is null then
     return '{}'::uuid[];
   end if;
