@@ -26,8 +26,9 @@
 --     chatbots (user null) or of the user's assignments (chatbot_operators) in that placement.
 -- A placement the text does not name (a shard split makes new ones before the readers are
 -- written again) is read with the dynamic query, as before: same rows, slower. Both are
--- security invoker, as whoever calls them (the definer helpers: the owner; read_chatbot_ids as
--- the member: the member's privileges and RLS on that shard), so they add no right. Citus
+-- security invoker and executable by their owner only: the helpers call them as the owner
+-- (the definer context helpers; read_chatbot_ids under private.chatbot_ids_in_shard), so they
+-- add no right. Citus
 -- propagates the functions to every node (create or replace from the coordinator); the
 -- function writing them runs once here, and again after a shard split (docs/scale-out.md).
 -- The helpers call them where they ran the dynamic query; anywhere else (the coordinator, a
@@ -96,7 +97,7 @@ create or replace function private.chatbot_ids_in_placement(p_placement text, p_
   language plpgsql stable security invoker
 as $body$
 declare
-  v_ids uuid[];
+  v_ids pg_catalog.uuid[];
 begin
   if p_user_id is null then%s
   else%s
@@ -116,12 +117,12 @@ $f$, case when v_chatbots = '' then '' else E'\n    case p_placement' || v_chatb
      case when v_operators = '' then '' else E'\n    case p_placement' || v_operators || E'\n      else null;\n    end case;' end);
 
   comment on function private.membership_in_placement(text, uuid) is
-    'Profile citus: the active membership (company, public.users.id, role) of auth identity p_uid in p_placement, a placement of private.memberships on this node (private.local_placement); nulls for none. Its text names the table''s shard (private.citus_placement_readers() writes it) and reads it with a static query, its plan kept by the session; any other placement with a dynamic query. Security invoker: as its caller (the definer context helpers). doctor: allow function.search_path called only by the context helpers, under their search_path (pg_catalog, pg_temp); every name in it is qualified.';
+    'Profile citus: the active membership (company, public.users.id, role) of auth identity p_uid in p_placement, a placement of private.memberships on this node (private.local_placement); nulls for none. Its text names the table''s shard (private.citus_placement_readers() writes it) and reads it with a static query, its plan kept by the session; any other placement with a dynamic query. Security invoker, executable by its owner only: the definer context helpers and private.read_chatbot_ids (as the owner, inside a shard statement) call it. doctor: allow function.search_path called only by the context helpers, under their search_path (pg_catalog, pg_temp); every name in it is qualified.';
   comment on function private.chatbot_ids_in_placement(text, uuid, uuid) is
-    'Profile citus: the ids of the chatbots of company p_company_id in p_placement, a placement of public.chatbots (p_user_id null), or of the chatbots user p_user_id is assigned to in p_placement, a placement of public.chatbot_operators; sorted. Its text names every shard of both tables (private.citus_placement_readers() writes it) and reads each with a static query, its plan kept by the session; any other placement with a dynamic query. Security invoker: as its caller (the owner from private.chatbot_ids_in_shard, the member from private.read_chatbot_ids, under its RLS). doctor: allow function.search_path called only by the chatbot helpers, under their search_path (pg_catalog, pg_temp); every name in it is qualified.';
-  revoke execute on function private.membership_in_placement(text, uuid) from public, anon, authenticated;
-  revoke execute on function private.chatbot_ids_in_placement(text, uuid, uuid) from public, anon;
-  grant execute on function private.chatbot_ids_in_placement(text, uuid, uuid) to authenticated, service_role;
+    'Profile citus: the ids of the chatbots of company p_company_id in p_placement, a placement of public.chatbots (p_user_id null), or of the chatbots user p_user_id is assigned to in p_placement, a placement of public.chatbot_operators; sorted. Its text names every shard of both tables (private.citus_placement_readers() writes it) and reads each with a static query, its plan kept by the session; any other placement with a dynamic query. Security invoker, executable by its owner only: private.read_chatbot_ids calls it inside a shard statement, where private.chatbot_ids_in_shard runs it as the owner. doctor: allow function.search_path called only by the chatbot helpers, under their search_path (pg_catalog, pg_temp); every name in it is qualified.';
+  -- no role but their owner runs them: the helpers that call them run as the owner there
+  revoke execute on function private.membership_in_placement(text, uuid) from public, anon, authenticated, service_role;
+  revoke execute on function private.chatbot_ids_in_placement(text, uuid, uuid) from public, anon, authenticated, service_role;
   return v_named;
 end
 $gen$;
