@@ -15,7 +15,7 @@ import pytest
 from neurant_db.citus_request import citus_request
 
 from . import citus_read_speed as reads
-from .citus_cluster import CitusCluster, copy_of
+from .citus_cluster import TEST_SHARD_COUNT, CitusCluster, copy_of
 
 ARGS = ["--profile", "citus", "--embedding-dimensions", "8"]
 C = reads.COMPANY
@@ -202,3 +202,69 @@ def test_the_helpers_read_the_local_placement_only_inside_a_shard_statement(url:
     assert out[0] == [(None,)]
     [(shard,)] = out[1]
     assert shard.startswith("public.chatbots_"), out
+
+
+# The shards functions/4800's readers name: the membership copy's one shard and every shard of
+# the two chatbot tables (pg_dist_shard, the same on every node).
+READ_SHARDS = """
+select pg_catalog.shard_name(s.logicalrelid, s.shardid, false), s.logicalrelid::text
+  from pg_catalog.pg_dist_shard s
+ where s.logicalrelid in ('private.memberships'::regclass, 'public.chatbots'::regclass,
+                          'public.chatbot_operators'::regclass)
+ order by s.shardid
+"""
+READERS = ("private.membership_in_placement(text,uuid)", "private.chatbot_ids_in_placement(text,uuid,uuid)")
+
+
+def test_the_placement_readers_name_every_shard_of_the_membership_and_chatbot_tables(url: str) -> None:
+    # functions/4800: one static query per shard (its plan kept by the session) instead of a
+    # dynamic query planned at every call; written again, they name the same shards.
+    with psycopg.connect(url, autocommit=True) as conn:
+        shards = conn.execute(READ_SHARDS).fetchall()
+        named = conn.execute("select private.citus_placement_readers()").fetchone()
+        texts = {sig: conn.execute("select prosrc from pg_catalog.pg_proc where oid = %s::regprocedure",
+                                   (sig,)).fetchone()[0] for sig in READERS}
+        runners = {sig: conn.execute(
+            "select pg_catalog.array_agg(r.rolname::text order by r.rolname) from pg_catalog.pg_roles r "
+            "where r.rolname in ('anon', 'authenticated', 'service_role') "
+            "and pg_catalog.has_function_privilege(r.oid, %s::regprocedure, 'execute')", (sig,)).fetchone()[0]
+            for sig in READERS}
+    assert named == (len(shards),) and len(shards) == 1 + 2 * TEST_SHARD_COUNT, shards
+    for shard, table in shards:
+        reader = READERS[0] if table == "private.memberships" else READERS[1]
+        assert f"from {shard} " in texts[reader], (shard, texts[reader])
+    assert runners == {sig: None for sig in READERS}  # the owner only: the helpers call them as it
+
+
+def test_a_placement_the_readers_do_not_name_is_read_with_the_same_rows(url: str, citus_cluster: CitusCluster) -> None:
+    # A shard written after the readers (a split) falls to the dynamic query: the same
+    # placement named another way (quoted) takes that branch and reads the same rows.
+    database = url.rsplit("/", 1)[1]
+    with psycopg.connect(url, autocommit=True) as conn:
+        [(membership,)] = conn.execute("select pg_catalog.shard_name('private.memberships', "
+                                       "pg_catalog.get_shard_id_for_distribution_column('private.memberships'), false)"
+                                       ).fetchall()
+        chatbots, operators = (conn.execute(
+            "select pg_catalog.shard_name(%s::regclass, "
+            "pg_catalog.get_shard_id_for_distribution_column(%s::regclass, %s::uuid), false)",
+            (t, t, C)).fetchone()[0] for t in ("public.chatbots", "public.chatbot_operators"))
+        operador_id = conn.execute("select id from public.users where company_id = %s and auth_user_id = %s",
+                                   (C, reads.OPERADOR)).fetchone()[0]
+    answers = []
+    for node in ("worker1", "worker2"):
+        with psycopg.connect(citus_cluster.url(node, database), autocommit=True) as conn:
+            if conn.execute("select pg_catalog.to_regclass(%s)", (chatbots,)).fetchone() == (None,):
+                continue
+            for name in (lambda s: s, lambda s: s.replace(".", '."', 1) + '"'):
+                answers.append([
+                    conn.execute("select (private.membership_in_placement(%s, %s)).*", (name(membership), reads.OWNER))
+                    .fetchone(),
+                    conn.execute("select private.chatbot_ids_in_placement(%s, %s, null)", (name(chatbots), C))
+                    .fetchone(),
+                    conn.execute("select private.chatbot_ids_in_placement(%s, %s, %s)",
+                                 (name(operators), C, operador_id)).fetchone()])
+    assert len(answers) == 2 and answers[0] == answers[1], answers
+    membership, visible, assigned = answers[0]
+    assert (str(membership[0]), membership[2]) == (C, "owner")
+    assert [str(b) for b in visible[0]] == sorted(f"00000000-0000-4000-b000-00000000000{b}" for b in range(1, 5))
+    assert [str(b) for b in assigned[0]] == ["00000000-0000-4000-b000-000000000001"]
