@@ -91,6 +91,13 @@ begin%s
 end
 $body$
 $f$, v_memberships);
+  -- one CASE per table (no branch without Citus): a shard's name picks its static query
+  if v_chatbots <> '' then
+    v_chatbots := E'\n    case p_placement' || v_chatbots || E'\n      else null;\n    end case;';
+  end if;
+  if v_operators <> '' then
+    v_operators := E'\n    case p_placement' || v_operators || E'\n      else null;\n    end case;';
+  end if;
   execute pg_catalog.format($f$
 create or replace function private.chatbot_ids_in_placement(p_placement text, p_company_id uuid, p_user_id uuid)
   returns uuid[]
@@ -113,8 +120,7 @@ begin
   return v_ids;
 end
 $body$
-$f$, case when v_chatbots = '' then '' else E'\n    case p_placement' || v_chatbots || E'\n      else null;\n    end case;' end,
-     case when v_operators = '' then '' else E'\n    case p_placement' || v_operators || E'\n      else null;\n    end case;' end);
+$f$, v_chatbots, v_operators);
 
   comment on function private.membership_in_placement(text, uuid) is
     'Profile citus: the active membership (company, public.users.id, role) of auth identity p_uid in p_placement, a placement of private.memberships on this node (private.local_placement); nulls for none. Its text names the table''s shard (private.citus_placement_readers() writes it) and reads it with a static query, its plan kept by the session; any other placement with a dynamic query. Security invoker, executable by its owner only: the definer context helpers and private.read_chatbot_ids (as the owner, inside a shard statement) call it. doctor: allow function.search_path called only by the context helpers, under their search_path (pg_catalog, pg_temp); every name in it is qualified.';
