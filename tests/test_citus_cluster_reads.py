@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from neurant_db.citus_request import citus_request
+from neurant_db.doctor_placements import READERS_CHECK, READERS_REWRITE, placement_reader_findings
 
 from . import citus_read_speed as reads
 from .citus_cluster import TEST_SHARD_COUNT, CitusCluster, copy_of
@@ -268,3 +269,40 @@ def test_a_placement_the_readers_do_not_name_is_read_with_the_same_rows(url: str
     assert (str(membership[0]), membership[2]) == (C, "owner")
     assert [str(b) for b in visible[0]] == sorted(f"00000000-0000-4000-b000-00000000000{b}" for b in range(1, 5))
     assert [str(b) for b in assigned[0]] == ["00000000-0000-4000-b000-000000000001"]
+
+
+STALE_MEMBERSHIP_READER = """
+create or replace function private.membership_in_placement(p_placement text, p_uid uuid,
+    out company_id uuid, out user_id uuid, out role public.user_role)
+  language plpgsql stable security invoker
+as $body$
+begin
+  execute pg_catalog.format('select m.company_id, m.id, m.role from %s m where m.auth_user_id = $1 and m.is_active',
+                            p_placement)
+     into company_id, user_id, role using p_uid;
+end
+$body$
+"""
+
+
+def test_doctor_names_a_shard_the_readers_do_not_and_the_rewrite_names_it_again(url: str) -> None:
+    # What a split leaves (shards written after the readers), shown with a reader that names
+    # no shard: doctor's citus.placement_readers warns with the rewrite as fix, the keyed
+    # read under RLS still reads its rows (the dynamic query), the rewrite clears it.
+    transcript = next(q for q in reads.HOT_QUERIES if q.name == "transcript")
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert list(placement_reader_findings(conn)) == []
+        [(shard,)] = conn.execute("select pg_catalog.shard_name('private.memberships', "
+                                  "pg_catalog.get_shard_id_for_distribution_column('private.memberships'), false)"
+                                  ).fetchall()
+        try:
+            conn.execute(STALE_MEMBERSHIP_READER)
+            stale = list(placement_reader_findings(conn))
+            assert [(f.level, f.check, f.object, f.hint) for f in stale] == [
+                ("warning", READERS_CHECK, shard, f"On the coordinator: {READERS_REWRITE}")], stale
+            with psycopg.connect(url, autocommit=True) as member_conn, \
+                    citus_request(member_conn, {"sub": transcript.member, "role": "authenticated"}) as r:
+                assert len(r.execute(transcript.sql, reads.PARAMS).fetchall()) == 5
+        finally:
+            conn.execute(READERS_REWRITE)
+        assert list(placement_reader_findings(conn)) == []
