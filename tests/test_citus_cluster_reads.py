@@ -215,6 +215,15 @@ select pg_catalog.shard_name(s.logicalrelid, s.shardid, false), s.logicalrelid::
  order by s.shardid
 """
 READERS = ("private.membership_in_placement(text,uuid)", "private.chatbot_ids_in_placement(text,uuid,uuid)")
+SHARD_OF = ("select pg_catalog.shard_name(%s::regclass, "
+            "pg_catalog.get_shard_id_for_distribution_column(%s::regclass, %s::uuid), false)")
+
+
+def _value(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] = ()) -> Any:
+    """The first column of the one row `sql` returns."""
+    row = conn.execute(sql, params).fetchone()
+    assert row is not None, sql
+    return row[0]
 
 
 def test_the_placement_readers_name_every_shard_of_the_membership_and_chatbot_tables(url: str) -> None:
@@ -222,19 +231,23 @@ def test_the_placement_readers_name_every_shard_of_the_membership_and_chatbot_ta
     # dynamic query planned at every call; written again, they name the same shards.
     with psycopg.connect(url, autocommit=True) as conn:
         shards = conn.execute(READ_SHARDS).fetchall()
-        named = conn.execute("select private.citus_placement_readers()").fetchone()
-        texts = {sig: conn.execute("select prosrc from pg_catalog.pg_proc where oid = %s::regprocedure",
-                                   (sig,)).fetchone()[0] for sig in READERS}
-        runners = {sig: conn.execute(
-            "select pg_catalog.array_agg(r.rolname::text order by r.rolname) from pg_catalog.pg_roles r "
+        named = _value(conn, "select private.citus_placement_readers()")
+        texts = {sig: _value(conn, "select prosrc from pg_catalog.pg_proc where oid = %s::regprocedure", (sig,))
+                 for sig in READERS}
+        runners = {sig: _value(
+            conn, "select pg_catalog.array_agg(r.rolname::text order by r.rolname) from pg_catalog.pg_roles r "
             "where r.rolname in ('anon', 'authenticated', 'service_role') "
-            "and pg_catalog.has_function_privilege(r.oid, %s::regprocedure, 'execute')", (sig,)).fetchone()[0]
-            for sig in READERS}
-    assert named == (len(shards),) and len(shards) == 1 + 2 * TEST_SHARD_COUNT, shards
+            "and pg_catalog.has_function_privilege(r.oid, %s::regprocedure, 'execute')", (sig,)) for sig in READERS}
+    assert named == len(shards) and len(shards) == 1 + 2 * TEST_SHARD_COUNT, shards
     for shard, table in shards:
         reader = READERS[0] if table == "private.memberships" else READERS[1]
         assert f"from {shard} " in texts[reader], (shard, texts[reader])
     assert runners == {sig: None for sig in READERS}  # the owner only: the helpers call them as it
+
+
+def _quoted(shard: str) -> str:
+    """The same placement named another way: `public."chatbots_102008"`."""
+    return shard.replace(".", '."', 1) + '"'
 
 
 def test_a_placement_the_readers_do_not_name_is_read_with_the_same_rows(url: str, citus_cluster: CitusCluster) -> None:
@@ -242,33 +255,28 @@ def test_a_placement_the_readers_do_not_name_is_read_with_the_same_rows(url: str
     # placement named another way (quoted) takes that branch and reads the same rows.
     database = url.rsplit("/", 1)[1]
     with psycopg.connect(url, autocommit=True) as conn:
-        [(membership,)] = conn.execute("select pg_catalog.shard_name('private.memberships', "
-                                       "pg_catalog.get_shard_id_for_distribution_column('private.memberships'), false)"
-                                       ).fetchall()
-        chatbots, operators = (conn.execute(
-            "select pg_catalog.shard_name(%s::regclass, "
-            "pg_catalog.get_shard_id_for_distribution_column(%s::regclass, %s::uuid), false)",
-            (t, t, C)).fetchone()[0] for t in ("public.chatbots", "public.chatbot_operators"))
-        operador_id = conn.execute("select id from public.users where company_id = %s and auth_user_id = %s",
-                                   (C, reads.OPERADOR)).fetchone()[0]
+        membership = _value(conn, SHARD_OF, ("private.memberships", "private.memberships", None))
+        chatbots, operators = (_value(conn, SHARD_OF, (t, t, C))
+                               for t in ("public.chatbots", "public.chatbot_operators"))
+        operador_id = _value(conn, "select id from public.users where company_id = %s and auth_user_id = %s",
+                             (C, reads.OPERADOR))
     answers = []
     for node in ("worker1", "worker2"):
         with psycopg.connect(citus_cluster.url(node, database), autocommit=True) as conn:
-            if conn.execute("select pg_catalog.to_regclass(%s)", (chatbots,)).fetchone() == (None,):
+            if _value(conn, "select pg_catalog.to_regclass(%s)", (chatbots,)) is None:
                 continue
-            for name in (lambda s: s, lambda s: s.replace(".", '."', 1) + '"'):
+            for name in (str, _quoted):
                 answers.append([
-                    conn.execute("select (private.membership_in_placement(%s, %s)).*", (name(membership), reads.OWNER))
-                    .fetchone(),
-                    conn.execute("select private.chatbot_ids_in_placement(%s, %s, null)", (name(chatbots), C))
-                    .fetchone(),
-                    conn.execute("select private.chatbot_ids_in_placement(%s, %s, %s)",
-                                 (name(operators), C, operador_id)).fetchone()])
+                    conn.execute("select (private.membership_in_placement(%s, %s)).*",
+                                 (name(membership), reads.OWNER)).fetchone(),
+                    _value(conn, "select private.chatbot_ids_in_placement(%s, %s, null)", (name(chatbots), C)),
+                    _value(conn, "select private.chatbot_ids_in_placement(%s, %s, %s)",
+                           (name(operators), C, operador_id))])
     assert len(answers) == 2 and answers[0] == answers[1], answers
-    membership, visible, assigned = answers[0]
-    assert (str(membership[0]), membership[2]) == (C, "owner")
-    assert [str(b) for b in visible[0]] == sorted(f"00000000-0000-4000-b000-00000000000{b}" for b in range(1, 5))
-    assert [str(b) for b in assigned[0]] == ["00000000-0000-4000-b000-000000000001"]
+    (company, _user, role), visible, assigned = answers[0]
+    assert (str(company), role) == (C, "owner")
+    assert [str(b) for b in visible] == sorted(f"00000000-0000-4000-b000-00000000000{b}" for b in range(1, 5))
+    assert [str(b) for b in assigned] == ["00000000-0000-4000-b000-000000000001"]
 
 
 STALE_MEMBERSHIP_READER = """
@@ -292,9 +300,7 @@ def test_doctor_names_a_shard_the_readers_do_not_and_the_rewrite_names_it_again(
     transcript = next(q for q in reads.HOT_QUERIES if q.name == "transcript")
     with psycopg.connect(url, autocommit=True) as conn:
         assert list(placement_reader_findings(conn)) == []
-        [(shard,)] = conn.execute("select pg_catalog.shard_name('private.memberships', "
-                                  "pg_catalog.get_shard_id_for_distribution_column('private.memberships'), false)"
-                                  ).fetchall()
+        shard = _value(conn, SHARD_OF, ("private.memberships", "private.memberships", None))
         try:
             conn.execute(STALE_MEMBERSHIP_READER)
             stale = list(placement_reader_findings(conn))
