@@ -13,9 +13,10 @@ import psycopg
 import pytest
 
 from neurant_db.citus_request import citus_request
+from neurant_db.doctor_placements import READERS_CHECK, READERS_REWRITE, placement_reader_findings
 
 from . import citus_read_speed as reads
-from .citus_cluster import CitusCluster, copy_of
+from .citus_cluster import TEST_SHARD_COUNT, CitusCluster, copy_of
 
 ARGS = ["--profile", "citus", "--embedding-dimensions", "8"]
 C = reads.COMPANY
@@ -202,3 +203,112 @@ def test_the_helpers_read_the_local_placement_only_inside_a_shard_statement(url:
     assert out[0] == [(None,)]
     [(shard,)] = out[1]
     assert shard.startswith("public.chatbots_"), out
+
+
+# The shards functions/4800's readers name: the membership copy's one shard and every shard of
+# the two chatbot tables (pg_dist_shard, the same on every node).
+READ_SHARDS = """
+select pg_catalog.shard_name(s.logicalrelid, s.shardid, false), s.logicalrelid::text
+  from pg_catalog.pg_dist_shard s
+ where s.logicalrelid in ('private.memberships'::regclass, 'public.chatbots'::regclass,
+                          'public.chatbot_operators'::regclass)
+ order by s.shardid
+"""
+READERS = ("private.membership_in_placement(text,uuid)", "private.chatbot_ids_in_placement(text,uuid,uuid)")
+SHARD_OF = ("select pg_catalog.shard_name(%s::regclass, "
+            "pg_catalog.get_shard_id_for_distribution_column(%s::regclass, %s::uuid), false)")
+
+
+def _value(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] = ()) -> Any:
+    """The first column of the one row `sql` returns."""
+    row = conn.execute(sql, params).fetchone()
+    assert row is not None, sql
+    return row[0]
+
+
+def test_the_placement_readers_name_every_shard_of_the_membership_and_chatbot_tables(url: str) -> None:
+    # functions/4800: one static query per shard (its plan kept by the session) instead of a
+    # dynamic query planned at every call; written again, they name the same shards.
+    with psycopg.connect(url, autocommit=True) as conn:
+        shards = conn.execute(READ_SHARDS).fetchall()
+        named = _value(conn, "select private.citus_placement_readers()")
+        texts = {sig: _value(conn, "select prosrc from pg_catalog.pg_proc where oid = %s::regprocedure", (sig,))
+                 for sig in READERS}
+        runners = {sig: _value(
+            conn, "select pg_catalog.array_agg(r.rolname::text order by r.rolname) from pg_catalog.pg_roles r "
+            "where r.rolname in ('anon', 'authenticated', 'service_role') "
+            "and pg_catalog.has_function_privilege(r.oid, %s::regprocedure, 'execute')", (sig,)) for sig in READERS}
+    assert named == len(shards) and len(shards) == 1 + 2 * TEST_SHARD_COUNT, shards
+    for shard, table in shards:
+        reader = READERS[0] if table == "private.memberships" else READERS[1]
+        assert f"from {shard} " in texts[reader], (shard, texts[reader])
+    assert runners == {sig: None for sig in READERS}  # the owner only: the helpers call them as it
+
+
+def _quoted(shard: str) -> str:
+    """The same placement named another way: `public."chatbots_102008"`."""
+    return shard.replace(".", '."', 1) + '"'
+
+
+def test_a_placement_the_readers_do_not_name_is_read_with_the_same_rows(url: str, citus_cluster: CitusCluster) -> None:
+    # A shard written after the readers (a split) falls to the dynamic query: the same
+    # placement named another way (quoted) takes that branch and reads the same rows.
+    database = url.rsplit("/", 1)[1]
+    with psycopg.connect(url, autocommit=True) as conn:
+        membership = _value(conn, SHARD_OF, ("private.memberships", "private.memberships", None))
+        chatbots, operators = (_value(conn, SHARD_OF, (t, t, C))
+                               for t in ("public.chatbots", "public.chatbot_operators"))
+        operador_id = _value(conn, "select id from public.users where company_id = %s and auth_user_id = %s",
+                             (C, reads.OPERADOR))
+    answers = []
+    for node in ("worker1", "worker2"):
+        with psycopg.connect(citus_cluster.url(node, database), autocommit=True) as conn:
+            if _value(conn, "select pg_catalog.to_regclass(%s)", (chatbots,)) is None:
+                continue
+            for name in (str, _quoted):
+                answers.append([
+                    conn.execute("select (private.membership_in_placement(%s, %s)).*",
+                                 (name(membership), reads.OWNER)).fetchone(),
+                    _value(conn, "select private.chatbot_ids_in_placement(%s, %s, null)", (name(chatbots), C)),
+                    _value(conn, "select private.chatbot_ids_in_placement(%s, %s, %s)",
+                           (name(operators), C, operador_id))])
+    assert len(answers) == 2 and answers[0] == answers[1], answers
+    (company, _user, role), visible, assigned = answers[0]
+    assert (str(company), role) == (C, "owner")
+    assert [str(b) for b in visible] == sorted(f"00000000-0000-4000-b000-00000000000{b}" for b in range(1, 5))
+    assert [str(b) for b in assigned] == ["00000000-0000-4000-b000-000000000001"]
+
+
+STALE_MEMBERSHIP_READER = """
+create or replace function private.membership_in_placement(p_placement text, p_uid uuid,
+    out company_id uuid, out user_id uuid, out role public.user_role)
+  language plpgsql stable security invoker
+as $body$
+begin
+  execute pg_catalog.format('select m.company_id, m.id, m.role from %s m where m.auth_user_id = $1 and m.is_active',
+                            p_placement)
+     into company_id, user_id, role using p_uid;
+end
+$body$
+"""
+
+
+def test_doctor_names_a_shard_the_readers_do_not_and_the_rewrite_names_it_again(url: str) -> None:
+    # What a split leaves (shards written after the readers), shown with a reader that names
+    # no shard: doctor's citus.placement_readers warns with the rewrite as fix, the keyed
+    # read under RLS still reads its rows (the dynamic query), the rewrite clears it.
+    transcript = next(q for q in reads.HOT_QUERIES if q.name == "transcript")
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert list(placement_reader_findings(conn)) == []
+        shard = _value(conn, SHARD_OF, ("private.memberships", "private.memberships", None))
+        try:
+            conn.execute(STALE_MEMBERSHIP_READER)
+            stale = list(placement_reader_findings(conn))
+            assert [(f.level, f.check, f.object, f.hint) for f in stale] == [
+                ("warning", READERS_CHECK, shard, f"On the coordinator: {READERS_REWRITE}")], stale
+            with psycopg.connect(url, autocommit=True) as member_conn, \
+                    citus_request(member_conn, {"sub": transcript.member, "role": "authenticated"}) as r:
+                assert len(r.execute(transcript.sql, reads.PARAMS).fetchall()) == 5
+        finally:
+            conn.execute(READERS_REWRITE)
+        assert list(placement_reader_findings(conn)) == []

@@ -37,7 +37,7 @@ CITUS = Settings(profile="citus", embedding_dimensions=8).validate()
 CITUS_ARGS = ["--profile", "citus", "--embedding-dimensions", "8"]
 CITUS_ONLY = {"0150_citus_lookups", "0340_citus_membership_rpc", "0580_citus_lookup_policies",
               "2590_citus_insert_grants", "3990_citus_distribution", "3995_citus_shard_policies",
-              "4500_citus_shard_policies_moved"}
+              "4500_citus_shard_policies_moved", "4800_citus_placement_readers"}
 # The two catalog assertions of the suite that state the vanilla shape itself; their citus
 # counterparts are in tests/citus/0100_citus_profile.sql.
 VANILLA_SHAPE = {

@@ -25,7 +25,7 @@ import psycopg
 
 from .citus_layout import APPLICATION_SCHEMAS, Placement, layout_source, table_layout
 from .doctor_finding import Finding
-from .doctor_placements import placement_policy_findings
+from .doctor_placements import placement_policy_findings, placement_reader_findings
 from .sql_code import code_only
 
 NESTED_SETTING = "citus.allow_nested_distributed_execution"
@@ -260,6 +260,16 @@ def placement_policies(model: Model) -> Iterator[Finding]:
     policy, or row level security off, an error naming the statements that mend it on its
     node (runner/neurant_db/doctor_placements.py)."""
     yield from placement_policy_findings(model.conn)
+
+
+@citus_check
+def placement_readers(model: Model) -> Iterator[Finding]:
+    """On a real Citus cluster only: the placement readers of the policy helpers
+    (functions/4800) name every shard of private.memberships, public.chatbots and
+    public.chatbot_operators; a shard they do not name (made by a split after they were
+    written) is a warning: read with a dynamic query, planned at every call, until
+    `select private.citus_placement_readers();` runs again (runner/neurant_db/doctor_placements.py)."""
+    yield from placement_reader_findings(model.conn)
 
 
 TRIGGERS = """

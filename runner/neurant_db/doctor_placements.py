@@ -112,3 +112,45 @@ def placement_policy_findings(conn: psycopg.Connection) -> Iterator[Finding]:
             p.fixes.append(str(fix))
     for key in sorted(problems):
         yield problems[key].finding()
+
+
+# `citus.placement_readers`: the policy helpers read the local placements of these tables with
+# one static query per shard (functions/4800), in readers whose text names every shard
+# pg_dist_shard lists. A shard they do not name (a split makes new shard ids) is read with a
+# dynamic query, planned at every call: correct, slower, until the readers are written again.
+READERS_CHECK = "citus.placement_readers"
+READERS_REWRITE = "select private.citus_placement_readers();"
+READERS = {"private.memberships": "private.membership_in_placement(text,uuid)",
+           "public.chatbots": "private.chatbot_ids_in_placement(text,uuid,uuid)",
+           "public.chatbot_operators": "private.chatbot_ids_in_placement(text,uuid,uuid)"}
+READ_SHARDS = """
+select n.nspname || '.' || c.relname, s.shardid, pg_catalog.shard_name(s.logicalrelid, s.shardid, false)
+  from pg_catalog.pg_dist_shard s
+  join pg_catalog.pg_class c on c.oid = s.logicalrelid
+  join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+ where s.logicalrelid in (select pg_catalog.to_regclass(t) from pg_catalog.unnest(%s::text[]) t)
+ order by 1, 2
+"""
+
+
+def placement_reader_findings(conn: psycopg.Connection) -> Iterator[Finding]:
+    """A warning per shard of private.memberships, public.chatbots or public.chatbot_operators
+    whose placement reader (functions/4800) does not name it; nothing without Citus or on a
+    database migrated before 4800 (nothing to name)."""
+    if not _has_citus(conn):
+        return
+    texts: dict[str, str] = {}
+    for reader in sorted(set(READERS.values())):
+        row = conn.execute("select p.prosrc from pg_catalog.pg_proc p "
+                           "where p.oid = pg_catalog.to_regprocedure(%s)", (reader,)).fetchone()
+        if row is None:
+            return
+        texts[reader] = str(row[0])
+    for table, shardid, shard in conn.execute(READ_SHARDS, (list(READERS),)).fetchall():
+        reader = READERS[str(table)]
+        if f"from {shard} " not in texts[reader]:
+            yield Finding("warning", READERS_CHECK, str(shard),
+                          f"shard {shardid} of {table} is not named by {reader} (a split made it after the "
+                          "readers were written): the policy helpers read it with a dynamic query, planned at "
+                          "every call (docs/scale-out.md, \"Reads under RLS\")",
+                          f"On the coordinator: {READERS_REWRITE}")

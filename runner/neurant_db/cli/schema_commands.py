@@ -166,7 +166,8 @@ def doctor(c: Context, as_json: bool, show_all: bool, doctor_profile: str | None
     run on plain PostgreSQL, with the table placements of pg_dist_partition, else of
     private.citus_layout, else the default plan (see docs/doctor.md); on a Citus cluster
     also every shard placement's policies against its table's (citus.placement_policies:
-    after a shard move or rebalance, docs/scale-out.md).
+    after a shard move or rebalance, docs/scale-out.md) and the shards the policy helpers'
+    placement readers name (citus.placement_readers: after a split).
 
     With --data, the rows instead (docs/operations.md, "Data health: doctor --data"):
     each check in its own read-only transaction bounded by --statement-timeout; each
