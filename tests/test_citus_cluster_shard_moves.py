@@ -346,6 +346,11 @@ def test_a_worker_added_to_the_running_cluster_serves_tenants_apart_and_is_drain
             conn.execute("create extension citus")
         before = _max_placement(t.url)
         with psycopg.connect(t.url, autocommit=True) as conn:
+            # Citus's record of the database as a distributed object names this copy, not its
+            # template, which the new node lacks (citus_testdb.OWN_DATABASE_OBJECT)
+            assert conn.execute("select d.datname from pg_catalog.pg_dist_object o join pg_catalog.pg_database d "
+                                "on d.oid = o.objid where o.classid = 'pg_catalog.pg_database'::regclass"
+                                ).fetchall() == [(database,)]
             [(node,)] = conn.execute("select pg_catalog.citus_add_node('127.0.0.1', %s)", (port,)).fetchall()
             [(group,)] = conn.execute("select groupid from pg_catalog.pg_dist_node where nodeid = %s",
                                       (node,)).fetchall()
