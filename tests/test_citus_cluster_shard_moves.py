@@ -121,7 +121,7 @@ def _groups_per_worker(conn: psycopg.Connection) -> dict[int, int]:
     return {int(port): int(count) for port, count in rows}
 
 
-OWN_ROWS = [f"select count(*) from public.{table} where company_id = %s"
+TENANT_READS = [f"select count(*) from public.{table} where company_id = %s"
             for table in ("chatbots", "users", "conversations", "messages")] + [
     "select count(*) from public.companies where id = %s"]
 
@@ -132,11 +132,11 @@ def _assert_tenants_apart(t: Tenants) -> None:
     whichever placements hold them now."""
     for owner, own, other in ((t.owner_a, t.company_a, t.company_b), (t.owner_b, t.company_b, t.company_a)):
         seen = request(t.url, owner, [
-            *((sql, (other,)) for sql in OWN_ROWS),
+            *((sql, (other,)) for sql in TENANT_READS),
             ("update public.chatbots set name = 'taken' where company_id = %s returning id", (other,)),
             ("update public.conversations set status = status where company_id = %s returning id", (other,)),
-            *((sql, (own,)) for sql in OWN_ROWS)])
-        assert seen == [[(0,)]] * len(OWN_ROWS) + [[], []] + [[(1,)]] * len(OWN_ROWS), (owner, seen)
+            *((sql, (own,)) for sql in TENANT_READS)])
+        assert seen == [[(0,)]] * len(TENANT_READS) + [[], []] + [[(1,)]] * len(TENANT_READS), (owner, seen)
         with pytest.raises(psycopg.Error) as refused:
             request(t.url, owner, [(NEW_BOT, (other, "Planted"))])
         assert refused.value.sqlstate == "42501", refused.value
