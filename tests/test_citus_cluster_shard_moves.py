@@ -323,6 +323,19 @@ def _spread(conn: psycopg.Connection) -> int:
     return max(counts) - min(counts)
 
 
+def _settings(url: str) -> set[tuple[str, str]]:
+    """(role or '', setting name) of the settings of the database of `url` and of its roles in it."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("""
+            select coalesce(r.rolname, ''), pg_catalog.split_part(c.setting, '=', 1)
+              from pg_catalog.pg_db_role_setting s left join pg_catalog.pg_roles r on r.oid = s.setrole
+              cross join lateral pg_catalog.unnest(s.setconfig) c(setting)
+             where s.setdatabase = (select d.oid from pg_catalog.pg_database d
+                                     where d.datname = pg_catalog.current_database())""").fetchall()
+    assert rows
+    return {(str(role), str(name)) for role, name in rows}
+
+
 REFERENCE_PLACEMENTS = """
 select count(*) from pg_catalog.pg_dist_placement p join pg_catalog.pg_dist_shard s on s.shardid = p.shardid
   join pg_catalog.pg_dist_partition d on d.logicalrelid = s.logicalrelid
@@ -332,7 +345,7 @@ select count(*) from pg_catalog.pg_dist_placement p join pg_catalog.pg_dist_shar
 def test_a_worker_added_to_the_running_cluster_serves_tenants_apart_and_is_drained_and_removed_leaving_nothing(
         tenants: Tenants, citus_cluster: CitusCluster) -> None:
     """A third worker started like the cluster's nodes, `citus_add_node`, `rebalance_table_shards`
-    onto it (company B's shard group there), then `citus_drain_node`,
+    onto it (the shard group of A or B there), then `citus_drain_node`,
     `citus_cleanup_orphaned_resources()` and `citus_remove_node`; the server stopped."""
     t = tenants
     database = t.url.rsplit("/", 1)[1]
@@ -355,19 +368,26 @@ def test_a_worker_added_to_the_running_cluster_serves_tenants_apart_and_is_drain
             [(group,)] = conn.execute("select groupid from pg_catalog.pg_dist_node where nodeid = %s",
                                       (node,)).fetchall()
             assert _findings(t.url) == []  # Citus made the tables' shells there, no placement yet
+        # and gave it the database's settings and the roles' settings in it (as worker1 has them)
+        assert _settings(f"postgresql://postgres@127.0.0.1:{port}/{database}") == _settings(
+            citus_cluster.url("worker1", database=database))
+        with psycopg.connect(t.url, autocommit=True) as conn:
             conn.execute("select pg_catalog.rebalance_table_shards(shard_transfer_mode := %s)", (TRANSFER_MODE,))
             assert port in _groups_per_worker(conn) and _spread(conn) <= 1
             assert conn.execute(REFERENCE_PLACEMENTS, (group,)).fetchall() == conn.execute(
                 "select count(*) from pg_catalog.pg_dist_partition where repmodel = 't'").fetchall()
-            shard, _node, at = _shard_of(conn, t.company_b)
-            if at != port:  # the rebalancer chose other groups: B's moved there too, for the reads below
+            there = [(owner, company) for owner, company in ((t.owner_b, t.company_b), (t.owner_a, t.company_a))
+                     if _shard_of(conn, company)[2] == port]
+            if not there:  # the rebalancer chose other groups: B's moved there too, for the reads below
+                shard, _node, at = _shard_of(conn, t.company_b)
                 conn.execute("select pg_catalog.citus_move_shard_placement(%s, '127.0.0.1', %s, '127.0.0.1', %s, %s)",
                              (shard, at, port, TRANSFER_MODE))
+                there = [(t.owner_b, t.company_b)]
         made = _new_placements(t.url, before)
         assert {n for _s, n in made} == {new_node}, made
         _assert_tenants_apart(t)
         assert _rows(t.url) == rows
-        plan = _keyed_read_plan(t.url, t.owner_b, t.company_b)
+        plan = _keyed_read_plan(t.url, *there[0])
         assert "Task Count: 1" in plan and f"port={port}" in plan, plan
         _found_bare_then_rewritten(t.url, made)
 
