@@ -8,7 +8,8 @@ session copies them into a temporary folder, starts the three servers there, and
 and deletes them afterwards. `create extension citus` is run in the maintenance database
 `postgres` of every node and the workers are registered there: that is what
 `neurant-db --profile citus test` reads to create each throwaway database on every node
-(runner/neurant_db/testdb.py)."""
+(runner/neurant_db/testdb.py). `extra_worker` starts one more worker the same way, for a test
+that adds a node to the running cluster."""
 
 from __future__ import annotations
 
@@ -138,17 +139,32 @@ def _configure(data: Path) -> None:
                 "citus.node_conninfo = 'sslmode=disable'\n")
 
 
+def _base_dir(user: str | None) -> Path:
+    """A temporary folder for data directories, owned by the server's user."""
+    base = Path(tempfile.mkdtemp(prefix="neurant-citus-"))
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        os.chown(base, entry.pw_uid, entry.pw_gid)
+    return base
+
+
+def _start(base: Path, node: str, port: int, user: str | None) -> None:
+    _run([debian_bin(MAJOR) / "pg_ctl", "-D", base / node, "-l", base / f"{node}.log", "-w", "-t", "60",
+          "-o", f"-p {port} -k {base}", "start"], user, base)
+
+
+def _stop(base: Path, node: str, user: str | None) -> None:
+    subprocess.run([str(debian_bin(MAJOR) / "pg_ctl"), "-D", str(base / node), "-m", "immediate", "-w", "stop"],
+                   capture_output=True, user=user, timeout=60, check=False)
+
+
 @contextmanager
 def citus_cluster() -> Iterator[CitusCluster]:
     """Start a coordinator and two workers (copies of the cached template); stop and delete
     them afterwards. The caller checks missing_reason() first."""
     user = server_user()
     template = _template(user)
-    base = Path(tempfile.mkdtemp(prefix="neurant-citus-"))
-    if user is not None:
-        entry = pwd.getpwnam(user)
-        os.chown(base, entry.pw_uid, entry.pw_gid)
-    bindir = debian_bin(MAJOR)
+    base = _base_dir(user)
     ports = {node: _free_port() for node in NODES}
     started: list[str] = []
     try:
@@ -156,8 +172,7 @@ def citus_cluster() -> Iterator[CitusCluster]:
         for node in NODES:
             _configure(base / node)
         for node in NODES:
-            _run([bindir / "pg_ctl", "-D", base / node, "-l", base / f"{node}.log", "-w", "-t", "60",
-                  "-o", f"-p {ports[node]} -k {base}", "start"], user, base)
+            _start(base, node, ports[node], user)
             started.append(node)
         cluster = CitusCluster(ports)
         for node in NODES:
@@ -170,8 +185,29 @@ def citus_cluster() -> Iterator[CitusCluster]:
         yield cluster
     finally:
         for node in reversed(started):
-            subprocess.run([str(bindir / "pg_ctl"), "-D", str(base / node), "-m", "immediate", "-w", "stop"],
-                           capture_output=True, user=user, timeout=60, check=False)
+            _stop(base, node, user)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def extra_worker() -> Iterator[int]:
+    """One more worker server for a running cluster, started like the cluster's own nodes (a
+    copy of the cached template's worker, configured the same): for tests that add a node with
+    citus_add_node. Registered nowhere; stopped and deleted afterwards. Yields its port."""
+    user = server_user()
+    template = _template(user)
+    base = _base_dir(user)
+    started = False
+    try:
+        _run(["cp", "-a", template / NODES[-1], base / "worker3"], None, base)
+        _configure(base / "worker3")
+        port = _free_port()
+        _start(base, "worker3", port, user)
+        started = True
+        yield port
+    finally:
+        if started:
+            _stop(base, "worker3", user)
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -117,23 +117,48 @@ def copy_database_settings(conn: psycopg.Connection, template: str, name: str) -
             who, sql.SQL(".").join(sql.Identifier(k) for k in key.split(".")), sql.Literal(value)))
 
 
-def copy_distributed_database(base: str, template: str, name: str, nodes: CitusNodes) -> None:
+# Citus records the database itself in pg_dist_object (once an `alter database ... set` was
+# propagated), by its oid; pg_database is shared, so in a copy that row names the template.
+# Activating a node added later sends it by name (citus_internal.add_object_metadata), and the
+# node, which has the copy but not the template, refuses: "database ... does not exist".
+OWN_DATABASE_OBJECT = """
+update pg_catalog.pg_dist_object
+   set objid = (select d.oid from pg_catalog.pg_database d where d.datname = pg_catalog.current_database())
+ where classid = 'pg_catalog.pg_database'::pg_catalog.regclass
+   and objid = (select d.oid from pg_catalog.pg_database d where d.datname = %s)
+"""
+
+
+def copy_distributed_database(base: str, template: str, name: str, nodes: CitusNodes, attempts: int = 40) -> None:
     """Create `name` as a copy of the distributed database `template` on every node at once
     (each node's part: the coordinator's metadata, each worker's shards), so a suite that
     commits can run on the copy and leave `template` as it was. `template` takes no
     connection while it is copied (Citus's maintenance daemon, which reconnects to every
-    database with the extension, is sent away first) and takes them again afterwards. The
-    database's settings, and its roles' settings in it, are given to the copy too."""
+    database with the extension, is sent away first, again while one is still there) and takes
+    them again afterwards. The
+    database's settings, and its roles' settings in it, are given to the copy too, and Citus's
+    record of the database as a distributed object names the copy (OWN_DATABASE_OBJECT)."""
     def copy(url: str) -> None:
         with connect(url) as conn:
             conn.execute(f'alter database "{template}" with allow_connections false')
             try:
-                conn.execute("select pg_catalog.pg_terminate_backend(a.pid) from pg_catalog.pg_stat_activity a "
-                             "where a.datname = %s and a.pid <> pg_catalog.pg_backend_pid()", (template,))
-                conn.execute(f'create database "{name}" template "{template}" strategy file_copy')
+                for attempt in range(attempts):
+                    conn.execute("select pg_catalog.pg_terminate_backend(a.pid) from pg_catalog.pg_stat_activity a "
+                                 "where a.datname = %s and a.pid <> pg_catalog.pg_backend_pid()", (template,))
+                    try:
+                        conn.execute(f'create database "{name}" template "{template}" strategy file_copy')
+                        break
+                    except psycopg.errors.ObjectInUse:
+                        # a maintenance daemon that got in before the doors closed and was not
+                        # yet listed when the others were sent away (drop_citus_database)
+                        if attempt == attempts - 1:
+                            raise
+                        time.sleep(0.25)
             finally:
                 conn.execute(f'alter database "{template}" with allow_connections true')
             copy_database_settings(conn, template, name)
+        with connect(with_database(url, name)) as conn:
+            conn.execute(OWN_DATABASE_OBJECT, (template,))
 
     with ThreadPoolExecutor(max_workers=1 + len(nodes.workers)) as pool:
         for done in [pool.submit(copy, url) for url in [base, *(node_url(base, n) for n in nodes.workers)]]:
