@@ -39,6 +39,14 @@ declare
   v_op uuid[];
   v_joined text[];
   v_first integer := 1;
+  -- one conversation's values as plain variables: on profile citus a statement of a shard
+  -- trigger is routed by its company_id = <value>, which must be a parameter, not an expression
+  v_c uuid;
+  v_id uuid;
+  v_at timestamptz;
+  v_b bigint;
+  v_e bigint;
+  v_o bigint;
   v_last_of integer;
   v_billable bigint;
   v_total bigint;
@@ -110,9 +118,16 @@ begin
       v_billable := v_billable + v_bots[v_last_of];
       v_total := v_total + v_all[v_last_of];
     end loop;
-    v_month := private.record_message_usage(v_company[v_first], v_billable, v_total); -- an assignment: no query
+    v_c := v_company[v_first];
+    v_month := private.record_message_usage(v_c, v_billable, v_total); -- an assignment: no query
 
     for k in v_first .. v_last_of loop
+      v_c := v_company[k];
+      v_id := v_conv[k];
+      v_at := v_last[k];
+      v_b := v_bots[k];
+      v_e := v_ends[k];
+      v_o := v_ops[k];
       -- The conversation's activity and turn counter, in conversation id order (the lock
       -- order of every statement); a conversation that cannot take its messages is not
       -- updated. It names no state column (status, assignee), so the state machine's
@@ -120,19 +135,19 @@ begin
       -- end user reopening a resolved conversation, the first operator answer taking a
       -- waiting one over) is a second update of that conversation below.
       update public.conversations c
-         set last_message_at = greatest(c.last_message_at, v_last[k]),
+         set last_message_at = greatest(c.last_message_at, v_at),
              -- a bot answer in bot mode is one more turn without resolution
              bot_turns_without_resolution = c.bot_turns_without_resolution
-                                            + case when c.status = 'active' then v_bots[k] else 0 end,
+                                            + case when c.status = 'active' then v_b else 0 end,
              updated_at = pg_catalog.now()
         from public.chatbots b
-       where c.company_id = v_company[k] and c.id = v_conv[k]
-         and b.company_id = v_company[k] and b.id = c.chatbot_id
+       where c.company_id = v_c and c.id = v_id
+         and b.company_id = v_c and b.id = c.chatbot_id
          -- closed accepts nothing; the bot is silent while a human has the conversation;
          -- operators write only in human mode
          and c.status <> 'closed'
-         and (v_bots[k] = 0 or not c.is_hitl_active)
-         and (v_ops[k] = 0 or c.is_hitl_active)
+         and (v_b = 0 or not c.is_hitl_active)
+         and (v_o = 0 or c.is_hitl_active)
       returning c.status, c.assigned_operator_id, c.bot_turns_without_resolution, b.hitl_enabled, b.hitl_keywords,
                 b.hitl_keywords_normalized, b.hitl_human_request_phrases, b.hitl_human_request_phrases_normalized,
                 b.hitl_max_bot_turns
@@ -140,30 +155,30 @@ begin
       if not found then
         -- a conversation that could not take its messages: say why (the whole statement fails)
         select c.status into v_status from public.conversations c
-         where c.company_id = v_company[k] and c.id = v_conv[k];
+         where c.company_id = v_c and c.id = v_id;
         if v_status is null or v_status = 'closed' then
-          perform private.messages_refuse_conversation(v_company[k], v_conv[k]);
+          perform private.messages_refuse_conversation(v_c, v_id);
         end if;
-        if v_bots[k] > 0 then
+        if v_b > 0 then
           raise exception using errcode = 'NA003',
-            message = format('the bot cannot answer conversation %s: a human has it (status %s)', v_conv[k], v_status),
+            message = format('the bot cannot answer conversation %s: a human has it (status %s)', v_id, v_status),
             hint = 'Drop the bot answer: read is_hitl_active after writing the end user''s message, and answer only while it is false.';
         end if;
         raise exception using errcode = '42501',
           message = format('operator messages can only be written while the conversation is in human mode (conversation %s is %s)',
-                           v_conv[k], v_status),
+                           v_id, v_status),
           hint = 'Escalate the conversation first (set status to waiting_human or human).';
       end if;
       -- an end user coming back reopens a resolved conversation; the first operator answer
       -- takes a waiting one over, assigned to that operator (the first in order)
-      if (v_ends[k] > 0 and v_status = 'resolved')
-         or (v_ops[k] > 0 and (v_status = 'waiting_human' or v_assignee is null)) then
+      if (v_e > 0 and v_status = 'resolved')
+         or (v_o > 0 and (v_status = 'waiting_human' or v_assignee is null)) then
         update public.conversations c
-           set status = case when v_ends[k] > 0 and c.status = 'resolved' then 'active'
-                             when v_ops[k] > 0 and c.status = 'waiting_human' then 'human'
+           set status = case when v_e > 0 and c.status = 'resolved' then 'active'
+                             when v_o > 0 and c.status = 'waiting_human' then 'human'
                              else c.status end,
                assigned_operator_id = coalesce(c.assigned_operator_id, v_op[k])
-         where c.company_id = v_company[k] and c.id = v_conv[k]
+         where c.company_id = v_c and c.id = v_id
         returning c.status into v_status;
       end if;
       -- Automatic escalation (HITL) of a conversation in bot mode, by the chatbot's settings:
@@ -178,13 +193,13 @@ begin
         v_text := private.normalize_phrase(v_joined[k]);
         if private.match_phrase(v_text, v_phrases, v_phrases_n) is not null
            or private.match_phrase(v_text, v_keywords, v_keywords_n) is not null then
-          if v_ends[k] = 1 then
+          if v_e = 1 then
             v_texts := array[v_joined[k]];
           else
             select pg_catalog.array_agg(r.content order by r.created_at, r.n) into v_texts
               from pg_catalog.unnest(p_rows) with ordinality as r (company_id, conversation_id, sender_type,
                                                                    sender_id, content, created_at, n)
-             where r.company_id = v_company[k] and r.conversation_id = v_conv[k] and r.sender_type = 'end_user';
+             where r.company_id = v_c and r.conversation_id = v_id and r.sender_type = 'end_user';
           end if;
           foreach v_text in array v_texts loop
             -- the text is normalised once for both lists; the phrases were when the chatbot was written
@@ -204,12 +219,12 @@ begin
           end loop;
         end if;
       end if;
-      if v_reason is null and v_bots[k] > 0 and v_turns >= v_max_turns then
+      if v_reason is null and v_b > 0 and v_turns >= v_max_turns then
         v_reason := 'bot_turns';
         v_detail := format('%s bot turns without resolution (limit %s)', v_turns, v_max_turns);
       end if;
       if v_reason is not null then
-        perform private.escalate_conversation(v_company[k], v_conv[k], v_reason, v_detail);
+        perform private.escalate_conversation(v_c, v_id, v_reason, v_detail);
       end if;
     end loop;
     v_first := v_last_of + 1;
