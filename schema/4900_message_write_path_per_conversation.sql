@@ -247,7 +247,7 @@ as $$
 begin
   -- the setting first (a superset, no call): private.tenant_import_mode() decides
   -- doctor: allow setting.read neurant.tenant_import only a cheaper test before private.tenant_import_mode(), which decides (and refuses a session that is not the schema owner's, 42501)
-  if pg_catalog.current_setting('neurant.tenant_import', true) <> '' and private.tenant_import_mode() then
+  if coalesce(pg_catalog.current_setting('neurant.tenant_import', true), '') <> '' and private.tenant_import_mode() then
     return null; -- a tenant import: the snapshot brings this bookkeeping's result (functions/4400)
   end if;{% if profile == 'citus' %}
   perform private.messages_bookkeeping(array[row(new.company_id, new.conversation_id, new.sender_type, new.sender_id,
