@@ -6,7 +6,7 @@
 -- passes; usage stays exact on the update-first path; the tenant guard still refuses
 -- another company's rows to members.
 begin;
-select plan(32);
+select plan(34);
 
 select tests.act_as_service();
 insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
@@ -190,6 +190,39 @@ select results_eq($$ select last_message_at, bot_turns_without_resolution from p
                       order by end_user_id $$,
     $$ values ('2026-01-01 12:00+00'::timestamptz, 1), ('2026-01-01 11:00+00'::timestamptz, 1) $$,
     'a statement over several conversations keeps each one''s latest activity and turn counter');
+-- One statement over two companies and three conversations, rows in no particular order:
+-- each company counts its own messages (usage first, then its conversations, in id order),
+-- each conversation its own activity and turns (schema/4900: one keyed update per conversation).
+select tests.act_as_superuser();
+create temp table pair_before as
+  select (select coalesce(sum(total_message_count), 0) from public.company_message_usage where company_id = tests.company_id('A')) as a_total,
+         (select coalesce(sum(message_count), 0) from public.company_message_usage where company_id = tests.company_id('A')) as a_billable,
+         (select coalesce(sum(total_message_count), 0) from public.company_message_usage where company_id = tests.company_id('B')) as b_total,
+         (select coalesce(sum(message_count), 0) from public.company_message_usage where company_id = tests.company_id('B')) as b_billable;
+grant select on pair_before to service_role;
+select tests.act_as_service();
+insert into public.conversations (company_id, id, chatbot_id, end_user_id, channel) values
+    (tests.company_id('A'), tests.new_id('conversation', 'A', 'pair one'), tests.chatbot_id('A', 'unassigned'), 'p1', 'web'),
+    (tests.company_id('B'), tests.new_id('conversation', 'B', 'pair two'), tests.chatbot_id('B', 'assigned'), 'p2', 'web'),
+    (tests.company_id('B'), tests.new_id('conversation', 'B', 'pair three'), tests.chatbot_id('B', 'assigned'), 'p3', 'web');
+insert into public.messages (company_id, conversation_id, sender_type, content, created_at) values
+    (tests.company_id('B'), tests.conversation_id('B', 'pair three'), 'bot', 'Three', '2026-02-01 10:00+00'),
+    (tests.company_id('A'), tests.conversation_id('A', 'pair one'), 'end_user', 'One', '2026-02-01 09:00+00'),
+    (tests.company_id('B'), tests.conversation_id('B', 'pair two'), 'end_user', 'Two', '2026-02-01 08:00+00'),
+    (tests.company_id('B'), tests.conversation_id('B', 'pair two'), 'bot', 'Two more', '2026-02-01 11:00+00');
+select results_eq($$ select (select sum(total_message_count) from public.company_message_usage where company_id = tests.company_id('A')),
+                            (select sum(message_count) from public.company_message_usage where company_id = tests.company_id('A')),
+                            (select sum(total_message_count) from public.company_message_usage where company_id = tests.company_id('B')),
+                            (select sum(message_count) from public.company_message_usage where company_id = tests.company_id('B')) $$,
+    $$ select a_total + 1, a_billable, b_total + 3, b_billable + 2 from pair_before $$,
+    'a statement over two companies counts each company''s messages in its own usage');
+select results_eq($$ select end_user_id, last_message_at, bot_turns_without_resolution from public.conversations
+                      where id in (tests.conversation_id('A', 'pair one'), tests.conversation_id('B', 'pair two'),
+                                   tests.conversation_id('B', 'pair three'))
+                      order by end_user_id $$,
+    $$ values ('p1', '2026-02-01 09:00+00'::timestamptz, 0), ('p2', '2026-02-01 11:00+00'::timestamptz, 1),
+              ('p3', '2026-02-01 10:00+00'::timestamptz, 1) $$,
+    'a statement over two companies keeps each conversation''s latest activity and turn counter');
 select throws_ok($$ insert into public.messages (company_id, conversation_id, sender_type, content) values
                     (tests.company_id('A'), tests.conversation_id('A', 'batch one'), 'end_user', 'Open'),
                     (tests.company_id('A'), tests.conversation_id('A', 'batch closed'), 'end_user', 'Closed') $$,
