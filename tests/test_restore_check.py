@@ -27,9 +27,11 @@ from click.testing import CliRunner
 
 from neurant_db.cli import cli
 from neurant_db.database import DatabaseTarget
+from neurant_db.isolation import load_spec
 from neurant_db.migrate import migrate
+from neurant_db.paths import sql_root
 from neurant_db.render import render_all
-from neurant_db.restore_check import HEARTBEATS, DrillHooks, DrillOptions, run_drill
+from neurant_db.restore_check import HEARTBEATS, DrillHooks, DrillOptions, _sample_cells, run_drill
 from neurant_db.testdb import test_settings
 from neurant_db.upgrade_check import generate_rows
 
@@ -265,3 +267,16 @@ def test_restore_check_never_shows_a_password_or_a_secret_pgbackrest_option(tmp_
             assert secret not in result.output and secret not in written
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_the_drills_isolation_sample_never_deletes_a_global_row_the_copys_own_data_may_use() -> None:
+    # A global table's delete targets are rows no company of the fixtures uses (plans); on a
+    # copy of real data a company may use them (23503 by design, a failed drill that says
+    # nothing about isolation: seen in CI). Every table is still sampled, deletes of tenant
+    # tables too.
+    specs = load_spec(sql_root() / "tests" / "isolation" / "access_spec.toml")
+    for seed in (1, 2, 3):
+        chosen = _sample_cells(specs, set(specs), 100_000, seed)
+        assert [c for c in chosen if c[0].is_global and c[2] == "delete"] == []
+        assert {c[0].name for c in chosen} == {s.name for s in specs.values()}
+        assert any(c[2] == "delete" and not c[0].is_global for c in chosen)

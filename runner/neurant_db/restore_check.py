@@ -547,8 +547,12 @@ def check_rls(copy: psycopg.Connection) -> Check:
 def _sample_cells(specs: dict[str, TableSpec], tables: set[str], n: int, seed: int
                   ) -> list[tuple[TableSpec, str, str, str, str]]:
     """Every table once (a member of company A reading company B's rows, or the first cell of a
-    global table), then cells drawn at random (seeded) up to n."""
-    everything = [(spec, *cell) for name, spec in sorted(specs.items()) if name in tables for cell in cells(spec)]
+    global table), then cells drawn at random (seeded) up to n. Not the deletes of a global
+    table's rows: their targets are the rows no company of the fixtures uses (a plan), and on
+    a copy of real data some company may well use them (23503 by design), which says nothing
+    about tenant isolation; the test suite proves those cells on the fixtures alone."""
+    everything = [(spec, *cell) for name, spec in sorted(specs.items()) if name in tables for cell in cells(spec)
+                  if not (spec.is_global and cell[1] == "delete")]
     chosen: list[tuple[TableSpec, str, str, str, str]] = []
     for name, spec in sorted(specs.items()):
         if name not in tables:
