@@ -212,13 +212,13 @@ def test_the_write_benchmark_counts_usage_exactly_and_measures_full_bare_and_flo
     migrate(DatabaseTarget(scratch_db), render_all(settings), settings)
     with connect(scratch_db, autocommit=True) as conn:
         bench.load(conn, 8, 20, 2)
+    # one (clients, tenants) configuration at toy scale: the mechanics, not the numbers
     out = bench_writes.run(DatabaseTarget(scratch_db), nconv=20, seconds=1, repeats=1, echo=lambda _line: None,
-                           with_profile=False, copy_rows=200)
+                           with_profile=False, copy_rows=200, configs=[(8, 1)])
     assert out["usage_exact"], out
     assert out["copy"]["full_s"] > 0 and out["copy"]["bare_s"] > 0, out["copy"]
     assert out["messages_written"] > 0
-    assert {(r["clients"], r["tenants"], r["rows"]) for r in out["results"]} == {
-        (8, 1, 1), (8, 8, 1), (8, 1, 20), (8, 8, 20)}
+    assert {(r["clients"], r["tenants"], r["rows"]) for r in out["results"]} == {(8, 1, 1), (8, 1, 20)}
     for r in out["results"]:
         assert r["full_tps"] > 0 and r["bare_tps"] > 0 and r["floor_tps"] > 0, r
     with connect(scratch_db) as conn:

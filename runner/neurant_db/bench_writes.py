@@ -43,7 +43,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -273,7 +273,7 @@ def _median_spread(xs: list[float]) -> tuple[float, list[float]]:
 
 def run(database: DatabaseTarget, *, nconv: int, seconds: int, repeats: int, echo: Callable[[str], None],
         seed: int = 11, with_profile: bool = True, copy_rows: int = COPY_ROWS,
-        distributed: bool = False) -> dict[str, Any]:
+        distributed: bool = False, configs: Sequence[tuple[int, int]] = tuple(CONFIGS)) -> dict[str, Any]:
     pgbench = find_pgbench()
     if pgbench is None:
         raise NeurantError("pgbench not found: install Debian's postgresql-client-common/"
@@ -299,7 +299,7 @@ def run(database: DatabaseTarget, *, nconv: int, seconds: int, repeats: int, ech
             scripts[(variant, rows)] = tmp / f"{variant}-{rows}.sql"
             scripts[(variant, rows)].write_text(_script(variant, rows, distributed), encoding="utf-8")
     rng = random.Random(seed)
-    cells = [(c, t, b) for b in batches for c, t in CONFIGS]
+    cells = [(c, t, b) for b in batches for c, t in configs]  # (clients, tenants) x rows per insert
     tps: dict[tuple[int, int, int, str], list[float]] = {}
     ratios: dict[str, dict[tuple[int, int, int], list[float]]] = {
         k: {cell: [] for cell in cells} for k in ("full/bare", "floor/bare", "full/floor")}
