@@ -174,6 +174,17 @@ def _found_bare_then_rewritten(url: str, made: set[tuple[str, str]]) -> None:
     assert _findings(url) == []
 
 
+def _move_one_group(conn: psycopg.Connection, source: int, target: int) -> None:
+    """Move the first shard group of the worker on port `source` to the worker on `target`."""
+    [(shard,)] = conn.execute("""
+        select min(p.shardid) from pg_catalog.pg_dist_placement p
+          join pg_catalog.pg_dist_node n on n.groupid = p.groupid
+          join pg_catalog.pg_dist_shard s on s.shardid = p.shardid
+         where s.logicalrelid = 'public.companies'::regclass and n.nodeport = %s""", (source,)).fetchall()
+    conn.execute("select pg_catalog.citus_move_shard_placement(%s, '127.0.0.1', %s, '127.0.0.1', %s, %s)",
+                 (shard, source, target, TRANSFER_MODE))
+
+
 def _shard_of(conn: psycopg.Connection, company: str) -> tuple[int, int, int]:
     """(shard id, node id, port) of the placement of `company`'s shard of companies."""
     row = conn.execute("""
@@ -259,13 +270,7 @@ def test_a_rebalance_leaves_its_new_placements_bare_until_the_rewrite(tenants: T
         counts = _groups_per_worker(conn)
         if len(set(counts.values())) == 1:  # balanced (this test alone): one shard group moved first
             light, heavy = sorted(counts)
-            [(shard,)] = conn.execute("""
-                select min(p.shardid) from pg_catalog.pg_dist_placement p
-                  join pg_catalog.pg_dist_node n on n.groupid = p.groupid
-                  join pg_catalog.pg_dist_shard s on s.shardid = p.shardid
-                 where s.logicalrelid = 'public.companies'::regclass and n.nodeport = %s""", (light,)).fetchall()
-            conn.execute("select pg_catalog.citus_move_shard_placement(%s, '127.0.0.1', %s, '127.0.0.1', %s, %s)",
-                         (shard, light, heavy, TRANSFER_MODE))
+            _move_one_group(conn, light, heavy)
         conn.execute("select pg_catalog.rebalance_table_shards(threshold := 0.01, shard_transfer_mode := %s)",
                      (TRANSFER_MODE,))
         after = _groups_per_worker(conn)
@@ -496,13 +501,7 @@ def test_the_background_rebalancer_keeps_tenants_apart_and_every_row_and_its_pla
         if _spread(conn) <= 1:  # balanced: the heavier worker given one more shard group first
             counts = _groups_per_worker(conn)
             light, heavy = sorted(counts, key=lambda port: (counts[port], port))[::len(counts) - 1]
-            [(shard,)] = conn.execute("""
-                select min(p.shardid) from pg_catalog.pg_dist_placement p
-                  join pg_catalog.pg_dist_node n on n.groupid = p.groupid
-                  join pg_catalog.pg_dist_shard s on s.shardid = p.shardid
-                 where s.logicalrelid = 'public.companies'::regclass and n.nodeport = %s""", (light,)).fetchall()
-            conn.execute("select pg_catalog.citus_move_shard_placement(%s, '127.0.0.1', %s, '127.0.0.1', %s, %s)",
-                         (shard, light, heavy, TRANSFER_MODE))
+            _move_one_group(conn, light, heavy)
         assert _spread(conn) > 1
     _rewrite_left_over(t.url)
     rows, before = _rows(t.url), _max_placement(t.url)
